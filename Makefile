@@ -1,0 +1,41 @@
+# The two commands of the README, and the pieces they are made of.
+# `make demo` and `make test` work on a fresh machine with Python 3.11: they create .venv themselves.
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+
+.PHONY: demo test lint bench-load clean
+
+# Set up, create (or upgrade) the embedded SQLite database under var/, and print its status.
+demo: $(VENV)/.installed
+	$(BIN)/python -m etl init-db
+	$(BIN)/python -m etl status
+
+# Set up with the test tools, then lint and run every test (database tests on SQLite and PostgreSQL).
+test: $(VENV)/.installed-dev
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest
+
+lint: $(VENV)/.installed-dev
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+bench-load: $(VENV)/.installed-dev
+	$(BIN)/python benchmarks/bench_load.py
+
+$(VENV)/bin/python:
+	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "GROW-WOW needs Python 3.11 or newer"'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(VENV)/.installed: requirements.txt | $(VENV)/bin/python
+	$(BIN)/python -m pip install --quiet -r requirements.txt
+	touch $@
+
+$(VENV)/.installed-dev: requirements.txt requirements-dev.txt | $(VENV)/bin/python
+	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
+	touch $@ $(VENV)/.installed
+
+clean:
+	rm -rf $(VENV) var

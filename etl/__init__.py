@@ -1,0 +1,1 @@
+"""GROW–WOW ETL: sources, nightly steps, and the settings and database every part shares."""

@@ -1,0 +1,117 @@
+"""Database access shared by the ETL and the web apps: the engine, schema creation and upgrades."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sqlalchemy import Engine, create_engine, event, func, inspect, select
+from sqlalchemy.exc import DBAPIError, OperationalError
+
+from etl.errors import DatabaseUnavailable
+from etl.schema import metadata
+from etl.settings import Settings
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+
+
+def make_engine(settings: Settings) -> Engine:
+    """Create the engine for the configured database (SQLite file under var/ by default)."""
+    url = settings.database
+    if url.get_backend_name() == "sqlite":
+        if url.database and url.database != ":memory:":
+            Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, connect_args={"timeout": 30})
+        event.listen(engine, "connect", _sqlite_pragmas)
+        return engine
+    # Every session speaks UTC, so timestamps never depend on the server's zone. Options given in the
+    # URL (say `?options=-csearch_path%3Dstaging`) are kept.
+    options = " ".join(filter(None, [url.query.get("options"), "-c timezone=UTC"]))
+    return create_engine(url, pool_pre_ping=True, connect_args={"options": options, "connect_timeout": 10})
+
+
+def _sqlite_pragmas(dbapi_connection, _record) -> None:
+    cursor = dbapi_connection.cursor()
+    # WAL lets the web apps read while a nightly step writes.
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()
+
+
+def describe_error(exc: DBAPIError) -> str:
+    """The driver's first line of an error: enough to act on, without a traceback."""
+    original = exc.orig if exc.orig is not None else exc
+    lines = [line.strip() for line in str(original).strip().splitlines() if line.strip()]
+    return lines[0] if lines else type(original).__name__
+
+
+def check_connection(engine: Engine) -> None:
+    """Connect once, raising DatabaseUnavailable with a one-line reason when that fails."""
+    try:
+        with engine.connect():
+            pass
+    except OperationalError as exc:
+        label = engine.url.render_as_string(hide_password=True)
+        raise DatabaseUnavailable(f"cannot use database {label}: {describe_error(exc)}") from None
+
+
+# Alembic is imported where it is used: it costs half a second at start-up, and most commands never need it.
+
+
+def alembic_config(connection, migrations: Path = MIGRATIONS_DIR):
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", str(migrations))
+    config.attributes["connection"] = connection
+    return config
+
+
+def head_revision(migrations: Path = MIGRATIONS_DIR) -> str:
+    from alembic.script import ScriptDirectory
+
+    script = ScriptDirectory(str(migrations))
+    return script.get_current_head()
+
+
+def current_revision(connection) -> str | None:
+    from alembic.runtime.migration import MigrationContext
+
+    return MigrationContext.configure(connection).get_current_revision()
+
+
+def init_db(engine: Engine, migrations: Path = MIGRATIONS_DIR) -> str:
+    """Create the schema, or upgrade it to the newest revision; safe to run any number of times.
+
+    A database without a revision gets the current tables at once and is stamped with the newest
+    revision (Alembic's recipe for a new database); one with a revision runs the pending migrations.
+    Returns what was done, for the command to print.
+    """
+    from alembic import command
+
+    check_connection(engine)
+    with engine.begin() as connection:
+        config = alembic_config(connection, migrations)
+        before = current_revision(connection)
+        if before is None:
+            metadata.create_all(connection)
+            command.stamp(config, "head")
+            return f"created schema at revision {head_revision(migrations)}"
+        command.upgrade(config, "head")
+        after = current_revision(connection)
+    if after == before:
+        return f"schema already at revision {after}"
+    return f"upgraded schema from revision {before} to {after}"
+
+
+def table_counts(engine: Engine) -> dict[str, int | None]:
+    """Rows in each table of the schema; None for a table that does not exist yet."""
+    counts: dict[str, int | None] = {}
+    with engine.connect() as connection:
+        existing = set(inspect(connection).get_table_names())
+        for name, table in metadata.tables.items():
+            if name in existing:
+                counts[name] = connection.scalar(select(func.count()).select_from(table))
+            else:
+                counts[name] = None
+    return counts

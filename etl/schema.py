@@ -1,0 +1,216 @@
+"""The one database schema, shared by the ETL steps and both web apps (SQLAlchemy Core).
+
+It holds on SQLite (the embedded default) and PostgreSQL (Aurora/RDS in production). Timestamps are
+always timezone-aware UTC in Python. Readings are floats in their natural units:
+soil moisture %, air temperature °C, light mol/m²/d, battery %, rainfall mm, humidity %.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Column,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    false,
+    func,
+    true,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.types import TypeDecorator
+
+# Named constraints, so migrations can refer to them on both engines.
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+HEALTH_STATUSES = ("healthy", "faulty", "recovered")
+USER_ROLES = ("admin", "owner")
+RUN_STATUSES = ("running", "ok", "failed")
+
+# GROW location codes are short ("zg9xr321"); WOW site ids are numbers or GUIDs, up to 36 characters.
+SensorId = String(64)
+SiteId = String(36)
+
+
+class UTCDateTime(TypeDecorator):
+    """A timestamp stored as UTC on every engine and always returned timezone-aware.
+
+    PostgreSQL keeps `timestamptz`; SQLite keeps SQLAlchemy's text form of the UTC time, which sorts
+    in time order. Naive datetimes are refused: guessing their zone is how data gets shifted by an hour.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value!r}: give timestamps a time zone (UTC)")
+        value = value.astimezone(dt.UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value, dialect):
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=dt.UTC)
+        return value.astimezone(dt.UTC)
+
+
+JSONDocument = JSON().with_variant(JSONB(), "postgresql")
+
+
+def _updated_at() -> Column:
+    # A server default, so bulk loads that do not send it still fill it (etl.load refreshes it on update).
+    return Column("updated_at", UTCDateTime, nullable=False, server_default=func.now())
+
+
+sensors = Table(
+    "sensors",
+    metadata,
+    Column("sensor_id", SensorId, primary_key=True, comment="GROW location Code"),
+    Column("identifier", String(128), comment="GROW location Identifier, Grow.Thingful#<code>"),
+    Column("name", String(256)),
+    Column("serial_number", String(64)),
+    Column("owner_id", String(64), index=True, comment="GROW UserUid of the owner"),
+    Column("latitude", Float),
+    Column("longitude", Float),
+    Column("first_sample_at", UTCDateTime),
+    Column("last_sample_at", UTCDateTime),
+    Column("days_active", Integer),
+    Column("address", String(512)),
+    Column("place", String(128)),
+    Column("country", String(64)),
+    # Where the address was looked up, so only new or moved sensors are geocoded again.
+    Column("address_latitude", Float),
+    Column("address_longitude", Float),
+    _updated_at(),
+)
+
+wow_sites = Table(
+    "wow_sites",
+    metadata,
+    Column("site_id", SiteId, primary_key=True),
+    Column("name", String(256)),
+    Column("latitude", Float, nullable=False),
+    Column("longitude", Float, nullable=False),
+    Column("is_official", Boolean),
+    Column("last_report_at", UTCDateTime, comment="latest report with air temperature and rainfall"),
+    Column("is_live", Boolean, nullable=False, server_default=false()),
+    _updated_at(),
+)
+
+sensor_wow = Table(
+    "sensor_wow",
+    metadata,
+    Column("sensor_id", SensorId, ForeignKey("sensors.sensor_id"), primary_key=True),
+    Column("site_id", SiteId, ForeignKey("wow_sites.site_id"), index=True),
+    Column("distance_km", Float),
+    Column("reason", String(256), comment="why no station is linked, when none is"),
+    _updated_at(),
+)
+
+# The two big tables carry no foreign keys: a per-row check would cost a large share of load speed,
+# and sensors and sites are never deleted.
+readings = Table(
+    "readings",
+    metadata,
+    Column("sensor_id", SensorId, primary_key=True),
+    Column("ts", UTCDateTime, primary_key=True),
+    Column("soil_moisture", Float, comment="calibrated soil moisture, %"),
+    Column("air_temperature", Float, comment="°C"),
+    Column("light", Float, comment="mol/m²/d"),
+    Column("battery_level", Float, comment="%"),
+)
+
+wow_observations = Table(
+    "wow_observations",
+    metadata,
+    Column("site_id", SiteId, primary_key=True),
+    Column("ts", UTCDateTime, primary_key=True),
+    Column("air_temperature", Float, comment="dry bulb, °C"),
+    Column("rainfall", Float, comment="mm since the previous report"),
+    Column("relative_humidity", Float, comment="%"),
+)
+
+anomalies = Table(
+    "anomalies",
+    metadata,
+    Column("anomaly_id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("sensor_id", SensorId, nullable=False),
+    Column("variable", String(32), nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("start_at", UTCDateTime, nullable=False),
+    Column("end_at", UTCDateTime, nullable=False),
+    Column("score", Float),
+    Column("detector", String(16), nullable=False, comment="model, rule or reference"),
+    Column("explanation", Text),
+    Column("detected_at", UTCDateTime, nullable=False, server_default=func.now()),
+    UniqueConstraint("sensor_id", "variable", "kind", "start_at"),
+    Index(None, "sensor_id", "end_at"),
+)
+
+sensor_health = Table(
+    "sensor_health",
+    metadata,
+    Column("sensor_id", SensorId, ForeignKey("sensors.sensor_id"), primary_key=True),
+    Column("status", String(16), nullable=False),
+    Column("last_anomaly_at", UTCDateTime),
+    Column("latest_reading_at", UTCDateTime),
+    Column("days_since_anomaly", Float),
+    Column("counts", JSONDocument, comment="anomaly counts by kind and by variable"),
+    Column("reason", Text),
+    _updated_at(),
+    CheckConstraint(f"status IN {HEALTH_STATUSES!r}", name="status"),
+    Index(None, "status"),
+)
+
+etl_runs = Table(
+    "etl_runs",
+    metadata,
+    Column("run_id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("step", String(64), nullable=False),
+    Column("shard", String(16), comment="i/n when the step ran on one shard"),
+    Column("started_at", UTCDateTime, nullable=False),
+    Column("finished_at", UTCDateTime),
+    Column("status", String(16), nullable=False),
+    Column("rows", Integer),
+    Column("error", Text),
+    CheckConstraint(f"status IN {RUN_STATUSES!r}", name="status"),
+    Index(None, "step", "started_at"),
+)
+
+users = Table(
+    "users",
+    metadata,
+    Column("user_id", Integer, primary_key=True, autoincrement=True),
+    Column("username", String(64), nullable=False, unique=True),
+    Column("password_hash", String(256), nullable=False),
+    Column("role", String(16), nullable=False),
+    Column("owner_id", String(64), comment="the GROW owner whose sensors an owner account sees"),
+    Column("is_active", Boolean, nullable=False, server_default=true()),
+    Column("created_at", UTCDateTime, nullable=False, server_default=func.now()),
+    CheckConstraint(f"role IN {USER_ROLES!r}", name="role"),
+    CheckConstraint("role = 'admin' OR owner_id IS NOT NULL", name="owner_has_owner_id"),
+)

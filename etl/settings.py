@@ -1,0 +1,108 @@
+"""Settings for every part of GROW–WOW: one typed object, read from the environment.
+
+Secrets can come from AWS Secrets Manager instead, in the 2019 layout (see `etl.aws_secrets`), when
+`USE_AWS_SECRETS` is on. Values set in the environment always win over the secret store, so a developer
+can point one run elsewhere without touching AWS.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError
+
+from etl.errors import SettingsError
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+VAR_DIR = PROJECT_ROOT / "var"
+DEFAULT_SQLITE_PATH = VAR_DIR / "grow_wow.sqlite"
+
+
+class Settings(BaseSettings):
+    """Everything configurable, each field read from the upper-case environment variable of its name."""
+
+    model_config = SettingsConfigDict(case_sensitive=False, extra="ignore", frozen=True)
+
+    database_url: SecretStr | None = Field(
+        default=None, description="SQLAlchemy URL; unset means the embedded SQLite file under var/"
+    )
+    grow_api_url: str = "https://grow.thingful.net/api"
+    grow_api_key: SecretStr | None = None
+    wow_api_url: str = "https://apimgmt.www.wow.metoffice.gov.uk/api"
+    wow_api_key: SecretStr | None = None
+    google_api_key: SecretStr | None = None
+
+    use_aws_secrets: bool = False
+    aws_region: str = "eu-west-1"
+    aws_db_secret: str = "grow-data-key"
+    aws_grow_secret: str = "grow-api"
+    aws_wow_secret: str = "wow-api"
+
+    log_level: str = "INFO"
+
+    @field_validator("grow_api_url", "wow_api_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value.rstrip("/")
+
+    @field_validator("log_level")
+    @classmethod
+    def _known_level(cls, value: str) -> str:
+        level = value.upper()
+        if level not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
+            raise ValueError("must be one of DEBUG, INFO, WARNING, ERROR")
+        return level
+
+    @cached_property
+    def database(self) -> URL:
+        """The parsed database URL, SQLite under var/ when none is set."""
+        if self.database_url is None:
+            return URL.create("sqlite", database=str(DEFAULT_SQLITE_PATH))
+        return parse_database_url(self.database_url.get_secret_value())
+
+    @property
+    def database_label(self) -> str:
+        """The database URL for messages and logs, password hidden."""
+        return self.database.render_as_string(hide_password=True)
+
+
+def parse_database_url(raw: str) -> URL:
+    """Parse a database URL; PostgreSQL goes through psycopg2 (SQLAlchemy 2.1 would pick psycopg 3)."""
+    try:
+        url = make_url(raw)
+    except ArgumentError:
+        raise SettingsError(
+            "DATABASE_URL is not a database URL (expected e.g. postgresql://user@host/db)"
+        ) from None
+    if url.get_backend_name() not in {"sqlite", "postgresql"}:
+        raise SettingsError(f"DATABASE_URL names {url.get_backend_name()!r}; use sqlite or postgresql")
+    if url.get_backend_name() == "postgresql" and url.drivername == "postgresql":
+        url = url.set(drivername="postgresql+psycopg2")
+    return url
+
+
+def load_settings(**overrides) -> Settings:
+    """Read the settings from the environment (and AWS Secrets Manager when switched on).
+
+    Raises SettingsError with one line naming the bad setting; the value itself is never echoed,
+    because it may be a secret.
+    """
+    try:
+        settings = Settings(**overrides)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        name = str(first["loc"][0]).upper() if first["loc"] else "settings"
+        reason = first["msg"].removeprefix("Value error, ")
+        raise SettingsError(f"setting {name}: {reason}") from None
+    if settings.use_aws_secrets:
+        from etl.aws_secrets import fill_from_secrets_manager
+
+        settings = fill_from_secrets_manager(settings)
+    settings.database  # noqa: B018 - parse now so a bad URL fails at start, not mid-run
+    return settings

@@ -1,0 +1,186 @@
+"""The schema: created or upgraded by init-db, the same on SQLite and PostgreSQL, UTC throughout."""
+
+import datetime as dt
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import insert, inspect, select, text
+
+from etl.db import MIGRATIONS_DIR, check_connection, init_db, make_engine
+from etl.errors import DatabaseUnavailable
+from etl.schema import etl_runs, metadata, sensors
+from etl.settings import load_settings
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def schema_snapshot(engine) -> dict:
+    """Tables with their columns, keys, indexes and constraints, as the database reports them."""
+    inspector = inspect(engine)
+    snapshot = {}
+    for table in sorted(inspector.get_table_names()):
+        snapshot[table] = {
+            "columns": [(c["name"], str(c["type"]), c["nullable"]) for c in inspector.get_columns(table)],
+            "primary_key": inspector.get_pk_constraint(table)["constrained_columns"],
+            "indexes": sorted((i["name"], tuple(i["column_names"])) for i in inspector.get_indexes(table)),
+            "unique": sorted(
+                (u["name"], tuple(u["column_names"])) for u in inspector.get_unique_constraints(table)
+            ),
+            "foreign_keys": sorted(
+                (tuple(f["constrained_columns"]), f["referred_table"])
+                for f in inspector.get_foreign_keys(table)
+            ),
+        }
+    return snapshot
+
+
+def test_init_db_twice_gives_the_same_schema(settings):
+    engine = make_engine(settings)
+    first = init_db(engine)
+    after_first = schema_snapshot(engine)
+    second = init_db(engine)
+    assert first.startswith("created schema")
+    assert second.startswith("schema already at revision")
+    assert schema_snapshot(engine) == after_first
+    assert set(metadata.tables) | {"alembic_version"} == set(after_first)
+    assert after_first["readings"]["primary_key"] == ["sensor_id", "ts"]
+    assert after_first["wow_observations"]["primary_key"] == ["site_id", "ts"]
+
+
+def test_the_created_schema_matches_the_code_so_migrations_draft_cleanly(engine):
+    with engine.connect() as connection:
+        differences = compare_metadata(MigrationContext.configure(connection), metadata)
+    assert differences == []
+
+
+def test_migrations_form_one_line_ending_at_the_stamped_revision(engine):
+    script = ScriptDirectory(str(MIGRATIONS_DIR))
+    assert len(script.get_heads()) == 1
+    with engine.connect() as connection:
+        assert MigrationContext.configure(connection).get_current_revision() == script.get_current_head()
+
+
+def test_timestamps_come_back_as_the_same_instant_in_utc(engine):
+    cest = dt.timezone(dt.timedelta(hours=2))
+    started = dt.datetime(2019, 6, 1, 3, 30, 15, 123456, tzinfo=cest)
+    with engine.begin() as connection:
+        connection.execute(insert(etl_runs).values(step="store_sensor_info", started_at=started, status="ok"))
+        stored = connection.scalar(select(etl_runs.c.started_at))
+    assert stored == started
+    assert stored.utcoffset() == dt.timedelta(0)
+    assert stored.hour == 1
+
+
+def test_naive_timestamps_are_refused(engine):
+    with pytest.raises(Exception, match="naive datetime"), engine.begin() as connection:
+        connection.execute(insert(etl_runs).values(step="x", started_at=dt.datetime(2019, 6, 1), status="ok"))
+
+
+def test_an_unreachable_database_is_named_in_one_line(monkeypatch):
+    monkeypatch.setenv("DATABASE_URL", "postgresql://nobody:pw1234@127.0.0.1:1/x")
+    with pytest.raises(DatabaseUnavailable) as caught:
+        check_connection(make_engine(load_settings()))
+    message = str(caught.value)
+    assert "postgresql+psycopg2://nobody:***@127.0.0.1:1/x" in message
+    assert "pw1234" not in message
+    assert "\n" not in message
+
+
+def run_cli(*args, env=None, cwd=PROJECT_ROOT):
+    environment = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL",)}
+    environment["PYTHONPATH"] = str(PROJECT_ROOT)
+    environment.update(env or {})
+    return subprocess.run(
+        [sys.executable, "-m", "etl", *args],
+        capture_output=True,
+        text=True,
+        env=environment,
+        cwd=cwd,
+        timeout=120,
+    )
+
+
+def test_cli_init_db_twice_then_status(database_url):
+    env = {"DATABASE_URL": database_url}
+    first = run_cli("init-db", env=env)
+    second = run_cli("init-db", env=env)
+    status = run_cli("status", env=env)
+    assert first.returncode == 0, first.stderr
+    assert "created schema at revision 0001" in first.stdout
+    assert second.returncode == 0, second.stderr
+    assert "schema already at revision 0001" in second.stdout
+    assert status.returncode == 0, status.stderr
+    assert "readings" in status.stdout and "0 rows" in status.stdout
+
+
+def test_cli_with_a_wrong_database_fails_in_one_line():
+    result = run_cli("init-db", env={"DATABASE_URL": "postgresql://nobody@127.0.0.1:1/x"})
+    assert result.returncode != 0
+    assert result.stderr.strip().count("\n") == 0, result.stderr
+    assert "postgresql+psycopg2://nobody@127.0.0.1:1/x" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_cli_without_database_url_uses_the_sqlite_default():
+    result = run_cli("status")
+    assert result.returncode == 0, result.stderr
+    assert f"sqlite:///{PROJECT_ROOT / 'var' / 'grow_wow.sqlite'}" in result.stdout
+
+
+@pytest.mark.parametrize("command", ["init-db", "status", "new-migration"])
+def test_every_command_has_help(command):
+    result = run_cli(command, "--help")
+    assert result.returncode == 0
+    assert "Usage: python -m etl" in result.stdout
+
+
+UPGRADE_0002 = '''"""Add sensors.elevation (a test revision).
+
+Revision ID: 0002
+Revises: 0001
+"""
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0002"
+down_revision = "0001"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table("sensors") as batch:
+        batch.add_column(sa.Column("elevation", sa.Float()))
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("sensors") as batch:
+        batch.drop_column("elevation")
+'''
+
+
+def test_a_later_revision_upgrades_a_database_without_losing_its_rows(settings, tmp_path):
+    migrations = tmp_path / "migrations"
+    shutil.copytree(MIGRATIONS_DIR, migrations, ignore=shutil.ignore_patterns("__pycache__"))
+    engine = make_engine(settings)
+    assert init_db(engine, migrations) == "created schema at revision 0001"
+    with engine.begin() as connection:
+        connection.execute(insert(sensors).values(sensor_id="zg9xr321", name="Flower Power", owner_id="u1"))
+
+    (migrations / "versions" / "0002_sensor_elevation.py").write_text(UPGRADE_0002)
+    assert init_db(engine, migrations) == "upgraded schema from revision 0001 to 0002"
+    assert init_db(engine, migrations) == "schema already at revision 0002"
+
+    columns = {c["name"] for c in inspect(engine).get_columns("sensors")}
+    assert "elevation" in columns
+    with engine.connect() as connection:
+        kept = connection.execute(text("SELECT sensor_id, name, owner_id FROM sensors")).all()
+    assert kept == [("zg9xr321", "Flower Power", "u1")]

@@ -1,0 +1,159 @@
+"""Settings come from the environment or AWS Secrets Manager; bad ones stop with one clear line."""
+
+import json
+import logging
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from etl.aws_secrets import api_key_from_secret
+from etl.errors import SettingsError
+from etl.logs import configure_logging
+from etl.settings import DEFAULT_SQLITE_PATH, load_settings
+
+DB_SECRET = {
+    "host": "grow.cluster-abc.eu-west-1.rds.amazonaws.com",
+    "port": 5432,
+    "engine": "growdb",
+    "username": "grow_etl",
+    "password": "s3cr3t-p@ss",
+}
+
+
+def test_unset_database_url_means_the_embedded_sqlite_file():
+    settings = load_settings()
+    assert settings.database.get_backend_name() == "sqlite"
+    assert settings.database.database == str(DEFAULT_SQLITE_PATH)
+    assert DEFAULT_SQLITE_PATH.parent.name == "var"
+
+
+def test_settings_are_read_from_the_environment(monkeypatch):
+    monkeypatch.setenv("DATABASE_URL", "postgresql://grow:pw@db.example:5433/grow")
+    monkeypatch.setenv("GROW_API_URL", "http://127.0.0.1:8000/grow/api/")
+    monkeypatch.setenv("WOW_API_KEY", "wow-key-123")
+    settings = load_settings()
+    assert settings.database.host == "db.example"
+    assert settings.database.port == 5433
+    assert settings.database.drivername == "postgresql+psycopg2"
+    assert settings.grow_api_url == "http://127.0.0.1:8000/grow/api"
+    assert settings.wow_api_key.get_secret_value() == "wow-key-123"
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "named"),
+    [
+        ("DATABASE_URL", "not a url at all", "DATABASE_URL"),
+        ("DATABASE_URL", "mysql://root:hunter2@localhost/grow", "DATABASE_URL"),
+        ("GROW_API_URL", "grow.thingful.net/api", "GROW_API_URL"),
+        ("WOW_API_URL", "ftp://example.org", "WOW_API_URL"),
+        ("USE_AWS_SECRETS", "maybe", "USE_AWS_SECRETS"),
+        ("LOG_LEVEL", "LOUD", "LOG_LEVEL"),
+    ],
+)
+def test_a_malformed_setting_is_named_in_one_line_without_its_value(monkeypatch, name, value, named):
+    monkeypatch.setenv(name, value)
+    with pytest.raises(SettingsError) as caught:
+        load_settings()
+    message = str(caught.value)
+    assert named in message
+    assert "\n" not in message
+    assert "hunter2" not in message
+
+
+def test_secrets_never_show_in_repr_or_labels(monkeypatch):
+    monkeypatch.setenv("DATABASE_URL", "postgresql://grow:topsecretpw@db.example/grow")
+    monkeypatch.setenv("GROW_API_KEY", "grow-key-xyz")
+    settings = load_settings()
+    for shown in (repr(settings), str(settings), settings.database_label):
+        assert "topsecretpw" not in shown
+        assert "grow-key-xyz" not in shown
+
+
+@pytest.fixture
+def aws(monkeypatch):
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("USE_AWS_SECRETS", "true")
+    with mock_aws():
+        client = boto3.client("secretsmanager", region_name="eu-west-1")
+        yield client
+
+
+def _store_2019_secrets(client, db=DB_SECRET):
+    client.create_secret(Name="grow-data-key", SecretString=json.dumps(db))
+    client.create_secret(Name="grow-api", SecretString=json.dumps({"grow-api-key": "grow-from-aws"}))
+    client.create_secret(Name="wow-api", SecretString=json.dumps({"api_key": "wow-from-aws"}))
+
+
+def test_secrets_manager_fills_the_2019_layout(aws, caplog):
+    _store_2019_secrets(aws)
+    with caplog.at_level(logging.DEBUG):
+        settings = load_settings()
+    url = settings.database
+    assert (url.host, url.port, url.database, url.username) == (DB_SECRET["host"], 5432, "growdb", "grow_etl")
+    assert url.password == DB_SECRET["password"]
+    assert settings.grow_api_key.get_secret_value() == "grow-from-aws"
+    assert settings.wow_api_key.get_secret_value() == "wow-from-aws"
+    assert DB_SECRET["password"] not in settings.database_label
+    assert DB_SECRET["password"] not in caplog.text
+    assert "grow-from-aws" not in caplog.text
+
+
+def test_the_environment_wins_over_secrets_manager(aws, monkeypatch):
+    _store_2019_secrets(aws)
+    monkeypatch.setenv("DATABASE_URL", "sqlite:///elsewhere.sqlite")
+    monkeypatch.setenv("WOW_API_KEY", "wow-from-env")
+    settings = load_settings()
+    assert settings.database.get_backend_name() == "sqlite"
+    assert settings.wow_api_key.get_secret_value() == "wow-from-env"
+    assert settings.grow_api_key.get_secret_value() == "grow-from-aws"
+
+
+def test_a_missing_secret_is_named(aws):
+    with pytest.raises(SettingsError, match="grow-data-key"):
+        load_settings()
+
+
+def test_a_database_secret_without_its_keys_names_them_not_the_password(aws):
+    _store_2019_secrets(aws, db={"host": "h", "password": "s3cr3t-p@ss"})
+    with pytest.raises(SettingsError) as caught:
+        load_settings()
+    assert "port, engine, username" in str(caught.value)
+    assert "s3cr3t" not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("raw", "key"),
+    [
+        ('{"api_key": "k1"}', "k1"),
+        ('{"GROW_API_KEY": "k2"}', "k2"),
+        ("plain-key", "plain-key"),
+    ],
+)
+def test_api_key_secrets_in_the_shapes_people_store_them(raw, key):
+    assert api_key_from_secret(raw, "grow-api") == key
+
+
+@pytest.mark.parametrize("raw", ['{"a": "1", "b": "2"}', '{"api_key": ""}', "  ", "[1, 2]"])
+def test_an_api_key_secret_without_a_key_is_refused(raw):
+    with pytest.raises(SettingsError, match="grow-api"):
+        api_key_from_secret(raw, "grow-api")
+
+
+def test_log_lines_never_carry_a_secret(monkeypatch, capsys):
+    monkeypatch.setenv("GROW_API_KEY", "grow-key-in-a-url")
+    monkeypatch.setenv("DATABASE_URL", "postgresql://grow:db-password-9@db.example/grow")
+    monkeypatch.setenv("LOG_LEVEL", "DEBUG")
+    settings = load_settings()
+    configure_logging(settings)
+    try:
+        logging.getLogger("etl.sources").debug("GET %s failed", "http://sim/api?key=grow-key-in-a-url")
+        logging.getLogger("etl.db").error("lost postgresql://grow:db-password-9@db.example/grow")
+        printed = capsys.readouterr().err
+    finally:
+        logging.getLogger().handlers.clear()
+    assert "GET http://sim/api?key=*** failed" in printed
+    assert "grow:***@db.example" in printed
+    assert "grow-key-in-a-url" not in printed
+    assert "db-password-9" not in printed
