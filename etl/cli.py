@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import click
 
 from etl.db import (
@@ -72,3 +74,65 @@ def new_migration_command(settings, message: str) -> None:
     check_connection(engine)
     with engine.begin() as connection:
         command.revision(alembic_config(connection), message=message, autogenerate=True)
+
+
+def _utc_option(value: str | None) -> dt.datetime | None:
+    if value is None:
+        return None
+    try:
+        parsed = dt.datetime.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter(
+            f"{value!r} is not an ISO 8601 time (e.g. 2019-05-01 or 2019-05-01T12:00)"
+        ) from None
+    return parsed.replace(tzinfo=dt.UTC) if parsed.tzinfo is None else parsed.astimezone(dt.UTC)
+
+
+def _write(frame, out: str | None, what: str) -> None:
+    if out:
+        frame.to_csv(out, index=False)
+        click.echo(f"{len(frame):,} {what} written to {out}")
+    else:
+        click.echo(frame.to_csv(index=False), nl=False)
+
+
+@cli.command("fetch-sensors")
+@click.option("--out", type=click.Path(dir_okay=False), help="CSV file to write [default: standard output]")
+@click.pass_obj
+def fetch_sensors_command(settings, out: str | None) -> None:
+    """Fetch the sensor list from the GROW API (GROW_API_URL, GROW_API_KEY)."""
+    from etl.sources.grow import GrowClient
+
+    _write(GrowClient(settings).get_sensors(), out, "sensors")
+
+
+@cli.command("fetch-readings")
+@click.argument("sensor_ids", nargs=-1, required=True)
+@click.option("--start", required=True, help="first time, ISO 8601 UTC")
+@click.option("--end", required=True, help="last time, ISO 8601 UTC")
+@click.option("--out", type=click.Path(dir_okay=False), help="CSV file to write [default: standard output]")
+@click.pass_obj
+def fetch_readings_command(settings, sensor_ids, start: str, end: str, out: str | None) -> None:
+    """Fetch sensors' readings from the GROW API, variables joined by timestamp."""
+    from etl.sources.grow import GrowClient
+
+    _write(
+        GrowClient(settings).get_readings(list(sensor_ids), _utc_option(start), _utc_option(end)),
+        out,
+        "readings",
+    )
+
+
+@cli.command("live-stations")
+@click.option("--now", help="judge liveness at this time, ISO 8601 UTC [default: now]")
+@click.option("--out", type=click.Path(dir_okay=False), help="CSV file to write [default: standard output]")
+@click.pass_obj
+def live_stations_command(settings, now: str | None, out: str | None) -> None:
+    """List WOW stations and whether each is live (reported temperature and rainfall recently)."""
+    from etl.sources.wow import WowClient
+
+    stations, origin = WowClient(settings).get_live_stations(_utc_option(now) or dt.datetime.now(dt.UTC))
+    click.echo(
+        f"{int(stations['is_live'].sum()):,} of {len(stations):,} stations live, from {origin}", err=True
+    )
+    _write(stations, out, "stations")

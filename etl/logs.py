@@ -51,3 +51,5 @@ def configure_logging(settings: Settings) -> None:
     root.setLevel(settings.log_level)
     for name in CHATTY_LOGGERS:
         logging.getLogger(name).setLevel(logging.WARNING)
+    # Each retry of urllib3 is a warning; our sources report the outcome once, naming what was asked.
+    logging.getLogger("urllib3").setLevel(logging.ERROR)

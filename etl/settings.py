@@ -35,6 +35,20 @@ class Settings(BaseSettings):
     wow_api_url: str = "https://apimgmt.www.wow.metoffice.gov.uk/api"
     wow_api_key: SecretStr | None = None
     google_api_key: SecretStr | None = None
+    google_api_url: str = "https://maps.googleapis.com"
+
+    http_timeout_s: float = Field(default=30.0, gt=0, description="seconds for one call to a remote API")
+    http_attempts: int = Field(default=5, ge=1, le=20, description="tries per call before giving up")
+    http_backoff_s: float = Field(
+        default=0.5, ge=0, description="first wait between tries; doubles each time"
+    )
+    fetch_workers: int = Field(default=4, ge=1, le=32, description="concurrent requests to one API")
+    wow_live_hours: float = Field(
+        default=24.0, gt=0, description="a station is live if it reported this recently"
+    )
+    wow_stations_file: Path | None = Field(
+        default=None, description="saved byversion answer used as fallback"
+    )
 
     use_aws_secrets: bool = False
     aws_region: str = "eu-west-1"
@@ -44,7 +58,7 @@ class Settings(BaseSettings):
 
     log_level: str = "INFO"
 
-    @field_validator("grow_api_url", "wow_api_url")
+    @field_validator("grow_api_url", "wow_api_url", "google_api_url")
     @classmethod
     def _http_url(cls, value: str) -> str:
         if not value.startswith(("http://", "https://")):

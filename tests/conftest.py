@@ -7,6 +7,7 @@ Outside CI an unreachable PostgreSQL skips its tests with the reason; in CI (CI=
 
 from __future__ import annotations
 
+import logging
 import os
 import uuid
 
@@ -86,3 +87,72 @@ def clean_environment(monkeypatch):
 
     for name in Settings.model_fields:
         monkeypatch.delenv(name.upper(), raising=False)
+
+
+# --- the simulated network and its live server --------------------------------------------------------
+
+SIMULATED_END = "2019-07-01T00:00:00+00:00"
+
+
+@pytest.fixture(scope="session")
+def network_dir(tmp_path_factory):
+    """A generated network of 50 sensors × 30 days (seed 7), shared by the tests that only read it."""
+    import datetime as dt
+
+    from etl.simulator.generate import generate
+
+    folder = tmp_path_factory.mktemp("network")
+    generate(folder, sensors=50, days=30, seed=7, end=dt.datetime.fromisoformat(SIMULATED_END))
+    return folder
+
+
+@pytest.fixture(scope="session")
+def network(network_dir):
+    from etl.simulator.network import Network
+
+    return Network(network_dir)
+
+
+@pytest.fixture
+def simulator(network):
+    """Start the simulator on a free loopback port; call it with misbehaviour options, get its URL."""
+    import threading
+
+    from werkzeug.serving import make_server
+
+    from etl.simulator.server import Misbehaviour, create_app
+
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    servers = []
+
+    def start(now=None, wow_bare_list=False, **misbehaviour) -> str:
+        app = create_app(network, now=now, misbehaviour=Misbehaviour(**misbehaviour))
+        app.config["WOW_BARE_LIST"] = wow_bare_list
+        server = make_server("127.0.0.1", 0, app, threaded=True)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        servers.append(server)
+        return f"http://127.0.0.1:{server.port}"
+
+    yield start
+    for server in servers:
+        server.shutdown()
+
+
+@pytest.fixture
+def source_settings():
+    """Settings pointing the clients at a simulator URL, with fast retries."""
+
+    def make(url: str, **overrides):
+        values = {
+            "grow_api_url": f"{url}/grow/api",
+            "grow_api_key": "sim-grow-key",
+            "wow_api_url": f"{url}/wow/api",
+            "wow_api_key": "sim-wow-key",
+            "google_api_url": url,
+            "http_backoff_s": 0.01,
+            "http_timeout_s": 10,
+        }
+        values.update(overrides)
+        return load_settings(**values)
+
+    return make

@@ -1,0 +1,131 @@
+"""`python -m etl.simulator generate | serve | plot`."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import time
+
+import click
+
+from etl.simulator.server import FAILURES
+
+
+def _utc(value: str | None) -> dt.datetime | None:
+    if value is None:
+        return None
+    parsed = dt.datetime.fromisoformat(value)
+    return parsed.replace(tzinfo=dt.UTC) if parsed.tzinfo is None else parsed.astimezone(dt.UTC)
+
+
+def _today() -> dt.datetime:
+    return dt.datetime.now(dt.UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def cli() -> None:
+    """A simulated GROW network with WOW stations, served over the real APIs."""
+
+
+@cli.command()
+@click.option("--sensors", type=click.IntRange(1), default=50, show_default=True, help="GROW sensors")
+@click.option("--days", type=click.IntRange(1), default=30, show_default=True, help="days of readings")
+@click.option("--seed", type=int, default=2019, show_default=True, help="same seed, same network")
+@click.option("--out", type=click.Path(file_okay=False), required=True, help="folder to write")
+@click.option("--end", help="end of the readings, ISO 8601 UTC [default: today 00:00 UTC]")
+@click.option("--stations", type=click.IntRange(1), help="WOW stations [default: 0.77 per sensor]")
+def generate(sensors: int, days: int, seed: int, out: str, end: str | None, stations: int | None) -> None:
+    """Write a deterministic network: sensors, stations, readings and labelled faults."""
+    from etl.simulator.generate import generate as write_network
+
+    started = time.perf_counter()
+    summary = write_network(out, sensors, days, seed, _utc(end) or _today(), stations)
+    click.echo(
+        f"{out}: {summary['sensors']:,} sensors, {summary['stations']:,} stations, "
+        f"{summary['steps'] * summary['sensors']:,} sample times, {summary['faults']} faults "
+        f"in {time.perf_counter() - started:.1f} s"
+    )
+
+
+@cli.command()
+@click.option(
+    "--data", type=click.Path(exists=True, file_okay=False), required=True, help="generated network"
+)
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", type=int, default=8765, show_default=True)
+@click.option("--now", help="the simulated present, ISO 8601 UTC [default: now, or the network's end]")
+@click.option(
+    "--error-rate",
+    type=click.FloatRange(0, 1),
+    default=0.0,
+    show_default=True,
+    help="share of failed answers",
+)
+@click.option(
+    "--failures",
+    default=",".join(FAILURES),
+    show_default=True,
+    help="kinds of failure to draw from: " + ", ".join(FAILURES),
+)
+@click.option(
+    "--latency-ms", type=click.FloatRange(0), default=0.0, show_default=True, help="delay on every answer"
+)
+@click.option(
+    "--retry-after", type=click.IntRange(0), default=1, show_default=True, help="Retry-After of a 429, s"
+)
+@click.option("--wow-bare-list", is_flag=True, help="answer WOW as a bare list instead of {'Object': [...]}")
+@click.option("--grow-key", default="sim-grow-key", show_default=True)
+@click.option("--wow-key", default="sim-wow-key", show_default=True)
+@click.option("--google-key", default="AIzaSim-google-key", show_default=True)
+@click.option("--quiet", is_flag=True, help="do not log every request")
+def serve(
+    data,
+    host,
+    port,
+    now,
+    error_rate,
+    failures,
+    latency_ms,
+    retry_after,
+    wow_bare_list,
+    grow_key,
+    wow_key,
+    google_key,
+    quiet,
+):
+    """Serve the GROW API (/grow/api), the WOW API (/wow/api) and geocoding (/maps/api) from a network."""
+    from werkzeug.serving import run_simple
+
+    from etl.simulator.network import Network
+    from etl.simulator.server import Keys, Misbehaviour, create_app
+
+    misbehaviour = Misbehaviour(
+        error_rate=error_rate,
+        failures=tuple(f for f in failures.split(",") if f),
+        latency_ms=latency_ms,
+        retry_after_s=retry_after,
+    )
+    app = create_app(Network(data), _utc(now), Keys(grow_key, wow_key, google_key), misbehaviour)
+    app.config["WOW_BARE_LIST"] = wow_bare_list
+    if quiet:
+        logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    click.echo(f"serving {data} on http://{host}:{port} (GROW /grow/api, WOW /wow/api, geocoding /maps/api)")
+    run_simple(host, port, app, threaded=True)
+
+
+@cli.command()
+@click.option(
+    "--data", type=click.Path(exists=True, file_okay=False), required=True, help="generated network"
+)
+@click.option(
+    "--out", type=click.Path(dir_okay=False), default="var/simulated_sensors.png", show_default=True
+)
+def plot(data: str, out: str) -> None:
+    """Draw one clean and one faulty sensor beside their nearest station (PNG), to judge the realism."""
+    from etl.simulator.plot import plot_sensors
+
+    click.echo(plot_sensors(data, out))
+
+
+if __name__ == "__main__":
+    cli(prog_name="python -m etl.simulator")

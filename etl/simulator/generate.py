@@ -1,0 +1,547 @@
+"""Generate a deterministic GROW network: sensors, WOW stations, 15-minute readings and labelled faults.
+
+The physics is simple but shared where it must be, so that a station is a fair witness:
+- each place has its own weather: a day-to-day temperature anomaly, cloudiness and rain events;
+  every sensor and station near it feels the same weather, with its own small offsets and noise;
+- air temperature = climate mean + season + day/night swing (damped by cloud) + weather anomaly;
+- light follows the sun's elevation at the sensor, dimmed by cloud and the sensor's shade;
+- soil moisture is a bucket: it jumps with the rain the nearby stations also record and dries
+  between, faster when warm and sunny; some gardeners water in dry spells;
+- the battery declines slowly; phones upload in bursts, so readings arrive late but complete.
+About a quarter of the sensors then get one fault, whose ground truth goes to labels.csv only.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import string
+import uuid
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from etl.simulator.network import (
+    GROW_VARIABLES,
+    MISSING,
+    NODATA,
+    SCALE,
+    STEP,
+    STEPS_PER_DAY,
+    WOW_VARIABLES,
+)
+from etl.simulator.places import PLACES
+
+FAULT_KINDS = (
+    "stuck",
+    "spike",
+    "drift",
+    "out_of_range",
+    "probe_out_of_soil",
+    "full_sun",
+    "indoors",
+    "dying_battery",
+    "noisy",
+)
+FAULTY_SHARE = 0.25
+NODATA_SHARE = 0.001
+
+
+def generate(
+    folder: str | Path,
+    sensors: int,
+    days: int,
+    seed: int,
+    end: dt.datetime,
+    stations: int | None = None,
+) -> dict:
+    """Write a network of `sensors` sensors over the `days` days before `end` into `folder`."""
+    if sensors < 1 or days < 1:
+        raise ValueError("a network needs at least one sensor and one day")
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    steps = days * STEPS_PER_DAY
+    start = end - steps * STEP
+    stations = stations if stations is not None else max(8, round(sensors * 0.77))
+
+    clock = _clock(start, steps)
+    sensor_meta = _place_sensors(rng, sensors, steps)
+    station_meta = _place_stations(rng, stations, sensor_meta["place"].to_numpy())
+    weather = _weather(rng, clock)
+
+    readings, sun = _sensor_readings(rng, clock, weather, sensor_meta)
+    labels = _inject_faults(rng, readings, sun, weather, sensor_meta, clock)
+    reports = _station_reports(rng, clock, weather, station_meta)
+
+    for variable in GROW_VARIABLES:
+        stored = _quantise(readings[variable])
+        stored[rng.random(stored.shape) < NODATA_SHARE] = NODATA
+        stored[~readings["sampled"]] = MISSING
+        np.save(folder / f"grow_{variable}.npy", stored)
+    for variable in WOW_VARIABLES:
+        np.save(folder / f"wow_{variable}.npy", _quantise(reports[variable]))
+    np.save(folder / "grow_syncs.npy", _uploads(rng, sensor_meta, steps))
+
+    sensor_meta["first_step"] = readings["sampled"].argmax(axis=1)
+    sensor_meta["last_step"] = steps - 1 - readings["sampled"][:, ::-1].argmax(axis=1)
+    meta = {
+        "seed": seed,
+        "start": start.isoformat(),
+        "steps": steps,
+        "sensors": sensor_meta.drop(
+            columns=["shade", "offset", "watered", "battery_start", "battery_rate"]
+        ).to_dict("records"),
+        "stations": station_meta.drop(columns=["offset", "rain_factor"]).to_dict("records"),
+    }
+    (folder / "network.json").write_text(json.dumps(meta, default=_plain))
+    labels.to_csv(folder / "labels.csv", index=False)
+    _write_fallback_file(folder)
+    return {"sensors": sensors, "stations": stations, "steps": steps, "faults": len(labels)}
+
+
+def _plain(value):
+    if isinstance(value, np.generic):
+        return value.item()
+    raise TypeError(f"cannot write {type(value)}")
+
+
+def _quantise(values: np.ndarray) -> np.ndarray:
+    scaled = np.round(np.nan_to_num(values, nan=MISSING / SCALE) * SCALE)
+    return np.clip(scaled, MISSING, 32767).astype(np.int16)
+
+
+# --- time and sun ------------------------------------------------------------------------------------
+
+
+def _clock(start: dt.datetime, steps: int) -> dict[str, np.ndarray]:
+    times = pd.date_range(start, periods=steps, freq=STEP)
+    day_of_year = (times.day_of_year + times.hour / 24 + times.minute / 1440).to_numpy(dtype=np.float64)
+    return {
+        "utc_hours": (times.hour + times.minute / 60).to_numpy(dtype=np.float32),
+        "day_of_year": day_of_year.astype(np.float32),
+        "day": ((times - times[0].normalize()).days).to_numpy(),
+        "declination": np.radians(23.44 * np.sin(2 * np.pi * (284 + day_of_year) / 365.25)).astype(
+            np.float32
+        ),
+        "start": start,
+    }
+
+
+def solar_elevation_sine(latitude: np.ndarray, longitude: np.ndarray, clock: dict) -> np.ndarray:
+    """sin(solar elevation) for each place (rows) at each step (columns)."""
+    lat = np.radians(latitude.astype(np.float32))[:, None]
+    solar_hour = (clock["utc_hours"][None, :] + longitude.astype(np.float32)[:, None] / 15.0) % 24
+    hour_angle = np.radians((solar_hour - 12.0) * 15.0)
+    decl = clock["declination"][None, :]
+    return np.sin(lat) * np.sin(decl) + np.cos(lat) * np.cos(decl) * np.cos(hour_angle)
+
+
+def _local_solar_hour(longitude: np.ndarray, clock: dict) -> np.ndarray:
+    return (clock["utc_hours"][None, :] + longitude.astype(np.float32)[:, None] / 15.0) % 24
+
+
+# --- where things are --------------------------------------------------------------------------------
+
+
+def _codes(rng: np.random.Generator, count: int, length: int = 8) -> list[str]:
+    alphabet = np.array(list(string.ascii_lowercase + string.digits))
+    codes: set[str] = set()
+    ordered = []
+    while len(ordered) < count:
+        code = "".join(rng.choice(alphabet, length))
+        if code not in codes and not code[0].isdigit():
+            codes.add(code)
+            ordered.append(code)
+    return ordered
+
+
+def _place_sensors(rng: np.random.Generator, count: int, steps: int) -> pd.DataFrame:
+    weights = np.array([3.0 if p.uk else 1.0 for p in PLACES])
+    place = np.sort(rng.choice(len(PLACES), size=count, p=weights / weights.sum()))
+    lat = np.array([PLACES[p].latitude for p in place]) + rng.normal(0, 0.08, count)
+    lon = np.array([PLACES[p].longitude for p in place]) + rng.normal(0, 0.12, count)
+    # Owners garden in one place and own one to several sensors.
+    owner, owners, current, left = [], 0, None, 0
+    for p in place:
+        if p != current or left == 0:
+            current, left, owners = p, int(rng.geometric(0.35)), owners + 1
+            owner_id = str(uuid.UUID(bytes=rng.bytes(16), version=4))
+        owner.append(owner_id)
+        left -= 1
+    serials = [f"PI040297AA4A{rng.integers(16**6):06X}" for _ in range(count)]
+    names = [
+        f"Parrot Flower Power soil sensor {s}" if rng.random() < 0.7 else f"{rng.choice(_BEDS)} {s[-4:]}"
+        for s in serials
+    ]
+    days = steps / STEPS_PER_DAY
+    battery_start = rng.uniform(60, 100, count)
+    installed = np.where(rng.random(count) < 0.15, rng.integers(0, max(1, steps // 2), count), 0)
+    return pd.DataFrame(
+        {
+            "sensor_id": _codes(rng, count),
+            "name": names,
+            "serial_number": serials,
+            "owner_id": owner,
+            "place": place,
+            "latitude": np.round(lat, 6),
+            "longitude": np.round(lon, 6),
+            "phase_s": rng.integers(0, 900, count),
+            "installed_step": installed,
+            "shade": rng.uniform(0.35, 1.0, count),
+            "offset": rng.normal(0, 0.6, count),
+            "watered": rng.random(count) < 0.10,
+            "battery_start": battery_start,
+            # Clean batteries last the whole period with room to spare.
+            "battery_rate": rng.uniform(0.05, 1.0, count) * np.minimum(0.3, (battery_start - 15) / days),
+        }
+    )
+
+
+_BEDS = ("Tomato bed", "Allotment plot", "Herb garden", "Orchard", "Raised bed", "Vegetable patch", "Lawn")
+
+
+def _place_stations(rng: np.random.Generator, count: int, sensor_places: np.ndarray) -> pd.DataFrame:
+    """Dense in the UK, sparser elsewhere; at least two near every place that has sensors."""
+    used = np.unique(sensor_places)
+    anchors = list(np.repeat(used, 2))
+    spreads = [0.12] * len(anchors)
+    uk = np.array([i for i, p in enumerate(PLACES) if p.uk])
+    others = np.array([i for i, p in enumerate(PLACES) if not p.uk])
+    while len(anchors) < count:
+        draw = rng.random()
+        if draw < 0.55:
+            anchors.append(rng.choice(uk))
+            spreads.append(0.8)
+        elif draw < 0.88:
+            anchors.append(rng.choice(others))
+            spreads.append(0.6)
+        else:
+            anchors.append(rng.integers(len(PLACES)))
+            spreads.append(2.5)
+    anchors = np.array(anchors[:count])
+    spread = np.array(spreads[:count])
+    lat = np.array([PLACES[p].latitude for p in anchors]) + rng.normal(0, 1, count) * spread * 0.7
+    lon = np.array([PLACES[p].longitude for p in anchors]) + rng.normal(0, 1, count) * spread
+    numeric = rng.random(count) < 0.6
+    site_ids = [
+        str(900000 + i * 7 + int(rng.integers(7)))
+        if numeric[i]
+        else str(uuid.UUID(bytes=rng.bytes(16), version=4))
+        for i in range(count)
+    ]
+    state = rng.choice(["live", "stopped", "no_rain_gauge"], size=count, p=[0.85, 0.08, 0.07])
+    return pd.DataFrame(
+        {
+            "site_id": site_ids,
+            "name": [f"{PLACES[p].name} WOW {i}" for i, p in enumerate(anchors)],
+            "place": anchors,
+            "latitude": np.round(lat, 5),
+            "longitude": np.round(lon, 5),
+            "is_official": rng.random(count) < 0.05,
+            "interval_steps": rng.choice([1, 2, 4], size=count, p=[0.5, 0.2, 0.3]),
+            "state": state,
+            "offset": rng.normal(0, 0.4, count),
+            "rain_factor": rng.uniform(0.75, 1.25, count),
+        }
+    )
+
+
+# --- weather per place -------------------------------------------------------------------------------
+
+
+def _weather(rng: np.random.Generator, clock: dict) -> dict[str, np.ndarray]:
+    """Temperature anomaly (°C), cloudiness (0..1) and rain (mm per 15 minutes) for each place."""
+    steps = len(clock["utc_hours"])
+    days = int(clock["day"][-1]) + 2
+    n = len(PLACES)
+    anomaly_daily = np.zeros((n, days))
+    for d in range(1, days):
+        anomaly_daily[:, d] = 0.8 * anomaly_daily[:, d - 1] + rng.normal(0, 1.6, n)
+    rainy = rng.random((n, days)) < np.array([p.rain_day_chance for p in PLACES])[:, None]
+    cloud_daily = np.clip(rng.normal(0.35, 0.2, (n, days)) + 0.45 * rainy, 0, 1)
+    position = clock["day"] + clock["utc_hours"] / 24.0
+    anomaly = np.vstack([np.interp(position, np.arange(days), row) for row in anomaly_daily])
+    cloud = np.vstack([np.interp(position, np.arange(days), row) for row in cloud_daily])
+    rain = np.zeros((n, steps), dtype=np.float32)
+    for r, d in zip(*np.nonzero(rainy)):
+        for _ in range(int(rng.integers(1, 3))):
+            first = d * STEPS_PER_DAY + int(rng.integers(0, STEPS_PER_DAY))
+            length = int(rng.integers(2, 24))  # half an hour to six hours
+            rate = rng.exponential(PLACES[r].rain_rate) / 4  # mm per 15 minutes
+            shape = rng.uniform(0.3, 1.7, length)
+            last = min(steps, first + length)
+            if first < steps:
+                rain[r, first:last] += (rate * shape[: last - first]).astype(np.float32)
+    # Rain cools the day it falls.
+    anomaly -= 1.5 * np.minimum(1.0, rain * 4)
+    return {"anomaly": anomaly.astype(np.float32), "cloud": cloud.astype(np.float32), "rain": rain}
+
+
+def _climate(places: np.ndarray, attribute: str) -> np.ndarray:
+    return np.array([getattr(PLACES[p], attribute) for p in places], dtype=np.float32)
+
+
+def _air_temperature(places, latitude, longitude, offset, clock, weather) -> np.ndarray:
+    season = np.cos(2 * np.pi * (clock["day_of_year"] - 200) / 365.25)
+    solar_hour = _local_solar_hour(longitude, clock)
+    daily = np.cos(2 * np.pi * (solar_hour - 15.0) / 24.0)
+    cloud = weather["cloud"][places]
+    return (
+        _climate(places, "mean_temperature")[:, None]
+        + _climate(places, "seasonal_swing")[:, None] * season[None, :]
+        + _climate(places, "daily_swing")[:, None] * (1 - 0.6 * cloud) * daily
+        + weather["anomaly"][places]
+        + offset.astype(np.float32)[:, None]
+    )
+
+
+# --- sensors -----------------------------------------------------------------------------------------
+
+
+def _sensor_readings(rng, clock, weather, meta: pd.DataFrame) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    places = meta["place"].to_numpy()
+    n, steps = len(meta), len(clock["utc_hours"])
+    lat, lon = meta["latitude"].to_numpy(), meta["longitude"].to_numpy()
+    sun = np.clip(solar_elevation_sine(lat, lon, clock), 0, None)
+    cloud = weather["cloud"][places]
+
+    air = _air_temperature(places, lat, lon, meta["offset"].to_numpy(), clock, weather)
+    air += rng.normal(0, 0.3, (n, steps)).astype(np.float32)
+    light = 55.0 * sun**1.2 * (1 - 0.75 * cloud) * meta["shade"].to_numpy(dtype=np.float32)[:, None]
+    light *= 1 + rng.normal(0, 0.03, (n, steps)).astype(np.float32)
+    rain = weather["rain"][places] * rng.uniform(0.8, 1.2, n).astype(np.float32)[:, None]
+    soil = _soil_moisture(rng, rain, air, light, meta["watered"].to_numpy(), _local_solar_hour(lon, clock))
+
+    days = np.arange(steps, dtype=np.float32) / STEPS_PER_DAY
+    battery = meta["battery_start"].to_numpy()[:, None] - meta["battery_rate"].to_numpy()[:, None] * days
+    battery = np.floor(battery).astype(np.float32)  # the sensor reports whole percent
+
+    sampled = np.arange(steps)[None, :] >= meta["installed_step"].to_numpy()[:, None]
+    readings = {
+        "soil_moisture": soil,
+        "air_temperature": air,
+        "light": np.round(light, 2),
+        "battery_level": battery,
+        "rain": rain,
+        "sampled": sampled,
+    }
+    return readings, sun
+
+
+def _soil_moisture(rng, rain, air, light, watered, solar_hour) -> np.ndarray:
+    """Bucket model per sensor: wet up with rain (or a watering can), dry towards the wilting point."""
+    n, steps = rain.shape
+    saturation = rng.uniform(38, 52, n).astype(np.float32)
+    wilting = rng.uniform(4, 10, n).astype(np.float32)
+    gain = rng.uniform(1.0, 2.2, n).astype(np.float32)  # % per mm of rain
+    soil = np.empty((n, steps), dtype=np.float32)
+    level = rng.uniform(18, 35, n).astype(np.float32)
+    dry_since = np.zeros(n, dtype=np.int64)
+    evening = (solar_hour >= 19.0) & (solar_hour < 19.25)
+    for t in range(steps):
+        wet = rain[:, t] > 0
+        dry_since = np.where(wet, 0, dry_since + 1)
+        level = level + gain * rain[:, t] * (1 - level / saturation).clip(0, 1)
+        thirst = 0.0012 * (0.3 + np.clip(air[:, t], 0, 35) / 25 + light[:, t] / 50)
+        level = level - thirst * (level - wilting)
+        can = watered & evening[:, t] & (level < 17) & (dry_since > 3 * STEPS_PER_DAY)
+        level = np.where(can, level + 12, level)
+        soil[:, t] = level
+    return soil + rng.normal(0, 0.15, (n, steps)).astype(np.float32)
+
+
+def _uploads(rng, meta: pd.DataFrame, steps: int) -> np.ndarray:
+    """(sensor, step) of every upload: bursts every few hours to a week, and one at the very end."""
+    rows = []
+    for i in range(len(meta)):
+        mean_gap = rng.choice([0.25, 1.0, 2.0, 5.0]) * STEPS_PER_DAY
+        t = int(meta.at[i, "installed_step"])
+        while True:
+            t += max(1, int(rng.exponential(mean_gap)))
+            if t >= steps:
+                break
+            rows.append((i, t))
+        if rng.random() < 0.9:  # most phones have uploaded everything by the end
+            rows.append((i, steps - 1))
+    return np.array(rows, dtype=np.int64).reshape(-1, 2)
+
+
+# --- faults ------------------------------------------------------------------------------------------
+
+
+def _inject_faults(rng, readings, sun, weather, meta: pd.DataFrame, clock) -> pd.DataFrame:
+    """Give about a quarter of the sensors one fault each, cycling through every kind."""
+    steps = readings["soil_moisture"].shape[1]
+    eligible = np.flatnonzero(meta["installed_step"].to_numpy() < steps // 3)
+    count = min(len(eligible), max(1, round(FAULTY_SHARE * len(meta))))
+    chosen = rng.choice(eligible, size=count, replace=False)
+    kinds = [FAULT_KINDS[i % len(FAULT_KINDS)] for i in range(count)]
+    rng.shuffle(kinds)
+    labels = []
+    for sensor, kind in zip(chosen, kinds):
+        first_ok = int(meta.at[sensor, "installed_step"])
+        span = steps - first_ok
+        start = first_ok + int(rng.uniform(0.2, 0.7) * span)
+        variable, end = _FAULTS[kind](rng, readings, sun, weather, meta, sensor, start, steps)
+        labels.append(
+            {
+                "sensor_id": meta.at[sensor, "sensor_id"],
+                "variable": variable,
+                "kind": kind,
+                "start": (clock["start"] + start * STEP).isoformat(),
+                "end": (clock["start"] + end * STEP).isoformat(),
+            }
+        )
+    return pd.DataFrame(labels, columns=["sensor_id", "variable", "kind", "start", "end"])
+
+
+def _days(rng, low: float, high: float) -> int:
+    return int(rng.uniform(low, high) * STEPS_PER_DAY)
+
+
+def _stuck(rng, readings, sun, weather, meta, i, start, steps):
+    variable = rng.choice(["soil_moisture", "soil_moisture", "air_temperature", "light"])
+    end = min(steps - 1, start + _days(rng, 2, 8))
+    series = readings[variable]
+    series[i, start : end + 1] = series[i, start]
+    return variable, end
+
+
+def _spike(rng, readings, sun, weather, meta, i, start, steps):
+    variable = rng.choice(["soil_moisture", "air_temperature"])
+    end = min(steps - 1, start + _days(rng, 3, 10))
+    hits = start + np.flatnonzero(rng.random(end - start + 1) < 0.04)
+    size = rng.uniform(12, 25, len(hits)) if variable == "air_temperature" else rng.uniform(15, 35, len(hits))
+    readings[variable][i, hits] += size * rng.choice([-1, 1], len(hits))
+    return variable, end
+
+
+def _drift(rng, readings, sun, weather, meta, i, start, steps):
+    variable = rng.choice(["soil_moisture", "air_temperature"])
+    total = rng.uniform(10, 20) * (rng.choice([-1, 1]) if variable == "soil_moisture" else 1)
+    readings[variable][i, start:] += np.linspace(0, total, steps - start, dtype=np.float32)
+    return variable, steps - 1
+
+
+def _out_of_range(rng, readings, sun, weather, meta, i, start, steps):
+    variable = rng.choice(["soil_moisture", "air_temperature"])
+    end = min(steps - 1, start + _days(rng, 1, 5))
+    length = end - start + 1
+    if variable == "air_temperature":
+        level = rng.choice([rng.uniform(62, 90), rng.uniform(-60, -42)])
+    else:
+        level = rng.uniform(110, 200)
+    readings[variable][i, start : end + 1] = level + rng.normal(0, 0.5, length)
+    return variable, end
+
+
+def _probe_out_of_soil(rng, readings, sun, weather, meta, i, start, steps):
+    soil = readings["soil_moisture"]
+    floor = rng.uniform(0.3, 3.0)
+    fall = np.exp(-np.arange(steps - start) / 4.0)  # gone within a few hours
+    soil[i, start:] = floor + (soil[i, start] - floor) * fall + rng.normal(0, 0.1, steps - start)
+    return "soil_moisture", steps - 1
+
+
+def _full_sun(rng, readings, sun, weather, meta, i, start, steps):
+    place = meta.at[i, "place"]
+    heat = rng.uniform(8, 16) * sun[i, start:] * (1 - 0.6 * weather["cloud"][place, start:])
+    readings["air_temperature"][i, start:] += heat
+    readings["light"][i, start:] /= float(meta.at[i, "shade"])  # nothing shades it any more
+    return "air_temperature", steps - 1
+
+
+def _indoors(rng, readings, sun, weather, meta, i, start, steps):
+    length = steps - start
+    hours = np.arange(length) / 4.0
+    room = rng.uniform(18, 23)
+    readings["air_temperature"][i, start:] = (
+        room + 0.8 * np.sin(2 * np.pi * hours / 24) + rng.normal(0, 0.2, length)
+    )
+    readings["light"][i, start:] = np.round(rng.uniform(0.3, 2.0) * (sun[i, start:] > 0), 2)
+    soil = readings["soil_moisture"]
+    soil[i, start:] = soil[i, start] * np.exp(-np.arange(length) / (12 * STEPS_PER_DAY)) + rng.normal(
+        0, 0.15, length
+    )
+    return "air_temperature", steps - 1
+
+
+def _dying_battery(rng, readings, sun, weather, meta, i, start, steps):
+    end = min(steps - 1, start + _days(rng, 2, 6))
+    length = end - start + 1
+    battery = readings["battery_level"]
+    battery[i, start : end + 1] = np.floor(np.linspace(battery[i, start], 0, length))
+    erratic = start + int(0.6 * length)
+    for variable, sd in (("soil_moisture", 5.0), ("air_temperature", 3.0)):
+        readings[variable][i, erratic : end + 1] += rng.normal(0, sd, end + 1 - erratic)
+    readings["sampled"][i, end + 1 :] = False  # then it stops
+    return "battery_level", end
+
+
+def _noisy(rng, readings, sun, weather, meta, i, start, steps):
+    variable = rng.choice(["soil_moisture", "air_temperature"])
+    end = min(steps - 1, start + _days(rng, 3, 15)) if rng.random() < 0.5 else steps - 1
+    sd = rng.uniform(4, 8) if variable == "soil_moisture" else rng.uniform(2.5, 4)
+    readings[variable][i, start : end + 1] += rng.normal(0, sd, end - start + 1)
+    return variable, end
+
+
+_FAULTS = {
+    "stuck": _stuck,
+    "spike": _spike,
+    "drift": _drift,
+    "out_of_range": _out_of_range,
+    "probe_out_of_soil": _probe_out_of_soil,
+    "full_sun": _full_sun,
+    "indoors": _indoors,
+    "dying_battery": _dying_battery,
+    "noisy": _noisy,
+}
+
+
+# --- stations ----------------------------------------------------------------------------------------
+
+
+def _station_reports(rng, clock, weather, meta: pd.DataFrame) -> dict[str, np.ndarray]:
+    """What each station reports, at its own interval: temperature, rain since the last report, humidity."""
+    places = meta["place"].to_numpy()
+    n, steps = len(meta), len(clock["utc_hours"])
+    lat, lon = meta["latitude"].to_numpy(), meta["longitude"].to_numpy()
+    air = _air_temperature(places, lat, lon, meta["offset"].to_numpy(), clock, weather)
+    air += rng.normal(0, 0.2, (n, steps)).astype(np.float32)
+    rain = weather["rain"][places] * meta["rain_factor"].to_numpy(dtype=np.float32)[:, None]
+    base = _climate(places, "mean_temperature")[:, None]
+    humidity = np.clip(72 + 20 * (rain > 0) - 1.8 * (air - base) + rng.normal(0, 3, (n, steps)), 15, 100)
+
+    interval = meta["interval_steps"].to_numpy()
+    reports = (np.arange(steps)[None, :] % interval[:, None]) == (interval[:, None] - 1)
+    stopped = (meta["state"] == "stopped").to_numpy()
+    stop_at = steps - rng.integers(2 * STEPS_PER_DAY, 10 * STEPS_PER_DAY, n)
+    reports &= ~(stopped[:, None] & (np.arange(steps)[None, :] >= stop_at[:, None]))
+    # Rain since the previous report: a running sum, differenced at report times.
+    cumulative = np.cumsum(rain, axis=1, dtype=np.float64)
+    rainfall = np.full((n, steps), np.nan, dtype=np.float32)
+    for i in range(n):
+        at = np.flatnonzero(reports[i])
+        totals = cumulative[i, at]
+        rainfall[i, at] = np.diff(totals, prepend=cumulative[i, at[0]] - rain[i, at[0]] if len(at) else 0)
+    rainfall[(meta["state"] == "no_rain_gauge").to_numpy()] = np.nan
+    air = np.where(reports, np.round(air, 1), np.nan)
+    humidity = np.where(reports, np.round(humidity), np.nan)
+    rainfall = np.where(reports, np.round(rainfall, 2), np.nan)
+    return {"air_temperature": air, "rainfall": rainfall, "relative_humidity": humidity}
+
+
+def _write_fallback_file(folder: Path) -> None:
+    """Each station's latest report of the last day as a WOW byversion answer, like 2019's saved file."""
+    from etl.simulator.network import Network
+    from etl.simulator.server import wow_observations
+
+    network = Network(folder)
+    day = dt.timedelta(days=1)
+    observations = []
+    for site in network.stations["site_id"]:
+        observations.extend(wow_observations(network, site, network.end - day, network.end)[-1:])
+    (folder / "wow_observations_europe.json").write_text(json.dumps({"Object": observations}))

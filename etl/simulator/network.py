@@ -1,0 +1,140 @@
+"""A generated network on disk, as the simulator server, the tests and the evaluation read it.
+
+Folder layout (written by `etl.simulator.generate`):
+
+- `network.json`: the time axis, the sensors and the WOW stations with their metadata.
+- `grow_<variable>.npy`: sensor readings, int16 hundredths, shape (sensors, steps of 15 minutes).
+- `grow_syncs.npy`: when each sensor's phone uploaded, as (sensor index, step) pairs: a reading is
+  served only once an upload at or after it has happened.
+- `wow_<variable>.npy`: station reports, int16 hundredths, shape (stations, steps).
+- `labels.csv`: the injected faults (sensor_id, variable, kind, start, end). Never served.
+- `wow_observations_europe.json`: a saved WOW byversion answer (the last day), the 2019 fallback file.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+STEP = dt.timedelta(minutes=15)
+STEPS_PER_DAY = 96
+SCALE = 100.0  # stored values are hundredths
+MISSING = -32768  # no sample at that time: nothing is served
+NODATA = -32767  # a sample whose value the sensor could not give: served as the API's NoDataValue
+
+GROW_VARIABLES = ("soil_moisture", "air_temperature", "light", "battery_level")
+WOW_VARIABLES = ("air_temperature", "rainfall", "relative_humidity")
+
+
+@dataclass(frozen=True)
+class Window:
+    """Step indices [first, last] of the network's time axis."""
+
+    first: int
+    last: int
+
+
+class Network:
+    """Read access to a generated network; arrays are memory-mapped, so opening is cheap."""
+
+    def __init__(self, folder: str | Path):
+        self.folder = Path(folder)
+        meta_path = self.folder / "network.json"
+        if not meta_path.exists():
+            raise FileNotFoundError(f"{self.folder} holds no generated network (no network.json)")
+        self.meta = json.loads(meta_path.read_text())
+        self.start = dt.datetime.fromisoformat(self.meta["start"])
+        self.steps = int(self.meta["steps"])
+        self.sensors = pd.DataFrame(self.meta["sensors"])
+        self.stations = pd.DataFrame(self.meta["stations"])
+        self.sensor_index = {code: i for i, code in enumerate(self.sensors["sensor_id"])}
+        self.station_index = {site: i for i, site in enumerate(self.stations["site_id"])}
+
+    @property
+    def end(self) -> dt.datetime:
+        return self.start + self.steps * STEP
+
+    @cached_property
+    def grow(self) -> dict[str, np.ndarray]:
+        return {v: np.load(self.folder / f"grow_{v}.npy", mmap_mode="r") for v in GROW_VARIABLES}
+
+    @cached_property
+    def wow(self) -> dict[str, np.ndarray]:
+        return {v: np.load(self.folder / f"wow_{v}.npy", mmap_mode="r") for v in WOW_VARIABLES}
+
+    @cached_property
+    def syncs(self) -> np.ndarray:
+        return np.load(self.folder / "grow_syncs.npy")
+
+    def labels(self) -> pd.DataFrame:
+        labels = pd.read_csv(self.folder / "labels.csv", dtype={"sensor_id": str})
+        for column in ("start", "end"):
+            labels[column] = pd.to_datetime(labels[column], utc=True)
+        return labels
+
+    # --- time ---------------------------------------------------------------------------------------
+
+    def step_of(self, when: dt.datetime) -> int:
+        """The index of the step at or before `when` (may fall outside the axis)."""
+        return int((when - self.start) // STEP)
+
+    def window(self, start: dt.datetime, end: dt.datetime, phase_s: int = 0) -> Window:
+        """Steps whose time (plus a phase in seconds) lies in [start, end], clipped to the axis."""
+        offset = dt.timedelta(seconds=phase_s)
+        first = -((self.start + offset - start) // STEP)  # ceil((start - t0) / step)
+        last = (end - self.start - offset) // STEP
+        return Window(max(0, int(first)), min(self.steps - 1, int(last)))
+
+    def sensor_times_us(self, sensor: int, window: Window) -> np.ndarray:
+        """Sample times of one sensor in µs since 1970 (each sensor samples at its own second)."""
+        t0 = int(self.start.timestamp()) + int(self.sensors.at[sensor, "phase_s"])
+        steps = np.arange(window.first, window.last + 1, dtype=np.int64)
+        return (t0 + steps * 900) * 1_000_000
+
+    # --- what the APIs serve ------------------------------------------------------------------------
+
+    def uploaded_until(self, now: dt.datetime) -> np.ndarray:
+        """Per sensor, the first step not yet uploaded at `now` (readings at smaller steps are served)."""
+        now_step = self.step_of(now)
+        limit = np.zeros(len(self.sensors), dtype=np.int64)
+        syncs = self.syncs
+        done = syncs[syncs[:, 1] <= now_step]
+        np.maximum.at(limit, done[:, 0], done[:, 1] + 1)
+        return np.minimum(limit, self.steps)
+
+    def visible_readings(
+        self, codes: list[str], start: dt.datetime, end: dt.datetime, now: dt.datetime
+    ) -> pd.DataFrame:
+        """The readings the GROW API serves at `now` for these sensors in [start, end], joined by time.
+
+        One row per sample (sensor_id, ts, one column per variable; NaN where the value was NoData or
+        not measured). This is the ground truth a client must fetch exactly.
+        """
+        limits = self.uploaded_until(now)
+        frames = []
+        for code in codes:
+            i = self.sensor_index[code]
+            window = self.window(start, end, int(self.sensors.at[i, "phase_s"]))
+            last = min(window.last, int(limits[i]) - 1)
+            if last < window.first:
+                continue
+            window = Window(window.first, last)
+            raw = {v: np.asarray(self.grow[v][i, window.first : window.last + 1]) for v in GROW_VARIABLES}
+            sampled = np.zeros(window.last - window.first + 1, dtype=bool)
+            for values in raw.values():
+                sampled |= values != MISSING
+            frame = pd.DataFrame({"sensor_id": code, "ts": self.sensor_times_us(i, window)})
+            for variable, values in raw.items():
+                frame[variable] = np.where(values <= NODATA, np.nan, values / SCALE)
+            frames.append(frame[sampled])
+        if not frames:
+            return pd.DataFrame(columns=["sensor_id", "ts", *GROW_VARIABLES])
+        result = pd.concat(frames, ignore_index=True)
+        result["ts"] = pd.to_datetime(result["ts"], unit="us", utc=True)
+        return result
