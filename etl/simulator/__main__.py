@@ -8,6 +8,7 @@ import time
 
 import click
 
+from etl.simulator.generate import FAULT_KINDS
 from etl.simulator.server import FAILURES
 
 
@@ -120,11 +121,15 @@ def serve(
 @click.option(
     "--out", type=click.Path(dir_okay=False), default="var/simulated_sensors.png", show_default=True
 )
-def plot(data: str, out: str) -> None:
+@click.option("--kind", type=click.Choice(FAULT_KINDS), help="the kind of fault to show [default: any]")
+def plot(data: str, out: str, kind: str | None) -> None:
     """Draw one clean and one faulty sensor beside their nearest station (PNG), to judge the realism."""
     from etl.simulator.plot import plot_sensors
 
-    click.echo(plot_sensors(data, out))
+    try:
+        click.echo(plot_sensors(data, out, kind))
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
 
 
 if __name__ == "__main__":

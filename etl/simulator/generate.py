@@ -202,6 +202,15 @@ def _place_sensors(rng: np.random.Generator, count: int, steps: int) -> pd.DataF
 _BEDS = ("Tomato bed", "Allotment plot", "Herb garden", "Orchard", "Raised bed", "Vegetable patch", "Lawn")
 
 
+def nearest_place(latitude: np.ndarray, longitude: np.ndarray) -> np.ndarray:
+    """Index of the nearest of PLACES to each point (equirectangular distance is enough here)."""
+    lat0 = np.array([p.latitude for p in PLACES])
+    lon0 = np.array([p.longitude for p in PLACES])
+    dlat = latitude[:, None] - lat0[None, :]
+    dlon = (longitude[:, None] - lon0[None, :]) * np.cos(np.radians(latitude))[:, None]
+    return np.argmin(dlat**2 + dlon**2, axis=1)
+
+
 def _place_stations(rng: np.random.Generator, count: int, sensor_places: np.ndarray) -> pd.DataFrame:
     """Dense in the UK, sparser elsewhere; at least two near every place that has sensors."""
     used = np.unique(sensor_places)
@@ -232,11 +241,12 @@ def _place_stations(rng: np.random.Generator, count: int, sensor_places: np.ndar
         for i in range(count)
     ]
     state = rng.choice(["live", "stopped", "no_rain_gauge"], size=count, p=[0.85, 0.08, 0.07])
+    weather_of = nearest_place(lat, lon)  # a station feels the weather where it stands
     return pd.DataFrame(
         {
             "site_id": site_ids,
-            "name": [f"{PLACES[p].name} WOW {i}" for i, p in enumerate(anchors)],
-            "place": anchors,
+            "name": [f"{PLACES[p].name} WOW {i}" for i, p in enumerate(weather_of)],
+            "place": weather_of,
             "latitude": np.round(lat, 5),
             "longitude": np.round(lon, 5),
             "is_official": rng.random(count) < 0.05,

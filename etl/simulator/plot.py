@@ -23,8 +23,9 @@ def _series(array: np.ndarray, row: int) -> np.ndarray:
     return np.where(values <= MISSING + 1, np.nan, values / SCALE)
 
 
-def plot_sensors(folder: str | Path, out: str | Path) -> str:
-    """Write the PNG and return a line saying what it shows."""
+def plot_sensors(folder: str | Path, out: str | Path, kind: str | None = None) -> str:
+    """Write the PNG and return a line saying what it shows; the faulty sensor is the first with a fault
+    of `kind` (any kind when None)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -32,10 +33,13 @@ def plot_sensors(folder: str | Path, out: str | Path) -> str:
 
     network = Network(folder)
     labels = network.labels()
+    clean_codes = set(network.sensors["sensor_id"]) - set(labels["sensor_id"])
+    if kind is not None:
+        labels = labels[labels["kind"] == kind]
+        if labels.empty:
+            raise ValueError(f"no sensor of this network has a {kind} fault")
     faulty_code = labels.iloc[0]["sensor_id"] if len(labels) else None
-    clean = next(
-        i for i, code in enumerate(network.sensors["sensor_id"]) if code not in set(labels["sensor_id"])
-    )
+    clean = next(i for i, code in enumerate(network.sensors["sensor_id"]) if code in clean_codes)
     chosen = [("clean", clean)]
     if faulty_code is not None:
         chosen.append(
