@@ -7,10 +7,10 @@ BIN := $(VENV)/bin
 
 .PHONY: demo test lint bench-load clean
 
-# Set up, create (or upgrade) the embedded SQLite database under var/, and print its status.
+# Set up, generate a simulated network, serve it on loopback and run the nightly pipeline on it into the
+# embedded SQLite database under var/, printing what it did.
 demo: $(VENV)/.installed
-	$(BIN)/python -m etl init-db
-	$(BIN)/python -m etl status
+	$(BIN)/python -m etl demo
 
 # Set up with the test tools, then lint and run every test (database tests on SQLite and PostgreSQL).
 test: $(VENV)/.installed-dev

@@ -10,6 +10,7 @@ from etl.db import (
     alembic_config,
     check_connection,
     current_revision,
+    ensure_schema,
     head_revision,
     init_db,
     make_engine,
@@ -18,16 +19,17 @@ from etl.db import (
 from etl.errors import GrowWowError
 from etl.logs import configure_logging
 from etl.settings import load_settings
+from etl.step import as_click_error, shard_option
 
 
 class Commands(click.Group):
-    """A command group that prints the errors a user can act on as one line, with exit status 1."""
+    """A command group that prints the errors a user can act on as one line, never a traceback."""
 
     def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
         except GrowWowError as exc:
-            raise click.ClickException(str(exc)) from None
+            raise as_click_error(exc) from None
 
 
 @click.group(cls=Commands, context_settings={"help_option_names": ["-h", "--help"]})
@@ -136,3 +138,41 @@ def live_stations_command(settings, now: str | None, out: str | None) -> None:
         f"{int(stations['is_live'].sum()):,} of {len(stations):,} stations live, from {origin}", err=True
     )
     _write(stations, out, "stations")
+
+
+@cli.command("run")
+@shard_option
+@click.pass_obj
+def run_command(settings, shard) -> None:
+    """Run the nightly steps in order (one lock per shard; recorded in etl_runs)."""
+    from etl.runner import run_nightly
+
+    engine = make_engine(settings)
+    ensure_schema(engine)
+    for report in run_nightly(settings, engine, shard):
+        click.echo(f"{report.name:<24} {report.rows:>12,} rows written  {report.seconds:>7.1f} s")
+
+
+@cli.command("demo")
+@click.option("--sensors", "sensor_count", type=click.IntRange(1), default=200, show_default=True)
+@click.option("--days", type=click.IntRange(1), default=30, show_default=True)
+@click.option("--seed", type=int, default=2019, show_default=True)
+@click.pass_obj
+def demo_command(settings, sensor_count: int, days: int, seed: int) -> None:
+    """Generate a simulated network, serve it on loopback and run the nightly pipeline on it."""
+    from etl.demo import demo_settings, ensure_network, serve_in_background, summary
+    from etl.runner import run_nightly
+    from etl.shard import Shard
+
+    folder = ensure_network(sensor_count, days, seed)
+    url, server = serve_in_background(folder)
+    click.echo(f"simulated network {folder} ({sensor_count} sensors × {days} days) served at {url}")
+    try:
+        settings = demo_settings(settings, url)
+        engine = make_engine(settings)
+        click.echo(f"{settings.database_label}: {init_db(engine)}")
+        for report in run_nightly(settings, engine, Shard()):
+            click.echo(f"  {report.name:<24} {report.rows:>10,} rows written  {report.seconds:>6.1f} s")
+    finally:
+        server.shutdown()
+    click.echo("\n".join(summary(engine)))

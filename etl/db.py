@@ -7,7 +7,7 @@ from pathlib import Path
 from sqlalchemy import Engine, create_engine, event, func, inspect, select
 from sqlalchemy.exc import DBAPIError, OperationalError
 
-from etl.errors import DatabaseUnavailable
+from etl.errors import DatabaseUnavailable, GrowWowError
 from etl.schema import metadata
 from etl.settings import Settings
 
@@ -102,6 +102,22 @@ def init_db(engine: Engine, migrations: Path = MIGRATIONS_DIR) -> str:
     if after == before:
         return f"schema already at revision {after}"
     return f"upgraded schema from revision {before} to {after}"
+
+
+class SchemaOutdated(GrowWowError):
+    """The database's schema is not the one this code expects."""
+
+
+def ensure_schema(engine: Engine) -> None:
+    """Refuse to run steps on a database whose schema is missing or behind the code."""
+    check_connection(engine)
+    with engine.connect() as connection:
+        current = current_revision(connection)
+    head = head_revision()
+    if current != head:
+        label = engine.url.render_as_string(hide_password=True)
+        state = "has no schema" if current is None else f"is at schema revision {current}, the code at {head}"
+        raise SchemaOutdated(f"{label} {state}: run 'python -m etl init-db' first")
 
 
 def table_counts(engine: Engine) -> dict[str, int | None]:

@@ -7,6 +7,7 @@ can point one run elsewhere without touching AWS.
 
 from __future__ import annotations
 
+import datetime as dt
 from functools import cached_property
 from pathlib import Path
 
@@ -50,6 +51,14 @@ class Settings(BaseSettings):
         default=None, description="saved byversion answer used as fallback"
     )
 
+    etl_now: dt.datetime | None = Field(
+        default=None, description="run as if it were this time (replays, tests)"
+    )
+    link_max_km: float = Field(default=50.0, gt=0, description="no station link beyond this distance")
+    extract_overlap_hours: float = Field(default=24.0, ge=0, description="re-read before each watermark")
+    extract_history_days: int = Field(default=365, ge=1, description="how far back a new sensor is fetched")
+    load_batch_rows: int = Field(default=200_000, ge=1000, description="rows per bulk-upsert transaction")
+
     use_aws_secrets: bool = False
     aws_region: str = "eu-west-1"
     aws_db_secret: str = "grow-data-key"
@@ -72,6 +81,17 @@ class Settings(BaseSettings):
         if level not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
             raise ValueError("must be one of DEBUG, INFO, WARNING, ERROR")
         return level
+
+    @field_validator("etl_now")
+    @classmethod
+    def _aware(cls, value: dt.datetime | None) -> dt.datetime | None:
+        if value is not None and value.tzinfo is None:
+            return value.replace(tzinfo=dt.UTC)
+        return value
+
+    def now(self) -> dt.datetime:
+        """The present for the ETL: ETL_NOW when set, else the clock (UTC)."""
+        return self.etl_now or dt.datetime.now(dt.UTC)
 
     @cached_property
     def database(self) -> URL:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from collections import deque
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -306,10 +307,23 @@ class GrowClient:
         return Batch(tuple(codes), start, end, readings=readings, skipped=skipped)
 
     def iter_readings(self, codes: Sequence[str], start: dt.datetime, end: dt.datetime) -> Iterator[Batch]:
-        """Every request of a fetch, run by a bounded pool; batches come back as they finish."""
-        windows = request_windows(codes, start, end)
+        """Every request of a fetch, in order; see iter_windows."""
+        return self.iter_windows(request_windows(codes, start, end))
+
+    def iter_windows(
+        self, windows: Sequence[tuple[Sequence[str], dt.datetime, dt.datetime]]
+    ) -> Iterator[Batch]:
+        """Run requests in a bounded pool; batches come back in the order of `windows`, and only a few
+        are ever waiting, however slowly the caller takes them."""
+        ahead = 2 * self.workers
         with ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="grow") as pool:
-            yield from pool.map(lambda w: self.get_readings_window(*w), windows)
+            pending: deque = deque()
+            for window in windows:
+                pending.append(pool.submit(self.get_readings_window, *window))
+                if len(pending) >= ahead:
+                    yield pending.popleft().result()
+            while pending:
+                yield pending.popleft().result()
 
     def get_readings(self, codes: Sequence[str], start: dt.datetime, end: dt.datetime) -> pd.DataFrame:
         """All readings of these sensors in [start, end]; SourceError if any request failed for good."""

@@ -1,0 +1,212 @@
+"""Step 3 of 5, `python -m etl.extract_all_grow_data`: new readings of every sensor, and new observations
+of every linked WOW station, into the database.
+
+Incremental: each sensor is read from its watermark (its latest stored reading) less a short overlap, so
+late uploads are caught; a sensor whose GROW record shows no sample after its watermark is not asked at
+all. Requests carry 10 sensors × at most 10 days and run in a bounded pool. Batches are loaded in the
+order their windows follow each other, and once a window fails, the later windows of the same sensors
+are not loaded: a watermark never jumps a gap, so a crashed or failed run is resumed by the next one.
+WOW stations are read per site from their own watermark, as WOW's rate limits want.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+
+import click
+import pandas as pd
+from sqlalchemy import Connection, Table, select
+from tqdm import tqdm
+
+from etl.load import bulk_upsert
+from etl.schema import readings, sensor_wow, sensors, wow_observations, wow_sites
+from etl.sources.grow import MAX_LOCATIONS, Batch, GrowClient, request_windows
+from etl.sources.http import SourceError
+from etl.sources.wow import WowClient
+from etl.step import Command, StepContext, StepFailed, run_alone, shard_option
+
+log = logging.getLogger(__name__)
+
+NAME = "extract_all_grow_data"
+
+
+def latest_times(connection: Connection, table: Table, entities: Table, key: str) -> dict[str, pd.Timestamp]:
+    """Each entity's latest stored timestamp in `table`: one index descent per entity (sensor or
+    station), never a scan of the big table."""
+    ts = table.c.ts
+    latest = select(ts).where(table.c[key] == entities.c[key]).order_by(ts.desc()).limit(1).scalar_subquery()
+    rows = connection.execute(select(entities.c[key], latest)).all()
+    return {entity: pd.Timestamp(stamp) for entity, stamp in rows if stamp is not None}
+
+
+def fetch_plan(
+    sensor_frame: pd.DataFrame,
+    watermarks: dict,
+    now: dt.datetime,
+    overlap: dt.timedelta,
+    history: dt.timedelta,
+) -> pd.DataFrame:
+    """Which sensors to read and from when: (sensor_id, start), earliest first.
+
+    A sensor is read from its watermark less the overlap; a sensor never read, from its first sample
+    (at most `history` back); a sensor whose last announced sample is not after its watermark, not at all.
+    """
+    plan = []
+    oldest = pd.Timestamp(now - history)
+    for row in sensor_frame.itertuples():
+        mark = watermarks.get(row.sensor_id)
+        last = row.last_sample_at
+        if mark is not None:
+            if pd.notna(last) and last <= mark:
+                continue
+            start = mark - pd.Timedelta(overlap)
+        else:
+            start = row.first_sample_at if pd.notna(row.first_sample_at) else oldest
+        plan.append((row.sensor_id, max(pd.Timestamp(start), oldest).floor("s")))
+    frame = pd.DataFrame(plan, columns=["sensor_id", "start"])
+    return frame.sort_values(["start", "sensor_id"], ignore_index=True)
+
+
+def windows_of(
+    plan: pd.DataFrame, now: dt.datetime
+) -> list[tuple[tuple[str, ...], dt.datetime, dt.datetime]]:
+    """Requests for a plan: sensors with close starts in groups of 10, each read from its earliest start."""
+    windows = []
+    for i in range(0, len(plan), MAX_LOCATIONS):
+        group = plan.iloc[i : i + MAX_LOCATIONS]
+        windows += request_windows(list(group["sensor_id"]), group["start"].min().to_pydatetime(), now)
+    return windows
+
+
+class Loader:
+    """Collect batches and load them in bulk; commit in the order they come."""
+
+    def __init__(self, context: StepContext, table: Table):
+        self.context, self.table = context, table
+        self.frames: list[pd.DataFrame] = []
+        self.rows = 0
+        self.written = 0
+
+    def add(self, frame: pd.DataFrame) -> None:
+        if len(frame):
+            self.frames.append(frame)
+            self.rows += len(frame)
+        if self.rows >= self.context.settings.load_batch_rows:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self.frames:
+            return
+        batch = pd.concat(self.frames, ignore_index=True)
+        with self.context.engine.begin() as connection:
+            self.written += bulk_upsert(connection, self.table, batch)
+        self.frames, self.rows = [], 0
+
+
+def extract_readings(context: StepContext, client: GrowClient) -> tuple[int, list[SourceError]]:
+    with context.engine.connect() as connection:
+        sensor_frame = pd.DataFrame(
+            connection.execute(
+                select(sensors.c.sensor_id, sensors.c.first_sample_at, sensors.c.last_sample_at)
+            ).all(),
+            columns=["sensor_id", "first_sample_at", "last_sample_at"],
+        )
+        sensor_frame = sensor_frame[sensor_frame["sensor_id"].map(context.shard.contains)]
+        watermarks = latest_times(connection, readings, sensors, "sensor_id")
+    for column in ("first_sample_at", "last_sample_at"):
+        sensor_frame[column] = pd.to_datetime(sensor_frame[column], utc=True)
+    settings = context.settings
+    plan = fetch_plan(
+        sensor_frame,
+        watermarks,
+        context.now,
+        dt.timedelta(hours=settings.extract_overlap_hours),
+        dt.timedelta(days=settings.extract_history_days),
+    )
+    windows = windows_of(plan, context.now)
+    log.info(
+        "%d of %d sensors have new readings to fetch: %d requests", len(plan), len(sensor_frame), len(windows)
+    )
+    loader, failures, broken = Loader(context, readings), [], set()
+    batches: Iterable[Batch] = client.iter_windows(windows)
+    for batch in tqdm(batches, total=len(windows), desc="readings", unit="req", disable=not context.progress):
+        if batch.codes in broken:
+            continue  # an earlier window of these sensors failed: loading this one would skip the gap
+        if batch.error is not None:
+            failures.append(batch.error)
+            broken.add(batch.codes)
+            continue
+        loader.add(batch.readings)
+    loader.flush()
+    return loader.written, failures
+
+
+def extract_observations(context: StepContext, client: WowClient) -> tuple[int, list[SourceError]]:
+    settings = context.settings
+    with context.engine.connect() as connection:
+        links = pd.DataFrame(
+            connection.execute(
+                select(sensor_wow.c.site_id, sensors.c.first_sample_at)
+                .join(sensors, sensors.c.sensor_id == sensor_wow.c.sensor_id)
+                .where(sensor_wow.c.site_id.is_not(None))
+            ).all(),
+            columns=["site_id", "first_sample_at"],
+        )
+        links = links[links["site_id"].map(context.shard.contains)]
+        watermarks = latest_times(connection, wow_observations, wow_sites, "site_id")
+    oldest = pd.Timestamp(context.now - dt.timedelta(days=settings.extract_history_days))
+    first_needed = pd.to_datetime(links["first_sample_at"], utc=True).groupby(links["site_id"]).min()
+    overlap = pd.Timedelta(hours=settings.extract_overlap_hours)
+    starts = {
+        site: max(
+            watermarks[site] - overlap if site in watermarks else (first if pd.notna(first) else oldest),
+            oldest,
+        )
+        for site, first in first_needed.items()
+    }
+
+    def fetch(site: str):
+        try:
+            return site, client.get_site_observations(site, starts[site].to_pydatetime(), context.now), None
+        except SourceError as exc:
+            return site, None, exc
+
+    loader, failures = Loader(context, wow_observations), []
+    with ThreadPoolExecutor(max_workers=settings.fetch_workers, thread_name_prefix="wow") as pool:
+        results = pool.map(fetch, sorted(starts))
+        for _, observations, error in tqdm(
+            results, total=len(starts), desc="stations", unit="site", disable=not context.progress
+        ):
+            if error is not None:
+                failures.append(error)
+                continue
+            loader.add(observations[["site_id", "ts", "air_temperature", "rainfall", "relative_humidity"]])
+    loader.flush()
+    return loader.written, failures
+
+
+def run(context: StepContext) -> int:
+    readings_written, reading_failures = extract_readings(context, GrowClient(context.settings))
+    observations_written, station_failures = extract_observations(context, WowClient(context.settings))
+    log.info("%d readings and %d station observations written", readings_written, observations_written)
+    failures = reading_failures + station_failures
+    if failures:
+        raise StepFailed(
+            f"{len(reading_failures)} reading requests and {len(station_failures)} station requests failed "
+            f"(loaded what came; the next run resumes): first: {failures[0]}"
+        )
+    return readings_written + observations_written
+
+
+@click.command(NAME, cls=Command, context_settings={"help_option_names": ["-h", "--help"]})
+@shard_option
+def main(shard) -> None:
+    """Fetch new readings (GROW) and station observations (WOW) since each watermark."""
+    run_alone(NAME, run, shard)
+
+
+if __name__ == "__main__":
+    main(prog_name=f"python -m etl.{NAME}")

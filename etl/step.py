@@ -1,0 +1,188 @@
+"""What every ETL step shares: its context, the lock against overlapping runs, and its record in etl_runs.
+
+A step is a function `run(context) -> rows written`. Run on its own (`python -m etl.<step>`) or by the
+runner (`python -m etl run`), it holds the lock of its shard, so a second run started meanwhile exits at
+once, and it leaves one etl_runs row: started, finished, rows, status and the error in one line.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import fcntl
+import logging
+import sys
+import time
+import zlib
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import click
+from sqlalchemy import Engine, insert, text, update
+
+from etl.errors import GrowWowError
+from etl.schema import etl_runs
+from etl.settings import VAR_DIR, Settings
+from etl.shard import Shard, ShardParam
+
+log = logging.getLogger(__name__)
+
+
+class AlreadyRunning(GrowWowError):
+    """Another run holds the lock of this shard."""
+
+    exit_code = 75  # EX_TEMPFAIL: try again later
+
+
+class StepFailed(GrowWowError):
+    """A step did part of its work and could not do the rest; what it loaded is kept."""
+
+
+@dataclass(frozen=True)
+class StepContext:
+    settings: Settings
+    engine: Engine
+    shard: Shard
+    now: dt.datetime
+
+    @property
+    def progress(self) -> bool:
+        """Progress bars on a terminal; plain log lines under cron."""
+        return sys.stderr.isatty()
+
+
+Step = Callable[[StepContext], int]
+
+
+@contextmanager
+def etl_lock(engine: Engine, shard: Shard) -> Iterator[None]:
+    """Hold the lock of a shard for the duration: a PostgreSQL advisory lock, or a lock file for SQLite."""
+    name = f"grow-wow etl {shard}"
+    if engine.dialect.name == "postgresql":
+        key = zlib.crc32(name.encode())
+        connection = engine.connect()
+        try:
+            if not connection.scalar(text("SELECT pg_try_advisory_lock(:key)"), {"key": key}):
+                raise AlreadyRunning(f"another GROW–WOW run holds the lock of shard {shard}; not starting")
+            try:
+                yield
+            finally:
+                connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": key})
+        finally:
+            connection.close()
+        return
+    database = engine.url.database or "memory"
+    lock_path = VAR_DIR / f"etl-{zlib.crc32(f'{database} {shard}'.encode()):08x}.lock"
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock_path, "w") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise AlreadyRunning(
+                f"another GROW–WOW run holds the lock of shard {shard}; not starting"
+            ) from None
+        handle.write(f"{dt.datetime.now(dt.UTC).isoformat()}\n")
+        handle.flush()
+        yield
+
+
+def run_recorded(name: str, step: Step, context: StepContext) -> int:
+    """Run a step (the caller holds the lock), recording it in etl_runs; re-raise its failure."""
+    engine = context.engine
+    shard = None if context.shard.whole else str(context.shard)
+    with engine.begin() as connection:
+        # A run still marked running can only be one that was killed: we hold the lock.
+        connection.execute(
+            update(etl_runs)
+            .where(
+                etl_runs.c.step == name,
+                etl_runs.c.status == "running",
+                etl_runs.c.shard.is_not_distinct_from(shard),
+            )
+            .values(
+                status="failed", error="interrupted (killed or crashed)", finished_at=dt.datetime.now(dt.UTC)
+            )
+        )
+        run_id = connection.execute(
+            insert(etl_runs)
+            .values(step=name, shard=shard, started_at=dt.datetime.now(dt.UTC), status="running")
+            .returning(etl_runs.c.run_id)
+        ).scalar_one()
+    started = time.perf_counter()
+    log.info("%s (shard %s) started", name, context.shard)
+    status, rows, error = "failed", None, None
+    try:
+        rows = step(context)
+        status = "ok"
+        return rows
+    except GrowWowError as exc:
+        error = str(exc)
+        raise
+    except Exception as exc:
+        error = f"{type(exc).__name__}: {exc}".splitlines()[0]
+        raise
+    finally:
+        with engine.begin() as connection:
+            connection.execute(
+                update(etl_runs)
+                .where(etl_runs.c.run_id == run_id)
+                .values(status=status, rows=rows, error=error, finished_at=dt.datetime.now(dt.UTC))
+            )
+        log.info(
+            "%s (shard %s) %s: %s rows in %.1f s",
+            name,
+            context.shard,
+            status,
+            rows,
+            time.perf_counter() - started,
+        )
+
+
+def as_click_error(exc: GrowWowError) -> click.ClickException:
+    """One line on stderr and the error's exit status (1 unless it says otherwise)."""
+    error = click.ClickException(str(exc))
+    error.exit_code = getattr(exc, "exit_code", 1)
+    return error
+
+
+class Command(click.Command):
+    """A command that prints the errors a user can act on as one line, never a traceback."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except GrowWowError as exc:
+            raise as_click_error(exc) from None
+
+
+def prepare(**overrides) -> tuple[Settings, Engine]:
+    """Settings, logging and an engine on a database whose schema is current."""
+    from etl.db import ensure_schema, make_engine
+    from etl.logs import configure_logging
+    from etl.settings import load_settings
+
+    settings = load_settings(**{k: v for k, v in overrides.items() if v is not None})
+    configure_logging(settings)
+    engine = make_engine(settings)
+    ensure_schema(engine)
+    return settings, engine
+
+
+def run_alone(name: str, step: Step, shard: Shard, **overrides) -> int:
+    """Run one step from its own command: under the lock of its shard, recorded in etl_runs."""
+    settings, engine = prepare(**overrides)
+    context = StepContext(settings, engine, shard, settings.now())
+    with etl_lock(engine, shard):
+        rows = run_recorded(name, step, context)
+    click.echo(f"{name} (shard {shard}): {rows:,} rows written")
+    return rows
+
+
+def shard_option(function):
+    return click.option(
+        "--shard",
+        type=ShardParam(),
+        default="1/1",
+        show_default=True,
+        help="do the part i of n: sensors split by a stable hash",
+    )(function)

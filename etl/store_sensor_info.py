@@ -1,0 +1,129 @@
+"""Step 1 of 5, `python -m etl.store_sensor_info [GOOGLE_API_KEY]`: every GROW sensor into `sensors`.
+
+Code, name and serial, owner, coordinates, first and last sample, days active, and an address. Only new
+sensors, moved sensors and sensors still without an address are geocoded; the rest keep theirs.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import click
+import numpy as np
+import pandas as pd
+from sqlalchemy import select
+
+from etl.load import bulk_upsert
+from etl.schema import sensors
+from etl.sources.address import Geocoder
+from etl.sources.grow import GrowClient
+from etl.sources.http import SourceError
+from etl.step import Command, StepContext, run_alone, shard_option
+
+log = logging.getLogger(__name__)
+
+NAME = "store_sensor_info"
+MOVED_KM = 0.05  # a sensor moved further than this is geocoded again
+EARTH_RADIUS_KM = 6371.0088
+BASE_COLUMNS = [
+    "sensor_id",
+    "identifier",
+    "name",
+    "serial_number",
+    "owner_id",
+    "latitude",
+    "longitude",
+    "first_sample_at",
+    "last_sample_at",
+    "days_active",
+]
+ADDRESS_COLUMNS = ["sensor_id", "address", "place", "country", "address_latitude", "address_longitude"]
+
+
+def haversine_km(lat1, lon1, lat2, lon2) -> np.ndarray:
+    """Great-circle distance in km between points given in degrees (arrays broadcast)."""
+    lat1, lon1, lat2, lon2 = (np.radians(np.asarray(v, dtype=float)) for v in (lat1, lon1, lat2, lon2))
+    a = np.sin((lat2 - lat1) / 2) ** 2 + np.cos(lat1) * np.cos(lat2) * np.sin((lon2 - lon1) / 2) ** 2
+    return 2 * EARTH_RADIUS_KM * np.arcsin(np.sqrt(a))
+
+
+def days_active(first: pd.Series, last: pd.Series) -> pd.Series:
+    """Whole days from the first to the last sample, counting both (missing when either is)."""
+    span = (last - first).dt.days + 1
+    return span.where(first.notna() & last.notna()).astype("Int64")
+
+
+def needs_address(fetched: pd.DataFrame, stored: pd.DataFrame) -> pd.Series:
+    """New sensors, sensors moved more than MOVED_KM, and sensors with no address yet."""
+    merged = fetched[["sensor_id", "latitude", "longitude"]].merge(stored, on="sensor_id", how="left")
+    moved = haversine_km(
+        merged["latitude"], merged["longitude"], merged["address_latitude"], merged["address_longitude"]
+    )
+    need = merged["address"].isna() | ~(moved <= MOVED_KM)  # NaN distance (never geocoded) counts as moved
+    return pd.Series(need.to_numpy(), index=fetched.index)
+
+
+def run(context: StepContext) -> int:
+    fetched = GrowClient(context.settings).get_sensors()
+    fetched = fetched[fetched["sensor_id"].map(context.shard.contains)].reset_index(drop=True)
+    fetched["days_active"] = days_active(fetched["first_sample_at"], fetched["last_sample_at"])
+    with context.engine.connect() as connection:
+        stored = pd.DataFrame(
+            connection.execute(
+                select(
+                    sensors.c.sensor_id,
+                    sensors.c.address,
+                    sensors.c.address_latitude,
+                    sensors.c.address_longitude,
+                )
+            ).all(),
+            columns=["sensor_id", "address", "address_latitude", "address_longitude"],
+        )
+    todo = fetched[needs_address(fetched, stored)]
+    addresses = geocode(Geocoder(context.settings), todo)
+    with context.engine.begin() as connection:
+        written = bulk_upsert(connection, sensors, fetched[BASE_COLUMNS])
+        if len(addresses):
+            written += bulk_upsert(connection, sensors, addresses[ADDRESS_COLUMNS])
+    log.info(
+        "%d sensors, %d geocoded (%s)",
+        len(fetched),
+        len(addresses),
+        "changes stored" if written else "no changes",
+    )
+    return written
+
+
+def geocode(geocoder: Geocoder, todo: pd.DataFrame) -> pd.DataFrame:
+    """Addresses for the sensors that need one; one that fails now is tried again next run."""
+    rows, failed = [], 0
+    for sensor in todo.itertuples():
+        try:
+            found = geocoder.reverse(round(sensor.latitude, 6), round(sensor.longitude, 6))
+        except SourceError as exc:
+            failed += 1
+            if failed == 1:
+                log.warning("%s; sensors left without an address are tried again next run", exc)
+            continue
+        rows.append(
+            (sensor.sensor_id, found.address, found.place, found.country, sensor.latitude, sensor.longitude)
+        )
+    if failed:
+        log.warning("geocoding failed for %d of %d sensors", failed, len(todo))
+    return pd.DataFrame(rows, columns=ADDRESS_COLUMNS)
+
+
+@click.command(NAME, cls=Command, context_settings={"help_option_names": ["-h", "--help"]})
+@click.argument("google_api_key", required=False)
+@shard_option
+def main(google_api_key: str | None, shard) -> None:
+    """Store every GROW sensor (GROW_API_URL, GROW_API_KEY), geocoding new or moved ones.
+
+    GOOGLE_API_KEY, as in 2019, may be given here instead of in the environment (where it stays out
+    of the process list); without any key the offline geocoder names place and country.
+    """
+    run_alone(NAME, run, shard, google_api_key=google_api_key)
+
+
+if __name__ == "__main__":
+    main(prog_name=f"python -m etl.{NAME}")
