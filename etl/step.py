@@ -128,14 +128,11 @@ def run_recorded(name: str, step: Step, context: StepContext) -> int:
                 .where(etl_runs.c.run_id == run_id)
                 .values(status=status, rows=rows, error=error, finished_at=dt.datetime.now(dt.UTC))
             )
-        log.info(
-            "%s (shard %s) %s: %s rows in %.1f s",
-            name,
-            context.shard,
-            status,
-            rows,
-            time.perf_counter() - started,
-        )
+        seconds = time.perf_counter() - started
+        if status == "ok":
+            log.info("%s (shard %s) ok: %s rows in %.1f s", name, context.shard, rows, seconds)
+        else:
+            log.error("%s (shard %s) failed after %.1f s: %s", name, context.shard, seconds, error)
 
 
 def as_click_error(exc: GrowWowError) -> click.ClickException:

@@ -42,27 +42,35 @@ def postgres_url():
     return POSTGRES_URL
 
 
+@pytest.fixture
+def postgres_schemas(request):
+    """Make fresh PostgreSQL schemas on demand (a URL each); all are dropped after the test."""
+    base = request.getfixturevalue("postgres_url")
+    admin = create_engine(base)
+    made = []
+
+    def make() -> str:
+        schema = f"test_{uuid.uuid4().hex[:12]}"
+        with admin.begin() as connection:
+            connection.execute(text(f'CREATE SCHEMA "{schema}"'))
+        made.append(schema)
+        return base.update_query_dict({"options": f"-csearch_path={schema}"}).render_as_string(
+            hide_password=False
+        )
+
+    yield make
+    with admin.begin() as connection:
+        for schema in made:
+            connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+    admin.dispose()
+
+
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def database_url(request, tmp_path):
     """A URL to an empty database of each engine."""
     if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'grow_wow.sqlite'}"
-        return
-    base = request.getfixturevalue("postgres_url")
-    schema = f"test_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(base)
-    with admin.begin() as connection:
-        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
-    try:
-        yield (
-            base.update_query_dict({"options": f"-csearch_path={schema}"}).render_as_string(
-                hide_password=False
-            )
-        )
-    finally:
-        with admin.begin() as connection:
-            connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
+        return f"sqlite:///{tmp_path / 'grow_wow.sqlite'}"
+    return request.getfixturevalue("postgres_schemas")()
 
 
 @pytest.fixture
@@ -113,6 +121,19 @@ def network(network_dir):
     return Network(network_dir)
 
 
+@pytest.fixture(scope="session")
+def small_network(tmp_path_factory):
+    """A generated network of 20 sensors × 12 days (seed 11), for the pipeline tests."""
+    import datetime as dt
+
+    from etl.simulator.generate import generate
+    from etl.simulator.network import Network
+
+    folder = tmp_path_factory.mktemp("small-network")
+    generate(folder, sensors=20, days=12, seed=11, end=dt.datetime.fromisoformat(SIMULATED_END))
+    return Network(folder)
+
+
 @pytest.fixture
 def simulator(network):
     """Start the simulator on a free loopback port; call it with misbehaviour options, get its URL."""
@@ -125,8 +146,8 @@ def simulator(network):
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
     servers = []
 
-    def start(now=None, wow_bare_list=False, **misbehaviour) -> str:
-        app = create_app(network, now=now, misbehaviour=Misbehaviour(**misbehaviour))
+    def start(now=None, wow_bare_list=False, serving=None, **misbehaviour) -> str:
+        app = create_app(serving or network, now=now, misbehaviour=Misbehaviour(**misbehaviour))
         app.config["WOW_BARE_LIST"] = wow_bare_list
         server = make_server("127.0.0.1", 0, app, threaded=True)
         threading.Thread(target=server.serve_forever, daemon=True).start()

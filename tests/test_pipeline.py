@@ -1,0 +1,452 @@
+"""The nightly steps and their runner, on SQLite and PostgreSQL, against the simulator over HTTP."""
+
+import datetime as dt
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+import requests
+from sqlalchemy import insert, select, update
+
+from etl.db import init_db, make_engine
+from etl.extract_all_grow_data import fetch_plan
+from etl.find_nearest_wow_live import link_sensors, nearest
+from etl.runner import run_nightly
+from etl.schema import etl_runs, readings, sensor_wow, sensors, wow_observations, wow_sites
+from etl.settings import load_settings
+from etl.shard import Shard
+from etl.sources.grow import Batch
+from etl.sources.http import SourceError
+from etl.step import AlreadyRunning, StepContext, StepFailed, etl_lock, run_recorded
+from etl.store_sensor_info import days_active, haversine_km, needs_address
+
+UTC = dt.UTC
+NOW = dt.datetime(2019, 7, 1, tzinfo=UTC)
+
+
+# --- pure pieces --------------------------------------------------------------------------------------
+
+
+def test_shards_split_every_sensor_into_exactly_one_part_stably():
+    keys = [f"sensor{i}" for i in range(3000)]
+    parts = [Shard(i, 3) for i in (1, 2, 3)]
+    owners = [[p.contains(k) for p in parts].index(True) for k in keys]
+    assert all(sum(p.contains(k) for p in parts) == 1 for k in keys)
+    assert min(np.bincount(owners)) > 900  # about a third each
+    assert Shard.parse("2/3") == Shard(2, 3) and str(Shard.parse(None)) == "all"
+    for bad in ("0/3", "4/3", "x", "1/0"):
+        with pytest.raises(ValueError):
+            Shard.parse(bad)
+
+
+def test_the_spatial_index_finds_the_same_nearest_station_as_brute_force():
+    rng = np.random.default_rng(1)
+    sites = rng.uniform([35, -10], [60, 30], (400, 2))
+    points = rng.uniform([35, -10], [60, 30], (300, 2))
+    index, distance = nearest(points[:, 0], points[:, 1], sites[:, 0], sites[:, 1])
+    brute = haversine_km(points[:, 0, None], points[:, 1, None], sites[None, :, 0], sites[None, :, 1])
+    assert (index == brute.argmin(axis=1)).all()
+    assert np.allclose(distance, brute.min(axis=1))
+
+
+def test_links_stop_at_the_maximum_distance_and_say_why():
+    sensor_frame = pd.DataFrame(
+        {
+            "sensor_id": ["near", "far", "nowhere"],
+            "latitude": [51.50, 52.50, None],
+            "longitude": [-0.12, 3.0, None],
+        }
+    )
+    live = pd.DataFrame({"site_id": ["A", "B"], "latitude": [51.52, 55.0], "longitude": [-0.10, -3.0]})
+    links = link_sensors(sensor_frame, live, max_km=50).set_index("sensor_id")
+    assert links.loc["near", "site_id"] == "A" and links.loc["near", "distance_km"] < 3
+    assert links.loc["far", "site_id"] is None
+    assert links.loc["far", "reason"].startswith("no live WOW station within 50 km (nearest ")
+    assert links.loc["nowhere", "reason"] == "no coordinates"
+    # Station A stops being live: the sensor is relinked to the next nearest, or says why not.
+    relinked = link_sensors(sensor_frame, live[live["site_id"] != "A"], max_km=500).set_index("sensor_id")
+    assert relinked.loc["near", "site_id"] == "B"
+
+
+def test_the_fetch_plan_reads_from_each_watermark_less_the_overlap_and_skips_sensors_with_nothing_new():
+    ts = pd.Timestamp
+    frame = pd.DataFrame(
+        {
+            "sensor_id": ["new", "behind", "current", "ancient"],
+            "first_sample_at": [
+                ts("2019-06-01", tz="UTC"),
+                ts("2019-01-01", tz="UTC"),
+                ts("2019-01-01", tz="UTC"),
+                ts("2010-01-01", tz="UTC"),
+            ],
+            "last_sample_at": [
+                ts("2019-06-30", tz="UTC"),
+                ts("2019-06-30", tz="UTC"),
+                ts("2019-06-20", tz="UTC"),
+                ts("2019-06-30", tz="UTC"),
+            ],
+        }
+    )
+    marks = {"behind": ts("2019-06-25 12:00", tz="UTC"), "current": ts("2019-06-20", tz="UTC")}
+    plan = fetch_plan(frame, marks, NOW, dt.timedelta(hours=24), dt.timedelta(days=365)).set_index(
+        "sensor_id"
+    )["start"]
+    assert plan.to_dict() == {
+        "ancient": ts("2018-07-01", tz="UTC"),  # history is capped
+        "new": ts("2019-06-01", tz="UTC"),
+        "behind": ts("2019-06-24 12:00", tz="UTC"),
+    }
+
+
+def test_addresses_are_looked_up_for_new_moved_or_unaddressed_sensors_only():
+    fetched = pd.DataFrame(
+        {
+            "sensor_id": ["same", "moved", "new", "blank"],
+            "latitude": [51.5, 51.5, 40, 45],
+            "longitude": [0.0, 0.0, 0, 5],
+        }
+    )
+    stored = pd.DataFrame(
+        {
+            "sensor_id": ["same", "moved", "blank"],
+            "address": ["London", "London", None],
+            "address_latitude": [51.5, 51.51, 45],
+            "address_longitude": [0.0, 0.0, 5],
+        }
+    )
+    assert needs_address(fetched, stored).tolist() == [False, True, True, True]
+    span = days_active(
+        pd.Series(pd.to_datetime(["2019-06-01", None], utc=True)),
+        pd.Series(pd.to_datetime(["2019-06-30 10:00", "2019-06-30 00:00"], utc=True)),
+    )
+    assert span.tolist() == [30, pd.NA]
+
+
+# --- the pipeline against the simulator ---------------------------------------------------------------
+
+
+def pipeline_settings(database_url, url, now=NOW, **overrides):
+    return load_settings(
+        database_url=database_url,
+        grow_api_url=f"{url}/grow/api",
+        grow_api_key="sim-grow-key",
+        wow_api_url=f"{url}/wow/api",
+        wow_api_key="sim-wow-key",
+        http_backoff_s=0.01,
+        etl_now=now,
+        **overrides,
+    )
+
+
+def snapshot(engine) -> dict[str, pd.DataFrame]:
+    """The data tables, sorted, without bookkeeping columns."""
+    tables = {
+        "sensors": sensors,
+        "wow_sites": wow_sites,
+        "sensor_wow": sensor_wow,
+        "readings": readings,
+        "wow_observations": wow_observations,
+    }
+    out = {}
+    with engine.connect() as connection:
+        for name, table in tables.items():
+            columns = [c for c in table.columns if c.name != "updated_at"]
+            keys = [c for c in table.primary_key.columns]
+            frame = pd.DataFrame(
+                connection.execute(select(*columns).order_by(*keys)).all(), columns=[c.name for c in columns]
+            )
+            out[name] = frame
+    return out
+
+
+def assert_same_database(left, right):
+    for name in left:
+        pd.testing.assert_frame_equal(left[name], right[name], check_dtype=False, obj=name)
+
+
+def stored_readings(engine) -> pd.DataFrame:
+    return snapshot(engine)["readings"].assign(ts=lambda f: pd.to_datetime(f["ts"], utc=True))
+
+
+@pytest.fixture
+def network(small_network):
+    return small_network
+
+
+@pytest.fixture
+def simulator(simulator, small_network):
+    """The simulator serving the small network."""
+    return lambda **options: simulator(serving=small_network, **options)
+
+
+def test_the_nightly_run_fills_the_database_and_running_it_again_changes_nothing(
+    database_url, network, simulator
+):
+    settings = pipeline_settings(database_url, simulator())
+    engine = make_engine(settings)
+    init_db(engine)
+    first = run_nightly(settings, engine, Shard())
+    before = snapshot(engine)
+    again = run_nightly(settings, engine, Shard())
+
+    assert [r.name for r in first] == ["store_sensor_info", "find_nearest_wow_live", "extract_all_grow_data"]
+    assert all(r.rows > 0 for r in first)
+    assert [r.rows for r in again] == [0, 0, 0]
+    assert_same_database(snapshot(engine), before)
+
+    codes = list(network.sensors["sensor_id"])
+    truth = network.visible_readings(codes, network.start, network.end, NOW).sort_values(
+        ["sensor_id", "ts"], ignore_index=True
+    )
+    pd.testing.assert_frame_equal(stored_readings(engine), truth, check_dtype=False)
+    assert before["sensors"]["country"].notna().all()
+    links = before["sensor_wow"]
+    linked = links["site_id"].notna()
+    assert linked.mean() >= 0.5 and (links.loc[linked, "distance_km"] <= 50).all()
+    assert links.loc[~linked, "reason"].str.startswith("no live WOW station within 50 km").all()
+    live = set(network.stations.loc[network.stations["state"] == "live", "site_id"])
+    assert set(links.loc[linked, "site_id"]) <= live
+    with engine.connect() as connection:
+        statuses = connection.execute(select(etl_runs.c.step, etl_runs.c.status, etl_runs.c.rows)).all()
+    assert len(statuses) == 6 and {s for _, s, _ in statuses} == {"ok"}
+
+
+def test_late_uploads_arrive_in_the_next_run(tmp_path, network, simulator):
+    earlier = dt.datetime(2019, 6, 26, tzinfo=UTC)
+    url = simulator(now=earlier)
+    database = f"sqlite:///{tmp_path}/late.sqlite"
+    engine = make_engine(pipeline_settings(database, url, earlier))
+    init_db(engine)
+    run_nightly(pipeline_settings(database, url, earlier), engine, Shard())
+    requests.post(f"{url}/sim/clock", json={"now": NOW.isoformat()}, timeout=5).raise_for_status()
+    run_nightly(pipeline_settings(database, url, NOW), engine, Shard())
+
+    codes = list(network.sensors["sensor_id"])
+    truth = network.visible_readings(codes, network.start, network.end, NOW).sort_values(
+        ["sensor_id", "ts"], ignore_index=True
+    )
+    pd.testing.assert_frame_equal(stored_readings(engine), truth, check_dtype=False)
+
+
+def test_a_failed_window_holds_its_sensors_back_and_the_next_run_completes(
+    tmp_path, network, simulator, monkeypatch
+):
+    from etl.sources.grow import GrowClient
+
+    url = simulator()
+    database = f"sqlite:///{tmp_path}/gap.sqlite"
+    settings = pipeline_settings(database, url)
+    engine = make_engine(settings)
+    init_db(engine)
+    real = GrowClient.get_readings_window
+    gap = dt.datetime(2019, 6, 25, tzinfo=UTC)
+    victims = set()
+
+    def flaky(self, codes, start, end):
+        if start <= gap <= end and not victims:
+            victims.update(codes)
+            return Batch(
+                tuple(codes),
+                start,
+                end,
+                error=SourceError("GROW API readings of …: HTTP 503 after 5 attempts"),
+            )
+        return real(self, codes, start, end)
+
+    monkeypatch.setattr(GrowClient, "get_readings_window", flaky)
+    with pytest.raises(StepFailed, match="1 reading requests and 0 station requests failed"):
+        run_nightly(settings, engine, Shard())
+    stored = stored_readings(engine)
+    held_back = stored[stored["sensor_id"].isin(victims)]
+    assert len(victims) == 10
+    assert held_back.empty or held_back["ts"].max() < pd.Timestamp(gap)  # nothing loaded beyond the gap
+    assert stored["sensor_id"].nunique() >= len(network.sensors) - 10
+
+    monkeypatch.setattr(GrowClient, "get_readings_window", real)
+    run_nightly(settings, engine, Shard())
+    codes = list(network.sensors["sensor_id"])
+    truth = network.visible_readings(codes, network.start, network.end, NOW).sort_values(
+        ["sensor_id", "ts"], ignore_index=True
+    )
+    pd.testing.assert_frame_equal(stored_readings(engine), truth, check_dtype=False)
+
+
+def test_the_runner_stops_at_the_first_failing_step_and_records_why(tmp_path):
+    database = f"sqlite:///{tmp_path}/fail.sqlite"
+    settings = pipeline_settings(database, "http://127.0.0.1:9", http_attempts=1)
+    engine = make_engine(settings)
+    init_db(engine)
+    with pytest.raises(SourceError, match="GROW API sensor list: connection refused"):
+        run_nightly(settings, engine, Shard())
+    with engine.connect() as connection:
+        runs = connection.execute(select(etl_runs.c.step, etl_runs.c.status, etl_runs.c.error)).all()
+    assert runs == [
+        ("store_sensor_info", "failed", "GROW API sensor list: connection refused after 1 attempts")
+    ]
+
+
+def test_a_run_killed_earlier_is_marked_as_interrupted(tmp_path, simulator):
+    database = f"sqlite:///{tmp_path}/killed.sqlite"
+    settings = pipeline_settings(database, simulator())
+    engine = make_engine(settings)
+    init_db(engine)
+    with engine.begin() as connection:
+        connection.execute(
+            insert(etl_runs).values(step="store_sensor_info", started_at=NOW, status="running")
+        )
+    with etl_lock(engine, Shard()):
+        run_recorded("store_sensor_info", lambda context: 0, StepContext(settings, engine, Shard(), NOW))
+    with engine.connect() as connection:
+        runs = connection.execute(
+            select(etl_runs.c.status, etl_runs.c.error).order_by(etl_runs.c.run_id)
+        ).all()
+    assert runs == [("failed", "interrupted (killed or crashed)"), ("ok", None)]
+
+
+def etl_env(database_url, url, now=NOW, **extra):
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("GROW_", "WOW_", "DATABASE_URL", "ETL_"))}
+    env.update(
+        {
+            "DATABASE_URL": database_url,
+            "GROW_API_URL": f"{url}/grow/api",
+            "GROW_API_KEY": "sim-grow-key",
+            "WOW_API_URL": f"{url}/wow/api",
+            "WOW_API_KEY": "sim-wow-key",
+            "ETL_NOW": now.isoformat(),
+            "HTTP_BACKOFF_S": "0.01",
+        }
+    )
+    env.update(extra)
+    return env
+
+
+def test_a_second_run_started_meanwhile_exits_at_once(database_url, simulator):
+    engine = make_engine(load_settings(database_url=database_url))
+    init_db(engine)
+    with etl_lock(engine, Shard()):
+        result = subprocess.run(
+            [sys.executable, "-m", "etl", "run"],
+            env=etl_env(database_url, simulator()),
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert result.returncode == 75
+    assert result.stderr.strip() == "Error: another GROW–WOW run holds the lock of shard all; not starting"
+    with pytest.raises(AlreadyRunning), etl_lock(engine, Shard()), etl_lock(engine, Shard()):
+        pass
+
+
+@pytest.mark.parametrize(
+    ("module", "args", "expect"),
+    [
+        ("etl.store_sensor_info", [], "store_sensor_info (shard all): 40 rows written"),
+        ("etl.find_nearest_wow_live", [], "find_nearest_wow_live (shard all): "),
+        ("etl.extract_all_grow_data", ["--shard", "1/1"], "extract_all_grow_data (shard all): "),
+    ],
+)
+def test_each_step_runs_on_its_own_in_order(tmp_path_factory, simulator, module, args, expect):
+    folder = tmp_path_factory.getbasetemp() / "steps-alone"
+    folder.mkdir(exist_ok=True)
+    database = f"sqlite:///{folder}/steps.sqlite"
+    if module == "etl.store_sensor_info":
+        init_db(make_engine(load_settings(database_url=database)))
+    result = subprocess.run(
+        [sys.executable, "-m", module, *args],
+        env=etl_env(database, simulator()),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert expect in result.stdout
+
+
+def test_store_sensor_info_takes_the_google_key_as_its_argument(tmp_path, simulator):
+    database = f"sqlite:///{tmp_path}/google.sqlite"
+    init_db(make_engine(load_settings(database_url=database)))
+    url = simulator()
+    env = etl_env(database, url, GOOGLE_API_URL=url)
+    result = subprocess.run(
+        [sys.executable, "-m", "etl.store_sensor_info", "AIzaSim-google-key"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    wrong = subprocess.run(
+        [sys.executable, "-m", "etl.store_sensor_info", "not-a-google-key"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert wrong.returncode == 1
+    assert (
+        wrong.stderr.strip().splitlines()[-1]
+        == "Error: GOOGLE_API_KEY is not a Google API key (they start with AIza)"
+    )
+
+
+def test_only_new_or_moved_sensors_are_geocoded_again(tmp_path, simulator, monkeypatch):
+    from etl import store_sensor_info
+
+    database = f"sqlite:///{tmp_path}/geo.sqlite"
+    settings = pipeline_settings(database, simulator())
+    engine = make_engine(settings)
+    init_db(engine)
+    looked_up = []
+    real = store_sensor_info.geocode
+    monkeypatch.setattr(
+        store_sensor_info,
+        "geocode",
+        lambda geocoder, todo: looked_up.append(len(todo)) or real(geocoder, todo),
+    )
+    context = StepContext(settings, engine, Shard(), NOW)
+    store_sensor_info.run(context)
+    store_sensor_info.run(context)
+    with engine.begin() as connection:
+        connection.execute(
+            update(sensors)
+            .where(sensors.c.sensor_id == select(sensors.c.sensor_id).limit(1).scalar_subquery())
+            .values(address_latitude=0.0)
+        )
+    store_sensor_info.run(context)
+    assert looked_up == [20, 0, 1]
+
+
+def test_a_linked_station_that_stops_being_live_is_replaced(tmp_path, simulator, monkeypatch):
+    from etl import find_nearest_wow_live
+    from etl.sources.wow import WowClient
+
+    database = f"sqlite:///{tmp_path}/relink.sqlite"
+    settings = pipeline_settings(database, simulator())
+    engine = make_engine(settings)
+    init_db(engine)
+    context = StepContext(settings, engine, Shard(), NOW)
+    from etl import store_sensor_info
+
+    store_sensor_info.run(context)
+    find_nearest_wow_live.run(context)
+    with engine.connect() as connection:
+        first = dict(connection.execute(select(sensor_wow.c.sensor_id, sensor_wow.c.site_id)).all())
+    dropped = pd.Series(list(first.values())).mode()[0]  # the busiest station goes quiet
+    real = WowClient.get_live_stations
+
+    def without(self, now, *args):
+        stations, origin = real(self, now, *args)
+        return stations[stations["site_id"] != dropped], origin
+
+    monkeypatch.setattr(WowClient, "get_live_stations", without)
+    find_nearest_wow_live.run(context)
+    with engine.connect() as connection:
+        second = dict(connection.execute(select(sensor_wow.c.sensor_id, sensor_wow.c.site_id)).all())
+        still_live = connection.scalar(select(wow_sites.c.is_live).where(wow_sites.c.site_id == dropped))
+    moved = [s for s, site in first.items() if site == dropped]
+    assert moved and all(second[s] != dropped for s in moved)
+    assert all(second[s] == first[s] for s in first if s not in moved)
+    assert still_live is False
