@@ -149,13 +149,15 @@ def extract_observations(context: StepContext, client: WowClient) -> tuple[int, 
     with context.engine.connect() as connection:
         links = pd.DataFrame(
             connection.execute(
-                select(sensor_wow.c.site_id, sensors.c.first_sample_at)
+                select(sensor_wow.c.sensor_id, sensor_wow.c.site_id, sensors.c.first_sample_at)
                 .join(sensors, sensors.c.sensor_id == sensor_wow.c.sensor_id)
                 .where(sensor_wow.c.site_id.is_not(None))
             ).all(),
-            columns=["site_id", "first_sample_at"],
+            columns=["sensor_id", "site_id", "first_sample_at"],
         )
-        links = links[links["site_id"].map(context.shard.contains)]
+        # The stations of this shard's own sensors: what another shard links is its own business, and a
+        # station two shards share is read by both (the upsert makes that harmless).
+        links = links[links["sensor_id"].map(context.shard.contains)]
         watermarks = latest_times(connection, wow_observations, wow_sites, "site_id")
     oldest = pd.Timestamp(context.now - dt.timedelta(days=settings.extract_history_days))
     first_needed = pd.to_datetime(links["first_sample_at"], utc=True).groupby(links["site_id"]).min()

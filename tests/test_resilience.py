@@ -1,0 +1,127 @@
+"""On PostgreSQL: a killed extract resumed equals one clean run; three shards in parallel equal one run."""
+
+import datetime as dt
+import random
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from sqlalchemy import func, select
+from test_pipeline import NOW, assert_same_database, etl_env, snapshot
+
+from etl.db import init_db, make_engine
+from etl.runner import run_nightly
+from etl.schema import etl_runs, readings
+from etl.settings import load_settings
+from etl.shard import Shard
+
+pytestmark = pytest.mark.postgres
+
+UTC = dt.UTC
+
+
+@pytest.fixture
+def simulator(simulator, small_network):
+    """The simulator serving the small network."""
+    return lambda **options: simulator(serving=small_network, **options)
+
+
+def fresh(url, simulator_url, **overrides):
+    settings = load_settings(
+        database_url=url,
+        grow_api_url=f"{simulator_url}/grow/api",
+        grow_api_key="sim-grow-key",
+        wow_api_url=f"{simulator_url}/wow/api",
+        wow_api_key="sim-wow-key",
+        etl_now=NOW,
+        http_backoff_s=0.01,
+        **overrides,
+    )
+    engine = make_engine(settings)
+    init_db(engine)
+    return settings, engine
+
+
+def test_killing_the_extract_and_running_it_again_equals_one_clean_run(postgres_schemas, simulator):
+    url = simulator(latency_ms=300)
+    clean_settings, clean = fresh(postgres_schemas(), url)
+    run_nightly(clean_settings, clean, Shard())
+
+    victim_url = postgres_schemas()
+    settings, victim = fresh(victim_url, url)
+    from etl import find_nearest_wow_live, store_sensor_info
+    from etl.step import StepContext
+
+    context = StepContext(settings, victim, Shard(), NOW)
+    store_sensor_info.run(context)
+    find_nearest_wow_live.run(context)
+
+    env = etl_env(victim_url, url, LOAD_BATCH_ROWS="1000", FETCH_WORKERS="1")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "etl.extract_all_grow_data"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    loaded = 0
+    for _ in range(600):  # wait until it has written something, then kill it at a random moment
+        with victim.connect() as connection:
+            loaded = connection.scalar(select(func.count()).select_from(readings))
+        if loaded:
+            break
+        time.sleep(0.05)
+    delay = random.uniform(0, 1.0)
+    time.sleep(delay)
+    process.send_signal(signal.SIGKILL)
+    process.wait(timeout=30)
+    assert process.returncode == -signal.SIGKILL, "the extract finished before it could be killed"
+    partial = snapshot(victim)["readings"]
+    assert 0 < len(partial) < len(snapshot(clean)["readings"]), f"killed {delay:.2f} s after the first rows"
+
+    again = subprocess.run(
+        [sys.executable, "-m", "etl.extract_all_grow_data"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert again.returncode == 0, again.stderr
+    assert_same_database(snapshot(victim), snapshot(clean))
+    with victim.connect() as connection:
+        statuses = connection.execute(
+            select(etl_runs.c.status, etl_runs.c.error)
+            .where(etl_runs.c.step == "extract_all_grow_data")
+            .order_by(etl_runs.c.run_id)
+        ).all()
+    assert statuses == [("failed", "interrupted (killed or crashed)"), ("ok", None)]
+
+
+def test_three_shards_in_parallel_equal_one_unsharded_run(postgres_schemas, simulator):
+    url = simulator()
+    whole_settings, whole = fresh(postgres_schemas(), url)
+    run_nightly(whole_settings, whole, Shard())
+
+    sharded_url = postgres_schemas()
+    _, sharded = fresh(sharded_url, url)
+    env = etl_env(sharded_url, url)
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "-m", "etl", "run", "--shard", f"{i}/3"],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for i in (1, 2, 3)
+    ]
+    outcomes = [p.communicate(timeout=300) for p in processes]
+    assert [p.returncode for p in processes] == [0, 0, 0], [err for _, err in outcomes]
+    assert_same_database(snapshot(sharded), snapshot(whole))
+    with sharded.connect() as connection:
+        shards = (
+            connection.execute(select(etl_runs.c.shard).distinct().order_by(etl_runs.c.shard)).scalars().all()
+        )
+    assert shards == ["1/3", "2/3", "3/3"]
+    assert len(snapshot(whole)["readings"]) > 20_000
