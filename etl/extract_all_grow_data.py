@@ -31,13 +31,19 @@ from etl.step import Command, StepContext, StepFailed, run_alone, shard_option
 log = logging.getLogger(__name__)
 
 NAME = "extract_all_grow_data"
+GAP_TOLERANCE = pd.Timedelta(hours=2)  # stations report every 5 to 60 minutes
 
 
-def latest_times(connection: Connection, table: Table, entities: Table, key: str) -> dict[str, pd.Timestamp]:
-    """Each entity's latest stored timestamp in `table`: one index descent per entity (sensor or
-    station), never a scan of the big table."""
+def latest_times(
+    connection: Connection, table: Table, entities: Table, key: str, before: dt.datetime | None = None
+) -> dict[str, pd.Timestamp]:
+    """Each entity's latest stored timestamp in `table` (earlier than `before`, when given): one index
+    descent per entity (sensor or station), never a scan of the big table."""
     ts = table.c.ts
-    latest = select(ts).where(table.c[key] == entities.c[key]).order_by(ts.desc()).limit(1).scalar_subquery()
+    latest = select(ts).where(table.c[key] == entities.c[key])
+    if before is not None:
+        latest = latest.where(ts < before)
+    latest = latest.order_by(ts.desc()).limit(1).scalar_subquery()
     rows = connection.execute(select(entities.c[key], latest)).all()
     return {entity: pd.Timestamp(stamp) for entity, stamp in rows if stamp is not None}
 
@@ -144,8 +150,41 @@ def extract_readings(context: StepContext, client: GrowClient) -> tuple[int, lis
     return loader.written, failures
 
 
+def station_plan(
+    first_needed: pd.Series,
+    latest: dict,
+    latest_before: dict,
+    now: dt.datetime,
+    covered_since: dt.datetime,
+    overlap: dt.timedelta,
+    history: dt.timedelta,
+) -> dict[str, tuple[pd.Timestamp, pd.Timestamp]]:
+    """Which stations to read, from when to when.
+
+    find_nearest_wow_live stores the linked stations' reports since `covered_since` (the live window).
+    A station holding those is read only across the gap before them, if there is one; a station without
+    them, from its watermark less the overlap up to now. A station never read starts from the first
+    sample of the sensors it serves, at most `history` back.
+    """
+    now, covered_since = pd.Timestamp(now), pd.Timestamp(covered_since)
+    oldest, overlap = now - pd.Timedelta(history), pd.Timedelta(overlap)
+    plan = {}
+    for site, first in first_needed.items():
+        fresh_start = max(first if pd.notna(first) else oldest, oldest)
+        if site in latest and latest[site] >= covered_since:
+            before = latest_before.get(site)
+            if before is not None and before >= covered_since - GAP_TOLERANCE:
+                continue  # contiguous with what find_nearest_wow_live stored
+            start, end = (before - overlap if before is not None else fresh_start), covered_since
+        else:
+            start, end = (latest[site] - overlap if site in latest else fresh_start), now
+        plan[site] = (max(start, oldest), end)
+    return plan
+
+
 def extract_observations(context: StepContext, client: WowClient) -> tuple[int, list[SourceError]]:
     settings = context.settings
+    covered_since = context.now - dt.timedelta(hours=settings.wow_live_hours)
     with context.engine.connect() as connection:
         links = pd.DataFrame(
             connection.execute(
@@ -158,29 +197,32 @@ def extract_observations(context: StepContext, client: WowClient) -> tuple[int, 
         # The stations of this shard's own sensors: what another shard links is its own business, and a
         # station two shards share is read by both (the upsert makes that harmless).
         links = links[links["sensor_id"].map(context.shard.contains)]
-        watermarks = latest_times(connection, wow_observations, wow_sites, "site_id")
-    oldest = pd.Timestamp(context.now - dt.timedelta(days=settings.extract_history_days))
+        latest = latest_times(connection, wow_observations, wow_sites, "site_id")
+        latest_before = latest_times(connection, wow_observations, wow_sites, "site_id", before=covered_since)
     first_needed = pd.to_datetime(links["first_sample_at"], utc=True).groupby(links["site_id"]).min()
-    overlap = pd.Timedelta(hours=settings.extract_overlap_hours)
-    starts = {
-        site: max(
-            watermarks[site] - overlap if site in watermarks else (first if pd.notna(first) else oldest),
-            oldest,
-        )
-        for site, first in first_needed.items()
-    }
+    plan = station_plan(
+        first_needed,
+        latest,
+        latest_before,
+        context.now,
+        covered_since,
+        dt.timedelta(hours=settings.extract_overlap_hours),
+        dt.timedelta(days=settings.extract_history_days),
+    )
+    log.info("%d of %d linked stations have observations to fetch", len(plan), len(first_needed))
 
     def fetch(site: str):
+        start, end = plan[site]
         try:
-            return site, client.get_site_observations(site, starts[site].to_pydatetime(), context.now), None
+            return site, client.get_site_observations(site, start.to_pydatetime(), end.to_pydatetime()), None
         except SourceError as exc:
             return site, None, exc
 
     loader, failures = Loader(context, wow_observations), []
     with ThreadPoolExecutor(max_workers=settings.fetch_workers, thread_name_prefix="wow") as pool:
-        results = pool.map(fetch, sorted(starts))
+        results = pool.map(fetch, sorted(plan))
         for _, observations, error in tqdm(
-            results, total=len(starts), desc="stations", unit="site", disable=not context.progress
+            results, total=len(plan), desc="stations", unit="site", disable=not context.progress
         ):
             if error is not None:
                 failures.append(error)
@@ -191,8 +233,12 @@ def extract_observations(context: StepContext, client: WowClient) -> tuple[int, 
 
 
 def run(context: StepContext) -> int:
-    readings_written, reading_failures = extract_readings(context, GrowClient(context.settings))
-    observations_written, station_failures = extract_observations(context, WowClient(context.settings))
+    # The two sources are independent: fetch them side by side.
+    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="extract") as pool:
+        grow = pool.submit(extract_readings, context, GrowClient(context.settings))
+        wow = pool.submit(extract_observations, context, WowClient(context.settings))
+        readings_written, reading_failures = grow.result()
+        observations_written, station_failures = wow.result()
     log.info("%d readings and %d station observations written", readings_written, observations_written)
     failures = reading_failures + station_failures
     if failures:

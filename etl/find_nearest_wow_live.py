@@ -17,7 +17,7 @@ from sklearn.neighbors import BallTree
 from sqlalchemy import select, update
 
 from etl.load import bulk_upsert
-from etl.schema import sensor_wow, sensors, wow_sites
+from etl.schema import sensor_wow, sensors, wow_observations, wow_sites
 from etl.sources.wow import WowClient
 from etl.step import Command, StepContext, run_alone, shard_option
 from etl.store_sensor_info import EARTH_RADIUS_KM
@@ -26,6 +26,7 @@ log = logging.getLogger(__name__)
 
 NAME = "find_nearest_wow_live"
 LINK_COLUMNS = ["sensor_id", "site_id", "distance_km", "reason"]
+OBSERVATION_COLUMNS = ["site_id", "ts", "air_temperature", "rainfall", "relative_humidity"]
 
 
 def nearest(points_lat, points_lon, sites_lat, sites_lon) -> tuple[np.ndarray, np.ndarray]:
@@ -66,7 +67,8 @@ def link_sensors(sensor_frame: pd.DataFrame, live: pd.DataFrame, max_km: float) 
 
 
 def run(context: StepContext) -> int:
-    stations, origin = WowClient(context.settings).get_live_stations(context.now)
+    recent = WowClient(context.settings).get_recent(context.now)
+    stations = recent.stations
     live = stations[stations["is_live"]].reset_index(drop=True)
     with context.engine.connect() as connection:
         sensor_frame = pd.DataFrame(
@@ -75,8 +77,12 @@ def run(context: StepContext) -> int:
         )
     sensor_frame = sensor_frame[sensor_frame["sensor_id"].map(context.shard.contains)].reset_index(drop=True)
     links = link_sensors(sensor_frame, live, context.settings.link_max_km)
+    # The reports that showed the linked stations live are the newest of their observations: keep them,
+    # so extract_all_grow_data need not ask WOW for them again.
+    linked_sites = set(links["site_id"].dropna())
+    observations = recent.observations[recent.observations["site_id"].isin(linked_sites)]
     with context.engine.begin() as connection:
-        written = bulk_upsert(connection, wow_sites, stations.drop(columns=[]))
+        written = bulk_upsert(connection, wow_sites, stations)
         # Stations that fell out of the list (no reports at all lately) are no longer live either.
         written += connection.execute(
             update(wow_sites)
@@ -84,12 +90,14 @@ def run(context: StepContext) -> int:
             .values(is_live=False)
         ).rowcount
         written += bulk_upsert(connection, sensor_wow, links[LINK_COLUMNS])
+        if len(observations):
+            written += bulk_upsert(connection, wow_observations, observations[OBSERVATION_COLUMNS])
     linked = links["site_id"].notna()
     log.info(
         "%d of %d stations live (from %s); %d of %d sensors linked, median distance %.1f km",
         len(live),
         len(stations),
-        origin,
+        recent.origin,
         linked.sum(),
         len(links),
         links.loc[linked, "distance_km"].median() if linked.any() else float("nan"),

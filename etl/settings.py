@@ -55,7 +55,7 @@ class Settings(BaseSettings):
         default=None, description="run as if it were this time (replays, tests)"
     )
     link_max_km: float = Field(default=50.0, gt=0, description="no station link beyond this distance")
-    extract_overlap_hours: float = Field(default=24.0, ge=0, description="re-read before each watermark")
+    extract_overlap_hours: float = Field(default=6.0, ge=0, description="re-read before each watermark")
     extract_history_days: int = Field(default=365, ge=1, description="how far back a new sensor is fetched")
     load_batch_rows: int = Field(default=200_000, ge=1000, description="rows per bulk-upsert transaction")
 

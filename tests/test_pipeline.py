@@ -1,5 +1,6 @@
 """The nightly steps and their runner, on SQLite and PostgreSQL, against the simulator over HTTP."""
 
+import dataclasses
 import datetime as dt
 import os
 import subprocess
@@ -12,7 +13,7 @@ import requests
 from sqlalchemy import insert, select, update
 
 from etl.db import init_db, make_engine
-from etl.extract_all_grow_data import fetch_plan
+from etl.extract_all_grow_data import fetch_plan, station_plan
 from etl.find_nearest_wow_live import link_sensors, nearest
 from etl.runner import run_nightly
 from etl.schema import etl_runs, readings, sensor_wow, sensors, wow_observations, wow_sites
@@ -435,13 +436,14 @@ def test_a_linked_station_that_stops_being_live_is_replaced(tmp_path, simulator,
     with engine.connect() as connection:
         first = dict(connection.execute(select(sensor_wow.c.sensor_id, sensor_wow.c.site_id)).all())
     dropped = pd.Series(list(first.values())).mode()[0]  # the busiest station goes quiet
-    real = WowClient.get_live_stations
+    real = WowClient.get_recent
 
     def without(self, now, *args):
-        stations, origin = real(self, now, *args)
-        return stations[stations["site_id"] != dropped], origin
+        recent = real(self, now, *args)
+        quiet = recent.stations["site_id"] == dropped
+        return dataclasses.replace(recent, stations=recent.stations[~quiet])
 
-    monkeypatch.setattr(WowClient, "get_live_stations", without)
+    monkeypatch.setattr(WowClient, "get_recent", without)
     find_nearest_wow_live.run(context)
     with engine.connect() as connection:
         second = dict(connection.execute(select(sensor_wow.c.sensor_id, sensor_wow.c.site_id)).all())
@@ -450,3 +452,32 @@ def test_a_linked_station_that_stops_being_live_is_replaced(tmp_path, simulator,
     assert moved and all(second[s] != dropped for s in moved)
     assert all(second[s] == first[s] for s in first if s not in moved)
     assert still_live is False
+
+
+def test_stations_are_read_only_across_gaps_the_live_window_did_not_cover():
+    ts = pd.Timestamp
+    covered = NOW - dt.timedelta(hours=24)
+    first_needed = pd.Series(
+        {
+            "nightly": ts("2019-06-01", tz="UTC"),  # stored up to the live window: nothing to read
+            "new": ts("2019-06-20", tz="UTC"),  # only the live window stored: read its history
+            "lapsed": ts("2019-06-01", tz="UTC"),  # missed some nights: read the gap
+            "no_recent": ts("2019-06-01", tz="UTC"),  # the live window brought nothing: read up to now
+            "never": pd.NaT,
+        }
+    )
+    latest = {"nightly": NOW, "new": NOW, "lapsed": NOW, "no_recent": ts("2019-06-28", tz="UTC")}
+    before = {
+        "nightly": ts(covered) - pd.Timedelta(minutes=30),
+        "lapsed": ts("2019-06-27", tz="UTC"),
+        "no_recent": ts("2019-06-28", tz="UTC"),
+    }
+    plan = station_plan(
+        first_needed, latest, before, NOW, covered, dt.timedelta(hours=6), dt.timedelta(days=365)
+    )
+    assert plan == {
+        "new": (ts("2019-06-20", tz="UTC"), ts(covered)),
+        "lapsed": (ts("2019-06-26 18:00", tz="UTC"), ts(covered)),
+        "no_recent": (ts("2019-06-27 18:00", tz="UTC"), ts(NOW)),
+        "never": (ts(NOW) - pd.Timedelta(days=365), ts(NOW)),
+    }

@@ -61,6 +61,11 @@ class Network:
         return self.start + self.steps * STEP
 
     @cached_property
+    def sensor_records(self) -> list[dict]:
+        """The sensors as plain dicts: a server looks them up per request, and pandas rows are slow."""
+        return self.sensors.to_dict("records")
+
+    @cached_property
     def grow(self) -> dict[str, np.ndarray]:
         return {v: np.load(self.folder / f"grow_{v}.npy", mmap_mode="r") for v in GROW_VARIABLES}
 
@@ -93,7 +98,7 @@ class Network:
 
     def sensor_times_us(self, sensor: int, window: Window) -> np.ndarray:
         """Sample times of one sensor in µs since 1970 (each sensor samples at its own second)."""
-        t0 = int(self.start.timestamp()) + int(self.sensors.at[sensor, "phase_s"])
+        t0 = int(self.start.timestamp()) + int(self.sensor_records[sensor]["phase_s"])
         steps = np.arange(window.first, window.last + 1, dtype=np.int64)
         return (t0 + steps * 900) * 1_000_000
 

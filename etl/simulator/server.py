@@ -15,6 +15,7 @@ import time
 from dataclasses import dataclass, field
 
 import numpy as np
+import orjson
 from flask import Flask, Response, jsonify, request
 
 from etl.simulator.network import MISSING, NODATA, SCALE, STEP, Network, Window
@@ -296,7 +297,7 @@ def _time_series_body(sim: Simulator, codes, variables, start, end, ascending) -
         i = network.sensor_index.get(code)
         if i is None:
             continue
-        row = network.sensors.iloc[i]
+        row = network.sensor_records[i]
         window = network.window(start, end, int(row["phase_s"]))
         last = min(window.last, int(limits[i]) - 1)
         if last < window.first:
@@ -382,34 +383,44 @@ def wow_observations(network: Network, site_id: str, start: dt.datetime, end: dt
     if window.last < window.first:
         return []
     span = slice(window.first, window.last + 1)
-    values = {name: np.asarray(array[i, span]) for name, array in network.wow.items()}
-    reported = np.flatnonzero(values["air_temperature"] != MISSING)
-    interval = dt.timedelta(minutes=15 * int(row["interval_steps"]))
-    observations = []
-    for k in reported:
-        ended = network.start + (window.first + int(k)) * STEP
+    raw = {name: np.asarray(array[i, span]) for name, array in network.wow.items()}
+    reported = np.flatnonzero(raw["air_temperature"] != MISSING)
+    steps = window.first + reported
+    ends = np.datetime64(network.start.replace(tzinfo=None), "s") + steps * np.timedelta64(900, "s")
+    interval = np.timedelta64(900 * int(row["interval_steps"]), "s")
 
-        def value(name, k=k):
-            v = int(values[name][k])
-            return None if v <= NODATA else v / SCALE
+    def values(name: str) -> list:
+        v = raw[name][reported]
+        return np.where(v <= NODATA, None, v / SCALE).tolist()
 
-        observations.append(
-            {
-                "Id": f"{site_id}-{window.first + int(k)}",
-                "SiteId": site_id,
-                "Latitude": float(row["latitude"]),
-                "Longitude": float(row["longitude"]),
-                "ReportStartDateTime": (ended - interval).strftime("%Y-%m-%dT%H:%M:%S"),
-                "ReportEndDateTime": ended.strftime("%Y-%m-%dT%H:%M:%S"),
-                "DryBulbTemperature_Celsius": value("air_temperature"),
-                "RainfallAmount_Millimetre": value("rainfall"),
-                "RelativeHumidity": value("relative_humidity"),
-                "IsOfficial": bool(row["is_official"]),
-                "IsLatestVersion": True,
-                "Version": 1,
-            }
-        )
-    return observations
+    fixed = {
+        "SiteId": site_id,
+        "Latitude": float(row["latitude"]),
+        "Longitude": float(row["longitude"]),
+        "IsOfficial": bool(row["is_official"]),
+        "IsLatestVersion": True,
+        "Version": 1,
+    }
+    columns = zip(
+        steps.tolist(),
+        np.datetime_as_string(ends - interval, unit="s").tolist(),
+        np.datetime_as_string(ends, unit="s").tolist(),
+        values("air_temperature"),
+        values("rainfall"),
+        values("relative_humidity"),
+    )
+    return [
+        {
+            "Id": f"{site_id}-{step}",
+            **fixed,
+            "ReportStartDateTime": began,
+            "ReportEndDateTime": ended,
+            "DryBulbTemperature_Celsius": temperature,
+            "RainfallAmount_Millimetre": rain,
+            "RelativeHumidity": humidity,
+        }
+        for step, began, ended, temperature, rain, humidity in columns
+    ]
 
 
 def _wow_time(value: str | None) -> dt.datetime:
@@ -464,7 +475,7 @@ def _wow_routes(app: Flask, sim: Simulator) -> None:
         else:
             return _wow_error(400, "give site_id or the four bounding-box parameters")
         payload = found if app.config["WOW_BARE_LIST"] else {"Object": found}
-        return Response(json.dumps(payload), mimetype="application/json")
+        return Response(orjson.dumps(payload), mimetype="application/json")
 
 
 # --- Google reverse geocoding -------------------------------------------------------------------------

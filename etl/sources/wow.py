@@ -14,6 +14,7 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from etl.errors import SettingsError
@@ -73,11 +74,7 @@ def parse_observations(payload) -> tuple[pd.DataFrame, int]:
     frame["ts"] = pd.to_datetime(frame["ts"], format="ISO8601", utc=True, errors="coerce")
     for column in ("latitude", "longitude", "air_temperature", "rainfall", "relative_humidity"):
         frame[column] = pd.to_numeric(frame[column], errors="coerce")
-    site = frame["site_id"]
-    usable = (
-        site.map(lambda v: isinstance(v, str | int) and not isinstance(v, bool) and 0 < len(str(v)) <= 36)
-        & frame["ts"].notna()
-    )
+    usable = frame["ts"].notna() & np.array([_site_id_ok(v) for v in frame["site_id"]], dtype=bool)
     skipped += int((~usable).sum())
     frame = frame[usable & (frame["is_latest_version"] != False)].copy()  # noqa: E712 - None counts as latest
     frame["site_id"] = frame["site_id"].astype(str)
@@ -85,6 +82,13 @@ def parse_observations(payload) -> tuple[pd.DataFrame, int]:
     frame = frame.drop(columns="is_latest_version")
     frame = frame.drop_duplicates(["site_id", "ts"], keep="last")
     return frame.sort_values(["site_id", "ts"], ignore_index=True), skipped
+
+
+def _site_id_ok(value) -> bool:
+    """WOW site ids are numbers or GUIDs, up to 36 characters."""
+    if isinstance(value, str):
+        return 0 < len(value) <= 36
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def live_stations(observations: pd.DataFrame, now: dt.datetime, hours: float) -> pd.DataFrame:
@@ -176,23 +180,42 @@ class WowClient:
         return _concat(frames, OBSERVATION_COLUMNS[:-1])
 
     def get_live_stations(self, now: dt.datetime, box: Box = EUROPE) -> tuple[pd.DataFrame, str]:
-        """The stations in `box` with whether each is live at `now`, and where the list came from.
+        """The stations in `box` with whether each is live at `now`, and where the list came from."""
+        recent = self.get_recent(now, box)
+        return recent.stations, recent.origin
 
-        The live list comes from the API; when the API fails (or no key is set) and a saved byversion
-        file is configured, the file stands in, judged live relative to its own latest report.
+    def get_recent(self, now: dt.datetime, box: Box = EUROPE) -> Recent:
+        """Every station's reports of the last WOW_LIVE_HOURS in `box`, and the stations judged by them.
+
+        When the API fails (or no key is set) and a saved byversion file is configured, the file stands
+        in for the station list, judged live relative to its own latest report; it brings no
+        observations worth keeping.
         """
         try:
             if not self.has_key:
                 raise SourceError("WOW API: no WOW_API_KEY set")
             since = now - dt.timedelta(hours=self.live_hours)
-            return live_stations(self.get_box_observations(box, since, now), now, self.live_hours), "WOW API"
+            observations = self.get_box_observations(box, since, now)
+            return Recent(live_stations(observations, now, self.live_hours), observations, since, "WOW API")
         except SourceError as exc:
             if self.stations_file is None:
                 raise
             log.warning("%s; using the saved station list %s", exc, self.stations_file)
         observations = read_byversion_file(self.stations_file)
         latest = observations["ts"].max() if len(observations) else now
-        return live_stations(observations, latest, self.live_hours), str(self.stations_file)
+        stations = live_stations(observations, latest, self.live_hours)
+        return Recent(stations, observations.iloc[:0], None, str(self.stations_file))
+
+
+@dataclass(frozen=True)
+class Recent:
+    """What a look at the last hours of WOW gives: the stations, their observations since `since`
+    (None when none came), and where it all came from."""
+
+    stations: pd.DataFrame
+    observations: pd.DataFrame
+    since: dt.datetime | None
+    origin: str
 
 
 def _concat(frames: list[pd.DataFrame], columns: list[str]) -> pd.DataFrame:
