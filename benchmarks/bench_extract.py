@@ -132,9 +132,11 @@ def main() -> None:
         f"{full['counts'][1]:>13,} {full['seconds']:>8.1f} {rate:>11,.0f}"
     )
     new_readings, new_observations = nightly["nightly_rows"]
+    label = f"nightly: {args.nightly_sensors:,} sensors, one new day"
+    nightly_rate = new_readings / nightly["nightly_seconds"]
     print(
-        f"{f'nightly: {args.nightly_sensors:,} sensors, one new day':<46} {new_readings:>10,} "
-        f"{new_observations:>13,} {nightly['nightly_seconds']:>8.1f} {new_readings / nightly['nightly_seconds']:>11,.0f}"
+        f"{label:<46} {new_readings:>10,} {new_observations:>13,} "
+        f"{nightly['nightly_seconds']:>8.1f} {nightly_rate:>11,.0f}"
     )
     print(
         f"nightly with store_sensor_info and find_nearest_wow_live too: {nightly['nightly_all_steps']:.1f} s"
