@@ -14,7 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from collections.abc import Iterable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 
 import click
 import pandas as pd
@@ -88,13 +88,28 @@ def windows_of(
 
 
 class Loader:
-    """Collect batches and load them in bulk; commit in the order they come."""
+    """Collect batches and load them in bulk on a thread of its own, one transaction at a time in the
+    order they came, while the next requests are fetched. Use it as a context manager: leaving waits
+    for the last load and raises its error, if any."""
 
     def __init__(self, context: StepContext, table: Table):
         self.context, self.table = context, table
         self.frames: list[pd.DataFrame] = []
         self.rows = 0
         self.written = 0
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"load-{table.name}")
+        self._loading: Future | None = None
+
+    def __enter__(self) -> Loader:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        try:
+            if exc_info[0] is None:
+                self.flush()
+            self._wait()
+        finally:
+            self._thread.shutdown(wait=True)
 
     def add(self, frame: pd.DataFrame) -> None:
         if len(frame):
@@ -107,9 +122,18 @@ class Loader:
         if not self.frames:
             return
         batch = pd.concat(self.frames, ignore_index=True)
-        with self.context.engine.begin() as connection:
-            self.written += bulk_upsert(connection, self.table, batch)
         self.frames, self.rows = [], 0
+        self._wait()  # one load at a time keeps the order, and memory bounded
+        self._loading = self._thread.submit(self._load, batch)
+
+    def _load(self, batch: pd.DataFrame) -> int:
+        with self.context.engine.begin() as connection:
+            return bulk_upsert(connection, self.table, batch)
+
+    def _wait(self) -> None:
+        if self._loading is not None:
+            loading, self._loading = self._loading, None
+            self.written += loading.result()
 
 
 def extract_readings(context: StepContext, client: GrowClient) -> tuple[int, list[SourceError]]:
@@ -136,17 +160,19 @@ def extract_readings(context: StepContext, client: GrowClient) -> tuple[int, lis
     log.info(
         "%d of %d sensors have new readings to fetch: %d requests", len(plan), len(sensor_frame), len(windows)
     )
-    loader, failures, broken = Loader(context, readings), [], set()
+    failures, broken = [], set()
     batches: Iterable[Batch] = client.iter_windows(windows)
-    for batch in tqdm(batches, total=len(windows), desc="readings", unit="req", disable=not context.progress):
-        if batch.codes in broken:
-            continue  # an earlier window of these sensors failed: loading this one would skip the gap
-        if batch.error is not None:
-            failures.append(batch.error)
-            broken.add(batch.codes)
-            continue
-        loader.add(batch.readings)
-    loader.flush()
+    with Loader(context, readings) as loader:
+        for batch in tqdm(
+            batches, total=len(windows), desc="readings", unit="req", disable=not context.progress
+        ):
+            if batch.codes in broken:
+                continue  # an earlier window of these sensors failed: loading this one would skip the gap
+            if batch.error is not None:
+                failures.append(batch.error)
+                broken.add(batch.codes)
+                continue
+            loader.add(batch.readings)
     return loader.written, failures
 
 
@@ -218,8 +244,11 @@ def extract_observations(context: StepContext, client: WowClient) -> tuple[int, 
         except SourceError as exc:
             return site, None, exc
 
-    loader, failures = Loader(context, wow_observations), []
-    with ThreadPoolExecutor(max_workers=settings.fetch_workers, thread_name_prefix="wow") as pool:
+    failures = []
+    with (
+        ThreadPoolExecutor(max_workers=settings.fetch_workers, thread_name_prefix="wow") as pool,
+        Loader(context, wow_observations) as loader,
+    ):
         results = pool.map(fetch, sorted(plan))
         for _, observations, error in tqdm(
             results, total=len(plan), desc="stations", unit="site", disable=not context.progress
@@ -228,7 +257,6 @@ def extract_observations(context: StepContext, client: WowClient) -> tuple[int, 
                 failures.append(error)
                 continue
             loader.add(observations[["site_id", "ts", "air_temperature", "rainfall", "relative_humidity"]])
-    loader.flush()
     return loader.written, failures
 
 

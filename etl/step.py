@@ -16,6 +16,7 @@ import zlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 import click
 from sqlalchemy import Engine, insert, text, update
@@ -71,8 +72,11 @@ def etl_lock(engine: Engine, shard: Shard) -> Iterator[None]:
         finally:
             connection.close()
         return
-    database = engine.url.database or "memory"
-    lock_path = VAR_DIR / f"etl-{zlib.crc32(f'{database} {shard}'.encode()):08x}.lock"
+    # The lock file sits beside the database file it guards.
+    database = engine.url.database
+    suffix = f".etl-{str(shard).replace('/', 'of')}.lock"
+    in_memory = not database or database == ":memory:"
+    lock_path = VAR_DIR / f"memory{suffix}" if in_memory else Path(database + suffix)
     lock_path.parent.mkdir(parents=True, exist_ok=True)
     with open(lock_path, "w") as handle:
         try:
