@@ -16,20 +16,13 @@ from etl.db import (
     make_engine,
     table_counts,
 )
-from etl.errors import GrowWowError
 from etl.logs import configure_logging
 from etl.settings import load_settings
-from etl.step import as_click_error, shard_option
+from etl.step import OneLineErrors, shard_option
 
 
-class Commands(click.Group):
-    """A command group that prints the errors a user can act on as one line, never a traceback."""
-
-    def invoke(self, ctx: click.Context):
-        try:
-            return super().invoke(ctx)
-        except GrowWowError as exc:
-            raise as_click_error(exc) from None
+class Commands(OneLineErrors, click.Group):
+    """`python -m etl`: every subcommand prints the errors a user can act on as one line."""
 
 
 @click.group(cls=Commands, context_settings={"help_option_names": ["-h", "--help"]})

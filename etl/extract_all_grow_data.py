@@ -25,7 +25,7 @@ from etl.load import bulk_upsert
 from etl.schema import readings, sensor_wow, sensors, wow_observations, wow_sites
 from etl.sources.grow import MAX_LOCATIONS, Batch, GrowClient, request_windows
 from etl.sources.http import SourceError
-from etl.sources.wow import WowClient
+from etl.sources.wow import STORED_COLUMNS, WowClient
 from etl.step import Command, StepContext, StepFailed, run_alone, shard_option
 
 log = logging.getLogger(__name__)
@@ -256,7 +256,7 @@ def extract_observations(context: StepContext, client: WowClient) -> tuple[int, 
             if error is not None:
                 failures.append(error)
                 continue
-            loader.add(observations[["site_id", "ts", "air_temperature", "rainfall", "relative_humidity"]])
+            loader.add(observations[STORED_COLUMNS])
     return loader.written, failures
 
 

@@ -18,7 +18,7 @@ from sqlalchemy import select, update
 
 from etl.load import bulk_upsert
 from etl.schema import sensor_wow, sensors, wow_observations, wow_sites
-from etl.sources.wow import WowClient
+from etl.sources.wow import STORED_COLUMNS, WowClient
 from etl.step import Command, StepContext, run_alone, shard_option
 from etl.store_sensor_info import EARTH_RADIUS_KM
 
@@ -26,7 +26,6 @@ log = logging.getLogger(__name__)
 
 NAME = "find_nearest_wow_live"
 LINK_COLUMNS = ["sensor_id", "site_id", "distance_km", "reason"]
-OBSERVATION_COLUMNS = ["site_id", "ts", "air_temperature", "rainfall", "relative_humidity"]
 
 
 def nearest(points_lat, points_lon, sites_lat, sites_lon) -> tuple[np.ndarray, np.ndarray]:
@@ -91,7 +90,7 @@ def run(context: StepContext) -> int:
         ).rowcount
         written += bulk_upsert(connection, sensor_wow, links[LINK_COLUMNS])
         if len(observations):
-            written += bulk_upsert(connection, wow_observations, observations[OBSERVATION_COLUMNS])
+            written += bulk_upsert(connection, wow_observations, observations[STORED_COLUMNS])
     linked = links["site_id"].notna()
     log.info(
         "%d of %d stations live (from %s); %d of %d sensors linked, median distance %.1f km",

@@ -146,14 +146,18 @@ def as_click_error(exc: GrowWowError) -> click.ClickException:
     return error
 
 
-class Command(click.Command):
-    """A command that prints the errors a user can act on as one line, never a traceback."""
+class OneLineErrors:
+    """For click commands and groups: print the errors a user can act on as one line, no traceback."""
 
     def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
         except GrowWowError as exc:
             raise as_click_error(exc) from None
+
+
+class Command(OneLineErrors, click.Command):
+    """A step's own command line."""
 
 
 def prepare(**overrides) -> tuple[Settings, Engine]:

@@ -16,7 +16,7 @@ from sqlalchemy import select
 from etl.load import bulk_upsert
 from etl.schema import sensors
 from etl.sources.address import Geocoder
-from etl.sources.grow import GrowClient
+from etl.sources.grow import SENSOR_COLUMNS, GrowClient
 from etl.sources.http import SourceError
 from etl.step import Command, StepContext, run_alone, shard_option
 
@@ -25,18 +25,7 @@ log = logging.getLogger(__name__)
 NAME = "store_sensor_info"
 MOVED_KM = 0.05  # a sensor moved further than this is geocoded again
 EARTH_RADIUS_KM = 6371.0088
-BASE_COLUMNS = [
-    "sensor_id",
-    "identifier",
-    "name",
-    "serial_number",
-    "owner_id",
-    "latitude",
-    "longitude",
-    "first_sample_at",
-    "last_sample_at",
-    "days_active",
-]
+BASE_COLUMNS = [*SENSOR_COLUMNS, "days_active"]
 ADDRESS_COLUMNS = ["sensor_id", "address", "place", "country", "address_latitude", "address_longitude"]
 
 

@@ -36,6 +36,7 @@ FIELDS = {
     "IsLatestVersion": "is_latest_version",
 }
 OBSERVATION_COLUMNS = list(FIELDS.values())
+STORED_COLUMNS = ["site_id", "ts", "air_temperature", "rainfall", "relative_humidity"]  # wow_observations
 STATION_COLUMNS = ["site_id", "latitude", "longitude", "is_official", "last_report_at", "is_live"]
 MAX_SITE_WINDOW = dt.timedelta(days=31)
 MAX_BOX_WINDOW = dt.timedelta(hours=6)
