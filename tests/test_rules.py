@@ -1,0 +1,190 @@
+"""Rule checks in the SaQC manner: a clean synthetic series is not flagged; a fault injected at known
+times is flagged there, and nowhere else."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from etl.detect.rules import (
+    check_battery,
+    check_probe_out_of_soil,
+    check_range,
+    check_saturation,
+    check_sensor,
+    check_spikes,
+    check_stuck,
+    intervals,
+)
+
+START = pd.Timestamp("2019-06-01", tz="UTC")
+HOUR = pd.Timedelta(hours=1)
+
+
+def clean(days: int = 7, freq: str = "15min", seed: int = 1) -> pd.DataFrame:
+    """A healthy garden sensor: daily temperature and light cycles, soil drying with one shower."""
+    rng = np.random.default_rng(seed)
+    index = pd.date_range(START, periods=days * 96, freq="15min")
+    hours = np.arange(len(index)) / 4
+    sun = np.clip(np.sin((hours % 24 - 6) / 12 * np.pi), 0, None)
+    soil = 30 - 0.05 * hours + np.where(hours > 72, 8, 0) + rng.normal(0, 0.15, len(index))
+    frame = pd.DataFrame(
+        {
+            "air_temperature": 14
+            + 5 * np.sin((hours % 24 - 9) / 24 * 2 * np.pi)
+            + rng.normal(0, 0.3, len(index)),
+            "soil_moisture": soil,
+            "light": np.round(25 * sun * (1 + rng.normal(0, 0.03, len(index))), 2),
+            "battery_level": np.floor(80 - hours * 0.01),
+        },
+        index=index,
+    )
+    return frame.resample(freq).first() if freq != "15min" else frame
+
+
+def window(day: float, hours: float) -> tuple[pd.Timestamp, pd.Timestamp]:
+    start = START + pd.Timedelta(days=day)
+    return start, start + pd.Timedelta(hours=hours)
+
+
+def assert_one_flag_inside(flags, kind, start, end, slack=HOUR):
+    found = [f for f in flags if f.kind == kind]
+    assert len(found) == 1, found
+    flag = found[0]
+    assert start - slack <= flag.start and flag.end <= end + slack, (flag.start, flag.end)
+    assert flag.score >= 1
+    assert flag.explanation
+    return flag
+
+
+@pytest.mark.parametrize("freq", ["15min", "1h"])
+def test_a_clean_sensor_raises_no_flag(freq):
+    assert check_sensor(clean(freq=freq)) == []
+
+
+def test_a_clean_sensor_sampled_irregularly_raises_no_flag():
+    frame = clean()
+    keep = np.random.default_rng(3).random(len(frame)) < 0.6  # uploads lost 40 % of the samples
+    assert check_sensor(frame[keep]) == []
+
+
+def test_out_of_range_values_are_flagged_where_they_are():
+    frame = clean()
+    start, end = window(3, 10)
+    frame.loc[start:end, "air_temperature"] = 85.0
+    flags = check_sensor(frame)
+    flag = assert_one_flag_inside(flags, "out_of_range", start, end)
+    assert (flag.start, flag.end) == (start, end)
+    assert "85.0 °C" in flag.explanation
+    assert not [f for f in flags if f.kind != "out_of_range"]
+
+
+@pytest.mark.parametrize(
+    ("variable", "freq"),
+    [("soil_moisture", "15min"), ("air_temperature", "15min"), ("light", "15min"), ("soil_moisture", "1h")],
+)
+def test_a_stuck_value_is_flagged_over_its_span(variable, freq):
+    frame = clean(freq=freq)
+    start, end = window(2.5, 30)
+    frame.loc[start:end, variable] = frame.loc[start, variable] if frame.loc[start, variable] > 1 else 12.3
+    flags = check_stuck(frame[variable], variable, ignore_below=0.5 if variable == "light" else None)
+    flag = assert_one_flag_inside(flags, "stuck", start, end)
+    assert flag.end - flag.start >= pd.Timedelta(hours=29)
+    assert "stuck at" in flag.explanation
+
+
+def test_light_at_zero_all_night_is_not_stuck():
+    assert check_stuck(clean(days=3)["light"], "light", ignore_below=0.5) == []
+    assert (
+        check_stuck(clean(days=3)["light"], "light") != []
+    )  # without the exemption, nights would be flagged
+
+
+def test_a_short_pause_is_not_stuck():
+    frame = clean()
+    start, end = window(2, 6)
+    frame.loc[start:end, "soil_moisture"] = 25.0
+    assert check_stuck(frame["soil_moisture"], "soil_moisture") == []
+
+
+@pytest.mark.parametrize("variable", ["air_temperature", "soil_moisture"])
+def test_spikes_are_flagged_and_the_rest_is_not(variable):
+    frame = clean()
+    hits = [START + pd.Timedelta(days=4, hours=h) for h in (1, 3.5, 5)]
+    for t in hits:
+        frame.loc[t, variable] += 20
+    flags = check_spikes(frame[variable], variable, threshold=8 if variable == "air_temperature" else 10)
+    flag = assert_one_flag_inside(flags, "spike", hits[0], hits[-1], slack=pd.Timedelta(0))
+    assert (flag.start, flag.end) == (hits[0], hits[-1])
+    assert flag.explanation.startswith("3 ")
+
+
+def test_a_rain_shower_is_not_a_spike():
+    frame = clean()
+    assert check_spikes(frame["soil_moisture"], "soil_moisture", threshold=10) == []
+
+
+def test_a_probe_pulled_out_of_the_soil_is_flagged_from_when_it_fell():
+    frame = clean()
+    start = START + pd.Timedelta(days=4)
+    frame.loc[start:, "soil_moisture"] = 1.2
+    flags = check_probe_out_of_soil(frame["soil_moisture"])
+    flag = assert_one_flag_inside(flags, "probe_out_of_soil", start, frame.index[-1])
+    assert flag.start == start
+    assert "probe out of the soil" in flag.explanation
+
+
+def test_dry_soil_that_was_always_dry_is_not_a_pulled_probe():
+    frame = clean()
+    frame["soil_moisture"] = 2.0 + np.random.default_rng(2).normal(0, 0.1, len(frame))
+    assert check_probe_out_of_soil(frame["soil_moisture"]) == []
+
+
+def test_soil_pinned_at_saturation_is_flagged():
+    frame = clean()
+    start, end = window(1, 40)
+    frame.loc[start:end, "soil_moisture"] = 52.0 + np.random.default_rng(4).normal(
+        0, 0.05, len(frame.loc[start:end])
+    )
+    flag = assert_one_flag_inside(check_saturation(frame["soil_moisture"]), "saturation", start, end)
+    assert "saturated" in flag.explanation
+
+
+def test_an_exhausted_battery_is_flagged():
+    frame = clean()
+    start = START + pd.Timedelta(days=5)
+    frame.loc[start:, "battery_level"] = np.floor(np.linspace(4, 0, len(frame.loc[start:])))
+    flag = assert_one_flag_inside(
+        check_battery(frame["battery_level"]), "battery_exhausted", start, frame.index[-1]
+    )
+    assert flag.start == start
+
+
+def test_out_of_range_limits_are_parameters():
+    series = clean()["air_temperature"]
+    assert check_range(series, "air_temperature") == []
+    assert check_range(series, "air_temperature", limits=(10, 15)) != []
+
+
+def test_intervals_merge_close_flags_and_split_distant_ones():
+    index = pd.date_range(START, periods=20, freq="15min")
+    mask = pd.Series(False, index=index)
+    mask.iloc[[1, 2, 4, 15]] = True
+    assert intervals(mask) == [(index[1], index[4]), (index[15], index[15])]
+
+
+def test_on_the_simulated_network_rules_spare_clean_sensors_and_catch_the_faults_they_are_for(network):
+    labels = network.labels().set_index("sensor_id")
+    readings = network.visible_readings(
+        list(network.sensors["sensor_id"]), network.start, network.end, network.end
+    )
+    caught, clean_flagged = {}, []
+    for code, own in readings.groupby("sensor_id"):
+        flags = check_sensor(own.set_index("ts").drop(columns="sensor_id"))
+        if code in labels.index:
+            caught[code] = bool(flags)
+        elif flags:
+            clean_flagged.append((code, flags[0].explanation))
+    assert clean_flagged == []
+    for kind in ("spike", "out_of_range", "dying_battery", "probe_out_of_soil"):
+        codes = labels.index[labels["kind"] == kind]
+        assert len(codes) and all(caught[c] for c in codes), kind
