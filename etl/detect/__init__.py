@@ -1,2 +1,3 @@
-"""Finding faulty sensors: rule checks (rules.py); models and the reference check against WOW stations
-come with the detection issue."""
+"""Finding faulty sensors. So far: rule checks over one sensor's readings (rules.py) and air temperature
+checked against the nearest WOW station (reference.py). The LSTM models, the soil-moisture-without-rain
+check, the DataFrame-level `detect` function and the detect/analyse steps come with the detection issue."""
