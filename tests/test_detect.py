@@ -1,0 +1,59 @@
+"""The notebook-friendly `detect`: many sensors in one frame, with or without stations, any sampling."""
+
+import numpy as np
+import pandas as pd
+import pytest
+from test_reference import pair
+from test_rules import START, clean
+
+from etl.detect.detect import ANOMALY_COLUMNS, detect
+
+
+def many(faulty: dict[str, str]) -> pd.DataFrame:
+    frames = []
+    for i, code in enumerate(["a", "b", "c", "d"]):
+        frame = clean(seed=i + 1).rename_axis("ts").reset_index().assign(sensor_id=code)
+        if faulty.get(code) == "out_of_range":
+            frame.loc[200:260, "soil_moisture"] = 150.0 + np.random.default_rng(5).normal(0, 2, 61)
+        if faulty.get(code) == "stuck":
+            frame.loc[300:420, "air_temperature"] = 17.25
+        frames.append(frame)
+    return pd.concat(frames, ignore_index=True)
+
+
+def test_anomalies_of_many_sensors_come_back_in_the_table_columns():
+    anomalies = detect(many({"b": "out_of_range", "d": "stuck"}))
+    assert list(anomalies.columns) == ANOMALY_COLUMNS
+    assert sorted(set(zip(anomalies["sensor_id"], anomalies["kind"]))) == [
+        ("b", "out_of_range"),
+        ("d", "stuck"),
+    ]
+    assert (anomalies["detector"] == "rule").all()
+    assert (anomalies["start_at"] >= START).all()
+
+
+def test_a_single_sensor_with_times_as_the_index_and_hourly_samples():
+    frame = clean(freq="1h")
+    frame.loc[frame.index[50:80], "soil_moisture"] = 22.22
+    anomalies = detect(frame)
+    assert anomalies[["sensor_id", "variable", "kind"]].values.tolist() == [
+        ["sensor", "soil_moisture", "stuck"]
+    ]
+
+
+def test_stations_add_the_reference_check():
+    sensor, station = pair()
+    sensor[sensor.index >= START + pd.Timedelta(days=6)] = 20 + np.random.default_rng(2).normal(0, 0.2, 384)
+    readings = sensor.rename("air_temperature").rename_axis("ts").reset_index().assign(sensor_id="s1")
+    stations = station.rename("air_temperature").rename_axis("ts").reset_index().assign(site_id="900123")
+    links = pd.DataFrame({"sensor_id": ["s1"], "site_id": ["900123"], "distance_km": [3.2]})
+    anomalies = detect(readings, stations, links)
+    assert anomalies[["kind", "detector"]].values.tolist() == [["no_daily_cycle", "reference"]]
+    assert detect(readings).empty  # without the station the flat sensor looks fine to the rules
+
+
+def test_naive_timestamps_are_refused_with_a_clear_error():
+    frame = clean()
+    frame.index = frame.index.tz_localize(None)
+    with pytest.raises(ValueError, match="timezone-aware"):
+        detect(frame)
