@@ -1,7 +1,6 @@
 """The nightly job, `python -m etl run`: the steps in order, under one lock, each recorded in etl_runs.
 
 The first step that fails stops the run, so no step works on stale input; the exit status says so.
-Detection and analysis join when they are built.
 """
 
 from __future__ import annotations
@@ -11,7 +10,13 @@ from dataclasses import dataclass
 
 from sqlalchemy import Engine
 
-from etl import extract_all_grow_data, find_nearest_wow_live, store_sensor_info
+from etl import (
+    analyse_anomalies,
+    detect_anomalies,
+    extract_all_grow_data,
+    find_nearest_wow_live,
+    store_sensor_info,
+)
 from etl.settings import Settings
 from etl.shard import Shard
 from etl.step import StepContext, etl_lock, run_recorded
@@ -20,6 +25,8 @@ STEPS = (
     (store_sensor_info.NAME, store_sensor_info.run),
     (find_nearest_wow_live.NAME, find_nearest_wow_live.run),
     (extract_all_grow_data.NAME, extract_all_grow_data.run),
+    (detect_anomalies.NAME, detect_anomalies.run),
+    (analyse_anomalies.NAME, analyse_anomalies.run),
 )
 
 

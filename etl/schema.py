@@ -171,6 +171,14 @@ anomalies = Table(
     Index(None, "sensor_id", "end_at"),
 )
 
+detection_state = Table(
+    "detection_state",
+    metadata,
+    Column("sensor_id", SensorId, primary_key=True),
+    Column("analysed_until", UTCDateTime, nullable=False, comment="the latest reading already checked"),
+    _updated_at(),
+)
+
 sensor_health = Table(
     "sensor_health",
     metadata,

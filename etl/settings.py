@@ -57,6 +57,7 @@ class Settings(BaseSettings):
     link_max_km: float = Field(default=50.0, gt=0, description="no station link beyond this distance")
     extract_overlap_hours: float = Field(default=6.0, ge=0, description="re-read before each watermark")
     extract_history_days: int = Field(default=365, ge=1, description="how far back a new sensor is fetched")
+    faulty_days: float = Field(default=2.0, gt=0, description="faulty if the last anomaly is this recent")
     load_batch_rows: int = Field(default=200_000, ge=1000, description="rows per bulk-upsert transaction")
 
     use_aws_secrets: bool = False

@@ -13,7 +13,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import insert, inspect, select, text
 
-from etl.db import MIGRATIONS_DIR, check_connection, init_db, make_engine
+from etl.db import MIGRATIONS_DIR, check_connection, head_revision, init_db, make_engine
 from etl.errors import DatabaseUnavailable
 from etl.schema import etl_runs, metadata, sensors
 from etl.settings import load_settings
@@ -113,9 +113,9 @@ def test_cli_init_db_twice_then_status(database_url):
     second = run_cli("init-db", env=env)
     status = run_cli("status", env=env)
     assert first.returncode == 0, first.stderr
-    assert "created schema at revision 0001" in first.stdout
+    assert f"created schema at revision {head_revision()}" in first.stdout
     assert second.returncode == 0, second.stderr
-    assert "schema already at revision 0001" in second.stdout
+    assert f"schema already at revision {head_revision()}" in second.stdout
     assert status.returncode == 0, status.stderr
     assert "readings" in status.stdout and "0 rows" in status.stdout
 
@@ -141,17 +141,17 @@ def test_every_command_has_help(command):
     assert "Usage: python -m etl" in result.stdout
 
 
-UPGRADE_0002 = '''"""Add sensors.elevation (a test revision).
+UPGRADE_TEST = '''"""Add sensors.elevation (a test revision).
 
-Revision ID: 0002
-Revises: 0001
+Revision ID: 9001
+Revises: {head}
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0002"
-down_revision = "0001"
+revision = "9001"
+down_revision = "{head}"
 branch_labels = None
 depends_on = None
 
@@ -171,16 +171,39 @@ def test_a_later_revision_upgrades_a_database_without_losing_its_rows(settings, 
     migrations = tmp_path / "migrations"
     shutil.copytree(MIGRATIONS_DIR, migrations, ignore=shutil.ignore_patterns("__pycache__"))
     engine = make_engine(settings)
-    assert init_db(engine, migrations) == "created schema at revision 0001"
+    head = head_revision()
+    assert init_db(engine, migrations) == f"created schema at revision {head}"
     with engine.begin() as connection:
         connection.execute(insert(sensors).values(sensor_id="zg9xr321", name="Flower Power", owner_id="u1"))
 
-    (migrations / "versions" / "0002_sensor_elevation.py").write_text(UPGRADE_0002)
-    assert init_db(engine, migrations) == "upgraded schema from revision 0001 to 0002"
-    assert init_db(engine, migrations) == "schema already at revision 0002"
+    (migrations / "versions" / "9001_sensor_elevation.py").write_text(UPGRADE_TEST.replace("{head}", head))
+    assert init_db(engine, migrations) == f"upgraded schema from revision {head} to 9001"
+    assert init_db(engine, migrations) == "schema already at revision 9001"
 
     columns = {c["name"] for c in inspect(engine).get_columns("sensors")}
     assert "elevation" in columns
     with engine.connect() as connection:
         kept = connection.execute(text("SELECT sensor_id, name, owner_id FROM sensors")).all()
     assert kept == [("zg9xr321", "Flower Power", "u1")]
+
+
+def test_a_database_from_the_first_revision_upgrades_to_the_current_schema(settings):
+    """Build the schema as revision 0001 had it, holding data, and let init-db upgrade it."""
+    engine = make_engine(settings)
+    from sqlalchemy import MetaData
+
+    first = MetaData(naming_convention=metadata.naming_convention)
+    for table in metadata.sorted_tables:
+        if table.name != "detection_state":
+            table.to_metadata(first)
+    first.create_all(engine)
+    with engine.begin() as connection:
+        connection.execute(
+            text("CREATE TABLE alembic_version (version_num VARCHAR(32) NOT NULL PRIMARY KEY)")
+        )
+        connection.execute(text("INSERT INTO alembic_version VALUES ('0001')"))
+        connection.execute(insert(sensors).values(sensor_id="zg9xr321", name="Flower Power"))
+    assert init_db(engine) == f"upgraded schema from revision 0001 to {head_revision()}"
+    with engine.connect() as connection:
+        assert compare_metadata(MigrationContext.configure(connection), metadata) == []
+        assert connection.execute(text("SELECT sensor_id FROM sensors")).scalars().all() == ["zg9xr321"]

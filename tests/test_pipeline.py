@@ -168,6 +168,15 @@ def assert_same_database(left, right):
         pd.testing.assert_frame_equal(left[name], right[name], check_dtype=False, obj=name)
 
 
+def snapshot_health(engine) -> list:
+    from etl.schema import sensor_health
+
+    with engine.connect() as connection:
+        return connection.execute(
+            select(sensor_health.c.sensor_id, sensor_health.c.status, sensor_health.c.reason)
+        ).all()
+
+
 def stored_readings(engine) -> pd.DataFrame:
     return snapshot(engine)["readings"].assign(ts=lambda f: pd.to_datetime(f["ts"], utc=True))
 
@@ -193,9 +202,15 @@ def test_the_nightly_run_fills_the_database_and_running_it_again_changes_nothing
     before = snapshot(engine)
     again = run_nightly(settings, engine, Shard())
 
-    assert [r.name for r in first] == ["store_sensor_info", "find_nearest_wow_live", "extract_all_grow_data"]
+    assert [r.name for r in first] == [
+        "store_sensor_info",
+        "find_nearest_wow_live",
+        "extract_all_grow_data",
+        "detect_anomalies",
+        "analyse_anomalies",
+    ]
     assert all(r.rows > 0 for r in first)
-    assert [r.rows for r in again] == [0, 0, 0]
+    assert [r.rows for r in again] == [0, 0, 0, 0, 0]
     assert_same_database(snapshot(engine), before)
 
     codes = list(network.sensors["sensor_id"])
@@ -212,7 +227,20 @@ def test_the_nightly_run_fills_the_database_and_running_it_again_changes_nothing
     assert set(links.loc[linked, "site_id"]) <= live
     with engine.connect() as connection:
         statuses = connection.execute(select(etl_runs.c.step, etl_runs.c.status, etl_runs.c.rows)).all()
-    assert len(statuses) == 6 and {s for _, s, _ in statuses} == {"ok"}
+    assert len(statuses) == 10 and {s for _, s, _ in statuses} == {"ok"}
+
+    health = pd.DataFrame(snapshot_health(engine), columns=["sensor_id", "status", "reason"]).set_index(
+        "sensor_id"
+    )
+    labels = network.labels().set_index("sensor_id")
+    unhealthy = set(health.index[health["status"] != "healthy"])
+    assert len(health) == len(network.sensors)
+    assert unhealthy <= set(labels.index)  # no clean sensor is called faulty
+    for code in labels.index[
+        labels["kind"].isin(["spike", "out_of_range", "dying_battery", "probe_out_of_soil"])
+    ]:
+        assert code in unhealthy, (code, labels.loc[code, "kind"])
+        assert health.loc[code, "reason"]
 
 
 def test_late_uploads_arrive_in_the_next_run(tmp_path, network, simulator):
@@ -347,6 +375,8 @@ def test_a_second_run_started_meanwhile_exits_at_once(database_url, simulator):
         ("etl.store_sensor_info", [], "store_sensor_info (shard all): 40 rows written"),
         ("etl.find_nearest_wow_live", [], "find_nearest_wow_live (shard all): "),
         ("etl.extract_all_grow_data", ["--shard", "1/1"], "extract_all_grow_data (shard all): "),
+        ("etl.detect_anomalies", [], "detect_anomalies (shard all): "),
+        ("etl.analyse_anomalies", [], "analyse_anomalies (shard all): 20 rows written"),
     ],
 )
 def test_each_step_runs_on_its_own_in_order(tmp_path_factory, simulator, module, args, expect):
@@ -481,3 +511,63 @@ def test_stations_are_read_only_across_gaps_the_live_window_did_not_cover():
         "no_recent": (ts("2019-06-27 18:00", tz="UTC"), ts(NOW)),
         "never": (ts(NOW) - pd.Timedelta(days=365), ts(NOW)),
     }
+
+
+def test_health_follows_the_2019_meaning_with_the_threshold_a_setting():
+    from etl.analyse_anomalies import sensor_health_rows
+
+    ts = pd.Timestamp
+    found = pd.DataFrame(
+        {
+            "sensor_id": ["fresh", "old", "old"],
+            "variable": ["soil_moisture", "light", "air_temperature"],
+            "kind": ["stuck", "stuck", "hot_spot"],
+            "end_at": [ts("2019-06-29", tz="UTC"), ts("2019-06-10", tz="UTC"), ts("2019-06-12", tz="UTC")],
+            "score": [2.0, 1.0, 3.0],
+            "explanation": [
+                "soil moisture stuck at 31.2 % for 30 h",
+                "light stuck",
+                "air temperature up to 14.0 °C above …",
+            ],
+        }
+    )
+    latest = {s: ts("2019-06-30", tz="UTC") for s in ("fresh", "old", "clean")}
+    health = sensor_health_rows(["fresh", "old", "clean"], found, latest, faulty_days=2).set_index(
+        "sensor_id"
+    )
+    assert health["status"].to_dict() == {"fresh": "faulty", "old": "recovered", "clean": "healthy"}
+    assert health.loc["fresh", "reason"] == "soil moisture stuck at 31.2 % for 30 h"
+    assert health.loc["old", "reason"].startswith("recovered 18.0 days ago; last: air temperature up to 14.0")
+    assert health.loc["old", "counts"] == {
+        "kind": {"hot_spot": 1, "stuck": 1},
+        "variable": {"air_temperature": 1, "light": 1},
+    }
+    stricter = sensor_health_rows(["fresh"], found, latest, faulty_days=0.5)
+    assert stricter["status"].tolist() == ["recovered"]
+
+
+def test_an_anomaly_that_goes_on_extends_the_stored_one():
+    from etl.detect_anomalies import continue_stored
+
+    ts = pd.Timestamp
+    stored = pd.DataFrame(
+        {
+            "sensor_id": ["s"],
+            "variable": ["soil_moisture"],
+            "kind": ["stuck"],
+            "start_at": [ts("2019-06-20", tz="UTC")],
+            "end_at": [ts("2019-06-25", tz="UTC")],
+        }
+    )
+    found = pd.DataFrame(
+        {
+            "sensor_id": ["s", "s"],
+            "variable": ["soil_moisture", "light"],
+            "kind": ["stuck", "stuck"],
+            "start_at": [ts("2019-06-24", tz="UTC"), ts("2019-06-24", tz="UTC")],
+            "end_at": [ts("2019-06-27", tz="UTC"), ts("2019-06-27", tz="UTC")],
+        }
+    )
+    merged = continue_stored(found, stored).set_index("variable")
+    assert merged.loc["soil_moisture", "start_at"] == ts("2019-06-20", tz="UTC")  # continued
+    assert merged.loc["light", "start_at"] == ts("2019-06-24", tz="UTC")  # a new one

@@ -101,28 +101,26 @@ def check_stuck(
     values = series.dropna()
     if len(values) < 3:
         return []
-    change = values.diff().abs()
-    same = change <= tolerance
-    # A run of unchanged samples: label each run by counting changes before it.
-    run_id = (~same).cumsum()
+    # Runs of unchanged samples, found with arrays: a run starts wherever the value moved.
+    moved = np.abs(np.diff(values.to_numpy())) > tolerance
+    starts = np.concatenate([[0], np.flatnonzero(moved) + 1])
+    ends = np.concatenate([starts[1:] - 1, [len(values) - 1]])
+    times = values.index
+    long = (ends - starts >= 2) & ((times[ends] - times[starts]) >= min_duration)
     flags = []
-    for _, run in values.groupby(run_id.to_numpy()):
-        if len(run) < 3:
-            continue
-        start, end = run.index[0], run.index[-1]
-        if end - start < min_duration:
-            continue
-        level = float(run.iloc[0])
+    for first, last in zip(starts[long], ends[long]):
+        level = float(values.iloc[first])
         if ignore_below is not None and level < ignore_below:
             continue
-        hours = (end - start) / HOURS_1
+        start, end = times[first], times[last]
+        hours = (end - start) / pd.Timedelta(hours=1)
         flags.append(
             Flag(
                 variable,
                 "stuck",
                 start,
                 end,
-                hours / (min_duration / HOURS_1),
+                hours / (min_duration / pd.Timedelta(hours=1)),
                 f"{NAMES[variable]} stuck at {_fmt(variable, level)} for {hours:.0f} h",
             )
         )

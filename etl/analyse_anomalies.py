@@ -1,0 +1,108 @@
+"""Step 5 of 5, `python -m etl.analyse_anomalies`: one health row per sensor from its anomalies.
+
+The 2019 meaning, kept: healthy = no anomaly ever; faulty = the last anomaly ends less than FAULTY_DAYS
+(default 2) before the sensor's latest reading; recovered = anomalies, the last one FAULTY_DAYS or more
+before the latest reading. Each row also counts the anomalies by kind and by variable, and says why in
+one line.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import click
+import pandas as pd
+from sqlalchemy import select
+
+from etl.extract_all_grow_data import latest_times
+from etl.load import bulk_upsert
+from etl.schema import anomalies, readings, sensor_health, sensors
+from etl.step import Command, StepContext, run_alone, shard_option
+
+log = logging.getLogger(__name__)
+
+NAME = "analyse_anomalies"
+HEALTH_COLUMNS = [
+    "sensor_id",
+    "status",
+    "last_anomaly_at",
+    "latest_reading_at",
+    "days_since_anomaly",
+    "counts",
+    "reason",
+]
+
+
+def sensor_health_rows(
+    sensor_ids: list[str], found: pd.DataFrame, latest_reading: dict, faulty_days: float
+) -> pd.DataFrame:
+    """Health of each sensor from its anomalies (sensor_id, variable, kind, end_at, explanation)."""
+    rows = []
+    by_sensor = dict(tuple(found.groupby("sensor_id"))) if len(found) else {}
+    for sensor in sensor_ids:
+        latest = latest_reading.get(sensor)
+        own = by_sensor.get(sensor)
+        if own is None or own.empty:
+            rows.append(
+                (sensor, "healthy", None, latest, None, {"kind": {}, "variable": {}}, "no anomaly found")
+            )
+            continue
+        own = own.sort_values(["end_at", "score"], ascending=[True, True])
+        last = own.iloc[-1]
+        last_at = last["end_at"]
+        since = max(0.0, (latest - last_at) / pd.Timedelta(days=1)) if latest is not None else 0.0
+        status = "faulty" if since < faulty_days else "recovered"
+        counts = {
+            "kind": {k: int(n) for k, n in sorted(own["kind"].value_counts().items())},
+            "variable": {v: int(n) for v, n in sorted(own["variable"].value_counts().items())},
+        }
+        others = len(own) - 1
+        tail = f" (and {others} other anomal{'ies' if others > 1 else 'y'})" if others else ""
+        if status == "faulty":
+            reason = f"{last['explanation']}{tail}"
+        else:
+            reason = f"recovered {since:.1f} days ago; last: {last['explanation']}{tail}"
+        rows.append((sensor, status, last_at, latest, round(since, 2), counts, reason))
+    frame = pd.DataFrame(rows, columns=HEALTH_COLUMNS)
+    for column in ("last_anomaly_at", "latest_reading_at"):
+        frame[column] = pd.to_datetime(frame[column], utc=True)
+    return frame
+
+
+def run(context: StepContext) -> int:
+    with context.engine.connect() as connection:
+        sensor_ids = [
+            s for s in connection.execute(select(sensors.c.sensor_id)).scalars() if context.shard.contains(s)
+        ]
+        latest = latest_times(connection, readings, sensors, "sensor_id")
+        found = pd.DataFrame(
+            connection.execute(
+                select(
+                    anomalies.c.sensor_id,
+                    anomalies.c.variable,
+                    anomalies.c.kind,
+                    anomalies.c.end_at,
+                    anomalies.c.score,
+                    anomalies.c.explanation,
+                )
+            ).all(),
+            columns=["sensor_id", "variable", "kind", "end_at", "score", "explanation"],
+        )
+    found = found[found["sensor_id"].isin(set(sensor_ids))]
+    found["end_at"] = pd.to_datetime(found["end_at"], utc=True)
+    health = sensor_health_rows(sensor_ids, found, latest, context.settings.faulty_days)
+    with context.engine.begin() as connection:
+        written = bulk_upsert(connection, sensor_health, health)
+    log.info("health of %d sensors: %s", len(health), health["status"].value_counts().to_dict())
+    return written
+
+
+@click.command(NAME, cls=Command, context_settings={"help_option_names": ["-h", "--help"]})
+@shard_option
+def main(shard) -> None:
+    """Decide for every sensor: healthy, faulty or recovered, and why."""
+    run_alone(NAME, run, shard)
+
+
+if __name__ == "__main__":
+    main(prog_name=f"python -m etl.{NAME}")

@@ -1,0 +1,128 @@
+"""Step 4 of 5, `python -m etl.detect_anomalies`: check the readings not checked before.
+
+Incremental: each sensor has a watermark (detection_state.analysed_until, its latest reading already
+checked); only sensors with newer readings are checked, over the readings since the watermark plus
+CONTEXT before it, so the rules' windows and the daily station comparison see whole stretches. An
+anomaly that continues one already stored extends it rather than starting a second one.
+
+Detection itself is `etl.detect.detect.detect` (rules and the station check; the LSTM models join it
+with the detection issue); this step is database I/O around it.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import click
+import pandas as pd
+from sqlalchemy import select
+
+from etl.detect.detect import ANOMALY_COLUMNS, detect
+from etl.extract_all_grow_data import latest_times
+from etl.load import bulk_upsert
+from etl.schema import anomalies, detection_state, readings, sensor_wow, sensors, wow_observations
+from etl.step import Command, StepContext, run_alone, shard_option
+
+log = logging.getLogger(__name__)
+
+NAME = "detect_anomalies"
+CONTEXT = pd.Timedelta(days=2)
+CHUNK = 200  # sensors checked together
+TOUCHING = pd.Timedelta(hours=1)
+
+
+def continue_stored(found: pd.DataFrame, stored: pd.DataFrame) -> pd.DataFrame:
+    """Give a new anomaly the start of a stored one it continues (same sensor, variable and kind,
+    overlapping or within TOUCHING), so the upsert extends that one instead of adding another."""
+    if found.empty or stored.empty:
+        return found
+    found = found.copy()
+    key = ["sensor_id", "variable", "kind"]
+    merged = found.reset_index().merge(stored[[*key, "start_at", "end_at"]], on=key, suffixes=("", "_stored"))
+    continues = (merged["end_at_stored"] >= merged["start_at"] - TOUCHING) & (
+        merged["start_at_stored"] <= merged["start_at"]
+    )
+    earliest = merged[continues].groupby("index")["start_at_stored"].min()
+    found.loc[earliest.index, "start_at"] = earliest
+    # Two new pieces of one stored anomaly become one row: the later end wins.
+    return found.sort_values("end_at").drop_duplicates([*key, "start_at"], keep="last")
+
+
+def run(context: StepContext) -> int:
+    with context.engine.connect() as connection:
+        sensor_ids = [
+            s for s in connection.execute(select(sensors.c.sensor_id)).scalars() if context.shard.contains(s)
+        ]
+        latest = latest_times(connection, readings, sensors, "sensor_id")
+        done = dict(
+            connection.execute(select(detection_state.c.sensor_id, detection_state.c.analysed_until)).all()
+        )
+        links = pd.DataFrame(
+            connection.execute(
+                select(sensor_wow.c.sensor_id, sensor_wow.c.site_id, sensor_wow.c.distance_km)
+            ).all(),
+            columns=["sensor_id", "site_id", "distance_km"],
+        )
+    todo = [s for s in sensor_ids if s in latest and (s not in done or pd.Timestamp(done[s]) < latest[s])]
+    log.info("%d of %d sensors have readings not checked yet", len(todo), len(sensor_ids))
+    written = 0
+    for i in range(0, len(todo), CHUNK):
+        written += _check_chunk(context, todo[i : i + CHUNK], latest, done, links)
+    return written
+
+
+def _check_chunk(
+    context: StepContext, chunk: list[str], latest: dict, done: dict, links: pd.DataFrame
+) -> int:
+    starts = {s: (pd.Timestamp(done[s]) - CONTEXT if s in done else None) for s in chunk}
+    earliest = min((t for t in starts.values() if t is not None), default=None)
+    own_links = links[links["sensor_id"].isin(chunk) & links["site_id"].notna()]
+    with context.engine.connect() as connection:
+        query = select(readings).where(readings.c.sensor_id.in_(chunk))
+        if earliest is not None and all(t is not None for t in starts.values()):
+            query = query.where(readings.c.ts >= earliest.to_pydatetime())
+        frame = pd.DataFrame(connection.execute(query).all(), columns=[c.name for c in readings.columns])
+        frame["ts"] = pd.to_datetime(frame["ts"], utc=True)
+        frame = frame[[starts[s] is None or t >= starts[s] for s, t in zip(frame["sensor_id"], frame["ts"])]]
+        station_query = select(
+            wow_observations.c.site_id, wow_observations.c.ts, wow_observations.c.air_temperature
+        ).where(wow_observations.c.site_id.in_(list(own_links["site_id"].unique())))
+        if len(frame):
+            station_query = station_query.where(wow_observations.c.ts >= frame["ts"].min().to_pydatetime())
+        stations = pd.DataFrame(
+            connection.execute(station_query).all(), columns=["site_id", "ts", "air_temperature"]
+        )
+        stations["ts"] = pd.to_datetime(stations["ts"], utc=True)
+        stored = pd.DataFrame(
+            connection.execute(
+                select(
+                    anomalies.c.sensor_id,
+                    anomalies.c.variable,
+                    anomalies.c.kind,
+                    anomalies.c.start_at,
+                    anomalies.c.end_at,
+                ).where(anomalies.c.sensor_id.in_(chunk))
+            ).all(),
+            columns=["sensor_id", "variable", "kind", "start_at", "end_at"],
+        )
+    for column in ("start_at", "end_at"):
+        stored[column] = pd.to_datetime(stored[column], utc=True)
+    found = continue_stored(
+        detect(frame, stations, own_links) if len(frame) else pd.DataFrame(columns=ANOMALY_COLUMNS), stored
+    )
+    state = pd.DataFrame({"sensor_id": chunk, "analysed_until": [latest[s] for s in chunk]})
+    with context.engine.begin() as connection:
+        written = bulk_upsert(connection, anomalies, found[ANOMALY_COLUMNS]) if len(found) else 0
+        bulk_upsert(connection, detection_state, state)  # the watermark moves with the anomalies, atomically
+    return written
+
+
+@click.command(NAME, cls=Command, context_settings={"help_option_names": ["-h", "--help"]})
+@shard_option
+def main(shard) -> None:
+    """Check the readings not checked before (rules, and the nearest station where linked)."""
+    run_alone(NAME, run, shard)
+
+
+if __name__ == "__main__":
+    main(prog_name=f"python -m etl.{NAME}")
