@@ -11,7 +11,7 @@ from pathlib import Path
 from pydantic import SecretStr
 from sqlalchemy import Engine, func, select
 
-from etl.schema import readings, sensor_wow, sensors, wow_observations, wow_sites
+from etl.schema import anomalies, readings, sensor_health, sensor_wow, sensors, wow_observations, wow_sites
 from etl.settings import VAR_DIR, Settings
 
 DEMO_DIR = VAR_DIR / "demo-network"
@@ -74,6 +74,16 @@ def summary(engine: Engine) -> list[str]:
             .limit(4)
         ).all()
         first, last = connection.execute(select(func.min(readings.c.ts), func.max(readings.c.ts))).one()
+        statuses = dict(
+            connection.execute(
+                select(sensor_health.c.status, func.count()).group_by(sensor_health.c.status)
+            ).all()
+        )
+        example = connection.execute(
+            select(sensor_health.c.sensor_id, sensor_health.c.reason)
+            .where(sensor_health.c.status == "faulty")
+            .limit(1)
+        ).first()
         span = f"from {first:%Y-%m-%d} to {last:%Y-%m-%d %H:%M} UTC" if first else ""
         return [
             f"sensors        {count(sensors):>10,}  of {owners:,} owners, most in "
@@ -83,4 +93,8 @@ def summary(engine: Engine) -> list[str]:
             f"WOW stations   {count(wow_sites):>10,}  known, {live:,} live",
             f"readings       {count(readings):>10,}  {span}",
             f"observations   {count(wow_observations):>10,}  from the linked stations",
+            f"anomalies      {count(anomalies):>10,}  found by the rules and the station checks",
+            "health         "
+            + ", ".join(f"{statuses.get(s, 0):,} {s}" for s in ("healthy", "faulty", "recovered"))
+            + (f"; e.g. {example.sensor_id}: {example.reason}" if example else ""),
         ]
