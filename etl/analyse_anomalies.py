@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import logging
 
-import click
 import pandas as pd
 from sqlalchemy import select
 
 from etl.extract_all_grow_data import latest_times
 from etl.load import bulk_upsert
 from etl.schema import anomalies, readings, sensor_health, sensors
-from etl.step import Command, StepContext, run_alone, shard_option
+from etl.step import StepContext, step_command
 
 log = logging.getLogger(__name__)
 
@@ -97,12 +96,11 @@ def run(context: StepContext) -> int:
     return written
 
 
-@click.command(NAME, cls=Command, context_settings={"help_option_names": ["-h", "--help"]})
-@shard_option
-def main(shard) -> None:
-    """Decide for every sensor: healthy, faulty or recovered, and why."""
-    run_alone(NAME, run, shard)
-
+main = step_command(
+    NAME,
+    run,
+    "Decide for every sensor: healthy, faulty or recovered, and why.",
+)
 
 if __name__ == "__main__":
     main(prog_name=f"python -m etl.{NAME}")

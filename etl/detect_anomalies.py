@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import logging
 
-import click
 import pandas as pd
 from sqlalchemy import select
 
@@ -21,7 +20,7 @@ from etl.detect.detect import ANOMALY_COLUMNS, detect
 from etl.extract_all_grow_data import latest_times
 from etl.load import bulk_upsert
 from etl.schema import anomalies, detection_state, readings, sensor_wow, sensors, wow_observations
-from etl.step import Command, StepContext, run_alone, shard_option
+from etl.step import StepContext, step_command
 
 log = logging.getLogger(__name__)
 
@@ -117,12 +116,11 @@ def _check_chunk(
     return written
 
 
-@click.command(NAME, cls=Command, context_settings={"help_option_names": ["-h", "--help"]})
-@shard_option
-def main(shard) -> None:
-    """Check the readings not checked before (rules, and the nearest station where linked)."""
-    run_alone(NAME, run, shard)
-
+main = step_command(
+    NAME,
+    run,
+    "Check the readings not checked before (rules, and the nearest station where linked).",
+)
 
 if __name__ == "__main__":
     main(prog_name=f"python -m etl.{NAME}")

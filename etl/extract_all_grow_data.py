@@ -16,7 +16,6 @@ import logging
 from collections.abc import Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 
-import click
 import pandas as pd
 from sqlalchemy import Connection, Table, select
 from tqdm import tqdm
@@ -26,7 +25,7 @@ from etl.schema import readings, sensor_wow, sensors, wow_observations, wow_site
 from etl.sources.grow import MAX_LOCATIONS, Batch, GrowClient, request_windows
 from etl.sources.http import SourceError
 from etl.sources.wow import STORED_COLUMNS, WowClient
-from etl.step import Command, StepContext, StepFailed, run_alone, shard_option
+from etl.step import StepContext, StepFailed, step_command
 
 log = logging.getLogger(__name__)
 
@@ -277,12 +276,11 @@ def run(context: StepContext) -> int:
     return readings_written + observations_written
 
 
-@click.command(NAME, cls=Command, context_settings={"help_option_names": ["-h", "--help"]})
-@shard_option
-def main(shard) -> None:
-    """Fetch new readings (GROW) and station observations (WOW) since each watermark."""
-    run_alone(NAME, run, shard)
-
+main = step_command(
+    NAME,
+    run,
+    "Fetch new readings (GROW) and station observations (WOW) since each watermark.",
+)
 
 if __name__ == "__main__":
     main(prog_name=f"python -m etl.{NAME}")

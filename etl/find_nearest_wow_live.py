@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 
-import click
 import numpy as np
 import pandas as pd
 from sklearn.neighbors import BallTree
@@ -19,7 +18,7 @@ from sqlalchemy import select, update
 from etl.load import bulk_upsert
 from etl.schema import sensor_wow, sensors, wow_observations, wow_sites
 from etl.sources.wow import STORED_COLUMNS, WowClient
-from etl.step import Command, StepContext, run_alone, shard_option
+from etl.step import StepContext, step_command
 from etl.store_sensor_info import EARTH_RADIUS_KM
 
 log = logging.getLogger(__name__)
@@ -104,12 +103,11 @@ def run(context: StepContext) -> int:
     return written
 
 
-@click.command(NAME, cls=Command, context_settings={"help_option_names": ["-h", "--help"]})
-@shard_option
-def main(shard) -> None:
-    """Refresh the live WOW stations (WOW_API_URL, WOW_API_KEY) and link every sensor to its nearest."""
-    run_alone(NAME, run, shard)
-
+main = step_command(
+    NAME,
+    run,
+    "Refresh the live WOW stations (WOW_API_URL, WOW_API_KEY) and link every sensor to its nearest.",
+)
 
 if __name__ == "__main__":
     main(prog_name=f"python -m etl.{NAME}")

@@ -191,3 +191,14 @@ def shard_option(function):
         show_default=True,
         help="do the part i of n: sensors split by a stable hash",
     )(function)
+
+
+def step_command(name: str, step: Step, doc: str) -> click.Command:
+    """The command line of a step that takes only --shard: `python -m etl.<name> [--shard i/n]`."""
+
+    @click.command(name, cls=Command, help=doc, context_settings={"help_option_names": ["-h", "--help"]})
+    @shard_option
+    def main(shard) -> None:
+        run_alone(name, step, shard)
+
+    return main
