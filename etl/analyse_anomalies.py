@@ -13,7 +13,7 @@ import logging
 import pandas as pd
 from sqlalchemy import select
 
-from etl.extract_all_grow_data import latest_times
+from etl.db import latest_times
 from etl.load import bulk_upsert
 from etl.schema import anomalies, readings, sensor_health, sensors
 from etl.step import StepContext, step_command

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 
-from sqlalchemy import Engine, create_engine, event, func, inspect, select
+from sqlalchemy import Connection, Engine, Table, create_engine, event, func, inspect, select
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from etl.errors import DatabaseUnavailable, GrowWowError
@@ -118,6 +119,22 @@ def ensure_schema(engine: Engine) -> None:
         label = engine.url.render_as_string(hide_password=True)
         state = "has no schema" if current is None else f"is at schema revision {current}, the code at {head}"
         raise SchemaOutdated(f"{label} {state}: run 'python -m etl init-db' first")
+
+
+def latest_times(
+    connection: Connection, table: Table, entities: Table, key: str, before: dt.datetime | None = None
+) -> dict:
+    """Each entity's latest stored timestamp in `table` (earlier than `before`, when given): one index
+    descent per entity (sensor or station), never a scan of the big table."""
+    import pandas as pd  # here, not at the top: every command imports this module, few need pandas
+
+    ts = table.c.ts
+    latest = select(ts).where(table.c[key] == entities.c[key])
+    if before is not None:
+        latest = latest.where(ts < before)
+    latest = latest.order_by(ts.desc()).limit(1).scalar_subquery()
+    rows = connection.execute(select(entities.c[key], latest)).all()
+    return {entity: pd.Timestamp(stamp) for entity, stamp in rows if stamp is not None}
 
 
 def table_counts(engine: Engine) -> dict[str, int | None]:

@@ -16,8 +16,8 @@ import logging
 import pandas as pd
 from sqlalchemy import select
 
+from etl.db import latest_times
 from etl.detect.detect import ANOMALY_COLUMNS, detect
-from etl.extract_all_grow_data import latest_times
 from etl.load import bulk_upsert
 from etl.schema import anomalies, detection_state, readings, sensor_wow, sensors, wow_observations
 from etl.step import StepContext, step_command
@@ -82,7 +82,8 @@ def _check_chunk(
             query = query.where(readings.c.ts >= earliest.to_pydatetime())
         frame = pd.DataFrame(connection.execute(query).all(), columns=[c.name for c in readings.columns])
         frame["ts"] = pd.to_datetime(frame["ts"], utc=True)
-        frame = frame[[starts[s] is None or t >= starts[s] for s, t in zip(frame["sensor_id"], frame["ts"])]]
+        since = pd.to_datetime(frame["sensor_id"].map(starts), utc=True)  # NaT: never checked, all of it
+        frame = frame[since.isna() | (frame["ts"] >= since)]
         station_query = select(
             wow_observations.c.site_id, wow_observations.c.ts, wow_observations.c.air_temperature
         ).where(wow_observations.c.site_id.in_(list(own_links["site_id"].unique())))

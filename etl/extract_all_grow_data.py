@@ -17,9 +17,10 @@ from collections.abc import Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 
 import pandas as pd
-from sqlalchemy import Connection, Table, select
+from sqlalchemy import Table, select
 from tqdm import tqdm
 
+from etl.db import latest_times
 from etl.load import bulk_upsert
 from etl.schema import readings, sensor_wow, sensors, wow_observations, wow_sites
 from etl.sources.grow import MAX_LOCATIONS, Batch, GrowClient, request_windows
@@ -31,20 +32,6 @@ log = logging.getLogger(__name__)
 
 NAME = "extract_all_grow_data"
 GAP_TOLERANCE = pd.Timedelta(hours=2)  # stations report every 5 to 60 minutes
-
-
-def latest_times(
-    connection: Connection, table: Table, entities: Table, key: str, before: dt.datetime | None = None
-) -> dict[str, pd.Timestamp]:
-    """Each entity's latest stored timestamp in `table` (earlier than `before`, when given): one index
-    descent per entity (sensor or station), never a scan of the big table."""
-    ts = table.c.ts
-    latest = select(ts).where(table.c[key] == entities.c[key])
-    if before is not None:
-        latest = latest.where(ts < before)
-    latest = latest.order_by(ts.desc()).limit(1).scalar_subquery()
-    rows = connection.execute(select(entities.c[key], latest)).all()
-    return {entity: pd.Timestamp(stamp) for entity, stamp in rows if stamp is not None}
 
 
 def fetch_plan(

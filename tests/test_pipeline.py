@@ -383,8 +383,7 @@ def test_each_step_runs_on_its_own_in_order(tmp_path_factory, simulator, module,
     folder = tmp_path_factory.getbasetemp() / "steps-alone"
     folder.mkdir(exist_ok=True)
     database = f"sqlite:///{folder}/steps.sqlite"
-    if module == "etl.store_sensor_info":
-        init_db(make_engine(load_settings(database_url=database)))
+    init_db(make_engine(load_settings(database_url=database)))  # idempotent: each case can run alone
     result = subprocess.run(
         [sys.executable, "-m", module, *args],
         env=etl_env(database, simulator()),

@@ -9,12 +9,11 @@ import time
 
 import pytest
 from sqlalchemy import func, select
-from test_pipeline import NOW, assert_same_database, etl_env, snapshot
+from test_pipeline import NOW, assert_same_database, etl_env, pipeline_settings, snapshot
 
 from etl.db import init_db, make_engine
 from etl.runner import run_nightly
 from etl.schema import etl_runs, readings
-from etl.settings import load_settings
 from etl.shard import Shard
 
 pytestmark = pytest.mark.postgres
@@ -28,17 +27,8 @@ def simulator(simulator, small_network):
     return lambda **options: simulator(serving=small_network, **options)
 
 
-def fresh(url, simulator_url, **overrides):
-    settings = load_settings(
-        database_url=url,
-        grow_api_url=f"{simulator_url}/grow/api",
-        grow_api_key="sim-grow-key",
-        wow_api_url=f"{simulator_url}/wow/api",
-        wow_api_key="sim-wow-key",
-        etl_now=NOW,
-        http_backoff_s=0.01,
-        **overrides,
-    )
+def fresh(url, simulator_url):
+    settings = pipeline_settings(url, simulator_url)
     engine = make_engine(settings)
     init_db(engine)
     return settings, engine
