@@ -5,8 +5,8 @@ checked); only sensors with newer readings are checked, over the readings since 
 CONTEXT before it, so the rules' windows and the daily station comparison see whole stretches. An
 anomaly that continues one already stored extends it rather than starting a second one.
 
-Detection itself is `etl.detect.detect.detect` (rules and the station check; the LSTM models join it
-with the detection issue); this step is database I/O around it.
+Detection itself is `etl.detect.detect.detect` (rules, the autoencoders shipped in models/ or those in
+MODELS_DIR, and the station checks); this step is database I/O around it.
 """
 
 from __future__ import annotations
@@ -16,17 +16,18 @@ import logging
 import pandas as pd
 from sqlalchemy import select
 
-from etl.db import latest_times
+from etl.db import latest_times, read_frame
 from etl.detect.detect import ANOMALY_COLUMNS, detect
 from etl.load import bulk_upsert
 from etl.schema import anomalies, detection_state, readings, sensor_wow, sensors, wow_observations
 from etl.step import StepContext, step_command
+from models.autoencoder import load_all, shipped
 
 log = logging.getLogger(__name__)
 
 NAME = "detect_anomalies"
 CONTEXT = pd.Timedelta(days=2)
-CHUNK = 200  # sensors checked together
+CHUNK = 500  # sensors checked together: one model batch, and memory stays well under 1 GB
 TOUCHING = pd.Timedelta(hours=1)
 
 
@@ -64,14 +65,15 @@ def run(context: StepContext) -> int:
         )
     todo = [s for s in sensor_ids if s in latest and (s not in done or pd.Timestamp(done[s]) < latest[s])]
     log.info("%d of %d sensors have readings not checked yet", len(todo), len(sensor_ids))
+    models = load_all(context.settings.models_dir) if context.settings.models_dir else shipped()
     written = 0
     for i in range(0, len(todo), CHUNK):
-        written += _check_chunk(context, todo[i : i + CHUNK], latest, done, links)
+        written += _check_chunk(context, todo[i : i + CHUNK], latest, done, links, models)
     return written
 
 
 def _check_chunk(
-    context: StepContext, chunk: list[str], latest: dict, done: dict, links: pd.DataFrame
+    context: StepContext, chunk: list[str], latest: dict, done: dict, links: pd.DataFrame, models: dict
 ) -> int:
     starts = {s: (pd.Timestamp(done[s]) - CONTEXT if s in done else None) for s in chunk}
     earliest = min((t for t in starts.values() if t is not None), default=None)
@@ -80,35 +82,36 @@ def _check_chunk(
         query = select(readings).where(readings.c.sensor_id.in_(chunk))
         if earliest is not None and all(t is not None for t in starts.values()):
             query = query.where(readings.c.ts >= earliest.to_pydatetime())
-        frame = pd.DataFrame(connection.execute(query).all(), columns=[c.name for c in readings.columns])
-        frame["ts"] = pd.to_datetime(frame["ts"], utc=True)
+        frame = read_frame(connection, query)
         since = pd.to_datetime(frame["sensor_id"].map(starts), utc=True)  # NaT: never checked, all of it
         frame = frame[since.isna() | (frame["ts"] >= since)]
         station_query = select(
-            wow_observations.c.site_id, wow_observations.c.ts, wow_observations.c.air_temperature
+            wow_observations.c.site_id,
+            wow_observations.c.ts,
+            wow_observations.c.air_temperature,
+            wow_observations.c.rainfall,
         ).where(wow_observations.c.site_id.in_(list(own_links["site_id"].unique())))
         if len(frame):
-            station_query = station_query.where(wow_observations.c.ts >= frame["ts"].min().to_pydatetime())
-        stations = pd.DataFrame(
-            connection.execute(station_query).all(), columns=["site_id", "ts", "air_temperature"]
+            # A day earlier than the readings: the rain check looks at the day before each day.
+            station_query = station_query.where(
+                wow_observations.c.ts >= (frame["ts"].min() - pd.Timedelta(days=1)).to_pydatetime()
+            )
+        stations = read_frame(connection, station_query)
+        stored = read_frame(
+            connection,
+            select(
+                anomalies.c.sensor_id,
+                anomalies.c.variable,
+                anomalies.c.kind,
+                anomalies.c.start_at,
+                anomalies.c.end_at,
+            ).where(anomalies.c.sensor_id.in_(chunk)),
         )
-        stations["ts"] = pd.to_datetime(stations["ts"], utc=True)
-        stored = pd.DataFrame(
-            connection.execute(
-                select(
-                    anomalies.c.sensor_id,
-                    anomalies.c.variable,
-                    anomalies.c.kind,
-                    anomalies.c.start_at,
-                    anomalies.c.end_at,
-                ).where(anomalies.c.sensor_id.in_(chunk))
-            ).all(),
-            columns=["sensor_id", "variable", "kind", "start_at", "end_at"],
-        )
-    for column in ("start_at", "end_at"):
-        stored[column] = pd.to_datetime(stored[column], utc=True)
     found = continue_stored(
-        detect(frame, stations, own_links) if len(frame) else pd.DataFrame(columns=ANOMALY_COLUMNS), stored
+        detect(frame, stations, own_links, models=models)
+        if len(frame)
+        else pd.DataFrame(columns=ANOMALY_COLUMNS),
+        stored,
     )
     state = pd.DataFrame({"sensor_id": chunk, "analysed_until": [latest[s] for s in chunk]})
     with context.engine.begin() as connection:

@@ -59,6 +59,9 @@ class Settings(BaseSettings):
     extract_history_days: int = Field(default=365, ge=1, description="how far back a new sensor is fetched")
     faulty_days: float = Field(default=2.0, gt=0, description="faulty if the last anomaly is this recent")
     load_batch_rows: int = Field(default=200_000, ge=1000, description="rows per bulk-upsert transaction")
+    models_dir: Path | None = Field(
+        default=None, description="trained autoencoders to detect with (default: those shipped in models/)"
+    )
 
     use_aws_secrets: bool = False
     aws_region: str = "eu-west-1"

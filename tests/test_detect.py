@@ -24,12 +24,19 @@ def many(faulty: dict[str, str]) -> pd.DataFrame:
 def test_anomalies_of_many_sensors_come_back_in_the_table_columns():
     anomalies = detect(many({"b": "out_of_range", "d": "stuck"}))
     assert list(anomalies.columns) == ANOMALY_COLUMNS
-    assert sorted(set(zip(anomalies["sensor_id"], anomalies["kind"]))) == [
+    by_rules = anomalies[anomalies["detector"] == "rule"]
+    assert sorted(set(zip(by_rules["sensor_id"], by_rules["kind"]))) == [
         ("b", "out_of_range"),
         ("d", "stuck"),
     ]
-    assert (anomalies["detector"] == "rule").all()
+    # The models see the same two faulty days, and nothing on the clean sensors.
+    by_models = anomalies[anomalies["detector"] == "model"]
+    assert sorted(set(zip(by_models["sensor_id"], by_models["variable"]))) == [
+        ("b", "soil_moisture"),
+        ("d", "air_temperature"),
+    ]
     assert (anomalies["start_at"] >= START).all()
+    assert detect(many({}), models=None).empty and detect(many({})).empty
 
 
 def test_a_single_sensor_with_times_as_the_index_and_hourly_samples():

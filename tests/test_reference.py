@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from etl.detect.reference import check_temperature_against_station, daily_comparison
+from etl.detect.reference import check_soil_against_rain, check_temperature_against_station, daily_comparison
 
 START = pd.Timestamp("2019-06-01", tz="UTC")
 DAYS = 10
@@ -48,7 +48,11 @@ def test_a_sensor_in_full_sun_is_flagged_on_those_days():
     sensor[on] += 14 * sun[on]
     flags = check(sensor, station)
     assert [(f.kind, f.start, f.end) for f in flags] == [("hot_spot", *days(4, 6))]
-    assert flags[0].explanation.startswith("air temperature up to 1")
+    assert (
+        flags[0].explanation.startswith("air temperature ")
+        and "warmer by day than by night" in flags[0].explanation
+    )
+    assert "in full sun?" in flags[0].explanation
     assert "WOW station 900123 (3.2 km)" in flags[0].explanation and flags[0].explanation.endswith(
         "on 3 days"
     )
@@ -75,3 +79,52 @@ def test_days_with_too_few_hours_on_either_side_are_not_judged():
     station = station[station.index.hour < 10]  # the station reports only mornings
     assert daily_comparison(sensor, station).empty
     assert check(sensor + 10, station) == []
+
+
+def soil_and_rain(rain_days: tuple[int, ...] = (2,)) -> tuple[pd.Series, pd.Series]:
+    """A garden drying towards its wilting point, wetted by showers that the station also records."""
+    rng = np.random.default_rng(4)
+    index = pd.date_range(START, periods=DAYS * 96, freq="15min")
+    rain = pd.Series(0.0, index=index)
+    for day in rain_days:
+        rain[START + pd.Timedelta(days=day, hours=14) : START + pd.Timedelta(days=day, hours=16)] = 1.5
+    level, soil = 9.0, []
+    for mm in rain.to_numpy():
+        level += 0.3 * mm - 0.0012 * (level - 8.0)
+        soil.append(level)
+    station_rain = rain.resample("30min").sum()
+    return pd.Series(soil, index=index) + rng.normal(0, 0.15, len(index)), station_rain
+
+
+def rain_check(soil, rain):
+    return check_soil_against_rain(soil, rain, "900123", 3.2)
+
+
+def test_soil_that_dries_between_showers_is_not_flagged():
+    assert rain_check(*soil_and_rain()) == []
+
+
+def test_soil_climbing_through_dry_days_is_flagged_on_those_days():
+    soil, rain = soil_and_rain()
+    since = soil.index >= days(5, 5)[0]
+    soil[since] += np.linspace(0, 4, since.sum())  # drifting up 0.8 % a day
+    flags = rain_check(soil, rain)
+    assert [f.kind for f in flags] == ["rising_without_rain"]
+    assert days(5, 6)[0] <= flags[0].start <= days(6, 6)[0] and flags[0].end == days(9, 9)[1]
+    assert "0.0 mm of rain" in flags[0].explanation
+
+
+def test_a_climb_with_rain_at_the_station_or_a_watering_can_is_not_flagged():
+    soil, rain = soil_and_rain(rain_days=(2, 5, 6, 7, 8, 9))
+    since = soil.index >= days(5, 5)[0]
+    soil[since] += np.linspace(0, 4, since.sum())
+    assert rain_check(soil, rain) == []  # the station saw the rain that wets it
+    soil, rain = soil_and_rain()
+    soil[soil.index >= START + pd.Timedelta(days=6, hours=19)] += 12  # watered once, in the evening
+    assert rain_check(soil, rain) == []
+
+
+def test_a_station_without_rain_reports_is_no_evidence():
+    soil, rain = soil_and_rain()
+    soil[soil.index >= days(5, 5)[0]] += np.linspace(0, 4, (soil.index >= days(5, 5)[0]).sum())
+    assert rain_check(soil, rain.iloc[:10]) == []

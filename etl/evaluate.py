@@ -1,0 +1,297 @@
+"""`python -m etl.evaluate --data DIR`: how well detection finds the faults injected into a generated network.
+
+The network's readings and stations are read straight from its folder (no database, no API), each
+sensor is linked to its nearest live station as `find_nearest_wow_live` would, and `detect` runs on all
+of it. Its anomalies are scored against labels.csv, and so is the 2019 rule re-implemented:
+
+- sensor level: is this sensor faulty? A faulty sensor counts as found when an anomaly overlaps its
+  fault (give or take a day, as several checks work in whole UTC days); a clean sensor with any anomaly is
+  a false positive. Per fault kind, the sensors of that kind are scored against all clean sensors.
+- day level: every UTC day of every sensor, faulty if it overlaps a fault, flagged if it overlaps an
+  anomaly.
+
+The 2019 rule called a day anomalous when its reconstruction error exactly equalled the next day's. A
+model gives equal errors to equal inputs and (for real-valued data) different errors to different ones,
+so the rule flags exactly the pairs of consecutive days whose 96 values are identical: that is how the
+baseline is computed here, for the three modelled variables, with no model needed.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import click
+import numpy as np
+import pandas as pd
+
+from etl.detect.detect import detect
+from etl.find_nearest_wow_live import link_sensors
+from etl.settings import load_settings
+from etl.simulator.network import MISSING, SCALE, WOW_VARIABLES, Network
+from models.autoencoder import VARIABLES, daily_windows, load_all
+
+DAY = pd.Timedelta(days=1)
+SLACK = DAY  # a daily check flags the whole day a fault begins on
+
+
+def network_frames(network: Network) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """All readings as the API would serve them at the end, the live stations' reports, and links."""
+    codes = list(network.sensors["sensor_id"])
+    readings = network.visible_readings(codes, network.start, network.end, now=network.end)
+    live = network.stations[network.stations["state"] == "live"].reset_index(drop=True)
+    links = link_sensors(network.sensors, live, load_settings().link_max_km)
+    linked = sorted(set(links["site_id"].dropna()))
+    times = pd.date_range(network.start, periods=network.steps, freq="15min") + pd.Timedelta(minutes=15)
+    frames = []
+    for site in linked:
+        i = network.station_index[site]
+        raw = {v: np.asarray(network.wow[v][i]) for v in WOW_VARIABLES}
+        reported = raw["air_temperature"] != MISSING
+        frame = pd.DataFrame({"site_id": site, "ts": times[reported]})
+        for variable in ("air_temperature", "rainfall"):
+            values = raw[variable][reported]
+            frame[variable] = np.where(values == MISSING, np.nan, values / SCALE)
+        frames.append(frame)
+    stations = pd.concat(frames, ignore_index=True) if frames else None
+    return readings, stations, links
+
+
+def baseline_2019(readings: pd.DataFrame) -> pd.DataFrame:
+    """Days whose window equals the next day's exactly (the 2019 equal-error rule), as anomalies."""
+    rows = []
+    for variable in VARIABLES:
+        windows = daily_windows(readings, variable)
+        keys = windows.keys
+        same_sensor = keys["sensor_id"].to_numpy()[1:] == keys["sensor_id"].to_numpy()[:-1]
+        next_day = (keys["day"].diff().iloc[1:] == DAY).to_numpy()
+        equal = (windows.values[1:] == windows.values[:-1]).all(axis=1)
+        for i in np.flatnonzero(same_sensor & next_day & equal):
+            rows.append((keys.at[i, "sensor_id"], variable, keys.at[i, "day"], keys.at[i + 1, "day"] + DAY))
+    return pd.DataFrame(rows, columns=["sensor_id", "variable", "start_at", "end_at"])
+
+
+def _days_of(frame: pd.DataFrame, start: str, end: str) -> pd.DataFrame:
+    """(sensor_id, day) for every UTC day each interval touches."""
+    if frame.empty:
+        return pd.DataFrame({"sensor_id": [], "day": pd.to_datetime([], utc=True)})
+    first = frame[start].dt.floor("D")
+    count = (frame[end].dt.floor("D") - first) // DAY + 1  # ends are inclusive
+    count = count.clip(lower=1).astype(int)
+    repeat = np.repeat(np.arange(len(frame)), count)
+    offset = np.concatenate([np.arange(n) for n in count])
+    return pd.DataFrame(
+        {
+            "sensor_id": frame["sensor_id"].to_numpy()[repeat],
+            "day": first.iloc[repeat].reset_index(drop=True) + pd.to_timedelta(offset, unit="D"),
+        }
+    ).drop_duplicates()
+
+
+def prf(tp: int, fp: int, fn: int) -> tuple[float, float, float]:
+    precision = tp / (tp + fp) if tp + fp else 1.0
+    recall = tp / (tp + fn) if tp + fn else 1.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return precision, recall, f1
+
+
+def sensor_outcome(found: pd.DataFrame, labels: pd.DataFrame, sensor_ids: list[str]) -> pd.DataFrame:
+    """Per sensor: its fault kind ('clean' if none) and whether detection found it (for a clean sensor:
+    whether anything was flagged)."""
+    table = pd.DataFrame({"sensor_id": sensor_ids}).merge(labels, on="sensor_id", how="left")
+    table["kind"] = table["kind"].fillna("clean")
+    joined = table.merge(found[["sensor_id", "start_at", "end_at"]], on="sensor_id", how="inner")
+    hits = joined[
+        (joined["kind"] == "clean")
+        | ((joined["start_at"] <= joined["end"] + SLACK) & (joined["end_at"] >= joined["start"] - SLACK))
+    ]
+    table["flagged"] = table["sensor_id"].isin(set(hits["sensor_id"]))
+    return table[["sensor_id", "kind", "flagged"]]
+
+
+def sensor_scores(outcome: pd.DataFrame) -> pd.DataFrame:
+    """Precision, recall and F1 per fault kind (its sensors against the clean ones) and overall."""
+    clean = outcome[outcome["kind"] == "clean"]
+    false_alarms = int(clean["flagged"].sum())
+    rows = {}
+    for kind, own in outcome[outcome["kind"] != "clean"].groupby("kind"):
+        tp = int(own["flagged"].sum())
+        rows[kind] = (len(own), *prf(tp, false_alarms, len(own) - tp))
+    faulty = outcome[outcome["kind"] != "clean"]
+    tp = int(faulty["flagged"].sum())
+    rows["all"] = (len(faulty), *prf(tp, false_alarms, len(faulty) - tp))
+    return pd.DataFrame.from_dict(rows, orient="index", columns=["sensors", "precision", "recall", "f1"])
+
+
+def day_scores(
+    found: pd.DataFrame, labels: pd.DataFrame, readings: pd.DataFrame, kinds: pd.Series
+) -> pd.DataFrame:
+    """F1 over sensor-days, overall and per fault kind (that kind's sensors and the clean ones)."""
+    days = readings[["sensor_id"]].assign(day=readings["ts"].dt.floor("D")).drop_duplicates()
+    truth = _days_of(labels, "start", "end").assign(faulty=True)
+    flagged = _days_of(found, "start_at", "end_at").assign(flagged=True)
+    days = days.merge(truth, how="left").merge(flagged, how="left")
+    days = days.fillna({"faulty": False, "flagged": False}).infer_objects()
+    days["kind"] = days["sensor_id"].map(kinds)
+    rows = {}
+    for kind in sorted(set(kinds) - {"clean"}):
+        own = days[days["kind"].isin([kind, "clean"])]
+        rows[kind] = _day_prf(own)
+    rows["all"] = _day_prf(days)
+    return pd.DataFrame.from_dict(rows, orient="index", columns=["precision", "recall", "f1"])
+
+
+def _day_prf(days: pd.DataFrame) -> tuple[float, float, float]:
+    tp = int((days["faulty"] & days["flagged"]).sum())
+    fp = int((~days["faulty"] & days["flagged"]).sum())
+    fn = int((days["faulty"] & ~days["flagged"]).sum())
+    return prf(tp, fp, fn)
+
+
+def confusion(found: pd.DataFrame, outcome: pd.DataFrame, labels: pd.DataFrame) -> pd.DataFrame:
+    """Sensors by true fault kind (rows) and by the kinds of anomaly found on them (columns); a sensor
+    with several kinds of evidence counts in each, one with none under 'nothing'."""
+    table = outcome.merge(labels[["sensor_id", "start", "end"]], on="sensor_id", how="left")
+    joined = table.merge(
+        found[["sensor_id", "kind", "start_at", "end_at"]], on="sensor_id", suffixes=("", "_found")
+    )
+    relevant = joined[
+        (joined["kind"] == "clean")
+        | ((joined["start_at"] <= joined["end"] + SLACK) & (joined["end_at"] >= joined["start"] - SLACK))
+    ]
+    pairs = relevant[["sensor_id", "kind", "kind_found"]].drop_duplicates()
+    matrix = pd.crosstab(pairs["kind"], pairs["kind_found"])
+    unflagged = outcome[~outcome["flagged"]].groupby("kind").size().rename("nothing")
+    matrix = matrix.join(unflagged, how="outer").fillna(0).astype(int)
+    order = [k for k in sorted(matrix.index) if k != "clean"] + ["clean"]
+    return matrix.reindex([k for k in order if k in matrix.index])
+
+
+def plot_confusion(matrix: pd.DataFrame, path: Path, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    shares = matrix.div(matrix.sum(axis=1).clip(lower=1), axis=0)
+    fig, ax = plt.subplots(figsize=(1.0 + 0.75 * matrix.shape[1], 1.0 + 0.5 * matrix.shape[0]))
+    ax.imshow(shares.to_numpy(), cmap="Blues", vmin=0, vmax=1, aspect="auto")
+    for (r, c), value in np.ndenumerate(matrix.to_numpy()):
+        if value:
+            ax.text(
+                c,
+                r,
+                str(value),
+                ha="center",
+                va="center",
+                color="white" if shares.iat[r, c] > 0.6 else "black",
+            )
+    ax.set_xticks(range(matrix.shape[1]), matrix.columns, rotation=40, ha="right")
+    ax.set_yticks(range(matrix.shape[0]), matrix.index)
+    ax.set_xlabel("anomaly kinds found on the sensor (sensors counted once per kind)")
+    ax.set_ylabel("injected fault")
+    ax.set_title(title)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def evaluate(folder: Path, plot: Path | None = None, models="shipped") -> dict:
+    network = Network(folder)
+    labels = network.labels()
+    readings, stations, links = network_frames(network)
+    began = time.perf_counter()
+    found = detect(readings, stations, links, models=models)
+    seconds = time.perf_counter() - began
+    baseline = baseline_2019(readings)
+    sensor_ids = list(network.sensors["sensor_id"])
+
+    ours, theirs = sensor_outcome(found, labels, sensor_ids), sensor_outcome(baseline, labels, sensor_ids)
+    kinds = ours.set_index("sensor_id")["kind"]
+    table = pd.concat(
+        {
+            "ours": sensor_scores(ours),
+            "2019": sensor_scores(theirs),
+            "ours_day": day_scores(found, labels, readings, kinds),
+            "2019_day": day_scores(baseline, labels, readings, kinds),
+        },
+        axis=1,
+    )
+    clean = ours[ours["kind"] == "clean"]
+    figures = {
+        "sensor_f1": round(float(table.at["all", ("ours", "f1")]), 3),
+        "min_kind_f1": round(float(table[("ours", "f1")].drop("all").min()), 3),
+        "clean_fp_rate": round(float(clean["flagged"].mean()), 4),
+        "day_f1": round(float(table.at["all", ("ours_day", "f1")]), 3),
+        "baseline_sensor_f1": round(float(table.at["all", ("2019", "f1")]), 3),
+        "baseline_day_f1": round(float(table.at["all", ("2019_day", "f1")]), 3),
+        "sensors": len(sensor_ids),
+        "days": round(network.steps / 96),
+        "readings": len(readings),
+        "detect_seconds": round(seconds, 1),
+    }
+    matrix = confusion(found, ours, labels)
+    if plot is not None:
+        plot_confusion(matrix, plot, f"{folder.name}: {len(sensor_ids)} sensors, {figures['days']} days")
+    return {
+        "table": table,
+        "figures": figures,
+        "matrix": matrix,
+        "clean_flagged": int(clean["flagged"].sum()),
+        "clean_sensors": len(clean),
+    }
+
+
+def report(result: dict) -> str:
+    table, figures = result["table"], result["figures"]
+    lines = [
+        "sensor level (is this sensor faulty?) and day level (is this sensor-day faulty?); "
+        "per kind: that kind's sensors against the clean ones",
+        f"{'fault kind':18} {'n':>4} | {'ours P':>6} {'R':>5} {'F1':>5} | {'2019 P':>6} {'R':>5} {'F1':>5} "
+        f"| {'day F1':>6} {'2019':>5}",
+    ]
+    for kind, row in table.iterrows():
+        lines.append(
+            f"{kind:18} {int(row[('ours', 'sensors')]):4d} | {row[('ours', 'precision')]:6.3f} "
+            f"{row[('ours', 'recall')]:5.3f} {row[('ours', 'f1')]:5.3f} | {row[('2019', 'precision')]:6.3f} "
+            f"{row[('2019', 'recall')]:5.3f} {row[('2019', 'f1')]:5.3f} | {row[('ours_day', 'f1')]:6.3f} "
+            f"{row[('2019_day', 'f1')]:5.3f}"
+        )
+    lines.append(
+        f"clean sensors flagged: {result['clean_flagged']} of {result['clean_sensors']}"
+        f" ({figures['clean_fp_rate']:.1%});"
+        f" detect() took {figures['detect_seconds']} s for {figures['readings']:,} readings"
+    )
+    lines += [
+        "",
+        "sensors by injected fault (rows) and kinds of anomaly found (columns):",
+        result["matrix"].to_string(),
+    ]
+    return "\n".join(lines)
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--data", type=click.Path(exists=True, file_okay=False, path_type=Path), required=True,
+              help="a generated network with labels.csv")  # fmt: skip
+@click.option("--plot", type=click.Path(dir_okay=False, path_type=Path),
+              help="confusion-matrix PNG [default: DATA/confusion.png]")  # fmt: skip
+@click.option("--models", "models_dir", type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="trained autoencoders to use [default: those shipped in models/]")  # fmt: skip
+@click.option("--no-models", is_flag=True, help="rules and station checks only")
+def main(data: Path, plot: Path | None, models_dir: Path | None, no_models: bool) -> None:
+    """Score detection against the labelled faults of a generated network, beside the 2019 rule."""
+    from etl.logs import configure_logging
+
+    configure_logging(load_settings(log_level="WARNING"))
+    plot = plot or data / "confusion.png"
+    models = None if no_models else (load_all(models_dir) if models_dir else "shipped")
+    result = evaluate(data, plot, models=models)
+    click.echo(report(result))
+    click.echo(f"confusion matrix: {plot}")
+    click.echo(json.dumps(result["figures"]))
+
+
+if __name__ == "__main__":
+    main(prog_name="python -m etl.evaluate")

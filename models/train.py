@@ -1,0 +1,173 @@
+"""`python -m models.train`: train the three autoencoders and write them into models/.
+
+By default they learn from the clean sensors of a simulated network (generated under var/ if missing;
+the labelled faulty sensors are left out). With `--from-db --sensors a,b,c` they learn instead from sensors
+a person trusts, read from DATABASE_URL, as in 2019. Seeded: the same data and seed give the same models.
+
+Held-out sensors (a fifth, never trained on) calibrate each threshold: the errors of their normal days
+set how large an error must be before a day is called anomalous (see `calibrate`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from pathlib import Path
+
+import click
+import numpy as np
+import pandas as pd
+
+from models.autoencoder import MODEL_DIR, VARIABLES, Autoencoder, build_model, daily_windows, quiet_tensorflow
+
+# A whole year, so the models have seen every season's days (seed 1 is used for nothing else).
+TRAIN_NETWORK = {"sensors": 200, "days": 365, "seed": 1, "end": dt.datetime(2026, 11, 1, tzinfo=dt.UTC)}
+HELD_OUT_SHARE = 0.2
+MAX_WINDOWS = 8000  # per variable: plenty for a daily shape, and training stays within minutes
+MARGIN = 2.0
+
+
+def calibrate(errors: np.ndarray) -> float:
+    """The threshold: twice the largest error of any held-out normal day. A sensor holds ~90 days and
+    a network hundreds of sensors, so even the 99.9th percentile would flag one clean sensor in ten;
+    past the whole of the normal days, with room, is where faults live (measured: `python -m
+    etl.evaluate`)."""
+    return float(errors.max() * MARGIN)
+
+
+def network_readings(folder: Path) -> pd.DataFrame:
+    """The clean sensors' readings of a generated network (faulty ones, per labels.csv, left out)."""
+    from etl.simulator.network import Network
+
+    network = Network(folder)
+    faulty = set(network.labels()["sensor_id"])
+    codes = [c for c in network.sensors["sensor_id"] if c not in faulty]
+    readings = network.visible_readings(codes, network.start, network.end, now=network.end)
+    return readings
+
+
+def database_readings(sensor_ids: list[str]) -> pd.DataFrame:
+    from sqlalchemy import select
+
+    from etl.db import make_engine
+    from etl.schema import readings
+    from etl.settings import load_settings
+
+    engine = make_engine(load_settings())
+    with engine.connect() as connection:
+        rows = connection.execute(select(readings).where(readings.c.sensor_id.in_(sensor_ids))).all()
+    frame = pd.DataFrame(rows, columns=[c.name for c in readings.columns])
+    missing = sorted(set(sensor_ids) - set(frame["sensor_id"]))
+    if missing:
+        raise click.UsageError(f"no readings in the database for sensor(s): {', '.join(missing)}")
+    frame["ts"] = pd.to_datetime(frame["ts"], utc=True)
+    return frame
+
+
+def split_sensors(sensor_ids: np.ndarray, rng: np.random.Generator) -> tuple[set, set]:
+    """Sensors for training and sensors held out for calibration (at least one each)."""
+    shuffled = rng.permutation(np.unique(sensor_ids))
+    held = max(1, round(len(shuffled) * HELD_OUT_SHARE))
+    if len(shuffled) < 2:
+        raise click.UsageError("training needs at least two sensors: one to learn from, one to calibrate")
+    return set(shuffled[held:]), set(shuffled[:held])
+
+
+def train_variable(
+    readings: pd.DataFrame, variable: str, seed: int, epochs: int, units: int, source: str
+) -> Autoencoder:
+    import keras
+
+    keras.utils.set_random_seed(seed)
+    windows = daily_windows(readings, variable)
+    rng = np.random.default_rng(seed)
+    train_ids, held_ids = split_sensors(windows.keys["sensor_id"].to_numpy(), rng)
+    is_train = windows.keys["sensor_id"].isin(train_ids).to_numpy()
+    train = windows.values[is_train]
+    if len(train) > MAX_WINDOWS:
+        train = train[np.sort(rng.choice(len(train), MAX_WINDOWS, replace=False))]
+    low, high = (float(q) for q in np.quantile(train, [0.005, 0.995]))
+    high = max(high, low + 1e-3)
+    model = build_model(units)
+    model.compile(optimizer=keras.optimizers.Adam(0.005), loss="mse")
+    autoencoder = Autoencoder(variable, model, low, high, threshold=np.inf, info={})
+    scaled = autoencoder.scale(train)[..., None]
+    stop = keras.callbacks.EarlyStopping(patience=3, restore_best_weights=True)
+    history = model.fit(
+        scaled, scaled, epochs=epochs, batch_size=128, validation_split=0.1, shuffle=True, verbose=0,
+        callbacks=[stop],
+    )  # fmt: skip
+    held_errors = autoencoder.errors(windows.values[~is_train])
+    autoencoder.threshold = calibrate(held_errors)
+    autoencoder.info = {
+        "trained_on": source,
+        "seed": seed,
+        "units": units,
+        "training_windows": len(train),
+        "training_sensors": len(train_ids),
+        "held_out_windows": len(held_errors),
+        "held_out_sensors": len(held_ids),
+        "epochs_run": len(history.history["loss"]),
+        "held_out_error": {
+            "median": float(np.median(held_errors)),
+            "p99": float(np.quantile(held_errors, 0.99)),
+            "p99.9": float(np.quantile(held_errors, 0.999)),
+            "max": float(held_errors.max()),
+        },
+    }
+    return autoencoder
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--data",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="a generated network to learn its clean sensors from [default: generate one under var/]",
+)
+@click.option("--from-db", is_flag=True, help="learn from sensors in DATABASE_URL instead (with --sensors)")
+@click.option("--sensors", help="comma-separated sensor ids a person trusts (with --from-db)")
+@click.option("--seed", type=int, default=2026, show_default=True)
+@click.option("--epochs", type=click.IntRange(1), default=30, show_default=True, help="at most (stops early)")
+@click.option("--units", type=click.IntRange(2), default=16, show_default=True, help="LSTM units per layer")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=MODEL_DIR, show_default=True)
+@click.option("--variable", "variables", multiple=True, type=click.Choice(VARIABLES), help="[default: all]")
+def main(data, from_db, sensors, seed, epochs, units, out, variables) -> None:
+    """Train the soil moisture, light and air temperature autoencoders and save them with their
+    scaling and calibrated thresholds."""
+    quiet_tensorflow()
+    if from_db:
+        if not sensors:
+            raise click.UsageError("--from-db needs --sensors a,b,c (the sensors you trust)")
+        ids = [s.strip() for s in sensors.split(",") if s.strip()]
+        readings, source = database_readings(ids), f"database sensors {','.join(ids)}"
+    else:
+        if sensors:
+            raise click.UsageError("--sensors goes with --from-db")
+        data = data or _training_network()
+        readings, source = network_readings(data), f"clean sensors of the simulated network {data.name}"
+    out.mkdir(parents=True, exist_ok=True)
+    for variable in variables or VARIABLES:
+        began = time.perf_counter()
+        autoencoder = train_variable(readings, variable, seed, epochs, units, source)
+        autoencoder.save(out)
+        info = autoencoder.info
+        click.echo(
+            f"{variable:16} {info['training_windows']:6d} days from {info['training_sensors']} sensors, "
+            f"{info['epochs_run']} epochs, threshold {autoencoder.threshold:.5f} "
+            f"(held-out median {info['held_out_error']['median']:.5f}), "
+            f"{time.perf_counter() - began:.0f} s"
+        )
+
+
+def _training_network() -> Path:
+    from etl.simulator.generate import generate
+
+    folder = Path("var") / f"train-{TRAIN_NETWORK['seed']}"
+    if not (folder / "network.json").exists():
+        click.echo(f"generating the training network in {folder} …")
+        generate(folder, **TRAIN_NETWORK)
+    return folder
+
+
+if __name__ == "__main__":
+    main(prog_name="python -m models.train")

@@ -1,0 +1,82 @@
+"""The evaluation: scoring against labels counts what a person would count, the 2019 baseline flags only
+identical consecutive days, and the command prints its table, writes its plot and ends with its JSON."""
+
+import json
+
+import numpy as np
+import pandas as pd
+from click.testing import CliRunner
+from test_rules import START, clean
+
+from etl import evaluate
+
+DAY = pd.Timedelta(days=1)
+
+
+def test_the_2019_rule_flags_two_identical_days_and_nothing_else():
+    frame = clean(days=5).rename_axis("ts").reset_index().assign(sensor_id="s1")
+    day2 = (frame["ts"] >= START + 2 * DAY) & (frame["ts"] < START + 3 * DAY)
+    day3 = (frame["ts"] >= START + 3 * DAY) & (frame["ts"] < START + 4 * DAY)
+    assert evaluate.baseline_2019(frame).empty  # every real day differs from the next
+    frame.loc[day2 | day3, "soil_moisture"] = 21.5  # stuck flat across both
+    found = evaluate.baseline_2019(frame)
+    assert found[["sensor_id", "variable"]].values.tolist() == [["s1", "soil_moisture"]]
+    assert (found["start_at"].iloc[0], found["end_at"].iloc[0]) == (START + 2 * DAY, START + 4 * DAY)
+    frame.loc[day3, "soil_moisture"] = 21.6  # stuck, but at another value: the rule misses it
+    assert evaluate.baseline_2019(frame).empty
+
+
+def anomaly(sensor, start_day, end_day):
+    return (sensor, START + start_day * DAY, START + end_day * DAY)
+
+
+def test_sensor_and_day_scores_count_hits_misses_and_false_alarms():
+    labels = pd.DataFrame(
+        {
+            "sensor_id": ["a", "b", "c"],
+            "variable": "soil_moisture",
+            "kind": ["stuck", "stuck", "spike"],
+            "start": [START + 2 * DAY, START + 2 * DAY, START + 5 * DAY],
+            "end": [START + 4 * DAY, START + 4 * DAY, START + 6 * DAY],
+        }
+    )
+    found = pd.DataFrame(
+        [anomaly("a", 3, 3.5), anomaly("b", 8, 9), anomaly("c", 5, 6.5), anomaly("d", 1, 1.5)],
+        columns=["sensor_id", "start_at", "end_at"],
+    )
+    outcome = evaluate.sensor_outcome(found, labels, ["a", "b", "c", "d", "e"])
+    assert outcome.set_index("sensor_id")["flagged"].to_dict() == {
+        "a": True,  # overlaps its fault
+        "b": False,  # flagged far from its fault: not a hit
+        "c": True,
+        "d": True,  # a clean sensor flagged: a false alarm
+        "e": False,
+    }
+    scores = evaluate.sensor_scores(outcome)
+    assert scores.loc["stuck", ["precision", "recall"]].tolist() == [0.5, 0.5]  # 1 hit, 1 false alarm
+    assert scores.loc["spike", ["precision", "recall"]].tolist() == [0.5, 1.0]
+    assert np.isclose(scores.loc["all", "f1"], 2 * (2 / 3) * (2 / 3) / (4 / 3))
+
+    readings = pd.DataFrame(
+        {"sensor_id": np.repeat(list("abcde"), 10), "ts": np.tile(START + np.arange(10) * DAY, 5)}
+    )
+    kinds = outcome.set_index("sensor_id")["kind"]
+    days = evaluate.day_scores(found, labels, readings, kinds)
+    # a: fault days 2-4 (3), found day 3 → 1 hit; b: 3 missed, 2 false; c: days 5-6 both found; d: 1 false
+    tp, fp, fn = 3, 3, 5
+    assert np.isclose(days.at["all", "precision"], tp / (tp + fp))
+    assert np.isclose(days.at["all", "recall"], tp / (tp + fn))
+
+
+def test_the_command_prints_the_table_plots_and_ends_with_its_figures(small_network, tmp_path):
+    plot = tmp_path / "confusion.png"
+    result = CliRunner().invoke(evaluate.main, ["--data", str(small_network.folder), "--plot", str(plot)])
+    assert result.exit_code == 0, result.output
+    lines = result.output.strip().splitlines()
+    figures = json.loads(lines[-1])
+    assert set(figures) >= {"sensor_f1", "min_kind_f1", "clean_fp_rate", "day_f1", "baseline_sensor_f1"}
+    assert all(0 <= figures[k] <= 1 for k in ("sensor_f1", "min_kind_f1", "clean_fp_rate", "day_f1"))
+    assert figures["sensors"] == 20 and figures["days"] == 12
+    assert any(line.startswith("all ") for line in lines)
+    assert "clean sensors flagged:" in result.output
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
