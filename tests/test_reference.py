@@ -5,7 +5,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from etl.detect.reference import check_soil_against_rain, check_temperature_against_station, daily_comparison
+from etl.detect.reference import (
+    check_soil_against_rain,
+    check_soil_drift,
+    check_temperature_against_station,
+    daily_comparison,
+)
 
 START = pd.Timestamp("2019-06-01", tz="UTC")
 DAYS = 10
@@ -128,3 +133,43 @@ def test_a_station_without_rain_reports_is_no_evidence():
     soil, rain = soil_and_rain()
     soil[soil.index >= days(5, 5)[0]] += np.linspace(0, 4, (soil.index >= days(5, 5)[0]).sum())
     assert rain_check(soil, rain.iloc[:10]) == []
+
+
+def garden(days: int = 45, seed: int = 5) -> tuple[pd.Series, pd.Series]:
+    """Six weeks of a garden's soil moisture, wetted by showers on about a third of the days (which the
+    station records too) and drying towards its wilting point between them."""
+    rng = np.random.default_rng(seed)
+    index = pd.date_range(START, periods=days * 96, freq="15min")
+    rain = np.zeros(len(index))
+    for day in np.flatnonzero(rng.random(days) < 0.35):
+        first = day * 96 + int(rng.integers(0, 80))
+        rain[first : first + 8] = rng.exponential(1.0)
+    level, soil = 25.0, []
+    for mm in rain:
+        level += 2.0 * mm * max(0.0, 1 - level / 45) - 0.0012 * (level - 8.0)
+        soil.append(level)
+    soil = pd.Series(soil, index=index) + rng.normal(0, 0.15, len(index))
+    return soil, pd.Series(rain, index=index).resample("30min").sum()
+
+
+def drift_check(soil, rain):
+    return check_soil_drift(soil, rain, "900123", 3.2)
+
+
+@pytest.mark.parametrize("seed", [5, 6, 7])
+def test_soil_that_follows_the_rain_does_not_drift(seed):
+    assert drift_check(*garden(seed=seed)) == []
+
+
+@pytest.mark.parametrize("sign", [1, -1])
+def test_soil_drifting_away_from_what_the_rain_explains_is_flagged_from_when_it_began(sign):
+    soil, rain = garden(seed=6)
+    since = soil.index >= START + pd.Timedelta(days=20)
+    soil[since] += sign * np.linspace(0, 15, since.sum())
+    flags = drift_check(soil, rain)
+    assert [f.kind for f in flags] == ["drift"]
+    # A slow ramp hides its first days in the weather: its start is found to within days.
+    assert abs(flags[0].start - (START + pd.Timedelta(days=20))) <= pd.Timedelta(days=4)
+    assert flags[0].end == days(44, 44)[1]
+    assert f"drifted {'+' if sign > 0 else '-'}1" in flags[0].explanation
+    assert drift_check(soil[soil.index < START + pd.Timedelta(days=15)], rain) == []  # too short to tell

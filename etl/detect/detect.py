@@ -19,7 +19,7 @@ from collections.abc import Mapping
 import pandas as pd
 
 from etl.detect.model import check_with_models
-from etl.detect.reference import check_soil_against_rain, check_temperature_against_station
+from etl.detect.reference import check_against_stations
 from etl.detect.rules import Flag, check_sensor
 from models.autoencoder import Autoencoder, shipped
 
@@ -37,52 +37,34 @@ def detect(
     readings = _with_time_column(readings)
     if "sensor_id" not in readings:
         readings = readings.assign(sensor_id="sensor")
-    station_series = {}
-    if stations is not None and len(stations):
+    has_stations = stations is not None and len(stations) > 0 and links is not None and len(links) > 0
+    if has_stations:
         stations = _with_time_column(stations)
-        station_series = {site: own.set_index("ts") for site, own in stations.groupby("site_id")}
-    link_of = (
-        {}
-        if links is None
-        else {r.sensor_id: (r.site_id, r.distance_km) for r in links.itertuples() if pd.notna(r.site_id)}
-    )
+        links = links[links["site_id"].notna()]
 
     models = shipped() if isinstance(models, str) and models == "shipped" else (models or {})
-    rows = check_with_models(readings, models, _wet_days(stations, link_of))
+    rows = check_with_models(readings, models, _wet_days(stations, links) if has_stations else None)
     for sensor, own in readings.groupby("sensor_id", sort=True):
         series = own.set_index("ts").drop(columns="sensor_id")
         rows += [_row(sensor, flag, "rule") for flag in check_sensor(series)]
-        site, distance = link_of.get(sensor, (None, None))
-        if site in station_series:
-            rows += [
-                _row(sensor, flag, "reference")
-                for flag in _against_station(series, station_series[site], site, distance)
-            ]
+    if has_stations:
+        rows += [
+            _row(sensor, flag, "reference")
+            for sensor, flag in check_against_stations(readings, stations, links)
+        ]
     found = pd.DataFrame(rows, columns=ANOMALY_COLUMNS)
     return found.sort_values(["sensor_id", "start_at", "variable", "kind"], ignore_index=True)
 
 
-def _wet_days(stations: pd.DataFrame | None, link_of: dict, min_rain_mm: float = 1.0) -> pd.DataFrame | None:
+def _wet_days(stations: pd.DataFrame, links: pd.DataFrame, min_rain_mm: float = 1.0) -> pd.DataFrame | None:
     """(sensor_id, day) of the UTC days on which a sensor's station recorded at least `min_rain_mm`."""
-    if stations is None or not len(stations) or "rainfall" not in stations or not link_of:
+    if "rainfall" not in stations:
         return None
-    rain = stations.assign(day=stations["ts"].dt.floor("D")).groupby(["site_id", "day"])["rainfall"].sum()
+    rain = stations.groupby([stations["site_id"], stations["ts"].dt.floor("D").rename("day")])[
+        "rainfall"
+    ].sum()
     wet = rain[rain >= min_rain_mm].reset_index()[["site_id", "day"]]
-    links = pd.DataFrame(
-        [(sensor, site) for sensor, (site, _) in link_of.items()], columns=["sensor_id", "site_id"]
-    )
-    return links.merge(wet, on="site_id")[["sensor_id", "day"]]
-
-
-def _against_station(series: pd.DataFrame, station: pd.DataFrame, site: str, distance: float) -> list[Flag]:
-    flags = []
-    if "air_temperature" in series and "air_temperature" in station:
-        flags += check_temperature_against_station(
-            series["air_temperature"], station["air_temperature"], site, distance
-        )
-    if "soil_moisture" in series and "rainfall" in station:
-        flags += check_soil_against_rain(series["soil_moisture"], station["rainfall"], site, distance)
-    return flags
+    return links[["sensor_id", "site_id"]].merge(wet, on="site_id")[["sensor_id", "day"]]
 
 
 def _row(sensor: str, flag: Flag, detector: str) -> dict:

@@ -1,62 +1,345 @@
-"""Reference checks: a sensor against its nearest live WOW station, day by day.
+"""Reference checks: sensors against their nearest live WOW station, day by day.
 
 A station a few km away feels the same weather. A sensor in full sun reads far warmer than it by day; a
-sensor indoors keeps a flat temperature while the station swings; a drifting sensor walks away from it.
-Both series are first brought to hourly values by time (mean temperature, summed rainfall), so any
-sampling works on either side.
+sensor indoors keeps a flat temperature while the station swings; a biased sensor sits off it; soil only
+wets with rain, so soil moisture climbing through dry days, or walking away from what the rain explains,
+is a drifting probe. Both sides are first brought to hourly values by time (mean temperature, summed
+rainfall), so any sampling works on either side.
+
+The checks work on many sensors at once (`check_against_stations`: one pass of grouped operations
+over all of them, not a loop per sensor); the `check_*` functions of one sensor and one station are
+the same checks for a notebook.
 """
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
 from etl.detect.rules import Flag
 
 HOUR = pd.Timedelta(hours=1)
+DAY = pd.Timedelta(days=1)
+END_OF_DAY = DAY - pd.Timedelta(seconds=1)
+
+# Thresholds, with the units of the variables (°C, %, mm).
+TEMPERATURE = {
+    "max_mean_difference": 4.0,  # a day's mean off the station by more: biased
+    "max_warm_excess": 2.5,  # warmer in the station's warm hours than its cold ones by more: in the sun
+    "min_swing_ratio": 0.3,  # a day/night swing under this share of the station's: indoors
+    "min_station_swing": 5.0,  # ... when the station's own swing is at least this
+}
+SOIL_RAIN = {"min_step": 0.2, "min_rise": 1.0, "max_rain_mm": 1.0, "min_rain_hours": 36}
+SOIL_DRIFT = {"memory": 0.85, "min_days": 20, "edge_days": 7, "min_explained": 0.6, "min_change": 8.0}
+MIN_HOURS = 16  # hours with both sensor and station for a day to be judged
 
 
-def hourly(series: pd.Series, how: str = "mean") -> pd.Series:
-    """Hourly values of a time-indexed series (NaN for hours without a sample)."""
-    return getattr(series.dropna().resample(HOUR), how)()
+def check_against_stations(
+    readings: pd.DataFrame, stations: pd.DataFrame, links: pd.DataFrame
+) -> list[tuple[str, Flag]]:
+    """Every station check on every linked sensor: `readings` (sensor_id, ts, air_temperature,
+    soil_moisture), `stations` (site_id, ts, air_temperature, rainfall), `links` (sensor_id, site_id,
+    distance_km). Returns (sensor_id, flag) pairs."""
+    links = links[links["site_id"].notna()][["sensor_id", "site_id", "distance_km"]]
+    readings = readings[readings["sensor_id"].isin(set(links["sensor_id"]))]
+    stations = stations[stations["site_id"].isin(set(links["site_id"]))]
+    if readings.empty or stations.empty:
+        return []
+    found = []
+    if "air_temperature" in readings and "air_temperature" in stations:
+        found += temperature_flags(temperature_days(readings, stations, links))
+    if "soil_moisture" in readings and "rainfall" in stations:
+        soil = soil_days(readings, stations, links)
+        found += rain_flags(soil) + drift_flags(soil, stations)
+    return found
+
+
+# --- air temperature ----------------------------------------------------------------------------------
+
+
+def _hourly(frame: pd.DataFrame, key: str, column: str, how: str = "mean") -> pd.DataFrame:
+    present = frame[frame[column].notna()]
+    hours = present["ts"].dt.floor("h")
+    return (
+        getattr(present.groupby([present[key], hours])[column], how)()
+        .rename_axis([key, "hour"])
+        .reset_index()
+    )
+
+
+def temperature_days(
+    readings: pd.DataFrame, stations: pd.DataFrame, links: pd.DataFrame, min_hours: int = MIN_HOURS
+) -> pd.DataFrame:
+    """Per sensor and UTC day with `min_hours` hours on both sides: mean and largest difference (sensor −
+    station, °C), each side's day/night swing (°C), and the warm-hours excess: how much more the sensor
+    exceeds the station in the station's warmest third of the day's hours than in its coldest third
+    (the sun's share; the station's own hours tell day from night, so no longitude is needed)."""
+    sensor = _hourly(readings, "sensor_id", "air_temperature").rename(columns={"air_temperature": "sensor"})
+    station = _hourly(stations, "site_id", "air_temperature").rename(columns={"air_temperature": "station"})
+    both = sensor.merge(links, on="sensor_id").merge(station, on=["site_id", "hour"])
+    both["day"] = both["hour"].dt.floor("D")
+    both["difference"] = both["sensor"] - both["station"]
+    by_day = both.groupby(["sensor_id", "day"])
+    rank = by_day["station"].rank(pct=True)
+    both["warm"] = both["difference"].where(rank > 2 / 3)
+    both["cold"] = both["difference"].where(rank <= 1 / 3)
+    table = by_day.agg(
+        site_id=("site_id", "first"),
+        distance_km=("distance_km", "first"),
+        hours=("difference", "size"),
+        mean_difference=("difference", "mean"),
+        largest_difference=("difference", "max"),
+        sensor_max=("sensor", "max"),
+        sensor_min=("sensor", "min"),
+        station_max=("station", "max"),
+        station_min=("station", "min"),
+        warm=("warm", "mean"),
+        cold=("cold", "mean"),
+    ).reset_index()
+    table["sensor_swing"] = table["sensor_max"] - table["sensor_min"]
+    table["station_swing"] = table["station_max"] - table["station_min"]
+    table["warm_excess"] = table["warm"] - table["cold"]
+    columns = ["sensor_id", "day", "site_id", "distance_km", "hours", "mean_difference", "largest_difference"]
+    table = table[table["hours"] >= min_hours]
+    return table[[*columns, "sensor_swing", "station_swing", "warm_excess"]].reset_index(drop=True)
+
+
+def temperature_flags(days: pd.DataFrame, thresholds: dict = TEMPERATURE) -> list[tuple[str, Flag]]:
+    """One kind per day: a flat sensor is indoors whatever its offset; a sensor warmed by the sun (the
+    median warm-hours excess of the day and its neighbours) is a hot spot; what else is off on average
+    is a bias (or drift). Consecutive days of one kind make one flag."""
+    if days.empty:
+        return []
+    t = thresholds
+    days = days.sort_values(["sensor_id", "day"]).reset_index(drop=True)
+    days["excess"] = _centred_median(days, "warm_excess")
+    flat = (days["station_swing"] >= t["min_station_swing"]) & (
+        days["sensor_swing"] < t["min_swing_ratio"] * days["station_swing"]
+    )
+    sunny = ~flat & (days["excess"] > t["max_warm_excess"])
+    biased = ~flat & ~sunny & (days["mean_difference"].abs() > t["max_mean_difference"])
+    days["swing_ratio"] = days["sensor_swing"] / days["station_swing"].where(days["station_swing"] > 0)
+    found = []
+    for kind, bad in (("temperature_bias", biased), ("hot_spot", sunny), ("no_daily_cycle", flat)):
+        for run in _runs(days[bad]):
+            found.append((run["sensor_id"].iloc[0], _temperature_flag(kind, run, t)))
+    return found
+
+
+def _temperature_flag(kind: str, run: pd.DataFrame, t: dict) -> Flag:
+    where = _where(run)
+    if kind == "temperature_bias":
+        worst = run["mean_difference"].abs().max()
+        side = "above" if run["mean_difference"].mean() > 0 else "below"
+        score = worst / t["max_mean_difference"]
+        text = f"air temperature on average {worst:.1f} °C {side} {where}"
+    elif kind == "hot_spot":
+        worst = run["excess"].max()
+        score = worst / t["max_warm_excess"]
+        text = (
+            f"air temperature {worst:.1f} °C warmer by day than by night relative to {where}, "
+            f"up to {run['largest_difference'].max():.1f} °C above it: in full sun?"
+        )
+    else:
+        worst = run["swing_ratio"].min()
+        score = t["min_swing_ratio"] / max(worst, 0.01)
+        text = (
+            f"air temperature swings {run['sensor_swing'].median():.1f} °C a day, "
+            f"{where} {run['station_swing'].median():.1f} °C: indoors or covered?"
+        )
+    return Flag("air_temperature", kind, run["day"].iloc[0], run["day"].iloc[-1] + END_OF_DAY, float(score),
+                text + _on_days(len(run)))  # fmt: skip
+
+
+# --- soil moisture and rain -----------------------------------------------------------------------------
+
+
+def soil_days(readings: pd.DataFrame, stations: pd.DataFrame, links: pd.DataFrame) -> pd.DataFrame:
+    """Per sensor and UTC day: the median soil moisture, its change since the sensor's previous day,
+    and the station's rain over that day and the one before (mm) with the hours that had a report."""
+    soil = readings[readings["soil_moisture"].notna()]
+    median = (
+        soil.groupby([soil["sensor_id"], soil["ts"].dt.floor("D").rename("day")])["soil_moisture"]
+        .median()
+        .rename("median")
+        .reset_index()
+    )
+    median["step"] = median.groupby("sensor_id")["median"].diff()
+    rain = _rain_days(stations)
+    table = median.merge(links, on="sensor_id").merge(rain, on=["site_id", "day"], how="left")
+    return table
+
+
+def _rain_days(stations: pd.DataFrame) -> pd.DataFrame:
+    """Per site and day: rain (mm) and hours reported, that day and over it and the day before."""
+    reports = stations[stations["rainfall"].notna()]
+    hourly = _hourly(reports, "site_id", "rainfall", "sum")
+    hourly["day"] = hourly["hour"].dt.floor("D")
+    days = hourly.groupby(["site_id", "day"]).agg(rain_day=("rainfall", "sum"), hours_day=("hour", "size"))
+    days = days.reset_index()
+    previous = days.groupby("site_id")[["day", "rain_day", "hours_day"]].shift()
+    follows = (days["day"] - previous["day"]) == DAY
+    days["rain"] = (days["rain_day"] + previous["rain_day"]).where(follows)
+    days["hours"] = (days["hours_day"] + previous["hours_day"]).where(follows)
+    return days
+
+
+def rain_flags(days: pd.DataFrame, thresholds: dict = SOIL_RAIN) -> list[tuple[str, Flag]]:
+    """Dry days on which soil moisture keeps rising: the day's median above the day before's by
+    `min_step` on two or more days in a row, `min_rise` in all, while the station recorded no more than
+    `max_rain_mm` over each day and the one before. A watering can wets the soil once and is left alone;
+    days the station has too few rain reports for are too (no rain gauge is no evidence)."""
+    t = thresholds
+    known = days.dropna(subset=["step", "rain", "hours"])
+    rising = (
+        (known["hours"] >= t["min_rain_hours"])
+        & (known["rain"] <= t["max_rain_mm"])
+        & (known["step"] >= t["min_step"])
+    )
+    found = []
+    for run in _runs(known[rising].sort_values(["sensor_id", "day"])):
+        rise = run["step"].sum()
+        if len(run) < 2 or rise < t["min_rise"]:
+            continue
+        text = (
+            f"soil moisture rose {rise:.1f} % over {len(run)} dry days "
+            f"({_where(run)} recorded {run['rain'].max():.1f} mm of rain)"
+        )
+        first, last = run["day"].iloc[0], run["day"].iloc[-1] + END_OF_DAY
+        flag = Flag("soil_moisture", "rising_without_rain", first, last, float(rise / t["min_rise"]), text)
+        found.append((run["sensor_id"].iloc[0], flag))
+    return found
+
+
+def drift_flags(
+    days: pd.DataFrame, stations: pd.DataFrame, thresholds: dict = SOIL_DRIFT
+) -> list[tuple[str, Flag]]:
+    """Soil moisture that walks away from what the station's rain explains: a drifting probe.
+
+    A garden's daily soil moisture follows the rain it has had lately (an exponentially fading sum of
+    the station's daily rain, `memory` per day). The daily medians are fitted to that wetness; then a
+    ramp starting on some day (a drift) must explain at least `min_explained` of what the wetness leaves
+    over, and change the level by at least `min_change` % by the last day. Needs `min_days` of history;
+    the ramp may start no closer than `edge_days` to either end."""
+    t = thresholds
+    counts = days.groupby("sensor_id")["median"].transform("size")
+    long = days[(counts >= t["min_days"]) & days["site_id"].notna()]
+    if long.empty:
+        return []
+    reports = stations[stations["rainfall"].notna() & stations["site_id"].isin(set(long["site_id"]))]
+    rain = reports.groupby([reports["site_id"], reports["ts"].dt.floor("D").rename("day")])["rainfall"].sum()
+    found = []
+    for sensor, own in long.groupby("sensor_id"):
+        site = own["site_id"].iloc[0]
+        if site not in rain.index.get_level_values(0):
+            continue
+        calendar = pd.date_range(own["day"].iloc[0], own["day"].iloc[-1], freq="D")
+        wetness = (
+            rain.loc[site].reindex(calendar, fill_value=0.0).ewm(alpha=1 - t["memory"], adjust=False).mean()
+        )
+        day = ((own["day"] - own["day"].iloc[0]) / DAY).to_numpy()
+        explained, split, change = _best_ramp(
+            day, wetness.reindex(own["day"]).to_numpy(), own["median"].to_numpy(), t["edge_days"]
+        )
+        if explained < t["min_explained"] or abs(change) < t["min_change"]:
+            continue
+        start = own["day"].iloc[0] + pd.Timedelta(days=split)
+        text = (
+            f"soil moisture drifted {change:+.1f} % since {start:%d %b} beyond what the rain at "
+            f"{_where(own)} explains: a drifting probe?"
+        )
+        flag = Flag("soil_moisture", "drift", start, own["day"].iloc[-1] + END_OF_DAY,
+                    float(abs(change) / t["min_change"]), text)  # fmt: skip
+        found.append((sensor, flag))
+    return found
+
+
+def _best_ramp(day: np.ndarray, wetness: np.ndarray, y: np.ndarray, edge: int) -> tuple[float, float, float]:
+    """Fit y ≈ a + c·wetness, then y ≈ a + b·max(0, day − k) + c·wetness for every start k (all at once,
+    by the normal equations); return the share of the first fit's residual the best ramp removes, its k,
+    and the change it makes by the last day."""
+    base = np.column_stack([np.ones_like(y), wetness])
+    coef, *_ = np.linalg.lstsq(base, y, rcond=None)
+    rss0 = float(((y - base @ coef) ** 2).sum())
+    starts = np.arange(day[0] + edge, day[-1] - edge + 1)
+    if rss0 <= 0 or len(starts) == 0:
+        return 0.0, 0.0, 0.0
+    ramp = np.clip(day[None, :] - starts[:, None], 0, None)  # (starts, days)
+    columns = np.stack([np.ones_like(ramp), ramp, np.broadcast_to(wetness, ramp.shape)], axis=1)
+    gram = np.einsum("kid,kjd->kij", columns, columns)
+    moment = np.einsum("kid,d->ki", columns, y)
+    fit = np.linalg.solve(gram + 1e-9 * np.eye(3), moment[..., None])[..., 0]
+    rss = (y**2).sum() - (fit * moment).sum(axis=1)
+    best = int(np.argmin(rss))
+    return (
+        float(1 - rss[best] / rss0),
+        float(starts[best] - day[0]),
+        float(fit[best, 1] * (day[-1] - starts[best])),
+    )
+
+
+# --- shared pieces --------------------------------------------------------------------------------------
+
+
+def _runs(flagged: pd.DataFrame) -> list[pd.DataFrame]:
+    """Rows (sorted by sensor and day) split into runs of consecutive days of one sensor."""
+    if flagged.empty:
+        return []
+    new_run = (flagged["sensor_id"] != flagged["sensor_id"].shift()) | (flagged["day"].diff() != DAY)
+    return [run for _, run in flagged.groupby(np.cumsum(new_run.to_numpy()))]
+
+
+def _centred_median(days: pd.DataFrame, column: str) -> pd.Series:
+    """Median of each day's value and its neighbours' (the rows before and after, same sensor), given
+    at least two of the three."""
+    same_before = days["sensor_id"] == days["sensor_id"].shift()
+    same_after = days["sensor_id"] == days["sensor_id"].shift(-1)
+    values = np.column_stack(
+        [
+            days[column].shift().where(same_before),
+            days[column],
+            days[column].shift(-1).where(same_after),
+        ]
+    ).astype(float)
+    enough = (~np.isnan(values)).sum(axis=1) >= 2
+    with np.errstate(all="ignore"):
+        middle = np.where(enough, np.nanmedian(np.where(enough[:, None], values, 0.0), axis=1), np.nan)
+    return pd.Series(middle, index=days.index)
+
+
+def _where(rows: pd.DataFrame) -> str:
+    return f"WOW station {rows['site_id'].iloc[0]} ({rows['distance_km'].iloc[0]:.1f} km)"
+
+
+def _on_days(count: int) -> str:
+    return f" on {count} day{'s' if count > 1 else ''}"
+
+
+# --- one sensor, one station (for a notebook) -------------------------------------------------------------
+
+
+def _one(
+    sensor: pd.Series,
+    station: pd.Series,
+    station_id: str,
+    distance_km: float,
+    column: str,
+    station_column: str,
+):
+    readings = pd.DataFrame({"sensor_id": "sensor", "ts": sensor.index, column: sensor.to_numpy()})
+    stations = pd.DataFrame({"site_id": station_id, "ts": station.index, station_column: station.to_numpy()})
+    links = pd.DataFrame({"sensor_id": ["sensor"], "site_id": [station_id], "distance_km": [distance_km]})
+    return readings, stations, links
 
 
 def daily_comparison(
-    sensor_temperature: pd.Series, station_temperature: pd.Series, min_hours: int = 16
+    sensor_temperature: pd.Series, station_temperature: pd.Series, min_hours: int = MIN_HOURS
 ) -> pd.DataFrame:
-    """Per UTC day with enough hours on both sides: mean and largest difference (sensor − station, °C),
-    each side's day/night swing (°C), and the warm-hours excess: how much more the sensor exceeds the
-    station in the station's warmest third of the day's hours than in its coldest third (the sun's
-    share; the station's own hours define day and night, so no longitude is needed)."""
-    both = pd.DataFrame(
-        {"sensor": hourly(sensor_temperature), "station": hourly(station_temperature)}
-    ).dropna()
-    columns = [
-        "hours",
-        "mean_difference",
-        "largest_difference",
-        "sensor_swing",
-        "station_swing",
-        "warm_excess",
-    ]
-    if both.empty:
-        return pd.DataFrame(columns=columns)
-    both["difference"] = both["sensor"] - both["station"]
-    days = both.index.floor("D")
-    by_day = both.groupby(days)
-    rank = by_day["station"].rank(pct=True)
-    warm = both["difference"].where(rank > 2 / 3).groupby(days).mean()
-    cold = both["difference"].where(rank <= 1 / 3).groupby(days).mean()
-    table = pd.DataFrame(
-        {
-            "hours": by_day.size(),
-            "mean_difference": by_day["difference"].mean(),
-            "largest_difference": by_day["difference"].max(),
-            "sensor_swing": by_day["sensor"].max() - by_day["sensor"].min(),
-            "station_swing": by_day["station"].max() - by_day["station"].min(),
-            "warm_excess": warm - cold,
-        }
+    """`temperature_days` of one sensor and one station, indexed by day."""
+    frames = _one(
+        sensor_temperature, station_temperature, "station", 0.0, "air_temperature", "air_temperature"
     )
-    return table[table["hours"] >= min_hours]
+    return temperature_days(*frames, min_hours=min_hours).set_index("day")
 
 
 def check_temperature_against_station(
@@ -64,120 +347,28 @@ def check_temperature_against_station(
     station_temperature: pd.Series,
     station: str,
     distance_km: float,
-    max_mean_difference: float = 4.0,
-    max_warm_excess: float = 2.5,
-    min_swing_ratio: float = 0.3,
-    min_station_swing: float = 5.0,
+    **thresholds,
 ) -> list[Flag]:
-    """Days on which the sensor's air temperature disagrees with the station's: too warm or cold on
-    average (bias or drift), warmer by day than by night beyond what shade allows (full sun: the median
-    warm-hours excess over three days), or without the day/night swing the station shows (indoors).
-    Consecutive days of one kind make one flag."""
-    days = daily_comparison(sensor_temperature, station_temperature)
-    where = f"WOW station {station} ({distance_km:.1f} km)"
-    # One kind per day: a flat sensor is indoors whatever its offset; a sensor warmed by the sun is a
-    # hot spot; what else is off on average is a bias (or drift).
-    flat = (days["station_swing"] >= min_station_swing) & (
-        days["sensor_swing"] < min_swing_ratio * days["station_swing"]
+    frames = _one(
+        sensor_temperature, station_temperature, station, distance_km, "air_temperature", "air_temperature"
     )
-    excess = days["warm_excess"].rolling(3, center=True, min_periods=2).median()  # a day and its neighbours
-    sunny = ~flat & (excess > max_warm_excess)
-    biased = ~flat & ~sunny & (days["mean_difference"].abs() > max_mean_difference)
-    kinds = {"temperature_bias": biased, "hot_spot": sunny, "no_daily_cycle": flat}
-    flags = []
-    for kind, bad in kinds.items():
-        for first, last in _runs_of_days(bad):
-            span = days.loc[first:last]
-            count = len(span)
-            if kind == "temperature_bias":
-                worst = span["mean_difference"].abs().max()
-                side = "above" if span["mean_difference"].mean() > 0 else "below"
-                score = worst / max_mean_difference
-                text = f"air temperature on average {worst:.1f} °C {side} {where}"
-            elif kind == "hot_spot":
-                worst = excess.loc[first:last].max()
-                score = worst / max_warm_excess
-                text = (
-                    f"air temperature {worst:.1f} °C warmer by day than by night relative to {where}, "
-                    f"up to {span['largest_difference'].max():.1f} °C above it: in full sun?"
-                )
-            else:
-                worst = (span["sensor_swing"] / span["station_swing"]).min()
-                score = min_swing_ratio / max(worst, 0.01)
-                text = (
-                    f"air temperature swings {span['sensor_swing'].median():.1f} °C a day, "
-                    f"{where} {span['station_swing'].median():.1f} °C: indoors or covered?"
-                )
-            days_text = f" on {count} day{'s' if count > 1 else ''}"
-            flags.append(
-                Flag(
-                    "air_temperature",
-                    kind,
-                    first,
-                    last + pd.Timedelta(days=1) - pd.Timedelta(seconds=1),
-                    float(score),
-                    text + days_text,
-                )
-            )
-    return flags
-
-
-def _runs_of_days(bad: pd.Series) -> list[tuple[pd.Timestamp, pd.Timestamp]]:
-    """Consecutive flagged days → (first day, last day)."""
-    days = bad.index[bad.to_numpy(dtype=bool)]
-    runs = []
-    for day in days:
-        if runs and day - runs[-1][1] <= pd.Timedelta(days=1):
-            runs[-1] = (runs[-1][0], day)
-        else:
-            runs.append((day, day))
-    return runs
+    return [flag for _, flag in temperature_flags(temperature_days(*frames), {**TEMPERATURE, **thresholds})]
 
 
 def check_soil_against_rain(
-    soil_moisture: pd.Series,
-    station_rainfall: pd.Series,
-    station: str,
-    distance_km: float,
-    min_step: float = 0.2,
-    min_rise: float = 1.0,
-    max_rain_mm: float = 1.0,
-    min_rain_hours: int = 36,
+    soil_moisture: pd.Series, station_rainfall: pd.Series, station: str, distance_km: float, **thresholds
 ) -> list[Flag]:
-    """Dry days on which soil moisture keeps rising: the day's median above the day before's by
-    `min_step` on two or more days in a row, `min_rise` in all, while the station recorded no more than
-    `max_rain_mm` over each day and the one before. Soil only wets with water and dries between; a climb
-    through a dry spell is a sensor drifting. A watering can wets the soil once, within minutes, and is
-    left alone. Days for which the station has too few rain reports are left alone too (no rain gauge
-    is no evidence)."""
-    soil = soil_moisture.dropna()
-    if soil.empty or station_rainfall.dropna().empty:
-        return []
-    median = soil.groupby(soil.index.floor("D")).median()
-    rain = station_rainfall.dropna()
-    rain_days = rain.groupby(rain.index.floor("D")).sum().rolling(2, min_periods=2).sum()
-    reported = rain.resample(HOUR).size().gt(0)
-    hours = reported.groupby(reported.index.floor("D")).sum().rolling(2, min_periods=2).sum()
-    days = pd.DataFrame({"step": median.diff(), "rain": rain_days, "hours": hours}).dropna()
-    dry_and_rising = (
-        (days["hours"] >= min_rain_hours) & (days["rain"] <= max_rain_mm) & (days["step"] >= min_step)
+    readings, stations, links = _one(
+        soil_moisture, station_rainfall, station, distance_km, "soil_moisture", "rainfall"
     )
-    where = f"WOW station {station} ({distance_km:.1f} km)"
-    flags = []
-    for first, last in _runs_of_days(dry_and_rising):
-        span = days.loc[first:last]
-        rise = span["step"].sum()
-        if len(span) < 2 or rise < min_rise:
-            continue
-        flags.append(
-            Flag(
-                "soil_moisture",
-                "rising_without_rain",
-                first,
-                last + pd.Timedelta(days=1) - pd.Timedelta(seconds=1),
-                float(rise / min_rise),
-                f"soil moisture rose {rise:.1f} % over {len(span)} dry days "
-                f"({where} recorded {span['rain'].max():.1f} mm of rain)",
-            )
-        )
-    return flags
+    return [flag for _, flag in rain_flags(soil_days(readings, stations, links), {**SOIL_RAIN, **thresholds})]
+
+
+def check_soil_drift(
+    soil_moisture: pd.Series, station_rainfall: pd.Series, station: str, distance_km: float, **thresholds
+) -> list[Flag]:
+    readings, stations, links = _one(
+        soil_moisture, station_rainfall, station, distance_km, "soil_moisture", "rainfall"
+    )
+    days = soil_days(readings, stations, links)
+    return [flag for _, flag in drift_flags(days, stations, {**SOIL_DRIFT, **thresholds})]
