@@ -2,8 +2,10 @@
 
 Incremental: each sensor has a watermark (detection_state.analysed_until, its latest reading already
 checked); only sensors with newer readings are checked, over the readings since the watermark plus
-CONTEXT before it, so the rules' windows and the daily station comparison see whole stretches. An
-anomaly that continues one already stored extends it rather than starting a second one.
+DETECT_CONTEXT_DAYS (2) before it, so the rules' windows, the daily models and the station comparison
+see whole days. The soil drift check needs weeks: it runs on a sensor's first check (all its history)
+and on runs given a longer context (deploy/crontab runs one weekly with 45 days). An anomaly that
+continues one already stored extends it rather than starting a second one.
 
 Detection itself is `etl.detect.detect.detect` (rules, the autoencoders shipped in models/ or those in
 MODELS_DIR, and the station checks); this step is database I/O around it.
@@ -26,7 +28,6 @@ from models.autoencoder import load_all, shipped
 log = logging.getLogger(__name__)
 
 NAME = "detect_anomalies"
-CONTEXT = pd.Timedelta(days=2)
 CHUNK = 500  # sensors checked together: one model batch, and memory stays well under 1 GB
 TOUCHING = pd.Timedelta(hours=1)
 
@@ -75,7 +76,8 @@ def run(context: StepContext) -> int:
 def _check_chunk(
     context: StepContext, chunk: list[str], latest: dict, done: dict, links: pd.DataFrame, models: dict
 ) -> int:
-    starts = {s: (pd.Timestamp(done[s]) - CONTEXT if s in done else None) for s in chunk}
+    context_days = pd.Timedelta(days=context.settings.detect_context_days)
+    starts = {s: (pd.Timestamp(done[s]) - context_days if s in done else None) for s in chunk}
     earliest = min((t for t in starts.values() if t is not None), default=None)
     own_links = links[links["sensor_id"].isin(chunk) & links["site_id"].notna()]
     with context.engine.connect() as connection:

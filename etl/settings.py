@@ -59,6 +59,12 @@ class Settings(BaseSettings):
     extract_history_days: int = Field(default=365, ge=1, description="how far back a new sensor is fetched")
     faulty_days: float = Field(default=2.0, gt=0, description="faulty if the last anomaly is this recent")
     load_batch_rows: int = Field(default=200_000, ge=1000, description="rows per bulk-upsert transaction")
+    detect_context_days: float = Field(
+        default=2.0,
+        ge=1,
+        description="days before each sensor's watermark that detection reads again for context "
+        "(the soil drift check needs 20 or more; a weekly run with more catches slow drift)",
+    )
     models_dir: Path | None = Field(
         default=None, description="trained autoencoders to detect with (default: those shipped in models/)"
     )

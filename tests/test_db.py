@@ -7,14 +7,16 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import insert, inspect, select, text
 
-from etl.db import MIGRATIONS_DIR, check_connection, head_revision, init_db, make_engine
+from etl.db import MIGRATIONS_DIR, check_connection, head_revision, init_db, make_engine, read_frame
 from etl.errors import DatabaseUnavailable
+from etl.load import bulk_upsert
 from etl.schema import etl_runs, metadata, sensors
 from etl.settings import load_settings
 
@@ -76,6 +78,34 @@ def test_timestamps_come_back_as_the_same_instant_in_utc(engine):
     assert stored == started
     assert stored.utcoffset() == dt.timedelta(0)
     assert stored.hour == 1
+
+
+def test_read_frame_gives_the_same_frame_on_both_engines(engine):
+    # On PostgreSQL it comes by COPY as CSV: ids of digits stay text, NULL stays missing, quotes and
+    # commas survive, the IN list and the time bound are bound parameters.
+    rows = pd.DataFrame(
+        {
+            "sensor_id": ["0042", 'we"ird,id', "abc"],
+            "name": ["a, b", None, ""],
+            "latitude": [51.5, None, -0.25],
+            "first_sample_at": pd.to_datetime(
+                ["2019-06-01T03:30:15.123456Z", None, "2019-06-02T00:00:00Z"], format="ISO8601"
+            ),
+        }
+    )
+    with engine.begin() as connection:
+        bulk_upsert(connection, sensors, rows)
+        query = (
+            select(sensors.c.sensor_id, sensors.c.name, sensors.c.latitude, sensors.c.first_sample_at)
+            .where(sensors.c.sensor_id.in_(["0042", 'we"ird,id']))
+            .order_by(sensors.c.sensor_id)
+        )
+        frame = read_frame(connection, query)
+    assert frame["sensor_id"].tolist() == ["0042", 'we"ird,id']
+    assert frame["name"].iloc[0] == "a, b" and pd.isna(frame["name"].iloc[1])
+    assert frame["latitude"].iloc[0] == 51.5 and pd.isna(frame["latitude"].iloc[1])
+    assert frame["first_sample_at"].iloc[0] == pd.Timestamp("2019-06-01T03:30:15.123456Z")
+    assert str(frame["first_sample_at"].dt.tz) == "UTC" and pd.isna(frame["first_sample_at"].iloc[1])
 
 
 def test_naive_timestamps_are_refused(engine):

@@ -25,7 +25,7 @@ END_OF_DAY = DAY - pd.Timedelta(seconds=1)
 # Thresholds, with the units of the variables (°C, %, mm).
 TEMPERATURE = {
     "max_mean_difference": 4.0,  # a day's mean off the station by more: biased
-    "max_warm_excess": 2.5,  # warmer in the station's warm hours than its cold ones by more: in the sun
+    "max_warm_excess": 1.0,  # warmer in the station's warm hours than its cold ones by more: in the sun
     "min_swing_ratio": 0.3,  # a day/night swing under this share of the station's: indoors
     "min_station_swing": 5.0,  # ... when the station's own swing is at least this
 }
