@@ -7,6 +7,7 @@ import pytest
 
 from etl.detect.rules import (
     check_battery,
+    check_break,
     check_probe_out_of_soil,
     check_range,
     check_saturation,
@@ -121,6 +122,29 @@ def test_spikes_are_flagged_and_the_rest_is_not(variable):
 def test_a_rain_shower_is_not_a_spike():
     frame = clean()
     assert check_spikes(frame["soil_moisture"], "soil_moisture", threshold=10) == []
+
+
+@pytest.mark.parametrize("freq", ["15min", "1h"])
+def test_a_sudden_break_is_flagged_where_it_happened(freq):
+    frame = clean(freq=freq)
+    when = START + pd.Timedelta(days=3, hours=10)
+    frame.loc[when:, "air_temperature"] += 9  # the sensor was moved onto a warm wall
+    flags = check_sensor(frame)
+    breaks = [f for f in flags if f.kind == "break"]
+    assert [(f.variable, f.start) for f in breaks] == [("air_temperature", when)]
+    assert "stayed there" in breaks[0].explanation and breaks[0].score > 1
+
+
+def test_a_spike_or_a_rain_shower_is_not_a_break():
+    frame = clean()
+    frame.loc[START + pd.Timedelta(days=4, hours=1), "air_temperature"] += 20  # back at the next sample
+    assert check_break(frame["air_temperature"], "air_temperature", 6.0) == []
+    frame.loc[START + pd.Timedelta(days=2, hours=14) :, "soil_moisture"] += 12  # a shower: a rise
+    assert check_break(frame["soil_moisture"], "soil_moisture", 8.0, direction=-1) == []
+    frame.loc[START + pd.Timedelta(days=5) :, "soil_moisture"] -= 20  # but a sudden fall is
+    assert [f.start for f in check_break(frame["soil_moisture"], "soil_moisture", 8.0, direction=-1)] == [
+        START + pd.Timedelta(days=5)
+    ]
 
 
 def test_a_probe_pulled_out_of_the_soil_is_flagged_from_when_it_fell():

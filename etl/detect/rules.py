@@ -217,6 +217,47 @@ def check_saturation(
     return flags
 
 
+def check_break(
+    series: pd.Series,
+    variable: str,
+    threshold: float,
+    direction: int = 0,
+    window: pd.Timedelta = HOURS_6,
+) -> list[Flag]:
+    """A sudden break: a jump of more than `threshold` between two samples after which the level stays
+    shifted (the median of the `window` after differs from the median of the `window` before by at least
+    half the jump, on the same side; a spike comes back and is not a break). `direction` +1 or -1 looks
+    only at rises or falls (soil moisture rises suddenly with rain, so only its falls are breaks)."""
+    values = series.dropna()
+    if len(values) < 3:
+        return []
+    jump = values.diff()
+    candidates = jump.abs() > threshold
+    if direction:
+        candidates &= np.sign(jump) == direction
+    flags = []
+    for when in values.index[candidates.to_numpy(dtype=bool)]:
+        before = values[when - window : when - pd.Timedelta(seconds=1)]
+        after = values[when : when + window]
+        if len(before) < 2 or len(after) < 2:
+            continue
+        shift = after.median() - before.median()
+        if np.sign(shift) != np.sign(jump[when]) or abs(shift) < abs(jump[when]) / 2:
+            continue
+        flags.append(
+            Flag(
+                variable,
+                "break",
+                when,
+                after.index[-1],
+                float(abs(shift) / threshold),
+                f"{NAMES[variable]} jumped from {_fmt(variable, before.median())} to "
+                f"{_fmt(variable, after.median())} and stayed there",
+            )
+        )
+    return flags
+
+
 def check_battery(series: pd.Series, empty: float = 5.0) -> list[Flag]:
     """A battery at or below `empty` %: readings degrade and then stop."""
     values = series.dropna()
@@ -237,6 +278,9 @@ def check_battery(series: pd.Series, empty: float = 5.0) -> list[Flag]:
 
 # Thresholds of the spike rule, per variable, in its units.
 SPIKE_THRESHOLDS = {"air_temperature": 8.0, "soil_moisture": 10.0}
+# Jumps between two samples that make a break, and which way (soil moisture only falls suddenly when
+# something is wrong: it rises suddenly with rain).
+BREAKS = {"air_temperature": (6.0, 0), "soil_moisture": (8.0, -1)}
 
 
 def check_sensor(readings: pd.DataFrame) -> list[Flag]:
@@ -251,6 +295,10 @@ def check_sensor(readings: pd.DataFrame) -> list[Flag]:
         if variable in readings:
             inside = readings[variable].where(readings[variable].between(*PHYSICAL_RANGE[variable]))
             flags += check_spikes(inside, variable, threshold)
+    for variable, (threshold, direction) in BREAKS.items():
+        if variable in readings:
+            inside = readings[variable].where(readings[variable].between(*PHYSICAL_RANGE[variable]))
+            flags += check_break(inside, variable, threshold, direction)
     if "air_temperature" in readings:
         flags += check_stuck(readings["air_temperature"], "air_temperature")
     if "light" in readings:
