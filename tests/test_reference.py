@@ -173,3 +173,19 @@ def test_soil_drifting_away_from_what_the_rain_explains_is_flagged_from_when_it_
     assert flags[0].end == days(44, 44)[1]
     assert f"drifted {'+' if sign > 0 else '-'}1" in flags[0].explanation
     assert drift_check(soil[soil.index < START + pd.Timedelta(days=15)], rain) == []  # too short to tell
+
+
+def test_a_drift_shows_in_how_soil_dries_on_dry_days_too():
+    # The level test is switched off: the drying test alone finds the drift, from the station's rain
+    # and warmth, where the soil dries slower than the weather explains.
+    soil, rain = garden(seed=6)
+    since = soil.index >= START + pd.Timedelta(days=20)
+    soil[since] += np.linspace(0, 15, since.sum())
+    warmth = pd.Series(15 + 3 * np.sin(np.arange(len(rain)) / 48 * np.pi), index=rain.index)
+    only_drying = {"min_explained": 2.0}
+    flags = check_soil_drift(soil, rain, "900123", 3.2, station_temperature=warmth, **only_drying)
+    assert [f.kind for f in flags] == ["drift"] and "on dry days" in flags[0].explanation
+    # Only dry days tell, so the start is known to the nearest dry days.
+    assert abs(flags[0].start - (START + pd.Timedelta(days=20))) <= pd.Timedelta(days=7)
+    clean_soil, rain = garden(seed=6)
+    assert check_soil_drift(clean_soil, rain, "900123", 3.2, station_temperature=warmth, **only_drying) == []

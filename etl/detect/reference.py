@@ -30,8 +30,18 @@ TEMPERATURE = {
     "min_station_swing": 5.0,  # ... when the station's own swing is at least this
 }
 SOIL_RAIN = {"min_step": 0.2, "min_rise": 1.0, "max_rain_mm": 1.0, "min_rain_hours": 36}
-SOIL_DRIFT = {"memory": 0.85, "min_days": 20, "edge_days": 7, "min_explained": 0.6, "min_change": 8.0}
+SOIL_DRIFT = {
+    "memory": 0.85,  # how much of yesterday's rain and warmth a garden still feels today
+    "min_days": 20,
+    "edge_days": 7,  # a drift may start no closer than this to either end of the history
+    "min_explained": 0.5,  # level test: share of what the weather leaves over that a ramp must explain
+    "min_change": 8.0,  # level test: % the ramp must have moved the reading by the last day
+    "dry_rain_mm": 0.5,  # drying test: a dry day has at most this much rain, that day and the day before
+    "min_dry_days": 15,
+    "min_dry_explained": 0.6,  # drying test: share a change of drying rate must explain
+}
 MIN_HOURS = 16  # hours with both sensor and station for a day to be judged
+MIN_SIDE = 5  # days on either side of a drift's start
 
 
 def check_against_stations(
@@ -165,6 +175,9 @@ def soil_days(readings: pd.DataFrame, stations: pd.DataFrame, links: pd.DataFram
         .reset_index()
     )
     median["step"] = median.groupby("sensor_id")["median"].diff()
+    if "light" in readings:  # the sun dries the soil too: the sensor's own light, where it has one
+        light = readings.groupby([readings["sensor_id"], readings["ts"].dt.floor("D").rename("day")])["light"]
+        median = median.merge(light.mean().reset_index(), on=["sensor_id", "day"], how="left")
     rain = _rain_days(stations)
     table = median.merge(links, on="sensor_id").merge(rain, on=["site_id", "day"], how="left")
     return table
@@ -214,68 +227,128 @@ def rain_flags(days: pd.DataFrame, thresholds: dict = SOIL_RAIN) -> list[tuple[s
 def drift_flags(
     days: pd.DataFrame, stations: pd.DataFrame, thresholds: dict = SOIL_DRIFT
 ) -> list[tuple[str, Flag]]:
-    """Soil moisture that walks away from what the station's rain explains: a drifting probe.
+    """Soil moisture that walks away from what the station's weather explains: a drifting probe.
 
-    A garden's daily soil moisture follows the rain it has had lately (an exponentially fading sum of
-    the station's daily rain, `memory` per day). The daily medians are fitted to that wetness; then a
-    ramp starting on some day (a drift) must explain at least `min_explained` of what the wetness leaves
-    over, and change the level by at least `min_change` % by the last day. Needs `min_days` of history;
-    the ramp may start no closer than `edge_days` to either end."""
+    Two tests over a sensor's daily medians (`min_days` of them at least), either of which flags it:
+
+    - level: a garden's soil moisture follows the rain it has had lately and how fast it dries, which
+      the warmth of the last days sets; both come from the station as exponentially fading daily
+      values (`memory` per day). After fitting those, a ramp starting on some day must explain at least
+      `min_explained` of what they leave over and move the reading by `min_change` % by the last day.
+    - drying: on dry days soil dries at a rate set by how wet it is, the warmth and the light. After
+      fitting that, a change of rate from some day on (a drift adds its own slope) must explain at least
+      `min_dry_explained` of the rest. Needs `min_dry_days`.
+
+    A drift may start no closer than `edge_days` to either end."""
     t = thresholds
     counts = days.groupby("sensor_id")["median"].transform("size")
     long = days[(counts >= t["min_days"]) & days["site_id"].notna()]
     if long.empty:
         return []
-    reports = stations[stations["rainfall"].notna() & stations["site_id"].isin(set(long["site_id"]))]
-    rain = reports.groupby([reports["site_id"], reports["ts"].dt.floor("D").rename("day")])["rainfall"].sum()
+    weather = _daily_weather(stations[stations["site_id"].isin(set(long["site_id"]))])
     found = []
     for sensor, own in long.groupby("sensor_id"):
         site = own["site_id"].iloc[0]
-        if site not in rain.index.get_level_values(0):
+        if site not in weather or weather[site]["rainfall"].isna().all():
             continue
-        calendar = pd.date_range(own["day"].iloc[0], own["day"].iloc[-1], freq="D")
-        wetness = (
-            rain.loc[site].reindex(calendar, fill_value=0.0).ewm(alpha=1 - t["memory"], adjust=False).mean()
-        )
-        day = ((own["day"] - own["day"].iloc[0]) / DAY).to_numpy()
-        explained, split, change = _best_ramp(
-            day, wetness.reindex(own["day"]).to_numpy(), own["median"].to_numpy(), t["edge_days"]
-        )
-        if explained < t["min_explained"] or abs(change) < t["min_change"]:
-            continue
-        start = own["day"].iloc[0] + pd.Timedelta(days=split)
-        text = (
-            f"soil moisture drifted {change:+.1f} % since {start:%d %b} beyond what the rain at "
-            f"{_where(own)} explains: a drifting probe?"
-        )
-        flag = Flag("soil_moisture", "drift", start, own["day"].iloc[-1] + END_OF_DAY,
-                    float(abs(change) / t["min_change"]), text)  # fmt: skip
-        found.append((sensor, flag))
+        own = own.set_index("day")
+        calendar = pd.date_range(own.index[0], own.index[-1], freq="D")
+        daily = weather[site].reindex(calendar)
+        flag = _level_drift(own, daily, t) or _drying_drift(own, daily, t)
+        if flag is not None:
+            found.append((sensor, flag))
     return found
 
 
-def _best_ramp(day: np.ndarray, wetness: np.ndarray, y: np.ndarray, edge: int) -> tuple[float, float, float]:
-    """Fit y ≈ a + c·wetness, then y ≈ a + b·max(0, day − k) + c·wetness for every start k (all at once,
-    by the normal equations); return the share of the first fit's residual the best ramp removes, its k,
-    and the change it makes by the last day."""
-    base = np.column_stack([np.ones_like(y), wetness])
+def _level_drift(own: pd.DataFrame, daily: pd.DataFrame, t: dict) -> Flag | None:
+    faded = daily.assign(rainfall=daily["rainfall"].fillna(0.0))  # no report, no rain counted
+    faded = faded.ewm(alpha=1 - t["memory"], adjust=False, ignore_na=True).mean().ffill().bfill()
+    covariates = faded.dropna(axis=1, how="any").reindex(own.index).to_numpy()
+    day = ((own.index - own.index[0]) / DAY).to_numpy()
+    explained, split, slope = _best_change(day, covariates, own["median"].to_numpy(), t["edge_days"], "ramp")
+    change = slope * (day[-1] - split)
+    if explained < t["min_explained"] or abs(change) < t["min_change"]:
+        return None
+    start = own.index[0] + pd.Timedelta(days=split)
+    text = (
+        f"soil moisture drifted {change:+.1f} % since {start:%d %b} beyond what the weather at "
+        f"{_where(own)} explains: a drifting probe?"
+    )
+    return Flag(
+        "soil_moisture", "drift", start, own.index[-1] + END_OF_DAY, abs(change) / t["min_change"], text
+    )
+
+
+def _drying_drift(own: pd.DataFrame, daily: pd.DataFrame, t: dict) -> Flag | None:
+    level = own["median"].reindex(daily.index)
+    change = level.diff()
+    rain = daily["rainfall"]
+    dry = (rain.fillna(np.inf) + rain.shift().fillna(np.inf) <= t["dry_rain_mm"]) & change.notna()
+    if dry.sum() < t["min_dry_days"] or daily["air_temperature"].isna().all():
+        return None
+    before = level.shift()[dry].to_numpy()  # how wet the soil was as the day began
+    warmth = daily["air_temperature"].interpolate().ffill().bfill()[dry].to_numpy()
+    columns = [before, before * warmth, warmth]
+    if "light" in own and own["light"].notna().any():
+        light = own["light"].reindex(daily.index).interpolate().ffill().bfill()[dry].to_numpy()
+        columns += [before * light, light]
+    day = ((daily.index[dry.to_numpy()] - daily.index[0]) / DAY).to_numpy()
+    explained, split, rate = _best_change(
+        day, np.column_stack(columns), change[dry].to_numpy(), t["edge_days"], "step"
+    )
+    if explained < t["min_dry_explained"]:
+        return None
+    start = daily.index[0] + pd.Timedelta(days=split)
+    text = (
+        f"soil moisture on dry days changes {rate:+.2f} % a day more since {start:%d %b} than the weather "
+        f"at {_where(own)} explains: a drifting probe?"
+    )
+    return Flag(
+        "soil_moisture", "drift", start, own.index[-1] + END_OF_DAY, explained / t["min_dry_explained"], text
+    )
+
+
+def _daily_weather(stations: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """Per site, daily rain (mm) and mean air temperature (°C) where reported."""
+    columns = [c for c in ("rainfall", "air_temperature") if c in stations]
+    day = stations["ts"].dt.floor("D").rename("day")
+    grouped = stations.groupby([stations["site_id"], day])
+    daily = grouped[columns].agg({c: ("sum" if c == "rainfall" else "mean") for c in columns})
+    if "rainfall" in columns:  # a day without one rain report is unknown, not dry
+        daily["rainfall"] = daily["rainfall"].where(grouped["rainfall"].count() > 0)
+    if "air_temperature" not in daily:
+        daily["air_temperature"] = np.nan
+    return {site: own.droplevel(0) for site, own in daily.groupby(level=0)}
+
+
+def _best_change(
+    day: np.ndarray, covariates: np.ndarray, y: np.ndarray, edge: int, shape: str
+) -> tuple[float, float, float]:
+    """Fit y ≈ a + covariates·c; then, for every day k (all at once, by the normal equations), the same
+    plus b·max(0, day − k) (a ramp) or b·[day ≥ k] (a step). Return the share of the first fit's
+    residual the best k removes, that k (days from the first), and its b."""
+    base = np.column_stack([np.ones_like(y), covariates])
     coef, *_ = np.linalg.lstsq(base, y, rcond=None)
     rss0 = float(((y - base @ coef) ** 2).sum())
     starts = np.arange(day[0] + edge, day[-1] - edge + 1)
     if rss0 <= 0 or len(starts) == 0:
         return 0.0, 0.0, 0.0
-    ramp = np.clip(day[None, :] - starts[:, None], 0, None)  # (starts, days)
-    columns = np.stack([np.ones_like(ramp), ramp, np.broadcast_to(wetness, ramp.shape)], axis=1)
+    after = day[None, :] - starts[:, None]  # (starts, days)
+    change = np.clip(after, 0, None) if shape == "ramp" else (after >= 0).astype(float)
+    columns = np.concatenate(
+        [change[:, None, :], np.broadcast_to(base.T, (len(starts), *base.T.shape))], axis=1
+    )
     gram = np.einsum("kid,kjd->kij", columns, columns)
     moment = np.einsum("kid,d->ki", columns, y)
-    fit = np.linalg.solve(gram + 1e-9 * np.eye(3), moment[..., None])[..., 0]
+    fit = np.linalg.solve(gram + 1e-9 * np.eye(columns.shape[1]), moment[..., None])[..., 0]
     rss = (y**2).sum() - (fit * moment).sum(axis=1)
+    # At least MIN_SIDE samples on each side of k, so that one odd day cannot pass for a change.
+    later = (after >= 0).sum(axis=1)
+    rss[~np.isfinite(rss) | (later < MIN_SIDE) | (len(day) - later < MIN_SIDE)] = np.inf
     best = int(np.argmin(rss))
-    return (
-        float(1 - rss[best] / rss0),
-        float(starts[best] - day[0]),
-        float(fit[best, 1] * (day[-1] - starts[best])),
-    )
+    if not np.isfinite(rss[best]):
+        return 0.0, 0.0, 0.0
+    return float(1 - rss[best] / rss0), float(starts[best] - day[0]), float(fit[best, 0])
 
 
 # --- shared pieces --------------------------------------------------------------------------------------
@@ -365,10 +438,18 @@ def check_soil_against_rain(
 
 
 def check_soil_drift(
-    soil_moisture: pd.Series, station_rainfall: pd.Series, station: str, distance_km: float, **thresholds
+    soil_moisture: pd.Series,
+    station_rainfall: pd.Series,
+    station: str,
+    distance_km: float,
+    station_temperature: pd.Series | None = None,
+    **thresholds,
 ) -> list[Flag]:
     readings, stations, links = _one(
         soil_moisture, station_rainfall, station, distance_km, "soil_moisture", "rainfall"
     )
+    if station_temperature is not None:
+        temperature = station_temperature.rename("air_temperature").rename_axis("ts").reset_index()
+        stations = stations.merge(temperature.assign(site_id=station), on=["site_id", "ts"], how="outer")
     days = soil_days(readings, stations, links)
     return [flag for _, flag in drift_flags(days, stations, {**SOIL_DRIFT, **thresholds})]
