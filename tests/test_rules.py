@@ -100,6 +100,15 @@ def test_light_at_zero_all_night_is_not_stuck():
     )  # without the exemption, nights would be flagged
 
 
+def test_light_at_zero_through_a_day_is_stuck():
+    frame = clean()
+    start, end = window(2, 30)  # from midnight, through the next day
+    frame.loc[start:end, "light"] = 0.0
+    flags = check_stuck(frame["light"], "light", ignore_below=0.5)
+    flag = assert_one_flag_inside(flags, "stuck", start - pd.Timedelta(hours=6), end + pd.Timedelta(hours=6))
+    assert "light stuck at 0.0" in flag.explanation
+
+
 def test_a_short_pause_is_not_stuck():
     frame = clean()
     start, end = window(2, 6)

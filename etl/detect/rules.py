@@ -19,6 +19,7 @@ HOURS_2 = pd.Timedelta(hours=2)
 HOURS_3 = pd.Timedelta(hours=3)
 HOURS_6 = pd.Timedelta(hours=6)
 HOURS_12 = pd.Timedelta(hours=12)
+HOURS_20 = pd.Timedelta(hours=20)
 HOURS_24 = pd.Timedelta(hours=24)
 
 # Plausible values for a Parrot Flower Power in a garden (the sensor's own limits are wider).
@@ -95,9 +96,11 @@ def check_stuck(
     min_duration: pd.Timedelta = HOURS_12,
     tolerance: float = 0.01,
     ignore_below: float | None = None,
+    longest_night: pd.Timedelta = HOURS_20,
 ) -> list[Flag]:
-    """The same value for at least `min_duration` (a live sensor always wobbles a little). Values under
-    `ignore_below` are left alone: light is legitimately 0 all night."""
+    """The same value for at least `min_duration` (a live sensor always wobbles a little). Runs under
+    `ignore_below` are left alone up to `longest_night`: light is legitimately 0 all night, but not for
+    a day and a night (a winter night in the far north of Europe lasts under 20 hours)."""
     values = series.dropna()
     if len(values) < 3:
         return []
@@ -110,9 +113,9 @@ def check_stuck(
     flags = []
     for first, last in zip(starts[long], ends[long]):
         level = float(values.iloc[first])
-        if ignore_below is not None and level < ignore_below:
-            continue
         start, end = times[first], times[last]
+        if ignore_below is not None and level < ignore_below and end - start < longest_night:
+            continue
         hours = (end - start) / pd.Timedelta(hours=1)
         flags.append(
             Flag(
