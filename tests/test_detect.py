@@ -25,8 +25,10 @@ def test_anomalies_of_many_sensors_come_back_in_the_table_columns():
     anomalies = detect(many({"b": "out_of_range", "d": "stuck"}))
     assert list(anomalies.columns) == ANOMALY_COLUMNS
     by_rules = anomalies[anomalies["detector"] == "rule"]
+    # d's air temperature jumps 8 °C at 03:00 to the value it then sticks at: a break, then stuck.
     assert sorted(set(zip(by_rules["sensor_id"], by_rules["kind"]))) == [
         ("b", "out_of_range"),
+        ("d", "break"),
         ("d", "stuck"),
     ]
     # The models see b's jump out of range (a flat day is the stuck rule's business), nothing on a or c.
