@@ -6,6 +6,7 @@ import pandas as pd
 import pytest
 
 from etl.detect.reference import (
+    check_against_stations,
     check_soil_against_rain,
     check_soil_drift,
     check_temperature_against_station,
@@ -189,3 +190,21 @@ def test_a_drift_shows_in_how_soil_dries_on_dry_days_too():
     assert abs(flags[0].start - (START + pd.Timedelta(days=20))) <= pd.Timedelta(days=7)
     clean_soil, rain = garden(seed=6)
     assert check_soil_drift(clean_soil, rain, "900123", 3.2, station_temperature=warmth, **only_drying) == []
+
+
+def test_a_drift_that_the_neighbours_share_is_weather():
+    soil, rain = garden(seed=6)
+    since = soil.index >= START + pd.Timedelta(days=20)
+    frames = []
+    for sensor, shift in (("a", 0), ("b", 0.4)):  # two gardens by one station, wetting up together
+        drifted = soil + shift
+        drifted[since] += np.linspace(0, 15, since.sum())
+        frames.append(
+            pd.DataFrame({"sensor_id": sensor, "ts": soil.index, "soil_moisture": drifted.to_numpy()})
+        )
+    stations = pd.DataFrame({"site_id": "900123", "ts": rain.index, "rainfall": rain.to_numpy()})
+    links = pd.DataFrame({"sensor_id": ["a", "b"], "site_id": "900123", "distance_km": [3.2, 4.0]})
+    both = pd.concat(frames, ignore_index=True)
+    assert [f.kind for _, f in check_against_stations(both, stations, links)] == []
+    alone = both[both["sensor_id"] == "a"]
+    assert [(s, f.kind) for s, f in check_against_stations(alone, stations, links)] == [("a", "drift")]

@@ -39,6 +39,7 @@ SOIL_DRIFT = {
     "dry_rain_mm": 0.5,  # drying test: a dry day has at most this much rain, that day and the day before
     "min_dry_days": 15,
     "min_dry_explained": 0.6,  # drying test: share a change of drying rate must explain
+    "shared_days": 10,  # a drift shared with a neighbour starting this close is weather
 }
 MIN_HOURS = 16  # hours with both sensor and station for a day to be judged
 MIN_SIDE = 5  # days on either side of a drift's start
@@ -239,14 +240,15 @@ def drift_flags(
       fitting that, a change of rate from some day on (a drift adds its own slope) must explain at least
       `min_dry_explained` of the rest. Needs `min_dry_days`.
 
-    A drift may start no closer than `edge_days` to either end."""
+    A drift may start no closer than `edge_days` to either end, and one that a neighbour shares is
+    weather (see `_without_shared`)."""
     t = thresholds
     counts = days.groupby("sensor_id")["median"].transform("size")
     long = days[(counts >= t["min_days"]) & days["site_id"].notna()]
     if long.empty:
         return []
     weather = _daily_weather(stations[stations["site_id"].isin(set(long["site_id"]))])
-    found = []
+    candidates = []
     for sensor, own in long.groupby("sensor_id"):
         site = own["site_id"].iloc[0]
         if site not in weather or weather[site]["rainfall"].isna().all():
@@ -254,13 +256,32 @@ def drift_flags(
         own = own.set_index("day")
         calendar = pd.date_range(own.index[0], own.index[-1], freq="D")
         daily = weather[site].reindex(calendar)
-        flag = _level_drift(own, daily, t) or _drying_drift(own, daily, t)
-        if flag is not None:
-            found.append((sensor, flag))
-    return found
+        found = _level_drift(own, daily, t) or _drying_drift(own, daily, t)
+        if found is not None:
+            candidates.append((sensor, site, *found))
+    return _without_shared(candidates, t["shared_days"])
 
 
-def _level_drift(own: pd.DataFrame, daily: pd.DataFrame, t: dict) -> Flag | None:
+def _without_shared(candidates: list[tuple], within_days: float) -> list[tuple[str, Flag]]:
+    """Probes fail one at a time; the weather changes for a whole town. A drift that another sensor
+    linked to the same station shows too, the same way and starting within `within_days`, is weather
+    the station does not explain (a wet spell saturating the soils, say), not a fault."""
+    window = pd.Timedelta(days=within_days)
+    kept = []
+    for sensor, site, sign, flag in candidates:
+        shared = any(
+            other != sensor
+            and other_site == site
+            and other_sign == sign
+            and abs(other_flag.start - flag.start) <= window
+            for other, other_site, other_sign, other_flag in candidates
+        )
+        if not shared:
+            kept.append((sensor, flag))
+    return kept
+
+
+def _level_drift(own: pd.DataFrame, daily: pd.DataFrame, t: dict) -> tuple[float, Flag] | None:
     faded = daily.assign(rainfall=daily["rainfall"].fillna(0.0))  # no report, no rain counted
     faded = faded.ewm(alpha=1 - t["memory"], adjust=False, ignore_na=True).mean().ffill().bfill()
     covariates = faded.dropna(axis=1, how="any").reindex(own.index).to_numpy()
@@ -274,12 +295,12 @@ def _level_drift(own: pd.DataFrame, daily: pd.DataFrame, t: dict) -> Flag | None
         f"soil moisture drifted {change:+.1f} % since {start:%d %b} beyond what the weather at "
         f"{_where(own)} explains: a drifting probe?"
     )
-    return Flag(
+    return np.sign(change), Flag(
         "soil_moisture", "drift", start, own.index[-1] + END_OF_DAY, abs(change) / t["min_change"], text
     )
 
 
-def _drying_drift(own: pd.DataFrame, daily: pd.DataFrame, t: dict) -> Flag | None:
+def _drying_drift(own: pd.DataFrame, daily: pd.DataFrame, t: dict) -> tuple[float, Flag] | None:
     level = own["median"].reindex(daily.index)
     change = level.diff()
     rain = daily["rainfall"]
@@ -303,7 +324,7 @@ def _drying_drift(own: pd.DataFrame, daily: pd.DataFrame, t: dict) -> Flag | Non
         f"soil moisture on dry days changes {rate:+.2f} % a day more since {start:%d %b} than the weather "
         f"at {_where(own)} explains: a drifting probe?"
     )
-    return Flag(
+    return np.sign(rate), Flag(
         "soil_moisture", "drift", start, own.index[-1] + END_OF_DAY, explained / t["min_dry_explained"], text
     )
 
