@@ -34,11 +34,11 @@ SOIL_DRIFT = {
     "memory": 0.85,  # how much of yesterday's rain and warmth a garden still feels today
     "min_days": 20,
     "edge_days": 7,  # a drift may start no closer than this to either end of the history
-    "min_explained": 0.5,  # level test: share of what the weather leaves over that a ramp must explain
+    "min_explained": 0.55,  # level test: share of what the weather leaves over that a ramp must explain
     "min_change": 8.0,  # level test: % the ramp must have moved the reading by the last day
     "dry_rain_mm": 0.5,  # drying test: a dry day has at most this much rain, that day and the day before
     "min_dry_days": 15,
-    "min_dry_explained": 0.6,  # drying test: share a change of drying rate must explain
+    "min_dry_explained": 0.65,  # drying test: share a change of drying rate must explain
     "shared_days": 10,  # a drift shared with a neighbour starting this close is weather
 }
 MIN_HOURS = 16  # hours with both sensor and station for a day to be judged
