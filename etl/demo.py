@@ -84,6 +84,11 @@ def summary(engine: Engine) -> list[str]:
             .where(sensor_health.c.status == "faulty")
             .limit(1)
         ).first()
+        detectors = dict(
+            connection.execute(
+                select(anomalies.c.detector, func.count()).group_by(anomalies.c.detector)
+            ).all()
+        )
         span = f"from {first:%Y-%m-%d} to {last:%Y-%m-%d %H:%M} UTC" if first else ""
         return [
             f"sensors        {count(sensors):>10,}  of {owners:,} owners, most in "
@@ -93,7 +98,9 @@ def summary(engine: Engine) -> list[str]:
             f"WOW stations   {count(wow_sites):>10,}  known, {live:,} live",
             f"readings       {count(readings):>10,}  {span}",
             f"observations   {count(wow_observations):>10,}  from the linked stations",
-            f"anomalies      {count(anomalies):>10,}  found by the rules and the station checks",
+            f"anomalies      {count(anomalies):>10,}  found by "
+            + ", ".join(f"{detectors.get(d, 0):,} {d}" for d in ("rule", "model", "reference"))
+            + " checks",
             "health         "
             + ", ".join(f"{statuses.get(s, 0):,} {s}" for s in ("healthy", "faulty", "recovered"))
             + (f"; e.g. {example.sensor_id}: {example.reason}" if example else ""),

@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, cached_property
 from pathlib import Path
 
 import numpy as np
@@ -123,13 +123,16 @@ class Autoencoder:
         return ((scaled - rebuilt) ** 2).mean(axis=(1, 2))
 
     def _rebuild(self, batch: np.ndarray) -> np.ndarray:
-        # Padded to a power of two: the compiled forward pass is traced once per batch shape, so a few
-        # shapes serve every call instead of one new trace per odd-sized call.
-        rows = len(batch)
-        size = min(BATCH, 1 << max(5, (rows - 1).bit_length()))
-        padded = np.zeros((size, *batch.shape[1:]), dtype=np.float32)
-        padded[:rows] = batch
-        return np.asarray(self.model.predict_on_batch(padded))[:rows]
+        return self._forward(batch).numpy()
+
+    @cached_property
+    def _forward(self):
+        """The model's forward pass compiled once for any number of days: Keras' own predict would
+        trace it again for every new batch size."""
+        import tensorflow as tf
+
+        spec = tf.TensorSpec((None, SLOTS, 1), tf.float32)
+        return tf.function(lambda days: self.model(days, training=False), input_signature=[spec])
 
     def save(self, folder: Path = MODEL_DIR) -> None:
         self.model.save(folder / f"{self.variable}.keras")
