@@ -49,18 +49,17 @@ def network_readings(folder: Path) -> pd.DataFrame:
 def database_readings(sensor_ids: list[str]) -> pd.DataFrame:
     from sqlalchemy import select
 
-    from etl.db import make_engine
+    from etl.db import make_engine, read_frame
     from etl.schema import readings
     from etl.settings import load_settings
 
     engine = make_engine(load_settings())
     with engine.connect() as connection:
-        rows = connection.execute(select(readings).where(readings.c.sensor_id.in_(sensor_ids))).all()
-    frame = pd.DataFrame(rows, columns=[c.name for c in readings.columns])
+        frame = read_frame(connection, select(readings).where(readings.c.sensor_id.in_(sensor_ids)))
+    engine.dispose()
     missing = sorted(set(sensor_ids) - set(frame["sensor_id"]))
     if missing:
         raise click.UsageError(f"no readings in the database for sensor(s): {', '.join(missing)}")
-    frame["ts"] = pd.to_datetime(frame["ts"], utc=True)
     return frame
 
 

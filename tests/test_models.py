@@ -133,8 +133,8 @@ def test_training_on_a_simulated_network_is_seeded_and_writes_a_usable_model(tmp
     assert (tmp_path / "a" / "air_temperature.keras").stat().st_size < 1_000_000
 
 
-def test_training_from_trusted_sensors_in_the_database(tmp_path, small_network):
-    url = f"sqlite:///{tmp_path / 'db.sqlite'}"
+def test_training_from_trusted_sensors_in_the_database(tmp_path, small_network, database_url):
+    url = database_url
     engine = make_engine(load_settings(database_url=url))
     init_db(engine)
     codes = list(small_network.sensors["sensor_id"][:3])
