@@ -136,21 +136,24 @@ def test_a_station_without_rain_reports_is_no_evidence():
     assert rain_check(soil, rain.iloc[:10]) == []
 
 
-def garden(days: int = 45, seed: int = 5) -> tuple[pd.Series, pd.Series]:
+def garden(
+    days: int = 45, seed: int = 5, gain: float = 2.0, wilting: float = 8.0, showers: int | None = None
+) -> tuple[pd.Series, pd.Series]:
     """Six weeks of a garden's soil moisture, wetted by showers on about a third of the days (which the
-    station records too) and drying towards its wilting point between them."""
-    rng = np.random.default_rng(seed)
+    station records too) and drying towards its wilting point between them. Gardens given the same
+    `showers` seed share the weather."""
+    weather = np.random.default_rng(seed if showers is None else showers)
     index = pd.date_range(START, periods=days * 96, freq="15min")
     rain = np.zeros(len(index))
-    for day in np.flatnonzero(rng.random(days) < 0.35):
-        first = day * 96 + int(rng.integers(0, 80))
-        rain[first : first + 8] = rng.exponential(1.0)
+    for day in np.flatnonzero(weather.random(days) < 0.35):
+        first = day * 96 + int(weather.integers(0, 80))
+        rain[first : first + 8] = weather.exponential(1.0)
     level, soil = 25.0, []
     for mm in rain:
-        level += 2.0 * mm * max(0.0, 1 - level / 45) - 0.0012 * (level - 8.0)
+        level += gain * mm * max(0.0, 1 - level / 45) - 0.0012 * (level - wilting)
         soil.append(level)
-    soil = pd.Series(soil, index=index) + rng.normal(0, 0.15, len(index))
-    return soil, pd.Series(rain, index=index).resample("30min").sum()
+    noise = np.random.default_rng(seed).normal(0, 0.15, len(index))
+    return pd.Series(soil, index=index) + noise, pd.Series(rain, index=index).resample("30min").sum()
 
 
 def drift_check(soil, rain):
@@ -208,3 +211,24 @@ def test_a_drift_that_the_neighbours_share_is_weather():
     assert [f.kind for _, f in check_against_stations(both, stations, links)] == []
     alone = both[both["sensor_id"] == "a"]
     assert [(s, f.kind) for s, f in check_against_stations(alone, stations, links)] == [("a", "drift")]
+
+
+def town(drifting: set[str]) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """Five gardens by one station, each its own soil, all under the same showers."""
+    frames = []
+    for i, sensor in enumerate("abcde"):
+        soil, rain = garden(seed=20 + i, gain=1.5 + 0.3 * i, wilting=6 + i, showers=6)
+        if sensor in drifting:
+            since = soil.index >= START + pd.Timedelta(days=20)
+            soil[since] += np.linspace(0, 15, since.sum())
+        frames.append(pd.DataFrame({"sensor_id": sensor, "ts": soil.index, "soil_moisture": soil.to_numpy()}))
+    stations = pd.DataFrame({"site_id": "900123", "ts": rain.index, "rainfall": rain.to_numpy()})
+    links = pd.DataFrame({"sensor_id": list("abcde"), "site_id": "900123", "distance_km": 3.0})
+    return pd.concat(frames, ignore_index=True), stations, links
+
+
+def test_the_gardens_by_a_station_witness_the_weather_so_one_drifting_probe_stands_out():
+    assert check_against_stations(*town(drifting=set())) == []
+    found = check_against_stations(*town(drifting={"c"}))
+    assert [(s, f.kind) for s, f in found] == [("c", "drift")]
+    assert abs(found[0][1].start - (START + pd.Timedelta(days=20))) <= pd.Timedelta(days=4)

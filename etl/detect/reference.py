@@ -34,7 +34,7 @@ SOIL_DRIFT = {
     "memory": 0.85,  # how much of yesterday's rain and warmth a garden still feels today
     "min_days": 20,
     "edge_days": 7,  # a drift may start no closer than this to either end of the history
-    "min_explained": 0.55,  # level test: share of what the weather leaves over that a ramp must explain
+    "min_explained": 0.6,  # level test: share of what the weather leaves over that a ramp must explain
     "min_change": 8.0,  # level test: % the ramp must have moved the reading by the last day
     "dry_rain_mm": 0.5,  # drying test: a dry day has at most this much rain, that day and the day before
     "min_dry_days": 15,
@@ -234,11 +234,13 @@ def drift_flags(
 
     - level: a garden's soil moisture follows the rain it has had lately and how fast it dries, which
       the warmth of the last days sets; both come from the station as exponentially fading daily
-      values (`memory` per day). After fitting those, a ramp starting on some day must explain at least
-      `min_explained` of what they leave over and move the reading by `min_change` % by the last day.
-    - drying: on dry days soil dries at a rate set by how wet it is, the warmth and the light. After
-      fitting that, a change of rate from some day on (a drift adds its own slope) must explain at least
-      `min_dry_explained` of the rest. Needs `min_dry_days`.
+      values (`memory` per day). So do the other gardens by the same station, where there are some
+      (`_neighbour_index`): they show the weather as soil sees it, saturation and season included.
+      After fitting those, a ramp starting on some day must explain at least `min_explained` of what
+      they leave over and move the reading by `min_change` % by the last day.
+    - drying, for sensors without such neighbours: on dry days soil dries at a rate set by how wet it
+      is, the warmth and the light. After fitting that, a change of rate from some day on (a drift adds
+      its own slope) must explain at least `min_dry_explained` of the rest. Needs `min_dry_days`.
 
     A drift may start no closer than `edge_days` to either end, and one that a neighbour shares is
     weather (see `_without_shared`)."""
@@ -248,6 +250,7 @@ def drift_flags(
     if long.empty:
         return []
     weather = _daily_weather(stations[stations["site_id"].isin(set(long["site_id"]))])
+    neighbours = _neighbour_index(long)
     candidates = []
     for sensor, own in long.groupby("sensor_id"):
         site = own["site_id"].iloc[0]
@@ -256,7 +259,13 @@ def drift_flags(
         own = own.set_index("day")
         calendar = pd.date_range(own.index[0], own.index[-1], freq="D")
         daily = weather[site].reindex(calendar)
-        found = _level_drift(own, daily, t) or _drying_drift(own, daily, t)
+        if sensor in neighbours:
+            daily = daily.assign(neighbours=neighbours[sensor].reindex(calendar))
+        # Where neighbours witness the weather the level test is the sharper one (measured: the drying
+        # test then adds false alarms, not drifts); without them, the drying test helps.
+        found = _level_drift(own, daily, t) or (
+            None if sensor in neighbours else _drying_drift(own, daily, t)
+        )
         if found is not None:
             candidates.append((sensor, site, *found))
     return _without_shared(candidates, t["shared_days"])
@@ -281,9 +290,30 @@ def _without_shared(candidates: list[tuple], within_days: float) -> list[tuple[s
     return kept
 
 
+def _neighbour_index(long: pd.DataFrame, min_neighbours: int = 2) -> dict[str, pd.Series]:
+    """Per sensor, how wet the other gardens by its station are each day: the median of their daily
+    medians, each standardised over its own history (gardens differ in level and range, not in when
+    it rains). Only for sensors with at least `min_neighbours` such neighbours."""
+    spread = long.groupby("sensor_id")["median"].transform("std").replace(0, np.nan)
+    standard = (long["median"] - long.groupby("sensor_id")["median"].transform("mean")) / spread
+    table = long.assign(standard=standard).pivot_table(index="day", columns="sensor_id", values="standard")
+    site_of = long.groupby("sensor_id")["site_id"].first()
+    index = {}
+    for _, members in site_of.groupby(site_of):
+        if len(members) <= min_neighbours:
+            continue
+        for sensor in members.index:
+            others = table[[m for m in members.index if m != sensor]]
+            index[sensor] = others.median(axis=1).interpolate(limit_direction="both")
+    return index
+
+
 def _level_drift(own: pd.DataFrame, daily: pd.DataFrame, t: dict) -> tuple[float, Flag] | None:
-    faded = daily.assign(rainfall=daily["rainfall"].fillna(0.0))  # no report, no rain counted
+    weather = daily.drop(columns="neighbours", errors="ignore")
+    faded = weather.assign(rainfall=weather["rainfall"].fillna(0.0))  # no report, no rain counted
     faded = faded.ewm(alpha=1 - t["memory"], adjust=False, ignore_na=True).mean().ffill().bfill()
+    if "neighbours" in daily:  # the other gardens by the station show the weather as soil sees it
+        faded["neighbours"] = daily["neighbours"].interpolate(limit_direction="both")
     covariates = faded.dropna(axis=1, how="any").reindex(own.index).to_numpy()
     day = ((own.index - own.index[0]) / DAY).to_numpy()
     explained, split, slope = _best_change(day, covariates, own["median"].to_numpy(), t["edge_days"], "ramp")
