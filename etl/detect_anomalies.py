@@ -66,6 +66,11 @@ def run(context: StepContext) -> int:
         )
     todo = [s for s in sensor_ids if s in latest and (s not in done or pd.Timestamp(done[s]) < latest[s])]
     log.info("%d of %d sensors have readings not checked yet", len(todo), len(sensor_ids))
+    # Sensors of one station in one chunk: they witness each other's weather (the soil drift check).
+    site_of = {
+        sensor: str(site) for sensor, site in zip(links["sensor_id"], links["site_id"]) if pd.notna(site)
+    }
+    todo.sort(key=lambda sensor: (site_of.get(sensor, ""), sensor))
     models = load_all(context.settings.models_dir) if context.settings.models_dir else shipped()
     written = 0
     for i in range(0, len(todo), CHUNK):
