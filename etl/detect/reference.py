@@ -18,7 +18,6 @@ import pandas as pd
 
 from etl.detect.rules import Flag
 
-HOUR = pd.Timedelta(hours=1)
 DAY = pd.Timedelta(days=1)
 END_OF_DAY = DAY - pd.Timedelta(seconds=1)
 
