@@ -65,6 +65,9 @@ class Settings(BaseSettings):
         description="days before each sensor's watermark that detection reads again for context "
         "(the soil drift check needs 20 or more; a weekly run with more catches slow drift)",
     )
+    backend_token: SecretStr | None = Field(
+        default=None, description="service token clients of the JSON back end send (Authorization: Bearer)"
+    )
     models_dir: Path | None = Field(
         default=None, description="trained autoencoders to detect with (default: those shipped in models/)"
     )

@@ -1,0 +1,256 @@
+"""`/api/v1`: sensors, one sensor, its readings, status counts. Queries are SQLAlchemy Core on the
+shared schema, always with bound parameters."""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+
+import numpy as np
+import pandas as pd
+from apiflask import APIBlueprint, Schema, abort
+from apiflask.fields import DateTime, Integer, String
+from apiflask.validators import OneOf, Range
+from flask import current_app, request, url_for
+from marshmallow import ValidationError, validates_schema
+from sqlalchemy import func, or_, select
+
+from etl.db import read_frame
+from etl.schema import readings, sensor_health, sensor_wow, sensors, wow_sites
+from flask_back_end import auth
+
+api = APIBlueprint("api", __name__)
+
+STATUSES = ("healthy", "faulty", "recovered")
+MAX_PER_PAGE = 1000
+VARIABLES = ("soil_moisture", "air_temperature", "light", "battery_level")
+
+
+def _engine():
+    return current_app.extensions["grow_wow"]["engine"]
+
+
+class SensorQuery(Schema):
+    status = String(validate=OneOf(STATUSES))
+    owner = String(validate=lambda v: 0 < len(v) <= 64)
+    q = String(metadata={"description": "text in the address"}, validate=lambda v: 0 < len(v) <= 200)
+    bbox = String(metadata={"description": "min_lon,min_lat,max_lon,max_lat"})
+    page = Integer(load_default=1, validate=Range(min=1, max=1_000_000))
+    per_page = Integer(load_default=100, validate=Range(min=1, max=MAX_PER_PAGE))
+
+    @validates_schema
+    def _bbox(self, data, **_):
+        if "bbox" in data:
+            data["bbox"] = parse_bbox(data["bbox"])
+
+
+def parse_bbox(text: str) -> tuple[float, float, float, float]:
+    try:
+        west, south, east, north = (float(part) for part in text.split(","))
+    except ValueError:
+        raise ValidationError("four numbers: min_lon,min_lat,max_lon,max_lat", "bbox") from None
+    if not (-180 <= west <= east <= 180 and -90 <= south <= north <= 90) or any(
+        map(math.isnan, (west, south))
+    ):
+        raise ValidationError("longitudes in -180..180 and latitudes in -90..90, min before max", "bbox")
+    return west, south, east, north
+
+
+class ReadingsQuery(Schema):
+    start = DateTime(metadata={"description": "ISO 8601; default: 9 days before end"})
+    end = DateTime(metadata={"description": "ISO 8601; default: the latest reading"})
+    max_points = Integer(load_default=1000, validate=Range(min=2, max=20_000))
+
+    @validates_schema
+    def _order(self, data, **_):
+        for name in ("start", "end"):
+            if name in data and data[name].tzinfo is None:
+                data[name] = data[name].replace(tzinfo=dt.UTC)  # naive means UTC, as in 2019
+        if "start" in data and "end" in data and data["start"] > data["end"]:
+            raise ValidationError("start must not be after end", "start")
+
+
+@api.get("/health")
+@api.doc(summary="Is the back end up, and does it reach its database?")
+def health():
+    try:
+        with _engine().connect() as connection:
+            connection.scalar(select(1))
+    except Exception:  # a health check reports, it does not raise
+        return {"status": "unavailable", "database": "unreachable"}, 503
+    return {"status": "ok", "database": "reachable"}
+
+
+@api.get("/sensors")
+@api.auth_required(auth)
+@api.input(SensorQuery, location="query", arg_name="query")
+@api.doc(summary="Sensors with their status, filtered and paginated")
+def list_sensors(query):
+    conditions = _sensor_filters(query)
+    columns = [
+        sensors.c.sensor_id,
+        sensors.c.name,
+        sensors.c.owner_id,
+        sensors.c.latitude,
+        sensors.c.longitude,
+        sensors.c.address,
+        sensor_health.c.status,
+    ]
+    base = select(*columns).select_from(sensors.outerjoin(sensor_health)).where(*conditions)
+    page, per_page = query["page"], query["per_page"]
+    with _engine().connect() as connection:
+        total = connection.scalar(select(func.count()).select_from(base.subquery()))
+        rows = connection.execute(
+            base.order_by(sensors.c.sensor_id).limit(per_page).offset((page - 1) * per_page)
+        ).all()
+    pages = max(1, math.ceil(total / per_page))
+    items = [dict(row._mapping) for row in rows]
+    return {
+        "items": items,
+        "_meta": {"page": page, "per_page": per_page, "total_items": total, "total_pages": pages},
+        "_links": _page_links(page, pages),
+    }
+
+
+def _sensor_filters(query: dict) -> list:
+    conditions = []
+    if "status" in query:
+        conditions.append(sensor_health.c.status == query["status"])
+    if "owner" in query:
+        conditions.append(sensors.c.owner_id == query["owner"])
+    if "q" in query:
+        pattern = f"%{query['q'].lower()}%"
+        conditions.append(
+            or_(func.lower(sensors.c.address).like(pattern), func.lower(sensors.c.place).like(pattern))
+        )
+    if "bbox" in query:
+        west, south, east, north = query["bbox"]
+        conditions.append(sensors.c.longitude.between(west, east))
+        conditions.append(sensors.c.latitude.between(south, north))
+    return conditions
+
+
+def _page_links(page: int, pages: int) -> dict:
+    args = request.args.to_dict()
+
+    def link(number: int) -> str:
+        return url_for(request.endpoint, **{**args, "page": number})
+
+    links = {"self": link(page), "first": link(1), "last": link(pages)}
+    if page > 1:
+        links["prev"] = link(min(page - 1, pages))
+    if page < pages:
+        links["next"] = link(page + 1)
+    return links
+
+
+@api.get("/sensors/<sensor_id>")
+@api.auth_required(auth)
+@api.doc(summary="One sensor with its health, reason and linked WOW station")
+def one_sensor(sensor_id: str):
+    query = (
+        select(
+            sensors,
+            sensor_health.c.status,
+            sensor_health.c.reason,
+            sensor_health.c.last_anomaly_at,
+            sensor_health.c.days_since_anomaly,
+            sensor_health.c.counts,
+            sensor_wow.c.site_id,
+            sensor_wow.c.distance_km,
+            sensor_wow.c.reason.label("link_reason"),
+            wow_sites.c.name.label("site_name"),
+        )
+        .select_from(sensors.outerjoin(sensor_health).outerjoin(sensor_wow).outerjoin(wow_sites))
+        .where(sensors.c.sensor_id == sensor_id)
+    )
+    with _engine().connect() as connection:
+        row = connection.execute(query).first()
+    if row is None:
+        abort(404, f"no sensor {sensor_id}")
+    data = dict(row._mapping)
+    station = {
+        "site_id": data.pop("site_id"),
+        "name": data.pop("site_name"),
+        "distance_km": data.pop("distance_km"),
+        "reason": data.pop("link_reason"),
+    }
+    health = {k: data.pop(k) for k in ("status", "reason", "last_anomaly_at", "days_since_anomaly", "counts")}
+    return {**_plain(data), "health": _plain(health), "station": station}
+
+
+@api.get("/sensors/<sensor_id>/readings")
+@api.auth_required(auth)
+@api.input(ReadingsQuery, location="query", arg_name="query")
+@api.doc(summary="A sensor's readings over a time range, at most max_points (min and max kept)")
+def sensor_readings(sensor_id: str, query):
+    with _engine().connect() as connection:
+        latest = connection.scalar(select(func.max(readings.c.ts)).where(readings.c.sensor_id == sensor_id))
+        if (
+            latest is None
+            and connection.scalar(select(sensors.c.sensor_id).where(sensors.c.sensor_id == sensor_id)) is None
+        ):
+            abort(404, f"no sensor {sensor_id}")
+        end = query.get("end") or latest or dt.datetime.now(dt.UTC)
+        start = query.get("start") or end - dt.timedelta(days=9)
+        frame = read_frame(
+            connection,
+            select(readings.c.ts, *[readings.c[v] for v in VARIABLES])
+            .where(readings.c.sensor_id == sensor_id, readings.c.ts.between(start, end))
+            .order_by(readings.c.ts),
+        )
+    points, downsampled = downsample(frame, query["max_points"])
+    return {
+        "sensor_id": sensor_id,
+        "start": start.isoformat(),
+        "end": end.isoformat(),
+        "readings": len(frame),
+        "downsampled": downsampled,
+        "items": points,
+    }
+
+
+def downsample(frame: pd.DataFrame, max_points: int) -> tuple[list[dict], bool]:
+    """At most `max_points` points: the readings as they are, or per time bucket the mean of each
+    variable with its min and max (so a one-sample spike still shows in the bucket's max)."""
+    if len(frame) <= max_points:
+        return [_point(row) for row in frame.to_dict("records")], False
+    ts = frame["ts"]
+    span = (ts.iloc[-1] - ts.iloc[0]) / max_points
+    bucket = ((ts - ts.iloc[0]) // span).clip(upper=max_points - 1).to_numpy()
+    grouped = frame.groupby(bucket)
+    table = grouped[list(VARIABLES)].agg(["mean", "min", "max"])
+    table.columns = [v if how == "mean" else f"{v}_{how}" for v, how in table.columns]
+    table.insert(0, "ts", grouped["ts"].first().to_numpy())
+    return [_point(row) for row in table.to_dict("records")], True
+
+
+def _point(row: dict) -> dict:
+    return {k: (v.isoformat() if isinstance(v, pd.Timestamp) else _number(v)) for k, v in row.items()}
+
+
+def _number(value):
+    if value is None or (isinstance(value, float | np.floating) and math.isnan(value)):
+        return None
+    return round(float(value), 3)
+
+
+def _plain(data: dict) -> dict:
+    return {
+        k: (v.isoformat() if isinstance(v, dt.datetime) else v) for k, v in data.items() if k != "updated_at"
+    }
+
+
+@api.get("/status_counts")
+@api.auth_required(auth)
+@api.doc(summary="How many sensors are healthy, faulty, recovered, or not yet checked")
+def status_counts():
+    with _engine().connect() as connection:
+        counts = dict(
+            connection.execute(
+                select(func.coalesce(sensor_health.c.status, "unchecked"), func.count())
+                .select_from(sensors.outerjoin(sensor_health))
+                .group_by(func.coalesce(sensor_health.c.status, "unchecked"))
+            ).all()
+        )
+    return {status: counts.get(status, 0) for status in (*STATUSES, "unchecked")}

@@ -1,0 +1,198 @@
+"""The JSON back end on both engines: the token guards every data route, answers have their shapes,
+bad parameters answer 400 naming the parameter, an unknown sensor 404, long ranges are downsampled with
+spikes kept."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from etl.load import bulk_upsert
+from etl.schema import readings, sensor_health, sensor_wow, sensors, wow_sites
+from etl.settings import load_settings
+from flask_back_end import create_app
+
+TOKEN = "test-service-token"
+START = pd.Timestamp("2019-06-01", tz="UTC")
+
+
+@pytest.fixture
+def client(settings, engine):
+    seed(engine)
+    app = create_app(load_settings(backend_token=TOKEN))
+    app.config["TESTING"] = True
+    with app.test_client() as client:
+        yield client
+
+
+def seed(engine) -> None:
+    """Three sensors, one station, ten days of readings for s1 with one spike, health for two."""
+    times = pd.date_range(START, periods=10 * 96, freq="15min")
+    soil = 30 + np.sin(np.arange(len(times)) / 20)
+    soil[500] = 95.0  # one spike that a downsampled answer must still show
+    with engine.begin() as connection:
+        bulk_upsert(
+            connection,
+            sensors,
+            pd.DataFrame(
+                {
+                    "sensor_id": ["s1", "s2", "0042"],
+                    "name": ["Tomato bed", "Lawn", "Orchard"],
+                    "owner_id": ["owner-a", "owner-a", "owner-b"],
+                    "latitude": [51.5, 52.2, 48.8],
+                    "longitude": [-0.1, 0.1, 2.3],
+                    "address": ["1 High Street, London", "Cambridge", "Rue de Rivoli, Paris"],
+                }
+            ),
+        )
+        site = {"site_id": ["900123"], "name": ["London WOW"], "latitude": [51.49], "longitude": [-0.12]}
+        bulk_upsert(connection, wow_sites, pd.DataFrame({**site, "is_live": [True]}))
+        link = {"sensor_id": ["s1"], "site_id": ["900123"], "distance_km": [1.7]}
+        bulk_upsert(connection, sensor_wow, pd.DataFrame(link))
+        values = {"soil_moisture": soil, "air_temperature": 15.0, "light": 10.0, "battery_level": 80.0}
+        frame = pd.DataFrame({"sensor_id": "s1", "ts": times, **values})
+        bulk_upsert(connection, readings, frame)
+        bulk_upsert(
+            connection,
+            sensor_health,
+            pd.DataFrame(
+                {
+                    "sensor_id": ["s1", "s2"],
+                    "status": ["faulty", "healthy"],
+                    "last_anomaly_at": pd.to_datetime([START + pd.Timedelta(days=9), None], utc=True),
+                    "latest_reading_at": pd.to_datetime([times[-1], None], utc=True),
+                    "days_since_anomaly": [0.5, None],
+                    "counts": [
+                        {"kind": {"spike": 1}, "variable": {"soil_moisture": 1}},
+                        {"kind": {}, "variable": {}},
+                    ],
+                    "reason": ["1 soil moisture spike of up to 65.0 %", "no anomaly found"],
+                }
+            ),
+        )
+
+
+def get(client, path, token=TOKEN, **params):
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    return client.get(f"/api/v1{path}", headers=headers, query_string=params)
+
+
+@pytest.mark.parametrize("path", ["/sensors", "/sensors/s1", "/sensors/s1/readings", "/status_counts"])
+@pytest.mark.parametrize("token", [None, "wrong-token"])
+def test_data_routes_need_the_service_token(client, path, token):
+    answer = get(client, path, token=token)
+    assert answer.status_code == 401
+    assert answer.json["error"] == "unauthorized" and answer.json["message"]
+
+
+def test_the_health_route_is_open(client):
+    answer = client.get("/api/v1/health")
+    assert answer.status_code == 200 and answer.json == {"status": "ok", "database": "reachable"}
+
+
+def test_sensors_are_listed_with_status_and_paginated(client):
+    answer = get(client, "/sensors", per_page=2)
+    assert answer.status_code == 200
+    body = answer.json
+    assert [s["sensor_id"] for s in body["items"]] == ["0042", "s1"]  # ids of digits stay text
+    assert body["_meta"] == {"page": 1, "per_page": 2, "total_items": 3, "total_pages": 2}
+    assert "page=2" in body["_links"]["next"] and "prev" not in body["_links"]
+    assert {s["sensor_id"]: s["status"] for s in body["items"]} == {"0042": None, "s1": "faulty"}
+    second = get(client, "/sensors", per_page=2, page=2).json
+    assert [s["sensor_id"] for s in second["items"]] == ["s2"] and "next" not in second["_links"]
+
+
+@pytest.mark.parametrize(
+    ("params", "expected"),
+    [
+        ({"status": "faulty"}, ["s1"]),
+        ({"status": "healthy"}, ["s2"]),
+        ({"owner": "owner-a"}, ["s1", "s2"]),
+        ({"q": "paris"}, ["0042"]),
+        ({"bbox": "-1,51,0.5,53"}, ["s1", "s2"]),
+        ({"bbox": "-1,51,0.5,53", "status": "healthy"}, ["s2"]),
+    ],
+)
+def test_sensor_filters(client, params, expected):
+    answer = get(client, "/sensors", **params)
+    assert answer.status_code == 200
+    assert [s["sensor_id"] for s in answer.json["items"]] == expected
+
+
+@pytest.mark.parametrize(
+    ("path", "params", "parameter"),
+    [
+        ("/sensors", {"status": "broken"}, "status"),
+        ("/sensors", {"per_page": "0"}, "per_page"),
+        ("/sensors", {"per_page": "100000"}, "per_page"),
+        ("/sensors", {"page": "x"}, "page"),
+        ("/sensors", {"bbox": "1,2,3"}, "bbox"),
+        ("/sensors", {"bbox": "10,50,5,55"}, "bbox"),
+        ("/sensors/s1/readings", {"start": "yesterday"}, "start"),
+        ("/sensors/s1/readings", {"start": "2019-06-05", "end": "2019-06-01"}, "start"),
+        ("/sensors/s1/readings", {"max_points": "1"}, "max_points"),
+    ],
+)
+def test_bad_parameters_answer_400_naming_the_parameter(client, path, params, parameter):
+    answer = get(client, path, **params)
+    assert answer.status_code == 400
+    assert answer.json["error"] == "bad_request"
+    assert parameter in answer.json["message"]
+
+
+def test_one_sensor_with_health_and_station(client):
+    body = get(client, "/sensors/s1").json
+    assert body["sensor_id"] == "s1" and body["name"] == "Tomato bed"
+    assert body["health"]["status"] == "faulty" and "spike" in body["health"]["reason"]
+    assert body["health"]["counts"]["kind"] == {"spike": 1}
+    assert body["station"] == {"site_id": "900123", "name": "London WOW", "distance_km": 1.7, "reason": None}
+
+
+@pytest.mark.parametrize("path", ["/sensors/nosuch", "/sensors/nosuch/readings"])
+def test_an_unknown_sensor_is_404(client, path):
+    answer = get(client, path)
+    assert (
+        answer.status_code == 404
+        and answer.json["error"] == "not_found"
+        and "nosuch" in answer.json["message"]
+    )
+
+
+def test_readings_over_a_short_range_come_as_they_are(client):
+    body = get(client, "/sensors/s1/readings", start="2019-06-05T00:00:00Z", end="2019-06-05T05:45:00Z").json
+    assert body["downsampled"] is False and body["readings"] == 24 and len(body["items"]) == 24
+    assert body["items"][0]["ts"].startswith("2019-06-05T00:00:00")
+    assert set(body["items"][0]) == {"ts", "soil_moisture", "air_temperature", "light", "battery_level"}
+
+
+def test_a_long_range_is_downsampled_and_keeps_the_spike(client):
+    body = get(client, "/sensors/s1/readings", max_points=100).json  # default range: the last 9 days
+    assert body["downsampled"] is True and body["readings"] > 100 and len(body["items"]) <= 100
+    assert max(p["soil_moisture_max"] for p in body["items"]) == 95.0
+    assert max(p["soil_moisture"] for p in body["items"]) < 95.0  # the mean alone would hide it
+
+
+def test_status_counts(client):
+    assert get(client, "/status_counts").json == {"healthy": 1, "faulty": 1, "recovered": 0, "unchecked": 1}
+
+
+def test_the_openapi_document_lists_the_routes(client):
+    spec = client.get("/api/v1/openapi.json").json
+    assert spec["openapi"].startswith("3.")
+    assert {"/api/v1/sensors", "/api/v1/sensors/{sensor_id}", "/api/v1/sensors/{sensor_id}/readings"} <= set(
+        spec["paths"]
+    )
+
+
+def test_without_a_configured_token_every_data_route_refuses(settings, engine):
+    app = create_app(settings)  # BACKEND_TOKEN unset
+    with app.test_client() as client:
+        assert get(client, "/sensors", token="anything").status_code == 401
+
+
+def test_application_module_builds_the_app(monkeypatch, database_url):
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    import importlib
+
+    import flask_back_end.application as module
+
+    assert importlib.reload(module).application.name == "flask_back_end"
