@@ -16,7 +16,7 @@ from marshmallow import ValidationError, validates_schema
 from sqlalchemy import func, or_, select
 
 from etl.db import read_frame
-from etl.schema import readings, sensor_health, sensor_wow, sensors, wow_sites
+from etl.schema import anomalies, readings, sensor_health, sensor_wow, sensors, wow_observations, wow_sites
 from flask_back_end import auth
 
 api = APIBlueprint("api", __name__)
@@ -131,7 +131,7 @@ def _sensor_filters(query: dict) -> list:
 
 
 def _page_links(page: int, pages: int) -> dict:
-    args = request.args.to_dict()
+    args = {**(request.view_args or {}), **request.args.to_dict()}
 
     def link(number: int) -> str:
         return url_for(request.endpoint, **{**args, "page": number})
@@ -186,11 +186,8 @@ def one_sensor(sensor_id: str):
 def sensor_readings(sensor_id: str, query):
     with _engine().connect() as connection:
         latest = connection.scalar(select(func.max(readings.c.ts)).where(readings.c.sensor_id == sensor_id))
-        if (
-            latest is None
-            and connection.scalar(select(sensors.c.sensor_id).where(sensors.c.sensor_id == sensor_id)) is None
-        ):
-            abort(404, f"no sensor {sensor_id}")
+        if latest is None:
+            _ensure_sensor(connection, sensor_id)
         end = query.get("end") or latest or dt.datetime.now(dt.UTC)
         start = query.get("start") or end - dt.timedelta(days=9)
         frame = read_frame(
@@ -254,3 +251,126 @@ def status_counts():
             ).all()
         )
     return {status: counts.get(status, 0) for status in (*STATUSES, "unchecked")}
+
+
+@api.get("/map")
+@api.auth_required(auth)
+@api.doc(summary="Every sensor for the map, in one compact answer: column names once, then rows")
+def sensor_map():
+    with _engine().connect() as connection:
+        rows = connection.execute(
+            select(sensors.c.sensor_id, sensors.c.latitude, sensors.c.longitude, sensor_health.c.status)
+            .select_from(sensors.outerjoin(sensor_health))
+            .where(sensors.c.latitude.is_not(None), sensors.c.longitude.is_not(None))
+            .order_by(sensors.c.sensor_id)
+        ).all()
+    return {"fields": ["sensor_id", "latitude", "longitude", "status"], "rows": [list(row) for row in rows]}
+
+
+class AnomalyQuery(Schema):
+    start = DateTime(metadata={"description": "anomalies ending at or after this (ISO 8601)"})
+    end = DateTime(metadata={"description": "anomalies starting at or before this (ISO 8601)"})
+    page = Integer(load_default=1, validate=Range(min=1, max=1_000_000))
+    per_page = Integer(load_default=100, validate=Range(min=1, max=MAX_PER_PAGE))
+
+    @validates_schema
+    def _utc(self, data, **_):
+        for name in ("start", "end"):
+            if name in data and data[name].tzinfo is None:
+                data[name] = data[name].replace(tzinfo=dt.UTC)
+
+
+@api.get("/sensors/<sensor_id>/anomalies")
+@api.auth_required(auth)
+@api.input(AnomalyQuery, location="query", arg_name="query")
+@api.doc(summary="A sensor's anomalies, latest first: variable, kind, span, score, detector, explanation")
+def sensor_anomalies(sensor_id: str, query):
+    conditions = [anomalies.c.sensor_id == sensor_id]
+    if "start" in query:
+        conditions.append(anomalies.c.end_at >= query["start"])
+    if "end" in query:
+        conditions.append(anomalies.c.start_at <= query["end"])
+    columns = [
+        anomalies.c[name]
+        for name in ("variable", "kind", "start_at", "end_at", "score", "detector", "explanation")
+    ]
+    page, per_page = query["page"], query["per_page"]
+    with _engine().connect() as connection:
+        _ensure_sensor(connection, sensor_id)
+        total = connection.scalar(select(func.count()).select_from(anomalies).where(*conditions))
+        rows = connection.execute(
+            select(*columns)
+            .where(*conditions)
+            .order_by(anomalies.c.start_at.desc(), anomalies.c.variable, anomalies.c.kind)
+            .limit(per_page)
+            .offset((page - 1) * per_page)
+        ).all()
+    pages = max(1, math.ceil(total / per_page))
+    return {
+        "items": [_plain(dict(row._mapping)) for row in rows],
+        "_meta": {"page": page, "per_page": per_page, "total_items": total, "total_pages": pages},
+        "_links": _page_links(page, pages),
+    }
+
+
+def _ensure_sensor(connection, sensor_id: str) -> None:
+    if connection.scalar(select(sensors.c.sensor_id).where(sensors.c.sensor_id == sensor_id)) is None:
+        abort(404, f"no sensor {sensor_id}")
+
+
+@api.get("/sensors/<sensor_id>/wow")
+@api.auth_required(auth)
+@api.input(ReadingsQuery, location="query", arg_name="query")
+@api.doc(summary="The sensor beside its WOW station, hour by hour: air temperature, soil moisture and rain")
+def sensor_wow_comparison(sensor_id: str, query):
+    with _engine().connect() as connection:
+        _ensure_sensor(connection, sensor_id)
+        link = connection.execute(
+            select(sensor_wow.c.site_id, sensor_wow.c.distance_km, wow_sites.c.name)
+            .select_from(sensor_wow.outerjoin(wow_sites))
+            .where(sensor_wow.c.sensor_id == sensor_id)
+        ).first()
+        latest = connection.scalar(select(func.max(readings.c.ts)).where(readings.c.sensor_id == sensor_id))
+        end = query.get("end") or latest or dt.datetime.now(dt.UTC)
+        start = query.get("start") or end - dt.timedelta(days=9)
+        own = read_frame(
+            connection,
+            select(readings.c.ts, readings.c.air_temperature, readings.c.soil_moisture).where(
+                readings.c.sensor_id == sensor_id, readings.c.ts.between(start, end)
+            ),
+        )
+        site = link.site_id if link is not None else None
+        station = read_frame(
+            connection,
+            select(
+                wow_observations.c.ts, wow_observations.c.air_temperature, wow_observations.c.rainfall
+            ).where(wow_observations.c.site_id == (site or ""), wow_observations.c.ts.between(start, end)),
+        )
+    hours = hourly_comparison(own, station)
+    return {
+        "sensor_id": sensor_id,
+        "station": {
+            "site_id": site,
+            "name": link.name if link is not None else None,
+            "distance_km": link.distance_km if link is not None else None,
+        },
+        "start": start.isoformat(),
+        "end": end.isoformat(),
+        "items": [_point(row) for row in hours.to_dict("records")],
+    }
+
+
+def hourly_comparison(own: pd.DataFrame, station: pd.DataFrame) -> pd.DataFrame:
+    """Hour by hour: the sensor's mean air temperature and soil moisture, the station's mean air
+    temperature and summed rainfall (missing where a side has no sample that hour)."""
+    columns = ["ts", "air_temperature", "soil_moisture", "station_air_temperature", "station_rainfall"]
+    if own.empty and station.empty:
+        return pd.DataFrame(columns=columns)
+    sensor_side = own.set_index("ts")[["air_temperature", "soil_moisture"]].resample("1h").mean()
+    station_side = pd.DataFrame(
+        {
+            "station_air_temperature": station.set_index("ts")["air_temperature"].resample("1h").mean(),
+            "station_rainfall": station.set_index("ts")["rainfall"].resample("1h").sum(min_count=1),
+        }
+    )
+    return sensor_side.join(station_side, how="outer").rename_axis("ts").reset_index()[columns]

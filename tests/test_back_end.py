@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from etl.load import bulk_upsert
-from etl.schema import readings, sensor_health, sensor_wow, sensors, wow_sites
+from etl.schema import anomalies, readings, sensor_health, sensor_wow, sensors, wow_observations, wow_sites
 from etl.settings import load_settings
 from flask_back_end import create_app
 
@@ -51,6 +51,34 @@ def seed(engine) -> None:
         values = {"soil_moisture": soil, "air_temperature": 15.0, "light": 10.0, "battery_level": 80.0}
         frame = pd.DataFrame({"sensor_id": "s1", "ts": times, **values})
         bulk_upsert(connection, readings, frame)
+        station_times = pd.date_range(START, periods=10 * 48, freq="30min")
+        reports = {
+            "air_temperature": 14.0,
+            "rainfall": np.where(np.arange(len(station_times)) == 100, 2.5, 0.0),
+        }
+        bulk_upsert(
+            connection, wow_observations, pd.DataFrame({"site_id": "900123", "ts": station_times, **reports})
+        )
+        spike_at = times[500]
+        bulk_upsert(
+            connection,
+            anomalies,
+            pd.DataFrame(
+                {
+                    "sensor_id": ["s1", "s1"],
+                    "variable": ["soil_moisture", "air_temperature"],
+                    "kind": ["spike", "temperature_bias"],
+                    "start_at": [spike_at, START + pd.Timedelta(days=1)],
+                    "end_at": [spike_at, START + pd.Timedelta(days=2)],
+                    "score": [6.5, 1.2],
+                    "detector": ["rule", "reference"],
+                    "explanation": [
+                        "1 soil moisture spike of up to 65.0 %",
+                        "air temperature on average 4.8 °C above",
+                    ],
+                }
+            ),
+        )
         bulk_upsert(
             connection,
             sensor_health,
@@ -76,7 +104,18 @@ def get(client, path, token=TOKEN, **params):
     return client.get(f"/api/v1{path}", headers=headers, query_string=params)
 
 
-@pytest.mark.parametrize("path", ["/sensors", "/sensors/s1", "/sensors/s1/readings", "/status_counts"])
+DATA_ROUTES = [
+    "/sensors",
+    "/map",
+    "/sensors/s1",
+    "/sensors/s1/readings",
+    "/sensors/s1/anomalies",
+    "/sensors/s1/wow",
+    "/status_counts",
+]
+
+
+@pytest.mark.parametrize("path", DATA_ROUTES)
 @pytest.mark.parametrize("token", [None, "wrong-token"])
 def test_data_routes_need_the_service_token(client, path, token):
     answer = get(client, path, token=token)
@@ -130,6 +169,9 @@ def test_sensor_filters(client, params, expected):
         ("/sensors/s1/readings", {"start": "yesterday"}, "start"),
         ("/sensors/s1/readings", {"start": "2019-06-05", "end": "2019-06-01"}, "start"),
         ("/sensors/s1/readings", {"max_points": "1"}, "max_points"),
+        ("/sensors/s1/anomalies", {"end": "soon"}, "end"),
+        ("/sensors/s1/anomalies", {"per_page": "-3"}, "per_page"),
+        ("/sensors/s1/wow", {"end": "2019-13-01"}, "end"),
     ],
 )
 def test_bad_parameters_answer_400_naming_the_parameter(client, path, params, parameter):
@@ -147,7 +189,10 @@ def test_one_sensor_with_health_and_station(client):
     assert body["station"] == {"site_id": "900123", "name": "London WOW", "distance_km": 1.7, "reason": None}
 
 
-@pytest.mark.parametrize("path", ["/sensors/nosuch", "/sensors/nosuch/readings"])
+@pytest.mark.parametrize(
+    "path",
+    ["/sensors/nosuch", "/sensors/nosuch/readings", "/sensors/nosuch/anomalies", "/sensors/nosuch/wow"],
+)
 def test_an_unknown_sensor_is_404(client, path):
     answer = get(client, path)
     assert (
@@ -196,3 +241,34 @@ def test_application_module_builds_the_app(monkeypatch, database_url):
     import flask_back_end.application as module
 
     assert importlib.reload(module).application.name == "flask_back_end"
+
+
+def test_the_map_answer_has_every_located_sensor_once(client):
+    body = get(client, "/map").json
+    assert body["fields"] == ["sensor_id", "latitude", "longitude", "status"]
+    assert body["rows"] == [
+        ["0042", 48.8, 2.3, None],
+        ["s1", 51.5, -0.1, "faulty"],
+        ["s2", 52.2, 0.1, "healthy"],
+    ]
+
+
+def test_a_sensors_anomalies_latest_first_and_by_range(client):
+    body = get(client, "/sensors/s1/anomalies").json
+    assert [a["kind"] for a in body["items"]] == ["spike", "temperature_bias"]
+    assert body["items"][0]["detector"] == "rule" and body["items"][0]["explanation"].startswith("1 soil")
+    assert body["_meta"]["total_items"] == 2
+    early = get(client, "/sensors/s1/anomalies", end="2019-06-03T00:00:00Z").json
+    assert [a["kind"] for a in early["items"]] == ["temperature_bias"]
+    assert get(client, "/sensors/s2/anomalies").json["items"] == []
+
+
+def test_the_wow_comparison_aligns_the_station_hour_by_hour(client):
+    body = get(client, "/sensors/s1/wow", start="2019-06-03T00:00:00Z", end="2019-06-03T05:59:59Z").json
+    assert body["station"] == {"site_id": "900123", "name": "London WOW", "distance_km": 1.7}
+    assert len(body["items"]) == 6
+    first = body["items"][0]
+    assert first["air_temperature"] == 15.0 and first["station_air_temperature"] == 14.0
+    assert body["items"][2]["station_rainfall"] == 2.5  # report 100 (30-min steps) falls in hour 50 = 02:00
+    unlinked = get(client, "/sensors/s2/wow").json
+    assert unlinked["station"]["site_id"] is None and unlinked["items"] == []
