@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 from apiflask import APIBlueprint, Schema, abort
 from apiflask.fields import DateTime, Integer, String
-from apiflask.validators import OneOf, Range
+from apiflask.validators import Length, OneOf, Range
 from flask import current_app, request, url_for
 from marshmallow import ValidationError, validates_schema
 from sqlalchemy import func, or_, select
@@ -32,8 +32,8 @@ def _engine():
 
 class SensorQuery(Schema):
     status = String(validate=OneOf(STATUSES))
-    owner = String(validate=lambda v: 0 < len(v) <= 64)
-    q = String(metadata={"description": "text in the address"}, validate=lambda v: 0 < len(v) <= 200)
+    owner = String(validate=Length(min=1, max=64))
+    q = String(metadata={"description": "text in the address"}, validate=Length(min=1, max=200))
     bbox = String(metadata={"description": "min_lon,min_lat,max_lon,max_lat"})
     page = Integer(load_default=1, validate=Range(min=1, max=1_000_000))
     per_page = Integer(load_default=100, validate=Range(min=1, max=MAX_PER_PAGE))
@@ -374,3 +374,57 @@ def hourly_comparison(own: pd.DataFrame, station: pd.DataFrame) -> pd.DataFrame:
         }
     )
     return sensor_side.join(station_side, how="outer").rename_axis("ts").reset_index()[columns]
+
+
+@api.get("/owners/<owner_id>/stats")
+@api.auth_required(auth)
+@api.doc(summary="One owner's sensors: how many, by status, with anomalies and the latest reading")
+def owner_stats(owner_id: str):
+    status = func.coalesce(sensor_health.c.status, "unchecked")
+    with _engine().connect() as connection:
+        by_status = dict(
+            connection.execute(
+                select(status, func.count())
+                .select_from(sensors.outerjoin(sensor_health))
+                .where(sensors.c.owner_id == owner_id)
+                .group_by(status)
+            ).all()
+        )
+        if not by_status:
+            abort(404, f"no sensors of owner {owner_id}")
+        owned = select(sensors.c.sensor_id).where(sensors.c.owner_id == owner_id)
+        found = connection.scalar(select(func.count()).where(anomalies.c.sensor_id.in_(owned)))
+        latest = connection.scalar(
+            select(func.max(sensor_health.c.latest_reading_at)).where(sensor_health.c.sensor_id.in_(owned))
+        )
+    return {
+        "owner_id": owner_id,
+        "sensors": sum(by_status.values()),
+        "by_status": {s: by_status.get(s, 0) for s in (*STATUSES, "unchecked")},
+        "anomalies": found,
+        "latest_reading_at": latest.isoformat() if latest else None,
+    }
+
+
+class AddressQuery(Schema):
+    q = String(
+        required=True, validate=Length(min=2, max=200), metadata={"description": "2 characters or more"}
+    )
+    limit = Integer(load_default=10, validate=Range(min=1, max=50))
+
+
+@api.get("/addresses")
+@api.auth_required(auth)
+@api.input(AddressQuery, location="query", arg_name="query")
+@api.doc(summary="Address autocomplete: sensor addresses containing the text, with how many sensors each")
+def addresses(query):
+    pattern = f"%{query['q'].lower()}%"
+    with _engine().connect() as connection:
+        rows = connection.execute(
+            select(sensors.c.address, func.count())
+            .where(func.lower(sensors.c.address).like(pattern))
+            .group_by(sensors.c.address)
+            .order_by(sensors.c.address)
+            .limit(query["limit"])
+        ).all()
+    return {"items": [{"address": address, "sensors": count} for address, count in rows]}

@@ -101,7 +101,7 @@ def seed(engine) -> None:
 
 def get(client, path, token=TOKEN, **params):
     headers = {"Authorization": f"Bearer {token}"} if token else {}
-    return client.get(f"/api/v1{path}", headers=headers, query_string=params)
+    return client.get(f"/api/v1{path}", headers=headers, query_string=params or None)
 
 
 DATA_ROUTES = [
@@ -112,6 +112,8 @@ DATA_ROUTES = [
     "/sensors/s1/anomalies",
     "/sensors/s1/wow",
     "/status_counts",
+    "/owners/owner-a/stats",
+    "/addresses?q=lo",
 ]
 
 
@@ -165,6 +167,8 @@ def test_sensor_filters(client, params, expected):
         ("/sensors", {"per_page": "100000"}, "per_page"),
         ("/sensors", {"page": "x"}, "page"),
         ("/sensors", {"bbox": "1,2,3"}, "bbox"),
+        ("/sensors", {"owner": ""}, "owner"),
+        ("/sensors", {"q": "x" * 201}, "q"),
         ("/sensors", {"bbox": "10,50,5,55"}, "bbox"),
         ("/sensors/s1/readings", {"start": "yesterday"}, "start"),
         ("/sensors/s1/readings", {"start": "2019-06-05", "end": "2019-06-01"}, "start"),
@@ -172,6 +176,9 @@ def test_sensor_filters(client, params, expected):
         ("/sensors/s1/anomalies", {"end": "soon"}, "end"),
         ("/sensors/s1/anomalies", {"per_page": "-3"}, "per_page"),
         ("/sensors/s1/wow", {"end": "2019-13-01"}, "end"),
+        ("/addresses", {}, "q"),
+        ("/addresses", {"q": "x"}, "q"),
+        ("/addresses", {"q": "lon", "limit": "500"}, "limit"),
     ],
 )
 def test_bad_parameters_answer_400_naming_the_parameter(client, path, params, parameter):
@@ -272,3 +279,23 @@ def test_the_wow_comparison_aligns_the_station_hour_by_hour(client):
     assert body["items"][2]["station_rainfall"] == 2.5  # report 100 (30-min steps) falls in hour 50 = 02:00
     unlinked = get(client, "/sensors/s2/wow").json
     assert unlinked["station"]["site_id"] is None and unlinked["items"] == []
+
+
+def test_owner_statistics(client):
+    body = get(client, "/owners/owner-a/stats").json
+    assert body["sensors"] == 2 and body["by_status"] == {
+        "healthy": 1,
+        "faulty": 1,
+        "recovered": 0,
+        "unchecked": 0,
+    }
+    assert body["anomalies"] == 2 and body["latest_reading_at"].startswith("2019-06-10T23:45:00")
+    assert get(client, "/owners/nobody/stats").status_code == 404
+
+
+def test_address_autocomplete(client):
+    assert get(client, "/addresses", q="PAR").json["items"] == [
+        {"address": "Rue de Rivoli, Paris", "sensors": 1}
+    ]
+    found = get(client, "/addresses", q="on").json["items"]
+    assert [a["address"] for a in found] == ["1 High Street, London"]
