@@ -102,10 +102,7 @@ def sensor_outcome(found: pd.DataFrame, labels: pd.DataFrame, sensor_ids: list[s
     table = pd.DataFrame({"sensor_id": sensor_ids}).merge(labels, on="sensor_id", how="left")
     table["kind"] = table["kind"].fillna("clean")
     joined = table.merge(found[["sensor_id", "start_at", "end_at"]], on="sensor_id", how="inner")
-    hits = joined[
-        (joined["kind"] == "clean")
-        | ((joined["start_at"] <= joined["end"] + SLACK) & (joined["end_at"] >= joined["start"] - SLACK))
-    ]
+    hits = joined[_counts(joined)]
     table["flagged"] = table["sensor_id"].isin(set(hits["sensor_id"]))
     return table[["sensor_id", "kind", "flagged"]]
 
@@ -149,6 +146,13 @@ def _day_prf(days: pd.DataFrame) -> tuple[float, float, float]:
     return prf(tp, fp, fn)
 
 
+def _counts(joined: pd.DataFrame) -> pd.Series:
+    """Anomaly rows that count for their sensor: any on a clean sensor, and on a faulty one those that
+    overlap its fault (give or take SLACK)."""
+    overlaps = (joined["start_at"] <= joined["end"] + SLACK) & (joined["end_at"] >= joined["start"] - SLACK)
+    return (joined["kind"] == "clean") | overlaps
+
+
 def confusion(found: pd.DataFrame, outcome: pd.DataFrame, labels: pd.DataFrame) -> pd.DataFrame:
     """Sensors by true fault kind (rows) and by the kinds of anomaly found on them (columns); a sensor
     with several kinds of evidence counts in each, one with none under 'nothing'."""
@@ -156,10 +160,7 @@ def confusion(found: pd.DataFrame, outcome: pd.DataFrame, labels: pd.DataFrame) 
     joined = table.merge(
         found[["sensor_id", "kind", "start_at", "end_at"]], on="sensor_id", suffixes=("", "_found")
     )
-    relevant = joined[
-        (joined["kind"] == "clean")
-        | ((joined["start_at"] <= joined["end"] + SLACK) & (joined["end_at"] >= joined["start"] - SLACK))
-    ]
+    relevant = joined[_counts(joined)]
     pairs = relevant[["sensor_id", "kind", "kind_found"]].drop_duplicates()
     matrix = pd.crosstab(pairs["kind"], pairs["kind_found"])
     unflagged = outcome[~outcome["flagged"]].groupby("kind").size().rename("nothing")

@@ -24,19 +24,38 @@ api = APIBlueprint("api", __name__)
 STATUSES = ("healthy", "faulty", "recovered")
 MAX_PER_PAGE = 1000
 VARIABLES = ("soil_moisture", "air_temperature", "light", "battery_level")
+DEFAULT_SPAN = dt.timedelta(days=9)  # the 2019 charts showed nine days
 
 
 def _engine():
     return current_app.extensions["grow_wow"]["engine"]
 
 
-class SensorQuery(Schema):
+class PageQuery(Schema):
+    page = Integer(load_default=1, validate=Range(min=1, max=1_000_000))
+    per_page = Integer(load_default=100, validate=Range(min=1, max=MAX_PER_PAGE))
+
+
+class TimeRangeQuery(Schema):
+    """`start` and `end`, ISO 8601; without a zone they are UTC, as in 2019."""
+
+    start = DateTime()
+    end = DateTime()
+
+    @validates_schema
+    def _utc_and_ordered(self, data, **_):
+        for name in ("start", "end"):
+            if name in data and data[name].tzinfo is None:
+                data[name] = data[name].replace(tzinfo=dt.UTC)
+        if "start" in data and "end" in data and data["start"] > data["end"]:
+            raise ValidationError("start must not be after end", "start")
+
+
+class SensorQuery(PageQuery):
     status = String(validate=OneOf(STATUSES))
     owner = String(validate=Length(min=1, max=64))
     q = String(metadata={"description": "text in the address"}, validate=Length(min=1, max=200))
     bbox = String(metadata={"description": "min_lon,min_lat,max_lon,max_lat"})
-    page = Integer(load_default=1, validate=Range(min=1, max=1_000_000))
-    per_page = Integer(load_default=100, validate=Range(min=1, max=MAX_PER_PAGE))
 
     @validates_schema
     def _bbox(self, data, **_):
@@ -49,25 +68,13 @@ def parse_bbox(text: str) -> tuple[float, float, float, float]:
         west, south, east, north = (float(part) for part in text.split(","))
     except ValueError:
         raise ValidationError("four numbers: min_lon,min_lat,max_lon,max_lat", "bbox") from None
-    if not (-180 <= west <= east <= 180 and -90 <= south <= north <= 90) or any(
-        map(math.isnan, (west, south))
-    ):
+    if not (-180 <= west <= east <= 180 and -90 <= south <= north <= 90):  # NaN fails this too
         raise ValidationError("longitudes in -180..180 and latitudes in -90..90, min before max", "bbox")
     return west, south, east, north
 
 
-class ReadingsQuery(Schema):
-    start = DateTime(metadata={"description": "ISO 8601; default: 9 days before end"})
-    end = DateTime(metadata={"description": "ISO 8601; default: the latest reading"})
+class ReadingsQuery(TimeRangeQuery):
     max_points = Integer(load_default=1000, validate=Range(min=2, max=20_000))
-
-    @validates_schema
-    def _order(self, data, **_):
-        for name in ("start", "end"):
-            if name in data and data[name].tzinfo is None:
-                data[name] = data[name].replace(tzinfo=dt.UTC)  # naive means UTC, as in 2019
-        if "start" in data and "end" in data and data["start"] > data["end"]:
-            raise ValidationError("start must not be after end", "start")
 
 
 @api.get("/health")
@@ -103,13 +110,7 @@ def list_sensors(query):
         rows = connection.execute(
             base.order_by(sensors.c.sensor_id).limit(per_page).offset((page - 1) * per_page)
         ).all()
-    pages = max(1, math.ceil(total / per_page))
-    items = [dict(row._mapping) for row in rows]
-    return {
-        "items": items,
-        "_meta": {"page": page, "per_page": per_page, "total_items": total, "total_pages": pages},
-        "_links": _page_links(page, pages),
-    }
+    return _page([dict(row._mapping) for row in rows], total, page, per_page)
 
 
 def _sensor_filters(query: dict) -> list:
@@ -128,6 +129,16 @@ def _sensor_filters(query: dict) -> list:
         conditions.append(sensors.c.longitude.between(west, east))
         conditions.append(sensors.c.latitude.between(south, north))
     return conditions
+
+
+def _page(items: list, total: int, page: int, per_page: int) -> dict:
+    """A page of a collection with its `_meta` and `_links` (self, first, last, prev, next)."""
+    pages = max(1, math.ceil(total / per_page))
+    return {
+        "items": items,
+        "_meta": {"page": page, "per_page": per_page, "total_items": total, "total_pages": pages},
+        "_links": _page_links(page, pages),
+    }
 
 
 def _page_links(page: int, pages: int) -> dict:
@@ -185,11 +196,7 @@ def one_sensor(sensor_id: str):
 @api.doc(summary="A sensor's readings over a time range, at most max_points (min and max kept)")
 def sensor_readings(sensor_id: str, query):
     with _engine().connect() as connection:
-        latest = connection.scalar(select(func.max(readings.c.ts)).where(readings.c.sensor_id == sensor_id))
-        if latest is None:
-            _ensure_sensor(connection, sensor_id)
-        end = query.get("end") or latest or dt.datetime.now(dt.UTC)
-        start = query.get("start") or end - dt.timedelta(days=9)
+        start, end = _time_range(connection, sensor_id, query)
         frame = read_frame(
             connection,
             select(readings.c.ts, *[readings.c[v] for v in VARIABLES])
@@ -267,17 +274,8 @@ def sensor_map():
     return {"fields": ["sensor_id", "latitude", "longitude", "status"], "rows": [list(row) for row in rows]}
 
 
-class AnomalyQuery(Schema):
-    start = DateTime(metadata={"description": "anomalies ending at or after this (ISO 8601)"})
-    end = DateTime(metadata={"description": "anomalies starting at or before this (ISO 8601)"})
-    page = Integer(load_default=1, validate=Range(min=1, max=1_000_000))
-    per_page = Integer(load_default=100, validate=Range(min=1, max=MAX_PER_PAGE))
-
-    @validates_schema
-    def _utc(self, data, **_):
-        for name in ("start", "end"):
-            if name in data and data[name].tzinfo is None:
-                data[name] = data[name].replace(tzinfo=dt.UTC)
+class AnomalyQuery(TimeRangeQuery, PageQuery):
+    """Anomalies that overlap [start, end]."""
 
 
 @api.get("/sensors/<sensor_id>/anomalies")
@@ -305,12 +303,16 @@ def sensor_anomalies(sensor_id: str, query):
             .limit(per_page)
             .offset((page - 1) * per_page)
         ).all()
-    pages = max(1, math.ceil(total / per_page))
-    return {
-        "items": [_plain(dict(row._mapping)) for row in rows],
-        "_meta": {"page": page, "per_page": per_page, "total_items": total, "total_pages": pages},
-        "_links": _page_links(page, pages),
-    }
+    return _page([_plain(dict(row._mapping)) for row in rows], total, page, per_page)
+
+
+def _time_range(connection, sensor_id: str, query: dict) -> tuple[dt.datetime, dt.datetime]:
+    """The asked range; by default the 9 days up to the sensor's latest reading (404 if no such sensor)."""
+    latest = connection.scalar(select(func.max(readings.c.ts)).where(readings.c.sensor_id == sensor_id))
+    if latest is None:
+        _ensure_sensor(connection, sensor_id)
+    end = query.get("end") or latest or dt.datetime.now(dt.UTC)
+    return query.get("start") or end - DEFAULT_SPAN, end
 
 
 def _ensure_sensor(connection, sensor_id: str) -> None:
@@ -320,19 +322,16 @@ def _ensure_sensor(connection, sensor_id: str) -> None:
 
 @api.get("/sensors/<sensor_id>/wow")
 @api.auth_required(auth)
-@api.input(ReadingsQuery, location="query", arg_name="query")
+@api.input(TimeRangeQuery, location="query", arg_name="query")
 @api.doc(summary="The sensor beside its WOW station, hour by hour: air temperature, soil moisture and rain")
 def sensor_wow_comparison(sensor_id: str, query):
     with _engine().connect() as connection:
-        _ensure_sensor(connection, sensor_id)
+        start, end = _time_range(connection, sensor_id, query)
         link = connection.execute(
             select(sensor_wow.c.site_id, sensor_wow.c.distance_km, wow_sites.c.name)
             .select_from(sensor_wow.outerjoin(wow_sites))
             .where(sensor_wow.c.sensor_id == sensor_id)
         ).first()
-        latest = connection.scalar(select(func.max(readings.c.ts)).where(readings.c.sensor_id == sensor_id))
-        end = query.get("end") or latest or dt.datetime.now(dt.UTC)
-        start = query.get("start") or end - dt.timedelta(days=9)
         own = read_frame(
             connection,
             select(readings.c.ts, readings.c.air_temperature, readings.c.soil_moisture).where(

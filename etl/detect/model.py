@@ -8,10 +8,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-import numpy as np
 import pandas as pd
 
-from etl.detect.rules import NAMES
+from etl.detect.rules import NAMES, day_runs
 from models.autoencoder import Autoencoder, daily_windows
 
 DAY = pd.Timedelta(days=1)
@@ -34,17 +33,8 @@ def check_with_models(
         if variable == "soil_moisture" and wet_days is not None and len(flagged):
             rained = flagged.merge(wet_days.assign(wet=True), on=["sensor_id", "day"], how="left")["wet"]
             flagged = flagged[~rained.fillna(False).to_numpy(dtype=bool)]
-        rows += [_row(variable, run) for run in _runs(flagged)]
+        rows += [_row(variable, run) for run in day_runs(flagged)]
     return rows
-
-
-def _runs(flagged: pd.DataFrame) -> list[pd.DataFrame]:
-    """Flagged (sensor_id, day) rows split into runs of consecutive days of one sensor."""
-    if flagged.empty:
-        return []
-    flagged = flagged.sort_values(["sensor_id", "day"])
-    new_run = (flagged["sensor_id"] != flagged["sensor_id"].shift()) | (flagged["day"].diff() != DAY)
-    return [run for _, run in flagged.groupby(np.cumsum(new_run.to_numpy()))]
 
 
 def _row(variable: str, run: pd.DataFrame) -> dict:

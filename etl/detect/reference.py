@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from etl.detect.rules import Flag
+from etl.detect.rules import Flag, day_runs
 
 DAY = pd.Timedelta(days=1)
 END_OF_DAY = DAY - pd.Timedelta(seconds=1)
@@ -131,7 +131,7 @@ def temperature_flags(days: pd.DataFrame, thresholds: dict = TEMPERATURE) -> lis
     days["swing_ratio"] = days["sensor_swing"] / days["station_swing"].where(days["station_swing"] > 0)
     found = []
     for kind, bad in (("temperature_bias", biased), ("hot_spot", sunny), ("no_daily_cycle", flat)):
-        for run in _runs(days[bad]):
+        for run in day_runs(days[bad]):
             found.append((run["sensor_id"].iloc[0], _temperature_flag(kind, run, t)))
     return found
 
@@ -210,7 +210,7 @@ def rain_flags(days: pd.DataFrame, thresholds: dict = SOIL_RAIN) -> list[tuple[s
         & (known["step"] >= t["min_step"])
     )
     found = []
-    for run in _runs(known[rising].sort_values(["sensor_id", "day"])):
+    for run in day_runs(known[rising]):
         rise = run["step"].sum()
         if len(run) < 2 or rise < t["min_rise"]:
             continue
@@ -402,14 +402,6 @@ def _best_change(
 
 
 # --- shared pieces --------------------------------------------------------------------------------------
-
-
-def _runs(flagged: pd.DataFrame) -> list[pd.DataFrame]:
-    """Rows (sorted by sensor and day) split into runs of consecutive days of one sensor."""
-    if flagged.empty:
-        return []
-    new_run = (flagged["sensor_id"] != flagged["sensor_id"].shift()) | (flagged["day"].diff() != DAY)
-    return [run for _, run in flagged.groupby(np.cumsum(new_run.to_numpy()))]
 
 
 def _centred_median(days: pd.DataFrame, column: str) -> pd.Series:

@@ -62,6 +62,15 @@ def intervals(mask: pd.Series, max_gap: pd.Timedelta = HOURS_1) -> list[tuple[pd
     return [(times[a], times[b]) for a, b in zip(starts, ends)]
 
 
+def day_runs(flagged: pd.DataFrame) -> list[pd.DataFrame]:
+    """Flagged (sensor_id, day) rows split into runs of consecutive days of one sensor."""
+    if flagged.empty:
+        return []
+    flagged = flagged.sort_values(["sensor_id", "day"])
+    new_run = (flagged["sensor_id"] != flagged["sensor_id"].shift()) | (flagged["day"].diff() != HOURS_24)
+    return [run for _, run in flagged.groupby(np.cumsum(new_run.to_numpy()))]
+
+
 def _fmt(variable: str, value: float) -> str:
     return f"{value:.1f} {UNITS[variable]}"
 
