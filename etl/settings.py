@@ -68,6 +68,10 @@ class Settings(BaseSettings):
     backend_token: SecretStr | None = Field(
         default=None, description="service token clients of the JSON back end send (Authorization: Bearer)"
     )
+    cors_origins: str = Field(
+        default="",
+        description="comma-separated origins whose pages may call the back end (CORS); empty: CORS off",
+    )
     models_dir: Path | None = Field(
         default=None, description="trained autoencoders to detect with (default: those shipped in models/)"
     )

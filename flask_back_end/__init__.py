@@ -11,9 +11,11 @@ import hmac
 
 from apiflask import APIFlask, HTTPTokenAuth
 from apiflask.exceptions import HTTPError
+from werkzeug.routing import BaseConverter
 
 from etl.db import make_engine
 from etl.settings import Settings, load_settings
+from flask_back_end.schemas import CODE, ErrorOut
 
 API_PREFIX = "/api/v1"
 auth = HTTPTokenAuth(scheme="Bearer")
@@ -30,17 +32,44 @@ def create_app(settings: Settings | None = None) -> APIFlask:
     )
     app.config.update(
         VALIDATION_ERROR_STATUS_CODE=400,
+        VALIDATION_ERROR_SCHEMA=ErrorOut,
+        HTTP_ERROR_SCHEMA=ErrorOut,
         SPEC_FORMAT="json",
         AUTH_ERROR_DESCRIPTION="a valid service token is required (Authorization: Bearer …)",
     )
+    app.url_map.converters["code"] = CodeConverter
+    app.spec_processor(_document_codes)
     app.extensions["grow_wow"] = {"settings": settings, "engine": make_engine(settings)}
     app.error_processor(_error_body)
     auth.error_processor(_error_body)
+    if settings.cors_origins:
+        from flask_cors import CORS
+
+        origins = [origin.strip() for origin in settings.cors_origins.split(",") if origin.strip()]
+        CORS(app, origins=origins, allow_headers=["Authorization", "Content-Type"], methods=["GET"])
 
     from flask_back_end.api import api
+    from flask_back_end.legacy import legacy
 
     app.register_blueprint(api, url_prefix=API_PREFIX)
+    app.register_blueprint(legacy)
     return app
+
+
+class CodeConverter(BaseConverter):
+    """A sensor or owner id in a path; anything else is a 404 before a query is made."""
+
+    regex = CODE
+
+
+def _document_codes(spec: dict) -> dict:
+    """Path ids go through CodeConverter; say so in the document (APIFlask writes a bare string)."""
+    for operations in spec["paths"].values():
+        for operation in operations.values():
+            for parameter in operation.get("parameters", []):
+                if parameter["in"] == "path" and parameter["name"] in ("sensor_id", "owner_id"):
+                    parameter["schema"]["pattern"] = f"^{CODE}$"
+    return spec
 
 
 @auth.verify_token

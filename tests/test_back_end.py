@@ -2,17 +2,11 @@
 bad parameters answer 400 naming the parameter, an unknown sensor 404, long ranges are downsampled with
 spikes kept."""
 
-import numpy as np
-import pandas as pd
 import pytest
 
-from etl.load import bulk_upsert
-from etl.schema import anomalies, readings, sensor_health, sensor_wow, sensors, wow_observations, wow_sites
 from etl.settings import load_settings
 from flask_back_end import create_app
-
-TOKEN = "test-service-token"
-START = pd.Timestamp("2019-06-01", tz="UTC")
+from tests.api_data import TOKEN, seed
 
 
 @pytest.fixture
@@ -22,81 +16,6 @@ def client(settings, engine):
     app.config["TESTING"] = True
     with app.test_client() as client:
         yield client
-
-
-def seed(engine) -> None:
-    """Three sensors, one station, ten days of readings for s1 with one spike, health for two."""
-    times = pd.date_range(START, periods=10 * 96, freq="15min")
-    soil = 30 + np.sin(np.arange(len(times)) / 20)
-    soil[500] = 95.0  # one spike that a downsampled answer must still show
-    with engine.begin() as connection:
-        bulk_upsert(
-            connection,
-            sensors,
-            pd.DataFrame(
-                {
-                    "sensor_id": ["s1", "s2", "0042"],
-                    "name": ["Tomato bed", "Lawn", "Orchard"],
-                    "owner_id": ["owner-a", "owner-a", "owner-b"],
-                    "latitude": [51.5, 52.2, 48.8],
-                    "longitude": [-0.1, 0.1, 2.3],
-                    "address": ["1 High Street, London", "Cambridge", "Rue de Rivoli, Paris"],
-                }
-            ),
-        )
-        site = {"site_id": ["900123"], "name": ["London WOW"], "latitude": [51.49], "longitude": [-0.12]}
-        bulk_upsert(connection, wow_sites, pd.DataFrame({**site, "is_live": [True]}))
-        link = {"sensor_id": ["s1"], "site_id": ["900123"], "distance_km": [1.7]}
-        bulk_upsert(connection, sensor_wow, pd.DataFrame(link))
-        values = {"soil_moisture": soil, "air_temperature": 15.0, "light": 10.0, "battery_level": 80.0}
-        frame = pd.DataFrame({"sensor_id": "s1", "ts": times, **values})
-        bulk_upsert(connection, readings, frame)
-        station_times = pd.date_range(START, periods=10 * 48, freq="30min")
-        reports = {
-            "air_temperature": 14.0,
-            "rainfall": np.where(np.arange(len(station_times)) == 100, 2.5, 0.0),
-        }
-        bulk_upsert(
-            connection, wow_observations, pd.DataFrame({"site_id": "900123", "ts": station_times, **reports})
-        )
-        spike_at = times[500]
-        bulk_upsert(
-            connection,
-            anomalies,
-            pd.DataFrame(
-                {
-                    "sensor_id": ["s1", "s1"],
-                    "variable": ["soil_moisture", "air_temperature"],
-                    "kind": ["spike", "temperature_bias"],
-                    "start_at": [spike_at, START + pd.Timedelta(days=1)],
-                    "end_at": [spike_at, START + pd.Timedelta(days=2)],
-                    "score": [6.5, 1.2],
-                    "detector": ["rule", "reference"],
-                    "explanation": [
-                        "1 soil moisture spike of up to 65.0 %",
-                        "air temperature on average 4.8 °C above",
-                    ],
-                }
-            ),
-        )
-        bulk_upsert(
-            connection,
-            sensor_health,
-            pd.DataFrame(
-                {
-                    "sensor_id": ["s1", "s2"],
-                    "status": ["faulty", "healthy"],
-                    "last_anomaly_at": pd.to_datetime([START + pd.Timedelta(days=9), None], utc=True),
-                    "latest_reading_at": pd.to_datetime([times[-1], None], utc=True),
-                    "days_since_anomaly": [0.5, None],
-                    "counts": [
-                        {"kind": {"spike": 1}, "variable": {"soil_moisture": 1}},
-                        {"kind": {}, "variable": {}},
-                    ],
-                    "reason": ["1 soil moisture spike of up to 65.0 %", "no anomaly found"],
-                }
-            ),
-        )
 
 
 def get(client, path, token=TOKEN, **params):
@@ -134,12 +53,12 @@ def test_sensors_are_listed_with_status_and_paginated(client):
     answer = get(client, "/sensors", per_page=2)
     assert answer.status_code == 200
     body = answer.json
-    assert [s["sensor_id"] for s in body["items"]] == ["0042", "s1"]  # ids of digits stay text
-    assert body["_meta"] == {"page": 1, "per_page": 2, "total_items": 3, "total_pages": 2}
+    assert [s["sensor_id"] for s in body["items"]] == ["0042", "r1"]  # ids of digits stay text
+    assert body["_meta"] == {"page": 1, "per_page": 2, "total_items": 4, "total_pages": 2}
     assert "page=2" in body["_links"]["next"] and "prev" not in body["_links"]
-    assert {s["sensor_id"]: s["status"] for s in body["items"]} == {"0042": None, "s1": "faulty"}
+    assert {s["sensor_id"]: s["status"] for s in body["items"]} == {"0042": None, "r1": "recovered"}
     second = get(client, "/sensors", per_page=2, page=2).json
-    assert [s["sensor_id"] for s in second["items"]] == ["s2"] and "next" not in second["_links"]
+    assert [s["sensor_id"] for s in second["items"]] == ["s1", "s2"] and "next" not in second["_links"]
 
 
 @pytest.mark.parametrize(
@@ -147,6 +66,7 @@ def test_sensors_are_listed_with_status_and_paginated(client):
     [
         ({"status": "faulty"}, ["s1"]),
         ({"status": "healthy"}, ["s2"]),
+        ({"status": "recovered"}, ["r1"]),
         ({"owner": "owner-a"}, ["s1", "s2"]),
         ({"q": "paris"}, ["0042"]),
         ({"bbox": "-1,51,0.5,53"}, ["s1", "s2"]),
@@ -224,7 +144,7 @@ def test_a_long_range_is_downsampled_and_keeps_the_spike(client):
 
 
 def test_status_counts(client):
-    assert get(client, "/status_counts").json == {"healthy": 1, "faulty": 1, "recovered": 0, "unchecked": 1}
+    assert get(client, "/status_counts").json == {"healthy": 1, "faulty": 1, "recovered": 1, "unchecked": 1}
 
 
 def test_the_openapi_document_lists_the_routes(client):
@@ -255,6 +175,7 @@ def test_the_map_answer_has_every_located_sensor_once(client):
     assert body["fields"] == ["sensor_id", "latitude", "longitude", "status"]
     assert body["rows"] == [
         ["0042", 48.8, 2.3, None],
+        ["r1", 45.76, 4.84, "recovered"],
         ["s1", 51.5, -0.1, "faulty"],
         ["s2", 52.2, 0.1, "healthy"],
     ]
@@ -298,4 +219,34 @@ def test_address_autocomplete(client):
         {"address": "Rue de Rivoli, Paris", "sensors": 1}
     ]
     found = get(client, "/addresses", q="on").json["items"]
-    assert [a["address"] for a in found] == ["1 High Street, London"]
+    assert [a["address"] for a in found] == ["1 High Street, London", "Quai Saint-Vincent, Lyon"]
+
+
+def test_cors_is_off_unless_origins_are_configured(client):
+    answer = client.get("/api/v1/health", headers={"Origin": "https://elsewhere.example"})
+    assert "Access-Control-Allow-Origin" not in answer.headers
+
+
+def test_configured_origins_may_call_from_a_browser(settings, engine):
+    app = create_app(
+        load_settings(backend_token=TOKEN, cors_origins="https://map.example.org, https://b.example")
+    )
+    with app.test_client() as client:
+        preflight = client.options(
+            "/api/v1/sensors",
+            headers={
+                "Origin": "https://map.example.org",
+                "Access-Control-Request-Method": "GET",
+                "Access-Control-Request-Headers": "Authorization",
+            },
+        )
+        assert preflight.headers["Access-Control-Allow-Origin"] == "https://map.example.org"
+        assert "authorization" in preflight.headers["Access-Control-Allow-Headers"].lower()
+        stranger = client.get("/api/v1/health", headers={"Origin": "https://elsewhere.example"})
+        assert "Access-Control-Allow-Origin" not in stranger.headers
+
+
+@pytest.mark.parametrize("path", ["/sensors/a%00b", "/sensors/" + "x" * 65, "/owners/a%20b/stats"])
+def test_malformed_ids_in_the_path_are_404_before_any_query(client, path):
+    answer = get(client, path)
+    assert answer.status_code == 404 and answer.json["error"] == "not_found"

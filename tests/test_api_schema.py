@@ -1,0 +1,89 @@
+"""schemathesis against our own OpenAPI document, on both engines: for every route, generated
+parameters (valid and invalid) never cause a 500, and every answer — 200, 400, 401, 404 — matches the
+schema the document declares for it."""
+
+import pytest
+import schemathesis
+from hypothesis import HealthCheck, settings
+
+from etl.settings import load_settings
+from flask_back_end import create_app
+from tests.api_data import TOKEN, seed
+
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+
+# The document is read once from an app on an empty in-memory database (building it makes no query);
+# each case is then sent to an app on the seeded database of the engine under test.
+schema = schemathesis.openapi.from_wsgi(
+    "/api/v1/openapi.json", create_app(load_settings(database_url="sqlite://", backend_token=TOKEN))
+)
+
+
+@pytest.fixture
+def seeded_app(settings, engine):
+    seed(engine)
+    return create_app(
+        load_settings(database_url=settings.database_url.get_secret_value(), backend_token=TOKEN)
+    )
+
+
+@schema.parametrize()
+@settings(
+    max_examples=25,
+    deadline=None,
+    database=None,  # nothing written under .hypothesis/
+    derandomize=True,  # the same cases every run: a failure here is reproducible, never a flake
+    suppress_health_check=[
+        HealthCheck.function_scoped_fixture,
+        HealthCheck.too_slow,
+        HealthCheck.filter_too_much,
+    ],
+)
+def test_every_answer_matches_the_document(case, seeded_app):
+    case.call_and_validate(headers=AUTH, app=seeded_app, excluded_checks=NOT_EXPRESSIBLE)
+
+
+# Two checks ask the document to state every input rule, which OpenAPI cannot: times between 1970 and
+# 2200 with start before end, bbox numbers within -180..180, 2019 ranges of at most 31 days (those answer
+# 400, tested in the 400 tables); and unknown query parameters are ignored on purpose (jQuery adds
+# `_=<time>` to defeat caches, and 2019 clients must keep working). Every other check runs: no 500,
+# documented status codes and content types, answers valid against their schemas, the token enforced.
+NOT_EXPRESSIBLE = [schemathesis.checks.positive_data_acceptance, schemathesis.checks.negative_data_rejection]
+
+
+# Generated ids rarely name a seeded sensor, so the answers for real sensors are checked here as well.
+KNOWN = [
+    ("/api/v1/sensors/{sensor_id}", {"sensor_id": "s1"}, {}),
+    ("/api/v1/sensors/{sensor_id}", {"sensor_id": "0042"}, {}),
+    ("/api/v1/sensors/{sensor_id}/readings", {"sensor_id": "s1"}, {}),
+    ("/api/v1/sensors/{sensor_id}/readings", {"sensor_id": "s1"}, {"max_points": 50}),
+    ("/api/v1/sensors/{sensor_id}/readings", {"sensor_id": "s2"}, {}),
+    ("/api/v1/sensors/{sensor_id}/anomalies", {"sensor_id": "s1"}, {}),
+    ("/api/v1/sensors/{sensor_id}/wow", {"sensor_id": "s1"}, {}),
+    ("/api/v1/sensors/{sensor_id}/wow", {"sensor_id": "s2"}, {}),
+    ("/api/v1/owners/{owner_id}/stats", {"owner_id": "owner-a"}, {}),
+    ("/api/v1/addresses", {}, {"q": "on"}),
+    (
+        "/api/indiv_grow_data",
+        {},
+        {"sensor_id": "s1", "start": "2019-06-05T00:00:00", "end": "2019-06-06T00:00:00"},
+    ),
+    ("/api/check_faulty_grow", {}, {"sensor_id": "s1"}),
+    ("/api/check_faulty_grow", {}, {"sensor_id": "s2"}),
+    (
+        "/api/get_wow_data",
+        {},
+        {"sensor_id": "s1", "start": "2019-06-05T00:00:00", "end": "2019-06-06T00:00:00"},
+    ),
+    ("/grow_by_owner", {}, {"owner_id": "owner-b"}),
+    ("/owner_stats", {}, {"owner_id": "owner-a"}),
+    ("/faulty_stats", {}, {"owner_id": "owner-a"}),
+    ("/recovered_stats", {}, {"owner_id": "owner-b"}),
+]
+
+
+@pytest.mark.parametrize(("path", "path_parameters", "query"), KNOWN)
+def test_answers_about_seeded_sensors_match_the_document(seeded_app, path, path_parameters, query):
+    case = schema[path]["GET"].Case(path_parameters=path_parameters, query=query)
+    response = case.call_and_validate(headers=AUTH, app=seeded_app, excluded_checks=NOT_EXPRESSIBLE)
+    assert response.status_code == 200
