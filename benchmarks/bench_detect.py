@@ -28,17 +28,17 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.scratch import Scratch  # noqa: E402
 from etl import detect_anomalies  # noqa: E402
-from etl.db import init_db, make_engine  # noqa: E402
 from etl.evaluate import network_frames  # noqa: E402
 from etl.load import bulk_upsert  # noqa: E402
 from etl.schema import anomalies, readings, sensor_wow, sensors, wow_observations, wow_sites  # noqa: E402
-from etl.settings import load_settings, parse_database_url  # noqa: E402
+from etl.settings import parse_database_url  # noqa: E402
 from etl.shard import Shard  # noqa: E402
 from etl.simulator.generate import generate  # noqa: E402
 from etl.simulator.network import Network  # noqa: E402
@@ -49,30 +49,8 @@ DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/test"
 END = dt.datetime(2019, 7, 1, tzinfo=dt.UTC)
 
 
-class Scratch:
-    """A scratch schema of the benchmark database, with the project's tables, dropped on exit."""
-
-    def __init__(self, base, name: str):
-        self.base, self.schema = base, f"bench_detect_{os.getpid()}_{name}"
-        self.admin = make_engine(load_settings(database_url=base.render_as_string(hide_password=False)))
-
-    def __enter__(self):
-        with self.admin.begin() as connection:
-            connection.execute(text(f"CREATE SCHEMA {self.schema}"))
-        url = self.base.update_query_dict({"options": f"-csearch_path={self.schema}"})
-        self.settings = load_settings(database_url=url.render_as_string(hide_password=False))
-        self.engine = make_engine(self.settings)
-        init_db(self.engine)
-        return self
-
-    def __exit__(self, *_):
-        self.engine.dispose()
-        with self.admin.begin() as connection:
-            connection.execute(text(f"DROP SCHEMA {self.schema} CASCADE"))
-        self.admin.dispose()
-
-    def context(self, now: dt.datetime) -> StepContext:
-        return StepContext(self.settings, self.engine, Shard(), now)
+def step_context(scratch: Scratch, now: dt.datetime) -> StepContext:
+    return StepContext(scratch.settings, scratch.engine, Shard(), now)
 
 
 def load_network(engine, network: Network, until: dt.datetime | None = None) -> int:
@@ -137,7 +115,7 @@ def full_history(base, sensors_count: int, days: int, baseline_sensors: int) -> 
         network = Network(folder)
         loaded = load_network(scratch.engine, network)
         started = time.perf_counter()
-        detect_anomalies.run(scratch.context(END))
+        detect_anomalies.run(step_context(scratch, END))
         seconds = time.perf_counter() - started
         found = count(scratch.engine, anomalies)
 
@@ -161,12 +139,12 @@ def nightly(base, sensors_count: int) -> dict:
         network = Network(folder)
         yesterday = END - dt.timedelta(days=1)
         load_network(scratch.engine, network, until=yesterday)
-        detect_anomalies.run(scratch.context(yesterday))  # the nights before: untimed
+        detect_anomalies.run(step_context(scratch, yesterday))  # the nights before: untimed
         before = count(scratch.engine, readings)
         load_network(scratch.engine, network)
         new = count(scratch.engine, readings) - before
         started = time.perf_counter()
-        detect_anomalies.run(scratch.context(END))
+        detect_anomalies.run(step_context(scratch, END))
         return {"seconds": time.perf_counter() - started, "new_readings": new}
 
 

@@ -9,9 +9,10 @@ import datetime as dt
 import math
 
 import numpy as np
+import orjson
 import pandas as pd
 from apiflask import APIBlueprint, abort
-from flask import current_app, jsonify, request, url_for
+from flask import Response, current_app, request, url_for
 from sqlalchemy import func, or_, select
 
 from etl.db import read_frame
@@ -169,13 +170,16 @@ def sensor_readings(sensor_id: str, query):
             .order_by(readings.c.ts),
         )
     points, downsampled = downsample(frame, query["max_points"])
-    return jsonify(  # built directly: a marshmallow pass over thousands of points costs more than the query
-        sensor_id=sensor_id,
-        start=start.isoformat(),
-        end=end.isoformat(),
-        readings=len(frame),
-        downsampled=downsampled,
-        items=points,
+    # Built directly: a marshmallow pass over a thousand points would cost more than the query.
+    return json_response(
+        {
+            "sensor_id": sensor_id,
+            "start": start.isoformat(),
+            "end": end.isoformat(),
+            "readings": len(frame),
+            "downsampled": downsampled,
+            "items": points,
+        }
     )
 
 
@@ -183,7 +187,7 @@ def downsample(frame: pd.DataFrame, max_points: int) -> tuple[list[dict], bool]:
     """At most `max_points` points: the readings as they are, or per time bucket the mean of each
     variable with its min and max (so a one-sample spike still shows in the bucket's max)."""
     if len(frame) <= max_points:
-        return [_point(row) for row in frame.to_dict("records")], False
+        return records(frame), False
     ts = frame["ts"]
     span = (ts.iloc[-1] - ts.iloc[0]) / max_points
     bucket = ((ts - ts.iloc[0]) // span).clip(upper=max_points - 1).to_numpy()
@@ -191,17 +195,30 @@ def downsample(frame: pd.DataFrame, max_points: int) -> tuple[list[dict], bool]:
     table = grouped[list(VARIABLES)].agg(["mean", "min", "max"])
     table.columns = [v if how == "mean" else f"{v}_{how}" for v, how in table.columns]
     table.insert(0, "ts", grouped["ts"].first().to_numpy())
-    return [_point(row) for row in table.to_dict("records")], True
+    return records(table), True
 
 
-def _point(row: dict) -> dict:
-    return {k: (v.isoformat() if isinstance(v, pd.Timestamp) else _number(v)) for k, v in row.items()}
+def records(frame: pd.DataFrame) -> list[dict]:
+    """Rows as JSON-ready dicts: times in ISO 8601 (UTC), numbers to 3 decimals, gaps as None. Column
+    by column, not cell by cell: this is most of a readings answer's time."""
+    if frame.empty:
+        return []
+    columns = {}
+    for name in frame.columns:
+        values = frame[name]
+        if name == "ts":
+            seconds = values.dt.tz_convert("UTC").dt.tz_localize(None).to_numpy().astype("datetime64[s]")
+            columns[name] = np.char.add(np.datetime_as_string(seconds, unit="s"), "+00:00").tolist()
+        else:
+            rounded = values.astype(float).round(3)
+            columns[name] = rounded.astype(object).where(rounded.notna(), None).tolist()
+    names = [str(name) for name in columns]  # plain str: orjson refuses subclasses as keys
+    return [dict(zip(names, row, strict=True)) for row in zip(*columns.values(), strict=True)]
 
 
-def _number(value):
-    if value is None or (isinstance(value, float | np.floating) and math.isnan(value)):
-        return None
-    return round(float(value), 3)
+def json_response(payload) -> Response:
+    """orjson for the large answers: several times faster than the standard encoder."""
+    return Response(orjson.dumps(payload), mimetype="application/json")
 
 
 @api.get("/status_counts")
@@ -233,7 +250,7 @@ def sensor_map():
             .order_by(sensors.c.sensor_id)
         ).all()
     fields = ["sensor_id", "latitude", "longitude", "status"]
-    return jsonify(fields=fields, rows=[list(row) for row in rows])  # thousands of rows: built directly
+    return json_response({"fields": fields, "rows": [list(row) for row in rows]})  # thousands: built directly
 
 
 @api.get("/sensors/<code:sensor_id>/anomalies")
@@ -314,12 +331,18 @@ def sensor_wow_comparison(sensor_id: str, query):
         )
         station = station_reports(connection, link.site_id if link else "", start, end)
     hours = hourly_comparison(own, station)
-    return jsonify(  # a list of points, like the readings: built directly
-        sensor_id=sensor_id,
-        station=dict(link._mapping) if link else {"site_id": None, "name": None, "distance_km": None},
-        start=start.isoformat(),
-        end=end.isoformat(),
-        items=[_point(row) for row in hours.to_dict("records")],
+    return json_response(  # a list of points, like the readings: built directly
+        {
+            "sensor_id": sensor_id,
+            "station": {
+                "site_id": link.site_id if link else None,
+                "name": link.name if link else None,
+                "distance_km": link.distance_km if link else None,
+            },
+            "start": start.isoformat(),
+            "end": end.isoformat(),
+            "items": records(hours),
+        }
     )
 
 

@@ -25,7 +25,6 @@ import math
 
 from apiflask import APIBlueprint, Schema, abort
 from apiflask.fields import Float, Integer, List, String
-from flask import jsonify
 from marshmallow import ValidationError, validates_schema
 from sqlalchemy import and_, select
 from werkzeug.http import http_date
@@ -33,7 +32,14 @@ from werkzeug.http import http_date
 from etl.db import read_frame
 from etl.schema import readings, sensor_health, sensors
 from flask_back_end import auth
-from flask_back_end.api import engine, ensure_sensor, sensor_filters, station_link, station_reports
+from flask_back_end.api import (
+    engine,
+    ensure_sensor,
+    json_response,
+    sensor_filters,
+    station_link,
+    station_reports,
+)
 from flask_back_end.schemas import code, text, utc_in_range
 
 legacy = APIBlueprint("legacy", __name__, tag="2019 routes")
@@ -205,22 +211,22 @@ SENSOR_LIST = SensorInfo2019(many=True)
 
 @route("/api/all_grow_true_json", "every sensor, as all_sensor_info rows", output=SENSOR_LIST)
 def all_grow_true_json():
-    return jsonify(sensor_info_rows({}))
+    return json_response(sensor_info_rows({}))
 
 
 @route("/api/all_grow_healthy_json", "the healthy sensors", output=SENSOR_LIST)
 def all_grow_healthy_json():
-    return jsonify(sensor_info_rows({"status": "healthy"}))
+    return json_response(sensor_info_rows({"status": "healthy"}))
 
 
 @route("/api/all_grow_recovered_json", "the recovered sensors", output=SENSOR_LIST)
 def all_grow_recovered_json():
-    return jsonify(sensor_info_rows({"status": "recovered"}))
+    return json_response(sensor_info_rows({"status": "recovered"}))
 
 
 @route("/api/all_grow_faulty_json", "the faulty sensors", output=SENSOR_LIST)
 def all_grow_faulty_json():
-    return jsonify(sensor_info_rows({"status": "faulty"}))
+    return json_response(sensor_info_rows({"status": "faulty"}))
 
 
 def sensor_info_rows(filters: dict) -> list[dict]:
@@ -298,7 +304,7 @@ def indiv_grow_data(params):
                 "Data": samples,
             }
         )
-    return jsonify(Data=series)
+    return json_response({"Data": series})
 
 
 @route(
@@ -318,9 +324,9 @@ def check_faulty_grow(params):
             )
         ).first()
     if row is None or row.last_anomaly_at is None:
-        return jsonify([])
+        return json_response([])
     days = math.floor(row.days_since_anomaly or 0)  # 2019 stored whole days (timedelta.days)
-    return jsonify([[days, http_date(row.last_anomaly_at)]])
+    return json_response([[days, http_date(row.last_anomaly_at)]])
 
 
 @route(
@@ -352,12 +358,12 @@ def _nullable(values) -> list:
 
 @route("/grow_by_address", "the sensors at exactly this address", params=AddressParam, output=SENSOR_LIST)
 def grow_by_address(params):
-    return jsonify(sensor_info_rows({"address": params["address"]}))
+    return json_response(sensor_info_rows({"address": params["address"]}))
 
 
 @route("/grow_by_owner", "one owner's sensors", params=OwnerParam, output=SENSOR_LIST)
 def grow_by_owner(params):
-    return jsonify(sensor_info_rows({"owner": params["owner_id"]}))
+    return json_response(sensor_info_rows({"owner": params["owner_id"]}))
 
 
 @route("/owner_stats", "one owner's sensor ids by status", params=OwnerParam, output=OwnerStats2019)
@@ -383,19 +389,19 @@ LATEST = _json_answer(
 
 @route("/healthy_stats", "an owner's healthy sensors with their latest reading", OwnerParam, answer=LATEST)
 def healthy_stats(params):
-    return jsonify(latest_readings(params["owner_id"], "healthy"))
+    return json_response(latest_readings(params["owner_id"], "healthy"))
 
 
 @route(
     "/recovered_stats", "an owner's recovered sensors with their latest reading", OwnerParam, answer=LATEST
 )
 def recovered_stats(params):
-    return jsonify(latest_readings(params["owner_id"], "recovered"))
+    return json_response(latest_readings(params["owner_id"], "recovered"))
 
 
 @route("/faulty_stats", "an owner's faulty sensors with their latest reading", OwnerParam, answer=LATEST)
 def faulty_stats(params):
-    return jsonify(latest_readings(params["owner_id"], "faulty"))
+    return json_response(latest_readings(params["owner_id"], "faulty"))
 
 
 def latest_readings(owner_id: str, status: str) -> list:

@@ -1,0 +1,272 @@
+"""How fast the back end answers under gunicorn: the all-sensors map and one sensor's 9-day readings.
+
+A scratch schema of DATABASE_URL (default: the local PostgreSQL) is filled with a network (default
+6,500 sensors with 14 days of 15-minute readings, health and station links; untimed), then
+`flask_back_end.application:application` is served by gunicorn (2 workers, threads) on loopback, and a
+load generator in this process (keep-alive connections, one thread each) asks:
+
+1. latency: the map answer, then the default readings answer (the 9 days up to the latest reading) of
+   random sensors, one request at a time per connection, `--latency-clients` connections;
+2. throughput: the readings route from `--clients` connections for `--seconds`.
+
+Prints p50/p95/p99 and requests/s per run; the last line is JSON with map_p95_ms, readings_p95_ms and
+readings_rps.
+
+    python benchmarks/bench_api.py --sensors 6500 --days 14 --requests 400 --clients 8 --seconds 15
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import random
+import secrets
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from benchmarks.scratch import Scratch  # noqa: E402
+from etl.load import bulk_upsert  # noqa: E402
+from etl.schema import readings, sensor_health, sensor_wow, sensors, wow_sites  # noqa: E402
+from etl.settings import parse_database_url  # noqa: E402
+
+DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/test"
+END = pd.Timestamp("2019-07-01", tz="UTC")
+STATUSES = np.array(["healthy", "faulty", "recovered"])
+
+
+def fill(engine, sensor_count: int, days: int, seed: int = 6500) -> int:
+    """Sensors across Europe with health, a station link each, and `days` of readings; returns readings."""
+    rng = np.random.default_rng(seed)
+    ids = [f"b{i:07x}" for i in range(sensor_count)]
+    start = END - pd.Timedelta(days=days)
+    times = pd.date_range(start, END, freq="15min", inclusive="left")
+    status = STATUSES[rng.choice(3, size=sensor_count, p=[0.7, 0.1, 0.2])]
+    with engine.begin() as connection:
+        bulk_upsert(
+            connection,
+            sensors,
+            pd.DataFrame(
+                {
+                    "sensor_id": ids,
+                    "name": [f"Garden {i}" for i in range(sensor_count)],
+                    "owner_id": [f"owner-{i % 900}" for i in range(sensor_count)],
+                    "latitude": rng.uniform(36, 60, sensor_count).round(5),
+                    "longitude": rng.uniform(-9, 25, sensor_count).round(5),
+                    "address": [f"{i} Garden Lane, Town {i % 400}" for i in range(sensor_count)],
+                    "first_sample_at": start,
+                    "last_sample_at": times[-1],
+                    "days_active": days,
+                }
+            ),
+        )
+        sites = pd.DataFrame(
+            {
+                "site_id": [f"9{i:05d}" for i in range(300)],
+                "latitude": 50.0,
+                "longitude": 5.0,
+                "is_live": True,
+            }
+        )
+        bulk_upsert(connection, wow_sites, sites)
+        links = {"sensor_id": ids, "site_id": sites["site_id"].to_numpy()[np.arange(sensor_count) % 300]}
+        bulk_upsert(connection, sensor_wow, pd.DataFrame({**links, "distance_km": 5.0}))
+        health = {
+            "sensor_id": ids,
+            "status": status,
+            "latest_reading_at": times[-1],
+            "reason": np.where(status == "healthy", "no anomaly found", "soil moisture stuck"),
+        }
+        bulk_upsert(connection, sensor_health, pd.DataFrame(health))
+    hours = (times.hour + times.minute / 60).to_numpy()
+    total = 0
+    for chunk in np.array_split(np.arange(sensor_count), max(1, sensor_count // 250)):
+        n = len(chunk)
+        frame = pd.DataFrame(
+            {
+                "sensor_id": np.repeat(np.array(ids)[chunk], len(times)),
+                "ts": np.tile(times, n),
+                "soil_moisture": (30 + rng.normal(0, 1, (n, len(times)))).ravel().round(2),
+                "air_temperature": (
+                    15 + 6 * np.sin((hours - 9) / 24 * 2 * np.pi) + rng.normal(0, 0.5, (n, len(times)))
+                )
+                .ravel()
+                .round(2),
+                "light": np.tile(np.clip(20 * np.sin((hours - 6) / 24 * 2 * np.pi), 0, None), n).round(2),
+                "battery_level": 80.0,
+            }
+        )
+        with engine.begin() as connection:
+            total += bulk_upsert(connection, readings, frame)
+    with engine.begin() as connection:
+        connection.exec_driver_sql("ANALYZE")
+    return total
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def serve(database_url: str, token: str, port: int, workers: int, threads: int) -> subprocess.Popen:
+    env = {**os.environ, "DATABASE_URL": database_url, "BACKEND_TOKEN": token}
+    command = [
+        sys.executable,
+        "-m",
+        "gunicorn",
+        f"--workers={workers}",
+        "--worker-class=gthread",
+        f"--threads={threads}",
+        f"--bind=127.0.0.1:{port}",
+        "--log-level=warning",
+        "flask_back_end.application:application",
+    ]
+    server = subprocess.Popen(command, cwd=ROOT, env=env)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+            connection.request("GET", "/api/v1/health")
+            if connection.getresponse().status == 200:
+                return server
+        except OSError:
+            time.sleep(0.2)
+    server.kill()
+    raise SystemExit("gunicorn did not answer its health check within 60 s")
+
+
+def drive(port: int, token: str, paths, clients: int, requests: int | None, seconds: float | None):
+    """`clients` keep-alive connections asking for `next(paths)` in turn, each until it has made
+    `requests` or `seconds` have passed; returns (latencies in ms, wall seconds)."""
+    headers = {"Authorization": f"Bearer {token}"}
+    latencies: list[float] = []
+    failures: list[str] = []
+    lock = threading.Lock()
+    start_line = threading.Barrier(clients + 1)
+
+    def client(number: int) -> None:
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        mine, path_for = [], paths(number)
+        start_line.wait()
+        stop = time.perf_counter() + seconds if seconds else None
+        while (requests is None or len(mine) < requests) and (stop is None or time.perf_counter() < stop):
+            began = time.perf_counter()
+            connection.request("GET", next(path_for), headers=headers)
+            response = connection.getresponse()
+            body = response.read()
+            mine.append((time.perf_counter() - began) * 1000)
+            if response.status != 200:
+                failures.append(f"{response.status} {body[:200]!r}")
+        with lock:
+            latencies.extend(mine)
+
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(clients)]
+    for thread in threads:
+        thread.start()
+    start_line.wait()
+    began = time.perf_counter()
+    for thread in threads:
+        thread.join()
+    wall = time.perf_counter() - began
+    if failures:
+        raise SystemExit(f"{len(failures)} requests failed, first: {failures[0]}")
+    return latencies, wall
+
+
+def percentiles(latencies: list[float]) -> dict[str, float]:
+    cuts = statistics.quantiles(latencies, n=100, method="inclusive")
+    return {"p50": statistics.median(latencies), "p95": cuts[94], "p99": cuts[98]}
+
+
+def readings_paths(sensor_ids: list[str], seed: int):
+    def paths(number: int):
+        rng = random.Random(seed + number)
+        while True:
+            yield f"/api/v1/sensors/{rng.choice(sensor_ids)}/readings"
+
+    return paths
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sensors", type=int, default=6500)
+    parser.add_argument("--days", type=int, default=14)
+    parser.add_argument("--requests", type=int, default=400, help="per latency run, over all connections")
+    parser.add_argument("--latency-clients", type=int, default=2, help="connections in the latency runs")
+    parser.add_argument("--clients", type=int, default=8, help="connections in the throughput run")
+    parser.add_argument("--seconds", type=float, default=15, help="length of the throughput run")
+    parser.add_argument("--workers", type=int, default=2, help="gunicorn workers")
+    parser.add_argument("--threads", type=int, default=4, help="threads per gunicorn worker")
+    args = parser.parse_args()
+    base = parse_database_url(os.environ.get("DATABASE_URL", DEFAULT_URL))
+
+    with Scratch(base, "api") as scratch:
+        began = time.perf_counter()
+        stored = fill(scratch.engine, args.sensors, args.days)
+        print(f"filled {args.sensors:,} sensors, {stored:,} readings in {time.perf_counter() - began:.0f} s")
+        with scratch.engine.connect() as connection:
+            sensor_ids = [row[0] for row in connection.exec_driver_sql("SELECT sensor_id FROM sensors")]
+        token, port = secrets.token_urlsafe(24), free_port()
+        server = serve(scratch.url, token, port, args.workers, args.threads)
+        try:
+            per_client = max(1, args.requests // args.latency_clients)
+
+            def map_paths(_number: int):
+                while True:
+                    yield "/api/v1/map"
+
+            drive(port, token, map_paths, args.latency_clients, 10, None)  # warm both workers' pools
+            runs = {
+                "map (all sensors)": drive(port, token, map_paths, args.latency_clients, per_client, None),
+                "readings (9 days), latency": drive(
+                    port, token, readings_paths(sensor_ids, 1), args.latency_clients, per_client, None
+                ),
+                f"readings (9 days), {args.clients} clients": drive(
+                    port, token, readings_paths(sensor_ids, 2), args.clients, None, args.seconds
+                ),
+            }
+        finally:
+            server.terminate()
+            server.wait(timeout=30)
+
+    print(
+        f"back end under gunicorn ({args.workers} workers × {args.threads} threads) on loopback, "
+        f"{args.sensors:,} sensors × {args.days} days in {base.render_as_string()}"
+    )
+    print(f"{'run':<34} {'requests':>9} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'req/s':>8}")
+    figures = {}
+    for name, (latencies, wall) in runs.items():
+        cut = percentiles(latencies)
+        rate = len(latencies) / wall
+        figures[name] = {**cut, "rps": rate}
+        print(
+            f"{name:<34} {len(latencies):>9,} "
+            f"{cut['p50']:>8.1f} {cut['p95']:>8.1f} {cut['p99']:>8.1f} {rate:>8.0f}"
+        )
+    throughput = figures[f"readings (9 days), {args.clients} clients"]
+    print(
+        json.dumps(
+            {
+                "map_p95_ms": round(figures["map (all sensors)"]["p95"], 1),
+                "readings_p95_ms": round(figures["readings (9 days), latency"]["p95"], 1),
+                "readings_rps": round(throughput["rps"]),
+            }
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()
