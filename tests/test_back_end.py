@@ -49,6 +49,13 @@ def test_the_health_route_is_open(client):
     assert answer.status_code == 200 and answer.json == {"status": "ok", "database": "reachable"}
 
 
+def test_the_health_route_says_when_the_database_is_unreachable():
+    # Nothing listens on port 9: every connection is refused.
+    app = create_app(load_settings(database_url="postgresql://nobody@127.0.0.1:9/none", backend_token=TOKEN))
+    answer = app.test_client().get("/api/v1/health")
+    assert answer.status_code == 503 and answer.json == {"status": "unavailable", "database": "unreachable"}
+
+
 def test_sensors_are_listed_with_status_and_paginated(client):
     answer = get(client, "/sensors", per_page=2)
     assert answer.status_code == 200

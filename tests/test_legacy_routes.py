@@ -39,8 +39,9 @@ ROUTES = [
 
 
 @pytest.mark.parametrize(("path", "params"), ROUTES)
-def test_2019_routes_need_the_service_token_too(client, path, params):
-    refused = get(client, path, token=None, **params)
+@pytest.mark.parametrize("token", [None, "wrong-token"])
+def test_2019_routes_need_the_service_token_too(client, path, params, token):
+    refused = get(client, path, token=token, **params)
     assert refused.status_code == 401 and refused.json["error"] == "unauthorized"
     assert get(client, path, **params).status_code == 200
 
