@@ -49,6 +49,9 @@ RUN_STATUSES = ("running", "ok", "failed")
 
 # GROW location codes are short ("zg9xr321"); WOW site ids are numbers or GUIDs, up to 36 characters.
 SensorId = String(64)
+# What a sensor or owner id may look like in a URL or parameter (GROW codes such as "02krq5q5", owner
+# UUIDs): the web apps check ids against it before any query.
+ID_PATTERN = r"[A-Za-z0-9_.:@\-]{1,64}"
 SiteId = String(36)
 
 

@@ -76,6 +76,33 @@ class Settings(BaseSettings):
         default=None, description="trained autoencoders to detect with (default: those shipped in models/)"
     )
 
+    # The front end.
+    backend_url: str = Field(
+        default="http://127.0.0.1:8000", description="where the front end reaches the back end"
+    )
+    frontend_secret_key: SecretStr | None = Field(
+        default=None,
+        description="signs the front end's session cookies and CSRF tokens (required to serve it)",
+    )
+    session_cookie_secure: bool = Field(
+        default=True, description="send the session cookie over HTTPS only (off only for a local demo)"
+    )
+    login_rate_limit: str = Field(
+        default="10 per minute", description="login attempts allowed per client address (Flask-Limiter)"
+    )
+    rate_limit_storage: str = Field(
+        default="memory://",
+        description="where login attempts are counted; redis://… shares it between workers",
+    )
+    map_tile_url: str = Field(
+        default="https://tile.openstreetmap.org/{z}/{x}/{y}.png",
+        description="Leaflet tile layer; empty: a map without tiles (no request leaves the app)",
+    )
+    map_tile_attribution: str = "© OpenStreetMap contributors"
+    google_maps_browser_key: SecretStr | None = Field(
+        default=None, description="a browser key: the maps use Google Maps instead of Leaflet, as in 2019"
+    )
+
     use_aws_secrets: bool = False
     aws_region: str = "eu-west-1"
     aws_db_secret: str = "grow-data-key"
@@ -84,7 +111,7 @@ class Settings(BaseSettings):
 
     log_level: str = "INFO"
 
-    @field_validator("grow_api_url", "wow_api_url", "google_api_url")
+    @field_validator("grow_api_url", "wow_api_url", "google_api_url", "backend_url")
     @classmethod
     def _http_url(cls, value: str) -> str:
         if not value.startswith(("http://", "https://")):

@@ -95,6 +95,10 @@ def sensor_filters(query: dict) -> list:
     return conditions
 
 
+def _only(query: dict, *names: str) -> dict:
+    return {name: query[name] for name in names if name in query}
+
+
 def _page(items: list, total: int, page: int, per_page: int) -> dict:
     """A page of a collection with its `_meta` and `_links` (self, first, last, prev, next)."""
     pages = max(1, math.ceil(total / per_page))
@@ -239,14 +243,15 @@ def status_counts():
 
 @api.get("/map")
 @api.auth_required(auth)
+@api.input(schemas.OwnerFilter, location="query", arg_name="query")
 @api.output(schemas.SensorMap)
 @api.doc(summary="Every sensor for the map, in one compact answer: column names once, then rows")
-def sensor_map():
+def sensor_map(query):
     with engine().connect() as connection:
         rows = connection.execute(
             select(sensors.c.sensor_id, sensors.c.latitude, sensors.c.longitude, sensor_health.c.status)
             .select_from(sensors.outerjoin(sensor_health))
-            .where(sensors.c.latitude.is_not(None), sensors.c.longitude.is_not(None))
+            .where(sensors.c.latitude.is_not(None), sensors.c.longitude.is_not(None), *sensor_filters(query))
             .order_by(sensors.c.sensor_id)
         ).all()
     fields = ["sensor_id", "latitude", "longitude", "status"]
@@ -403,7 +408,7 @@ def addresses(query):
     with engine().connect() as connection:
         rows = connection.execute(
             select(sensors.c.address, func.count())
-            .where(func.lower(sensors.c.address).like(pattern))
+            .where(func.lower(sensors.c.address).like(pattern), *sensor_filters(_only(query, "owner")))
             .group_by(sensors.c.address)
             .order_by(sensors.c.address)
             .limit(query["limit"])

@@ -10,14 +10,15 @@ from apiflask.fields import Boolean, DateTime, Dict, Float, Integer, List, Neste
 from apiflask.validators import Length, OneOf, Range, Regexp
 from marshmallow import ValidationError, validates_schema
 
+from etl.schema import ID_PATTERN
+
 STATUSES = ("healthy", "faulty", "recovered")
 MAX_PER_PAGE = 1000
 VARIABLES = ("soil_moisture", "air_temperature", "light", "battery_level")
 # Dates outside these years are typing mistakes, and far ones overflow date arithmetic.
 EARLIEST = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 LATEST = dt.datetime(2200, 1, 1, tzinfo=dt.UTC)
-# GROW location codes ("02krq5q5") and owner ids (UUIDs): the URL converter and 2019 parameters use it.
-CODE = r"[A-Za-z0-9_.:@\-]{1,64}"
+CODE = ID_PATTERN  # sensor and owner ids: the URL converter and the 2019 parameters use it
 
 
 def text(max_length: int, min_length: int = 1, **kwargs) -> String:
@@ -100,7 +101,11 @@ class AnomalyQuery(TimeRangeQuery, PageQuery):
     """Anomalies that overlap [start, end]."""
 
 
-class AddressQuery(Schema):
+class OwnerFilter(Schema):
+    owner = text(64, metadata={"description": "only this owner's sensors"})
+
+
+class AddressQuery(OwnerFilter):
     q = text(200, min_length=2, required=True, metadata={"description": "2 characters or more"})
     limit = Integer(load_default=10, validate=Range(min=1, max=50))
 

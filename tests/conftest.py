@@ -177,3 +177,27 @@ def source_settings():
         return load_settings(**values)
 
     return make
+
+
+# --- the web apps, served on loopback ------------------------------------------------------------------
+
+
+@pytest.fixture
+def serve():
+    """Serve a WSGI app on a free loopback port in a thread; call it with the app, get its URL."""
+    import threading
+
+    from werkzeug.serving import make_server
+
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    servers = []
+
+    def start(app) -> str:
+        server = make_server("127.0.0.1", 0, app, threaded=True)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        servers.append(server)
+        return f"http://127.0.0.1:{server.port}"
+
+    yield start
+    for server in servers:
+        server.shutdown()

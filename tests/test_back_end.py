@@ -188,6 +188,13 @@ def test_the_map_answer_has_every_located_sensor_once(client):
     ]
 
 
+def test_the_map_and_the_autocomplete_narrowed_to_one_owner(client):
+    assert [row[0] for row in get(client, "/map", owner="owner-b").json["rows"]] == ["0042", "r1"]
+    assert get(client, "/addresses", q="on", owner="owner-a").json["items"] == [
+        {"address": "1 High Street, London", "sensors": 1}
+    ]
+
+
 def test_a_sensors_anomalies_latest_first_and_by_range(client):
     body = get(client, "/sensors/s1/anomalies").json
     assert [a["kind"] for a in body["items"]] == ["spike", "temperature_bias"]

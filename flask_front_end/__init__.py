@@ -1,0 +1,142 @@
+"""The front end people log in to: `create_app()` builds it; `application.py` exposes it for Beanstalk.
+
+Accounts live in the shared database (`users`); sensor data comes only from the back end, asked with the
+service token (`backend.py`). Pages: `/login`, `/all_grow_map`, `/owner_map`, `/sensors/<id>`; their
+scripts read JSON from `/data/...` on this same app, which checks what the account may see.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from flask import Flask, redirect, render_template, request, url_for
+from flask_limiter import Limiter
+from flask_limiter.util import get_remote_address
+from flask_login import LoginManager
+from flask_wtf.csrf import CSRFError, CSRFProtect
+from werkzeug.routing import BaseConverter
+
+from etl.db import make_engine
+from etl.errors import SettingsError
+from etl.schema import ID_PATTERN
+from etl.settings import Settings, load_settings
+from flask_front_end import accounts
+from flask_front_end.backend import Backend
+
+GOOGLE_MAPS_HOSTS = "https://maps.googleapis.com https://maps.gstatic.com"
+login_manager = LoginManager()
+csrf = CSRFProtect()
+limiter = Limiter(key_func=get_remote_address)
+
+
+def create_app(settings: Settings | None = None) -> Flask:
+    settings = settings or load_settings()
+    if settings.frontend_secret_key is None:
+        raise SettingsError("setting FRONTEND_SECRET_KEY: needed to sign sessions (a long random string)")
+    app = Flask(__name__)
+    app.config.update(
+        SECRET_KEY=settings.frontend_secret_key.get_secret_value(),
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=settings.session_cookie_secure,
+        REMEMBER_COOKIE_HTTPONLY=True,
+        REMEMBER_COOKIE_SECURE=settings.session_cookie_secure,
+        PERMANENT_SESSION_LIFETIME=dt.timedelta(hours=12),
+        WTF_CSRF_TIME_LIMIT=12 * 3600,
+        RATELIMIT_STORAGE_URI=settings.rate_limit_storage,
+        RATELIMIT_HEADERS_ENABLED=True,
+    )
+    app.url_map.converters["code"] = CodeConverter
+    app.extensions["grow_wow"] = {
+        "settings": settings,
+        "engine": make_engine(settings),
+        "backend": Backend(
+            settings.backend_url,
+            settings.backend_token.get_secret_value() if settings.backend_token else None,
+            timeout_s=min(settings.http_timeout_s, 15),
+        ),
+    }
+
+    login_manager.init_app(app)
+    login_manager.login_view = "auth.login"
+    login_manager.login_message = "Please log in to see the sensors."
+    login_manager.user_loader(accounts.load_user)
+    login_manager.unauthorized_handler(_login_first)
+    csrf.init_app(app)
+    limiter.init_app(app)
+
+    from flask_front_end.auth import auth
+    from flask_front_end.pages import pages
+
+    app.register_blueprint(auth)
+    app.register_blueprint(pages)
+    app.cli.add_command(accounts.users_cli)
+    app.after_request(_security_headers)
+    app.register_error_handler(CSRFError, _csrf_refused)
+    for status in (403, 404, 429):
+        app.register_error_handler(status, _error_page)
+    return app
+
+
+class CodeConverter(BaseConverter):
+    """A sensor id in a path; anything else is a 404 before the back end is asked."""
+
+    regex = ID_PATTERN
+
+
+def _security_headers(response):
+    """Scripts and styles only from this app (Google's when its maps are on); no framing."""
+    settings = _settings()
+    google = GOOGLE_MAPS_HOSTS if settings.google_maps_browser_key else ""
+    tiles = _origin(settings.map_tile_url)
+    response.headers["Content-Security-Policy"] = "; ".join(
+        [
+            "default-src 'self'",
+            f"script-src 'self' {google}".strip(),
+            "style-src 'self' 'unsafe-inline'",  # Leaflet and Chart.js position things with inline styles
+            f"img-src 'self' data: {tiles} {google}".strip(),
+            f"connect-src 'self' {google}".strip(),
+            "frame-ancestors 'none'",
+            "form-action 'self'",
+        ]
+    )
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Referrer-Policy"] = "same-origin"
+    return response
+
+
+def _origin(url: str) -> str:
+    """`https://tile.example.org/{z}/...` → `https://tile.example.org` (and `{s}.` subdomains → `*.`)."""
+    if not url.startswith(("http://", "https://")):
+        return ""
+    scheme, rest = url.split("://", 1)
+    return f"{scheme}://{rest.split('/', 1)[0].replace('{s}', '*')}"
+
+
+def _settings() -> Settings:
+    from flask import current_app
+
+    return current_app.extensions["grow_wow"]["settings"]
+
+
+def _login_first():
+    """Pages send the browser to the login page (and back afterwards); page scripts get a 401."""
+    if request.path.startswith("/data/"):
+        return {"error": "unauthorized", "message": "log in first"}, 401
+    return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
+
+
+def _csrf_refused(error: CSRFError):
+    return render_template("error.html", title="Form expired", message=error.description), 400
+
+
+def _error_page(error):
+    titles = {403: "Not yours", 404: "Not found", 429: "Too many attempts"}
+    message = {
+        403: "This account cannot see that.",
+        404: "There is no such page or sensor here.",
+        429: "Too many login attempts from here; wait a minute and try again.",
+    }[error.code]
+    if request.path.startswith("/data/"):
+        return {"error": titles[error.code].lower().replace(" ", "_"), "message": message}, error.code
+    return render_template("error.html", title=titles[error.code], message=message), error.code

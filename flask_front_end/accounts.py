@@ -1,0 +1,189 @@
+"""Accounts in the `users` table: who may log in, with which role, and the CLI to manage them.
+
+Roles: `admin` sees every sensor; `owner` is tied to a GROW owner id and sees only that owner's sensors.
+Passwords are stored as werkzeug scrypt hashes, never in clear.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import click
+from flask import current_app
+from flask.cli import AppGroup
+from flask_login import UserMixin
+from sqlalchemy import insert, select, update
+from sqlalchemy.exc import IntegrityError
+from werkzeug.security import check_password_hash, generate_password_hash
+
+from etl.schema import USER_ROLES, users
+
+MIN_PASSWORD = 10
+# Checked against when a username is unknown, so a wrong name costs the same time as a wrong password.
+_DUMMY_HASH = generate_password_hash("not a password of anyone", method="scrypt")
+
+
+@dataclass(frozen=True)
+class User(UserMixin):
+    user_id: int
+    username: str
+    role: str
+    owner_id: str | None
+    active: bool
+
+    def get_id(self) -> str:
+        return str(self.user_id)
+
+    @property
+    def is_active(self) -> bool:
+        return self.active
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == "admin"
+
+    @property
+    def sees_owner(self) -> str | None:
+        """The owner whose sensors this account is limited to; None for an admin (sees all)."""
+        return None if self.is_admin else self.owner_id
+
+
+def _engine():
+    return current_app.extensions["grow_wow"]["engine"]
+
+
+def _user(row) -> User:
+    return User(row.user_id, row.username, row.role, row.owner_id, row.is_active)
+
+
+def load_user(user_id: str) -> User | None:
+    if not user_id.isdigit():
+        return None
+    with _engine().connect() as connection:
+        row = connection.execute(select(users).where(users.c.user_id == int(user_id))).first()
+    return _user(row) if row and row.is_active else None  # a disabled account's sessions end here
+
+
+def authenticate(username: str, password: str) -> User | None:
+    """The active account with this name and password, or None (the same time either way)."""
+    with _engine().connect() as connection:
+        row = connection.execute(select(users).where(users.c.username == username)).first()
+    valid = check_password_hash(row.password_hash if row else _DUMMY_HASH, password)
+    return _user(row) if row and valid and row.is_active else None
+
+
+class AccountError(ValueError):
+    """A request to create or change an account that cannot be honoured; the message says why."""
+
+
+def create_user(engine, username: str, password: str, role: str, owner_id: str | None = None) -> int:
+    if role not in USER_ROLES:
+        raise AccountError(f"role must be one of {', '.join(USER_ROLES)}")
+    if role == "owner" and not owner_id:
+        raise AccountError("an owner account needs the GROW owner id whose sensors it sees")
+    if len(password) < MIN_PASSWORD:
+        raise AccountError(f"the password needs at least {MIN_PASSWORD} characters")
+    if not username or len(username) > 64:
+        raise AccountError("the username needs 1 to 64 characters")
+    values = {
+        "username": username,
+        "password_hash": generate_password_hash(password, method="scrypt"),
+        "role": role,
+        "owner_id": owner_id if role == "owner" else None,
+    }
+    try:
+        with engine.begin() as connection:
+            return connection.execute(insert(users).values(values).returning(users.c.user_id)).scalar_one()
+    except IntegrityError:
+        raise AccountError(f"there is already an account named {username}") from None
+
+
+def set_password(engine, username: str, password: str) -> None:
+    if len(password) < MIN_PASSWORD:
+        raise AccountError(f"the password needs at least {MIN_PASSWORD} characters")
+    with engine.begin() as connection:
+        changed = connection.execute(
+            update(users)
+            .where(users.c.username == username)
+            .values(password_hash=generate_password_hash(password, method="scrypt"))
+        ).rowcount
+    if not changed:
+        raise AccountError(f"no account named {username}")
+
+
+def set_active(engine, username: str, active: bool) -> None:
+    with engine.begin() as connection:
+        changed = connection.execute(
+            update(users).where(users.c.username == username).values(is_active=active)
+        ).rowcount
+    if not changed:
+        raise AccountError(f"no account named {username}")
+
+
+def list_users(engine) -> list[User]:
+    with engine.connect() as connection:
+        return [_user(row) for row in connection.execute(select(users).order_by(users.c.username))]
+
+
+# --- `flask --app flask_front_end.application users ...` ----------------------------------------------
+users_cli = AppGroup("users", help="Create, list, disable and enable accounts of the front end.")
+
+
+@users_cli.command("create")
+@click.argument("username")
+@click.option("--role", type=click.Choice(USER_ROLES), required=True)
+@click.option("--owner-id", help="the GROW owner id an owner account sees")
+@click.password_option(
+    envvar="FRONTEND_NEW_PASSWORD", help="asked for when not given (or FRONTEND_NEW_PASSWORD)"
+)
+def create_command(username: str, role: str, owner_id: str | None, password: str) -> None:
+    """Create an account."""
+    try:
+        create_user(_engine(), username, password, role, owner_id)
+    except AccountError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"created {role} {username}" + (f" (owner {owner_id})" if role == "owner" else ""))
+
+
+@users_cli.command("password")
+@click.argument("username")
+@click.password_option(
+    envvar="FRONTEND_NEW_PASSWORD", help="asked for when not given (or FRONTEND_NEW_PASSWORD)"
+)
+def password_command(username: str, password: str) -> None:
+    """Set a new password for an account."""
+    try:
+        set_password(_engine(), username, password)
+    except AccountError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"new password set for {username}")
+
+
+@users_cli.command("list")
+def list_command() -> None:
+    """List the accounts (never their passwords)."""
+    for user in list_users(_engine()):
+        state = "active" if user.active else "disabled"
+        click.echo(f"{user.username:<24} {user.role:<6} {user.owner_id or '-':<38} {state}")
+
+
+@users_cli.command("disable")
+@click.argument("username")
+def disable_command(username: str) -> None:
+    """Stop an account from logging in (its sessions end at their next request)."""
+    _set(username, False)
+
+
+@users_cli.command("enable")
+@click.argument("username")
+def enable_command(username: str) -> None:
+    """Let a disabled account log in again."""
+    _set(username, True)
+
+
+def _set(username: str, active: bool) -> None:
+    try:
+        set_active(_engine(), username, active)
+    except AccountError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"{'enabled' if active else 'disabled'} {username}")

@@ -1,0 +1,62 @@
+"""Logging in and out. Attempts are rate-limited per client address; `next` may only lead back into
+this site."""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
+from flask_login import current_user, login_required, login_user, logout_user
+from flask_wtf import FlaskForm
+from wtforms import BooleanField, PasswordField, StringField
+from wtforms.validators import DataRequired, Length
+
+from flask_front_end import accounts, limiter
+
+auth = Blueprint("auth", __name__)
+
+
+class LoginForm(FlaskForm):
+    username = StringField("Username", validators=[DataRequired(), Length(max=64)])
+    password = PasswordField("Password", validators=[DataRequired(), Length(max=200)])
+    remember = BooleanField("Stay logged in on this computer")
+
+
+class LogoutForm(FlaskForm):
+    """Logging out is a POST with the CSRF token, so another site cannot log a user out."""
+
+
+def _login_limit() -> str:
+    return current_app.extensions["grow_wow"]["settings"].login_rate_limit
+
+
+@auth.route("/login", methods=["GET", "POST"])
+@limiter.limit(_login_limit, methods=["POST"])
+def login():
+    if current_user.is_authenticated:
+        return redirect(safe_next(request.args.get("next")))
+    form = LoginForm()
+    if form.validate_on_submit():
+        user = accounts.authenticate(form.username.data, form.password.data)
+        if user is not None:
+            login_user(user, remember=form.remember.data)
+            return redirect(safe_next(request.args.get("next")))
+        flash("Wrong username or password.", "error")
+    return render_template("login.html", form=form), 200 if request.method == "GET" else 401
+
+
+@auth.post("/logout")
+@login_required
+def logout():
+    if LogoutForm().validate_on_submit():
+        logout_user()
+    return redirect(url_for("auth.login"))
+
+
+def safe_next(target: str | None) -> str:
+    """`target` if it is a path on this site, else the map: never a redirect to somewhere else."""
+    default = url_for("pages.all_grow_map")
+    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+        return default
+    parts = urlsplit(target)
+    return target if not parts.scheme and not parts.netloc else default

@@ -1,0 +1,150 @@
+"""The pages and the JSON their scripts read. Every route needs a logged-in account; an owner account
+sees only its owner's sensors — another owner's sensor is a 404 here, as if it did not exist."""
+
+from __future__ import annotations
+
+from flask import Blueprint, abort, current_app, jsonify, redirect, render_template, request, url_for
+from flask_login import current_user, login_required
+
+from flask_front_end.auth import LogoutForm
+from flask_front_end.backend import Backend, BackendError
+
+pages = Blueprint("pages", __name__)
+
+
+def backend() -> Backend:
+    return current_app.extensions["grow_wow"]["backend"]
+
+
+@pages.before_request
+@login_required
+def _logged_in():
+    """Every page and data route of this blueprint needs an account (the login page is elsewhere)."""
+
+
+@pages.app_context_processor
+def _page_context():
+    settings = current_app.extensions["grow_wow"]["settings"]
+    key = settings.google_maps_browser_key
+    return {
+        "logout_form": LogoutForm(),
+        "map_config": {
+            "tileUrl": settings.map_tile_url,
+            "tileAttribution": settings.map_tile_attribution,
+            "googleKey": key.get_secret_value() if key else None,
+        },
+    }
+
+
+@pages.errorhandler(BackendError)
+def _backend_refused(error: BackendError):
+    if request.path.startswith("/data/"):
+        return error.body, error.status
+    page = render_template("error.html", title="Data unavailable", message=error.body["message"])
+    return page, error.status
+
+
+# --- pages ------------------------------------------------------------------------------------------------
+@pages.get("/")
+def home():
+    return redirect(url_for("pages.all_grow_map"))
+
+
+@pages.get("/all_grow_map")
+def all_grow_map():
+    return render_template("all_grow_map.html")
+
+
+@pages.get("/owner_map")
+def owner_map():
+    return render_template("owner_map.html")
+
+
+@pages.get("/sensors/<code:sensor_id>")
+def sensor_page(sensor_id: str):
+    sensor = visible_sensor(sensor_id)
+    return render_template("sensor.html", sensor=sensor)
+
+
+def visible_sensor(sensor_id: str) -> dict:
+    """The sensor from the back end if this account may see it; 404 otherwise."""
+    try:
+        sensor = backend().get(f"/sensors/{sensor_id}")
+    except BackendError as error:
+        if error.status == 404:
+            abort(404)
+        raise
+    owner = current_user.sees_owner
+    if owner is not None and sensor.get("owner_id") != owner:
+        abort(404)
+    return sensor
+
+
+# --- JSON for the pages' scripts ------------------------------------------------------------------------
+def _passed(*names: str) -> dict:
+    """The named query parameters the browser sent, to hand on to the back end (which validates them)."""
+    return {name: request.args[name] for name in names if name in request.args}
+
+
+def _owner_scope(params: dict) -> dict:
+    """Narrow a query to the account's owner; an owner asking for another owner gets nothing of theirs."""
+    owner = current_user.sees_owner
+    if owner is None:
+        return params
+    if params.get("owner", owner) != owner:
+        abort(404)
+    return {**params, "owner": owner}
+
+
+@pages.get("/data/map")
+def data_map():
+    return jsonify(backend().get("/map", _owner_scope(_passed("owner"))))
+
+
+@pages.get("/data/status_counts")
+def data_status_counts():
+    if current_user.sees_owner is None:
+        return jsonify(backend().get("/status_counts"))
+    return jsonify(backend().get(f"/owners/{current_user.sees_owner}/stats")["by_status"])
+
+
+@pages.get("/data/sensors")
+def data_sensors():
+    params = _owner_scope(_passed("status", "owner", "q", "page", "per_page"))
+    return jsonify(backend().get("/sensors", params))
+
+
+@pages.get("/data/sensors/<code:sensor_id>")
+def data_sensor(sensor_id: str):
+    return jsonify(visible_sensor(sensor_id))
+
+
+@pages.get("/data/sensors/<code:sensor_id>/readings")
+def data_readings(sensor_id: str):
+    visible_sensor(sensor_id)
+    return jsonify(backend().get(f"/sensors/{sensor_id}/readings", _passed("start", "end", "max_points")))
+
+
+@pages.get("/data/sensors/<code:sensor_id>/anomalies")
+def data_anomalies(sensor_id: str):
+    visible_sensor(sensor_id)
+    params = {"per_page": 1000, **_passed("start", "end", "page", "per_page")}
+    return jsonify(backend().get(f"/sensors/{sensor_id}/anomalies", params))
+
+
+@pages.get("/data/sensors/<code:sensor_id>/wow")
+def data_wow(sensor_id: str):
+    visible_sensor(sensor_id)
+    return jsonify(backend().get(f"/sensors/{sensor_id}/wow", _passed("start", "end")))
+
+
+@pages.get("/data/addresses")
+def data_addresses():
+    return jsonify(backend().get("/addresses", _owner_scope(_passed("q", "limit", "owner"))))
+
+
+@pages.get("/data/owners/<code:owner_id>/stats")
+def data_owner_stats(owner_id: str):
+    if current_user.sees_owner not in (None, owner_id):
+        abort(404)
+    return jsonify(backend().get(f"/owners/{owner_id}/stats"))

@@ -1,0 +1,52 @@
+// /all_grow_map: every sensor the account may see, coloured by status, with counts and a status filter;
+// a click opens a panel with the sensor's health and why.
+"use strict";
+
+(async function () {
+  const element = document.getElementById("map");
+  const panel = document.getElementById("sensor-panel");
+  const buttons = [...document.querySelectorAll("button.filter")];
+  const [map, answer] = await Promise.all([createSensorMap(element), getJSON(element.dataset.source)]);
+  const sensors = answer.rows.map((row) => Object.fromEntries(answer.fields.map((field, i) => [field, row[i]])));
+
+  const counts = { all: sensors.length, healthy: 0, faulty: 0, recovered: 0, unchecked: 0 };
+  sensors.forEach((sensor) => { counts[statusOf(sensor.status)] += 1; });
+  Object.entries(counts).forEach(([status, count]) => {
+    document.querySelector(`[data-count="${status}"]`).textContent = count.toLocaleString("en");
+  });
+
+  async function open(sensor) {
+    panel.hidden = false;
+    panel.innerHTML = `<p>Loading ${escapeHTML(sensor.sensor_id)}…</p>`;
+    try {
+      const detail = await getJSON(element.dataset.sensorUrl.replace("SENSOR", encodeURIComponent(sensor.sensor_id)));
+      const health = detail.health || {};
+      const status = statusOf(health.status);
+      const station = detail.station && detail.station.site_id
+        ? `${escapeHTML(detail.station.name || detail.station.site_id)}, ${detail.station.distance_km.toFixed(1)} km away`
+        : "none linked";
+      panel.innerHTML = `
+        <h2>${escapeHTML(detail.name || detail.sensor_id)} <small>${escapeHTML(detail.sensor_id)}</small></h2>
+        <p><span class="badge status-${status}">${escapeHTML(health.status || "not checked yet")}</span></p>
+        <p class="reason">${escapeHTML(health.reason || "Its readings have not been through detection yet.")}</p>
+        <dl class="facts">
+          <dt>Address</dt><dd>${escapeHTML(detail.address || "—")}</dd>
+          <dt>WOW station</dt><dd>${station}</dd>
+        </dl>
+        <p><a href="${element.dataset.pageUrl.replace("SENSOR", encodeURIComponent(detail.sensor_id))}">Charts and anomalies →</a></p>`;
+    } catch (error) {
+      panel.innerHTML = `<p class="flash error">${escapeHTML(error.message)}</p>`;
+    }
+  }
+
+  function filter(status) {
+    buttons.forEach((button) => button.setAttribute("aria-pressed", String(button.dataset.status === status)));
+    map.show(status ? sensors.filter((sensor) => statusOf(sensor.status) === status) : sensors, open);
+  }
+  buttons.forEach((button) => button.addEventListener("click", () => filter(button.dataset.status)));
+  filter("");
+  element.dataset.ready = "true";
+})().catch((error) => {
+  document.getElementById("sensor-panel").hidden = false;
+  document.getElementById("sensor-panel").innerHTML = `<p class="flash error">${escapeHTML(error.message)}</p>`;
+});

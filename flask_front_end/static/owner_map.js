@@ -1,0 +1,74 @@
+// /owner_map: find sensors by address (autocomplete) or, for admins, by owner id; show them on a map
+// with their owners' statistics. An owner account sees its own sensors at once.
+"use strict";
+
+(async function () {
+  const page = document.getElementById("owner-page");
+  const addressInput = document.getElementById("address");
+  const ownerInput = document.getElementById("owner");
+  const options = document.getElementById("address-options");
+  const message = document.getElementById("owner-message");
+  const map = await createSensorMap(document.getElementById("map"));
+  const pageUrl = (id) => page.dataset.pageUrl.replace("SENSOR", encodeURIComponent(id));
+
+  let typed = 0;
+  addressInput.addEventListener("input", async () => {
+    const text = addressInput.value.trim();
+    const mine = ++typed;
+    if (text.length < 2) return;
+    try {
+      const answer = await getJSON(`${page.dataset.addressesUrl}?${new URLSearchParams({ q: text, limit: 10 })}`);
+      if (mine !== typed) return;  // a later keystroke has asked already
+      options.innerHTML = answer.items
+        .map((item) => `<option value="${escapeHTML(item.address)}">${item.sensors} sensor${item.sensors === 1 ? "" : "s"}</option>`)
+        .join("");
+    } catch (error) {
+      message.textContent = error.message;
+    }
+  });
+
+  function fill(table, rows) {
+    table.querySelector("tbody").innerHTML = rows.join("");
+    table.hidden = rows.length === 0;
+    document.getElementById(`${table.id === "owner-stats" ? "stats" : "sensors"}-title`).hidden = rows.length === 0;
+  }
+
+  async function show(query) {
+    message.textContent = "Loading…";
+    const answer = await getJSON(`${page.dataset.sensorsUrl}?${new URLSearchParams({ ...query, per_page: 1000 })}`);
+    const sensors = answer.items;
+    map.show(sensors.filter((s) => s.latitude != null && s.longitude != null),
+             (sensor) => { window.location.href = pageUrl(sensor.sensor_id); });
+    fill(document.getElementById("owner-sensors"), sensors.map((s) => `
+      <tr><td><a href="${pageUrl(s.sensor_id)}">${escapeHTML(s.sensor_id)}</a></td><td>${escapeHTML(s.name || "")}</td>
+      <td><span class="badge status-${statusOf(s.status)}">${escapeHTML(s.status || "not checked yet")}</span></td>
+      <td>${escapeHTML(s.address || "")}</td><td>${escapeHTML(s.owner_id || "")}</td></tr>`));
+    const owners = [...new Set(sensors.map((s) => s.owner_id).filter(Boolean))];
+    const stats = await Promise.all(owners.map((owner) =>
+      getJSON(page.dataset.statsUrl.replace("OWNER", encodeURIComponent(owner)))));
+    fill(document.getElementById("owner-stats"), stats.map((o) => `
+      <tr><td>${escapeHTML(o.owner_id)}</td><td>${o.sensors}</td><td>${o.by_status.healthy}</td>
+      <td>${o.by_status.faulty}</td><td>${o.by_status.recovered}</td><td>${o.by_status.unchecked}</td>
+      <td>${o.anomalies}</td><td>${escapeHTML((o.latest_reading_at || "—").slice(0, 16).replace("T", " "))}</td></tr>`));
+    message.textContent = sensors.length ? `${sensors.length} sensor${sensors.length === 1 ? "" : "s"}` : "No sensors found.";
+  }
+
+  document.getElementById("owner-search").addEventListener("submit", (event) => {
+    event.preventDefault();
+    const query = {};
+    if (addressInput.value.trim()) query.q = addressInput.value.trim();
+    if (ownerInput && ownerInput.value.trim()) query.owner = ownerInput.value.trim();
+    if (!Object.keys(query).length) {
+      message.textContent = "Type an address" + (ownerInput ? " or an owner id." : ".");
+      return;
+    }
+    show(query).catch((error) => { message.textContent = error.message; });
+  });
+
+  if (page.dataset.ownOwner) {
+    await show({ owner: page.dataset.ownOwner });
+  }
+  page.dataset.ready = "true";
+})().catch((error) => {
+  document.getElementById("owner-message").textContent = error.message;
+});

@@ -1,0 +1,137 @@
+// /sensors/<id>: the sensor's soil moisture, air temperature and light over a range with its anomalies
+// shaded, the sensor beside its WOW station (air temperature; soil moisture against rain), and the
+// anomalies listed with the reason each was raised. Times are UTC.
+"use strict";
+
+const VARIABLES = {
+  soil_moisture: { label: "Soil moisture", unit: "%", colour: "#6d4c41" },
+  air_temperature: { label: "Air temperature", unit: "°C", colour: "#1565c0" },
+  light: { label: "Light", unit: "mol/m²/d", colour: "#f9a825" },
+};
+const MAX_POINTS = 1500;
+
+// Shades each [from, to] span (ms since 1970) of options.plugins.anomalySpans.spans, at least 4 px wide.
+const anomalySpans = {
+  id: "anomalySpans",
+  beforeDatasetsDraw(chart, _args, options) {
+    const { ctx, chartArea, scales } = chart;
+    ctx.save();
+    ctx.fillStyle = "rgba(198, 40, 40, 0.18)";
+    for (const [from, to] of options.spans || []) {
+      const left = Math.max(scales.x.getPixelForValue(from), chartArea.left);
+      const right = Math.min(scales.x.getPixelForValue(to), chartArea.right);
+      if (right < chartArea.left || left > chartArea.right) continue;
+      const width = Math.max(right - left, 4);
+      ctx.fillRect(Math.min(left, chartArea.right - width), chartArea.top, width, chartArea.bottom - chartArea.top);
+    }
+    ctx.restore();
+  },
+};
+Chart.register(anomalySpans);
+
+const charts = {};
+function draw(id, datasets, spans, axes) {
+  if (charts[id]) charts[id].destroy();
+  charts[id] = new Chart(document.getElementById(`chart-${id}`), {
+    type: "line",
+    data: { datasets },
+    options: {
+      animation: false,
+      parsing: false,
+      normalized: true,
+      maintainAspectRatio: false,
+      interaction: { mode: "nearest", axis: "x", intersect: false },
+      elements: { point: { radius: 0 }, line: { borderWidth: 1.5 } },
+      scales: {
+        x: {
+          type: "linear",
+          ticks: { maxTicksLimit: 8, callback: (value) => new Date(value).toISOString().slice(5, 16).replace("T", " ") },
+          title: { display: true, text: "UTC" },
+        },
+        ...axes,
+      },
+      plugins: {
+        anomalySpans: { spans },
+        tooltip: { callbacks: { title: (items) => new Date(items[0].parsed.x).toISOString().slice(0, 16).replace("T", " ") } },
+      },
+    },
+  });
+}
+
+function series(items, key) {
+  return items.filter((item) => item[key] != null).map((item) => ({ x: Date.parse(item.ts), y: item[key] }));
+}
+
+function caption(id, text) {
+  document.querySelector(`[data-caption="${id}"]`).textContent = text;
+}
+
+function range() {
+  const start = document.getElementById("start").value;
+  const end = document.getElementById("end").value;
+  const params = {};
+  if (start) params.start = `${start}T00:00:00Z`;
+  if (end) params.end = `${end}T23:59:59Z`;
+  return params;
+}
+
+async function load() {
+  const page = document.getElementById("sensor-page");
+  const message = document.getElementById("chart-message");
+  message.textContent = "Loading…";
+  const params = range();
+  const [readings, wow] = await Promise.all([
+    getJSON(`${page.dataset.readingsUrl}?${new URLSearchParams({ ...params, max_points: MAX_POINTS })}`),
+    getJSON(`${page.dataset.wowUrl}?${new URLSearchParams(params)}`),
+  ]);
+  // The readings answer says which range it covers (9 days up to the latest by default): list the
+  // anomalies of exactly that range.
+  const query = new URLSearchParams({ start: readings.start, end: readings.end, per_page: 1000 });
+  const inRange = await getJSON(`${page.dataset.anomaliesUrl}?${query}`);
+  const spansOf = (variable) => inRange.items
+    .filter((a) => a.variable === variable)
+    .map((a) => [Date.parse(a.start_at), Date.parse(a.end_at)]);
+
+  for (const [variable, about] of Object.entries(VARIABLES)) {
+    const datasets = [{ label: `${about.label} (${about.unit})`, data: series(readings.items, variable), borderColor: about.colour, yAxisID: "y" }];
+    if (readings.downsampled) {
+      datasets.push({ label: "max", data: series(readings.items, `${variable}_max`), borderColor: `${about.colour}55`, borderWidth: 1, yAxisID: "y" });
+      datasets.push({ label: "min", data: series(readings.items, `${variable}_min`), borderColor: `${about.colour}55`, borderWidth: 1, yAxisID: "y" });
+    }
+    const spans = spansOf(variable);
+    draw(variable, datasets, spans, { y: { title: { display: true, text: about.unit } } });
+    caption(variable, `${about.label}: ${datasets[0].data.length.toLocaleString("en")} points` +
+      `${readings.downsampled ? ` (of ${readings.readings.toLocaleString("en")} readings, with each stretch's min and max)` : ""}, ` +
+      `${spans.length} ${spans.length === 1 ? "anomaly" : "anomalies"} marked`);
+  }
+
+  const station = wow.station.site_id ? `${wow.station.name || wow.station.site_id}, ${wow.station.distance_km.toFixed(1)} km away` : null;
+  draw("grow-wow-temperature", [
+    { label: "GROW air temperature (°C)", data: series(wow.items, "air_temperature"), borderColor: VARIABLES.air_temperature.colour, yAxisID: "y" },
+    { label: "WOW air temperature (°C)", data: series(wow.items, "station_air_temperature"), borderColor: "#00897b", yAxisID: "y" },
+  ], spansOf("air_temperature"), { y: { title: { display: true, text: "°C" } } });
+  caption("grow-wow-temperature", station ? `Hourly, beside WOW station ${station}` : "No WOW station is linked to this sensor.");
+  draw("soil-rain", [
+    { label: "GROW soil moisture (%)", data: series(wow.items, "soil_moisture"), borderColor: VARIABLES.soil_moisture.colour, yAxisID: "y" },
+    { type: "bar", label: "WOW rainfall (mm/h)", data: series(wow.items, "station_rainfall"), backgroundColor: "#42a5f5", yAxisID: "rain", barThickness: 2 },
+  ], spansOf("soil_moisture"), {
+    y: { title: { display: true, text: "%" } },
+    rain: { position: "right", beginAtZero: true, grid: { drawOnChartArea: false }, title: { display: true, text: "mm" } },
+  });
+  caption("soil-rain", station ? `Soil moisture against the rain at ${station}` : "No WOW station is linked to this sensor.");
+
+  document.querySelector("#anomalies tbody").innerHTML = inRange.items.length
+    ? inRange.items.map((a) => `<tr><td>${escapeHTML(a.variable.replace("_", " "))}</td><td>${escapeHTML(a.kind.replaceAll("_", " "))}</td>
+        <td>${escapeHTML(a.start_at.slice(0, 16).replace("T", " "))}</td><td>${escapeHTML(a.end_at.slice(0, 16).replace("T", " "))}</td>
+        <td>${escapeHTML(a.detector)}</td><td>${escapeHTML(a.explanation || "")}</td></tr>`).join("")
+    : `<tr><td colspan="6">No anomalies in this range.</td></tr>`;
+  message.textContent = `${readings.start.slice(0, 16).replace("T", " ")} to ${readings.end.slice(0, 16).replace("T", " ")} UTC: ` +
+    `${readings.readings.toLocaleString("en")} readings, ${inRange.items.length} anomalies`;
+  page.dataset.ready = "true";
+}
+
+document.getElementById("range").addEventListener("submit", (event) => {
+  event.preventDefault();
+  load().catch((error) => { document.getElementById("chart-message").textContent = error.message; });
+});
+load().catch((error) => { document.getElementById("chart-message").textContent = error.message; });

@@ -1,0 +1,74 @@
+// One small map interface for both map pages: Leaflet with marker clustering by default, Google Maps
+// when the page was given a browser key (as in 2019). Markers are coloured by health status.
+"use strict";
+
+const STATUS_COLOURS = { healthy: "#2e7d32", faulty: "#c62828", recovered: "#ef8f00", unchecked: "#757575" };
+const EUROPE = { lat: 50.5, lng: 8.0, zoom: 4 };
+
+let googleReady;
+const googleLoaded = new Promise((resolve) => { googleReady = resolve; });
+window.growGoogleReady = () => googleReady();  // the Google script's callback
+
+function leafletMap(element, config) {
+  const map = L.map(element, { preferCanvas: false }).setView([EUROPE.lat, EUROPE.lng], EUROPE.zoom);
+  if (config.tileUrl) {
+    L.tileLayer(config.tileUrl, { attribution: config.tileAttribution, maxZoom: 18 }).addTo(map);
+  }
+  const clusters = L.markerClusterGroup({ showCoverageOnHover: false, maxClusterRadius: 40 });
+  map.addLayer(clusters);
+  return {
+    show(sensors, onClick) {
+      clusters.clearLayers();
+      const markers = sensors.map((sensor) => {
+        const status = statusOf(sensor.status);
+        const icon = L.divIcon({
+          className: `sensor-marker status-${status}`,
+          html: "",
+          iconSize: [14, 14],
+        });
+        const marker = L.marker([sensor.latitude, sensor.longitude], {
+          icon, title: `${sensor.sensor_id} (${status})`, keyboard: true,
+        });
+        marker.on("click", () => onClick(sensor));
+        return marker;
+      });
+      clusters.addLayers(markers);
+      if (markers.length) {
+        map.fitBounds(clusters.getBounds(), { padding: [20, 20], maxZoom: 12 });
+      }
+    },
+  };
+}
+
+function googleMap(element) {
+  const map = new google.maps.Map(element, { center: { lat: EUROPE.lat, lng: EUROPE.lng }, zoom: EUROPE.zoom });
+  let markers = [];
+  return {
+    show(sensors, onClick) {
+      markers.forEach((marker) => marker.setMap(null));
+      const bounds = new google.maps.LatLngBounds();
+      markers = sensors.map((sensor) => {
+        const status = statusOf(sensor.status);
+        const position = { lat: sensor.latitude, lng: sensor.longitude };
+        bounds.extend(position);
+        const marker = new google.maps.Marker({
+          position, map, title: `${sensor.sensor_id} (${status})`,
+          icon: { path: google.maps.SymbolPath.CIRCLE, scale: 6, fillColor: STATUS_COLOURS[status],
+                  fillOpacity: 0.9, strokeColor: "#fff", strokeWeight: 1 },
+        });
+        marker.addListener("click", () => onClick(sensor));
+        return marker;
+      });
+      if (markers.length) map.fitBounds(bounds);
+    },
+  };
+}
+
+// Resolves to {show(sensors, onClick)} once the map library is ready.
+function createSensorMap(element) {
+  const config = JSON.parse(element.dataset.config);
+  if (config.googleKey) {
+    return googleLoaded.then(() => googleMap(element));
+  }
+  return Promise.resolve(leafletMap(element, config));
+}

@@ -1,0 +1,228 @@
+"""The front end on both engines, with the real back end behind it on loopback: logging in, what each
+account may see, CSRF, the login rate limit, safe redirects, and the account commands."""
+
+import re
+
+import pytest
+
+from etl.errors import SettingsError
+from etl.settings import load_settings
+from flask_back_end import create_app as create_back_end
+from flask_front_end import accounts
+from flask_front_end import create_app as create_front_end
+from tests.api_data import TOKEN, seed
+
+PASSWORD = "correct horse battery"
+
+
+@pytest.fixture
+def front_settings(settings, engine, serve):
+    """Settings of a front end whose back end (on the seeded database) answers on loopback."""
+    seed(engine)
+    url = settings.database_url.get_secret_value()
+    back_end = serve(create_back_end(load_settings(database_url=url, backend_token=TOKEN)))
+    return dict(
+        database_url=url,
+        backend_url=back_end,
+        backend_token=TOKEN,
+        frontend_secret_key="test-secret-key-for-sessions",
+        session_cookie_secure=False,
+    )
+
+
+@pytest.fixture
+def app(front_settings, engine):
+    app = create_front_end(load_settings(**front_settings))
+    accounts.create_user(engine, "ada", PASSWORD, "admin")
+    accounts.create_user(engine, "olive", PASSWORD, "owner", owner_id="owner-a")
+    return app
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+def csrf_token(client, path="/login") -> str:
+    page = client.get(path).get_data(as_text=True)
+    return re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page).group(1)
+
+
+def log_in(client, username, password=PASSWORD, next_page=None):
+    path = "/login" + (f"?next={next_page}" if next_page else "")
+    form = {"username": username, "password": password, "csrf_token": csrf_token(client)}
+    return client.post(path, data=form)
+
+
+def test_pages_send_strangers_to_the_login_page_and_back(client):
+    answer = client.get("/sensors/s1")
+    assert answer.status_code == 302 and answer.location.startswith("/login?next=/sensors/s1")
+    assert client.get("/data/map").status_code == 401  # page scripts get JSON, not a redirect
+    back = log_in(client, "ada", next_page="/sensors/s1")
+    assert back.status_code == 302 and back.location == "/sensors/s1"
+
+
+def test_a_wrong_password_is_refused(client):
+    answer = log_in(client, "ada", "not the password")
+    assert answer.status_code == 401 and "Wrong username or password" in answer.get_data(as_text=True)
+    assert client.get("/data/map").status_code == 401
+    assert log_in(client, "nobody").status_code == 401
+
+
+@pytest.mark.parametrize(
+    "target", ["//evil.example/x", "https://evil.example/", "/\\evil.example", "javascript:alert(1)"]
+)
+def test_next_never_leads_off_the_site(client, target):
+    answer = log_in(client, "ada", next_page=target)
+    assert answer.status_code == 302 and answer.location == "/all_grow_map"
+
+
+def test_a_form_without_its_csrf_token_is_refused(client):
+    answer = client.post("/login", data={"username": "ada", "password": PASSWORD})
+    assert answer.status_code == 400 and "CSRF" in answer.get_data(as_text=True)
+    assert client.get("/data/map").status_code == 401
+    log_in(client, "ada")
+    assert client.post("/logout").status_code == 400  # logging out needs the token too
+    assert client.get("/data/map").status_code == 200
+
+
+def test_logging_in_is_rate_limited(front_settings, engine):
+    app = create_front_end(load_settings(**front_settings, login_rate_limit="3 per minute"))
+    accounts.create_user(engine, "ada", PASSWORD, "admin")
+    client = app.test_client()
+    codes = [log_in(client, "ada", "wrong password").status_code for _ in range(4)]
+    assert codes == [401, 401, 401, 429]
+    assert log_in(client, "ada").status_code == 429  # even the right password waits
+
+
+def test_an_admin_sees_every_sensor(client):
+    log_in(client, "ada")
+    assert [row[0] for row in client.get("/data/map").json["rows"]] == ["0042", "r1", "s1", "s2"]
+    assert client.get("/data/status_counts").json == {
+        "healthy": 1,
+        "faulty": 1,
+        "recovered": 1,
+        "unchecked": 1,
+    }
+    assert client.get("/sensors/0042").status_code == 200
+
+
+def test_an_owner_sees_only_their_sensors(client):
+    log_in(client, "olive")
+    assert [row[0] for row in client.get("/data/map").json["rows"]] == ["s1", "s2"]
+    assert client.get("/data/status_counts").json == {
+        "healthy": 1,
+        "faulty": 1,
+        "recovered": 0,
+        "unchecked": 0,
+    }
+    assert [s["sensor_id"] for s in client.get("/data/sensors").json["items"]] == ["s1", "s2"]
+    assert client.get("/sensors/s1").status_code == 200
+    assert client.get("/data/sensors/s1/readings").status_code == 200
+    # Another owner's sensor does not exist for them, by page, by data route, or by asking for its owner.
+    for path in [
+        "/sensors/r1",
+        "/data/sensors/r1",
+        "/data/sensors/r1/readings",
+        "/data/sensors/r1/anomalies",
+        "/data/sensors/r1/wow",
+        "/data/owners/owner-b/stats",
+        "/data/map?owner=owner-b",
+        "/data/sensors?owner=owner-b",
+        "/data/addresses?q=on&owner=owner-b",
+    ]:
+        assert client.get(path).status_code == 404, path
+    assert [a["address"] for a in client.get("/data/addresses?q=on").json["items"]] == [
+        "1 High Street, London"
+    ]
+
+
+def test_the_sensor_page_shows_health_reason_and_station(client):
+    log_in(client, "ada")
+    page = client.get("/sensors/s1").get_data(as_text=True)
+    assert "faulty" in page and "1 soil moisture spike of up to 65.0 %" in page
+    assert "London WOW" in page and "1.7 km" in page
+
+
+def test_bad_parameters_and_unknown_sensors_come_back_as_the_back_end_said(client):
+    log_in(client, "ada")
+    bad = client.get("/data/sensors/s1/readings?max_points=1")
+    assert bad.status_code == 400 and "max_points" in bad.json["message"]
+    assert client.get("/data/sensors/nosuch").status_code == 404
+    assert client.get("/sensors/nosuch").status_code == 404
+
+
+def test_a_dead_back_end_is_a_clear_error_not_a_crash(front_settings, engine):
+    app = create_front_end(load_settings(**{**front_settings, "backend_url": "http://127.0.0.1:9"}))
+    accounts.create_user(engine, "ada", PASSWORD, "admin")
+    client = app.test_client()
+    log_in(client, "ada")
+    answer = client.get("/data/map")
+    assert answer.status_code == 502 and answer.json["error"] == "backend_unavailable"
+    page = client.get("/sensors/s1")
+    assert page.status_code == 502 and "cannot be reached" in page.get_data(as_text=True)
+
+
+def test_a_disabled_account_is_logged_out_at_its_next_request(app, client, engine):
+    log_in(client, "olive")
+    assert client.get("/data/map").status_code == 200
+    accounts.set_active(engine, "olive", False)
+    assert client.get("/data/map").status_code == 401
+    assert log_in(client, "olive").status_code == 401
+
+
+def test_pages_carry_a_strict_content_security_policy(client):
+    log_in(client, "ada")
+    policy = client.get("/all_grow_map").headers["Content-Security-Policy"]
+    assert "default-src 'self'" in policy and "script-src 'self'" in policy
+    assert "frame-ancestors 'none'" in policy
+
+
+def test_the_session_cookie_is_http_only_and_secure_by_default(front_settings, engine):
+    settings = {**front_settings}
+    settings.pop("session_cookie_secure")
+    app = create_front_end(load_settings(**settings))
+    accounts.create_user(engine, "ada", PASSWORD, "admin")
+    client = app.test_client()
+    answer = log_in(client, "ada")
+    cookie = answer.headers["Set-Cookie"]
+    assert "HttpOnly" in cookie and "Secure" in cookie and "SameSite=Lax" in cookie
+
+
+def test_the_front_end_needs_its_secret_key(front_settings):
+    settings = {**front_settings}
+    settings.pop("frontend_secret_key")
+    with pytest.raises(SettingsError, match="FRONTEND_SECRET_KEY"):
+        create_front_end(load_settings(**settings))
+
+
+def test_accounts_are_managed_from_the_command_line(app, engine):
+    runner = app.test_cli_runner()
+    made = runner.invoke(
+        args=["users", "create", "owen", "--role", "owner", "--owner-id", "owner-b"],
+        env={"FRONTEND_NEW_PASSWORD": PASSWORD},
+    )
+    assert made.exit_code == 0, made.output
+    listed = runner.invoke(args=["users", "list"]).output
+    assert re.search(r"owen\s+owner\s+owner-b\s+active", listed) and PASSWORD not in listed
+    short = runner.invoke(
+        args=["users", "create", "x", "--role", "admin"], env={"FRONTEND_NEW_PASSWORD": "short"}
+    )
+    assert short.exit_code != 0 and "at least 10 characters" in short.output
+    no_owner = runner.invoke(
+        args=["users", "create", "y", "--role", "owner"], env={"FRONTEND_NEW_PASSWORD": PASSWORD}
+    )
+    assert no_owner.exit_code != 0 and "owner id" in no_owner.output
+    assert runner.invoke(args=["users", "disable", "owen"]).exit_code == 0
+    assert re.search(r"owen\s+owner\s+owner-b\s+disabled", runner.invoke(args=["users", "list"]).output)
+    assert runner.invoke(args=["users", "disable", "nobody"]).exit_code != 0
+
+
+def test_passwords_are_stored_as_scrypt_hashes(app, engine):
+    from sqlalchemy import select
+
+    from etl.schema import users
+
+    with engine.connect() as connection:
+        stored = connection.scalar(select(users.c.password_hash).where(users.c.username == "ada"))
+    assert stored.startswith("scrypt:") and PASSWORD not in stored
