@@ -8,9 +8,11 @@ BIN := $(VENV)/bin
 .PHONY: demo test lint bench-load clean
 
 # Set up, generate a simulated network, serve it on loopback and run the nightly pipeline on it into the
-# embedded SQLite database under var/, printing what it did.
+# embedded SQLite database under var/, printing what it did; then serve the back end and the dashboard
+# on loopback and print the address and two logins (Ctrl-C stops them).
 demo: $(VENV)/.installed
 	$(BIN)/python -m etl demo
+	$(BIN)/python -m flask_front_end.demo
 
 # Set up with the test tools, then lint and run every test (database tests on SQLite and PostgreSQL).
 test: $(VENV)/.installed-dev

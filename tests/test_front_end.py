@@ -137,6 +137,29 @@ def test_an_owner_sees_only_their_sensors(client):
     ]
 
 
+@pytest.mark.parametrize("path", ["/all_grow_map", "/owner_map", "/sensors/s1", "/sensors/0042"])
+def test_every_page_renders_with_only_vendored_scripts(client, path):
+    log_in(client, "ada")
+    answer = client.get(path)
+    assert answer.status_code == 200
+    scripts = re.findall(r'<script[^>]* src="([^"]+)"', answer.get_data(as_text=True))
+    assert scripts and all(src.startswith("/static/") for src in scripts)
+    for src in scripts:
+        with client.get(src) as script:
+            assert script.status_code == 200, src
+
+
+def test_a_browser_key_switches_the_maps_to_google(front_settings, engine):
+    app = create_front_end(load_settings(**front_settings, google_maps_browser_key="AIza-browser-key"))
+    accounts.create_user(engine, "ada", PASSWORD, "admin")
+    client = app.test_client()
+    log_in(client, "ada")
+    answer = client.get("/all_grow_map")
+    page = answer.get_data(as_text=True)
+    assert "https://maps.googleapis.com/maps/api/js?key=AIza-browser-key" in page and "leaflet.js" not in page
+    assert "https://maps.googleapis.com" in answer.headers["Content-Security-Policy"]
+
+
 def test_the_sensor_page_shows_health_reason_and_station(client):
     log_in(client, "ada")
     page = client.get("/sensors/s1").get_data(as_text=True)
@@ -226,3 +249,28 @@ def test_passwords_are_stored_as_scrypt_hashes(app, engine):
     with engine.connect() as connection:
         stored = connection.scalar(select(users.c.password_hash).where(users.c.username == "ada"))
     assert stored.startswith("scrypt:") and PASSWORD not in stored
+
+
+def test_the_demo_serves_both_apps_and_its_printed_logins_work(settings, engine):
+    import requests
+
+    from flask_front_end.demo import serve_demo
+
+    seed(engine)
+    site = serve_demo(settings, port=0, backend_port=0)
+    try:
+        (admin, admin_password, _), (owner, owner_password, sees) = site.logins
+        assert sees == "only the sensors of owner owner-a"  # the owner of the faulty sensor s1
+        for username, password, expected in [(admin, admin_password, 4), (owner, owner_password, 2)]:
+            browser = requests.Session()
+            page = browser.get(f"{site.url}/login", timeout=10).text
+            token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page).group(1)
+            form = {"username": username, "password": password, "csrf_token": token}
+            assert browser.post(f"{site.url}/login", data=form, timeout=10).url.endswith("/all_grow_map")
+            assert len(browser.get(f"{site.url}/data/map", timeout=10).json()["rows"]) == expected
+        # Run again: the same accounts, new passwords.
+        again = serve_demo(settings, port=0, backend_port=0)
+        again.stop()
+        assert again.logins[0][1] != admin_password
+    finally:
+        site.stop()

@@ -47,6 +47,7 @@
   filter("");
   element.dataset.ready = "true";
 })().catch((error) => {
+  console.error(error);
   document.getElementById("sensor-panel").hidden = false;
   document.getElementById("sensor-panel").innerHTML = `<p class="flash error">${escapeHTML(error.message)}</p>`;
 });

@@ -70,5 +70,6 @@
   }
   page.dataset.ready = "true";
 })().catch((error) => {
+  console.error(error);
   document.getElementById("owner-message").textContent = error.message;
 });

@@ -132,6 +132,12 @@ async function load() {
 
 document.getElementById("range").addEventListener("submit", (event) => {
   event.preventDefault();
-  load().catch((error) => { document.getElementById("chart-message").textContent = error.message; });
+  load().catch((error) => {
+  console.error(error);
+  document.getElementById("chart-message").textContent = error.message;
 });
-load().catch((error) => { document.getElementById("chart-message").textContent = error.message; });
+});
+load().catch((error) => {
+  console.error(error);
+  document.getElementById("chart-message").textContent = error.message;
+});

@@ -10,11 +10,13 @@ const googleLoaded = new Promise((resolve) => { googleReady = resolve; });
 window.growGoogleReady = () => googleReady();  // the Google script's callback
 
 function leafletMap(element, config) {
-  const map = L.map(element, { preferCanvas: false }).setView([EUROPE.lat, EUROPE.lng], EUROPE.zoom);
+  const map = L.map(element, { maxZoom: 18 }).setView([EUROPE.lat, EUROPE.lng], EUROPE.zoom);
   if (config.tileUrl) {
     L.tileLayer(config.tileUrl, { attribution: config.tileAttribution, maxZoom: 18 }).addTo(map);
   }
-  const clusters = L.markerClusterGroup({ showCoverageOnHover: false, maxClusterRadius: 40 });
+  const clusters = L.markerClusterGroup({
+    showCoverageOnHover: false, maxClusterRadius: 40, animate: false, iconCreateFunction: clusterIcon,
+  });
   map.addLayer(clusters);
   return {
     show(sensors, onClick) {
@@ -27,17 +29,32 @@ function leafletMap(element, config) {
           iconSize: [14, 14],
         });
         const marker = L.marker([sensor.latitude, sensor.longitude], {
-          icon, title: `${sensor.sensor_id} (${status})`, keyboard: true,
+          icon, title: `${sensor.sensor_id} (${status})`, keyboard: true, status,
         });
         marker.on("click", () => onClick(sensor));
         return marker;
       });
       clusters.addLayers(markers);
       if (markers.length) {
-        map.fitBounds(clusters.getBounds(), { padding: [20, 20], maxZoom: 12 });
+        map.fitBounds(clusters.getBounds(), { padding: [20, 20], maxZoom: 12, animate: false });
       }
     },
   };
+}
+
+// A cluster takes the colour of the worst status inside it, so a faulty sensor shows from afar.
+const WORST_FIRST = ["faulty", "recovered", "unchecked", "healthy"];
+function clusterIcon(cluster) {
+  const tally = {};
+  cluster.getAllChildMarkers().forEach((marker) => { tally[marker.options.status] = (tally[marker.options.status] || 0) + 1; });
+  const worst = WORST_FIRST.find((status) => tally[status]) || "healthy";
+  const count = cluster.getChildCount();
+  const title = WORST_FIRST.filter((status) => tally[status]).map((status) => `${tally[status]} ${status}`).join(", ");
+  return L.divIcon({
+    html: `<div title="${count} sensors: ${title}"><span>${count}</span></div>`,
+    className: `marker-cluster status-cluster status-${worst}`,
+    iconSize: L.point(36, 36),
+  });
 }
 
 function googleMap(element) {

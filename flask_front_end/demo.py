@@ -1,0 +1,124 @@
+"""The end of `make demo`: both apps on loopback over the database the demo pipeline filled, with two
+accounts to log in with.
+
+    python -m flask_front_end.demo [--port 5000] [--backend-port 8000]
+
+A fresh service token and session key are made for each run, and the demo accounts get new passwords,
+printed once. Werkzeug's threaded server, not gunicorn: this is for one person trying the system.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import secrets
+import string
+import threading
+from dataclasses import dataclass, field
+
+from sqlalchemy import select
+from werkzeug.serving import make_server
+
+from etl.db import make_engine
+from etl.schema import sensor_health, sensors, users
+from etl.settings import Settings, load_settings
+from flask_back_end import create_app as create_back_end
+from flask_front_end import accounts
+from flask_front_end import create_app as create_front_end
+
+ADMIN, OWNER = "demo", "demo-owner"
+PASSWORD_LETTERS = string.ascii_letters + string.digits  # easy to copy from a terminal
+
+
+@dataclass
+class DemoSite:
+    url: str
+    backend_url: str
+    logins: list[tuple[str, str, str]]  # (username, password, what it sees)
+    servers: list = field(default_factory=list)
+
+    def stop(self) -> None:
+        for server in self.servers:
+            server.shutdown()
+
+
+def _start(app, port: int):
+    try:
+        server = make_server("127.0.0.1", port, app, threaded=True)
+    except OSError:  # the port is taken: any free one will do
+        server = make_server("127.0.0.1", 0, app, threaded=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+def demo_accounts(engine) -> list[tuple[str, str, str]]:
+    """An admin, and an owner account for the owner of a faulty sensor; new passwords every run."""
+    with engine.connect() as connection:
+        owner = connection.scalar(
+            select(sensors.c.owner_id)
+            .join(sensor_health)
+            .where(sensor_health.c.status == "faulty", sensors.c.owner_id.is_not(None))
+            .order_by(sensors.c.sensor_id)
+            .limit(1)
+        ) or connection.scalar(select(sensors.c.owner_id).where(sensors.c.owner_id.is_not(None)).limit(1))
+        existing = set(connection.scalars(select(users.c.username)))
+    logins = []
+    for username, role, owner_id, sees in [
+        (ADMIN, "admin", None, "every sensor"),
+        (OWNER, "owner", owner, f"only the sensors of owner {owner}"),
+    ]:
+        if role == "owner" and owner is None:
+            continue
+        password = "".join(secrets.choice(PASSWORD_LETTERS) for _ in range(12))
+        if username in existing:
+            accounts.set_password(engine, username, password)
+        else:
+            accounts.create_user(engine, username, password, role, owner_id)
+        logins.append((username, password, sees))
+    return logins
+
+
+def serve_demo(settings: Settings, port: int = 5000, backend_port: int = 8000) -> DemoSite:
+    token = secrets.token_urlsafe(24)
+    back = _start(
+        create_back_end(settings.model_copy(update={"backend_token": _secret(token)})), backend_port
+    )
+    backend_url = f"http://127.0.0.1:{back.port}"
+    front_settings = settings.model_copy(
+        update={
+            "backend_url": backend_url,
+            "backend_token": _secret(token),
+            "frontend_secret_key": _secret(secrets.token_urlsafe(32)),
+            "session_cookie_secure": False,  # plain http on loopback
+        }
+    )
+    front = _start(create_front_end(front_settings), port)
+    logins = demo_accounts(make_engine(settings))
+    return DemoSite(f"http://127.0.0.1:{front.port}", backend_url, logins, [front, back])
+
+
+def _secret(value: str):
+    from pydantic import SecretStr
+
+    return SecretStr(value)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--port", type=int, default=5000, help="the front end's port on 127.0.0.1")
+    parser.add_argument("--backend-port", type=int, default=8000, help="the back end's port on 127.0.0.1")
+    args = parser.parse_args()
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    site = serve_demo(load_settings(), args.port, args.backend_port)
+    print(f"\nThe dashboard is at {site.url}  (JSON API: {site.backend_url}/api/v1/openapi.json)")
+    for username, password, sees in site.logins:
+        print(f"  log in as {username:<11} password {password}   sees {sees}")
+    print("Press Ctrl-C to stop.")
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        site.stop()
+
+
+if __name__ == "__main__":
+    main()

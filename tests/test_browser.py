@@ -1,0 +1,299 @@
+"""The front end in a real browser (Debian's Chromium driven by Playwright) on the data of a real
+nightly run: the simulated network's 50 sensors through the five steps, both apps on loopback.
+
+Each test writes a screenshot of its page to var/screenshots/. Where Chromium is missing the tests are
+skipped with the reason, except under CI (CI=true), where they fail.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+from sqlalchemy import select
+
+from etl.db import init_db, make_engine
+from etl.demo import demo_settings, serve_in_background
+from etl.runner import run_nightly
+from etl.schema import sensor_health, sensors
+from etl.settings import VAR_DIR, load_settings
+from etl.shard import Shard
+from flask_back_end import create_app as create_back_end
+from flask_front_end import accounts
+from flask_front_end import create_app as create_front_end
+from tests.conftest import SIMULATED_END
+
+CHROMIUM = "/usr/bin/chromium"
+SHOTS = VAR_DIR / "screenshots"
+PASSWORD = "a demo password"
+TOKEN = "browser-test-token"
+
+if not Path(CHROMIUM).exists():
+    reason = f"{CHROMIUM} is missing (apt-get install -y chromium)"
+    if os.environ.get("CI") == "true":
+        pytest.fail(reason, pytrace=False)
+    pytest.skip(reason, allow_module_level=True)
+
+sync_api = pytest.importorskip("playwright.sync_api")
+# Werkzeug's development server leaves a static file open when the browser drops its request early.
+pytestmark = pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+
+
+def _serve(app) -> tuple[str, object]:
+    import threading
+
+    from werkzeug.serving import make_server
+
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return f"http://127.0.0.1:{server.port}", server
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory, network_dir):
+    """Both apps on the database of one nightly run, with an admin and the owner of a faulty sensor."""
+    database_url = f"sqlite:///{tmp_path_factory.mktemp('browser') / 'grow_wow.sqlite'}"
+    simulator_url, simulator = serve_in_background(network_dir)
+    settings = demo_settings(
+        load_settings(database_url=database_url, etl_now=SIMULATED_END, http_backoff_s=0.01), simulator_url
+    )
+    engine = make_engine(settings)
+    init_db(engine)
+    run_nightly(settings, engine, Shard())
+    simulator.shutdown()
+    with engine.connect() as connection:
+        faulty = connection.execute(
+            select(sensors.c.sensor_id, sensors.c.owner_id, sensors.c.address)
+            .join(sensor_health)
+            .where(sensor_health.c.status == "faulty")
+            .order_by(sensors.c.sensor_id)
+        ).first()
+        statuses = dict(connection.execute(select(sensor_health.c.sensor_id, sensor_health.c.status)).all())
+        owners = dict(connection.execute(select(sensors.c.sensor_id, sensors.c.owner_id)).all())
+    assert faulty is not None, "the simulated network should hold a faulty sensor"
+    accounts.create_user(engine, "ada", PASSWORD, "admin")
+    accounts.create_user(engine, "olive", PASSWORD, "owner", owner_id=faulty.owner_id)
+
+    back_url, back = _serve(create_back_end(load_settings(database_url=database_url, backend_token=TOKEN)))
+    front_settings = load_settings(
+        database_url=database_url,
+        backend_url=back_url,
+        backend_token=TOKEN,
+        frontend_secret_key="browser-test-secret",
+        session_cookie_secure=False,
+        map_tile_url="",  # no tiles: every request must stay on the app's own host
+        login_rate_limit="1000 per minute",  # every test logs in from 127.0.0.1
+    )
+    front_url, front = _serve(create_front_end(front_settings))
+    yield {
+        "url": front_url,
+        "faulty": faulty.sensor_id,
+        "owner": faulty.owner_id,
+        "address": faulty.address,
+        "statuses": {s: statuses.get(s, "unchecked") for s in owners},
+        "owners": owners,
+    }
+    front.shutdown()
+    back.shutdown()
+    engine.dispose()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM,
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+        )
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser, site):
+    """A fresh browser tab that records the host of every request it makes."""
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    page = context.new_page()
+    page.hosts, page.errors = set(), []
+    page.on("request", lambda request: page.hosts.add(urlsplit(request.url).netloc))
+    page.on("pageerror", lambda error: page.errors.append(str(error)))
+    page.on("console", lambda message: message.type == "error" and page.errors.append(message.text))
+    page.set_default_timeout(20_000)
+    yield page
+    own = urlsplit(site["url"]).netloc
+    assert page.hosts <= {own}, f"requests left the app: {page.hosts - {own}}"
+    expected = getattr(page, "expected_errors", 0)
+    assert len(page.errors) == expected, page.errors
+    context.close()
+
+
+def shoot(page, name: str) -> None:
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+
+
+def log_in(page, site, username="ada", password=PASSWORD):
+    page.goto(f"{site['url']}/login")
+    page.fill("input[name=username]", username)
+    page.fill("input[name=password]", password)
+    page.click("button[type=submit]")
+
+
+def marker_total(page) -> int:
+    """Sensors on the map: single markers plus the counts written on the clusters."""
+    return page.evaluate(
+        "document.querySelectorAll('.sensor-marker').length + [...document.querySelectorAll("
+        "'.marker-cluster span')].reduce((total, e) => total + Number(e.textContent), 0)"
+    )
+
+
+def wait_for_markers(page, expected: int) -> int:
+    """The marker total once it reaches `expected` (or what it is after 10 s)."""
+    for _ in range(50):
+        if marker_total(page) == expected:
+            break
+        page.wait_for_timeout(200)
+    return marker_total(page)
+
+
+def test_log_in_and_see_every_sensor_on_the_map(page, site):
+    page.goto(f"{site['url']}/login")
+    shoot(page, "login")
+    log_in(page, site)
+    page.wait_for_selector("#map[data-ready=true]")
+    assert page.url.endswith("/all_grow_map")
+    assert wait_for_markers(page, len(site["owners"])) == len(site["owners"])
+    counts = {s: int(page.inner_text(f"[data-count={s}]")) for s in ("all", "healthy", "faulty", "recovered")}
+    expected = list(site["statuses"].values())
+    assert counts == {
+        "all": len(expected),
+        **{status: expected.count(status) for status in ("healthy", "faulty", "recovered")},
+    }
+    # A cluster wears the colour of the worst status inside it, and its tooltip says what is inside.
+    clusters = page.locator(".marker-cluster").evaluate_all(
+        "els => els.map(e => [e.className, e.firstElementChild.title])"
+    )
+    faulty_inside = 0
+    for class_name, title in clusters:
+        inside = dict((status, int(n)) for n, status in re.findall(r"(\d+) (\w+)", title.split(":", 1)[1]))
+        worst = next(s for s in ("faulty", "recovered", "unchecked", "healthy") if s in inside)
+        assert f"status-{worst}" in class_name, (class_name, title)
+        faulty_inside += inside.get("faulty", 0)
+    assert faulty_inside + page.locator(".sensor-marker.status-faulty").count() == counts["faulty"]
+    shoot(page, "all_grow_map")
+
+
+def test_a_wrong_password_is_refused(page, site):
+    page.expected_errors = 1  # the browser logs the 401 answer
+    log_in(page, site, password="not the password")
+    assert page.url.endswith("/login")
+    assert "Wrong username or password" in page.inner_text("main")
+    shoot(page, "login_refused")
+
+
+def test_filtering_by_faulty_shows_exactly_the_faulty_sensors(page, site):
+    log_in(page, site)
+    page.wait_for_selector("#map[data-ready=true]")
+    page.click("button[data-status=faulty]")
+    faulty = [s for s, status in site["statuses"].items() if status == "faulty"]
+    assert wait_for_markers(page, len(faulty)) == len(faulty)
+    classes = page.locator(".sensor-marker").evaluate_all("els => els.map(e => e.className)")
+    assert all("status-faulty" in c for c in classes)
+    titles = page.locator(".leaflet-marker-icon.sensor-marker").evaluate_all("els => els.map(e => e.title)")
+    assert {t.split(" ")[0] for t in titles} <= set(faulty)
+
+
+def test_clicking_a_sensor_shows_its_health_and_reason(page, site):
+    log_in(page, site)
+    page.wait_for_selector("#map[data-ready=true]")
+    page.click("button[data-status=faulty]")
+    # Zoom in until the faulty sensor's own marker shows, then click it.
+    marker = page.locator(f".sensor-marker[title^='{site['faulty']} ']")
+    for _ in range(12):
+        if marker.count():
+            break
+        page.locator(".marker-cluster").first.click()
+        page.wait_for_timeout(400)
+    marker.first.click()
+    panel = page.locator("#sensor-panel")
+    panel.locator(".reason").wait_for()
+    assert "faulty" in panel.inner_text() and len(panel.locator(".reason").inner_text()) > 10
+    shoot(page, "sensor_panel")
+
+
+def test_a_faulty_sensor_page_draws_charts_with_data_and_marked_anomalies(page, site):
+    log_in(page, site)
+    page.goto(f"{site['url']}/sensors/{site['faulty']}")
+    page.wait_for_selector("#sensor-page[data-ready=true]")
+    assert page.inner_text("#status") == "faulty"
+    for variable in ("soil_moisture", "air_temperature", "light"):
+        points = page.evaluate(f"Chart.getChart('chart-{variable}').data.datasets[0].data.length")
+        assert points > 100, variable
+        assert page.locator(f"#chart-{variable}").evaluate("c => c.width") > 0
+    captions = " ".join(page.locator("figcaption").all_inner_texts())
+    marked = sum(int(n) for n in re.findall(r"(\d+) anomal(?:y|ies) marked", captions))
+    rows = page.locator("#anomalies tbody tr").count()
+    assert marked > 0 and rows > 0 and "No anomalies" not in page.inner_text("#anomalies")
+    assert page.evaluate("Chart.getChart('chart-grow-wow-temperature').data.datasets[1].data.length") > 0
+    shoot(page, "faulty_sensor")
+
+
+def test_an_owner_sees_only_their_sensors(page, site):
+    log_in(page, site, username="olive")
+    page.wait_for_selector("#map[data-ready=true]")
+    own = [s for s, owner in site["owners"].items() if owner == site["owner"]]
+    assert wait_for_markers(page, len(own)) == len(own)
+    page.goto(f"{site['url']}/owner_map")
+    page.wait_for_selector("#owner-page[data-ready=true]")
+    listed = page.locator("#owner-sensors tbody tr td:first-child").all_inner_texts()
+    assert sorted(listed) == sorted(own)
+    assert site["owner"] in page.inner_text("#owner-stats")
+    shoot(page, "owner_map")
+    other = next(s for s, owner in site["owners"].items() if owner != site["owner"])
+    page.expected_errors = 1  # the browser logs the 404 answer
+    refused = page.goto(f"{site['url']}/sensors/{other}")
+    assert refused.status == 404 and "no such page or sensor" in page.inner_text("main")
+
+
+def test_the_owner_map_finds_sensors_by_address(page, site):
+    log_in(page, site)
+    page.goto(f"{site['url']}/owner_map")
+    page.wait_for_selector("#owner-page[data-ready=true]")
+    page.type("#address", site["address"][:5], delay=50)  # as a person types
+    for _ in range(50):
+        if page.locator("#address-options option").count():
+            break
+        page.wait_for_timeout(200)
+    first = page.locator("#address-options option").first.get_attribute("value")
+    page.fill("#address", first)
+    page.click("#owner-search button[type=submit]")
+    page.wait_for_selector("#owner-sensors:not([hidden])")
+    found = page.locator("#owner-sensors tbody tr td:nth-child(4)").all_inner_texts()
+    assert found and all(address == first for address in found)
+    owners = set(page.locator("#owner-sensors tbody tr td:nth-child(5)").all_inner_texts())
+    assert set(page.locator("#owner-stats tbody tr td:first-child").all_inner_texts()) == owners
+
+
+def test_a_form_posted_without_its_csrf_token_is_refused(page, site):
+    page.expected_errors = 1  # the browser logs the 400 answer
+    page.goto(f"{site['url']}/login")
+    page.evaluate("document.querySelector('input[name=csrf_token]').remove()")
+    page.fill("input[name=username]", "ada")
+    page.fill("input[name=password]", PASSWORD)
+    page.click("button[type=submit]")
+    assert "CSRF" in page.inner_text("main")
+    assert page.goto(f"{site['url']}/all_grow_map").url.split("?")[0].endswith("/login")
+
+
+def test_every_page_left_a_screenshot():
+    """The tests above photographed each page; UPDATE_SCREENSHOTS=1 copies the two the README shows."""
+    names = ["login", "login_refused", "all_grow_map", "sensor_panel", "faulty_sensor", "owner_map"]
+    assert [name for name in names if not (SHOTS / f"{name}.png").exists()] == []
+    if os.environ.get("UPDATE_SCREENSHOTS") == "1":
+        docs = Path(__file__).resolve().parent.parent / "docs"
+        for name in ("all_grow_map", "faulty_sensor"):
+            shutil.copy(SHOTS / f"{name}.png", docs / f"{name}.png")
