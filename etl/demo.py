@@ -30,16 +30,23 @@ def ensure_network(sensors_count: int, days: int, seed: int, folder: Path = DEMO
     return folder
 
 
-def serve_in_background(folder: Path):
-    """Start the simulator on a free loopback port; returns (base URL, server to shut down)."""
+def serve_on_loopback(app, port: int = 0):
+    """Serve a WSGI app from a thread on 127.0.0.1 (`port` 0: any free one); returns the server, whose
+    `.port` is the port and `.shutdown()` stops it. For the demo and the tests, not for production."""
     from werkzeug.serving import make_server
 
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    server = make_server("127.0.0.1", port, app, threaded=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+def serve_in_background(folder: Path):
+    """Start the simulator on a free loopback port; returns (base URL, server to shut down)."""
     from etl.simulator.network import Network
     from etl.simulator.server import create_app
 
-    logging.getLogger("werkzeug").setLevel(logging.WARNING)
-    server = make_server("127.0.0.1", 0, create_app(Network(folder)), threaded=True)
-    threading.Thread(target=server.serve_forever, daemon=True, name="simulator").start()
+    server = serve_on_loopback(create_app(Network(folder)))
     return f"http://127.0.0.1:{server.port}", server
 
 

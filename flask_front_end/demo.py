@@ -10,16 +10,15 @@ printed once. Werkzeug's threaded server, not gunicorn: this is for one person t
 from __future__ import annotations
 
 import argparse
-import logging
 import secrets
 import string
 import threading
 from dataclasses import dataclass, field
 
 from sqlalchemy import select
-from werkzeug.serving import make_server
 
 from etl.db import make_engine
+from etl.demo import serve_on_loopback
 from etl.schema import sensor_health, sensors, users
 from etl.settings import Settings, load_settings
 from flask_back_end import create_app as create_back_end
@@ -44,11 +43,9 @@ class DemoSite:
 
 def _start(app, port: int):
     try:
-        server = make_server("127.0.0.1", port, app, threaded=True)
+        return serve_on_loopback(app, port)
     except OSError:  # the port is taken: any free one will do
-        server = make_server("127.0.0.1", 0, app, threaded=True)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return server
+        return serve_on_loopback(app)
 
 
 def demo_accounts(engine) -> list[tuple[str, str, str]]:
@@ -108,7 +105,6 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=5000, help="the front end's port on 127.0.0.1")
     parser.add_argument("--backend-port", type=int, default=8000, help="the back end's port on 127.0.0.1")
     args = parser.parse_args()
-    logging.getLogger("werkzeug").setLevel(logging.WARNING)
     site = serve_demo(load_settings(), args.port, args.backend_port)
     print(f"\nThe dashboard is at {site.url}  (JSON API: {site.backend_url}/api/v1/openapi.json)")
     for username, password, sees in site.logins:

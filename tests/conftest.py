@@ -7,7 +7,6 @@ Outside CI an unreachable PostgreSQL skips its tests with the reason; in CI (CI=
 
 from __future__ import annotations
 
-import logging
 import os
 import uuid
 
@@ -137,22 +136,16 @@ def small_network(tmp_path_factory):
 @pytest.fixture
 def simulator(network):
     """Start the simulator on a free loopback port; call it with misbehaviour options, get its URL."""
-    import threading
-
-    from werkzeug.serving import make_server
-
+    from etl.demo import serve_on_loopback
     from etl.simulator.server import Misbehaviour, create_app
 
-    logging.getLogger("werkzeug").setLevel(logging.WARNING)
     servers = []
 
     def start(now=None, wow_bare_list=False, serving=None, **misbehaviour) -> str:
         app = create_app(serving or network, now=now, misbehaviour=Misbehaviour(**misbehaviour))
         app.config["WOW_BARE_LIST"] = wow_bare_list
-        server = make_server("127.0.0.1", 0, app, threaded=True)
-        threading.Thread(target=server.serve_forever, daemon=True).start()
-        servers.append(server)
-        return f"http://127.0.0.1:{server.port}"
+        servers.append(serve_on_loopback(app))
+        return f"http://127.0.0.1:{servers[-1].port}"
 
     yield start
     for server in servers:
@@ -185,18 +178,13 @@ def source_settings():
 @pytest.fixture
 def serve():
     """Serve a WSGI app on a free loopback port in a thread; call it with the app, get its URL."""
-    import threading
+    from etl.demo import serve_on_loopback
 
-    from werkzeug.serving import make_server
-
-    logging.getLogger("werkzeug").setLevel(logging.WARNING)
     servers = []
 
     def start(app) -> str:
-        server = make_server("127.0.0.1", 0, app, threaded=True)
-        threading.Thread(target=server.serve_forever, daemon=True).start()
-        servers.append(server)
-        return f"http://127.0.0.1:{server.port}"
+        servers.append(serve_on_loopback(app))
+        return f"http://127.0.0.1:{servers[-1].port}"
 
     yield start
     for server in servers:

@@ -17,7 +17,7 @@ import pytest
 from sqlalchemy import select
 
 from etl.db import init_db, make_engine
-from etl.demo import demo_settings, serve_in_background
+from etl.demo import demo_settings, serve_in_background, serve_on_loopback
 from etl.runner import run_nightly
 from etl.schema import sensor_health, sensors
 from etl.settings import VAR_DIR, load_settings
@@ -44,12 +44,7 @@ pytestmark = pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptio
 
 
 def _serve(app) -> tuple[str, object]:
-    import threading
-
-    from werkzeug.serving import make_server
-
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    server = serve_on_loopback(app)
     return f"http://127.0.0.1:{server.port}", server
 
 
