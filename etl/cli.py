@@ -45,7 +45,10 @@ def init_db_command(settings) -> None:
 @cli.command("status")
 @click.pass_obj
 def status_command(settings) -> None:
-    """Print the database, its schema revision and the rows in each table."""
+    """Print the database, its tables and the last run of each step; exit 1 when the last nightly run
+    failed or is older than STATUS_MAX_AGE_HOURS (for monitoring)."""
+    from etl.runner import latest_runs, nightly_verdict
+
     engine = make_engine(settings)
     check_connection(engine)
     with engine.connect() as connection:
@@ -54,8 +57,23 @@ def status_command(settings) -> None:
     click.echo(
         f"schema    revision {revision or 'none (run: python -m etl init-db)'}, newest {head_revision()}"
     )
-    for name, count in table_counts(engine).items():
+    counts = table_counts(engine)
+    for name, count in counts.items():
         click.echo(f"  {name:<18} {'missing' if count is None else f'{count:>12,} rows'}")
+    records = latest_runs(engine) if counts.get("etl_runs") is not None else []
+    click.echo("last runs (UTC)")
+    for r in records:
+        took = f"{(r.finished_at - r.started_at).total_seconds():>7.1f} s" if r.finished_at else "      …  "
+        click.echo(
+            f"  {r.step:<22} {r.shard or 'all':<6} {r.started_at:%Y-%m-%d %H:%M}  {r.status:<8} {took} "
+            f"{'' if r.rows is None else f'{r.rows:>10,} rows'}" + (f"  {r.error}" if r.error else "")
+        )
+    # Runs are stamped by the wall clock (ETL_NOW only moves the data's present), and so is this.
+    now, max_age = dt.datetime.now(dt.UTC), dt.timedelta(hours=settings.status_max_age_hours)
+    healthy, verdict = nightly_verdict(records, now, max_age)
+    click.echo(verdict)
+    if not healthy:
+        raise SystemExit(1)
 
 
 @cli.command("new-migration")

@@ -76,6 +76,9 @@ class Settings(BaseSettings):
         default=None, description="trained autoencoders to detect with (default: those shipped in models/)"
     )
 
+    status_max_age_hours: float = Field(
+        default=26.0, gt=0, description="`python -m etl status` fails when the last nightly run is older"
+    )
     # The front end.
     backend_url: str = Field(
         default="http://127.0.0.1:8000", description="where the front end reaches the back end"

@@ -15,7 +15,7 @@ from sqlalchemy import insert, select, update
 from etl.db import init_db, make_engine
 from etl.extract_all_grow_data import fetch_plan, station_plan
 from etl.find_nearest_wow_live import link_sensors, nearest
-from etl.runner import run_nightly
+from etl.runner import STEPS, RunRecord, latest_runs, nightly_verdict, run_nightly
 from etl.schema import etl_runs, readings, sensor_wow, sensors, wow_observations, wow_sites
 from etl.settings import load_settings
 from etl.shard import Shard
@@ -315,6 +315,67 @@ def test_the_runner_stops_at_the_first_failing_step_and_records_why(tmp_path):
     assert runs == [
         ("store_sensor_info", "failed", "GROW API sensor list: connection refused after 1 attempts")
     ]
+    ok, verdict = nightly_verdict(latest_runs(engine), NOW, dt.timedelta(hours=26))
+    assert not ok and verdict.startswith("FAILED: store_sensor_info") and "connection refused" in verdict
+
+
+def _record(step, status="ok", shard=None, started=NOW - dt.timedelta(hours=3), error=None):
+    finished = None if status == "running" else started + dt.timedelta(minutes=5)
+    return RunRecord(step, shard, started, finished, status, 10, error)
+
+
+ALL_OK = [_record(name) for name, _ in STEPS]
+
+
+@pytest.mark.parametrize(
+    ("records", "healthy", "verdict"),
+    [
+        (ALL_OK, True, "OK: the last nightly run finished 2.9 h ago"),
+        ([], False, "NEVER RUN"),
+        ([_record(name, started=NOW - dt.timedelta(hours=30)) for name, _ in STEPS], False, "STALE"),
+        (
+            [
+                *ALL_OK[:2],
+                _record("extract_all_grow_data", "failed", "2/4", error="WOW API: 503"),
+                *ALL_OK[3:],
+            ],
+            False,
+            "FAILED: extract_all_grow_data (shard 2/4)",
+        ),
+        (
+            [*ALL_OK[:3], _record("detect_anomalies", "running", started=NOW - dt.timedelta(hours=27))],
+            False,
+            "STUCK: detect_anomalies",
+        ),
+        (
+            [
+                *ALL_OK[:4],
+                _record("analyse_anomalies", shard="1/2"),
+                _record("analyse_anomalies", "failed", "2/2"),
+            ],
+            False,
+            "FAILED: analyse_anomalies (shard 2/2)",
+        ),
+    ],
+)
+def test_the_status_verdict_for_monitoring(records, healthy, verdict):
+    ok, said = nightly_verdict(records, NOW, dt.timedelta(hours=26))
+    assert ok is healthy and said.startswith(verdict), said
+
+
+def test_status_exits_0_after_a_good_night_and_1_when_it_is_too_old(tmp_path, simulator):
+    database = f"sqlite:///{tmp_path}/status.sqlite"
+    settings = pipeline_settings(database, simulator())
+    engine = make_engine(settings)
+    init_db(engine)
+    run_nightly(settings, engine, Shard())
+    env = {**os.environ, "DATABASE_URL": database}
+    fresh = subprocess.run([sys.executable, "-m", "etl", "status"], env=env, capture_output=True, text=True)
+    assert fresh.returncode == 0, fresh.stdout + fresh.stderr
+    assert "detect_anomalies" in fresh.stdout and "OK: the last nightly run finished" in fresh.stdout
+    env["STATUS_MAX_AGE_HOURS"] = "0.0001"  # 0.36 s: the run above finished longer ago than that
+    stale = subprocess.run([sys.executable, "-m", "etl", "status"], env=env, capture_output=True, text=True)
+    assert stale.returncode == 1 and "STALE" in stale.stdout
 
 
 def test_a_run_killed_earlier_is_marked_as_interrupted(tmp_path, simulator):
