@@ -53,6 +53,26 @@ def logout():
     return redirect(url_for("auth.login"))
 
 
+@auth.get("/health")
+def health():
+    """Open, for the load balancer: 200 when the database (accounts) and the back end answer."""
+    from sqlalchemy import select
+
+    from flask_front_end.backend import BackendError
+
+    state = {"status": "ok", "database": "reachable", "backend": "reachable"}
+    try:
+        with current_app.extensions["grow_wow"]["engine"].connect() as connection:
+            connection.scalar(select(1))
+    except Exception:  # a health check reports, it does not raise
+        state.update(status="unavailable", database="unreachable")
+    try:
+        current_app.extensions["grow_wow"]["backend"].get("/health")
+    except BackendError:
+        state.update(status="unavailable", backend="unreachable")
+    return state, 200 if state["status"] == "ok" else 503
+
+
 def safe_next(target: str | None) -> str:
     """`target` if it is a path on this site, else the map: never a redirect to somewhere else."""
     default = url_for("pages.all_grow_map")

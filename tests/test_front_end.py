@@ -175,6 +175,13 @@ def test_bad_parameters_and_unknown_sensors_come_back_as_the_back_end_said(clien
     assert client.get("/sensors/nosuch").status_code == 404
 
 
+def test_the_health_route_is_open_and_says_what_is_down(client, front_settings, engine):
+    assert client.get("/health").json == {"status": "ok", "database": "reachable", "backend": "reachable"}
+    app = create_front_end(load_settings(**{**front_settings, "backend_url": "http://127.0.0.1:9"}))
+    answer = app.test_client().get("/health")
+    assert answer.status_code == 503 and answer.json["backend"] == "unreachable"
+
+
 def test_a_dead_back_end_is_a_clear_error_not_a_crash(front_settings, engine):
     app = create_front_end(load_settings(**{**front_settings, "backend_url": "http://127.0.0.1:9"}))
     accounts.create_user(engine, "ada", PASSWORD, "admin")
