@@ -4,6 +4,7 @@
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
+AIRFLOW_VENV := var/airflow-venv
 
 .PHONY: demo test lint bench-load clean
 
@@ -14,8 +15,9 @@ demo: $(VENV)/.installed
 	$(BIN)/python -m etl demo
 	$(BIN)/python -m flask_front_end.demo
 
-# Set up with the test tools, then lint and run every test (database tests on SQLite and PostgreSQL).
-test: $(VENV)/.installed-dev
+# Set up with the test tools (and Airflow in its own environment, for the DAG's tests), then lint and
+# run every test (database tests on SQLite and PostgreSQL).
+test: $(VENV)/.installed-dev $(AIRFLOW_VENV)/.installed
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
 
@@ -38,6 +40,11 @@ $(VENV)/.installed: requirements.txt | $(VENV)/bin/python
 $(VENV)/.installed-dev: requirements.txt requirements-dev.txt | $(VENV)/bin/python
 	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
 	touch $@ $(VENV)/.installed
+
+$(AIRFLOW_VENV)/.installed: deploy/airflow/requirements.txt
+	$(PYTHON) -m venv $(AIRFLOW_VENV)
+	$(AIRFLOW_VENV)/bin/python -m pip install --quiet -r deploy/airflow/requirements.txt
+	touch $@
 
 clean:
 	rm -rf $(VENV) var

@@ -13,6 +13,7 @@ MODELS_DIR, and the station checks); this step is database I/O around it.
 
 from __future__ import annotations
 
+import itertools
 import logging
 
 import pandas as pd
@@ -49,32 +50,47 @@ def continue_stored(found: pd.DataFrame, stored: pd.DataFrame) -> pd.DataFrame:
     return found.sort_values("end_at").drop_duplicates([*key, "start_at"], keep="last")
 
 
+def station_chunks(todo: list[str], site_of: dict[str, str], size: int) -> list[list[str]]:
+    """Chunks of about `size` sensors that never split the sensors of one station: they witness each
+    other's weather (the soil drift check), so they must be checked together."""
+    ordered = sorted(todo, key=lambda sensor: (site_of.get(sensor, ""), sensor))
+    chunks: list[list[str]] = [[]]
+    for _, members in itertools.groupby(ordered, key=lambda sensor: site_of.get(sensor) or sensor):
+        members = list(members)
+        if chunks[-1] and len(chunks[-1]) + len(members) > size:
+            chunks.append([])
+        chunks[-1].extend(members)
+    return [chunk for chunk in chunks if chunk]
+
+
 def run(context: StepContext) -> int:
     with context.engine.connect() as connection:
-        sensor_ids = [
-            s for s in connection.execute(select(sensors.c.sensor_id)).scalars() if context.shard.contains(s)
-        ]
-        latest = latest_times(connection, readings, sensors, "sensor_id")
-        done = dict(
-            connection.execute(select(detection_state.c.sensor_id, detection_state.c.analysed_until)).all()
-        )
         links = pd.DataFrame(
             connection.execute(
                 select(sensor_wow.c.sensor_id, sensor_wow.c.site_id, sensor_wow.c.distance_km)
             ).all(),
             columns=["sensor_id", "site_id", "distance_km"],
         )
+        site_of = {
+            sensor: str(site) for sensor, site in zip(links["sensor_id"], links["site_id"]) if pd.notna(site)
+        }
+        # A shard takes whole stations (a sensor without one goes by its own id), so a sharded run
+        # checks each sensor beside the same neighbours as a whole run.
+        sensor_ids = [
+            s
+            for s in connection.execute(select(sensors.c.sensor_id)).scalars()
+            if context.shard.contains(site_of.get(s, s))
+        ]
+        latest = latest_times(connection, readings, sensors, "sensor_id")
+        done = dict(
+            connection.execute(select(detection_state.c.sensor_id, detection_state.c.analysed_until)).all()
+        )
     todo = [s for s in sensor_ids if s in latest and (s not in done or pd.Timestamp(done[s]) < latest[s])]
     log.info("%d of %d sensors have readings not checked yet", len(todo), len(sensor_ids))
-    # Sensors of one station in one chunk: they witness each other's weather (the soil drift check).
-    site_of = {
-        sensor: str(site) for sensor, site in zip(links["sensor_id"], links["site_id"]) if pd.notna(site)
-    }
-    todo.sort(key=lambda sensor: (site_of.get(sensor, ""), sensor))
     models = load_all(context.settings.models_dir) if context.settings.models_dir else shipped()
     written = 0
-    for i in range(0, len(todo), CHUNK):
-        written += _check_chunk(context, todo[i : i + CHUNK], latest, done, links, models)
+    for chunk in station_chunks(todo, site_of, CHUNK):
+        written += _check_chunk(context, chunk, latest, done, links, models)
     return written
 
 

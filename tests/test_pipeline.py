@@ -16,13 +16,14 @@ from etl.db import init_db, make_engine
 from etl.extract_all_grow_data import fetch_plan, station_plan
 from etl.find_nearest_wow_live import link_sensors, nearest
 from etl.runner import STEPS, RunRecord, latest_runs, nightly_verdict, run_nightly
-from etl.schema import etl_runs, readings, sensor_wow, sensors, wow_observations, wow_sites
+from etl.schema import etl_runs, sensor_wow, sensors, wow_sites
 from etl.settings import load_settings
 from etl.shard import Shard
 from etl.sources.grow import Batch
 from etl.sources.http import SourceError
 from etl.step import AlreadyRunning, StepContext, StepFailed, etl_lock, run_recorded
 from etl.store_sensor_info import days_active, haversine_km, needs_address
+from tests.snapshots import assert_same_database, snapshot
 
 UTC = dt.UTC
 NOW = dt.datetime(2019, 7, 1, tzinfo=UTC)
@@ -140,32 +141,6 @@ def pipeline_settings(database_url, url, now=NOW, **overrides):
         etl_now=now,
         **overrides,
     )
-
-
-def snapshot(engine) -> dict[str, pd.DataFrame]:
-    """The data tables, sorted, without bookkeeping columns."""
-    tables = {
-        "sensors": sensors,
-        "wow_sites": wow_sites,
-        "sensor_wow": sensor_wow,
-        "readings": readings,
-        "wow_observations": wow_observations,
-    }
-    out = {}
-    with engine.connect() as connection:
-        for name, table in tables.items():
-            columns = [c for c in table.columns if c.name != "updated_at"]
-            keys = [c for c in table.primary_key.columns]
-            frame = pd.DataFrame(
-                connection.execute(select(*columns).order_by(*keys)).all(), columns=[c.name for c in columns]
-            )
-            out[name] = frame
-    return out
-
-
-def assert_same_database(left, right):
-    for name in left:
-        pd.testing.assert_frame_equal(left[name], right[name], check_dtype=False, obj=name)
 
 
 def snapshot_health(engine) -> list:
