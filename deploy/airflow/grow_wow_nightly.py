@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 import shlex
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from airflow.sdk import Param, dag, task
 
@@ -31,7 +31,7 @@ def step(module: str, *args: str) -> str:
     dag_id="grow_wow_nightly",
     description="GROW sensors checked against the nearest WOW stations, every night",
     schedule="30 2 * * *",  # 02:30 UTC, as the cron host
-    start_date=datetime(2026, 1, 1, tzinfo=timezone.utc),
+    start_date=datetime(2026, 1, 1, tzinfo=UTC),
     catchup=False,  # a missed night is caught up by the next one: every step is incremental
     max_active_runs=1,
     default_args={
