@@ -3,6 +3,8 @@
 - `grow-data-key`: the RDS/Aurora credentials as the console stores them, a JSON object with
   host, port, engine (the 2019 scripts kept the database name there), username, password.
 - `grow-api`, `wow-api`: the API keys, each a JSON object with one key/value pair (or a plain string).
+- New, for the web apps, only when AWS_WEB_SECRET names it (say `grow-wow-web`): a JSON object with
+  backend_token and frontend_secret_key.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from etl.errors import SettingsError
 from etl.settings import Settings
 
 DB_SECRET_KEYS = ("host", "port", "engine", "username", "password")
+WEB_SECRET_KEYS = ("backend_token", "frontend_secret_key")  # the web apps' own, in AWS_WEB_SECRET
 
 
 def fill_from_secrets_manager(settings: Settings, client=None) -> Settings:
@@ -36,6 +39,10 @@ def fill_from_secrets_manager(settings: Settings, client=None) -> Settings:
     ):
         if field not in explicit:
             updates[field] = SecretStr(api_key_from_secret(_read_secret(client, secret_id), secret_id))
+    wanted = [field for field in WEB_SECRET_KEYS if field not in explicit]
+    if settings.aws_web_secret and wanted:
+        web = _read_json_object(client, settings.aws_web_secret)
+        updates.update({field: SecretStr(str(web[field])) for field in wanted if web.get(field)})
     return settings.model_copy(update=updates)
 
 

@@ -111,6 +111,10 @@ class Settings(BaseSettings):
     aws_db_secret: str = "grow-data-key"
     aws_grow_secret: str = "grow-api"
     aws_wow_secret: str = "wow-api"
+    aws_web_secret: str | None = Field(
+        default=None,
+        description="the web apps' secret: backend_token, frontend_secret_key (e.g. grow-wow-web)",
+    )
 
     log_level: str = "INFO"
 

@@ -110,6 +110,22 @@ def test_the_environment_wins_over_secrets_manager(aws, monkeypatch):
     assert settings.grow_api_key.get_secret_value() == "grow-from-aws"
 
 
+def test_the_web_apps_secrets_come_from_their_own_secret_when_named(aws, monkeypatch):
+    _store_2019_secrets(aws)
+    assert load_settings().backend_token is None  # the nightly host names no web secret
+    aws.create_secret(
+        Name="grow-wow-web",
+        SecretString=json.dumps({"backend_token": "token-from-aws", "frontend_secret_key": "key-from-aws"}),
+    )
+    monkeypatch.setenv("AWS_WEB_SECRET", "grow-wow-web")
+    settings = load_settings()
+    assert settings.backend_token.get_secret_value() == "token-from-aws"
+    assert settings.frontend_secret_key.get_secret_value() == "key-from-aws"
+    monkeypatch.setenv("AWS_WEB_SECRET", "no-such-secret")
+    with pytest.raises(SettingsError, match="no-such-secret"):
+        load_settings()
+
+
 def test_a_missing_secret_is_named(aws):
     with pytest.raises(SettingsError, match="grow-data-key"):
         load_settings()
