@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from flask import Flask, redirect, render_template, request, url_for
+from flask import Flask, current_app, redirect, render_template, request, url_for
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from flask_login import LoginManager
@@ -114,8 +114,6 @@ def _origin(url: str) -> str:
 
 
 def _settings() -> Settings:
-    from flask import current_app
-
     return current_app.extensions["grow_wow"]["settings"]
 
 

@@ -101,13 +101,6 @@ def data_map():
     return jsonify(backend().get("/map", _owner_scope(_passed("owner"))))
 
 
-@pages.get("/data/status_counts")
-def data_status_counts():
-    if current_user.sees_owner is None:
-        return jsonify(backend().get("/status_counts"))
-    return jsonify(backend().get(f"/owners/{current_user.sees_owner}/stats")["by_status"])
-
-
 @pages.get("/data/sensors")
 def data_sensors():
     params = _owner_scope(_passed("status", "owner", "q", "page", "per_page"))
