@@ -97,6 +97,13 @@ class Settings(BaseSettings):
         default="memory://",
         description="where login attempts are counted; redis://… shares it between workers",
     )
+    proxy_hops: int = Field(
+        default=0,
+        ge=0,
+        le=5,
+        description="proxies in front of the front end whose X-Forwarded-For/-Proto to trust "
+        "(Beanstalk: 2, its load balancer and nginx); 0 trusts none",
+    )
     map_tile_url: str = Field(
         default="https://tile.openstreetmap.org/{z}/{x}/{y}.png",
         description="Leaflet tile layer; empty: a map without tiles (no request leaves the app)",

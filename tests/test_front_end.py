@@ -95,6 +95,19 @@ def test_logging_in_is_rate_limited(front_settings, engine):
     assert log_in(client, "ada").status_code == 429  # even the right password waits
 
 
+def test_behind_a_trusted_proxy_each_client_has_its_own_login_limit(front_settings, engine):
+    app = create_front_end(load_settings(**front_settings, login_rate_limit="2 per minute", proxy_hops=1))
+    accounts.create_user(engine, "ada", PASSWORD, "admin")
+    client = app.test_client()
+
+    def attempt(address):
+        form = {"username": "ada", "password": "wrong password", "csrf_token": csrf_token(client)}
+        return client.post("/login", data=form, headers={"X-Forwarded-For": address}).status_code
+
+    assert [attempt("203.0.113.5") for _ in range(3)] == [401, 401, 429]
+    assert attempt("198.51.100.7") == 401  # another client, not yet limited
+
+
 def test_an_admin_sees_every_sensor(client):
     log_in(client, "ada")
     assert [row[0] for row in client.get("/data/map").json["rows"]] == ["0042", "r1", "s1", "s2"]
