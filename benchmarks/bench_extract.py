@@ -23,15 +23,15 @@ import time
 from pathlib import Path
 
 import requests
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench_fetch import free_port, serve  # noqa: E402
 
+from benchmarks.scratch import Scratch  # noqa: E402
 from etl import extract_all_grow_data, find_nearest_wow_live, store_sensor_info  # noqa: E402
-from etl.db import init_db, make_engine  # noqa: E402
 from etl.schema import readings, wow_observations  # noqa: E402
 from etl.settings import load_settings, parse_database_url  # noqa: E402
 from etl.shard import Shard  # noqa: E402
@@ -54,19 +54,17 @@ def scenario(
     base, sensors: int, days: int, now: dt.datetime, later: dt.datetime | None, workers: int
 ) -> dict:
     """Generate, serve, store and link; then time the extract at `now` (and again at `later`)."""
-    schema = f"bench_extract_{os.getpid()}_{sensors}"
-    admin = make_engine(load_settings(database_url=base.render_as_string(hide_password=False)))
-    with admin.begin() as connection:
-        connection.execute(text(f"CREATE SCHEMA {schema}"))
-    url = base.update_query_dict({"options": f"-csearch_path={schema}"}).render_as_string(hide_password=False)
-    with tempfile.TemporaryDirectory(dir=ROOT / "var", prefix="bench_extract_") as folder:
+    with (
+        Scratch(base, f"extract_{sensors}") as scratch,
+        tempfile.TemporaryDirectory(dir=ROOT / "var", prefix="bench_extract_") as folder,
+    ):
         generate(folder, sensors, days, 2019, END)
         port = free_port()
         server = serve(Path(folder), port)
         requests.post(f"http://127.0.0.1:{port}/sim/clock", json={"now": now.isoformat()}, timeout=10)
         try:
             settings = load_settings(
-                database_url=url,
+                database_url=scratch.url,
                 grow_api_url=f"http://127.0.0.1:{port}/grow/api",
                 grow_api_key="sim-grow-key",
                 wow_api_url=f"http://127.0.0.1:{port}/wow/api",
@@ -74,8 +72,7 @@ def scenario(
                 etl_now=now,
                 fetch_workers=workers,
             )
-            engine = make_engine(settings)
-            init_db(engine)
+            engine = scratch.engine
             context = StepContext(settings, engine, Shard(), now)
             store_sensor_info.run(context)
             find_nearest_wow_live.run(context)
@@ -99,13 +96,9 @@ def scenario(
                     nightly_all_steps=done - started,
                     nightly_rows=(after[0] - result["counts"][0], after[1] - result["counts"][1]),
                 )
-            engine.dispose()
         finally:
             server.terminate()
             server.wait(timeout=10)
-            with admin.begin() as connection:
-                connection.execute(text(f"DROP SCHEMA {schema} CASCADE"))
-            admin.dispose()
     return result
 
 

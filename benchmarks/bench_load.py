@@ -29,10 +29,11 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from benchmarks.scratch import Scratch
 from etl import load
 from etl.db import init_db, make_engine
 from etl.load import bulk_upsert, copy_payload
@@ -193,26 +194,13 @@ def main() -> None:
 
     (Path(__file__).resolve().parent.parent / "var").mkdir(exist_ok=True)
     base = parse_database_url(os.environ.get("DATABASE_URL", DEFAULT_URL))
-    schema = f"bench_load_{os.getpid()}"
-    admin = make_engine(load_settings(database_url=base.render_as_string(hide_password=False)))
-    with admin.begin() as connection:
-        connection.execute(text(f"CREATE SCHEMA {schema}"))
-    scratch = base.update_query_dict({"options": f"-csearch_path={schema}"}).render_as_string(
-        hide_password=False
-    )
-    engine = make_engine(load_settings(database_url=scratch))
-    try:
-        init_db(engine)
+    with Scratch(base, "load") as scratch:
+        engine = scratch.engine
         with engine.begin() as connection:
             connection.exec_driver_sql("CREATE TABLE copy_ceiling (LIKE readings INCLUDING ALL)")
         frame = synthetic_readings(args.rows, args.sensors)
         rounds = [pg_measurements(engine, frame) for _ in range(args.repeat)]
         by_row = row_by_row(engine, frame.iloc[: args.row_by_row])
-    finally:
-        engine.dispose()
-        with admin.begin() as connection:
-            connection.execute(text(f"DROP SCHEMA {schema} CASCADE"))
-        admin.dispose()
     sqlite_frame = frame.iloc[: args.sqlite_rows] if args.sqlite_rows else frame
     sqlite = statistics.median(sqlite_seconds(sqlite_frame) for _ in range(args.repeat))
 
