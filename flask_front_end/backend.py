@@ -6,6 +6,8 @@ may see and then asks here.
 
 from __future__ import annotations
 
+import threading
+
 import requests
 
 
@@ -19,10 +21,18 @@ class BackendError(Exception):
 
 class Backend:
     def __init__(self, base_url: str, token: str | None, timeout_s: float):
-        self.base_url, self.timeout_s = base_url.rstrip("/"), timeout_s
-        self.session = requests.Session()
-        if token:
-            self.session.headers["Authorization"] = f"Bearer {token}"
+        self.base_url, self.timeout_s, self._token = base_url.rstrip("/"), timeout_s, token
+        self._local = threading.local()
+
+    @property
+    def session(self) -> requests.Session:
+        """One keep-alive session per thread: gunicorn's threads must not share one."""
+        session = getattr(self._local, "session", None)
+        if session is None:
+            session = self._local.session = requests.Session()
+            if self._token:
+                session.headers["Authorization"] = f"Bearer {self._token}"
+        return session
 
     def get(self, path: str, params: dict | None = None):
         """GET `/api/v1{path}` and return its JSON; any non-200 answer raises BackendError."""
