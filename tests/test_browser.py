@@ -28,6 +28,9 @@ from flask_front_end import create_app as create_front_end
 from tests.conftest import SIMULATED_END
 
 CHROMIUM = "/usr/bin/chromium"
+HOSTILE_NAME = "<img src=x id=pwned-name>"
+HOSTILE_ADDRESS = 'Hostile Lane "><img src=x id=pwned-address>'
+
 SHOTS = VAR_DIR / "screenshots"
 PASSWORD = "a demo password"
 TOKEN = "browser-test-token"
@@ -70,6 +73,18 @@ def site(tmp_path_factory, network_dir):
         statuses = dict(connection.execute(select(sensor_health.c.sensor_id, sensor_health.c.status)).all())
         owners = dict(connection.execute(select(sensors.c.sensor_id, sensors.c.owner_id)).all())
     assert faulty is not None, "the simulated network should hold a faulty sensor"
+    # A volunteer's sensor name and a geocoded address are not ours: make one of each hostile.
+    with engine.begin() as connection:
+        hostile = connection.scalar(
+            select(sensors.c.sensor_id)
+            .where(sensors.c.sensor_id != faulty.sensor_id)
+            .order_by(sensors.c.sensor_id)
+        )
+        connection.execute(
+            sensors.update()
+            .where(sensors.c.sensor_id == hostile)
+            .values(name=HOSTILE_NAME, address=HOSTILE_ADDRESS)
+        )
     accounts.create_user(engine, "ada", PASSWORD, "admin")
     accounts.create_user(engine, "olive", PASSWORD, "owner", owner_id=faulty.owner_id)
 
@@ -89,6 +104,7 @@ def site(tmp_path_factory, network_dir):
         "faulty": faulty.sensor_id,
         "owner": faulty.owner_id,
         "address": faulty.address,
+        "hostile": hostile,
         "statuses": {s: statuses.get(s, "unchecked") for s in owners},
         "owners": owners,
     }
@@ -271,6 +287,28 @@ def test_the_owner_map_finds_sensors_by_address(page, site):
     assert found and all(address == first for address in found)
     owners = set(page.locator("#owner-sensors tbody tr td:nth-child(5)").all_inner_texts())
     assert set(page.locator("#owner-stats tbody tr td:first-child").all_inner_texts()) == owners
+
+
+def test_hostile_names_and_addresses_show_as_text(page, site):
+    log_in(page, site)
+    page.goto(f"{site['url']}/owner_map")
+    page.wait_for_selector("#owner-page[data-ready=true]")
+    page.type("#address", "Hostile", delay=50)
+    for _ in range(50):
+        if page.locator("#address-options option").count():
+            break
+        page.wait_for_timeout(200)
+    assert page.locator("#address-options option").first.get_attribute("value") == HOSTILE_ADDRESS
+    page.fill("#address", HOSTILE_ADDRESS)
+    page.click("#owner-search button[type=submit]")
+    page.wait_for_selector("#owner-sensors:not([hidden])")
+    row = page.locator("#owner-sensors tbody tr").first.inner_text()
+    assert HOSTILE_NAME in row and HOSTILE_ADDRESS in row
+    page.goto(f"{site['url']}/sensors/{site['hostile']}")
+    page.wait_for_selector("#sensor-page[data-ready=true]")
+    assert HOSTILE_NAME in page.inner_text("h1") and HOSTILE_ADDRESS in page.inner_text(".facts")
+    assert page.locator("#pwned-name, #pwned-address").count() == 0
+    page.expected_errors = 0
 
 
 def test_a_form_posted_without_its_csrf_token_is_refused(page, site):

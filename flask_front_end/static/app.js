@@ -14,8 +14,10 @@ async function getJSON(url) {
   return body;
 }
 
+const HTML_ESCAPES = { "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" };
+
+// Text for innerHTML, in element content and in quoted attributes alike: names and addresses come from
+// volunteers and geocoders, not from us.
 function escapeHTML(text) {
-  const div = document.createElement("div");
-  div.textContent = text == null ? "" : String(text);
-  return div.innerHTML;
+  return String(text == null ? "" : text).replace(/[&<>"']/g, (c) => HTML_ESCAPES[c]);
 }
