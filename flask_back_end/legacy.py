@@ -31,6 +31,9 @@ from werkzeug.http import http_date
 
 from etl.db import read_frame
 from etl.schema import readings, sensor_health, sensors
+from etl.sources.grow import DATA_SOURCE as GROW_SOURCE
+from etl.sources.grow import TIME_FORMAT as GROW_TIME
+from etl.sources.grow import grow_stamp
 from flask_back_end import auth
 from flask_back_end.api import (
     engine,
@@ -49,7 +52,6 @@ GROW_VARIABLES = {  # GROW variable code suffix → our column, in the order 201
     "air_temperature": "air_temperature",
     "calibrated_soil_moisture": "soil_moisture",
 }
-GROW_PREFIX = "Thingful.Connectors.GROWSensors"
 MAX_SPAN = dt.timedelta(days=31)  # 2019 asked for 9 days; longer ranges belong to /api/v1 (downsampled)
 
 
@@ -81,7 +83,7 @@ class SensorRangeParams(SensorParam):
 
 def parse_2019_time(value: str, name: str) -> dt.datetime:
     """2019 clients sent `2019-05-24T20:00:00` (and GROW's own `20190524200000`); both are UTC."""
-    for parse in (dt.datetime.fromisoformat, lambda v: dt.datetime.strptime(v, "%Y%m%d%H%M%S")):
+    for parse in (dt.datetime.fromisoformat, lambda v: dt.datetime.strptime(v, GROW_TIME)):
         try:
             when = parse(value.strip())
         except ValueError:
@@ -285,7 +287,7 @@ def indiv_grow_data(params):
             .where(readings.c.sensor_id == sensor_id, readings.c.ts.between(start, end))
             .order_by(readings.c.ts.desc()),
         )
-    stamps = frame["ts"].dt.strftime("%Y%m%d%H%M%S").tolist() if len(frame) else []
+    stamps = frame["ts"].dt.strftime(GROW_TIME).tolist() if len(frame) else []
     series = []
     for suffix, column in GROW_VARIABLES.items():
         values = frame[column].tolist() if len(frame) else []
@@ -298,9 +300,9 @@ def indiv_grow_data(params):
             {
                 "LocationCode": sensor_id,
                 "LocationIdentifier": f"Grow.Thingful#{sensor_id}",
-                "VariableCode": f"{GROW_PREFIX}.{suffix}",
-                "StartDate": start.strftime("%Y%m%d%H%M%S"),
-                "EndDate": end.strftime("%Y%m%d%H%M%S"),
+                "VariableCode": f"{GROW_SOURCE}.{suffix}",
+                "StartDate": grow_stamp(start),
+                "EndDate": grow_stamp(end),
                 "Data": samples,
             }
         )

@@ -6,6 +6,7 @@ Passwords are stored as werkzeug scrypt hashes, never in clear.
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import click
@@ -138,10 +139,8 @@ users_cli = AppGroup("users", help="Create, list, disable and enable accounts of
 )
 def create_command(username: str, role: str, owner_id: str | None, password: str) -> None:
     """Create an account."""
-    try:
+    with _told():
         create_user(_engine(), username, password, role, owner_id)
-    except AccountError as exc:
-        raise click.ClickException(str(exc)) from None
     click.echo(f"created {role} {username}" + (f" (owner {owner_id})" if role == "owner" else ""))
 
 
@@ -152,10 +151,8 @@ def create_command(username: str, role: str, owner_id: str | None, password: str
 )
 def password_command(username: str, password: str) -> None:
     """Set a new password for an account."""
-    try:
+    with _told():
         set_password(_engine(), username, password)
-    except AccountError as exc:
-        raise click.ClickException(str(exc)) from None
     click.echo(f"new password set for {username}")
 
 
@@ -171,19 +168,24 @@ def list_command() -> None:
 @click.argument("username")
 def disable_command(username: str) -> None:
     """Stop an account from logging in (its sessions end at their next request)."""
-    _set(username, False)
+    with _told():
+        set_active(_engine(), username, False)
+    click.echo(f"disabled {username}")
 
 
 @users_cli.command("enable")
 @click.argument("username")
 def enable_command(username: str) -> None:
     """Let a disabled account log in again."""
-    _set(username, True)
+    with _told():
+        set_active(_engine(), username, True)
+    click.echo(f"enabled {username}")
 
 
-def _set(username: str, active: bool) -> None:
+@contextmanager
+def _told():
+    """An account request that cannot be honoured ends the command with its reason, in one line."""
     try:
-        set_active(_engine(), username, active)
+        yield
     except AccountError as exc:
         raise click.ClickException(str(exc)) from None
-    click.echo(f"{'enabled' if active else 'disabled'} {username}")

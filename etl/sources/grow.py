@@ -27,6 +27,7 @@ DATA_SOURCE = "Thingful.Connectors.GROWSensors"
 MAX_LOCATIONS = 10
 MAX_WINDOW = dt.timedelta(days=10)
 NO_DATA = -9999.0
+TIME_FORMAT = "%Y%m%d%H%M%S"  # GROW's times, always UTC
 # The API's variable codes and our column names; calibrated soil moisture is the soil moisture we keep.
 VARIABLES = {
     f"{DATA_SOURCE}.calibrated_soil_moisture": "soil_moisture",
@@ -82,7 +83,7 @@ def request_windows(
 def grow_stamp(when: dt.datetime) -> str:
     if when.tzinfo is None:
         raise ValueError("GROW times must be timezone-aware")
-    return when.astimezone(dt.UTC).strftime("%Y%m%d%H%M%S")
+    return when.astimezone(dt.UTC).strftime(TIME_FORMAT)
 
 
 def parse_grow_timestamps(stamps: Sequence) -> tuple[np.ndarray, np.ndarray]:
