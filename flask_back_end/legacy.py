@@ -6,7 +6,8 @@ Shapes as the 2019 code produced them (what its map and chart pages read):
   latitude, longitude, address, owner_id.
 - `/api/indiv_grow_data`: the GROW `timeSeries/get` answer (`{"Data": [{"VariableCode": ..., "Data":
   [{"Value", "DateTime": "yyyymmddHHMMSS", ...}]}]}`, newest first) for light, air temperature and
-  calibrated soil moisture — now from our database instead of a call to GROW per page view.
+  calibrated soil moisture at the times all three have (2019's charts read them side by side) — now
+  from our database instead of a call to GROW per page view.
 - `/api/check_faulty_grow`: `[]` for a sensor without anomalies, else `[[days_since_anomaly,
   "<last anomaly, HTTP date>"]]`.
 - `/api/get_wow_data`: `{"distance": [km], "datetime": [...], "air_temp": [...], "rainfall": [...]}`.
@@ -287,6 +288,9 @@ def indiv_grow_data(params):
             .where(readings.c.sensor_id == sensor_id, readings.c.ts.between(start, end))
             .order_by(readings.c.ts.desc()),
         )
+    # 2019's chart code reads the three series side by side by position: keep only the times all three
+    # have, so its rows line up.
+    frame = frame.dropna(subset=list(GROW_VARIABLES.values()))
     stamps = frame["ts"].dt.strftime(GROW_TIME).tolist() if len(frame) else []
     series = []
     for suffix, column in GROW_VARIABLES.items():
@@ -294,7 +298,6 @@ def indiv_grow_data(params):
         samples = [
             {"Value": value, "DateTime": stamp, "Availability": 1, "Quality": 0}
             for value, stamp in zip(values, stamps, strict=True)
-            if value is not None and not math.isnan(value)
         ]
         series.append(
             {

@@ -1,10 +1,11 @@
 """The 2019 routes answer in the shapes the 2019 map and chart pages read, on both engines."""
 
+import pandas as pd
 import pytest
 
 from etl.settings import load_settings
 from flask_back_end import create_app
-from tests.api_data import TOKEN, seed
+from tests.api_data import START, TOKEN, seed
 
 
 @pytest.fixture
@@ -68,6 +69,22 @@ def test_sensor_lists_are_all_sensor_info_rows(client):
 def test_sensor_lists_by_status(client, status, expected):
     rows = get(client, f"/api/all_grow_{status}_json").json
     assert [row["sensor_id"] for row in rows] == expected
+
+
+def test_individual_series_line_up_for_2019s_charts(client, engine):
+    from sqlalchemy import update
+
+    from etl.schema import readings
+
+    with engine.begin() as connection:  # the light sensor missed one reading
+        connection.execute(
+            update(readings)
+            .where(readings.c.sensor_id == "s1", readings.c.ts == START + pd.Timedelta("4D 00:30:00"))
+            .values(light=None)
+        )
+    body = get(client, "/api/indiv_grow_data", sensor_id="s1", **ONE_HOUR).json
+    times = [[sample["DateTime"] for sample in series["Data"]] for series in body["Data"]]
+    assert times[0] == times[1] == times[2] and len(times[0]) == 4 and "20190605003000" not in times[0]
 
 
 def test_individual_data_comes_in_grows_shape_newest_first(client):
