@@ -251,6 +251,16 @@ def test_a_faulty_sensor_page_draws_charts_with_data_and_marked_anomalies(page, 
     assert marked > 0 and rows > 0 and "No anomalies" not in page.inner_text("#anomalies")
     assert page.evaluate("Chart.getChart('chart-grow-wow-temperature').data.datasets[1].data.length") > 0
     shoot(page, "faulty_sensor")
+    # The date fields show the range drawn (the last 9 days); a narrower one redraws with fewer points.
+    start, end = page.input_value("#start"), page.input_value("#end")
+    assert start and end and start < end
+    before = page.evaluate("Chart.getChart('chart-soil_moisture').data.datasets[0].data.length")
+    page.fill("#start", end)
+    page.evaluate("document.getElementById('sensor-page').dataset.ready = ''")
+    page.click("#range button[type=submit]")
+    page.wait_for_selector("#sensor-page[data-ready=true]")
+    after = page.evaluate("Chart.getChart('chart-soil_moisture').data.datasets[0].data.length")
+    assert 0 < after < before
 
 
 def test_an_owner_sees_only_their_sensors(page, site):

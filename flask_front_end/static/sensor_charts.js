@@ -125,6 +125,9 @@ async function load() {
         <td>${escapeHTML(a.start_at.slice(0, 16).replace("T", " "))}</td><td>${escapeHTML(a.end_at.slice(0, 16).replace("T", " "))}</td>
         <td>${escapeHTML(a.detector)}</td><td>${escapeHTML(a.explanation || "")}</td></tr>`).join("")
     : `<tr><td colspan="6">No anomalies in this range.</td></tr>`;
+  // Show the range drawn in the date fields, so the default (the last 9 days) is visible and adjustable.
+  document.getElementById("start").value ||= readings.start.slice(0, 10);
+  document.getElementById("end").value ||= readings.end.slice(0, 10);
   message.textContent = `${readings.start.slice(0, 16).replace("T", " ")} to ${readings.end.slice(0, 16).replace("T", " ")} UTC: ` +
     `${readings.readings.toLocaleString("en")} readings, ${inRange.items.length} anomalies`;
   page.dataset.ready = "true";
