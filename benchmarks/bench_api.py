@@ -23,7 +23,6 @@ import json
 import os
 import random
 import secrets
-import socket
 import statistics
 import subprocess
 import sys
@@ -37,12 +36,12 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.scratch import Scratch  # noqa: E402
+from bench_fetch import free_port  # noqa: E402
+
+from benchmarks.scratch import Scratch, benchmark_database  # noqa: E402
 from etl.load import bulk_upsert  # noqa: E402
 from etl.schema import readings, sensor_health, sensor_wow, sensors, wow_sites  # noqa: E402
-from etl.settings import parse_database_url  # noqa: E402
 
-DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/test"
 END = pd.Timestamp("2019-07-01", tz="UTC")
 STATUSES = np.array(["healthy", "faulty", "recovered"])
 
@@ -113,12 +112,6 @@ def fill(engine, sensor_count: int, days: int, seed: int = 6500) -> int:
     with engine.begin() as connection:
         connection.exec_driver_sql("ANALYZE")
     return total
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def serve(database_url: str, token: str, port: int, workers: int, threads: int) -> subprocess.Popen:
@@ -211,7 +204,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2, help="gunicorn workers")
     parser.add_argument("--threads", type=int, default=4, help="threads per gunicorn worker")
     args = parser.parse_args()
-    base = parse_database_url(os.environ.get("DATABASE_URL", DEFAULT_URL))
+    base = benchmark_database()
 
     with Scratch(base, "api") as scratch:
         began = time.perf_counter()

@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import os
 import sys
 import tempfile
 import time
@@ -33,19 +32,17 @@ from sqlalchemy import func, select
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.scratch import Scratch  # noqa: E402
+from benchmarks.scratch import Scratch, benchmark_database  # noqa: E402
 from etl import detect_anomalies  # noqa: E402
 from etl.evaluate import network_frames  # noqa: E402
 from etl.load import bulk_upsert  # noqa: E402
 from etl.schema import anomalies, readings, sensor_wow, sensors, wow_observations, wow_sites  # noqa: E402
-from etl.settings import parse_database_url  # noqa: E402
 from etl.shard import Shard  # noqa: E402
 from etl.simulator.generate import generate  # noqa: E402
 from etl.simulator.network import Network  # noqa: E402
 from etl.step import StepContext  # noqa: E402
 from models.autoencoder import SLOTS, VARIABLES, build_model, quiet_tensorflow  # noqa: E402
 
-DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/test"
 END = dt.datetime(2019, 7, 1, tzinfo=dt.UTC)
 
 
@@ -156,7 +153,7 @@ def main() -> None:
     parser.add_argument("--nightly-sensors", type=int, default=6500, help="sensors of the nightly run")
     args = parser.parse_args()
     (ROOT / "var").mkdir(exist_ok=True)
-    base = parse_database_url(os.environ.get("DATABASE_URL", DEFAULT_URL))
+    base = benchmark_database()
 
     full = full_history(base, args.sensors, args.days, args.baseline_sensors)
     night = nightly(base, args.nightly_sensors)

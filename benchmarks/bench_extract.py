@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import os
 import sys
 import tempfile
 import time
@@ -30,15 +29,14 @@ sys.path.insert(0, str(ROOT))
 
 from bench_fetch import free_port, serve  # noqa: E402
 
-from benchmarks.scratch import Scratch  # noqa: E402
+from benchmarks.scratch import Scratch, benchmark_database  # noqa: E402
 from etl import extract_all_grow_data, find_nearest_wow_live, store_sensor_info  # noqa: E402
 from etl.schema import readings, wow_observations  # noqa: E402
-from etl.settings import load_settings, parse_database_url  # noqa: E402
+from etl.settings import load_settings  # noqa: E402
 from etl.shard import Shard  # noqa: E402
 from etl.simulator.generate import generate  # noqa: E402
 from etl.step import StepContext  # noqa: E402
 
-DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/test"
 END = dt.datetime(2019, 7, 1, tzinfo=dt.UTC)
 
 
@@ -111,7 +109,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=4, help="concurrent requests")
     args = parser.parse_args()
     (ROOT / "var").mkdir(exist_ok=True)
-    base = parse_database_url(os.environ.get("DATABASE_URL", DEFAULT_URL))
+    base = benchmark_database()
 
     full = scenario(base, args.sensors, args.days, END, None, args.workers)
     day = dt.timedelta(days=1)

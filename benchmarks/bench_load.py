@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import io
 import json
-import os
 import statistics
 import sys
 import tempfile
@@ -33,14 +32,13 @@ from sqlalchemy import func, select
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.scratch import Scratch
+from benchmarks.scratch import Scratch, benchmark_database
 from etl import load
 from etl.db import init_db, make_engine
 from etl.load import bulk_upsert, copy_payload
 from etl.schema import readings
-from etl.settings import load_settings, parse_database_url
+from etl.settings import load_settings
 
-DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/test"
 VALUES = ["soil_moisture", "air_temperature", "light", "battery_level"]
 
 
@@ -193,7 +191,7 @@ def main() -> None:
     args = parser.parse_args()
 
     (Path(__file__).resolve().parent.parent / "var").mkdir(exist_ok=True)
-    base = parse_database_url(os.environ.get("DATABASE_URL", DEFAULT_URL))
+    base = benchmark_database()
     with Scratch(base, "load") as scratch:
         engine = scratch.engine
         with engine.begin() as connection:

@@ -5,9 +5,17 @@ from __future__ import annotations
 import os
 
 from sqlalchemy import text
+from sqlalchemy.engine import URL
 
 from etl.db import init_db, make_engine
-from etl.settings import load_settings
+from etl.settings import load_settings, parse_database_url
+
+DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/test"
+
+
+def benchmark_database() -> URL:
+    """DATABASE_URL, or the local PostgreSQL: where every benchmark makes its scratch schema."""
+    return parse_database_url(os.environ.get("DATABASE_URL", DEFAULT_URL))
 
 
 class Scratch:

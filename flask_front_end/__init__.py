@@ -78,7 +78,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.cli.add_command(accounts.users_cli)
     app.after_request(_security_headers)
     app.register_error_handler(CSRFError, _csrf_refused)
-    for status in (403, 404, 429):
+    for status in (404, 429):
         app.register_error_handler(status, _error_page)
     return app
 
@@ -134,9 +134,8 @@ def _csrf_refused(error: CSRFError):
 
 
 def _error_page(error):
-    titles = {403: "Not yours", 404: "Not found", 429: "Too many attempts"}
+    titles = {404: "Not found", 429: "Too many attempts"}
     message = {
-        403: "This account cannot see that.",
         404: "There is no such page or sensor here.",
         429: "Too many login attempts from here; wait a minute and try again.",
     }[error.code]

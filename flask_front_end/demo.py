@@ -15,6 +15,7 @@ import string
 import threading
 from dataclasses import dataclass, field
 
+from pydantic import SecretStr
 from sqlalchemy import select
 
 from etl.db import make_engine
@@ -78,26 +79,20 @@ def demo_accounts(engine) -> list[tuple[str, str, str]]:
 def serve_demo(settings: Settings, port: int = 5000, backend_port: int = 8000) -> DemoSite:
     token = secrets.token_urlsafe(24)
     back = _start(
-        create_back_end(settings.model_copy(update={"backend_token": _secret(token)})), backend_port
+        create_back_end(settings.model_copy(update={"backend_token": SecretStr(token)})), backend_port
     )
     backend_url = f"http://127.0.0.1:{back.port}"
     front_settings = settings.model_copy(
         update={
             "backend_url": backend_url,
-            "backend_token": _secret(token),
-            "frontend_secret_key": _secret(secrets.token_urlsafe(32)),
+            "backend_token": SecretStr(token),
+            "frontend_secret_key": SecretStr(secrets.token_urlsafe(32)),
             "session_cookie_secure": False,  # plain http on loopback
         }
     )
     front = _start(create_front_end(front_settings), port)
     logins = demo_accounts(make_engine(settings))
     return DemoSite(f"http://127.0.0.1:{front.port}", backend_url, logins, [front, back])
-
-
-def _secret(value: str):
-    from pydantic import SecretStr
-
-    return SecretStr(value)
 
 
 def main() -> None:

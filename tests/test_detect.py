@@ -66,19 +66,14 @@ def test_naive_timestamps_are_refused_with_a_clear_error():
         detect(frame)
 
 
-def test_detection_chunks_never_split_a_station_and_shards_take_whole_stations():
+def test_detection_chunks_never_split_a_station():
     from etl.detect_anomalies import station_chunks
-    from etl.shard import Shard
 
     site_of = {"a1": "S1", "a2": "S1", "a3": "S1", "b1": "S2", "b2": "S2", "c1": "S3"}
     todo = ["lone", "a1", "a2", "a3", "b1", "b2", "c1"]
-    chunks = station_chunks(todo, site_of, size=4)
+    chunks = station_chunks(todo, site_of, size=3)  # cut every 3 in order, S1 would be split
     assert sorted(sensor for chunk in chunks for sensor in chunk) == sorted(todo)
     for station in ("S1", "S2"):
         holding = [i for i, chunk in enumerate(chunks) if any(site_of.get(s) == station for s in chunk)]
         assert len(holding) == 1, (station, chunks)
-    assert all(len(chunk) <= 4 for chunk in chunks)
-    # One station always falls in one shard, whichever of its sensors is asked about.
-    for count in (2, 3, 4):
-        owners = {i for i in range(1, count + 1) if Shard(i, count).contains("S1")}
-        assert len(owners) == 1
+    assert all(len(chunk) <= 3 for chunk in chunks)
