@@ -12,8 +12,7 @@ AIRFLOW_VENV := var/airflow-venv
 # embedded SQLite database under var/, printing what it did; then serve the back end and the dashboard
 # on loopback and print the address and two logins (Ctrl-C stops them).
 demo: $(VENV)/.installed
-	$(BIN)/python -m etl demo
-	$(BIN)/python -m flask_front_end.demo
+	$(BIN)/python -m devtools.demo
 
 # Set up with the test tools (and Airflow in its own environment, for the DAG's tests), then lint and
 # run every test (database tests on SQLite and PostgreSQL).

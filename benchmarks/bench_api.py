@@ -39,8 +39,8 @@ sys.path.insert(0, str(ROOT))
 from bench_fetch import free_port  # noqa: E402
 
 from benchmarks.scratch import Scratch, benchmark_database  # noqa: E402
-from etl.load import bulk_upsert  # noqa: E402
-from etl.schema import readings, sensor_health, sensor_wow, sensors, wow_sites  # noqa: E402
+from core.load import bulk_upsert  # noqa: E402
+from core.schema import readings, sensor_health, sensor_wow, sensors, wow_sites  # noqa: E402
 
 END = pd.Timestamp("2019-07-01", tz="UTC")
 STATUSES = np.array(["healthy", "faulty", "recovered"])

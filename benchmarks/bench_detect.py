@@ -33,15 +33,16 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.scratch import Scratch, benchmark_database  # noqa: E402
+from core.load import bulk_upsert  # noqa: E402
+from core.schema import anomalies, readings, sensor_wow, sensors, wow_observations, wow_sites  # noqa: E402
+from detection.autoencoder import SLOTS, VARIABLES, quiet_tensorflow  # noqa: E402
+from devtools.evaluate import network_frames  # noqa: E402
+from devtools.simulator.generate import generate  # noqa: E402
+from devtools.simulator.network import Network  # noqa: E402
 from etl import detect_anomalies  # noqa: E402
-from etl.evaluate import network_frames  # noqa: E402
-from etl.load import bulk_upsert  # noqa: E402
-from etl.schema import anomalies, readings, sensor_wow, sensors, wow_observations, wow_sites  # noqa: E402
 from etl.shard import Shard  # noqa: E402
-from etl.simulator.generate import generate  # noqa: E402
-from etl.simulator.network import Network  # noqa: E402
 from etl.step import StepContext  # noqa: E402
-from models.autoencoder import SLOTS, VARIABLES, build_model, quiet_tensorflow  # noqa: E402
+from models.train import build_model  # noqa: E402
 
 END = dt.datetime(2019, 7, 1, tzinfo=dt.UTC)
 

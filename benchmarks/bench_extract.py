@@ -1,6 +1,6 @@
 """How fast `extract_all_grow_data` brings readings from the simulator into PostgreSQL, end to end.
 
-1. Full history: a network of 500 sensors × 90 days, served by `python -m etl.simulator serve` in its own
+1. Full history: a network of 500 sensors × 90 days, served by `python -m devtools.simulator serve` in its own
    process on loopback; sensors stored and linked first (untimed), then the extract is timed: HTTP,
    parsing, joining and loading, GROW readings and the linked WOW stations' observations.
 2. Nightly: a network of 6,500 sensors whose history up to yesterday is already stored (loaded by the
@@ -30,11 +30,11 @@ sys.path.insert(0, str(ROOT))
 from bench_fetch import free_port, serve  # noqa: E402
 
 from benchmarks.scratch import Scratch, benchmark_database  # noqa: E402
+from core.schema import readings, wow_observations  # noqa: E402
+from devtools.simulator.generate import generate  # noqa: E402
 from etl import extract_all_grow_data, find_nearest_wow_live, store_sensor_info  # noqa: E402
-from etl.schema import readings, wow_observations  # noqa: E402
 from etl.settings import load_settings  # noqa: E402
 from etl.shard import Shard  # noqa: E402
-from etl.simulator.generate import generate  # noqa: E402
 from etl.step import StepContext  # noqa: E402
 
 END = dt.datetime(2019, 7, 1, tzinfo=dt.UTC)

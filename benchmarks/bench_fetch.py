@@ -1,7 +1,7 @@
 """How fast the GROW client fetches and parses readings from the local simulator, and how fast a network
 is generated.
 
-Generates a network (default 6,500 sensors × 30 days, timed), serves it with `python -m etl.simulator
+Generates a network (default 6,500 sensors × 30 days, timed), serves it with `python -m devtools.simulator
 serve` in its own process on loopback, then fetches every reading of a subset of sensors over HTTP with
 `GrowClient` (requests of 10 sensors × 10 days, a pool of workers), parsed and joined by timestamp. A
 reading is one timestamp of one sensor with its variables joined.
@@ -27,9 +27,9 @@ import requests
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from devtools.simulator.generate import generate  # noqa: E402
+from devtools.simulator.network import Network  # noqa: E402
 from etl.settings import load_settings  # noqa: E402
-from etl.simulator.generate import generate  # noqa: E402
-from etl.simulator.network import Network  # noqa: E402
 from etl.sources.grow import GrowClient  # noqa: E402
 
 END = dt.datetime(2019, 7, 1, tzinfo=dt.UTC)
@@ -46,7 +46,7 @@ def serve(folder: Path, port: int) -> subprocess.Popen:
         [
             sys.executable,
             "-m",
-            "etl.simulator",
+            "devtools.simulator",
             "serve",
             "--data",
             str(folder),

@@ -3,7 +3,7 @@
 Measured in one run, on PostgreSQL (DATABASE_URL, default the local server) in a scratch schema that is
 dropped afterwards, each from rows held in a DataFrame to rows committed:
 
-- bulk upsert into an empty table (new rows: the direct-COPY path of etl.load)
+- bulk upsert into an empty table (new rows: the direct-COPY path of core.load)
 - bulk upsert of the same rows again (nothing may change: rows written and row count printed)
 - the staging merge alone (COPY to a temporary table, UPDATE changed, INSERT new)
 - staging + INSERT … ON CONFLICT, the textbook upsert
@@ -33,10 +33,10 @@ from sqlalchemy import func, select
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.scratch import Scratch, benchmark_database
-from etl import load
-from etl.db import init_db, make_engine
-from etl.load import bulk_upsert, copy_payload
-from etl.schema import readings
+from core import load
+from core.db import init_db, make_engine
+from core.load import bulk_upsert, copy_payload
+from core.schema import readings
 from etl.settings import load_settings
 
 VALUES = ["soil_moisture", "air_temperature", "light", "battery_level"]

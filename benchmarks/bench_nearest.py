@@ -25,9 +25,9 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from devtools.simulator.generate import generate  # noqa: E402
+from devtools.simulator.network import Network  # noqa: E402
 from etl.find_nearest_wow_live import link_sensors  # noqa: E402
-from etl.simulator.generate import generate  # noqa: E402
-from etl.simulator.network import Network  # noqa: E402
 
 
 def haversine_2019(lat1: float, lon1: float, lat2: float, lon2: float) -> float:

@@ -7,8 +7,9 @@ import os
 from sqlalchemy import text
 from sqlalchemy.engine import URL
 
-from etl.db import init_db, make_engine
-from etl.settings import load_settings, parse_database_url
+from core.db import init_db, make_engine
+from core.settings import parse_database_url
+from etl.settings import load_settings
 
 DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/test"
 

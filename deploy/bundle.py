@@ -3,9 +3,10 @@
     python deploy/bundle.py [--out var/bundles]
 
 Each zip holds `application.py` at its root (Beanstalk's Python platform serves its `application`), the
-app's package, the shared `etl` package (settings, schema, database: never copied into the apps), a
-Procfile that runs gunicorn, and a requirements.txt with the pins of the project's own, less what only
-the nightly job needs (TensorFlow, Keras, scikit-learn, matplotlib).
+packages the app imports and nothing else: its own and the shared `core` (settings, schema, database:
+never copied into the apps; the import contracts in pyproject.toml keep the web apps off every other
+package), a Procfile that runs gunicorn, and a requirements.txt with the pins of the project's own, less
+what only the nightly job needs (TensorFlow, Keras, scikit-learn, matplotlib).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ APPS = {
     "back_end": ("flask_back_end", "the JSON back end (health: /api/v1/health)"),
     "front_end": ("flask_front_end", "the dashboard (health: /health)"),
 }
+SHARED = ("core",)  # the layer below the web apps
 
 
 def web_requirements(text: str) -> str:
@@ -53,7 +55,7 @@ def build(app: str, out: Path) -> Path:
         )
         archive.writestr("Procfile", f"web: {GUNICORN} application:application\n")
         archive.writestr("requirements.txt", web_requirements((ROOT / "requirements.txt").read_text()))
-        for name in (package, "etl"):
+        for name in (package, *SHARED):
             for path in package_files(name):
                 archive.write(path, path.relative_to(ROOT).as_posix())
     return bundle

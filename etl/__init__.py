@@ -1,1 +1,2 @@
-"""GROW–WOW ETL: sources, nightly steps, and the settings and database every part shares."""
+"""The nightly job: the sources (GROW, WOW, geocoding), the five steps, their runner and shards, and the
+`python -m etl` command line."""

@@ -13,9 +13,9 @@ import logging
 import pandas as pd
 from sqlalchemy import select
 
-from etl.db import latest_times
-from etl.load import bulk_upsert
-from etl.schema import anomalies, readings, sensor_health, sensors
+from core.db import latest_times
+from core.load import bulk_upsert
+from core.schema import anomalies, readings, sensor_health, sensors
 from etl.step import StepContext, step_command
 
 log = logging.getLogger(__name__)

@@ -6,7 +6,7 @@ import datetime as dt
 
 import click
 
-from etl.db import (
+from core.db import (
     alembic_config,
     check_connection,
     current_revision,
@@ -16,7 +16,8 @@ from etl.db import (
     make_engine,
     table_counts,
 )
-from etl.logs import configure_logging
+from core.logs import configure_logging
+from core.times import parse_utc
 from etl.settings import load_settings
 from etl.step import OneLineErrors, shard_option
 
@@ -80,7 +81,7 @@ def status_command(settings) -> None:
 @click.argument("message")
 @click.pass_obj
 def new_migration_command(settings, message: str) -> None:
-    """Draft a schema migration from the difference between etl/schema.py and the database."""
+    """Draft a schema migration from the difference between core/schema.py and the database."""
     from alembic import command
 
     engine = make_engine(settings)
@@ -93,12 +94,11 @@ def _utc_option(value: str | None) -> dt.datetime | None:
     if value is None:
         return None
     try:
-        parsed = dt.datetime.fromisoformat(value)
+        return parse_utc(value)
     except ValueError:
         raise click.BadParameter(
             f"{value!r} is not an ISO 8601 time (e.g. 2019-05-01 or 2019-05-01T12:00)"
         ) from None
-    return parsed.replace(tzinfo=dt.UTC) if parsed.tzinfo is None else parsed.astimezone(dt.UTC)
 
 
 def _write(frame, out: str | None, what: str) -> None:
@@ -162,28 +162,3 @@ def run_command(settings, shard) -> None:
     ensure_schema(engine)
     for report in run_nightly(settings, engine, shard):
         click.echo(f"{report.name:<24} {report.rows:>12,} rows written  {report.seconds:>7.1f} s")
-
-
-@cli.command("demo")
-@click.option("--sensors", "sensor_count", type=click.IntRange(1), default=200, show_default=True)
-@click.option("--days", type=click.IntRange(1), default=30, show_default=True)
-@click.option("--seed", type=int, default=2019, show_default=True)
-@click.pass_obj
-def demo_command(settings, sensor_count: int, days: int, seed: int) -> None:
-    """Generate a simulated network, serve it on loopback and run the nightly pipeline on it."""
-    from etl.demo import demo_settings, ensure_network, serve_in_background, summary
-    from etl.runner import run_nightly
-    from etl.shard import Shard
-
-    folder = ensure_network(sensor_count, days, seed)
-    url, server = serve_in_background(folder)
-    click.echo(f"simulated network {folder} ({sensor_count} sensors × {days} days) served at {url}")
-    try:
-        settings = demo_settings(settings, url)
-        engine = make_engine(settings)
-        click.echo(f"{settings.database_label}: {init_db(engine)}")
-        for report in run_nightly(settings, engine, Shard()):
-            click.echo(f"  {report.name:<24} {report.rows:>10,} rows written  {report.seconds:>6.1f} s")
-    finally:
-        server.shutdown()
-    click.echo("\n".join(summary(engine)))

@@ -7,7 +7,7 @@ see whole days. The soil drift check needs weeks: it runs on a sensor's first ch
 and on runs given a longer context (deploy/crontab runs one weekly with 45 days). An anomaly that
 continues one already stored extends it rather than starting a second one.
 
-Detection itself is `etl.detect.detect.detect` (rules, the autoencoders shipped in models/ or those in
+Detection itself is `detection.detect.detect` (rules, the autoencoders shipped in models/ or those in
 MODELS_DIR, and the station checks); this step is database I/O around it.
 """
 
@@ -19,12 +19,12 @@ import logging
 import pandas as pd
 from sqlalchemy import select
 
-from etl.db import latest_times, read_frame
-from etl.detect.detect import ANOMALY_COLUMNS, detect
-from etl.load import bulk_upsert
-from etl.schema import anomalies, detection_state, readings, sensor_wow, sensors, wow_observations
+from core.db import latest_times, read_frame
+from core.load import bulk_upsert
+from core.schema import anomalies, detection_state, readings, sensor_wow, sensors, wow_observations
+from detection.autoencoder import load_all, shipped
+from detection.detect import ANOMALY_COLUMNS, detect
 from etl.step import StepContext, step_command
-from models.autoencoder import load_all, shipped
 
 log = logging.getLogger(__name__)
 

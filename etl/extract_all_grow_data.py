@@ -20,9 +20,9 @@ import pandas as pd
 from sqlalchemy import Table, select
 from tqdm import tqdm
 
-from etl.db import latest_times
-from etl.load import bulk_upsert
-from etl.schema import readings, sensor_wow, sensors, wow_observations, wow_sites
+from core.db import latest_times
+from core.load import bulk_upsert
+from core.schema import readings, sensor_wow, sensors, wow_observations, wow_sites
 from etl.sources.grow import MAX_LOCATIONS, Batch, GrowClient, request_windows
 from etl.sources.http import SourceError
 from etl.sources.wow import STORED_COLUMNS, WowClient

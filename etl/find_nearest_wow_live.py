@@ -15,11 +15,11 @@ import pandas as pd
 from sklearn.neighbors import BallTree
 from sqlalchemy import select, update
 
-from etl.load import bulk_upsert
-from etl.schema import sensor_wow, sensors, wow_observations, wow_sites
+from core.load import bulk_upsert
+from core.schema import sensor_wow, sensors, wow_observations, wow_sites
+from etl.geo import EARTH_RADIUS_KM
 from etl.sources.wow import STORED_COLUMNS, WowClient
 from etl.step import StepContext, step_command
-from etl.store_sensor_info import EARTH_RADIUS_KM
 
 log = logging.getLogger(__name__)
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import Engine, func, select
 
+from core.schema import etl_runs
 from etl import (
     analyse_anomalies,
     detect_anomalies,
@@ -18,8 +19,7 @@ from etl import (
     find_nearest_wow_live,
     store_sensor_info,
 )
-from etl.schema import etl_runs
-from etl.settings import Settings
+from etl.settings import EtlSettings
 from etl.shard import Shard
 from etl.step import StepContext, etl_lock, run_recorded
 
@@ -39,7 +39,7 @@ class StepReport:
     seconds: float
 
 
-def run_nightly(settings: Settings, engine: Engine, shard: Shard) -> list[StepReport]:
+def run_nightly(settings: EtlSettings, engine: Engine, shard: Shard) -> list[StepReport]:
     """Run every step for one shard; raise the first failure after recording it."""
     context = StepContext(settings, engine, shard, settings.now())
     reports = []

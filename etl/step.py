@@ -21,9 +21,10 @@ from pathlib import Path
 import click
 from sqlalchemy import Engine, insert, text, update
 
-from etl.errors import GrowWowError
-from etl.schema import etl_runs
-from etl.settings import VAR_DIR, Settings
+from core.errors import GrowWowError
+from core.schema import etl_runs
+from core.settings import VAR_DIR
+from etl.settings import EtlSettings
 from etl.shard import Shard, ShardParam
 
 log = logging.getLogger(__name__)
@@ -41,7 +42,7 @@ class StepFailed(GrowWowError):
 
 @dataclass(frozen=True)
 class StepContext:
-    settings: Settings
+    settings: EtlSettings
     engine: Engine
     shard: Shard
     now: dt.datetime
@@ -160,10 +161,10 @@ class Command(OneLineErrors, click.Command):
     """A step's own command line."""
 
 
-def prepare(**overrides) -> tuple[Settings, Engine]:
+def prepare(**overrides) -> tuple[EtlSettings, Engine]:
     """Settings, logging and an engine on a database whose schema is current."""
-    from etl.db import ensure_schema, make_engine
-    from etl.logs import configure_logging
+    from core.db import ensure_schema, make_engine
+    from core.logs import configure_logging
     from etl.settings import load_settings
 
     settings = load_settings(**{k: v for k, v in overrides.items() if v is not None})

@@ -9,12 +9,12 @@ from __future__ import annotations
 import logging
 
 import click
-import numpy as np
 import pandas as pd
 from sqlalchemy import select
 
-from etl.load import bulk_upsert
-from etl.schema import sensors
+from core.load import bulk_upsert
+from core.schema import sensors
+from etl.geo import haversine_km
 from etl.sources.address import Geocoder
 from etl.sources.grow import SENSOR_COLUMNS, GrowClient
 from etl.sources.http import SourceError
@@ -24,16 +24,8 @@ log = logging.getLogger(__name__)
 
 NAME = "store_sensor_info"
 MOVED_KM = 0.05  # a sensor moved further than this is geocoded again
-EARTH_RADIUS_KM = 6371.0088
 BASE_COLUMNS = [*SENSOR_COLUMNS, "days_active"]
 ADDRESS_COLUMNS = ["sensor_id", "address", "place", "country", "address_latitude", "address_longitude"]
-
-
-def haversine_km(lat1, lon1, lat2, lon2) -> np.ndarray:
-    """Great-circle distance in km between points given in degrees (arrays broadcast)."""
-    lat1, lon1, lat2, lon2 = (np.radians(np.asarray(v, dtype=float)) for v in (lat1, lon1, lat2, lon2))
-    a = np.sin((lat2 - lat1) / 2) ** 2 + np.cos(lat1) * np.cos(lat2) * np.sin((lon2 - lon1) / 2) ** 2
-    return 2 * EARTH_RADIUS_KM * np.arcsin(np.sqrt(a))
 
 
 def days_active(first: pd.Series, last: pd.Series) -> pd.Series:

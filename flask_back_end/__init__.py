@@ -1,6 +1,6 @@
 """The JSON back end: `create_app()` builds it; `application.py` exposes it for Elastic Beanstalk.
 
-Settings and the database come from `etl/` (one schema, one settings object). Every data route needs
+Its settings are `flask_back_end.settings`; the database and schema come from `core/`. Every data route needs
 the service token (`Authorization: Bearer <BACKEND_TOKEN>`); `/api/v1/health` is open. Errors have one
 shape, `{"error": ..., "message": ...}`; bad query parameters answer 400 naming the parameter.
 """
@@ -13,15 +13,15 @@ from apiflask import APIFlask, HTTPTokenAuth
 from apiflask.exceptions import HTTPError
 from werkzeug.routing import BaseConverter
 
-from etl.db import make_engine
-from etl.settings import Settings, load_settings
+from core.db import make_engine
 from flask_back_end.schemas import CODE, ErrorOut
+from flask_back_end.settings import BackendSettings, load_settings
 
 API_PREFIX = "/api/v1"
 auth = HTTPTokenAuth(scheme="Bearer")
 
 
-def create_app(settings: Settings | None = None) -> APIFlask:
+def create_app(settings: BackendSettings | None = None) -> APIFlask:
     settings = settings or load_settings()
     app = APIFlask(
         __name__,

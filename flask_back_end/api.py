@@ -15,8 +15,8 @@ from apiflask import APIBlueprint, abort
 from flask import Response, current_app, request, url_for
 from sqlalchemy import func, or_, select
 
-from etl.db import read_frame
-from etl.schema import anomalies, readings, sensor_health, sensor_wow, sensors, wow_observations, wow_sites
+from core.db import read_frame
+from core.schema import anomalies, readings, sensor_health, sensor_wow, sensors, wow_observations, wow_sites
 from flask_back_end import auth, schemas
 from flask_back_end.schemas import STATUSES, VARIABLES
 

@@ -30,11 +30,12 @@ from marshmallow import ValidationError, validates_schema
 from sqlalchemy import and_, select
 from werkzeug.http import http_date
 
-from etl.db import read_frame
-from etl.schema import readings, sensor_health, sensors
-from etl.sources.grow import DATA_SOURCE as GROW_SOURCE
-from etl.sources.grow import TIME_FORMAT as GROW_TIME
-from etl.sources.grow import grow_stamp
+from core.db import read_frame
+from core.schema import readings, sensor_health, sensors
+from core.times import grow_stamp, parse_grow_stamp, parse_utc
+from core.vocabulary import GROW_CODES
+from core.vocabulary import GROW_DATA_SOURCE as GROW_SOURCE
+from core.vocabulary import GROW_TIME_FORMAT as GROW_TIME
 from flask_back_end import auth
 from flask_back_end.api import (
     engine,
@@ -48,11 +49,8 @@ from flask_back_end.schemas import code, text, utc_in_range
 
 legacy = APIBlueprint("legacy", __name__, tag="2019 routes")
 
-GROW_VARIABLES = {  # GROW variable code suffix → our column, in the order 2019 asked for them
-    "light": "light",
-    "air_temperature": "air_temperature",
-    "calibrated_soil_moisture": "soil_moisture",
-}
+# GROW variable code suffix → our column, in the order 2019 asked for them.
+GROW_VARIABLES = {GROW_CODES[name]: name for name in ("light", "air_temperature", "soil_moisture")}
 MAX_SPAN = dt.timedelta(days=31)  # 2019 asked for 9 days; longer ranges belong to /api/v1 (downsampled)
 
 
@@ -84,12 +82,11 @@ class SensorRangeParams(SensorParam):
 
 def parse_2019_time(value: str, name: str) -> dt.datetime:
     """2019 clients sent `2019-05-24T20:00:00` (and GROW's own `20190524200000`); both are UTC."""
-    for parse in (dt.datetime.fromisoformat, lambda v: dt.datetime.strptime(v, GROW_TIME)):
+    for parse in (parse_utc, parse_grow_stamp):
         try:
-            when = parse(value.strip())
+            return parse(value.strip())
         except ValueError:
             continue
-        return when if when.tzinfo else when.replace(tzinfo=dt.UTC)
     raise ValidationError("a time like 2019-05-24T20:00:00 or 20190524200000", name)
 
 

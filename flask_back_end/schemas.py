@@ -10,11 +10,13 @@ from apiflask.fields import Boolean, DateTime, Dict, Float, Integer, List, Neste
 from apiflask.validators import Length, OneOf, Range, Regexp
 from marshmallow import ValidationError, validates_schema
 
-from etl.schema import ID_PATTERN
+from core.schema import ID_PATTERN
+from core.times import as_utc
+from core.vocabulary import SENSOR_VARIABLES, AnomalyKind, Detector, Health
 
-STATUSES = ("healthy", "faulty", "recovered")
+STATUSES = tuple(status.value for status in Health)
 MAX_PER_PAGE = 1000
-VARIABLES = ("soil_moisture", "air_temperature", "light", "battery_level")
+VARIABLES = tuple(SENSOR_VARIABLES)
 # Dates outside these years are typing mistakes, and far ones overflow date arithmetic.
 EARLIEST = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 LATEST = dt.datetime(2200, 1, 1, tzinfo=dt.UTC)
@@ -48,7 +50,7 @@ def utc_in_range(data: dict, names: tuple[str, ...]) -> None:
     for name in names:
         if data.get(name) is None:
             continue
-        when = data[name] if data[name].tzinfo else data[name].replace(tzinfo=dt.UTC)
+        when = as_utc(data[name])
         if not EARLIEST <= when <= LATEST:
             raise ValidationError(f"between {EARLIEST.year} and {LATEST.year}", name)
         data[name] = when
@@ -219,11 +221,11 @@ class Readings(Schema):
 
 class Anomaly(Schema):
     variable = String(required=True)
-    kind = String(required=True)
+    kind = String(required=True, validate=OneOf([kind.value for kind in AnomalyKind]))
     start_at = DateTime(required=True)
     end_at = DateTime(required=True)
     score = Float(allow_none=True)
-    detector = String(required=True, validate=OneOf(("model", "rule", "reference")))
+    detector = String(required=True, validate=OneOf([detector.value for detector in Detector]))
     explanation = String(allow_none=True)
 
 

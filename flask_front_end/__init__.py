@@ -17,12 +17,12 @@ from flask_wtf.csrf import CSRFError, CSRFProtect
 from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.routing import BaseConverter
 
-from etl.db import make_engine
-from etl.errors import SettingsError
-from etl.schema import ID_PATTERN
-from etl.settings import Settings, load_settings
+from core.db import make_engine
+from core.errors import SettingsError
+from core.schema import ID_PATTERN
 from flask_front_end import accounts
 from flask_front_end.backend import Backend
+from flask_front_end.settings import FrontendSettings, load_settings
 
 GOOGLE_MAPS_HOSTS = "https://maps.googleapis.com https://maps.gstatic.com"
 login_manager = LoginManager()
@@ -30,7 +30,7 @@ csrf = CSRFProtect()
 limiter = Limiter(key_func=get_remote_address)
 
 
-def create_app(settings: Settings | None = None) -> Flask:
+def create_app(settings: FrontendSettings | None = None) -> Flask:
     settings = settings or load_settings()
     if settings.frontend_secret_key is None:
         raise SettingsError("setting FRONTEND_SECRET_KEY: needed to sign sessions (a long random string)")
@@ -58,7 +58,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         "backend": Backend(
             settings.backend_url,
             settings.backend_token.get_secret_value() if settings.backend_token else None,
-            timeout_s=min(settings.http_timeout_s, 15),
+            timeout_s=settings.backend_timeout_s,
         ),
     }
 
@@ -118,7 +118,7 @@ def _origin(url: str) -> str:
     return f"{scheme}://{rest.split('/', 1)[0].replace('{s}', '*')}"
 
 
-def _settings() -> Settings:
+def _settings() -> FrontendSettings:
     return current_app.extensions["grow_wow"]["settings"]
 
 

@@ -17,7 +17,7 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from etl.schema import USER_ROLES, users
+from core.schema import USER_ROLES, users
 
 MIN_PASSWORD = 10
 # Checked against when a username is unknown, so a wrong name costs the same time as a wrong password.

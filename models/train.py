@@ -1,8 +1,9 @@
-"""`python -m models.train`: train the three autoencoders and write them into models/.
+"""`python -m models.train --from-db --sensors a,b,c`: train the three autoencoders on sensors a person
+trusts, read from DATABASE_URL as in 2019, and write them into models/ (or --out).
 
-By default they learn from the clean sensors of a simulated network (generated under var/ if missing;
-the labelled faulty sensors are left out). With `--from-db --sensors a,b,c` they learn instead from sensors
-a person trusts, read from DATABASE_URL, as in 2019. Seeded: the same data and seed give the same models.
+The shipped models learnt from the clean sensors of a simulated year instead: `python -m
+devtools.train_models` makes that network and calls `train_models` here. Seeded: the same data and seed
+give the same models.
 
 Held-out sensors (three in ten, never trained on) calibrate each threshold: the errors of their normal days
 set how large an error must be before a day is called anomalous (see `calibrate`).
@@ -10,7 +11,6 @@ set how large an error must be before a day is called anomalous (see `calibrate`
 
 from __future__ import annotations
 
-import datetime as dt
 import time
 from pathlib import Path
 
@@ -18,10 +18,8 @@ import click
 import numpy as np
 import pandas as pd
 
-from models.autoencoder import MODEL_DIR, VARIABLES, Autoencoder, build_model, daily_windows, quiet_tensorflow
+from detection.autoencoder import MODEL_DIR, SLOTS, VARIABLES, Autoencoder, daily_windows, quiet_tensorflow
 
-# A whole year, so the models have seen every season's days (seed 1 is used for nothing else).
-TRAIN_NETWORK = {"sensors": 400, "days": 365, "seed": 1, "end": dt.datetime(2026, 11, 1, tzinfo=dt.UTC)}
 HELD_OUT_SHARE = 0.3  # enough held-out sensors that every climate is among them
 MAX_WINDOWS = 8000  # per variable: plenty for a daily shape, and training stays within minutes
 MARGIN = 2.0
@@ -31,29 +29,18 @@ def calibrate(errors: np.ndarray) -> float:
     """The threshold: twice the largest error of any held-out normal day. A sensor holds ~90 days and
     a network hundreds of sensors, so even the 99.9th percentile would flag one clean sensor in ten;
     past the whole of the normal days, with room, is where faults live (measured: `python -m
-    etl.evaluate`)."""
+    devtools.evaluate`)."""
     return float(errors.max() * MARGIN)
-
-
-def network_readings(folder: Path) -> pd.DataFrame:
-    """The clean sensors' readings of a generated network (faulty ones, per labels.csv, left out)."""
-    from etl.simulator.network import Network
-
-    network = Network(folder)
-    faulty = set(network.labels()["sensor_id"])
-    codes = [c for c in network.sensors["sensor_id"] if c not in faulty]
-    readings = network.visible_readings(codes, network.start, network.end, now=network.end)
-    return readings
 
 
 def database_readings(sensor_ids: list[str]) -> pd.DataFrame:
     from sqlalchemy import select
 
-    from etl.db import make_engine, read_frame
-    from etl.schema import readings
-    from etl.settings import load_settings
+    from core.db import make_engine, read_frame
+    from core.schema import readings
+    from core.settings import CoreSettings, load_role_settings
 
-    engine = make_engine(load_settings())
+    engine = make_engine(load_role_settings(CoreSettings))
     with engine.connect() as connection:
         frame = read_frame(connection, select(readings).where(readings.c.sensor_id.in_(sensor_ids)))
     engine.dispose()
@@ -70,6 +57,22 @@ def split_sensors(sensor_ids: np.ndarray, rng: np.random.Generator) -> tuple[set
     if len(shuffled) < 2:
         raise click.UsageError("training needs at least two sensors: one to learn from, one to calibrate")
     return set(shuffled[held:]), set(shuffled[:held])
+
+
+def build_model(units: int = 16, layers_each_side: int = 1):
+    """LSTM encoder → repeated code → LSTM decoder → one value per slot."""
+    quiet_tensorflow()
+    import keras
+
+    inputs = keras.Input((SLOTS, 1))
+    x = inputs
+    for i in range(layers_each_side):
+        x = keras.layers.LSTM(units, return_sequences=i < layers_each_side - 1)(x)
+    x = keras.layers.RepeatVector(SLOTS)(x)
+    for _ in range(layers_each_side):
+        x = keras.layers.LSTM(units, return_sequences=True)(x)
+    outputs = keras.layers.TimeDistributed(keras.layers.Dense(1))(x)
+    return keras.Model(inputs, outputs)
 
 
 def train_variable(
@@ -117,33 +120,17 @@ def train_variable(
     return autoencoder
 
 
-@click.command(context_settings={"help_option_names": ["-h", "--help"]})
-@click.option(
-    "--data",
-    type=click.Path(file_okay=False, path_type=Path),
-    help="a generated network to learn its clean sensors from [default: generate one under var/]",
-)
-@click.option("--from-db", is_flag=True, help="learn from sensors in DATABASE_URL instead (with --sensors)")
-@click.option("--sensors", help="comma-separated sensor ids a person trusts (with --from-db)")
-@click.option("--seed", type=int, default=2026, show_default=True)
-@click.option("--epochs", type=click.IntRange(1), default=30, show_default=True, help="at most (stops early)")
-@click.option("--units", type=click.IntRange(2), default=16, show_default=True, help="LSTM units per layer")
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=MODEL_DIR, show_default=True)
-@click.option("--variable", "variables", multiple=True, type=click.Choice(VARIABLES), help="[default: all]")
-def main(data, from_db, sensors, seed, epochs, units, out, variables) -> None:
-    """Train the soil moisture, light and air temperature autoencoders and save them with their
-    scaling and calibrated thresholds."""
+def train_models(
+    readings: pd.DataFrame,
+    source: str,
+    out: Path = MODEL_DIR,
+    seed: int = 2026,
+    epochs: int = 30,
+    units: int = 16,
+    variables: tuple[str, ...] = VARIABLES,
+) -> None:
+    """Train, calibrate and save one model per variable from `readings` (sensor_id, ts, variables)."""
     quiet_tensorflow()
-    if from_db:
-        if not sensors:
-            raise click.UsageError("--from-db needs --sensors a,b,c (the sensors you trust)")
-        ids = [s.strip() for s in sensors.split(",") if s.strip()]
-        readings, source = database_readings(ids), f"database sensors {','.join(ids)}"
-    else:
-        if sensors:
-            raise click.UsageError("--sensors goes with --from-db")
-        data = data or _training_network()
-        readings, source = network_readings(data), f"clean sensors of the simulated network {data.name}"
     out.mkdir(parents=True, exist_ok=True)
     for variable in variables or VARIABLES:
         began = time.perf_counter()
@@ -158,14 +145,28 @@ def main(data, from_db, sensors, seed, epochs, units, out, variables) -> None:
         )
 
 
-def _training_network() -> Path:
-    from etl.simulator.generate import generate
-
-    folder = Path("var") / f"train-{TRAIN_NETWORK['seed']}"
-    if not (folder / "network.json").exists():
-        click.echo(f"generating the training network in {folder} …")
-        generate(folder, **TRAIN_NETWORK)
-    return folder
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--from-db", is_flag=True, help="learn from sensors in DATABASE_URL (with --sensors)")
+@click.option("--sensors", help="comma-separated sensor ids a person trusts")
+@click.option("--seed", type=int, default=2026, show_default=True)
+@click.option("--epochs", type=click.IntRange(1), default=30, show_default=True, help="at most (stops early)")
+@click.option("--units", type=click.IntRange(2), default=16, show_default=True, help="LSTM units per layer")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=MODEL_DIR, show_default=True)
+@click.option("--variable", "variables", multiple=True, type=click.Choice(VARIABLES), help="[default: all]")
+def main(from_db, sensors, seed, epochs, units, out, variables) -> None:
+    """Train the soil moisture, light and air temperature autoencoders on sensors you trust and save
+    them with their scaling and calibrated thresholds (the shipped ones: python -m devtools.train_models)."""
+    if not from_db:
+        raise click.UsageError(
+            "--from-db --sensors a,b,c trains on sensors you trust; "
+            "the shipped models come from python -m devtools.train_models"
+        )
+    ids = [s.strip() for s in (sensors or "").split(",") if s.strip()]
+    if not ids:
+        raise click.UsageError("--from-db needs --sensors a,b,c (the sensors you trust)")
+    train_models(
+        database_readings(ids), f"database sensors {','.join(ids)}", out, seed, epochs, units, variables
+    )
 
 
 if __name__ == "__main__":

@@ -4,8 +4,8 @@ one WOW station, readings with one spike, anomalies and health."""
 import numpy as np
 import pandas as pd
 
-from etl.load import bulk_upsert
-from etl.schema import anomalies, readings, sensor_health, sensor_wow, sensors, wow_observations, wow_sites
+from core.load import bulk_upsert
+from core.schema import anomalies, readings, sensor_health, sensor_wow, sensors, wow_observations, wow_sites
 
 TOKEN = "test-service-token"
 START = pd.Timestamp("2019-06-01", tz="UTC")

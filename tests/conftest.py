@@ -14,8 +14,9 @@ import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.exc import OperationalError
 
-from etl.db import init_db, make_engine
-from etl.settings import load_settings, parse_database_url
+from core.db import init_db, make_engine
+from core.settings import parse_database_url
+from etl.settings import load_settings
 
 POSTGRES_URL = parse_database_url(
     os.environ.get("TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
@@ -90,10 +91,13 @@ def engine(settings):
 @pytest.fixture(autouse=True)
 def clean_environment(monkeypatch):
     """Tests see only the settings they set themselves, never the developer's shell."""
-    from etl.settings import Settings
+    from etl.settings import EtlSettings
+    from flask_back_end.settings import BackendSettings
+    from flask_front_end.settings import FrontendSettings
 
-    for name in Settings.model_fields:
-        monkeypatch.delenv(name.upper(), raising=False)
+    for role in (EtlSettings, BackendSettings, FrontendSettings):
+        for name in role.model_fields:
+            monkeypatch.delenv(name.upper(), raising=False)
 
 
 # --- the simulated network and its live server --------------------------------------------------------
@@ -106,7 +110,7 @@ def network_dir(tmp_path_factory):
     """A generated network of 50 sensors × 30 days (seed 7), shared by the tests that only read it."""
     import datetime as dt
 
-    from etl.simulator.generate import generate
+    from devtools.simulator.generate import generate
 
     folder = tmp_path_factory.mktemp("network")
     generate(folder, sensors=50, days=30, seed=7, end=dt.datetime.fromisoformat(SIMULATED_END))
@@ -115,7 +119,7 @@ def network_dir(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def network(network_dir):
-    from etl.simulator.network import Network
+    from devtools.simulator.network import Network
 
     return Network(network_dir)
 
@@ -125,8 +129,8 @@ def small_network(tmp_path_factory):
     """A generated network of 20 sensors × 12 days (seed 11), for the pipeline tests."""
     import datetime as dt
 
-    from etl.simulator.generate import generate
-    from etl.simulator.network import Network
+    from devtools.simulator.generate import generate
+    from devtools.simulator.network import Network
 
     folder = tmp_path_factory.mktemp("small-network")
     generate(folder, sensors=20, days=12, seed=11, end=dt.datetime.fromisoformat(SIMULATED_END))
@@ -136,8 +140,8 @@ def small_network(tmp_path_factory):
 @pytest.fixture
 def simulator(network):
     """Start the simulator on a free loopback port; call it with misbehaviour options, get its URL."""
-    from etl.demo import serve_on_loopback
-    from etl.simulator.server import Misbehaviour, create_app
+    from devtools.loopback import serve_on_loopback
+    from devtools.simulator.server import Misbehaviour, create_app
 
     servers = []
 
@@ -178,7 +182,7 @@ def source_settings():
 @pytest.fixture
 def serve():
     """Serve a WSGI app on a free loopback port in a thread; call it with the app, get its URL."""
-    from etl.demo import serve_on_loopback
+    from devtools.loopback import serve_on_loopback
 
     servers = []
 

@@ -4,7 +4,7 @@ equal snapshots. Bookkeeping (row ids, when a row was written) is left out."""
 import pandas as pd
 from sqlalchemy import select
 
-from etl.schema import (
+from core.schema import (
     anomalies,
     detection_state,
     readings,

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from etl.db import init_db, make_engine
+from core.db import init_db, make_engine
 from etl.settings import load_settings
 from tests.conftest import SIMULATED_END
 from tests.snapshots import DATA_TABLES, RESULT_TABLES, assert_same_database, snapshot

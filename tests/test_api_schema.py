@@ -6,8 +6,8 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
 
-from etl.settings import load_settings
 from flask_back_end import create_app
+from flask_back_end.settings import load_settings
 from tests.api_data import TOKEN, seed
 
 AUTH = {"Authorization": f"Bearer {TOKEN}"}

@@ -4,8 +4,8 @@ spikes kept."""
 
 import pytest
 
-from etl.settings import load_settings
 from flask_back_end import create_app
+from flask_back_end.settings import load_settings
 from tests.api_data import TOKEN, seed
 
 
@@ -163,7 +163,7 @@ def test_the_openapi_document_lists_the_routes(client):
 
 
 def test_without_a_configured_token_every_data_route_refuses(settings, engine):
-    app = create_app(settings)  # BACKEND_TOKEN unset
+    app = create_app(load_settings(database_url=settings.database_url))  # BACKEND_TOKEN unset
     with app.test_client() as client:
         assert get(client, "/sensors", token="anything").status_code == 401
 

@@ -16,15 +16,19 @@ from urllib.parse import urlsplit
 import pytest
 from sqlalchemy import select
 
-from etl.db import init_db, make_engine
-from etl.demo import demo_settings, serve_in_background, serve_on_loopback
+from core.db import init_db, make_engine
+from core.schema import sensor_health, sensors
+from core.settings import VAR_DIR
+from devtools.demo import demo_settings, serve_in_background
+from devtools.loopback import serve_on_loopback
 from etl.runner import run_nightly
-from etl.schema import sensor_health, sensors
-from etl.settings import VAR_DIR, load_settings
+from etl.settings import load_settings
 from etl.shard import Shard
 from flask_back_end import create_app as create_back_end
+from flask_back_end.settings import load_settings as back_end_settings
 from flask_front_end import accounts
 from flask_front_end import create_app as create_front_end
+from flask_front_end.settings import load_settings as front_end_settings
 from tests.conftest import SIMULATED_END
 
 CHROMIUM = "/usr/bin/chromium"
@@ -88,8 +92,10 @@ def site(tmp_path_factory, network_dir):
     accounts.create_user(engine, "ada", PASSWORD, "admin")
     accounts.create_user(engine, "olive", PASSWORD, "owner", owner_id=faulty.owner_id)
 
-    back_url, back = _serve(create_back_end(load_settings(database_url=database_url, backend_token=TOKEN)))
-    front_settings = load_settings(
+    back_url, back = _serve(
+        create_back_end(back_end_settings(database_url=database_url, backend_token=TOKEN))
+    )
+    front_settings = front_end_settings(
         database_url=database_url,
         backend_url=back_url,
         backend_token=TOKEN,

@@ -7,7 +7,7 @@ import pytest
 import yaml
 from jsonschema import Draft4Validator
 
-from etl.simulator.server import Keys, create_app
+from devtools.simulator.server import Keys, create_app
 
 SPEC = Path(__file__).parent / "data" / "grow-api" / "spec"
 GROW = "Thingful.Connectors.GROWSensors"

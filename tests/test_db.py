@@ -14,10 +14,10 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import insert, inspect, select, text
 
-from etl.db import MIGRATIONS_DIR, check_connection, head_revision, init_db, make_engine, read_frame
-from etl.errors import DatabaseUnavailable
-from etl.load import bulk_upsert
-from etl.schema import etl_runs, metadata, sensors
+from core.db import MIGRATIONS_DIR, check_connection, head_revision, init_db, make_engine, read_frame
+from core.errors import DatabaseUnavailable
+from core.load import bulk_upsert
+from core.schema import etl_runs, metadata, sensors
 from etl.settings import load_settings
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from etl.db import init_db, make_engine
-from etl.schema import etl_runs
+from core.db import init_db, make_engine
+from core.schema import etl_runs
 from etl.settings import load_settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -28,8 +28,8 @@ class Missing(importlib.abc.MetaPathFinder):
             raise ImportError(f"{name} is not in the bundle's requirements")
 sys.meta_path.insert(0, Missing())
 from application import application
-import etl
-assert etl.__file__.startswith(sys.argv[1]), etl.__file__  # the bundle's copy, not this checkout's
+import core
+assert core.__file__.startswith(sys.argv[1]), core.__file__  # the bundle's copy, not this checkout's
 print(application.test_client().get(sys.argv[2]).status_code)
 """
 
@@ -41,7 +41,9 @@ def test_a_bundle_unzips_into_an_app_that_answers_its_health_route(tmp_path, app
     with zipfile.ZipFile(built) as archive:
         names = archive.namelist()
         archive.extractall(site)
-    assert {"application.py", "Procfile", "requirements.txt", "etl/schema.py"} <= set(names)
+    assert {"application.py", "Procfile", "requirements.txt", "core/schema.py"} <= set(names)
+    package = bundle.APPS[app][0]
+    assert {name.split("/")[0] for name in names if "/" in name} == {package, "core"}
     assert (
         "gunicorn" in (site / "Procfile").read_text()
         and "application:application" in (site / "Procfile").read_text()

@@ -6,7 +6,7 @@ import pytest
 from test_reference import pair
 from test_rules import START, clean
 
-from etl.detect.detect import ANOMALY_COLUMNS, detect
+from detection.detect import ANOMALY_COLUMNS, detect
 
 
 def many(faulty: dict[str, str]) -> pd.DataFrame:

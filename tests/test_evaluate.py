@@ -8,7 +8,7 @@ import pandas as pd
 from click.testing import CliRunner
 from test_rules import START, clean
 
-from etl import evaluate
+from devtools import evaluate
 
 DAY = pd.Timedelta(days=1)
 

@@ -5,11 +5,12 @@ import re
 
 import pytest
 
-from etl.errors import SettingsError
-from etl.settings import load_settings
+from core.errors import SettingsError
 from flask_back_end import create_app as create_back_end
+from flask_back_end.settings import load_settings as back_end_settings
 from flask_front_end import accounts
 from flask_front_end import create_app as create_front_end
+from flask_front_end.settings import load_settings
 from tests.api_data import TOKEN, seed
 
 PASSWORD = "correct horse battery"
@@ -20,7 +21,7 @@ def front_settings(settings, engine, serve):
     """Settings of a front end whose back end (on the seeded database) answers on loopback."""
     seed(engine)
     url = settings.database_url.get_secret_value()
-    back_end = serve(create_back_end(load_settings(database_url=url, backend_token=TOKEN)))
+    back_end = serve(create_back_end(back_end_settings(database_url=url, backend_token=TOKEN)))
     return dict(
         database_url=url,
         backend_url=back_end,
@@ -252,7 +253,7 @@ def test_accounts_are_managed_from_the_command_line(app, engine):
 def test_passwords_are_stored_as_scrypt_hashes(app, engine):
     from sqlalchemy import select
 
-    from etl.schema import users
+    from core.schema import users
 
     with engine.connect() as connection:
         stored = connection.scalar(select(users.c.password_hash).where(users.c.username == "ada"))
@@ -262,7 +263,7 @@ def test_passwords_are_stored_as_scrypt_hashes(app, engine):
 def test_the_demo_serves_both_apps_and_its_printed_logins_work(settings, engine):
     import requests
 
-    from flask_front_end.demo import serve_demo
+    from devtools.web_demo import serve_demo
 
     seed(engine)
     site = serve_demo(settings, port=0, backend_port=0)

@@ -3,8 +3,8 @@
 import pandas as pd
 import pytest
 
-from etl.settings import load_settings
 from flask_back_end import create_app
+from flask_back_end.settings import load_settings
 from tests.api_data import START, TOKEN, seed
 
 
@@ -74,7 +74,7 @@ def test_sensor_lists_by_status(client, status, expected):
 def test_individual_series_line_up_for_2019s_charts(client, engine):
     from sqlalchemy import update
 
-    from etl.schema import readings
+    from core.schema import readings
 
     with engine.begin() as connection:  # the light sensor missed one reading
         connection.execute(

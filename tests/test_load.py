@@ -8,9 +8,9 @@ import pandas as pd
 import pytest
 from sqlalchemy import insert, select, update
 
-from etl.errors import LoadError
-from etl.load import bulk_upsert, copy_payload
-from etl.schema import anomalies, readings, sensor_health, sensors, wow_sites
+from core.errors import LoadError
+from core.load import bulk_upsert, copy_payload
+from core.schema import anomalies, readings, sensor_health, sensors, wow_sites
 
 
 def readings_frame(sensor_ids=("zg9xr321", "ab12cd34"), days=2, start="2019-05-01") -> pd.DataFrame:
@@ -258,7 +258,7 @@ def test_a_concurrent_writer_of_the_same_keys_does_not_break_the_load(
         except Exception as exc:  # reported below
             outcome["error"] = exc
 
-    caplog.set_level(logging.INFO, logger="etl.load")
+    caplog.set_level(logging.INFO, logger="core.load")
     worker = threading.Thread(target=load)
     worker.start()
     worker.join(timeout=1.0)  # the load now waits on the rival's uncommitted row

@@ -10,13 +10,14 @@ import pytest
 from click.testing import CliRunner
 from test_rules import START, clean
 
-from etl.db import init_db, make_engine
-from etl.detect.model import check_with_models
-from etl.load import bulk_upsert
-from etl.schema import readings, sensors
+from core.db import init_db, make_engine
+from core.load import bulk_upsert
+from core.schema import readings, sensors
+from detection.autoencoder import MODEL_DIR, VARIABLES, daily_windows, load, shipped
+from detection.model import check_with_models
+from devtools import train_models
 from etl.settings import load_settings
 from models import train
-from models.autoencoder import MODEL_DIR, VARIABLES, daily_windows, load, shipped
 
 DAY = pd.Timedelta(days=1)
 
@@ -113,9 +114,9 @@ def test_on_days_the_station_saw_rain_the_soil_moisture_model_is_not_taken_at_it
     assert check_with_models(frame, shipped(), wet_days=wet) == []
 
 
-def run_training(tmp_path, *args, env=None):
+def run_training(tmp_path, *args, env=None, command=train.main):
     result = CliRunner().invoke(
-        train.main,
+        command,
         ["--epochs", "2", "--units", "4", "--variable", "air_temperature", "--out", str(tmp_path), *args],
         env=env,
     )
@@ -124,8 +125,9 @@ def run_training(tmp_path, *args, env=None):
 
 
 def test_training_on_a_simulated_network_is_seeded_and_writes_a_usable_model(tmp_path, small_network):
-    first = run_training(tmp_path / "a", "--data", str(small_network.folder), "--seed", "5")
-    again = run_training(tmp_path / "b", "--data", str(small_network.folder), "--seed", "5")
+    data = ("--data", str(small_network.folder), "--seed", "5")
+    first = run_training(tmp_path / "a", *data, command=train_models.main)
+    again = run_training(tmp_path / "b", *data, command=train_models.main)
     assert first == again  # same data and seed, same model and threshold
     assert first["training_sensors"] + first["held_out_sensors"] == 20 - len(small_network.labels())
     model = load("air_temperature", tmp_path / "a")

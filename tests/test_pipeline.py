@@ -12,17 +12,18 @@ import pytest
 import requests
 from sqlalchemy import insert, select, update
 
-from etl.db import init_db, make_engine
+from core.db import init_db, make_engine
+from core.schema import etl_runs, sensor_wow, sensors, wow_sites
 from etl.extract_all_grow_data import fetch_plan, station_plan
 from etl.find_nearest_wow_live import link_sensors, nearest
+from etl.geo import haversine_km
 from etl.runner import STEPS, RunRecord, latest_runs, nightly_verdict, run_nightly
-from etl.schema import etl_runs, sensor_wow, sensors, wow_sites
 from etl.settings import load_settings
 from etl.shard import Shard
 from etl.sources.grow import Batch
 from etl.sources.http import SourceError
 from etl.step import AlreadyRunning, StepContext, StepFailed, etl_lock, run_recorded
-from etl.store_sensor_info import days_active, haversine_km, needs_address
+from etl.store_sensor_info import days_active, needs_address
 from tests.snapshots import assert_same_database, snapshot
 
 UTC = dt.UTC
@@ -144,7 +145,7 @@ def pipeline_settings(database_url, url, now=NOW, **overrides):
 
 
 def snapshot_health(engine) -> list:
-    from etl.schema import sensor_health
+    from core.schema import sensor_health
 
     with engine.connect() as connection:
         return connection.execute(

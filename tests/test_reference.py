@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from etl.detect.reference import (
+from detection.reference import (
     check_against_stations,
     check_soil_against_rain,
     check_soil_drift,

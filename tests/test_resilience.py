@@ -11,9 +11,9 @@ import pytest
 from sqlalchemy import func, select
 from test_pipeline import NOW, assert_same_database, etl_env, pipeline_settings, snapshot
 
-from etl.db import init_db, make_engine
+from core.db import init_db, make_engine
+from core.schema import etl_runs, readings
 from etl.runner import run_nightly
-from etl.schema import etl_runs, readings
 from etl.shard import Shard
 
 pytestmark = pytest.mark.postgres

@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from etl.detect.rules import (
+from detection.rules import (
     check_battery,
     check_break,
     check_probe_out_of_soil,

@@ -7,10 +7,13 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from etl.aws_secrets import api_key_from_secret
-from etl.errors import SettingsError
-from etl.logs import configure_logging
-from etl.settings import DEFAULT_SQLITE_PATH, load_settings
+from core.aws_secrets import api_key_from_secret
+from core.errors import SettingsError
+from core.logs import configure_logging
+from core.settings import DEFAULT_SQLITE_PATH
+from etl.settings import load_settings
+from flask_back_end.settings import load_settings as back_end_settings
+from flask_front_end.settings import load_settings as front_end_settings
 
 DB_SECRET = {
     "host": "grow.cluster-abc.eu-west-1.rds.amazonaws.com",
@@ -112,18 +115,22 @@ def test_the_environment_wins_over_secrets_manager(aws, monkeypatch):
 
 def test_the_web_apps_secrets_come_from_their_own_secret_when_named(aws, monkeypatch):
     _store_2019_secrets(aws)
-    assert load_settings().backend_token is None  # the nightly host names no web secret
+    assert "backend_token" not in type(load_settings()).model_fields  # the nightly job holds no web secret
     aws.create_secret(
         Name="grow-wow-web",
         SecretString=json.dumps({"backend_token": "token-from-aws", "frontend_secret_key": "key-from-aws"}),
     )
     monkeypatch.setenv("AWS_WEB_SECRET", "grow-wow-web")
-    settings = load_settings()
-    assert settings.backend_token.get_secret_value() == "token-from-aws"
-    assert settings.frontend_secret_key.get_secret_value() == "key-from-aws"
+    front = front_end_settings()
+    assert front.backend_token.get_secret_value() == "token-from-aws"
+    assert front.frontend_secret_key.get_secret_value() == "key-from-aws"
+    assert front.database.password == DB_SECRET["password"]
+    back = back_end_settings()
+    assert back.backend_token.get_secret_value() == "token-from-aws"
+    assert "frontend_secret_key" not in type(back).model_fields  # the back end never holds the session key
     monkeypatch.setenv("AWS_WEB_SECRET", "no-such-secret")
     with pytest.raises(SettingsError, match="no-such-secret"):
-        load_settings()
+        front_end_settings()
 
 
 def test_a_missing_secret_is_named(aws):
@@ -165,7 +172,7 @@ def test_log_lines_never_carry_a_secret(monkeypatch, capsys):
     configure_logging(settings)
     try:
         logging.getLogger("etl.sources").debug("GET %s failed", "http://sim/api?key=grow-key-in-a-url")
-        logging.getLogger("etl.db").error("lost postgresql://grow:db-password-9@db.example/grow")
+        logging.getLogger("core.db").error("lost postgresql://grow:db-password-9@db.example/grow")
         printed = capsys.readouterr().err
     finally:
         logging.getLogger().handlers.clear()

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import requests
 
-from etl.simulator.generate import FAULT_KINDS, generate
-from etl.simulator.network import GROW_VARIABLES, MISSING, SCALE, WOW_VARIABLES, Network
+from devtools.simulator.generate import FAULT_KINDS, generate
+from devtools.simulator.network import GROW_VARIABLES, MISSING, SCALE, WOW_VARIABLES, Network
 
 END = dt.datetime(2019, 7, 1, tzinfo=dt.UTC)
 
@@ -161,7 +161,7 @@ def test_the_simulator_command_generates_and_serves(tmp_path):
         [
             sys.executable,
             "-m",
-            "etl.simulator",
+            "devtools.simulator",
             "generate",
             "--sensors",
             "6",
@@ -181,7 +181,17 @@ def test_the_simulator_command_generates_and_serves(tmp_path):
     assert made.returncode == 0, made.stderr
     assert "6 sensors" in made.stdout
     server = subprocess.Popen(
-        [sys.executable, "-m", "etl.simulator", "serve", "--data", str(folder), "--port", "18765", "--quiet"],
+        [
+            sys.executable,
+            "-m",
+            "devtools.simulator",
+            "serve",
+            "--data",
+            str(folder),
+            "--port",
+            "18765",
+            "--quiet",
+        ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )

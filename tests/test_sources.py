@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 import requests
 
-from etl.errors import SettingsError
+from core.errors import SettingsError
 from etl.sources.address import Geocoder, offline_address
 from etl.sources.grow import (
     DATA_SOURCE,

@@ -13,8 +13,8 @@ import logging
 from dataclasses import dataclass
 from functools import lru_cache
 
-from etl.errors import SettingsError
-from etl.settings import Settings
+from core.errors import SettingsError
+from etl.settings import EtlSettings
 from etl.sources.http import SourceError
 
 log = logging.getLogger(__name__)
@@ -54,7 +54,7 @@ def parse_google_result(results: list) -> Address:
 class Geocoder:
     """Addresses for coordinates, from Google when a key is configured, else offline."""
 
-    def __init__(self, settings: Settings, google_key: str | None = None):
+    def __init__(self, settings: EtlSettings, google_key: str | None = None):
         key = google_key or (settings.google_api_key.get_secret_value() if settings.google_api_key else None)
         self.source = "Google" if key else "offline"
         self._client = None

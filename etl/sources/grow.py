@@ -18,23 +18,19 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from etl.settings import Settings
+from core.times import grow_stamp, spans
+from core.vocabulary import GROW_CODES, GROW_DATA_SOURCE, SENSOR_VARIABLES
+from etl.settings import EtlSettings
 from etl.sources.http import HttpPolicy, Source, SourceError
 
 log = logging.getLogger(__name__)
 
-DATA_SOURCE = "Thingful.Connectors.GROWSensors"
+DATA_SOURCE = GROW_DATA_SOURCE
 MAX_LOCATIONS = 10
 MAX_WINDOW = dt.timedelta(days=10)
 NO_DATA = -9999.0
-TIME_FORMAT = "%Y%m%d%H%M%S"  # GROW's times, always UTC
 # The API's variable codes and our column names; calibrated soil moisture is the soil moisture we keep.
-VARIABLES = {
-    f"{DATA_SOURCE}.calibrated_soil_moisture": "soil_moisture",
-    f"{DATA_SOURCE}.air_temperature": "air_temperature",
-    f"{DATA_SOURCE}.light": "light",
-    f"{DATA_SOURCE}.battery_level": "battery_level",
-}
+VARIABLES = {f"{DATA_SOURCE}.{GROW_CODES[name]}": name for name in SENSOR_VARIABLES}
 READING_COLUMNS = ["sensor_id", "ts", *VARIABLES.values()]
 SENSOR_COLUMNS = [
     "sensor_id",
@@ -66,24 +62,8 @@ def request_windows(
 ) -> list[tuple[tuple[str, ...], dt.datetime, dt.datetime]]:
     """Split a fetch into requests of at most 10 sensors × 10 days, without overlap (timestamps are
     whole seconds, so the next window starts one second after the last one ended)."""
-    if end < start:
-        return []
-    windows = []
-    second = dt.timedelta(seconds=1)
-    for i in range(0, len(codes), MAX_LOCATIONS):
-        group = tuple(codes[i : i + MAX_LOCATIONS])
-        t = start
-        while t <= end:
-            last = min(t + MAX_WINDOW - second, end)
-            windows.append((group, t, last))
-            t = last + second
-    return windows
-
-
-def grow_stamp(when: dt.datetime) -> str:
-    if when.tzinfo is None:
-        raise ValueError("GROW times must be timezone-aware")
-    return when.astimezone(dt.UTC).strftime(TIME_FORMAT)
+    groups = [tuple(codes[i : i + MAX_LOCATIONS]) for i in range(0, len(codes), MAX_LOCATIONS)]
+    return [(group, a, b) for group in groups for a, b in spans(start, end, MAX_WINDOW)]
 
 
 def parse_grow_timestamps(stamps: Sequence) -> tuple[np.ndarray, np.ndarray]:
@@ -280,7 +260,7 @@ def join_by_timestamp(sensors, variables, stamps, values, names: list[str]) -> p
 class GrowClient:
     """The GROW API at the configured base URL, with the configured key and retry policy."""
 
-    def __init__(self, settings: Settings):
+    def __init__(self, settings: EtlSettings):
         key = settings.grow_api_key.get_secret_value() if settings.grow_api_key else ""
         policy = HttpPolicy(settings.http_timeout_s, settings.http_attempts, settings.http_backoff_s)
         self.source = Source("GROW API", settings.grow_api_url, {"Authorization": f"Bearer {key}"}, policy)

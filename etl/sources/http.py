@@ -16,7 +16,7 @@ import requests
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
-from etl.errors import GrowWowError
+from core.errors import GrowWowError
 
 log = logging.getLogger(__name__)
 

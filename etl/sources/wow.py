@@ -17,8 +17,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from etl.errors import SettingsError
-from etl.settings import Settings
+from core.errors import SettingsError
+from core.times import spans
+from etl.settings import EtlSettings
 from etl.sources.http import HttpPolicy, Source, SourceError
 
 log = logging.getLogger(__name__)
@@ -119,22 +120,10 @@ def read_byversion_file(path: str | Path) -> pd.DataFrame:
     return observations
 
 
-def windows(
-    start: dt.datetime, end: dt.datetime, longest: dt.timedelta
-) -> list[tuple[dt.datetime, dt.datetime]]:
-    """[start, end] cut into spans of at most `longest`, each starting one second after the last."""
-    spans, t, second = [], start, dt.timedelta(seconds=1)
-    while t <= end:
-        last = min(t + longest - second, end)
-        spans.append((t, last))
-        t = last + second
-    return spans
-
-
 class WowClient:
     """The WOW API at the configured base URL, with the configured key and retry policy."""
 
-    def __init__(self, settings: Settings):
+    def __init__(self, settings: EtlSettings):
         key = settings.wow_api_key.get_secret_value() if settings.wow_api_key else ""
         policy = HttpPolicy(settings.http_timeout_s, settings.http_attempts, settings.http_backoff_s)
         self.source = Source("WOW API", settings.wow_api_url, {"Ocp-Apim-Subscription-Key": key}, policy)
@@ -159,14 +148,14 @@ class WowClient:
                 {"site_id": site_id, "start_time": wow_time(a), "end_time": wow_time(b)},
                 f"observations of site {site_id} {a:%Y-%m-%d %H:%M}..{b:%Y-%m-%d %H:%M}",
             )
-            for a, b in windows(start, end, MAX_SITE_WINDOW)
+            for a, b in spans(start, end, MAX_SITE_WINDOW)
         ]
         return _concat(frames, OBSERVATION_COLUMNS[:-1])
 
     def get_box_observations(self, box: Box, start: dt.datetime, end: dt.datetime) -> pd.DataFrame:
         """Every station's observations inside a bounding box, reports ending in [start, end]."""
         frames = []
-        for a, b in windows(start, end, MAX_BOX_WINDOW):
+        for a, b in spans(start, end, MAX_BOX_WINDOW):
             params = {
                 "top_left_lat": box.top,
                 "top_left_long": box.left,

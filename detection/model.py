@@ -10,8 +10,8 @@ from collections.abc import Mapping
 
 import pandas as pd
 
-from etl.detect.rules import NAMES, day_runs
-from models.autoencoder import Autoencoder, daily_windows
+from detection.autoencoder import Autoencoder, daily_windows
+from detection.rules import NAMES, day_runs
 
 DAY = pd.Timedelta(days=1)
 

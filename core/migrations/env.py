@@ -1,8 +1,8 @@
-"""Alembic environment: migrations run on the connection `etl.db` hands over, on either engine."""
+"""Alembic environment: migrations run on the connection `core.db` hands over, on either engine."""
 
 from alembic import context
 
-from etl.schema import metadata
+from core.schema import metadata
 
 connection = context.config.attributes.get("connection")
 if connection is None:

@@ -18,9 +18,11 @@ import numpy as np
 import orjson
 from flask import Flask, Response, jsonify, request
 
-from etl.simulator.network import MISSING, NODATA, SCALE, STEP, Network, Window
+from core.times import parse_grow_stamp, parse_utc
+from core.vocabulary import GROW_DATA_SOURCE
+from devtools.simulator.network import MISSING, NODATA, SCALE, STEP, Network, Window
 
-GROW_SOURCE = "Thingful.Connectors.GROWSensors"
+GROW_SOURCE = GROW_DATA_SOURCE
 GROW_NODATA = -9999
 # Variable code suffix → (stored variable, DataSourceVariableId, unit, display name)
 GROW_SERIES = {
@@ -77,7 +79,7 @@ def grow_timestamps(times_us: np.ndarray) -> np.ndarray:
 
 
 def _grow_time(value: str) -> dt.datetime:
-    return dt.datetime.strptime(value, "%Y%m%d%H%M%S").replace(tzinfo=dt.UTC)
+    return parse_grow_stamp(value)
 
 
 def _grow_stamp(when: dt.datetime) -> str:
@@ -153,7 +155,7 @@ def create_app(
     def set_clock():
         body = request.get_json(silent=True) or {}
         try:
-            sim.now = dt.datetime.fromisoformat(body["now"]).astimezone(dt.UTC)
+            sim.now = parse_utc(body["now"])
         except (KeyError, TypeError, ValueError):
             return jsonify({"error": "bad_request", "message": 'send {"now": "<ISO 8601 time>"}'}), 400
         return jsonify({"now": sim.now.isoformat()})
@@ -426,8 +428,7 @@ def wow_observations(network: Network, site_id: str, start: dt.datetime, end: dt
 def _wow_time(value: str | None) -> dt.datetime:
     if not value:
         raise ValueError("missing")
-    parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
-    return parsed.replace(tzinfo=dt.UTC) if parsed.tzinfo is None else parsed.astimezone(dt.UTC)
+    return parse_utc(value)
 
 
 def _wow_error(status: int, message: str) -> Response:

@@ -31,8 +31,8 @@ from sqlalchemy import BigInteger, Boolean, Connection, Float, Integer, String, 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.types import JSON
 
-from etl.errors import LoadError
-from etl.schema import UTCDateTime
+from core.errors import LoadError
+from core.schema import UTCDateTime
 
 log = logging.getLogger(__name__)
 

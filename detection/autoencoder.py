@@ -8,7 +8,7 @@ errors of held-out normal days, so "anomalous" means "rarer than anything normal
 
 The window building is plain numpy and works on any sampling: samples are averaged into 15-minute slots
 of each UTC day, short gaps are interpolated, and days with long gaps are left out. Keras (and with it
-TensorFlow) is imported only when a model is built, trained or run.
+TensorFlow) is imported only when a model is loaded or run; building and training one is `models.train`.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ VARIABLES = ("soil_moisture", "light", "air_temperature")
 SLOTS = 96  # 15-minute slots in a day
 SLOT_NS = 15 * 60 * 10**9
 MAX_GAP_SLOTS = 5  # interpolate gaps up to 75 minutes (hourly data has gaps of 45)
-MODEL_DIR = Path(__file__).resolve().parent
+MODEL_DIR = Path(__file__).resolve().parent.parent / "models"  # the trained files shipped with the code
 BATCH = 4096
 
 
@@ -144,22 +144,6 @@ def quiet_tensorflow() -> None:
     """TensorFlow's start-up chatter goes to stderr before logging is configured; keep it down."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")
-
-
-def build_model(units: int = 16, layers_each_side: int = 1):
-    """LSTM encoder → repeated code → LSTM decoder → one value per slot."""
-    quiet_tensorflow()
-    import keras
-
-    inputs = keras.Input((SLOTS, 1))
-    x = inputs
-    for i in range(layers_each_side):
-        x = keras.layers.LSTM(units, return_sequences=i < layers_each_side - 1)(x)
-    x = keras.layers.RepeatVector(SLOTS)(x)
-    for _ in range(layers_each_side):
-        x = keras.layers.LSTM(units, return_sequences=True)(x)
-    outputs = keras.layers.TimeDistributed(keras.layers.Dense(1))(x)
-    return keras.Model(inputs, outputs)
 
 
 def load(variable: str, folder: Path = MODEL_DIR) -> Autoencoder:

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from etl.simulator.network import (
+from devtools.simulator.network import (
     GROW_VARIABLES,
     MISSING,
     NODATA,
@@ -31,7 +31,7 @@ from etl.simulator.network import (
     STEPS_PER_DAY,
     WOW_VARIABLES,
 )
-from etl.simulator.places import PLACES
+from devtools.simulator.places import PLACES
 
 FAULT_KINDS = (
     "stuck",
@@ -546,8 +546,8 @@ def _station_reports(rng, clock, weather, meta: pd.DataFrame) -> dict[str, np.nd
 
 def _write_fallback_file(folder: Path) -> None:
     """Each station's latest report of the last day as a WOW byversion answer, like 2019's saved file."""
-    from etl.simulator.network import Network
-    from etl.simulator.server import wow_observations
+    from devtools.simulator.network import Network
+    from devtools.simulator.server import wow_observations
 
     network = Network(folder)
     day = dt.timedelta(days=1)

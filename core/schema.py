@@ -32,6 +32,8 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.types import TypeDecorator
 
+from core.vocabulary import Health
+
 # Named constraints, so migrations can refer to them on both engines.
 metadata = MetaData(
     naming_convention={
@@ -43,7 +45,7 @@ metadata = MetaData(
     }
 )
 
-HEALTH_STATUSES = ("healthy", "faulty", "recovered")
+HEALTH_STATUSES = tuple(status.value for status in Health)
 USER_ROLES = ("admin", "owner")
 RUN_STATUSES = ("running", "ok", "failed")
 
@@ -85,7 +87,7 @@ JSONDocument = JSON().with_variant(JSONB(), "postgresql")
 
 
 def _updated_at() -> Column:
-    # A server default, so bulk loads that do not send it still fill it (etl.load refreshes it on update).
+    # A server default, so bulk loads that do not send it still fill it (core.load refreshes it on update).
     return Column("updated_at", UTCDateTime, nullable=False, server_default=func.now())
 
 

@@ -13,37 +13,34 @@ import json
 import logging
 from contextlib import contextmanager
 
-import boto3
-from botocore.exceptions import BotoCoreError, ClientError
-from pydantic import SecretStr
 from sqlalchemy.engine import URL
 
-from etl.errors import SettingsError
-from etl.settings import Settings
+from core.errors import SettingsError
 
 DB_SECRET_KEYS = ("host", "port", "engine", "username", "password")
-WEB_SECRET_KEYS = ("backend_token", "frontend_secret_key")  # the web apps' own, in AWS_WEB_SECRET
+WEB_SECRET_KEYS = ("backend_token", "frontend_secret_key")  # in AWS_WEB_SECRET
 
 
-def fill_from_secrets_manager(settings: Settings, client=None) -> Settings:
-    """Return settings with every secret the environment left unset filled from Secrets Manager."""
-    client = client or boto3.client("secretsmanager", region_name=settings.aws_region)
-    explicit = settings.model_fields_set
-    updates: dict[str, SecretStr] = {}
-    if "database_url" not in explicit:
-        creds = _read_json_object(client, settings.aws_db_secret)
-        updates["database_url"] = SecretStr(database_url_from_secret(creds, settings.aws_db_secret))
-    for field, secret_id in (
-        ("grow_api_key", settings.aws_grow_secret),
-        ("wow_api_key", settings.aws_wow_secret),
-    ):
-        if field not in explicit:
-            updates[field] = SecretStr(api_key_from_secret(_read_secret(client, secret_id), secret_id))
-    wanted = [field for field in WEB_SECRET_KEYS if field not in explicit]
-    if settings.aws_web_secret and wanted:
-        web = _read_json_object(client, settings.aws_web_secret)
-        updates.update({field: SecretStr(str(web[field])) for field in wanted if web.get(field)})
-    return settings.model_copy(update=updates)
+class SecretStore:
+    """Reads secrets from Secrets Manager by name, with one-line errors and nothing logged."""
+
+    def __init__(self, client):
+        self.client = client
+
+    @classmethod
+    def connect(cls, region: str) -> SecretStore:
+        import boto3  # here: every command reads settings, few use the secret store
+
+        return cls(boto3.client("secretsmanager", region_name=region))
+
+    def read(self, secret_id: str) -> str:
+        return _read_secret(self.client, secret_id)
+
+    def json_object(self, secret_id: str) -> dict:
+        return _read_json_object(self.client, secret_id)
+
+    def api_key(self, secret_id: str) -> str:
+        return api_key_from_secret(self.read(secret_id), secret_id)
 
 
 def database_url_from_secret(creds: dict, secret_id: str) -> str:
@@ -97,6 +94,8 @@ def _botocore_quiet():
 
 
 def _read_secret(client, secret_id: str) -> str:
+    from botocore.exceptions import BotoCoreError, ClientError
+
     try:
         with _botocore_quiet():
             answer = client.get_secret_value(SecretId=secret_id)

@@ -1,7 +1,5 @@
 """The end of `make demo`: both apps on loopback over the database the demo pipeline filled, with two
-accounts to log in with.
-
-    python -m flask_front_end.demo [--port 5000] [--backend-port 8000]
+accounts to log in with (`python -m devtools.demo` runs the pipeline, then this).
 
 A fresh service token and session key are made for each run, and the demo accounts get new passwords,
 printed once. Werkzeug's threaded server, not gunicorn: this is for one person trying the system.
@@ -9,22 +7,22 @@ printed once. Werkzeug's threaded server, not gunicorn: this is for one person t
 
 from __future__ import annotations
 
-import argparse
 import secrets
 import string
 import threading
 from dataclasses import dataclass, field
 
-from pydantic import SecretStr
 from sqlalchemy import select
 
-from etl.db import make_engine
-from etl.demo import serve_on_loopback
-from etl.schema import sensor_health, sensors, users
-from etl.settings import Settings, load_settings
+from core.db import make_engine
+from core.schema import sensor_health, sensors, users
+from core.settings import CoreSettings
+from devtools.loopback import serve_on_loopback
 from flask_back_end import create_app as create_back_end
+from flask_back_end.settings import load_settings as back_end_settings
 from flask_front_end import accounts
 from flask_front_end import create_app as create_front_end
+from flask_front_end.settings import load_settings as front_end_settings
 
 ADMIN, OWNER = "demo", "demo-owner"
 PASSWORD_LETTERS = string.ascii_letters + string.digits  # easy to copy from a terminal
@@ -76,31 +74,27 @@ def demo_accounts(engine) -> list[tuple[str, str, str]]:
     return logins
 
 
-def serve_demo(settings: Settings, port: int = 5000, backend_port: int = 8000) -> DemoSite:
+def serve_demo(settings: CoreSettings, port: int = 5000, backend_port: int = 8000) -> DemoSite:
+    """Both apps over the database of `settings`, with a fresh service token and session key."""
     token = secrets.token_urlsafe(24)
-    back = _start(
-        create_back_end(settings.model_copy(update={"backend_token": SecretStr(token)})), backend_port
-    )
+    database = {"database_url": settings.database_url} if settings.database_url else {}
+    back = _start(create_back_end(back_end_settings(**database, backend_token=token)), backend_port)
     backend_url = f"http://127.0.0.1:{back.port}"
-    front_settings = settings.model_copy(
-        update={
-            "backend_url": backend_url,
-            "backend_token": SecretStr(token),
-            "frontend_secret_key": SecretStr(secrets.token_urlsafe(32)),
-            "session_cookie_secure": False,  # plain http on loopback
-        }
+    front_settings = front_end_settings(
+        **database,
+        backend_url=backend_url,
+        backend_token=token,
+        frontend_secret_key=secrets.token_urlsafe(32),
+        session_cookie_secure=False,  # plain http on loopback
     )
     front = _start(create_front_end(front_settings), port)
     logins = demo_accounts(make_engine(settings))
     return DemoSite(f"http://127.0.0.1:{front.port}", backend_url, logins, [front, back])
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--port", type=int, default=5000, help="the front end's port on 127.0.0.1")
-    parser.add_argument("--backend-port", type=int, default=8000, help="the back end's port on 127.0.0.1")
-    args = parser.parse_args()
-    site = serve_demo(load_settings(), args.port, args.backend_port)
+def serve_until_stopped(settings: CoreSettings, port: int = 5000, backend_port: int = 8000) -> None:
+    """Serve both apps, print where and the logins, and wait for Ctrl-C."""
+    site = serve_demo(settings, port, backend_port)
     print(f"\nThe dashboard is at {site.url}  (JSON API: {site.backend_url}/api/v1/openapi.json)")
     for username, password, sees in site.logins:
         print(f"  log in as {username:<11} password {password}   sees {sees}")
@@ -109,7 +103,3 @@ def main() -> None:
         threading.Event().wait()
     except KeyboardInterrupt:
         site.stop()
-
-
-if __name__ == "__main__":
-    main()

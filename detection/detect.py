@@ -1,13 +1,13 @@
 """`detect`: every check on readings held in a DataFrame, no database needed.
 
-    from etl.detect.detect import detect
+    from detection.detect import detect
     anomalies = detect(readings, stations=observations, links=links)
 
 `readings` has a UTC `ts` column (or index) and any of soil_moisture, air_temperature, light and
 battery_level, for one sensor or many (a `sensor_id` column); samples may be 15-minute, hourly or
 irregular. `stations` (site_id, ts, air_temperature, rainfall) and `links` (sensor_id, site_id,
 distance_km) are optional: without them the station checks are skipped. `models` are the autoencoders
-shipped in models/ unless given (a dict of variable → `models.autoencoder.Autoencoder`, or None for no
+shipped in models/ unless given (a dict of variable → `detection.autoencoder.Autoencoder`, or None for no
 model check). The answer has one row per anomaly, in the columns of the `anomalies` table, with the
 detector that found it: "rule", "model" or "reference".
 """
@@ -19,10 +19,10 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pandas as pd
 
-from etl.detect.model import check_with_models
-from etl.detect.reference import check_against_stations
-from etl.detect.rules import Flag, check_sensor
-from models.autoencoder import Autoencoder, shipped
+from detection.autoencoder import Autoencoder, shipped
+from detection.model import check_with_models
+from detection.reference import check_against_stations
+from detection.rules import Flag, check_sensor
 
 ANOMALY_COLUMNS = ["sensor_id", "variable", "kind", "start_at", "end_at", "score", "detector", "explanation"]
 

@@ -1,25 +1,32 @@
-"""The demo: a simulated network, served on loopback, run through the nightly pipeline into the database."""
+"""`make demo`, `python -m devtools.demo`: a simulated network, served on loopback, run through the nightly
+pipeline into the database (the embedded SQLite file unless DATABASE_URL says otherwise); then both web
+apps on loopback over it, with two logins printed (Ctrl-C stops them)."""
 
 from __future__ import annotations
 
 import datetime as dt
 import json
-import logging
-import threading
 from pathlib import Path
 
+import click
 from pydantic import SecretStr
 from sqlalchemy import Engine, func, select
 
-from etl.schema import anomalies, readings, sensor_health, sensor_wow, sensors, wow_observations, wow_sites
-from etl.settings import VAR_DIR, Settings
+from core.db import init_db, make_engine
+from core.errors import GrowWowError
+from core.logs import configure_logging
+from core.schema import anomalies, readings, sensor_health, sensor_wow, sensors, wow_observations, wow_sites
+from core.settings import VAR_DIR
+from etl.runner import run_nightly
+from etl.settings import EtlSettings, load_settings
+from etl.shard import Shard
 
 DEMO_DIR = VAR_DIR / "demo-network"
 
 
 def ensure_network(sensors_count: int, days: int, seed: int, folder: Path = DEMO_DIR) -> Path:
     """Generate the demo network ending today at 00:00 UTC, unless today's is there already."""
-    from etl.simulator.generate import generate
+    from devtools.simulator.generate import generate
 
     end = dt.datetime.now(dt.UTC).replace(hour=0, minute=0, second=0, microsecond=0)
     wanted = {"sensors": sensors_count, "days": days, "seed": seed, "end": end.isoformat()}
@@ -30,27 +37,17 @@ def ensure_network(sensors_count: int, days: int, seed: int, folder: Path = DEMO
     return folder
 
 
-def serve_on_loopback(app, port: int = 0):
-    """Serve a WSGI app from a thread on 127.0.0.1 (`port` 0: any free one); returns the server, whose
-    `.port` is the port and `.shutdown()` stops it. For the demo and the tests, not for production."""
-    from werkzeug.serving import make_server
-
-    logging.getLogger("werkzeug").setLevel(logging.WARNING)
-    server = make_server("127.0.0.1", port, app, threaded=True)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return server
-
-
 def serve_in_background(folder: Path):
     """Start the simulator on a free loopback port; returns (base URL, server to shut down)."""
-    from etl.simulator.network import Network
-    from etl.simulator.server import create_app
+    from devtools.loopback import serve_on_loopback
+    from devtools.simulator.network import Network
+    from devtools.simulator.server import create_app
 
     server = serve_on_loopback(create_app(Network(folder)))
     return f"http://127.0.0.1:{server.port}", server
 
 
-def demo_settings(settings: Settings, url: str) -> Settings:
+def demo_settings(settings: EtlSettings, url: str) -> EtlSettings:
     return settings.model_copy(
         update={
             "grow_api_url": f"{url}/grow/api",
@@ -112,3 +109,39 @@ def summary(engine: Engine) -> list[str]:
             + ", ".join(f"{statuses.get(s, 0):,} {s}" for s in ("healthy", "faulty", "recovered"))
             + (f"; e.g. {example.sensor_id}: {example.reason}" if example else ""),
         ]
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--sensors", "sensor_count", type=click.IntRange(1), default=200, show_default=True)
+@click.option("--days", type=click.IntRange(1), default=30, show_default=True)
+@click.option("--seed", type=int, default=2019, show_default=True)
+@click.option("--port", type=int, default=5000, show_default=True, help="the dashboard's port on 127.0.0.1")
+@click.option("--backend-port", type=int, default=8000, show_default=True, help="the back end's port")
+@click.option("--no-serve", is_flag=True, help="stop after the pipeline; do not serve the web apps")
+def main(sensor_count: int, days: int, seed: int, port: int, backend_port: int, no_serve: bool) -> None:
+    """Generate a simulated network, serve it on loopback, run the nightly pipeline on it, then serve
+    the back end and the dashboard over the database it filled."""
+    settings = load_settings()
+    configure_logging(settings)
+    folder = ensure_network(sensor_count, days, seed)
+    url, server = serve_in_background(folder)
+    click.echo(f"simulated network {folder} ({sensor_count} sensors × {days} days) served at {url}")
+    try:
+        settings = demo_settings(settings, url)
+        engine = make_engine(settings)
+        click.echo(f"{settings.database_label}: {init_db(engine)}")
+        for report in run_nightly(settings, engine, Shard()):
+            click.echo(f"  {report.name:<24} {report.rows:>10,} rows written  {report.seconds:>6.1f} s")
+    except GrowWowError as exc:
+        raise click.ClickException(str(exc)) from None
+    finally:
+        server.shutdown()
+    click.echo("\n".join(summary(engine)))
+    if not no_serve:
+        from devtools.web_demo import serve_until_stopped
+
+        serve_until_stopped(settings, port, backend_port)
+
+
+if __name__ == "__main__":
+    main(prog_name="python -m devtools.demo")

@@ -1,7 +1,7 @@
-"""Baseline: the schema as etl/schema.py first defined it.
+"""Baseline: the schema as core/schema.py first defined it.
 
-A new database is built from etl/schema.py directly and stamped with the newest revision, so this
-revision has nothing to do. Every later change to etl/schema.py comes with a revision after this one
+A new database is built from core/schema.py directly and stamped with the newest revision, so this
+revision has nothing to do. Every later change to core/schema.py comes with a revision after this one
 ('python -m etl new-migration "what changed"'), which upgrades databases that hold data.
 
 Revision ID: 0001

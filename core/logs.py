@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import sys
 
-from etl.settings import Settings
+from core.settings import CoreSettings
 
 # Libraries that log request details (headers, bodies) at DEBUG.
 CHATTY_LOGGERS = ("alembic", "botocore", "boto3", "urllib3", "s3transfer")
@@ -29,23 +29,11 @@ class SecretRedactor(logging.Filter):
         return True
 
 
-def secret_values(settings: Settings) -> list[str]:
-    """Every secret the settings hold: API keys and the database password."""
-    values = [
-        s.get_secret_value()
-        for s in (settings.grow_api_key, settings.wow_api_key, settings.google_api_key)
-        if s
-    ]
-    if settings.database.password:
-        values.append(str(settings.database.password))
-    return values
-
-
-def configure_logging(settings: Settings) -> None:
+def configure_logging(settings: CoreSettings) -> None:
     """Send log lines to stderr at the configured level, with secrets redacted."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    handler.addFilter(SecretRedactor(secret_values(settings)))
+    handler.addFilter(SecretRedactor(settings.secret_values()))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(settings.log_level)

@@ -8,7 +8,7 @@ Create Date: 2026-11-27
 import sqlalchemy as sa
 from alembic import op
 
-from etl.schema import UTCDateTime
+from core.schema import UTCDateTime
 
 revision = "0002"
 down_revision = "0001"

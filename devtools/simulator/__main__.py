@@ -1,4 +1,4 @@
-"""`python -m etl.simulator generate | serve | plot`."""
+"""`python -m devtools.simulator generate | serve | plot`."""
 
 from __future__ import annotations
 
@@ -8,15 +8,15 @@ import time
 
 import click
 
-from etl.simulator.generate import FAULT_KINDS
-from etl.simulator.server import FAILURES
+from core.times import parse_utc
+from devtools.simulator.generate import FAULT_KINDS
+from devtools.simulator.server import FAILURES
 
 
 def _utc(value: str | None) -> dt.datetime | None:
     if value is None:
         return None
-    parsed = dt.datetime.fromisoformat(value)
-    return parsed.replace(tzinfo=dt.UTC) if parsed.tzinfo is None else parsed.astimezone(dt.UTC)
+    return parse_utc(value)
 
 
 def _today() -> dt.datetime:
@@ -37,7 +37,7 @@ def cli() -> None:
 @click.option("--stations", type=click.IntRange(1), help="WOW stations [default: 0.77 per sensor]")
 def generate(sensors: int, days: int, seed: int, out: str, end: str | None, stations: int | None) -> None:
     """Write a deterministic network: sensors, stations, readings and labelled faults."""
-    from etl.simulator.generate import generate as write_network
+    from devtools.simulator.generate import generate as write_network
 
     started = time.perf_counter()
     summary = write_network(out, sensors, days, seed, _utc(end) or _today(), stations)
@@ -97,8 +97,8 @@ def serve(
     """Serve the GROW API (/grow/api), the WOW API (/wow/api) and geocoding (/maps/api) from a network."""
     from werkzeug.serving import run_simple
 
-    from etl.simulator.network import Network
-    from etl.simulator.server import Keys, Misbehaviour, create_app
+    from devtools.simulator.network import Network
+    from devtools.simulator.server import Keys, Misbehaviour, create_app
 
     misbehaviour = Misbehaviour(
         error_rate=error_rate,
@@ -124,7 +124,7 @@ def serve(
 @click.option("--kind", type=click.Choice(FAULT_KINDS), help="the kind of fault to show [default: any]")
 def plot(data: str, out: str, kind: str | None) -> None:
     """Draw one clean and one faulty sensor beside their nearest station (PNG), to judge the realism."""
-    from etl.simulator.plot import plot_sensors
+    from devtools.simulator.plot import plot_sensors
 
     try:
         click.echo(plot_sensors(data, out, kind))
@@ -133,4 +133,4 @@ def plot(data: str, out: str, kind: str | None) -> None:
 
 
 if __name__ == "__main__":
-    cli(prog_name="python -m etl.simulator")
+    cli(prog_name="python -m devtools.simulator")

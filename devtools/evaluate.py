@@ -1,4 +1,5 @@
-"""`python -m etl.evaluate --data DIR`: how well detection finds the faults injected into a generated network.
+"""`python -m devtools.evaluate --data DIR`: how well detection finds the faults injected into a generated
+network.
 
 The network's readings and stations are read straight from its folder (no database, no API), each
 sensor is linked to its nearest live station as `find_nearest_wow_live` would, and `detect` runs on all
@@ -26,11 +27,11 @@ import click
 import numpy as np
 import pandas as pd
 
-from etl.detect.detect import detect
+from detection.autoencoder import VARIABLES, daily_windows, load_all
+from detection.detect import detect
+from devtools.simulator.network import MISSING, SCALE, WOW_VARIABLES, Network
 from etl.find_nearest_wow_live import link_sensors
 from etl.settings import load_settings
-from etl.simulator.network import MISSING, SCALE, WOW_VARIABLES, Network
-from models.autoencoder import VARIABLES, daily_windows, load_all
 
 DAY = pd.Timedelta(days=1)
 SLACK = DAY  # a daily check flags the whole day a fault begins on
@@ -283,7 +284,7 @@ def report(result: dict) -> str:
 @click.option("--no-models", is_flag=True, help="rules and station checks only")
 def main(data: Path, plot: Path | None, models_dir: Path | None, no_models: bool) -> None:
     """Score detection against the labelled faults of a generated network, beside the 2019 rule."""
-    from etl.logs import configure_logging
+    from core.logs import configure_logging
 
     configure_logging(load_settings(log_level="WARNING"))
     plot = plot or data / "confusion.png"
@@ -295,4 +296,4 @@ def main(data: Path, plot: Path | None, models_dir: Path | None, no_models: bool
 
 
 if __name__ == "__main__":
-    main(prog_name="python -m etl.evaluate")
+    main(prog_name="python -m devtools.evaluate")

@@ -1,6 +1,6 @@
 """A generated network on disk, as the simulator server, the tests and the evaluation read it.
 
-Folder layout (written by `etl.simulator.generate`):
+Folder layout (written by `devtools.simulator.generate`):
 
 - `network.json`: the time axis, the sensors and the WOW stations with their metadata.
 - `grow_<variable>.npy`: sensor readings, int16 hundredths, shape (sensors, steps of 15 minutes).
@@ -22,14 +22,16 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from core.vocabulary import SENSOR_VARIABLES, STATION_VARIABLES
+
 STEP = dt.timedelta(minutes=15)
 STEPS_PER_DAY = 96
 SCALE = 100.0  # stored values are hundredths
 MISSING = -32768  # no sample at that time: nothing is served
 NODATA = -32767  # a sample whose value the sensor could not give: served as the API's NoDataValue
 
-GROW_VARIABLES = ("soil_moisture", "air_temperature", "light", "battery_level")
-WOW_VARIABLES = ("air_temperature", "rainfall", "relative_humidity")
+GROW_VARIABLES = tuple(SENSOR_VARIABLES)
+WOW_VARIABLES = tuple(STATION_VARIABLES)
 
 
 @dataclass(frozen=True)

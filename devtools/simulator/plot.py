@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from etl.simulator.network import MISSING, SCALE, STEP, Network
+from devtools.simulator.network import MISSING, SCALE, STEP, Network
 
 
 def _nearest_station(network: Network, sensor: int) -> int:

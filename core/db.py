@@ -22,14 +22,14 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import DBAPIError, OperationalError
 
-from etl.errors import DatabaseUnavailable, GrowWowError
-from etl.schema import UTCDateTime, metadata
-from etl.settings import Settings
+from core.errors import DatabaseUnavailable, GrowWowError
+from core.schema import UTCDateTime, metadata
+from core.settings import CoreSettings
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
 
-def make_engine(settings: Settings) -> Engine:
+def make_engine(settings: CoreSettings) -> Engine:
     """Create the engine for the configured database (SQLite file under var/ by default)."""
     url = settings.database
     if url.get_backend_name() == "sqlite":

@@ -1,0 +1,129 @@
+"""The words of the domain, defined once: what a sensor and a station measure (with units and plausible
+ranges), the health a sensor can be in, and the kinds of anomaly and the detectors that find them.
+
+The schema, the sources, detection, the API's schemas, the dashboard and the README's tables take
+these from here (tests check the README against them), so a new kind or variable is added in one place.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+GROW_DATA_SOURCE = "Thingful.Connectors.GROWSensors"
+GROW_TIME_FORMAT = "%Y%m%d%H%M%S"  # GROW's times, always UTC
+
+
+@dataclass(frozen=True)
+class Variable:
+    """One measured quantity: its column name, how a person calls it, its unit and the values a
+    sensor in a garden can plausibly read (the device's own limits are wider)."""
+
+    name: str
+    label: str
+    unit: str
+    low: float
+    high: float
+
+    def format(self, value: float) -> str:
+        return f"{value:.1f} {self.unit}"
+
+
+# A Parrot Flower Power's four series, in the readings table's column order, with the GROW API's code
+# of each (calibrated soil moisture is the soil moisture we keep).
+SENSOR_VARIABLES = {
+    "soil_moisture": Variable("soil_moisture", "soil moisture", "%", 0.0, 65.0),
+    "air_temperature": Variable("air_temperature", "air temperature", "°C", -30.0, 55.0),
+    "light": Variable("light", "light", "mol/m²/d", 0.0, 150.0),
+    "battery_level": Variable("battery_level", "battery", "%", 0.0, 100.0),
+}
+GROW_CODES = {
+    "soil_moisture": "calibrated_soil_moisture",
+    "air_temperature": "air_temperature",
+    "light": "light",
+    "battery_level": "battery_level",
+}
+# What a WOW station reports that we keep.
+STATION_VARIABLES = {
+    "air_temperature": Variable("air_temperature", "air temperature", "°C", -60.0, 60.0),
+    "rainfall": Variable("rainfall", "rainfall", "mm", 0.0, 500.0),
+    "relative_humidity": Variable("relative_humidity", "relative humidity", "%", 0.0, 100.0),
+}
+
+
+class Health(StrEnum):
+    """A sensor's health, with the 2019 meaning (see `etl.analyse_anomalies`)."""
+
+    HEALTHY = "healthy"  # no anomaly ever
+    FAULTY = "faulty"  # the last anomaly ended less than FAULTY_DAYS before the latest reading
+    RECOVERED = "recovered"  # anomalies, the last FAULTY_DAYS or more before the latest reading
+
+
+class Detector(StrEnum):
+    """The three kinds of evidence."""
+
+    RULE = "rule"  # a rule over the sensor's own series
+    MODEL = "model"  # a per-variable autoencoder over each day
+    REFERENCE = "reference"  # the sensor against its nearest live WOW station
+
+
+class AnomalyKind(StrEnum):
+    """What an anomaly says is wrong. Each kind has one detector and a meaning for people."""
+
+    OUT_OF_RANGE = "out_of_range"
+    STUCK = "stuck"
+    SPIKE = "spike"
+    BREAK = "break"
+    PROBE_OUT_OF_SOIL = "probe_out_of_soil"
+    SATURATION = "saturation"
+    BATTERY_EXHAUSTED = "battery_exhausted"
+    UNUSUAL_DAY = "unusual_day"
+    TEMPERATURE_BIAS = "temperature_bias"
+    HOT_SPOT = "hot_spot"
+    NO_DAILY_CYCLE = "no_daily_cycle"
+    RISING_WITHOUT_RAIN = "rising_without_rain"
+    DRIFT = "drift"
+
+    @property
+    def detector(self) -> Detector:
+        return KIND_DETECTOR[self]
+
+    @property
+    def label(self) -> str:
+        return self.value.replace("_", " ")
+
+    @property
+    def meaning(self) -> str:
+        return KIND_MEANING[self]
+
+
+KIND_DETECTOR = {
+    AnomalyKind.OUT_OF_RANGE: Detector.RULE,
+    AnomalyKind.STUCK: Detector.RULE,
+    AnomalyKind.SPIKE: Detector.RULE,
+    AnomalyKind.BREAK: Detector.RULE,
+    AnomalyKind.PROBE_OUT_OF_SOIL: Detector.RULE,
+    AnomalyKind.SATURATION: Detector.RULE,
+    AnomalyKind.BATTERY_EXHAUSTED: Detector.RULE,
+    AnomalyKind.UNUSUAL_DAY: Detector.MODEL,
+    AnomalyKind.TEMPERATURE_BIAS: Detector.REFERENCE,
+    AnomalyKind.HOT_SPOT: Detector.REFERENCE,
+    AnomalyKind.NO_DAILY_CYCLE: Detector.REFERENCE,
+    AnomalyKind.RISING_WITHOUT_RAIN: Detector.REFERENCE,
+    AnomalyKind.DRIFT: Detector.REFERENCE,
+}
+KIND_MEANING = {
+    AnomalyKind.OUT_OF_RANGE: "a value the sensor cannot plausibly read in a garden",
+    AnomalyKind.STUCK: "the same value for hours: a live sensor always wobbles a little",
+    AnomalyKind.SPIKE: "samples that leap away from their neighbours and come back",
+    AnomalyKind.BREAK: "a sudden jump after which the level stays shifted",
+    AnomalyKind.PROBE_OUT_OF_SOIL: "soil moisture falling from moist to near zero and staying there",
+    AnomalyKind.SATURATION: "soil moisture pinned flat at a high ceiling",
+    AnomalyKind.BATTERY_EXHAUSTED: "a battery nearly empty: readings degrade, then stop",
+    AnomalyKind.UNUSUAL_DAY: "a day unlike any normal day the model learnt",
+    AnomalyKind.TEMPERATURE_BIAS: "air temperature off the nearby station's on average",
+    AnomalyKind.HOT_SPOT: "far warmer than the station by day only: in full sun",
+    AnomalyKind.NO_DAILY_CYCLE: "air temperature flat while the station swings: indoors or covered",
+    AnomalyKind.RISING_WITHOUT_RAIN: "soil moisture climbing through days the station saw no rain",
+    AnomalyKind.DRIFT: "soil moisture walking away from what the station's weather explains",
+}

@@ -1,0 +1,58 @@
+"""The dashboard's settings: the database (shared, for accounts), where the back end is, and the
+cookies, login limits and map tiles of the pages."""
+
+from __future__ import annotations
+
+from pydantic import Field, SecretStr, field_validator
+
+from core.aws_secrets import SecretStore
+from core.settings import WebSettings, http_url, load_role_settings
+
+
+class FrontendSettings(WebSettings):
+    """What the dashboard reads from the environment."""
+
+    backend_url: str = Field(
+        default="http://127.0.0.1:8000", description="where the front end reaches the back end"
+    )
+    backend_timeout_s: float = Field(
+        default=15.0, gt=0, le=120, description="seconds the dashboard waits for one answer of the back end"
+    )
+    frontend_secret_key: SecretStr | None = Field(
+        default=None,
+        description="signs the front end's session cookies and CSRF tokens (required to serve it)",
+    )
+    session_cookie_secure: bool = Field(
+        default=True, description="send the session cookie over HTTPS only (off only for a local demo)"
+    )
+    login_rate_limit: str = Field(
+        default="10 per minute", description="login attempts allowed per client address (Flask-Limiter)"
+    )
+    rate_limit_storage: str = Field(
+        default="memory://",
+        description="where login attempts are counted; redis://… shares it between workers",
+    )
+    proxy_hops: int = Field(
+        default=0,
+        ge=0,
+        le=5,
+        description="proxies in front of the front end whose X-Forwarded-For/-Proto to trust "
+        "(Beanstalk: 2, its load balancer and nginx); 0 trusts none",
+    )
+    map_tile_url: str = Field(
+        default="https://tile.openstreetmap.org/{z}/{x}/{y}.png",
+        description="Leaflet tile layer; empty: a map without tiles (no request leaves the app)",
+    )
+    map_tile_attribution: str = "© OpenStreetMap contributors"
+    google_maps_browser_key: SecretStr | None = Field(
+        default=None, description="a browser key: the maps use Google Maps instead of Leaflet, as in 2019"
+    )
+
+    @field_validator("backend_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        return http_url(value)
+
+
+def load_settings(store: SecretStore | None = None, **overrides) -> FrontendSettings:
+    return load_role_settings(FrontendSettings, store, **overrides)
