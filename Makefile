@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 AIRFLOW_VENV := var/airflow-venv
 
-.PHONY: demo test lint bench-load clean
+.PHONY: demo test test-fast lint bench-load clean
 
 # Set up, generate a simulated network, serve it on loopback and run the nightly pipeline on it into the
 # embedded SQLite database under var/, printing what it did; then serve the back end and the dashboard
@@ -14,11 +14,19 @@ AIRFLOW_VENV := var/airflow-venv
 demo: $(VENV)/.installed
 	$(BIN)/python -m devtools.demo
 
-# Set up with the test tools (and Airflow in its own environment, for the DAG's tests), then lint and
-# run every test (database tests on SQLite and PostgreSQL).
+# Set up with the test tools (and Airflow in its own environment, for the DAG's tests), then lint, check
+# the import contracts (the layers of pyproject.toml) and run every test (database tests on SQLite and
+# PostgreSQL), listing the slowest.
 test: $(VENV)/.installed-dev $(AIRFLOW_VENV)/.installed
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest
+	$(BIN)/lint-imports --no-logo
+	$(BIN)/python -m pytest --durations=15
+
+# The quick loop while working: lint, contracts and the tests not marked slow (under two minutes).
+test-fast: $(VENV)/.installed-dev
+	$(BIN)/ruff check .
+	$(BIN)/lint-imports --no-logo
+	$(BIN)/python -m pytest -m "not slow" --durations=10
 
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check .

@@ -17,6 +17,7 @@ from sqlalchemy.exc import OperationalError
 from core.db import init_db, make_engine
 from core.settings import parse_database_url
 from etl.settings import load_settings
+from tests.factories import SIMULATED_END
 
 POSTGRES_URL = parse_database_url(
     os.environ.get("TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
@@ -101,8 +102,6 @@ def clean_environment(monkeypatch):
 
 
 # --- the simulated network and its live server --------------------------------------------------------
-
-SIMULATED_END = "2019-07-01T00:00:00+00:00"
 
 
 @pytest.fixture(scope="session")

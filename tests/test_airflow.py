@@ -16,8 +16,7 @@ import pytest
 
 from core.db import init_db, make_engine
 from etl.settings import load_settings
-from tests.conftest import SIMULATED_END
-from tests.snapshots import DATA_TABLES, RESULT_TABLES, assert_same_database, snapshot
+from tests.factories import DATA_TABLES, RESULT_TABLES, SIMULATED_END, assert_same_database, snapshot
 
 ROOT = Path(__file__).resolve().parent.parent
 AIRFLOW_PYTHON = Path(os.environ.get("AIRFLOW_PYTHON", ROOT / "var" / "airflow-venv" / "bin" / "python"))

@@ -8,7 +8,7 @@ from hypothesis import HealthCheck, settings
 
 from flask_back_end import create_app
 from flask_back_end.settings import load_settings
-from tests.api_data import TOKEN, seed
+from tests.factories import TOKEN, seed
 
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 

@@ -6,7 +6,7 @@ import pytest
 
 from flask_back_end import create_app
 from flask_back_end.settings import load_settings
-from tests.api_data import TOKEN, seed
+from tests.factories import TOKEN, seed
 
 
 @pytest.fixture

@@ -29,7 +29,7 @@ from flask_back_end.settings import load_settings as back_end_settings
 from flask_front_end import accounts
 from flask_front_end import create_app as create_front_end
 from flask_front_end.settings import load_settings as front_end_settings
-from tests.conftest import SIMULATED_END
+from tests.factories import SIMULATED_END
 
 CHROMIUM = "/usr/bin/chromium"
 HOSTILE_NAME = "<img src=x id=pwned-name>"

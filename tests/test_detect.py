@@ -3,10 +3,9 @@
 import numpy as np
 import pandas as pd
 import pytest
-from test_reference import pair
-from test_rules import START, clean
 
 from detection.detect import ANOMALY_COLUMNS, detect
+from tests.factories import START, clean, pair
 
 
 def many(faulty: dict[str, str]) -> pd.DataFrame:

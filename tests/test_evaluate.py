@@ -6,9 +6,9 @@ import json
 import numpy as np
 import pandas as pd
 from click.testing import CliRunner
-from test_rules import START, clean
 
 from devtools import evaluate
+from tests.factories import START, clean
 
 DAY = pd.Timedelta(days=1)
 

@@ -11,7 +11,7 @@ from flask_back_end.settings import load_settings as back_end_settings
 from flask_front_end import accounts
 from flask_front_end import create_app as create_front_end
 from flask_front_end.settings import load_settings
-from tests.api_data import TOKEN, seed
+from tests.factories import TOKEN, seed
 
 PASSWORD = "correct horse battery"
 

@@ -5,7 +5,7 @@ import pytest
 
 from flask_back_end import create_app
 from flask_back_end.settings import load_settings
-from tests.api_data import START, TOKEN, seed
+from tests.factories import START, TOKEN, seed
 
 
 @pytest.fixture

@@ -8,7 +8,6 @@ import numpy as np
 import pandas as pd
 import pytest
 from click.testing import CliRunner
-from test_rules import START, clean
 
 from core.db import init_db, make_engine
 from core.load import bulk_upsert
@@ -18,6 +17,7 @@ from detection.model import check_with_models
 from devtools import train_models
 from etl.settings import load_settings
 from models import train
+from tests.factories import START, clean
 
 DAY = pd.Timedelta(days=1)
 

@@ -24,10 +24,9 @@ from etl.sources.grow import Batch
 from etl.sources.http import SourceError
 from etl.step import AlreadyRunning, StepContext, StepFailed, etl_lock, run_recorded
 from etl.store_sensor_info import days_active, needs_address
-from tests.snapshots import assert_same_database, snapshot
+from tests.factories import NOW, assert_same_database, etl_env, pipeline_settings, snapshot
 
 UTC = dt.UTC
-NOW = dt.datetime(2019, 7, 1, tzinfo=UTC)
 
 
 # --- pure pieces --------------------------------------------------------------------------------------
@@ -129,19 +128,6 @@ def test_addresses_are_looked_up_for_new_moved_or_unaddressed_sensors_only():
 
 
 # --- the pipeline against the simulator ---------------------------------------------------------------
-
-
-def pipeline_settings(database_url, url, now=NOW, **overrides):
-    return load_settings(
-        database_url=database_url,
-        grow_api_url=f"{url}/grow/api",
-        grow_api_key="sim-grow-key",
-        wow_api_url=f"{url}/wow/api",
-        wow_api_key="sim-wow-key",
-        http_backoff_s=0.01,
-        etl_now=now,
-        **overrides,
-    )
 
 
 def snapshot_health(engine) -> list:
@@ -370,23 +356,6 @@ def test_a_run_killed_earlier_is_marked_as_interrupted(tmp_path, simulator):
             select(etl_runs.c.status, etl_runs.c.error).order_by(etl_runs.c.run_id)
         ).all()
     assert runs == [("failed", "interrupted (killed or crashed)"), ("ok", None)]
-
-
-def etl_env(database_url, url, now=NOW, **extra):
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("GROW_", "WOW_", "DATABASE_URL", "ETL_"))}
-    env.update(
-        {
-            "DATABASE_URL": database_url,
-            "GROW_API_URL": f"{url}/grow/api",
-            "GROW_API_KEY": "sim-grow-key",
-            "WOW_API_URL": f"{url}/wow/api",
-            "WOW_API_KEY": "sim-wow-key",
-            "ETL_NOW": now.isoformat(),
-            "HTTP_BACKOFF_S": "0.01",
-        }
-    )
-    env.update(extra)
-    return env
 
 
 def test_a_second_run_started_meanwhile_exits_at_once(database_url, simulator):

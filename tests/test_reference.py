@@ -12,25 +12,7 @@ from detection.reference import (
     check_temperature_against_station,
     daily_comparison,
 )
-
-START = pd.Timestamp("2019-06-01", tz="UTC")
-DAYS = 10
-
-
-def weather(freq: str, seed: int) -> pd.Series:
-    rng = np.random.default_rng(seed)
-    index = pd.date_range(START, periods=DAYS * 96, freq="15min")
-    hours = np.arange(len(index)) / 4
-    truth = 15 + 6 * np.sin((hours % 24 - 9) / 24 * 2 * np.pi) + np.repeat(rng.normal(0, 2, DAYS), 96)
-    series = pd.Series(truth + rng.normal(0, 0.3, len(index)), index=index)
-    return series.resample(freq).first() if freq != "15min" else series
-
-
-def pair(station_freq="30min"):
-    station = weather(station_freq, seed=1)
-    sensor = weather("15min", seed=1) + 0.5  # same weather, a little warmer, its own noise
-    sensor += np.random.default_rng(9).normal(0, 0.3, len(sensor))
-    return sensor, station
+from tests.factories import DAYS, START, pair
 
 
 def check(sensor, station):

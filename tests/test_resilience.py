@@ -9,12 +9,12 @@ import time
 
 import pytest
 from sqlalchemy import func, select
-from test_pipeline import NOW, assert_same_database, etl_env, pipeline_settings, snapshot
 
 from core.db import init_db, make_engine
 from core.schema import etl_runs, readings
 from etl.runner import run_nightly
 from etl.shard import Shard
+from tests.factories import NOW, assert_same_database, etl_env, pipeline_settings, snapshot
 
 pytestmark = pytest.mark.postgres
 

@@ -16,30 +16,7 @@ from detection.rules import (
     check_stuck,
     intervals,
 )
-
-START = pd.Timestamp("2019-06-01", tz="UTC")
-HOUR = pd.Timedelta(hours=1)
-
-
-def clean(days: int = 7, freq: str = "15min", seed: int = 1) -> pd.DataFrame:
-    """A healthy garden sensor: daily temperature and light cycles, soil drying with one shower."""
-    rng = np.random.default_rng(seed)
-    index = pd.date_range(START, periods=days * 96, freq="15min")
-    hours = np.arange(len(index)) / 4
-    sun = np.clip(np.sin((hours % 24 - 6) / 12 * np.pi), 0, None)
-    soil = 30 - 0.05 * hours + np.where(hours > 72, 8, 0) + rng.normal(0, 0.15, len(index))
-    frame = pd.DataFrame(
-        {
-            "air_temperature": 14
-            + 5 * np.sin((hours % 24 - 9) / 24 * 2 * np.pi)
-            + rng.normal(0, 0.3, len(index)),
-            "soil_moisture": soil,
-            "light": np.round(25 * sun * (1 + rng.normal(0, 0.03, len(index))), 2),
-            "battery_level": np.floor(80 - hours * 0.01),
-        },
-        index=index,
-    )
-    return frame.resample(freq).first() if freq != "15min" else frame
+from tests.factories import HOUR, START, clean
 
 
 def window(day: float, hours: float) -> tuple[pd.Timestamp, pd.Timestamp]:

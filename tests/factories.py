@@ -1,0 +1,230 @@
+"""What the tests share, in one place: synthetic sensors and stations, the seeded database of the
+web-app tests, database snapshots to compare runs, and the settings and environment of a pipeline run
+against the simulator. Randomness is seeded everywhere: the same test sees the same data every run."""
+
+import datetime as dt
+import os
+
+import numpy as np
+import pandas as pd
+from sqlalchemy import select
+
+from core.load import bulk_upsert
+from core.schema import (
+    anomalies,
+    detection_state,
+    readings,
+    sensor_health,
+    sensor_wow,
+    sensors,
+    wow_observations,
+    wow_sites,
+)
+from etl.settings import load_settings
+
+START = pd.Timestamp("2019-06-01", tz="UTC")
+HOUR = pd.Timedelta(hours=1)
+DAYS = 10  # of a synthetic station's weather
+SIMULATED_END = "2019-07-01T00:00:00+00:00"  # the end of the generated networks' readings
+NOW = dt.datetime(2019, 7, 1, tzinfo=dt.UTC)  # a pipeline run's present, at that end
+
+
+# --- one synthetic sensor and station ---------------------------------------------------------------
+
+
+def clean(days: int = 7, freq: str = "15min", seed: int = 1) -> pd.DataFrame:
+    """A healthy garden sensor: daily temperature and light cycles, soil drying with one shower."""
+    rng = np.random.default_rng(seed)
+    index = pd.date_range(START, periods=days * 96, freq="15min")
+    hours = np.arange(len(index)) / 4
+    sun = np.clip(np.sin((hours % 24 - 6) / 12 * np.pi), 0, None)
+    soil = 30 - 0.05 * hours + np.where(hours > 72, 8, 0) + rng.normal(0, 0.15, len(index))
+    frame = pd.DataFrame(
+        {
+            "air_temperature": 14
+            + 5 * np.sin((hours % 24 - 9) / 24 * 2 * np.pi)
+            + rng.normal(0, 0.3, len(index)),
+            "soil_moisture": soil,
+            "light": np.round(25 * sun * (1 + rng.normal(0, 0.03, len(index))), 2),
+            "battery_level": np.floor(80 - hours * 0.01),
+        },
+        index=index,
+    )
+    return frame.resample(freq).first() if freq != "15min" else frame
+
+
+def weather(freq: str, seed: int) -> pd.Series:
+    rng = np.random.default_rng(seed)
+    index = pd.date_range(START, periods=DAYS * 96, freq="15min")
+    hours = np.arange(len(index)) / 4
+    truth = 15 + 6 * np.sin((hours % 24 - 9) / 24 * 2 * np.pi) + np.repeat(rng.normal(0, 2, DAYS), 96)
+    series = pd.Series(truth + rng.normal(0, 0.3, len(index)), index=index)
+    return series.resample(freq).first() if freq != "15min" else series
+
+
+def pair(station_freq="30min"):
+    """A station and a sensor beside it: the same weather, the sensor a little warmer with its own noise."""
+    station = weather(station_freq, seed=1)
+    sensor = weather("15min", seed=1) + 0.5
+    sensor += np.random.default_rng(9).normal(0, 0.3, len(sensor))
+    return sensor, station
+
+
+# --- the seeded database of the web-app tests -----------------------------------------------------------
+
+
+TOKEN = "test-service-token"
+
+
+def seed(engine) -> None:
+    """s1 (faulty, ten days of readings with one spike, linked to a station), s2 (healthy, no readings),
+    r1 (recovered, one day of readings), 0042 (not checked yet)."""
+    times = pd.date_range(START, periods=10 * 96, freq="15min")
+    soil = 30 + np.sin(np.arange(len(times)) / 20)
+    soil[500] = 95.0  # one spike that a downsampled answer must still show
+    with engine.begin() as connection:
+        bulk_upsert(
+            connection,
+            sensors,
+            pd.DataFrame(
+                {
+                    "sensor_id": ["s1", "s2", "0042", "r1"],
+                    "name": ["Tomato bed", "Lawn", "Orchard", "Hedge"],
+                    "owner_id": ["owner-a", "owner-a", "owner-b", "owner-b"],
+                    "latitude": [51.5, 52.2, 48.8, 45.76],
+                    "longitude": [-0.1, 0.1, 2.3, 4.84],
+                    "address": [
+                        "1 High Street, London",
+                        "Cambridge",
+                        "Rue de Rivoli, Paris",
+                        "Quai Saint-Vincent, Lyon",
+                    ],
+                    "first_sample_at": pd.to_datetime([START, None, None, START], utc=True),
+                    "last_sample_at": pd.to_datetime(
+                        [times[-1], None, None, START + pd.Timedelta(hours=23.75)], utc=True
+                    ),
+                    "days_active": [10, None, None, 1],
+                }
+            ),
+        )
+        site = {"site_id": ["900123"], "name": ["London WOW"], "latitude": [51.49], "longitude": [-0.12]}
+        bulk_upsert(connection, wow_sites, pd.DataFrame({**site, "is_live": [True]}))
+        link = {"sensor_id": ["s1"], "site_id": ["900123"], "distance_km": [1.7]}
+        bulk_upsert(connection, sensor_wow, pd.DataFrame(link))
+        values = {"soil_moisture": soil, "air_temperature": 15.0, "light": 10.0, "battery_level": 80.0}
+        frame = pd.DataFrame({"sensor_id": "s1", "ts": times, **values})
+        hedge = pd.DataFrame({"sensor_id": "r1", "ts": times[:96], **values, "soil_moisture": 22.0})
+        bulk_upsert(connection, readings, pd.concat([frame, hedge]))
+        station_times = pd.date_range(START, periods=10 * 48, freq="30min")
+        reports = {
+            "air_temperature": 14.0,
+            "rainfall": np.where(np.arange(len(station_times)) == 100, 2.5, 0.0),
+        }
+        bulk_upsert(
+            connection, wow_observations, pd.DataFrame({"site_id": "900123", "ts": station_times, **reports})
+        )
+        spike_at = times[500]
+        bulk_upsert(
+            connection,
+            anomalies,
+            pd.DataFrame(
+                {
+                    "sensor_id": ["s1", "s1"],
+                    "variable": ["soil_moisture", "air_temperature"],
+                    "kind": ["spike", "temperature_bias"],
+                    "start_at": [spike_at, START + pd.Timedelta(days=1)],
+                    "end_at": [spike_at, START + pd.Timedelta(days=2)],
+                    "score": [6.5, 1.2],
+                    "detector": ["rule", "reference"],
+                    "explanation": [
+                        "1 soil moisture spike of up to 65.0 %",
+                        "air temperature on average 4.8 °C above",
+                    ],
+                }
+            ),
+        )
+        bulk_upsert(
+            connection,
+            sensor_health,
+            pd.DataFrame(
+                {
+                    "sensor_id": ["s1", "s2", "r1"],
+                    "status": ["faulty", "healthy", "recovered"],
+                    "last_anomaly_at": pd.to_datetime(
+                        [START + pd.Timedelta(days=9), None, START - pd.Timedelta(days=3)], utc=True
+                    ),
+                    "latest_reading_at": pd.to_datetime([times[-1], None, times[95]], utc=True),
+                    "days_since_anomaly": [0.5, None, 3.99],
+                    "counts": [
+                        {"kind": {"spike": 1}, "variable": {"soil_moisture": 1}},
+                        {"kind": {}, "variable": {}},
+                        {"kind": {"stuck": 1}, "variable": {"light": 1}},
+                    ],
+                    "reason": [
+                        "1 soil moisture spike of up to 65.0 %",
+                        "no anomaly found",
+                        "light stuck at 0",
+                    ],
+                }
+            ),
+        )
+
+
+# --- snapshots of a database ------------------------------------------------------------------------------
+
+
+DATA_TABLES = (sensors, wow_sites, sensor_wow, readings, wow_observations)
+RESULT_TABLES = (anomalies, sensor_health, detection_state)
+BOOKKEEPING = {"updated_at", "detected_at", "anomaly_id"}
+
+
+def snapshot(engine, tables=DATA_TABLES) -> dict[str, pd.DataFrame]:
+    """Each table's rows without bookkeeping columns, sorted by every column left."""
+    out = {}
+    with engine.connect() as connection:
+        for table in tables:
+            columns = [c for c in table.columns if c.name not in BOOKKEEPING]
+            frame = pd.DataFrame(
+                connection.execute(select(*columns)).all(), columns=[c.name for c in columns]
+            )
+            order = [c.name for c in columns if c.name != "counts"]  # a JSON column does not sort
+            out[table.name] = frame.sort_values(order, ignore_index=True)
+    return out
+
+
+def assert_same_database(left, right):
+    for name in left:
+        pd.testing.assert_frame_equal(left[name], right[name], check_dtype=False, obj=name)
+
+
+# --- a pipeline run against the simulator ---------------------------------------------------------------
+
+
+def pipeline_settings(database_url, url, now=NOW, **overrides):
+    return load_settings(
+        database_url=database_url,
+        grow_api_url=f"{url}/grow/api",
+        grow_api_key="sim-grow-key",
+        wow_api_url=f"{url}/wow/api",
+        wow_api_key="sim-wow-key",
+        http_backoff_s=0.01,
+        etl_now=now,
+        **overrides,
+    )
+
+
+def etl_env(database_url, url, now=NOW, **extra):
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("GROW_", "WOW_", "DATABASE_URL", "ETL_"))}
+    env.update(
+        {
+            "DATABASE_URL": database_url,
+            "GROW_API_URL": f"{url}/grow/api",
+            "GROW_API_KEY": "sim-grow-key",
+            "WOW_API_URL": f"{url}/wow/api",
+            "WOW_API_KEY": "sim-wow-key",
+            "ETL_NOW": now.isoformat(),
+            "HTTP_BACKOFF_S": "0.01",
+        }
+    )
+    env.update(extra)
+    return env
