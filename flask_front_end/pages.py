@@ -6,6 +6,7 @@ from __future__ import annotations
 from flask import Blueprint, abort, current_app, jsonify, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 
+from core.vocabulary import AnomalyKind
 from flask_front_end.auth import LogoutForm
 from flask_front_end.backend import Backend, BackendError
 
@@ -63,7 +64,7 @@ def owner_map():
 @pages.get("/sensors/<code:sensor_id>")
 def sensor_page(sensor_id: str):
     sensor = visible_sensor(sensor_id)
-    return render_template("sensor.html", sensor=sensor)
+    return render_template("sensor.html", sensor=sensor, anomaly_kinds=list(AnomalyKind))
 
 
 def visible_sensor(sensor_id: str) -> dict:

@@ -1,0 +1,65 @@
+"""The domain's words are defined once (core/vocabulary.py): the README's table, the API's schema, the
+dashboard's legend and the database's check constraint all say the same as the vocabulary."""
+
+import re
+from pathlib import Path
+
+import pytest
+from flask import render_template
+from markupsafe import escape
+from sqlalchemy import insert
+from sqlalchemy.exc import IntegrityError
+
+from core.schema import sensor_health, sensors
+from core.vocabulary import SENSOR_VARIABLES, AnomalyKind, Detector, Health
+from flask_back_end import create_app as create_back_end
+from flask_back_end.settings import load_settings as back_end_settings
+from flask_front_end import create_app as create_front_end
+from flask_front_end.settings import load_settings as front_end_settings
+
+README = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+
+
+def test_every_kind_has_a_detector_and_a_meaning():
+    assert {kind.detector for kind in AnomalyKind} == set(Detector)
+    assert all(kind.meaning and kind.label == kind.value.replace("_", " ") for kind in AnomalyKind)
+
+
+def test_the_readme_lists_exactly_the_kinds_of_anomaly():
+    rows = re.findall(r"^\| `([a-z_]+)` \| (rule|model|reference) \| (.+) \|$", README, flags=re.MULTILINE)
+    assert rows == [(kind.value, kind.detector.value, kind.meaning) for kind in AnomalyKind]
+
+
+def test_the_api_document_names_the_kinds_detectors_statuses_and_variables(tmp_path):
+    app = create_back_end(back_end_settings(database_url=f"sqlite:///{tmp_path / 'api.sqlite'}"))
+    spec = app.test_client().get("/api/v1/openapi.json").get_json()
+    schemas = spec["components"]["schemas"]
+    anomaly = schemas["Anomaly"]["properties"]
+    assert anomaly["kind"]["enum"] == [kind.value for kind in AnomalyKind]
+    assert anomaly["detector"]["enum"] == [detector.value for detector in Detector]
+    point = next(schema for name, schema in schemas.items() if name.startswith("ReadingPoint"))
+    assert set(SENSOR_VARIABLES) <= set(point["properties"])
+    assert "healthy" in str(spec) and "recovered" in str(spec)
+
+
+def test_the_sensor_page_legend_explains_every_kind(tmp_path):
+    app = create_front_end(
+        front_end_settings(database_url=f"sqlite:///{tmp_path / 'web.sqlite'}", frontend_secret_key="key")
+    )
+
+    with app.test_request_context():
+        legend = render_template("_kinds_legend.html", anomaly_kinds=list(AnomalyKind))
+    for kind in AnomalyKind:
+        assert f'data-kind="{kind.value}"' in legend and str(escape(kind.meaning)) in legend
+    assert legend.count("<dt") == len(AnomalyKind)
+
+
+def test_the_database_refuses_a_status_outside_the_vocabulary(engine):
+    with engine.begin() as connection:
+        connection.execute(insert(sensors).values(sensor_id="s1"))
+        for status in Health:
+            connection.execute(sensor_health.delete())
+            connection.execute(insert(sensor_health).values(sensor_id="s1", status=status.value))
+    with pytest.raises(IntegrityError), engine.begin() as connection:
+        connection.execute(sensor_health.delete())
+        connection.execute(insert(sensor_health).values(sensor_id="s1", status="broken"))
