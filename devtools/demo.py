@@ -17,6 +17,7 @@ from core.errors import GrowWowError
 from core.logs import configure_logging
 from core.schema import anomalies, readings, sensor_health, sensor_wow, sensors, wow_observations, wow_sites
 from core.settings import VAR_DIR
+from core.vocabulary import Detector, Health
 from etl.runner import run_nightly
 from etl.settings import EtlSettings, load_settings
 from etl.shard import Shard
@@ -85,7 +86,7 @@ def summary(engine: Engine) -> list[str]:
         )
         example = connection.execute(
             select(sensor_health.c.sensor_id, sensor_health.c.reason)
-            .where(sensor_health.c.status == "faulty")
+            .where(sensor_health.c.status == Health.FAULTY)
             .limit(1)
         ).first()
         detectors = dict(
@@ -103,10 +104,10 @@ def summary(engine: Engine) -> list[str]:
             f"readings       {count(readings):>10,}  {span}",
             f"observations   {count(wow_observations):>10,}  from the linked stations",
             f"anomalies      {count(anomalies):>10,}  found by "
-            + ", ".join(f"{detectors.get(d, 0):,} {d}" for d in ("rule", "model", "reference"))
+            + ", ".join(f"{detectors.get(d, 0):,} {d}" for d in Detector)
             + " checks",
             "health         "
-            + ", ".join(f"{statuses.get(s, 0):,} {s}" for s in ("healthy", "faulty", "recovered"))
+            + ", ".join(f"{statuses.get(s, 0):,} {s}" for s in Health)
             + (f"; e.g. {example.sensor_id}: {example.reason}" if example else ""),
         ]
 

@@ -17,6 +17,7 @@ from sqlalchemy import select
 from core.db import make_engine
 from core.schema import sensor_health, sensors, users
 from core.settings import CoreSettings
+from core.vocabulary import Health
 from devtools.loopback import serve_on_loopback
 from flask_back_end import create_app as create_back_end
 from flask_back_end.settings import load_settings as back_end_settings
@@ -53,7 +54,7 @@ def demo_accounts(engine) -> list[tuple[str, str, str]]:
         owner = connection.scalar(
             select(sensors.c.owner_id)
             .join(sensor_health)
-            .where(sensor_health.c.status == "faulty", sensors.c.owner_id.is_not(None))
+            .where(sensor_health.c.status == Health.FAULTY, sensors.c.owner_id.is_not(None))
             .order_by(sensors.c.sensor_id)
             .limit(1)
         ) or connection.scalar(select(sensors.c.owner_id).where(sensors.c.owner_id.is_not(None)).limit(1))

@@ -16,6 +16,7 @@ from sqlalchemy import select
 from core.db import latest_times
 from core.load import bulk_upsert
 from core.schema import anomalies, readings, sensor_health, sensors
+from core.vocabulary import Health
 from etl.step import StepContext, step_command
 
 log = logging.getLogger(__name__)
@@ -42,26 +43,25 @@ def sensor_health_rows(
         latest = latest_reading.get(sensor)
         own = by_sensor.get(sensor)
         if own is None or own.empty:
-            rows.append(
-                (sensor, "healthy", None, latest, None, {"kind": {}, "variable": {}}, "no anomaly found")
-            )
+            no_counts = {"kind": {}, "variable": {}}
+            rows.append((sensor, Health.HEALTHY.value, None, latest, None, no_counts, "no anomaly found"))
             continue
         own = own.sort_values(["end_at", "score"], ascending=[True, True])
         last = own.iloc[-1]
         last_at = last["end_at"]
         since = max(0.0, (latest - last_at) / pd.Timedelta(days=1)) if latest is not None else 0.0
-        status = "faulty" if since < faulty_days else "recovered"
+        status = Health.FAULTY if since < faulty_days else Health.RECOVERED
         counts = {
             "kind": {k: int(n) for k, n in sorted(own["kind"].value_counts().items())},
             "variable": {v: int(n) for v, n in sorted(own["variable"].value_counts().items())},
         }
         others = len(own) - 1
         tail = f" (and {others} other anomal{'ies' if others > 1 else 'y'})" if others else ""
-        if status == "faulty":
+        if status is Health.FAULTY:
             reason = f"{last['explanation']}{tail}"
         else:
             reason = f"recovered {since:.1f} days ago; last: {last['explanation']}{tail}"
-        rows.append((sensor, status, last_at, latest, round(since, 2), counts, reason))
+        rows.append((sensor, status.value, last_at, latest, round(since, 2), counts, reason))
     frame = pd.DataFrame(rows, columns=HEALTH_COLUMNS)
     for column in ("last_anomaly_at", "latest_reading_at"):
         frame[column] = pd.to_datetime(frame[column], utc=True)

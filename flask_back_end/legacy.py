@@ -33,7 +33,7 @@ from werkzeug.http import http_date
 from core.db import read_frame
 from core.schema import readings, sensor_health, sensors
 from core.times import grow_stamp, parse_grow_stamp, parse_utc
-from core.vocabulary import GROW_CODES
+from core.vocabulary import GROW_CODES, Health
 from core.vocabulary import GROW_DATA_SOURCE as GROW_SOURCE
 from core.vocabulary import GROW_TIME_FORMAT as GROW_TIME
 from flask_back_end import auth
@@ -216,17 +216,17 @@ def all_grow_true_json():
 
 @route("/api/all_grow_healthy_json", "the healthy sensors", output=SENSOR_LIST)
 def all_grow_healthy_json():
-    return json_response(sensor_info_rows({"status": "healthy"}))
+    return json_response(sensor_info_rows({"status": Health.HEALTHY.value}))
 
 
 @route("/api/all_grow_recovered_json", "the recovered sensors", output=SENSOR_LIST)
 def all_grow_recovered_json():
-    return json_response(sensor_info_rows({"status": "recovered"}))
+    return json_response(sensor_info_rows({"status": Health.RECOVERED.value}))
 
 
 @route("/api/all_grow_faulty_json", "the faulty sensors", output=SENSOR_LIST)
 def all_grow_faulty_json():
-    return json_response(sensor_info_rows({"status": "faulty"}))
+    return json_response(sensor_info_rows({"status": Health.FAULTY.value}))
 
 
 def sensor_info_rows(filters: dict) -> list[dict]:
@@ -378,7 +378,7 @@ def owner_stats(params):
             .where(sensors.c.owner_id == owner_id)
             .order_by(sensors.c.sensor_id)
         ).all()
-    answer = {"owner_id": owner_id, "healthy": [], "recovered": [], "faulty": []}
+    answer = {"owner_id": owner_id, **{status.value: [] for status in Health}}
     for status, sensor_id in rows:
         answer[status].append(sensor_id)
     return answer
@@ -391,19 +391,19 @@ LATEST = _json_answer(
 
 @route("/healthy_stats", "an owner's healthy sensors with their latest reading", OwnerParam, answer=LATEST)
 def healthy_stats(params):
-    return json_response(latest_readings(params["owner_id"], "healthy"))
+    return json_response(latest_readings(params["owner_id"], Health.HEALTHY.value))
 
 
 @route(
     "/recovered_stats", "an owner's recovered sensors with their latest reading", OwnerParam, answer=LATEST
 )
 def recovered_stats(params):
-    return json_response(latest_readings(params["owner_id"], "recovered"))
+    return json_response(latest_readings(params["owner_id"], Health.RECOVERED.value))
 
 
 @route("/faulty_stats", "an owner's faulty sensors with their latest reading", OwnerParam, answer=LATEST)
 def faulty_stats(params):
-    return json_response(latest_readings(params["owner_id"], "faulty"))
+    return json_response(latest_readings(params["owner_id"], Health.FAULTY.value))
 
 
 def latest_readings(owner_id: str, status: str) -> list:
