@@ -8,8 +8,9 @@ battery_level, for one sensor or many (a `sensor_id` column); samples may be 15-
 irregular. `stations` (site_id, ts, air_temperature, rainfall) and `links` (sensor_id, site_id,
 distance_km) are optional: without them the station checks are skipped. `models` are the autoencoders
 shipped in models/ unless given (a dict of variable → `detection.autoencoder.Autoencoder`, or None for no
-model check). The answer has one row per anomaly, in the columns of the `anomalies` table, with the
-detector that found it: "rule", "model" or "reference".
+model check). `config` says which checks run with which thresholds (`detection.checks.configure`;
+every check with its defaults unless given). The answer has one row per anomaly, in the columns of the
+`anomalies` table, with the detector that found it: "rule", "model" or "reference".
 """
 
 from __future__ import annotations
@@ -19,7 +20,9 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pandas as pd
 
+from core.vocabulary import AnomalyKind, Detector
 from detection.autoencoder import Autoencoder, shipped
+from detection.checks import DEFAULT, Configuration
 from detection.model import check_with_models
 from detection.reference import check_against_stations
 from detection.rules import Flag, check_sensor
@@ -32,9 +35,10 @@ def detect(
     stations: pd.DataFrame | None = None,
     links: pd.DataFrame | None = None,
     models: Mapping[str, Autoencoder] | str | None = "shipped",
+    config: Configuration = DEFAULT,
 ) -> pd.DataFrame:
-    """Run the rules on every sensor, the models on all their days at once, and the station checks
-    where a linked station's data is given."""
+    """Run the checks `config` selects: the rules on every sensor, the models on all their days at
+    once, and the station checks where a linked station's data is given."""
     readings = _with_time_column(readings)
     if "sensor_id" not in readings:
         readings = readings.assign(sensor_id="sensor")
@@ -44,25 +48,30 @@ def detect(
         links = links[links["site_id"].notna()]
 
     models = shipped() if isinstance(models, str) and models == "shipped" else (models or {})
-    wet_days = _wet_days(stations, links) if has_stations else None
+    soil_model = "unusual_day.soil_moisture"
+    wet_days = (
+        _wet_days(stations, links, config.thresholds[soil_model].wet_day_rain_mm)
+        if has_stations and config.runs(soil_model)
+        else None
+    )
     # The models run in a thread beside the rules: TensorFlow computes outside the GIL, so the two
     # share the machine's cores (measured: 15.4 s → 8.7 s on 500 sensors × 90 days, 2 cores).
     with ThreadPoolExecutor(1, thread_name_prefix="models") as pool:
-        by_models = pool.submit(check_with_models, readings, models, wet_days)
+        by_models = pool.submit(check_with_models, readings, models, wet_days, config)
         rows = []
-        for sensor, own in readings.groupby("sensor_id", sort=True):
-            series = own.set_index("ts").drop(columns="sensor_id")
-            rows += [_row(sensor, flag, "rule") for flag in check_sensor(series)]
+        if config.running(Detector.RULE):
+            for sensor, own in readings.groupby("sensor_id", sort=True):
+                series = own.set_index("ts").drop(columns="sensor_id")
+                rows += [_row(sensor, flag, Detector.RULE) for flag in check_sensor(series, config)]
         if has_stations:
-            rows += [
-                _row(s, flag, "reference") for s, flag in check_against_stations(readings, stations, links)
-            ]
+            found = check_against_stations(readings, stations, links, config)
+            rows += [_row(sensor, flag, Detector.REFERENCE) for sensor, flag in found]
         rows += by_models.result()
     found = pd.DataFrame(rows, columns=ANOMALY_COLUMNS)
     return found.sort_values(["sensor_id", "start_at", "variable", "kind"], ignore_index=True)
 
 
-def _wet_days(stations: pd.DataFrame, links: pd.DataFrame, min_rain_mm: float = 1.0) -> pd.DataFrame | None:
+def _wet_days(stations: pd.DataFrame, links: pd.DataFrame, min_rain_mm: float) -> pd.DataFrame | None:
     """(sensor_id, day) of the UTC days on which a sensor's station recorded at least `min_rain_mm`."""
     if "rainfall" not in stations:
         return None
@@ -73,15 +82,15 @@ def _wet_days(stations: pd.DataFrame, links: pd.DataFrame, min_rain_mm: float = 
     return links[["sensor_id", "site_id"]].merge(wet, on="site_id")[["sensor_id", "day"]]
 
 
-def _row(sensor: str, flag: Flag, detector: str) -> dict:
+def _row(sensor: str, flag: Flag, detector: Detector) -> dict:
     return {
         "sensor_id": sensor,
         "variable": flag.variable,
-        "kind": flag.kind,
+        "kind": AnomalyKind(flag.kind).value,  # plain strings in the table, as from the database
         "start_at": flag.start,
         "end_at": flag.end,
         "score": round(float(flag.score), 3),
-        "detector": detector,
+        "detector": detector.value,
         "explanation": flag.explanation,
     }
 

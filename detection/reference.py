@@ -7,8 +7,9 @@ is a drifting probe. Both sides are first brought to hourly values by time (mean
 rainfall), so any sampling works on either side.
 
 The checks work on many sensors at once (`check_against_stations`: one pass of grouped operations
-over all of them, not a loop per sensor); the `check_*` functions of one sensor and one station are
-the same checks for a notebook.
+over all of them, not a loop per sensor, of the checks a configuration selects); the `check_*`
+functions of one sensor and one station are the same checks for a notebook. Thresholds are the
+registry's dataclasses (`detection.checks`), overridden by name.
 """
 
 from __future__ import annotations
@@ -16,51 +17,45 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from core.vocabulary import AnomalyKind
+from detection.checks import (
+    DEFAULT,
+    Configuration,
+    DriftThresholds,
+    RisingWithoutRainThresholds,
+    TemperatureThresholds,
+    override_thresholds,
+)
 from detection.rules import Flag, day_runs
 
 DAY = pd.Timedelta(days=1)
 END_OF_DAY = DAY - pd.Timedelta(seconds=1)
 
-# Thresholds, with the units of the variables (°C, %, mm).
-TEMPERATURE = {
-    "max_mean_difference": 4.0,  # a day's mean off the station by more: biased
-    "max_warm_excess": 1.0,  # warmer in the station's warm hours than its cold ones by more: in the sun
-    "min_swing_ratio": 0.3,  # a day/night swing under this share of the station's: indoors
-    "min_station_swing": 5.0,  # ... when the station's own swing is at least this
-}
-SOIL_RAIN = {"min_step": 0.2, "min_rise": 1.0, "max_rain_mm": 1.0, "min_rain_hours": 36}
-SOIL_DRIFT = {
-    "memory": 0.85,  # how much of yesterday's rain and warmth a garden still feels today
-    "min_days": 20,
-    "edge_days": 7,  # a drift may start no closer than this to either end of the history
-    "min_explained": 0.6,  # level test: share of what the weather leaves over that a ramp must explain
-    "min_change": 8.0,  # level test: % the ramp must have moved the reading by the last day
-    "dry_rain_mm": 0.5,  # drying test: a dry day has at most this much rain, that day and the day before
-    "min_dry_days": 15,
-    "min_dry_explained": 0.65,  # drying test: share a change of drying rate must explain
-    "shared_days": 10,  # a drift shared with a neighbour starting this close is weather
-}
-MIN_HOURS = 16  # hours with both sensor and station for a day to be judged
 MIN_SIDE = 5  # days on either side of a drift's start
 
 
 def check_against_stations(
-    readings: pd.DataFrame, stations: pd.DataFrame, links: pd.DataFrame
+    readings: pd.DataFrame, stations: pd.DataFrame, links: pd.DataFrame, config: Configuration = DEFAULT
 ) -> list[tuple[str, Flag]]:
-    """Every station check on every linked sensor: `readings` (sensor_id, ts, air_temperature,
-    soil_moisture), `stations` (site_id, ts, air_temperature, rainfall), `links` (sensor_id, site_id,
-    distance_km). Returns (sensor_id, flag) pairs."""
+    """The station checks `config` selects (all, by default) on every linked sensor: `readings`
+    (sensor_id, ts, air_temperature, soil_moisture), `stations` (site_id, ts, air_temperature,
+    rainfall), `links` (sensor_id, site_id, distance_km). Returns (sensor_id, flag) pairs."""
     links = links[links["site_id"].notna()][["sensor_id", "site_id", "distance_km"]]
     readings = readings[readings["sensor_id"].isin(set(links["sensor_id"]))]
     stations = stations[stations["site_id"].isin(set(links["site_id"]))]
     if readings.empty or stations.empty:
         return []
     found = []
-    if "air_temperature" in readings and "air_temperature" in stations:
-        found += temperature_flags(temperature_days(readings, stations, links))
-    if "soil_moisture" in readings and "rainfall" in stations:
+    if config.runs("temperature") and "air_temperature" in readings and "air_temperature" in stations:
+        t = config.thresholds["temperature"]
+        found += temperature_flags(temperature_days(readings, stations, links, t.min_hours), t)
+    rising, drift = config.runs("rising_without_rain"), config.runs("drift")
+    if (rising or drift) and "soil_moisture" in readings and "rainfall" in stations:
         soil = soil_days(readings, stations, links)
-        found += rain_flags(soil) + drift_flags(soil, stations)
+        if rising:
+            found += rain_flags(soil, config.thresholds["rising_without_rain"])
+        if drift:
+            found += drift_flags(soil, stations, config.thresholds["drift"])
     return found
 
 
@@ -78,7 +73,10 @@ def _hourly(frame: pd.DataFrame, key: str, column: str, how: str = "mean") -> pd
 
 
 def temperature_days(
-    readings: pd.DataFrame, stations: pd.DataFrame, links: pd.DataFrame, min_hours: int = MIN_HOURS
+    readings: pd.DataFrame,
+    stations: pd.DataFrame,
+    links: pd.DataFrame,
+    min_hours: int = TemperatureThresholds.min_hours,
 ) -> pd.DataFrame:
     """Per sensor and UTC day with `min_hours` hours on both sides: mean and largest difference (sensor −
     station, °C), each side's day/night swing (°C), and the warm-hours excess: how much more the sensor
@@ -114,45 +112,52 @@ def temperature_days(
     return table[[*columns, "sensor_swing", "station_swing", "warm_excess"]].reset_index(drop=True)
 
 
-def temperature_flags(days: pd.DataFrame, thresholds: dict = TEMPERATURE) -> list[tuple[str, Flag]]:
+def temperature_flags(
+    days: pd.DataFrame, thresholds: TemperatureThresholds | None = None
+) -> list[tuple[str, Flag]]:
     """One kind per day: a flat sensor is indoors whatever its offset; a sensor warmed by the sun (the
     median warm-hours excess of the day and its neighbours) is a hot spot; what else is off on average
     is a bias (or drift). Consecutive days of one kind make one flag."""
     if days.empty:
         return []
-    t = thresholds
+    t = thresholds or TemperatureThresholds()
     days = days.sort_values(["sensor_id", "day"]).reset_index(drop=True)
     days["excess"] = _centred_median(days, "warm_excess")
-    flat = (days["station_swing"] >= t["min_station_swing"]) & (
-        days["sensor_swing"] < t["min_swing_ratio"] * days["station_swing"]
+    flat = (days["station_swing"] >= t.min_station_swing) & (
+        days["sensor_swing"] < t.min_swing_ratio * days["station_swing"]
     )
-    sunny = ~flat & (days["excess"] > t["max_warm_excess"])
-    biased = ~flat & ~sunny & (days["mean_difference"].abs() > t["max_mean_difference"])
+    sunny = ~flat & (days["excess"] > t.max_warm_excess)
+    biased = ~flat & ~sunny & (days["mean_difference"].abs() > t.max_mean_difference)
     days["swing_ratio"] = days["sensor_swing"] / days["station_swing"].where(days["station_swing"] > 0)
     found = []
-    for kind, bad in (("temperature_bias", biased), ("hot_spot", sunny), ("no_daily_cycle", flat)):
+    kinds = (
+        (AnomalyKind.TEMPERATURE_BIAS, biased),
+        (AnomalyKind.HOT_SPOT, sunny),
+        (AnomalyKind.NO_DAILY_CYCLE, flat),
+    )
+    for kind, bad in kinds:
         for run in day_runs(days[bad]):
             found.append((run["sensor_id"].iloc[0], _temperature_flag(kind, run, t)))
     return found
 
 
-def _temperature_flag(kind: str, run: pd.DataFrame, t: dict) -> Flag:
+def _temperature_flag(kind: AnomalyKind, run: pd.DataFrame, t: TemperatureThresholds) -> Flag:
     where = _where(run)
-    if kind == "temperature_bias":
+    if kind == AnomalyKind.TEMPERATURE_BIAS:
         worst = run["mean_difference"].abs().max()
         side = "above" if run["mean_difference"].mean() > 0 else "below"
-        score = worst / t["max_mean_difference"]
+        score = worst / t.max_mean_difference
         text = f"air temperature on average {worst:.1f} °C {side} {where}"
-    elif kind == "hot_spot":
+    elif kind == AnomalyKind.HOT_SPOT:
         worst = run["excess"].max()
-        score = worst / t["max_warm_excess"]
+        score = worst / t.max_warm_excess
         text = (
             f"air temperature {worst:.1f} °C warmer by day than by night relative to {where}, "
             f"up to {run['largest_difference'].max():.1f} °C above it: in full sun?"
         )
     else:
         worst = run["swing_ratio"].min()
-        score = t["min_swing_ratio"] / max(worst, 0.01)
+        score = t.min_swing_ratio / max(worst, 0.01)
         text = (
             f"air temperature swings {run['sensor_swing'].median():.1f} °C a day, "
             f"{where} {run['station_swing'].median():.1f} °C: indoors or covered?"
@@ -197,35 +202,38 @@ def _rain_days(stations: pd.DataFrame) -> pd.DataFrame:
     return days
 
 
-def rain_flags(days: pd.DataFrame, thresholds: dict = SOIL_RAIN) -> list[tuple[str, Flag]]:
+def rain_flags(
+    days: pd.DataFrame, thresholds: RisingWithoutRainThresholds | None = None
+) -> list[tuple[str, Flag]]:
     """Dry days on which soil moisture keeps rising: the day's median above the day before's by
     `min_step` on two or more days in a row, `min_rise` in all, while the station recorded no more than
     `max_rain_mm` over each day and the one before. A watering can wets the soil once and is left alone;
     days the station has too few rain reports for are too (no rain gauge is no evidence)."""
-    t = thresholds
+    t = thresholds or RisingWithoutRainThresholds()
     known = days.dropna(subset=["step", "rain", "hours"])
     rising = (
-        (known["hours"] >= t["min_rain_hours"])
-        & (known["rain"] <= t["max_rain_mm"])
-        & (known["step"] >= t["min_step"])
+        (known["hours"] >= t.min_rain_hours)
+        & (known["rain"] <= t.max_rain_mm)
+        & (known["step"] >= t.min_step)
     )
     found = []
     for run in day_runs(known[rising]):
         rise = run["step"].sum()
-        if len(run) < 2 or rise < t["min_rise"]:
+        if len(run) < 2 or rise < t.min_rise:
             continue
         text = (
             f"soil moisture rose {rise:.1f} % over {len(run)} dry days "
             f"({_where(run)} recorded {run['rain'].max():.1f} mm of rain)"
         )
         first, last = run["day"].iloc[0], run["day"].iloc[-1] + END_OF_DAY
-        flag = Flag("soil_moisture", "rising_without_rain", first, last, float(rise / t["min_rise"]), text)
+        kind = AnomalyKind.RISING_WITHOUT_RAIN
+        flag = Flag("soil_moisture", kind, first, last, float(rise / t.min_rise), text)
         found.append((run["sensor_id"].iloc[0], flag))
     return found
 
 
 def drift_flags(
-    days: pd.DataFrame, stations: pd.DataFrame, thresholds: dict = SOIL_DRIFT
+    days: pd.DataFrame, stations: pd.DataFrame, thresholds: DriftThresholds | None = None
 ) -> list[tuple[str, Flag]]:
     """Soil moisture that walks away from what the station's weather explains: a drifting probe.
 
@@ -243,9 +251,9 @@ def drift_flags(
 
     A drift may start no closer than `edge_days` to either end, and one that a neighbour shares is
     weather (see `_without_shared`)."""
-    t = thresholds
+    t = thresholds or DriftThresholds()
     counts = days.groupby("sensor_id")["median"].transform("size")
-    long = days[(counts >= t["min_days"]) & days["site_id"].notna()]
+    long = days[(counts >= t.min_days) & days["site_id"].notna()]
     if long.empty:
         return []
     weather = _daily_weather(stations[stations["site_id"].isin(set(long["site_id"]))])
@@ -267,7 +275,7 @@ def drift_flags(
         )
         if found is not None:
             candidates.append((sensor, site, *found))
-    return _without_shared(candidates, t["shared_days"])
+    return _without_shared(candidates, t.shared_days)
 
 
 def _without_shared(candidates: list[tuple], within_days: float) -> list[tuple[str, Flag]]:
@@ -307,17 +315,17 @@ def _neighbour_index(long: pd.DataFrame, min_neighbours: int = 2) -> dict[str, p
     return index
 
 
-def _level_drift(own: pd.DataFrame, daily: pd.DataFrame, t: dict) -> tuple[float, Flag] | None:
+def _level_drift(own: pd.DataFrame, daily: pd.DataFrame, t: DriftThresholds) -> tuple[float, Flag] | None:
     weather = daily.drop(columns="neighbours", errors="ignore")
     faded = weather.assign(rainfall=weather["rainfall"].fillna(0.0))  # no report, no rain counted
-    faded = faded.ewm(alpha=1 - t["memory"], adjust=False, ignore_na=True).mean().ffill().bfill()
+    faded = faded.ewm(alpha=1 - t.memory, adjust=False, ignore_na=True).mean().ffill().bfill()
     if "neighbours" in daily:  # the other gardens by the station show the weather as soil sees it
         faded["neighbours"] = daily["neighbours"].interpolate(limit_direction="both")
     covariates = faded.dropna(axis=1, how="any").reindex(own.index).to_numpy()
     day = ((own.index - own.index[0]) / DAY).to_numpy()
-    explained, split, slope = _best_change(day, covariates, own["median"].to_numpy(), t["edge_days"], "ramp")
+    explained, split, slope = _best_change(day, covariates, own["median"].to_numpy(), t.edge_days, "ramp")
     change = slope * (day[-1] - split)
-    if explained < t["min_explained"] or abs(change) < t["min_change"]:
+    if explained < t.min_explained or abs(change) < t.min_change:
         return None
     start = own.index[0] + pd.Timedelta(days=split)
     text = (
@@ -325,16 +333,21 @@ def _level_drift(own: pd.DataFrame, daily: pd.DataFrame, t: dict) -> tuple[float
         f"{_where(own)} explains: a drifting probe?"
     )
     return np.sign(change), Flag(
-        "soil_moisture", "drift", start, own.index[-1] + END_OF_DAY, abs(change) / t["min_change"], text
+        "soil_moisture",
+        AnomalyKind.DRIFT,
+        start,
+        own.index[-1] + END_OF_DAY,
+        abs(change) / t.min_change,
+        text,
     )
 
 
-def _drying_drift(own: pd.DataFrame, daily: pd.DataFrame, t: dict) -> tuple[float, Flag] | None:
+def _drying_drift(own: pd.DataFrame, daily: pd.DataFrame, t: DriftThresholds) -> tuple[float, Flag] | None:
     level = own["median"].reindex(daily.index)
     change = level.diff()
     rain = daily["rainfall"]
-    dry = (rain.fillna(np.inf) + rain.shift().fillna(np.inf) <= t["dry_rain_mm"]) & change.notna()
-    if dry.sum() < t["min_dry_days"] or daily["air_temperature"].isna().all():
+    dry = (rain.fillna(np.inf) + rain.shift().fillna(np.inf) <= t.dry_rain_mm) & change.notna()
+    if dry.sum() < t.min_dry_days or daily["air_temperature"].isna().all():
         return None
     before = level.shift()[dry].to_numpy()  # how wet the soil was as the day began
     warmth = daily["air_temperature"].interpolate().ffill().bfill()[dry].to_numpy()
@@ -344,9 +357,9 @@ def _drying_drift(own: pd.DataFrame, daily: pd.DataFrame, t: dict) -> tuple[floa
         columns += [before * light, light]
     day = ((daily.index[dry.to_numpy()] - daily.index[0]) / DAY).to_numpy()
     explained, split, rate = _best_change(
-        day, np.column_stack(columns), change[dry].to_numpy(), t["edge_days"], "step"
+        day, np.column_stack(columns), change[dry].to_numpy(), t.edge_days, "step"
     )
-    if explained < t["min_dry_explained"]:
+    if explained < t.min_dry_explained:
         return None
     start = daily.index[0] + pd.Timedelta(days=split)
     text = (
@@ -354,7 +367,12 @@ def _drying_drift(own: pd.DataFrame, daily: pd.DataFrame, t: dict) -> tuple[floa
         f"at {_where(own)} explains: a drifting probe?"
     )
     return np.sign(rate), Flag(
-        "soil_moisture", "drift", start, own.index[-1] + END_OF_DAY, explained / t["min_dry_explained"], text
+        "soil_moisture",
+        AnomalyKind.DRIFT,
+        start,
+        own.index[-1] + END_OF_DAY,
+        explained / t.min_dry_explained,
+        text,
     )
 
 
@@ -448,7 +466,9 @@ def _one(
 
 
 def daily_comparison(
-    sensor_temperature: pd.Series, station_temperature: pd.Series, min_hours: int = MIN_HOURS
+    sensor_temperature: pd.Series,
+    station_temperature: pd.Series,
+    min_hours: int = TemperatureThresholds.min_hours,
 ) -> pd.DataFrame:
     """`temperature_days` of one sensor and one station, indexed by day."""
     frames = _one(
@@ -464,19 +484,23 @@ def check_temperature_against_station(
     distance_km: float,
     **thresholds,
 ) -> list[Flag]:
+    """The temperature checks, thresholds (`TemperatureThresholds`) overridden by name."""
+    t = override_thresholds("temperature", TemperatureThresholds(), thresholds)
     frames = _one(
         sensor_temperature, station_temperature, station, distance_km, "air_temperature", "air_temperature"
     )
-    return [flag for _, flag in temperature_flags(temperature_days(*frames), {**TEMPERATURE, **thresholds})]
+    return [flag for _, flag in temperature_flags(temperature_days(*frames, min_hours=t.min_hours), t)]
 
 
 def check_soil_against_rain(
     soil_moisture: pd.Series, station_rainfall: pd.Series, station: str, distance_km: float, **thresholds
 ) -> list[Flag]:
+    """The rising-without-rain check, thresholds (`RisingWithoutRainThresholds`) overridden by name."""
+    t = override_thresholds("rising_without_rain", RisingWithoutRainThresholds(), thresholds)
     readings, stations, links = _one(
         soil_moisture, station_rainfall, station, distance_km, "soil_moisture", "rainfall"
     )
-    return [flag for _, flag in rain_flags(soil_days(readings, stations, links), {**SOIL_RAIN, **thresholds})]
+    return [flag for _, flag in rain_flags(soil_days(readings, stations, links), t)]
 
 
 def check_soil_drift(
@@ -487,6 +511,8 @@ def check_soil_drift(
     station_temperature: pd.Series | None = None,
     **thresholds,
 ) -> list[Flag]:
+    """The drift check, thresholds (`DriftThresholds`) overridden by name."""
+    t = override_thresholds("drift", DriftThresholds(), thresholds)
     readings, stations, links = _one(
         soil_moisture, station_rainfall, station, distance_km, "soil_moisture", "rainfall"
     )
@@ -494,4 +520,4 @@ def check_soil_drift(
         temperature = station_temperature.rename("air_temperature").rename_axis("ts").reset_index()
         stations = stations.merge(temperature.assign(site_id=station), on=["site_id", "ts"], how="outer")
     days = soil_days(readings, stations, links)
-    return [flag for _, flag in drift_flags(days, stations, {**SOIL_DRIFT, **thresholds})]
+    return [flag for _, flag in drift_flags(days, stations, t)]

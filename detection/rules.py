@@ -3,39 +3,36 @@ flags: each rule is a small function with its thresholds as parameters, works on
 hourly or irregular; windows are in time, not in samples), and returns the intervals it flags.
 
 Every anomaly has the same shape: variable, kind, start, end, score (how far past the threshold, ≥ 1)
-and a one-line explanation a person can read. `check_sensor` runs them all on one sensor's readings.
+and a one-line explanation a person can read. `check_sensor` runs the rules a configuration selects
+(`detection.checks`: all of them by default) on one sensor's readings. The functions' default
+thresholds are those of the registry's dataclasses.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, fields
 
 import numpy as np
 import pandas as pd
 
-# Durations the rules use by default.
+from core.vocabulary import SENSOR_VARIABLES, AnomalyKind, Detector
+from detection.checks import (
+    DEFAULT,
+    BatteryThresholds,
+    BreakThresholds,
+    Configuration,
+    ProbeOutOfSoilThresholds,
+    SaturationThresholds,
+    SpikeThresholds,
+    StuckThresholds,
+)
+
+# Durations the rules use inside (their thresholds are in detection.checks).
 HOURS_1 = pd.Timedelta(hours=1)
-HOURS_2 = pd.Timedelta(hours=2)
 HOURS_3 = pd.Timedelta(hours=3)
 HOURS_6 = pd.Timedelta(hours=6)
-HOURS_12 = pd.Timedelta(hours=12)
-HOURS_20 = pd.Timedelta(hours=20)
 HOURS_24 = pd.Timedelta(hours=24)
-
-# Plausible values for a Parrot Flower Power in a garden (the sensor's own limits are wider).
-PHYSICAL_RANGE = {
-    "air_temperature": (-30.0, 55.0),  # °C
-    "soil_moisture": (0.0, 65.0),  # %
-    "light": (0.0, 150.0),  # mol/m²/d
-    "battery_level": (0.0, 100.0),  # %
-}
-UNITS = {"air_temperature": "°C", "soil_moisture": "%", "light": "mol/m²/d", "battery_level": "%"}
-NAMES = {
-    "air_temperature": "air temperature",
-    "soil_moisture": "soil moisture",
-    "light": "light",
-    "battery_level": "battery",
-}
 
 
 @dataclass(frozen=True)
@@ -43,7 +40,7 @@ class Flag:
     """One flagged interval of one variable."""
 
     variable: str
-    kind: str
+    kind: AnomalyKind
     start: pd.Timestamp
     end: pd.Timestamp
     score: float
@@ -72,12 +69,16 @@ def day_runs(flagged: pd.DataFrame) -> list[pd.DataFrame]:
 
 
 def _fmt(variable: str, value: float) -> str:
-    return f"{value:.1f} {UNITS[variable]}"
+    return SENSOR_VARIABLES[variable].format(value)
+
+
+def _label(variable: str) -> str:
+    return SENSOR_VARIABLES[variable].label
 
 
 def check_range(series: pd.Series, variable: str, limits: tuple[float, float] | None = None) -> list[Flag]:
-    """Values outside what the sensor can plausibly read."""
-    low, high = limits or PHYSICAL_RANGE[variable]
+    """Values outside what the sensor can plausibly read (by default the vocabulary's range)."""
+    low, high = limits or (SENSOR_VARIABLES[variable].low, SENSOR_VARIABLES[variable].high)
     outside = (series < low) | (series > high)
     flags = []
     for start, end in intervals(outside):
@@ -88,12 +89,12 @@ def check_range(series: pd.Series, variable: str, limits: tuple[float, float] | 
         flags.append(
             Flag(
                 variable,
-                "out_of_range",
+                AnomalyKind.OUT_OF_RANGE,
                 start,
                 end,
                 score,
-                f"{NAMES[variable]} read {_fmt(variable, worst)}, "
-                f"outside {low:g} to {high:g} {UNITS[variable]}",
+                f"{_label(variable)} read {_fmt(variable, worst)}, "
+                f"outside {low:g} to {high:g} {SENSOR_VARIABLES[variable].unit}",
             )
         )
     return flags
@@ -102,10 +103,10 @@ def check_range(series: pd.Series, variable: str, limits: tuple[float, float] | 
 def check_stuck(
     series: pd.Series,
     variable: str,
-    min_duration: pd.Timedelta = HOURS_12,
-    tolerance: float = 0.01,
-    ignore_below: float | None = None,
-    longest_night: pd.Timedelta = HOURS_20,
+    min_duration: pd.Timedelta = StuckThresholds.min_duration,
+    tolerance: float = StuckThresholds.tolerance,
+    ignore_below: float | None = StuckThresholds.ignore_below,
+    longest_night: pd.Timedelta = StuckThresholds.longest_night,
 ) -> list[Flag]:
     """The same value for at least `min_duration` (a live sensor always wobbles a little). Runs under
     `ignore_below` are left alone up to `longest_night`: light is legitimately 0 all night, but not for
@@ -129,11 +130,11 @@ def check_stuck(
         flags.append(
             Flag(
                 variable,
-                "stuck",
+                AnomalyKind.STUCK,
                 start,
                 end,
                 hours / (min_duration / pd.Timedelta(hours=1)),
-                f"{NAMES[variable]} stuck at {_fmt(variable, level)} for {hours:.0f} h",
+                f"{_label(variable)} stuck at {_fmt(variable, level)} for {hours:.0f} h",
             )
         )
     return flags
@@ -143,7 +144,7 @@ def check_spikes(
     series: pd.Series,
     variable: str,
     threshold: float,
-    window: pd.Timedelta = HOURS_2,
+    window: pd.Timedelta = SpikeThresholds.window,
 ) -> list[Flag]:
     """Samples that leap away from the median of the samples around them by more than `threshold`
     (units of the variable) and come back."""
@@ -159,11 +160,11 @@ def check_spikes(
         flags.append(
             Flag(
                 variable,
-                "spike",
+                AnomalyKind.SPIKE,
                 start,
                 end,
                 float(part.max() / threshold),
-                f"{count} {NAMES[variable]} spike{'s' if count > 1 else ''} "
+                f"{count} {_label(variable)} spike{'s' if count > 1 else ''} "
                 f"of up to {_fmt(variable, part.max())}",
             )
         )
@@ -172,9 +173,9 @@ def check_spikes(
 
 def check_probe_out_of_soil(
     series: pd.Series,
-    dry: float = 4.0,
-    wet_before: float = 10.0,
-    min_duration: pd.Timedelta = HOURS_12,
+    dry: float = ProbeOutOfSoilThresholds.dry,
+    wet_before: float = ProbeOutOfSoilThresholds.wet_before,
+    min_duration: pd.Timedelta = ProbeOutOfSoilThresholds.min_duration,
 ) -> list[Flag]:
     """Soil moisture that falls from a moist level to near zero and stays there: the probe is out of
     the soil (soil itself does not dry to ~0 % in a garden)."""
@@ -190,7 +191,7 @@ def check_probe_out_of_soil(
         flags.append(
             Flag(
                 "soil_moisture",
-                "probe_out_of_soil",
+                AnomalyKind.PROBE_OUT_OF_SOIL,
                 start,
                 end,
                 float(before.median() / max(values[start:end].median(), 0.5)),
@@ -203,9 +204,9 @@ def check_probe_out_of_soil(
 
 def check_saturation(
     series: pd.Series,
-    level: float = 45.0,
-    tolerance: float = 0.3,
-    min_duration: pd.Timedelta = HOURS_24,
+    level: float = SaturationThresholds.level,
+    tolerance: float = SaturationThresholds.tolerance,
+    min_duration: pd.Timedelta = SaturationThresholds.min_duration,
 ) -> list[Flag]:
     """Soil moisture pinned at a high ceiling: a plateau at saturation (or a probe in standing water)."""
     values = series.dropna()
@@ -219,7 +220,7 @@ def check_saturation(
         flags.append(
             Flag(
                 "soil_moisture",
-                "saturation",
+                AnomalyKind.SATURATION,
                 start,
                 end,
                 hours / (min_duration / HOURS_1),
@@ -233,8 +234,8 @@ def check_break(
     series: pd.Series,
     variable: str,
     threshold: float,
-    direction: int = 0,
-    window: pd.Timedelta = HOURS_6,
+    direction: int = BreakThresholds.direction,
+    window: pd.Timedelta = BreakThresholds.window,
 ) -> list[Flag]:
     """A sudden break: a jump of more than `threshold` between two samples after which the level stays
     shifted (the median of the `window` after differs from the median of the `window` before by at least
@@ -259,18 +260,18 @@ def check_break(
         flags.append(
             Flag(
                 variable,
-                "break",
+                AnomalyKind.BREAK,
                 when,
                 after.index[-1],
                 float(abs(shift) / threshold),
-                f"{NAMES[variable]} jumped from {_fmt(variable, before.median())} to "
+                f"{_label(variable)} jumped from {_fmt(variable, before.median())} to "
                 f"{_fmt(variable, after.median())} and stayed there",
             )
         )
     return flags
 
 
-def check_battery(series: pd.Series, empty: float = 5.0) -> list[Flag]:
+def check_battery(series: pd.Series, empty: float = BatteryThresholds.empty) -> list[Flag]:
     """A battery at or below `empty` %: readings degrade and then stop."""
     values = series.dropna()
     flags = []
@@ -278,7 +279,7 @@ def check_battery(series: pd.Series, empty: float = 5.0) -> list[Flag]:
         flags.append(
             Flag(
                 "battery_level",
-                "battery_exhausted",
+                AnomalyKind.BATTERY_EXHAUSTED,
                 start,
                 end,
                 float(1 + (empty - values[start:end].min()) / empty),
@@ -288,37 +289,36 @@ def check_battery(series: pd.Series, empty: float = 5.0) -> list[Flag]:
     return flags
 
 
-# Thresholds of the spike rule, per variable, in its units.
-SPIKE_THRESHOLDS = {"air_temperature": 8.0, "soil_moisture": 10.0}
-# Jumps between two samples that make a break, and which way (soil moisture only falls suddenly when
-# something is wrong: it rises suddenly with rain).
-BREAKS = {"air_temperature": (6.0, 0), "soil_moisture": (8.0, -1)}
+def _plausible(series: pd.Series, variable: str) -> pd.Series:
+    """The values inside the vocabulary's range: those outside are the range rule's business, and a
+    value far out would make every neighbour look like a spike or a break."""
+    return series.where(series.between(SENSOR_VARIABLES[variable].low, SENSOR_VARIABLES[variable].high))
 
 
-def check_sensor(readings: pd.DataFrame) -> list[Flag]:
-    """Every rule on one sensor's readings: a frame indexed by UTC time with the columns it has of
-    soil_moisture, air_temperature, light and battery_level."""
+def _keywords(thresholds: object) -> dict:
+    return {f.name: getattr(thresholds, f.name) for f in fields(thresholds)}
+
+
+# How each group of rules runs on one variable's series with one check's thresholds.
+RULES: dict[str, Callable[[pd.Series, str, object], list[Flag]]] = {
+    "range": lambda series, variable, t: check_range(series, variable, (t.low, t.high)),
+    "spike": lambda series, variable, t: check_spikes(_plausible(series, variable), variable, **_keywords(t)),
+    "break": lambda series, variable, t: check_break(_plausible(series, variable), variable, **_keywords(t)),
+    "stuck": lambda series, variable, t: check_stuck(series, variable, **_keywords(t)),
+    "probe_out_of_soil": lambda series, _, t: check_probe_out_of_soil(series, **_keywords(t)),
+    "saturation": lambda series, _, t: check_saturation(series, **_keywords(t)),
+    "battery_exhausted": lambda series, _, t: check_battery(series, **_keywords(t)),
+}
+
+
+def check_sensor(readings: pd.DataFrame, config: Configuration = DEFAULT) -> list[Flag]:
+    """The rules `config` selects (all, by default) on one sensor's readings: a frame indexed by UTC
+    time with the columns it has of soil_moisture, air_temperature, light and battery_level."""
     readings = readings.sort_index()
     flags: list[Flag] = []
-    for variable in ("air_temperature", "soil_moisture", "light", "battery_level"):
-        if variable in readings:
-            flags += check_range(readings[variable], variable)
-    for variable, threshold in SPIKE_THRESHOLDS.items():
-        if variable in readings:
-            inside = readings[variable].where(readings[variable].between(*PHYSICAL_RANGE[variable]))
-            flags += check_spikes(inside, variable, threshold)
-    for variable, (threshold, direction) in BREAKS.items():
-        if variable in readings:
-            inside = readings[variable].where(readings[variable].between(*PHYSICAL_RANGE[variable]))
-            flags += check_break(inside, variable, threshold, direction)
-    if "air_temperature" in readings:
-        flags += check_stuck(readings["air_temperature"], "air_temperature")
-    if "light" in readings:
-        flags += check_stuck(readings["light"], "light", ignore_below=0.5)
-    if "soil_moisture" in readings:
-        flags += check_stuck(readings["soil_moisture"], "soil_moisture")
-        flags += check_probe_out_of_soil(readings["soil_moisture"])
-        flags += check_saturation(readings["soil_moisture"])
-    if "battery_level" in readings:
-        flags += check_battery(readings["battery_level"])
+    for check in config.running(Detector.RULE):
+        if check.variable in readings:
+            flags += RULES[check.group](
+                readings[check.variable], check.variable, config.thresholds[check.name]
+            )
     return flags

@@ -77,6 +77,27 @@ def status_command(settings) -> None:
         raise SystemExit(1)
 
 
+@cli.command("checks")
+@click.pass_obj
+def checks_command(settings) -> None:
+    """List every check detection knows: detector, kinds, variable, thresholds (DETECT_THRESHOLDS
+    applied) and whether it runs (DETECT_CHECKS)."""
+    from detection.checks import CHECKS, format_thresholds
+    from etl.detect_anomalies import detection_config
+
+    config = detection_config(settings)
+    rows = [("check", "detector", "kinds", "variable", "runs", "thresholds")]
+    for name, check in CHECKS.items():
+        kinds = ", ".join(check.kinds)
+        runs = "yes" if config.runs(name) else "no"
+        thresholds = format_thresholds(config.thresholds[name])
+        rows.append((name, check.detector, kinds, check.variable, runs, thresholds))
+    widths = [max(len(row[i]) for row in rows) for i in range(5)]
+    for row in rows:
+        click.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths)) + "  " + row[5])
+    click.echo(f"{len(config.selected)} of {len(CHECKS)} checks run")
+
+
 @cli.command("new-migration")
 @click.argument("message")
 @click.pass_obj

@@ -8,7 +8,8 @@ and on runs given a longer context (deploy/crontab runs one weekly with 45 days)
 continues one already stored extends it rather than starting a second one.
 
 Detection itself is `detection.detect.detect` (rules, the autoencoders shipped in models/ or those in
-MODELS_DIR, and the station checks); this step is database I/O around it.
+MODELS_DIR, and the station checks); this step is database I/O around it. Which checks run is
+DETECT_CHECKS, their thresholds DETECT_THRESHOLDS (`python -m etl checks` lists both).
 """
 
 from __future__ import annotations
@@ -20,10 +21,14 @@ import pandas as pd
 from sqlalchemy import select
 
 from core.db import latest_times, read_frame
+from core.errors import SettingsError
 from core.load import bulk_upsert
 from core.schema import anomalies, detection_state, readings, sensor_wow, sensors, wow_observations
+from core.vocabulary import Detector
 from detection.autoencoder import load_all, shipped
+from detection.checks import Configuration, parse_thresholds, select_checks, with_thresholds
 from detection.detect import ANOMALY_COLUMNS, detect
+from etl.settings import EtlSettings
 from etl.step import StepContext, step_command
 
 log = logging.getLogger(__name__)
@@ -31,6 +36,20 @@ log = logging.getLogger(__name__)
 NAME = "detect_anomalies"
 CHUNK = 500  # sensors checked together: one model batch, and memory stays well under 1 GB
 TOUCHING = pd.Timedelta(hours=1)
+
+
+def detection_config(settings: EtlSettings) -> Configuration:
+    """The checks DETECT_CHECKS selects with the thresholds DETECT_THRESHOLDS overrides; a bad value is
+    a SettingsError of one line naming the setting."""
+    try:
+        selected = select_checks(settings.detect_checks)
+    except ValueError as exc:
+        raise SettingsError(f"setting DETECT_CHECKS: {exc}") from None
+    try:
+        thresholds = with_thresholds(parse_thresholds(settings.detect_thresholds))
+    except ValueError as exc:
+        raise SettingsError(f"setting DETECT_THRESHOLDS: {exc}") from None
+    return Configuration(selected, thresholds)
 
 
 def continue_stored(found: pd.DataFrame, stored: pd.DataFrame) -> pd.DataFrame:
@@ -64,6 +83,7 @@ def station_chunks(todo: list[str], site_of: dict[str, str], size: int) -> list[
 
 
 def run(context: StepContext) -> int:
+    config = detection_config(context.settings)  # before any work: a bad setting fails at once
     with context.engine.connect() as connection:
         links = pd.DataFrame(
             connection.execute(
@@ -87,15 +107,26 @@ def run(context: StepContext) -> int:
         )
     todo = [s for s in sensor_ids if s in latest and (s not in done or pd.Timestamp(done[s]) < latest[s])]
     log.info("%d of %d sensors have readings not checked yet", len(todo), len(sensor_ids))
-    models = load_all(context.settings.models_dir) if context.settings.models_dir else shipped()
+    if not config.running(Detector.MODEL):
+        models = {}  # no model check runs: TensorFlow is not even loaded
+    elif context.settings.models_dir:
+        models = load_all(context.settings.models_dir)
+    else:
+        models = shipped()
     written = 0
     for chunk in station_chunks(todo, site_of, CHUNK):
-        written += _check_chunk(context, chunk, latest, done, links, models)
+        written += _check_chunk(context, chunk, latest, done, links, models, config)
     return written
 
 
 def _check_chunk(
-    context: StepContext, chunk: list[str], latest: dict, done: dict, links: pd.DataFrame, models: dict
+    context: StepContext,
+    chunk: list[str],
+    latest: dict,
+    done: dict,
+    links: pd.DataFrame,
+    models: dict,
+    config: Configuration,
 ) -> int:
     context_days = pd.Timedelta(days=context.settings.detect_context_days)
     starts = {s: (pd.Timestamp(done[s]) - context_days if s in done else None) for s in chunk}
@@ -131,7 +162,7 @@ def _check_chunk(
             ).where(anomalies.c.sensor_id.in_(chunk)),
         )
     found = continue_stored(
-        detect(frame, stations, own_links, models=models)
+        detect(frame, stations, own_links, models=models, config=config)
         if len(frame)
         else pd.DataFrame(columns=ANOMALY_COLUMNS),
         stored,

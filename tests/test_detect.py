@@ -4,6 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from detection.checks import configure
 from detection.detect import ANOMALY_COLUMNS, detect
 from tests.factories import START, clean, pair
 
@@ -20,6 +21,7 @@ def many(faulty: dict[str, str]) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)
 
 
+@pytest.mark.slow
 def test_anomalies_of_many_sensors_come_back_in_the_table_columns():
     anomalies = detect(many({"b": "out_of_range", "d": "stuck"}))
     assert list(anomalies.columns) == ANOMALY_COLUMNS
@@ -56,6 +58,44 @@ def test_stations_add_the_reference_check():
     anomalies = detect(readings, stations, links)
     assert anomalies[["kind", "detector"]].values.tolist() == [["no_daily_cycle", "reference"]]
     assert detect(readings).empty  # without the station the flat sensor looks fine to the rules
+
+
+class EveryDayUnusual:
+    """A stand-in for a trained model (no TensorFlow): every day's error is twice its threshold."""
+
+    threshold = 0.5
+
+    def errors(self, values: np.ndarray) -> np.ndarray:
+        return np.full(len(values), 1.0)
+
+
+def test_each_detector_is_switched_off_by_configuration_and_the_others_still_run():
+    sensor, station = pair()
+    sensor[sensor.index >= START + pd.Timedelta(days=6)] = 20 + np.random.default_rng(2).normal(0, 0.2, 384)
+    readings = sensor.rename("air_temperature").rename_axis("ts").reset_index().assign(sensor_id="s1")
+    readings.loc[100:110, "air_temperature"] = 90.0  # out of range too
+    stations = station.rename("air_temperature").rename_axis("ts").reset_index().assign(site_id="900123")
+    links = pd.DataFrame({"sensor_id": ["s1"], "site_id": ["900123"], "distance_km": [3.2]})
+    models = {"air_temperature": EveryDayUnusual()}
+
+    def found(checks: str = "all", thresholds: dict | None = None) -> set[tuple[str, str]]:
+        anomalies = detect(readings, stations, links, models, configure(checks, thresholds))
+        return set(zip(anomalies["kind"], anomalies["detector"]))
+
+    everything = found()
+    assert {("out_of_range", "rule"), ("no_daily_cycle", "reference"), ("unusual_day", "model")} <= everything
+    assert found("-temperature") == {found for found in everything if found[1] != "reference"}
+    assert found("-range") == {found for found in everything if found[1] != "rule"}
+    assert found("-unusual_day") == {found for found in everything if found[1] != "model"}
+    assert found("temperature") == {found for found in everything if found[1] == "reference"}
+    # The model's days are twice its threshold: asking for three times as much spares them.
+    stricter = found(thresholds={"unusual_day.air_temperature": {"min_error_ratio": 3}})
+    assert stricter == {found for found in everything if found[1] != "model"}
+
+
+def test_detection_answers_plain_strings_of_the_vocabulary():
+    anomalies = detect(many({"b": "out_of_range"}), models=None)
+    assert {type(v) for v in anomalies["kind"]} == {str} and {type(v) for v in anomalies["detector"]} == {str}
 
 
 def test_naive_timestamps_are_refused_with_a_clear_error():

@@ -124,6 +124,7 @@ def run_training(tmp_path, *args, env=None, command=train.main):
     return json.loads((tmp_path / "air_temperature.json").read_text())
 
 
+@pytest.mark.slow
 def test_training_on_a_simulated_network_is_seeded_and_writes_a_usable_model(tmp_path, small_network):
     data = ("--data", str(small_network.folder), "--seed", "5")
     first = run_training(tmp_path / "a", *data, command=train_models.main)
@@ -135,6 +136,7 @@ def test_training_on_a_simulated_network_is_seeded_and_writes_a_usable_model(tmp
     assert (tmp_path / "a" / "air_temperature.keras").stat().st_size < 1_000_000
 
 
+@pytest.mark.slow
 def test_training_from_trusted_sensors_in_the_database(tmp_path, small_network, database_url):
     url = database_url
     engine = make_engine(load_settings(database_url=url))

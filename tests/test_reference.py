@@ -5,6 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from detection.checks import configure
 from detection.reference import (
     check_against_stations,
     check_soil_against_rain,
@@ -67,6 +68,28 @@ def test_days_with_too_few_hours_on_either_side_are_not_judged():
     station = station[station.index.hour < 10]  # the station reports only mornings
     assert daily_comparison(sensor, station).empty
     assert check(sensor + 10, station) == []
+
+
+def test_a_smaller_bias_is_flagged_under_a_lower_threshold_given_by_name():
+    sensor, station = pair()
+    sensor[sensor.index < days(2, 2)[1]] -= 4  # 3.5 °C below on average: under the default 4 °C
+    assert check(sensor, station) == []
+    flags = check_temperature_against_station(sensor, station, "900123", 3.2, max_mean_difference=2.5)
+    assert [(f.kind, f.start, f.end) for f in flags] == [("temperature_bias", *days(0, 2))]
+
+
+@pytest.mark.parametrize(
+    ("helper", "threshold"),
+    [
+        (check_temperature_against_station, "max_mean_diference"),
+        (check_soil_against_rain, "min_raise"),
+        (check_soil_drift, "min_day"),
+    ],
+)
+def test_a_misspelt_threshold_is_refused_not_ignored(helper, threshold):
+    sensor, station = pair()
+    with pytest.raises(ValueError, match=f"has no threshold '{threshold}'"):
+        helper(sensor, station, "900123", 3.2, **{threshold: 1.0})
 
 
 def soil_and_rain(rain_days: tuple[int, ...] = (2,)) -> tuple[pd.Series, pd.Series]:
@@ -214,3 +237,12 @@ def test_the_gardens_by_a_station_witness_the_weather_so_one_drifting_probe_stan
     found = check_against_stations(*town(drifting={"c"}))
     assert [(s, f.kind) for s, f in found] == [("c", "drift")]
     assert abs(found[0][1].start - (START + pd.Timedelta(days=20))) <= pd.Timedelta(days=4)
+
+
+def test_a_station_check_switched_off_leaves_its_fault_alone_and_the_others_still_run():
+    readings, stations, links = town(drifting={"c"})
+    assert [
+        (s, f.kind) for s, f in check_against_stations(readings, stations, links, configure("-drift"))
+    ] == []
+    kept = check_against_stations(readings, stations, links, configure("-temperature,-rising_without_rain"))
+    assert [(s, f.kind) for s, f in kept] == [("c", "drift")]

@@ -5,6 +5,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from core.vocabulary import AnomalyKind
+from detection.checks import CHECKS, StuckThresholds, configure
 from detection.rules import (
     check_battery,
     check_break,
@@ -198,3 +200,61 @@ def test_on_the_simulated_network_rules_spare_clean_sensors_and_catch_the_faults
     for kind in ("spike", "out_of_range", "dying_battery", "probe_out_of_soil"):
         codes = labels.index[labels["kind"] == kind]
         assert len(codes) and all(caught[c] for c in codes), kind
+
+
+def test_the_rules_keep_no_copy_of_the_vocabulary():
+    import detection.rules as rules
+
+    for copy in ("UNITS", "NAMES", "PHYSICAL_RANGE", "SPIKE_THRESHOLDS", "BREAKS"):
+        assert not hasattr(rules, copy), copy
+
+
+def test_flags_carry_the_kinds_of_the_vocabulary():
+    frame = clean()
+    frame.loc[START + pd.Timedelta(days=3) : START + pd.Timedelta(days=3, hours=2), "light"] = 400.0
+    flags = check_sensor(frame)
+    assert [type(f.kind) for f in flags] == [AnomalyKind]
+    assert flags[0].kind is AnomalyKind.OUT_OF_RANGE
+    assert "400.0 mol/m²/d" in flags[0].explanation and "outside 0 to 150 mol/m²/d" in flags[0].explanation
+
+
+def test_the_functions_default_to_the_thresholds_of_the_registry():
+    series = clean()["soil_moisture"]
+    start, end = window(2, 13)
+    series[start:end] = 31.0
+    defaults = StuckThresholds()
+    assert check_stuck(series, "soil_moisture") == check_stuck(
+        series, "soil_moisture", defaults.min_duration, defaults.tolerance
+    )
+    assert CHECKS["stuck.soil_moisture"].defaults == defaults
+
+
+def test_a_rule_switched_off_no_longer_flags_its_fault_and_the_other_rules_still_run():
+    frame = clean()
+    start, end = window(2.5, 30)
+    frame.loc[start:end, "soil_moisture"] = 31.0  # stuck
+    frame.loc[START + pd.Timedelta(days=5), "air_temperature"] += 20  # a spike
+    assert {f.kind for f in check_sensor(frame)} == {"stuck", "spike"}
+    assert {f.kind for f in check_sensor(frame, configure("-stuck"))} == {"spike"}
+    assert {f.kind for f in check_sensor(frame, configure("-stuck.air_temperature"))} == {"stuck", "spike"}
+    assert {f.kind for f in check_sensor(frame, configure("stuck.soil_moisture"))} == {"stuck"}
+    assert check_sensor(frame, configure("probe_out_of_soil,saturation")) == []
+
+
+def test_a_shorter_stuck_duration_flags_a_pause_the_default_leaves_alone():
+    frame = clean()
+    start, end = window(2, 6)
+    frame.loc[start:end, "soil_moisture"] = 25.0
+    assert check_sensor(frame) == []
+    shorter = configure("all", {"stuck.soil_moisture": {"min_duration": "4h"}})
+    assert_one_flag_inside(check_sensor(frame, shorter), "stuck", start, end)
+
+
+def test_a_lower_spike_threshold_finds_a_smaller_spike():
+    frame = clean()
+    when = START + pd.Timedelta(days=4, hours=2)
+    frame.loc[when, "soil_moisture"] += 7  # under the default 10 %
+    assert check_sensor(frame) == []
+    lower = configure("all", {"spike.soil_moisture": {"threshold": 5}})
+    flag = assert_one_flag_inside(check_sensor(frame, lower), "spike", when, when, slack=pd.Timedelta(0))
+    assert flag.score == pytest.approx(7 / 5, rel=0.1)

@@ -1,0 +1,334 @@
+"""Every check detection can run, registered in one place, as in SaQC's registry: a unique name, the
+kinds of anomaly it can emit, its detector, its variable and its thresholds, a frozen dataclass whose
+defaults are the tuned values. Which checks run and with which thresholds is configuration:
+
+    from detection.checks import configure
+    config = configure("-unusual_day,-stuck.light", {"spike.air_temperature": {"threshold": 6}})
+    anomalies = detect(readings, config=config)
+
+A check's group is its name before the dot (`spike` is both spike checks). A misspelt check or threshold
+name is an error, never silently ignored. The detector modules (rules, reference, model) run the checks
+the configuration selects; this module knows what exists, not how to run it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import difflib
+import json
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TypeVar
+
+import pandas as pd
+
+from core.vocabulary import SENSOR_VARIABLES, AnomalyKind, Detector
+
+HOUR = pd.Timedelta(hours=1)
+
+# --- thresholds, one dataclass per type of check (durations are pd.Timedelta: "12h" in JSON) ---------------
+
+
+@dataclass(frozen=True)
+class RangeThresholds:
+    low: float  # lowest plausible value, in the variable's unit
+    high: float  # highest plausible value, in the variable's unit
+
+
+@dataclass(frozen=True)
+class SpikeThresholds:
+    threshold: float  # leap from the median of the samples around, in the variable's unit
+    window: pd.Timedelta = 2 * HOUR  # span of that median
+
+
+@dataclass(frozen=True)
+class BreakThresholds:
+    threshold: float  # jump between two samples, in the variable's unit
+    direction: int = 0  # +1 rises only, -1 falls only, 0 both
+    window: pd.Timedelta = 6 * HOUR  # before and after the jump, whose medians must differ
+
+    def __post_init__(self) -> None:
+        if self.direction not in (-1, 0, 1):
+            raise ValueError(f"direction must be -1, 0 or 1, not {self.direction}")
+
+
+@dataclass(frozen=True)
+class StuckThresholds:
+    min_duration: pd.Timedelta = 12 * HOUR  # the same value at least this long
+    tolerance: float = 0.01  # a change no larger (variable's unit) is no change
+    ignore_below: float | None = None  # runs below this level are left alone up to longest_night
+    longest_night: pd.Timedelta = 20 * HOUR  # a winter night in the far north of Europe is shorter
+
+
+@dataclass(frozen=True)
+class ProbeOutOfSoilThresholds:
+    dry: float = 4.0  # %: soil in a garden does not dry below this
+    wet_before: float = 10.0  # %: the median of the day before, for a fall from moist soil
+    min_duration: pd.Timedelta = 12 * HOUR  # below `dry` at least this long
+
+
+@dataclass(frozen=True)
+class SaturationThresholds:
+    level: float = 45.0  # %: at or above is saturated
+    tolerance: float = 0.3  # %: half the spread a plateau may have
+    min_duration: pd.Timedelta = 24 * HOUR
+
+
+@dataclass(frozen=True)
+class BatteryThresholds:
+    empty: float = 5.0  # %: at or below, readings degrade and then stop
+
+
+@dataclass(frozen=True)
+class TemperatureThresholds:
+    max_mean_difference: float = 4.0  # °C: a day's mean off the station by more is biased
+    max_warm_excess: float = 1.0  # °C warmer in the station's warm hours than its cold ones: in the sun
+    min_swing_ratio: float = 0.3  # a day/night swing under this share of the station's: indoors
+    min_station_swing: float = 5.0  # °C: ... when the station's own swing is at least this
+    min_hours: int = 16  # hours with both sensor and station for a day to be judged
+
+
+@dataclass(frozen=True)
+class RisingWithoutRainThresholds:
+    min_step: float = 0.2  # %: a day's median above the day before's by this is a rise
+    min_rise: float = 1.0  # %: over the whole run of rising dry days
+    max_rain_mm: float = 1.0  # mm over the day and the one before: dry
+    min_rain_hours: int = 36  # hours of rain reports over those two days, else no evidence
+
+
+@dataclass(frozen=True)
+class DriftThresholds:
+    memory: float = 0.85  # share of yesterday's rain and warmth a garden still feels today
+    min_days: int = 20  # daily medians a sensor needs to be judged
+    edge_days: int = 7  # a drift starts no closer than this to either end of the history
+    min_explained: float = 0.6  # level test: share of what the weather leaves over a ramp must explain
+    min_change: float = 8.0  # %: level test: how far the ramp moved the reading by the last day
+    dry_rain_mm: float = 0.5  # mm: drying test: a dry day has at most this, that day and the one before
+    min_dry_days: int = 15  # drying test: dry days needed
+    min_dry_explained: float = 0.65  # drying test: share a change of drying rate must explain
+    shared_days: int = 10  # a drift a neighbour shares, starting this close, is weather
+
+
+@dataclass(frozen=True)
+class UnusualDayThresholds:
+    min_error_ratio: float = 1.0  # reconstruction error over the model's calibrated threshold
+
+
+@dataclass(frozen=True)
+class UnusualSoilDayThresholds(UnusualDayThresholds):
+    wet_day_rain_mm: float = 1.0  # a day the station had this much rain is not judged: storms are unusual
+
+
+Thresholds = TypeVar("Thresholds")
+
+
+# --- the registry ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Check:
+    """One registered check: what it is called, finds and looks at, and its default thresholds."""
+
+    name: str
+    detector: Detector
+    kinds: tuple[AnomalyKind, ...]
+    variable: str
+    defaults: object  # a frozen thresholds dataclass
+
+    @property
+    def group(self) -> str:
+        return self.name.split(".")[0]
+
+
+def _registry() -> dict[str, Check]:
+    kind = AnomalyKind
+
+    def rule(name: str, found: AnomalyKind, variable: str, thresholds: object) -> Check:
+        return Check(name, Detector.RULE, (found,), variable, thresholds)
+
+    def model(variable: str, thresholds: object) -> Check:
+        return Check(f"unusual_day.{variable}", Detector.MODEL, (kind.UNUSUAL_DAY,), variable, thresholds)
+
+    checks = [
+        *(
+            rule(f"range.{v.name}", kind.OUT_OF_RANGE, v.name, RangeThresholds(v.low, v.high))
+            for v in SENSOR_VARIABLES.values()
+        ),
+        rule("spike.air_temperature", kind.SPIKE, "air_temperature", SpikeThresholds(8.0)),
+        rule("spike.soil_moisture", kind.SPIKE, "soil_moisture", SpikeThresholds(10.0)),
+        rule("break.air_temperature", kind.BREAK, "air_temperature", BreakThresholds(6.0)),
+        # Soil moisture rises suddenly with rain: only its sudden falls are breaks.
+        rule("break.soil_moisture", kind.BREAK, "soil_moisture", BreakThresholds(8.0, direction=-1)),
+        rule("stuck.air_temperature", kind.STUCK, "air_temperature", StuckThresholds()),
+        rule("stuck.light", kind.STUCK, "light", StuckThresholds(ignore_below=0.5)),  # 0 all night
+        rule("stuck.soil_moisture", kind.STUCK, "soil_moisture", StuckThresholds()),
+        rule("probe_out_of_soil", kind.PROBE_OUT_OF_SOIL, "soil_moisture", ProbeOutOfSoilThresholds()),
+        rule("saturation", kind.SATURATION, "soil_moisture", SaturationThresholds()),
+        rule("battery_exhausted", kind.BATTERY_EXHAUSTED, "battery_level", BatteryThresholds()),
+        Check(
+            "temperature",
+            Detector.REFERENCE,
+            (kind.TEMPERATURE_BIAS, kind.HOT_SPOT, kind.NO_DAILY_CYCLE),
+            "air_temperature",
+            TemperatureThresholds(),
+        ),
+        Check(
+            "rising_without_rain",
+            Detector.REFERENCE,
+            (kind.RISING_WITHOUT_RAIN,),
+            "soil_moisture",
+            RisingWithoutRainThresholds(),
+        ),
+        Check("drift", Detector.REFERENCE, (kind.DRIFT,), "soil_moisture", DriftThresholds()),
+        model("soil_moisture", UnusualSoilDayThresholds()),
+        model("light", UnusualDayThresholds()),
+        model("air_temperature", UnusualDayThresholds()),
+    ]
+    return {check.name: check for check in checks}
+
+
+CHECKS = _registry()
+GROUPS = list(dict.fromkeys(check.group for check in CHECKS.values()))
+
+
+# --- overriding thresholds by name -----------------------------------------------------------------------
+
+
+def override_thresholds(check: str, thresholds: Thresholds, changes: Mapping[str, object]) -> Thresholds:
+    """`thresholds` with some values changed by name (as from JSON: numbers, durations as "12h"); an
+    unknown name or a value of the wrong type is a ValueError naming the check and the threshold."""
+    names = [f.name for f in dataclasses.fields(thresholds)]
+    for name in changes:
+        if name not in names:
+            raise ValueError(f"{check} has no threshold {name!r} (its thresholds: {', '.join(names)})")
+    types = typing.get_type_hints(type(thresholds))
+    values = {
+        name: _typed(check, name, types[name], getattr(thresholds, name), v) for name, v in changes.items()
+    }
+    try:
+        return dataclasses.replace(thresholds, **values)
+    except ValueError as exc:
+        raise ValueError(f"{check}: {exc}") from None
+
+
+def _typed(check: str, name: str, kind: object, default: object, value: object) -> object:
+    """A JSON value as the type the threshold has."""
+    allowed = typing.get_args(kind) or (kind,)
+    if value is None and type(None) in allowed:
+        return None
+    if pd.Timedelta in allowed:
+        if isinstance(value, str | dt.timedelta):
+            try:
+                duration = pd.Timedelta(value)
+            except ValueError:
+                duration = pd.NaT
+            if duration is not pd.NaT and duration > pd.Timedelta(0):
+                return duration
+        example = f"{default / HOUR:g}h" if isinstance(default, pd.Timedelta) else "12h"
+        raise ValueError(f"{check}: {name} must be a duration such as '{example}', not {value!r}")
+    number = isinstance(value, int | float) and not isinstance(value, bool)
+    if int in allowed and number and float(value).is_integer():
+        return int(value)
+    if float in allowed and number:
+        return float(value)
+    whole = " whole" if int in allowed else ""
+    raise ValueError(f"{check}: {name} must be a{whole} number, not {value!r}")
+
+
+def format_thresholds(thresholds: object) -> str:
+    """`name=value` pairs, durations in hours: `threshold=8 window=2h`."""
+    return " ".join(f"{f.name}={_shown(getattr(thresholds, f.name))}" for f in dataclasses.fields(thresholds))
+
+
+def _shown(value: object) -> str:
+    if isinstance(value, pd.Timedelta):
+        return f"{value / HOUR:g}h"
+    return "none" if value is None else f"{value:g}"
+
+
+# --- configuration: which checks run, with which thresholds -----------------------------------------------
+
+
+@dataclass(frozen=True)
+class Configuration:
+    """The checks that run (names) and every check's thresholds, the defaults unless overridden."""
+
+    selected: frozenset[str] = frozenset(CHECKS)
+    thresholds: Mapping[str, object] = field(
+        default_factory=lambda: {name: check.defaults for name, check in CHECKS.items()}
+    )
+
+    def runs(self, name: str) -> bool:
+        return name in self.selected
+
+    def running(self, detector: Detector) -> list[Check]:
+        """The selected checks of one detector, in the registry's order."""
+        return [c for c in CHECKS.values() if c.detector == detector and c.name in self.selected]
+
+
+def select_checks(spec: str) -> frozenset[str]:
+    """The checks named by "all" or comma-separated names and groups; a name with a leading "-" is left
+    out (of all the checks, when nothing is named to run)."""
+    words = [word.strip() for word in spec.split(",") if word.strip()]
+    if not words:
+        raise ValueError("no check named: say 'all', or name checks or groups separated by commas")
+    chosen = set() if any(not word.startswith("-") for word in words) else set(CHECKS)
+    for word in words:
+        named = _named(word.removeprefix("-").strip())
+        chosen = chosen - named if word.startswith("-") else chosen | named
+    if not chosen:
+        raise ValueError(f"{spec!r} selects no check")
+    return frozenset(chosen)
+
+
+def _named(word: str) -> set[str]:
+    if word == "all":
+        return set(CHECKS)
+    named = {name for name, check in CHECKS.items() if word in (name, check.group)}
+    if not named:
+        hint = _did_you_mean(word, [*GROUPS, *CHECKS]) or f" (groups: {', '.join(GROUPS)})"
+        raise ValueError(f"unknown check or group {word!r}{hint}")
+    return named
+
+
+def with_thresholds(overrides: Mapping[str, Mapping[str, object]]) -> dict[str, object]:
+    """Every check's thresholds, with `overrides` ({check name: {threshold: value}}) applied."""
+    for name in overrides:
+        if name not in CHECKS:
+            raise ValueError(f"unknown check {name!r} in the thresholds{_did_you_mean(name, list(CHECKS))}")
+    return {
+        name: override_thresholds(name, check.defaults, overrides.get(name, {}))
+        for name, check in CHECKS.items()
+    }
+
+
+def parse_thresholds(text: str) -> dict[str, dict[str, object]]:
+    """Threshold overrides from JSON text ({check name: {threshold: value}}); empty text is none."""
+    if not text.strip():
+        return {}
+    try:
+        overrides = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})") from None
+    if not isinstance(overrides, dict) or not all(isinstance(v, dict) for v in overrides.values()):
+        raise ValueError('must be a JSON object of objects, e.g. {"spike.air_temperature": {"threshold": 6}}')
+    return overrides
+
+
+def configure(
+    checks: str = "all", thresholds: Mapping[str, Mapping[str, object]] | None = None
+) -> Configuration:
+    """The configuration that runs `checks` (see `select_checks`) with `thresholds` overridden."""
+    return Configuration(select_checks(checks), with_thresholds(thresholds or {}))
+
+
+def _did_you_mean(word: str, candidates: list[str]) -> str:
+    near = [c for c in candidates if c.split(".")[0] == word] or difflib.get_close_matches(
+        word, candidates, n=2
+    )
+    return f": did you mean {' or '.join(repr(n) for n in near)}?" if near else ""
+
+
+DEFAULT = Configuration()
