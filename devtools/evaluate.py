@@ -1,8 +1,9 @@
 """`python -m devtools.evaluate --data DIR`: how well detection finds the faults injected into a generated
 network.
 
-The network's readings and stations are read straight from its folder (no database, no API), each
-sensor is linked to its nearest live station as `find_nearest_wow_live` would, and `detect` runs on all
+The network's readings and stations are read straight from its folder (no database, no API), through
+the same functions the simulator serves them with, so they are what the ETL would store; each sensor is
+linked to its nearest live station as `find_nearest_wow_live` would, and `detect` runs on all
 of it. Its anomalies are scored against labels.csv, and so is the 2019 rule re-implemented:
 
 - sensor level: is this sensor faulty? A faulty sensor counts as found when an anomaly overlaps its
@@ -29,7 +30,7 @@ import pandas as pd
 
 from detection.autoencoder import VARIABLES, daily_windows, load_all
 from detection.detect import detect
-from devtools.simulator.network import MISSING, SCALE, WOW_VARIABLES, Network
+from devtools.simulator.network import Network
 from etl.find_nearest_wow_live import link_sensors
 from etl.settings import load_settings
 
@@ -38,24 +39,14 @@ SLACK = DAY  # a daily check flags the whole day a fault begins on
 
 
 def network_frames(network: Network) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """All readings as the API would serve them at the end, the live stations' reports, and links."""
+    """All readings as the API would serve them at the end, the linked stations' reports as the WOW API
+    serves them, and the links."""
     codes = list(network.sensors["sensor_id"])
     readings = network.visible_readings(codes, network.start, network.end, now=network.end)
     live = network.stations[network.stations["state"] == "live"].reset_index(drop=True)
     links = link_sensors(network.sensors, live, load_settings().link_max_km)
     linked = sorted(set(links["site_id"].dropna()))
-    times = pd.date_range(network.start, periods=network.steps, freq="15min") + pd.Timedelta(minutes=15)
-    frames = []
-    for site in linked:
-        i = network.station_index[site]
-        raw = {v: np.asarray(network.wow[v][i]) for v in WOW_VARIABLES}
-        reported = raw["air_temperature"] != MISSING
-        frame = pd.DataFrame({"site_id": site, "ts": times[reported]})
-        for variable in ("air_temperature", "rainfall"):
-            values = raw[variable][reported]
-            frame[variable] = np.where(values == MISSING, np.nan, values / SCALE)
-        frames.append(frame)
-    stations = pd.concat(frames, ignore_index=True) if frames else None
+    stations = network.station_observations(linked, network.start, network.end)
     return readings, stations, links
 
 

@@ -5,9 +5,11 @@ import json
 
 import numpy as np
 import pandas as pd
+import pytest
 from click.testing import CliRunner
 
 from devtools import evaluate
+from etl.sources.wow import WowClient
 from tests.factories import START, clean
 
 DAY = pd.Timedelta(days=1)
@@ -68,6 +70,7 @@ def test_sensor_and_day_scores_count_hits_misses_and_false_alarms():
     assert np.isclose(days.at["all", "recall"], tp / (tp + fn))
 
 
+@pytest.mark.slow  # detect() with the shipped models: about 25 s
 def test_the_command_prints_the_table_plots_and_ends_with_its_figures(small_network, tmp_path):
     plot = tmp_path / "confusion.png"
     result = CliRunner().invoke(evaluate.main, ["--data", str(small_network.folder), "--plot", str(plot)])
@@ -80,3 +83,16 @@ def test_the_command_prints_the_table_plots_and_ends_with_its_figures(small_netw
     assert any(line.startswith("all ") for line in lines)
     assert "clean sensors flagged:" in result.output
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_the_evaluation_sees_the_stations_as_the_etl_fetches_them(small_network, simulator, source_settings):
+    _, stations, links = evaluate.network_frames(small_network)
+    sites = sorted(set(links["site_id"].dropna()))
+    client = WowClient(source_settings(simulator(serving=small_network)))
+    fetched = pd.concat(
+        [client.get_site_observations(s, small_network.start, small_network.end) for s in sites],
+        ignore_index=True,
+    )
+    assert len(sites) >= 3
+    assert {"site_id", "ts", "air_temperature", "rainfall"} <= set(stations.columns)
+    pd.testing.assert_frame_equal(stations, fetched[list(stations.columns)])

@@ -1,9 +1,9 @@
 """The simulated network: deterministic, physically sensible, with the faults its labels claim."""
 
 import datetime as dt
+import re
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
@@ -11,8 +11,10 @@ import requests
 
 from devtools.simulator.generate import FAULT_KINDS, generate
 from devtools.simulator.network import GROW_VARIABLES, MISSING, SCALE, WOW_VARIABLES, Network
+from devtools.simulator.server import Keys, create_app
 
 END = dt.datetime(2019, 7, 1, tzinfo=dt.UTC)
+SIMULATOR = [sys.executable, "-m", "devtools.simulator"]
 
 
 def series(array, row) -> np.ndarray:
@@ -155,13 +157,33 @@ def test_each_fault_is_really_in_the_readings_where_its_label_says(network, kind
         assert np.nanstd(np.diff(inside)) > 3 * np.nanstd(np.diff(before))
 
 
+def test_every_reader_sees_a_station_without_a_rain_gauge_report_no_rain(network):
+    site = network.stations.loc[network.stations["state"] == "no_rain_gauge", "site_id"].iloc[0]
+    read = network.station_observations([site], network.start, network.end)
+    assert len(read) > 96 and read["air_temperature"].notna().all() and read["rainfall"].isna().all()
+    served = (
+        create_app(network, keys=Keys())
+        .test_client()
+        .get(
+            "/wow/api/observations/byversion",
+            query_string={
+                "site_id": site,
+                "start_time": "2019-06-20T00:00:00",
+                "end_time": "2019-06-21T00:00:00",
+            },
+            headers={"Ocp-Apim-Subscription-Key": "sim-wow-key"},
+        )
+        .get_json()["Object"]
+    )
+    assert served and all(o["RainfallAmount_Millimetre"] is None for o in served)
+
+
+@pytest.mark.slow  # two subprocesses: about 5 s
 def test_the_simulator_command_generates_and_serves(tmp_path):
     folder = tmp_path / "net"
     made = subprocess.run(
         [
-            sys.executable,
-            "-m",
-            "devtools.simulator",
+            *SIMULATOR,
             "generate",
             "--sensors",
             "6",
@@ -180,30 +202,18 @@ def test_the_simulator_command_generates_and_serves(tmp_path):
     )
     assert made.returncode == 0, made.stderr
     assert "6 sensors" in made.stdout
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "devtools.simulator",
-            "serve",
-            "--data",
-            str(folder),
-            "--port",
-            "18765",
-            "--quiet",
-        ],
-        stdout=subprocess.DEVNULL,
+    with subprocess.Popen(
+        [*SIMULATOR, "serve", "--data", str(folder), "--port", "0", "--quiet"],
+        stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
-    )
-    try:
-        for _ in range(100):
-            try:
-                health = requests.get("http://127.0.0.1:18765/sim/health", timeout=1).json()
-                break
-            except requests.ConnectionError:
-                time.sleep(0.1)
-        assert health["sensors"] == 6
-        assert requests.get("http://127.0.0.1:18765/labels.csv", timeout=2).status_code == 404
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
+        text=True,
+    ) as server:
+        try:
+            said = server.stdout.readline()  # says the port it bound: parallel runs never collide on one
+            url = re.search(r"on (http://127\.0\.0\.1:\d+) ", said)
+            assert url and not url.group(1).endswith(":0"), said
+            health = requests.get(f"{url.group(1)}/sim/health", timeout=5).json()
+            assert health["sensors"] == 6
+            assert requests.get(f"{url.group(1)}/labels.csv", timeout=2).status_code == 404
+        finally:
+            server.terminate()

@@ -53,7 +53,9 @@ def generate(sensors: int, days: int, seed: int, out: str, end: str | None, stat
     "--data", type=click.Path(exists=True, file_okay=False), required=True, help="generated network"
 )
 @click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", type=int, default=8765, show_default=True)
+@click.option(
+    "--port", type=click.IntRange(0, 65535), default=8765, show_default=True, help="0: any free one"
+)
 @click.option("--now", help="the simulated present, ISO 8601 UTC [default: now, or the network's end]")
 @click.option(
     "--error-rate",
@@ -95,7 +97,7 @@ def serve(
     quiet,
 ):
     """Serve the GROW API (/grow/api), the WOW API (/wow/api) and geocoding (/maps/api) from a network."""
-    from werkzeug.serving import run_simple
+    from werkzeug.serving import make_server
 
     from devtools.simulator.network import Network
     from devtools.simulator.server import Keys, Misbehaviour, create_app
@@ -110,8 +112,11 @@ def serve(
     app.config["WOW_BARE_LIST"] = wow_bare_list
     if quiet:
         logging.getLogger("werkzeug").setLevel(logging.WARNING)
-    click.echo(f"serving {data} on http://{host}:{port} (GROW /grow/api, WOW /wow/api, geocoding /maps/api)")
-    run_simple(host, port, app, threaded=True)
+    server = make_server(host, port, app, threaded=True)  # binds now, so the port said is the real one
+    click.echo(
+        f"serving {data} on http://{host}:{server.port} (GROW /grow/api, WOW /wow/api, geocoding /maps/api)"
+    )
+    server.serve_forever()
 
 
 @cli.command()

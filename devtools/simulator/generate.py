@@ -551,7 +551,9 @@ def _write_fallback_file(folder: Path) -> None:
 
     network = Network(folder)
     day = dt.timedelta(days=1)
-    observations = []
-    for site in network.stations["site_id"]:
-        observations.extend(wow_observations(network, site, network.end - day, network.end)[-1:])
-    (folder / "wow_observations_europe.json").write_text(json.dumps({"Object": observations}))
+    latest = {}  # per site, in the stations' order: reports come grouped by site, in time order
+    for observation in wow_observations(
+        network, list(network.stations["site_id"]), network.end - day, network.end
+    ):
+        latest[observation["SiteId"]] = observation
+    (folder / "wow_observations_europe.json").write_text(json.dumps({"Object": list(latest.values())}))

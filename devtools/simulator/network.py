@@ -145,3 +145,28 @@ class Network:
         result = pd.concat(frames, ignore_index=True)
         result["ts"] = pd.to_datetime(result["ts"], unit="us", utc=True)
         return result
+
+    def station_observations(self, sites: list[str], start: dt.datetime, end: dt.datetime) -> pd.DataFrame:
+        """The reports the WOW API serves for these stations with ReportEndDateTime in [start, end].
+
+        One row per report, the sites in the order given and each in time order: site_id, ts (the end
+        of the report, UTC) and one column per variable, NaN where the station sent no value. The
+        server's answers and the evaluation both read the stations through this, so they cannot drift.
+        """
+        window = self.window(start, end)
+        rows = np.array([self.station_index[site] for site in sites], dtype=np.int64)
+        span = slice(window.first, max(window.first, window.last + 1))  # an empty window stays empty
+        raw = {v: np.asarray(self.wow[v][rows, span]) for v in WOW_VARIABLES}
+        # A report is a time with a temperature; row-major order keeps each site's reports together.
+        site, offset = np.nonzero(raw["air_temperature"] != MISSING)
+        ends_us = (int(self.start.timestamp()) + (window.first + offset).astype(np.int64) * 900) * 1_000_000
+        frame = pd.DataFrame(
+            {
+                "site_id": np.asarray(sites, dtype=object)[site],
+                "ts": pd.to_datetime(ends_us, unit="us", utc=True),
+            }
+        )
+        for variable, values in raw.items():
+            reported = values[site, offset]
+            frame[variable] = np.where(reported <= NODATA, np.nan, reported / SCALE)
+        return frame

@@ -377,34 +377,26 @@ def _time_series_body(sim: Simulator, codes, variables, start, end, ascending) -
 # --- WOW ----------------------------------------------------------------------------------------------
 
 
-def wow_observations(network: Network, site_id: str, start: dt.datetime, end: dt.datetime) -> list[dict]:
-    """One station's reports with ReportEndDateTime in [start, end], as WOW's byversion answers them."""
-    i = network.station_index[site_id]
-    row = network.stations.iloc[i]
-    window = network.window(start, end)
-    if window.last < window.first:
-        return []
-    span = slice(window.first, window.last + 1)
-    raw = {name: np.asarray(array[i, span]) for name, array in network.wow.items()}
-    reported = np.flatnonzero(raw["air_temperature"] != MISSING)
-    steps = window.first + reported
-    ends = np.datetime64(network.start.replace(tzinfo=None), "s") + steps * np.timedelta64(900, "s")
-    interval = np.timedelta64(900 * int(row["interval_steps"]), "s")
+def wow_observations(network: Network, sites: list[str], start: dt.datetime, end: dt.datetime) -> list[dict]:
+    """The stations' reports with ReportEndDateTime in [start, end], as WOW's byversion answers them."""
+    found = network.station_observations(sites, start, end)
+    site_ids = found["site_id"].tolist()
+    rows = np.array([network.station_index[site] for site in site_ids], dtype=np.int64)
+    stations = network.stations
+    ends = found["ts"].dt.tz_convert(None).to_numpy()
+    steps = (ends - np.datetime64(network.start.replace(tzinfo=None))) // np.timedelta64(STEP)  # for Id
+    interval = stations["interval_steps"].to_numpy(dtype=np.int64)[rows] * np.timedelta64(STEP)
 
     def values(name: str) -> list:
-        v = raw[name][reported]
-        return np.where(v <= NODATA, None, v / SCALE).tolist()
+        v = found[name].to_numpy()
+        return np.where(np.isnan(v), None, v).tolist()
 
-    fixed = {
-        "SiteId": site_id,
-        "Latitude": float(row["latitude"]),
-        "Longitude": float(row["longitude"]),
-        "IsOfficial": bool(row["is_official"]),
-        "IsLatestVersion": True,
-        "Version": 1,
-    }
     columns = zip(
+        site_ids,
         steps.tolist(),
+        stations["latitude"].to_numpy(dtype=float)[rows].tolist(),
+        stations["longitude"].to_numpy(dtype=float)[rows].tolist(),
+        stations["is_official"].to_numpy(dtype=bool)[rows].tolist(),
         np.datetime_as_string(ends - interval, unit="s").tolist(),
         np.datetime_as_string(ends, unit="s").tolist(),
         values("air_temperature"),
@@ -413,15 +405,20 @@ def wow_observations(network: Network, site_id: str, start: dt.datetime, end: dt
     )
     return [
         {
-            "Id": f"{site_id}-{step}",
-            **fixed,
+            "Id": f"{site}-{step}",
+            "SiteId": site,
+            "Latitude": latitude,
+            "Longitude": longitude,
+            "IsOfficial": official,
+            "IsLatestVersion": True,
+            "Version": 1,
             "ReportStartDateTime": began,
             "ReportEndDateTime": ended,
             "DryBulbTemperature_Celsius": temperature,
             "RainfallAmount_Millimetre": rain,
             "RelativeHumidity": humidity,
         }
-        for step, began, ended, temperature, rain, humidity in columns
+        for site, step, latitude, longitude, official, began, ended, temperature, rain, humidity in columns
     ]
 
 
@@ -460,7 +457,7 @@ def _wow_routes(app: Flask, sim: Simulator) -> None:
             if end - start > dt.timedelta(days=WOW_MAX_DAYS_PER_SITE):
                 return _wow_error(400, f"a site query spans at most {WOW_MAX_DAYS_PER_SITE} days")
             site = args["site_id"]
-            found = wow_observations(network, site, start, end) if site in network.station_index else []
+            found = wow_observations(network, [site], start, end) if site in network.station_index else []
         elif all(box):
             try:
                 top, left, bottom, right = (float(v) for v in box)
@@ -472,7 +469,7 @@ def _wow_routes(app: Flask, sim: Simulator) -> None:
             inside = stations[
                 stations["latitude"].between(bottom, top) & stations["longitude"].between(left, right)
             ]
-            found = [obs for site in inside["site_id"] for obs in wow_observations(network, site, start, end)]
+            found = wow_observations(network, list(inside["site_id"]), start, end)
         else:
             return _wow_error(400, "give site_id or the four bounding-box parameters")
         payload = found if app.config["WOW_BARE_LIST"] else {"Object": found}
