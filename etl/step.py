@@ -11,6 +11,7 @@ import datetime as dt
 import fcntl
 import logging
 import sys
+import tempfile
 import time
 import zlib
 from collections.abc import Callable, Iterator
@@ -23,7 +24,6 @@ from sqlalchemy import Engine, insert, text, update
 
 from core.errors import GrowWowError
 from core.schema import etl_runs
-from core.settings import VAR_DIR
 from etl.settings import EtlSettings
 from etl.shard import Shard, ShardParam
 
@@ -73,11 +73,13 @@ def etl_lock(engine: Engine, shard: Shard) -> Iterator[None]:
         finally:
             connection.close()
         return
-    # The lock file sits beside the database file it guards.
+    # The lock file sits beside the database file it guards; an in-memory database has no file, so its
+    # lock goes to the system's temporary folder.
     database = engine.url.database
     suffix = f".etl-{str(shard).replace('/', 'of')}.lock"
     in_memory = not database or database == ":memory:"
-    lock_path = VAR_DIR / f"memory{suffix}" if in_memory else Path(database + suffix)
+    folder = Path(tempfile.gettempdir())
+    lock_path = folder / f"grow-wow-memory{suffix}" if in_memory else Path(database + suffix)
     lock_path.parent.mkdir(parents=True, exist_ok=True)
     with open(lock_path, "w") as handle:
         try:

@@ -3,11 +3,17 @@
 PostgreSQL comes from TEST_DATABASE_URL (default: the local server on 127.0.0.1:5432, database test).
 Each test gets its own PostgreSQL schema, dropped afterwards, so tests never see each other's rows.
 Outside CI an unreachable PostgreSQL skips its tests with the reason; in CI (CI=true) it fails them.
+
+No test writes under var/ (the developer's own database, demo network and Airflow live there): after each
+test the guard below compares a listing of var/ with the one before and fails the test that changed it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import socket
+import threading
 import uuid
 
 import pytest
@@ -15,9 +21,9 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.exc import OperationalError
 
 from core.db import init_db, make_engine
-from core.settings import parse_database_url
+from core.settings import VAR_DIR, parse_database_url
 from etl.settings import load_settings
-from tests.factories import SIMULATED_END
+from tests.factories import SIMULATED_END, seed, var_changes, var_listing
 
 POSTGRES_URL = parse_database_url(
     os.environ.get("TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
@@ -43,27 +49,43 @@ def postgres_url():
     return POSTGRES_URL
 
 
+@pytest.fixture(scope="session")
+def postgres_admin(postgres_url):
+    """One connection pool for making and dropping the tests' schemas."""
+    admin = create_engine(postgres_url)
+    yield admin
+    admin.dispose()
+
+
+def _new_schema(admin, base) -> tuple[str, str]:
+    """A fresh schema: its name, and the URL of the database with the schema as its search path."""
+    schema = f"test_{uuid.uuid4().hex[:12]}"
+    with admin.begin() as connection:
+        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
+    url = base.update_query_dict({"options": f"-csearch_path={schema}"})
+    return schema, url.render_as_string(hide_password=False)
+
+
+def _drop_schemas(admin, schemas) -> None:
+    with admin.begin() as connection:
+        for schema in schemas:
+            connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+
+
 @pytest.fixture
 def postgres_schemas(request):
     """Make fresh PostgreSQL schemas on demand (a URL each); all are dropped after the test."""
     base = request.getfixturevalue("postgres_url")
-    admin = create_engine(base)
+    admin = request.getfixturevalue("postgres_admin")
     made = []
 
     def make() -> str:
-        schema = f"test_{uuid.uuid4().hex[:12]}"
-        with admin.begin() as connection:
-            connection.execute(text(f'CREATE SCHEMA "{schema}"'))
+        schema, url = _new_schema(admin, base)
         made.append(schema)
-        return base.update_query_dict({"options": f"-csearch_path={schema}"}).render_as_string(
-            hide_password=False
-        )
+        return url
 
     yield make
-    with admin.begin() as connection:
-        for schema in made:
-            connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-    admin.dispose()
+    _drop_schemas(admin, made)
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
@@ -89,9 +111,62 @@ def engine(settings):
     engine.dispose()
 
 
+@pytest.fixture(scope="module", params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def seeded_url(request, tmp_path_factory):
+    """A URL to a database of each engine holding factories.seed's rows, made once for the tests of a
+    module that only read it (a test that writes asks for `engine` and seeds its own)."""
+    schema = None
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path_factory.mktemp('seeded') / 'grow_wow.sqlite'}"
+    else:
+        admin = request.getfixturevalue("postgres_admin")
+        schema, url = _new_schema(admin, request.getfixturevalue("postgres_url"))
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        _forget_the_shell(monkeypatch)
+        engine = make_engine(load_settings(database_url=url))
+    init_db(engine)
+    seed(engine)
+    engine.dispose()
+    yield url
+    if schema:
+        _drop_schemas(request.getfixturevalue("postgres_admin"), [schema])
+
+
+# --- nothing written under var/ -------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session", autouse=True)
+def var_baseline():
+    """What var/ held when the tests started (taken before any other fixture runs); each change a test
+    makes fails that test, then is accepted. A change left by the teardown of a module's or the
+    session's fixtures fails the last test."""
+    baseline = {"listing": var_listing(VAR_DIR)}
+    yield baseline
+    changes = var_changes(baseline["listing"], var_listing(VAR_DIR))
+    if changes:
+        pytest.fail(f"a fixture's teardown wrote under {VAR_DIR}: " + "; ".join(changes), pytrace=False)
+
+
+@pytest.fixture(autouse=True)
+def nothing_written_under_var(var_baseline):
+    """Fail the test (at its teardown) if it, or a fixture it set up, added, changed or removed anything
+    under var/. Set up before the test's other fixtures and torn down after them, so their writes count."""
+    yield
+    now = var_listing(VAR_DIR)
+    changes = var_changes(var_baseline["listing"], now)
+    var_baseline["listing"] = now  # blame each change once
+    if changes:
+        where = f"written under {VAR_DIR} by this test or the fixtures set up or torn down around it"
+        pytest.fail(f"{where}: " + "; ".join(changes), pytrace=False)
+
+
 @pytest.fixture(autouse=True)
 def clean_environment(monkeypatch):
     """Tests see only the settings they set themselves, never the developer's shell."""
+    _forget_the_shell(monkeypatch)
+
+
+def _forget_the_shell(monkeypatch) -> None:
     from etl.settings import EtlSettings
     from flask_back_end.settings import BackendSettings
     from flask_front_end.settings import FrontendSettings
@@ -99,6 +174,18 @@ def clean_environment(monkeypatch):
     for role in (EtlSettings, BackendSettings, FrontendSettings):
         for name in role.model_fields:
             monkeypatch.delenv(name.upper(), raising=False)
+
+
+def stop(server) -> None:
+    """Stop a server of devtools.loopback at once: its loop looks for shutdown() only between requests
+    or every half second, so knock on its port until it has stopped."""
+    stopping = threading.Thread(target=server.shutdown)
+    stopping.start()
+    while stopping.is_alive():
+        with contextlib.suppress(OSError):
+            socket.create_connection(("127.0.0.1", server.port), timeout=1).close()
+        stopping.join(0.01)
+    server.server_close()
 
 
 # --- the simulated network and its live server --------------------------------------------------------
@@ -152,7 +239,7 @@ def simulator(network):
 
     yield start
     for server in servers:
-        server.shutdown()
+        stop(server)
 
 
 @pytest.fixture
@@ -191,4 +278,4 @@ def serve():
 
     yield start
     for server in servers:
-        server.shutdown()
+        stop(server)

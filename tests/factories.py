@@ -1,9 +1,12 @@
 """What the tests share, in one place: synthetic sensors and stations, the seeded database of the
-web-app tests, database snapshots to compare runs, and the settings and environment of a pipeline run
-against the simulator. Randomness is seeded everywhere: the same test sees the same data every run."""
+web-app tests, database snapshots to compare runs, the settings and environment of a pipeline run
+against the simulator, and the listing of var/ that shows no test wrote there. Randomness is seeded
+everywhere: the same test sees the same data every run."""
 
 import datetime as dt
+import fnmatch
 import os
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -228,3 +231,42 @@ def etl_env(database_url, url, now=NOW, **extra):
     )
     env.update(extra)
     return env
+
+
+# --- what is under var/ ---------------------------------------------------------------------------------
+
+# var/airflow-venv is made by `make test` (maybe still while the tests start): never compared. The outputs
+# of a developer's own runs (`make demo`, training, evaluation, bundles, benchmarks) may change beside
+# the tests: only their appearing or vanishing counts. SQLite's companions of the demo database come and
+# go while the demo runs: never compared.
+VAR_IGNORED = ("airflow-venv", "grow_wow.sqlite-wal", "grow_wow.sqlite-shm", "grow_wow.sqlite-journal")
+VAR_DEVELOPER_OUTPUTS = ("grow_wow.sqlite*", "demo-network", "eval", "train-*", "bundles", "bench_*")
+
+
+def var_listing(var_dir: Path) -> dict[str, tuple]:
+    """Every file and folder under var_dir by its relative path: (size, mtime in ns) for files, () for
+    folders and for the developer's outputs."""
+    listing: dict[str, tuple] = {}
+    if not var_dir.is_dir():
+        return listing
+    for top in var_dir.iterdir():
+        if top.name in VAR_IGNORED:
+            continue
+        if any(fnmatch.fnmatch(top.name, pattern) for pattern in VAR_DEVELOPER_OUTPUTS):
+            listing[top.name] = ()
+            continue
+        paths = [top, *top.rglob("*")] if top.is_dir() and not top.is_symlink() else [top]
+        for path in paths:
+            stat = path.lstat()
+            is_file = not path.is_dir() or path.is_symlink()
+            listing[str(path.relative_to(var_dir))] = (stat.st_size, stat.st_mtime_ns) if is_file else ()
+    return listing
+
+
+def var_changes(before: dict[str, tuple], after: dict[str, tuple]) -> list[str]:
+    """What changed between two listings, one phrase a path: added, changed or removed."""
+    added = [f"added {path}" for path in sorted(after.keys() - before.keys())]
+    removed = [f"removed {path}" for path in sorted(before.keys() - after.keys())]
+    kept = sorted(before.keys() & after.keys())
+    changed = [f"changed {path}" for path in kept if before[path] != after[path]]
+    return added + changed + removed

@@ -28,6 +28,8 @@ STEPS = [
     "analyse_anomalies",
 ]
 
+pytestmark = pytest.mark.slow  # Airflow's own Python in subprocesses: seconds to start, minutes to run
+
 if not AIRFLOW_PYTHON.exists():
     reason = f"no Airflow environment at {AIRFLOW_PYTHON} (make test creates it)"
     if os.environ.get("CI") == "true":

@@ -8,7 +8,7 @@ from hypothesis import HealthCheck, settings
 
 from flask_back_end import create_app
 from flask_back_end.settings import load_settings
-from tests.factories import TOKEN, seed
+from tests.factories import TOKEN
 
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
@@ -20,13 +20,14 @@ schema = schemathesis.openapi.from_wsgi(
 
 
 @pytest.fixture
-def seeded_app(settings, engine):
-    seed(engine)
-    return create_app(
-        load_settings(database_url=settings.database_url.get_secret_value(), backend_token=TOKEN)
-    )
+def seeded_app(seeded_url):
+    """The back end on the seeded database of each engine (shared: every case only reads)."""
+    app = create_app(load_settings(database_url=seeded_url, backend_token=TOKEN))
+    yield app
+    app.extensions["grow_wow"]["engine"].dispose()
 
 
+@pytest.mark.slow  # 25 generated cases a route on each engine: about a minute
 @schema.parametrize()
 @settings(
     max_examples=25,

@@ -6,16 +6,17 @@ import pytest
 
 from flask_back_end import create_app
 from flask_back_end.settings import load_settings
-from tests.factories import TOKEN, seed
+from tests.factories import TOKEN
 
 
 @pytest.fixture
-def client(settings, engine):
-    seed(engine)
-    app = create_app(load_settings(backend_token=TOKEN))
+def client(seeded_url):
+    """A client of the back end on the seeded database of each engine (shared: no test here writes)."""
+    app = create_app(load_settings(database_url=seeded_url, backend_token=TOKEN))
     app.config["TESTING"] = True
     with app.test_client() as client:
         yield client
+    app.extensions["grow_wow"]["engine"].dispose()
 
 
 def get(client, path, token=TOKEN, **params):

@@ -1,8 +1,9 @@
 """The front end in a real browser (Debian's Chromium driven by Playwright) on the data of a real
 nightly run: the simulated network's 50 sensors through the five steps, both apps on loopback.
 
-Each test writes a screenshot of its page to var/screenshots/. Where Chromium is missing the tests are
-skipped with the reason, except under CI (CI=true), where they fail.
+Each test writes a screenshot of its page to the folder SCREENSHOT_DIR names (to look at them, or to refresh
+the README's pictures in docs/ with UPDATE_SCREENSHOTS=1), else to a temporary folder. Where Chromium is
+missing the tests are skipped with the reason, except under CI (CI=true), where they fail.
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ from sqlalchemy import select
 
 from core.db import init_db, make_engine
 from core.schema import sensor_health, sensors
-from core.settings import VAR_DIR
 from devtools.demo import demo_settings, serve_in_background
 from devtools.loopback import serve_on_loopback
 from etl.runner import run_nightly
@@ -35,7 +35,7 @@ CHROMIUM = "/usr/bin/chromium"
 HOSTILE_NAME = "<img src=x id=pwned-name>"
 HOSTILE_ADDRESS = 'Hostile Lane "><img src=x id=pwned-address>'
 
-SHOTS = VAR_DIR / "screenshots"
+SCREENSHOTS = ["login", "login_refused", "all_grow_map", "sensor_panel", "faulty_sensor", "owner_map"]
 PASSWORD = "a demo password"
 TOKEN = "browser-test-token"
 
@@ -46,8 +46,11 @@ if not Path(CHROMIUM).exists():
     pytest.skip(reason, allow_module_level=True)
 
 sync_api = pytest.importorskip("playwright.sync_api")
-# Werkzeug's development server leaves a static file open when the browser drops its request early.
-pytestmark = pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+pytestmark = [
+    pytest.mark.slow,  # a whole nightly run, then Chromium: about a minute
+    # Werkzeug's development server leaves a static file open when the browser drops its request early.
+    pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning"),
+]
 
 
 def _serve(app) -> tuple[str, object]:
@@ -130,11 +133,25 @@ def browser():
         browser.close()
 
 
+@pytest.fixture(scope="module")
+def shots(tmp_path_factory):
+    """Where the screenshots go: SCREENSHOT_DIR, emptied of this module's pictures first, or a temporary
+    folder."""
+    if not os.environ.get("SCREENSHOT_DIR"):
+        return tmp_path_factory.mktemp("screenshots")
+    folder = Path(os.environ["SCREENSHOT_DIR"]).resolve()
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in SCREENSHOTS:
+        (folder / f"{name}.png").unlink(missing_ok=True)
+    return folder
+
+
 @pytest.fixture
-def page(browser, site):
+def page(browser, site, shots):
     """A fresh browser tab that records the host of every request it makes."""
     context = browser.new_context(viewport={"width": 1400, "height": 1000})
     page = context.new_page()
+    page.shots = shots
     page.hosts, page.errors = set(), []
     page.on("request", lambda request: page.hosts.add(urlsplit(request.url).netloc))
     page.on("pageerror", lambda error: page.errors.append(str(error)))
@@ -149,8 +166,7 @@ def page(browser, site):
 
 
 def shoot(page, name: str) -> None:
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+    page.screenshot(path=str(page.shots / f"{name}.png"), full_page=True)
 
 
 def log_in(page, site, username="ada", password=PASSWORD):
@@ -338,11 +354,10 @@ def test_a_form_posted_without_its_csrf_token_is_refused(page, site):
     assert page.goto(f"{site['url']}/all_grow_map").url.split("?")[0].endswith("/login")
 
 
-def test_every_page_left_a_screenshot():
+def test_every_page_left_a_screenshot(shots):
     """The tests above photographed each page; UPDATE_SCREENSHOTS=1 copies the two the README shows."""
-    names = ["login", "login_refused", "all_grow_map", "sensor_panel", "faulty_sensor", "owner_map"]
-    assert [name for name in names if not (SHOTS / f"{name}.png").exists()] == []
+    assert [name for name in SCREENSHOTS if not (shots / f"{name}.png").exists()] == []
     if os.environ.get("UPDATE_SCREENSHOTS") == "1":
         docs = Path(__file__).resolve().parent.parent / "docs"
         for name in ("all_grow_map", "faulty_sensor"):
-            shutil.copy(SHOTS / f"{name}.png", docs / f"{name}.png")
+            shutil.copy(shots / f"{name}.png", docs / f"{name}.png")

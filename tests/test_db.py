@@ -114,7 +114,7 @@ def test_naive_timestamps_are_refused(engine):
 
 
 def test_an_unreachable_database_is_named_in_one_line(monkeypatch):
-    monkeypatch.setenv("DATABASE_URL", "postgresql://nobody:pw1234@127.0.0.1:1/x")
+    monkeypatch.setenv("DATABASE_URL", "postgresql://nobody:pw1234@127.0.0.1:1/x")  # port 1: nothing listens
     with pytest.raises(DatabaseUnavailable) as caught:
         check_connection(make_engine(load_settings()))
     message = str(caught.value)
@@ -137,6 +137,7 @@ def run_cli(*args, env=None, cwd=PROJECT_ROOT):
     )
 
 
+@pytest.mark.slow  # three subprocesses
 def test_cli_init_db_twice_then_status(database_url):
     env = {"DATABASE_URL": database_url}
     first = run_cli("init-db", env=env)
@@ -159,12 +160,36 @@ def test_cli_with_a_wrong_database_fails_in_one_line():
     assert "Traceback" not in result.stderr
 
 
-def test_cli_without_database_url_uses_the_sqlite_default():
-    result = run_cli("status")
-    assert "Traceback" not in result.stderr  # 0 or 1 by the runs the local demo database holds
-    assert f"sqlite:///{PROJECT_ROOT / 'var' / 'grow_wow.sqlite'}" in result.stdout
+# The command line with its default SQLite file (var/grow_wow.sqlite, see test_settings.py) moved to the
+# path given first, so that a test never touches the developer's own database.
+WITH_DEFAULT_AT = (
+    "import pathlib, sys, core.settings; core.settings.DEFAULT_SQLITE_PATH = pathlib.Path(sys.argv.pop(1)); "
+    "from etl.cli import cli; cli(prog_name='python -m etl')"
+)
 
 
+@pytest.mark.slow  # two subprocesses
+def test_cli_without_database_url_uses_the_sqlite_default(tmp_path):
+    default = tmp_path / "var" / "grow_wow.sqlite"
+    environment = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
+    runs = [
+        subprocess.run(
+            [sys.executable, "-c", WITH_DEFAULT_AT, str(default), command],
+            capture_output=True,
+            text=True,
+            env={**environment, "PYTHONPATH": str(PROJECT_ROOT)},
+            cwd=PROJECT_ROOT,
+            timeout=120,
+        )
+        for command in ("init-db", "status")
+    ]
+    assert runs[0].returncode == 0, runs[0].stderr
+    assert default.exists()  # the folder is made too
+    assert f"database  sqlite:///{default}" in runs[1].stdout, runs[1].stderr
+    assert "Traceback" not in runs[1].stderr and "NEVER RUN" in runs[1].stdout
+
+
+@pytest.mark.slow  # a subprocess each
 @pytest.mark.parametrize("command", ["init-db", "status", "new-migration"])
 def test_every_command_has_help(command):
     result = run_cli(command, "--help")

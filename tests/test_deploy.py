@@ -34,22 +34,25 @@ print(application.test_client().get(sys.argv[2]).status_code)
 """
 
 
-@pytest.mark.parametrize(("app", "health"), [("back_end", "/api/v1/health"), ("front_end", "/health")])
-def test_a_bundle_unzips_into_an_app_that_answers_its_health_route(tmp_path, app, health):
-    built = bundle.build(app, tmp_path / "bundles")
-    site = tmp_path / "site"
-    with zipfile.ZipFile(built) as archive:
+@pytest.mark.parametrize("app", ["back_end", "front_end"])
+def test_a_bundle_holds_its_app_core_a_procfile_and_the_web_pins(tmp_path, app):
+    with zipfile.ZipFile(bundle.build(app, tmp_path / "bundles")) as archive:
         names = archive.namelist()
-        archive.extractall(site)
+        procfile = archive.read("Procfile").decode()
+        pins = archive.read("requirements.txt").decode()
     assert {"application.py", "Procfile", "requirements.txt", "core/schema.py"} <= set(names)
     package = bundle.APPS[app][0]
     assert {name.split("/")[0] for name in names if "/" in name} == {package, "core"}
-    assert (
-        "gunicorn" in (site / "Procfile").read_text()
-        and "application:application" in (site / "Procfile").read_text()
-    )
-    pins = (site / "requirements.txt").read_text()
+    assert "gunicorn" in procfile and "application:application" in procfile
     assert "gunicorn==" in pins and "tensorflow" not in pins and "Flask==" in pins
+
+
+@pytest.mark.slow  # a subprocess each
+@pytest.mark.parametrize(("app", "health"), [("back_end", "/api/v1/health"), ("front_end", "/health")])
+def test_a_bundle_unzips_into_an_app_that_answers_its_health_route(tmp_path, app, health):
+    site = tmp_path / "site"
+    with zipfile.ZipFile(bundle.build(app, tmp_path / "bundles")) as archive:
+        archive.extractall(site)
     database = f"sqlite:///{tmp_path / 'web.sqlite'}"
     init_db(make_engine(load_settings(database_url=database)))
     env = {
@@ -72,6 +75,7 @@ def test_a_bundle_unzips_into_an_app_that_answers_its_health_route(tmp_path, app
     assert result.stdout.strip() == ("200" if app == "back_end" else "503")
 
 
+@pytest.mark.slow  # a whole nightly run in a subprocess
 def test_the_crontab_line_runs_the_nightly_runner(tmp_path, simulator):
     """The nightly line of deploy/crontab, with its paths pointed at this checkout and a scratch
     database, runs the five steps against the simulator and logs them."""

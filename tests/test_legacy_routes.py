@@ -9,11 +9,22 @@ from tests.factories import START, TOKEN, seed
 
 
 @pytest.fixture
-def client(settings, engine):
+def client(seeded_url):
+    """A client of the back end on the seeded database of each engine (shared: only read)."""
+    app = create_app(load_settings(database_url=seeded_url, backend_token=TOKEN))
+    with app.test_client() as client:
+        yield client
+    app.extensions["grow_wow"]["engine"].dispose()
+
+
+@pytest.fixture
+def own_client(settings, engine):
+    """A client of the back end on a seeded database of its own, for a test that changes rows."""
     seed(engine)
     app = create_app(load_settings(backend_token=TOKEN))
     with app.test_client() as client:
         yield client
+    app.extensions["grow_wow"]["engine"].dispose()
 
 
 def get(client, path, token=TOKEN, **params):
@@ -71,7 +82,7 @@ def test_sensor_lists_by_status(client, status, expected):
     assert [row["sensor_id"] for row in rows] == expected
 
 
-def test_individual_series_line_up_for_2019s_charts(client, engine):
+def test_individual_series_line_up_for_2019s_charts(own_client, engine):
     from sqlalchemy import update
 
     from core.schema import readings
@@ -82,7 +93,7 @@ def test_individual_series_line_up_for_2019s_charts(client, engine):
             .where(readings.c.sensor_id == "s1", readings.c.ts == START + pd.Timedelta("4D 00:30:00"))
             .values(light=None)
         )
-    body = get(client, "/api/indiv_grow_data", sensor_id="s1", **ONE_HOUR).json
+    body = get(own_client, "/api/indiv_grow_data", sensor_id="s1", **ONE_HOUR).json
     times = [[sample["DateTime"] for sample in series["Data"]] for series in body["Data"]]
     assert times[0] == times[1] == times[2] and len(times[0]) == 4 and "20190605003000" not in times[0]
 

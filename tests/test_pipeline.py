@@ -5,6 +5,8 @@ import datetime as dt
 import os
 import subprocess
 import sys
+import tempfile
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -154,6 +156,7 @@ def simulator(simulator, small_network):
     return lambda **options: simulator(serving=small_network, **options)
 
 
+@pytest.mark.slow  # two whole nightly runs
 def test_the_nightly_run_fills_the_database_and_running_it_again_changes_nothing(
     database_url, network, simulator
 ):
@@ -205,6 +208,7 @@ def test_the_nightly_run_fills_the_database_and_running_it_again_changes_nothing
         assert health.loc[code, "reason"]
 
 
+@pytest.mark.slow  # two whole nightly runs
 def test_late_uploads_arrive_in_the_next_run(tmp_path, network, simulator):
     earlier = dt.datetime(2019, 6, 26, tzinfo=UTC)
     url = simulator(now=earlier)
@@ -222,6 +226,7 @@ def test_late_uploads_arrive_in_the_next_run(tmp_path, network, simulator):
     pd.testing.assert_frame_equal(stored_readings(engine), truth, check_dtype=False)
 
 
+@pytest.mark.slow  # two whole nightly runs
 def test_a_failed_window_holds_its_sensors_back_and_the_next_run_completes(
     tmp_path, network, simulator, monkeypatch
 ):
@@ -325,6 +330,7 @@ def test_the_status_verdict_for_monitoring(records, healthy, verdict):
     assert ok is healthy and said.startswith(verdict), said
 
 
+@pytest.mark.slow  # a whole nightly run and two subprocesses
 def test_status_exits_0_after_a_good_night_and_1_when_it_is_too_old(tmp_path, simulator):
     database = f"sqlite:///{tmp_path}/status.sqlite"
     settings = pipeline_settings(database, simulator())
@@ -358,6 +364,7 @@ def test_a_run_killed_earlier_is_marked_as_interrupted(tmp_path, simulator):
     assert runs == [("failed", "interrupted (killed or crashed)"), ("ok", None)]
 
 
+@pytest.mark.slow  # a subprocess
 def test_a_second_run_started_meanwhile_exits_at_once(database_url, simulator):
     engine = make_engine(load_settings(database_url=database_url))
     init_db(engine)
@@ -375,6 +382,18 @@ def test_a_second_run_started_meanwhile_exits_at_once(database_url, simulator):
         pass
 
 
+def test_an_in_memory_database_is_locked_too_by_a_file_in_the_temporary_folder():
+    engine = make_engine(load_settings(database_url="sqlite://"))
+    lock = Path(tempfile.gettempdir()) / "grow-wow-memory.etl-2of3.lock"
+    with etl_lock(engine, Shard(2, 3)):
+        assert lock.exists()
+        with pytest.raises(AlreadyRunning), etl_lock(engine, Shard(2, 3)):
+            pass
+        with etl_lock(engine, Shard(1, 3)):  # another shard runs beside it
+            pass
+
+
+@pytest.mark.slow  # a subprocess each, detection loads TensorFlow
 @pytest.mark.parametrize(
     ("module", "args", "expect"),
     [
@@ -401,6 +420,7 @@ def test_each_step_runs_on_its_own_in_order(tmp_path_factory, simulator, module,
     assert expect in result.stdout
 
 
+@pytest.mark.slow  # two subprocesses
 def test_store_sensor_info_takes_the_google_key_as_its_argument(tmp_path, simulator):
     database = f"sqlite:///{tmp_path}/google.sqlite"
     init_db(make_engine(load_settings(database_url=database)))

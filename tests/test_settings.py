@@ -14,6 +14,7 @@ from core.settings import DEFAULT_SQLITE_PATH
 from etl.settings import load_settings
 from flask_back_end.settings import load_settings as back_end_settings
 from flask_front_end.settings import load_settings as front_end_settings
+from tests.factories import var_changes, var_listing
 
 DB_SECRET = {
     "host": "grow.cluster-abc.eu-west-1.rds.amazonaws.com",
@@ -29,6 +30,32 @@ def test_unset_database_url_means_the_embedded_sqlite_file():
     assert settings.database.get_backend_name() == "sqlite"
     assert settings.database.database == str(DEFAULT_SQLITE_PATH)
     assert DEFAULT_SQLITE_PATH.parent.name == "var"
+
+
+def test_the_var_guard_sees_a_file_added_changed_or_removed(tmp_path):
+    """conftest.py fails any test that writes under var/ (where the default database lives) by this
+    listing; it must see every kind of write, and let the Airflow environment and a demo's files be."""
+    var = tmp_path / "var"
+    (var / "airflow-venv" / "bin").mkdir(parents=True)
+    (var / "eval").mkdir()
+    (var / "kept.txt").write_text("a")
+    (var / "gone.txt").write_text("b")
+    before = var_listing(var)
+    (var / "screenshots").mkdir()
+    (var / "screenshots" / "login.png").write_bytes(b"png")
+    (var / "kept.txt").write_text("longer")
+    (var / "gone.txt").unlink()
+    (var / "airflow-venv" / "bin" / "python").write_text("")  # `make test` installing Airflow
+    (var / "eval" / "report.csv").write_text("")  # a developer's evaluation
+    (var / "grow_wow.sqlite").write_bytes(b"")  # but a test must not create the default database
+    assert var_changes(before, var_listing(var)) == [
+        "added grow_wow.sqlite",
+        "added screenshots",
+        "added screenshots/login.png",
+        "changed kept.txt",
+        "removed gone.txt",
+    ]
+    assert var_changes(before, before) == []
 
 
 def test_settings_are_read_from_the_environment(monkeypatch):

@@ -278,6 +278,7 @@ def run_etl(*args, env):
     )
 
 
+@pytest.mark.slow  # a subprocess
 def test_the_fetch_command_with_a_dead_api_exits_nonzero_with_one_line(tmp_path):
     result = run_etl(
         "fetch-sensors",
@@ -293,6 +294,7 @@ def test_the_fetch_command_with_a_dead_api_exits_nonzero_with_one_line(tmp_path)
     assert result.stderr.strip() == "Error: GROW API sensor list: connection refused after 2 attempts"
 
 
+@pytest.mark.slow  # a subprocess
 def test_the_fetch_command_writes_the_readings(network, simulator, tmp_path):
     url = simulator()
     code = network.sensors["sensor_id"][1]
