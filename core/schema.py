@@ -32,6 +32,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.types import TypeDecorator
 
+from core.times import as_utc
 from core.vocabulary import Health
 
 # Named constraints, so migrations can refer to them on both engines.
@@ -76,11 +77,7 @@ class UTCDateTime(TypeDecorator):
         return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
 
     def process_result_value(self, value, dialect):
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            return value.replace(tzinfo=dt.UTC)
-        return value.astimezone(dt.UTC)
+        return None if value is None else as_utc(value)
 
 
 JSONDocument = JSON().with_variant(JSONB(), "postgresql")

@@ -13,5 +13,6 @@ def serve_on_loopback(app, port: int = 0):
 
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
     server = make_server("127.0.0.1", port, app, threaded=True)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    # Look for shutdown() every 50 ms, not werkzeug's 0.5 s: tests and the demo stop servers often.
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
     return server

@@ -9,6 +9,7 @@ from pydantic import Field, SecretStr, field_validator
 
 from core.aws_secrets import SecretStore
 from core.settings import CoreSettings, http_url, load_role_settings
+from core.times import as_utc
 
 
 class EtlSettings(CoreSettings):
@@ -76,9 +77,7 @@ class EtlSettings(CoreSettings):
     @field_validator("etl_now")
     @classmethod
     def _aware(cls, value: dt.datetime | None) -> dt.datetime | None:
-        if value is not None and value.tzinfo is None:
-            return value.replace(tzinfo=dt.UTC)
-        return value
+        return None if value is None else as_utc(value)
 
     def now(self) -> dt.datetime:
         """The present for the ETL: ETL_NOW when set, else the clock (UTC)."""

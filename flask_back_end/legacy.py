@@ -33,9 +33,7 @@ from werkzeug.http import http_date
 from core.db import read_frame
 from core.schema import readings, sensor_health, sensors
 from core.times import grow_stamp, parse_grow_stamp, parse_utc
-from core.vocabulary import GROW_CODES, Health
-from core.vocabulary import GROW_DATA_SOURCE as GROW_SOURCE
-from core.vocabulary import GROW_TIME_FORMAT as GROW_TIME
+from core.vocabulary import GROW_CODES, GROW_DATA_SOURCE, GROW_TIME_FORMAT, Health
 from flask_back_end import auth
 from flask_back_end.api import (
     engine,
@@ -288,7 +286,7 @@ def indiv_grow_data(params):
     # 2019's chart code reads the three series side by side by position: keep only the times all three
     # have, so its rows line up.
     frame = frame.dropna(subset=list(GROW_VARIABLES.values()))
-    stamps = frame["ts"].dt.strftime(GROW_TIME).tolist() if len(frame) else []
+    stamps = frame["ts"].dt.strftime(GROW_TIME_FORMAT).tolist() if len(frame) else []
     series = []
     for suffix, column in GROW_VARIABLES.items():
         values = frame[column].tolist() if len(frame) else []
@@ -300,7 +298,7 @@ def indiv_grow_data(params):
             {
                 "LocationCode": sensor_id,
                 "LocationIdentifier": f"Grow.Thingful#{sensor_id}",
-                "VariableCode": f"{GROW_SOURCE}.{suffix}",
+                "VariableCode": f"{GROW_DATA_SOURCE}.{suffix}",
                 "StartDate": grow_stamp(start),
                 "EndDate": grow_stamp(end),
                 "Data": samples,

@@ -10,10 +10,7 @@ test the guard below compares a listing of var/ with the one before and fails th
 
 from __future__ import annotations
 
-import contextlib
 import os
-import socket
-import threading
 import uuid
 
 import pytest
@@ -176,18 +173,6 @@ def _forget_the_shell(monkeypatch) -> None:
             monkeypatch.delenv(name.upper(), raising=False)
 
 
-def stop(server) -> None:
-    """Stop a server of devtools.loopback at once: its loop looks for shutdown() only between requests
-    or every half second, so knock on its port until it has stopped."""
-    stopping = threading.Thread(target=server.shutdown)
-    stopping.start()
-    while stopping.is_alive():
-        with contextlib.suppress(OSError):
-            socket.create_connection(("127.0.0.1", server.port), timeout=1).close()
-        stopping.join(0.01)
-    server.server_close()
-
-
 # --- the simulated network and its live server --------------------------------------------------------
 
 
@@ -239,7 +224,7 @@ def simulator(network):
 
     yield start
     for server in servers:
-        stop(server)
+        server.shutdown()
 
 
 @pytest.fixture
@@ -278,4 +263,4 @@ def serve():
 
     yield start
     for server in servers:
-        stop(server)
+        server.shutdown()

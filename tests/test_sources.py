@@ -15,9 +15,9 @@ import pytest
 import requests
 
 from core.errors import SettingsError
+from core.vocabulary import GROW_DATA_SOURCE
 from etl.sources.address import Geocoder, offline_address
 from etl.sources.grow import (
-    DATA_SOURCE,
     GrowClient,
     parse_grow_timestamps,
     parse_locations,
@@ -34,7 +34,7 @@ def entry(code, variable, points, no_data=-9999):
     return {
         "LocationIdentifier": f"Grow.Thingful#{code}",
         "LocationCode": code,
-        "VariableCode": f"{DATA_SOURCE}.{variable}",
+        "VariableCode": f"{GROW_DATA_SOURCE}.{variable}",
         "NoDataValue": no_data,
         "Data": [{"Value": v, "DateTime": t, "Availability": 1, "Quality": 0} for v, t in points],
     }
@@ -102,7 +102,7 @@ def test_malformed_samples_are_counted_and_skipped():
                 "air_temperature",
                 [(11.5, "20190501000300"), ("warm", "20190501001800"), (12.0, "yesterday")],
             ),
-            {"VariableCode": f"{DATA_SOURCE}.light", "Data": "nope"},
+            {"VariableCode": f"{GROW_DATA_SOURCE}.light", "Data": "nope"},
             "not an entry",
         ]
     }

@@ -22,7 +22,6 @@ from core.times import parse_grow_stamp, parse_utc
 from core.vocabulary import GROW_DATA_SOURCE
 from devtools.simulator.network import MISSING, NODATA, SCALE, STEP, Network, Window
 
-GROW_SOURCE = GROW_DATA_SOURCE
 GROW_NODATA = -9999
 # Variable code suffix → (stored variable, DataSourceVariableId, unit, display name)
 GROW_SERIES = {
@@ -191,8 +190,8 @@ def _grow_routes(app: Flask, sim: Simulator) -> None:
         if not _grow_authorised(sim):
             return _grow_error(401, "Unauthorized: a valid API key is required")
         body = request.get_json(silent=True)
-        if not isinstance(body, dict) or body.get("DataSourceCodes") != [GROW_SOURCE]:
-            return _grow_error(400, f'the body must be {{"DataSourceCodes": ["{GROW_SOURCE}"]}}')
+        if not isinstance(body, dict) or body.get("DataSourceCodes") != [GROW_DATA_SOURCE]:
+            return _grow_error(400, f'the body must be {{"DataSourceCodes": ["{GROW_DATA_SOURCE}"]}}')
         owner = body.get("UserId")
         found = {}
         visible = sim.visible_steps()
@@ -262,8 +261,8 @@ def _check_time_series_request(body: dict):
     if not isinstance(readers, list) or len(readers) != 1:
         return "exactly one Reader is supported", None
     reader = readers[0] if isinstance(readers[0], dict) else {}
-    if reader.get("DataSourceCode") != GROW_SOURCE:
-        return f"DataSourceCode must be {GROW_SOURCE}", None
+    if reader.get("DataSourceCode") != GROW_DATA_SOURCE:
+        return f"DataSourceCode must be {GROW_DATA_SOURCE}", None
     settings = reader.get("Settings")
     if not isinstance(settings, dict):
         return "Settings are required", None
@@ -272,7 +271,7 @@ def _check_time_series_request(body: dict):
         return "LocationCodes must be a non-empty list of sensor codes", None
     if len(codes) > GROW_MAX_LOCATIONS:
         return f"at most {GROW_MAX_LOCATIONS} LocationCodes per request", None
-    prefix = f"{GROW_SOURCE}."
+    prefix = f"{GROW_DATA_SOURCE}."
     if not isinstance(variables, list) or not variables:
         return "VariableCodes must be a non-empty list", None
     unknown = [v for v in variables if not (isinstance(v, str) and v.removeprefix(prefix) in GROW_SERIES)]
@@ -339,7 +338,7 @@ def _time_series_body(sim: Simulator, codes, variables, start, end, ascending) -
                 "SensorName": row["name"],
                 "SerialNumber": row["serial_number"],
                 "DataType": "Double",
-                "VariableCode": f"{GROW_SOURCE}.{suffix}",
+                "VariableCode": f"{GROW_DATA_SOURCE}.{suffix}",
                 "DataSourceVariableId": variable_id,
                 "NoDataValue": GROW_NODATA,
                 "CalculationType": "None",
@@ -353,10 +352,10 @@ def _time_series_body(sim: Simulator, codes, variables, start, end, ascending) -
     meta = {
         "Locations": meta_locations,
         "Variables": {
-            f"{GROW_SOURCE}.{s}": {
+            f"{GROW_DATA_SOURCE}.{s}": {
                 "State": 1,
                 "Name": GROW_SERIES[s][3],
-                "Code": f"{GROW_SOURCE}.{s}",
+                "Code": f"{GROW_DATA_SOURCE}.{s}",
                 "UnitCode": GROW_SERIES[s][2],
                 "VariableId": GROW_SERIES[s][1],
             }

@@ -25,12 +25,11 @@ from etl.sources.http import HttpPolicy, Source, SourceError
 
 log = logging.getLogger(__name__)
 
-DATA_SOURCE = GROW_DATA_SOURCE
 MAX_LOCATIONS = 10
 MAX_WINDOW = dt.timedelta(days=10)
 NO_DATA = -9999.0
 # The API's variable codes and our column names; calibrated soil moisture is the soil moisture we keep.
-VARIABLES = {f"{DATA_SOURCE}.{GROW_CODES[name]}": name for name in SENSOR_VARIABLES}
+VARIABLES = {f"{GROW_DATA_SOURCE}.{GROW_CODES[name]}": name for name in SENSOR_VARIABLES}
 READING_COLUMNS = ["sensor_id", "ts", *VARIABLES.values()]
 SENSOR_COLUMNS = [
     "sensor_id",
@@ -269,7 +268,7 @@ class GrowClient:
     def get_sensors(self) -> pd.DataFrame:
         """Every sensor the API knows, with owner, place and the span of its samples."""
         payload = self.source.request_json(
-            "POST", "entity/locations/get", "sensor list", json={"DataSourceCodes": [DATA_SOURCE]}
+            "POST", "entity/locations/get", "sensor list", json={"DataSourceCodes": [GROW_DATA_SOURCE]}
         )
         try:
             sensors, skipped = parse_locations(payload)
@@ -285,7 +284,7 @@ class GrowClient:
         body = {
             "Readers": [
                 {
-                    "DataSourceCode": DATA_SOURCE,
+                    "DataSourceCode": GROW_DATA_SOURCE,
                     "Settings": {
                         "LocationCodes": list(codes),
                         "VariableCodes": list(VARIABLES),
