@@ -49,6 +49,7 @@ metadata = MetaData(
 HEALTH_STATUSES = tuple(status.value for status in Health)
 USER_ROLES = ("admin", "owner")
 RUN_STATUSES = ("running", "ok", "failed")
+QUARANTINE_ACTIONS = ("refused", "repaired")
 
 # GROW location codes are short ("zg9xr321"); WOW site ids are numbers or GUIDs, up to 36 characters.
 SensorId = String(64)
@@ -178,7 +179,64 @@ detection_state = Table(
     metadata,
     Column("sensor_id", SensorId, primary_key=True),
     Column("analysed_until", UTCDateTime, nullable=False, comment="the latest reading already checked"),
+    Column(
+        "recheck_from",
+        UTCDateTime,
+        comment="readings this old or newer arrived late, after their days were checked: check again",
+    ),
     _updated_at(),
+)
+
+# How far each source has answered for each sensor (source 'grow') and station ('wow'): the extraction
+# watermark. It is not the newest reading: an answer that left a sensor out, failed, or held a record
+# that had to be refused does not move it, so the next run asks again from there.
+fetch_state = Table(
+    "fetch_state",
+    metadata,
+    Column("source", String(8), primary_key=True, comment="grow or wow"),
+    Column("entity_id", SensorId, primary_key=True, comment="sensor_id or site_id"),
+    Column("fetched_through", UTCDateTime, nullable=False, comment="the source answered fully up to here"),
+    Column("held_since", UTCDateTime, comment="when an incomplete answer first held it back; null: none"),
+    Column("held_reason", Text, comment="what was missing from the latest incomplete answer"),
+    Column("held_runs", Integer, nullable=False, server_default="0", comment="runs it has been held back"),
+    _updated_at(),
+)
+
+# Spans a source never answered for, given up after GAP_GIVE_UP_DAYS of asking: the readings that are
+# missing for good, and why.
+fetch_gaps = Table(
+    "fetch_gaps",
+    metadata,
+    Column("source", String(8), primary_key=True),
+    Column("entity_id", SensorId, primary_key=True),
+    Column("start_at", UTCDateTime, primary_key=True),
+    Column("end_at", UTCDateTime, nullable=False),
+    Column("held_since", UTCDateTime, nullable=False),
+    Column("reason", Text),
+    Column("given_up_at", UTCDateTime, nullable=False),
+)
+
+# Records from a source that could not be taken as they came: refused (an id outside ID_PATTERN, a sample
+# stamped in the future) or repaired (a name cut to its column or stripped of NUL, a value that cannot be
+# a reading stored as missing). `record` is the record as it came, as JSON text; one row per distinct
+# record, however often the source sends it again.
+quarantine = Table(
+    "quarantine",
+    metadata,
+    Column(
+        "quarantine_id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    ),
+    Column("source", String(32), nullable=False, comment="grow sensors, grow readings, wow observations"),
+    Column("fingerprint", String(64), nullable=False, comment="sha256 of the record"),
+    Column("entity_id", String(64), comment="sensor or site, cut and cleaned, when the record names one"),
+    Column("action", String(16), nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("record", Text, nullable=False),
+    Column("first_seen_at", UTCDateTime, nullable=False, server_default=func.now()),
+    Column("last_seen_at", UTCDateTime, nullable=False, server_default=func.now()),
+    CheckConstraint(f"action IN {QUARANTINE_ACTIONS!r}", name="action"),
+    UniqueConstraint("source", "fingerprint"),
+    Index(None, "last_seen_at"),
 )
 
 sensor_health = Table(
@@ -207,6 +265,7 @@ etl_runs = Table(
     Column("status", String(16), nullable=False),
     Column("rows", Integer),
     Column("error", Text),
+    Column("counts", JSONDocument, comment="what went wrong upstream: gaps, quarantined records, ..."),
     CheckConstraint(f"status IN {RUN_STATUSES!r}", name="status"),
     Index(None, "step", "started_at"),
 )

@@ -16,14 +16,21 @@ GROW_TIME_FORMAT = "%Y%m%d%H%M%S"  # GROW's times, always UTC
 
 @dataclass(frozen=True)
 class Variable:
-    """One measured quantity: its column name, how a person calls it, its unit and the values a
-    sensor in a garden can plausibly read (the device's own limits are wider)."""
+    """One measured quantity: its column name, how a person calls it, its unit, the values a sensor in
+    a garden can plausibly read ([low, high]: outside is an anomaly to detect), and the values it can
+    possibly send at all ([possible_low, possible_high]: outside is a transmission error, stored as
+    missing and quarantined, never a reading)."""
 
     name: str
     label: str
     unit: str
     low: float
     high: float
+    possible_low: float
+    possible_high: float
+
+    def possible(self, value: float) -> bool:
+        return self.possible_low <= value <= self.possible_high
 
     def format(self, value: float) -> str:
         return f"{value:.1f} {self.unit}"
@@ -32,10 +39,12 @@ class Variable:
 # A Parrot Flower Power's four series, in the readings table's column order, with the GROW API's code
 # of each (calibrated soil moisture is the soil moisture we keep).
 SENSOR_VARIABLES = {
-    "soil_moisture": Variable("soil_moisture", "soil moisture", "%", 0.0, 65.0),
-    "air_temperature": Variable("air_temperature", "air temperature", "°C", -30.0, 55.0),
-    "light": Variable("light", "light", "mol/m²/d", 0.0, 150.0),
-    "battery_level": Variable("battery_level", "battery", "%", 0.0, 100.0),
+    # A faulty probe reads soil moisture far over 100 % and air temperature far beyond the weather: the
+    # possible ranges keep those (detection must see them) and refuse only what no sensor can send.
+    "soil_moisture": Variable("soil_moisture", "soil moisture", "%", 0.0, 65.0, -50.0, 1000.0),
+    "air_temperature": Variable("air_temperature", "air temperature", "°C", -30.0, 55.0, -100.0, 150.0),
+    "light": Variable("light", "light", "mol/m²/d", 0.0, 150.0, -10.0, 1000.0),
+    "battery_level": Variable("battery_level", "battery", "%", 0.0, 100.0, -10.0, 110.0),
 }
 GROW_CODES = {
     "soil_moisture": "calibrated_soil_moisture",
@@ -45,9 +54,9 @@ GROW_CODES = {
 }
 # What a WOW station reports that we keep.
 STATION_VARIABLES = {
-    "air_temperature": Variable("air_temperature", "air temperature", "°C", -60.0, 60.0),
-    "rainfall": Variable("rainfall", "rainfall", "mm", 0.0, 500.0),
-    "relative_humidity": Variable("relative_humidity", "relative humidity", "%", 0.0, 100.0),
+    "air_temperature": Variable("air_temperature", "air temperature", "°C", -60.0, 60.0, -100.0, 100.0),
+    "rainfall": Variable("rainfall", "rainfall", "mm", 0.0, 500.0, 0.0, 2000.0),
+    "relative_humidity": Variable("relative_humidity", "relative humidity", "%", 0.0, 100.0, 0.0, 110.0),
 }
 
 
@@ -57,6 +66,7 @@ class Health(StrEnum):
     HEALTHY = "healthy"  # no anomaly ever
     FAULTY = "faulty"  # the last anomaly ended less than FAULTY_DAYS before the latest reading
     RECOVERED = "recovered"  # anomalies, the last FAULTY_DAYS or more before the latest reading
+    SILENT = "silent"  # no reading for SILENT_DAYS: whatever it was, nobody can tell now
 
 
 class Detector(StrEnum):

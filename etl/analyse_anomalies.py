@@ -2,12 +2,14 @@
 
 The 2019 meaning, kept: healthy = no anomaly ever; faulty = the last anomaly ends less than FAULTY_DAYS
 (default 2) before the sensor's latest reading; recovered = anomalies, the last one FAULTY_DAYS or more
-before the latest reading. Each row also counts the anomalies by kind and by variable, and says why in
-one line.
+before the latest reading. New: silent = no reading for SILENT_DAYS (default 3) before now, whatever the
+anomalies say: nobody can tell how a sensor is that says nothing. Each row also counts the anomalies by
+kind and by variable, and says why in one line.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 
 import pandas as pd
@@ -34,9 +36,15 @@ HEALTH_COLUMNS = [
 
 
 def sensor_health_rows(
-    sensor_ids: list[str], found: pd.DataFrame, latest_reading: dict, faulty_days: float
+    sensor_ids: list[str],
+    found: pd.DataFrame,
+    latest_reading: dict,
+    faulty_days: float,
+    now: dt.datetime | None = None,
+    silent_days: float | None = None,
 ) -> pd.DataFrame:
-    """Health of each sensor from its anomalies (sensor_id, variable, kind, end_at, explanation)."""
+    """Health of each sensor from its anomalies (sensor_id, variable, kind, end_at, explanation), and,
+    given `now` and `silent_days`, from how long it has said nothing."""
     rows = []
     by_sensor = dict(tuple(found.groupby("sensor_id"))) if len(found) else {}
     for sensor in sensor_ids:
@@ -62,10 +70,25 @@ def sensor_health_rows(
         else:
             reason = f"recovered {since:.1f} days ago; last: {last['explanation']}{tail}"
         rows.append((sensor, status.value, last_at, latest, round(since, 2), counts, reason))
+    if now is not None and silent_days is not None:
+        rows = [_silenced(row, pd.Timestamp(now), silent_days) for row in rows]
     frame = pd.DataFrame(rows, columns=HEALTH_COLUMNS)
     for column in ("last_anomaly_at", "latest_reading_at"):
         frame[column] = pd.to_datetime(frame[column], utc=True)
     return frame
+
+
+def _silenced(row: tuple, now: pd.Timestamp, silent_days: float) -> tuple:
+    """The row of a sensor whose latest reading is `silent_days` or more before now becomes silent; the
+    reason keeps what it was before it went quiet."""
+    sensor, status, last_at, latest, since, counts, reason = row
+    if latest is None or now - latest < pd.Timedelta(days=silent_days):
+        return row
+    quiet = (now - latest) / pd.Timedelta(days=1)
+    said = f"silent: no reading since {latest:%Y-%m-%d %H:%M} UTC ({quiet:.1f} days); before that: {status}"
+    if status != Health.HEALTHY:
+        said += f" ({reason})"
+    return (sensor, Health.SILENT.value, last_at, latest, since, counts, said)
 
 
 def run(context: StepContext) -> int:
@@ -89,7 +112,10 @@ def run(context: StepContext) -> int:
         )
     found = found[found["sensor_id"].isin(set(sensor_ids))]
     found["end_at"] = pd.to_datetime(found["end_at"], utc=True)
-    health = sensor_health_rows(sensor_ids, found, latest, context.settings.faulty_days)
+    settings = context.settings
+    health = sensor_health_rows(
+        sensor_ids, found, latest, settings.faulty_days, context.now, settings.silent_days
+    )
     with context.engine.begin() as connection:
         written = bulk_upsert(connection, sensor_health, health)
     log.info("health of %d sensors: %s", len(health), health["status"].value_counts().to_dict())

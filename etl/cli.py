@@ -46,9 +46,11 @@ def init_db_command(settings) -> None:
 @cli.command("status")
 @click.pass_obj
 def status_command(settings) -> None:
-    """Print the database, its tables and the last run of each step; exit 1 when the last nightly run
-    failed or is older than STATUS_MAX_AGE_HOURS (for monitoring)."""
-    from etl.runner import latest_runs, nightly_verdict
+    """Print the database, its tables, the last run of each step and what upstream left undone; exit 1
+    when the last nightly run failed or is older than STATUS_MAX_AGE_HOURS, or when more than
+    STATUS_MAX_GAPS sensors and stations are held back or the last run quarantined more than
+    STATUS_MAX_QUARANTINED records (for monitoring)."""
+    from etl.runner import latest_runs, nightly_verdict, upstream_report, upstream_verdict
 
     engine = make_engine(settings)
     check_connection(engine)
@@ -69,12 +71,49 @@ def status_command(settings) -> None:
             f"  {r.step:<22} {r.shard or 'all':<6} {r.started_at:%Y-%m-%d %H:%M}  {r.status:<8} {took} "
             f"{'' if r.rows is None else f'{r.rows:>10,} rows'}" + (f"  {r.error}" if r.error else "")
         )
+        if r.counts:
+            click.echo(
+                "      upstream: " + ", ".join(f"{n:,} {k.replace('_', ' ')}" for k, n in r.counts.items())
+            )
+    verdicts = []
+    if counts.get("fetch_state") is not None:
+        since = min((r.started_at for r in records), default=None)
+        report = upstream_report(engine, since)
+        _echo_upstream(report)
+        verdicts.append(upstream_verdict(report, settings.status_max_gaps, settings.status_max_quarantined))
     # Runs are stamped by the wall clock (ETL_NOW only moves the data's present), and so is this.
     now, max_age = dt.datetime.now(dt.UTC), dt.timedelta(hours=settings.status_max_age_hours)
-    healthy, verdict = nightly_verdict(records, now, max_age)
-    click.echo(verdict)
-    if not healthy:
+    verdicts.insert(0, nightly_verdict(records, now, max_age))
+    for _, verdict in verdicts:
+        click.echo(verdict)
+    if not all(healthy for healthy, _ in verdicts):
         raise SystemExit(1)
+
+
+SHOWN = 10  # lines of each list `etl status` prints
+
+
+def _echo_upstream(report) -> None:
+    click.echo(f"held back: {len(report.held)} sensors and stations, asked again next run (gaps)")
+    for source, entity, through, since, runs, reason in report.held[:SHOWN]:
+        click.echo(
+            f"  {source:<4} {entity:<20} fetched through {through:%Y-%m-%d %H:%M}, held since "
+            f"{since:%Y-%m-%d} ({runs} runs): {reason}"
+        )
+    _more(len(report.held))
+    click.echo(f"given up: {len(report.given_up)} spans never answered")
+    for source, entity, start, end, reason, _ in report.given_up[:SHOWN]:
+        click.echo(f"  {source:<4} {entity:<20} {start:%Y-%m-%d %H:%M}..{end:%Y-%m-%d %H:%M}: {reason}")
+    _more(len(report.given_up))
+    click.echo(f"quarantined by the last run: {report.quarantined_rows} records")
+    for source, action, reason, rows, example in report.quarantined[:SHOWN]:
+        click.echo(f"  {rows:>6,} {source:<16} {action:<8} {reason} (e.g. {example})")
+    _more(len(report.quarantined))
+
+
+def _more(n: int) -> None:
+    if n > SHOWN:
+        click.echo(f"  … and {n - SHOWN} more")
 
 
 @cli.command("checks")
@@ -137,7 +176,10 @@ def fetch_sensors_command(settings, out: str | None) -> None:
     """Fetch the sensor list from the GROW API (GROW_API_URL, GROW_API_KEY)."""
     from etl.sources.grow import GrowClient
 
-    _write(GrowClient(settings).get_sensors(), out, "sensors")
+    sensors, quarantined = GrowClient(settings).get_sensors()
+    for record in quarantined:
+        click.echo(f"{record.action}: {record.entity_id}: {record.reason}", err=True)
+    _write(sensors, out, "sensors")
 
 
 @cli.command("fetch-readings")

@@ -4,20 +4,28 @@ to its nearest live one.
 Distances are great-circle, found with a BallTree (haversine metric) over the live stations. A sensor
 whose linked station stopped being live is relinked; a sensor with no live station within LINK_MAX_KM
 (default 50 km) gets no link and a reason saying so.
+
+When WOW cannot be reached, stations already in the database keep their liveness and their links (the
+run record counts `wow_unreachable`); the saved station file (WOW_STATIONS_FILE) only seeds an empty
+database, since its dates are not today's.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 
 import numpy as np
 import pandas as pd
 from sklearn.neighbors import BallTree
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 
 from core.load import bulk_upsert
-from core.schema import sensor_wow, sensors, wow_observations, wow_sites
+from core.schema import fetch_state, sensor_wow, sensors, wow_observations, wow_sites
+from etl.fetch_state import STATE_COLUMNS, WOW, read_state
 from etl.geo import EARTH_RADIUS_KM
+from etl.quarantine import write_quarantine
+from etl.sources.http import SourceError
 from etl.sources.wow import STORED_COLUMNS, WowClient
 from etl.step import StepContext, step_command
 
@@ -25,6 +33,7 @@ log = logging.getLogger(__name__)
 
 NAME = "find_nearest_wow_live"
 LINK_COLUMNS = ["sensor_id", "site_id", "distance_km", "reason"]
+GAP_TOLERANCE = pd.Timedelta(hours=2)  # stations report every 5 to 60 minutes
 
 
 def nearest(points_lat, points_lon, sites_lat, sites_lon) -> tuple[np.ndarray, np.ndarray]:
@@ -65,7 +74,25 @@ def link_sensors(sensor_frame: pd.DataFrame, live: pd.DataFrame, max_km: float) 
 
 
 def run(context: StepContext) -> int:
-    recent = WowClient(context.settings).get_recent(context.now)
+    client = WowClient(context.settings)
+    with context.engine.connect() as connection:
+        known_stations = connection.scalar(select(func.count()).select_from(wow_sites))
+    try:
+        recent = client.get_recent(context.now)
+    except SourceError as exc:
+        if known_stations:
+            # The saved file's dates are not today's: judged by them, live stations would die and links
+            # move to stations that may be gone. Yesterday's picture is the better one.
+            log.warning(
+                "%s; keeping the %d stations, their liveness and the links as they are", exc, known_stations
+            )
+            context.tally.add("wow_unreachable")
+            return 0
+        if context.settings.wow_stations_file is None:
+            raise
+        log.warning("%s; seeding the empty station list from %s", exc, context.settings.wow_stations_file)
+        context.tally.add("wow_unreachable")
+        recent = client.saved_stations()
     stations = recent.stations
     live = stations[stations["is_live"]].reset_index(drop=True)
     with context.engine.connect() as connection:
@@ -73,12 +100,18 @@ def run(context: StepContext) -> int:
             connection.execute(select(sensors.c.sensor_id, sensors.c.latitude, sensors.c.longitude)).all(),
             columns=["sensor_id", "latitude", "longitude"],
         )
+        stored = read_state(connection, WOW)
     sensor_frame = sensor_frame[sensor_frame["sensor_id"].map(context.shard.contains)].reset_index(drop=True)
     links = link_sensors(sensor_frame, live, context.settings.link_max_km)
     # The reports that showed the linked stations live are the newest of their observations: keep them,
     # so extract_all_grow_data need not ask WOW for them again.
     linked_sites = set(links["site_id"].dropna())
     observations = recent.observations[recent.observations["site_id"].isin(linked_sites)]
+    answer = recent.answer
+    for name, n in answer.counts.items():
+        context.tally.add(f"{name}_observations", n)
+    context.tally.add("station_gaps", len(answer.incomplete))
+    covered = covered_through(linked_sites, answer, stored, recent.since, context.now)
     with context.engine.begin() as connection:
         written = bulk_upsert(connection, wow_sites, stations)
         # Stations that fell out of the list (no reports at all lately) are no longer live either.
@@ -90,6 +123,11 @@ def run(context: StepContext) -> int:
         written += bulk_upsert(connection, sensor_wow, links[LINK_COLUMNS])
         if len(observations):
             written += bulk_upsert(connection, wow_observations, observations[STORED_COLUMNS])
+        if len(covered):
+            bulk_upsert(connection, fetch_state, covered)
+        context.tally.add(
+            "quarantined", write_quarantine(connection, answer.quarantined, dt.datetime.now(dt.UTC))
+        )
     linked = links["site_id"].notna()
     log.info(
         "%d of %d stations live (from %s); %d of %d sensors linked, median distance %.1f km",
@@ -101,6 +139,26 @@ def run(context: StepContext) -> int:
         links.loc[linked, "distance_km"].median() if linked.any() else float("nan"),
     )
     return written
+
+
+def covered_through(linked: set, answer, stored: dict, since, now) -> pd.DataFrame:
+    """The linked stations whose reports the box answer fully holds from their watermark to now: seen in
+    every window of it, nothing refused, and no hole between their watermark and the box's start. Their
+    watermark moves to now, so extract_all_grow_data does not ask for them again."""
+    rows = []
+    if since is not None:
+        for site in sorted(linked & answer.seen_in_every_window - set(answer.incomplete)):
+            state = stored.get(site)
+            if (
+                state is not None
+                and state.held_since is None
+                and state.fetched_through >= since - GAP_TOLERANCE
+            ):
+                rows.append((WOW, site, now, None, None, 0))
+    frame = pd.DataFrame(rows, columns=STATE_COLUMNS)
+    frame["fetched_through"] = pd.to_datetime(frame["fetched_through"], utc=True)
+    frame["held_since"] = pd.to_datetime(frame["held_since"], utc=True)
+    return frame
 
 
 main = step_command(

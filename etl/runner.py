@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import Engine, func, select
 
-from core.schema import etl_runs
+from core.schema import etl_runs, fetch_gaps, fetch_state, quarantine
 from etl import (
     analyse_anomalies,
     detect_anomalies,
@@ -62,6 +62,7 @@ class RunRecord:
     status: str
     rows: int | None
     error: str | None
+    counts: dict | None = None
 
 
 def latest_runs(engine: Engine) -> list[RunRecord]:
@@ -75,7 +76,8 @@ def latest_runs(engine: Engine) -> list[RunRecord]:
     with engine.connect() as connection:
         rows = connection.execute(select(etl_runs).join(newest, etl_runs.c.run_id == newest.c.run_id)).all()
     records = [
-        RunRecord(r.step, r.shard, r.started_at, r.finished_at, r.status, r.rows, r.error) for r in rows
+        RunRecord(r.step, r.shard, r.started_at, r.finished_at, r.status, r.rows, r.error, r.counts)
+        for r in rows
     ]
     return sorted(records, key=lambda r: (order.get(r.step, len(order)), r.shard or ""))
 
@@ -102,3 +104,76 @@ def nightly_verdict(records: list[RunRecord], now: dt.datetime, max_age: dt.time
 
 def _hours(span: dt.timedelta) -> str:
     return f"{span.total_seconds() / 3600:.1f} h"
+
+
+@dataclass(frozen=True)
+class Upstream:
+    """What upstream left undone, for `etl status`: the sensors and stations held back by incomplete
+    answers (fetch_state), the spans given up (fetch_gaps), and the records quarantined since a time."""
+
+    held: list  # (source, entity_id, fetched_through, held_since, held_runs, held_reason), oldest first
+    given_up: list  # (source, entity_id, start_at, end_at, reason, given_up_at), newest first
+    quarantined: list  # (source, action, reason, rows, an entity_id), most rows first
+    quarantined_rows: int
+
+
+def upstream_report(engine: Engine, since: dt.datetime | None) -> Upstream:
+    """Held-back entities and given-up gaps now, and the quarantine rows seen at or after `since`
+    (the start of the last nightly run)."""
+    with engine.connect() as connection:
+        held = connection.execute(
+            select(
+                fetch_state.c.source,
+                fetch_state.c.entity_id,
+                fetch_state.c.fetched_through,
+                fetch_state.c.held_since,
+                fetch_state.c.held_runs,
+                fetch_state.c.held_reason,
+            )
+            .where(fetch_state.c.held_since.is_not(None))
+            .order_by(fetch_state.c.held_since, fetch_state.c.source, fetch_state.c.entity_id)
+        ).all()
+        given_up = connection.execute(
+            select(
+                fetch_gaps.c.source,
+                fetch_gaps.c.entity_id,
+                fetch_gaps.c.start_at,
+                fetch_gaps.c.end_at,
+                fetch_gaps.c.reason,
+                fetch_gaps.c.given_up_at,
+            ).order_by(fetch_gaps.c.given_up_at.desc(), fetch_gaps.c.entity_id)
+        ).all()
+        recent = select(quarantine)
+        if since is not None:
+            recent = recent.where(quarantine.c.last_seen_at >= since)
+        recent = recent.subquery()
+        quarantined = connection.execute(
+            select(
+                recent.c.source,
+                recent.c.action,
+                recent.c.reason,
+                func.count().label("rows"),
+                func.min(recent.c.entity_id),
+            )
+            .group_by(recent.c.source, recent.c.action, recent.c.reason)
+            .order_by(func.count().desc(), recent.c.reason)
+        ).all()
+    total = sum(row.rows for row in quarantined)
+    return Upstream(
+        [tuple(r) for r in held], [tuple(r) for r in given_up], [tuple(r) for r in quarantined], total
+    )
+
+
+def upstream_verdict(report: Upstream, max_held: int, max_quarantined: int) -> tuple[bool, str]:
+    """Too many sensors or stations held back, or too many records quarantined by the last run?"""
+    if len(report.held) > max_held:
+        return False, f"GAPS: {len(report.held)} sensors and stations held back (allowed: {max_held})"
+    if report.quarantined_rows > max_quarantined:
+        return False, (
+            f"QUARANTINE: the last run quarantined {report.quarantined_rows} records "
+            f"(allowed: {max_quarantined})"
+        )
+    return (
+        True,
+        f"upstream: {len(report.held)} held back, {report.quarantined_rows} quarantined by the last run",
+    )

@@ -22,7 +22,14 @@ class EtlSettings(CoreSettings):
     google_api_key: SecretStr | None = None
     google_api_url: str = "https://maps.googleapis.com"
 
-    http_timeout_s: float = Field(default=30.0, gt=0, description="seconds for one call to a remote API")
+    http_timeout_s: float = Field(
+        default=30.0, gt=0, description="seconds to connect, and to wait for each piece of an answer"
+    )
+    http_deadline_s: float = Field(
+        default=120.0,
+        gt=0,
+        description="seconds one attempt of a call may take in all, however slowly its answer trickles in",
+    )
     http_attempts: int = Field(default=5, ge=1, le=20, description="tries per call before giving up")
     http_backoff_s: float = Field(
         default=0.5, ge=0, description="first wait between tries; doubles each time"
@@ -39,9 +46,27 @@ class EtlSettings(CoreSettings):
         default=None, description="run as if it were this time (replays, tests)"
     )
     link_max_km: float = Field(default=50.0, gt=0, description="no station link beyond this distance")
-    extract_overlap_hours: float = Field(default=6.0, ge=0, description="re-read before each watermark")
+    extract_overlap_hours: float = Field(
+        default=6.0, ge=0, description="hours before each station's watermark read again"
+    )
+    extract_reread_days: float = Field(
+        default=3.0,
+        ge=0,
+        description="days of each sensor's readings read again every night: phones upload days late",
+    )
+    future_tolerance_hours: float = Field(
+        default=1.0, ge=0, description="a sample stamped later than now plus this is refused (a wrong clock)"
+    )
+    gap_give_up_days: float = Field(
+        default=14.0,
+        gt=0,
+        description="a sensor or station held back by an incomplete answer this long is given up on",
+    )
     extract_history_days: int = Field(default=365, ge=1, description="how far back a new sensor is fetched")
     faulty_days: float = Field(default=2.0, gt=0, description="faulty if the last anomaly is this recent")
+    silent_days: float = Field(
+        default=3.0, gt=0, description="silent if the latest reading is this old (whatever its anomalies)"
+    )
     load_batch_rows: int = Field(default=200_000, ge=1000, description="rows per bulk-upsert transaction")
     detect_context_days: float = Field(
         default=2.0,
@@ -64,6 +89,12 @@ class EtlSettings(CoreSettings):
     )
     status_max_age_hours: float = Field(
         default=26.0, gt=0, description="`python -m etl status` fails when the last nightly run is older"
+    )
+    status_max_gaps: int = Field(
+        default=50, ge=0, description="`python -m etl status` fails when more are held back by gaps"
+    )
+    status_max_quarantined: int = Field(
+        default=50, ge=0, description="`python -m etl status` fails when the last run quarantined more"
     )
 
     aws_grow_secret: str = "grow-api"  # noqa: S105 - names of secrets, not secrets

@@ -12,11 +12,13 @@ import fcntl
 import logging
 import sys
 import tempfile
+import threading
 import time
 import zlib
+from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import click
@@ -40,12 +42,31 @@ class StepFailed(GrowWowError):
     """A step did part of its work and could not do the rest; what it loaded is kept."""
 
 
+class Tally:
+    """What went wrong upstream during a step, by name (gaps, quarantined, future, …): counted from any
+    thread, kept in the step's etl_runs row."""
+
+    def __init__(self):
+        self._counts: Counter[str] = Counter()
+        self._lock = threading.Lock()
+
+    def add(self, name: str, n: int = 1) -> None:
+        if n:
+            with self._lock:
+                self._counts[name] += n
+
+    def as_dict(self) -> dict[str, int]:
+        with self._lock:
+            return {name: int(n) for name, n in sorted(self._counts.items()) if n}
+
+
 @dataclass(frozen=True)
 class StepContext:
     settings: EtlSettings
     engine: Engine
     shard: Shard
     now: dt.datetime
+    tally: Tally = field(default_factory=Tally)
 
     @property
     def progress(self) -> bool:
@@ -117,6 +138,7 @@ def run_recorded(name: str, step: Step, context: StepContext) -> int:
         ).scalar_one()
     started = time.perf_counter()
     log.info("%s (shard %s) started", name, context.shard)
+    context = replace(context, tally=Tally())  # each step counts its own
     status, rows, error = "failed", None, None
     try:
         rows = step(context)
@@ -129,17 +151,30 @@ def run_recorded(name: str, step: Step, context: StepContext) -> int:
         error = f"{type(exc).__name__}: {exc}".splitlines()[0]
         raise
     finally:
+        counts = context.tally.as_dict()
         with engine.begin() as connection:
             connection.execute(
                 update(etl_runs)
                 .where(etl_runs.c.run_id == run_id)
-                .values(status=status, rows=rows, error=error, finished_at=dt.datetime.now(dt.UTC))
+                .values(
+                    status=status,
+                    rows=rows,
+                    error=error,
+                    counts=counts or None,
+                    finished_at=dt.datetime.now(dt.UTC),
+                )
             )
         seconds = time.perf_counter() - started
+        if counts:
+            log.warning("%s (shard %s): upstream problems: %s", name, context.shard, _counted(counts))
         if status == "ok":
             log.info("%s (shard %s) ok: %s rows in %.1f s", name, context.shard, rows, seconds)
         else:
             log.error("%s (shard %s) failed after %.1f s: %s", name, context.shard, seconds, error)
+
+
+def _counted(counts: dict[str, int]) -> str:
+    return ", ".join(f"{n:,} {name.replace('_', ' ')}" for name, n in counts.items())
 
 
 def as_click_error(exc: GrowWowError) -> click.ClickException:

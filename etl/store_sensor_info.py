@@ -6,6 +6,7 @@ sensors, moved sensors and sensors still without an address are geocoded; the re
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 
 import click
@@ -15,6 +16,7 @@ from sqlalchemy import select
 from core.load import bulk_upsert
 from core.schema import sensors
 from etl.geo import haversine_km
+from etl.quarantine import write_quarantine
 from etl.sources.address import Geocoder
 from etl.sources.grow import SENSOR_COLUMNS, GrowClient
 from etl.sources.http import SourceError
@@ -45,8 +47,9 @@ def needs_address(fetched: pd.DataFrame, stored: pd.DataFrame) -> pd.Series:
 
 
 def run(context: StepContext) -> int:
-    fetched = GrowClient(context.settings).get_sensors()
+    fetched, quarantined = GrowClient(context.settings).get_sensors()
     fetched = fetched[fetched["sensor_id"].map(context.shard.contains)].reset_index(drop=True)
+    quarantined = [q for q in quarantined if context.shard.contains(str(q.entity_id))]
     fetched["days_active"] = days_active(fetched["first_sample_at"], fetched["last_sample_at"])
     with context.engine.connect() as connection:
         stored = pd.DataFrame(
@@ -66,6 +69,7 @@ def run(context: StepContext) -> int:
         written = bulk_upsert(connection, sensors, fetched[BASE_COLUMNS])
         if len(addresses):
             written += bulk_upsert(connection, sensors, addresses[ADDRESS_COLUMNS])
+        context.tally.add("quarantined", write_quarantine(connection, quarantined, dt.datetime.now(dt.UTC)))
     log.info(
         "%d sensors, %d geocoded (%s)",
         len(fetched),

@@ -18,7 +18,7 @@ from sqlalchemy import func, or_, select
 from core.db import read_frame
 from core.schema import anomalies, readings, sensor_health, sensor_wow, sensors, wow_observations, wow_sites
 from flask_back_end import auth, schemas
-from flask_back_end.schemas import STATUSES, VARIABLES
+from flask_back_end.schemas import COUNTED, STATUSES, UNCHECKED, VARIABLES
 
 api = APIBlueprint("api", __name__, tag="API")
 
@@ -123,6 +123,9 @@ def _page_links(page: int, pages: int) -> dict:
     return links
 
 
+HEALTH_FIELDS = ("status", "reason", "last_anomaly_at", "days_since_anomaly", "counts", "latest_reading_at")
+
+
 @api.get("/sensors/<code:sensor_id>")
 @api.auth_required(auth)
 @api.output(schemas.SensorDetail)
@@ -136,6 +139,7 @@ def one_sensor(sensor_id: str):
             sensor_health.c.last_anomaly_at,
             sensor_health.c.days_since_anomaly,
             sensor_health.c.counts,
+            sensor_health.c.latest_reading_at,
             sensor_wow.c.site_id,
             sensor_wow.c.distance_km,
             sensor_wow.c.reason.label("link_reason"),
@@ -155,7 +159,7 @@ def one_sensor(sensor_id: str):
         "distance_km": data.pop("distance_km"),
         "reason": data.pop("link_reason"),
     }
-    health = {k: data.pop(k) for k in ("status", "reason", "last_anomaly_at", "days_since_anomaly", "counts")}
+    health = {k: data.pop(k) for k in HEALTH_FIELDS}
     return {**data, "health": health, "station": station}
 
 
@@ -228,17 +232,16 @@ def json_response(payload) -> Response:
 @api.get("/status_counts")
 @api.auth_required(auth)
 @api.output(schemas.StatusCounts)
-@api.doc(summary="How many sensors are healthy, faulty, recovered, or not yet checked")
+@api.doc(summary=f"How many sensors are {', '.join(STATUSES)}, or {UNCHECKED} (not checked yet)")
 def status_counts():
+    status = func.coalesce(sensor_health.c.status, UNCHECKED)
     with engine().connect() as connection:
         counts = dict(
             connection.execute(
-                select(func.coalesce(sensor_health.c.status, "unchecked"), func.count())
-                .select_from(sensors.outerjoin(sensor_health))
-                .group_by(func.coalesce(sensor_health.c.status, "unchecked"))
+                select(status, func.count()).select_from(sensors.outerjoin(sensor_health)).group_by(status)
             ).all()
         )
-    return {status: counts.get(status, 0) for status in (*STATUSES, "unchecked")}
+    return {status: counts.get(status, 0) for status in COUNTED}
 
 
 @api.get("/map")
@@ -372,7 +375,7 @@ def hourly_comparison(own: pd.DataFrame, station: pd.DataFrame) -> pd.DataFrame:
 @api.output(schemas.OwnerStats)
 @api.doc(summary="One owner's sensors: how many, by status, with anomalies and the latest reading")
 def owner_stats(owner_id: str):
-    status = func.coalesce(sensor_health.c.status, "unchecked")
+    status = func.coalesce(sensor_health.c.status, UNCHECKED)
     with engine().connect() as connection:
         by_status = dict(
             connection.execute(
@@ -392,7 +395,7 @@ def owner_stats(owner_id: str):
     return {
         "owner_id": owner_id,
         "sensors": sum(by_status.values()),
-        "by_status": {s: by_status.get(s, 0) for s in (*STATUSES, "unchecked")},
+        "by_status": {s: by_status.get(s, 0) for s in COUNTED},
         "anomalies": found,
         "latest_reading_at": latest,
     }

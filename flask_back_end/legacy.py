@@ -15,6 +15,10 @@ Shapes as the 2019 code produced them (what its map and chart pages read):
 - `/healthy_stats`, `/recovered_stats`, `/faulty_stats` (by owner_id): per sensor `[[sensor_id,
   battery_level, soil_moisture, light, air_temperature, "<latest reading, HTTP date>"]]`.
 
+2019 knew three statuses, and its clients read exactly those three lists. A sensor in a later status
+(silent: no reading for days) is in the lists of all sensors (`all_grow_true_json`, `grow_by_address`,
+`grow_by_owner`) and in none of the three status lists, nor in `/owner_stats`.
+
 What changed: every route needs the service token like the rest of the API (2019's were open to anyone),
 parameters are validated (400 naming the parameter instead of a 500), and an unknown sensor is a 404.
 """
@@ -50,6 +54,8 @@ legacy = APIBlueprint("legacy", __name__, tag="2019 routes")
 # GROW variable code suffix → our column, in the order 2019 asked for them.
 GROW_VARIABLES = {GROW_CODES[name]: name for name in ("light", "air_temperature", "soil_moisture")}
 MAX_SPAN = dt.timedelta(days=31)  # 2019 asked for 9 days; longer ranges belong to /api/v1 (downsampled)
+# The statuses 2019's clients know, in /owner_stats' order; later ones (silent) never show in their lists.
+STATUSES_2019 = (Health.HEALTHY.value, Health.RECOVERED.value, Health.FAULTY.value)
 
 
 # --- parameters ------------------------------------------------------------------------------------------
@@ -373,10 +379,10 @@ def owner_stats(params):
         rows = connection.execute(
             select(sensor_health.c.status, sensors.c.sensor_id)
             .select_from(sensors.join(sensor_health))
-            .where(sensors.c.owner_id == owner_id)
+            .where(sensors.c.owner_id == owner_id, sensor_health.c.status.in_(STATUSES_2019))
             .order_by(sensors.c.sensor_id)
         ).all()
-    answer = {"owner_id": owner_id, **{status.value: [] for status in Health}}
+    answer = {"owner_id": owner_id, **{status: [] for status in STATUSES_2019}}
     for status, sensor_id in rows:
         answer[status].append(sensor_id)
     return answer

@@ -12,9 +12,12 @@ from marshmallow import ValidationError, validates_schema
 
 from core.schema import ID_PATTERN
 from core.times import as_utc
-from core.vocabulary import SENSOR_VARIABLES, AnomalyKind, Detector, Health
+from core.vocabulary import SENSOR_VARIABLES, AnomalyKind, Detector
+from core.vocabulary import Health as Status  # `Health` here is the answer schema below
 
-STATUSES = tuple(status.value for status in Health)
+STATUSES = tuple(status.value for status in Status)
+UNCHECKED = "unchecked"  # a sensor without a health row: detection has not seen it yet
+COUNTED = (*STATUSES, UNCHECKED)  # what the counts per status count
 MAX_PER_PAGE = 1000
 VARIABLES = tuple(SENSOR_VARIABLES)
 # Dates outside these years are typing mistakes, and far ones overflow date arithmetic.
@@ -151,7 +154,9 @@ class SensorSummary(Schema):
     longitude = Float(allow_none=True)
     address = String(allow_none=True)
     status = String(
-        allow_none=True, metadata={"description": "healthy, faulty, recovered; null: not checked"}
+        allow_none=True,
+        validate=OneOf(STATUSES),
+        metadata={"description": f"{', '.join(STATUSES)}; null: not checked yet"},
     )
 
 
@@ -167,8 +172,11 @@ class SensorMap(Schema):
 
 
 class Health(Schema):
-    status = String(allow_none=True)
+    status = String(allow_none=True, validate=OneOf(STATUSES))
     reason = String(allow_none=True)
+    latest_reading_at = DateTime(
+        allow_none=True, metadata={"description": "the latest reading analysed; a silent sensor's last"}
+    )
     last_anomaly_at = DateTime(allow_none=True)
     days_since_anomaly = Float(allow_none=True)
     counts = Dict(allow_none=True, metadata={"description": "anomalies by kind and by variable"})
@@ -255,11 +263,8 @@ class WowComparison(Schema):
     items = List(Nested(ComparisonHour), required=True)
 
 
-class StatusCounts(Schema):
-    healthy = Integer(required=True)
-    faulty = Integer(required=True)
-    recovered = Integer(required=True)
-    unchecked = Integer(required=True)
+# One count per status of the vocabulary, so a new status is counted (and documented) without an edit here.
+StatusCounts = Schema.from_dict({status: Integer(required=True) for status in COUNTED}, name="StatusCounts")
 
 
 class OwnerStats(Schema):

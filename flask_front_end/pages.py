@@ -7,6 +7,7 @@ from flask import Blueprint, abort, current_app, jsonify, redirect, render_templ
 from flask_login import current_user, login_required
 
 from core.vocabulary import AnomalyKind
+from flask_front_end import statuses
 from flask_front_end.auth import LogoutForm
 from flask_front_end.backend import Backend, BackendError
 
@@ -29,6 +30,8 @@ def _page_context():
     key = settings.google_maps_browser_key
     return {
         "logout_form": LogoutForm(),
+        "statuses": statuses.LOOKS,
+        "status_config": statuses.config(),
         "map_config": {
             "tileUrl": settings.map_tile_url,
             "tileAttribution": settings.map_tile_attribution,
@@ -64,7 +67,8 @@ def owner_map():
 @pages.get("/sensors/<code:sensor_id>")
 def sensor_page(sensor_id: str):
     sensor = visible_sensor(sensor_id)
-    return render_template("sensor.html", sensor=sensor, anomaly_kinds=list(AnomalyKind))
+    badge = statuses.badge_text(sensor["health"], sensor.get("last_sample_at"))
+    return render_template("sensor.html", sensor=sensor, badge=badge, anomaly_kinds=list(AnomalyKind))
 
 
 def visible_sensor(sensor_id: str) -> dict:

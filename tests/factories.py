@@ -173,6 +173,41 @@ def seed(engine) -> None:
         )
 
 
+SILENT_SINCE = START + pd.Timedelta(hours=47.75)  # the silent sensor's last reading: 2019-06-02 23:45 UTC
+
+
+def seed_silent(engine) -> None:
+    """Beside seed's rows (call seed first), q1 of owner-a: two days of readings, then silence (the
+    nightly analysis has marked it silent). Not in seed itself, so the tests that count seed's sensors
+    keep their numbers."""
+    times = pd.date_range(START, SILENT_SINCE, freq="15min")
+    with engine.begin() as connection:
+        sensor = {
+            "sensor_id": ["q1"],
+            "name": ["Greenhouse"],
+            "owner_id": ["owner-a"],
+            "latitude": [51.75],
+            "longitude": [-1.26],
+            "address": ["2 Mill Lane, Oxford"],
+            "first_sample_at": pd.to_datetime([START], utc=True),
+            "last_sample_at": pd.to_datetime([SILENT_SINCE], utc=True),
+            "days_active": [2],
+        }
+        bulk_upsert(connection, sensors, pd.DataFrame(sensor))
+        values = {"soil_moisture": 25.0, "air_temperature": 16.0, "light": 12.0, "battery_level": 3.0}
+        bulk_upsert(connection, readings, pd.DataFrame({"sensor_id": "q1", "ts": times, **values}))
+        health = {
+            "sensor_id": ["q1"],
+            "status": ["silent"],
+            "last_anomaly_at": pd.to_datetime([None], utc=True),
+            "latest_reading_at": pd.to_datetime([SILENT_SINCE], utc=True),
+            "days_since_anomaly": [None],
+            "counts": [{"kind": {}, "variable": {}}],
+            "reason": ["silent: no reading since 2019-06-02 23:45 UTC (8.0 days); before that: healthy"],
+        }
+        bulk_upsert(connection, sensor_health, pd.DataFrame(health))
+
+
 # --- snapshots of a database ------------------------------------------------------------------------------
 
 

@@ -8,7 +8,7 @@ from hypothesis import HealthCheck, settings
 
 from flask_back_end import create_app
 from flask_back_end.settings import load_settings
-from tests.factories import TOKEN
+from tests.factories import TOKEN, seed, seed_silent
 
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
@@ -88,3 +88,28 @@ def test_answers_about_seeded_sensors_match_the_document(seeded_app, path, path_
     case = schema[path]["GET"].Case(path_parameters=path_parameters, query=query)
     response = case.call_and_validate(headers=AUTH, app=seeded_app, excluded_checks=NOT_EXPRESSIBLE)
     assert response.status_code == 200
+
+
+# The answers that name a silent sensor, on a database of its own with q1 gone silent.
+SILENT = [
+    ("/api/v1/sensors", {}, {"status": "silent"}),
+    ("/api/v1/sensors/{sensor_id}", {"sensor_id": "q1"}, {}),
+    ("/api/v1/status_counts", {}, {}),
+    ("/api/v1/owners/{owner_id}/stats", {"owner_id": "owner-a"}, {}),
+    ("/api/v1/map", {}, {}),
+    ("/owner_stats", {}, {"owner_id": "owner-a"}),
+    ("/api/all_grow_true_json", {}, {}),
+]
+
+
+def test_answers_about_a_silent_sensor_match_the_document(settings, engine):
+    seed(engine)
+    seed_silent(engine)
+    app = create_app(load_settings(backend_token=TOKEN))
+    try:
+        for path, path_parameters, query in SILENT:
+            case = schema[path]["GET"].Case(path_parameters=path_parameters, query=query)
+            response = case.call_and_validate(headers=AUTH, app=app, excluded_checks=NOT_EXPRESSIBLE)
+            assert response.status_code == 200, path
+    finally:
+        app.extensions["grow_wow"]["engine"].dispose()

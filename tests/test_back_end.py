@@ -6,7 +6,7 @@ import pytest
 
 from flask_back_end import create_app
 from flask_back_end.settings import load_settings
-from tests.factories import TOKEN
+from tests.factories import TOKEN, seed, seed_silent
 
 
 @pytest.fixture
@@ -14,6 +14,17 @@ def client(seeded_url):
     """A client of the back end on the seeded database of each engine (shared: no test here writes)."""
     app = create_app(load_settings(database_url=seeded_url, backend_token=TOKEN))
     app.config["TESTING"] = True
+    with app.test_client() as client:
+        yield client
+    app.extensions["grow_wow"]["engine"].dispose()
+
+
+@pytest.fixture
+def silent_client(settings, engine):
+    """A client of the back end on a database of its own: the seeded sensors and q1, gone silent."""
+    seed(engine)
+    seed_silent(engine)
+    app = create_app(load_settings(backend_token=TOKEN))
     with app.test_client() as client:
         yield client
     app.extensions["grow_wow"]["engine"].dispose()
@@ -152,7 +163,34 @@ def test_a_long_range_is_downsampled_and_keeps_the_spike(client):
 
 
 def test_status_counts(client):
-    assert get(client, "/status_counts").json == {"healthy": 1, "faulty": 1, "recovered": 1, "unchecked": 1}
+    assert get(client, "/status_counts").json == {
+        "healthy": 1,
+        "faulty": 1,
+        "recovered": 1,
+        "silent": 0,
+        "unchecked": 1,
+    }
+
+
+def test_filtering_by_silent_finds_exactly_the_silent_sensor(silent_client):
+    answer = get(silent_client, "/sensors", status="silent")
+    assert answer.status_code == 200
+    assert [(s["sensor_id"], s["status"]) for s in answer.json["items"]] == [("q1", "silent")]
+    assert [row[0] for row in get(silent_client, "/map").json["rows"] if row[3] == "silent"] == ["q1"]
+
+
+def test_silent_sensors_are_counted(silent_client):
+    counts = {"healthy": 1, "faulty": 1, "recovered": 1, "silent": 1, "unchecked": 1}
+    assert get(silent_client, "/status_counts").json == counts
+    body = get(silent_client, "/owners/owner-a/stats").json
+    assert body["sensors"] == 3
+    assert body["by_status"] == {"healthy": 1, "faulty": 1, "recovered": 0, "silent": 1, "unchecked": 0}
+
+
+def test_a_silent_sensor_says_when_it_was_last_heard(silent_client):
+    health = get(silent_client, "/sensors/q1").json["health"]
+    assert health["status"] == "silent" and health["reason"].startswith("silent: no reading since")
+    assert health["latest_reading_at"].startswith("2019-06-02T23:45:00")
 
 
 def test_the_openapi_document_lists_the_routes(client):
@@ -223,6 +261,7 @@ def test_owner_statistics(client):
         "healthy": 1,
         "faulty": 1,
         "recovered": 0,
+        "silent": 0,
         "unchecked": 0,
     }
     assert body["anomalies"] == 2 and body["latest_reading_at"].startswith("2019-06-10T23:45:00")

@@ -8,6 +8,7 @@ missing the tests are skipped with the reason, except under CI (CI=true), where 
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import re
 import shutil
@@ -26,7 +27,7 @@ from etl.settings import load_settings
 from etl.shard import Shard
 from flask_back_end import create_app as create_back_end
 from flask_back_end.settings import load_settings as back_end_settings
-from flask_front_end import accounts
+from flask_front_end import accounts, statuses
 from flask_front_end import create_app as create_front_end
 from flask_front_end.settings import load_settings as front_end_settings
 from tests.factories import SIMULATED_END
@@ -35,7 +36,15 @@ CHROMIUM = "/usr/bin/chromium"
 HOSTILE_NAME = "<img src=x id=pwned-name>"
 HOSTILE_ADDRESS = 'Hostile Lane "><img src=x id=pwned-address>'
 
-SCREENSHOTS = ["login", "login_refused", "all_grow_map", "sensor_panel", "faulty_sensor", "owner_map"]
+SCREENSHOTS = [
+    "login",
+    "login_refused",
+    "all_grow_map",
+    "sensor_panel",
+    "faulty_sensor",
+    "owner_map",
+    "silent_sensors",
+]
 PASSWORD = "a demo password"
 TOKEN = "browser-test-token"
 
@@ -77,8 +86,6 @@ def site(tmp_path_factory, network_dir):
             .where(sensor_health.c.status == "faulty")
             .order_by(sensors.c.sensor_id)
         ).first()
-        statuses = dict(connection.execute(select(sensor_health.c.sensor_id, sensor_health.c.status)).all())
-        owners = dict(connection.execute(select(sensors.c.sensor_id, sensors.c.owner_id)).all())
     assert faulty is not None, "the simulated network should hold a faulty sensor"
     # A volunteer's sensor name and a geocoded address are not ours: make one of each hostile.
     with engine.begin() as connection:
@@ -92,6 +99,9 @@ def site(tmp_path_factory, network_dir):
             .where(sensors.c.sensor_id == hostile)
             .values(name=HOSTILE_NAME, address=HOSTILE_ADDRESS)
         )
+        silent, silent_since = silence_a_healthy_sensor(connection, hostile)
+        health = dict(connection.execute(select(sensor_health.c.sensor_id, sensor_health.c.status)).all())
+        owners = dict(connection.execute(select(sensors.c.sensor_id, sensors.c.owner_id)).all())
     accounts.create_user(engine, "ada", PASSWORD, "admin")
     accounts.create_user(engine, "olive", PASSWORD, "owner", owner_id=faulty.owner_id)
 
@@ -114,12 +124,37 @@ def site(tmp_path_factory, network_dir):
         "owner": faulty.owner_id,
         "address": faulty.address,
         "hostile": hostile,
-        "statuses": {s: statuses.get(s, "unchecked") for s in owners},
+        "silent": silent,
+        "silent_since": silent_since,
+        "statuses": {s: health.get(s, statuses.UNCHECKED) for s in owners},
         "owners": owners,
     }
     front.shutdown()
     back.shutdown()
     engine.dispose()
+
+
+def silence_a_healthy_sensor(connection, besides: str) -> tuple[str, str]:
+    """Mark one healthy sensor silent, as the nightly analysis does when a sensor stops sending: its id,
+    and its last reading as the sensor page shows it (UTC, to the minute)."""
+    row = connection.execute(
+        select(sensor_health.c.sensor_id, sensor_health.c.latest_reading_at)
+        .where(sensor_health.c.status == "healthy", sensor_health.c.sensor_id != besides)
+        .order_by(sensor_health.c.sensor_id)
+    ).first()
+    assert row is not None, "the simulated network should hold a healthy sensor"
+    since = row.latest_reading_at.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M")
+    connection.execute(
+        sensor_health.update()
+        .where(sensor_health.c.sensor_id == row.sensor_id)
+        .values(status="silent", reason=f"silent: no reading since {since} UTC; before that: healthy")
+    )
+    return row.sensor_id, since
+
+
+def rgb(colour: str) -> str:
+    """`#607d8b` as the browser computes it: `rgb(96, 125, 139)`."""
+    return f"rgb({int(colour[1:3], 16)}, {int(colour[3:5], 16)}, {int(colour[5:7], 16)})"
 
 
 @pytest.fixture(scope="module")
@@ -200,12 +235,10 @@ def test_log_in_and_see_every_sensor_on_the_map(page, site):
     page.wait_for_selector("#map[data-ready=true]")
     assert page.url.endswith("/all_grow_map")
     assert wait_for_markers(page, len(site["owners"])) == len(site["owners"])
-    counts = {s: int(page.inner_text(f"[data-count={s}]")) for s in ("all", "healthy", "faulty", "recovered")}
+    shown = [look.value for look in statuses.LOOKS]
+    counts = {s: int(page.inner_text(f"[data-count={s}]")) for s in ("all", *shown)}
     expected = list(site["statuses"].values())
-    assert counts == {
-        "all": len(expected),
-        **{status: expected.count(status) for status in ("healthy", "faulty", "recovered")},
-    }
+    assert counts == {"all": len(expected), **{status: expected.count(status) for status in shown}}
     # A cluster wears the colour of the worst status inside it, and its tooltip says what is inside.
     clusters = page.locator(".marker-cluster").evaluate_all(
         "els => els.map(e => [e.className, e.firstElementChild.title])"
@@ -213,11 +246,35 @@ def test_log_in_and_see_every_sensor_on_the_map(page, site):
     faulty_inside = 0
     for class_name, title in clusters:
         inside = dict((status, int(n)) for n, status in re.findall(r"(\d+) (\w+)", title.split(":", 1)[1]))
-        worst = next(s for s in ("faulty", "recovered", "unchecked", "healthy") if s in inside)
+        worst = next(s for s in statuses.WORST_FIRST if s in inside)
         assert f"status-{worst}" in class_name, (class_name, title)
         faulty_inside += inside.get("faulty", 0)
     assert faulty_inside + page.locator(".sensor-marker.status-faulty").count() == counts["faulty"]
     shoot(page, "all_grow_map")
+
+
+def test_silent_sensors_are_grey_on_the_map_and_say_since_when(page, site):
+    log_in(page, site)
+    page.wait_for_selector("#map[data-ready=true]")
+    silent = [s for s, status in site["statuses"].items() if status == "silent"]
+    assert site["silent"] in silent and int(page.inner_text("[data-count=silent]")) == len(silent)
+    grey = rgb(statuses.BY_VALUE["silent"].colour)
+    legend = page.locator("button[data-status=silent] .swatch")
+    assert legend.evaluate("e => getComputedStyle(e).backgroundColor") == grey
+    page.click("button[data-status=silent]")
+    assert wait_for_markers(page, len(silent)) == len(silent)
+    # Single markers and clusters alike (more silent sensors may stand close together) wear the grey.
+    worn = page.locator(".sensor-marker, .marker-cluster div").evaluate_all(
+        "els => els.map(e => getComputedStyle(e).backgroundColor)"
+    )
+    assert worn and set(worn) == {grey}
+    titles = page.locator(".sensor-marker").evaluate_all("els => els.map(e => e.title)")
+    assert {title.split(" ")[0] for title in titles} <= set(silent)
+    shoot(page, "silent_sensors")
+    page.goto(f"{site['url']}/sensors/{site['silent']}")
+    page.wait_for_selector("#sensor-page[data-ready=true]")
+    assert page.inner_text("#status") == f"silent since {site['silent_since']} UTC"
+    assert page.locator("#status").evaluate("e => getComputedStyle(e).backgroundColor") == grey
 
 
 def test_a_wrong_password_is_refused(page, site):

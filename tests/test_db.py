@@ -12,12 +12,20 @@ import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import insert, inspect, select, text
+from sqlalchemy import (
+    CheckConstraint,
+    MetaData,
+    insert,
+    inspect,
+    select,
+    text,
+)
+from sqlalchemy.exc import IntegrityError
 
 from core.db import MIGRATIONS_DIR, check_connection, head_revision, init_db, make_engine, read_frame
 from core.errors import DatabaseUnavailable
 from core.load import bulk_upsert
-from core.schema import etl_runs, metadata, sensors
+from core.schema import etl_runs, metadata, sensor_health, sensors
 from etl.settings import load_settings
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -243,23 +251,43 @@ def test_a_later_revision_upgrades_a_database_without_losing_its_rows(settings, 
     assert kept == [("zg9xr321", "Flower Power", "u1")]
 
 
+# What later revisions added, so a test can build the schema as revision 0001 had it.
+ADDED_TABLES = {"detection_state", "fetch_state", "fetch_gaps", "quarantine"}
+ADDED_COLUMNS = {"etl_runs": {"counts"}}
+STATUSES_AT_0001 = ("healthy", "faulty", "recovered")
+
+
+def schema_at_first_revision() -> MetaData:
+    first = MetaData(naming_convention=metadata.naming_convention)
+    for table in metadata.sorted_tables:
+        if table.name in ADDED_TABLES:
+            continue
+        copy = table.to_metadata(first)
+        for name in ADDED_COLUMNS.get(table.name, ()):
+            copy._columns.remove(copy.c[name])
+        if table.name == "sensor_health":
+            status = next(c for c in copy.constraints if isinstance(c, CheckConstraint))
+            copy.constraints.remove(status)
+            copy.append_constraint(CheckConstraint(f"status IN {STATUSES_AT_0001!r}", name=status.name))
+    return first
+
+
 def test_a_database_from_the_first_revision_upgrades_to_the_current_schema(settings):
     """Build the schema as revision 0001 had it, holding data, and let init-db upgrade it."""
     engine = make_engine(settings)
-    from sqlalchemy import MetaData
-
-    first = MetaData(naming_convention=metadata.naming_convention)
-    for table in metadata.sorted_tables:
-        if table.name != "detection_state":
-            table.to_metadata(first)
-    first.create_all(engine)
+    schema_at_first_revision().create_all(engine)
     with engine.begin() as connection:
         connection.execute(
             text("CREATE TABLE alembic_version (version_num VARCHAR(32) NOT NULL PRIMARY KEY)")
         )
         connection.execute(text("INSERT INTO alembic_version VALUES ('0001')"))
         connection.execute(insert(sensors).values(sensor_id="zg9xr321", name="Flower Power"))
+        with pytest.raises(IntegrityError), connection.begin_nested():  # 0001 knew three statuses
+            connection.execute(insert(sensor_health).values(sensor_id="zg9xr321", status="silent"))
     assert init_db(engine) == f"upgraded schema from revision 0001 to {head_revision()}"
-    with engine.connect() as connection:
+    with engine.begin() as connection:
         assert compare_metadata(MigrationContext.configure(connection), metadata) == []
         assert connection.execute(text("SELECT sensor_id FROM sensors")).scalars().all() == ["zg9xr321"]
+        connection.execute(insert(sensor_health).values(sensor_id="zg9xr321", status="silent"))
+        with pytest.raises(IntegrityError), connection.begin_nested():
+            connection.execute(insert(sensor_health).values(sensor_id="zg9xr321", status="asleep"))

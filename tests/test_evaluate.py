@@ -90,7 +90,7 @@ def test_the_evaluation_sees_the_stations_as_the_etl_fetches_them(small_network,
     sites = sorted(set(links["site_id"].dropna()))
     client = WowClient(source_settings(simulator(serving=small_network)))
     fetched = pd.concat(
-        [client.get_site_observations(s, small_network.start, small_network.end) for s in sites],
+        [client.get_site_observations(s, small_network.start, small_network.end).observations for s in sites],
         ignore_index=True,
     )
     assert len(sites) >= 3

@@ -1,6 +1,8 @@
 """The front end on both engines, with the real back end behind it on loopback: logging in, what each
 account may see, CSRF, the login rate limit, safe redirects, and the account commands."""
 
+import html
+import json
 import re
 
 import pytest
@@ -8,10 +10,10 @@ import pytest
 from core.errors import SettingsError
 from flask_back_end import create_app as create_back_end
 from flask_back_end.settings import load_settings as back_end_settings
-from flask_front_end import accounts
+from flask_front_end import accounts, statuses
 from flask_front_end import create_app as create_front_end
 from flask_front_end.settings import load_settings
-from tests.factories import TOKEN, seed
+from tests.factories import TOKEN, seed, seed_silent
 
 PASSWORD = "correct horse battery"
 DEAD_BACK_END = "http://127.0.0.1:9"  # the discard port: nothing listens there, every connection is refused
@@ -182,6 +184,37 @@ def test_the_sensor_page_shows_health_reason_and_station(client):
     page = client.get("/sensors/s1").get_data(as_text=True)
     assert "faulty" in page and "1 soil moisture spike of up to 65.0 %" in page
     assert "London WOW" in page and "1.7 km" in page
+
+
+def test_a_silent_sensors_page_says_since_when(client, engine):
+    seed_silent(engine)
+    log_in(client, "ada")
+    page = client.get("/sensors/q1").get_data(as_text=True)
+    badge = re.search(r'<span class="badge status-silent" id="status">([^<]*)</span>', page)
+    assert badge and badge.group(1) == "silent since 2019-06-02 23:45 UTC"
+
+
+def test_the_map_page_gets_its_statuses_and_colours_from_the_server(client, engine):
+    seed_silent(engine)
+    log_in(client, "ada")
+    page = client.get("/all_grow_map").get_data(as_text=True)
+    silent = statuses.BY_VALUE["silent"]
+    # The filter buttons, which are the legend and the counts, offer every status, silent among them.
+    offered = re.findall(r'<button type="button" class="filter status-(\w+)" data-status="\1"', page)
+    assert offered == [look.value for look in statuses.LOOKS] and "silent" in offered
+    assert 'data-count="silent"' in page
+    # The colour each status wears on the map, and the scripts' statuses, come with the page.
+    assert f".status-silent {{ --status-colour: {silent.colour}; }}" in page
+    config = json.loads(html.unescape(re.search(r'<body data-statuses="([^"]+)"', page).group(1)))
+    assert (
+        config == statuses.config()
+        and {"value": "silent", "label": "Silent", "colour": silent.colour, "dated": True} in config["looks"]
+    )
+    # What the page's script places on the map: q1 with its status.
+    rows = client.get("/data/map").json["rows"]
+    assert [row for row in rows if row[3] == "silent"] == [["q1", 51.75, -1.26, "silent"]]
+    owner_page = client.get("/owner_map").get_data(as_text=True)
+    assert '<th data-status="silent">Silent</th>' in owner_page
 
 
 def test_bad_parameters_and_unknown_sensors_come_back_as_the_back_end_said(client):

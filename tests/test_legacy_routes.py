@@ -5,7 +5,7 @@ import pytest
 
 from flask_back_end import create_app
 from flask_back_end.settings import load_settings
-from tests.factories import START, TOKEN, seed
+from tests.factories import START, TOKEN, seed, seed_silent
 
 
 @pytest.fixture
@@ -25,6 +25,13 @@ def own_client(settings, engine):
     with app.test_client() as client:
         yield client
     app.extensions["grow_wow"]["engine"].dispose()
+
+
+@pytest.fixture
+def silent_client(own_client, engine):
+    """The same, with owner-a's q1 gone silent (it has readings: only its status keeps it out)."""
+    seed_silent(engine)
+    return own_client
 
 
 def get(client, path, token=TOKEN, **params):
@@ -214,3 +221,25 @@ def test_bad_2019_parameters_answer_400_naming_the_parameter(client, path, param
 def test_an_unknown_sensor_is_404(client, path):
     answer = get(client, path, sensor_id="nosuch", **ONE_HOUR)
     assert answer.status_code == 404 and "nosuch" in answer.json["message"]
+
+
+def ids(answer) -> list[str]:
+    return [row["sensor_id"] for row in answer.json]
+
+
+def test_a_silent_sensor_is_in_the_lists_of_all_sensors_only(silent_client):
+    assert ids(get(silent_client, "/api/all_grow_true_json")) == ["0042", "q1", "r1", "s1", "s2"]
+    assert ids(get(silent_client, "/grow_by_owner", owner_id="owner-a")) == ["q1", "s1", "s2"]
+    assert ids(get(silent_client, "/grow_by_address", address="2 Mill Lane, Oxford")) == ["q1"]
+    # 2019's three lists are as they were before q1 went silent.
+    for status, expected in [("healthy", ["s2"]), ("recovered", ["r1"]), ("faulty", ["s1"])]:
+        assert ids(get(silent_client, f"/api/all_grow_{status}_json")) == expected
+
+
+def test_owner_stats_keep_2019s_three_statuses(silent_client):
+    answer = get(silent_client, "/owner_stats", owner_id="owner-a")
+    assert answer.status_code == 200
+    assert answer.json == {"owner_id": "owner-a", "healthy": ["s2"], "recovered": [], "faulty": ["s1"]}
+    for path in ("/healthy_stats", "/recovered_stats"):
+        assert get(silent_client, path, owner_id="owner-a").json == []
+    assert [sensor[0][0] for sensor in get(silent_client, "/faulty_stats", owner_id="owner-a").json] == ["s1"]

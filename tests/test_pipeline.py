@@ -15,7 +15,7 @@ import requests
 from sqlalchemy import insert, select, update
 
 from core.db import init_db, make_engine
-from core.schema import etl_runs, sensor_wow, sensors, wow_sites
+from core.schema import etl_runs, fetch_state, sensor_wow, sensors, wow_sites
 from etl.extract_all_grow_data import fetch_plan, station_plan
 from etl.find_nearest_wow_live import link_sensors, nearest
 from etl.geo import haversine_km
@@ -24,7 +24,7 @@ from etl.settings import load_settings
 from etl.shard import Shard
 from etl.sources.grow import Batch
 from etl.sources.http import SourceError
-from etl.step import AlreadyRunning, StepContext, StepFailed, etl_lock, run_recorded
+from etl.step import AlreadyRunning, StepContext, etl_lock, run_recorded
 from etl.store_sensor_info import days_active, needs_address
 from tests.factories import NOW, assert_same_database, etl_env, pipeline_settings, snapshot
 
@@ -75,33 +75,40 @@ def test_links_stop_at_the_maximum_distance_and_say_why():
     assert relinked.loc["near", "site_id"] == "B"
 
 
-def test_the_fetch_plan_reads_from_each_watermark_less_the_overlap_and_skips_sensors_with_nothing_new():
+def test_the_fetch_plan_rereads_days_before_each_watermark_and_skips_sensors_with_nothing_since():
     ts = pd.Timestamp
     frame = pd.DataFrame(
         {
-            "sensor_id": ["new", "behind", "current", "ancient"],
+            "sensor_id": ["new", "behind", "current", "ancient", "dead"],
             "first_sample_at": [
                 ts("2019-06-01", tz="UTC"),
                 ts("2019-01-01", tz="UTC"),
                 ts("2019-01-01", tz="UTC"),
                 ts("2010-01-01", tz="UTC"),
+                ts("2019-01-01", tz="UTC"),
             ],
             "last_sample_at": [
                 ts("2019-06-30", tz="UTC"),
                 ts("2019-06-30", tz="UTC"),
-                ts("2019-06-20", tz="UTC"),
+                ts("2019-06-29", tz="UTC"),
                 ts("2019-06-30", tz="UTC"),
+                ts("2019-06-10", tz="UTC"),
             ],
         }
     )
-    marks = {"behind": ts("2019-06-25 12:00", tz="UTC"), "current": ts("2019-06-20", tz="UTC")}
-    plan = fetch_plan(frame, marks, NOW, dt.timedelta(hours=24), dt.timedelta(days=365)).set_index(
-        "sensor_id"
-    )["start"]
+    marks = {
+        "behind": ts("2019-06-25 12:00", tz="UTC"),
+        "current": ts("2019-06-30", tz="UTC"),  # nothing new, but late uploads may fill the last days
+        "dead": ts("2019-06-30", tz="UTC"),  # nothing since long before the days re-read
+    }
+    plan = fetch_plan(frame, marks, NOW, dt.timedelta(days=3), dt.timedelta(days=365)).set_index("sensor_id")[
+        "start"
+    ]
     assert plan.to_dict() == {
         "ancient": ts("2018-07-01", tz="UTC"),  # history is capped
         "new": ts("2019-06-01", tz="UTC"),
-        "behind": ts("2019-06-24 12:00", tz="UTC"),
+        "behind": ts("2019-06-22 12:00", tz="UTC"),
+        "current": ts("2019-06-27", tz="UTC"),
     }
 
 
@@ -198,7 +205,11 @@ def test_the_nightly_run_fills_the_database_and_running_it_again_changes_nothing
         "sensor_id"
     )
     labels = network.labels().set_index("sensor_id")
-    unhealthy = set(health.index[health["status"] != "healthy"])
+    silent = health[health["status"] == "silent"]
+    # A silent sensor says what it was before it went quiet.
+    was = silent["reason"].str.extract(r"before that: (\w+)")[0]
+    unhealthy = set(health.index[health["status"].isin(["faulty", "recovered"])])
+    unhealthy |= set(was.index[was != "healthy"])
     assert len(health) == len(network.sensors)
     assert unhealthy <= set(labels.index)  # no clean sensor is called faulty
     for code in labels.index[
@@ -206,6 +217,9 @@ def test_the_nightly_run_fills_the_database_and_running_it_again_changes_nothing
     ]:
         assert code in unhealthy, (code, labels.loc[code, "kind"])
         assert health.loc[code, "reason"]
+    latest = stored_readings(engine).groupby("sensor_id")["ts"].max()
+    quiet = pd.Timestamp(NOW) - latest
+    assert set(silent.index) == set(quiet.index[quiet >= pd.Timedelta(days=3)])
 
 
 @pytest.mark.slow  # two whole nightly runs
@@ -227,7 +241,7 @@ def test_late_uploads_arrive_in_the_next_run(tmp_path, network, simulator):
 
 
 @pytest.mark.slow  # two whole nightly runs
-def test_a_failed_window_holds_its_sensors_back_and_the_next_run_completes(
+def test_a_failed_window_holds_its_sensors_back_the_night_goes_on_and_the_next_run_completes(
     tmp_path, network, simulator, monkeypatch
 ):
     from etl.sources.grow import GrowClient
@@ -253,13 +267,21 @@ def test_a_failed_window_holds_its_sensors_back_and_the_next_run_completes(
         return real(self, codes, start, end)
 
     monkeypatch.setattr(GrowClient, "get_readings_window", flaky)
-    with pytest.raises(StepFailed, match="1 reading requests and 0 station requests failed"):
-        run_nightly(settings, engine, Shard())
+    run_nightly(settings, engine, Shard())  # a failed request does not stop the night
+    with engine.connect() as connection:
+        runs = dict(connection.execute(select(etl_runs.c.step, etl_runs.c.counts)).all())
+        held = dict(
+            connection.execute(
+                select(fetch_state.c.entity_id, fetch_state.c.fetched_through).where(
+                    fetch_state.c.held_since.is_not(None)
+                )
+            ).all()
+        )
+    assert runs["extract_all_grow_data"]["failed_requests"] == 1
+    assert set(held) == victims and all(through < gap for through in held.values())
     stored = stored_readings(engine)
-    held_back = stored[stored["sensor_id"].isin(victims)]
     assert len(victims) == 10
-    assert held_back.empty or held_back["ts"].max() < pd.Timestamp(gap)  # nothing loaded beyond the gap
-    assert stored["sensor_id"].nunique() >= len(network.sensors) - 10
+    assert stored.loc[stored["sensor_id"].isin(victims), "ts"].max() > pd.Timestamp(gap)  # later ones load
 
     monkeypatch.setattr(GrowClient, "get_readings_window", real)
     run_nightly(settings, engine, Shard())
@@ -509,33 +531,45 @@ def test_a_linked_station_that_stops_being_live_is_replaced(tmp_path, simulator,
     assert still_live is False
 
 
-def test_stations_are_read_only_across_gaps_the_live_window_did_not_cover():
+def test_stations_are_read_from_their_watermark_unless_the_live_window_covered_them_up_to_now():
+    from etl.fetch_state import Stored
+    from etl.find_nearest_wow_live import covered_through
+    from etl.sources.wow import Answer
+
     ts = pd.Timestamp
-    covered = NOW - dt.timedelta(hours=24)
     first_needed = pd.Series(
         {
-            "nightly": ts("2019-06-01", tz="UTC"),  # stored up to the live window: nothing to read
-            "new": ts("2019-06-20", tz="UTC"),  # only the live window stored: read its history
-            "lapsed": ts("2019-06-01", tz="UTC"),  # missed some nights: read the gap
-            "no_recent": ts("2019-06-01", tz="UTC"),  # the live window brought nothing: read up to now
+            "nightly": ts("2019-06-01", tz="UTC"),  # the live window took it up to now: nothing to read
+            "new": ts("2019-06-20", tz="UTC"),  # never read: its history
+            "lapsed": ts("2019-06-01", tz="UTC"),  # missed some nights: from its watermark
             "never": pd.NaT,
         }
     )
-    latest = {"nightly": NOW, "new": NOW, "lapsed": NOW, "no_recent": ts("2019-06-28", tz="UTC")}
-    before = {
-        "nightly": ts(covered) - pd.Timedelta(minutes=30),
-        "lapsed": ts("2019-06-27", tz="UTC"),
-        "no_recent": ts("2019-06-28", tz="UTC"),
-    }
-    plan = station_plan(
-        first_needed, latest, before, NOW, covered, dt.timedelta(hours=6), dt.timedelta(days=365)
-    )
+    watermarks = {"nightly": ts(NOW), "lapsed": ts("2019-06-27", tz="UTC")}
+    plan = station_plan(first_needed, watermarks, NOW, dt.timedelta(hours=6), dt.timedelta(days=365))
     assert plan == {
-        "new": (ts("2019-06-20", tz="UTC"), ts(covered)),
-        "lapsed": (ts("2019-06-26 18:00", tz="UTC"), ts(covered)),
-        "no_recent": (ts("2019-06-27 18:00", tz="UTC"), ts(NOW)),
+        "new": (ts("2019-06-20", tz="UTC"), ts(NOW)),
+        "lapsed": (ts("2019-06-26 18:00", tz="UTC"), ts(NOW)),
         "never": (ts(NOW) - pd.Timedelta(days=365), ts(NOW)),
     }
+
+    # The live window covers a linked station up to now only when it is contiguous with the station's
+    # watermark, the station was seen in every window of the box, and nothing of it was refused.
+    since = NOW - dt.timedelta(hours=24)
+    stored = {
+        site: Stored(ts(since) - pd.Timedelta(minutes=30), None, 0)
+        for site in ("nightly", "unseen", "refused")
+    }
+    stored["lapsed"] = Stored(ts("2019-06-27", tz="UTC"), None, 0)
+    answer = Answer(
+        pd.DataFrame(),
+        incomplete={"refused": "air_temperature not a possible report"},
+        seen_in_every_window=frozenset({"nightly", "lapsed", "refused", "new"}),
+    )
+    linked = {"nightly", "lapsed", "unseen", "refused", "new"}
+    covered = covered_through(linked, answer, stored, since, NOW)
+    assert list(covered["entity_id"]) == ["nightly"]
+    assert covered["fetched_through"].tolist() == [ts(NOW)]
 
 
 def test_health_follows_the_2019_meaning_with_the_threshold_a_setting():

@@ -1,17 +1,21 @@
 """The simulated network: deterministic, physically sensible, with the faults its labels claim."""
 
 import datetime as dt
+import json
+import math
 import re
 import subprocess
 import sys
+import time
 
 import numpy as np
+import orjson
 import pytest
 import requests
 
 from devtools.simulator.generate import FAULT_KINDS, generate
 from devtools.simulator.network import GROW_VARIABLES, MISSING, SCALE, WOW_VARIABLES, Network
-from devtools.simulator.server import Keys, create_app
+from devtools.simulator.server import Keys, Misbehaviour, create_app
 
 END = dt.datetime(2019, 7, 1, tzinfo=dt.UTC)
 SIMULATOR = [sys.executable, "-m", "devtools.simulator"]
@@ -203,7 +207,18 @@ def test_the_simulator_command_generates_and_serves(tmp_path):
     assert made.returncode == 0, made.stderr
     assert "6 sensors" in made.stdout
     with subprocess.Popen(
-        [*SIMULATOR, "serve", "--data", str(folder), "--port", "0", "--quiet"],
+        [
+            *SIMULATOR,
+            "serve",
+            "--data",
+            str(folder),
+            "--port",
+            "0",
+            "--quiet",
+            "--late-rate",
+            "0.25",
+            "--wow-down",
+        ],
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,
@@ -214,6 +229,233 @@ def test_the_simulator_command_generates_and_serves(tmp_path):
             assert url and not url.group(1).endswith(":0"), said
             health = requests.get(f"{url.group(1)}/sim/health", timeout=5).json()
             assert health["sensors"] == 6
+            settings = requests.get(f"{url.group(1)}/sim/misbehaviour", timeout=5).json()
+            assert settings["late_rate"] == 0.25 and settings["wow_down"] is True
             assert requests.get(f"{url.group(1)}/labels.csv", timeout=2).status_code == 404
         finally:
             server.terminate()
+
+
+# --- a hostile upstream: answers a client must not trust ----------------------------------------------
+
+GROW = "Thingful.Connectors.GROWSensors"
+GROW_AUTH = {"Authorization": "Bearer sim-grow-key"}
+WOW_AUTH = {"Ocp-Apim-Subscription-Key": "sim-wow-key"}
+NOW = dt.datetime(2019, 7, 1, tzinfo=dt.UTC)
+ID = re.compile(r"[A-Za-z0-9_.:@\-]{1,64}")
+BOTH_SOIL_CODES = ("soil_moisture", "calibrated_soil_moisture", "air_temperature")
+
+
+def time_series(url, codes, start="20190620000000", end="20190621000000", variables=BOTH_SOIL_CODES):
+    settings = {
+        "LocationCodes": codes,
+        "VariableCodes": [f"{GROW}.{v}" for v in variables],
+        "StartDate": start,
+        "EndDate": end,
+        "Order": "asc",
+    }
+    body = {"Readers": [{"DataSourceCode": GROW, "Settings": settings}]}
+    return requests.post(f"{url}/grow/api/timeSeries/get", json=body, headers=GROW_AUTH, timeout=5)
+
+
+def ask_locations(url, timeout=5, stream=False) -> requests.Response:
+    body = {"DataSourceCodes": [GROW]}
+    return requests.post(
+        f"{url}/grow/api/entity/locations/get", json=body, headers=GROW_AUTH, timeout=timeout, stream=stream
+    )
+
+
+def locations(url) -> dict:
+    return ask_locations(url).json()["Locations"]
+
+
+def wow(url, **query):
+    times = {"start_time": "2019-06-20T00:00:00", "end_time": "2019-06-21T00:00:00"}
+    return requests.get(
+        f"{url}/wow/api/observations/byversion", params={**times, **query}, headers=WOW_AUTH, timeout=5
+    )
+
+
+def set_clock(url, now):
+    requests.post(f"{url}/sim/clock", json={"now": now.isoformat()}, timeout=5).raise_for_status()
+
+
+def poisoned(url, kind) -> list[dict]:
+    return [p for p in requests.get(f"{url}/sim/poisoned", timeout=5).json() if p["kind"] == kind]
+
+
+def stamps(answer) -> dict:
+    """(code, variable code) → the DateTimes served."""
+    return {
+        (e["LocationCode"], e["VariableCode"]): [p["DateTime"] for p in e["Data"]] for e in answer["Data"]
+    }
+
+
+@pytest.fixture
+def codes(network):
+    return list(network.sensors["sensor_id"][:10])
+
+
+@pytest.fixture
+def site(network):
+    return network.stations["site_id"].iloc[0]
+
+
+def test_with_every_rate_zero_the_answers_are_as_before(simulator, codes, site):
+    plain = simulator(now=NOW)
+    tuned = simulator(now=NOW, seed=9, future_shift_days=3, late_days=5, trickle_s=0.5)
+    for url in (plain, tuned):
+        set_clock(url, NOW + dt.timedelta(days=1))  # another night: nothing to draw afresh
+    assert time_series(plain, codes).content == time_series(tuned, codes).content
+    assert locations(plain) == locations(tuned)
+    assert wow(plain, site_id=site).content == wow(tuned, site_id=site).content
+    assert requests.get(f"{tuned}/sim/poisoned", timeout=5).json() == []
+
+
+def test_an_omitted_sensor_has_no_entries_and_an_omitted_variable_no_entry(simulator, codes):
+    answer = time_series(simulator(now=NOW, omit_sensor_rate=1), codes).json()
+    assert answer["Data"] == [] and answer["Meta"]["Locations"] == {}
+    answer = time_series(simulator(now=NOW, omit_variable_rate=1), codes).json()
+    assert answer["Data"] == [] and set(answer["Meta"]["Locations"]) == set(codes)
+
+
+def test_a_wrong_clock_stamps_every_sample_of_a_sensor_or_site_in_the_future(simulator, codes, site):
+    honest, wrong = simulator(now=NOW), simulator(now=NOW, future_rate=1, future_shift_days=30)
+    true, served = stamps(time_series(honest, codes).json()), stamps(time_series(wrong, codes).json())
+    month = dt.timedelta(days=30)
+    assert served.keys() == true.keys()
+    for key, times in true.items():
+        assert served[key] == [
+            (dt.datetime.strptime(t, "%Y%m%d%H%M%S") + month).strftime("%Y%m%d%H%M%S") for t in times
+        ]
+    true_ends = [o["ReportEndDateTime"] for o in wow(honest, site_id=site).json()["Object"]]
+    served_ends = [o["ReportEndDateTime"] for o in wow(wrong, site_id=site).json()["Object"]]
+    assert served_ends == [(dt.datetime.fromisoformat(t) + month).isoformat() for t in true_ends]
+    future = poisoned(wrong, "future")
+    assert len(future) == sum(map(len, served.values())) + len(served_ends)
+    assert {(p["DateTime"], p["true_time"]) for p in future if p["source"] == "wow"} == set(
+        zip(served_ends, true_ends)
+    )
+
+
+def test_an_answer_can_hold_a_code_nobody_asked_for(simulator, network, codes, site):
+    url = simulator(now=NOW, unrequested_rate=1)
+    answer = time_series(url, codes).json()
+    (unasked,) = {e["LocationCode"] for e in answer["Data"]} - set(codes)
+    assert unasked not in network.sensor_index
+    extra = [e for e in answer["Data"] if e["LocationCode"] == unasked]
+    assert {e["VariableCode"] for e in extra} == {f"{GROW}.{v}" for v in BOTH_SOIL_CODES}
+    assert all("20190620000000" <= p["DateTime"] <= "20190621000000" for e in extra for p in e["Data"])
+    (other,) = {o["SiteId"] for o in wow(url, site_id=site).json()["Object"]} - {site}
+    assert other not in network.station_index
+    box = {"top_left_lat": 57, "top_left_long": -4, "bottom_right_lat": 56, "bottom_right_long": -2}
+    found = wow(url, **box, end_time="2019-06-20T03:00:00").json()["Object"]
+    outside = [o for o in found if not (56 <= o["Latitude"] <= 57 and -4 <= o["Longitude"] <= -2)]
+    assert outside and {o["SiteId"] for o in outside}.isdisjoint(network.station_index)
+
+
+def test_poisoned_names_hold_a_nul_or_500_characters_and_are_recorded(simulator):
+    url = simulator(now=NOW, poison_name_rate=1)
+    names = {code: record["Name"] for code, record in locations(url).items()}
+    assert all("\x00" in name or len(name) == 500 for name in names.values())
+    assert {"\x00" in name for name in names.values()} == {True, False}
+    recorded = poisoned(url, "name")
+    assert {(p["sensor_id"], p["name"]) for p in recorded} == {(k.split("#")[1], n) for k, n in names.items()}
+
+
+def test_extra_location_records_carry_codes_that_are_no_valid_id(simulator, network):
+    url = simulator(now=NOW, bad_id_rate=1)
+    found = locations(url)
+    bad = [r for r in found.values() if not ID.fullmatch(r["Code"])]
+    assert len(bad) == len(network.sensors) == len(found) - len(bad)
+    assert {" " in r["Code"] and "/" in r["Code"] for r in bad} == {True, False}  # and 80 characters
+    assert all(-180 <= r["X"] <= 180 and -90 <= r["Y"] <= 90 and r["FirstSampleTimestamp"] for r in bad)
+    assert {p["code"] for p in poisoned(url, "id")} == {r["Code"] for r in bad}
+
+
+def test_non_finite_values_break_strict_json_and_are_recorded(simulator, codes, site):
+    url = simulator(now=NOW, infinity_rate=0.05)
+    body = time_series(url, codes).text
+    with pytest.raises(orjson.JSONDecodeError):
+        orjson.loads(body)
+    served = {
+        (e["LocationCode"], e["VariableCode"], p["DateTime"])
+        for e in json.loads(body)["Data"]
+        for p in e["Data"]
+        if math.isinf(p["Value"])
+    }
+    observations = json.loads(wow(url, site_id=site).text)["Object"]
+    served_wow = {
+        o["ReportEndDateTime"] for o in observations if math.isinf(o["DryBulbTemperature_Celsius"] or 0)
+    }
+    assert served and served_wow
+    recorded = poisoned(url, "value")
+    assert {
+        (p["sensor_id"], p["variable_code"], p["DateTime"]) for p in recorded if p["source"] == "grow"
+    } == served
+    assert {p["DateTime"] for p in recorded if p["source"] == "wow"} == served_wow
+    assert {p["text"] for p in recorded} <= {"Infinity", "-Infinity", "1e999", "-1e999"}
+
+
+def test_a_late_day_is_held_back_until_two_days_after_it_ended(simulator, network, codes):
+    url, sensor = simulator(now=NOW, late_rate=1, late_days=2), codes[:1]
+    start, end = dt.datetime(2019, 6, 28, tzinfo=dt.UTC), dt.datetime(2019, 6, 29, 23, 59, 59, tzinfo=dt.UTC)
+
+    def served() -> list[str]:
+        grow_times = start.strftime("%Y%m%d%H%M%S"), end.strftime("%Y%m%d%H%M%S")
+        answer = time_series(url, sensor, *grow_times, variables=["air_temperature"]).json()
+        return [p["DateTime"] for p in answer["Data"][0]["Data"]]
+
+    assert {t[:8] for t in served()} == {"20190628"}  # 29 June is due on 2 July, 2 days after it ended
+    later = NOW + dt.timedelta(days=2)
+    set_clock(url, later)
+    assert {t[:8] for t in served()} == {"20190628", "20190629"}
+    truth = network.visible_readings(sensor, start, end, later)  # what is finally served is unchanged
+    assert served() == truth["ts"].dt.strftime("%Y%m%d%H%M%S").tolist()
+
+
+def test_a_trickled_answer_outlasts_a_read_timeout(simulator):
+    url = simulator(now=NOW, trickle_rate=1, trickle_s=0.2)
+    started, got = time.monotonic(), b""
+    with ask_locations(url, timeout=(2, 1), stream=True) as answer:
+        assert "Content-Length" not in answer.headers
+        for piece in answer.iter_content(chunk_size=None):  # each piece comes well within the 1 s timeout
+            got += piece
+            if time.monotonic() - started > 1.2:
+                break
+    assert 4 <= len(got) <= 40  # a few bytes each 0.2 s: the ~20 kB body would take over an hour
+
+
+def test_the_same_night_draws_the_same_and_the_next_night_afresh(simulator, codes):
+    hostile = {"seed": 3, "omit_variable_rate": 0.5, "infinity_rate": 0.01}
+    url, twin = simulator(now=NOW, **hostile), simulator(now=NOW, **hostile)
+    first = time_series(url, codes).content
+    assert time_series(url, codes).content == first == time_series(twin, codes).content
+    set_clock(url, NOW + dt.timedelta(days=1))  # the window was uploaded long before: only draws change
+    assert time_series(url, codes).content != first
+
+
+def test_misbehaviour_is_set_at_run_time_and_checked(simulator, site):
+    url = simulator(now=NOW)
+    assert wow(url, site_id=site).status_code == 200
+    changed = requests.post(f"{url}/sim/misbehaviour", json={"wow_down": True, "late_rate": 0.5}, timeout=5)
+    assert changed.status_code == 200 and changed.json()["late_rate"] == 0.5
+    down = wow(url, site_id=site)
+    assert down.status_code == 503 and down.json()["statusCode"] == 503
+    assert requests.get(f"{url}/sim/misbehaviour", timeout=5).json()["wow_down"] is True
+    for wrong in ({"no_such_rate": 1}, {"wow_down": "yes"}, {"late_rate": 2}, {"seed": 1.5}, ["wow_down"]):
+        refused = requests.post(f"{url}/sim/misbehaviour", json=wrong, timeout=5)
+        assert refused.status_code == 400 and refused.json()["message"]
+
+
+def test_only_poison_served_whole_is_recorded(network, serve):
+    app = create_app(
+        network, now=NOW, misbehaviour=Misbehaviour(poison_name_rate=1, error_rate=1, failures=("truncated",))
+    )
+    url = serve(app)
+    assert ask_locations(url).status_code == 200  # but half a body: unreadable
+    assert app.extensions["simulator"].poisoned() == []
+    requests.post(f"{url}/sim/misbehaviour", json={"error_rate": 0}, timeout=5)
+    locations(url)
+    locations(url)
+    assert len(app.extensions["simulator"].poisoned()) == len(network.sensors)  # once each

@@ -6,10 +6,12 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 from itertools import pairwise
 
 import numpy as np
+import orjson
 import pandas as pd
 import pytest
 import requests
@@ -24,7 +26,7 @@ from etl.sources.grow import (
     parse_time_series,
     request_windows,
 )
-from etl.sources.http import SourceError
+from etl.sources.http import HttpPolicy, Source, SourceError
 from etl.sources.wow import WowClient, live_stations, parse_observations
 
 UTC = dt.UTC
@@ -135,8 +137,12 @@ def test_locations_take_x_as_longitude_and_skip_malformed_records():
             "Grow.Thingful#bad3": "not a record",
         }
     }
-    sensors, skipped = parse_locations(payload)
-    assert skipped == 3
+    sensors, quarantined = parse_locations(payload)
+    assert [(q.entity_id, q.action) for q in quarantined] == [
+        ("bad1", "refused"),
+        ("bad2", "refused"),
+        ("Grow.Thingful#bad3", "refused"),
+    ]
     row = sensors.iloc[0]
     assert (row["sensor_id"], row["latitude"], row["longitude"]) == ("zg9xr321", 51.500152, -0.126236)
     assert row["serial_number"] == "PI040297AA4A030551"
@@ -197,7 +203,8 @@ def test_only_uploaded_readings_are_served_and_late_ones_arrive_later(network, s
 
 
 def test_sensors_come_with_owner_place_and_sample_span(network, simulator, source_settings):
-    sensors = GrowClient(source_settings(simulator())).get_sensors()
+    sensors, quarantined = GrowClient(source_settings(simulator())).get_sensors()
+    assert quarantined == []
     assert sorted(sensors["sensor_id"]) == sorted(network.sensors["sensor_id"])
     merged = sensors.merge(network.sensors, on="sensor_id", suffixes=("", "_true"))
     assert (merged["owner_id"] == merged["owner_id_true"]).all()
@@ -378,7 +385,9 @@ def test_wow_site_observations_over_http_match_the_station(network, simulator, s
     site = network.stations["site_id"][3]
     client = WowClient(source_settings(simulator(wow_bare_list=True)))
     start = dt.datetime(2019, 6, 1, tzinfo=UTC)
-    observations = client.get_site_observations(site, start, NOW)
+    answer = client.get_site_observations(site, start, NOW)
+    assert answer.incomplete == {} and answer.quarantined == []
+    observations = answer.observations
     i = network.station_index[site]
     reported = np.asarray(network.wow["air_temperature"][i, network.step_of(start) :]) != -32768
     assert len(observations) == reported.sum()
@@ -443,3 +452,222 @@ def test_google_refusing_the_key_is_a_clear_error(simulator, source_settings):
 def test_a_key_that_is_not_a_google_key_is_a_settings_error(source_settings):
     with pytest.raises(SettingsError, match="GOOGLE_API_KEY"):
         Geocoder(source_settings("http://127.0.0.1:1", google_api_key="abc"))
+
+
+# --- a deadline on each attempt: the whole answer in time, however slowly it trickles -------------------
+
+
+def http_answer(body, *, status="200 OK", headers=(), piece=None, gap_s=0.0, chunked=False, gzipped=False):
+    """What a raw server sends, as (bytes, seconds to wait before sending them): the head at once, then the
+    body `piece` bytes at a time every `gap_s` seconds."""
+    import gzip
+
+    body = body.encode() if isinstance(body, str) else body
+    head = [f"HTTP/1.1 {status}", "Content-Type: application/json", "Connection: close", *headers]
+    if gzipped:
+        body = gzip.compress(body)
+        head.append("Content-Encoding: gzip")
+    head.append("Transfer-Encoding: chunked" if chunked else f"Content-Length: {len(body)}")
+    piece = piece or max(len(body), 1)
+    parts = [body[i : i + piece] for i in range(0, len(body), piece)]
+    if chunked:
+        parts = [b"%x\r\n%s\r\n" % (len(part), part) for part in parts] + [b"0\r\n\r\n"]
+    return [(("\r\n".join(head) + "\r\n\r\n").encode(), 0.0)] + [(part, gap_s) for part in parts]
+
+
+class RawServer:
+    """An HTTP server on a free loopback port, written on a raw socket so it can trickle: its n-th
+    connection gets the n-th answer (the last one again once they run out), then is closed."""
+
+    def __init__(self, *answers):
+        self.answers = answers
+        self.connections = 0
+        self.hung_up = 0  # connections the client closed before the whole answer was sent
+        self.stop = threading.Event()
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.listener.settimeout(0.05)
+        self.url = f"http://127.0.0.1:{self.listener.getsockname()[1]}"
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self):
+        with self.listener:
+            while not self.stop.is_set():
+                try:
+                    connection, _ = self.listener.accept()
+                except TimeoutError:
+                    continue
+                answer = self.answers[min(self.connections, len(self.answers) - 1)]
+                self.connections += 1
+                threading.Thread(target=self._answer, args=(connection, answer), daemon=True).start()
+
+    def _answer(self, connection, answer):
+        with connection:
+            connection.settimeout(5)
+            request = b""
+            while b"\r\n\r\n" not in request:
+                more = connection.recv(65536)
+                if not more:
+                    return
+                request += more
+            for data, wait in answer:
+                if self.stop.wait(wait):
+                    return
+                try:
+                    connection.sendall(data)
+                except OSError:
+                    self.hung_up += 1
+                    return
+
+
+@pytest.fixture
+def raw_server():
+    """Start a RawServer with the given answers; all are stopped after the test."""
+    servers = []
+
+    def start(*answers) -> RawServer:
+        servers.append(RawServer(*answers))
+        return servers[-1]
+
+    yield start
+    for server in servers:
+        server.stop.set()
+
+
+def finishes_within(limit_s, call):
+    """Run `call` in a thread: (its outcome, seconds taken); fails the test, instead of hanging it, when the
+    call is still running after `limit_s`."""
+    outcome = {}
+
+    def run():
+        try:
+            outcome["value"] = call()
+        except Exception as exc:
+            outcome["error"] = exc
+
+    started = time.monotonic()
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(limit_s)
+    if thread.is_alive():
+        pytest.fail(f"the call was still running after {limit_s} s", pytrace=False)
+    return outcome, time.monotonic() - started
+
+
+def grow_source(settings) -> Source:
+    key = settings.grow_api_key.get_secret_value()
+    return Source(
+        "GROW API",
+        settings.grow_api_url,
+        {"Authorization": f"Bearer {key}"},
+        HttpPolicy.from_settings(settings),
+    )
+
+
+ANSWER = {"Data": [{"LocationCode": "s1", "Value": 12.5}, {"LocationCode": "s2", "Value": None}], "n": 2}
+LONG_ANSWER = orjson.dumps({"Data": [{"LocationCode": f"s{i}", "Value": i / 7} for i in range(200)]})
+
+
+def test_the_policy_comes_from_the_settings(source_settings):
+    settings = source_settings(
+        "http://127.0.0.1:1", http_timeout_s=2, http_attempts=3, http_backoff_s=0.25, http_deadline_s=7
+    )
+    assert HttpPolicy.from_settings(settings) == HttpPolicy(
+        timeout_s=2, attempts=3, backoff_s=0.25, deadline_s=7
+    )
+    assert HttpPolicy.from_settings(source_settings("http://127.0.0.1:1")).deadline_s == 120
+
+
+@pytest.mark.parametrize("kind", ["length", "chunked", "gzip"])
+def test_a_trickling_answer_fails_at_the_deadline_instead_of_holding_the_call(
+    kind, raw_server, source_settings, caplog
+):
+    """A byte every 0.2 s never trips the 1 s wait for each piece; the 1.5 s deadline ends each attempt."""
+    trickle = http_answer(LONG_ANSWER, piece=1, gap_s=0.2, chunked=kind == "chunked", gzipped=kind == "gzip")
+    server = raw_server(trickle)
+    settings = source_settings(server.url, http_timeout_s=1, http_deadline_s=1.5, http_attempts=2)
+    source = grow_source(settings)
+    with caplog.at_level(logging.WARNING):
+        outcome, took = finishes_within(15, lambda: source.request_json("GET", "readings", "readings of s1"))
+    assert isinstance(outcome.get("error"), SourceError), outcome
+    assert (
+        str(outcome["error"]) == "GROW API readings of s1: no complete answer within 1.5 s after 2 attempts"
+    )
+    assert took < 8  # 2 × 1.5 s and a backoff, with room for a loaded machine
+    assert server.connections == 2
+    assert "attempt 1 of 2" in caplog.text
+    assert "sim-grow-key" not in caplog.text + str(outcome["error"])
+    for _ in range(40):  # each attempt hung up, releasing its connection
+        if server.hung_up == 2:
+            break
+        time.sleep(0.05)
+    assert server.hung_up == 2
+
+
+@pytest.mark.parametrize("kind", ["length", "chunked", "gzip", "gzip chunked"])
+def test_plain_and_gzipped_answers_still_decode(kind, raw_server, source_settings):
+    server = raw_server(http_answer(orjson.dumps(ANSWER), chunked="chunked" in kind, gzipped="gzip" in kind))
+    source = grow_source(source_settings(server.url, http_deadline_s=3))
+    outcome, _ = finishes_within(10, lambda: source.request_json("GET", "readings", "readings of s1"))
+    assert outcome == {"value": ANSWER}
+
+
+@pytest.mark.parametrize("gzipped", [False, True])
+def test_a_slow_but_steady_answer_within_the_deadline_succeeds(gzipped, raw_server, source_settings):
+    body = orjson.dumps(ANSWER)
+    server = raw_server(http_answer(body, piece=len(body) // 12 + 1, gap_s=0.08, gzipped=gzipped))
+    source = grow_source(source_settings(server.url, http_timeout_s=1, http_deadline_s=3, http_attempts=1))
+    outcome, took = finishes_within(10, lambda: source.request_json("GET", "readings", "readings of s1"))
+    assert outcome == {"value": ANSWER}
+    assert took >= 0.5  # it did trickle
+
+
+def test_an_attempt_past_its_deadline_is_retried(raw_server, source_settings, caplog):
+    server = raw_server(http_answer(LONG_ANSWER, piece=1, gap_s=0.2), http_answer(orjson.dumps(ANSWER)))
+    source = grow_source(source_settings(server.url, http_timeout_s=1, http_deadline_s=1, http_attempts=2))
+    with caplog.at_level(logging.WARNING):
+        outcome, _ = finishes_within(10, lambda: source.request_json("GET", "readings", "readings of s1"))
+    assert outcome == {"value": ANSWER}
+    assert server.connections == 2
+    assert "no complete answer within 1 s; attempt 1 of 2" in caplog.text
+
+
+def test_waiting_as_a_retry_after_asks_does_not_use_up_the_deadline(raw_server, source_settings):
+    """urllib3 waits 2 s between the 503 and the answer; the 1.5 s deadline is for the answer's attempt."""
+    busy = http_answer("", status="503 Service Unavailable", headers=["Retry-After: 2"])
+    answer = http_answer(orjson.dumps(ANSWER))
+    server = raw_server(busy, answer, busy, answer)
+    source = grow_source(source_settings(server.url, http_timeout_s=1, http_deadline_s=1.5, http_attempts=2))
+    outcome, took = finishes_within(15, lambda: source.request_json("GET", "readings", "readings of s1"))
+    assert outcome == {"value": ANSWER}
+    assert server.connections == 2 and took >= 2
+
+
+def test_a_trickling_error_answer_ends_at_the_deadline_too(raw_server, source_settings):
+    server = raw_server(http_answer(LONG_ANSWER, status="400 Bad Request", piece=1, gap_s=0.2))
+    source = grow_source(source_settings(server.url, http_timeout_s=1, http_deadline_s=1, http_attempts=2))
+    outcome, took = finishes_within(10, lambda: source.request_json("GET", "readings", "readings of s1"))
+    assert isinstance(outcome.get("error"), SourceError), outcome
+    assert str(outcome["error"]).startswith("GROW API readings of s1: HTTP 400")
+    assert took < 5
+
+
+def test_answers_are_decoded_by_the_one_swappable_decode_json(raw_server, source_settings, monkeypatch):
+    import etl.sources.http
+
+    server = raw_server(http_answer(orjson.dumps(ANSWER), gzipped=True))
+    monkeypatch.setattr(etl.sources.http, "decode_json", lambda content: {"decoded": content})
+    source = grow_source(source_settings(server.url))
+    outcome, _ = finishes_within(10, lambda: source.request_json("GET", "readings", "readings of s1"))
+    assert outcome == {"value": {"decoded": orjson.dumps(ANSWER)}}  # the whole body, un-gzipped
+
+
+def test_a_trickling_google_answer_ends_at_the_deadline(raw_server, source_settings):
+    server = raw_server(http_answer(LONG_ANSWER, piece=1, gap_s=0.2))
+    settings = source_settings(
+        server.url, google_api_key="AIzaSim-google-key", http_timeout_s=1, http_deadline_s=1
+    )
+    geocoder = Geocoder(settings)
+    outcome, took = finishes_within(10, lambda: geocoder.reverse(48.8566, 2.3522))
+    assert isinstance(outcome.get("error"), SourceError), outcome
+    assert str(outcome["error"]) == "Google geocoding of 48.85660,2.35220: Timeout"
+    assert took < 5

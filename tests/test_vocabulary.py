@@ -15,6 +15,7 @@ from core.vocabulary import SENSOR_VARIABLES, AnomalyKind, Detector, Health
 from flask_back_end import create_app as create_back_end
 from flask_back_end.settings import load_settings as back_end_settings
 from flask_front_end import create_app as create_front_end
+from flask_front_end import statuses
 from flask_front_end.settings import load_settings as front_end_settings
 
 README = (Path(__file__).resolve().parent.parent / "README.md").read_text()
@@ -41,6 +42,12 @@ def test_the_api_document_names_the_kinds_detectors_statuses_and_variables(tmp_p
     assert set(SENSOR_VARIABLES) <= set(point["properties"])
     status = next(p for p in spec["paths"]["/api/v1/sensors"]["get"]["parameters"] if p["name"] == "status")
     assert status["schema"]["enum"] == [health.value for health in Health]
+    assert "silent" in status["schema"]["enum"]
+    # The answers name the same statuses: a sensor's, and the counts per status (plus not checked yet).
+    for answer in ("SensorSummary", "Health"):
+        assert schemas[answer]["properties"]["status"]["enum"] == [*(health.value for health in Health), None]
+    counts = schemas["StatusCounts"]
+    assert sorted(counts["properties"]) == sorted(counts["required"]) == sorted([*Health, "unchecked"])
 
 
 def test_the_sensor_page_legend_explains_every_kind(tmp_path):
@@ -53,6 +60,13 @@ def test_the_sensor_page_legend_explains_every_kind(tmp_path):
     for kind in AnomalyKind:
         assert f'data-kind="{kind.value}"' in legend and str(escape(kind.meaning)) in legend
     assert legend.count("<dt") == len(AnomalyKind)
+
+
+def test_the_dashboard_has_a_look_for_every_status():
+    assert [look.value for look in statuses.LOOKS] == [*(health.value for health in Health), "unchecked"]
+    assert sorted(statuses.WORST_FIRST) == sorted(look.value for look in statuses.LOOKS)
+    assert len({look.colour for look in statuses.LOOKS}) == len(statuses.LOOKS)
+    assert statuses.BY_VALUE["silent"].dated and not any(look.dated for look in statuses.LOOKS[:3])
 
 
 def test_the_database_refuses_a_status_outside_the_vocabulary(engine):

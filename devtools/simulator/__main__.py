@@ -23,6 +23,35 @@ def _today() -> dt.datetime:
     return dt.datetime.now(dt.UTC).replace(hour=0, minute=0, second=0, microsecond=0)
 
 
+# Misbehaviour fields served as `--<field>` options of `serve`: name → (type, default, help).
+HOSTILE_OPTIONS = {
+    "seed": (int, 0, "seed of the misbehaviour's draws"),
+    "omit_sensor_rate": (click.FloatRange(0, 1), 0.0, "share of requested sensors left out of an answer"),
+    "omit_variable_rate": (click.FloatRange(0, 1), 0.0, "share of a kept sensor's variables left out"),
+    "future_rate": (click.FloatRange(0, 1), 0.0, "share of sensors/sites per answer stamped in the future"),
+    "future_shift_days": (click.FloatRange(0), 30.0, "how far in the future, days"),
+    "unrequested_rate": (click.FloatRange(0, 1), 0.0, "share of answers holding a code nobody asked for"),
+    "poison_name_rate": (click.FloatRange(0, 1), 0.0, "share of sensor names with a NUL or 500 characters"),
+    "bad_id_rate": (click.FloatRange(0, 1), 0.0, "share of sensors with an extra record of invalid Code"),
+    "infinity_rate": (click.FloatRange(0, 1), 0.0, "share of values written Infinity, -Infinity, ±1e999"),
+    "late_rate": (click.FloatRange(0, 1), 0.0, "share of (sensor, day) uploaded a day late"),
+    "late_days": (click.FloatRange(0), 2.0, "how long after its end a late day is served, days"),
+    "trickle_rate": (click.FloatRange(0, 1), 0.0, "share of answers sent a few bytes at a time"),
+    "trickle_s": (click.FloatRange(0), 1.0, "pause between the pieces of a trickled answer, s"),
+}
+
+
+def _hostile_options(command):
+    """Add an option per hostile misbehaviour field, and --wow-down."""
+    command = click.option("--wow-down", is_flag=True, help="answer every WOW request 503")(command)
+    for name, (kind, default, text) in reversed(HOSTILE_OPTIONS.items()):
+        option = click.option(
+            f"--{name.replace('_', '-')}", type=kind, default=default, show_default=True, help=text
+        )
+        command = option(command)
+    return command
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 def cli() -> None:
     """A simulated GROW network with WOW stations, served over the real APIs."""
@@ -80,6 +109,7 @@ def generate(sensors: int, days: int, seed: int, out: str, end: str | None, stat
 @click.option("--grow-key", default="sim-grow-key", show_default=True)
 @click.option("--wow-key", default="sim-wow-key", show_default=True)
 @click.option("--google-key", default="AIzaSim-google-key", show_default=True)
+@_hostile_options
 @click.option("--quiet", is_flag=True, help="do not log every request")
 def serve(
     data,
@@ -95,8 +125,12 @@ def serve(
     wow_key,
     google_key,
     quiet,
+    **hostile,
 ):
-    """Serve the GROW API (/grow/api), the WOW API (/wow/api) and geocoding (/maps/api) from a network."""
+    """Serve the GROW API (/grow/api), the WOW API (/wow/api) and geocoding (/maps/api) from a network.
+
+    Misbehaviour can be changed while serving: POST /sim/misbehaviour; GET /sim/poisoned lists what was
+    poisoned."""
     from werkzeug.serving import make_server
 
     from devtools.simulator.network import Network
@@ -107,6 +141,7 @@ def serve(
         failures=tuple(f for f in failures.split(",") if f),
         latency_ms=latency_ms,
         retry_after_s=retry_after,
+        **hostile,
     )
     app = create_app(Network(data), _utc(now), Keys(grow_key, wow_key, google_key), misbehaviour)
     app.config["WOW_BARE_LIST"] = wow_bare_list

@@ -15,7 +15,7 @@ from functools import lru_cache
 
 from core.errors import SettingsError
 from etl.settings import EtlSettings
-from etl.sources.http import SourceError
+from etl.sources.http import DeadlineSession, SourceError
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +67,8 @@ class Geocoder:
                     base_url=settings.google_api_url,
                     timeout=settings.http_timeout_s,
                     retry_timeout=settings.http_timeout_s * settings.http_attempts,
+                    # each answer whole within the deadline, however slowly it trickles
+                    requests_session=DeadlineSession(settings.http_deadline_s),
                 )
             except ValueError:
                 raise SettingsError("GOOGLE_API_KEY is not a Google API key (they start with AIza)") from None

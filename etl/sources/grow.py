@@ -13,18 +13,22 @@ import logging
 from collections import deque
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
+from core.schema import ID_PATTERN
 from core.times import grow_stamp, spans
 from core.vocabulary import GROW_CODES, GROW_DATA_SOURCE, SENSOR_VARIABLES
+from etl.quarantine import REFUSED, REPAIRED, Quarantined, clean_text, valid_id
 from etl.settings import EtlSettings
 from etl.sources.http import HttpPolicy, Source, SourceError
 
 log = logging.getLogger(__name__)
 
+SENSORS_SOURCE = "grow sensors"  # the quarantine's names of the two kinds of GROW record
+READINGS_SOURCE = "grow readings"
 MAX_LOCATIONS = 10
 MAX_WINDOW = dt.timedelta(days=10)
 NO_DATA = -9999.0
@@ -46,14 +50,22 @@ SENSOR_COLUMNS = [
 
 @dataclass(frozen=True)
 class Batch:
-    """The answer to one reading request: its sensors and window, and readings or the error."""
+    """The answer to one reading request: its sensors and window, the readings taken from it, the
+    sensors it did not fully answer for (all of them when the request failed: `error`), the records
+    quarantined and counts of what was dropped."""
 
     codes: tuple[str, ...]
     start: dt.datetime
     end: dt.datetime
     readings: pd.DataFrame | None = None
     error: SourceError | None = None
-    skipped: int = 0
+    incomplete: dict[str, str] = field(default_factory=dict)
+    quarantined: list[Quarantined] = field(default_factory=list)
+    counts: dict[str, int] = field(default_factory=dict)
+
+    @classmethod
+    def failed(cls, codes, start, end, error: SourceError) -> Batch:
+        return cls(tuple(codes), start, end, error=error, incomplete={c: str(error) for c in codes})
 
 
 def request_windows(
@@ -121,43 +133,69 @@ def _grow_time(value) -> pd.Timestamp | None:
     return pd.Timestamp(stamps[0], tz="UTC") if valid[0] else None
 
 
-def parse_locations(payload) -> tuple[pd.DataFrame, int]:
-    """`entity/locations/get` → one row per sensor, and how many records were malformed.
+# The text columns of a sensor and their widths in the schema.
+TEXT_WIDTHS = {"identifier": 128, "name": 256, "serial_number": 64}
 
-    X is the longitude and Y the latitude, whatever some published examples show.
+
+def parse_locations(payload) -> tuple[pd.DataFrame, list[Quarantined]]:
+    """`entity/locations/get` → one row per sensor, and the records that could not be taken as they came.
+
+    X is the longitude and Y the latitude, whatever some published examples show. A record without a
+    usable code or coordinates is refused; text too long for its column or holding NUL is repaired (cut,
+    cleaned); an owner id outside the id pattern is dropped. Both kinds are quarantined.
     """
     if not isinstance(payload, dict) or not isinstance(payload.get("Locations"), dict):
         raise ValueError("the answer has no Locations object")
-    rows, skipped = [], 0
+    rows, quarantined = [], []
     for key, record in payload["Locations"].items():
         try:
             code = record.get("Code") or str(key).split("#", 1)[1]
+        except (AttributeError, IndexError):
+            quarantined.append(
+                Quarantined(SENSORS_SOURCE, str(key), REFUSED, "not a location record", record)
+            )
+            continue
+        if not valid_id(code):
+            why = f"sensor code outside the id pattern {ID_PATTERN}"
+            quarantined.append(Quarantined(SENSORS_SOURCE, str(code), REFUSED, why, record))
+            continue
+        try:
             latitude, longitude = float(record["Y"]), float(record["X"])
-            if not (isinstance(code, str) and code and -90 <= latitude <= 90 and -180 <= longitude <= 180):
+            if not (-90 <= latitude <= 90 and -180 <= longitude <= 180):
                 raise ValueError
-        except (AttributeError, IndexError, KeyError, TypeError, ValueError):
-            skipped += 1
+        except (KeyError, TypeError, ValueError):
+            why = "no coordinates in range (Y latitude, X longitude)"
+            quarantined.append(Quarantined(SENSORS_SOURCE, code, REFUSED, why, record))
             continue
         name = record.get("Name")
-        rows.append(
-            {
-                "sensor_id": code,
-                "identifier": record.get("Identifier") or f"Grow.Thingful#{code}",
-                "name": name,
-                "serial_number": record.get("SerialNumber") or _serial_from_name(name),
-                "owner_id": record.get("UserUid"),
-                "latitude": latitude,
-                "longitude": longitude,
-                "first_sample_at": _grow_time(record.get("FirstSampleTimestamp")),
-                "last_sample_at": _grow_time(
-                    record.get("LastAvailableSampleTimestamp") or record.get("LastFetchedSampleTimestamp")
-                ),
-            }
-        )
+        row = {
+            "sensor_id": code,
+            "identifier": record.get("Identifier") or f"Grow.Thingful#{code}",
+            "name": name,
+            "serial_number": record.get("SerialNumber") or _serial_from_name(name),
+            "owner_id": record.get("UserUid"),
+            "latitude": latitude,
+            "longitude": longitude,
+            "first_sample_at": _grow_time(record.get("FirstSampleTimestamp")),
+            "last_sample_at": _grow_time(
+                record.get("LastAvailableSampleTimestamp") or record.get("LastFetchedSampleTimestamp")
+            ),
+        }
+        repairs = []
+        for column, width in TEXT_WIDTHS.items():
+            row[column], problem = clean_text(row[column], width)
+            if problem:
+                repairs.append(f"{column}: {problem}")
+        if row["owner_id"] is not None and not valid_id(row["owner_id"]):
+            row["owner_id"] = None
+            repairs.append("owner id outside the id pattern: stored as unknown")
+        if repairs:
+            quarantined.append(Quarantined(SENSORS_SOURCE, code, REPAIRED, "; ".join(repairs), record))
+        rows.append(row)
     frame = pd.DataFrame(rows, columns=SENSOR_COLUMNS)
     for column in ("first_sample_at", "last_sample_at"):
         frame[column] = pd.to_datetime(frame[column], utc=True)
-    return frame.drop_duplicates("sensor_id", keep="last").reset_index(drop=True), skipped
+    return frame.drop_duplicates("sensor_id", keep="last").reset_index(drop=True), quarantined
 
 
 def _serial_from_name(name) -> str | None:
@@ -167,49 +205,180 @@ def _serial_from_name(name) -> str | None:
     return None
 
 
-def parse_time_series(payload) -> tuple[pd.DataFrame, int]:
-    """`timeSeries/get` → readings joined by (sensor, timestamp), and how many samples were malformed.
+@dataclass(frozen=True)
+class Samples:
+    """The samples of a `timeSeries/get` answer, long form: one item per sample, in answer order."""
 
-    NoDataValue (-9999) becomes NaN. A sample whose value or timestamp is unreadable is skipped.
-    """
+    codes: np.ndarray  # the sensor of each sample (object)
+    variables: np.ndarray  # index into VARIABLES' names (int64)
+    stamps: np.ndarray  # datetime64[s], NaT where unreadable
+    readable: np.ndarray  # the stamp could be read
+    values: np.ndarray  # float64; NaN where the value is not a number
+    no_data: np.ndarray  # the value is the series' NoDataValue
+    raw_values: list  # as they came, for the quarantine
+    raw_stamps: list
+    series: set  # (code, variable name) of every series the answer holds
+    extra: dict  # code → samples of series we do not keep (raw soil moisture) or malformed entries
+    malformed: int  # entries that are not series at all
+
+
+def samples_of(payload) -> Samples:
+    """`timeSeries/get` → every sample with its sensor and variable; ValueError if there is no Data list."""
     if not isinstance(payload, dict) or not isinstance(payload.get("Data"), list):
         raise ValueError("the answer has no Data list")
     names = list(VARIABLES.values())
     sensors, variables, no_data, raw_values, raw_stamps = [], [], [], [], []
-    skipped = 0
+    series, extra, malformed = set(), {}, 0
     for entry in payload["Data"]:
         if not isinstance(entry, dict):
-            skipped += 1
+            malformed += 1
             continue
         variable = VARIABLES.get(entry.get("VariableCode"))
-        if variable is None:
-            continue  # a series we do not keep, such as raw soil moisture
         code = entry.get("LocationCode") or str(entry.get("LocationIdentifier", "")).rsplit("#", 1)[-1]
         points = entry.get("Data")
-        if not code or not isinstance(points, list):
-            skipped += 1
+        if variable is None or not code or not isinstance(points, list):
+            # a series we do not keep, such as raw soil moisture, or no series at all
+            malformed += variable is not None
+            extra[code] = extra.get(code, 0) + (len(points) if isinstance(points, list) else 0)
             continue
         values, stamps = _point_fields(points)
         raw_values += values
         raw_stamps += stamps
+        series.add((code, variable))
         sensors.append((code, len(points)))
         variables.append((names.index(variable), len(points)))
         no_data.append((_number(entry.get("NoDataValue", NO_DATA)), len(points)))
-    if not raw_values:
-        return pd.DataFrame(columns=READING_COLUMNS), skipped
 
     def repeat(pairs, dtype):
         return np.repeat(np.array([p[0] for p in pairs], dtype=dtype), [p[1] for p in pairs])
 
     value = _numbers(raw_values)
-    when, valid = parse_grow_timestamps(raw_stamps)
-    keep = valid & ~np.isnan(value)
-    value = np.where(value == repeat(no_data, np.float64), np.nan, value)
-    skipped += int((~keep).sum())
+    when, readable = (
+        parse_grow_timestamps(raw_stamps) if raw_stamps else (np.array([], "M8[s]"), np.array([], bool))
+    )
+    return Samples(
+        codes=repeat(sensors, object),
+        variables=repeat(variables, np.int64),
+        stamps=when,
+        readable=readable,
+        values=value,
+        no_data=value == repeat(no_data, np.float64),
+        raw_values=raw_values,
+        raw_stamps=raw_stamps,
+        series=series,
+        extra=extra,
+        malformed=malformed,
+    )
+
+
+def parse_time_series(payload) -> tuple[pd.DataFrame, int]:
+    """`timeSeries/get` → readings joined by (sensor, timestamp), and how many samples were malformed.
+
+    NoDataValue (-9999) becomes NaN. A sample whose value or timestamp is unreadable is skipped. This
+    takes the answer as it is; `check_answer` holds it against the request.
+    """
+    samples = samples_of(payload)
+    keep = samples.readable & ~np.isnan(samples.values)
+    skipped = samples.malformed + int((~keep).sum())
+    if not keep.any():
+        return pd.DataFrame(columns=READING_COLUMNS), skipped
+    value = np.where(samples.no_data, np.nan, samples.values)
+    names = list(VARIABLES.values())
     joined = join_by_timestamp(
-        repeat(sensors, object)[keep], repeat(variables, np.int64)[keep], when[keep], value[keep], names
+        samples.codes[keep], samples.variables[keep], samples.stamps[keep], value[keep], names
     )
     return joined, skipped
+
+
+@dataclass(frozen=True)
+class Answer:
+    """An answer held against its request: the readings to store, the sensors it did not fully answer
+    for (with why), the records quarantined, and counts of what was dropped."""
+
+    readings: pd.DataFrame
+    incomplete: dict[str, str]
+    quarantined: list[Quarantined]
+    counts: dict[str, int]
+
+
+def check_answer(
+    payload, codes: Sequence[str], start: dt.datetime, end: dt.datetime, not_after: dt.datetime
+) -> Answer:
+    """Take from an answer exactly what was asked: the requested sensors and variables, samples in
+    [start, end]. A requested sensor or variable missing from the answer, a sample that had to be
+    refused (unreadable, or stamped after `not_after`: a wrong clock) or a value that cannot be a
+    reading (Infinity, 1e999, outside the variable's possible range; stored as missing) leaves its
+    sensor incomplete for this window, so it is asked again. Samples of sensors not asked for and
+    samples outside the window are dropped and counted."""
+    samples = samples_of(payload)
+    names = list(VARIABLES.values())
+    requested = set(codes)
+    asked = pd.Index(samples.codes, dtype=object).isin(list(requested))
+    counts = {
+        "unrequested": int((~asked).sum()) + sum(n for c, n in samples.extra.items() if c not in requested)
+    }
+    incomplete: dict[str, list[str]] = {}
+
+    def note(code: str, why: str) -> None:
+        incomplete.setdefault(code, []).append(why)
+
+    for code in codes:
+        missing = [n for n in names if (code, n) not in samples.series]
+        if len(missing) == len(names):
+            note(code, "left out of the answer")
+        elif missing:
+            note(code, f"{', '.join(missing)} left out of the answer")
+
+    limit, first, last = (np.datetime64(_naive(t), "s") for t in (not_after, start, end))
+    future = asked & samples.readable & (samples.stamps > limit)
+    unreadable = asked & (~samples.readable | _not_numbers(samples.values, samples.raw_values))
+    inside = asked & samples.readable & ~future & (samples.stamps >= first) & (samples.stamps <= last)
+    counts["outside_window"] = int((asked & samples.readable & ~future & ~inside).sum())
+    value = np.where(samples.no_data, np.nan, samples.values)
+    low = np.array([SENSOR_VARIABLES[n].possible_low for n in names])[samples.variables]
+    high = np.array([SENSOR_VARIABLES[n].possible_high for n in names])[samples.variables]
+    impossible = inside & ~samples.no_data & ~((value >= low) & (value <= high)) & ~unreadable
+    keep = inside & ~unreadable
+    value = np.where(impossible, np.nan, value)
+
+    quarantined = []
+    for flags, action, why in (
+        (future, REFUSED, f"stamped in the future (after {not_after:%Y-%m-%d %H:%M} UTC)"),
+        (unreadable & asked, REFUSED, "unreadable sample"),
+        (impossible, REPAIRED, "not a possible reading: stored as missing"),
+    ):
+        for i in np.flatnonzero(flags):
+            code, variable = samples.codes[i], names[samples.variables[i]]
+            record = {
+                "LocationCode": code,
+                "VariableCode": f"{GROW_DATA_SOURCE}.{GROW_CODES[variable]}",
+                "DateTime": samples.raw_stamps[i],
+                "Value": samples.raw_values[i],
+            }
+            quarantined.append(Quarantined(READINGS_SOURCE, code, action, f"{variable} {why}", record))
+            note(code, f"{variable} {why}")
+    counts["future"] = int(future.sum())
+    if keep.any():
+        readings = join_by_timestamp(
+            samples.codes[keep], samples.variables[keep], samples.stamps[keep], value[keep], names
+        )
+    else:
+        readings = pd.DataFrame(columns=READING_COLUMNS)
+    reasons = {code: "; ".join(dict.fromkeys(why)) for code, why in incomplete.items()}
+    return Answer(readings, reasons, quarantined, counts)
+
+
+def _naive(when: dt.datetime) -> dt.datetime:
+    return when.astimezone(dt.UTC).replace(tzinfo=None)
+
+
+def _not_numbers(values: np.ndarray, raw: list) -> np.ndarray:
+    """Which samples had no number at all ("warm", null): malformed. A number that is not finite
+    (Infinity, 1e999, NaN) is a number, and an impossible reading."""
+    result = np.zeros(len(values), dtype=bool)
+    for i in np.flatnonzero(np.isnan(values)):
+        result[i] = not isinstance(raw[i], float)
+    return result
 
 
 def _point_fields(points: list) -> tuple[list, list]:
@@ -261,22 +430,30 @@ class GrowClient:
 
     def __init__(self, settings: EtlSettings):
         key = settings.grow_api_key.get_secret_value() if settings.grow_api_key else ""
-        policy = HttpPolicy(settings.http_timeout_s, settings.http_attempts, settings.http_backoff_s)
+        policy = HttpPolicy.from_settings(settings)
         self.source = Source("GROW API", settings.grow_api_url, {"Authorization": f"Bearer {key}"}, policy)
         self.workers = settings.fetch_workers
+        self.settings = settings
 
-    def get_sensors(self) -> pd.DataFrame:
-        """Every sensor the API knows, with owner, place and the span of its samples."""
+    def not_after(self) -> dt.datetime:
+        """The latest time a sample may be stamped: now, plus the tolerance for clocks a little ahead."""
+        return self.settings.now() + dt.timedelta(hours=self.settings.future_tolerance_hours)
+
+    def get_sensors(self) -> tuple[pd.DataFrame, list[Quarantined]]:
+        """Every sensor the API knows, with owner, place and the span of its samples, and the records
+        that could not be taken as they came."""
         payload = self.source.request_json(
             "POST", "entity/locations/get", "sensor list", json={"DataSourceCodes": [GROW_DATA_SOURCE]}
         )
         try:
-            sensors, skipped = parse_locations(payload)
+            sensors, quarantined = parse_locations(payload)
         except ValueError as exc:
             raise SourceError(f"GROW API sensor list: {exc}") from None
-        if skipped:
-            log.warning("GROW API sensor list: skipped %d malformed sensor records", skipped)
-        return sensors
+        if quarantined:
+            log.warning(
+                "GROW API sensor list: %d records refused or repaired (quarantined)", len(quarantined)
+            )
+        return sensors, quarantined
 
     def get_readings_window(self, codes: Sequence[str], start: dt.datetime, end: dt.datetime) -> Batch:
         """One request: at most 10 sensors over at most 10 days."""
@@ -299,14 +476,27 @@ class GrowClient:
         }
         try:
             payload = self.source.request_json("POST", "timeSeries/get", what, json=body)
-            readings, skipped = parse_time_series(payload)
+            answer = check_answer(payload, codes, start, end, self.not_after())
         except SourceError as exc:
-            return Batch(tuple(codes), start, end, error=exc)
+            return Batch.failed(codes, start, end, exc)
         except ValueError as exc:
-            return Batch(tuple(codes), start, end, error=SourceError(f"GROW API {what}: {exc}"))
-        if skipped:
-            log.warning("GROW API %s: skipped %d malformed samples", what, skipped)
-        return Batch(tuple(codes), start, end, readings=readings, skipped=skipped)
+            return Batch.failed(codes, start, end, SourceError(f"GROW API {what}: {exc}"))
+        if answer.incomplete:
+            log.warning(
+                "GROW API %s: incomplete for %s",
+                what,
+                "; ".join(f"{code}: {why}" for code, why in answer.incomplete.items()),
+            )
+        return Batch(
+            tuple(codes),
+            start,
+            end,
+            answer.readings,
+            None,
+            answer.incomplete,
+            answer.quarantined,
+            answer.counts,
+        )
 
     def iter_readings(self, codes: Sequence[str], start: dt.datetime, end: dt.datetime) -> Iterator[Batch]:
         """Every request of a fetch, in order; see iter_windows."""
@@ -333,6 +523,9 @@ class GrowClient:
         for batch in self.iter_readings(codes, start, end):
             if batch.error is not None:
                 failures.append(batch.error)
+            elif batch.incomplete:
+                what = "; ".join(f"{code}: {why}" for code, why in batch.incomplete.items())
+                failures.append(SourceError(f"GROW API answered incompletely ({what})"))
             elif len(batch.readings):
                 frames.append(batch.readings)
         if failures:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +19,8 @@ import pandas as pd
 
 from core.errors import SettingsError
 from core.times import spans
+from core.vocabulary import STATION_VARIABLES
+from etl.quarantine import REFUSED, REPAIRED, Quarantined
 from etl.settings import EtlSettings
 from etl.sources.http import HttpPolicy, Source, SourceError
 
@@ -120,41 +122,139 @@ def read_byversion_file(path: str | Path) -> pd.DataFrame:
     return observations
 
 
+OBSERVATIONS_SOURCE = "wow observations"  # the quarantine's name for WOW records
+
+
+@dataclass(frozen=True)
+class Answer:
+    """Observations held against their request: the rows to keep, the sites not fully answered for
+    (with why), the records quarantined, counts of what was dropped, and the sites seen in every
+    window asked (for a bounding box: the stations it covered)."""
+
+    observations: pd.DataFrame
+    incomplete: dict[str, str] = field(default_factory=dict)
+    quarantined: list[Quarantined] = field(default_factory=list)
+    counts: dict[str, int] = field(default_factory=dict)
+    seen_in_every_window: frozenset[str] = frozenset()
+
+
+def check_observations(
+    payload,
+    start: dt.datetime,
+    end: dt.datetime,
+    not_after: dt.datetime,
+    site: str | None = None,
+    box: Box | None = None,
+) -> Answer:
+    """Take from a byversion answer exactly what was asked: the site (or the stations inside the box),
+    reports ending in [start, end]. A report stamped after `not_after` (a wrong clock) or unreadable is
+    refused; a value that cannot be a report (Infinity, outside the variable's possible range) is stored
+    as missing. Both are quarantined and leave their site incomplete, to be asked again; reports of
+    sites not asked for or outside the window are dropped and counted."""
+    records = payload.get("Object") if isinstance(payload, dict) else payload
+    if not isinstance(records, list):
+        raise ValueError("the answer is neither {'Object': [...]} nor a list")
+    quarantined, incomplete = [], {}
+
+    def refuse(record, site_id, action, why):
+        quarantined.append(Quarantined(OBSERVATIONS_SOURCE, site_id, action, why, record))
+        if site_id is not None and (site is None or site_id == site):
+            incomplete.setdefault(site_id, why)
+
+    usable = [r for r in records if isinstance(r, dict)]
+    for record in records:
+        if not isinstance(record, dict):
+            refuse(record, None, REFUSED, "not an observation record")
+    frame = pd.DataFrame.from_records(usable, columns=list(FIELDS)).rename(columns=FIELDS)
+    frame["record"] = usable
+    frame["ts"] = pd.to_datetime(frame["ts"], format="ISO8601", utc=True, errors="coerce")
+    raw_values = {c: frame[c].copy() for c in STATION_VARIABLES}
+    for column in ("latitude", "longitude", *STATION_VARIABLES):
+        frame[column] = pd.to_numeric(frame[column], errors="coerce")
+    site_ok = np.array([_site_id_ok(v) for v in frame["site_id"]], dtype=bool)
+    for record in frame.loc[~site_ok | frame["ts"].isna(), "record"]:
+        refuse(record, None, REFUSED, "unreadable observation (time or site id)")
+    frame = frame[site_ok & frame["ts"].notna()].copy()
+    frame["site_id"] = frame["site_id"].astype(str)
+    if site is not None:
+        asked = frame["site_id"] == site
+    elif box is not None:
+        asked = frame["latitude"].between(box.bottom, box.top) & frame["longitude"].between(
+            box.left, box.right
+        )
+    else:
+        asked = pd.Series(True, index=frame.index)
+    counts = {"unrequested": int((~asked).sum())}
+    frame = frame[asked]
+    future = frame["ts"] > pd.Timestamp(not_after)
+    for record, site_id in zip(frame.loc[future, "record"], frame.loc[future, "site_id"]):
+        refuse(record, site_id, REFUSED, f"stamped in the future (after {not_after:%Y-%m-%d %H:%M} UTC)")
+    counts["future"] = int(future.sum())
+    frame = frame[~future]
+    inside = frame["ts"].between(pd.Timestamp(start), pd.Timestamp(end))
+    counts["outside_window"] = int((~inside).sum())
+    frame = frame[inside].copy()
+    for name, variable in STATION_VARIABLES.items():
+        values = frame[name].to_numpy(dtype=float)
+        sent = raw_values[name].loc[frame.index].notna().to_numpy()
+        impossible = sent & ~((values >= variable.possible_low) & (values <= variable.possible_high))
+        for record, site_id in zip(frame.loc[impossible, "record"], frame.loc[impossible, "site_id"]):
+            refuse(record, site_id, REPAIRED, f"{name} not a possible report: stored as missing")
+        frame.loc[impossible, name] = np.nan
+    frame = frame[frame["is_latest_version"] != False]  # noqa: E712 - None counts as latest
+    frame["is_official"] = frame["is_official"].map(lambda v: v if isinstance(v, bool) else None)
+    frame = frame.drop(columns=["is_latest_version", "record"]).drop_duplicates(
+        ["site_id", "ts"], keep="last"
+    )
+    observations = frame.sort_values(["site_id", "ts"], ignore_index=True)
+    return Answer(observations, incomplete, quarantined, counts, frozenset(observations["site_id"]))
+
+
 class WowClient:
     """The WOW API at the configured base URL, with the configured key and retry policy."""
 
     def __init__(self, settings: EtlSettings):
         key = settings.wow_api_key.get_secret_value() if settings.wow_api_key else ""
-        policy = HttpPolicy(settings.http_timeout_s, settings.http_attempts, settings.http_backoff_s)
+        policy = HttpPolicy.from_settings(settings)
         self.source = Source("WOW API", settings.wow_api_url, {"Ocp-Apim-Subscription-Key": key}, policy)
         self.has_key = bool(key)
         self.live_hours = settings.wow_live_hours
         self.stations_file = settings.wow_stations_file
+        self.settings = settings
 
-    def _observations(self, params: dict, what: str) -> pd.DataFrame:
+    def not_after(self) -> dt.datetime:
+        """The latest time a report may be stamped: now, plus the tolerance for clocks a little ahead."""
+        return self.settings.now() + dt.timedelta(hours=self.settings.future_tolerance_hours)
+
+    def _answer(self, params: dict, what: str, start, end, site=None, box=None) -> Answer:
+        if not self.has_key:
+            raise SourceError("WOW API: no WOW_API_KEY set")
         payload = self.source.request_json("GET", "observations/byversion", what, params=params)
         try:
-            observations, skipped = parse_observations(payload)
+            answer = check_observations(payload, start, end, self.not_after(), site=site, box=box)
         except ValueError as exc:
             raise SourceError(f"WOW API {what}: {exc}") from None
-        if skipped:
-            log.warning("WOW API %s: skipped %d malformed observations", what, skipped)
-        return observations
+        if answer.quarantined:
+            log.warning("WOW API %s: %d records refused or repaired", what, len(answer.quarantined))
+        return answer
 
-    def get_site_observations(self, site_id: str, start: dt.datetime, end: dt.datetime) -> pd.DataFrame:
+    def get_site_observations(self, site_id: str, start: dt.datetime, end: dt.datetime) -> Answer:
         """One station's observations with reports ending in [start, end]."""
-        frames = [
-            self._observations(
+        answers = [
+            self._answer(
                 {"site_id": site_id, "start_time": wow_time(a), "end_time": wow_time(b)},
                 f"observations of site {site_id} {a:%Y-%m-%d %H:%M}..{b:%Y-%m-%d %H:%M}",
+                a,
+                b,
+                site=site_id,
             )
             for a, b in spans(start, end, MAX_SITE_WINDOW)
         ]
-        return _concat(frames, OBSERVATION_COLUMNS[:-1])
+        return _combine(answers)
 
-    def get_box_observations(self, box: Box, start: dt.datetime, end: dt.datetime) -> pd.DataFrame:
+    def get_box_observations(self, box: Box, start: dt.datetime, end: dt.datetime) -> Answer:
         """Every station's observations inside a bounding box, reports ending in [start, end]."""
-        frames = []
+        answers = []
         for a, b in spans(start, end, MAX_BOX_WINDOW):
             params = {
                 "top_left_lat": box.top,
@@ -164,52 +264,68 @@ class WowClient:
                 "start_time": wow_time(a),
                 "end_time": wow_time(b),
             }
-            frames.append(
-                self._observations(params, f"observations in box {a:%Y-%m-%d %H:%M}..{b:%Y-%m-%d %H:%M}")
-            )
-        return _concat(frames, OBSERVATION_COLUMNS[:-1])
+            what = f"observations in box {a:%Y-%m-%d %H:%M}..{b:%Y-%m-%d %H:%M}"
+            answers.append(self._answer(params, what, a, b, box=box))
+        return _combine(answers)
 
     def get_live_stations(self, now: dt.datetime, box: Box = EUROPE) -> tuple[pd.DataFrame, str]:
-        """The stations in `box` with whether each is live at `now`, and where the list came from."""
-        recent = self.get_recent(now, box)
-        return recent.stations, recent.origin
-
-    def get_recent(self, now: dt.datetime, box: Box = EUROPE) -> Recent:
-        """Every station's reports of the last WOW_LIVE_HOURS in `box`, and the stations judged by them.
-
-        When the API fails (or no key is set) and a saved byversion file is configured, the file stands
-        in for the station list, judged live relative to its own latest report; it brings no
-        observations worth keeping.
-        """
+        """The stations in `box` with whether each is live at `now`, and where the list came from: the
+        API, or the saved station file when the API cannot say."""
         try:
-            if not self.has_key:
-                raise SourceError("WOW API: no WOW_API_KEY set")
-            since = now - dt.timedelta(hours=self.live_hours)
-            observations = self.get_box_observations(box, since, now)
-            return Recent(live_stations(observations, now, self.live_hours), observations, since, "WOW API")
+            recent = self.get_recent(now, box)
         except SourceError as exc:
             if self.stations_file is None:
                 raise
             log.warning("%s; using the saved station list %s", exc, self.stations_file)
+            recent = self.saved_stations()
+        return recent.stations, recent.origin
+
+    def get_recent(self, now: dt.datetime, box: Box = EUROPE) -> Recent:
+        """Every station's reports of the last WOW_LIVE_HOURS in `box`, and the stations judged by them.
+        SourceError when the API cannot answer."""
+        since = now - dt.timedelta(hours=self.live_hours)
+        answer = self.get_box_observations(box, since, now)
+        stations = live_stations(answer.observations, now, self.live_hours)
+        return Recent(stations, answer.observations, since, "WOW API", answer)
+
+    def saved_stations(self) -> Recent:
+        """The saved byversion file (WOW_STATIONS_FILE) as a station list, judged live relative to its
+        own latest report; it brings no observations worth keeping. Only for seeding an empty database:
+        the file's dates are not today's."""
+        if self.stations_file is None:
+            raise SettingsError("no WOW_STATIONS_FILE is set")
         observations = read_byversion_file(self.stations_file)
-        latest = observations["ts"].max() if len(observations) else now
+        latest = observations["ts"].max() if len(observations) else dt.datetime.now(dt.UTC)
         stations = live_stations(observations, latest, self.live_hours)
-        return Recent(stations, observations.iloc[:0], None, str(self.stations_file))
+        return Recent(
+            stations, observations.iloc[:0], None, str(self.stations_file), Answer(observations.iloc[:0])
+        )
 
 
 @dataclass(frozen=True)
 class Recent:
     """What a look at the last hours of WOW gives: the stations, their observations since `since`
-    (None when none came), and where it all came from."""
+    (None when none came), where it all came from, and the answer it was taken from."""
 
     stations: pd.DataFrame
     observations: pd.DataFrame
     since: dt.datetime | None
     origin: str
+    answer: Answer
 
 
-def _concat(frames: list[pd.DataFrame], columns: list[str]) -> pd.DataFrame:
-    frames = [f for f in frames if len(f)]
-    if not frames:
-        return pd.DataFrame(columns=columns)
-    return pd.concat(frames, ignore_index=True).drop_duplicates(["site_id", "ts"], keep="last")
+def _combine(answers: list[Answer]) -> Answer:
+    """The answers of consecutive windows as one: a site is seen in every window only if each saw it."""
+    frames = [a.observations for a in answers if len(a.observations)]
+    if frames:
+        observations = pd.concat(frames, ignore_index=True).drop_duplicates(["site_id", "ts"], keep="last")
+    else:
+        observations = pd.DataFrame(columns=OBSERVATION_COLUMNS[:-1])
+    incomplete, counts = {}, {}
+    for a in answers:
+        for site, why in a.incomplete.items():
+            incomplete.setdefault(site, why)
+        for name, n in a.counts.items():
+            counts[name] = counts.get(name, 0) + n
+    seen = frozenset.intersection(*(a.seen_in_every_window for a in answers)) if answers else frozenset()
+    return Answer(observations, incomplete, [q for a in answers for q in a.quarantined], counts, seen)

@@ -9,7 +9,8 @@
   const [map, answer] = await Promise.all([createSensorMap(element), getJSON(element.dataset.source)]);
   const sensors = answer.rows.map((row) => Object.fromEntries(answer.fields.map((field, i) => [field, row[i]])));
 
-  const counts = { all: sensors.length, healthy: 0, faulty: 0, recovered: 0, unchecked: 0 };
+  const counts = { all: sensors.length };
+  STATUSES.looks.forEach((look) => { counts[look.value] = 0; });
   sensors.forEach((sensor) => { counts[statusOf(sensor.status)] += 1; });
   Object.entries(counts).forEach(([status, count]) => {
     document.querySelector(`[data-count="${status}"]`).textContent = count.toLocaleString("en");
@@ -27,7 +28,7 @@
         : "none linked";
       panel.innerHTML = `
         <h2>${escapeHTML(detail.name || detail.sensor_id)} <small>${escapeHTML(detail.sensor_id)}</small></h2>
-        <p><span class="badge status-${status}">${escapeHTML(health.status || "not checked yet")}</span></p>
+        <p><span class="badge status-${status}">${escapeHTML(badgeText(health))}</span></p>
         <p class="reason">${escapeHTML(health.reason || "Its readings have not been through detection yet.")}</p>
         <dl class="facts">
           <dt>Address</dt><dd>${escapeHTML(detail.address || "—")}</dd>

@@ -1,8 +1,23 @@
 // Helpers every page's script uses.
 "use strict";
 
+// The statuses as the server has them (flask_front_end/statuses.py): {looks: [{value, label, colour,
+// dated}], worstFirst, unchecked}. Scripts never spell a status themselves.
+const STATUSES = JSON.parse(document.body.dataset.statuses);
+const STATUS_LOOKS = Object.fromEntries(STATUSES.looks.map((look) => [look.value, look]));
+
 function statusOf(value) {
-  return value || "unchecked";
+  return value || STATUSES.unchecked;
+}
+
+// A badge's words, as the sensor page's: the status; a dated one (silent) says since its last reading.
+function badgeText(health) {
+  if (!health.status) return STATUS_LOOKS[STATUSES.unchecked].label.toLowerCase();
+  const look = STATUS_LOOKS[health.status];
+  if (look && look.dated && health.latest_reading_at) {
+    return `${health.status} since ${health.latest_reading_at.slice(0, 16).replace("T", " ")} UTC`;
+  }
+  return health.status;
 }
 
 async function getJSON(url) {

@@ -41,14 +41,14 @@
              (sensor) => { window.location.href = pageUrl(sensor.sensor_id); });
     fill(document.getElementById("owner-sensors"), sensors.map((s) => `
       <tr><td><a href="${pageUrl(s.sensor_id)}">${escapeHTML(s.sensor_id)}</a></td><td>${escapeHTML(s.name || "")}</td>
-      <td><span class="badge status-${statusOf(s.status)}">${escapeHTML(s.status || "not checked yet")}</span></td>
+      <td><span class="badge status-${statusOf(s.status)}">${escapeHTML(badgeText(s))}</span></td>
       <td>${escapeHTML(s.address || "")}</td><td>${escapeHTML(s.owner_id || "")}</td></tr>`));
     const owners = [...new Set(sensors.map((s) => s.owner_id).filter(Boolean))];
     const stats = await Promise.all(owners.map((owner) =>
       getJSON(page.dataset.statsUrl.replace("OWNER", encodeURIComponent(owner)))));
     fill(document.getElementById("owner-stats"), stats.map((o) => `
-      <tr><td>${escapeHTML(o.owner_id)}</td><td>${o.sensors}</td><td>${o.by_status.healthy}</td>
-      <td>${o.by_status.faulty}</td><td>${o.by_status.recovered}</td><td>${o.by_status.unchecked}</td>
+      <tr><td>${escapeHTML(o.owner_id)}</td><td>${o.sensors}</td>
+      ${STATUSES.looks.map((look) => `<td>${o.by_status[look.value] || 0}</td>`).join("")}
       <td>${o.anomalies}</td><td>${escapeHTML((o.latest_reading_at || "—").slice(0, 16).replace("T", " "))}</td></tr>`));
     message.textContent = sensors.length ? `${sensors.length} sensor${sensors.length === 1 ? "" : "s"}` : "No sensors found.";
   }

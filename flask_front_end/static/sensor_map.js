@@ -2,7 +2,6 @@
 // when the page was given a browser key (as in 2019). Markers are coloured by health status.
 "use strict";
 
-const STATUS_COLOURS = { healthy: "#2e7d32", faulty: "#c62828", recovered: "#ef8f00", unchecked: "#757575" };
 const EUROPE = { lat: 50.5, lng: 8.0, zoom: 4 };
 
 let googleReady;
@@ -42,12 +41,13 @@ function leafletMap(element, config) {
   };
 }
 
-// A cluster takes the colour of the worst status inside it, so a faulty sensor shows from afar.
-const WORST_FIRST = ["faulty", "recovered", "unchecked", "healthy"];
+// A cluster takes the colour of the worst status inside it (the server's order), so a faulty sensor
+// shows from afar.
+const WORST_FIRST = STATUSES.worstFirst;
 function clusterIcon(cluster) {
   const tally = {};
   cluster.getAllChildMarkers().forEach((marker) => { tally[marker.options.status] = (tally[marker.options.status] || 0) + 1; });
-  const worst = WORST_FIRST.find((status) => tally[status]) || "healthy";
+  const worst = WORST_FIRST.find((status) => tally[status]) || WORST_FIRST[WORST_FIRST.length - 1];
   const count = cluster.getChildCount();
   const title = WORST_FIRST.filter((status) => tally[status]).map((status) => `${tally[status]} ${status}`).join(", ");
   return L.divIcon({
@@ -70,7 +70,7 @@ function googleMap(element) {
         bounds.extend(position);
         const marker = new google.maps.Marker({
           position, map, title: `${sensor.sensor_id} (${status})`,
-          icon: { path: google.maps.SymbolPath.CIRCLE, scale: 6, fillColor: STATUS_COLOURS[status],
+          icon: { path: google.maps.SymbolPath.CIRCLE, scale: 6, fillColor: STATUS_LOOKS[status].colour,
                   fillOpacity: 0.9, strokeColor: "#fff", strokeWeight: 1 },
         });
         marker.addListener("click", () => onClick(sensor));

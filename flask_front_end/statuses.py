@@ -1,0 +1,66 @@
+"""How the dashboard shows a sensor's health: a label and a colour for each status of the vocabulary
+(`core.vocabulary.Health`) and for a sensor not checked yet, and which status a cluster of markers wears.
+
+The templates, the CSS colours (written into each page) and the page scripts (which read `config()` from
+the page) all take them from here, so a new status needs its look and its place in WORST_FIRST here,
+and nothing in the templates or the scripts (tests/test_vocabulary.py checks every status has both).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+from core.vocabulary import Health
+
+UNCHECKED = "unchecked"  # no health row yet: the back end says `status: null`
+
+
+@dataclass(frozen=True)
+class Look:
+    value: str
+    label: str
+    colour: str  # markers, clusters, badges and the legend
+    dated: bool = False  # its badge says since when: the sensor's last reading
+
+
+# In the order the legend lists them: the vocabulary's, then not checked yet.
+LOOKS = (
+    Look(Health.HEALTHY.value, "Healthy", "#2e7d32"),
+    Look(Health.FAULTY.value, "Faulty", "#c62828"),
+    Look(Health.RECOVERED.value, "Recovered", "#ef8f00"),
+    # Grey like "not checked yet" (nothing is known now either), but slate so the two tell apart.
+    Look(Health.SILENT.value, "Silent", "#607d8b", dated=True),
+    Look(UNCHECKED, "Not checked yet", "#757575"),
+)
+BY_VALUE = {look.value: look for look in LOOKS}
+
+# A cluster wears its worst status, so a faulty sensor shows from afar, then one gone silent (someone
+# should look at it: a flat battery, a lost signal), before the ones that are fine now or not yet known.
+WORST_FIRST = (
+    Health.FAULTY.value,
+    Health.SILENT.value,
+    Health.RECOVERED.value,
+    UNCHECKED,
+    Health.HEALTHY.value,
+)
+
+
+def config() -> dict:
+    """What the page scripts need, as JSON on the page (`<body data-statuses>`)."""
+    return {
+        "looks": [asdict(look) for look in LOOKS],
+        "worstFirst": list(WORST_FIRST),
+        "unchecked": UNCHECKED,
+    }
+
+
+def badge_text(health: dict, last_sample_at: str | None = None) -> str:
+    """A badge's words: the status; for a dated one (silent) since when, at the minute (UTC)."""
+    status = health.get("status")
+    if status is None:
+        return BY_VALUE[UNCHECKED].label.lower()
+    since = health.get("latest_reading_at") or last_sample_at
+    look = BY_VALUE.get(status)
+    if look and look.dated and since:
+        return f"{status} since {since[:16].replace('T', ' ')} UTC"
+    return status
