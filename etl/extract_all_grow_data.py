@@ -46,12 +46,14 @@ def fetch_plan(
     now: dt.datetime,
     reread: dt.timedelta,
     history: dt.timedelta,
+    held: set = frozenset(),
 ) -> pd.DataFrame:
     """Which sensors to read and from when: (sensor_id, start), earliest first.
 
     A sensor is read from its watermark less the re-read span; a sensor never read, from its first
     sample (at most `history` back). A sensor that announces nothing after its watermark, and nothing
-    in the re-read span before now either, is not asked at all: a dead sensor costs no requests.
+    in the re-read span before now either, is not asked at all (a dead sensor costs no requests),
+    unless it is `held` by an incomplete answer.
     """
     plan = []
     oldest = pd.Timestamp(now - history)
@@ -60,7 +62,7 @@ def fetch_plan(
         mark = watermarks.get(row.sensor_id)
         last = row.last_sample_at
         if mark is not None:
-            if pd.notna(last) and last <= mark and last < recent:
+            if pd.notna(last) and last <= mark and last < recent and row.sensor_id not in held:
                 continue
             start = mark - pd.Timedelta(reread)
         else:
@@ -239,6 +241,7 @@ def extract_readings(context: StepContext, client: GrowClient) -> int:
         context.now,
         dt.timedelta(days=settings.extract_reread_days),
         dt.timedelta(days=settings.extract_history_days),
+        held={s for s, state in stored.items() if state.held_since is not None},
     )
     windows = windows_of(plan, context.now)
     log.info(
@@ -339,7 +342,7 @@ def extract_observations(context: StepContext, client: WowClient) -> int:
         try:
             return site, client.get_site_observations(site, start.to_pydatetime(), end.to_pydatetime()), None
         except SourceError as exc:
-            return site, None, exc
+            return site, getattr(exc, "answer", None), exc  # the windows before the failure still count
 
     progress = Progress()
     with (
@@ -356,8 +359,10 @@ def extract_observations(context: StepContext, client: WowClient) -> int:
                 if context.tally.as_dict()["failed_station_requests"] == 1:
                     log.warning("%s (stations of failed requests are asked again next run)", error)
                 progress.answered(site, start, end, str(error))
-                continue
-            progress.answered(site, start, end, answer.incomplete.get(site))
+                if answer is None:
+                    continue
+            else:
+                progress.answered(site, start, end, answer.incomplete.get(site))
             context.tally.add("station_gaps", len(answer.incomplete))
             for name, n in answer.counts.items():
                 context.tally.add(f"{name}_observations", n)

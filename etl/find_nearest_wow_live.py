@@ -80,6 +80,11 @@ def run(context: StepContext) -> int:
     try:
         recent = client.get_recent(context.now)
     except SourceError as exc:
+        partial = getattr(exc, "answer", None)  # the windows answered before it failed
+        if partial is not None and partial.quarantined:
+            with context.engine.begin() as connection:
+                seen = dt.datetime.now(dt.UTC)
+                context.tally.add("quarantined", write_quarantine(connection, partial.quarantined, seen))
         if known_stations:
             # The saved file's dates are not today's: judged by them, live stations would die and links
             # move to stations that may be gone. Yesterday's picture is the better one.

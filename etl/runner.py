@@ -9,9 +9,9 @@ import datetime as dt
 import time
 from dataclasses import dataclass
 
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, func, or_, select
 
-from core.schema import etl_runs, fetch_gaps, fetch_state, quarantine
+from core.schema import etl_runs, fetch_gaps, fetch_state, quarantine, sensor_wow
 from etl import (
     analyse_anomalies,
     detect_anomalies,
@@ -19,6 +19,7 @@ from etl import (
     find_nearest_wow_live,
     store_sensor_info,
 )
+from etl.fetch_state import WOW
 from etl.settings import EtlSettings
 from etl.shard import Shard
 from etl.step import StepContext, etl_lock, run_recorded
@@ -120,6 +121,7 @@ class Upstream:
 def upstream_report(engine: Engine, since: dt.datetime | None) -> Upstream:
     """Held-back entities and given-up gaps now, and the quarantine rows seen at or after `since`
     (the start of the last nightly run)."""
+    linked_sites = select(sensor_wow.c.site_id).where(sensor_wow.c.site_id.is_not(None))
     with engine.connect() as connection:
         held = connection.execute(
             select(
@@ -130,7 +132,12 @@ def upstream_report(engine: Engine, since: dt.datetime | None) -> Upstream:
                 fetch_state.c.held_runs,
                 fetch_state.c.held_reason,
             )
-            .where(fetch_state.c.held_since.is_not(None))
+            .where(
+                fetch_state.c.held_since.is_not(None),
+                # A station no sensor links to any more is not asked for: its hole waits, harmlessly,
+                # until a link brings it back (and then it is read from the hole).
+                or_(fetch_state.c.source != WOW, fetch_state.c.entity_id.in_(linked_sites)),
+            )
             .order_by(fetch_state.c.held_since, fetch_state.c.source, fetch_state.c.entity_id)
         ).all()
         given_up = connection.execute(

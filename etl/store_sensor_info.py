@@ -1,7 +1,10 @@
 """Step 1 of 5, `python -m etl.store_sensor_info [GOOGLE_API_KEY]`: every GROW sensor into `sensors`.
 
 Code, name and serial, owner, coordinates, first and last sample, days active, and an address. Only new
-sensors, moved sensors and sensors still without an address are geocoded; the rest keep theirs.
+sensors, moved sensors and sensors still without an address are geocoded; the rest keep theirs. Records
+that cannot be taken as they came (a code outside the id pattern, a name with NUL or too long) are
+refused or repaired and quarantined. When the sensor list cannot be had but sensors are stored, the
+night goes on with them.
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ import logging
 
 import click
 import pandas as pd
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from core.load import bulk_upsert
 from core.schema import sensors
@@ -47,7 +50,18 @@ def needs_address(fetched: pd.DataFrame, stored: pd.DataFrame) -> pd.Series:
 
 
 def run(context: StepContext) -> int:
-    fetched, quarantined = GrowClient(context.settings).get_sensors()
+    try:
+        fetched, quarantined = GrowClient(context.settings).get_sensors()
+    except SourceError as exc:
+        with context.engine.connect() as connection:
+            known = connection.scalar(select(func.count()).select_from(sensors))
+        if not known:
+            raise
+        # One failed call must not cost the night: the readings of the sensors we know can still be
+        # fetched and checked; tomorrow's list brings the new ones.
+        log.warning("%s; going on with the %d sensors already stored", exc, known)
+        context.tally.add("sensor_list_unavailable")
+        return 0
     fetched = fetched[fetched["sensor_id"].map(context.shard.contains)].reset_index(drop=True)
     quarantined = [q for q in quarantined if context.shard.contains(str(q.entity_id))]
     fetched["days_active"] = days_active(fetched["first_sample_at"], fetched["last_sample_at"])

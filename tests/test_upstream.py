@@ -52,6 +52,8 @@ def test_a_sensor_or_a_variable_left_out_makes_a_gap():
     payload["Data"] = [e for e in payload["Data"] if not e["VariableCode"].endswith(".light")]
     answer = check_answer(payload, CODES, START, END, NOT_AFTER)
     assert answer.incomplete == {"s1": "light left out of the answer", "s2": "left out of the answer"}
+    # Rows without their light would overwrite a stored light with nothing: they wait for a full answer.
+    assert answer.readings.empty
 
 
 def test_samples_of_sensors_not_asked_for_and_outside_the_window_are_dropped_and_counted():
@@ -228,6 +230,15 @@ def test_a_hole_asked_for_longer_than_the_limit_is_given_up_and_reported():
     gap = gaps.iloc[0]
     assert (gap["entity_id"], gap["start_at"], gap["end_at"]) == ("s1", stamp(11), stamp(21))
     assert gap["reason"] == "left out of the answer"
+
+
+def test_a_hole_in_a_window_before_the_watermark_moves_the_watermark_back_to_it():
+    # Sensors of different starts share requests: a window from before s1's watermark can spoil it.
+    progress = Progress()
+    progress.answered("s1", stamp(1), stamp(10), "soil_moisture not a possible reading")
+    stored = {"s1": Stored(stamp(12), held_since=None, held_runs=0)}
+    states, _ = next_state(GROW, progress, stored, stamp(15), dt.timedelta(days=14))
+    assert states.iloc[0]["fetched_through"] == stamp(1)
 
 
 def test_a_hole_filled_later_clears_the_hold():

@@ -322,12 +322,14 @@ def check_answer(
     def note(code: str, why: str) -> None:
         incomplete.setdefault(code, []).append(why)
 
+    partial = []  # sensors with some variables left out: their rows wait for a full answer
     for code in codes:
         missing = [n for n in names if (code, n) not in samples.series]
         if len(missing) == len(names):
             note(code, "left out of the answer")
         elif missing:
             note(code, f"{', '.join(missing)} left out of the answer")
+            partial.append(code)
 
     limit, first, last = (np.datetime64(_naive(t), "s") for t in (not_after, start, end))
     future = asked & samples.readable & (samples.stamps > limit)
@@ -338,7 +340,7 @@ def check_answer(
     low = np.array([SENSOR_VARIABLES[n].possible_low for n in names])[samples.variables]
     high = np.array([SENSOR_VARIABLES[n].possible_high for n in names])[samples.variables]
     impossible = inside & ~samples.no_data & ~((value >= low) & (value <= high)) & ~unreadable
-    keep = inside & ~unreadable
+    keep = inside & ~unreadable & ~pd.Index(samples.codes, dtype=object).isin(partial)
     value = np.where(impossible, np.nan, value)
 
     quarantined = []

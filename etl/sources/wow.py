@@ -240,16 +240,11 @@ class WowClient:
 
     def get_site_observations(self, site_id: str, start: dt.datetime, end: dt.datetime) -> Answer:
         """One station's observations with reports ending in [start, end]."""
-        answers = [
-            self._answer(
-                {"site_id": site_id, "start_time": wow_time(a), "end_time": wow_time(b)},
-                f"observations of site {site_id} {a:%Y-%m-%d %H:%M}..{b:%Y-%m-%d %H:%M}",
-                a,
-                b,
-                site=site_id,
-            )
-            for a, b in spans(start, end, MAX_SITE_WINDOW)
-        ]
+        answers = []
+        for a, b in spans(start, end, MAX_SITE_WINDOW):
+            params = {"site_id": site_id, "start_time": wow_time(a), "end_time": wow_time(b)}
+            what = f"observations of site {site_id} {a:%Y-%m-%d %H:%M}..{b:%Y-%m-%d %H:%M}"
+            answers.append(_partial(answers, self._answer, params, what, a, b, site=site_id))
         return _combine(answers)
 
     def get_box_observations(self, box: Box, start: dt.datetime, end: dt.datetime) -> Answer:
@@ -265,7 +260,7 @@ class WowClient:
                 "end_time": wow_time(b),
             }
             what = f"observations in box {a:%Y-%m-%d %H:%M}..{b:%Y-%m-%d %H:%M}"
-            answers.append(self._answer(params, what, a, b, box=box))
+            answers.append(_partial(answers, self._answer, params, what, a, b, box=box))
         return _combine(answers)
 
     def get_live_stations(self, now: dt.datetime, box: Box = EUROPE) -> tuple[pd.DataFrame, str]:
@@ -312,6 +307,23 @@ class Recent:
     since: dt.datetime | None
     origin: str
     answer: Answer
+
+
+class PartialAnswer(SourceError):
+    """A call of several windows failed at one: `answer` holds what the windows before it gave (their
+    records to quarantine, their observations)."""
+
+    def __init__(self, message: str, answer: Answer):
+        super().__init__(message)
+        self.answer = answer
+
+
+def _partial(answers: list[Answer], ask, *args, **kwargs) -> Answer:
+    """Ask for the next window; if it fails, fail with what the earlier windows gave."""
+    try:
+        return ask(*args, **kwargs)
+    except SourceError as exc:
+        raise PartialAnswer(str(exc), _combine(answers)) from None
 
 
 def _combine(answers: list[Answer]) -> Answer:
