@@ -208,6 +208,18 @@ def mark_for_recheck(connection, starts: dict[str, pd.Timestamp]) -> None:
     log.info("late readings: %d sensors have days to check again", len(starts))
 
 
+def rows_to_write(batch: pd.DataFrame, incomplete: dict, watermarks: dict) -> pd.DataFrame:
+    """The rows of an answer to store. A sensor the answer did not fully answer for keeps what is stored
+    before its watermark: a request's window may reach back past it (sensors of different starts share
+    requests), and there a value stored as missing would overwrite a good one. After its watermark its
+    rows are new, so they go in, impossible values as missing, and are read again next run."""
+    if not incomplete or batch.empty:
+        return batch
+    mark = pd.to_datetime(batch["sensor_id"].map(watermarks), utc=True)
+    spoilt = batch["sensor_id"].isin(list(incomplete)) & mark.notna() & (batch["ts"] < mark)
+    return batch[~spoilt.to_numpy()]
+
+
 def count_problems(context: StepContext, batch) -> None:
     tally = context.tally
     tally.add("failed_requests", batch.error is not None)
@@ -261,7 +273,7 @@ def extract_readings(context: StepContext, client: GrowClient) -> int:
                 progress.answered(code, batch.start, batch.end, failed or batch.incomplete.get(code))
             count_problems(context, batch)
             if batch.error is None:
-                loader.add(batch.readings, batch.quarantined)
+                loader.add(rows_to_write(batch.readings, batch.incomplete, watermarks), batch.quarantined)
             elif context.tally.as_dict().get("failed_requests") == 1:
                 log.warning("%s (the sensors of failed requests are asked again next run)", batch.error)
     # An answer up to now says nothing of samples after the sensor's last announced one: its phone may

@@ -99,9 +99,7 @@ def next_state(
             states.append((source, entity, through, None, None, 0))
             continue
         since = old.held_since if old is not None and old.held_since is not None else now
-        # A hole may open in a window that began before the entity's own watermark (a request serves
-        # sensors of different starts): what it spoiled there must be read again too.
-        start = hole.start if through is None else min(through, hole.start)
+        start = through if through is not None else hole.start
         if now - since >= pd.Timedelta(give_up):
             log.warning(
                 "%s %s: given up on %s..%s after asking since %s: %s",

@@ -72,7 +72,7 @@ class EtlSettings(CoreSettings):
         default=2.0,
         ge=1,
         description="days before each sensor's watermark that detection reads again for context "
-        "(the soil drift check needs 20 or more; a weekly run with more catches slow drift)",
+        "(the soil drift check needs 20 or more: the weekly `--recheck-days 45` run gives it that)",
     )
     detect_checks: str = Field(
         default="all",

@@ -10,6 +10,7 @@ import pytest
 
 from core.vocabulary import GROW_DATA_SOURCE, Health
 from etl.analyse_anomalies import sensor_health_rows
+from etl.extract_all_grow_data import rows_to_write
 from etl.fetch_state import GROW, Progress, Stored, next_state
 from etl.quarantine import REFUSED, REPAIRED, Quarantined, clean_text, quarantine_frame
 from etl.sources.grow import check_answer, parse_locations
@@ -232,13 +233,20 @@ def test_a_hole_asked_for_longer_than_the_limit_is_given_up_and_reported():
     assert gap["reason"] == "left out of the answer"
 
 
-def test_a_hole_in_a_window_before_the_watermark_moves_the_watermark_back_to_it():
-    # Sensors of different starts share requests: a window from before s1's watermark can spoil it.
-    progress = Progress()
-    progress.answered("s1", stamp(1), stamp(10), "soil_moisture not a possible reading")
-    stored = {"s1": Stored(stamp(12), held_since=None, held_runs=0)}
-    states, _ = next_state(GROW, progress, stored, stamp(15), dt.timedelta(days=14))
-    assert states.iloc[0]["fetched_through"] == stamp(1)
+def test_an_incomplete_answer_never_overwrites_what_is_stored_before_the_watermark():
+    # A request serves sensors of different starts, so its window can reach back past s1's watermark:
+    # an answer that spoiled s1 there (a value stored as missing) must not overwrite good rows.
+    batch = pd.DataFrame(
+        {
+            "sensor_id": ["s1", "s1", "s2"],
+            "ts": [stamp(5), stamp(12), stamp(5)],
+            "soil_moisture": [np.nan, np.nan, 30.0],
+        }
+    )
+    kept = rows_to_write(
+        batch, {"s1": "soil_moisture not a possible reading"}, {"s1": stamp(10), "s2": stamp(10)}
+    )
+    assert list(zip(kept["sensor_id"], kept["ts"])) == [("s1", stamp(12)), ("s2", stamp(5))]
 
 
 def test_a_hole_filled_later_clears_the_hold():
