@@ -77,7 +77,9 @@ def status_command(settings) -> None:
             )
     verdicts = []
     if counts.get("fetch_state") is not None:
-        since = min((r.started_at for r in records), default=None)
+        # The last nightly run began with its first step (or, run step by step, with the oldest).
+        firsts = [r.started_at for r in records if r.step == records[0].step] if records else []
+        since = min(firsts, default=None)
         report = upstream_report(engine, since)
         _echo_upstream(report)
         verdicts.append(upstream_verdict(report, settings.status_max_gaps, settings.status_max_quarantined))

@@ -38,6 +38,7 @@ log = logging.getLogger(__name__)
 
 NAME = "extract_all_grow_data"
 VALUE_COLUMNS = list(VARIABLES.values())
+UNSURE = "_unsure"  # a batch column: the row comes from an incomplete answer
 
 
 def fetch_plan(
@@ -150,7 +151,7 @@ class ReadingsLoader(Loader):
         self.newest, self.checked = newest, checked
 
     def write(self, connection, batch: pd.DataFrame) -> int:
-        batch = changed_rows(connection, batch, self.newest)
+        batch = changed_rows(connection, batch, self.newest).drop(columns=UNSURE, errors="ignore")
         if batch.empty:
             return 0
         written = bulk_upsert(connection, readings, batch)
@@ -160,7 +161,8 @@ class ReadingsLoader(Loader):
 
 def changed_rows(connection, batch: pd.DataFrame, newest: dict) -> pd.DataFrame:
     """The rows of a batch not already stored as they are. Rows later than their sensor's newest
-    stored reading (at the start of the run) are new; the others are compared with what is stored."""
+    stored reading (at the start of the run) are new; the others are compared with what is stored. A row
+    marked UNSURE is written only where nothing is stored."""
     stored_until = pd.to_datetime(batch["sensor_id"].map(newest), utc=True)
     maybe = (stored_until.notna() & (batch["ts"] <= stored_until)).to_numpy()
     if not maybe.any():
@@ -175,10 +177,13 @@ def changed_rows(connection, batch: pd.DataFrame, newest: dict) -> pd.DataFrame:
     merged = candidates.merge(
         stored, on=["sensor_id", "ts"], how="left", suffixes=("", "_stored"), indicator=True
     )
-    same = merged["_merge"].eq("both").to_numpy(copy=True)
+    stored_already = merged["_merge"].eq("both").to_numpy(copy=True)
+    same = stored_already.copy()
     for column in VALUE_COLUMNS:
         new, old = merged[column].to_numpy(dtype=float), merged[f"{column}_stored"].to_numpy(dtype=float)
         same &= (new == old) | (np.isnan(new) & np.isnan(old))
+    if UNSURE in merged:
+        same |= stored_already & merged[UNSURE].fillna(False).to_numpy(dtype=bool)
     changed = candidates[~same]
     return pd.concat([changed, batch[~maybe]], ignore_index=True)
 
@@ -208,16 +213,11 @@ def mark_for_recheck(connection, starts: dict[str, pd.Timestamp]) -> None:
     log.info("late readings: %d sensors have days to check again", len(starts))
 
 
-def rows_to_write(batch: pd.DataFrame, incomplete: dict, watermarks: dict) -> pd.DataFrame:
-    """The rows of an answer to store. A sensor the answer did not fully answer for keeps what is stored
-    before its watermark: a request's window may reach back past it (sensors of different starts share
-    requests), and there a value stored as missing would overwrite a good one. After its watermark its
-    rows are new, so they go in, impossible values as missing, and are read again next run."""
-    if not incomplete or batch.empty:
-        return batch
-    mark = pd.to_datetime(batch["sensor_id"].map(watermarks), utc=True)
-    spoilt = batch["sensor_id"].isin(list(incomplete)) & mark.notna() & (batch["ts"] < mark)
-    return batch[~spoilt.to_numpy()]
+def mark_unsure(batch: pd.DataFrame, incomplete: dict) -> pd.DataFrame:
+    """The rows of an answer, those of sensors it did not fully answer for marked `UNSURE`: they may hold
+    values stored as missing (impossible readings), so they fill in what is not stored yet but never
+    overwrite a stored row. The sensor is asked again, and a full answer then writes the true values."""
+    return batch.assign(**{UNSURE: batch["sensor_id"].isin(list(incomplete)).to_numpy()})
 
 
 def count_problems(context: StepContext, batch) -> None:
@@ -273,7 +273,7 @@ def extract_readings(context: StepContext, client: GrowClient) -> int:
                 progress.answered(code, batch.start, batch.end, failed or batch.incomplete.get(code))
             count_problems(context, batch)
             if batch.error is None:
-                loader.add(rows_to_write(batch.readings, batch.incomplete, watermarks), batch.quarantined)
+                loader.add(mark_unsure(batch.readings, batch.incomplete), batch.quarantined)
             elif context.tally.as_dict().get("failed_requests") == 1:
                 log.warning("%s (the sensors of failed requests are asked again next run)", batch.error)
     # An answer up to now says nothing of samples after the sensor's last announced one: its phone may

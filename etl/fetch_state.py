@@ -98,7 +98,9 @@ def next_state(
         if hole is None:
             states.append((source, entity, through, None, None, 0))
             continue
-        since = old.held_since if old is not None and old.held_since is not None else now
+        # A hole's age counts from when it was found: once the watermark moved, any hole is a new one.
+        moved = entity in progress.through and (old is None or progress.through[entity] > old.fetched_through)
+        since = old.held_since if old is not None and old.held_since is not None and not moved else now
         start = through if through is not None else hole.start
         if now - since >= pd.Timedelta(give_up):
             log.warning(

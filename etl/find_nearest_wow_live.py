@@ -77,6 +77,7 @@ def run(context: StepContext) -> int:
     client = WowClient(context.settings)
     with context.engine.connect() as connection:
         known_stations = connection.scalar(select(func.count()).select_from(wow_sites))
+        known_live = connection.scalar(select(func.count()).select_from(wow_sites).where(wow_sites.c.is_live))
     try:
         recent = client.get_recent(context.now)
     except SourceError as exc:
@@ -100,6 +101,13 @@ def run(context: StepContext) -> int:
         recent = client.saved_stations()
     stations = recent.stations
     live = stations[stations["is_live"]].reset_index(drop=True)
+    if live.empty and known_live:
+        # A 200 with no live station at all over Europe is an outage, not a night every station died.
+        log.warning(
+            "WOW answered with no live station; keeping the %d live stations and the links", known_live
+        )
+        context.tally.add("wow_unreachable")
+        return 0
     with context.engine.connect() as connection:
         sensor_frame = pd.DataFrame(
             connection.execute(select(sensors.c.sensor_id, sensors.c.latitude, sensors.c.longitude)).all(),

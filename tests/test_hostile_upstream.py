@@ -12,9 +12,10 @@ from sqlalchemy import select
 
 from core.db import init_db, make_engine, read_frame
 from core.schema import detection_state, etl_runs, quarantine, readings, sensor_wow, wow_sites
-from etl import extract_all_grow_data, find_nearest_wow_live, store_sensor_info
+from etl import detect_anomalies, extract_all_grow_data, find_nearest_wow_live, store_sensor_info
 from etl.runner import STEPS, run_nightly
 from etl.shard import Shard
+from etl.sources.wow import Answer, WowClient
 from etl.step import StepContext
 from flask_back_end import create_app
 from flask_back_end.settings import load_settings as backend_settings
@@ -163,6 +164,13 @@ def test_an_unreachable_wow_keeps_stations_and_links_as_they_are(tmp_path, small
         )
     assert counts[-1] == {"wow_unreachable": 1}
 
+    # WOW answers, but with no station at all: an outage too, not a night every station died.
+    empty_answer = Answer(pd.DataFrame(columns=["site_id", "ts", "latitude", "longitude"]))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(WowClient, "get_box_observations", lambda self, box, start, end: empty_answer)
+        run_nightly(settings, make_engine(settings), Shard())
+    assert stations_and_links(database) == before
+
     # An empty database has nothing better than the file: it seeds the stations.
     empty = f"sqlite:///{tmp_path}/empty.sqlite"
     settings = pipeline_settings(
@@ -195,8 +203,6 @@ def test_a_day_uploaded_late_is_fetched_and_checked_again(tmp_path, small_networ
             connection.execute(select(detection_state.c.sensor_id, detection_state.c.recheck_from)).all()
         )
     assert any(mark is not None for mark in marks.values())  # detection checks those days again
-
-    from etl import detect_anomalies
 
     detect_anomalies.run(context)
     with engine.connect() as connection:

@@ -7,10 +7,13 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+from sqlalchemy import create_engine
 
+from core.load import bulk_upsert
+from core.schema import metadata, readings
 from core.vocabulary import GROW_DATA_SOURCE, Health
 from etl.analyse_anomalies import sensor_health_rows
-from etl.extract_all_grow_data import rows_to_write
+from etl.extract_all_grow_data import changed_rows, mark_unsure
 from etl.fetch_state import GROW, Progress, Stored, next_state
 from etl.quarantine import REFUSED, REPAIRED, Quarantined, clean_text, quarantine_frame
 from etl.sources.grow import check_answer, parse_locations
@@ -233,20 +236,38 @@ def test_a_hole_asked_for_longer_than_the_limit_is_given_up_and_reported():
     assert gap["reason"] == "left out of the answer"
 
 
-def test_an_incomplete_answer_never_overwrites_what_is_stored_before_the_watermark():
-    # A request serves sensors of different starts, so its window can reach back past s1's watermark:
-    # an answer that spoiled s1 there (a value stored as missing) must not overwrite good rows.
+def test_an_incomplete_answer_fills_in_what_is_missing_but_never_overwrites_a_stored_row():
+    # s1's answer held an impossible value (stored as missing): its rows may carry that NaN, so they
+    # must not blank a stored good value; a row never stored goes in. s2 was fully answered.
+    engine = create_engine("sqlite://")
+    metadata.create_all(engine)
+    others = {"air_temperature": 12.0, "light": 1.0, "battery_level": 80.0}
+    stored = pd.DataFrame(
+        {"sensor_id": ["s1", "s2"], "ts": [stamp(5), stamp(5)], "soil_moisture": [31.0, 30.0], **others}
+    )
     batch = pd.DataFrame(
         {
             "sensor_id": ["s1", "s1", "s2"],
-            "ts": [stamp(5), stamp(12), stamp(5)],
-            "soil_moisture": [np.nan, np.nan, 30.0],
+            "ts": [stamp(5), stamp(6), stamp(5)],
+            "soil_moisture": [np.nan, np.nan, 32.0],
+            **others,
         }
     )
-    kept = rows_to_write(
-        batch, {"s1": "soil_moisture not a possible reading"}, {"s1": stamp(10), "s2": stamp(10)}
-    )
-    assert list(zip(kept["sensor_id"], kept["ts"])) == [("s1", stamp(12)), ("s2", stamp(5))]
+    with engine.begin() as connection:
+        bulk_upsert(connection, readings, stored)
+        marked = mark_unsure(batch, {"s1": "soil_moisture not a possible reading"})
+        kept = changed_rows(connection, marked, {"s1": stamp(5), "s2": stamp(5)})
+    assert sorted(zip(kept["sensor_id"], kept["ts"])) == [("s1", stamp(6)), ("s2", stamp(5))]
+
+
+def test_a_new_hole_after_the_watermark_moved_is_young_however_old_the_last_one_was():
+    progress = Progress()
+    progress.answered("s1", stamp(1), stamp(11))  # the old hole is answered now
+    progress.answered("s1", stamp(11), stamp(21), "light left out of the answer")  # a new one
+    stored = {"s1": Stored(stamp(1), held_since=stamp(2), held_runs=16)}
+    states, gaps = next_state(GROW, progress, stored, stamp(21), dt.timedelta(days=14))
+    assert gaps.empty
+    assert states.iloc[0]["held_since"] == stamp(21) and states.iloc[0]["fetched_through"] == stamp(11)
 
 
 def test_a_hole_filled_later_clears_the_hold():
@@ -268,3 +289,49 @@ def test_a_sensor_that_stops_reporting_goes_silent_with_the_date_of_its_last_rea
     assert rows.loc["quiet", "status"] == Health.SILENT
     assert rows.loc["quiet", "reason"].startswith("silent: no reading since 2019-06-20 14:00 UTC (9.4 days)")
     assert rows.loc["talking", "status"] == Health.HEALTHY
+
+
+# --- answers shaped like nothing we know ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "mangle",
+    [
+        lambda e: e.update(LocationCode={"nested": "code"}),
+        lambda e: e.update(VariableCode=["a", "list"]),
+        lambda e: e["Data"][0].update(Value=[1, 2]),
+        lambda e: e["Data"][0].update(Value={"v": 1}),
+        lambda e: e.update(NoDataValue=10**400),
+        lambda e: e["Data"][0].update(DateTime="00000101000000"),
+    ],
+)
+def test_odd_shapes_in_an_answer_are_malformed_samples_never_a_crash(mangle):
+    payload = full_answer()
+    mangle(payload["Data"][0])
+    answer = check_answer(payload, CODES, START, END, NOT_AFTER)
+    assert answer.readings["ts"].min() >= pd.Timestamp(START)
+    assert "s2" not in answer.incomplete  # the other sensor is untouched
+
+
+def test_a_number_too_large_for_a_float_is_an_impossible_reading():
+    text = json.dumps(full_answer()).replace('"Value": 12.5', '"Value": 1' + "0" * 400, 1)
+    answer = check_answer(decode_json(text.encode()), CODES, START, END, NOT_AFTER)
+    [record] = answer.quarantined
+    assert record.action == REPAIRED and "s1" in answer.incomplete
+    sensors, quarantined = parse_locations({"Locations": location("big", Y=10**400)})
+    assert sensors.empty and quarantined[0].action == REFUSED
+
+
+def test_an_answer_nested_beyond_reason_is_not_json():
+    with pytest.raises(ValueError, match="not JSON"):
+        decode_json(b"[" * 100_000 + b"]" * 100_000)
+
+
+def test_wow_site_ids_outside_the_id_pattern_are_refused():
+    payload = [observation("12\x003", "2019-06-01T10:00:00"), observation("../x y", "2019-06-01T10:00:00")]
+    payload.append({**observation("101", "2019-06-01T10:00:00"), "SiteId": 10**40})
+    payload.append({**observation("101", "2019-06-01T11:00:00"), "DryBulbTemperature_Celsius": 10**400})
+    answer = check_observations(payload, START, END, NOT_AFTER)
+    assert list(answer.observations["site_id"]) == ["101"]
+    assert np.isnan(answer.observations["air_temperature"].iloc[0])
+    assert sorted(q.action for q in answer.quarantined) == [REFUSED, REFUSED, REFUSED, REPAIRED]

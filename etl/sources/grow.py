@@ -98,7 +98,14 @@ def parse_grow_timestamps(stamps: Sequence) -> tuple[np.ndarray, np.ndarray]:
     year, month, day = number(0, 4), number(4, 6), number(6, 8)
     hour, minute, second = number(8, 10), number(10, 12), number(12, 14)
     valid &= (
-        (month >= 1) & (month <= 12) & (day >= 1) & (day <= 31) & (hour < 24) & (minute < 60) & (second < 60)
+        (year >= 1970)
+        & (month >= 1)
+        & (month <= 12)
+        & (day >= 1)
+        & (day <= 31)
+        & (hour < 24)
+        & (minute < 60)
+        & (second < 60)
     )
     months = np.where(valid, (year - 1970) * 12 + month - 1, 0).astype("datetime64[M]")
     days = months.astype("datetime64[D]") + np.where(valid, day - 1, 0)
@@ -163,7 +170,7 @@ def parse_locations(payload) -> tuple[pd.DataFrame, list[Quarantined]]:
             latitude, longitude = float(record["Y"]), float(record["X"])
             if not (-90 <= latitude <= 90 and -180 <= longitude <= 180):
                 raise ValueError
-        except (KeyError, TypeError, ValueError):
+        except (KeyError, TypeError, ValueError, OverflowError):
             why = "no coordinates in range (Y latitude, X longitude)"
             quarantined.append(Quarantined(SENSORS_SOURCE, code, REFUSED, why, record))
             continue
@@ -233,8 +240,13 @@ def samples_of(payload) -> Samples:
         if not isinstance(entry, dict):
             malformed += 1
             continue
-        variable = VARIABLES.get(entry.get("VariableCode"))
-        code = entry.get("LocationCode") or str(entry.get("LocationIdentifier", "")).rsplit("#", 1)[-1]
+        variable_code, code = entry.get("VariableCode"), entry.get("LocationCode")
+        variable = VARIABLES.get(variable_code) if isinstance(variable_code, str) else None
+        if not code:
+            code = str(entry.get("LocationIdentifier", "")).rsplit("#", 1)[-1]
+        if not isinstance(code, str):  # a list or an object where a code should be
+            malformed += 1
+            continue
         points = entry.get("Data")
         if variable is None or not code or not isinstance(points, list):
             # a series we do not keep, such as raw soil moisture, or no series at all
@@ -397,15 +409,19 @@ def _numbers(raw: list) -> np.ndarray:
     """Sample values as floats, NaN where a value is not a number."""
     try:
         return np.array(raw, dtype=np.float64)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         return np.array([_number(v) for v in raw], dtype=np.float64)
 
 
 def _number(value) -> float:
+    """A value as a float; NaN when it is not a number. An integer too large for a float is infinite:
+    a number, but no reading (the checks quarantine it)."""
     if isinstance(value, bool) or value is None:
         return np.nan
     try:
         return float(value)
+    except OverflowError:
+        return np.inf if value > 0 else -np.inf
     except (TypeError, ValueError):
         return np.nan
 
@@ -449,7 +465,7 @@ class GrowClient:
         )
         try:
             sensors, quarantined = parse_locations(payload)
-        except ValueError as exc:
+        except (ValueError, TypeError, OverflowError) as exc:
             raise SourceError(f"GROW API sensor list: {exc}") from None
         if quarantined:
             log.warning(
@@ -481,8 +497,10 @@ class GrowClient:
             answer = check_answer(payload, codes, start, end, self.not_after())
         except SourceError as exc:
             return Batch.failed(codes, start, end, exc)
-        except ValueError as exc:
-            return Batch.failed(codes, start, end, SourceError(f"GROW API {what}: {exc}"))
+        except (ValueError, TypeError, OverflowError) as exc:
+            # An answer shaped like nothing we know: the request counts as failed (its sensors are asked
+            # again), never as a crash of the night.
+            return Batch.failed(codes, start, end, SourceError(f"GROW API {what}: malformed answer ({exc})"))
         if answer.incomplete:
             log.warning(
                 "GROW API %s: incomplete for %s",

@@ -38,6 +38,7 @@ log = logging.getLogger(__name__)
 RETRY_STATUSES = (429, 500, 502, 503, 504)
 PIECE_BYTES = 64 * 1024  # the most one read of the body asks for; it returns what has arrived, up to this
 BACKOFF_MAX_S = 30.0
+RETRY_AFTER_MAX_S = 120.0
 
 
 class SourceError(GrowWowError):
@@ -56,7 +57,7 @@ def decode_json(content: bytes):
     except orjson.JSONDecodeError:
         try:
             return json.loads(content)
-        except (UnicodeDecodeError, json.JSONDecodeError):
+        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
             raise ValueError("not JSON") from None
 
 
@@ -93,6 +94,7 @@ class HttpPolicy:
             backoff_factor=self.backoff_s,
             backoff_max=BACKOFF_MAX_S,
             respect_retry_after_header=True,
+            retry_after_max=RETRY_AFTER_MAX_S,  # a hostile Retry-After must not park a worker for hours
             raise_on_status=False,
         )
 

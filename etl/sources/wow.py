@@ -20,7 +20,7 @@ import pandas as pd
 from core.errors import SettingsError
 from core.times import spans
 from core.vocabulary import STATION_VARIABLES
-from etl.quarantine import REFUSED, REPAIRED, Quarantined
+from etl.quarantine import REFUSED, REPAIRED, Quarantined, valid_id
 from etl.settings import EtlSettings
 from etl.sources.http import HttpPolicy, Source, SourceError
 
@@ -77,7 +77,7 @@ def parse_observations(payload) -> tuple[pd.DataFrame, int]:
     frame = frame.rename(columns=FIELDS)
     frame["ts"] = pd.to_datetime(frame["ts"], format="ISO8601", utc=True, errors="coerce")
     for column in ("latitude", "longitude", "air_temperature", "rainfall", "relative_humidity"):
-        frame[column] = pd.to_numeric(frame[column], errors="coerce")
+        frame[column] = _floats(frame[column])
     usable = frame["ts"].notna() & np.array([_site_id_ok(v) for v in frame["site_id"]], dtype=bool)
     skipped += int((~usable).sum())
     frame = frame[usable & (frame["is_latest_version"] != False)].copy()  # noqa: E712 - None counts as latest
@@ -89,10 +89,29 @@ def parse_observations(payload) -> tuple[pd.DataFrame, int]:
 
 
 def _site_id_ok(value) -> bool:
-    """WOW site ids are numbers or GUIDs, up to 36 characters."""
-    if isinstance(value, str):
-        return 0 < len(value) <= 36
-    return isinstance(value, int) and not isinstance(value, bool)
+    """WOW site ids are numbers or GUIDs, up to 36 characters, within the id pattern."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)
+    return isinstance(value, str) and len(value) <= 36 and valid_id(value)
+
+
+def _floats(series: pd.Series) -> pd.Series:
+    """Values as floats, NaN where not a number; an integer too large for a float is infinite."""
+    try:
+        return pd.to_numeric(series, errors="coerce").astype(float)
+    except (OverflowError, TypeError, ValueError):
+        return series.map(_float).astype(float)
+
+
+def _float(value) -> float:
+    if isinstance(value, bool) or value is None:
+        return np.nan
+    try:
+        return float(value)
+    except OverflowError:
+        return np.inf if value > 0 else -np.inf
+    except (TypeError, ValueError):
+        return np.nan
 
 
 def live_stations(observations: pd.DataFrame, now: dt.datetime, hours: float) -> pd.DataFrame:
@@ -170,7 +189,7 @@ def check_observations(
     frame["ts"] = pd.to_datetime(frame["ts"], format="ISO8601", utc=True, errors="coerce")
     raw_values = {c: frame[c].copy() for c in STATION_VARIABLES}
     for column in ("latitude", "longitude", *STATION_VARIABLES):
-        frame[column] = pd.to_numeric(frame[column], errors="coerce")
+        frame[column] = _floats(frame[column])
     site_ok = np.array([_site_id_ok(v) for v in frame["site_id"]], dtype=bool)
     for record in frame.loc[~site_ok | frame["ts"].isna(), "record"]:
         refuse(record, None, REFUSED, "unreadable observation (time or site id)")
@@ -232,8 +251,9 @@ class WowClient:
         payload = self.source.request_json("GET", "observations/byversion", what, params=params)
         try:
             answer = check_observations(payload, start, end, self.not_after(), site=site, box=box)
-        except ValueError as exc:
-            raise SourceError(f"WOW API {what}: {exc}") from None
+        except (ValueError, TypeError, OverflowError) as exc:
+            # An answer shaped like nothing we know fails this request, never the night.
+            raise SourceError(f"WOW API {what}: malformed answer ({exc})") from None
         if answer.quarantined:
             log.warning("WOW API %s: %d records refused or repaired", what, len(answer.quarantined))
         return answer
