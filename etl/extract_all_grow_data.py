@@ -337,8 +337,11 @@ def extract_observations(context: StepContext, client: WowClient) -> int:
         # station two shards share is read by both (the upsert makes that harmless).
         links = links[links["sensor_id"].map(context.shard.contains)]
         stored = read_state(connection, WOW)
-        newest = latest_times(connection, wow_observations, wow_sites, "site_id")
-    watermarks = {**newest, **{s: state.fetched_through for s, state in stored.items()}}
+        # A station without a fetch_state row (new, or from before it existed) may hold the reports
+        # find_nearest_wow_live just stored from the live window: its history is what came before those.
+        covered_since = context.now - dt.timedelta(hours=settings.wow_live_hours)
+        older = latest_times(connection, wow_observations, wow_sites, "site_id", before=covered_since)
+    watermarks = {**older, **{s: state.fetched_through for s, state in stored.items()}}
     first_needed = pd.to_datetime(links["first_sample_at"], utc=True).groupby(links["site_id"]).min()
     plan = station_plan(
         first_needed,

@@ -17,7 +17,7 @@ from click.testing import CliRunner
 from sqlalchemy import select
 
 from core.db import init_db, make_engine, read_frame
-from core.schema import etl_runs, fetch_gaps, quarantine, readings, wow_observations
+from core.schema import etl_runs, fetch_gaps, quarantine, readings, sensor_wow, sensors, wow_observations
 from devtools.simulator.generate import generate
 from devtools.simulator.network import Network
 from etl.cli import cli
@@ -119,7 +119,9 @@ def test_twenty_nights_of_chaos_then_two_clean_nights_lose_nothing(tmp_path, cha
         stored = read_frame(connection, select(readings)).sort_values(["sensor_id", "ts"], ignore_index=True)
         rows = connection.execute(select(quarantine.c.source, quarantine.c.action, quarantine.c.record)).all()
         given_up = connection.execute(select(fetch_gaps)).all()
-        observations = read_frame(connection, select(wow_observations))
+        observations = read_frame(connection, select(wow_observations)).sort_values(["site_id", "ts"])
+        links = read_frame(connection, select(sensor_wow).where(sensor_wow.c.site_id.is_not(None)))
+        sensor_rows = read_frame(connection, select(sensors.c.sensor_id, sensors.c.first_sample_at))
     assert len(runs) == len(STEPS) * (CHAOS_NIGHTS + CLEAN_NIGHTS)
     assert {status for _, status, _ in runs} == {"ok"}
     problems = pd.DataFrame([counts or {} for _, _, counts in runs]).sum()
@@ -131,7 +133,17 @@ def test_twenty_nights_of_chaos_then_two_clean_nights_lose_nothing(tmp_path, cha
     truth = chaos_network.visible_readings(codes, chaos_network.start, chaos_network.end, END)
     truth = truth.sort_values(["sensor_id", "ts"], ignore_index=True)
     pd.testing.assert_frame_equal(stored, truth, check_dtype=False)
-    # No station report from a wrong clock or with an impossible value was stored either.
+    # Each station linked at the end holds its reports, values equal, from the first sample of the sensors
+    # it serves up to now; no station report from a wrong clock or with an impossible value was stored.
+    first_sample = pd.to_datetime(sensor_rows.set_index("sensor_id")["first_sample_at"], utc=True)
+    first_needed = links["sensor_id"].map(first_sample).groupby(links["site_id"]).min()
+    for site, first in first_needed.items():
+        expected = chaos_network.station_observations([site], first.to_pydatetime(), END)
+        got = observations[(observations["site_id"] == site) & (observations["ts"] >= first)]
+        columns = ["ts", "air_temperature", "rainfall", "relative_humidity"]
+        pd.testing.assert_frame_equal(
+            got[columns].reset_index(drop=True), expected[columns], check_dtype=False, obj=site
+        )
     assert observations["ts"].max() <= pd.Timestamp(END)
     values = observations[["air_temperature", "rainfall", "relative_humidity"]].to_numpy(dtype=float)
     assert not np.isinf(values).any()

@@ -197,6 +197,14 @@ def test_the_nightly_run_fills_the_database_and_running_it_again_changes_nothing
     assert links.loc[~linked, "reason"].str.startswith("no live WOW station within 50 km").all()
     live = set(network.stations.loc[network.stations["state"] == "live", "site_id"])
     assert set(links.loc[linked, "site_id"]) <= live
+    # Each linked station's reports, from the first sample of the sensors it serves up to now.
+    sensor_first = before["sensors"].set_index("sensor_id")["first_sample_at"]
+    first_needed = pd.to_datetime(links.loc[linked, "sensor_id"].map(sensor_first), utc=True)
+    observations = before["wow_observations"].assign(ts=lambda f: pd.to_datetime(f["ts"], utc=True))
+    for site, first in first_needed.groupby(links.loc[linked, "site_id"]).min().items():
+        expected = network.station_observations([site], first.to_pydatetime(), NOW)
+        got = observations[(observations["site_id"] == site) & (observations["ts"] >= first)]
+        assert len(got) == len(expected), site
     with engine.connect() as connection:
         statuses = connection.execute(select(etl_runs.c.step, etl_runs.c.status, etl_runs.c.rows)).all()
     assert len(statuses) == 10 and {s for _, s, _ in statuses} == {"ok"}
