@@ -373,6 +373,10 @@ def extract_observations(context: StepContext, client: WowClient) -> int:
                 context.tally.add("failed_station_requests")
                 if context.tally.as_dict()["failed_station_requests"] == 1:
                     log.warning("%s (stations of failed requests are asked again next run)", error)
+                failed_from = getattr(error, "failed_from", None)
+                if failed_from is not None and failed_from > start:  # the windows before it count
+                    progress.answered(site, start, failed_from, answer.incomplete.get(site))
+                    start = failed_from
                 progress.answered(site, start, end, str(error))
                 if answer is None:
                     continue

@@ -335,3 +335,25 @@ def test_wow_site_ids_outside_the_id_pattern_are_refused():
     assert list(answer.observations["site_id"]) == ["101"]
     assert np.isnan(answer.observations["air_temperature"].iloc[0])
     assert sorted(q.action for q in answer.quarantined) == [REFUSED, REFUSED, REFUSED, REPAIRED]
+
+
+def test_a_site_call_that_fails_at_its_second_window_keeps_what_the_first_gave(monkeypatch):
+    from etl.settings import load_settings
+    from etl.sources.http import SourceError
+    from etl.sources.wow import Answer, PartialAnswer, WowClient
+
+    first = check_observations([observation("101", "2019-06-01T10:00:00")], START, END, NOT_AFTER, site="101")
+    calls = []
+
+    def answer(self, params, what, a, b, site=None, box=None):
+        calls.append(a)
+        if len(calls) == 2:
+            raise SourceError("WOW API observations of site 101: HTTP 503 after 5 attempts")
+        return first
+
+    monkeypatch.setattr(WowClient, "_answer", answer)
+    client = WowClient(load_settings(wow_api_key="k", wow_api_url="http://127.0.0.1:9/wow/api"))
+    with pytest.raises(PartialAnswer) as failure:
+        client.get_site_observations("101", START, START + dt.timedelta(days=45))
+    assert failure.value.failed_from == calls[1] > START  # the first window counts as answered
+    assert isinstance(failure.value.answer, Answer) and len(failure.value.answer.observations) == 1

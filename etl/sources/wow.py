@@ -264,7 +264,7 @@ class WowClient:
         for a, b in spans(start, end, MAX_SITE_WINDOW):
             params = {"site_id": site_id, "start_time": wow_time(a), "end_time": wow_time(b)}
             what = f"observations of site {site_id} {a:%Y-%m-%d %H:%M}..{b:%Y-%m-%d %H:%M}"
-            answers.append(_partial(answers, self._answer, params, what, a, b, site=site_id))
+            answers.append(_partial(answers, a, self._answer, params, what, a, b, site=site_id))
         return _combine(answers)
 
     def get_box_observations(self, box: Box, start: dt.datetime, end: dt.datetime) -> Answer:
@@ -280,7 +280,7 @@ class WowClient:
                 "end_time": wow_time(b),
             }
             what = f"observations in box {a:%Y-%m-%d %H:%M}..{b:%Y-%m-%d %H:%M}"
-            answers.append(_partial(answers, self._answer, params, what, a, b, box=box))
+            answers.append(_partial(answers, a, self._answer, params, what, a, b, box=box))
         return _combine(answers)
 
     def get_live_stations(self, now: dt.datetime, box: Box = EUROPE) -> tuple[pd.DataFrame, str]:
@@ -331,19 +331,19 @@ class Recent:
 
 class PartialAnswer(SourceError):
     """A call of several windows failed at one: `answer` holds what the windows before it gave (their
-    records to quarantine, their observations)."""
+    records to quarantine, their observations), answered up to `failed_from`, where the failed one began."""
 
-    def __init__(self, message: str, answer: Answer):
+    def __init__(self, message: str, answer: Answer, failed_from: dt.datetime):
         super().__init__(message)
-        self.answer = answer
+        self.answer, self.failed_from = answer, failed_from
 
 
-def _partial(answers: list[Answer], ask, *args, **kwargs) -> Answer:
+def _partial(answers: list[Answer], window_start: dt.datetime, ask, *args, **kwargs) -> Answer:
     """Ask for the next window; if it fails, fail with what the earlier windows gave."""
     try:
         return ask(*args, **kwargs)
     except SourceError as exc:
-        raise PartialAnswer(str(exc), _combine(answers)) from None
+        raise PartialAnswer(str(exc), _combine(answers), window_start) from None
 
 
 def _combine(answers: list[Answer]) -> Answer:
