@@ -1,0 +1,230 @@
+"""The whole nightly job, `python -m etl run`, all five steps, timed end to end in its own process.
+
+1. Backfill: a network of `--backfill-sensors` × `--backfill-days`, stored and checked from an empty
+   database by one `python -m etl run`: its seconds and the peak resident memory of that process.
+2. Nightly: a network of `--sensors` whose history up to yesterday is loaded first (untimed, by the same
+   command); the simulated present moves on one day and `python -m etl run` is timed, each step's seconds
+   as the runner reports them.
+3. The same night as `--shards` shard processes (`python -m etl run --shard i/n`) started at once on a
+   second copy of the database, checked equal to (2), table by table.
+
+The simulator serves in its own process; the database is a scratch schema of DATABASE_URL (default: the
+local PostgreSQL), dropped afterwards. Networks are generated under var/ and removed afterwards.
+
+    python benchmarks/bench_nightly.py --sensors 6500 --history-days 14 --backfill-sensors 1000 \\
+        --backfill-days 365 --shards 4
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import requests
+from sqlalchemy import func, select
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench_fetch import free_port, serve  # noqa: E402
+
+from benchmarks.scratch import Scratch, benchmark_database  # noqa: E402
+from core.schema import readings  # noqa: E402
+from devtools.simulator.generate import generate  # noqa: E402
+from tests.factories import snapshot  # noqa: E402
+
+END = dt.datetime(2019, 7, 1, tzinfo=dt.UTC)
+STEP_LINE = re.compile(r"^(\w+)\s+([\d,]+) rows written\s+([\d.]+) s$")
+
+
+def etl_run(url: str, simulator: str, now: dt.datetime, shard: str | None = None) -> subprocess.Popen:
+    """Start `python -m etl run` against the simulator at `now`, in its own process."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("GROW_", "WOW_", "DATABASE_URL", "ETL_"))}
+    env.update(
+        DATABASE_URL=url,
+        GROW_API_URL=f"{simulator}/grow/api",
+        GROW_API_KEY="sim-grow-key",
+        WOW_API_URL=f"{simulator}/wow/api",
+        WOW_API_KEY="sim-wow-key",
+        ETL_NOW=now.isoformat(),
+        LOG_LEVEL="WARNING",
+    )
+    command = [sys.executable, "-m", "etl", "run", *(["--shard", shard] if shard else [])]
+    return subprocess.Popen(
+        command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+
+
+def run_measured(url: str, simulator: str, now: dt.datetime) -> tuple[dict[str, float], float, float]:
+    """One `python -m etl run`: its steps' seconds, its wall seconds and its peak resident memory (MB)."""
+    started = time.perf_counter()
+    process = etl_run(url, simulator, now)
+    # Read the pipes on threads while wait4 reaps the process and returns its own resource usage.
+    output: dict[str, str] = {}
+    readers = [
+        threading.Thread(target=lambda name=name, pipe=pipe: output.__setitem__(name, pipe.read()))
+        for name, pipe in (("out", process.stdout), ("err", process.stderr))
+    ]
+    for reader in readers:
+        reader.start()
+    _, status, usage = os.wait4(process.pid, 0)
+    process.returncode = os.waitstatus_to_exitcode(status)
+    for reader in readers:
+        reader.join()
+    seconds = time.perf_counter() - started
+    if process.returncode != 0:
+        raise SystemExit(f"python -m etl run failed ({process.returncode}):\n{output['err'][-3000:]}")
+    steps = {}
+    for line in output["out"].splitlines():
+        match = STEP_LINE.match(line.strip())
+        if match:
+            steps[match[1]] = float(match[3])
+    return steps, seconds, usage.ru_maxrss / 1024  # ru_maxrss is in KiB on Linux
+
+
+def set_clock(simulator: str, now: dt.datetime) -> None:
+    requests.post(f"{simulator}/sim/clock", json={"now": now.isoformat()}, timeout=30).raise_for_status()
+
+
+def reading_count(engine) -> int:
+    with engine.connect() as connection:
+        return connection.scalar(select(func.count()).select_from(readings))
+
+
+def backfill(base, sensors: int, days: int) -> dict:
+    with (
+        Scratch(base, "backfill") as scratch,
+        tempfile.TemporaryDirectory(dir=ROOT / "var", prefix="bench_nightly_") as folder,
+    ):
+        generate(folder, sensors, days, 2019, END)
+        port = free_port()
+        server = serve(Path(folder), port)
+        simulator = f"http://127.0.0.1:{port}"
+        try:
+            set_clock(simulator, END)
+            steps, seconds, peak = run_measured(scratch.url, simulator, END)
+        finally:
+            server.terminate()
+            server.wait(timeout=10)
+        return {
+            "steps": steps,
+            "seconds": seconds,
+            "peak_mb": peak,
+            "readings": reading_count(scratch.engine),
+        }
+
+
+def nightly(base, sensors: int, history_days: int, shards: int) -> dict:
+    yesterday = END - dt.timedelta(days=1)
+    with (
+        Scratch(base, "nightly") as whole,
+        Scratch(base, "nightly_shards") as sharded,
+        tempfile.TemporaryDirectory(dir=ROOT / "var", prefix="bench_nightly_") as folder,
+    ):
+        generate(folder, sensors, history_days + 1, 2019, END)
+        port = free_port()
+        server = serve(Path(folder), port)
+        simulator = f"http://127.0.0.1:{port}"
+        try:
+            set_clock(simulator, yesterday)
+            for scratch in (whole, sharded):  # history up to yesterday, untimed, the same in both
+                run_measured(scratch.url, simulator, yesterday)
+            before = reading_count(whole.engine)
+            set_clock(simulator, END)
+            steps, seconds, peak = run_measured(whole.url, simulator, END)
+            new_readings = reading_count(whole.engine) - before
+
+            started = time.perf_counter()
+            processes = [etl_run(sharded.url, simulator, END, f"{i}/{shards}") for i in range(1, shards + 1)]
+            failures = []
+            for process in processes:
+                _, err = process.communicate()
+                if process.returncode != 0:
+                    failures.append(
+                        err.strip().splitlines()[-1] if err.strip() else f"exit {process.returncode}"
+                    )
+            shard_seconds = time.perf_counter() - started
+        finally:
+            server.terminate()
+            server.wait(timeout=10)
+        equal, differences = compare(whole.engine, sharded.engine)
+        return {
+            "steps": steps,
+            "seconds": seconds,
+            "peak_mb": peak,
+            "new_readings": new_readings,
+            "shard_seconds": shard_seconds,
+            "shard_failures": failures,
+            "shards_equal": equal and not failures,
+            "differences": differences,
+        }
+
+
+def compare(left_engine, right_engine) -> tuple[bool, list[str]]:
+    """Are the two databases the same, table by table (bookkeeping columns aside)?"""
+    left, right = snapshot(left_engine), snapshot(right_engine)
+    differences = []
+    for name in left:
+        if not left[name].equals(right[name]):
+            differences.append(f"{name}: {len(left[name])} rows against {len(right[name])}")
+    return not differences, differences
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sensors", type=int, default=6500, help="sensors of the nightly run")
+    parser.add_argument("--history-days", type=int, default=14, help="days loaded before the nightly run")
+    parser.add_argument("--shards", type=int, default=4, help="shard processes of the sharded night")
+    parser.add_argument("--backfill-sensors", type=int, default=1000, help="sensors of the backfill")
+    parser.add_argument("--backfill-days", type=int, default=365, help="days of history of the backfill")
+    parser.add_argument("--skip-backfill", action="store_true", help="time only the nightly runs")
+    args = parser.parse_args()
+    (ROOT / "var").mkdir(exist_ok=True)
+    base = benchmark_database()
+
+    night = nightly(base, args.sensors, args.history_days, args.shards)
+    fill = None if args.skip_backfill else backfill(base, args.backfill_sensors, args.backfill_days)
+
+    print(f"python -m etl run against the simulator, into {base.render_as_string()}")
+    print(f"{'run':<52} {'seconds':>8} {'peak RSS MB':>12}")
+    if fill is not None:
+        label = f"backfill: {args.backfill_sensors:,} sensors × {args.backfill_days} days from empty"
+        print(f"{label:<52} {fill['seconds']:>8.1f} {fill['peak_mb']:>12,.0f}")
+        for step, seconds in fill["steps"].items():
+            print(f"  {step:<50} {seconds:>8.1f}")
+    label = f"nightly: {args.sensors:,} sensors, one new day ({night['new_readings']:,} readings)"
+    print(f"{label:<52} {night['seconds']:>8.1f} {night['peak_mb']:>12,.0f}")
+    for step, seconds in night["steps"].items():
+        print(f"  {step:<50} {seconds:>8.1f}")
+    label = f"the same night as {args.shards} shard processes at once"
+    print(f"{label:<52} {night['shard_seconds']:>8.1f}")
+    verdict = "equal to the whole run" if night["shards_equal"] else "NOT equal to the whole run"
+    print(f"  {verdict}: " + ("; ".join(night["shard_failures"] + night["differences"]) or "every table"))
+    detect_seconds = night["steps"].get("detect_anomalies")
+    figures = {
+        "nightly_seconds": round(night["seconds"], 1),
+        "backfill_seconds": None if fill is None else round(fill["seconds"], 1),
+        "backfill_peak_rss_mb": None if fill is None else round(fill["peak_mb"]),
+        "shards_equal": night["shards_equal"],
+        "detect_readings_per_s": (
+            None
+            if fill is None or not fill["steps"].get("detect_anomalies")
+            else round(fill["readings"] / fill["steps"]["detect_anomalies"])
+        ),
+    }
+    if detect_seconds is not None:
+        figures["nightly_detect_seconds"] = round(detect_seconds, 1)
+    print(json.dumps(figures))
+
+
+if __name__ == "__main__":
+    main()
