@@ -40,7 +40,7 @@ from bench_fetch import free_port, serve  # noqa: E402
 from benchmarks.scratch import Scratch, benchmark_database  # noqa: E402
 from core.schema import readings  # noqa: E402
 from devtools.simulator.generate import generate  # noqa: E402
-from tests.factories import snapshot  # noqa: E402
+from tests.factories import assert_same_database, etl_env, snapshot  # noqa: E402
 
 END = dt.datetime(2019, 7, 1, tzinfo=dt.UTC)
 STEP_LINE = re.compile(r"^(\w+)\s+([\d,]+) rows written\s+([\d.]+) s$")
@@ -48,16 +48,7 @@ STEP_LINE = re.compile(r"^(\w+)\s+([\d,]+) rows written\s+([\d.]+) s$")
 
 def etl_run(url: str, simulator: str, now: dt.datetime, shard: str | None = None) -> subprocess.Popen:
     """Start `python -m etl run` against the simulator at `now`, in its own process."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("GROW_", "WOW_", "DATABASE_URL", "ETL_"))}
-    env.update(
-        DATABASE_URL=url,
-        GROW_API_URL=f"{simulator}/grow/api",
-        GROW_API_KEY="sim-grow-key",
-        WOW_API_URL=f"{simulator}/wow/api",
-        WOW_API_KEY="sim-wow-key",
-        ETL_NOW=now.isoformat(),
-        LOG_LEVEL="WARNING",
-    )
+    env = etl_env(url, simulator, now, LOG_LEVEL="WARNING")
     command = [sys.executable, "-m", "etl", "run", *(["--shard", shard] if shard else [])]
     return subprocess.Popen(
         command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
@@ -171,12 +162,11 @@ def nightly(base, sensors: int, history_days: int, shards: int) -> dict:
 
 def compare(left_engine, right_engine) -> tuple[bool, list[str]]:
     """Are the two databases the same, table by table (bookkeeping columns aside)?"""
-    left, right = snapshot(left_engine), snapshot(right_engine)
-    differences = []
-    for name in left:
-        if not left[name].equals(right[name]):
-            differences.append(f"{name}: {len(left[name])} rows against {len(right[name])}")
-    return not differences, differences
+    try:
+        assert_same_database(snapshot(left_engine), snapshot(right_engine))
+    except AssertionError as difference:
+        return False, [str(difference).splitlines()[0]]
+    return True, []
 
 
 def main() -> None:

@@ -29,9 +29,6 @@ class Variable:
     possible_low: float
     possible_high: float
 
-    def possible(self, value: float) -> bool:
-        return self.possible_low <= value <= self.possible_high
-
     def format(self, value: float) -> str:
         return f"{value:.1f} {self.unit}"
 

@@ -19,7 +19,7 @@ from core.db import (
 from core.logs import configure_logging
 from core.times import parse_utc
 from etl.settings import load_settings
-from etl.step import OneLineErrors, shard_option
+from etl.step import OneLineErrors, describe_counts, shard_option
 
 
 class Commands(OneLineErrors, click.Group):
@@ -72,9 +72,7 @@ def status_command(settings) -> None:
             f"{'' if r.rows is None else f'{r.rows:>10,} rows'}" + (f"  {r.error}" if r.error else "")
         )
         if r.counts:
-            click.echo(
-                "      upstream: " + ", ".join(f"{n:,} {k.replace('_', ' ')}" for k, n in r.counts.items())
-            )
+            click.echo(f"      upstream: {describe_counts(r.counts)}")
     verdicts = []
     if counts.get("fetch_state") is not None:
         # The last nightly run began with its first step (or, run step by step, with the oldest).

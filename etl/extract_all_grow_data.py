@@ -259,7 +259,7 @@ def extract_readings(context: StepContext, client: GrowClient) -> int:
     log.info(
         "%d of %d sensors have readings to fetch: %d requests", len(plan), len(sensor_frame), len(windows)
     )
-    progress = Progress()
+    progress, failed_before = Progress(), False  # the first failure is logged whole, then only counted
     with ReadingsLoader(context, newest, checked) as loader:
         for batch in tqdm(
             client.iter_windows(windows),
@@ -274,7 +274,8 @@ def extract_readings(context: StepContext, client: GrowClient) -> int:
             count_problems(context, batch)
             if batch.error is None:
                 loader.add(mark_unsure(batch.readings, batch.incomplete), batch.quarantined)
-            elif context.tally.as_dict().get("failed_requests") == 1:
+            elif not failed_before:
+                failed_before = True
                 log.warning("%s (the sensors of failed requests are asked again next run)", batch.error)
     # An answer up to now says nothing of samples after the sensor's last announced one: its phone may
     # upload those days late. So a sensor's watermark goes no further than that.
@@ -359,7 +360,7 @@ def extract_observations(context: StepContext, client: WowClient) -> int:
         except SourceError as exc:
             return site, getattr(exc, "answer", None), exc  # the windows before the failure still count
 
-    progress = Progress()
+    progress, failed_before = Progress(), False
     with (
         ThreadPoolExecutor(max_workers=settings.fetch_workers, thread_name_prefix="wow") as pool,
         Loader(context, wow_observations) as loader,
@@ -371,7 +372,8 @@ def extract_observations(context: StepContext, client: WowClient) -> int:
             start, end = plan[site]
             if error is not None:
                 context.tally.add("failed_station_requests")
-                if context.tally.as_dict()["failed_station_requests"] == 1:
+                if not failed_before:
+                    failed_before = True
                     log.warning("%s (stations of failed requests are asked again next run)", error)
                 failed_from = getattr(error, "failed_from", None)
                 if failed_from is not None and failed_from > start:  # the windows before it count

@@ -119,10 +119,10 @@ def next_state(
             states.append((source, entity, start, since, hole.reason, runs))
     state_frame = pd.DataFrame(states, columns=STATE_COLUMNS)
     gap_frame = pd.DataFrame(gaps, columns=GAP_COLUMNS)
-    for frame, columns in ((state_frame, ["fetched_through", "held_since"]), (gap_frame, GAP_COLUMNS[2:5])):
-        for column in columns:
+    times = {"fetched_through", "held_since", "start_at", "end_at", "given_up_at"}
+    for frame in (state_frame, gap_frame):
+        for column in times & set(frame.columns):
             frame[column] = pd.to_datetime(frame[column], utc=True)
-    gap_frame["given_up_at"] = pd.to_datetime(gap_frame["given_up_at"], utc=True)
     state_frame["held_runs"] = state_frame["held_runs"].astype("Int64")
     return state_frame, gap_frame
 

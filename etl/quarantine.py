@@ -69,8 +69,17 @@ def clean_text(value, length: int) -> tuple[str | None, str | None]:
     return cleaned, ("; ".join(problems) or None)
 
 
-def is_possible(value: float, low: float, high: float) -> bool:
-    return math.isfinite(value) and low <= value <= high
+def number(value) -> float:
+    """A value from an answer as a float; NaN when it is not a number. An integer too large for a float
+    is infinite: a number, but no reading (the checks quarantine it)."""
+    if isinstance(value, bool) or value is None:
+        return math.nan
+    try:
+        return float(value)
+    except OverflowError:
+        return math.inf if value > 0 else -math.inf
+    except (TypeError, ValueError):
+        return math.nan
 
 
 def cleaned_id(value) -> str | None:

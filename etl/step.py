@@ -166,14 +166,15 @@ def run_recorded(name: str, step: Step, context: StepContext) -> int:
             )
         seconds = time.perf_counter() - started
         if counts:
-            log.warning("%s (shard %s): upstream problems: %s", name, context.shard, _counted(counts))
+            log.warning("%s (shard %s): upstream problems: %s", name, context.shard, describe_counts(counts))
         if status == "ok":
             log.info("%s (shard %s) ok: %s rows in %.1f s", name, context.shard, rows, seconds)
         else:
             log.error("%s (shard %s) failed after %.1f s: %s", name, context.shard, seconds, error)
 
 
-def _counted(counts: dict[str, int]) -> str:
+def describe_counts(counts: dict[str, int]) -> str:
+    """A run's counts of what went wrong upstream, for people: '3 gaps, 2 quarantined'."""
     return ", ".join(f"{n:,} {name.replace('_', ' ')}" for name, n in counts.items())
 
 

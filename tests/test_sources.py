@@ -21,15 +21,16 @@ from core.vocabulary import GROW_DATA_SOURCE
 from etl.sources.address import Geocoder, offline_address
 from etl.sources.grow import (
     GrowClient,
+    check_answer,
     parse_grow_timestamps,
     parse_locations,
-    parse_time_series,
     request_windows,
 )
 from etl.sources.http import HttpPolicy, Source, SourceError
 from etl.sources.wow import WowClient, live_stations, parse_observations
 
 UTC = dt.UTC
+START, END = dt.datetime(2019, 5, 1, tzinfo=UTC), dt.datetime(2019, 5, 2, tzinfo=UTC)
 
 
 def entry(code, variable, points, no_data=-9999):
@@ -76,8 +77,9 @@ def test_variables_are_joined_by_timestamp_not_by_position():
             entry("s1", "battery_level", [(88, t[2]), (88, t[1]), (88, t[0])]),  # any order
         ]
     }
-    readings, skipped = parse_time_series(payload)
-    assert skipped == 0
+    answer = check_answer(payload, ["s1"], START, END, END)
+    assert answer.incomplete == {} and answer.quarantined == []
+    readings = answer.readings
     assert list(readings.columns) == [
         "sensor_id",
         "ts",
@@ -96,27 +98,29 @@ def test_variables_are_joined_by_timestamp_not_by_position():
     assert (readings["battery_level"] == 88).all()
 
 
-def test_malformed_samples_are_counted_and_skipped():
+def test_malformed_samples_are_refused_and_their_sensor_asked_again():
+    good = [(11.5, "20190501000300")]
     payload = {
         "Data": [
-            entry(
-                "s1",
-                "air_temperature",
-                [(11.5, "20190501000300"), ("warm", "20190501001800"), (12.0, "yesterday")],
-            ),
+            entry("s1", "air_temperature", [*good, ("warm", "20190501001800"), (12.0, "yesterday")]),
+            *(entry("s1", v, good) for v in ("light", "calibrated_soil_moisture", "battery_level")),
             {"VariableCode": f"{GROW_DATA_SOURCE}.light", "Data": "nope"},
             "not an entry",
         ]
     }
-    readings, skipped = parse_time_series(payload)
-    assert len(readings) == 1
-    assert skipped == 4
+    answer = check_answer(payload, ["s1"], START, END, END)
+    assert len(answer.readings) == 1
+    assert [(q.action, q.record["Value"]) for q in answer.quarantined] == [
+        ("refused", "warm"),
+        ("refused", 12.0),
+    ]
+    assert answer.incomplete["s1"] == "air_temperature unreadable sample"
 
 
 @pytest.mark.parametrize("payload", [None, [], {"Data": None}, {"data": []}, "<html>"])
 def test_a_malformed_answer_is_an_error(payload):
     with pytest.raises(ValueError, match="no Data list"):
-        parse_time_series(payload)
+        check_answer(payload, ["s1"], START, END, END)
 
 
 def test_locations_take_x_as_longitude_and_skip_malformed_records():

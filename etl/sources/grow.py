@@ -19,9 +19,10 @@ import numpy as np
 import pandas as pd
 
 from core.schema import ID_PATTERN
+from core.schema import sensors as sensors_table
 from core.times import grow_stamp, spans
 from core.vocabulary import GROW_CODES, GROW_DATA_SOURCE, SENSOR_VARIABLES
-from etl.quarantine import REFUSED, REPAIRED, Quarantined, clean_text, valid_id
+from etl.quarantine import REFUSED, REPAIRED, Quarantined, clean_text, number, valid_id
 from etl.settings import EtlSettings
 from etl.sources.http import HttpPolicy, Source, SourceError
 
@@ -92,11 +93,11 @@ def parse_grow_timestamps(stamps: Sequence) -> tuple[np.ndarray, np.ndarray]:
     )
     digits = np.where(valid[:, None], digits, 0)
 
-    def number(a: int, b: int) -> np.ndarray:
+    def field(a: int, b: int) -> np.ndarray:
         return (digits[:, a:b] * 10 ** np.arange(b - a - 1, -1, -1)).sum(axis=1)
 
-    year, month, day = number(0, 4), number(4, 6), number(6, 8)
-    hour, minute, second = number(8, 10), number(10, 12), number(12, 14)
+    year, month, day = field(0, 4), field(4, 6), field(6, 8)
+    hour, minute, second = field(8, 10), field(10, 12), field(12, 14)
     valid &= (
         (year >= 1970)
         & (month >= 1)
@@ -140,8 +141,8 @@ def _grow_time(value) -> pd.Timestamp | None:
     return pd.Timestamp(stamps[0], tz="UTC") if valid[0] else None
 
 
-# The text columns of a sensor and their widths in the schema.
-TEXT_WIDTHS = {"identifier": 128, "name": 256, "serial_number": 64}
+# The text columns of a sensor a record may fill too long, with their widths in the schema.
+TEXT_WIDTHS = {name: sensors_table.c[name].type.length for name in ("identifier", "name", "serial_number")}
 
 
 def parse_locations(payload) -> tuple[pd.DataFrame, list[Quarantined]]:
@@ -226,7 +227,6 @@ class Samples:
     raw_stamps: list
     series: set  # (code, variable name) of every series the answer holds
     extra: dict  # code → samples of series we do not keep (raw soil moisture) or malformed entries
-    malformed: int  # entries that are not series at all
 
 
 def samples_of(payload) -> Samples:
@@ -235,22 +235,19 @@ def samples_of(payload) -> Samples:
         raise ValueError("the answer has no Data list")
     names = list(VARIABLES.values())
     sensors, variables, no_data, raw_values, raw_stamps = [], [], [], [], []
-    series, extra, malformed = set(), {}, 0
+    series, extra = set(), {}
     for entry in payload["Data"]:
         if not isinstance(entry, dict):
-            malformed += 1
-            continue
+            continue  # not a series: whatever it held is missing, and the sensor's gap says so
         variable_code, code = entry.get("VariableCode"), entry.get("LocationCode")
         variable = VARIABLES.get(variable_code) if isinstance(variable_code, str) else None
         if not code:
             code = str(entry.get("LocationIdentifier", "")).rsplit("#", 1)[-1]
         if not isinstance(code, str):  # a list or an object where a code should be
-            malformed += 1
             continue
         points = entry.get("Data")
         if variable is None or not code or not isinstance(points, list):
             # a series we do not keep, such as raw soil moisture, or no series at all
-            malformed += variable is not None
             extra[code] = extra.get(code, 0) + (len(points) if isinstance(points, list) else 0)
             continue
         values, stamps = _point_fields(points)
@@ -259,7 +256,7 @@ def samples_of(payload) -> Samples:
         series.add((code, variable))
         sensors.append((code, len(points)))
         variables.append((names.index(variable), len(points)))
-        no_data.append((_number(entry.get("NoDataValue", NO_DATA)), len(points)))
+        no_data.append((number(entry.get("NoDataValue", NO_DATA)), len(points)))
 
     def repeat(pairs, dtype):
         return np.repeat(np.array([p[0] for p in pairs], dtype=dtype), [p[1] for p in pairs])
@@ -279,27 +276,7 @@ def samples_of(payload) -> Samples:
         raw_stamps=raw_stamps,
         series=series,
         extra=extra,
-        malformed=malformed,
     )
-
-
-def parse_time_series(payload) -> tuple[pd.DataFrame, int]:
-    """`timeSeries/get` → readings joined by (sensor, timestamp), and how many samples were malformed.
-
-    NoDataValue (-9999) becomes NaN. A sample whose value or timestamp is unreadable is skipped. This
-    takes the answer as it is; `check_answer` holds it against the request.
-    """
-    samples = samples_of(payload)
-    keep = samples.readable & ~np.isnan(samples.values)
-    skipped = samples.malformed + int((~keep).sum())
-    if not keep.any():
-        return pd.DataFrame(columns=READING_COLUMNS), skipped
-    value = np.where(samples.no_data, np.nan, samples.values)
-    names = list(VARIABLES.values())
-    joined = join_by_timestamp(
-        samples.codes[keep], samples.variables[keep], samples.stamps[keep], value[keep], names
-    )
-    return joined, skipped
 
 
 @dataclass(frozen=True)
@@ -325,7 +302,8 @@ def check_answer(
     samples = samples_of(payload)
     names = list(VARIABLES.values())
     requested = set(codes)
-    asked = pd.Index(samples.codes, dtype=object).isin(list(requested))
+    sample_codes = pd.Index(samples.codes, dtype=object)
+    asked = sample_codes.isin(list(requested))
     counts = {
         "unrequested": int((~asked).sum()) + sum(n for c, n in samples.extra.items() if c not in requested)
     }
@@ -352,7 +330,7 @@ def check_answer(
     low = np.array([SENSOR_VARIABLES[n].possible_low for n in names])[samples.variables]
     high = np.array([SENSOR_VARIABLES[n].possible_high for n in names])[samples.variables]
     impossible = inside & ~samples.no_data & ~((value >= low) & (value <= high)) & ~unreadable
-    keep = inside & ~unreadable & ~pd.Index(samples.codes, dtype=object).isin(partial)
+    keep = inside & ~unreadable & ~sample_codes.isin(partial)
     value = np.where(impossible, np.nan, value)
 
     quarantined = []
@@ -410,20 +388,7 @@ def _numbers(raw: list) -> np.ndarray:
     try:
         return np.array(raw, dtype=np.float64)
     except (TypeError, ValueError, OverflowError):
-        return np.array([_number(v) for v in raw], dtype=np.float64)
-
-
-def _number(value) -> float:
-    """A value as a float; NaN when it is not a number. An integer too large for a float is infinite:
-    a number, but no reading (the checks quarantine it)."""
-    if isinstance(value, bool) or value is None:
-        return np.nan
-    try:
-        return float(value)
-    except OverflowError:
-        return np.inf if value > 0 else -np.inf
-    except (TypeError, ValueError):
-        return np.nan
+        return np.array([number(v) for v in raw], dtype=np.float64)
 
 
 def join_by_timestamp(sensors, variables, stamps, values, names: list[str]) -> pd.DataFrame:

@@ -20,7 +20,7 @@ import pandas as pd
 from core.errors import SettingsError
 from core.times import spans
 from core.vocabulary import STATION_VARIABLES
-from etl.quarantine import REFUSED, REPAIRED, Quarantined, valid_id
+from etl.quarantine import REFUSED, REPAIRED, Quarantined, number, valid_id
 from etl.settings import EtlSettings
 from etl.sources.http import HttpPolicy, Source, SourceError
 
@@ -100,18 +100,7 @@ def _floats(series: pd.Series) -> pd.Series:
     try:
         return pd.to_numeric(series, errors="coerce").astype(float)
     except (OverflowError, TypeError, ValueError):
-        return series.map(_float).astype(float)
-
-
-def _float(value) -> float:
-    if isinstance(value, bool) or value is None:
-        return np.nan
-    try:
-        return float(value)
-    except OverflowError:
-        return np.inf if value > 0 else -np.inf
-    except (TypeError, ValueError):
-        return np.nan
+        return series.map(number).astype(float)
 
 
 def live_stations(observations: pd.DataFrame, now: dt.datetime, hours: float) -> pd.DataFrame:
