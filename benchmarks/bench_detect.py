@@ -33,10 +33,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.scratch import Scratch, benchmark_database  # noqa: E402
-from core.load import bulk_upsert  # noqa: E402
-from core.schema import anomalies, readings, sensor_wow, sensors, wow_observations, wow_sites  # noqa: E402
+from core.schema import anomalies, readings  # noqa: E402
 from detection.autoencoder import SLOTS, VARIABLES, quiet_tensorflow  # noqa: E402
-from devtools.evaluate import network_frames  # noqa: E402
+from devtools.evaluate import store_network  # noqa: E402
 from devtools.simulator.generate import generate  # noqa: E402
 from devtools.simulator.network import Network  # noqa: E402
 from etl import detect_anomalies  # noqa: E402
@@ -49,28 +48,6 @@ END = dt.datetime(2019, 7, 1, tzinfo=dt.UTC)
 
 def step_context(scratch: Scratch, now: dt.datetime) -> StepContext:
     return StepContext(scratch.settings, scratch.engine, Shard(), now)
-
-
-def load_network(engine, network: Network, until: dt.datetime | None = None) -> int:
-    """Sensors, linked live stations, links, readings and reports of a generated network, written
-    as the pipeline would have written them (readings up to `until`, if given)."""
-    frame, stations, links = network_frames(network)
-    if until is not None:
-        frame = frame[frame["ts"] < until]
-        stations = stations[stations["ts"] < until]
-    meta = network.sensors
-    linked = network.stations[network.stations["site_id"].isin(set(links["site_id"].dropna()))]
-    with engine.begin() as connection:
-        bulk_upsert(connection, sensors, meta[["sensor_id", "name", "owner_id", "latitude", "longitude"]])
-        bulk_upsert(
-            connection,
-            wow_sites,
-            linked[["site_id", "name", "latitude", "longitude", "is_official"]].assign(is_live=True),
-        )
-        bulk_upsert(connection, sensor_wow, links)
-        bulk_upsert(connection, readings, frame)
-        bulk_upsert(connection, wow_observations, stations)
-    return len(frame)
 
 
 def count(engine, table) -> int:
@@ -111,7 +88,7 @@ def full_history(base, sensors_count: int, days: int, baseline_sensors: int) -> 
     with Scratch(base, "full") as scratch, tempfile.TemporaryDirectory(dir=ROOT / "var") as folder:
         generate(folder, sensors_count, days, 2019, END)
         network = Network(folder)
-        loaded = load_network(scratch.engine, network)
+        loaded = store_network(scratch.engine, network)
         started = time.perf_counter()
         detect_anomalies.run(step_context(scratch, END))
         seconds = time.perf_counter() - started
@@ -136,10 +113,10 @@ def nightly(base, sensors_count: int) -> dict:
         generate(folder, sensors_count, 3, 2020, END)
         network = Network(folder)
         yesterday = END - dt.timedelta(days=1)
-        load_network(scratch.engine, network, until=yesterday)
+        store_network(scratch.engine, network, until=yesterday)
         detect_anomalies.run(step_context(scratch, yesterday))  # the nights before: untimed
         before = count(scratch.engine, readings)
-        load_network(scratch.engine, network)
+        store_network(scratch.engine, network)
         new = count(scratch.engine, readings) - before
         started = time.perf_counter()
         detect_anomalies.run(step_context(scratch, END))

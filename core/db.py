@@ -140,14 +140,23 @@ def latest_times(
 ) -> dict:
     """Each entity's latest stored timestamp in `table` (earlier than `before`, when given): one index
     descent per entity (sensor or station), never a scan of the big table."""
+    return _edge_times(connection, table, entities, key, before, latest=True)
+
+
+def earliest_times(connection: Connection, table: Table, entities: Table, key: str) -> dict:
+    """Each entity's earliest stored timestamp in `table`, as `latest_times` finds the latest."""
+    return _edge_times(connection, table, entities, key, None, latest=False)
+
+
+def _edge_times(connection, table, entities, key, before, latest: bool) -> dict:
     import pandas as pd  # here, not at the top: every command imports this module, few need pandas
 
     ts = table.c.ts
-    latest = select(ts).where(table.c[key] == entities.c[key])
+    edge = select(ts).where(table.c[key] == entities.c[key])
     if before is not None:
-        latest = latest.where(ts < before)
-    latest = latest.order_by(ts.desc()).limit(1).scalar_subquery()
-    rows = connection.execute(select(entities.c[key], latest)).all()
+        edge = edge.where(ts < before)
+    edge = edge.order_by(ts.desc() if latest else ts.asc()).limit(1).scalar_subquery()
+    rows = connection.execute(select(entities.c[key], edge)).all()
     return {entity: pd.Timestamp(stamp) for entity, stamp in rows if stamp is not None}
 
 

@@ -25,7 +25,7 @@ from detection.autoencoder import Autoencoder, shipped
 from detection.checks import DEFAULT, Configuration
 from detection.model import check_with_models
 from detection.reference import check_against_stations
-from detection.rules import Flag, check_sensor
+from detection.rules import Flag, check_sensors
 
 ANOMALY_COLUMNS = ["sensor_id", "variable", "kind", "start_at", "end_at", "score", "detector", "explanation"]
 
@@ -59,10 +59,7 @@ def detect(
     with ThreadPoolExecutor(1, thread_name_prefix="models") as pool:
         by_models = pool.submit(check_with_models, readings, models, wet_days, config)
         rows = []
-        if config.running(Detector.RULE):
-            for sensor, own in readings.groupby("sensor_id", sort=True):
-                series = own.set_index("ts").drop(columns="sensor_id")
-                rows += [_row(sensor, flag, Detector.RULE) for flag in check_sensor(series, config)]
+        rows += [_row(sensor, flag, Detector.RULE) for sensor, flag in check_sensors(readings, config)]
         if has_stations:
             found = check_against_stations(readings, stations, links, config)
             rows += [_row(sensor, flag, Detector.REFERENCE) for sensor, flag in found]

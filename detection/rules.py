@@ -1,20 +1,26 @@
-"""Rule checks over one sensor's readings, in the spirit of SaQC, IOOS QARTOD and the ISMN soil moisture
+"""Rule checks over sensors' readings, in the spirit of SaQC, IOOS QARTOD and the ISMN soil moisture
 flags: each rule is a small function with its thresholds as parameters, works on any sampling (15-minute,
 hourly or irregular; windows are in time, not in samples), and returns the intervals it flags.
 
 Every anomaly has the same shape: variable, kind, start, end, score (how far past the threshold, ≥ 1)
-and a one-line explanation a person can read. `check_sensor` runs the rules a configuration selects
-(`detection.checks`: all of them by default) on one sensor's readings. The functions' default
-thresholds are those of the registry's dataclasses.
+and a one-line explanation a person can read. `check_sensors` runs the rules a configuration selects
+(`detection.checks`: all of them by default) on many sensors at once: each variable's samples of every
+sensor lie in flat arrays sorted by sensor and time (`Samples`), and each rule is a few array operations
+over all of them, its runs and windows never crossing from one sensor to the next; only the flagged
+intervals are looped over, to word them. `check_sensor` and the `check_*` functions are the same rules
+on one sensor's readings or series. The functions' default thresholds are those of the registry's
+dataclasses.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, fields
+from functools import cached_property
 
 import numpy as np
 import pandas as pd
+from pandas.api.indexers import BaseIndexer
 
 from core.vocabulary import SENSOR_VARIABLES, AnomalyKind, Detector
 from detection.checks import (
@@ -33,6 +39,9 @@ HOURS_1 = pd.Timedelta(hours=1)
 HOURS_3 = pd.Timedelta(hours=3)
 HOURS_6 = pd.Timedelta(hours=6)
 HOURS_24 = pd.Timedelta(hours=24)
+SECOND = pd.Timedelta(seconds=1)
+
+MEDIAN_CELLS = 2**22  # values side by side at most in one pass of `_medians` (32 MB)
 
 
 @dataclass(frozen=True)
@@ -47,16 +56,193 @@ class Flag:
     explanation: str
 
 
+# A rule's answer: (sensor code, flag) pairs, the code indexing `Samples.sensor_ids`.
+Found = list[tuple[int, Flag]]
+
+
+# --- many sensors' samples in flat arrays ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Samples:
+    """One variable's present values of many sensors, sorted by sensor and then time: sample i is
+    `values[i]` of sensor `sensor_ids[sensor[i]]` at `times[i]` (`ns[i]` in nanoseconds)."""
+
+    sensor: np.ndarray  # int64 codes, non-decreasing
+    times: pd.DatetimeIndex  # UTC: the flags' starts and ends are taken from here
+    ns: np.ndarray  # int64, for arithmetic whatever unit pandas holds the times in
+    values: np.ndarray  # float64, no NaN
+    sensor_ids: np.ndarray
+
+    @classmethod
+    def of(cls, sensor: np.ndarray, times: pd.DatetimeIndex, column: np.ndarray, ids: np.ndarray) -> Samples:
+        """The present values of `column`, whose rows are already in sensor and time order."""
+        values = np.asarray(column, dtype=np.float64)
+        present = ~np.isnan(values)
+        return cls(sensor[present], times[present], _nanoseconds(times)[present], values[present], ids)
+
+    @classmethod
+    def of_series(cls, series: pd.Series) -> Samples:
+        """One sensor's series, indexed by time."""
+        series = series.sort_index()
+        values = series.to_numpy(dtype=np.float64, na_value=np.nan)
+        return cls.of(np.zeros(len(series), dtype=np.int64), series.index, values, np.array(["sensor"]))
+
+    def where(self, keep: np.ndarray) -> Samples:
+        return Samples(self.sensor[keep], self.times[keep], self.ns[keep], self.values[keep], self.sensor_ids)
+
+    def plausible(self, variable: str) -> Samples:
+        """The values inside the vocabulary's range: those outside are the range rule's business, and a
+        value far out would make every neighbour look like a spike or a break."""
+        low, high = SENSOR_VARIABLES[variable].low, SENSOR_VARIABLES[variable].high
+        return self.where((self.values >= low) & (self.values <= high))
+
+    def of_sensors_with(self, at_least: int) -> Samples:
+        """The samples of the sensors that have `at_least` of them (a rule needs a few to judge)."""
+        counts = np.bincount(self.sensor, minlength=len(self.sensor_ids))
+        return self.where(counts[self.sensor] >= at_least)
+
+    @cached_property
+    def follows_same_sensor(self) -> np.ndarray:
+        """Per sample, whether the sample before is of the same sensor."""
+        same = np.zeros(len(self.sensor), dtype=bool)
+        same[1:] = self.sensor[1:] == self.sensor[:-1]
+        return same
+
+    @cached_property
+    def _segments(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Each sensor's run of samples: where each run begins and ends (exclusive), and each sample's run."""
+        begins = np.flatnonzero(~self.follows_same_sensor)
+        ends = np.append(begins[1:], len(self.sensor))
+        return begins, ends, np.cumsum(~self.follows_same_sensor) - 1
+
+    @property
+    def first_of_sensor(self) -> np.ndarray:
+        """Per sample, the position of its sensor's first sample."""
+        begins, _, run = self._segments
+        return begins[run]
+
+    @property
+    def after_sensor(self) -> np.ndarray:
+        """Per sample, the position just past its sensor's last sample."""
+        _, ends, run = self._segments
+        return ends[run]
+
+    def reach(self, duration: pd.Timedelta) -> np.ndarray:
+        """Per sample, at most how many of its sensor's samples any span of `duration` holds: its
+        closest two samples are the densest it gets (a sensor with two samples at one time, no bound)."""
+        begins, ends, run = self._segments
+        gaps = np.append(np.diff(self.ns), 0)
+        gaps[ends - 1] = np.iinfo(np.int64).max  # a sensor's last sample has no gap after it
+        closest = np.minimum.reduceat(gaps, begins) if len(begins) else gaps[:0]
+        with np.errstate(divide="ignore"):
+            most = np.where(closest > 0, _ns(duration) // np.maximum(closest, 1) + 1, len(self.ns))
+        return most[run]
+
+    def search(
+        self,
+        rows: np.ndarray,
+        targets: np.ndarray,
+        side: str,
+        low: np.ndarray | None = None,
+        high: np.ndarray | None = None,
+    ) -> np.ndarray:
+        """For each of `rows`, where `targets` (ns) would go among its own sensor's times, as
+        np.searchsorted with `side` on that sensor's samples alone, but as a position among all: a
+        binary search run on every row at once, between `low` and `high` when the answer is known to
+        lie there (by default the row's sensor's first and past its last sample)."""
+        low = (self.first_of_sensor[rows] if low is None else low).copy()
+        high = (self.after_sensor[rows] if high is None else high).copy()
+        open_ = np.flatnonzero(low < high)
+        while len(open_):  # rows drop out as their search closes
+            middle = (low[open_] + high[open_]) // 2
+            at = self.ns[middle]
+            beyond = (at <= targets[open_]) if side == "right" else (at < targets[open_])
+            low[open_[beyond]] = middle[beyond] + 1
+            high[open_[~beyond]] = middle[~beyond]
+            open_ = open_[low[open_] < high[open_]]
+        return low
+
+
+def _nanoseconds(times: pd.DatetimeIndex) -> np.ndarray:
+    return times.as_unit("ns").asi8
+
+
+def _ns(duration: pd.Timedelta) -> int:
+    return pd.Timedelta(duration).value
+
+
+def _runs(sensor: np.ndarray, ns: np.ndarray, flagged: np.ndarray, max_gap: pd.Timedelta):
+    """Flagged samples of one sensor closer than `max_gap` to the flagged one before make one run:
+    the positions of each run's first and last sample."""
+    at = np.flatnonzero(flagged)
+    if len(at) == 0:
+        return at, at
+    new = np.ones(len(at), dtype=bool)
+    new[1:] = (sensor[at[1:]] != sensor[at[:-1]]) | (np.diff(ns[at]) > _ns(max_gap))
+    return at[new], at[np.append(new[1:], True)]
+
+
+def _over_runs(reduce: np.ufunc, values: np.ndarray, first: np.ndarray, last: np.ndarray) -> np.ndarray:
+    """`reduce` over values[first:last + 1] of each run (runs in order, not overlapping), samples
+    between a run's flagged ones included."""
+    if len(first) == 0:
+        return values[:0]
+    bounds = np.column_stack([first, last + 1]).ravel()
+    return reduce.reduceat(np.append(values, values[-1:]), bounds)[::2]
+
+
+def _medians(values: np.ndarray, low: np.ndarray, high: np.ndarray) -> np.ndarray:
+    """np.median of values[low:high] (none empty) for each pair of bounds, all at once: the slices side
+    by side, padded with NaN (sorted last), and the middle of each taken by its length (the mean of the
+    two middle values, as np.median, for an even length)."""
+    lengths = high - low
+    out = np.empty(len(lengths))
+    width = int(lengths.max(initial=1))
+    step = max(1, MEDIAN_CELLS // width)
+    for begin in range(0, len(lengths), step):  # a few passes at most, to bound the memory
+        part = slice(begin, begin + step)
+        count = lengths[part]
+        columns = np.arange(width)
+        inside = columns < count[:, None]
+        taken = np.where(inside, low[part, None] + columns, 0)
+        grid = np.where(inside, values[taken], np.nan)
+        grid.sort(axis=1)
+        rows = np.arange(len(count))
+        out[part] = (grid[rows, (count - 1) // 2] + grid[rows, count // 2]) / 2
+    return out
+
+
+class _Windows(BaseIndexer):
+    """Window bounds computed beforehand, for pandas' rolling aggregations."""
+
+    def get_window_bounds(self, num_values=0, min_periods=None, center=None, closed=None, step=None):
+        return self.start, self.end
+
+
+def _centred_median(samples: Samples, window: pd.Timedelta, min_periods: int) -> np.ndarray:
+    """Per sample, the median of its sensor's samples within `window` centred on it, as pandas'
+    rolling(window, center=True) takes them on one sensor: from over half the window before to half
+    the window after, included."""
+    rows = np.arange(len(samples.ns))
+    half = _ns(window) // 2
+    # Each bound is at most `reach` samples away from the sample itself: search only there.
+    reach = samples.reach(pd.Timedelta(half, unit="ns"))
+    low = np.maximum(samples.first_of_sensor, rows - reach)
+    start = samples.search(rows, samples.ns - half, "right", low=low, high=rows + 1)
+    high = np.minimum(samples.after_sensor, rows + reach + 1)
+    end = samples.search(rows, samples.ns + half, "right", low=rows + 1, high=high)
+    rolling = pd.Series(samples.values).rolling(_Windows(start=start, end=end), min_periods=min_periods)
+    return rolling.median().to_numpy()
+
+
 def intervals(mask: pd.Series, max_gap: pd.Timedelta = HOURS_1) -> list[tuple[pd.Timestamp, pd.Timestamp]]:
     """Flagged samples (a boolean series indexed by time) → [start, end] intervals; flagged samples
     closer than `max_gap` belong to one interval."""
-    times = mask.index[mask.to_numpy(dtype=bool)]
-    if len(times) == 0:
-        return []
-    breaks = np.flatnonzero((times[1:] - times[:-1]) > max_gap) + 1  # unit-safe: no raw integers
-    starts = np.concatenate([[0], breaks])
-    ends = np.concatenate([breaks - 1, [len(times) - 1]])
-    return [(times[a], times[b]) for a, b in zip(starts, ends)]
+    times = mask.index
+    one = np.zeros(len(mask), dtype=np.int64)
+    first, last = _runs(one, _nanoseconds(times), mask.to_numpy(dtype=bool), max_gap)
+    return [(times[a], times[b]) for a, b in zip(first, last)]
 
 
 def day_runs(flagged: pd.DataFrame) -> list[pd.DataFrame]:
@@ -76,249 +262,322 @@ def _label(variable: str) -> str:
     return SENSOR_VARIABLES[variable].label
 
 
-def check_range(series: pd.Series, variable: str, limits: tuple[float, float] | None = None) -> list[Flag]:
-    """Values outside what the sensor can plausibly read (by default the vocabulary's range)."""
-    low, high = limits or (SENSOR_VARIABLES[variable].low, SENSOR_VARIABLES[variable].high)
-    outside = (series < low) | (series > high)
-    flags = []
-    for start, end in intervals(outside):
-        part = series[start:end]
-        worst = part.max() if part.max() > high else part.min()
-        span = high - low
-        score = 1 + max(worst - high, low - worst) / span
-        flags.append(
+# --- the rules, over many sensors at once ---------------------------------------------------------------
+
+
+def range_flags(samples: Samples, variable: str, low: float, high: float) -> Found:
+    """Values outside what the sensor can plausibly read."""
+    values = samples.values
+    first, last = _runs(samples.sensor, samples.ns, (values < low) | (values > high), HOURS_1)
+    highest = _over_runs(np.maximum, values, first, last)
+    worst = np.where(highest > high, highest, _over_runs(np.minimum, values, first, last))
+    span = high - low
+    unit = SENSOR_VARIABLES[variable].unit
+    return [
+        (
+            samples.sensor[a],
             Flag(
                 variable,
                 AnomalyKind.OUT_OF_RANGE,
-                start,
-                end,
-                score,
-                f"{_label(variable)} read {_fmt(variable, worst)}, "
-                f"outside {low:g} to {high:g} {SENSOR_VARIABLES[variable].unit}",
-            )
+                samples.times[a],
+                samples.times[b],
+                1 + max(w - high, low - w) / span,
+                f"{_label(variable)} read {_fmt(variable, w)}, outside {low:g} to {high:g} {unit}",
+            ),
         )
-    return flags
+        for a, b, w in zip(first, last, worst)
+    ]
 
 
-def check_stuck(
-    series: pd.Series,
+def stuck_flags(
+    samples: Samples,
     variable: str,
     min_duration: pd.Timedelta = StuckThresholds.min_duration,
     tolerance: float = StuckThresholds.tolerance,
     ignore_below: float | None = StuckThresholds.ignore_below,
     longest_night: pd.Timedelta = StuckThresholds.longest_night,
-) -> list[Flag]:
+) -> Found:
     """The same value for at least `min_duration` (a live sensor always wobbles a little). Runs under
     `ignore_below` are left alone up to `longest_night`: light is legitimately 0 all night, but not for
     a day and a night (a winter night in the far north of Europe lasts under 20 hours)."""
-    values = series.dropna()
-    if len(values) < 3:
-        return []
-    # Runs of unchanged samples, found with arrays: a run starts wherever the value moved.
-    moved = np.abs(np.diff(values.to_numpy())) > tolerance
-    starts = np.concatenate([[0], np.flatnonzero(moved) + 1])
-    ends = np.concatenate([starts[1:] - 1, [len(values) - 1]])
-    times = values.index
-    long = (ends - starts >= 2) & ((times[ends] - times[starts]) >= min_duration)
-    flags = []
+    samples = samples.of_sensors_with(3)
+    values, ns = samples.values, samples.ns
+    # Runs of unchanged samples: a run starts wherever the value moved, or a sensor begins.
+    moved = ~samples.follows_same_sensor
+    moved[1:] |= np.abs(np.diff(values)) > tolerance
+    starts = np.flatnonzero(moved)
+    ends = np.append(starts[1:] - 1, len(values) - 1)
+    lasting = ns[ends] - ns[starts]
+    long = (ends - starts >= 2) & (lasting >= _ns(min_duration))
+    if ignore_below is not None:  # nights (dark or cold) are let be
+        long &= ~((values[starts] < ignore_below) & (lasting < _ns(longest_night)))
+    found = []
     for first, last in zip(starts[long], ends[long]):
-        level = float(values.iloc[first])
-        start, end = times[first], times[last]
-        if ignore_below is not None and level < ignore_below and end - start < longest_night:
-            continue
-        hours = (end - start) / pd.Timedelta(hours=1)
-        flags.append(
-            Flag(
-                variable,
-                AnomalyKind.STUCK,
-                start,
-                end,
-                hours / (min_duration / pd.Timedelta(hours=1)),
-                f"{_label(variable)} stuck at {_fmt(variable, level)} for {hours:.0f} h",
+        start, end = samples.times[first], samples.times[last]
+        hours = (end - start) / HOURS_1
+        level = _fmt(variable, float(values[first]))
+        text = f"{_label(variable)} stuck at {level} for {hours:.0f} h"
+        found.append(
+            (
+                samples.sensor[first],
+                Flag(variable, AnomalyKind.STUCK, start, end, hours / (min_duration / HOURS_1), text),
             )
         )
-    return flags
+    return found
 
 
-def check_spikes(
-    series: pd.Series,
-    variable: str,
-    threshold: float,
-    window: pd.Timedelta = SpikeThresholds.window,
-) -> list[Flag]:
+def spike_flags(
+    samples: Samples, variable: str, threshold: float, window: pd.Timedelta = SpikeThresholds.window
+) -> Found:
     """Samples that leap away from the median of the samples around them by more than `threshold`
     (units of the variable) and come back."""
-    values = series.dropna()
-    if len(values) < 5:
-        return []
-    around = values.rolling(window, center=True, min_periods=3).median()
-    jump = (values - around).abs()
-    flags = []
-    for start, end in intervals(jump > threshold, max_gap=HOURS_6):
-        part = jump[start:end]
-        count = int((part > threshold).sum())
-        flags.append(
+    samples = samples.of_sensors_with(5)
+    jump = np.abs(samples.values - _centred_median(samples, window, min_periods=3))
+    with np.errstate(invalid="ignore"):
+        above = jump > threshold
+    first, last = _runs(samples.sensor, samples.ns, above, HOURS_6)
+    counts = _over_runs(np.add, above.astype(np.int64), first, last)
+    peaks = _over_runs(np.fmax, jump, first, last)  # fmax: a sample without its median is left out
+    return [
+        (
+            samples.sensor[a],
             Flag(
                 variable,
                 AnomalyKind.SPIKE,
-                start,
-                end,
-                float(part.max() / threshold),
-                f"{count} {_label(variable)} spike{'s' if count > 1 else ''} "
-                f"of up to {_fmt(variable, part.max())}",
-            )
+                samples.times[a],
+                samples.times[b],
+                float(peak / threshold),
+                f"{count} {_label(variable)} spike{'s' if count > 1 else ''} of up to {_fmt(variable, peak)}",
+            ),
         )
-    return flags
+        for a, b, count, peak in zip(first, last, counts, peaks)
+    ]
 
 
-def check_probe_out_of_soil(
-    series: pd.Series,
+def probe_out_of_soil_flags(
+    samples: Samples,
     dry: float = ProbeOutOfSoilThresholds.dry,
     wet_before: float = ProbeOutOfSoilThresholds.wet_before,
     min_duration: pd.Timedelta = ProbeOutOfSoilThresholds.min_duration,
-) -> list[Flag]:
+) -> Found:
     """Soil moisture that falls from a moist level to near zero and stays there: the probe is out of
     the soil (soil itself does not dry to ~0 % in a garden)."""
-    values = series.dropna()
-    flags = []
-    for start, end in intervals(values < dry, max_gap=HOURS_3):
-        if end - start < min_duration:
+    values, ns = samples.values, samples.ns
+    first, last = _runs(samples.sensor, ns, values < dry, HOURS_3)
+    long = ns[last] - ns[first] >= _ns(min_duration)
+    first, last = first[long], last[long]
+    # The day before, leaving out the fall itself.
+    low = samples.search(first, ns[first] - _ns(HOURS_24), "left")
+    high = samples.search(first, ns[first] - _ns(HOURS_3), "right")
+    seen = high > low
+    first, last, low, high = first[seen], last[seen], low[seen], high[seen]
+    before, during = _medians(values, low, high), _medians(values, first, last + 1)
+    found = []
+    for a, b, moist, dried in zip(first, last, before, during):
+        if moist < wet_before:
             continue
-        before = values[start - HOURS_24 : start - HOURS_3]  # the day before, leaving out the fall itself
-        if before.empty or before.median() < wet_before:
-            continue
+        start, end = samples.times[a], samples.times[b]
         hours = (end - start) / HOURS_1
-        flags.append(
-            Flag(
-                "soil_moisture",
-                AnomalyKind.PROBE_OUT_OF_SOIL,
-                start,
-                end,
-                float(before.median() / max(values[start:end].median(), 0.5)),
-                f"soil moisture fell from {before.median():.1f} % to {values[start:end].median():.1f} % "
-                f"and stayed there {hours:.0f} h: probe out of the soil?",
-            )
+        text = (
+            f"soil moisture fell from {moist:.1f} % to {dried:.1f} % "
+            f"and stayed there {hours:.0f} h: probe out of the soil?"
         )
-    return flags
+        score = float(moist / max(dried, 0.5))
+        found.append(
+            (samples.sensor[a], Flag("soil_moisture", AnomalyKind.PROBE_OUT_OF_SOIL, start, end, score, text))
+        )
+    return found
 
 
-def check_saturation(
-    series: pd.Series,
+def saturation_flags(
+    samples: Samples,
     level: float = SaturationThresholds.level,
     tolerance: float = SaturationThresholds.tolerance,
     min_duration: pd.Timedelta = SaturationThresholds.min_duration,
-) -> list[Flag]:
+) -> Found:
     """Soil moisture pinned at a high ceiling: a plateau at saturation (or a probe in standing water)."""
-    values = series.dropna()
-    high = values >= level
-    flags = []
-    for start, end in intervals(high):
-        part = values[start:end]
-        if end - start < min_duration or part.max() - part.min() > 2 * tolerance:
-            continue
+    values, ns = samples.values, samples.ns
+    first, last = _runs(samples.sensor, ns, values >= level, HOURS_1)
+    spread = _over_runs(np.maximum, values, first, last) - _over_runs(np.minimum, values, first, last)
+    flat = (ns[last] - ns[first] >= _ns(min_duration)) & ~(spread > 2 * tolerance)
+    first, last = first[flat], last[flat]
+    found = []
+    for a, b, middle in zip(first, last, _medians(values, first, last + 1)):
+        start, end = samples.times[a], samples.times[b]
         hours = (end - start) / HOURS_1
-        flags.append(
-            Flag(
-                "soil_moisture",
-                AnomalyKind.SATURATION,
-                start,
-                end,
-                hours / (min_duration / HOURS_1),
-                f"soil moisture flat at {part.median():.1f} % for {hours:.0f} h: saturated",
-            )
+        text = f"soil moisture flat at {middle:.1f} % for {hours:.0f} h: saturated"
+        score = hours / (min_duration / HOURS_1)
+        found.append(
+            (samples.sensor[a], Flag("soil_moisture", AnomalyKind.SATURATION, start, end, score, text))
         )
-    return flags
+    return found
 
 
-def check_break(
-    series: pd.Series,
+def break_flags(
+    samples: Samples,
     variable: str,
     threshold: float,
     direction: int = BreakThresholds.direction,
     window: pd.Timedelta = BreakThresholds.window,
-) -> list[Flag]:
+) -> Found:
     """A sudden break: a jump of more than `threshold` between two samples after which the level stays
     shifted (the median of the `window` after differs from the median of the `window` before by at least
     half the jump, on the same side; a spike comes back and is not a break). `direction` +1 or -1 looks
     only at rises or falls (soil moisture rises suddenly with rain, so only its falls are breaks)."""
-    values = series.dropna()
-    if len(values) < 3:
-        return []
-    jump = values.diff()
-    candidates = jump.abs() > threshold
+    samples = samples.of_sensors_with(3)
+    values, ns = samples.values, samples.ns
+    jump = np.full(len(values), np.nan)
+    jump[1:] = np.diff(values)
+    jump[~samples.follows_same_sensor] = np.nan  # no jump from one sensor to the next
+    with np.errstate(invalid="ignore"):
+        candidates = np.abs(jump) > threshold
     if direction:
         candidates &= np.sign(jump) == direction
-    flags = []
-    for when in values.index[candidates.to_numpy(dtype=bool)]:
-        before = values[when - window : when - pd.Timedelta(seconds=1)]
-        after = values[when : when + window]
-        if len(before) < 2 or len(after) < 2:
-            continue
-        shift = after.median() - before.median()
-        if np.sign(shift) != np.sign(jump[when]) or abs(shift) < abs(jump[when]) / 2:
-            continue
-        flags.append(
+    when = np.flatnonzero(candidates)
+    before_low = samples.search(when, ns[when] - _ns(window), "left")
+    before_high = samples.search(when, ns[when] - _ns(SECOND), "right")
+    after_low = samples.search(when, ns[when], "left")
+    after_high = samples.search(when, ns[when] + _ns(window), "right")
+    enough = (before_high - before_low >= 2) & (after_high - after_low >= 2)
+    when, jump = when[enough], jump[when[enough]]
+    before = _medians(values, before_low[enough], before_high[enough])
+    after = _medians(values, after_low[enough], after_high[enough])
+    shift = after - before
+    stays = (np.sign(shift) == np.sign(jump)) & ~(np.abs(shift) < np.abs(jump) / 2)
+    return [
+        (
+            samples.sensor[at],
             Flag(
                 variable,
                 AnomalyKind.BREAK,
-                when,
-                after.index[-1],
-                float(abs(shift) / threshold),
-                f"{_label(variable)} jumped from {_fmt(variable, before.median())} to "
-                f"{_fmt(variable, after.median())} and stayed there",
-            )
+                samples.times[at],
+                samples.times[last],
+                float(abs(moved) / threshold),
+                f"{_label(variable)} jumped from {_fmt(variable, old)} to {_fmt(variable, new)} "
+                "and stayed there",
+            ),
         )
-    return flags
+        for at, last, old, new, moved in zip(
+            when[stays], after_high[enough][stays] - 1, before[stays], after[stays], shift[stays]
+        )
+    ]
 
 
-def check_battery(series: pd.Series, empty: float = BatteryThresholds.empty) -> list[Flag]:
+def battery_flags(samples: Samples, empty: float = BatteryThresholds.empty) -> Found:
     """A battery at or below `empty` %: readings degrade and then stop."""
-    values = series.dropna()
-    flags = []
-    for start, end in intervals(values <= empty, max_gap=HOURS_6):
-        flags.append(
+    first, last = _runs(samples.sensor, samples.ns, samples.values <= empty, HOURS_6)
+    lowest = _over_runs(np.minimum, samples.values, first, last)
+    return [
+        (
+            samples.sensor[a],
             Flag(
                 "battery_level",
                 AnomalyKind.BATTERY_EXHAUSTED,
-                start,
-                end,
-                float(1 + (empty - values[start:end].min()) / empty),
-                f"battery at {values[start:end].min():.0f} %: readings will degrade and stop",
-            )
+                samples.times[a],
+                samples.times[b],
+                float(1 + (empty - least) / empty),
+                f"battery at {least:.0f} %: readings will degrade and stop",
+            ),
         )
-    return flags
-
-
-def _plausible(series: pd.Series, variable: str) -> pd.Series:
-    """The values inside the vocabulary's range: those outside are the range rule's business, and a
-    value far out would make every neighbour look like a spike or a break."""
-    return series.where(series.between(SENSOR_VARIABLES[variable].low, SENSOR_VARIABLES[variable].high))
+        for a, b, least in zip(first, last, lowest)
+    ]
 
 
 def _keywords(thresholds: object) -> dict:
     return {f.name: getattr(thresholds, f.name) for f in fields(thresholds)}
 
 
-# How each group of rules runs on one variable's series with one check's thresholds.
-RULES: dict[str, Callable[[pd.Series, str, object], list[Flag]]] = {
-    "range": lambda series, variable, t: check_range(series, variable, (t.low, t.high)),
-    "spike": lambda series, variable, t: check_spikes(_plausible(series, variable), variable, **_keywords(t)),
-    "break": lambda series, variable, t: check_break(_plausible(series, variable), variable, **_keywords(t)),
-    "stuck": lambda series, variable, t: check_stuck(series, variable, **_keywords(t)),
-    "probe_out_of_soil": lambda series, _, t: check_probe_out_of_soil(series, **_keywords(t)),
-    "saturation": lambda series, _, t: check_saturation(series, **_keywords(t)),
-    "battery_exhausted": lambda series, _, t: check_battery(series, **_keywords(t)),
+# How each group of rules runs on one variable's samples with one check's thresholds.
+RULES: dict[str, Callable[[Samples, str, object], Found]] = {
+    "range": lambda samples, variable, t: range_flags(samples, variable, t.low, t.high),
+    "spike": lambda samples, variable, t: spike_flags(samples.plausible(variable), variable, **_keywords(t)),
+    "break": lambda samples, variable, t: break_flags(samples.plausible(variable), variable, **_keywords(t)),
+    "stuck": lambda samples, variable, t: stuck_flags(samples, variable, **_keywords(t)),
+    "probe_out_of_soil": lambda samples, _, t: probe_out_of_soil_flags(samples, **_keywords(t)),
+    "saturation": lambda samples, _, t: saturation_flags(samples, **_keywords(t)),
+    "battery_exhausted": lambda samples, _, t: battery_flags(samples, **_keywords(t)),
 }
+
+
+def check_sensors(readings: pd.DataFrame, config: Configuration = DEFAULT) -> list[tuple[str, Flag]]:
+    """The rules `config` selects (all, by default) on every sensor of `readings`: a frame with
+    sensor_id, a UTC ts column and the columns it has of soil_moisture, air_temperature, light and
+    battery_level. Returns (sensor_id, flag) pairs, sensor by sensor (in sensor_id order), each
+    sensor's flags rule by rule in the registry's order."""
+    checks = [c for c in config.running(Detector.RULE) if c.variable in readings]
+    if not checks or readings.empty:
+        return []
+    sensor, ids = pd.factorize(readings["sensor_id"], sort=True)
+    times = pd.DatetimeIndex(readings["ts"])
+    order = _sensor_then_time(sensor, _nanoseconds(times))
+    sensor, times = sensor[order].astype(np.int64), times[order]
+    ids = np.asarray(ids, dtype=object)
+    samples = {
+        variable: Samples.of(
+            sensor, times, readings[variable].to_numpy(np.float64, na_value=np.nan)[order], ids
+        )
+        for variable in dict.fromkeys(c.variable for c in checks)
+    }
+    found: Found = []
+    for check in checks:
+        found += RULES[check.group](samples[check.variable], check.variable, config.thresholds[check.name])
+    found.sort(key=lambda pair: pair[0])  # stable: each sensor's flags stay in the rules' order
+    return [(ids[code], flag) for code, flag in found]
+
+
+def _sensor_then_time(sensor: np.ndarray, ns: np.ndarray) -> np.ndarray:
+    """The order that sorts rows by sensor and then time (none to do if they already are)."""
+    same = sensor[1:] == sensor[:-1]
+    if np.all((sensor[1:] > sensor[:-1]) | (same & (ns[1:] > ns[:-1]))):
+        return np.arange(len(sensor))
+    return np.lexsort((ns, sensor))
+
+
+# --- one sensor ------------------------------------------------------------------------------------------
 
 
 def check_sensor(readings: pd.DataFrame, config: Configuration = DEFAULT) -> list[Flag]:
     """The rules `config` selects (all, by default) on one sensor's readings: a frame indexed by UTC
     time with the columns it has of soil_moisture, air_temperature, light and battery_level."""
-    readings = readings.sort_index()
-    flags: list[Flag] = []
-    for check in config.running(Detector.RULE):
-        if check.variable in readings:
-            flags += RULES[check.group](
-                readings[check.variable], check.variable, config.thresholds[check.name]
-            )
-    return flags
+    frame = readings.rename_axis("ts").reset_index().assign(sensor_id="sensor")
+    return [flag for _, flag in check_sensors(frame, config)]
+
+
+def _on_one(rule: Callable[..., Found], series: pd.Series, *args, **thresholds) -> list[Flag]:
+    return [flag for _, flag in rule(Samples.of_series(series), *args, **thresholds)]
+
+
+def check_range(series: pd.Series, variable: str, limits: tuple[float, float] | None = None) -> list[Flag]:
+    """Values outside what the sensor can plausibly read (by default the vocabulary's range)."""
+    low, high = limits or (SENSOR_VARIABLES[variable].low, SENSOR_VARIABLES[variable].high)
+    return _on_one(range_flags, series, variable, low, high)
+
+
+def check_stuck(series: pd.Series, variable: str, *thresholds, **named) -> list[Flag]:
+    """`stuck_flags` on one series indexed by time."""
+    return _on_one(stuck_flags, series, variable, *thresholds, **named)
+
+
+def check_spikes(series: pd.Series, variable: str, *thresholds, **named) -> list[Flag]:
+    """`spike_flags` on one series indexed by time."""
+    return _on_one(spike_flags, series, variable, *thresholds, **named)
+
+
+def check_break(series: pd.Series, variable: str, *thresholds, **named) -> list[Flag]:
+    """`break_flags` on one series indexed by time."""
+    return _on_one(break_flags, series, variable, *thresholds, **named)
+
+
+def check_probe_out_of_soil(series: pd.Series, *thresholds, **named) -> list[Flag]:
+    """`probe_out_of_soil_flags` on one soil moisture series indexed by time."""
+    return _on_one(probe_out_of_soil_flags, series, *thresholds, **named)
+
+
+def check_saturation(series: pd.Series, *thresholds, **named) -> list[Flag]:
+    """`saturation_flags` on one soil moisture series indexed by time."""
+    return _on_one(saturation_flags, series, *thresholds, **named)
+
+
+def check_battery(series: pd.Series, *thresholds, **named) -> list[Flag]:
+    """`battery_flags` on one battery level series indexed by time."""
+    return _on_one(battery_flags, series, *thresholds, **named)

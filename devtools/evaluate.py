@@ -20,6 +20,7 @@ baseline is computed here, for the three modelled variables, with no model neede
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import time
 from pathlib import Path
@@ -28,6 +29,8 @@ import click
 import numpy as np
 import pandas as pd
 
+from core.load import bulk_upsert
+from core.schema import readings, sensor_wow, sensors, wow_observations, wow_sites
 from detection.autoencoder import VARIABLES, daily_windows, load_all
 from detection.detect import detect
 from devtools.simulator.network import Network
@@ -48,6 +51,28 @@ def network_frames(network: Network) -> tuple[pd.DataFrame, pd.DataFrame, pd.Dat
     linked = sorted(set(links["site_id"].dropna()))
     stations = network.station_observations(linked, network.start, network.end)
     return readings, stations, links
+
+
+def store_network(engine, network: Network, until: dt.datetime | None = None) -> int:
+    """Sensors, linked live stations, links, readings and reports of a generated network, written
+    as the pipeline would have written them (readings up to `until`, if given)."""
+    frame, stations, links = network_frames(network)
+    if until is not None:
+        frame = frame[frame["ts"] < until]
+        stations = stations[stations["ts"] < until]
+    meta = network.sensors
+    linked = network.stations[network.stations["site_id"].isin(set(links["site_id"].dropna()))]
+    with engine.begin() as connection:
+        bulk_upsert(connection, sensors, meta[["sensor_id", "name", "owner_id", "latitude", "longitude"]])
+        bulk_upsert(
+            connection,
+            wow_sites,
+            linked[["site_id", "name", "latitude", "longitude", "is_official"]].assign(is_live=True),
+        )
+        bulk_upsert(connection, sensor_wow, links)
+        bulk_upsert(connection, readings, frame)
+        bulk_upsert(connection, wow_observations, stations)
+    return len(frame)
 
 
 def baseline_2019(readings: pd.DataFrame) -> pd.DataFrame:

@@ -13,17 +13,20 @@ import datetime as dt
 import logging
 
 import pandas as pd
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from core.db import latest_times
 from core.load import bulk_upsert
 from core.schema import anomalies, readings, sensor_health, sensors
 from core.vocabulary import Health
+from etl.shard import sensor_sites
 from etl.step import StepContext, step_command
 
 log = logging.getLogger(__name__)
 
 NAME = "analyse_anomalies"
+SUMMARY_COLUMNS = ["sensor_id", "variable", "kind", "end_at", "score", "explanation", "n"]
+BATCH = 2_000  # sensors per query
 HEALTH_COLUMNS = [
     "sensor_id",
     "status",
@@ -43,8 +46,11 @@ def sensor_health_rows(
     now: dt.datetime | None = None,
     silent_days: float | None = None,
 ) -> pd.DataFrame:
-    """Health of each sensor from its anomalies (sensor_id, variable, kind, end_at, explanation), and,
-    given `now` and `silent_days`, from how long it has said nothing."""
+    """Health of each sensor from its anomalies (sensor_id, variable, kind, end_at, score, explanation;
+    with a column `n`, each row stands for n anomalies of its variable and kind, itself the latest of
+    them), and, given `now` and `silent_days`, from how long it has said nothing."""
+    if "n" not in found:
+        found = found.assign(n=1)
     rows = []
     by_sensor = dict(tuple(found.groupby("sensor_id"))) if len(found) else {}
     for sensor in sensor_ids:
@@ -60,10 +66,10 @@ def sensor_health_rows(
         since = max(0.0, (latest - last_at) / pd.Timedelta(days=1)) if latest is not None else 0.0
         status = Health.FAULTY if since < faulty_days else Health.RECOVERED
         counts = {
-            "kind": {k: int(n) for k, n in sorted(own["kind"].value_counts().items())},
-            "variable": {v: int(n) for v, n in sorted(own["variable"].value_counts().items())},
+            "kind": {k: int(n) for k, n in sorted(own.groupby("kind")["n"].sum().items())},
+            "variable": {v: int(n) for v, n in sorted(own.groupby("variable")["n"].sum().items())},
         }
-        others = len(own) - 1
+        others = int(own["n"].sum()) - 1
         tail = f" (and {others} other anomal{'ies' if others > 1 else 'y'})" if others else ""
         if status is Health.FAULTY:
             reason = f"{last['explanation']}{tail}"
@@ -93,24 +99,21 @@ def _silenced(row: tuple, now: pd.Timestamp, silent_days: float) -> tuple:
 
 def run(context: StepContext) -> int:
     with context.engine.connect() as connection:
+        sites = sensor_sites(connection)
         sensor_ids = [
-            s for s in connection.execute(select(sensors.c.sensor_id)).scalars() if context.shard.contains(s)
+            s
+            for s in connection.execute(select(sensors.c.sensor_id)).scalars()
+            if context.shard.owns(s, sites.get(s))
         ]
         latest = latest_times(connection, readings, sensors, "sensor_id")
-        found = pd.DataFrame(
-            connection.execute(
-                select(
-                    anomalies.c.sensor_id,
-                    anomalies.c.variable,
-                    anomalies.c.kind,
-                    anomalies.c.end_at,
-                    anomalies.c.score,
-                    anomalies.c.explanation,
-                )
-            ).all(),
-            columns=["sensor_id", "variable", "kind", "end_at", "score", "explanation"],
+        found = pd.concat(
+            [
+                _latest_of_each_kind(connection, sensor_ids[i : i + BATCH])
+                for i in range(0, len(sensor_ids), BATCH)
+            ]
+            or [pd.DataFrame(columns=SUMMARY_COLUMNS)],
+            ignore_index=True,
         )
-    found = found[found["sensor_id"].isin(set(sensor_ids))]
     found["end_at"] = pd.to_datetime(found["end_at"], utc=True)
     settings = context.settings
     health = sensor_health_rows(
@@ -120,6 +123,30 @@ def run(context: StepContext) -> int:
         written = bulk_upsert(connection, sensor_health, health)
     log.info("health of %d sensors: %s", len(health), health["status"].value_counts().to_dict())
     return written
+
+
+def _latest_of_each_kind(connection, sensor_ids: list[str]) -> pd.DataFrame:
+    """For each of these sensors, variable and kind: the latest anomaly, with how many there are. What
+    health needs, in rows that do not grow with the anomalies' history."""
+    group = [anomalies.c.sensor_id, anomalies.c.variable, anomalies.c.kind]
+    ranked = (
+        select(
+            *group,
+            anomalies.c.end_at,
+            anomalies.c.score,
+            anomalies.c.explanation,
+            func.count().over(partition_by=group).label("n"),
+            func.row_number()
+            .over(partition_by=group, order_by=[anomalies.c.end_at.desc(), anomalies.c.score.desc()])
+            .label("rank"),
+        )
+        .where(anomalies.c.sensor_id.in_(sensor_ids))
+        .subquery()
+    )
+    rows = connection.execute(
+        select(*(ranked.c[name] for name in SUMMARY_COLUMNS)).where(ranked.c.rank == 1)
+    ).all()
+    return pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
 
 
 main = step_command(

@@ -22,28 +22,44 @@ from __future__ import annotations
 
 import itertools
 import logging
+from dataclasses import dataclass
 from functools import partial
 
 import click
 import pandas as pd
-from sqlalchemy import bindparam, delete, func, select, update
+from sqlalchemy import String, and_, bindparam, column, delete, func, or_, select, update, values
 
-from core.db import latest_times, read_frame
+from core.db import earliest_times, latest_times, read_frame
 from core.errors import SettingsError
 from core.load import bulk_upsert
-from core.schema import anomalies, detection_state, readings, sensor_wow, sensors, wow_observations
+from core.schema import (
+    UTCDateTime,
+    anomalies,
+    detection_state,
+    readings,
+    sensor_wow,
+    sensors,
+    wow_observations,
+)
 from core.vocabulary import Detector
 from detection.autoencoder import load_all, shipped
 from detection.checks import Configuration, parse_thresholds, select_checks, with_thresholds
 from detection.detect import ANOMALY_COLUMNS, detect
 from etl.settings import EtlSettings
-from etl.step import Command, StepContext, run_alone, shard_option
+from etl.step import Command, StepContext, StepFailed, run_alone, shard_option
 
 log = logging.getLogger(__name__)
 
 NAME = "detect_anomalies"
-CHUNK = 500  # sensors checked together: one model batch, and memory stays well under 1 GB
+# A chunk's size in readings: ETL_MEMORY_MB less what the process holds before any reading, over what
+# detection holds per reading at its peak (measured with bench_nightly's backfill: readings, station
+# reports, the models' days, the rules' windows).
+BASE_MB = 1000  # the interpreter, pandas, TensorFlow and the three models
+BYTES_PER_READING = 350
+MIN_CHUNK_READINGS = 20_000
+WINDOWS_PER_QUERY = 5_000  # three parameters each: SQLite takes at most 32,766
 TOUCHING = pd.Timedelta(hours=1)
+FOREVER = pd.Timestamp("2200-01-01", tz="UTC")
 ANOMALY_KEY = ["sensor_id", "variable", "kind"]  # with start_at, the key of a stored anomaly
 
 
@@ -97,17 +113,63 @@ def superseded(merged: pd.DataFrame, stored: pd.DataFrame) -> pd.DataFrame:
     return pairs.loc[inside, [*ANOMALY_KEY, "start_at"]].drop_duplicates(ignore_index=True)
 
 
-def station_chunks(todo: list[str], site_of: dict[str, str], size: int) -> list[list[str]]:
-    """Chunks of about `size` sensors that never split the sensors of one station: they witness each
-    other's weather (the soil drift check), so they must be checked together."""
+def station_chunks(
+    todo: list[str], site_of: dict[str, str], budget: int, weight: dict[str, int] | None = None
+) -> list[list[str]]:
+    """Chunks of sensors weighing about `budget` in all (by default a sensor weighs 1; detection weighs
+    them by their readings) that never split the sensors of one station: they witness each other's
+    weather (the soil drift check), so they must be checked together. A station heavier than the budget
+    alone makes a chunk of its own."""
     ordered = sorted(todo, key=lambda sensor: (site_of.get(sensor, ""), sensor))
     chunks: list[list[str]] = [[]]
+    load = 0
     for _, members in itertools.groupby(ordered, key=lambda sensor: site_of.get(sensor) or sensor):
         members = list(members)
-        if chunks[-1] and len(chunks[-1]) + len(members) > size:
+        heft = sum(weight[s] for s in members) if weight is not None else len(members)
+        if chunks[-1] and load + heft > budget:
             chunks.append([])
+            load = 0
         chunks[-1].extend(members)
+        load += heft
     return [chunk for chunk in chunks if chunk]
+
+
+def chunk_readings(memory_mb: int) -> int:
+    """How many readings one detection chunk may hold within `memory_mb` (ETL_MEMORY_MB)."""
+    return max(MIN_CHUNK_READINGS, (memory_mb - BASE_MB) * 2**20 // BYTES_PER_READING)
+
+
+@dataclass(frozen=True)
+class Window:
+    """The readings of one sensor checked in one pass: `since` to `until`, both included."""
+
+    since: pd.Timestamp
+    until: pd.Timestamp
+
+
+def plan_windows(
+    starts: dict[str, pd.Timestamp | None], first: dict, latest: dict, most: pd.Timedelta
+) -> dict[str, Window]:
+    """Each sensor's window in this pass: from its start (its first reading when never checked) over at
+    most `most`, up to its latest reading."""
+    windows = {}
+    for sensor, since in starts.items():
+        since = first[sensor] if since is None else since
+        windows[sensor] = Window(since, min(latest[sensor], since + most))
+    return windows
+
+
+def after_window(
+    window: Window, latest: pd.Timestamp, done: pd.Timestamp | None, overlap: pd.Timedelta, context
+) -> tuple[pd.Timestamp, pd.Timestamp | None]:
+    """The sensor's watermark and recheck mark once `window` is checked. The watermark never moves
+    back (a look again at earlier days leaves it). A window that stopped short of the latest reading
+    leaves a mark so the next pass goes on from `overlap` before its end: passes overlap by what the
+    drift check needs at either end of what it sees."""
+    watermark = window.until if done is None else max(done, window.until)
+    if window.until >= latest:
+        return watermark, None
+    return watermark, window.until - overlap + context
 
 
 def check_starts(
@@ -151,8 +213,22 @@ def run(context: StepContext) -> int:
 
 def run_with(context: StepContext, recheck_days: int | None = None) -> int:
     """Check the readings not checked yet and those that arrived late; with `recheck_days`, also the
-    last that many days of every sensor that has readings in them (what the soil drift check needs)."""
-    config = detection_config(context.settings)  # before any work: a bad setting fails at once
+    last that many days of every sensor that has readings in them (what the soil drift check needs).
+
+    In passes: each sensor's window spans at most DETECT_WINDOW_DAYS, so a long history (a first run
+    on a year) takes several passes, and each pass goes in chunks of at most the readings
+    ETL_MEMORY_MB allows, each committed with its watermarks: a killed run resumes where it stopped."""
+    settings = context.settings
+    config = detection_config(settings)  # before any work: a bad setting fails at once
+    context_days = pd.Timedelta(days=settings.detect_context_days)
+    most = pd.Timedelta(days=settings.detect_window_days)
+    overlap = max(context_days, 2 * pd.Timedelta(days=config.thresholds["drift"].edge_days))
+    if most <= overlap:
+        raise SettingsError(
+            f"setting DETECT_WINDOW_DAYS: {settings.detect_window_days:g} days leave nothing new past "
+            f"the {overlap.days} days that passes overlap by"
+        )
+    budget = chunk_readings(settings.etl_memory_mb)
     with context.engine.connect() as connection:
         links = pd.DataFrame(
             connection.execute(
@@ -163,14 +239,72 @@ def run_with(context: StepContext, recheck_days: int | None = None) -> int:
         site_of = {
             sensor: str(site) for sensor, site in zip(links["sensor_id"], links["site_id"]) if pd.notna(site)
         }
-        # A shard takes whole stations (a sensor without one goes by its own id), so a sharded run
-        # checks each sensor beside the same neighbours as a whole run.
+        # A shard takes whole stations with their sensors (etl.shard), so a sharded run checks each
+        # sensor beside the same neighbours as a whole run.
         sensor_ids = [
             s
             for s in connection.execute(select(sensors.c.sensor_id)).scalars()
-            if context.shard.contains(site_of.get(s, s))
+            if context.shard.owns(s, site_of.get(s))
         ]
         latest = latest_times(connection, readings, sensors, "sensor_id")
+        first = earliest_times(connection, readings, sensors, "sensor_id")
+    recheck = None if recheck_days is None else pd.Timedelta(days=recheck_days)
+    models, written, previous = None, 0, None
+    for number in itertools.count(1):
+        done, late = _read_state(context.engine)
+        starts = check_starts(
+            sensor_ids,
+            latest,
+            done,
+            late,
+            context_days,
+            recheck if number == 1 else None,
+            pd.Timestamp(context.now),
+        )
+        if number == 1:
+            rechecked = sum(1 for s in starts if s in done and done[s] >= latest[s])
+            log.info(
+                "%d of %d sensors to check: %d with readings not checked yet, %d again",
+                len(starts),
+                len(sensor_ids),
+                len(starts) - rechecked,
+                rechecked,
+            )
+        if not starts:
+            return written
+        windows = plan_windows(starts, first, latest, most)
+        if windows == previous:
+            raise StepFailed(f"detection made no progress in pass {number}: {len(windows)} sensors left")
+        previous = windows
+        if models is None:
+            models = _models(settings, config)  # only once there is something to check
+        counts = _count_readings(context.engine, windows)
+        chunks = station_chunks(list(windows), site_of, budget, counts)
+        log.info(
+            "pass %d: %d sensors, %d readings, in %d chunks of at most %d readings",
+            number,
+            len(windows),
+            sum(counts.values()),
+            len(chunks),
+            budget,
+        )
+        for chunk in chunks:
+            own = {s: windows[s] for s in chunk}
+            marks = {
+                s: after_window(w, latest[s], done.get(s), overlap, context_days) for s, w in own.items()
+            }
+            written += _check_chunk(context, own, marks, links, models, config)
+
+
+def _models(settings: EtlSettings, config: Configuration) -> dict:
+    if not config.running(Detector.MODEL):
+        return {}  # no model check runs: TensorFlow is not even loaded
+    return load_all(settings.models_dir) if settings.models_dir else shipped()
+
+
+def _read_state(engine) -> tuple[dict, dict]:
+    """Each checked sensor's watermark, and the recheck marks."""
+    with engine.connect() as connection:
         state = connection.execute(
             select(
                 detection_state.c.sensor_id, detection_state.c.analysed_until, detection_state.c.recheck_from
@@ -178,93 +312,124 @@ def run_with(context: StepContext, recheck_days: int | None = None) -> int:
         ).all()
     done = {sensor: pd.Timestamp(until) for sensor, until, _ in state}
     late = {sensor: pd.Timestamp(since) for sensor, _, since in state if since is not None}
-    starts = check_starts(
-        sensor_ids,
-        latest,
-        done,
-        late,
-        pd.Timedelta(days=context.settings.detect_context_days),
-        None if recheck_days is None else pd.Timedelta(days=recheck_days),
-        pd.Timestamp(context.now),
+    return done, late
+
+
+def _windows(windows: dict[str, Window], name: str = "windows"):
+    """The windows as a table to join in SQL: (key, since, until)."""
+    rows = [(key, w.since.to_pydatetime(), w.until.to_pydatetime()) for key, w in windows.items()]
+    return (
+        values(column("key", String), column("since", UTCDateTime), column("until", UTCDateTime), name=name)
+        .data(rows)
+        .cte(name)
     )
-    rechecked = sum(1 for s in starts if s in done and done[s] >= latest[s])
-    log.info(
-        "%d of %d sensors to check: %d with readings not checked yet, %d again",
-        len(starts),
-        len(sensor_ids),
-        len(starts) - rechecked,
-        rechecked,
+
+
+def _batches(windows: dict[str, Window]):
+    keys = list(windows)
+    for i in range(0, len(keys), WINDOWS_PER_QUERY):
+        yield {k: windows[k] for k in keys[i : i + WINDOWS_PER_QUERY]}
+
+
+def _count_readings(engine, windows: dict[str, Window]) -> dict[str, int]:
+    """The readings in each sensor's window: an index range count per sensor."""
+    counts = dict.fromkeys(windows, 0)
+    with engine.connect() as connection:
+        for batch in _batches(windows):
+            table = _windows(batch)
+            query = (
+                select(readings.c.sensor_id, func.count())
+                .join(table, _inside(readings, "sensor_id", table))
+                .group_by(readings.c.sensor_id)
+            )
+            counts.update({sensor: int(n) for sensor, n in connection.execute(query).all()})
+    return counts
+
+
+def _inside(table, key: str, windows, column: str = "ts"):
+    return and_(
+        table.c[key] == windows.c.key, table.c[column] >= windows.c.since, table.c[column] <= windows.c.until
     )
-    if not starts:
-        return 0  # nothing to check: not even TensorFlow to load
-    if not config.running(Detector.MODEL):
-        models = {}  # no model check runs: TensorFlow is not even loaded
-    elif context.settings.models_dir:
-        models = load_all(context.settings.models_dir)
-    else:
-        models = shipped()
-    written = 0
-    for chunk in station_chunks(list(starts), site_of, CHUNK):
-        chunk_starts = {s: starts[s] for s in chunk}
-        chunk_late = {s: late[s] for s in chunk if s in late}
-        written += _check_chunk(context, chunk_starts, latest, chunk_late, links, models, config)
-    return written
+
+
+def _read_windows(connection, columns, table, key: str, windows: dict[str, Window], column: str = "ts"):
+    """The rows of `table` inside each key's window, in batches of windows, as one frame."""
+    parts = []
+    for batch in _batches(windows):
+        spans = _windows(batch)
+        parts.append(read_frame(connection, select(*columns).join(spans, _inside(table, key, spans, column))))
+    return pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
 
 
 def _check_chunk(
     context: StepContext,
-    starts: dict[str, pd.Timestamp | None],
-    latest: dict,
-    late: dict,
+    windows: dict[str, Window],
+    marks: dict[str, tuple[pd.Timestamp, pd.Timestamp | None]],
     links: pd.DataFrame,
     models: dict,
     config: Configuration,
 ) -> int:
-    chunk = list(starts)
-    earliest = min((t for t in starts.values() if t is not None), default=None)
+    """Check one chunk's windows, and store its anomalies, watermarks and marks in one transaction."""
+    chunk = list(windows)
     own_links = links[links["sensor_id"].isin(chunk) & links["site_id"].notna()]
+    # Each station over its sensors' windows, from a day earlier: the rain check looks at the day before.
+    stations = {}
+    for sensor, site in zip(own_links["sensor_id"], own_links["site_id"]):
+        w, seen = windows[sensor], stations.get(str(site))
+        since = w.since - pd.Timedelta(days=1)
+        stations[str(site)] = (
+            Window(since, w.until)
+            if seen is None
+            else Window(min(seen.since, since), max(seen.until, w.until))
+        )
+    # The stored anomalies a finding can continue: those ending near or after the window's start (a
+    # model's day may begin before it).
+    reach = {s: Window(w.since - pd.Timedelta(days=1) - TOUCHING, FOREVER) for s, w in windows.items()}
     with context.engine.connect() as connection:
-        query = select(readings).where(readings.c.sensor_id.in_(chunk))
-        if earliest is not None and all(t is not None for t in starts.values()):
-            query = query.where(readings.c.ts >= earliest.to_pydatetime())
-        frame = read_frame(connection, query)
-        since = pd.to_datetime(frame["sensor_id"].map(starts), utc=True)  # NaT: never checked, all of it
-        frame = frame[since.isna() | (frame["ts"] >= since)]
-        station_query = select(
-            wow_observations.c.site_id,
-            wow_observations.c.ts,
-            wow_observations.c.air_temperature,
-            wow_observations.c.rainfall,
-        ).where(wow_observations.c.site_id.in_(list(own_links["site_id"].unique())))
-        if len(frame):
-            # A day earlier than the readings: the rain check looks at the day before each day.
-            station_query = station_query.where(
-                wow_observations.c.ts >= (frame["ts"].min() - pd.Timedelta(days=1)).to_pydatetime()
+        frame = _read_windows(connection, [readings], readings, "sensor_id", windows)
+        observations = (
+            _read_windows(
+                connection,
+                [
+                    wow_observations.c.site_id,
+                    wow_observations.c.ts,
+                    wow_observations.c.air_temperature,
+                    wow_observations.c.rainfall,
+                ],
+                wow_observations,
+                "site_id",
+                stations,
             )
-        stations = read_frame(connection, station_query)
-        stored = read_frame(
+            if stations
+            else pd.DataFrame(columns=["site_id", "ts", "air_temperature", "rainfall"])
+        )
+        stored = _read_windows(
             connection,
-            select(
+            [
                 anomalies.c.sensor_id,
                 anomalies.c.variable,
                 anomalies.c.kind,
                 anomalies.c.start_at,
                 anomalies.c.end_at,
-            ).where(anomalies.c.sensor_id.in_(chunk)),
+            ],
+            anomalies,
+            "sensor_id",
+            reach,
+            column="end_at",
         )
     found = continue_stored(
-        detect(frame, stations, own_links, models=models, config=config)
+        detect(frame, observations, own_links, models=models, config=config)
         if len(frame)
         else pd.DataFrame(columns=ANOMALY_COLUMNS),
         stored,
     )
     gone = superseded(found, stored)
-    state = pd.DataFrame({"sensor_id": chunk, "analysed_until": [latest[s] for s in chunk]})
+    state = pd.DataFrame({"sensor_id": chunk, "analysed_until": [marks[s][0] for s in chunk]})
     with context.engine.begin() as connection:
         written = _delete_anomalies(connection, gone)
         written += bulk_upsert(connection, anomalies, found[ANOMALY_COLUMNS]) if len(found) else 0
         bulk_upsert(connection, detection_state, state)  # the watermark moves with the anomalies, atomically
-        _clear_recheck(connection, late)
+        _set_marks(connection, {s: (windows[s].since, marks[s][1]) for s in chunk})
     return written
 
 
@@ -292,19 +457,29 @@ def _delete_anomalies(connection, keys: pd.DataFrame) -> int:
     return len(rows)
 
 
-def _clear_recheck(connection, late: dict) -> None:
-    """The late readings of these sensors are checked: clear their marks, but not one that extraction
-    moved earlier meanwhile (it keeps the earliest), whose readings this run may not have read."""
-    if not late:
+def _set_marks(connection, marks: dict[str, tuple[pd.Timestamp, pd.Timestamp | None]]) -> None:
+    """After checking from `since`, each sensor's recheck mark becomes the given one (None: cleared),
+    unless extraction moved it earlier than `since` meanwhile: those late readings were not read."""
+    if not marks:
         return
     connection.execute(
         update(detection_state)
         .where(
             detection_state.c.sensor_id == bindparam("checked_sensor"),
-            detection_state.c.recheck_from >= bindparam("checked_since"),
+            or_(
+                detection_state.c.recheck_from.is_(None),
+                detection_state.c.recheck_from >= bindparam("checked_since"),
+            ),
         )
-        .values(recheck_from=None, updated_at=func.now()),
-        [{"checked_sensor": s, "checked_since": t.to_pydatetime()} for s, t in late.items()],
+        .values(recheck_from=bindparam("next_mark"), updated_at=func.now()),
+        [
+            {
+                "checked_sensor": s,
+                "checked_since": since.to_pydatetime(),
+                "next_mark": None if mark is None else mark.to_pydatetime(),
+            }
+            for s, (since, mark) in marks.items()
+        ],
     )
 
 

@@ -29,6 +29,7 @@ from core.load import bulk_upsert
 from core.schema import detection_state, readings, sensor_wow, sensors, wow_observations, wow_sites
 from etl.fetch_state import GROW, WOW, Progress, next_state, read_state, save_state
 from etl.quarantine import Quarantined, write_quarantine
+from etl.shard import sensor_sites
 from etl.sources.grow import MAX_LOCATIONS, VARIABLES, GrowClient, request_windows
 from etl.sources.http import SourceError
 from etl.sources.wow import STORED_COLUMNS, WowClient
@@ -236,7 +237,10 @@ def extract_readings(context: StepContext, client: GrowClient) -> int:
             ).all(),
             columns=["sensor_id", "first_sample_at", "last_sample_at"],
         )
-        sensor_frame = sensor_frame[sensor_frame["sensor_id"].map(context.shard.contains)]
+        sites = sensor_sites(connection)
+        sensor_frame = sensor_frame.loc[
+            [context.shard.owns(s, sites.get(s)) for s in sensor_frame["sensor_id"]]
+        ]
         stored = read_state(connection, GROW)
         newest = latest_times(connection, readings, sensors, "sensor_id")
         checked = dict(
@@ -334,9 +338,8 @@ def extract_observations(context: StepContext, client: WowClient) -> int:
             ).all(),
             columns=["sensor_id", "site_id", "first_sample_at"],
         )
-        # The stations of this shard's own sensors: what another shard links is its own business, and a
-        # station two shards share is read by both (the upsert makes that harmless).
-        links = links[links["sensor_id"].map(context.shard.contains)]
+        # The stations of this shard: a station goes with its sensors, so each is read by one shard.
+        links = links.loc[[context.shard.contains(str(site)) for site in links["site_id"]]]
         stored = read_state(connection, WOW)
         # A station without a fetch_state row (new, or from before it existed) may hold the reports
         # find_nearest_wow_live just stored from the live window: its history is what came before those.

@@ -25,6 +25,7 @@ from core.schema import fetch_state, sensor_wow, sensors, wow_observations, wow_
 from etl.fetch_state import STATE_COLUMNS, WOW, read_state
 from etl.geo import EARTH_RADIUS_KM
 from etl.quarantine import write_quarantine
+from etl.shard import sensor_sites
 from etl.sources.http import SourceError
 from etl.sources.wow import STORED_COLUMNS, WowClient
 from etl.step import StepContext, step_command
@@ -76,6 +77,8 @@ def link_sensors(sensor_frame: pd.DataFrame, live: pd.DataFrame, max_km: float) 
 def run(context: StepContext) -> int:
     client = WowClient(context.settings)
     with context.engine.connect() as connection:
+        # Who owns which sensor as the step starts, by the links it rewrites (exact all the same: etl.shard).
+        sites = sensor_sites(connection)
         known_stations = connection.scalar(select(func.count()).select_from(wow_sites))
         known_live = connection.scalar(select(func.count()).select_from(wow_sites).where(wow_sites.c.is_live))
     try:
@@ -114,7 +117,9 @@ def run(context: StepContext) -> int:
             columns=["sensor_id", "latitude", "longitude"],
         )
         stored = read_state(connection, WOW)
-    sensor_frame = sensor_frame[sensor_frame["sensor_id"].map(context.shard.contains)].reset_index(drop=True)
+    owned = sensor_frame["sensor_id"].map(lambda sensor: context.shard.owns(sensor, sites.get(sensor)))
+    # .loc, since [] takes an empty mask (no sensors) for an empty list of columns
+    sensor_frame = sensor_frame.loc[owned].reset_index(drop=True)
     links = link_sensors(sensor_frame, live, context.settings.link_max_km)
     # The reports that showed the linked stations live are the newest of their observations: keep them,
     # so extract_all_grow_data need not ask WOW for them again.

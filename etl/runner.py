@@ -1,16 +1,20 @@
 """The nightly job, `python -m etl run`: the steps in order, under one lock, each recorded in etl_runs.
 
 The first step that fails stops the run, so no step works on stale input; the exit status says so.
+A shard (`--shard i/n`) starts a step only when every shard of its plan has finished the one before
+(their etl_runs rows say so), wherever and whenever each was started: shards then equal one whole run.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import time
 from dataclasses import dataclass
 
 from sqlalchemy import Engine, func, or_, select
 
+from core.errors import GrowWowError
 from core.schema import etl_runs, fetch_gaps, fetch_state, quarantine, sensor_wow
 from etl import (
     analyse_anomalies,
@@ -23,6 +27,10 @@ from etl.fetch_state import WOW
 from etl.settings import EtlSettings
 from etl.shard import Shard
 from etl.step import StepContext, etl_lock, run_recorded
+
+log = logging.getLogger(__name__)
+
+SHARD_POLL_S = 2.0  # between looks at etl_runs while waiting for the other shards
 
 STEPS = (
     (store_sensor_info.NAME, store_sensor_info.run),
@@ -41,15 +49,91 @@ class StepReport:
 
 
 def run_nightly(settings: EtlSettings, engine: Engine, shard: Shard) -> list[StepReport]:
-    """Run every step for one shard; raise the first failure after recording it."""
+    """Run every step for one shard; raise the first failure after recording it. A shard of a plan goes
+    on to the next step only when every other shard of it has finished this one."""
     context = StepContext(settings, engine, shard, settings.now())
+    wait = dt.timedelta(minutes=settings.shard_wait_minutes)
+    tonight = dt.datetime.now(dt.UTC) - wait  # another shard's rows from before this are an earlier night's
     reports = []
     with etl_lock(engine, shard):
-        for name, step in STEPS:
+        for number, (name, step) in enumerate(STEPS, start=1):
             started = time.perf_counter()
             rows = run_recorded(name, step, context)
             reports.append(StepReport(name, rows, time.perf_counter() - started))
+            if not shard.whole and number < len(STEPS):
+                wait_for_shards(engine, shard, name, tonight, deadline=wait)
     return reports
+
+
+class ShardsDidNotFinish(GrowWowError):
+    """Another shard of the plan failed a step, or did not finish it in time: this one cannot go on."""
+
+
+@dataclass(frozen=True)
+class ShardRun:
+    """One etl_runs row of a shard, as the wait between steps reads it."""
+
+    run_id: int
+    shard: str
+    step: str
+    status: str
+    error: str | None
+
+
+def finished(runs: list[ShardRun], shard: str, step: str) -> bool:
+    """Did the shard's latest run of the step finish?"""
+    of_step = [r for r in runs if r.shard == shard and r.step == step]
+    return bool(of_step) and max(of_step, key=lambda r: r.run_id).status == "ok"
+
+
+def failed(runs: list[ShardRun], shard: str, step: str) -> ShardRun | None:
+    """The shard's failed run of the step, when it is the latest the shard recorded: a shard started again
+    since is waited for, not given up on."""
+    own = [r for r in runs if r.shard == shard]
+    latest = max(own, key=lambda r: r.run_id, default=None)
+    return latest if latest and latest.step == step and latest.status == "failed" else None
+
+
+def wait_for_shards(
+    engine: Engine,
+    shard: Shard,
+    step: str,
+    since: dt.datetime,
+    deadline: dt.timedelta,
+    poll_s: float | None = None,
+) -> None:
+    """Return when every other shard of the plan has finished `step` in a run started at or after
+    `since`; raise ShardsDidNotFinish at once when one failed it, or when `deadline` passes."""
+    others = [str(Shard(i, shard.count)) for i in range(1, shard.count + 1) if i != shard.index]
+    query = select(
+        etl_runs.c.run_id, etl_runs.c.shard, etl_runs.c.step, etl_runs.c.status, etl_runs.c.error
+    ).where(etl_runs.c.shard.in_(others), etl_runs.c.started_at >= since)
+    give_up = time.monotonic() + deadline.total_seconds()
+    said = None
+    while True:
+        with engine.connect() as connection:
+            runs = [ShardRun(*row) for row in connection.execute(query)]
+        for run in filter(None, (failed(runs, other, step) for other in others)):
+            error = (run.error or "no error recorded").splitlines()[0]
+            raise ShardsDidNotFinish(
+                f"shard {run.shard} failed {step} ({error}); shard {shard} does not go on"
+            )
+        behind = [other for other in others if not finished(runs, other, step)]
+        if not behind:
+            return
+        if time.monotonic() >= give_up:
+            raise ShardsDidNotFinish(
+                f"{_shards(behind)} did not finish {step} within {deadline.total_seconds() / 60:g} minutes "
+                f"(SHARD_WAIT_MINUTES); shard {shard} does not go on"
+            )
+        if behind != said:
+            log.info("waiting for %s to finish %s", _shards(behind), step)
+            said = behind
+        time.sleep(SHARD_POLL_S if poll_s is None else poll_s)
+
+
+def _shards(names: list[str]) -> str:
+    return ("shard " if len(names) == 1 else "shards ") + ", ".join(names)
 
 
 @dataclass(frozen=True)

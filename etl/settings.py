@@ -74,6 +74,18 @@ class EtlSettings(CoreSettings):
         description="days before each sensor's watermark that detection reads again for context "
         "(the soil drift check needs 20 or more: the weekly `--recheck-days 45` run gives it that)",
     )
+    detect_window_days: float = Field(
+        default=60.0,
+        ge=20,
+        description="the most days of one sensor checked at once: a longer history (a first run on a "
+        "year) is checked in windows of this many days, overlapping, each committed as it is done",
+    )
+    etl_memory_mb: int = Field(
+        default=1500,
+        ge=256,
+        description="memory a step may use (MB): detection sizes its chunks of readings by it "
+        "(the default suits a 4 GiB host)",
+    )
     detect_checks: str = Field(
         default="all",
         description="the checks detection runs: 'all', or comma-separated names or groups "
@@ -95,6 +107,12 @@ class EtlSettings(CoreSettings):
     )
     status_max_quarantined: int = Field(
         default=50, ge=0, description="`python -m etl status` fails when the last run quarantined more"
+    )
+    shard_wait_minutes: float = Field(
+        default=360.0,
+        gt=0,
+        le=1200,  # also how far back another shard's records count as tonight's: less than a day
+        description="`python -m etl run --shard i/n` waits this long for every shard to finish a step",
     )
 
     aws_grow_secret: str = "grow-api"  # noqa: S105 - names of secrets, not secrets

@@ -2,6 +2,21 @@
 
 A key belongs to shard i of n (1 ≤ i ≤ n) when crc32(key) mod n = i - 1: stable across runs, machines
 and Python versions, so a sensor always lands in the same shard.
+
+One rule says who owns a sensor, in every step: its key is the site id of the WOW station it is linked to
+(sensor_wow), or its own id when it has none. A station and its sensors travel together, so detection
+sees each sensor beside the same neighbours as a whole run. Each step reads the links once, as it starts
+(`sensor_sites`), and keeps to them.
+
+Only step 2 (find_nearest_wow_live) changes links, and it is still exact. Its shards start after every
+shard finished step 1 (the runner waits), when the links are last night's, L0. A sensor's link is
+written only by a shard that owns it by the links that shard read; so the first shard to change a
+sensor's link is its owner under L0, and that shard read the link before anyone changed it. The owner
+under L0 therefore always links the sensor; a shard that reads the new link later may link it again,
+from the same sensor and the same live stations, to the same station (were WOW to answer the two shards
+differently, the later write wins, as it does for the stations every shard stores). A sensor is looked
+at twice at worst, never by no shard. Steps 3 to 5 start when every shard finished step 2: their links no
+longer move, and every sensor has exactly one owner.
 """
 
 from __future__ import annotations
@@ -10,6 +25,9 @@ import zlib
 from dataclasses import dataclass
 
 import click
+from sqlalchemy import Connection, select
+
+from core.schema import sensor_wow
 
 
 @dataclass(frozen=True)
@@ -39,8 +57,18 @@ class Shard:
     def contains(self, key: str) -> bool:
         return self.whole or zlib.crc32(str(key).encode()) % self.count == self.index - 1
 
+    def owns(self, sensor_id: str, site_id: str | None = None) -> bool:
+        """Is the sensor this shard's? It goes with its linked station (`site_id`), or alone without one."""
+        return self.contains(sensor_id if site_id is None else site_id)
+
     def __str__(self) -> str:
         return "all" if self.whole else f"{self.index}/{self.count}"
+
+
+def sensor_sites(connection: Connection) -> dict[str, str]:
+    """The linked station of each sensor that has one, as ownership reads it: sensor id → site id."""
+    linked = select(sensor_wow.c.sensor_id, sensor_wow.c.site_id).where(sensor_wow.c.site_id.is_not(None))
+    return {sensor: str(site) for sensor, site in connection.execute(linked)}
 
 
 class ShardParam(click.ParamType):

@@ -1,14 +1,16 @@
 """What every ETL step shares: its context, the lock against overlapping runs, and its record in etl_runs.
 
 A step is a function `run(context) -> rows written`. Run on its own (`python -m etl.<step>`) or by the
-runner (`python -m etl run`), it holds the lock of its shard, so a second run started meanwhile exits at
-once, and it leaves one etl_runs row: started, finished, rows, status and the error in one line.
+runner (`python -m etl run`), it holds the lock of its shard, so a second run of it, or a run of another
+plan (another shard count) started meanwhile, exits at once; and it leaves one etl_runs row: started,
+finished, rows, status and the error in one line.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import fcntl
+import glob
 import logging
 import sys
 import tempfile
@@ -20,9 +22,11 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import IO
 
 import click
 from sqlalchemy import Engine, insert, text, update
+from sqlalchemy.exc import DBAPIError
 
 from core.errors import GrowWowError
 from core.schema import etl_runs
@@ -33,7 +37,7 @@ log = logging.getLogger(__name__)
 
 
 class AlreadyRunning(GrowWowError):
-    """Another run holds the lock of this shard."""
+    """Another run holds the lock of this shard, or runs a plan that overlaps it."""
 
     exit_code = 75  # EX_TEMPFAIL: try again later
 
@@ -79,39 +83,164 @@ Step = Callable[[StepContext], int]
 
 @contextmanager
 def etl_lock(engine: Engine, shard: Shard) -> Iterator[None]:
-    """Hold the lock of a shard for the duration: a PostgreSQL advisory lock, or a lock file for SQLite."""
-    name = f"grow-wow etl {shard}"
-    if engine.dialect.name == "postgresql":
-        key = zlib.crc32(name.encode())
-        connection = engine.connect()
+    """Hold the lock of a shard for the duration, and keep out the runs whose sensors overlap its own.
+
+    Shards of one plan (the same n) run side by side; the same shard twice, or plans of different n (the
+    whole run is 1/1), never do: 1/16 shares sensors with 1/4, since crc mod 16 = 0 implies crc mod 4 = 0.
+    Each run holds a shared lock on its plan and an exclusive one on its shard, and takes them under a
+    short exclusive gate after finding no other plan's lock held. PostgreSQL: advisory locks of the
+    current schema; SQLite: flock(2) on files beside the database. Both vanish with a process that dies.
+    """
+    locks = _AdvisoryLocks(engine) if engine.dialect.name == "postgresql" else _FileLocks(engine)
+    try:
+        with locks.gate():
+            others = sorted(locks.plans_held() - {shard.count})
+            if others:
+                raise AlreadyRunning(_overlapping(shard, others))
+            if not locks.hold_shard(shard):
+                raise AlreadyRunning(_taken(shard))
+            locks.hold_plan(shard.count)
+        yield
+    finally:
+        locks.release()
+
+
+def _plan_name(count: int) -> str:
+    return "'all'" if count == 1 else f"'{count} shards'"
+
+
+def _overlapping(shard: Shard, counts: list[int]) -> str:
+    plans = ", ".join(_plan_name(n) for n in counts)
+    return f"another GROW–WOW run of plan {plans} is running and overlaps shard {shard}; not starting"
+
+
+def _taken(shard: Shard) -> str:
+    plan = "" if shard.whole else f" (plan of {shard.count} shards)"
+    return f"another GROW–WOW run holds the lock of shard {shard}{plan}; not starting"
+
+
+def _key(name: str) -> int:
+    """A positive int4 for the first half of a two-part advisory lock key (pg_locks shows it as classid)."""
+    return zlib.crc32(name.encode()) & 0x7FFFFFFF
+
+
+class _AdvisoryLocks:
+    """PostgreSQL session advisory locks, on a connection of their own. In autocommit: a transaction left
+    open all night would hold back vacuum, and a server's idle-in-transaction timeout would end the
+    session and silently drop the locks."""
+
+    def __init__(self, engine: Engine):
+        self.connection = engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+        schema = self.connection.scalar(text("SELECT current_schema()"))
+        self.plans = _key(f"grow-wow etl plans {schema}")  # (plans, 0) is the gate, (plans, n) plan n
+        self.schema = schema
+
+    def _lock(self, function: str, space: int, number: int) -> bool:
+        statement = text(f"SELECT {function}(CAST(:space AS integer), CAST(:number AS integer))")
+        return bool(self.connection.scalar(statement, {"space": space, "number": number}))
+
+    @contextmanager
+    def gate(self) -> Iterator[None]:
+        self._lock("pg_advisory_lock", self.plans, 0)  # held for a moment by whoever checks the plans
         try:
-            if not connection.scalar(text("SELECT pg_try_advisory_lock(:key)"), {"key": key}):
-                raise AlreadyRunning(f"another GROW–WOW run holds the lock of shard {shard}; not starting")
-            try:
-                yield
-            finally:
-                connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": key})
+            yield
         finally:
-            connection.close()
-        return
-    # The lock file sits beside the database file it guards; an in-memory database has no file, so its
-    # lock goes to the system's temporary folder.
-    database = engine.url.database
-    suffix = f".etl-{str(shard).replace('/', 'of')}.lock"
-    in_memory = not database or database == ":memory:"
-    folder = Path(tempfile.gettempdir())
-    lock_path = folder / f"grow-wow-memory{suffix}" if in_memory else Path(database + suffix)
-    lock_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(lock_path, "w") as handle:
+            self._lock("pg_advisory_unlock", self.plans, 0)
+
+    def plans_held(self) -> set[int]:
+        held = self.connection.scalars(
+            text(
+                "SELECT DISTINCT objid::bigint FROM pg_locks WHERE locktype = 'advisory' AND granted"
+                " AND objsubid = 2 AND classid::bigint = :plans AND objid::bigint > 0"
+                " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+            ),
+            {"plans": self.plans},
+        )
+        return set(held)
+
+    def hold_plan(self, count: int) -> None:
+        self._lock("pg_advisory_lock_shared", self.plans, count)  # nobody takes it exclusively
+
+    def hold_shard(self, shard: Shard) -> bool:
+        shards = _key(f"grow-wow etl shards of {shard.count} {self.schema}")
+        return self._lock("pg_try_advisory_lock", shards, shard.index)
+
+    def release(self) -> None:
+        try:
+            self.connection.execute(text("SELECT pg_advisory_unlock_all()"))
+        except DBAPIError:
+            self.connection.invalidate()  # the session is gone, and its locks with it
+        finally:
+            self.connection.close()
+
+
+class _FileLocks:
+    """flock(2) on files beside the SQLite file they guard: `<db>.etl-gate.lock`, `<db>.etl-plan-<n>.lock`
+    held shared by every run of plan n, and `<db>.etl-<i>of<n>.lock` (or `.etl-all.lock`) held by the run
+    of that shard. An in-memory database has no file: its lock files go to the temporary folder."""
+
+    def __init__(self, engine: Engine):
+        database = engine.url.database
+        in_memory = not database or database == ":memory:"
+        self.prefix = str(Path(tempfile.gettempdir()) / "grow-wow-memory") if in_memory else database
+        Path(self.prefix).parent.mkdir(parents=True, exist_ok=True)
+        self.held: list[IO] = []
+
+    def _path(self, name: str) -> str:
+        return f"{self.prefix}.etl-{name}.lock"
+
+    @contextmanager
+    def gate(self) -> Iterator[None]:
+        with open(self._path("gate"), "a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)  # held for a moment by whoever checks the plans
+            yield
+
+    def plans_held(self) -> set[int]:
+        held = set()
+        prefix = self._path("plan-").removesuffix(".lock")
+        for path in glob.glob(glob.escape(prefix) + "*.lock"):
+            count = path[len(prefix) : -len(".lock")]
+            if count.isdigit() and _flocked(path):
+                held.add(int(count))
+        return held
+
+    def hold_plan(self, count: int) -> None:
+        self._hold(self._path(f"plan-{count}"), fcntl.LOCK_SH)  # waits at most for another's try
+
+    def hold_shard(self, shard: Shard) -> bool:
+        handle = self._hold(self._path(str(shard).replace("/", "of")), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        if handle is None:
+            return False
+        handle.truncate(0)  # for people: since when
+        handle.write(f"{dt.datetime.now(dt.UTC).isoformat()}\n")
+        handle.flush()
+        return True
+
+    def _hold(self, path: str, mode: int) -> IO | None:
+        """The file opened and flocked in `mode`, kept open (so locked) until released; None if busy."""
+        handle = open(path, "a")  # noqa: SIM115 - closed by release(), which lets go of the lock
+        try:
+            fcntl.flock(handle, mode)
+        except BlockingIOError:
+            handle.close()
+            return None
+        self.held.append(handle)
+        return handle
+
+    def release(self) -> None:
+        for handle in self.held:
+            handle.close()  # closing lets go of its flock
+        self.held.clear()
+
+
+def _flocked(path: str) -> bool:
+    """Does another open file hold a flock on it? Only then does a try at an exclusive one fail."""
+    with open(path, "a") as handle:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise AlreadyRunning(
-                f"another GROW–WOW run holds the lock of shard {shard}; not starting"
-            ) from None
-        handle.write(f"{dt.datetime.now(dt.UTC).isoformat()}\n")
-        handle.flush()
-        yield
+            return True
+    return False
 
 
 def run_recorded(name: str, step: Step, context: StepContext) -> int:
@@ -228,7 +357,7 @@ def shard_option(function):
         type=ShardParam(),
         default="1/1",
         show_default=True,
-        help="do the part i of n: sensors split by a stable hash",
+        help="do the part i of n: stations with their sensors, split by a stable hash",
     )(function)
 
 

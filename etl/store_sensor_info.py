@@ -20,6 +20,7 @@ from core.load import bulk_upsert
 from core.schema import sensors
 from etl.geo import haversine_km
 from etl.quarantine import write_quarantine
+from etl.shard import sensor_sites
 from etl.sources.address import Geocoder
 from etl.sources.grow import SENSOR_COLUMNS, GrowClient
 from etl.sources.http import SourceError
@@ -50,6 +51,8 @@ def needs_address(fetched: pd.DataFrame, stored: pd.DataFrame) -> pd.Series:
 
 
 def run(context: StepContext) -> int:
+    with context.engine.connect() as connection:
+        sites = sensor_sites(connection)  # who owns which sensor, as the step starts (etl.shard)
     try:
         fetched, quarantined = GrowClient(context.settings).get_sensors()
     except SourceError as exc:
@@ -62,8 +65,12 @@ def run(context: StepContext) -> int:
         log.warning("%s; going on with the %d sensors already stored", exc, known)
         context.tally.add("sensor_list_unavailable")
         return 0
-    fetched = fetched[fetched["sensor_id"].map(context.shard.contains)].reset_index(drop=True)
-    quarantined = [q for q in quarantined if context.shard.contains(str(q.entity_id))]
+
+    def owned(sensor_id: str) -> bool:
+        return context.shard.owns(sensor_id, sites.get(sensor_id))
+
+    fetched = fetched.loc[fetched["sensor_id"].map(owned)].reset_index(drop=True)
+    quarantined = [q for q in quarantined if owned(str(q.entity_id))]
     fetched["days_active"] = days_active(fetched["first_sample_at"], fetched["last_sample_at"])
     with context.engine.connect() as connection:
         stored = pd.DataFrame(

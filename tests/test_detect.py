@@ -110,9 +110,22 @@ def test_detection_chunks_never_split_a_station():
 
     site_of = {"a1": "S1", "a2": "S1", "a3": "S1", "b1": "S2", "b2": "S2", "c1": "S3"}
     todo = ["lone", "a1", "a2", "a3", "b1", "b2", "c1"]
-    chunks = station_chunks(todo, site_of, size=3)  # cut every 3 in order, S1 would be split
+    chunks = station_chunks(todo, site_of, budget=3)  # cut every 3 in order, S1 would be split
     assert sorted(sensor for chunk in chunks for sensor in chunk) == sorted(todo)
     for station in ("S1", "S2"):
         holding = [i for i, chunk in enumerate(chunks) if any(site_of.get(s) == station for s in chunk)]
         assert len(holding) == 1, (station, chunks)
     assert all(len(chunk) <= 3 for chunk in chunks)
+
+
+def test_detection_chunks_are_sized_by_readings_not_sensors():
+    from etl.detect_anomalies import station_chunks
+
+    site_of = {"a1": "S1", "a2": "S1", "b1": "S2"}
+    readings = {"a1": 4_000, "a2": 4_000, "b1": 9_000, "old": 35_000, "new": 96, "newer": 96}
+    chunks = station_chunks(list(readings), site_of, budget=10_000, weight=readings)
+    assert sorted(s for chunk in chunks for s in chunk) == sorted(readings)
+    assert ["a1", "a2"] in chunks  # a station stays whole
+    assert ["old"] in chunks  # a sensor heavier than the budget is checked alone
+    assert all(sum(readings[s] for s in chunk) <= 10_000 for chunk in chunks if chunk != ["old"])
+    assert any(chunk[-2:] == ["new", "newer"] for chunk in chunks)  # light sensors share a chunk

@@ -162,7 +162,9 @@ def test_a_mark_moved_earlier_while_detection_ran_is_kept_for_the_next_run(engin
             ),
         )
         # Detection read 20 June for both; extraction has since moved "moved" to 10 June.
-        detect_anomalies._clear_recheck(connection, {"moved": ts("2019-06-20"), "same": ts("2019-06-20")})
+        detect_anomalies._set_marks(
+            connection, {"moved": (ts("2019-06-20"), None), "same": (ts("2019-06-20"), None)}
+        )
     assert recheck_marks(engine) == {"moved": ts("2019-06-10"), "same": None}
 
 
