@@ -218,7 +218,8 @@ def live_stations_command(settings, now: str | None, out: str | None) -> None:
 @shard_option
 @click.pass_obj
 def run_command(settings, shard) -> None:
-    """Run the nightly steps in order (one lock per shard; recorded in etl_runs)."""
+    """Run the nightly steps in order, recorded in etl_runs. With --shard i/n, wait for every shard of
+    the plan to finish a step before the next; runs of overlapping plans exclude each other."""
     from etl.runner import run_nightly
 
     engine = make_engine(settings)

@@ -290,10 +290,15 @@ def run_with(context: StepContext, recheck_days: int | None = None) -> int:
         )
         for chunk in chunks:
             own = {s: windows[s] for s in chunk}
-            marks = {
+            after = {
                 s: after_window(w, latest[s], done.get(s), overlap, context_days) for s, w in own.items()
             }
-            written += _check_chunk(context, own, marks, links, models, config)
+            watermarks = {s: watermark for s, (watermark, _) in after.items()}
+            # Marks to clear (late readings now checked) or to set (a window that stopped short).
+            marks = {
+                s: (own[s].since, mark) for s, (_, mark) in after.items() if s in late or mark is not None
+            }
+            written += _check_chunk(context, own, watermarks, marks, links, models, config)
 
 
 def _models(settings: EtlSettings, config: Configuration) -> dict:
@@ -364,12 +369,14 @@ def _read_windows(connection, columns, table, key: str, windows: dict[str, Windo
 def _check_chunk(
     context: StepContext,
     windows: dict[str, Window],
+    watermarks: dict[str, pd.Timestamp],
     marks: dict[str, tuple[pd.Timestamp, pd.Timestamp | None]],
     links: pd.DataFrame,
     models: dict,
     config: Configuration,
 ) -> int:
-    """Check one chunk's windows, and store its anomalies, watermarks and marks in one transaction."""
+    """Check one chunk's windows, and store its anomalies, watermarks and recheck marks (each sensor's
+    window start with its next mark, None to clear) in one transaction."""
     chunk = list(windows)
     own_links = links[links["sensor_id"].isin(chunk) & links["site_id"].notna()]
     # Each station over its sensors' windows, from a day earlier: the rain check looks at the day before.
@@ -424,12 +431,12 @@ def _check_chunk(
         stored,
     )
     gone = superseded(found, stored)
-    state = pd.DataFrame({"sensor_id": chunk, "analysed_until": [marks[s][0] for s in chunk]})
+    state = pd.DataFrame({"sensor_id": chunk, "analysed_until": [watermarks[s] for s in chunk]})
     with context.engine.begin() as connection:
         written = _delete_anomalies(connection, gone)
         written += bulk_upsert(connection, anomalies, found[ANOMALY_COLUMNS]) if len(found) else 0
         bulk_upsert(connection, detection_state, state)  # the watermark moves with the anomalies, atomically
-        _set_marks(connection, {s: (windows[s].since, marks[s][1]) for s in chunk})
+        _set_marks(connection, marks)
     return written
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from sqlalchemy import Engine, func, or_, select
@@ -26,7 +27,7 @@ from etl import (
 from etl.fetch_state import WOW
 from etl.settings import EtlSettings
 from etl.shard import Shard
-from etl.step import StepContext, etl_lock, run_recorded
+from etl.step import StepContext, etl_lock, run_recorded, shard_lock_held
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +67,8 @@ def run_nightly(settings: EtlSettings, engine: Engine, shard: Shard) -> list[Ste
 
 
 class ShardsDidNotFinish(GrowWowError):
-    """Another shard of the plan failed a step, or did not finish it in time: this one cannot go on."""
+    """Another shard of the plan failed a step, died in one, or did not finish it in time: this one cannot
+    go on."""
 
 
 @dataclass(frozen=True)
@@ -94,6 +96,12 @@ def failed(runs: list[ShardRun], shard: str, step: str) -> ShardRun | None:
     return latest if latest and latest.step == step and latest.status == "failed" else None
 
 
+def latest_running(runs: list[ShardRun], shard: str) -> ShardRun | None:
+    """The shard's latest run, when it is still marked running."""
+    latest = max((r for r in runs if r.shard == shard), key=lambda r: r.run_id, default=None)
+    return latest if latest and latest.status == "running" else None
+
+
 def wait_for_shards(
     engine: Engine,
     shard: Shard,
@@ -103,16 +111,21 @@ def wait_for_shards(
     poll_s: float | None = None,
 ) -> None:
     """Return when every other shard of the plan has finished `step` in a run started at or after
-    `since`; raise ShardsDidNotFinish at once when one failed it, or when `deadline` passes."""
+    `since`; raise ShardsDidNotFinish at once when one failed it, when one died (its run is marked running
+    but nobody holds its lock), or when `deadline` passes."""
     others = [str(Shard(i, shard.count)) for i in range(1, shard.count + 1) if i != shard.index]
     query = select(
         etl_runs.c.run_id, etl_runs.c.shard, etl_runs.c.step, etl_runs.c.status, etl_runs.c.error
     ).where(etl_runs.c.shard.in_(others), etl_runs.c.started_at >= since)
+
+    def read() -> list[ShardRun]:
+        with engine.connect() as connection:
+            return [ShardRun(*row) for row in connection.execute(query)]
+
     give_up = time.monotonic() + deadline.total_seconds()
     said = None
     while True:
-        with engine.connect() as connection:
-            runs = [ShardRun(*row) for row in connection.execute(query)]
+        runs = read()
         for run in filter(None, (failed(runs, other, step) for other in others)):
             error = (run.error or "no error recorded").splitlines()[0]
             raise ShardsDidNotFinish(
@@ -121,6 +134,7 @@ def wait_for_shards(
         behind = [other for other in others if not finished(runs, other, step)]
         if not behind:
             return
+        _stop_if_dead(read, runs, behind, engine, shard)
         if time.monotonic() >= give_up:
             raise ShardsDidNotFinish(
                 f"{_shards(behind)} did not finish {step} within {deadline.total_seconds() / 60:g} minutes "
@@ -130,6 +144,27 @@ def wait_for_shards(
             log.info("waiting for %s to finish %s", _shards(behind), step)
             said = behind
         time.sleep(SHARD_POLL_S if poll_s is None else poll_s)
+
+
+def _stop_if_dead(
+    read: Callable[[], list[ShardRun]], runs: list[ShardRun], behind: list[str], engine: Engine, shard: Shard
+) -> None:
+    """Raise ShardsDidNotFinish when a shard we wait for was killed outright (SIGKILL, out of memory, its
+    host down): its latest run is marked running, yet nobody holds its lock. A live shard holds its lock
+    from before it records a run until after it records the run's end, so the lock found free and the
+    same run still running when read again means a dead shard. A shard that has not started tonight holds
+    no lock either, but has no run marked running: it is waited for."""
+    running = [run for run in (latest_running(runs, other) for other in behind) if run]
+    free = [run for run in running if not shard_lock_held(engine, Shard.parse(run.shard))]
+    if not free:
+        return
+    now = read()  # it may have finished, and let go of its lock, between our reading and our look
+    for run in free:
+        if latest_running(now, run.shard) == run:
+            raise ShardsDidNotFinish(
+                f"shard {run.shard} stopped during {run.step} without a word (killed?): its run is marked "
+                f"running but nobody holds its lock; shard {shard} does not go on"
+            )
 
 
 def _shards(names: list[str]) -> str:

@@ -119,9 +119,47 @@ def _taken(shard: Shard) -> str:
     return f"another GROW–WOW run holds the lock of shard {shard}{plan}; not starting"
 
 
+def shard_lock_held(engine: Engine, shard: Shard) -> bool:
+    """Does any process hold the lock of this shard now (as etl_lock does while the shard runs)?
+
+    Only looks: PostgreSQL reads pg_locks; SQLite tries the shard's lock file for a moment, under the
+    gate, so a run starting meanwhile never finds its lock taken by the look (a missing file: not held).
+    A process that died holds nothing: its locks went with it.
+    """
+    if engine.dialect.name == "postgresql":
+        with engine.connect() as connection:
+            space, number = _shard_key(connection.scalar(text("SELECT current_schema()")), shard)
+            return bool(
+                connection.scalar(
+                    text(
+                        "SELECT EXISTS (SELECT FROM pg_locks WHERE locktype = 'advisory' AND granted"
+                        " AND objsubid = 2 AND classid::bigint = :space AND objid::bigint = :number"
+                        " AND database = (SELECT oid FROM pg_database WHERE datname = current_database()))"
+                    ),
+                    {"space": space, "number": number},
+                )
+            )
+    locks = _FileLocks(engine, make_folder=False)  # a look makes nothing
+    path = locks.shard_path(shard)
+    if not Path(path).exists():
+        return False
+    with locks.gate():
+        return _flocked(path, create=False)
+
+
 def _key(name: str) -> int:
     """A positive int4 for the first half of a two-part advisory lock key (pg_locks shows it as classid)."""
     return zlib.crc32(name.encode()) & 0x7FFFFFFF
+
+
+def _plans_key(schema: str) -> int:
+    """The first half of the keys of the gate, (plans, 0), and of the plans, (plans, n) for plan n."""
+    return _key(f"grow-wow etl plans {schema}")
+
+
+def _shard_key(schema: str, shard: Shard) -> tuple[int, int]:
+    """The two-part advisory lock key of a shard, held exclusively by its run."""
+    return _key(f"grow-wow etl shards of {shard.count} {schema}"), shard.index
 
 
 class _AdvisoryLocks:
@@ -132,7 +170,7 @@ class _AdvisoryLocks:
     def __init__(self, engine: Engine):
         self.connection = engine.connect().execution_options(isolation_level="AUTOCOMMIT")
         schema = self.connection.scalar(text("SELECT current_schema()"))
-        self.plans = _key(f"grow-wow etl plans {schema}")  # (plans, 0) is the gate, (plans, n) plan n
+        self.plans = _plans_key(schema)  # (plans, 0) is the gate, (plans, n) plan n
         self.schema = schema
 
     def _lock(self, function: str, space: int, number: int) -> bool:
@@ -162,8 +200,7 @@ class _AdvisoryLocks:
         self._lock("pg_advisory_lock_shared", self.plans, count)  # nobody takes it exclusively
 
     def hold_shard(self, shard: Shard) -> bool:
-        shards = _key(f"grow-wow etl shards of {shard.count} {self.schema}")
-        return self._lock("pg_try_advisory_lock", shards, shard.index)
+        return self._lock("pg_try_advisory_lock", *_shard_key(self.schema, shard))
 
     def release(self) -> None:
         try:
@@ -179,15 +216,19 @@ class _FileLocks:
     held shared by every run of plan n, and `<db>.etl-<i>of<n>.lock` (or `.etl-all.lock`) held by the run
     of that shard. An in-memory database has no file: its lock files go to the temporary folder."""
 
-    def __init__(self, engine: Engine):
+    def __init__(self, engine: Engine, make_folder: bool = True):
         database = engine.url.database
         in_memory = not database or database == ":memory:"
         self.prefix = str(Path(tempfile.gettempdir()) / "grow-wow-memory") if in_memory else database
-        Path(self.prefix).parent.mkdir(parents=True, exist_ok=True)
+        if make_folder:
+            Path(self.prefix).parent.mkdir(parents=True, exist_ok=True)
         self.held: list[IO] = []
 
     def _path(self, name: str) -> str:
         return f"{self.prefix}.etl-{name}.lock"
+
+    def shard_path(self, shard: Shard) -> str:
+        return self._path(str(shard).replace("/", "of"))
 
     @contextmanager
     def gate(self) -> Iterator[None]:
@@ -208,7 +249,7 @@ class _FileLocks:
         self._hold(self._path(f"plan-{count}"), fcntl.LOCK_SH)  # waits at most for another's try
 
     def hold_shard(self, shard: Shard) -> bool:
-        handle = self._hold(self._path(str(shard).replace("/", "of")), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        handle = self._hold(self.shard_path(shard), fcntl.LOCK_EX | fcntl.LOCK_NB)
         if handle is None:
             return False
         handle.truncate(0)  # for people: since when
@@ -233,9 +274,14 @@ class _FileLocks:
         self.held.clear()
 
 
-def _flocked(path: str) -> bool:
-    """Does another open file hold a flock on it? Only then does a try at an exclusive one fail."""
-    with open(path, "a") as handle:
+def _flocked(path: str, create: bool = True) -> bool:
+    """Does another open file hold a flock on it? Only then does a try at an exclusive one fail (closing
+    the file lets go of the try at once). Without `create`, a missing file is held by nobody."""
+    try:
+        handle = open(path, "a" if create else "r")  # noqa: SIM115 - closed just below
+    except FileNotFoundError:
+        return False
+    with handle:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

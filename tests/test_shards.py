@@ -12,11 +12,13 @@ import time
 import pytest
 from sqlalchemy import insert, select
 
+from core.db import make_engine
 from core.schema import etl_runs, sensor_wow, sensors, wow_sites
 from etl import runner
 from etl.runner import ShardsDidNotFinish, run_nightly, wait_for_shards
+from etl.settings import load_settings
 from etl.shard import Shard, sensor_sites
-from etl.step import AlreadyRunning, etl_lock
+from etl.step import AlreadyRunning, etl_lock, shard_lock_held
 from tests.factories import etl_env
 
 UTC = dt.UTC
@@ -164,7 +166,7 @@ def test_a_failed_shard_step_stops_the_waiting_shards_with_its_error(engine):
 def test_a_shard_still_missing_at_the_deadline_is_named(engine):
     record(engine, "extract_all_grow_data", "2/3", "running")
     record(engine, "store_sensor_info", "3/3", "ok")
-    with pytest.raises(ShardsDidNotFinish) as stopped:
+    with etl_lock(engine, Shard(2, 3)), pytest.raises(ShardsDidNotFinish) as stopped:  # 2/3 is alive
         wait(engine)
     assert re.fullmatch(
         r"shards 2/3, 3/3 did not finish extract_all_grow_data within [\d.]+ minutes "
@@ -187,10 +189,130 @@ def test_a_failed_shard_run_again_is_waited_for_not_given_up(engine):
     record(engine, "extract_all_grow_data", "2/3", "ok")
     record(engine, "extract_all_grow_data", "3/3", "failed", "killed")
     record(engine, "store_sensor_info", "3/3", "running")  # someone started shard 3/3 again
-    with pytest.raises(ShardsDidNotFinish, match=r"^shard 3/3 did not finish"):
+    with etl_lock(engine, Shard(3, 3)), pytest.raises(ShardsDidNotFinish, match=r"^shard 3/3 did not finish"):
         wait(engine)
     record(engine, "extract_all_grow_data", "3/3", "ok")
     wait(engine)
+
+
+# --- a shard killed outright: its record says running, but nobody holds its lock -----------------------
+
+DEAD = (
+    "shard 2/3 stopped during extract_all_grow_data without a word (killed?): its run is marked running "
+    "but nobody holds its lock; shard 1/3 does not go on"
+)
+
+
+def test_whether_a_shard_lock_is_held_is_seen_from_outside(engine):
+    assert not shard_lock_held(engine, Shard(2, 3))
+    with etl_lock(engine, Shard(2, 3)):
+        assert shard_lock_held(engine, Shard(2, 3))
+        assert not shard_lock_held(engine, Shard(1, 3))
+        assert not shard_lock_held(engine, Shard(2, 4))  # another plan's shard 2 is another lock
+        assert not shard_lock_held(engine, Shard())
+    assert not shard_lock_held(engine, Shard(2, 3))
+    with etl_lock(engine, Shard()):
+        assert shard_lock_held(engine, Shard())
+    with etl_lock(engine, Shard(2, 3)):  # looking took nothing away
+        pass
+
+
+def test_looking_at_a_lock_of_sqlite_leaves_no_file_behind(tmp_path, monkeypatch):
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'grow_wow.sqlite'}")
+    engine = make_engine(load_settings())
+    assert not shard_lock_held(engine, Shard(2, 3))
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_shard_running_without_its_lock_stops_the_waiting_shards_at_once(engine):
+    record(engine, "extract_all_grow_data", "2/3", "running")  # its process was killed: nobody holds 2/3
+    record(engine, "extract_all_grow_data", "3/3", "ok")
+    started = time.monotonic()
+    with pytest.raises(ShardsDidNotFinish) as stopped:
+        since = dt.datetime.now(UTC) - dt.timedelta(hours=1)
+        wait_for_shards(engine, Shard(1, 3), "extract_all_grow_data", since, deadline=dt.timedelta(seconds=5))
+    assert time.monotonic() - started < 2  # at once, not at the deadline
+    assert str(stopped.value) == DEAD
+
+
+def test_a_shard_killed_during_an_earlier_step_is_named_with_that_step(engine):
+    record(engine, "store_sensor_info", "2/3", "running")
+    with pytest.raises(ShardsDidNotFinish, match=r"^shard 2/3 stopped during store_sensor_info without"):
+        wait(engine)
+
+
+def test_a_shard_running_with_its_lock_held_is_waited_for(engine):
+    record(engine, "extract_all_grow_data", "2/3", "running")
+    record(engine, "extract_all_grow_data", "3/3", "ok")
+    with etl_lock(engine, Shard(2, 3)), pytest.raises(ShardsDidNotFinish) as stopped:
+        wait(engine)
+    assert re.fullmatch(r"shard 2/3 did not finish extract_all_grow_data within .*", str(stopped.value))
+
+
+def test_a_shard_not_started_yet_is_waited_for_though_it_holds_no_lock(engine):
+    record(engine, "extract_all_grow_data", "3/3", "ok")
+    with pytest.raises(ShardsDidNotFinish, match=r"^shard 2/3 did not finish"):
+        wait(engine)
+
+
+def test_a_shard_that_finishes_while_its_lock_is_looked_at_is_not_called_dead(engine, monkeypatch):
+    record(engine, "extract_all_grow_data", "2/3", "running")
+    record(engine, "extract_all_grow_data", "3/3", "ok")
+
+    def finishing_meanwhile(engine, shard):  # its last write, then its lock let go, just before we look
+        record(engine, "extract_all_grow_data", "2/3", "ok")
+        return False
+
+    monkeypatch.setattr(runner, "shard_lock_held", finishing_meanwhile)
+    wait(engine)
+
+
+def test_a_dead_shard_that_finished_the_step_before_dying_does_not_stop_the_wait(engine):
+    record(engine, "extract_all_grow_data", "2/3", "ok")
+    record(engine, "detect_anomalies", "2/3", "running")  # killed in the next step: the next wait says so
+    record(engine, "extract_all_grow_data", "3/3", "ok")
+    wait(engine)
+
+
+@pytest.mark.slow  # a subprocess
+def test_a_shard_process_killed_outright_stops_the_waiting_shards_at_once(database_url, engine):
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD_SHARD_2_OF_3],
+        env=etl_env(database_url, "http://127.0.0.1:9"),  # never reached
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        record(engine, "extract_all_grow_data", "2/3", "running")
+        record(engine, "extract_all_grow_data", "3/3", "ok")
+        with pytest.raises(ShardsDidNotFinish, match=r"^shard 2/3 did not finish"):
+            wait(engine)  # alive: waited for
+    finally:
+        holder.kill()  # SIGKILL: no word, no record
+        holder.wait(timeout=30)
+        holder.stdout.close()
+    started = time.monotonic()
+    with pytest.raises(ShardsDidNotFinish) as stopped:
+        since = dt.datetime.now(UTC) - dt.timedelta(hours=1)
+        wait_for_shards(
+            engine, Shard(1, 3), "extract_all_grow_data", since, deadline=dt.timedelta(minutes=1), poll_s=0.05
+        )
+    assert time.monotonic() - started < 20  # the server notices the dead session in moments, not an hour
+    assert str(stopped.value) == DEAD
+
+
+HOLD_SHARD_2_OF_3 = """
+import time
+from core.db import make_engine
+from etl.settings import load_settings
+from etl.shard import Shard
+from etl.step import etl_lock
+
+with etl_lock(make_engine(load_settings()), Shard(2, 3)):
+    print("held", flush=True)
+    time.sleep(600)
+"""
 
 
 def test_a_sharded_run_waits_for_the_others_between_steps(engine, settings, monkeypatch, caplog):
