@@ -37,11 +37,14 @@ def detect(
     models: Mapping[str, Autoencoder] | str | None = "shipped",
     config: Configuration = DEFAULT,
 ) -> pd.DataFrame:
-    """Run the checks `config` selects: the rules on every sensor, the models on all their days at
-    once, and the station checks where a linked station's data is given."""
+    """Run the checks `config` selects: the rules on all sensors at once, the models on all their days
+    at once, and the station checks where a linked station's data is given."""
     readings = _with_time_column(readings)
     if "sensor_id" not in readings:
         readings = readings.assign(sensor_id="sensor")
+    # Sensor ids as categories, once: every grouping by sensor after (the rules, the station checks)
+    # then goes by their codes instead of hashing millions of strings again.
+    readings = readings.assign(sensor_id=readings["sensor_id"].astype("category"))
     has_stations = stations is not None and len(stations) > 0 and links is not None and len(links) > 0
     if has_stations:
         stations = _with_time_column(stations)
@@ -58,8 +61,7 @@ def detect(
     # share the machine's cores (measured: 15.4 s → 8.7 s on 500 sensors × 90 days, 2 cores).
     with ThreadPoolExecutor(1, thread_name_prefix="models") as pool:
         by_models = pool.submit(check_with_models, readings, models, wet_days, config)
-        rows = []
-        rows += [_row(sensor, flag, Detector.RULE) for sensor, flag in check_sensors(readings, config)]
+        rows = [_row(sensor, flag, Detector.RULE) for sensor, flag in check_sensors(readings, config)]
         if has_stations:
             found = check_against_stations(readings, stations, links, config)
             rows += [_row(sensor, flag, Detector.REFERENCE) for sensor, flag in found]

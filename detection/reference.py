@@ -14,6 +14,8 @@ registry's dataclasses (`detection.checks`), overridden by name.
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
 
@@ -63,7 +65,7 @@ def check_against_stations(
 
 
 def _hourly(frame: pd.DataFrame, key: str, column: str, how: str = "mean") -> pd.DataFrame:
-    present = frame[frame[column].notna()]
+    present = frame.loc[frame[column].notna(), [key, "ts", column]]  # not the other columns: copies cost
     hours = present["ts"].dt.floor("h")
     return (
         getattr(present.groupby([present[key], hours])[column], how)()
@@ -172,7 +174,7 @@ def _temperature_flag(kind: AnomalyKind, run: pd.DataFrame, t: TemperatureThresh
 def soil_days(readings: pd.DataFrame, stations: pd.DataFrame, links: pd.DataFrame) -> pd.DataFrame:
     """Per sensor and UTC day: the median soil moisture, its change since the sensor's previous day,
     and the station's rain over that day and the one before (mm) with the hours that had a report."""
-    soil = readings[readings["soil_moisture"].notna()]
+    soil = readings.loc[readings["soil_moisture"].notna(), ["sensor_id", "ts", "soil_moisture"]]
     median = (
         soil.groupby([soil["sensor_id"], soil["ts"].dt.floor("D").rename("day")])["soil_moisture"]
         .median()
@@ -258,19 +260,21 @@ def drift_flags(
         return []
     weather = _daily_weather(stations[stations["site_id"].isin(set(long["site_id"]))])
     neighbours = _neighbour_index(long)
+    faded = {}  # the station's faded weather over a calendar: the same for its sensors of the same days
     candidates = []
-    for sensor, own in long.groupby("sensor_id"):
+    for sensor, own in long.set_index("day").groupby("sensor_id"):
         site = own["site_id"].iloc[0]
         if site not in weather or weather[site]["rainfall"].isna().all():
             continue
-        own = own.set_index("day")
-        calendar = pd.date_range(own.index[0], own.index[-1], freq="D")
-        daily = weather[site].reindex(calendar)
-        if sensor in neighbours:
-            daily = daily.assign(neighbours=neighbours[sensor].reindex(calendar))
+        span = (site, own.index[0], own.index[-1])
+        if span not in faded:
+            daily = weather[site].reindex(pd.date_range(own.index[0], own.index[-1], freq="D"))
+            faded[span] = (daily, _faded(daily, t.memory))
+        daily, weather_faded = faded[span]
+        around = neighbours[sensor].reindex(daily.index) if sensor in neighbours else None
         # Where neighbours witness the weather the level test is the sharper one (measured: the drying
         # test then adds false alarms, not drifts); without them, the drying test helps.
-        found = _level_drift(own, daily, t) or (
+        found = _level_drift(own, weather_faded, around, t) or (
             None if sensor in neighbours else _drying_drift(own, daily, t)
         )
         if found is not None:
@@ -309,18 +313,28 @@ def _neighbour_index(long: pd.DataFrame, min_neighbours: int = 2) -> dict[str, p
     for _, members in site_of.groupby(site_of):
         if len(members) <= min_neighbours:
             continue
-        for sensor in members.index:
-            others = table[[m for m in members.index if m != sensor]]
-            index[sensor] = others.median(axis=1).interpolate(limit_direction="both")
+        # Every member's others side by side: (days, members, members - 1), one median for all.
+        others = [[j for j in range(len(members)) if j != i] for i in range(len(members))]
+        wet = table[members.index].to_numpy()[:, others]
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", "All-NaN slice encountered", RuntimeWarning)
+            middle = np.nanmedian(wet, axis=2)
+        middle = pd.DataFrame(middle, index=table.index, columns=members.index)
+        index.update(middle.interpolate(limit_direction="both").items())
     return index
 
 
-def _level_drift(own: pd.DataFrame, daily: pd.DataFrame, t: DriftThresholds) -> tuple[float, Flag] | None:
-    weather = daily.drop(columns="neighbours", errors="ignore")
+def _faded(weather: pd.DataFrame, memory: float) -> pd.DataFrame:
+    """Daily weather as a garden still feels it: exponentially fading by `memory` a day."""
     faded = weather.assign(rainfall=weather["rainfall"].fillna(0.0))  # no report, no rain counted
-    faded = faded.ewm(alpha=1 - t.memory, adjust=False, ignore_na=True).mean().ffill().bfill()
-    if "neighbours" in daily:  # the other gardens by the station show the weather as soil sees it
-        faded["neighbours"] = daily["neighbours"].interpolate(limit_direction="both")
+    return faded.ewm(alpha=1 - memory, adjust=False, ignore_na=True).mean().ffill().bfill()
+
+
+def _level_drift(
+    own: pd.DataFrame, faded: pd.DataFrame, neighbours: pd.Series | None, t: DriftThresholds
+) -> tuple[float, Flag] | None:
+    if neighbours is not None:  # the other gardens by the station show the weather as soil sees it
+        faded = faded.assign(neighbours=neighbours.interpolate(limit_direction="both"))
     covariates = faded.dropna(axis=1, how="any").reindex(own.index).to_numpy()
     day = ((own.index - own.index[0]) / DAY).to_numpy()
     explained, split, slope = _best_change(day, covariates, own["median"].to_numpy(), t.edge_days, "ramp")

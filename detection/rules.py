@@ -66,35 +66,45 @@ Found = list[tuple[int, Flag]]
 @dataclass(frozen=True)
 class Samples:
     """One variable's present values of many sensors, sorted by sensor and then time: sample i is
-    `values[i]` of sensor `sensor_ids[sensor[i]]` at `times[i]` (`ns[i]` in nanoseconds)."""
+    `values[i]` of sensor `sensor_ids[sensor[i]]` at `ns[i]` (nanoseconds since 1970, UTC)."""
 
+    variable: str
     sensor: np.ndarray  # int64 codes, non-decreasing
-    times: pd.DatetimeIndex  # UTC: the flags' starts and ends are taken from here
-    ns: np.ndarray  # int64, for arithmetic whatever unit pandas holds the times in
+    ns: np.ndarray  # int64: plain integers are cheap to sort, search and subset
     values: np.ndarray  # float64, no NaN
     sensor_ids: np.ndarray
+    clock: pd.DatetimeIndex  # empty, of the readings' time type: the flags' times come back in it
 
     @classmethod
-    def of(cls, sensor: np.ndarray, times: pd.DatetimeIndex, column: np.ndarray, ids: np.ndarray) -> Samples:
-        """The present values of `column`, whose rows are already in sensor and time order."""
-        values = np.asarray(column, dtype=np.float64)
-        present = ~np.isnan(values)
-        return cls(sensor[present], times[present], _nanoseconds(times)[present], values[present], ids)
-
-    @classmethod
-    def of_series(cls, series: pd.Series) -> Samples:
-        """One sensor's series, indexed by time."""
+    def of_series(cls, series: pd.Series, variable: str) -> Samples:
+        """One sensor's series of `variable`, indexed by time."""
         series = series.sort_index()
         values = series.to_numpy(dtype=np.float64, na_value=np.nan)
-        return cls.of(np.zeros(len(series), dtype=np.int64), series.index, values, np.array(["sensor"]))
+        sensor = np.zeros(len(series), dtype=np.int64)
+        times = pd.DatetimeIndex(series.index)
+        return cls(variable, sensor, _nanoseconds(times), values, np.array(["sensor"]), times[:0]).present()
 
     def where(self, keep: np.ndarray) -> Samples:
-        return Samples(self.sensor[keep], self.times[keep], self.ns[keep], self.values[keep], self.sensor_ids)
+        """The samples `keep` marks (these same samples when it marks them all)."""
+        if keep.all():
+            return self
+        return Samples(
+            self.variable, self.sensor[keep], self.ns[keep], self.values[keep], self.sensor_ids, self.clock
+        )
 
-    def plausible(self, variable: str) -> Samples:
+    def present(self) -> Samples:
+        return self.where(~np.isnan(self.values))
+
+    def times(self, positions: np.ndarray) -> pd.DatetimeIndex:
+        """The times of some samples, in the readings' own time type (unit and time zone)."""
+        utc = pd.DatetimeIndex(self.ns[positions].astype("datetime64[ns]"), tz="UTC")
+        return utc.tz_convert(self.clock.tz).as_unit(self.clock.unit)
+
+    @cached_property
+    def plausible(self) -> Samples:
         """The values inside the vocabulary's range: those outside are the range rule's business, and a
         value far out would make every neighbour look like a spike or a break."""
-        low, high = SENSOR_VARIABLES[variable].low, SENSOR_VARIABLES[variable].high
+        low, high = SENSOR_VARIABLES[self.variable].low, SENSOR_VARIABLES[self.variable].high
         return self.where((self.values >= low) & (self.values <= high))
 
     def of_sensors_with(self, at_least: int) -> Samples:
@@ -110,58 +120,55 @@ class Samples:
         return same
 
     @cached_property
-    def _segments(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Each sensor's run of samples: where each run begins and ends (exclusive), and each sample's run."""
+    def _segments(self) -> tuple[np.ndarray, np.ndarray]:
+        """Per sample, the position of its sensor's first sample and the position past its last."""
         begins = np.flatnonzero(~self.follows_same_sensor)
         ends = np.append(begins[1:], len(self.sensor))
-        return begins, ends, np.cumsum(~self.follows_same_sensor) - 1
+        run = np.cumsum(~self.follows_same_sensor) - 1
+        return begins[run], ends[run]
 
-    @property
-    def first_of_sensor(self) -> np.ndarray:
-        """Per sample, the position of its sensor's first sample."""
-        begins, _, run = self._segments
-        return begins[run]
-
-    @property
-    def after_sensor(self) -> np.ndarray:
-        """Per sample, the position just past its sensor's last sample."""
-        _, ends, run = self._segments
-        return ends[run]
-
-    def reach(self, duration: pd.Timedelta) -> np.ndarray:
-        """Per sample, at most how many of its sensor's samples any span of `duration` holds: its
-        closest two samples are the densest it gets (a sensor with two samples at one time, no bound)."""
-        begins, ends, run = self._segments
-        gaps = np.append(np.diff(self.ns), 0)
-        gaps[ends - 1] = np.iinfo(np.int64).max  # a sensor's last sample has no gap after it
-        closest = np.minimum.reduceat(gaps, begins) if len(begins) else gaps[:0]
-        with np.errstate(divide="ignore"):
-            most = np.where(closest > 0, _ns(duration) // np.maximum(closest, 1) + 1, len(self.ns))
-        return most[run]
-
-    def search(
-        self,
-        rows: np.ndarray,
-        targets: np.ndarray,
-        side: str,
-        low: np.ndarray | None = None,
-        high: np.ndarray | None = None,
-    ) -> np.ndarray:
+    def search(self, rows: np.ndarray, targets: np.ndarray, side: str) -> np.ndarray:
         """For each of `rows`, where `targets` (ns) would go among its own sensor's times, as
         np.searchsorted with `side` on that sensor's samples alone, but as a position among all: a
-        binary search run on every row at once, between `low` and `high` when the answer is known to
-        lie there (by default the row's sensor's first and past its last sample)."""
-        low = (self.first_of_sensor[rows] if low is None else low).copy()
-        high = (self.after_sensor[rows] if high is None else high).copy()
-        open_ = np.flatnonzero(low < high)
-        while len(open_):  # rows drop out as their search closes
-            middle = (low[open_] + high[open_]) // 2
-            at = self.ns[middle]
-            beyond = (at <= targets[open_]) if side == "right" else (at < targets[open_])
-            low[open_[beyond]] = middle[beyond] + 1
-            high[open_[~beyond]] = middle[~beyond]
-            open_ = open_[low[open_] < high[open_]]
+        binary search run on every row at once, each within its sensor."""
+        first, after = self._segments
+        low, high = first[rows], after[rows]
+        last = max(len(self.ns) - 1, 0)
+        for _ in range(int((high - low).max(initial=0)).bit_length()):  # each round halves every span
+            middle = (low + high) // 2
+            searching = low < high
+            at = self.ns[np.minimum(middle, last)]
+            beyond = searching & ((at <= targets) if side == "right" else (at < targets))
+            low = np.where(beyond, middle + 1, low)
+            high = np.where(searching & ~beyond, middle, high)
         return low
+
+    def neighbours(self, span: pd.Timedelta, after: bool, most: int = 16) -> np.ndarray:
+        """Per sample, how many of its sensor's samples next to it lie within `span` of it: before it
+        (less than `span` earlier) or `after` it (at most `span` later). Counted by comparing each
+        sample with the k-th one before or after, k = 1, 2, ... while any is within: as many steps as a
+        window holds samples, each over all samples at once; past `most` steps, by binary search."""
+        n, limit = len(self.ns), _ns(span)
+        count = np.zeros(n, dtype=np.int64)
+        inside = np.zeros(n, dtype=bool)
+        for k in range(1, min(most, n - 1) + 1):
+            near = (self.sensor[k:] == self.sensor[:-k]) & (
+                (self.ns[k:] - self.ns[:-k] <= limit) if after else (self.ns[k:] - self.ns[:-k] < limit)
+            )
+            inside[:] = False
+            if after:
+                inside[:-k] = near
+            else:
+                inside[k:] = near
+            if not inside.any():
+                return count
+            count += inside  # samples are in time order: the k-th is within only if the nearer ones are
+        dense = np.flatnonzero(inside)  # denser than `most` samples a window: search instead
+        if after:
+            count[dense] = self.search(dense, self.ns[dense] + limit, "right") - dense - 1
+        else:
+            count[dense] = dense - self.search(dense, self.ns[dense] - limit, "right")
+        return count
 
 
 def _nanoseconds(times: pd.DatetimeIndex) -> np.ndarray:
@@ -220,20 +227,30 @@ class _Windows(BaseIndexer):
         return self.start, self.end
 
 
-def _centred_median(samples: Samples, window: pd.Timedelta, min_periods: int) -> np.ndarray:
-    """Per sample, the median of its sensor's samples within `window` centred on it, as pandas'
-    rolling(window, center=True) takes them on one sensor: from over half the window before to half
-    the window after, included."""
+def _centred_windows(samples: Samples, window: pd.Timedelta) -> tuple[np.ndarray, np.ndarray]:
+    """Per sample, the bounds (start included, end not) of its sensor's samples within `window`
+    centred on it, those pandas' rolling(window, center=True) takes on one sensor's series: from
+    t − window/2 (left out) to t + window/2 (included)."""
     rows = np.arange(len(samples.ns))
-    half = _ns(window) // 2
-    # Each bound is at most `reach` samples away from the sample itself: search only there.
-    reach = samples.reach(pd.Timedelta(half, unit="ns"))
-    low = np.maximum(samples.first_of_sensor, rows - reach)
-    start = samples.search(rows, samples.ns - half, "right", low=low, high=rows + 1)
-    high = np.minimum(samples.after_sensor, rows + reach + 1)
-    end = samples.search(rows, samples.ns + half, "right", low=rows + 1, high=high)
-    rolling = pd.Series(samples.values).rolling(_Windows(start=start, end=end), min_periods=min_periods)
-    return rolling.median().to_numpy()
+    half = pd.Timedelta(_ns(window) // 2, unit="ns")
+    return rows - samples.neighbours(half, after=False), rows + 1 + samples.neighbours(half, after=True)
+
+
+def _leaps(
+    values: np.ndarray, start: np.ndarray, end: np.ndarray, threshold: float, min_periods: int
+) -> np.ndarray:
+    """Per sample, how far it lies from the median of values[start:end] (NaN with fewer than
+    `min_periods` values there), worked out only where that can exceed `threshold`; elsewhere 0. The
+    median lies between the window's lowest and highest value, so only a sample farther than
+    `threshold` from one of those can leap that far: their medians are few, the rolling extremes cheap."""
+    rolling = pd.Series(values).rolling(_Windows(start=start, end=end), min_periods=min_periods)
+    with np.errstate(invalid="ignore"):
+        far = (rolling.max().to_numpy() - values > threshold) | (
+            values - rolling.min().to_numpy() > threshold
+        )
+    leaps = np.where(end - start >= min_periods, 0.0, np.nan)
+    leaps[far] = np.abs(values[far] - _medians(values, start[far], end[far]))
+    return leaps
 
 
 def intervals(mask: pd.Series, max_gap: pd.Timedelta = HOURS_1) -> list[tuple[pd.Timestamp, pd.Timestamp]]:
@@ -265,33 +282,36 @@ def _label(variable: str) -> str:
 # --- the rules, over many sensors at once ---------------------------------------------------------------
 
 
-def range_flags(samples: Samples, variable: str, low: float, high: float) -> Found:
+def _spans(samples: Samples, first: np.ndarray, last: np.ndarray):
+    """Each run's sensor code, start and end time (timestamps taken all at once: one by one is slow)."""
+    return zip(samples.sensor[first], samples.times(first), samples.times(last))
+
+
+def range_flags(samples: Samples, low: float, high: float) -> Found:
     """Values outside what the sensor can plausibly read."""
-    values = samples.values
+    variable, values = samples.variable, samples.values
     first, last = _runs(samples.sensor, samples.ns, (values < low) | (values > high), HOURS_1)
     highest = _over_runs(np.maximum, values, first, last)
     worst = np.where(highest > high, highest, _over_runs(np.minimum, values, first, last))
-    span = high - low
     unit = SENSOR_VARIABLES[variable].unit
     return [
         (
-            samples.sensor[a],
+            sensor,
             Flag(
                 variable,
                 AnomalyKind.OUT_OF_RANGE,
-                samples.times[a],
-                samples.times[b],
-                1 + max(w - high, low - w) / span,
+                start,
+                end,
+                1 + max(w - high, low - w) / (high - low),
                 f"{_label(variable)} read {_fmt(variable, w)}, outside {low:g} to {high:g} {unit}",
             ),
         )
-        for a, b, w in zip(first, last, worst)
+        for (sensor, start, end), w in zip(_spans(samples, first, last), worst)
     ]
 
 
 def stuck_flags(
     samples: Samples,
-    variable: str,
     min_duration: pd.Timedelta = StuckThresholds.min_duration,
     tolerance: float = StuckThresholds.tolerance,
     ignore_below: float | None = StuckThresholds.ignore_below,
@@ -301,7 +321,9 @@ def stuck_flags(
     `ignore_below` are left alone up to `longest_night`: light is legitimately 0 all night, but not for
     a day and a night (a winter night in the far north of Europe lasts under 20 hours)."""
     samples = samples.of_sensors_with(3)
-    values, ns = samples.values, samples.ns
+    variable, values, ns = samples.variable, samples.values, samples.ns
+    if len(values) == 0:
+        return []
     # Runs of unchanged samples: a run starts wherever the value moved, or a sensor begins.
     moved = ~samples.follows_same_sensor
     moved[1:] |= np.abs(np.diff(values)) > tolerance
@@ -311,46 +333,40 @@ def stuck_flags(
     long = (ends - starts >= 2) & (lasting >= _ns(min_duration))
     if ignore_below is not None:  # nights (dark or cold) are let be
         long &= ~((values[starts] < ignore_below) & (lasting < _ns(longest_night)))
+    first, last = starts[long], ends[long]
     found = []
-    for first, last in zip(starts[long], ends[long]):
-        start, end = samples.times[first], samples.times[last]
+    for (sensor, start, end), level in zip(_spans(samples, first, last), values[first]):
         hours = (end - start) / HOURS_1
-        level = _fmt(variable, float(values[first]))
-        text = f"{_label(variable)} stuck at {level} for {hours:.0f} h"
-        found.append(
-            (
-                samples.sensor[first],
-                Flag(variable, AnomalyKind.STUCK, start, end, hours / (min_duration / HOURS_1), text),
-            )
-        )
+        text = f"{_label(variable)} stuck at {_fmt(variable, float(level))} for {hours:.0f} h"
+        score = hours / (min_duration / HOURS_1)
+        found.append((sensor, Flag(variable, AnomalyKind.STUCK, start, end, score, text)))
     return found
 
 
-def spike_flags(
-    samples: Samples, variable: str, threshold: float, window: pd.Timedelta = SpikeThresholds.window
-) -> Found:
+def spike_flags(samples: Samples, threshold: float, window: pd.Timedelta = SpikeThresholds.window) -> Found:
     """Samples that leap away from the median of the samples around them by more than `threshold`
     (units of the variable) and come back."""
     samples = samples.of_sensors_with(5)
-    jump = np.abs(samples.values - _centred_median(samples, window, min_periods=3))
+    variable = samples.variable
+    jump = _leaps(samples.values, *_centred_windows(samples, window), threshold, min_periods=3)
     with np.errstate(invalid="ignore"):
         above = jump > threshold
     first, last = _runs(samples.sensor, samples.ns, above, HOURS_6)
     counts = _over_runs(np.add, above.astype(np.int64), first, last)
-    peaks = _over_runs(np.fmax, jump, first, last)  # fmax: a sample without its median is left out
+    peaks = _over_runs(np.fmax, jump, first, last)  # fmax: a sample without a median is left out
     return [
         (
-            samples.sensor[a],
+            sensor,
             Flag(
                 variable,
                 AnomalyKind.SPIKE,
-                samples.times[a],
-                samples.times[b],
+                start,
+                end,
                 float(peak / threshold),
                 f"{count} {_label(variable)} spike{'s' if count > 1 else ''} of up to {_fmt(variable, peak)}",
             ),
         )
-        for a, b, count, peak in zip(first, last, counts, peaks)
+        for (sensor, start, end), count, peak in zip(_spans(samples, first, last), counts, peaks)
     ]
 
 
@@ -372,20 +388,18 @@ def probe_out_of_soil_flags(
     seen = high > low
     first, last, low, high = first[seen], last[seen], low[seen], high[seen]
     before, during = _medians(values, low, high), _medians(values, first, last + 1)
+    moist = ~(before < wet_before)
     found = []
-    for a, b, moist, dried in zip(first, last, before, during):
-        if moist < wet_before:
-            continue
-        start, end = samples.times[a], samples.times[b]
+    for (sensor, start, end), was, now in zip(
+        _spans(samples, first[moist], last[moist]), before[moist], during[moist]
+    ):
         hours = (end - start) / HOURS_1
         text = (
-            f"soil moisture fell from {moist:.1f} % to {dried:.1f} % "
+            f"soil moisture fell from {was:.1f} % to {now:.1f} % "
             f"and stayed there {hours:.0f} h: probe out of the soil?"
         )
-        score = float(moist / max(dried, 0.5))
-        found.append(
-            (samples.sensor[a], Flag("soil_moisture", AnomalyKind.PROBE_OUT_OF_SOIL, start, end, score, text))
-        )
+        score = float(was / max(now, 0.5))
+        found.append((sensor, Flag(samples.variable, AnomalyKind.PROBE_OUT_OF_SOIL, start, end, score, text)))
     return found
 
 
@@ -402,20 +416,16 @@ def saturation_flags(
     flat = (ns[last] - ns[first] >= _ns(min_duration)) & ~(spread > 2 * tolerance)
     first, last = first[flat], last[flat]
     found = []
-    for a, b, middle in zip(first, last, _medians(values, first, last + 1)):
-        start, end = samples.times[a], samples.times[b]
+    for (sensor, start, end), middle in zip(_spans(samples, first, last), _medians(values, first, last + 1)):
         hours = (end - start) / HOURS_1
         text = f"soil moisture flat at {middle:.1f} % for {hours:.0f} h: saturated"
         score = hours / (min_duration / HOURS_1)
-        found.append(
-            (samples.sensor[a], Flag("soil_moisture", AnomalyKind.SATURATION, start, end, score, text))
-        )
+        found.append((sensor, Flag(samples.variable, AnomalyKind.SATURATION, start, end, score, text)))
     return found
 
 
 def break_flags(
     samples: Samples,
-    variable: str,
     threshold: float,
     direction: int = BreakThresholds.direction,
     window: pd.Timedelta = BreakThresholds.window,
@@ -425,7 +435,7 @@ def break_flags(
     half the jump, on the same side; a spike comes back and is not a break). `direction` +1 or -1 looks
     only at rises or falls (soil moisture rises suddenly with rain, so only its falls are breaks)."""
     samples = samples.of_sensors_with(3)
-    values, ns = samples.values, samples.ns
+    variable, values, ns = samples.variable, samples.values, samples.ns
     jump = np.full(len(values), np.nan)
     jump[1:] = np.diff(values)
     jump[~samples.follows_same_sensor] = np.nan  # no jump from one sensor to the next
@@ -439,27 +449,26 @@ def break_flags(
     after_low = samples.search(when, ns[when], "left")
     after_high = samples.search(when, ns[when] + _ns(window), "right")
     enough = (before_high - before_low >= 2) & (after_high - after_low >= 2)
-    when, jump = when[enough], jump[when[enough]]
+    when, jump, after_high = when[enough], jump[when[enough]], after_high[enough]
     before = _medians(values, before_low[enough], before_high[enough])
-    after = _medians(values, after_low[enough], after_high[enough])
+    after = _medians(values, after_low[enough], after_high)
     shift = after - before
     stays = (np.sign(shift) == np.sign(jump)) & ~(np.abs(shift) < np.abs(jump) / 2)
+    spans = _spans(samples, when[stays], after_high[stays] - 1)  # to the last sample of the window after
     return [
         (
-            samples.sensor[at],
+            sensor,
             Flag(
                 variable,
                 AnomalyKind.BREAK,
-                samples.times[at],
-                samples.times[last],
+                start,
+                end,
                 float(abs(moved) / threshold),
-                f"{_label(variable)} jumped from {_fmt(variable, old)} to {_fmt(variable, new)} "
+                f"{_label(variable)} jumped from {_fmt(variable, was)} to {_fmt(variable, now)} "
                 "and stayed there",
             ),
         )
-        for at, last, old, new, moved in zip(
-            when[stays], after_high[enough][stays] - 1, before[stays], after[stays], shift[stays]
-        )
+        for (sensor, start, end), was, now, moved in zip(spans, before[stays], after[stays], shift[stays])
     ]
 
 
@@ -469,17 +478,17 @@ def battery_flags(samples: Samples, empty: float = BatteryThresholds.empty) -> F
     lowest = _over_runs(np.minimum, samples.values, first, last)
     return [
         (
-            samples.sensor[a],
+            sensor,
             Flag(
-                "battery_level",
+                samples.variable,
                 AnomalyKind.BATTERY_EXHAUSTED,
-                samples.times[a],
-                samples.times[b],
+                start,
+                end,
                 float(1 + (empty - least) / empty),
                 f"battery at {least:.0f} %: readings will degrade and stop",
             ),
         )
-        for a, b, least in zip(first, last, lowest)
+        for (sensor, start, end), least in zip(_spans(samples, first, last), lowest)
     ]
 
 
@@ -488,14 +497,14 @@ def _keywords(thresholds: object) -> dict:
 
 
 # How each group of rules runs on one variable's samples with one check's thresholds.
-RULES: dict[str, Callable[[Samples, str, object], Found]] = {
-    "range": lambda samples, variable, t: range_flags(samples, variable, t.low, t.high),
-    "spike": lambda samples, variable, t: spike_flags(samples.plausible(variable), variable, **_keywords(t)),
-    "break": lambda samples, variable, t: break_flags(samples.plausible(variable), variable, **_keywords(t)),
-    "stuck": lambda samples, variable, t: stuck_flags(samples, variable, **_keywords(t)),
-    "probe_out_of_soil": lambda samples, _, t: probe_out_of_soil_flags(samples, **_keywords(t)),
-    "saturation": lambda samples, _, t: saturation_flags(samples, **_keywords(t)),
-    "battery_exhausted": lambda samples, _, t: battery_flags(samples, **_keywords(t)),
+RULES: dict[str, Callable[[Samples, object], Found]] = {
+    "range": lambda samples, t: range_flags(samples, t.low, t.high),
+    "spike": lambda samples, t: spike_flags(samples.plausible, **_keywords(t)),
+    "break": lambda samples, t: break_flags(samples.plausible, **_keywords(t)),
+    "stuck": lambda samples, t: stuck_flags(samples, **_keywords(t)),
+    "probe_out_of_soil": lambda samples, t: probe_out_of_soil_flags(samples, **_keywords(t)),
+    "saturation": lambda samples, t: saturation_flags(samples, **_keywords(t)),
+    "battery_exhausted": lambda samples, t: battery_flags(samples, **_keywords(t)),
 }
 
 
@@ -507,22 +516,36 @@ def check_sensors(readings: pd.DataFrame, config: Configuration = DEFAULT) -> li
     checks = [c for c in config.running(Detector.RULE) if c.variable in readings]
     if not checks or readings.empty:
         return []
-    sensor, ids = pd.factorize(readings["sensor_id"], sort=True)
-    times = pd.DatetimeIndex(readings["ts"])
-    order = _sensor_then_time(sensor, _nanoseconds(times))
-    sensor, times = sensor[order].astype(np.int64), times[order]
-    ids = np.asarray(ids, dtype=object)
-    samples = {
-        variable: Samples.of(
-            sensor, times, readings[variable].to_numpy(np.float64, na_value=np.nan)[order], ids
-        )
-        for variable in dict.fromkeys(c.variable for c in checks)
-    }
+    samples = sensor_samples(readings, list(dict.fromkeys(c.variable for c in checks)))
     found: Found = []
     for check in checks:
-        found += RULES[check.group](samples[check.variable], check.variable, config.thresholds[check.name])
+        found += RULES[check.group](samples[check.variable], config.thresholds[check.name])
     found.sort(key=lambda pair: pair[0])  # stable: each sensor's flags stay in the rules' order
+    ids = next(iter(samples.values())).sensor_ids
     return [(ids[code], flag) for code, flag in found]
+
+
+def sensor_samples(readings: pd.DataFrame, variables: list[str]) -> dict[str, Samples]:
+    """Each variable's samples of every sensor of `readings` (sensor_id, a UTC ts column and the
+    variables), the rows put in sensor and time order once for all of them."""
+    sensor, ids = pd.factorize(readings["sensor_id"], sort=True)
+    times = pd.DatetimeIndex(readings["ts"])
+    ns = _nanoseconds(times)
+    order = _sensor_then_time(sensor, ns)
+    order = order[sensor[order] >= 0]  # rows without a sensor id belong to no sensor
+    sensor, ns = sensor[order].astype(np.int64), ns[order]
+    ids = np.asarray(ids, dtype=object)
+    return {
+        variable: Samples(
+            variable,
+            sensor,
+            ns,
+            readings[variable].to_numpy(np.float64, na_value=np.nan)[order],
+            ids,
+            times[:0],
+        ).present()
+        for variable in variables
+    }
 
 
 def _sensor_then_time(sensor: np.ndarray, ns: np.ndarray) -> np.ndarray:
@@ -543,8 +566,8 @@ def check_sensor(readings: pd.DataFrame, config: Configuration = DEFAULT) -> lis
     return [flag for _, flag in check_sensors(frame, config)]
 
 
-def _on_one(rule: Callable[..., Found], series: pd.Series, *args, **thresholds) -> list[Flag]:
-    return [flag for _, flag in rule(Samples.of_series(series), *args, **thresholds)]
+def _on_one(rule: Callable[..., Found], series: pd.Series, variable: str, *thresholds, **named) -> list[Flag]:
+    return [flag for _, flag in rule(Samples.of_series(series, variable), *thresholds, **named)]
 
 
 def check_range(series: pd.Series, variable: str, limits: tuple[float, float] | None = None) -> list[Flag]:
@@ -570,14 +593,14 @@ def check_break(series: pd.Series, variable: str, *thresholds, **named) -> list[
 
 def check_probe_out_of_soil(series: pd.Series, *thresholds, **named) -> list[Flag]:
     """`probe_out_of_soil_flags` on one soil moisture series indexed by time."""
-    return _on_one(probe_out_of_soil_flags, series, *thresholds, **named)
+    return _on_one(probe_out_of_soil_flags, series, "soil_moisture", *thresholds, **named)
 
 
 def check_saturation(series: pd.Series, *thresholds, **named) -> list[Flag]:
     """`saturation_flags` on one soil moisture series indexed by time."""
-    return _on_one(saturation_flags, series, *thresholds, **named)
+    return _on_one(saturation_flags, series, "soil_moisture", *thresholds, **named)
 
 
 def check_battery(series: pd.Series, *thresholds, **named) -> list[Flag]:
     """`battery_flags` on one battery level series indexed by time."""
-    return _on_one(battery_flags, series, *thresholds, **named)
+    return _on_one(battery_flags, series, "battery_level", *thresholds, **named)
