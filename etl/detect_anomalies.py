@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
 
@@ -52,10 +53,11 @@ log = logging.getLogger(__name__)
 
 NAME = "detect_anomalies"
 # A chunk's size in readings: ETL_MEMORY_MB less what the process holds before any reading, over what
-# detection holds per reading at its peak (measured with bench_nightly's backfill: readings, station
-# reports, the models' days, the rules' windows).
+# detection holds per reading at its peak (readings, station reports, the models' days, the rules'
+# arrays). Measured with bench_nightly's backfill of a year of 1,000 sensors: a peak of 2,030 MB with
+# chunks of 1.5 M readings, about 700 bytes a reading over the base; 800 leaves a margin.
 BASE_MB = 1000  # the interpreter, pandas, TensorFlow and the three models
-BYTES_PER_READING = 350
+BYTES_PER_READING = 800
 MIN_CHUNK_READINGS = 20_000
 WINDOWS_PER_QUERY = 5_000  # three parameters each: SQLite takes at most 32,766
 TOUCHING = pd.Timedelta(hours=1)
@@ -277,7 +279,9 @@ def run_with(context: StepContext, recheck_days: int | None = None) -> int:
             raise StepFailed(f"detection made no progress in pass {number}: {len(windows)} sensors left")
         previous = windows
         if models is None:
-            models = _models(settings, config)  # only once there is something to check
+            # Only once there is something to check; TensorFlow loads (seconds) while the first chunk
+            # is read.
+            models = _loading.submit(_models, settings, config)
         counts = _count_readings(context.engine, windows)
         chunks = station_chunks(list(windows), site_of, budget, counts)
         log.info(
@@ -299,6 +303,9 @@ def run_with(context: StepContext, recheck_days: int | None = None) -> int:
                 s: (own[s].since, mark) for s, (_, mark) in after.items() if s in late or mark is not None
             }
             written += _check_chunk(context, own, watermarks, marks, links, models, config)
+
+
+_loading = ThreadPoolExecutor(1, thread_name_prefix="load-models")
 
 
 def _models(settings: EtlSettings, config: Configuration) -> dict:
@@ -372,7 +379,7 @@ def _check_chunk(
     watermarks: dict[str, pd.Timestamp],
     marks: dict[str, tuple[pd.Timestamp, pd.Timestamp | None]],
     links: pd.DataFrame,
-    models: dict,
+    models: Future,
     config: Configuration,
 ) -> int:
     """Check one chunk's windows, and store its anomalies, watermarks and recheck marks (each sensor's
@@ -425,7 +432,7 @@ def _check_chunk(
             column="end_at",
         )
     found = continue_stored(
-        detect(frame, observations, own_links, models=models, config=config)
+        detect(frame, observations, own_links, models=models.result(), config=config)
         if len(frame)
         else pd.DataFrame(columns=ANOMALY_COLUMNS),
         stored,
