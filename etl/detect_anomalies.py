@@ -7,11 +7,13 @@ see whole days. Readings that arrive late, older than the watermark (GROW phones
 marked by extraction in detection_state.recheck_from: such a sensor is checked from there (less the
 context days) even with nothing newer, and the mark is cleared with the watermark's move.
 
-The soil drift check needs weeks: it runs on a sensor's first check (all its history) and on runs given
---recheck-days N, which check again the last N days (back from each sensor's latest reading) of every
-sensor that has readings in the N days before now, whatever its watermark; deploy/crontab runs one
-weekly with 45. An anomaly that continues one already stored extends it rather than starting a second
-one, so checking the same days again adds no rows.
+A long history (a first run on a year) is checked in passes of windows of at most DETECT_WINDOW_DAYS,
+overlapping by what the drift check needs at either end, in chunks of the readings ETL_MEMORY_MB
+allows, each committed with its watermarks. The soil drift check needs weeks: it runs on those windows
+and on runs given --recheck-days N, which check again the last N days (back from each sensor's latest
+reading) of every sensor that has readings in the N days before now, whatever its watermark;
+deploy/crontab runs one weekly with 45. An anomaly that continues one already stored extends it rather
+than starting a second one, so checking the same days again adds no rows.
 
 Detection itself is `detection.detect.detect` (rules, the autoencoders shipped in models/ or those in
 MODELS_DIR, and the station checks); this step is database I/O around it. Which checks run is
@@ -47,6 +49,7 @@ from detection.autoencoder import load_all, shipped
 from detection.checks import Configuration, parse_thresholds, select_checks, with_thresholds
 from detection.detect import ANOMALY_COLUMNS, detect
 from etl.settings import EtlSettings
+from etl.shard import sensor_sites
 from etl.step import Command, StepContext, StepFailed, run_alone, shard_option
 
 log = logging.getLogger(__name__)
@@ -116,18 +119,17 @@ def superseded(merged: pd.DataFrame, stored: pd.DataFrame) -> pd.DataFrame:
 
 
 def station_chunks(
-    todo: list[str], site_of: dict[str, str], budget: int, weight: dict[str, int] | None = None
+    todo: list[str], site_of: dict[str, str], budget: int, weight: dict[str, int]
 ) -> list[list[str]]:
-    """Chunks of sensors weighing about `budget` in all (by default a sensor weighs 1; detection weighs
-    them by their readings) that never split the sensors of one station: they witness each other's
-    weather (the soil drift check), so they must be checked together. A station heavier than the budget
-    alone makes a chunk of its own."""
+    """Chunks of sensors weighing (`weight`: their readings) about `budget` in all that never split the
+    sensors of one station: they witness each other's weather (the soil drift check), so they must be
+    checked together. A station heavier than the budget alone makes a chunk of its own."""
     ordered = sorted(todo, key=lambda sensor: (site_of.get(sensor, ""), sensor))
     chunks: list[list[str]] = [[]]
     load = 0
     for _, members in itertools.groupby(ordered, key=lambda sensor: site_of.get(sensor) or sensor):
         members = list(members)
-        heft = sum(weight[s] for s in members) if weight is not None else len(members)
+        heft = sum(weight[s] for s in members)
         if chunks[-1] and load + heft > budget:
             chunks.append([])
             load = 0
@@ -238,9 +240,7 @@ def run_with(context: StepContext, recheck_days: int | None = None) -> int:
             ).all(),
             columns=["sensor_id", "site_id", "distance_km"],
         )
-        site_of = {
-            sensor: str(site) for sensor, site in zip(links["sensor_id"], links["site_id"]) if pd.notna(site)
-        }
+        site_of = sensor_sites(connection)
         # A shard takes whole stations with their sensors (etl.shard), so a sharded run checks each
         # sensor beside the same neighbours as a whole run.
         sensor_ids = [
