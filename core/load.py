@@ -277,9 +277,12 @@ def _newer_than_stored(
         f"SELECT e.id, ({latest_of_entity}) FROM unnest(CAST(%(ids)s AS {entity_type}[])) AS e(id)",
         {"ids": [str(v) for v in frame[entity].unique()]},
     ).all()
-    latest_us = {
-        entity_id: pd.Timestamp(stamp).as_unit("us").value for entity_id, stamp in latest if stamp is not None
-    }
+    # Timestamp.value is in nanoseconds whatever the unit: the instants go through utc_microseconds too.
+    found = [(entity_id, stamp) for entity_id, stamp in latest if stamp is not None]
+    stamps = pd.Series(pd.to_datetime([stamp for _, stamp in found], utc=True))
+    latest_us = dict(
+        zip([entity_id for entity_id, _ in found], utc_microseconds(stamps, table.name).tolist())
+    )
     stored = frame[entity].astype(str).map(latest_us).to_numpy(dtype=np.float64, na_value=-np.inf)
     return utc_microseconds(frame[time], f"{table.name}.{time}") > stored
 

@@ -81,6 +81,26 @@ def test_changed_and_new_rows_are_written_and_nothing_else(engine):
     )
 
 
+def test_rows_later_than_the_stored_ones_go_straight_in_without_staging(engine, monkeypatch):
+    """A night's readings follow the stored ones: they take PostgreSQL's fastest path (COPY into the
+    table), not the staging table that compares each row with what is stored."""
+    if engine.dialect.name != "postgresql":
+        pytest.skip("the staging path is PostgreSQL's")
+    import core.load
+
+    upsert(engine, readings, readings_frame(days=2))
+    staged = []
+    merge = core.load._merge
+    monkeypatch.setattr(
+        core.load,
+        "_merge",
+        lambda c, t, columns, key: staged.append(len(columns[0].values)) or merge(c, t, columns, key),
+    )
+    later = readings_frame(days=1, start="2019-05-03")
+    assert upsert(engine, readings, later) == len(later)
+    assert staged == []
+
+
 def test_when_a_key_repeats_in_one_batch_the_last_row_wins(engine):
     frame = readings_frame(sensor_ids=("s1",), days=1)
     repeat = frame.iloc[[10]].assign(air_temperature=99.0)

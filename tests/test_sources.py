@@ -206,6 +206,57 @@ def test_only_uploaded_readings_are_served_and_late_ones_arrive_later(network, s
     assert len(late) >= 96  # at least a day of history that was not there before
 
 
+def test_requests_reuse_one_connection_when_the_server_keeps_it_open():
+    """A night makes thousands of requests: a new connection for each costs both ends a handshake. An
+    answer read whole gives its connection back to the pool (werkzeug, serving the simulator, always
+    closes; this server keeps connections open, as the real APIs do)."""
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    connections = []
+
+    class KeepAlive(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def setup(self):
+            connections.append(self.client_address)
+            super().setup()
+
+        def do_GET(self):
+            body = orjson.dumps({"Object": []})
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), KeepAlive)
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+    try:
+        source = Source("test API", f"http://127.0.0.1:{server.server_address[1]}", {}, HttpPolicy())
+        answers = [source.request_json("GET", "observations", f"call {i}") for i in range(3)]
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert answers == [{"Object": []}] * 3
+    assert len(connections) == 1
+
+
+def test_a_netrc_entry_for_the_host_does_not_replace_the_key(
+    simulator, source_settings, tmp_path, monkeypatch
+):
+    """requests looks for ~/.netrc (or $NETRC) on every call without an auth of its own, and a match would
+    replace the Authorization header holding the GROW key with a password."""
+    netrc = tmp_path / "netrc"
+    netrc.write_text("machine 127.0.0.1 login someone password not-the-key\n")
+    netrc.chmod(0o600)
+    monkeypatch.setenv("NETRC", str(netrc))
+    sensors, _ = GrowClient(source_settings(simulator())).get_sensors()
+    assert len(sensors)
+
+
 def test_sensors_come_with_owner_place_and_sample_span(network, simulator, source_settings):
     sensors, quarantined = GrowClient(source_settings(simulator())).get_sensors()
     assert quarantined == []

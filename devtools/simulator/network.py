@@ -42,6 +42,16 @@ class Window:
     last: int
 
 
+@dataclass(frozen=True)
+class StationReports:
+    """Station reports as arrays, one item per report: the station's row in `Network.stations`, the
+    end of the report (µs since 1970, UTC) and each variable's value (NaN: not sent)."""
+
+    stations: np.ndarray
+    ends_us: np.ndarray
+    values: dict[str, np.ndarray]
+
+
 class Network:
     """Read access to a generated network; arrays are memory-mapped, so opening is cheap."""
 
@@ -146,13 +156,9 @@ class Network:
         result["ts"] = pd.to_datetime(result["ts"], unit="us", utc=True)
         return result
 
-    def station_observations(self, sites: list[str], start: dt.datetime, end: dt.datetime) -> pd.DataFrame:
-        """The reports the WOW API serves for these stations with ReportEndDateTime in [start, end].
-
-        One row per report, the sites in the order given and each in time order: site_id, ts (the end
-        of the report, UTC) and one column per variable, NaN where the station sent no value. The
-        server's answers and the evaluation both read the stations through this, so they cannot drift.
-        """
+    def station_reports(self, sites: list[str], start: dt.datetime, end: dt.datetime) -> StationReports:
+        """The reports the WOW API serves for these stations with ReportEndDateTime in [start, end], as
+        arrays: the sites in the order given and each in time order (see `station_observations`)."""
         window = self.window(start, end)
         rows = np.array([self.station_index[site] for site in sites], dtype=np.int64)
         span = slice(window.first, max(window.first, window.last + 1))  # an empty window stays empty
@@ -160,13 +166,26 @@ class Network:
         # A report is a time with a temperature; row-major order keeps each site's reports together.
         site, offset = np.nonzero(raw["air_temperature"] != MISSING)
         ends_us = (int(self.start.timestamp()) + (window.first + offset).astype(np.int64) * 900) * 1_000_000
+        values = {}
+        for variable, stored in raw.items():
+            reported = stored[site, offset]
+            values[variable] = np.where(reported <= NODATA, np.nan, reported / SCALE)
+        return StationReports(rows[site], ends_us, values)
+
+    def station_observations(self, sites: list[str], start: dt.datetime, end: dt.datetime) -> pd.DataFrame:
+        """The reports the WOW API serves for these stations with ReportEndDateTime in [start, end].
+
+        One row per report, the sites in the order given and each in time order: site_id, ts (the end
+        of the report, UTC) and one column per variable, NaN where the station sent no value. The
+        server's answers and the evaluation both read the stations through this, so they cannot drift.
+        """
+        reports = self.station_reports(sites, start, end)
         frame = pd.DataFrame(
             {
-                "site_id": np.asarray(sites, dtype=object)[site],
-                "ts": pd.to_datetime(ends_us, unit="us", utc=True),
+                "site_id": self.stations["site_id"].to_numpy(dtype=object)[reports.stations],
+                "ts": pd.to_datetime(reports.ends_us, unit="us", utc=True),
             }
         )
-        for variable, values in raw.items():
-            reported = values[site, offset]
-            frame[variable] = np.where(reported <= NODATA, np.nan, reported / SCALE)
+        for variable, values in reports.values.items():
+            frame[variable] = values
         return frame

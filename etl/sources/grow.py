@@ -215,10 +215,13 @@ def _serial_from_name(name) -> str | None:
 
 @dataclass(frozen=True)
 class Samples:
-    """The samples of a `timeSeries/get` answer, long form: one item per sample, in answer order."""
+    """The samples of a `timeSeries/get` answer, long form: one item per sample, in answer order. A
+    sample's sensor and variable are those of its series (`entry`), so what holds per sensor is worked
+    out once per series, not once per sample."""
 
-    codes: np.ndarray  # the sensor of each sample (object)
-    variables: np.ndarray  # index into VARIABLES' names (int64)
+    entry_codes: list[str]  # per series kept: its sensor
+    entry_variables: np.ndarray  # per series kept: index into VARIABLES' names (int64)
+    entry: np.ndarray  # per sample: the series it belongs to (int64)
     stamps: np.ndarray  # datetime64[s], NaT where unreadable
     readable: np.ndarray  # the stamp could be read
     values: np.ndarray  # float64; NaN where the value is not a number
@@ -228,13 +231,18 @@ class Samples:
     series: set  # (code, variable name) of every series the answer holds
     extra: dict  # code → samples of series we do not keep (raw soil moisture) or malformed entries
 
+    @property
+    def variables(self) -> np.ndarray:
+        """The variable of each sample: index into VARIABLES' names."""
+        return self.entry_variables[self.entry]
+
 
 def samples_of(payload) -> Samples:
     """`timeSeries/get` → every sample with its sensor and variable; ValueError if there is no Data list."""
     if not isinstance(payload, dict) or not isinstance(payload.get("Data"), list):
         raise ValueError("the answer has no Data list")
     names = list(VARIABLES.values())
-    sensors, variables, no_data, raw_values, raw_stamps = [], [], [], [], []
+    codes, variables, lengths, no_data, raw_values, raw_stamps = [], [], [], [], [], []
     series, extra = set(), {}
     for entry in payload["Data"]:
         if not isinstance(entry, dict):
@@ -252,31 +260,53 @@ def samples_of(payload) -> Samples:
             continue
         values, stamps = _point_fields(points)
         raw_values += values
-        raw_stamps += stamps
+        raw_stamps.append(stamps)
         series.add((code, variable))
-        sensors.append((code, len(points)))
-        variables.append((names.index(variable), len(points)))
-        no_data.append((number(entry.get("NoDataValue", NO_DATA)), len(points)))
+        codes.append(code)
+        variables.append(names.index(variable))
+        lengths.append(len(points))
+        no_data.append(number(entry.get("NoDataValue", NO_DATA)))
 
-    def repeat(pairs, dtype):
-        return np.repeat(np.array([p[0] for p in pairs], dtype=dtype), [p[1] for p in pairs])
-
+    entry = np.repeat(np.arange(len(codes)), lengths)
     value = _numbers(raw_values)
-    when, readable = (
-        parse_grow_timestamps(raw_stamps) if raw_stamps else (np.array([], "M8[s]"), np.array([], bool))
-    )
+    when, readable = _series_stamps(raw_stamps)
     return Samples(
-        codes=repeat(sensors, object),
-        variables=repeat(variables, np.int64),
+        entry_codes=codes,
+        entry_variables=np.array(variables, dtype=np.int64),
+        entry=entry,
         stamps=when,
         readable=readable,
         values=value,
-        no_data=value == repeat(no_data, np.float64),
+        no_data=value == np.array(no_data, dtype=np.float64)[entry],
         raw_values=raw_values,
-        raw_stamps=raw_stamps,
+        raw_stamps=[stamp for stamps in raw_stamps for stamp in stamps],
         series=series,
         extra=extra,
     )
+
+
+def _series_stamps(stamps_of_series: list[list]) -> tuple[np.ndarray, np.ndarray]:
+    """The stamps of every series, parsed (see parse_grow_timestamps). A sensor's variables usually come
+    with the same stamps: each distinct list is parsed once."""
+    distinct: list[list] = []
+    which = []
+    for stamps in stamps_of_series:
+        # The series of one sensor come together: compare with the last few distinct lists only.
+        match = next(
+            (k for k in range(len(distinct) - 1, max(len(distinct) - 5, -1), -1) if distinct[k] == stamps),
+            None,
+        )
+        if match is None:
+            distinct.append(stamps)
+            match = len(distinct) - 1
+        which.append(match)
+    if not distinct:
+        return np.array([], "M8[s]"), np.array([], bool)
+    when, readable = parse_grow_timestamps([stamp for stamps in distinct for stamp in stamps])
+    ends = np.cumsum([len(stamps) for stamps in distinct])
+    starts = ends - [len(stamps) for stamps in distinct]
+    pieces = [slice(starts[k], ends[k]) for k in which]
+    return np.concatenate([when[p] for p in pieces]), np.concatenate([readable[p] for p in pieces])
 
 
 @dataclass(frozen=True)
@@ -302,8 +332,7 @@ def check_answer(
     samples = samples_of(payload)
     names = list(VARIABLES.values())
     requested = set(codes)
-    sample_codes = pd.Index(samples.codes, dtype=object)
-    asked = sample_codes.isin(list(requested))
+    asked = np.array([code in requested for code in samples.entry_codes], dtype=bool)[samples.entry]
     counts = {
         "unrequested": int((~asked).sum()) + sum(n for c, n in samples.extra.items() if c not in requested)
     }
@@ -330,7 +359,8 @@ def check_answer(
     low = np.array([SENSOR_VARIABLES[n].possible_low for n in names])[samples.variables]
     high = np.array([SENSOR_VARIABLES[n].possible_high for n in names])[samples.variables]
     impossible = inside & ~samples.no_data & ~((value >= low) & (value <= high)) & ~unreadable
-    keep = inside & ~unreadable & ~sample_codes.isin(partial)
+    waiting = np.array([code in partial for code in samples.entry_codes], dtype=bool)[samples.entry]
+    keep = inside & ~unreadable & ~waiting
     value = np.where(impossible, np.nan, value)
 
     quarantined = []
@@ -340,7 +370,8 @@ def check_answer(
         (impossible, REPAIRED, "not a possible reading: stored as missing"),
     ):
         for i in np.flatnonzero(flags):
-            code, variable = samples.codes[i], names[samples.variables[i]]
+            series = samples.entry[i]
+            code, variable = samples.entry_codes[series], names[samples.entry_variables[series]]
             record = {
                 "LocationCode": code,
                 "VariableCode": f"{GROW_DATA_SOURCE}.{GROW_CODES[variable]}",
@@ -351,8 +382,15 @@ def check_answer(
             note(code, f"{variable} {why}")
     counts["future"] = int(future.sum())
     if keep.any():
+        sensor_of_series, sensors = pd.factorize(pd.Index(samples.entry_codes, dtype=object))
+        series = samples.entry[keep]
         readings = join_by_timestamp(
-            samples.codes[keep], samples.variables[keep], samples.stamps[keep], value[keep], names
+            sensor_of_series[series],
+            np.asarray(sensors, dtype=object),
+            samples.entry_variables[series],
+            samples.stamps[keep],
+            value[keep],
+            names,
         )
     else:
         readings = pd.DataFrame(columns=READING_COLUMNS)
@@ -391,19 +429,19 @@ def _numbers(raw: list) -> np.ndarray:
         return np.array([number(v) for v in raw], dtype=np.float64)
 
 
-def join_by_timestamp(sensors, variables, stamps, values, names: list[str]) -> pd.DataFrame:
-    """Long samples (sensor, variable, time, value) → a row per (sensor, time) and a column per variable."""
-    codes, uniques = pd.factorize(sensors)
+def join_by_timestamp(sensors, codes, variables, stamps, values, names: list[str]) -> pd.DataFrame:
+    """Long samples (sensor, variable, time, value) → a row per (sensor, time) and a column per variable.
+    `sensors` index the sensor codes `codes`."""
     ts = stamps.astype("datetime64[s]").astype(np.int64)
-    order = np.lexsort((ts, codes))
-    codes, ts = codes[order], ts[order]
+    order = np.lexsort((ts, sensors))
+    sensors, ts = sensors[order], ts[order]
     new_row = np.ones(len(order), dtype=bool)
-    new_row[1:] = (codes[1:] != codes[:-1]) | (ts[1:] != ts[:-1])
+    new_row[1:] = (sensors[1:] != sensors[:-1]) | (ts[1:] != ts[:-1])
     row = np.cumsum(new_row) - 1
     table = np.full((int(row[-1]) + 1, len(names)), np.nan)
     table[row, variables[order]] = values[order]
     frame = pd.DataFrame(table, columns=names)
-    frame.insert(0, "sensor_id", np.asarray(uniques, dtype=object)[codes[new_row]])
+    frame.insert(0, "sensor_id", codes[sensors[new_row]])
     frame.insert(1, "ts", pd.to_datetime(ts[new_row], unit="s", utc=True).as_unit("us"))
     return frame
 

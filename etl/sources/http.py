@@ -140,6 +140,9 @@ class Source:
             session.mount("http://", adapter)
             session.mount("https://", adapter)
             session.headers.update(self.headers)
+            # The key travels in the headers: an auth of our own keeps requests from looking in ~/.netrc
+            # on every call (and from replacing the key with a password it found there).
+            session.auth = _HeadersOnly()
             self._local.session = session
         return session
 
@@ -191,7 +194,7 @@ class Source:
                 raise
             return status, content_type, content
         finally:
-            response.close()
+            response.close()  # back to the pool when read whole, else closed
 
 
 class DeadlineSession(requests.Session):
@@ -215,6 +218,13 @@ class DeadlineSession(requests.Session):
         finally:
             response.close()  # back to the pool when read whole, else closed
         return response
+
+
+class _HeadersOnly(requests.auth.AuthBase):
+    """Authentication by the session's headers alone."""
+
+    def __call__(self, request):
+        return request
 
 
 def read_body(raw: urllib3.HTTPResponse, deadline: float) -> bytes:

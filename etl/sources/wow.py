@@ -158,64 +158,95 @@ def check_observations(
     reports ending in [start, end]. A report stamped after `not_after` (a wrong clock) or unreadable is
     refused; a value that cannot be a report (Infinity, outside the variable's possible range) is stored
     as missing. Both are quarantined and leave their site incomplete, to be asked again; reports of
-    sites not asked for or outside the window are dropped and counted."""
+    sites not asked for or outside the window are dropped and counted.
+
+    Works on plain arrays and builds one frame at the end: a night asks thousands of stations for a
+    day each, and a frame operation per check would cost more than the request itself."""
     records = payload.get("Object") if isinstance(payload, dict) else payload
     if not isinstance(records, list):
         raise ValueError("the answer is neither {'Object': [...]} nor a list")
     quarantined, incomplete = [], {}
 
-    def refuse(record, site_id, action, why):
-        quarantined.append(Quarantined(OBSERVATIONS_SOURCE, site_id, action, why, record))
-        if site_id is not None and (site is None or site_id == site):
-            incomplete.setdefault(site_id, why)
+    def refuse(rows, action, why, site_ids=None):
+        for i in np.flatnonzero(rows):
+            site_id = None if site_ids is None else site_ids[i]
+            quarantined.append(Quarantined(OBSERVATIONS_SOURCE, site_id, action, why, usable[i]))
+            if site_id is not None and (site is None or site_id == site):
+                incomplete.setdefault(site_id, why)
 
     usable = [r for r in records if isinstance(r, dict)]
     for record in records:
         if not isinstance(record, dict):
-            refuse(record, None, REFUSED, "not an observation record")
-    frame = pd.DataFrame.from_records(usable, columns=list(FIELDS)).rename(columns=FIELDS)
-    frame["record"] = usable
-    frame["ts"] = pd.to_datetime(frame["ts"], format="ISO8601", utc=True, errors="coerce")
-    raw_values = {c: frame[c].copy() for c in STATION_VARIABLES}
-    for column in ("latitude", "longitude", *STATION_VARIABLES):
-        frame[column] = _floats(frame[column])
-    site_ok = np.array([_site_id_ok(v) for v in frame["site_id"]], dtype=bool)
-    for record in frame.loc[~site_ok | frame["ts"].isna(), "record"]:
-        refuse(record, None, REFUSED, "unreadable observation (time or site id)")
-    frame = frame[site_ok & frame["ts"].notna()].copy()
-    frame["site_id"] = frame["site_id"].astype(str)
+            quarantined.append(
+                Quarantined(OBSERVATIONS_SOURCE, None, REFUSED, "not an observation record", record)
+            )
+    fields = {ours: [r.get(theirs) for r in usable] for theirs, ours in FIELDS.items()}
+    ts = pd.to_datetime(pd.Series(fields["ts"], dtype=object), format="ISO8601", utc=True, errors="coerce")
+    stamps = ts.to_numpy(dtype="datetime64[ns]")
+    readable = ~np.isnat(stamps) & np.array([_site_id_ok(v) for v in fields["site_id"]], dtype=bool)
+    refuse(~readable, REFUSED, "unreadable observation (time or site id)")
+    site_ids = np.array([str(v) for v in fields["site_id"]], dtype=object)
+    numbers = {c: _float_array(fields[c]) for c in ("latitude", "longitude", *STATION_VARIABLES)}
+
     if site is not None:
-        asked = frame["site_id"] == site
+        asked = site_ids == site
     elif box is not None:
-        asked = frame["latitude"].between(box.bottom, box.top) & frame["longitude"].between(
-            box.left, box.right
-        )
+        latitude, longitude = numbers["latitude"], numbers["longitude"]
+        asked = (latitude >= box.bottom) & (latitude <= box.top)
+        asked &= (longitude >= box.left) & (longitude <= box.right)
     else:
-        asked = pd.Series(True, index=frame.index)
-    counts = {"unrequested": int((~asked).sum())}
-    frame = frame[asked]
-    future = frame["ts"] > pd.Timestamp(not_after)
-    for record, site_id in zip(frame.loc[future, "record"], frame.loc[future, "site_id"]):
-        refuse(record, site_id, REFUSED, f"stamped in the future (after {not_after:%Y-%m-%d %H:%M} UTC)")
+        asked = np.ones(len(usable), dtype=bool)
+    counts = {"unrequested": int((readable & ~asked).sum())}
+    candidates = readable & asked
+    future = candidates & (stamps > _utc64(not_after))
+    refuse(future, REFUSED, f"stamped in the future (after {not_after:%Y-%m-%d %H:%M} UTC)", site_ids)
     counts["future"] = int(future.sum())
-    frame = frame[~future]
-    inside = frame["ts"].between(pd.Timestamp(start), pd.Timestamp(end))
-    counts["outside_window"] = int((~inside).sum())
-    frame = frame[inside].copy()
+    candidates &= ~future
+    inside = candidates & (stamps >= _utc64(start)) & (stamps <= _utc64(end))
+    counts["outside_window"] = int((candidates & ~inside).sum())
     for name, variable in STATION_VARIABLES.items():
-        values = frame[name].to_numpy(dtype=float)
-        sent = raw_values[name].loc[frame.index].notna().to_numpy()
-        impossible = sent & ~((values >= variable.possible_low) & (values <= variable.possible_high))
-        for record, site_id in zip(frame.loc[impossible, "record"], frame.loc[impossible, "site_id"]):
-            refuse(record, site_id, REPAIRED, f"{name} not a possible report: stored as missing")
-        frame.loc[impossible, name] = np.nan
-    frame = frame[frame["is_latest_version"] != False]  # noqa: E712 - None counts as latest
-    frame["is_official"] = frame["is_official"].map(lambda v: v if isinstance(v, bool) else None)
-    frame = frame.drop(columns=["is_latest_version", "record"]).drop_duplicates(
-        ["site_id", "ts"], keep="last"
+        values, sent = numbers[name], _sent(fields[name])
+        impossible = inside & sent & ~((values >= variable.possible_low) & (values <= variable.possible_high))
+        refuse(impossible, REPAIRED, f"{name} not a possible report: stored as missing", site_ids)
+        values[impossible] = np.nan
+    keep = np.flatnonzero(inside & np.array([v != False for v in fields["is_latest_version"]], dtype=bool))  # noqa: E712 - None counts as latest
+    official = [fields["is_official"][i] for i in keep]
+    observations = pd.DataFrame(
+        {
+            "site_id": site_ids[keep],
+            "latitude": numbers["latitude"][keep],
+            "longitude": numbers["longitude"][keep],
+            "ts": ts.array[keep],
+            **{name: numbers[name][keep] for name in STATION_VARIABLES},
+            "is_official": pd.Series([v if isinstance(v, bool) else None for v in official], dtype=object),
+        }
     )
-    observations = frame.sort_values(["site_id", "ts"], ignore_index=True)
+    kept = stamps[keep]
+    if not (len(set(site_ids[keep])) <= 1 and (kept[1:] > kept[:-1]).all()):  # one site in order: done
+        observations = observations.drop_duplicates(["site_id", "ts"], keep="last").sort_values(
+            ["site_id", "ts"], ignore_index=True
+        )
     return Answer(observations, incomplete, quarantined, counts, frozenset(observations["site_id"]))
+
+
+def _utc64(when: dt.datetime) -> np.datetime64:
+    return np.datetime64(pd.Timestamp(when).tz_convert("UTC").tz_localize(None), "ns")
+
+
+def _float_array(values: list) -> np.ndarray:
+    """Values as a float array, NaN where not a number; plain numbers (the usual answer) go straight."""
+    if {type(v) for v in values} <= {float, int, type(None)}:
+        try:
+            return np.array([np.nan if v is None else v for v in values], dtype=float)
+        except OverflowError:
+            pass
+    return _floats(pd.Series(values, dtype=object)).to_numpy(dtype=float, copy=True)
+
+
+def _sent(values: list) -> np.ndarray:
+    """Which values were sent at all: not null (a text such as "NaN" or "warm" was sent, and is an
+    impossible report)."""
+    return np.array([v is not None and not (isinstance(v, float) and v != v) for v in values], dtype=bool)
 
 
 class WowClient:
