@@ -8,22 +8,23 @@ battery_level, for one sensor or many (a `sensor_id` column); samples may be 15-
 irregular. `stations` (site_id, ts, air_temperature, rainfall) and `links` (sensor_id, site_id,
 distance_km) are optional: without them the station checks are skipped. `models` are the autoencoders
 shipped in models/ unless given (a dict of variable → `detection.autoencoder.Autoencoder`, or None for no
-model check). `config` says which checks run with which thresholds (`detection.checks.configure`;
-every check with its defaults unless given). The answer has one row per anomaly, in the columns of the
-`anomalies` table, with the detector that found it: "rule", "model" or "reference".
+model check; or a Future of either, waited for by the model check alone). `config` says which checks
+run with which thresholds (`detection.checks.configure`; every check with its defaults unless given).
+The answer has one row per anomaly, in the columns of the `anomalies` table, with the detector that
+found it: "rule", "model" or "reference".
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 
 import pandas as pd
 
 from core.vocabulary import AnomalyKind, Detector
 from detection.autoencoder import Autoencoder, shipped
 from detection.checks import DEFAULT, Configuration
-from detection.model import check_with_models
+from detection.model import ErrorMemo, check_with_models
 from detection.reference import check_against_stations
 from detection.rules import Flag, check_sensors
 
@@ -34,11 +35,13 @@ def detect(
     readings: pd.DataFrame,
     stations: pd.DataFrame | None = None,
     links: pd.DataFrame | None = None,
-    models: Mapping[str, Autoencoder] | str | None = "shipped",
+    models: Mapping[str, Autoencoder] | Future | str | None = "shipped",
     config: Configuration = DEFAULT,
+    memo: ErrorMemo | None = None,
 ) -> pd.DataFrame:
     """Run the checks `config` selects: the rules on all sensors at once, the models on all their days
-    at once, and the station checks where a linked station's data is given."""
+    at once, and the station checks where a linked station's data is given. `memo` holds the models'
+    errors of days an earlier window asked about (`detection.model.ErrorMemo`)."""
     readings = _with_time_column(readings)
     if "sensor_id" not in readings:
         readings = readings.assign(sensor_id="sensor")
@@ -50,7 +53,6 @@ def detect(
         stations = _with_time_column(stations)
         links = links[links["site_id"].notna()]
 
-    models = shipped() if isinstance(models, str) and models == "shipped" else (models or {})
     soil_model = "unusual_day.soil_moisture"
     wet_days = (
         _wet_days(stations, links, config.thresholds[soil_model].wet_day_rain_mm)
@@ -60,7 +62,7 @@ def detect(
     # The models run in a thread beside the rules: TensorFlow computes outside the GIL, so the two
     # share the machine's cores (measured: 15.4 s → 8.7 s on 500 sensors × 90 days, 2 cores).
     with ThreadPoolExecutor(1, thread_name_prefix="models") as pool:
-        by_models = pool.submit(check_with_models, readings, models, wet_days, config)
+        by_models = pool.submit(_check_with_models, readings, models, wet_days, config, memo)
         rows = [_row(sensor, flag, Detector.RULE) for sensor, flag in check_sensors(readings, config)]
         if has_stations:
             found = check_against_stations(readings, stations, links, config)
@@ -68,6 +70,15 @@ def detect(
         rows += by_models.result()
     found = pd.DataFrame(rows, columns=ANOMALY_COLUMNS)
     return found.sort_values(["sensor_id", "start_at", "variable", "kind"], ignore_index=True)
+
+
+def _check_with_models(readings, models, wet_days, config: Configuration, memo) -> list[dict]:
+    """`check_with_models` with `models` as `detect` takes them. A Future (models still loading) is
+    waited for here, on the models' thread, so the rules need not wait for TensorFlow."""
+    if isinstance(models, Future):
+        models = models.result()
+    models = shipped() if isinstance(models, str) and models == "shipped" else (models or {})
+    return check_with_models(readings, models, wet_days, config, memo)
 
 
 def _wet_days(stations: pd.DataFrame, links: pd.DataFrame, min_rain_mm: float) -> pd.DataFrame | None:

@@ -7,6 +7,7 @@ model is a check of its own (`unusual_day.<variable>` in `detection.checks`).
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
 
 import numpy as np
@@ -25,12 +26,14 @@ def check_with_models(
     models: Mapping[str, Autoencoder],
     wet_days: pd.DataFrame | None = None,
     config: Configuration = DEFAULT,
+    memo: ErrorMemo | None = None,
 ) -> list[dict]:
     """Anomaly rows (the anomalies table's columns) from every model whose variable `readings` holds
     and whose check `config` selects: `readings` is a frame with sensor_id, a UTC ts column and the
     variables. `wet_days` (sensor_id, day) are days on which the sensor's station recorded rain: a
     storm makes a soil moisture day like no other, so on those days the soil moisture model is not
-    asked (the rules still look)."""
+    asked (the rules still look). `memo` holds the errors of days already asked about in an earlier
+    window."""
     running = {
         variable: model
         for variable, model in models.items()
@@ -45,13 +48,18 @@ def check_with_models(
     for variable, model in running.items():
         least = config.thresholds[f"unusual_day.{variable}"].min_error_ratio
         skip = wet_days if variable == "soil_moisture" else None
-        days = _error_ratios(coded, ids, variable, model, skip)
+        days = _error_ratios(coded, ids, variable, model, skip, memo)
         rows += [_row(variable, run, least) for run in day_runs(days[days["ratio"] > least])]
     return rows
 
 
 def _error_ratios(
-    coded: pd.DataFrame, ids: np.ndarray, variable: str, model: Autoencoder, skip: pd.DataFrame | None
+    coded: pd.DataFrame,
+    ids: np.ndarray,
+    variable: str,
+    model: Autoencoder,
+    skip: pd.DataFrame | None,
+    memo: ErrorMemo | None = None,
 ) -> pd.DataFrame:
     """(sensor_id, day, ratio): each day's reconstruction error over the model's threshold, from
     readings whose sensor_id are codes into `ids`; the days in `skip` (sensor_id, day) are not asked
@@ -62,7 +70,48 @@ def _error_ratios(
     if skip is not None and len(days):
         marked = days.merge(skip.drop_duplicates().assign(skip=True), on=["sensor_id", "day"], how="left")
         asked = ~marked["skip"].fillna(False).to_numpy(dtype=bool)
-    return days[asked].assign(ratio=model.errors(windows.values[asked]) / model.threshold)
+    days = days[asked]
+    values = windows.values[asked]
+    errors = model.errors(values) if memo is None else memo.errors(model, days, values)
+    return days.assign(ratio=errors / model.threshold)
+
+
+class ErrorMemo:
+    """The models' errors of days that a later window will ask about again. A long history is checked
+    in overlapping windows (`etl.detect_anomalies`), and a day's error depends on its own readings
+    alone (the same to the bit in any batch), so the days of an overlap need not go through a model
+    twice. Days are known by their windows' values (a digest), so a day whose readings changed in
+    between is asked again. Only the days `keep` names are held, and only for the next pass."""
+
+    def __init__(self) -> None:
+        self._keep_from: dict[str, pd.Timestamp] = {}
+        self._earlier: dict[tuple[str, bytes], np.float32] = {}  # kept by the pass before
+        self._now: dict[tuple[str, bytes], np.float32] = {}  # kept by this pass, for the next
+
+    def keep(self, keep_from: Mapping[str, pd.Timestamp]) -> None:
+        """Hold the errors of each sensor's days from its `keep_from` time (the next pass's start),
+        asked about from now on in this pass."""
+        self._keep_from.update(keep_from)
+
+    def next_pass(self) -> None:
+        """A new pass begins: what the pass before kept stays for it; what came before goes."""
+        self._earlier, self._now, self._keep_from = self._now, {}, {}
+
+    def errors(self, model: Autoencoder, days: pd.DataFrame, values: np.ndarray) -> np.ndarray:
+        """`model.errors(values)`, asking the model only about days not known; `days` (sensor_id,
+        day) name the rows of `values`."""
+        keys = [(model.variable, hashlib.blake2b(row.tobytes(), digest_size=16).digest()) for row in values]
+        errors = np.array([self._earlier.get(key, np.nan) for key in keys], dtype=np.float32)
+        unknown = np.isnan(errors)
+        if unknown.any():
+            errors[unknown] = model.errors(values[unknown])
+        # A sensor not named keeps nothing (NaT); built as a list, since mapping every sensor to nothing
+        # would make a column of floats.
+        start = pd.to_datetime([self._keep_from.get(s, pd.NaT) for s in days["sensor_id"]], utc=True)
+        kept = np.asarray(days["day"].array >= start.array)  # NaT: False
+        for i in np.flatnonzero(kept):
+            self._now[keys[i]] = errors[i]
+        return errors
 
 
 def _row(variable: str, run: pd.DataFrame, least: float) -> dict:

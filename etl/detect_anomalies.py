@@ -29,8 +29,24 @@ from dataclasses import dataclass
 from functools import partial
 
 import click
+import numpy as np
 import pandas as pd
-from sqlalchemy import String, and_, bindparam, column, delete, func, or_, select, update, values
+from sqlalchemy import (
+    LargeBinary,
+    String,
+    and_,
+    bindparam,
+    column,
+    delete,
+    func,
+    literal,
+    literal_column,
+    or_,
+    select,
+    update,
+    values,
+)
+from sqlalchemy.dialects.postgresql import aggregate_order_by
 
 from core.db import earliest_times, latest_times, read_frame
 from core.errors import SettingsError
@@ -48,6 +64,7 @@ from core.vocabulary import Detector
 from detection.autoencoder import load_all, shipped
 from detection.checks import Configuration, parse_thresholds, select_checks, with_thresholds
 from detection.detect import ANOMALY_COLUMNS, detect
+from detection.model import ErrorMemo
 from etl.settings import EtlSettings
 from etl.shard import sensor_sites
 from etl.step import Command, StepContext, StepFailed, run_alone, shard_option
@@ -65,6 +82,8 @@ MIN_CHUNK_READINGS = 20_000
 WINDOWS_PER_QUERY = 5_000  # three parameters each: SQLite takes at most 32,766
 TOUCHING = pd.Timedelta(hours=1)
 FOREVER = pd.Timestamp("2200-01-01", tz="UTC")
+PG_EPOCH_US = 946_684_800_000_000  # PostgreSQL's binary timestamps count microseconds from 2000-01-01
+STATION_COLUMNS = ["air_temperature", "rainfall"]  # what the station checks read of wow_observations
 ANOMALY_KEY = ["sensor_id", "variable", "kind"]  # with start_at, the key of a stored anomaly
 
 
@@ -252,6 +271,7 @@ def run_with(context: StepContext, recheck_days: int | None = None) -> int:
         first = earliest_times(connection, readings, sensors, "sensor_id")
     recheck = None if recheck_days is None else pd.Timedelta(days=recheck_days)
     models, written, previous = None, 0, None
+    memo = ErrorMemo()  # the models' errors of the days where one pass's windows overlap the next's
     for number in itertools.count(1):
         done, late = _read_state(context.engine)
         starts = check_starts(
@@ -278,6 +298,7 @@ def run_with(context: StepContext, recheck_days: int | None = None) -> int:
         if windows == previous:
             raise StepFailed(f"detection made no progress in pass {number}: {len(windows)} sensors left")
         previous = windows
+        memo.next_pass()
         if models is None:
             # Only once there is something to check; TensorFlow loads (seconds) while the first chunk
             # is read.
@@ -292,17 +313,27 @@ def run_with(context: StepContext, recheck_days: int | None = None) -> int:
             len(chunks),
             budget,
         )
-        for chunk in chunks:
-            own = {s: windows[s] for s in chunk}
-            after = {
-                s: after_window(w, latest[s], done.get(s), overlap, context_days) for s, w in own.items()
-            }
-            watermarks = {s: watermark for s, (watermark, _) in after.items()}
-            # Marks to clear (late readings now checked) or to set (a window that stopped short).
-            marks = {
-                s: (own[s].since, mark) for s, (_, mark) in after.items() if s in late or mark is not None
-            }
-            written += _check_chunk(context, own, watermarks, marks, links, models, config)
+        # The next chunk is read on a thread while this one is checked: the database does most of
+        # the reading in its own process, so the two overlap. That holds a second chunk's readings
+        # (about 60 bytes each) beside the one being checked, a few percent of BYTES_PER_READING.
+        owns = [{s: windows[s] for s in chunk} for chunk in chunks]
+        with ThreadPoolExecutor(1, thread_name_prefix="read-ahead") as reader:
+            ahead = reader.submit(_read_chunk, context.engine, owns[0], links)
+            for i, own in enumerate(owns):
+                data = ahead.result()
+                if i + 1 < len(owns):
+                    ahead = reader.submit(_read_chunk, context.engine, owns[i + 1], links)
+                after = {
+                    s: after_window(w, latest[s], done.get(s), overlap, context_days) for s, w in own.items()
+                }
+                watermarks = {s: watermark for s, (watermark, _) in after.items()}
+                # Marks to clear (late readings now checked) or to set (a window that stopped short).
+                marks = {
+                    s: (own[s].since, mark) for s, (_, mark) in after.items() if s in late or mark is not None
+                }
+                # The next pass starts the context days before the mark (check_starts).
+                memo.keep({s: mark - context_days for s, (_, mark) in after.items() if mark is not None})
+                written += _check_chunk(context, own, watermarks, marks, data, models, config, memo)
 
 
 _loading = ThreadPoolExecutor(1, thread_name_prefix="load-models")
@@ -311,7 +342,10 @@ _loading = ThreadPoolExecutor(1, thread_name_prefix="load-models")
 def _models(settings: EtlSettings, config: Configuration) -> dict:
     if not config.running(Detector.MODEL):
         return {}  # no model check runs: TensorFlow is not even loaded
-    return load_all(settings.models_dir) if settings.models_dir else shipped()
+    models = load_all(settings.models_dir) if settings.models_dir else shipped()
+    for model in models.values():
+        model.warm_up()  # TensorFlow traces each forward pass (seconds) here, not in the first chunk
+    return models
 
 
 def _read_state(engine) -> tuple[dict, dict]:
@@ -344,17 +378,14 @@ def _batches(windows: dict[str, Window]):
 
 
 def _count_readings(engine, windows: dict[str, Window]) -> dict[str, int]:
-    """The readings in each sensor's window: an index range count per sensor."""
+    """The readings in each sensor's window: an index range count per sensor (a subquery per window:
+    a join of the windows would have the database scan the whole table)."""
     counts = dict.fromkeys(windows, 0)
     with engine.connect() as connection:
         for batch in _batches(windows):
             table = _windows(batch)
-            query = (
-                select(readings.c.sensor_id, func.count())
-                .join(table, _inside(readings, "sensor_id", table))
-                .group_by(readings.c.sensor_id)
-            )
-            counts.update({sensor: int(n) for sensor, n in connection.execute(query).all()})
+            inside = select(func.count()).where(_inside(readings, "sensor_id", table)).scalar_subquery()
+            counts.update({sensor: int(n) for sensor, n in connection.execute(select(table.c.key, inside))})
     return counts
 
 
@@ -373,20 +404,57 @@ def _read_windows(connection, columns, table, key: str, windows: dict[str, Windo
     return pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
 
 
-def _check_chunk(
-    context: StepContext,
-    windows: dict[str, Window],
-    watermarks: dict[str, pd.Timestamp],
-    marks: dict[str, tuple[pd.Timestamp, pd.Timestamp | None]],
-    links: pd.DataFrame,
-    models: Future,
-    config: Configuration,
-) -> int:
-    """Check one chunk's windows, and store its anomalies, watermarks and recheck marks (each sensor's
-    window start with its next mark, None to clear) in one transaction."""
-    chunk = list(windows)
-    own_links = links[links["sensor_id"].isin(chunk) & links["site_id"].notna()]
-    # Each station over its sensors' windows, from a day earlier: the rain check looks at the day before.
+def _read_series(connection, table, key: str, columns: list[str], windows: dict[str, Window]) -> pd.DataFrame:
+    """The rows (key, ts and `columns`) of a time series table inside each key's window, as one frame
+    with the types `read_frame` gives. On PostgreSQL each window's rows come as one binary value
+    (`_packed_rows`): an index range scan per window and no text to parse, where joining the windows
+    scans the whole table and parsing CSV took longer than the rules."""
+    if connection.dialect.name != "postgresql":
+        selected = [table.c[key], table.c.ts, *(table.c[c] for c in columns)]
+        return _read_windows(connection, selected, table, key, windows)
+    record = np.dtype([("ts", ">i8")] + [(c, ">f8") for c in columns])  # big-endian, as PostgreSQL sends
+    keys, parts = [], []
+    for batch in _batches(windows):
+        for name, packed in connection.execute(_packed_rows(table, key, columns, _windows(batch))):
+            if packed is not None:  # None: no rows in that window
+                keys.append(name)
+                parts.append(np.frombuffer(packed, dtype=record))
+    rows = np.concatenate(parts) if parts else np.empty(0, dtype=record)
+    names = np.array(keys, dtype=object).repeat([len(part) for part in parts])
+    ts = (rows["ts"].astype(np.int64) + PG_EPOCH_US).view("datetime64[us]")
+    frame = pd.DataFrame({key: pd.array(names, dtype="str"), "ts": pd.DatetimeIndex(ts).tz_localize("UTC")})
+    for c in columns:
+        frame[c] = rows[c].astype(np.float64)
+    return frame
+
+
+def _packed_rows(table, key: str, columns: list[str], spans):
+    """PostgreSQL: per window, its key and its rows as one bytea of records in time order: the time
+    (int64 microseconds since 2000) and each column as a float64, NULL as NaN (pandas reads both as
+    NaN). One aggregate packs whole records, so times and values cannot fall out of step."""
+    nan = literal_column("'NaN'::float8")
+    record = func.timestamptz_send(table.c.ts)
+    for c in columns:
+        record = record.op("||")(func.float8send(func.coalesce(table.c[c], nan)))
+    in_order = aggregate_order_by(literal(b"", LargeBinary), table.c.ts)
+    packed = func.string_agg(record, in_order, type_=LargeBinary)
+    return select(spans.c.key, select(packed).where(_inside(table, key, spans)).scalar_subquery())
+
+
+@dataclass(frozen=True)
+class ChunkData:
+    """What a chunk's check reads ahead: its sensors' readings, their links to stations and the
+    stations' reports."""
+
+    readings: pd.DataFrame
+    links: pd.DataFrame
+    observations: pd.DataFrame
+
+
+def _read_chunk(engine, windows: dict[str, Window], links: pd.DataFrame) -> ChunkData:
+    """The readings in the chunk's windows, and the reports of their stations over them from a day
+    earlier (the rain check looks at the day before)."""
+    own_links = links[links["sensor_id"].isin(list(windows)) & links["site_id"].notna()]
     stations = {}
     for sensor, site in zip(own_links["sensor_id"], own_links["site_id"]):
         w, seen = windows[sensor], stations.get(str(site))
@@ -396,27 +464,36 @@ def _check_chunk(
             if seen is None
             else Window(min(seen.since, since), max(seen.until, w.until))
         )
+    variables = [c.name for c in readings.columns if c.name not in ("sensor_id", "ts")]
+    with engine.connect() as connection:
+        frame = _read_series(connection, readings, "sensor_id", variables, windows)
+        observations = (
+            _read_series(connection, wow_observations, "site_id", STATION_COLUMNS, stations)
+            if stations
+            else pd.DataFrame(columns=["site_id", "ts", *STATION_COLUMNS])
+        )
+    return ChunkData(frame, own_links, observations)
+
+
+def _check_chunk(
+    context: StepContext,
+    windows: dict[str, Window],
+    watermarks: dict[str, pd.Timestamp],
+    marks: dict[str, tuple[pd.Timestamp, pd.Timestamp | None]],
+    data: ChunkData,
+    models: Future,
+    config: Configuration,
+    memo: ErrorMemo | None = None,
+) -> int:
+    """Check one chunk's windows (`data`: what `_read_chunk` read of them), and store its anomalies,
+    watermarks and recheck marks (each sensor's window start with its next mark, None to clear) in one
+    transaction."""
+    chunk = list(windows)
+    frame = data.readings
     # The stored anomalies a finding can continue: those ending near or after the window's start (a
-    # model's day may begin before it).
+    # model's day may begin before it). Read now, not ahead: the chunk before may have just written.
     reach = {s: Window(w.since - pd.Timedelta(days=1) - TOUCHING, FOREVER) for s, w in windows.items()}
     with context.engine.connect() as connection:
-        frame = _read_windows(connection, [readings], readings, "sensor_id", windows)
-        observations = (
-            _read_windows(
-                connection,
-                [
-                    wow_observations.c.site_id,
-                    wow_observations.c.ts,
-                    wow_observations.c.air_temperature,
-                    wow_observations.c.rainfall,
-                ],
-                wow_observations,
-                "site_id",
-                stations,
-            )
-            if stations
-            else pd.DataFrame(columns=["site_id", "ts", "air_temperature", "rainfall"])
-        )
         stored = _read_windows(
             connection,
             [
@@ -432,7 +509,7 @@ def _check_chunk(
             column="end_at",
         )
     found = continue_stored(
-        detect(frame, observations, own_links, models=models.result(), config=config)
+        detect(frame, data.observations, data.links, models=models, config=config, memo=memo)
         if len(frame)
         else pd.DataFrame(columns=ANOMALY_COLUMNS),
         stored,
