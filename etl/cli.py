@@ -19,7 +19,7 @@ from core.db import (
 from core.logs import configure_logging
 from core.times import parse_utc
 from etl.settings import load_settings
-from etl.step import OneLineErrors, describe_counts, shard_option
+from etl.step import OneLineErrors, allocate_big_blocks_apart, describe_counts, shard_option
 
 
 class Commands(OneLineErrors, click.Group):
@@ -222,6 +222,7 @@ def run_command(settings, shard) -> None:
     the plan to finish a step before the next; runs of overlapping plans exclude each other."""
     from etl.runner import run_nightly
 
+    allocate_big_blocks_apart()
     engine = make_engine(settings)
     ensure_schema(engine)
     for report in run_nightly(settings, engine, shard):

@@ -31,7 +31,7 @@ from etl.fetch_state import GROW, WOW, Progress, next_state, read_state, save_st
 from etl.quarantine import Quarantined, write_quarantine
 from etl.shard import sensor_sites
 from etl.sources.grow import MAX_LOCATIONS, VARIABLES, GrowClient, request_windows
-from etl.sources.http import SourceError
+from etl.sources.http import SourceError, in_order
 from etl.sources.wow import STORED_COLUMNS, WowClient
 from etl.step import StepContext, step_command
 
@@ -364,11 +364,8 @@ def extract_observations(context: StepContext, client: WowClient) -> int:
             return site, getattr(exc, "answer", None), exc  # the windows before the failure still count
 
     progress, failed_before = Progress(), False
-    with (
-        ThreadPoolExecutor(max_workers=settings.fetch_workers, thread_name_prefix="wow") as pool,
-        Loader(context, wow_observations) as loader,
-    ):
-        results = pool.map(fetch, sorted(plan))
+    with Loader(context, wow_observations) as loader:
+        results = in_order(fetch, sorted(plan), settings.fetch_workers, "wow")
         for site, answer, error in tqdm(
             results, total=len(plan), desc="stations", unit="site", disable=not context.progress
         ):

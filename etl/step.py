@@ -8,6 +8,8 @@ finished, rows, status and the error in one line.
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import datetime as dt
 import fcntl
 import glob
@@ -374,12 +376,26 @@ class Command(OneLineErrors, click.Command):
     """A step's own command line."""
 
 
+M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter
+
+
+def allocate_big_blocks_apart() -> None:
+    """Have glibc give every block of 128 KiB or more its own mapping, handed back to the system when
+    freed. By default the threshold rises to the largest block freed so far (up to 32 MiB), so after the
+    extract the detection's arrays come from a heap that never shrinks: measured on 1,000 sensors × 75
+    days, `etl run` peaked at 1,529 MB before and 1,334 MB after, in the same time."""
+    with contextlib.suppress(OSError, AttributeError):  # not glibc: its allocator has its own ways
+        ctypes.CDLL("libc.so.6").mallopt(M_MMAP_THRESHOLD, 128 * 1024)
+
+
 def prepare(**overrides) -> tuple[EtlSettings, Engine]:
-    """Settings, logging and an engine on a database whose schema is current."""
+    """Settings, logging and an engine on a database whose schema is current; big blocks allocated apart
+    (see allocate_big_blocks_apart)."""
     from core.db import ensure_schema, make_engine
     from core.logs import configure_logging
     from etl.settings import load_settings
 
+    allocate_big_blocks_apart()
     settings = load_settings(**{k: v for k, v in overrides.items() if v is not None})
     configure_logging(settings)
     engine = make_engine(settings)

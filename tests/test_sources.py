@@ -26,7 +26,7 @@ from etl.sources.grow import (
     parse_locations,
     request_windows,
 )
-from etl.sources.http import HttpPolicy, Source, SourceError
+from etl.sources.http import HttpPolicy, Source, SourceError, in_order
 from etl.sources.wow import WowClient, live_stations, parse_observations
 
 UTC = dt.UTC
@@ -242,6 +242,22 @@ def test_requests_reuse_one_connection_when_the_server_keeps_it_open():
         server.server_close()
     assert answers == [{"Object": []}] * 3
     assert len(connections) == 1
+
+
+def test_fetches_run_only_a_few_ahead_of_the_answers_taken():
+    """A first run asks for a year of every station: the answers must not pile up in memory while the
+    loader takes them one by one."""
+    started = []
+
+    def call(item):
+        started.append(item)
+        return item * 2
+
+    answers = in_order(call, range(1000), workers=2, name="test")
+    assert next(answers) == 0
+    time.sleep(0.2)  # time for the pool to run ahead, if it would
+    assert len(started) <= 4 * 2 + 1
+    assert list(answers) == [2 * i for i in range(1, 1000)]
 
 
 def test_a_netrc_entry_for_the_host_does_not_replace_the_key(

@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections import deque
 from collections.abc import Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -24,7 +22,7 @@ from core.times import grow_stamp, spans
 from core.vocabulary import GROW_CODES, GROW_DATA_SOURCE, SENSOR_VARIABLES
 from etl.quarantine import REFUSED, REPAIRED, Quarantined, clean_text, number, valid_id
 from etl.settings import EtlSettings
-from etl.sources.http import HttpPolicy, Source, SourceError
+from etl.sources.http import HttpPolicy, Source, SourceError, in_order
 
 log = logging.getLogger(__name__)
 
@@ -530,15 +528,7 @@ class GrowClient:
     ) -> Iterator[Batch]:
         """Run requests in a bounded pool; batches come back in the order of `windows`, and only a few
         are ever waiting, however slowly the caller takes them."""
-        ahead = 4 * self.workers
-        with ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="grow") as pool:
-            pending: deque = deque()
-            for window in windows:
-                pending.append(pool.submit(self.get_readings_window, *window))
-                if len(pending) >= ahead:
-                    yield pending.popleft().result()
-            while pending:
-                yield pending.popleft().result()
+        return in_order(lambda window: self.get_readings_window(*window), windows, self.workers, "grow")
 
     def get_readings(self, codes: Sequence[str], start: dt.datetime, end: dt.datetime) -> pd.DataFrame:
         """All readings of these sensors in [start, end]; SourceError if any request failed for good."""

@@ -22,7 +22,11 @@ import json
 import logging
 import threading
 import time
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import TypeVar
 
 import orjson
 import requests
@@ -35,10 +39,29 @@ from core.errors import GrowWowError
 
 log = logging.getLogger(__name__)
 
+T = TypeVar("T")
+R = TypeVar("R")
+
 RETRY_STATUSES = (429, 500, 502, 503, 504)
 PIECE_BYTES = 64 * 1024  # the most one read of the body asks for; it returns what has arrived, up to this
 BACKOFF_MAX_S = 30.0
 RETRY_AFTER_MAX_S = 120.0
+
+
+def in_order(call: Callable[[T], R], items: Iterable[T], workers: int, name: str) -> Iterator[R]:
+    """`call` on each item in a pool of `workers` threads, results in the items' order. Only a few calls
+    run ahead of the one the caller waits for, however slowly it takes them: unlike `Executor.map`, which
+    starts every call at once and holds every answer until it is taken (a year of every station's
+    reports, on a first run)."""
+    ahead = 4 * workers
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix=name) as pool:
+        pending: deque = deque()
+        for item in items:
+            pending.append(pool.submit(call, item))
+            if len(pending) >= ahead:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
 
 
 class SourceError(GrowWowError):
