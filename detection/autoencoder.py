@@ -47,7 +47,11 @@ def daily_windows(frame: pd.DataFrame, variable: str) -> Windows:
     values = frame[variable].to_numpy(dtype=np.float64)[present]
     codes, sensors = pd.factorize(frame["sensor_id"].to_numpy()[present])
     if len(values) == 0:
-        return Windows(pd.DataFrame({"sensor_id": [], "day": []}), np.empty((0, SLOTS), np.float32))
+        # Typed as the days of a non-empty frame are, so that comparing them with times still works.
+        no_days = pd.DataFrame(
+            {"sensor_id": pd.Series([], dtype=object), "day": pd.to_datetime([], utc=True)}
+        )
+        return Windows(no_days, np.empty((0, SLOTS), np.float32))
     slot = ts // SLOT_NS
     day = slot // SLOTS
     first_day = day.min()

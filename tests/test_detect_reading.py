@@ -8,7 +8,7 @@ from sqlalchemy import select
 from core.db import read_frame
 from core.load import bulk_upsert
 from core.schema import readings, sensors, wow_observations
-from detection.autoencoder import SLOTS
+from detection.autoencoder import SLOTS, daily_windows
 from detection.model import ErrorMemo
 from etl.detect_anomalies import Window, _read_series, _read_windows
 
@@ -151,3 +151,16 @@ def test_the_memo_holds_only_the_days_it_is_told_to_keep(kept_from):
     memo.next_pass()
     memo.errors(model, days, values)
     assert model.asked == 4 + (4 if kept_from is None else kept_from)
+
+
+def test_the_memo_answers_a_window_with_no_day_to_ask_about():
+    """A chunk whose sensors sent no light reading in the window (all missing) asks the models about no
+    day at all: the memo answers nothing, as the model would, and does not crash the weekly look back."""
+    model, memo = CountingModel(), ErrorMemo()
+    memo.next_pass()
+    frame = pd.DataFrame(
+        {"sensor_id": ["a"] * 3, "ts": T0 + pd.to_timedelta([0, 15, 30], "min"), "light": [np.nan] * 3}
+    )
+    windows = daily_windows(frame, "light")
+    assert memo.errors(model, windows.keys, windows.values).shape == (0,)
+    assert model.asked == 0
