@@ -225,5 +225,5 @@ def run_command(settings, shard) -> None:
     allocate_big_blocks_apart()
     engine = make_engine(settings)
     ensure_schema(engine)
-    for report in run_nightly(settings, engine, shard):
+    for report in run_nightly(settings, engine, shard, processes=True):
         click.echo(f"{report.name:<24} {report.rows:>12,} rows written  {report.seconds:>7.1f} s")

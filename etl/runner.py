@@ -7,11 +7,18 @@ A shard (`--shard i/n`) starts a step only when every shard of its plan has fini
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import datetime as dt
 import logging
+import multiprocessing
+import os
+import pickle
+import signal
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from multiprocessing.connection import Connection
 
 from sqlalchemy import Engine, func, or_, select
 
@@ -27,10 +34,19 @@ from etl import (
 from etl.fetch_state import WOW
 from etl.settings import EtlSettings
 from etl.shard import Shard
-from etl.step import StepContext, etl_lock, run_recorded, shard_lock_held
+from etl.step import (
+    Step,
+    StepContext,
+    StepFailed,
+    etl_lock,
+    mark_interrupted,
+    run_recorded,
+    shard_lock_held,
+)
 
 log = logging.getLogger(__name__)
 
+PR_SET_PDEATHSIG = 1  # prctl(2)
 SHARD_POLL_S = 2.0  # between looks at etl_runs while waiting for the other shards
 
 STEPS = (
@@ -49,21 +65,97 @@ class StepReport:
     seconds: float
 
 
-def run_nightly(settings: EtlSettings, engine: Engine, shard: Shard) -> list[StepReport]:
+def run_nightly(
+    settings: EtlSettings, engine: Engine, shard: Shard, processes: bool = False
+) -> list[StepReport]:
     """Run every step for one shard; raise the first failure after recording it. A shard of a plan goes
-    on to the next step only when every other shard of it has finished this one."""
+    on to the next step only when every other shard of it has finished this one. With `processes`, each
+    step runs in a child process of its own (see run_in_child), as `python -m etl run` does."""
     context = StepContext(settings, engine, shard, settings.now())
     wait = dt.timedelta(minutes=settings.shard_wait_minutes)
     tonight = dt.datetime.now(dt.UTC) - wait  # another shard's rows from before this are an earlier night's
+    run = run_in_child if processes else run_recorded
     reports = []
     with etl_lock(engine, shard):
         for number, (name, step) in enumerate(STEPS, start=1):
             started = time.perf_counter()
-            rows = run_recorded(name, step, context)
+            rows = run(name, step, context)
             reports.append(StepReport(name, rows, time.perf_counter() - started))
             if not shard.whole and number < len(STEPS):
                 wait_for_shards(engine, shard, name, tonight, deadline=wait)
     return reports
+
+
+class StepDied(GrowWowError):
+    """A step's process ended without a word: killed (by the kernel when memory ran out, or by hand)."""
+
+
+def run_in_child(name: str, step: Step, context: StepContext) -> int:
+    """`run_recorded` in a forked child process, which this one (holding the lock) waits for.
+
+    Memory a step freed goes back to the system with its process, so each step starts from this small
+    process rather than from the heap the one before left behind (a year's first run: the extract's
+    freed arrays stayed under the detection's), and the night's peak is the largest step's. A step
+    killed outright (out of memory) is recorded as failed at once, not left marked running."""
+    fork = multiprocessing.get_context("fork")  # the steps and their settings as they are, no re-import
+    receive, send = fork.Pipe(duplex=False)
+    child = fork.Process(target=_child, args=(name, step, context, send, os.getpid()), name=name)
+    child.start()
+    send.close()
+    try:
+        rows, error = receive.recv()
+    except EOFError:  # it died before it could answer
+        rows, error = None, None
+    finally:
+        receive.close()
+        child.join()
+    if error is not None:
+        raise error
+    if rows is None:
+        why = _death(child.exitcode)
+        with context.engine.begin() as connection:
+            mark_interrupted(connection, name, None if context.shard.whole else str(context.shard), why)
+        raise StepDied(f"{name} (shard {context.shard}) {why}")
+    return rows
+
+
+def _child(name: str, step: Step, context: StepContext, send: Connection, parent: int) -> None:
+    """The child's side of run_in_child: run the step, send back (rows, None) or (None, its error)."""
+    _die_with(parent)
+    context.engine.dispose(close=False)  # the parent's pooled connections stay the parent's
+    try:
+        outcome = (run_recorded(name, step, context), None)
+    except Exception as exc:
+        if not isinstance(exc, GrowWowError):
+            log.exception("%s (shard %s) failed", name, context.shard)  # the traceback stays here
+        outcome = (None, _portable(exc))
+    send.send(outcome)
+    send.close()
+
+
+def _die_with(parent: int) -> None:
+    """Have the kernel kill this process when its parent dies, as one process would have died whole (and
+    the lock the parent held would otherwise stay held by our copy of its connection)."""
+    with contextlib.suppress(OSError, AttributeError):  # not Linux: the process group's signal must do
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent:  # it died before we asked
+        os._exit(1)
+
+
+def _portable(exc: Exception) -> Exception:
+    """The exception itself when it survives pickling, else a StepFailed saying what it was."""
+    try:
+        return pickle.loads(pickle.dumps(exc))  # noqa: S301 (our own object, here and back)
+    except Exception:
+        return StepFailed(f"{type(exc).__name__}: {exc}".splitlines()[0])
+
+
+def _death(exitcode: int | None) -> str:
+    if exitcode is not None and exitcode < 0:
+        signame = signal.Signals(-exitcode).name
+        hint = " (out of memory?)" if -exitcode == signal.SIGKILL else ""
+        return f"was killed by {signame}{hint}"
+    return f"ended without an answer (exit status {exitcode})"
 
 
 class ShardsDidNotFinish(GrowWowError):

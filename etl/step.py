@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import IO
 
 import click
-from sqlalchemy import Engine, insert, text, update
+from sqlalchemy import Connection, Engine, insert, text, update
 from sqlalchemy.exc import DBAPIError
 
 from core.errors import GrowWowError
@@ -297,17 +297,7 @@ def run_recorded(name: str, step: Step, context: StepContext) -> int:
     shard = None if context.shard.whole else str(context.shard)
     with engine.begin() as connection:
         # A run still marked running can only be one that was killed: we hold the lock.
-        connection.execute(
-            update(etl_runs)
-            .where(
-                etl_runs.c.step == name,
-                etl_runs.c.status == "running",
-                etl_runs.c.shard.is_not_distinct_from(shard),
-            )
-            .values(
-                status="failed", error="interrupted (killed or crashed)", finished_at=dt.datetime.now(dt.UTC)
-            )
-        )
+        mark_interrupted(connection, name, shard, "interrupted (killed or crashed)")
         run_id = connection.execute(
             insert(etl_runs)
             .values(step=name, shard=shard, started_at=dt.datetime.now(dt.UTC), status="running")
@@ -360,6 +350,20 @@ def as_click_error(exc: GrowWowError) -> click.ClickException:
     error = click.ClickException(str(exc))
     error.exit_code = getattr(exc, "exit_code", 1)
     return error
+
+
+def mark_interrupted(connection: Connection, name: str, shard: str | None, error: str) -> int:
+    """Mark the step's runs on the shard that are still marked running as failed with `error` (the caller
+    holds the lock, so none of them is alive); how many there were."""
+    return connection.execute(
+        update(etl_runs)
+        .where(
+            etl_runs.c.step == name,
+            etl_runs.c.status == "running",
+            etl_runs.c.shard.is_not_distinct_from(shard),
+        )
+        .values(status="failed", error=error, finished_at=dt.datetime.now(dt.UTC))
+    ).rowcount
 
 
 class OneLineErrors:

@@ -1,0 +1,68 @@
+"""`python -m etl run` runs each step in a child process of its own: what a step frees goes back to the
+system before the next starts, and a step killed outright is recorded as failed at once."""
+
+import datetime as dt
+import os
+import signal
+
+import pytest
+from sqlalchemy import select
+
+from core.errors import GrowWowError
+from core.schema import etl_runs
+from etl import runner
+from etl.runner import StepDied, latest_runs, nightly_verdict, run_nightly
+from etl.shard import Shard
+from etl.step import etl_lock
+
+
+class UpstreamRefused(GrowWowError):
+    """A step's own error, as the sources raise them."""
+
+
+def runs(engine) -> list[tuple[str, str, str | None]]:
+    with engine.connect() as connection:
+        query = select(etl_runs.c.step, etl_runs.c.status, etl_runs.c.error).order_by(etl_runs.c.run_id)
+        return [tuple(row) for row in connection.execute(query)]
+
+
+def test_each_step_runs_in_a_process_of_its_own_and_its_rows_come_back(engine, settings, monkeypatch):
+    monkeypatch.setattr(
+        runner,
+        "STEPS",
+        (("first", lambda context: os.getpid()), ("second", lambda context: os.getpid())),
+    )
+    reports = run_nightly(settings, engine, Shard(), processes=True)
+    pids = [report.rows for report in reports]
+    assert os.getpid() not in pids and pids[0] != pids[1]
+    assert runs(engine) == [("first", "ok", None), ("second", "ok", None)]
+
+
+def test_a_step_error_comes_back_as_itself_and_stops_the_night(engine, settings, monkeypatch):
+    def refused(context):
+        raise UpstreamRefused("the GROW API refused every request")
+
+    monkeypatch.setattr(runner, "STEPS", (("first", refused), ("second", lambda context: 2)))
+    with pytest.raises(UpstreamRefused, match="refused every request"):
+        run_nightly(settings, engine, Shard(), processes=True)
+    assert runs(engine) == [("first", "failed", "the GROW API refused every request")]
+
+
+def test_a_step_killed_outright_is_recorded_failed_at_once(engine, settings, monkeypatch):
+    """The kernel's out-of-memory killer gives no warning; the night still says what happened, and
+    `etl status` alarms now, not only when the next night finds the run still marked running."""
+
+    def killed(context):
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    monkeypatch.setattr(runner, "STEPS", (("first", lambda context: 1), ("second", killed)))
+    with pytest.raises(StepDied, match=r"^second \(shard all\) was killed by SIGKILL \(out of memory\?\)$"):
+        run_nightly(settings, engine, Shard(), processes=True)
+    assert runs(engine) == [
+        ("first", "ok", None),
+        ("second", "failed", "was killed by SIGKILL (out of memory?)"),
+    ]
+    healthy, verdict = nightly_verdict(latest_runs(engine), dt.datetime.now(dt.UTC), dt.timedelta(hours=26))
+    assert not healthy and verdict.startswith("FAILED: second")
+    with etl_lock(engine, Shard()):  # the run let go of its lock
+        pass
