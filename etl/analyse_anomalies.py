@@ -51,31 +51,32 @@ def sensor_health_rows(
     them), and, given `now` and `silent_days`, from how long it has said nothing."""
     if "n" not in found:
         found = found.assign(n=1)
+    # Grouped once for all sensors (a loop of per-sensor pandas calls took 1 ms a sensor).
+    found = found.sort_values(["sensor_id", "end_at", "score"])  # lexsort: stable, ties keep their order
+    last = found.groupby("sensor_id", sort=False).tail(1).set_index("sensor_id")
+    totals = found.groupby("sensor_id")["n"].sum().to_dict()
+    counts = {}
+    for column in ("kind", "variable"):
+        for (sensor, value), n in found.groupby(["sensor_id", column])["n"].sum().items():
+            counts.setdefault(sensor, {"kind": {}, "variable": {}})[column][value] = int(n)
+    last_at_of, explanation_of = last["end_at"].to_dict(), last["explanation"].to_dict()
     rows = []
-    by_sensor = dict(tuple(found.groupby("sensor_id"))) if len(found) else {}
     for sensor in sensor_ids:
         latest = latest_reading.get(sensor)
-        own = by_sensor.get(sensor)
-        if own is None or own.empty:
+        if sensor not in last_at_of:
             no_counts = {"kind": {}, "variable": {}}
             rows.append((sensor, Health.HEALTHY.value, None, latest, None, no_counts, "no anomaly found"))
             continue
-        own = own.sort_values(["end_at", "score"], ascending=[True, True])
-        last = own.iloc[-1]
-        last_at = last["end_at"]
+        last_at = last_at_of[sensor]
         since = max(0.0, (latest - last_at) / pd.Timedelta(days=1)) if latest is not None else 0.0
         status = Health.FAULTY if since < faulty_days else Health.RECOVERED
-        counts = {
-            "kind": {k: int(n) for k, n in sorted(own.groupby("kind")["n"].sum().items())},
-            "variable": {v: int(n) for v, n in sorted(own.groupby("variable")["n"].sum().items())},
-        }
-        others = int(own["n"].sum()) - 1
+        others = int(totals[sensor]) - 1
         tail = f" (and {others} other anomal{'ies' if others > 1 else 'y'})" if others else ""
         if status is Health.FAULTY:
-            reason = f"{last['explanation']}{tail}"
+            reason = f"{explanation_of[sensor]}{tail}"
         else:
-            reason = f"recovered {since:.1f} days ago; last: {last['explanation']}{tail}"
-        rows.append((sensor, status.value, last_at, latest, round(since, 2), counts, reason))
+            reason = f"recovered {since:.1f} days ago; last: {explanation_of[sensor]}{tail}"
+        rows.append((sensor, status.value, last_at, latest, round(since, 2), counts[sensor], reason))
     if now is not None and silent_days is not None:
         rows = [_silenced(row, pd.Timestamp(now), silent_days) for row in rows]
     frame = pd.DataFrame(rows, columns=HEALTH_COLUMNS)

@@ -339,6 +339,12 @@ def run_with(context: StepContext, recheck_days: int | None = None) -> int:
 _loading = ThreadPoolExecutor(1, thread_name_prefix="load-models")
 
 
+def prepare(settings: EtlSettings) -> None:
+    """Load and warm the models ahead of the step (the runner's StepProcess does it while the extract
+    runs): TensorFlow's start takes seconds of CPU. The step finds them loaded."""
+    _models(settings, detection_config(settings))
+
+
 def _models(settings: EtlSettings, config: Configuration) -> dict:
     if not config.running(Detector.MODEL):
         return {}  # no model check runs: TensorFlow is not even loaded

@@ -49,6 +49,8 @@ log = logging.getLogger(__name__)
 PR_SET_PDEATHSIG = 1  # prctl(2)
 SHARD_POLL_S = 2.0  # between looks at etl_runs while waiting for the other shards
 
+PREPARE = {detect_anomalies.NAME: detect_anomalies.prepare}  # what a step's process may do early
+
 STEPS = (
     (store_sensor_info.NAME, store_sensor_info.run),
     (find_nearest_wow_live.NAME, find_nearest_wow_live.run),
@@ -70,19 +72,31 @@ def run_nightly(
 ) -> list[StepReport]:
     """Run every step for one shard; raise the first failure after recording it. A shard of a plan goes
     on to the next step only when every other shard of it has finished this one. With `processes`, each
-    step runs in a child process of its own (see run_in_child), as `python -m etl run` does."""
+    step runs in a child process of its own (see StepProcess), as `python -m etl run` does."""
     context = StepContext(settings, engine, shard, settings.now())
     wait = dt.timedelta(minutes=settings.shard_wait_minutes)
     tonight = dt.datetime.now(dt.UTC) - wait  # another shard's rows from before this are an earlier night's
-    run = run_in_child if processes else run_recorded
     reports = []
     with etl_lock(engine, shard):
-        for number, (name, step) in enumerate(STEPS, start=1):
-            started = time.perf_counter()
-            rows = run(name, step, context)
-            reports.append(StepReport(name, rows, time.perf_counter() - started))
-            if not shard.whole and number < len(STEPS):
-                wait_for_shards(engine, shard, name, tonight, deadline=wait)
+        # The steps with something to prepare start now and prepare while the steps before them run.
+        early = {
+            name: StepProcess(name, step, context, PREPARE[name])
+            for name, step in STEPS
+            if processes and name in PREPARE
+        }
+        try:
+            for number, (name, step) in enumerate(STEPS, start=1):
+                started = time.perf_counter()
+                if processes:
+                    rows = (early.pop(name, None) or StepProcess(name, step, context)).run()
+                else:
+                    rows = run_recorded(name, step, context)
+                reports.append(StepReport(name, rows, time.perf_counter() - started))
+                if not shard.whole and number < len(STEPS):
+                    wait_for_shards(engine, shard, name, tonight, deadline=wait)
+        finally:
+            for process in early.values():  # a step before them failed: they never run
+                process.cancel()
     return reports
 
 
@@ -90,47 +104,91 @@ class StepDied(GrowWowError):
     """A step's process ended without a word: killed (by the kernel when memory ran out, or by hand)."""
 
 
-def run_in_child(name: str, step: Step, context: StepContext) -> int:
-    """`run_recorded` in a forked child process, which this one (holding the lock) waits for.
+class StepProcess:
+    """A step run by `run_recorded` in a forked child process, which the runner (holding the lock) starts,
+    then tells to run and waits for.
 
-    Memory a step freed goes back to the system with its process, so each step starts from this small
-    process rather than from the heap the one before left behind (a year's first run: the extract's
+    Memory a step freed goes back to the system with its process, so each step starts from the small
+    runner rather than from the heap the one before left behind (a year's first run: the extract's
     freed arrays stayed under the detection's), and the night's peak is the largest step's. A step
-    killed outright (out of memory) is recorded as failed at once, not left marked running."""
-    fork = multiprocessing.get_context("fork")  # the steps and their settings as they are, no re-import
-    receive, send = fork.Pipe(duplex=False)
-    child = fork.Process(target=_child, args=(name, step, context, send, os.getpid()), name=name)
-    child.start()
-    send.close()
-    try:
-        rows, error = receive.recv()
-    except EOFError:  # it died before it could answer
-        rows, error = None, None
-    finally:
-        receive.close()
-        child.join()
-    if error is not None:
-        raise error
-    if rows is None:
-        why = _death(child.exitcode)
-        with context.engine.begin() as connection:
-            mark_interrupted(connection, name, None if context.shard.whole else str(context.shard), why)
-        raise StepDied(f"{name} (shard {context.shard}) {why}")
-    return rows
+    killed outright (out of memory) is recorded as failed at once, not left marked running. A step
+    with a `prepare(settings)` does it as soon as its process starts: started early, detection loads
+    TensorFlow and its models (seconds of CPU the extract leaves idle) while the extract runs."""
+
+    def __init__(
+        self,
+        name: str,
+        step: Step,
+        context: StepContext,
+        prepare: Callable[[EtlSettings], None] | None = None,
+    ):
+        self.name, self.context = name, context
+        fork = multiprocessing.get_context("fork")  # the steps and their settings as they are, no re-import
+        self.pipe, theirs = fork.Pipe()
+        self.child = fork.Process(
+            target=_child, args=(name, step, context, prepare, theirs, os.getpid()), name=name
+        )
+        self.child.start()
+        theirs.close()
+
+    def run(self) -> int:
+        """Run the step now; its rows written, or its error raised here."""
+        try:
+            self.pipe.send(True)
+            rows, error = self.pipe.recv()
+        except (EOFError, BrokenPipeError):  # it died before it could answer
+            rows, error = None, None
+        finally:
+            self.pipe.close()
+            self.child.join()
+        if error is not None:
+            raise error
+        if rows is None:
+            why = _death(self.child.exitcode)
+            shard = self.context.shard
+            with self.context.engine.begin() as connection:
+                mark_interrupted(connection, self.name, None if shard.whole else str(shard), why)
+            raise StepDied(f"{self.name} (shard {shard}) {why}")
+        return rows
+
+    def cancel(self) -> None:
+        """The step is not to run after all."""
+        with contextlib.suppress(OSError):
+            self.pipe.send(False)
+        self.pipe.close()
+        self.child.join(timeout=10)
+        if self.child.is_alive():  # still preparing
+            self.child.kill()
+            self.child.join()
 
 
-def _child(name: str, step: Step, context: StepContext, send: Connection, parent: int) -> None:
-    """The child's side of run_in_child: run the step, send back (rows, None) or (None, its error)."""
+def _child(
+    name: str,
+    step: Step,
+    context: StepContext,
+    prepare: Callable[[EtlSettings], None] | None,
+    pipe: Connection,
+    parent: int,
+) -> None:
+    """The child's side of StepProcess: prepare, wait for the word, run the step, send back (rows, None)
+    or (None, its error)."""
     _die_with(parent)
     context.engine.dispose(close=False)  # the parent's pooled connections stay the parent's
+    if prepare is not None:
+        try:
+            prepare(context.settings)
+        except Exception:  # the step meets the same trouble itself, and records it
+            log.debug("%s: preparing failed; the step will say why", name, exc_info=True)
+    if not pipe.recv():
+        return
     try:
         outcome = (run_recorded(name, step, context), None)
     except Exception as exc:
         if not isinstance(exc, GrowWowError):
             log.exception("%s (shard %s) failed", name, context.shard)  # the traceback stays here
         outcome = (None, _portable(exc))
-    send.send(outcome)
-    send.close()
+    pipe.send(outcome)
+    pipe.close()
 
 
 def _die_with(parent: int) -> None:

@@ -2,8 +2,10 @@
 system before the next starts, and a step killed outright is recorded as failed at once."""
 
 import datetime as dt
+import multiprocessing
 import os
 import signal
+import time
 
 import pytest
 from sqlalchemy import select
@@ -66,3 +68,31 @@ def test_a_step_killed_outright_is_recorded_failed_at_once(engine, settings, mon
     assert not healthy and verdict.startswith("FAILED: second")
     with etl_lock(engine, Shard()):  # the run let go of its lock
         pass
+
+
+def test_a_step_prepares_while_the_steps_before_it_run(engine, settings, monkeypatch, tmp_path):
+    """Detection loads TensorFlow and its models (seconds) while the extract runs."""
+    prepared = tmp_path / "prepared"
+
+    def first(context):  # finishes only once the second step's process has prepared
+        for _ in range(200):
+            if prepared.exists():
+                return 1
+            time.sleep(0.05)
+        return 0
+
+    monkeypatch.setattr(runner, "STEPS", (("first", first), ("second", lambda context: 2)))
+    monkeypatch.setattr(runner, "PREPARE", {"second": lambda settings: prepared.touch()})
+    assert [r.rows for r in run_nightly(settings, engine, Shard(), processes=True)] == [1, 2]
+
+
+def test_a_prepared_step_never_runs_when_a_step_before_it_failed(engine, settings, monkeypatch):
+    def refused(context):
+        raise UpstreamRefused("the GROW API refused every request")
+
+    monkeypatch.setattr(runner, "STEPS", (("first", refused), ("second", lambda context: 2)))
+    monkeypatch.setattr(runner, "PREPARE", {"second": lambda settings: time.sleep(0.2)})
+    with pytest.raises(UpstreamRefused):
+        run_nightly(settings, engine, Shard(), processes=True)
+    assert runs(engine) == [("first", "failed", "the GROW API refused every request")]
+    assert multiprocessing.active_children() == []  # no step left waiting
