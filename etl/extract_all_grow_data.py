@@ -15,9 +15,11 @@ its own work does, never because upstream answered badly.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -28,12 +30,13 @@ from core.db import latest_times, read_frame
 from core.load import bulk_upsert
 from core.schema import detection_state, readings, sensor_wow, sensors, wow_observations, wow_sites
 from etl.fetch_state import GROW, WOW, Progress, next_state, read_state, save_state
+from etl.forked import Forked
 from etl.quarantine import Quarantined, write_quarantine
 from etl.shard import sensor_sites
 from etl.sources.grow import MAX_LOCATIONS, VARIABLES, GrowClient, request_windows
 from etl.sources.http import SourceError, in_order
 from etl.sources.wow import STORED_COLUMNS, WowClient
-from etl.step import StepContext, step_command
+from etl.step import StepContext, Tally, step_command
 
 log = logging.getLogger(__name__)
 
@@ -263,6 +266,47 @@ def extract_readings(context: StepContext, client: GrowClient) -> int:
     log.info(
         "%d of %d sensors have readings to fetch: %d requests", len(plan), len(sensor_frame), len(windows)
     )
+    parts = split_by_sensors(windows, _processes(context))
+    if len(parts) <= 1:
+        progress, written = fetch_readings(context, client, windows, newest, checked)
+    else:
+        progress, written = _fetch_apart(context, parts, newest, checked)
+    # An answer up to now says nothing of samples after the sensor's last announced one: its phone may
+    # upload those days late. So a sensor's watermark goes no further than that.
+    announced = sensor_frame.set_index("sensor_id")["last_sample_at"].dropna().to_dict()
+    for code, through in list(progress.through.items()):
+        if code in announced and announced[code] < through:
+            progress.through[code] = announced[code]
+    # Only now that every load is committed may the watermarks move.
+    _save_progress(context, GROW, progress, stored)
+    return written
+
+
+def split_by_sensors(windows: list, parts: int) -> list[list]:
+    """The requests in `parts` lists, each sensor's requests all in one of them, in their order."""
+    part_of: dict[tuple, int] = {}
+    split: list[list] = [[] for _ in range(max(1, min(parts, len(windows))))]
+    for window in windows:
+        codes = tuple(window[0])
+        part = part_of.setdefault(codes, len(part_of) % len(split))
+        split[part].append(window)
+    return split
+
+
+def _processes(context: StepContext) -> int:
+    """How many processes check GROW's answers: SQLite takes one writer at a time, so one there; and
+    no more than there may be requests under way (FETCH_WORKERS), each process asking one at a time."""
+    settings = context.settings
+    return (
+        1 if context.engine.dialect.name == "sqlite" else min(settings.grow_processes, settings.fetch_workers)
+    )
+
+
+def fetch_readings(
+    context: StepContext, client: GrowClient, windows: list, newest: dict, checked: dict
+) -> tuple[Progress, int]:
+    """Ask for each window, check the answers and load their readings; what the answers covered and the
+    rows written."""
     progress, failed_before = Progress(), False  # the first failure is logged whole, then only counted
     with ReadingsLoader(context, newest, checked) as loader:
         for batch in tqdm(
@@ -281,15 +325,56 @@ def extract_readings(context: StepContext, client: GrowClient) -> int:
             elif not failed_before:
                 failed_before = True
                 log.warning("%s (the sensors of failed requests are asked again next run)", batch.error)
-    # An answer up to now says nothing of samples after the sensor's last announced one: its phone may
-    # upload those days late. So a sensor's watermark goes no further than that.
-    announced = sensor_frame.set_index("sensor_id")["last_sample_at"].dropna().to_dict()
-    for code, through in list(progress.through.items()):
-        if code in announced and announced[code] < through:
-            progress.through[code] = announced[code]
-    # Only now that every load is committed may the watermarks move.
-    _save_progress(context, GROW, progress, stored)
-    return loader.written
+    return progress, loader.written
+
+
+def _fetch_apart(
+    context: StepContext, parts: list[list], newest: dict, checked: dict
+) -> tuple[Progress, int]:
+    """fetch_readings of each part in a forked process of its own, side by side: checking answers holds
+    the interpreter, so one process checks only as fast as one core. A part that fails does not stop
+    the others (what they load is kept); its error is raised once they are done. FETCH_WORKERS still
+    bounds the requests under way, all parts together."""
+    workers = max(1, context.settings.fetch_workers // len(parts))
+    forked = [
+        Forked(
+            _fetch_part, context, part, newest, checked, workers, engine=context.engine, name="extract-grow"
+        )
+        for part in parts
+    ]
+    progress, written, errors = Progress(), 0, []
+    try:
+        for each in forked:
+            each.go()
+        for each in forked:
+            try:
+                part_progress, part_written, counts = each.result()
+            except Exception as exc:
+                errors.append(exc)
+                continue
+            progress.through.update(part_progress.through)  # the parts' sensors are apart
+            progress.holes.update(part_progress.holes)
+            written += part_written
+            for name, n in counts.items():
+                context.tally.add(name, n)
+    except BaseException:
+        for each in forked:
+            each.cancel()
+        raise
+    if errors:
+        raise errors[0]
+    return progress, written
+
+
+def _fetch_part(
+    context: StepContext, windows: list, newest: dict, checked: dict, workers: int
+) -> tuple[Progress, int, dict]:
+    """fetch_readings in a process `_fetch_apart` forked: with a client and a count of its own."""
+    context = replace(context, tally=Tally())
+    client = GrowClient(context.settings)
+    client.workers = workers
+    progress, written = fetch_readings(context, client, windows, newest, checked)
+    return progress, written, context.tally.as_dict()
 
 
 def _save_progress(context: StepContext, source: str, progress: Progress, stored: dict) -> None:
@@ -393,13 +478,30 @@ def extract_observations(context: StepContext, client: WowClient) -> int:
 
 
 def run(context: StepContext) -> int:
-    # The two sources are independent: fetch them side by side.
-    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="extract") as pool:
-        grow = pool.submit(extract_readings, context, GrowClient(context.settings))
-        wow = pool.submit(extract_observations, context, WowClient(context.settings))
-        readings_written, observations_written = grow.result(), wow.result()
+    # The two sources are independent: fetched side by side, the stations in a process of their own, so
+    # that checking their answers does not queue behind GROW's for the interpreter.
+    stations = Forked(_observations, context, engine=context.engine, name="extract-wow")
+    stations.go()
+    try:
+        readings_written = extract_readings(context, GrowClient(context.settings))
+    except Exception:
+        with contextlib.suppress(Exception):  # what the stations' side loads is kept all the same
+            stations.result()
+        raise
+    except BaseException:
+        stations.cancel()
+        raise
+    observations_written, counts = stations.result()
+    for name, n in counts.items():
+        context.tally.add(name, n)
     log.info("%d readings and %d station observations written", readings_written, observations_written)
     return readings_written + observations_written
+
+
+def _observations(context: StepContext) -> tuple[int, dict]:
+    """extract_observations in the process `run` forks for it: the rows written and what it counted."""
+    context = replace(context, tally=Tally())
+    return extract_observations(context, WowClient(context.settings)), context.tally.as_dict()
 
 
 main = step_command(

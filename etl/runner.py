@@ -7,18 +7,11 @@ A shard (`--shard i/n`) starts a step only when every shard of its plan has fini
 
 from __future__ import annotations
 
-import contextlib
-import ctypes
 import datetime as dt
 import logging
-import multiprocessing
-import os
-import pickle
-import signal
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from multiprocessing.connection import Connection
 
 from sqlalchemy import Engine, func, or_, select
 
@@ -32,12 +25,12 @@ from etl import (
     store_sensor_info,
 )
 from etl.fetch_state import WOW
+from etl.forked import ChildDied, Forked
 from etl.settings import EtlSettings
 from etl.shard import Shard
 from etl.step import (
     Step,
     StepContext,
-    StepFailed,
     etl_lock,
     mark_interrupted,
     run_recorded,
@@ -46,7 +39,6 @@ from etl.step import (
 
 log = logging.getLogger(__name__)
 
-PR_SET_PDEATHSIG = 1  # prctl(2)
 SHARD_POLL_S = 2.0  # between looks at etl_runs while waiting for the other shards
 
 PREPARE = {detect_anomalies.NAME: detect_anomalies.prepare}  # what a step's process may do early
@@ -105,8 +97,8 @@ class StepDied(GrowWowError):
 
 
 class StepProcess:
-    """A step run by `run_recorded` in a forked child process, which the runner (holding the lock) starts,
-    then tells to run and waits for.
+    """A step run by `run_recorded` in a forked child process (etl.forked), which the runner, holding the
+    lock, starts, then tells to run and waits for.
 
     Memory a step freed goes back to the system with its process, so each step starts from the small
     runner rather than from the heap the one before left behind (a year's first run: the extract's
@@ -123,97 +115,24 @@ class StepProcess:
         prepare: Callable[[EtlSettings], None] | None = None,
     ):
         self.name, self.context = name, context
-        fork = multiprocessing.get_context("fork")  # the steps and their settings as they are, no re-import
-        self.pipe, theirs = fork.Pipe()
-        self.child = fork.Process(
-            target=_child, args=(name, step, context, prepare, theirs, os.getpid()), name=name
+        ahead = (lambda name, step, context: prepare(context.settings)) if prepare else None
+        self.forked = Forked(
+            run_recorded, name, step, context, prepare=ahead, engine=context.engine, name=name
         )
-        self.child.start()
-        theirs.close()
 
     def run(self) -> int:
         """Run the step now; its rows written, or its error raised here."""
         try:
-            self.pipe.send(True)
-            rows, error = self.pipe.recv()
-        except (EOFError, BrokenPipeError):  # it died before it could answer
-            rows, error = None, None
-        finally:
-            self.pipe.close()
-            self.child.join()
-        if error is not None:
-            raise error
-        if rows is None:
-            why = _death(self.child.exitcode)
+            return self.forked.result()
+        except ChildDied as died:
             shard = self.context.shard
             with self.context.engine.begin() as connection:
-                mark_interrupted(connection, self.name, None if shard.whole else str(shard), why)
-            raise StepDied(f"{self.name} (shard {shard}) {why}")
-        return rows
+                mark_interrupted(connection, self.name, None if shard.whole else str(shard), str(died))
+            raise StepDied(f"{self.name} (shard {shard}) {died}") from None
 
     def cancel(self) -> None:
         """The step is not to run after all."""
-        with contextlib.suppress(OSError):
-            self.pipe.send(False)
-        self.pipe.close()
-        self.child.join(timeout=10)
-        if self.child.is_alive():  # still preparing
-            self.child.kill()
-            self.child.join()
-
-
-def _child(
-    name: str,
-    step: Step,
-    context: StepContext,
-    prepare: Callable[[EtlSettings], None] | None,
-    pipe: Connection,
-    parent: int,
-) -> None:
-    """The child's side of StepProcess: prepare, wait for the word, run the step, send back (rows, None)
-    or (None, its error)."""
-    _die_with(parent)
-    context.engine.dispose(close=False)  # the parent's pooled connections stay the parent's
-    if prepare is not None:
-        try:
-            prepare(context.settings)
-        except Exception:  # the step meets the same trouble itself, and records it
-            log.debug("%s: preparing failed; the step will say why", name, exc_info=True)
-    if not pipe.recv():
-        return
-    try:
-        outcome = (run_recorded(name, step, context), None)
-    except Exception as exc:
-        if not isinstance(exc, GrowWowError):
-            log.exception("%s (shard %s) failed", name, context.shard)  # the traceback stays here
-        outcome = (None, _portable(exc))
-    pipe.send(outcome)
-    pipe.close()
-
-
-def _die_with(parent: int) -> None:
-    """Have the kernel kill this process when its parent dies, as one process would have died whole (and
-    the lock the parent held would otherwise stay held by our copy of its connection)."""
-    with contextlib.suppress(OSError, AttributeError):  # not Linux: the process group's signal must do
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-    if os.getppid() != parent:  # it died before we asked
-        os._exit(1)
-
-
-def _portable(exc: Exception) -> Exception:
-    """The exception itself when it survives pickling, else a StepFailed saying what it was."""
-    try:
-        return pickle.loads(pickle.dumps(exc))  # noqa: S301 (our own object, here and back)
-    except Exception:
-        return StepFailed(f"{type(exc).__name__}: {exc}".splitlines()[0])
-
-
-def _death(exitcode: int | None) -> str:
-    if exitcode is not None and exitcode < 0:
-        signame = signal.Signals(-exitcode).name
-        hint = " (out of memory?)" if -exitcode == signal.SIGKILL else ""
-        return f"was killed by {signame}{hint}"
-    return f"ended without an answer (exit status {exitcode})"
+        self.forked.cancel()
 
 
 class ShardsDidNotFinish(GrowWowError):

@@ -35,6 +35,9 @@ class EtlSettings(CoreSettings):
         default=0.5, ge=0, description="first wait between tries; doubles each time"
     )
     fetch_workers: int = Field(default=4, ge=1, le=32, description="concurrent requests to one API")
+    grow_processes: int = Field(
+        default=2, ge=1, le=16, description="processes checking GROW's answers side by side (PostgreSQL)"
+    )
     wow_live_hours: float = Field(
         default=24.0, gt=0, description="a station is live if it reported this recently"
     )

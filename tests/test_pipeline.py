@@ -16,7 +16,7 @@ from sqlalchemy import insert, select, update
 
 from core.db import init_db, make_engine
 from core.schema import etl_runs, fetch_state, sensor_wow, sensors, wow_sites
-from etl.extract_all_grow_data import fetch_plan, station_plan
+from etl.extract_all_grow_data import fetch_plan, split_by_sensors, station_plan
 from etl.find_nearest_wow_live import link_sensors, nearest
 from etl.geo import haversine_km
 from etl.runner import STEPS, RunRecord, latest_runs, nightly_verdict, run_nightly
@@ -638,3 +638,13 @@ def test_an_anomaly_that_goes_on_extends_the_stored_one():
     merged = continue_stored(found, stored).set_index("variable")
     assert merged.loc["soil_moisture", "start_at"] == ts("2019-06-20", tz="UTC")  # continued
     assert merged.loc["light", "start_at"] == ts("2019-06-24", tz="UTC")  # a new one
+
+
+def test_the_requests_split_into_parts_keep_each_sensor_whole_and_in_order():
+    t = [dt.datetime(2019, 6, d, tzinfo=dt.UTC) for d in (1, 11, 21)]
+    windows = [(("a", "b"), t[0], t[1]), (("a", "b"), t[1], t[2]), (("c",), t[0], t[1]), (("d",), t[1], t[2])]
+    parts = split_by_sensors(windows, 2)
+    assert parts == [[windows[0], windows[1], windows[3]], [windows[2]]]
+    assert split_by_sensors(windows, 1) == [windows]
+    assert split_by_sensors(windows[:1], 4) == [windows[:1]]  # never an empty part
+    assert split_by_sensors([], 2) == [[]]

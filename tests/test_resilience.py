@@ -156,3 +156,27 @@ def test_three_shard_processes_started_apart_equal_one_unsharded_run(postgres_sc
         )
     assert recorded == ["1/3", "2/3", "3/3"]
     assert len(snapshot(whole)["readings"]) > 20_000
+
+
+@pytest.mark.parametrize("misbehaviour", [{}, {"infinity_rate": 1.0}], ids=["clean", "every-value-infinite"])
+def test_the_extract_in_two_processes_equals_it_in_one(postgres_schemas, simulator, misbehaviour):
+    """On PostgreSQL the GROW answers are checked in GROW_PROCESSES processes side by side: the night is
+    the same, what was quarantined and counted included."""
+    url = simulator(**misbehaviour)
+    nights = []
+    for processes in (1, 2):
+        database = postgres_schemas()
+        settings = pipeline_settings(database, url, grow_processes=processes)
+        engine = make_engine(settings)
+        init_db(engine)
+        run_nightly(settings, engine, Shard())
+        with engine.connect() as connection:
+            counts = connection.scalar(
+                select(etl_runs.c.counts).where(etl_runs.c.step == "extract_all_grow_data")
+            )
+        nights.append((snapshot(engine), counts))
+    (one, one_counts), (two, two_counts) = nights
+    assert_same_database(two, one)
+    assert two_counts == one_counts
+    if misbehaviour:
+        assert one_counts and sum(one_counts.values()) > 0  # the counts came back from the processes
