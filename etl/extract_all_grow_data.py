@@ -285,7 +285,8 @@ def extract_readings(context: StepContext, client: GrowClient) -> int:
 def split_by_sensors(windows: list, parts: int) -> list[list]:
     """The requests in `parts` lists, each sensor's requests all in one of them, in their order."""
     part_of: dict[tuple, int] = {}
-    split: list[list] = [[] for _ in range(max(1, min(parts, len(windows))))]
+    groups = len({tuple(window[0]) for window in windows})
+    split: list[list] = [[] for _ in range(max(1, min(parts, groups)))]
     for window in windows:
         codes = tuple(window[0])
         part = part_of.setdefault(codes, len(part_of) % len(split))
@@ -295,7 +296,7 @@ def split_by_sensors(windows: list, parts: int) -> list[list]:
 
 def _processes(context: StepContext) -> int:
     """How many processes check GROW's answers: SQLite takes one writer at a time, so one there; and
-    no more than there may be requests under way (FETCH_WORKERS), each process asking one at a time."""
+    no more than there may be requests under way (FETCH_WORKERS), shared among them."""
     settings = context.settings
     return (
         1 if context.engine.dialect.name == "sqlite" else min(settings.grow_processes, settings.fetch_workers)
@@ -303,10 +304,10 @@ def _processes(context: StepContext) -> int:
 
 
 def fetch_readings(
-    context: StepContext, client: GrowClient, windows: list, newest: dict, checked: dict
+    context: StepContext, client: GrowClient, windows: list, newest: dict, checked: dict, bar: bool = True
 ) -> tuple[Progress, int]:
     """Ask for each window, check the answers and load their readings; what the answers covered and the
-    rows written."""
+    rows written. A progress bar on a terminal, unless `bar` is False."""
     progress, failed_before = Progress(), False  # the first failure is logged whole, then only counted
     with ReadingsLoader(context, newest, checked) as loader:
         for batch in tqdm(
@@ -314,7 +315,7 @@ def fetch_readings(
             total=len(windows),
             desc="readings",
             unit="req",
-            disable=not context.progress,
+            disable=not (bar and context.progress),
         ):
             failed = str(batch.error) if batch.error is not None else None
             for code in batch.codes:
@@ -373,7 +374,8 @@ def _fetch_part(
     context = replace(context, tally=Tally())
     client = GrowClient(context.settings)
     client.workers = workers
-    progress, written = fetch_readings(context, client, windows, newest, checked)
+    # The bars of several processes would overwrite each other on a terminal.
+    progress, written = fetch_readings(context, client, windows, newest, checked, bar=False)
     return progress, written, context.tally.as_dict()
 
 
@@ -485,8 +487,9 @@ def run(context: StepContext) -> int:
     try:
         readings_written = extract_readings(context, GrowClient(context.settings))
     except Exception:
-        with contextlib.suppress(Exception):  # what the stations' side loads is kept all the same
-            stations.result()
+        with contextlib.suppress(Exception):  # what the stations' side loads and counts is kept all the same
+            for name, n in stations.result()[1].items():
+                context.tally.add(name, n)
         raise
     except BaseException:
         stations.cancel()

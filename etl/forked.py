@@ -68,15 +68,19 @@ class Forked:
     def result(self) -> Any:
         """Wait for the call; its value, or its error raised here, or ChildDied."""
         self.go()
+        died = False
         try:
             value, error = self.pipe.recv()
         except EOFError:  # it died before it could answer
-            value, error = None, ChildDied(_death(None))
+            value, error, died = None, None, True
+        except BaseException:  # interrupted here: the call is not to go on without us
+            self.child.kill()
+            raise
         finally:
             self.pipe.close()
             self.child.join()
-        if isinstance(error, ChildDied):
-            error = ChildDied(_death(self.child.exitcode))
+        if died:
+            raise ChildDied(_death(self.child.exitcode))
         if error is not None:
             raise error
         return value

@@ -646,5 +646,5 @@ def test_the_requests_split_into_parts_keep_each_sensor_whole_and_in_order():
     parts = split_by_sensors(windows, 2)
     assert parts == [[windows[0], windows[1], windows[3]], [windows[2]]]
     assert split_by_sensors(windows, 1) == [windows]
-    assert split_by_sensors(windows[:1], 4) == [windows[:1]]  # never an empty part
+    assert split_by_sensors(windows[:2], 4) == [windows[:2]]  # never an empty part: one sensor group
     assert split_by_sensors([], 2) == [[]]

@@ -13,6 +13,7 @@ from sqlalchemy import select
 from core.errors import GrowWowError
 from core.schema import etl_runs
 from etl import runner
+from etl.forked import ChildDied, Forked
 from etl.runner import StepDied, latest_runs, nightly_verdict, run_nightly
 from etl.shard import Shard
 from etl.step import etl_lock
@@ -96,3 +97,30 @@ def test_a_prepared_step_never_runs_when_a_step_before_it_failed(engine, setting
         run_nightly(settings, engine, Shard(), processes=True)
     assert runs(engine) == [("first", "failed", "the GROW API refused every request")]
     assert multiprocessing.active_children() == []  # no step left waiting
+
+
+def test_a_step_killed_while_preparing_is_recorded_failed(engine, settings, monkeypatch):
+    monkeypatch.setattr(runner, "STEPS", (("first", lambda context: 1), ("second", lambda context: 2)))
+    monkeypatch.setattr(runner, "PREPARE", {"second": lambda settings: os.kill(os.getpid(), signal.SIGKILL)})
+    with pytest.raises(StepDied, match=r"^second \(shard all\) was killed by SIGKILL"):
+        run_nightly(settings, engine, Shard(), processes=True)
+    assert runs(engine) == [
+        ("first", "ok", None),
+        ("second", "failed", "was killed by SIGKILL (out of memory?)"),
+    ]
+
+
+def test_a_process_a_step_forked_and_lost_is_told_as_it_died(engine, settings, monkeypatch):
+    """The extract forks processes of its own: one killed says how, not that its parent ended quietly."""
+
+    def forks(context):
+        return Forked(_kill_self).result()
+
+    monkeypatch.setattr(runner, "STEPS", (("first", forks),))
+    with pytest.raises(ChildDied, match=r"^was killed by SIGKILL \(out of memory\?\)$"):
+        run_nightly(settings, engine, Shard(), processes=True)
+    assert runs(engine) == [("first", "failed", "was killed by SIGKILL (out of memory?)")]
+
+
+def _kill_self():
+    os.kill(os.getpid(), signal.SIGKILL)
