@@ -353,11 +353,9 @@ def _fetch_apart(
             except Exception as exc:
                 errors.append(exc)
                 continue
-            progress.through.update(part_progress.through)  # the parts' sensors are apart
-            progress.holes.update(part_progress.holes)
+            progress.merge(part_progress)  # the parts' sensors are apart
             written += part_written
-            for name, n in counts.items():
-                context.tally.add(name, n)
+            context.tally.add_all(counts)
     except BaseException:
         for each in forked:
             each.cancel()
@@ -488,15 +486,13 @@ def run(context: StepContext) -> int:
         readings_written = extract_readings(context, GrowClient(context.settings))
     except Exception:
         with contextlib.suppress(Exception):  # what the stations' side loads and counts is kept all the same
-            for name, n in stations.result()[1].items():
-                context.tally.add(name, n)
+            context.tally.add_all(stations.result()[1])
         raise
     except BaseException:
         stations.cancel()
         raise
     observations_written, counts = stations.result()
-    for name, n in counts.items():
-        context.tally.add(name, n)
+    context.tally.add_all(counts)
     log.info("%d readings and %d station observations written", readings_written, observations_written)
     return readings_written + observations_written
 

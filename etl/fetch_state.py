@@ -76,6 +76,11 @@ class Progress:
         else:
             self.through[entity] = max(pd.Timestamp(end), self.through.get(entity, pd.Timestamp(end)))
 
+    def merge(self, other: Progress) -> None:
+        """Take in what another run covered (a forked part's) for entities this one did not see."""
+        self.through.update(other.through)
+        self.holes.update(other.holes)
+
     @property
     def entities(self) -> set[str]:
         return set(self.through) | set(self.holes)

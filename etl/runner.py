@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from sqlalchemy import Engine, func, insert, or_, select
+from sqlalchemy import Engine, func, or_, select
 
 from core.errors import GrowWowError
 from core.schema import etl_runs, fetch_gaps, fetch_state, quarantine, sensor_wow
@@ -32,7 +32,7 @@ from etl.step import (
     Step,
     StepContext,
     etl_lock,
-    mark_interrupted,
+    record_death,
     run_recorded,
     shard_lock_held,
 )
@@ -106,7 +106,7 @@ class StepProcess:
     killed outright (out of memory) is recorded as failed at once, not left marked running. A step
     with a `prepare(settings)` does it as soon as its process starts: started early, detection loads
     TensorFlow and its models (seconds of CPU the extract leaves idle) while the extract runs, and
-    holds them (about 0.4 GB) beside it."""
+    holds them (0.5 GB over the runner, measured) beside it."""
 
     def __init__(
         self,
@@ -129,21 +129,8 @@ class StepProcess:
             if self.forked.child.exitcode == 0:
                 raise  # a process the step forked died, and the step, alive, recorded it
             shard = self.context.shard
-            recorded = None if shard.whole else str(shard)
             with self.context.engine.begin() as connection:
-                if not mark_interrupted(connection, self.name, recorded, str(died)):
-                    # Killed before the step began (while preparing): the night still says so.
-                    now = dt.datetime.now(dt.UTC)
-                    connection.execute(
-                        insert(etl_runs).values(
-                            step=self.name,
-                            shard=recorded,
-                            started_at=now,
-                            finished_at=now,
-                            status="failed",
-                            error=str(died),
-                        )
-                    )
+                record_death(connection, self.name, None if shard.whole else str(shard), str(died))
             raise StepDied(f"{self.name} (shard {shard}) {died}") from None
 
     def cancel(self) -> None:

@@ -61,6 +61,11 @@ class Tally:
             with self._lock:
                 self._counts[name] += n
 
+    def add_all(self, counts: dict[str, int]) -> None:
+        """Add what another tally counted (`as_dict`), such as a forked process's."""
+        for name, n in counts.items():
+            self.add(name, n)
+
     def as_dict(self) -> dict[str, int]:
         with self._lock:
             return {name: int(n) for name, n in sorted(self._counts.items()) if n}
@@ -364,6 +369,18 @@ def mark_interrupted(connection: Connection, name: str, shard: str | None, error
         )
         .values(status="failed", error=error, finished_at=dt.datetime.now(dt.UTC))
     ).rowcount
+
+
+def record_death(connection: Connection, name: str, shard: str | None, error: str) -> None:
+    """A step's process died with `error`: its run marked running becomes failed, or, when it died before
+    its run was recorded (while preparing), a failed run is recorded, so that the night says so."""
+    if not mark_interrupted(connection, name, shard, error):
+        now = dt.datetime.now(dt.UTC)
+        connection.execute(
+            insert(etl_runs).values(
+                step=name, shard=shard, started_at=now, finished_at=now, status="failed", error=error
+            )
+        )
 
 
 class OneLineErrors:
