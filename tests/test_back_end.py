@@ -80,6 +80,31 @@ def test_sensors_are_listed_with_status_and_paginated(client):
     assert [s["sensor_id"] for s in second["items"]] == ["s1", "s2"] and "next" not in second["_links"]
 
 
+@pytest.mark.parametrize("path", ["/sensors", "/sensors/s1/anomalies"])
+@pytest.mark.parametrize(
+    "stray",
+    [
+        {"endpoint": "x"},
+        {"_scheme": "x"},
+        {"_method": "POST"},
+        {"_anchor": "top"},
+        {"_external": "1", "_scheme": "javascript"},
+        {"values": "1"},
+    ],
+)
+def test_pagination_links_carry_only_the_validated_query(client, path, stray):
+    # Raw query arguments once reached url_for as its own keywords: a 500, or a javascript: link.
+    wanted = {"per_page": 1, **({"status": "faulty"} if path == "/sensors" else {})}
+    answer = get(client, path, **wanted, **stray)
+    assert answer.status_code == 200
+    for link in answer.json["_links"].values():
+        assert link.startswith(f"/api/v1{path}?"), link
+        assert not any(name in link for name in stray), link
+        assert "per_page=1" in link
+    if path == "/sensors":
+        assert all("status=faulty" in link for link in answer.json["_links"].values())
+
+
 @pytest.mark.parametrize(
     ("params", "expected"),
     [
