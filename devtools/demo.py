@@ -1,6 +1,10 @@
 """`make demo`, `python -m devtools.demo`: a simulated network, served on loopback, run through the nightly
-pipeline into the database (the embedded SQLite file unless DATABASE_URL says otherwise); then both web
-apps on loopback over it, with two logins printed (Ctrl-C stops them)."""
+pipeline into the embedded SQLite file under var/; then both web apps on loopback over it, with two logins
+printed (Ctrl-C stops them).
+
+The demo never takes its database or secrets from the shell: on a production host whose environment holds
+DATABASE_URL and USE_AWS_SECRETS, it would otherwise migrate that database, load simulated sensors into it
+and reset an admin's password. `--database-url` points it elsewhere on purpose."""
 
 from __future__ import annotations
 
@@ -16,13 +20,14 @@ from core.db import init_db, make_engine
 from core.errors import GrowWowError
 from core.logs import configure_logging
 from core.schema import anomalies, readings, sensor_health, sensor_wow, sensors, wow_observations, wow_sites
-from core.settings import VAR_DIR
+from core.settings import DEFAULT_SQLITE_PATH, VAR_DIR
 from core.vocabulary import Detector, Health
 from etl.runner import run_nightly
 from etl.settings import EtlSettings, load_settings
 from etl.shard import Shard
 
 DEMO_DIR = VAR_DIR / "demo-network"
+DEMO_DATABASE = DEFAULT_SQLITE_PATH
 
 
 def ensure_network(sensors_count: int, days: int, seed: int, folder: Path = DEMO_DIR) -> Path:
@@ -119,12 +124,18 @@ def summary(engine: Engine) -> list[str]:
 @click.option("--port", type=int, default=5000, show_default=True, help="the dashboard's port on 127.0.0.1")
 @click.option("--backend-port", type=int, default=8000, show_default=True, help="the back end's port")
 @click.option("--no-serve", is_flag=True, help="stop after the pipeline; do not serve the web apps")
-def main(sensor_count: int, days: int, seed: int, port: int, backend_port: int, no_serve: bool) -> None:
+@click.option(
+    "--database-url",
+    help="the database to fill (default: var/grow_wow.sqlite); DATABASE_URL in the shell is never used",
+)
+def main(
+    sensor_count: int, days: int, seed: int, port: int, backend_port: int, no_serve: bool, database_url
+) -> None:
     """Generate a simulated network, serve it on loopback, run the nightly pipeline on it, then serve
     the back end and the dashboard over the database it filled."""
-    settings = load_settings()
+    settings = load_settings(database_url=database_url or f"sqlite:///{DEMO_DATABASE}", use_aws_secrets=False)
     configure_logging(settings)
-    folder = ensure_network(sensor_count, days, seed)
+    folder = ensure_network(sensor_count, days, seed, DEMO_DIR)
     url, server = serve_in_background(folder)
     click.echo(f"simulated network {folder} ({sensor_count} sensors × {days} days) served at {url}")
     try:

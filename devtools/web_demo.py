@@ -78,7 +78,11 @@ def demo_accounts(engine) -> list[tuple[str, str, str]]:
 def serve_demo(settings: CoreSettings, port: int = 5000, backend_port: int = 8000) -> DemoSite:
     """Both apps over the database of `settings`, with a fresh service token and session key."""
     token = secrets.token_urlsafe(24)
-    database = {"database_url": settings.database_url} if settings.database_url else {}
+    # The demo's own database, never one from the shell's DATABASE_URL or the AWS secret store.
+    database = {
+        "database_url": settings.database.render_as_string(hide_password=False),
+        "use_aws_secrets": False,
+    }
     back = _start(create_back_end(back_end_settings(**database, backend_token=token)), backend_port)
     backend_url = f"http://127.0.0.1:{back.port}"
     front_settings = front_end_settings(
