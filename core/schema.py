@@ -280,6 +280,13 @@ users = Table(
     Column("owner_id", String(64), comment="the GROW owner whose sensors an owner account sees"),
     Column("is_active", Boolean, nullable=False, server_default=true()),
     Column("created_at", UTCDateTime, nullable=False, server_default=func.now()),
+    Column(
+        "session_version",
+        Integer,
+        nullable=False,
+        server_default="0",
+        comment="bumped when the password changes or the account is disabled: older sessions end",
+    ),
     CheckConstraint(f"role IN {USER_ROLES!r}", name="role"),
     CheckConstraint("role = 'admin' OR owner_id IS NOT NULL", name="owner_has_owner_id"),
 )

@@ -42,8 +42,10 @@ def create_app(settings: FrontendSettings | None = None) -> Flask:
         SESSION_COOKIE_SECURE=settings.session_cookie_secure,
         REMEMBER_COOKIE_HTTPONLY=True,
         REMEMBER_COOKIE_SECURE=settings.session_cookie_secure,
-        PERMANENT_SESSION_LIFETIME=dt.timedelta(hours=12),
-        WTF_CSRF_TIME_LIMIT=12 * 3600,
+        REMEMBER_COOKIE_SAMESITE="Lax",
+        REMEMBER_COOKIE_DURATION=dt.timedelta(days=settings.remember_days),
+        PERMANENT_SESSION_LIFETIME=dt.timedelta(hours=settings.session_hours),
+        WTF_CSRF_TIME_LIMIT=int(settings.session_hours * 3600),
         RATELIMIT_STORAGE_URI=settings.rate_limit_storage,
         RATELIMIT_HEADERS_ENABLED=True,
     )

@@ -31,9 +31,12 @@ class User(UserMixin):
     role: str
     owner_id: str | None
     active: bool
+    session_version: int = 0
 
     def get_id(self) -> str:
-        return str(self.user_id)
+        # What the session and the remember cookie hold: with the version, a password change or a
+        # disable (which bump it) ends every session and cookie issued before.
+        return f"{self.user_id}.{self.session_version}"
 
     @property
     def is_active(self) -> bool:
@@ -54,15 +57,19 @@ def _engine():
 
 
 def _user(row) -> User:
-    return User(row.user_id, row.username, row.role, row.owner_id, row.is_active)
+    return User(row.user_id, row.username, row.role, row.owner_id, row.is_active, row.session_version)
 
 
-def load_user(user_id: str) -> User | None:
-    if not user_id.isdigit():
-        return None
+def load_user(session_id: str) -> User | None:
+    """The account a session or remember cookie names, while it is active and its version is current."""
+    user_id, _, version = session_id.partition(".")
+    if not (user_id.isdigit() and version.isdigit()):
+        return None  # a cookie from before versions, or forged: log in again
     with _engine().connect() as connection:
         row = connection.execute(select(users).where(users.c.user_id == int(user_id))).first()
-    return _user(row) if row and row.is_active else None  # a disabled account's sessions end here
+    if row is None or not row.is_active or row.session_version != int(version):
+        return None  # disabled, or its password changed since: its sessions end here
+    return _user(row)
 
 
 def authenticate(username: str, password: str) -> User | None:
@@ -106,7 +113,10 @@ def set_password(engine, username: str, password: str) -> None:
         changed = connection.execute(
             update(users)
             .where(users.c.username == username)
-            .values(password_hash=generate_password_hash(password, method="scrypt"))
+            .values(
+                password_hash=generate_password_hash(password, method="scrypt"),
+                session_version=users.c.session_version + 1,
+            )
         ).rowcount
     if not changed:
         raise AccountError(f"no account named {username}")
@@ -115,7 +125,9 @@ def set_password(engine, username: str, password: str) -> None:
 def set_active(engine, username: str, active: bool) -> None:
     with engine.begin() as connection:
         changed = connection.execute(
-            update(users).where(users.c.username == username).values(is_active=active)
+            update(users)
+            .where(users.c.username == username)
+            .values(is_active=active, session_version=users.c.session_version + (0 if active else 1))
         ).rowcount
     if not changed:
         raise AccountError(f"no account named {username}")

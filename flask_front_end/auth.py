@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
+from flask import Blueprint, current_app, flash, redirect, render_template, request, session, url_for
 from flask_login import current_user, login_required, login_user, logout_user
 from flask_wtf import FlaskForm
 from wtforms import BooleanField, PasswordField, StringField
@@ -39,6 +39,7 @@ def login():
     if form.validate_on_submit():
         user = accounts.authenticate(form.username.data, form.password.data)
         if user is not None:
+            session.permanent = True  # the cookie, and the signed session in it, expire after SESSION_HOURS
             login_user(user, remember=form.remember.data)
             return redirect(safe_next(request.args.get("next")))
         flash("Wrong username or password.", "error")

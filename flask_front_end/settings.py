@@ -25,6 +25,15 @@ class FrontendSettings(WebSettings):
     session_cookie_secure: bool = Field(
         default=True, description="send the session cookie over HTTPS only (off only for a local demo)"
     )
+    session_hours: float = Field(
+        default=12.0,
+        gt=0,
+        le=24,
+        description="a login lasts this long without remember-me (and a CSRF token)",
+    )
+    remember_days: int = Field(
+        default=14, ge=1, le=14, description='"stay logged in" lasts this many days (at most 14)'
+    )
     login_rate_limit: str = Field(
         default="10 per minute", description="login attempts allowed per client address (Flask-Limiter)"
     )

@@ -1,9 +1,11 @@
 """The front end on both engines, with the real back end behind it on loopback: logging in, what each
 account may see, CSRF, the login rate limit, safe redirects, and the account commands."""
 
+import datetime as dt
 import html
 import json
 import re
+from email.utils import parsedate_to_datetime
 
 import pytest
 
@@ -249,6 +251,65 @@ def test_a_disabled_account_is_logged_out_at_its_next_request(app, client, engin
     accounts.set_active(engine, "olive", False)
     assert client.get("/data/map").status_code == 401
     assert log_in(client, "olive").status_code == 401
+
+
+def remembered(client) -> str:
+    """Log in as olive with "stay logged in": the remember cookie's value."""
+    form = {"username": "olive", "password": PASSWORD, "remember": "y", "csrf_token": csrf_token(client)}
+    client.post("/login", data=form)
+    return client.get_cookie("remember_token").value
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        lambda engine: accounts.set_password(engine, "olive", "a new long password"),
+        lambda engine: (
+            accounts.set_active(engine, "olive", False),
+            accounts.set_active(engine, "olive", True),
+        ),
+    ],
+    ids=["password changed", "disabled and enabled again"],
+)
+def test_a_password_change_or_a_disable_ends_every_session_and_remember_cookie(app, client, engine, change):
+    cookie = remembered(client)
+    elsewhere = app.test_client()  # another browser, holding only the remember cookie
+    elsewhere.set_cookie("remember_token", cookie)
+    assert client.get("/data/map").status_code == 200 and elsewhere.get("/data/map").status_code == 200
+    change(engine)
+    comeback = app.test_client()
+    comeback.set_cookie("remember_token", cookie)
+    assert client.get("/data/map").status_code == 401
+    assert elsewhere.get("/data/map").status_code == 401
+    assert comeback.get("/data/map").status_code == 401
+
+
+def cookie_lifetime(answer, name: str) -> dt.timedelta:
+    """How long the browser is told to keep the cookie `name` that the answer sets."""
+    for header in answer.headers.getlist("Set-Cookie"):
+        if header.startswith(f"{name}="):
+            expires = re.search(r"Expires=([^;]+)", header).group(1)
+            return parsedate_to_datetime(expires) - dt.datetime.now(dt.UTC)
+    raise AssertionError(f"no {name} cookie set")
+
+
+def test_sessions_last_their_set_lifetime_and_remember_me_at_most_two_weeks(app, client):
+    form = {"username": "olive", "password": PASSWORD, "remember": "y", "csrf_token": csrf_token(client)}
+    answer = client.post("/login", data=form)
+    assert dt.timedelta(hours=11) < cookie_lifetime(answer, "session") <= dt.timedelta(hours=12)
+    assert dt.timedelta(days=13) < cookie_lifetime(answer, "remember_token") <= dt.timedelta(days=14)
+
+
+def test_the_lifetimes_are_settings(front_settings, engine):
+    app = create_front_end(load_settings(**front_settings, session_hours=2, remember_days=3))
+    accounts.create_user(engine, "olive", PASSWORD, "owner", owner_id="owner-a")
+    client = app.test_client()
+    form = {"username": "olive", "password": PASSWORD, "remember": "y", "csrf_token": csrf_token(client)}
+    answer = client.post("/login", data=form)
+    assert dt.timedelta(hours=1) < cookie_lifetime(answer, "session") <= dt.timedelta(hours=2)
+    assert dt.timedelta(days=2) < cookie_lifetime(answer, "remember_token") <= dt.timedelta(days=3)
+    with pytest.raises(SettingsError, match="REMEMBER_DAYS"):
+        load_settings(**front_settings, remember_days=30)
 
 
 def test_pages_carry_a_strict_content_security_policy(client):
