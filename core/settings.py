@@ -12,6 +12,7 @@ from __future__ import annotations
 from functools import cached_property
 from pathlib import Path
 from typing import TypeVar
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -26,11 +27,22 @@ VAR_DIR = PROJECT_ROOT / "var"
 DEFAULT_SQLITE_PATH = VAR_DIR / "grow_wow.sqlite"
 
 
+LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1"}
+
+
 def http_url(value: str) -> str:
     """A base URL of a remote service, without its trailing slash."""
     if not value.startswith(("http://", "https://")):
         raise ValueError("must start with http:// or https://")
     return value.rstrip("/")
+
+
+def https_url(value: str) -> str:
+    """The base URL of a service we send a key to: https, except on this machine (the simulator)."""
+    value = http_url(value)
+    if not value.startswith("https://") and urlsplit(value).hostname not in LOOPBACK_HOSTS:
+        raise ValueError("must start with https:// (plain http only on loopback)")
+    return value
 
 
 class CoreSettings(BaseSettings):

@@ -8,7 +8,7 @@ from pathlib import Path
 from pydantic import Field, SecretStr, field_validator
 
 from core.aws_secrets import SecretStore
-from core.settings import CoreSettings, http_url, load_role_settings
+from core.settings import CoreSettings, https_url, load_role_settings
 from core.times import as_utc
 
 
@@ -123,8 +123,8 @@ class EtlSettings(CoreSettings):
 
     @field_validator("grow_api_url", "wow_api_url", "google_api_url")
     @classmethod
-    def _http_url(cls, value: str) -> str:
-        return http_url(value)
+    def _https_url(cls, value: str) -> str:
+        return https_url(value)
 
     @field_validator("etl_now")
     @classmethod

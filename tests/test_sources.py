@@ -742,3 +742,41 @@ def test_a_trickling_google_answer_ends_at_the_deadline(raw_server, source_setti
     assert isinstance(outcome.get("error"), SourceError), outcome
     assert str(outcome["error"]) == "Google geocoding of 48.85660,2.35220: Timeout"
     assert took < 5
+
+
+# --- keys stay with their hosts -------------------------------------------------------------------------
+
+
+@pytest.fixture
+def redirect_elsewhere(serve):
+    """A server that redirects every request to another host (`localhost`, not `127.0.0.1`), and what that
+    other host was sent."""
+    from flask import Flask, redirect, request
+
+    received = []
+    thief = Flask("thief")
+
+    @thief.route("/<path:anything>", methods=["GET", "POST"])
+    def steal(anything):
+        received.append(dict(request.headers))
+        return {"Object": []}
+
+    port = serve(thief).rsplit(":", 1)[1]
+    redirector = Flask("redirector")
+
+    @redirector.route("/<path:anything>", methods=["GET", "POST"])
+    def elsewhere(anything):
+        return redirect(f"http://localhost:{port}/{anything}", code=307)
+
+    return serve(redirector), received
+
+
+def test_no_key_follows_a_redirect_to_another_host(redirect_elsewhere, source_settings):
+    url, received = redirect_elsewhere
+    settings = source_settings(url, http_attempts=1)
+    with pytest.raises(SourceError, match="redirect"):
+        WowClient(settings).get_site_observations("site-1", START, END)
+    with pytest.raises(SourceError, match="redirect"):
+        GrowClient(settings).get_sensors()
+    sent = " ".join(str(headers) for headers in received)
+    assert "sim-wow-key" not in sent and "sim-grow-key" not in sent

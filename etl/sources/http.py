@@ -27,6 +27,7 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TypeVar
+from urllib.parse import urlsplit
 
 import orjson
 import requests
@@ -158,7 +159,7 @@ class Source:
         # requests.Session is not guaranteed thread-safe, so each worker thread gets its own.
         session = getattr(self._local, "session", None)
         if session is None:
-            session = requests.Session()
+            session = _KeyedSession()
             adapter = HTTPAdapter(max_retries=self.policy.retry(), pool_maxsize=4)
             session.mount("http://", adapter)
             session.mount("https://", adapter)
@@ -177,6 +178,8 @@ class Source:
         for attempt in range(1, policy.attempts + 1):
             try:
                 status, content_type, content = self._attempt(method, url, **kwargs)
+            except RedirectRefused as exc:
+                raise SourceError(f"{self.name} {what}: {exc}") from None
             except requests.RequestException as exc:
                 # urllib3 has already retried with backoff; this is final.
                 raise SourceError(
@@ -218,6 +221,27 @@ class Source:
             return status, content_type, content
         finally:
             response.close()  # back to the pool when read whole, else closed
+
+
+class RedirectRefused(requests.RequestException):
+    """The API redirected to another host, where its key is not to be sent."""
+
+
+def _host(url: str) -> tuple[str | None, int | None]:
+    parts = urlsplit(url)
+    return parts.hostname, parts.port or {"http": 80, "https": 443}.get(parts.scheme)
+
+
+class _KeyedSession(requests.Session):
+    """A session whose headers hold an API key: it follows a redirect only on the API's own host.
+    requests drops the Authorization header on a redirect to another host, but not a key in another
+    header (WOW's Ocp-Apim-Subscription-Key)."""
+
+    def rebuild_auth(self, prepared_request, response) -> None:
+        if _host(prepared_request.url) != _host(response.request.url):
+            host, port = _host(prepared_request.url)
+            raise RedirectRefused(f"redirected to another host ({host}:{port}), not followed with the key")
+        super().rebuild_auth(prepared_request, response)
 
 
 class DeadlineSession(requests.Session):
