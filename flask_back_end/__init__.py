@@ -14,6 +14,7 @@ from apiflask.exceptions import HTTPError
 from werkzeug.routing import BaseConverter
 
 from core.db import make_engine
+from core.logs import configure_logging
 from flask_back_end.schemas import CODE, ErrorOut
 from flask_back_end.settings import BackendSettings, load_settings
 
@@ -23,6 +24,7 @@ auth = HTTPTokenAuth(scheme="Bearer")
 
 def create_app(settings: BackendSettings | None = None) -> APIFlask:
     settings = settings or load_settings()
+    configure_logging(settings)  # its secrets never reach the log, tracebacks included
     app = APIFlask(
         __name__,
         title="GROW–WOW API",

@@ -19,6 +19,7 @@ from werkzeug.routing import BaseConverter
 
 from core.db import make_engine
 from core.errors import SettingsError
+from core.logs import configure_logging
 from core.schema import ID_PATTERN
 from flask_front_end import accounts
 from flask_front_end.backend import Backend
@@ -32,6 +33,7 @@ limiter = Limiter(key_func=get_remote_address)
 
 def create_app(settings: FrontendSettings | None = None) -> Flask:
     settings = settings or load_settings()
+    configure_logging(settings)  # its secrets never reach the log, tracebacks included
     if settings.frontend_secret_key is None:
         raise SettingsError("setting FRONTEND_SECRET_KEY: needed to sign sessions (a long random string)")
     app = Flask(__name__)

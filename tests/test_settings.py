@@ -207,3 +207,60 @@ def test_log_lines_never_carry_a_secret(monkeypatch, capsys):
     assert "grow:***@db.example" in printed
     assert "grow-key-in-a-url" not in printed
     assert "db-password-9" not in printed
+
+
+@pytest.mark.parametrize("name", ["grow_api_url", "wow_api_url", "google_api_url"])
+def test_api_urls_carrying_keys_must_be_https_except_on_loopback(name):
+    with pytest.raises(SettingsError, match=f"{name.upper()}: must start with https://"):
+        load_settings(**{name: "http://api.example.org/grow"})
+    for allowed in (
+        "https://api.example.org/x",
+        "http://127.0.0.1:8080/x",
+        "http://localhost/x",
+        "http://[::1]:9/x",
+    ):
+        assert getattr(load_settings(**{name: allowed}), name) == allowed
+
+
+def test_tracebacks_in_the_log_never_carry_a_secret(monkeypatch, capsys):
+    monkeypatch.setenv("WOW_API_KEY", "wow-key-in-an-error")
+    configure_logging(load_settings())
+    try:
+        try:
+            raise RuntimeError("GET https://wow.example/api?key=wow-key-in-an-error refused")
+        except RuntimeError:
+            logging.getLogger("etl.sources").exception("the call failed")
+        printed = capsys.readouterr().err
+    finally:
+        logging.getLogger().handlers.clear()
+    assert (
+        "the call failed" in printed
+        and "RuntimeError: GET https://wow.example/api?key=*** refused" in printed
+    )
+    assert "wow-key-in-an-error" not in printed
+
+
+@pytest.mark.parametrize("role", ["back_end", "front_end"])
+def test_the_web_apps_redact_their_own_secrets_in_their_logs(role, capsys, tmp_path):
+    from flask_back_end import create_app as create_back_end
+    from flask_front_end import create_app as create_front_end
+
+    secrets = {"backend_token": "token-of-the-back-end", "database_url": f"sqlite:///{tmp_path / 'x.sqlite'}"}
+    if role == "back_end":
+        app = create_back_end(back_end_settings(**secrets))
+    else:
+        secrets |= {
+            "frontend_secret_key": "key-that-signs-sessions",
+            "google_maps_browser_key": "AIza-browser",
+        }
+        app = create_front_end(front_end_settings(**secrets))
+    try:
+        for name, value in secrets.items():
+            if name != "database_url":
+                app.logger.error("leaked %s", value)
+        printed = capsys.readouterr().err
+    finally:
+        logging.getLogger().handlers.clear()
+    assert printed.count("leaked ***") == len(secrets) - 1
+    for name, value in secrets.items():
+        assert name == "database_url" or value not in printed
