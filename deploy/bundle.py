@@ -2,7 +2,7 @@
 
     python deploy/bundle.py [--out var/bundles]
 
-Each zip holds `application.py` at its root (Beanstalk's Python platform serves its `application`), the
+Each zip holds only files git tracks, with `application.py` at its root (Beanstalk's Python platform serves its `application`), the
 packages the app imports and nothing else: its own and the shared `core` (settings, schema, database:
 never copied into the apps; the import contracts in pyproject.toml keep the web apps off every other
 package), a Procfile that runs gunicorn, and a requirements.txt with the pins of the project's own, less
@@ -12,6 +12,7 @@ what only the nightly job needs (TensorFlow, Keras, scikit-learn, matplotlib).
 from __future__ import annotations
 
 import argparse
+import subprocess
 import zipfile
 from pathlib import Path
 
@@ -37,9 +38,17 @@ def web_requirements(text: str) -> str:
 
 
 def package_files(package: str):
-    """The package's files as they are in the work tree, without caches."""
-    for path in sorted((ROOT / package).rglob("*")):
-        if path.is_file() and "__pycache__" not in path.parts and path.suffix != ".pyc":
+    """The package's files that git tracks, as they are in the work tree: never a file git does not know
+    (a stray `.env`, an editor's backup, a local database), whatever .gitignore says."""
+    try:
+        listed = subprocess.run(
+            ["git", "ls-files", "-z", "--", package], cwd=ROOT, capture_output=True, check=True
+        ).stdout
+    except (OSError, subprocess.CalledProcessError) as exc:
+        raise SystemExit(f"bundles are built from a git checkout (git ls-files failed: {exc})") from None
+    for name in sorted(filter(None, listed.decode().split("\0"))):
+        path = ROOT / name
+        if path.is_file():  # tracked but deleted in the work tree: left out
             yield path
 
 

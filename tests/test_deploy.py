@@ -47,6 +47,26 @@ def test_a_bundle_holds_its_app_core_a_procfile_and_the_web_pins(tmp_path, app):
     assert "gunicorn==" in pins and "tensorflow" not in pins and "Flask==" in pins
 
 
+@pytest.mark.parametrize("app", ["back_end", "front_end"])
+def test_a_bundle_holds_only_the_files_git_tracks(tmp_path, app):
+    """A stray `.env` (or any file git does not track) in the app's folder stays out of the bundle."""
+    package = bundle.APPS[app][0]
+    strays = [ROOT / package / ".env", ROOT / "core" / "notes-not-committed.txt"]
+    made = [path for path in strays if not path.exists()]
+    for path in made:
+        path.write_text("DATABASE_URL=postgresql://grow:the-production-password@db/grow\n")
+    try:
+        with zipfile.ZipFile(bundle.build(app, tmp_path / "bundles")) as archive:
+            names = set(archive.namelist())
+    finally:
+        for path in made:
+            path.unlink()
+    tracked = subprocess.run(
+        ["git", "ls-files", package, "core"], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout.split()
+    assert names == {"application.py", "Procfile", "requirements.txt", *tracked}
+
+
 @pytest.mark.slow  # a subprocess each
 @pytest.mark.parametrize(("app", "health"), [("back_end", "/api/v1/health"), ("front_end", "/health")])
 def test_a_bundle_unzips_into_an_app_that_answers_its_health_route(tmp_path, app, health):
