@@ -2,16 +2,17 @@
 
     python deploy/bundle.py [--out var/bundles]
 
-Each zip holds only files git tracks, with `application.py` at its root (Beanstalk's Python platform serves its `application`), the
-packages the app imports and nothing else: its own and the shared `core` (settings, schema, database:
-never copied into the apps; the import contracts in pyproject.toml keep the web apps off every other
-package), a Procfile that runs gunicorn, and a requirements.txt with the pins of the project's own, less
+Each zip holds `application.py` at its root (Beanstalk's Python platform serves its `application`), the
+packages the app imports and nothing else, only their files git tracks: its own and the shared `core`
+(settings, schema, database: never copied into the apps; the import contracts in pyproject.toml keep the
+web apps off every other package), a Procfile that runs gunicorn, and a requirements.txt with the pins of the project's own, less
 what only the nightly job needs (TensorFlow, Keras, scikit-learn, matplotlib).
 """
 
 from __future__ import annotations
 
 import argparse
+import shutil
 import subprocess
 import zipfile
 from pathlib import Path
@@ -40,9 +41,12 @@ def web_requirements(text: str) -> str:
 def package_files(package: str):
     """The package's files that git tracks, as they are in the work tree: never a file git does not know
     (a stray `.env`, an editor's backup, a local database), whatever .gitignore says."""
+    git = shutil.which("git")
+    if git is None:
+        raise SystemExit("bundles are built from a git checkout, and git is not installed")
     try:
-        listed = subprocess.run(
-            ["git", "ls-files", "-z", "--", package], cwd=ROOT, capture_output=True, check=True
+        listed = subprocess.run(  # noqa: S603 - git with our own arguments
+            [git, "ls-files", "-z", "--", package], cwd=ROOT, capture_output=True, check=True
         ).stdout
     except (OSError, subprocess.CalledProcessError) as exc:
         raise SystemExit(f"bundles are built from a git checkout (git ls-files failed: {exc})") from None

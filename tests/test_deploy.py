@@ -2,6 +2,7 @@
 
 import os
 import re
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -62,7 +63,11 @@ def test_a_bundle_holds_only_the_files_git_tracks(tmp_path, app):
         for path in made:
             path.unlink()
     tracked = subprocess.run(
-        ["git", "ls-files", package, "core"], cwd=ROOT, capture_output=True, text=True, check=True
+        [shutil.which("git"), "ls-files", package, "core"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout.split()
     assert names == {"application.py", "Procfile", "requirements.txt", *tracked}
 
