@@ -5,8 +5,8 @@
 Each zip holds `application.py` at its root (Beanstalk's Python platform serves its `application`), the
 packages the app imports and nothing else, only their files git tracks: its own and the shared `core`
 (settings, schema, database: never copied into the apps; the import contracts in pyproject.toml keep the
-web apps off every other package), a Procfile that runs gunicorn, and a requirements.txt with the pins of the project's own, less
-what only the nightly job needs (TensorFlow, Keras, scikit-learn, matplotlib).
+web apps off every other package), a Procfile that runs gunicorn, and a requirements.txt with the pins
+of the project's own, less what only the nightly job needs (TensorFlow, Keras, scikit-learn, matplotlib).
 """
 
 from __future__ import annotations
