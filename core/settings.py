@@ -9,9 +9,10 @@ always win over the secret store, so a developer can point one run elsewhere wit
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import cached_property
 from pathlib import Path
-from typing import TypeVar
+from typing import ClassVar, TypeVar
 from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
@@ -49,6 +50,7 @@ class CoreSettings(BaseSettings):
     """The settings every role shares: where the database is, how much to log, where secrets live."""
 
     model_config = SettingsConfigDict(case_sensitive=False, extra="ignore", frozen=True)
+    role: ClassVar[str] = "GROW–WOW"  # who these settings serve, in messages: each role names itself
 
     database_url: SecretStr | None = Field(
         default=None, description="SQLAlchemy URL; unset means the embedded SQLite file under var/"
@@ -83,8 +85,15 @@ class CoreSettings(BaseSettings):
         with secrets of its own extends this."""
         if "database_url" in self.model_fields_set:
             return {}
-        creds = store.json_object(self.aws_db_secret)
+        creds = self.from_store("DATABASE_URL", store.json_object, self.aws_db_secret)
         return {"database_url": SecretStr(database_url_from_secret(creds, self.aws_db_secret))}
+
+    def from_store(self, setting: str, read: Callable[[str], T], secret_id: str) -> T:
+        """`read(secret_id)`, its failure told in one line naming the role and the setting it was for."""
+        try:
+            return read(secret_id)
+        except SettingsError as exc:
+            raise SettingsError(f"{self.role} ({setting}): {exc}") from None
 
     def secret_values(self) -> list[str]:
         """Every secret these settings hold (to keep out of logs): the SecretStr fields and the
@@ -115,6 +124,7 @@ def parse_database_url(raw: str) -> URL:
 
 
 Role = TypeVar("Role", bound=CoreSettings)
+T = TypeVar("T")
 
 
 def load_role_settings(role: type[Role], store: SecretStore | None = None, **overrides) -> Role:
@@ -154,6 +164,7 @@ class WebSettings(CoreSettings):
         wanted = [name for name in WEB_SECRET_KEYS if name in type(self).model_fields]
         wanted = [name for name in wanted if name not in self.model_fields_set]
         if self.aws_web_secret and wanted:
-            web = store.json_object(self.aws_web_secret)
+            settings = ", ".join(name.upper() for name in wanted)
+            web = self.from_store(settings, store.json_object, self.aws_web_secret)
             updates.update({name: SecretStr(str(web[name])) for name in wanted if web.get(name)})
         return updates

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 import click
+from pydantic import SecretStr
 
 from core.db import (
     alembic_config,
@@ -216,12 +217,20 @@ def live_stations_command(settings, now: str | None, out: str | None) -> None:
 
 @cli.command("run")
 @shard_option
+@click.option(
+    "--google-api-key",
+    help="the Google geocoding key, as 2019's store_sensor_info took it; GOOGLE_API_KEY or "
+    "AWS_GOOGLE_SECRET keep it out of the process list",
+)
 @click.pass_obj
-def run_command(settings, shard) -> None:
+def run_command(settings, shard, google_api_key: str | None) -> None:
     """Run the nightly steps in order, recorded in etl_runs. With --shard i/n, wait for every shard of
     the plan to finish a step before the next; runs of overlapping plans exclude each other."""
     from etl.runner import run_nightly
 
+    if google_api_key:
+        settings = settings.model_copy(update={"google_api_key": SecretStr(google_api_key)})
+        configure_logging(settings)  # the key is redacted like the others
     allocate_big_blocks_apart()
     engine = make_engine(settings)
     ensure_schema(engine)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
+from typing import ClassVar
 
 from pydantic import Field, SecretStr, field_validator
 
@@ -14,6 +15,8 @@ from core.times import as_utc
 
 class EtlSettings(CoreSettings):
     """Everything the five steps and the `python -m etl` commands read from the environment."""
+
+    role: ClassVar[str] = "the nightly job"
 
     grow_api_url: str = "https://grow.thingful.net/api"
     grow_api_key: SecretStr | None = None
@@ -120,6 +123,11 @@ class EtlSettings(CoreSettings):
 
     aws_grow_secret: str = "grow-api"  # noqa: S105 - names of secrets, not secrets
     aws_wow_secret: str = "wow-api"  # noqa: S105
+    aws_google_secret: str | None = Field(
+        default=None,
+        description="the secret holding GOOGLE_API_KEY, as grow-api holds GROW's (e.g. google-api); "
+        "unset: the key from the environment, or the offline geocoder",
+    )
 
     @field_validator("grow_api_url", "wow_api_url", "google_api_url")
     @classmethod
@@ -140,9 +148,10 @@ class EtlSettings(CoreSettings):
         for field, secret_id in (
             ("grow_api_key", self.aws_grow_secret),
             ("wow_api_key", self.aws_wow_secret),
+            ("google_api_key", self.aws_google_secret),
         ):
-            if field not in self.model_fields_set:
-                updates[field] = SecretStr(store.api_key(secret_id))
+            if secret_id and field not in self.model_fields_set:
+                updates[field] = SecretStr(self.from_store(field.upper(), store.api_key, secret_id))
         return updates
 
 

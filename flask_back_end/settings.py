@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from pydantic import Field
 
 from core.aws_secrets import SecretStore
@@ -10,6 +12,8 @@ from core.settings import WebSettings, load_role_settings
 
 class BackendSettings(WebSettings):
     """What the JSON back end reads from the environment."""
+
+    role: ClassVar[str] = "the back end"
 
     cors_origins: str = Field(
         default="",

@@ -3,6 +3,8 @@ cookies, login limits and map tiles of the pages."""
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from pydantic import Field, SecretStr, field_validator
 
 from core.aws_secrets import SecretStore
@@ -11,6 +13,8 @@ from core.settings import WebSettings, http_url, load_role_settings
 
 class FrontendSettings(WebSettings):
     """What the dashboard reads from the environment."""
+
+    role: ClassVar[str] = "the front end"
 
     backend_url: str = Field(
         default="http://127.0.0.1:8000", description="where the front end reaches the back end"

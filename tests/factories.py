@@ -305,3 +305,40 @@ def var_changes(before: dict[str, tuple], after: dict[str, tuple]) -> list[str]:
     kept = sorted(before.keys() & after.keys())
     changed = [f"changed {path}" for path in kept if before[path] != after[path]]
     return added + changed + removed
+
+
+# --- AWS as the deployment guide sets it up -------------------------------------------------------------
+
+
+def guide_secrets() -> dict[str, tuple[str, ...]]:
+    """The secrets each role's IAM policy lets it read, as deploy/README.md ("IAM") gives them: the EC2
+    role the policy's resources, the Beanstalk instance profiles the ones the sentence after it names."""
+    import re
+
+    guide = (Path(__file__).resolve().parent.parent / "deploy" / "README.md").read_text()
+    iam = guide[guide.index("IAM: each role") :]
+    policy = iam[iam.index("```json") : iam.index("```", iam.index("```json") + 3)]
+    web = re.search(r"Beanstalk instance profiles get (.*?) only", iam, re.S).group(1)
+    return {
+        "nightly": tuple(re.findall(r"secret:([\w-]+?)-\*", policy)),
+        "web": tuple(re.findall(r"`([\w-]+?)-\*`", web)),
+    }
+
+
+GUIDE_SECRETS = guide_secrets()
+
+
+class RefusingSecrets:
+    """A Secrets Manager client that, like an IAM policy, lets a role read only the secrets it allows."""
+
+    def __init__(self, client, allowed):
+        self.client, self.allowed, self.asked = client, set(allowed), []
+
+    def get_secret_value(self, SecretId):
+        from botocore.exceptions import ClientError
+
+        self.asked.append(SecretId)
+        if SecretId not in self.allowed:
+            error = {"Error": {"Code": "AccessDeniedException", "Message": f"not allowed: {SecretId}"}}
+            raise ClientError(error, "GetSecretValue")
+        return self.client.get_secret_value(SecretId=SecretId)

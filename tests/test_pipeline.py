@@ -3,6 +3,7 @@
 import dataclasses
 import datetime as dt
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -464,6 +465,9 @@ def test_store_sensor_info_takes_the_google_key_as_its_argument(tmp_path, simula
         timeout=120,
     )
     assert result.returncode == 0, result.stderr
+    with make_engine(load_settings(database_url=database)).connect() as connection:
+        addresses = connection.scalars(select(sensors.c.address)).all()
+    assert addresses and all(re.search(r" \d+, ", a) for a in addresses)  # Google's, to the street
     wrong = subprocess.run(
         [sys.executable, "-m", "etl.store_sensor_info", "not-a-google-key"],
         env=env,
@@ -476,6 +480,26 @@ def test_store_sensor_info_takes_the_google_key_as_its_argument(tmp_path, simula
         wrong.stderr.strip().splitlines()[-1]
         == "Error: GOOGLE_API_KEY is not a Google API key (they start with AIza)"
     )
+
+
+@pytest.mark.slow  # the whole run in a subprocess
+def test_the_nightly_run_takes_the_google_key_as_an_option(tmp_path, simulator):
+    database = f"sqlite:///{tmp_path}/run.sqlite"
+    init_db(make_engine(load_settings(database_url=database)))
+    url = simulator()
+    env = etl_env(database, url, GOOGLE_API_URL=url, LOG_LEVEL="WARNING")
+    result = subprocess.run(
+        [sys.executable, "-m", "etl", "run", "--google-api-key", "AIzaSim-google-key"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "AIzaSim-google-key" not in result.stderr
+    with make_engine(load_settings(database_url=database)).connect() as connection:
+        addresses = connection.scalars(select(sensors.c.address)).all()
+    assert addresses and all(re.search(r" \d+, ", a) for a in addresses)
 
 
 def test_only_new_or_moved_sensors_are_geocoded_again(tmp_path, simulator, monkeypatch):

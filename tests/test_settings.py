@@ -7,14 +7,14 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from core.aws_secrets import api_key_from_secret
+from core.aws_secrets import SecretStore, api_key_from_secret
 from core.errors import SettingsError
 from core.logs import configure_logging
 from core.settings import DEFAULT_SQLITE_PATH
 from etl.settings import load_settings
 from flask_back_end.settings import load_settings as back_end_settings
 from flask_front_end.settings import load_settings as front_end_settings
-from tests.factories import var_changes, var_listing
+from tests.factories import GUIDE_SECRETS, RefusingSecrets, var_changes, var_listing
 
 DB_SECRET = {
     "host": "grow.cluster-abc.eu-west-1.rds.amazonaws.com",
@@ -264,3 +264,38 @@ def test_the_web_apps_redact_their_own_secrets_in_their_logs(role, capsys, tmp_p
     assert printed.count("leaked ***") == len(secrets) - 1
     for name, value in secrets.items():
         assert name == "database_url" or value not in printed
+
+
+def _store_guide_secrets(client):
+    """Every secret deploy/README.md tells the operator to store."""
+    _store_2019_secrets(client)
+    client.create_secret(Name="google-api", SecretString=json.dumps({"api_key": "AIza-from-aws"}))
+    web = {"backend_token": "token-from-aws", "frontend_secret_key": "key-from-aws"}
+    client.create_secret(Name="grow-wow-web", SecretString=json.dumps(web))
+
+
+def test_each_role_reads_only_the_secrets_its_iam_policy_allows(aws, monkeypatch):
+    _store_guide_secrets(aws)
+    monkeypatch.setenv("AWS_GOOGLE_SECRET", "google-api")  # the nightly host's environment file
+    nightly = RefusingSecrets(aws, GUIDE_SECRETS["nightly"])
+    settings = load_settings(store=SecretStore(nightly))
+    assert settings.google_api_key.get_secret_value() == "AIza-from-aws"
+    assert settings.grow_api_key.get_secret_value() == "grow-from-aws"
+    assert sorted(nightly.asked) == sorted(GUIDE_SECRETS["nightly"])
+
+    monkeypatch.delenv("AWS_GOOGLE_SECRET")
+    monkeypatch.setenv("AWS_WEB_SECRET", "grow-wow-web")  # the Beanstalk environments' properties
+    for load in (front_end_settings, back_end_settings):
+        web = RefusingSecrets(aws, GUIDE_SECRETS["web"])
+        assert load(store=SecretStore(web)).backend_token.get_secret_value() == "token-from-aws"
+        assert set(web.asked) <= set(GUIDE_SECRETS["web"])
+
+
+def test_a_secret_the_role_may_not_read_names_itself_the_role_and_the_setting(aws):
+    _store_guide_secrets(aws)
+    with pytest.raises(SettingsError) as caught:
+        load_settings(store=SecretStore(RefusingSecrets(aws, ("grow-data-key", "grow-api"))))
+    message = str(caught.value)
+    assert "\n" not in message
+    assert "'wow-api'" in message and "WOW_API_KEY" in message and "nightly" in message
+    assert "AccessDeniedException" in message

@@ -977,6 +977,15 @@ def _wow_routes(app: Flask, sim: Simulator) -> None:
 # --- Google reverse geocoding -------------------------------------------------------------------------
 
 
+STREETS = ("Garden Lane", "Station Road", "Rue des Jardins", "Hauptstraße", "Via Roma", "Calle Mayor")
+
+
+def simulated_street(latitude: float, longitude: float) -> tuple[int, str]:
+    """A house number and street for a point, the same every time it is asked."""
+    key = stable_key("street", round(latitude, 5), round(longitude, 5))
+    return 1 + key % 120, STREETS[(key // 120) % len(STREETS)]
+
+
 def _google_routes(app: Flask, sim: Simulator) -> None:
     @app.get("/maps/api/geocode/json")
     def geocode():
@@ -995,7 +1004,9 @@ def _google_routes(app: Flask, sim: Simulator) -> None:
         import reverse_geocode
 
         place = reverse_geocode.get((lat, lng))
-        parts = [p for p in (place.get("city"), place.get("state"), place.get("country")) if p]
+        # Google answers to the street, where the offline geocoder names only the nearest town.
+        number, street = simulated_street(lat, lng)
+        parts = [f"{street} {number}", *(p for p in (place.get("city"), place.get("country")) if p)]
         return jsonify(
             {
                 "status": "OK",
@@ -1003,6 +1014,8 @@ def _google_routes(app: Flask, sim: Simulator) -> None:
                     {
                         "formatted_address": ", ".join(parts),
                         "address_components": [
+                            {"long_name": str(number), "short_name": str(number), "types": ["street_number"]},
+                            {"long_name": street, "short_name": street, "types": ["route"]},
                             {
                                 "long_name": place.get("city"),
                                 "short_name": place.get("city"),
