@@ -51,7 +51,7 @@ def status_command(settings) -> None:
     when the last nightly run failed or is older than STATUS_MAX_AGE_HOURS, or when more than
     STATUS_MAX_GAPS sensors and stations are held back or the last run quarantined more than
     STATUS_MAX_QUARANTINED records (for monitoring)."""
-    from etl.runner import latest_runs, nightly_verdict, upstream_report, upstream_verdict
+    from etl.runner import current_plan, latest_runs, nightly_verdict, upstream_report, upstream_verdict
 
     engine = make_engine(settings)
     check_connection(engine)
@@ -64,8 +64,10 @@ def status_command(settings) -> None:
     counts = table_counts(engine)
     for name, count in counts.items():
         click.echo(f"  {name:<18} {'missing' if count is None else f'{count:>12,} rows'}")
-    records = latest_runs(engine) if counts.get("etl_runs") is not None else []
-    click.echo("last runs (UTC)")
+    every_plan = latest_runs(engine) if counts.get("etl_runs") is not None else []
+    records = current_plan(every_plan)
+    earlier = len(every_plan) - len(records)
+    click.echo("last runs (UTC)" + (f", {earlier} of an earlier shard plan not shown" if earlier else ""))
     for r in records:
         took = f"{(r.finished_at - r.started_at).total_seconds():>7.1f} s" if r.finished_at else "      …  "
         click.echo(

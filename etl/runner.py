@@ -274,9 +274,21 @@ def latest_runs(engine: Engine) -> list[RunRecord]:
     return sorted(records, key=lambda r: (order.get(r.step, len(order)), r.shard or ""))
 
 
+def current_plan(records: list[RunRecord]) -> list[RunRecord]:
+    """The records of the shard plan the latest run used. After the plan changes (four shards, then the
+    whole network), an old shard's last failed or running row would otherwise be its latest forever."""
+    if not records:
+        return records
+    newest = max(record.started_at for record in records)
+    plans = {Shard.parse(record.shard).count for record in records if record.started_at == newest}
+    return [record for record in records if Shard.parse(record.shard).count in plans]
+
+
 def nightly_verdict(records: list[RunRecord], now: dt.datetime, max_age: dt.timedelta) -> tuple[bool, str]:
-    """Is the nightly job healthy? Not when the latest run of any step on any shard failed, when one has
-    been running for longer than `max_age`, or when the last step last finished longer ago than that."""
+    """Is the nightly job healthy? Not when the latest run of any step on any shard of the current plan
+    failed, when one has been running for longer than `max_age`, or when the last step last finished
+    longer ago than that."""
+    records = current_plan(records)
     for record in records:
         where = record.step + (f" (shard {record.shard})" if record.shard else "")
         if record.status == "failed":

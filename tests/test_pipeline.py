@@ -361,6 +361,43 @@ def test_the_status_verdict_for_monitoring(records, healthy, verdict):
     assert ok is healthy and said.startswith(verdict), said
 
 
+EARLIER = NOW - dt.timedelta(days=3)
+
+
+@pytest.mark.parametrize(
+    ("records", "healthy", "verdict"),
+    [
+        (  # four shards once, one failed; the network runs whole since
+            [
+                *ALL_OK,
+                *[_record(name, shard=f"{i}/4", started=EARLIER) for name, _ in STEPS for i in (1, 2, 4)],
+                _record("detect_anomalies", "failed", "3/4", started=EARLIER, error="killed"),
+            ],
+            True,
+            "OK",
+        ),
+        (  # one shard of an old plan left marked running
+            [*ALL_OK, _record("extract_all_grow_data", "running", "2/8", started=EARLIER)],
+            True,
+            "OK",
+        ),
+        (  # whole once; now two shards, and one failed
+            [
+                *[_record(name, started=EARLIER) for name, _ in STEPS],
+                *[_record(name, shard="1/2") for name, _ in STEPS],
+                _record("store_sensor_info", "failed", "2/2", error="GROW API: 503"),
+            ],
+            False,
+            "FAILED: store_sensor_info (shard 2/2)",
+        ),
+    ],
+    ids=["old shard failed", "old shard running", "new shard failed"],
+)
+def test_status_judges_the_shard_plan_of_the_latest_run(records, healthy, verdict):
+    ok, said = nightly_verdict(records, NOW, dt.timedelta(hours=26))
+    assert ok is healthy and said.startswith(verdict), said
+
+
 @pytest.mark.slow  # a whole nightly run and two subprocesses
 def test_status_exits_0_after_a_good_night_and_1_when_it_is_too_old(tmp_path, simulator):
     database = f"sqlite:///{tmp_path}/status.sqlite"
