@@ -29,8 +29,10 @@ from core.settings import CoreSettings
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
 
-def make_engine(settings: CoreSettings) -> Engine:
-    """Create the engine for the configured database (SQLite file under var/ by default)."""
+def make_engine(settings: CoreSettings, statement_timeout_s: float | None = None) -> Engine:
+    """Create the engine for the configured database (SQLite file under var/ by default). With
+    `statement_timeout_s`, PostgreSQL cancels any statement that runs longer (the web apps' requests);
+    SQLite has no such limit."""
     url = settings.database
     if url.get_backend_name() == "sqlite":
         if url.database and url.database != ":memory:":
@@ -40,7 +42,8 @@ def make_engine(settings: CoreSettings) -> Engine:
         return engine
     # Every session speaks UTC, so timestamps never depend on the server's zone. Options given in the
     # URL (say `?options=-csearch_path%3Dstaging`) are kept.
-    options = " ".join(filter(None, [url.query.get("options"), "-c timezone=UTC"]))
+    timeout = f"-c statement_timeout={round(statement_timeout_s * 1000)}" if statement_timeout_s else None
+    options = " ".join(filter(None, [url.query.get("options"), "-c timezone=UTC", timeout]))
     return create_engine(url, pool_pre_ping=True, connect_args={"options": options, "connect_timeout": 10})
 
 

@@ -158,6 +158,12 @@ class WebSettings(CoreSettings):
         default=None,
         description="the web apps' secret: backend_token, frontend_secret_key (e.g. grow-wow-web)",
     )
+    db_statement_timeout_s: float = Field(
+        default=10.0,
+        gt=0,
+        le=300,
+        description="PostgreSQL cancels any one query of a web request that runs longer (503)",
+    )
 
     def secrets_from_store(self, store: SecretStore) -> dict[str, SecretStr]:
         updates = super().secrets_from_store(store)

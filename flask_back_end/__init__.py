@@ -11,6 +11,8 @@ import hmac
 
 from apiflask import APIFlask, HTTPTokenAuth
 from apiflask.exceptions import HTTPError
+from flask import current_app
+from sqlalchemy.exc import OperationalError
 from werkzeug.routing import BaseConverter
 
 from core.db import make_engine
@@ -19,6 +21,7 @@ from flask_back_end.schemas import CODE, ErrorOut
 from flask_back_end.settings import BackendSettings, load_settings
 
 API_PREFIX = "/api/v1"
+QUERY_CANCELED = "57014"  # PostgreSQL's SQLSTATE for a statement cancelled (by statement_timeout)
 auth = HTTPTokenAuth(scheme="Bearer")
 
 
@@ -41,8 +44,10 @@ def create_app(settings: BackendSettings | None = None) -> APIFlask:
     )
     app.url_map.converters["code"] = CodeConverter
     app.spec_processor(_document_codes)
-    app.extensions["grow_wow"] = {"settings": settings, "engine": make_engine(settings)}
+    engine = make_engine(settings, statement_timeout_s=settings.db_statement_timeout_s)
+    app.extensions["grow_wow"] = {"settings": settings, "engine": engine}
     app.error_processor(_error_body)
+    app.register_error_handler(OperationalError, _database_too_slow)
     auth.error_processor(_error_body)
     if settings.cors_origins:
         from flask_cors import CORS
@@ -82,6 +87,18 @@ def _verify(token: str) -> bool | None:
     if expected is None or not token:
         return None
     return hmac.compare_digest(token.encode(), expected.get_secret_value().encode()) or None
+
+
+def _database_too_slow(error: OperationalError):
+    """A query PostgreSQL cancelled at the statement timeout: 503 saying so, not a 500."""
+    if getattr(error.orig, "pgcode", None) != QUERY_CANCELED:
+        raise error
+    settings = current_app.extensions["grow_wow"]["settings"]
+    message = (
+        f"the database took longer than {settings.db_statement_timeout_s:g} s (DB_STATEMENT_TIMEOUT_S) "
+        "to answer; ask for less (a shorter range, a smaller page) or try again later"
+    )
+    return {"error": "timeout", "message": message}, 503
 
 
 def _error_body(error: HTTPError):

@@ -295,12 +295,22 @@ def sensor_anomalies(sensor_id: str, query):
 
 
 def time_range(connection, sensor_id: str, query: dict) -> tuple[dt.datetime, dt.datetime]:
-    """The asked range; by default the 9 days up to the sensor's latest reading (404 if no such sensor)."""
+    """The asked range; by default the 9 days up to the sensor's latest reading (404 if no such sensor).
+    At most API_MAX_RANGE_DAYS long (400 beyond): a range of decades would read a sensor's whole history
+    into memory."""
     latest = connection.scalar(select(func.max(readings.c.ts)).where(readings.c.sensor_id == sensor_id))
     if latest is None:
         ensure_sensor(connection, sensor_id)
     end = query.get("end") or latest or dt.datetime.now(dt.UTC)
-    return query.get("start") or end - DEFAULT_SPAN, end
+    start = query.get("start") or end - DEFAULT_SPAN
+    longest = current_app.extensions["grow_wow"]["settings"].api_max_range_days
+    if end - start > dt.timedelta(days=longest):
+        abort(
+            400,
+            f"bad parameter start, end: {start:%Y-%m-%d %H:%M}..{end:%Y-%m-%d %H:%M} UTC spans "
+            f"{(end - start).days} days; at most {longest} days (API_MAX_RANGE_DAYS)",
+        )
+    return start, end
 
 
 def ensure_sensor(connection, sensor_id: str) -> None:

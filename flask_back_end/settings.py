@@ -15,6 +15,12 @@ class BackendSettings(WebSettings):
 
     role: ClassVar[str] = "the back end"
 
+    api_max_range_days: int = Field(
+        default=366,
+        ge=1,
+        le=3660,
+        description="the longest start..end a readings or WOW route answers (400 beyond, naming this)",
+    )
     cors_origins: str = Field(
         default="",
         description="comma-separated origins whose pages may call the back end (CORS); empty: CORS off",

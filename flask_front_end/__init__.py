@@ -58,7 +58,7 @@ def create_app(settings: FrontendSettings | None = None) -> Flask:
     app.url_map.converters["code"] = CodeConverter
     app.extensions["grow_wow"] = {
         "settings": settings,
-        "engine": make_engine(settings),
+        "engine": make_engine(settings, statement_timeout_s=settings.db_statement_timeout_s),
         "backend": Backend(
             settings.backend_url,
             settings.backend_token.get_secret_value() if settings.backend_token else None,

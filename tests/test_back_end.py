@@ -329,3 +329,42 @@ def test_configured_origins_may_call_from_a_browser(settings, engine):
 def test_malformed_ids_in_the_path_are_404_before_any_query(client, path):
     answer = get(client, path)
     assert answer.status_code == 404 and answer.json["error"] == "not_found"
+
+
+@pytest.mark.parametrize("path", ["/sensors/s1/readings", "/sensors/s1/wow"])
+def test_a_range_longer_than_the_cap_is_refused_naming_the_limit(client, path):
+    answer = get(client, path, start="1970-01-01", end="2199-12-31")
+    assert answer.status_code == 400 and answer.json["error"] == "bad_request"
+    assert "366 days" in answer.json["message"] and "API_MAX_RANGE_DAYS" in answer.json["message"]
+    assert get(client, path, start="2018-07-01", end="2019-07-01").status_code == 200  # a year is fine
+    # a start alone reaches to the latest reading, an end alone 9 days back: both are capped
+    assert get(client, path, start="2001-01-01").status_code == 400
+
+
+def test_the_range_cap_is_a_setting(seeded_url):
+    app = create_app(load_settings(database_url=seeded_url, backend_token=TOKEN, api_max_range_days=5))
+    with app.test_client() as client:
+        assert get(client, "/sensors/s1/readings", start="2019-06-01", end="2019-06-05").status_code == 200
+        refused = get(client, "/sensors/s1/readings", start="2019-06-01", end="2019-06-07")
+        assert refused.status_code == 400 and "5 days" in refused.json["message"]
+    app.extensions["grow_wow"]["engine"].dispose()
+
+
+@pytest.mark.postgres
+def test_a_query_past_the_statement_timeout_is_cancelled_with_a_clear_503(postgres_schemas):
+    from sqlalchemy import text
+
+    app = create_app(
+        load_settings(database_url=postgres_schemas(), backend_token=TOKEN, db_statement_timeout_s=0.2)
+    )
+
+    def slow():
+        with app.extensions["grow_wow"]["engine"].connect() as connection:
+            connection.execute(text("SELECT pg_sleep(2)"))
+        return {"finished": True}
+
+    app.add_url_rule("/api/v1/slow", "slow", slow)
+    answer = app.test_client().get("/api/v1/slow")
+    assert answer.status_code == 503
+    assert answer.json["error"] == "timeout" and "DB_STATEMENT_TIMEOUT_S" in answer.json["message"]
+    app.extensions["grow_wow"]["engine"].dispose()
