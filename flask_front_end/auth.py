@@ -30,8 +30,19 @@ def _login_limit() -> str:
     return current_app.extensions["grow_wow"]["settings"].login_rate_limit
 
 
+def _account_login_limit() -> str:
+    return current_app.extensions["grow_wow"]["settings"].login_account_rate_limit
+
+
+def _account_asked() -> str:
+    """The account a login attempt names (as typed, folded): one guesser behind many addresses still
+    meets this account's limit."""
+    return "login-account:" + (request.form.get("username") or "").strip().casefold()[:64]
+
+
 @auth.route("/login", methods=["GET", "POST"])
 @limiter.limit(_login_limit, methods=["POST"])
+@limiter.limit(_account_login_limit, methods=["POST"], key_func=_account_asked)
 def login():
     if current_user.is_authenticated:
         return redirect(safe_next(request.args.get("next")))

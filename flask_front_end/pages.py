@@ -4,14 +4,31 @@ sees only its owner's sensors — another owner's sensor is a 404 here, as if it
 from __future__ import annotations
 
 from flask import Blueprint, abort, current_app, jsonify, redirect, render_template, request, url_for
+from flask_limiter.util import get_remote_address
 from flask_login import current_user, login_required
 
 from core.vocabulary import AnomalyKind
-from flask_front_end import statuses
+from flask_front_end import limiter, statuses
 from flask_front_end.auth import LogoutForm
 from flask_front_end.backend import Backend, BackendError
 
 pages = Blueprint("pages", __name__)
+
+
+def _account() -> str:
+    """Whose calls a data limit counts: the logged-in account (anonymous calls by their address, before
+    the login check turns them away)."""
+    if current_user.is_authenticated:
+        return f"account:{current_user.user_id}"
+    return f"address:{get_remote_address()}"
+
+
+def _data_limit() -> str:
+    return current_app.extensions["grow_wow"]["settings"].data_rate_limit
+
+
+# One budget for all of an account's /data/* calls, counted where RATE_LIMIT_STORAGE says.
+data_limited = limiter.shared_limit(_data_limit, scope="data", key_func=_account)
 
 
 def backend() -> Backend:
@@ -102,28 +119,33 @@ def _owner_scope(params: dict) -> dict:
 
 
 @pages.get("/data/map")
+@data_limited
 def data_map():
     return jsonify(backend().get("/map", _owner_scope(_passed("owner"))))
 
 
 @pages.get("/data/sensors")
+@data_limited
 def data_sensors():
     params = _owner_scope(_passed("status", "owner", "q", "page", "per_page"))
     return jsonify(backend().get("/sensors", params))
 
 
 @pages.get("/data/sensors/<code:sensor_id>")
+@data_limited
 def data_sensor(sensor_id: str):
     return jsonify(visible_sensor(sensor_id))
 
 
 @pages.get("/data/sensors/<code:sensor_id>/readings")
+@data_limited
 def data_readings(sensor_id: str):
     visible_sensor(sensor_id)
     return jsonify(backend().get(f"/sensors/{sensor_id}/readings", _passed("start", "end", "max_points")))
 
 
 @pages.get("/data/sensors/<code:sensor_id>/anomalies")
+@data_limited
 def data_anomalies(sensor_id: str):
     visible_sensor(sensor_id)
     params = {"per_page": 1000, **_passed("start", "end", "page", "per_page")}
@@ -131,17 +153,20 @@ def data_anomalies(sensor_id: str):
 
 
 @pages.get("/data/sensors/<code:sensor_id>/wow")
+@data_limited
 def data_wow(sensor_id: str):
     visible_sensor(sensor_id)
     return jsonify(backend().get(f"/sensors/{sensor_id}/wow", _passed("start", "end")))
 
 
 @pages.get("/data/addresses")
+@data_limited
 def data_addresses():
     return jsonify(backend().get("/addresses", _owner_scope(_passed("q", "limit", "owner"))))
 
 
 @pages.get("/data/owners/<code:owner_id>/stats")
+@data_limited
 def data_owner_stats(owner_id: str):
     if current_user.sees_owner not in (None, owner_id):
         abort(404)

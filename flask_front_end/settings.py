@@ -41,9 +41,16 @@ class FrontendSettings(WebSettings):
     login_rate_limit: str = Field(
         default="10 per minute", description="login attempts allowed per client address (Flask-Limiter)"
     )
+    login_account_rate_limit: str = Field(
+        default="30 per hour",
+        description="login attempts allowed per account name, from any address (a spread-out guesser)",
+    )
+    data_rate_limit: str = Field(
+        default="300 per minute", description="calls of the /data/* routes allowed per logged-in account"
+    )
     rate_limit_storage: str = Field(
         default="memory://",
-        description="where login attempts are counted; redis://… shares it between workers",
+        description="where the rate limits count; redis://… shares them between workers and instances",
     )
     proxy_hops: int = Field(
         default=0,

@@ -128,6 +128,36 @@ def test_behind_a_trusted_proxy_each_client_has_its_own_login_limit(front_settin
     assert attempt("198.51.100.7") == 401  # another client, not yet limited
 
 
+def test_one_account_has_its_own_login_limit_whatever_address_asks(front_settings, engine):
+    limits = {"login_rate_limit": "10 per minute", "login_account_rate_limit": "3 per hour"}
+    app = create_front_end(load_settings(**front_settings, **limits, proxy_hops=1))
+    accounts.create_user(engine, "ada", PASSWORD, "admin")
+    accounts.create_user(engine, "olive", PASSWORD, "owner", owner_id="owner-a")
+    client = app.test_client()
+
+    def attempt(username, address, password=None):
+        form = {"username": username, "password": password or "wrong", "csrf_token": csrf_token(client)}
+        return client.post("/login", data=form, headers={"X-Forwarded-For": address}).status_code
+
+    # A password guesser spreading its tries over many addresses still meets the account's limit.
+    assert [attempt("ada", f"203.0.113.{i}") for i in range(4)] == [401, 401, 401, 429]
+    assert attempt("ADA", "198.51.100.9") == 429  # the same account, however it is spelt
+    assert attempt("olive", "198.51.100.9", PASSWORD) == 302  # another account is not held back
+
+
+def test_the_data_routes_are_rate_limited_per_account(front_settings, engine):
+    app = create_front_end(load_settings(**front_settings, data_rate_limit="3 per minute"))
+    accounts.create_user(engine, "ada", PASSWORD, "admin")
+    accounts.create_user(engine, "olive", PASSWORD, "owner", owner_id="owner-a")
+    ada, olive = app.test_client(), app.test_client()
+    log_in(ada, "ada")
+    log_in(olive, "olive")
+    paths = ["/data/map", "/data/sensors", "/data/sensors/s1/readings", "/data/map"]
+    assert [ada.get(path).status_code for path in paths] == [200, 200, 200, 429]
+    assert olive.get("/data/map").status_code == 200  # the same address, another account
+    assert ada.get("/all_grow_map").status_code == 200  # the pages themselves are not counted
+
+
 def test_an_admin_sees_every_sensor(client):
     log_in(client, "ada")
     assert [row[0] for row in client.get("/data/map").json["rows"]] == ["0042", "r1", "s1", "s2"]
