@@ -148,3 +148,23 @@ def test_the_crontab_line_runs_the_nightly_runner(tmp_path, simulator):
     engine = make_engine(load_settings(database_url=database))
     with engine.connect() as connection:
         assert set(connection.scalars(select(etl_runs.c.status))) == {"ok"}
+    engine.dispose()
+
+    # The guide's monitoring line (deploy/README.md, "Monitoring"), mail caught in a file: quiet after a
+    # good night, and a mail once the night is older than the guide allows.
+    guide = (ROOT / "deploy" / "README.md").read_text()
+    monitor = next(line for line in guide.splitlines() if "python -m etl status" in line and "mail" in line)
+    monitor = " ".join(monitor.split()[5:])  # without the schedule
+    mailed = tmp_path / "mailed"
+    monitor = (
+        monitor.replace("/opt/grow-wow", str(ROOT))
+        .replace("/etc/grow-wow.env", str(tmp_path / "grow-wow.env"))
+        .replace(".venv/bin/python", str(venv_python))
+    )
+    monitor = re.sub(r"\| mail .*$", f"> {mailed}", monitor)
+    assert subprocess.run(["/bin/bash", "-c", monitor], timeout=120).returncode == 0
+    assert not mailed.exists()
+    with (tmp_path / "grow-wow.env").open("a") as env_file:
+        env_file.write("\nSTATUS_MAX_AGE_HOURS=0.0001\n")
+    subprocess.run(["/bin/bash", "-c", monitor], timeout=120)
+    assert "unhealthy" in mailed.read_text()
