@@ -74,10 +74,12 @@ log = logging.getLogger(__name__)
 NAME = "detect_anomalies"
 # A chunk's size in readings: ETL_MEMORY_MB less what the process holds before any reading, over what
 # detection holds per reading at its peak (readings, station reports, the models' days, the rules'
-# arrays). Measured with bench_nightly's backfill of a year of 1,000 sensors: a peak of 2,030 MB with
-# chunks of 1.5 M readings, about 700 bytes a reading over the base; 800 leaves a margin.
+# arrays). Measured with bench_nightly's backfill of a year of 1,000 sensors: at 800 bytes (chunks of
+# 655,000 readings) the peak was 1,461-1,544 MB on a fast host (the next chunk read ahead while the
+# models run), over ETL_MEMORY_MB's 1,500; at 1,000 bytes (524,000 readings) 1,261 and 1,268 MB, and
+# detection 12 % slower.
 BASE_MB = 1000  # the interpreter, pandas, TensorFlow and the three models
-BYTES_PER_READING = 800
+BYTES_PER_READING = 1000
 MIN_CHUNK_READINGS = 20_000
 WINDOWS_PER_QUERY = 5_000  # three parameters each: SQLite takes at most 32,766
 TOUCHING = pd.Timedelta(hours=1)
