@@ -162,7 +162,7 @@ def create_command(username: str, role: str, owner_id: str | None, password: str
     envvar="FRONTEND_NEW_PASSWORD", help="asked for when not given (or FRONTEND_NEW_PASSWORD)"
 )
 def password_command(username: str, password: str) -> None:
-    """Set a new password for an account."""
+    """Set a new password for an account; its sessions and remember cookies end."""
     with _told():
         set_password(_engine(), username, password)
     click.echo(f"new password set for {username}")
@@ -179,7 +179,7 @@ def list_command() -> None:
 @users_cli.command("disable")
 @click.argument("username")
 def disable_command(username: str) -> None:
-    """Stop an account from logging in (its sessions end at their next request)."""
+    """Stop an account from logging in (its sessions and remember cookies end at their next request)."""
     with _told():
         set_active(_engine(), username, False)
     click.echo(f"disabled {username}")

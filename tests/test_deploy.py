@@ -100,6 +100,28 @@ def test_a_bundle_unzips_into_an_app_that_answers_its_health_route(tmp_path, app
     assert result.stdout.strip() == ("200" if app == "back_end" else "503")
 
 
+@pytest.mark.slow  # a subprocess
+def test_the_guides_first_account_command_creates_the_account(tmp_path):
+    """deploy/README.md's `flask --app flask_front_end.application users create …`, as typed on a host
+    that reaches the database, with the password typed at its prompt."""
+    guide = (ROOT / "deploy" / "README.md").read_text()
+    command = re.search(r"`(flask --app flask_front_end\.application users create [^`]+)`", guide).group(1)
+    database = f"sqlite:///{tmp_path / 'accounts.sqlite'}"
+    init_db(make_engine(load_settings(database_url=database)))
+    env = {
+        "PATH": os.environ["PATH"],
+        "DATABASE_URL": database,
+        "FRONTEND_SECRET_KEY": "a-secret-key-for-this-test",
+        "BACKEND_TOKEN": "a-token-for-this-test",
+    }
+    argv = [sys.executable, "-m", *command.split()]
+    typed = "a long enough password\n" * 2  # the password and its confirmation
+    result = subprocess.run(argv, cwd=ROOT, env=env, input=typed, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "created admin ada" in result.stdout
+    assert "a long enough password" not in result.stdout + result.stderr
+
+
 @pytest.mark.slow  # a whole nightly run in a subprocess
 def test_the_crontab_line_runs_the_nightly_runner(tmp_path, simulator):
     """The nightly line of deploy/crontab, with its paths pointed at this checkout and a scratch
