@@ -145,6 +145,53 @@ def test_one_account_has_its_own_login_limit_whatever_address_asks(front_setting
     assert attempt("olive", "198.51.100.9", PASSWORD) == 302  # another account is not held back
 
 
+REDIS = "redis://127.0.0.1:6379/15"
+
+
+@pytest.fixture
+def redis_storage():
+    """The machine's Redis, as ElastiCache stands behind RATE_LIMIT_STORAGE in the deployment guide."""
+    import redis
+
+    try:
+        redis.Redis.from_url(REDIS, socket_connect_timeout=2).ping()
+    except redis.RedisError as exc:
+        pytest.skip(f"no Redis at {REDIS}: {exc}")
+    return REDIS
+
+
+def _attempts_in_a_worker(settings, name: str, tries: int, codes) -> None:
+    """A gunicorn worker of its own: a forked process with its own app and limiter."""
+    client = create_front_end(settings).test_client()
+    codes.put([log_in(client, name, "wrong password").status_code for _ in range(tries)])
+
+
+@pytest.mark.parametrize("shared", [True, False], ids=["redis", "memory"])
+def test_workers_count_one_login_limit_only_with_shared_storage(
+    front_settings, engine, redis_storage, shared
+):
+    """gunicorn's workers (and Beanstalk's instances) are processes of their own: with RATE_LIMIT_STORAGE
+    shared they count one limit; in memory, one each (which the guide says to avoid)."""
+    import multiprocessing
+    import uuid
+
+    limits = {"login_rate_limit": "1000 per minute", "login_account_rate_limit": "3 per hour"}
+    storage = redis_storage if shared else "memory://"
+    settings = load_settings(**front_settings, **limits, rate_limit_storage=storage)
+    name = f"guesser-target-{uuid.uuid4().hex[:8]}"  # a count of its own in the shared store
+    accounts.create_user(engine, name, PASSWORD, "admin")
+    context = multiprocessing.get_context("fork")
+    codes = context.Queue()
+    worker = context.Process(target=_attempts_in_a_worker, args=(settings, name, 2, codes))
+    worker.start()
+    first = codes.get(timeout=60)
+    worker.join(timeout=60)
+    client = create_front_end(settings).test_client()  # the other worker
+    then = [log_in(client, name, "wrong password").status_code for _ in range(2)]
+    assert first == [401, 401]
+    assert then == ([401, 429] if shared else [401, 401])
+
+
 def test_the_data_routes_are_rate_limited_per_account(front_settings, engine):
     app = create_front_end(load_settings(**front_settings, data_rate_limit="3 per minute"))
     accounts.create_user(engine, "ada", PASSWORD, "admin")
