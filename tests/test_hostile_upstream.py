@@ -54,7 +54,7 @@ def calm(**misbehaviour) -> dict:
 
 
 def stored_readings(database: str) -> pd.DataFrame:
-    with make_engine(pipeline_settings(database, "http://unused")).connect() as connection:
+    with make_engine(pipeline_settings(database, "http://127.0.0.1:9")).connect() as connection:
         frame = read_frame(connection, select(readings))
     return frame.sort_values(["sensor_id", "ts"], ignore_index=True)
 
@@ -121,7 +121,7 @@ def test_poisoned_records_are_quarantined_and_the_night_goes_on(database_url, sm
 
 
 def stations_and_links(database: str) -> tuple[list, list]:
-    with make_engine(pipeline_settings(database, "http://unused")).connect() as connection:
+    with make_engine(pipeline_settings(database, "http://127.0.0.1:9")).connect() as connection:
         stations = connection.execute(
             select(wow_sites.c.site_id, wow_sites.c.is_live, wow_sites.c.last_report_at).order_by(
                 wow_sites.c.site_id
