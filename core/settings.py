@@ -29,6 +29,7 @@ DEFAULT_SQLITE_PATH = VAR_DIR / "grow_wow.sqlite"
 
 
 LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1"}
+T = TypeVar("T")
 
 
 def http_url(value: str) -> str:
@@ -124,7 +125,6 @@ def parse_database_url(raw: str) -> URL:
 
 
 Role = TypeVar("Role", bound=CoreSettings)
-T = TypeVar("T")
 
 
 def load_role_settings(role: type[Role], store: SecretStore | None = None, **overrides) -> Role:

@@ -71,7 +71,7 @@ def list_sensors(query):
         rows = connection.execute(
             base.order_by(sensors.c.sensor_id).limit(per_page).offset((page - 1) * per_page)
         ).all()
-    return _page([dict(row._mapping) for row in rows], total, page, per_page, schemas.SensorQuery)
+    return _page([dict(row._mapping) for row in rows], total, query)
 
 
 def sensor_filters(query: dict) -> list:
@@ -99,22 +99,24 @@ def _only(query: dict, *names: str) -> dict:
     return {name: query[name] for name in names if name in query}
 
 
-def _page(items: list, total: int, page: int, per_page: int, query_schema: type) -> dict:
-    """A page of a collection with its `_meta` and `_links` (self, first, last, prev, next)."""
+def _page(items: list, total: int, query: dict) -> dict:
+    """A page of a collection with its `_meta` and `_links` (self, first, last, prev, next); `query` is
+    the route's validated query."""
+    page, per_page = query["page"], query["per_page"]
     pages = max(1, math.ceil(total / per_page))
     return {
         "items": items,
         "_meta": {"page": page, "per_page": per_page, "total_items": total, "total_pages": pages},
-        "_links": _page_links(page, pages, query_schema),
+        "_links": _page_links(page, pages, query),
     }
 
 
-def _page_links(page: int, pages: int, query_schema: type) -> dict:
-    # Only the parameters the route's schema validated: any other argument would reach url_for as one of
-    # its own keywords (endpoint, _scheme, _external, _method: a 500, or a crafted link).
-    fields = query_schema._declared_fields
-    query = {name: value for name, value in request.args.items() if name in fields}
-    args = {**(request.view_args or {}), **query}
+def _page_links(page: int, pages: int, query: dict) -> dict:
+    # The links repeat, as sent, only the parameters the route's schema validated: any other argument
+    # would reach url_for as one of its own keywords (endpoint, _scheme, _external, _method: a 500, or a
+    # crafted link).
+    validated = {name: value for name, value in request.args.items() if name in query}
+    args = {**(request.view_args or {}), **validated}
 
     def link(number: int) -> str:
         return url_for(request.endpoint, **{**args, "page": number})
@@ -291,7 +293,7 @@ def sensor_anomalies(sensor_id: str, query):
             .limit(per_page)
             .offset((page - 1) * per_page)
         ).all()
-    return _page([dict(row._mapping) for row in rows], total, page, per_page, schemas.AnomalyQuery)
+    return _page([dict(row._mapping) for row in rows], total, query)
 
 
 def time_range(connection, sensor_id: str, query: dict) -> tuple[dt.datetime, dt.datetime]:
