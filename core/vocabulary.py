@@ -67,11 +67,12 @@ class Health(StrEnum):
 
 
 class Detector(StrEnum):
-    """The three kinds of evidence."""
+    """The three kinds of evidence, and what recognises the garden's conditions."""
 
     RULE = "rule"  # a rule over the sensor's own series
     MODEL = "model"  # a per-variable autoencoder over each day
     REFERENCE = "reference"  # the sensor against its nearest live WOW station
+    CONDITION = "condition"  # not a fault: frost, snow, a watering system (see CONDITIONS)
 
 
 class AnomalyKind(StrEnum):
@@ -90,10 +91,19 @@ class AnomalyKind(StrEnum):
     NO_DAILY_CYCLE = "no_daily_cycle"
     RISING_WITHOUT_RAIN = "rising_without_rain"
     DRIFT = "drift"
+    MOVED = "moved"
+    FROZEN_SOIL = "frozen_soil"
+    SNOW_COVER = "snow_cover"
+    WATERING_SYSTEM = "watering_system"
 
     @property
     def detector(self) -> Detector:
         return KIND_DETECTOR[self]
+
+    @property
+    def is_condition(self) -> bool:
+        """A condition of the garden, kept and shown, that does not make a sensor faulty."""
+        return self in CONDITIONS
 
     @property
     def label(self) -> str:
@@ -118,7 +128,14 @@ KIND_DETECTOR = {
     AnomalyKind.NO_DAILY_CYCLE: Detector.REFERENCE,
     AnomalyKind.RISING_WITHOUT_RAIN: Detector.REFERENCE,
     AnomalyKind.DRIFT: Detector.REFERENCE,
+    AnomalyKind.MOVED: Detector.RULE,
+    AnomalyKind.FROZEN_SOIL: Detector.CONDITION,
+    AnomalyKind.SNOW_COVER: Detector.CONDITION,
+    AnomalyKind.WATERING_SYSTEM: Detector.CONDITION,
 }
+# Conditions: what a garden goes through that would trip the checks (the checks stand down while one
+# lasts), recorded so that people see it, never a reason to call a sensor faulty.
+CONDITIONS = frozenset(kind for kind, detector in KIND_DETECTOR.items() if detector == Detector.CONDITION)
 KIND_MEANING = {
     AnomalyKind.OUT_OF_RANGE: "a value the sensor cannot plausibly read in a garden",
     AnomalyKind.STUCK: "the same value for hours: a live sensor always wobbles a little",
@@ -133,4 +150,8 @@ KIND_MEANING = {
     AnomalyKind.NO_DAILY_CYCLE: "air temperature flat while the station swings: indoors or covered",
     AnomalyKind.RISING_WITHOUT_RAIN: "soil moisture climbing through days the station saw no rain",
     AnomalyKind.DRIFT: "soil moisture walking away from what the station's weather explains",
+    AnomalyKind.MOVED: "soil moisture and light changing level at the same moment: moved to another place",
+    AnomalyKind.FROZEN_SOIL: "not a fault: frozen soil, so soil moisture holds or drops until the thaw",
+    AnomalyKind.SNOW_COVER: "not a fault: buried in snow, dark and near 0 °C until it melts",
+    AnomalyKind.WATERING_SYSTEM: "not a fault: the soil wetted every day at the same hour, rain or not",
 }

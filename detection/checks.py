@@ -121,6 +121,40 @@ class UnusualSoilDayThresholds(UnusualDayThresholds):
     wet_day_rain_mm: float = 1.0  # a day the station had this much rain is not judged: storms are unusual
 
 
+@dataclass(frozen=True)
+class MovedThresholds:
+    min_jump: float = 3.0  # %: soil moisture moving this much between two samples an hour apart at most
+    light_ratio: float = 1.9  # the light's level after over before (or before over after) at least this
+    days: int = 4  # days either side that set the light's level
+
+
+@dataclass(frozen=True)
+class FrozenSoilThresholds:
+    below: float = 0.5  # °C: soil estimated colder than this may be frozen
+    soil_lag: pd.Timedelta = 48 * HOUR  # the soil's temperature follows the air's this slowly
+    margin: pd.Timedelta = 24 * HOUR  # the checks stand down this long before the freeze and after the thaw
+
+
+@dataclass(frozen=True)
+class SnowCoverThresholds:
+    warmest: float = 1.5  # °C: a buried sensor's air temperature stays below this ...
+    coldest: float = -3.0  # °C: ... and above this
+    flat: float = 0.3  # °C: ... moving less within an hour and from hour to hour (snow insulates it)
+    min_duration: pd.Timedelta = 2 * HOUR  # buried at least this long
+    dark: float = 1.0  # an hour as bright as this, in the light's unit, ...
+    darkness: float = 0.25  # ... and as this share of that hour's brightest around it, is not under snow
+    around: int = 30  # days either side that say how bright the sensor can be
+    margin: pd.Timedelta = 6 * HOUR  # the checks stand down this long before and after
+
+
+@dataclass(frozen=True)
+class WateringSystemThresholds:
+    min_rise: float = 0.8  # %: soil moisture rising this much in one sample wets the soil
+    same_hour: pd.Timedelta = 0.75 * HOUR  # the wettings of a system differ by less
+    min_days: int = 5  # days of seven wetted at the same hour
+    max_gap_days: int = 3  # days without (rain, a power cut) that do not end it
+
+
 Thresholds = TypeVar("Thresholds")
 
 
@@ -182,6 +216,18 @@ def _registry() -> dict[str, Check]:
             RisingWithoutRainThresholds(),
         ),
         Check("drift", Detector.REFERENCE, (kind.DRIFT,), "soil_moisture", DriftThresholds()),
+        rule("moved", kind.MOVED, "soil_moisture", MovedThresholds()),
+        Check(
+            "frozen_soil", Detector.CONDITION, (kind.FROZEN_SOIL,), "soil_moisture", FrozenSoilThresholds()
+        ),
+        Check("snow_cover", Detector.CONDITION, (kind.SNOW_COVER,), "light", SnowCoverThresholds()),
+        Check(
+            "watering_system",
+            Detector.CONDITION,
+            (kind.WATERING_SYSTEM,),
+            "soil_moisture",
+            WateringSystemThresholds(),
+        ),
         model("soil_moisture", UnusualSoilDayThresholds()),
         model("light", UnusualDayThresholds()),
         model("air_temperature", UnusualDayThresholds()),

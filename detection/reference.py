@@ -315,7 +315,7 @@ def _neighbour_index(long: pd.DataFrame, min_neighbours: int = 2) -> dict[str, p
             continue
         # Every member's others side by side: (days, members, members - 1), one median for all.
         others = [[j for j in range(len(members)) if j != i] for i in range(len(members))]
-        wet = table[members.index].to_numpy()[:, others]
+        wet = table.reindex(columns=members.index).to_numpy()[:, others]  # a sensor all NaN is no column
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", "All-NaN slice encountered", RuntimeWarning)
             middle = np.nanmedian(wet, axis=2)

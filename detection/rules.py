@@ -28,6 +28,7 @@ from detection.checks import (
     BatteryThresholds,
     BreakThresholds,
     Configuration,
+    MovedThresholds,
     ProbeOutOfSoilThresholds,
     SaturationThresholds,
     SpikeThresholds,
@@ -40,7 +41,11 @@ HOURS_3 = pd.Timedelta(hours=3)
 HOURS_6 = pd.Timedelta(hours=6)
 HOURS_24 = pd.Timedelta(hours=24)
 SECOND = pd.Timedelta(seconds=1)
+# Samples further apart than this are not compared as neighbours: across a gap (no upload, or readings
+# blanked while a condition lasted) a change is no jump, and an unchanged value is not stuck.
+MAX_NEIGHBOUR_GAP = HOURS_3
 
+SAMPLES_A_DAY = 96  # at 15 minutes
 MEDIAN_CELLS = 2**22  # values side by side at most in one pass of `_medians` (32 MB)
 
 
@@ -324,9 +329,9 @@ def stuck_flags(
     variable, values, ns = samples.variable, samples.values, samples.ns
     if len(values) == 0:
         return []
-    # Runs of unchanged samples: a run starts wherever the value moved, or a sensor begins.
+    # Runs of unchanged samples: a run starts wherever the value moved, a gap opens, or a sensor begins.
     moved = ~samples.follows_same_sensor
-    moved[1:] |= np.abs(np.diff(values)) > tolerance
+    moved[1:] |= (np.abs(np.diff(values)) > tolerance) | (np.diff(ns) > _ns(MAX_NEIGHBOUR_GAP))
     starts = np.flatnonzero(moved)
     ends = np.append(starts[1:] - 1, len(values) - 1)
     lasting = ns[ends] - ns[starts]
@@ -382,9 +387,14 @@ def probe_out_of_soil_flags(
     first, last = _runs(samples.sensor, ns, values < dry, HOURS_3)
     long = ns[last] - ns[first] >= _ns(min_duration)
     first, last = first[long], last[long]
-    # The day before, leaving out the fall itself.
+    # The day before, leaving out the fall itself; after a gap (readings blanked while the soil was
+    # frozen, say), the day's worth of samples before it.
     low = samples.search(first, ns[first] - _ns(HOURS_24), "left")
     high = samples.search(first, ns[first] - _ns(HOURS_3), "right")
+    gap = high <= low
+    start_of_sensor = samples._segments[0][first]
+    high = np.where(gap, first, high)
+    low = np.where(gap, np.maximum(start_of_sensor, first - SAMPLES_A_DAY), low)
     seen = high > low
     first, last, low, high = first[seen], last[seen], low[seen], high[seen]
     before, during = _medians(values, low, high), _medians(values, first, last + 1)
@@ -424,21 +434,26 @@ def saturation_flags(
     return found
 
 
-def break_flags(
-    samples: Samples,
-    threshold: float,
-    direction: int = BreakThresholds.direction,
-    window: pd.Timedelta = BreakThresholds.window,
-) -> Found:
-    """A sudden break: a jump of more than `threshold` between two samples after which the level stays
-    shifted (the median of the `window` after differs from the median of the `window` before by at least
-    half the jump, on the same side; a spike comes back and is not a break). `direction` +1 or -1 looks
-    only at rises or falls (soil moisture rises suddenly with rain, so only its falls are breaks)."""
-    samples = samples.of_sensors_with(3)
-    variable, values, ns = samples.variable, samples.values, samples.ns
+@dataclass(frozen=True)
+class Jumps:
+    """Jumps after which the level stays shifted: the sample each lands on, the medians of the windows
+    before and after, and the last sample of the window after."""
+
+    when: np.ndarray
+    before: np.ndarray
+    after: np.ndarray
+    last: np.ndarray
+
+
+def lasting_jumps(samples: Samples, threshold: float, direction: int, window: pd.Timedelta) -> Jumps:
+    """Jumps of more than `threshold` between two samples (no further apart than MAX_NEIGHBOUR_GAP) after
+    which the median of the `window` after differs from the median of the `window` before by at least
+    half the jump, on the same side. `direction` +1 or -1 looks only at rises or falls."""
+    values, ns = samples.values, samples.ns
     jump = np.full(len(values), np.nan)
     jump[1:] = np.diff(values)
     jump[~samples.follows_same_sensor] = np.nan  # no jump from one sensor to the next
+    jump[1:][np.diff(ns) > _ns(MAX_NEIGHBOUR_GAP)] = np.nan  # nor across a gap
     with np.errstate(invalid="ignore"):
         candidates = np.abs(jump) > threshold
     if direction:
@@ -454,7 +469,21 @@ def break_flags(
     after = _medians(values, after_low[enough], after_high)
     shift = after - before
     stays = (np.sign(shift) == np.sign(jump)) & ~(np.abs(shift) < np.abs(jump) / 2)
-    spans = _spans(samples, when[stays], after_high[stays] - 1)  # to the last sample of the window after
+    return Jumps(when[stays], before[stays], after[stays], after_high[stays] - 1)
+
+
+def break_flags(
+    samples: Samples,
+    threshold: float,
+    direction: int = BreakThresholds.direction,
+    window: pd.Timedelta = BreakThresholds.window,
+) -> Found:
+    """A sudden break: a jump of more than `threshold` between two samples after which the level stays
+    shifted (see `lasting_jumps`; a spike comes back and is not a break). `direction` +1 or -1 looks
+    only at rises or falls (soil moisture rises suddenly with rain, so only its falls are breaks)."""
+    samples = samples.of_sensors_with(3)
+    variable = samples.variable
+    jumps = lasting_jumps(samples, threshold, direction, window)
     return [
         (
             sensor,
@@ -463,13 +492,70 @@ def break_flags(
                 AnomalyKind.BREAK,
                 start,
                 end,
-                float(abs(moved) / threshold),
+                float(abs(now - was) / threshold),
                 f"{_label(variable)} jumped from {_fmt(variable, was)} to {_fmt(variable, now)} "
                 "and stayed there",
             ),
         )
-        for (sensor, start, end), was, now, moved in zip(spans, before[stays], after[stays], shift[stays])
+        for (sensor, start, end), was, now in zip(
+            _spans(samples, jumps.when, jumps.last), jumps.before, jumps.after
+        )
     ]
+
+
+def moved_flags(
+    soil: Samples,
+    light: Samples | None,
+    min_jump: float = MovedThresholds.min_jump,
+    light_ratio: float = MovedThresholds.light_ratio,
+    days: int = MovedThresholds.days,
+) -> Found:
+    """A sensor moved to another pot or garden: soil moisture jumps either way by more than `min_jump`
+    and stays there (`lasting_jumps`), at the moment its light changes level by `light_ratio` or more.
+    Rain wets the soil suddenly too, and clouds dim the light for days, so the light's level on either
+    side is the brightest of `days` days: the weather changes a day's light, not its ceiling for days on
+    end, while a new place changes the shade for good."""
+    if light is None or len(light.values) == 0:
+        return []
+    soil = soil.of_sensors_with(3)
+    jumps = lasting_jumps(soil, min_jump, 0, BreakThresholds.window)
+    if len(jumps.when) == 0:
+        return []
+    # The brightest light of each sensor's day, on one calendar (sensors as in the soil's codes).
+    day_ns = _ns(HOURS_24)
+    light_ids = {sensor_id: code for code, sensor_id in enumerate(light.sensor_ids)}
+    to_soil = np.array([light_ids.get(sensor_id, -1) for sensor_id in soil.sensor_ids])
+    first_day = min(int(light.ns.min()), int(soil.ns.min())) // day_ns
+    last_day = max(int(light.ns.max()), int(soil.ns.max())) // day_ns
+    brightest = np.full((len(light.sensor_ids), last_day - first_day + 1), -np.inf)
+    np.maximum.at(brightest, (light.sensor, light.ns // day_ns - first_day), light.values)
+    sensor = to_soil[soil.sensor[jumps.when]]
+    day = soil.ns[jumps.when] // day_ns - first_day
+    known = sensor >= 0
+    ratio = np.full(len(day), np.nan)
+    for i in np.flatnonzero(known):
+        row = brightest[sensor[i]]
+        before = row[max(0, day[i] - days) : day[i]]
+        after = row[day[i] + 1 : day[i] + 1 + days]
+        before, after = before[np.isfinite(before)], after[np.isfinite(after)]
+        if len(before) >= 2 and len(after) >= 2 and min(before.max(), after.max()) > 0.5:
+            ratio[i] = after.max() / before.max()
+    with np.errstate(invalid="ignore"):
+        moved = (ratio >= light_ratio) | (ratio <= 1 / light_ratio)
+    found = []
+    for (code, start, end), was, now, r in zip(
+        _spans(soil, jumps.when[moved], jumps.last[moved]),
+        jumps.before[moved],
+        jumps.after[moved],
+        ratio[moved],
+    ):
+        text = (
+            f"soil moisture jumped from {was:.1f} % to {now:.1f} % as its light's level changed "
+            f"{r:.1f}×: moved to another pot or garden?"
+        )
+        score = float(max(r, 1 / r) / light_ratio)
+        found.append((code, Flag(soil.variable, AnomalyKind.MOVED, start, end, score, text)))
+    return found
 
 
 def battery_flags(samples: Samples, empty: float = BatteryThresholds.empty) -> Found:
@@ -508,26 +594,42 @@ RULES: dict[str, Callable[[Samples, object], Found]] = {
 }
 
 
-def check_sensors(readings: pd.DataFrame, config: Configuration = DEFAULT) -> list[tuple[str, Flag]]:
+def check_sensors(
+    readings: pd.DataFrame, config: Configuration = DEFAULT, blanked: pd.DataFrame | None = None
+) -> list[tuple[str, Flag]]:
     """The rules `config` selects (all, by default) on every sensor of `readings`: a frame with
     sensor_id, a UTC ts column and the columns it has of soil_moisture, air_temperature, light and
-    battery_level. Returns (sensor_id, flag) pairs, sensor by sensor (in sensor_id order), each
-    sensor's flags rule by rule in the registry's order."""
+    battery_level. `blanked` is the same rows with the values blanked that a condition makes misleading
+    (`detection.conditions.stand_down`): every rule but the range rule looks at those. Returns
+    (sensor_id, flag) pairs, sensor by sensor (in sensor_id order), each sensor's flags rule by rule in
+    the registry's order."""
     checks = [c for c in config.running(Detector.RULE) if c.variable in readings]
     if not checks or readings.empty:
         return []
-    samples = sensor_samples(readings, list(dict.fromkeys(c.variable for c in checks)))
+    variables = [c.variable for c in checks]
+    if "moved" in {c.name for c in checks} and "light" in readings:
+        variables.append("light")  # the moved check looks at the light beside the soil
+    variables = list(dict.fromkeys(variables))
+    raw = sensor_samples(readings, variables, blanked)
+    samples, as_read = raw if blanked is not None else (raw, raw)
     found: Found = []
     for check in checks:
-        found += RULES[check.group](samples[check.variable], config.thresholds[check.name])
+        thresholds = config.thresholds[check.name]
+        if check.name == "moved":
+            found += moved_flags(samples[check.variable], samples.get("light"), **_keywords(thresholds))
+        elif check.group == "range":
+            found += RULES[check.group](as_read[check.variable], thresholds)
+        else:
+            found += RULES[check.group](samples[check.variable], thresholds)
     found.sort(key=lambda pair: pair[0])  # stable: each sensor's flags stay in the rules' order
     ids = next(iter(samples.values())).sensor_ids
     return [(ids[code], flag) for code, flag in found]
 
 
-def sensor_samples(readings: pd.DataFrame, variables: list[str]) -> dict[str, Samples]:
+def sensor_samples(readings: pd.DataFrame, variables: list[str], blanked: pd.DataFrame | None = None):
     """Each variable's samples of every sensor of `readings` (sensor_id, a UTC ts column and the
-    variables), the rows put in sensor and time order once for all of them."""
+    variables), the rows put in sensor and time order once for all of them. Given `blanked` (the same
+    rows, some values blanked), the samples of both: (blanked's, readings')."""
     sensor, ids = pd.factorize(readings["sensor_id"], sort=True)
     times = pd.DatetimeIndex(readings["ts"])
     ns = _nanoseconds(times)
@@ -535,17 +637,21 @@ def sensor_samples(readings: pd.DataFrame, variables: list[str]) -> dict[str, Sa
     order = order[sensor[order] >= 0]  # rows without a sensor id belong to no sensor
     sensor, ns = sensor[order].astype(np.int64), ns[order]
     ids = np.asarray(ids, dtype=object)
-    return {
-        variable: Samples(
-            variable,
-            sensor,
-            ns,
-            readings[variable].to_numpy(np.float64, na_value=np.nan)[order],
-            ids,
-            times[:0],
-        ).present()
-        for variable in variables
-    }
+
+    def of(frame: pd.DataFrame) -> dict[str, Samples]:
+        return {
+            variable: Samples(
+                variable,
+                sensor,
+                ns,
+                frame[variable].to_numpy(np.float64, na_value=np.nan)[order],
+                ids,
+                times[:0],
+            ).present()
+            for variable in variables
+        }
+
+    return of(readings) if blanked is None else (of(blanked), of(readings))
 
 
 def _sensor_then_time(sensor: np.ndarray, ns: np.ndarray) -> np.ndarray:

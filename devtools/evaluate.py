@@ -31,6 +31,7 @@ import pandas as pd
 
 from core.load import bulk_upsert
 from core.schema import readings, sensor_wow, sensors, wow_observations, wow_sites
+from core.vocabulary import Detector
 from detection.autoencoder import VARIABLES, daily_windows, load_all
 from detection.detect import detect
 from devtools.simulator.network import Network
@@ -170,6 +171,70 @@ def _counts(joined: pd.DataFrame) -> pd.Series:
     return (joined["kind"] == "clean") | overlaps
 
 
+WINTER_MONTHS = (12, 1, 2)
+DETECTORS = (Detector.RULE, Detector.REFERENCE, Detector.MODEL)
+
+
+def winter_false_alarms(found: pd.DataFrame, readings: pd.DataFrame, clean_ids: list[str]) -> dict:
+    """False alarms on clean sensors in winter (December to February) and in the rest of the year: the
+    share of clean sensors flagged on a winter day (of those with winter days), and the share of clean
+    sensor-days flagged in each part of the year."""
+    days = readings.loc[readings["sensor_id"].isin(clean_ids), ["sensor_id"]]
+    days = days.assign(day=readings["ts"].dt.floor("D")).drop_duplicates()
+    flagged = _days_of(found[found["sensor_id"].isin(clean_ids)], "start_at", "end_at").assign(flagged=True)
+    days = days.merge(flagged, how="left").fillna({"flagged": False}).infer_objects()
+    days["winter"] = days["day"].dt.month.isin(WINTER_MONTHS)
+    winter = days[days["winter"]]
+    rest = days[~days["winter"]]
+    per_sensor = winter.groupby("sensor_id")["flagged"].any()
+    return {
+        "clean_fp_rate_winter": round(float(per_sensor.mean()), 4) if len(per_sensor) else None,
+        "clean_day_fp_winter": round(float(winter["flagged"].mean()), 5) if len(winter) else None,
+        "clean_day_fp_rest": round(float(rest["flagged"].mean()), 5) if len(rest) else None,
+    }
+
+
+def detector_table(found: pd.DataFrame, labels: pd.DataFrame, sensor_ids: list[str]) -> pd.DataFrame:
+    """Per fault kind (and clean), how many of its sensors each detector finds, how many it alone finds,
+    and for each model how many are found with and without it: a model that adds nothing shows."""
+    kinds = sensor_outcome(found, labels, sensor_ids).set_index("sensor_id")["kind"]
+    columns = {"sensors": kinds.value_counts(), "all": _found_per_kind(found, labels, sensor_ids, kinds)}
+    for detector in DETECTORS:
+        own = found[found["detector"] == detector.value]
+        others = found[found["detector"] != detector.value]
+        by_own = _flagged(own, labels, sensor_ids)
+        by_others = _flagged(others, labels, sensor_ids)
+        columns[detector.value] = by_own.groupby(kinds).sum()
+        columns[f"{detector.value} alone"] = (by_own & ~by_others).groupby(kinds).sum()
+    for variable in sorted(set(found.loc[found["detector"] == Detector.MODEL.value, "variable"])):
+        model = (found["detector"] == Detector.MODEL.value) & (found["variable"] == variable)
+        columns[f"without {variable} model"] = _found_per_kind(found[~model], labels, sensor_ids, kinds)
+    table = pd.DataFrame(columns).fillna(0).astype(int)
+    order = [k for k in sorted(table.index) if k != "clean"] + ["clean"]
+    return table.reindex([k for k in order if k in table.index])
+
+
+def _flagged(found: pd.DataFrame, labels: pd.DataFrame, sensor_ids: list[str]) -> pd.Series:
+    return sensor_outcome(found, labels, sensor_ids).set_index("sensor_id")["flagged"]
+
+
+def _found_per_kind(found, labels, sensor_ids, kinds) -> pd.Series:
+    return _flagged(found, labels, sensor_ids).groupby(kinds).sum()
+
+
+def models_that_help(table: pd.DataFrame) -> dict[str, list[str]]:
+    """Per model, the fault kinds on which more sensors are found with it than without it."""
+    helps = {}
+    for column in table.columns:
+        if column.startswith("without "):
+            variable = column.removeprefix("without ").removesuffix(" model")
+            faults = table.drop(index="clean", errors="ignore")
+            helps[variable] = [
+                kind for kind in faults.index if faults.at[kind, "all"] > faults.at[kind, column]
+            ]
+    return helps
+
+
 def confusion(found: pd.DataFrame, outcome: pd.DataFrame, labels: pd.DataFrame) -> pd.DataFrame:
     """Sensors by true fault kind (rows) and by the kinds of anomaly found on them (columns); a sensor
     with several kinds of evidence counts in each, one with none under 'nothing'."""
@@ -221,8 +286,11 @@ def evaluate(folder: Path, plot: Path | None = None, models="shipped") -> dict:
     labels = network.labels()
     readings, stations, links = network_frames(network)
     began = time.perf_counter()
-    found = detect(readings, stations, links, models=models)
+    detected = detect(readings, stations, links, models=models)
     seconds = time.perf_counter() - began
+    # Conditions (frozen soil, snow, a watering system) are not faults: they are scored apart.
+    is_condition = detected["detector"] == Detector.CONDITION.value
+    found, conditions = detected[~is_condition], detected[is_condition]
     baseline = baseline_2019(readings)
     sensor_ids = list(network.sensors["sensor_id"])
 
@@ -250,6 +318,10 @@ def evaluate(folder: Path, plot: Path | None = None, models="shipped") -> dict:
         "readings": len(readings),
         "detect_seconds": round(seconds, 1),
     }
+    figures.update(winter_false_alarms(found, readings, list(clean["sensor_id"])))
+    by_detector = detector_table(found, labels, sensor_ids)
+    figures["models_help"] = models_that_help(by_detector)
+    figures["conditions"] = conditions["kind"].value_counts().sort_index().to_dict()
     matrix = confusion(found, ours, labels)
     if plot is not None:
         plot_confusion(matrix, plot, f"{folder.name}: {len(sensor_ids)} sensors, {figures['days']} days")
@@ -257,6 +329,7 @@ def evaluate(folder: Path, plot: Path | None = None, models="shipped") -> dict:
         "table": table,
         "figures": figures,
         "matrix": matrix,
+        "by_detector": by_detector,
         "clean_flagged": int(clean["flagged"].sum()),
         "clean_sensors": len(clean),
     }
@@ -282,7 +355,20 @@ def report(result: dict) -> str:
         f" ({figures['clean_fp_rate']:.1%});"
         f" detect() took {figures['detect_seconds']} s for {figures['readings']:,} readings"
     )
+    if figures.get("clean_day_fp_winter") is not None:
+        lines.append(
+            f"winter (Dec-Feb): clean sensors flagged {figures['clean_fp_rate_winter']:.1%}, "
+            f"clean sensor-days flagged {figures['clean_day_fp_winter']:.3%} "
+            f"(rest of the year {figures['clean_day_fp_rest']:.3%})"
+        )
+    conditions = ", ".join(f"{kind} {n}" for kind, n in figures["conditions"].items()) or "none"
+    lines.append(f"conditions recognised (not faults): {conditions}")
     lines += [
+        "",
+        "sensors found per fault kind by each detector, by it alone, and without each model:",
+        result["by_detector"].to_string(),
+        "models that find a kind better than without them: "
+        + "; ".join(f"{v}: {', '.join(k) or 'none'}" for v, k in figures["models_help"].items()),
         "",
         "sensors by injected fault (rows) and kinds of anomaly found (columns):",
         result["matrix"].to_string(),

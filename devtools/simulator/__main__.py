@@ -63,13 +63,25 @@ def cli() -> None:
 @click.option("--seed", type=int, default=2019, show_default=True, help="same seed, same network")
 @click.option("--out", type=click.Path(file_okay=False), required=True, help="folder to write")
 @click.option("--end", help="end of the readings, ISO 8601 UTC [default: today 00:00 UTC]")
+@click.option("--start", help="start of the readings instead, YYYY-MM-DD or ISO 8601 UTC (any season)")
 @click.option("--stations", type=click.IntRange(1), help="WOW stations [default: 0.77 per sensor]")
-def generate(sensors: int, days: int, seed: int, out: str, end: str | None, stations: int | None) -> None:
+def generate(
+    sensors: int, days: int, seed: int, out: str, end: str | None, start: str | None, stations: int | None
+) -> None:
     """Write a deterministic network: sensors, stations, readings and labelled faults."""
     from devtools.simulator.generate import generate as write_network
 
+    if start and end:
+        raise click.UsageError("give --start or --end, not both")
+    try:
+        first, last = _utc(start), _utc(end)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
     started = time.perf_counter()
-    summary = write_network(out, sensors, days, seed, _utc(end) or _today(), stations)
+    if first is not None:
+        summary = write_network(out, sensors, days, seed, stations=stations, start=first)
+    else:
+        summary = write_network(out, sensors, days, seed, last or _today(), stations)
     click.echo(
         f"{out}: {summary['sensors']:,} sensors, {summary['stations']:,} stations, "
         f"{summary['steps'] * summary['sensors']:,} sample times, {summary['faults']} faults "

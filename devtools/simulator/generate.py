@@ -7,8 +7,13 @@ The physics is simple but shared where it must be, so that a station is a fair w
 - light follows the sun's elevation at the sensor, dimmed by cloud and the sensor's shade;
 - soil moisture is a bucket: it jumps with the rain the nearby stations also record and dries
   between, faster when warm and sunny; some gardeners water in dry spells;
-- the battery declines slowly; phones upload in bursts, so readings arrive late but complete.
-About a quarter of the sensors then get one fault, whose ground truth goes to labels.csv only.
+- the battery declines slowly; phones upload in bursts, so readings arrive late but complete;
+- the seasons (`seasons`): cold spells in winter, longer and deeper inland and north, heat waves in
+  summer; snow that buries sensors (dark, near 0 °C) and soil that freezes (the probe holds or drops its
+  reading until the thaw); a few gardens have a watering system that wets the soil every day of the
+  growing season at the same hour, rain or not forecast.
+None of that is a fault. About a quarter of the sensors then get one fault, whose ground truth goes to
+labels.csv only.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from devtools.simulator import seasons
 from devtools.simulator.network import (
     GROW_VARIABLES,
     MISSING,
@@ -43,6 +49,8 @@ FAULT_KINDS = (
     "indoors",
     "dying_battery",
     "noisy",
+    "moved",
+    "indoors_for_winter",
 )
 FAULTY_SHARE = 0.25
 NODATA_SHARE = 0.001
@@ -53,25 +61,32 @@ def generate(
     sensors: int,
     days: int,
     seed: int,
-    end: dt.datetime,
+    end: dt.datetime | None = None,
     stations: int | None = None,
+    start: dt.datetime | None = None,
 ) -> dict:
-    """Write a network of `sensors` sensors over the `days` days before `end` into `folder`."""
+    """Write a network of `sensors` sensors over `days` days into `folder`: the days before `end`, or
+    from `start` (one of the two)."""
     if sensors < 1 or days < 1:
         raise ValueError("a network needs at least one sensor and one day")
+    if (start is None) == (end is None):
+        raise ValueError("give the network's start or its end, not both")
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
+    # The seasons draw from a stream of their own, so that the rest of a seed's network stays as it was.
+    season_rng = np.random.default_rng([seed, 17])
     steps = days * STEPS_PER_DAY
-    start = end - steps * STEP
+    start = start if start is not None else end - steps * STEP
     stations = stations if stations is not None else max(8, round(sensors * 0.77))
 
     clock = _clock(start, steps)
     sensor_meta = _place_sensors(rng, sensors, steps)
     station_meta = _place_stations(rng, stations, sensor_meta["place"].to_numpy())
-    weather = _weather(rng, clock)
+    weather = _weather(rng, clock, season_rng)
+    _place_snow(weather, clock)
 
-    readings, sun = _sensor_readings(rng, clock, weather, sensor_meta)
+    readings, sun = _sensor_readings(rng, clock, weather, sensor_meta, season_rng)
     labels = _inject_faults(rng, readings, sun, weather, sensor_meta, clock)
     reports = _station_reports(rng, clock, weather, station_meta)
 
@@ -91,8 +106,21 @@ def generate(
         "start": start.isoformat(),
         "steps": steps,
         "sensors": sensor_meta.drop(
-            columns=["shade", "offset", "watered", "battery_start", "battery_rate"]
-        ).to_dict("records"),
+            columns=[
+                "shade",
+                "offset",
+                "watered",
+                "battery_start",
+                "battery_rate",
+                "snow_exposure",
+                "buried_light",
+                "ice_share",
+                "irrigation_hour",
+                "irrigation_mm",
+            ]
+        )
+        .assign(watering_system=sensor_meta["irrigation_hour"].notna())
+        .to_dict("records"),
         "stations": station_meta.drop(columns=["offset", "rain_factor"]).to_dict("records"),
     }
     (folder / "network.json").write_text(json.dumps(meta, default=_plain))
@@ -261,7 +289,7 @@ def _place_stations(rng: np.random.Generator, count: int, sensor_places: np.ndar
 # --- weather per place -------------------------------------------------------------------------------
 
 
-def _weather(rng: np.random.Generator, clock: dict) -> dict[str, np.ndarray]:
+def _weather(rng: np.random.Generator, clock: dict, season_rng: np.random.Generator) -> dict[str, np.ndarray]:
     """Temperature anomaly (°C), cloudiness (0..1) and rain (mm per 15 minutes) for each place."""
     steps = len(clock["utc_hours"])
     days = int(clock["day"][-1]) + 2
@@ -270,7 +298,12 @@ def _weather(rng: np.random.Generator, clock: dict) -> dict[str, np.ndarray]:
     for d in range(1, days):
         anomaly_daily[:, d] = 0.8 * anomaly_daily[:, d - 1] + rng.normal(0, 1.6, n)
     rainy = rng.random((n, days)) < np.array([p.rain_day_chance for p in PLACES])[:, None]
-    cloud_daily = np.clip(rng.normal(0.35, 0.2, (n, days)) + 0.45 * rainy, 0, 1)
+    day_of_year = pd.date_range(clock["start"].date(), periods=days, freq="D").day_of_year.to_numpy()
+    continental = seasons.continentality([p.seasonal_swing for p in PLACES])
+    spell, heat_wave = seasons.spells(season_rng, day_of_year, continental)
+    anomaly_daily += spell
+    rainy &= ~heat_wave  # heat waves are dry and sunny
+    cloud_daily = np.clip(rng.normal(0.35, 0.2, (n, days)) + 0.45 * rainy - 0.25 * heat_wave, 0, 1)
     position = clock["day"] + clock["utc_hours"] / 24.0
     anomaly = np.vstack([np.interp(position, np.arange(days), row) for row in anomaly_daily])
     cloud = np.vstack([np.interp(position, np.arange(days), row) for row in cloud_daily])
@@ -287,6 +320,15 @@ def _weather(rng: np.random.Generator, clock: dict) -> dict[str, np.ndarray]:
     # Rain cools the day it falls.
     anomaly -= 1.5 * np.minimum(1.0, rain * 4)
     return {"anomaly": anomaly.astype(np.float32), "cloud": cloud.astype(np.float32), "rain": rain}
+
+
+def _place_snow(weather: dict, clock: dict) -> None:
+    """Each place's snowpack (mm of water) and the water reaching its ground (rain and snowmelt)."""
+    places = np.arange(len(PLACES))
+    lat = np.array([p.latitude for p in PLACES])
+    lon = np.array([p.longitude for p in PLACES])
+    air = _air_temperature(places, lat, lon, np.zeros(len(PLACES)), clock, weather)
+    weather["snowpack"], weather["ground_water"] = seasons.snowpack(weather["rain"], air)
 
 
 def _climate(places: np.ndarray, attribute: str) -> np.ndarray:
@@ -310,19 +352,57 @@ def _air_temperature(places, latitude, longitude, offset, clock, weather) -> np.
 # --- sensors -----------------------------------------------------------------------------------------
 
 
-def _sensor_readings(rng, clock, weather, meta: pd.DataFrame) -> tuple[dict[str, np.ndarray], np.ndarray]:
+def _seasonal_traits(rng, meta: pd.DataFrame) -> None:
+    """How exposed each sensor is to snow, how dark it is under snow, how its probe reads ice, and
+    whether its garden has a watering system (its local hour and mm a day)."""
+    n = len(meta)
+    meta["snow_exposure"] = rng.uniform(0.6, 1.4, n)
+    meta["buried_light"] = rng.uniform(0.02, 0.08, n)
+    # Half the probes hold their last reading when the soil freezes, half read a drop (ice is not water).
+    meta["ice_share"] = np.where(rng.random(n) < 0.5, 0.0, rng.uniform(0.3, 0.6, n))
+    system = rng.random(n) < 0.06
+    meta["irrigation_hour"] = np.where(
+        system, rng.choice([5.0, 6.0, 20.0, 21.0], n) + rng.uniform(0, 0.5, n), np.nan
+    )
+    meta["irrigation_mm"] = np.where(system, rng.uniform(2.0, 4.0, n), np.nan)
+
+
+def _sensor_readings(
+    rng, clock, weather, meta: pd.DataFrame, season_rng
+) -> tuple[dict[str, np.ndarray], np.ndarray]:
     places = meta["place"].to_numpy()
     n, steps = len(meta), len(clock["utc_hours"])
     lat, lon = meta["latitude"].to_numpy(), meta["longitude"].to_numpy()
     sun = np.clip(solar_elevation_sine(lat, lon, clock), 0, None)
     cloud = weather["cloud"][places]
+    _seasonal_traits(season_rng, meta)
 
     air = _air_temperature(places, lat, lon, meta["offset"].to_numpy(), clock, weather)
     air += rng.normal(0, 0.3, (n, steps)).astype(np.float32)
     light = 55.0 * sun**1.2 * (1 - 0.75 * cloud) * meta["shade"].to_numpy(dtype=np.float32)[:, None]
     light *= 1 + rng.normal(0, 0.03, (n, steps)).astype(np.float32)
-    rain = weather["rain"][places] * rng.uniform(0.8, 1.2, n).astype(np.float32)[:, None]
-    soil = _soil_moisture(rng, rain, air, light, meta["watered"].to_numpy(), _local_solar_hour(lon, clock))
+    rain_factor = rng.uniform(0.8, 1.2, n).astype(np.float32)[:, None]
+    rain = weather["rain"][places] * rain_factor
+
+    # Snow buries a sensor: dark, and near 0 °C whatever the air does; the soil follows the air (or the
+    # snow) days late, and a probe in frozen soil reads ice.
+    buried = weather["snowpack"][places] * meta["snow_exposure"].to_numpy()[:, None] > seasons.SNOW_COVER_MM
+    air = np.where(buried, seasons.under_snow(air), air).astype(np.float32)
+    light = np.where(buried, light * meta["buried_light"].to_numpy()[:, None], light).astype(np.float32)
+    is_frozen = seasons.frozen(seasons.soil_temperature(air))
+    water = weather["ground_water"][places] * rain_factor
+    irrigation = _irrigation_steps(meta, clock, lon)
+    soil = _soil_moisture(
+        rng,
+        water,
+        air,
+        light,
+        meta["watered"].to_numpy(),
+        _local_solar_hour(lon, clock),
+        is_frozen,
+        irrigation,
+    )
+    soil = _frozen_reading(soil, is_frozen, meta["ice_share"].to_numpy())
 
     days = np.arange(steps, dtype=np.float32) / STEPS_PER_DAY
     battery = meta["battery_start"].to_numpy()[:, None] - meta["battery_rate"].to_numpy()[:, None] * days
@@ -340,9 +420,21 @@ def _sensor_readings(rng, clock, weather, meta: pd.DataFrame) -> tuple[dict[str,
     return readings, sun
 
 
-def _soil_moisture(rng, rain, air, light, watered, solar_hour) -> np.ndarray:
-    """Bucket model per sensor: wet up with rain (or a watering can), dry towards the wilting point."""
-    n, steps = rain.shape
+def _irrigation_steps(meta: pd.DataFrame, clock: dict, longitude: np.ndarray) -> np.ndarray:
+    """Per sensor and step, the mm a watering system gives then: at its local hour every day from
+    mid-April to early October."""
+    hour = meta["irrigation_hour"].to_numpy()
+    solar_hour = _local_solar_hour(longitude, clock)
+    with np.errstate(invalid="ignore"):
+        now = (solar_hour >= hour[:, None]) & (solar_hour < hour[:, None] + 0.25)
+    season = (clock["day_of_year"] >= 105) & (clock["day_of_year"] <= 280)
+    return np.where(now & season[None, :], meta["irrigation_mm"].to_numpy()[:, None], 0.0).astype(np.float32)
+
+
+def _soil_moisture(rng, water, air, light, watered, solar_hour, is_frozen, irrigation) -> np.ndarray:
+    """Bucket model per sensor: wet up with rain or snowmelt (or a watering can, or a watering system),
+    dry towards the wilting point; frozen soil neither wets nor dries."""
+    n, steps = water.shape
     saturation = rng.uniform(38, 52, n).astype(np.float32)
     wilting = rng.uniform(4, 10, n).astype(np.float32)
     gain = rng.uniform(1.0, 2.2, n).astype(np.float32)  # % per mm of rain
@@ -351,15 +443,25 @@ def _soil_moisture(rng, rain, air, light, watered, solar_hour) -> np.ndarray:
     dry_since = np.zeros(n, dtype=np.int64)
     evening = (solar_hour >= 19.0) & (solar_hour < 19.25)
     for t in range(steps):
-        wet = rain[:, t] > 0
+        wet = water[:, t] > 0
         dry_since = np.where(wet, 0, dry_since + 1)
-        level = level + gain * rain[:, t] * (1 - level / saturation).clip(0, 1)
+        given = water[:, t] + irrigation[:, t]
+        moved = level + gain * given * (1 - level / saturation).clip(0, 1)
         thirst = 0.0012 * (0.3 + np.clip(air[:, t], 0, 35) / 25 + light[:, t] / 50)
-        level = level - thirst * (level - wilting)
-        can = watered & evening[:, t] & (level < 17) & (dry_since > 3 * STEPS_PER_DAY)
-        level = np.where(can, level + 12, level)
+        moved = moved - thirst * (moved - wilting)
+        can = watered & evening[:, t] & (moved < 17) & (dry_since > 3 * STEPS_PER_DAY)
+        moved = np.where(can, moved + 12, moved)
+        level = np.where(is_frozen[:, t], level, moved)
         soil[:, t] = level
-    return soil + rng.normal(0, 0.15, (n, steps)).astype(np.float32)
+    return soil + np.where(is_frozen, 0.0, rng.normal(0, 0.15, (n, steps))).astype(np.float32)
+
+
+def _frozen_reading(soil: np.ndarray, is_frozen: np.ndarray, ice_share: np.ndarray) -> np.ndarray:
+    """What the probe reads: the liquid water, except in frozen soil, where it holds its last reading or
+    falls to a share of it over a few hours as the water turns to ice, and holds that until the thaw."""
+    since = seasons.steps_frozen(is_frozen)
+    fall = ice_share[:, None] * np.minimum(1.0, since / seasons.ICE_RAMP_STEPS)
+    return np.where(is_frozen, soil * (1.0 - fall), soil).astype(np.float32)
 
 
 def _uploads(rng, meta: pd.DataFrame, steps: int) -> np.ndarray:
@@ -389,12 +491,21 @@ def _inject_faults(rng, readings, sun, weather, meta: pd.DataFrame, clock) -> pd
     chosen = rng.choice(eligible, size=count, replace=False)
     kinds = [FAULT_KINDS[i % len(FAULT_KINDS)] for i in range(count)]
     rng.shuffle(kinds)
+    # What sensors read before their faults: a sensor brought back out reads its garden again.
+    original = {variable: series[chosen].copy() for variable, series in readings.items()}
+    original["rows"] = {sensor: row for row, sensor in enumerate(chosen)}
     labels = []
     for sensor, kind in zip(chosen, kinds):
         first_ok = int(meta.at[sensor, "installed_step"])
         span = steps - first_ok
         start = first_ok + int(rng.uniform(0.2, 0.7) * span)
-        variable, end = _FAULTS[kind](rng, readings, sun, weather, meta, sensor, start, steps)
+        fault = _FAULTS[kind]
+        if kind == "indoors_for_winter":  # in when autumn comes, out in spring
+            start = _autumn_step(clock, first_ok, steps, start)
+        variable, end = fault(rng, readings, sun, weather, meta, sensor, start, steps)
+        if kind == "indoors_for_winter":
+            end = min(end, _spring_step(clock, start, steps))
+            _back_outside(readings, sensor, end + 1, original)
         labels.append(
             {
                 "sensor_id": meta.at[sensor, "sensor_id"],
@@ -498,6 +609,56 @@ def _noisy(rng, readings, sun, weather, meta, i, start, steps):
     return variable, end
 
 
+def _moved(rng, readings, sun, weather, meta, i, start, steps):
+    """The sensor goes to another pot or garden: its soil, its shade and its shelter all change at once."""
+    soil = readings["soil_moisture"]
+    wetter = rng.random() < 0.5
+    soil[i, start:] *= rng.uniform(1.5, 2.0) if wetter else rng.uniform(0.4, 0.65)
+    np.clip(soil[i, start:], 0.5, 60.0, out=soil[i, start:])
+    brighter = rng.random() < 0.5
+    readings["light"][i, start:] *= rng.uniform(2.0, 3.0) if brighter else rng.uniform(0.25, 0.45)
+    np.clip(readings["light"][i, start:], 0.0, 149.0, out=readings["light"][i, start:])
+    readings["air_temperature"][i, start:] += rng.uniform(1.0, 2.5) * rng.choice([-1, 1])
+    return "soil_moisture", steps - 1
+
+
+def _autumn_step(clock: dict, first_ok: int, steps: int, otherwise: int) -> int:
+    """The first step from mid-October on (after the sensor's first tenth of the span), else `otherwise`."""
+    day_of_year = clock["day_of_year"]
+    earliest = first_ok + (steps - first_ok) // 10
+    autumn = np.flatnonzero((day_of_year[earliest:] >= 288) & (day_of_year[earliest:] < 330))
+    return earliest + int(autumn[0]) if len(autumn) else otherwise
+
+
+def _spring_step(clock: dict, start: int, steps: int) -> int:
+    """The last step before mid-March to April after `start` (the end of the network if none)."""
+    day_of_year = clock["day_of_year"][start:]
+    spring = np.flatnonzero((day_of_year >= 75) & (day_of_year < 110))
+    return start + int(spring[0]) - 1 if len(spring) else steps - 1
+
+
+def _indoors_for_winter(rng, readings, sun, weather, meta, i, start, steps):
+    """Brought into the house for the winter: a warm room, window light, a pot watered now and then."""
+    length = steps - start
+    hours = np.arange(length) / 4.0
+    readings["air_temperature"][i, start:] = (
+        rng.uniform(15, 20) + 0.7 * np.sin(2 * np.pi * hours / 24) + rng.normal(0, 0.2, length)
+    )
+    readings["light"][i, start:] = np.round(rng.uniform(0.5, 3.0) * sun[i, start:], 2)
+    week = 7 * STEPS_PER_DAY
+    readings["soil_moisture"][i, start:] = (
+        12 + 14 * np.exp(-(np.arange(length) % week) / (3 * STEPS_PER_DAY)) + rng.normal(0, 0.15, length)
+    )
+    return "air_temperature", steps - 1
+
+
+def _back_outside(readings, i, first: int, original) -> None:
+    """From `first` on the sensor reads its garden again, as it would have without its fault."""
+    row = original["rows"][i]
+    for variable in ("soil_moisture", "air_temperature", "light"):
+        readings[variable][i, first:] = original[variable][row, first:]
+
+
 _FAULTS = {
     "stuck": _stuck,
     "spike": _spike,
@@ -508,6 +669,8 @@ _FAULTS = {
     "indoors": _indoors,
     "dying_battery": _dying_battery,
     "noisy": _noisy,
+    "moved": _moved,
+    "indoors_for_winter": _indoors_for_winter,
 }
 
 

@@ -1,0 +1,412 @@
+"""Conditions: what a garden goes through that is not a fault, but would trip the checks.
+
+- frozen soil: a probe in frozen soil reads ice, not water, and holds its reading (or drops it as the
+  water freezes) until the thaw: stuck, broken or out of the soil to the rules, unlike any day to the
+  model. Soil freezes after days of frost, so it is recognised from how cold the soil must be: the air
+  temperature, the sensor's own and its station's, followed with the lag of the soil (`soil_lag`).
+- snow cover: a sensor buried in snow is dark and sits near 0 °C, whatever the air above does: stuck,
+  flat while the station swings, an unusual day. Recognised from its own air temperature (a day between
+  `coldest` and `warmest` with a small swing) and light (far darker than the days around it).
+- a watering system wets the soil at the same hour every day, rain or not: soil moisture rising without
+  rain, days of a shape the model never learnt. Recognised from the hour of each day's sharpest rise.
+
+`find_conditions` returns them as flags of their own kinds (the detector is "condition"), kept and shown
+with an explanation but never making a sensor faulty. `stand_down` blanks the readings the checks would
+misjudge while a condition lasts (and a margin around it): the rules, the models and the station checks
+then see a gap there. A stuck or broken probe is still found once the thaw comes, since it stays stuck
+or broken after.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import numpy as np
+import pandas as pd
+from scipy.ndimage import maximum_filter1d
+from scipy.signal import lfilter
+
+from core.vocabulary import SENSOR_VARIABLES, AnomalyKind
+from detection.checks import (
+    DEFAULT,
+    Configuration,
+    FrozenSoilThresholds,
+    SnowCoverThresholds,
+    WateringSystemThresholds,
+)
+from detection.rules import Flag
+
+HOUR = pd.Timedelta(hours=1)
+DAY = pd.Timedelta(days=1)
+SECOND = pd.Timedelta(seconds=1)
+DEFAULT_FROZEN = FrozenSoilThresholds()
+DEFAULT_SNOW = SnowCoverThresholds()
+DEFAULT_WATERING = WateringSystemThresholds()
+WATERING_EDGE = 3 * DAY
+
+# What each condition blanks, and for which checks: frost and snow for every check but the range check
+# (a frozen probe still cannot read 200 %); a watering system only for the checks that take every rise
+# of soil moisture for rain.
+WINTER = (AnomalyKind.FROZEN_SOIL, AnomalyKind.SNOW_COVER)
+BLANKS = {
+    AnomalyKind.FROZEN_SOIL: ("soil_moisture",),
+    AnomalyKind.SNOW_COVER: ("soil_moisture", "air_temperature", "light"),
+    AnomalyKind.WATERING_SYSTEM: ("soil_moisture",),
+}
+WATERED_CHECKS = frozenset({"rising_without_rain", "drift", "unusual_day.soil_moisture"})
+HOUR_NS = 3600 * 10**9
+
+
+class Grid:
+    """Readings of many sensors (or stations) on one calendar of `unit` steps (hours, days): each
+    reading's cell, sensor by sensor, for per-cell sums, extremes and counts all at once (integer codes
+    throughout: grouping by millions of ids and times as pandas keys is what costs)."""
+
+    def __init__(self, frame: pd.DataFrame, key: str, unit_ns: int = HOUR_NS):
+        sensors = (
+            frame[key] if isinstance(frame[key].dtype, pd.CategoricalDtype) else frame[key].astype("category")
+        )
+        self.ids = sensors.cat.categories.to_numpy(dtype=object)
+        codes = sensors.cat.codes.to_numpy().astype(np.int64)
+        self.ns = _epoch_ns(frame["ts"])
+        first = int(self.ns.min()) // unit_ns if len(self.ns) else 0
+        last = int(self.ns.max()) // unit_ns if len(self.ns) else 0
+        self.width = last - first + 1
+        self.times = pd.to_datetime(np.arange(first, last + 1) * unit_ns, utc=True)
+        self.codes = codes
+        self.cell = np.where(codes >= 0, codes * self.width + (self.ns // unit_ns - first), -1)
+        self.shape = (len(self.ids), self.width)
+
+    def reduce(self, values: np.ndarray, how: str, keep: np.ndarray | None = None) -> np.ndarray:
+        """Per cell, the "mean", "min", "max" or "count" of `values` (NaN where it has none)."""
+        keep = ~np.isnan(values) & (self.cell >= 0) if keep is None else keep & (self.cell >= 0)
+        cell, values = self.cell[keep], values[keep]
+        size = self.shape[0] * self.shape[1]
+        count = np.bincount(cell, minlength=size)
+        if how == "count":
+            return count.reshape(self.shape)
+        if how == "mean":
+            with np.errstate(invalid="ignore", divide="ignore"):
+                out = np.bincount(cell, weights=values, minlength=size) / count
+        else:
+            out = np.full(size, np.inf if how == "min" else -np.inf)
+            (np.minimum if how == "min" else np.maximum).at(out, cell, values)
+            out[count == 0] = np.nan
+        return out.reshape(self.shape)
+
+
+def _plausible(frame: pd.DataFrame, variable: str) -> np.ndarray:
+    """The values of `variable` inside the vocabulary's range, NaN elsewhere (a probe reading -60 °C says
+    nothing of the frost)."""
+    values = frame[variable].to_numpy(dtype=np.float64, na_value=np.nan)
+    low, high = SENSOR_VARIABLES[variable].low, SENSOR_VARIABLES[variable].high
+    with np.errstate(invalid="ignore"):
+        return np.where((values >= low) & (values <= high), values, np.nan)
+
+
+def find_conditions(
+    readings: pd.DataFrame,
+    stations: pd.DataFrame | None = None,
+    links: pd.DataFrame | None = None,
+    config: Configuration = DEFAULT,
+) -> list[tuple[str, Flag]]:
+    """The conditions `config` selects, on every sensor of `readings` (sensor_id, a UTC ts column and the
+    variables): (sensor_id, flag) pairs. The station's air temperature (`stations`, `links`) helps tell
+    frost where given."""
+    found = []
+    if config.runs("frozen_soil") and {"soil_moisture", "air_temperature"} <= set(readings):
+        found += frozen_soil(readings, stations, links, config.thresholds["frozen_soil"])
+    if config.runs("snow_cover") and "air_temperature" in readings:
+        found += snow_cover(readings, config.thresholds["snow_cover"])
+    if config.runs("watering_system") and "soil_moisture" in readings:
+        found += watering_system(readings, config.thresholds["watering_system"])
+    return found
+
+
+# --- frozen soil ----------------------------------------------------------------------------------------
+
+
+def frozen_soil(
+    readings: pd.DataFrame,
+    stations: pd.DataFrame | None,
+    links: pd.DataFrame | None,
+    t: FrozenSoilThresholds = DEFAULT_FROZEN,
+) -> list[tuple[str, Flag]]:
+    """Spells in which the soil under the sensor is likely frozen: the soil's temperature, estimated from
+    the air's (the sensor's own, or its station's, whichever is colder) lagged by `soil_lag`, below
+    `below`; widened by `margin` either side, as the ground freezes and thaws unevenly."""
+    grid = Grid(readings, "sensor_id")
+    air = grid.reduce(_plausible(readings, "air_temperature"), "mean")
+    has_soil = grid.reduce(readings["soil_moisture"].to_numpy(dtype=np.float64, na_value=np.nan), "count")
+    ids, hours = grid.ids, grid.times
+    soil = _lagged(air, t.soil_lag / HOUR)
+    station_soil = _station_soil(stations, links, ids, hours, t)
+    source = np.where(np.isnan(soil) | (station_soil < soil), 1, 0)  # who says frost: 0 sensor, 1 station
+    coldest = np.fmin(soil, station_soil)
+    with np.errstate(invalid="ignore"):
+        frozen = (coldest < t.below) & (has_soil.sum(axis=1) > 0)[:, None]
+    margin = int(t.margin / HOUR)
+    widened = maximum_filter1d(frozen.astype(np.uint8), 2 * margin + 1, axis=1, mode="constant").astype(bool)
+    found = []
+    for row, first, last in _true_runs(widened):
+        spell = slice(first, last + 1)
+        frost = frozen[row, spell]
+        lowest = float(np.nanmin(coldest[row, spell]))
+        days = frost.sum() / 24
+        said = "its WOW station" if np.mean(source[row, spell][frost]) > 0.5 else "its own air temperature"
+        text = (
+            f"soil likely frozen for {days:.1f} days (as {said} tells, the soil down to {lowest:.1f} °C): "
+            "soil moisture reads ice, and its checks stand down until the thaw"
+        )
+        flag = Flag(
+            "soil_moisture",
+            AnomalyKind.FROZEN_SOIL,
+            hours[first],
+            hours[last] + HOUR - pd.Timedelta(seconds=1),
+            1.0 + max(0.0, t.below - lowest),
+            text,
+        )
+        found.append((ids[row], flag))
+    return found
+
+
+def _lagged(values: np.ndarray, lag_hours: float) -> np.ndarray:
+    """Each row followed with an exponential lag of `lag_hours` (gaps carried over by their last value);
+    NaN before a row's first value and for rows with none."""
+    filled = pd.DataFrame(values).ffill(axis=1)
+    started = filled.notna().to_numpy()
+    filled = filled.bfill(axis=1).fillna(0.0).to_numpy()
+    alpha = 1.0 / max(lag_hours, 1.0)
+    out, _ = lfilter([alpha], [1.0, alpha - 1.0], filled, axis=1, zi=filled[:, :1] * (1 - alpha))
+    return np.where(started, out, np.nan)
+
+
+def _station_soil(stations, links, ids, hours, t: FrozenSoilThresholds) -> np.ndarray:
+    """The soil's temperature estimated from each sensor's station (rows as `ids`), NaN without one."""
+    out = np.full((len(ids), len(hours)), np.nan)
+    if stations is None or links is None or stations.empty or "air_temperature" not in stations:
+        return out
+    link = links[links["site_id"].notna()].drop_duplicates("sensor_id").set_index("sensor_id")["site_id"]
+    sites = link.reindex(ids).astype(object)
+    mine = stations[stations["site_id"].isin(set(sites.dropna()))]
+    if mine.empty:
+        return out
+    grid = Grid(mine, "site_id")
+    lagged = pd.DataFrame(
+        _lagged(grid.reduce(_plausible(mine, "air_temperature"), "mean"), t.soil_lag / HOUR),
+        index=grid.ids,
+        columns=grid.times,
+    ).reindex(columns=hours)
+    found = sites.notna().to_numpy()
+    out[found] = lagged.reindex(sites[found]).to_numpy()
+    return out
+
+
+def _true_runs(mask: np.ndarray) -> Iterable[tuple[int, int, int]]:
+    """(row, first, last) of each run of True along the rows of a 2-D mask."""
+    padded = np.zeros((mask.shape[0], mask.shape[1] + 2), dtype=np.int8)
+    padded[:, 1:-1] = mask
+    edges = np.diff(padded, axis=1)
+    rows, starts = np.nonzero(edges == 1)
+    _, stops = np.nonzero(edges == -1)  # row-major: the same order as the starts
+    return zip(rows, starts, stops - 1)
+
+
+# --- snow cover -----------------------------------------------------------------------------------------
+
+
+def snow_cover(readings: pd.DataFrame, t: SnowCoverThresholds = DEFAULT_SNOW) -> list[tuple[str, Flag]]:
+    """Spells in which a sensor lay under snow: its air temperature between `coldest` and `warmest`,
+    moving no more than `flat` within an hour and from one hour to the next, for `min_duration` at least,
+    never as bright as `dark` and `darkness` times the brightest light of that hour of the day within
+    `around` days, and dark (under that share) for two hours at least when the sun would reach it (where
+    it has light: a calm cold night alone is no evidence). Widened by `margin` either side, as the snow
+    comes and goes."""
+    grid = Grid(readings, "sensor_id")
+    air = _plausible(readings, "air_temperature")
+    low, high, means = (grid.reduce(air, how) for how in ("min", "max", "mean"))
+    ids, hours = grid.ids, grid.times
+    # Snow insulates: within each hour, and from one hour to the next, the reading barely moves.
+    change = np.abs(np.diff(means, axis=1))
+    with np.errstate(invalid="ignore"):
+        steady = np.zeros(means.shape, dtype=bool)
+        steady[:, 1:] |= change <= t.flat
+        steady[:, :-1] |= change <= t.flat
+        buried = steady & (high - low <= t.flat) & (low > t.coldest) & (high < t.warmest)
+        # And it is dark: an hour as bright as days around it can be is no hour under snow.
+        light = (
+            grid.reduce(readings["light"].to_numpy(dtype=np.float64, na_value=np.nan), "max")
+            if "light" in readings
+            else np.full(grid.shape, np.nan)
+        )
+        usual = _brightest_at_hour(light, hours, t.around)
+        bright = (light >= t.dark) & (light >= t.darkness * usual)
+        # Evidence: hours the sun reaches the sensor on the days around, dark now. At night all is dark.
+        dark_by_day = (usual >= t.dark) & (light < t.darkness * usual)
+    buried &= ~bright
+    found = []
+    for row, first, last in _true_runs(buried):
+        hours_buried = last - first + 1
+        if hours_buried < t.min_duration / HOUR:
+            continue
+        if not np.isnan(light[row, first : last + 1]).all() and dark_by_day[row, first : last + 1].sum() < 2:
+            continue  # calm and cold, but only at night: nothing says snow
+        text = (
+            f"under snow for {_duration(hours_buried)}: dark, and near 0 °C whatever the air does; "
+            "its checks stand down until it melts"
+        )
+        start, end = hours[first] - t.margin, hours[last] + HOUR + t.margin - SECOND
+        found.append(
+            (ids[row], Flag("light", AnomalyKind.SNOW_COVER, start, end, hours_buried / 24 + 1, text))
+        )
+    return found
+
+
+def _duration(hours: int) -> str:
+    return f"{hours} h" if hours < 48 else f"{hours / 24:.1f} days"
+
+
+def _brightest_at_hour(light: np.ndarray, hours: pd.DatetimeIndex, days: int) -> np.ndarray:
+    """Per sensor and hour, the brightest light at the same hour of the day within `days` days either
+    side (-inf where none): how bright that hour can be there in that season."""
+    before = hours[0].hour
+    after = (-(before + light.shape[1])) % 24
+    padded = np.pad(np.nan_to_num(light, nan=-np.inf), ((0, 0), (before, after)), constant_values=-np.inf)
+    by_day = padded.reshape(light.shape[0], -1, 24)
+    brightest = maximum_filter1d(by_day, 2 * days + 1, axis=1, mode="nearest")
+    return brightest.reshape(light.shape[0], -1)[:, before : before + light.shape[1]]
+
+
+# --- watering system ------------------------------------------------------------------------------------
+
+
+def watering_days(readings: pd.DataFrame, t: WateringSystemThresholds = DEFAULT_WATERING) -> pd.DataFrame:
+    """(sensor_id, day, hour) of the days a watering system wetted the soil: the day's sharpest rise of
+    soil moisture (at least `min_rise` in one sample) came within `same_hour` of the same time of day
+    on at least `min_days` of the seven days around it."""
+    days = Grid(readings, "sensor_id", 24 * HOUR_NS)
+    soil = readings["soil_moisture"].to_numpy(dtype=np.float64, na_value=np.nan)
+    present = np.flatnonzero(~np.isnan(soil) & (days.codes >= 0))
+    order = present[np.lexsort((days.ns[present], days.codes[present]))]
+    rise = np.full(len(soil), np.nan)
+    same_sensor = days.codes[order[1:]] == days.codes[order[:-1]]
+    rise[order[1:]] = np.where(same_sensor, np.diff(soil[order]), np.nan)
+    with np.errstate(invalid="ignore"):
+        wetted = rise >= t.min_rise
+    if not wetted.any():
+        return pd.DataFrame({"sensor_id": [], "day": pd.to_datetime([], utc=True), "hour": []})
+    # Each day's sharpest rise, and the hour of the day it came at.
+    sharpest = days.reduce(rise, "max", wetted).ravel()
+    hour_of_day = (days.ns % (24 * HOUR_NS)) / HOUR_NS
+    at_peak = wetted & (rise == sharpest[np.maximum(days.cell, 0)])
+    grid = np.full(days.shape[0] * days.shape[1], np.nan)
+    grid[days.cell[at_peak]] = hour_of_day[at_peak]
+    grid = grid.reshape(days.shape)
+    same = np.zeros(grid.shape, dtype=np.int64)
+    tolerance = t.same_hour / HOUR
+    width = grid.shape[1]
+    for shift in range(-3, 4):
+        if abs(shift) >= width:
+            continue
+        other = np.full(grid.shape, np.nan)
+        if shift >= 0:
+            other[:, : width - shift] = grid[:, shift:]
+        else:
+            other[:, -shift:] = grid[:, :shift]
+        gap = np.abs(grid - other)
+        with np.errstate(invalid="ignore"):
+            same += np.minimum(gap, 24 - gap) <= tolerance
+    rows, columns = np.nonzero(same >= t.min_days)
+    return pd.DataFrame(
+        {"sensor_id": days.ids[rows], "day": days.times[columns], "hour": grid[rows, columns]}
+    )
+
+
+def watering_system(
+    readings: pd.DataFrame, t: WateringSystemThresholds = DEFAULT_WATERING
+) -> list[tuple[str, Flag]]:
+    """Spells of days wetted by a watering system, days without a wetting up to `max_gap_days` included."""
+    days = watering_days(readings, t)
+    found = []
+    for sensor, own in days.groupby("sensor_id"):
+        own = own.sort_values("day")
+        new = own["day"].diff() > pd.Timedelta(days=t.max_gap_days + 1)
+        for _, spell in own.groupby(new.cumsum()):
+            first, last = spell["day"].iloc[0], spell["day"].iloc[-1]
+            hour = float(spell["hour"].median())
+            count = len(spell)
+            text = (
+                f"soil wetted every day at about {int(hour):02d}:{int(hour % 1 * 60):02d} UTC "
+                f"on {count} days, "
+                "rain or not: a watering system, not a fault; the checks that take every rise for rain "
+                "stand down"
+            )
+            # The first and last days of a spell have fewer such days around them: widened by as many.
+            first, last = first - WATERING_EDGE, last + WATERING_EDGE
+            end = last + DAY - SECOND
+            flag = Flag("soil_moisture", AnomalyKind.WATERING_SYSTEM, first, end, count / t.min_days, text)
+            found.append((sensor, flag))
+    return found
+
+
+# --- standing the checks down ---------------------------------------------------------------------------
+
+
+def stand_down(
+    readings: pd.DataFrame, conditions: list[tuple[str, Flag]], kinds: Iterable[AnomalyKind]
+) -> pd.DataFrame:
+    """`readings` with the values blanked that the conditions of `kinds` make misleading (`BLANKS`), over
+    each condition's span; the same frame when there is nothing to blank."""
+    kinds = set(kinds)
+    chosen = [(sensor, flag) for sensor, flag in conditions if flag.kind in kinds]
+    if not chosen:
+        return readings
+    grid = Grid(readings, "sensor_id")
+    blanked = {}
+    for variable in ("soil_moisture", "air_temperature", "light"):
+        spans = [(s, f) for s, f in chosen if variable in BLANKS[f.kind]]
+        if variable not in readings or not spans:
+            continue
+        inside = _inside(grid, spans)
+        if inside.any():
+            blanked[variable] = readings[variable].mask(inside)
+    return readings.assign(**blanked) if blanked else readings
+
+
+def _epoch_ns(times: pd.Series) -> np.ndarray:
+    return pd.DatetimeIndex(times).as_unit("ns").asi8
+
+
+def _inside(grid: Grid, spans: list[tuple[str, Flag]]) -> np.ndarray:
+    """Per reading of `grid`, whether it lies in one of the spans of its sensor (all readings at once:
+    the spans, merged per sensor, are searched by sensor and time together)."""
+    index = {sensor: i for i, sensor in enumerate(grid.ids)}
+    table = pd.DataFrame(
+        {
+            "code": [index.get(s, -1) for s, _ in spans],
+            "start": [_one_ns(f.start) for _, f in spans],
+            "end": [_one_ns(f.end) for _, f in spans],
+        }
+    )
+    table = table[table["code"] >= 0].sort_values(["code", "start"])
+    if table.empty:
+        return np.zeros(len(grid.ns), dtype=bool)
+    # Merge each sensor's overlapping spans, so that they are disjoint and sorted.
+    code, start, end = (table[c].to_numpy(dtype=np.int64) for c in ("code", "start", "end"))
+    reach = pd.Series(end).groupby(code).cummax().to_numpy()
+    new = np.ones(len(code), dtype=bool)
+    new[1:] = (code[1:] != code[:-1]) | (start[1:] > reach[:-1])
+    end = np.maximum.reduceat(reach, np.flatnonzero(new))
+    code, start = code[new], start[new]
+    # Readings and spans ordered by (sensor, time) as one key: sensor first, then seconds.
+    origin = min(int(grid.ns.min()), int(start.min()))
+    scale = 2**33  # seconds: past the year 2240, far beyond any reading
+    key = grid.codes * scale + (grid.ns - origin) // 10**9
+    first = code * scale + (start - origin) // 10**9
+    last = code * scale + (end - origin) // 10**9
+    at = np.searchsorted(first, key, side="right") - 1
+    return (grid.codes >= 0) & (at >= 0) & (key <= last[np.maximum(at, 0)])
+
+
+def _one_ns(when: pd.Timestamp) -> int:
+    return pd.Timestamp(when).as_unit("ns").value
