@@ -14,13 +14,19 @@ TensorFlow) is imported only when a model is loaded or run; building and trainin
 from __future__ import annotations
 
 import json
+import logging
 import os
+import re
+import sys
+import tempfile
 from dataclasses import dataclass
 from functools import cache, cached_property
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
+log = logging.getLogger(__name__)
 
 VARIABLES = ("soil_moisture", "light", "air_temperature")
 SLOTS = 96  # 15-minute slots in a day
@@ -142,7 +148,9 @@ class Autoencoder:
         import tensorflow as tf
 
         spec = tf.TensorSpec((None, SLOTS, 1), tf.float32)
-        return tf.function(lambda days: self.model(days, training=False), input_signature=[spec])
+        return tf.function(
+            lambda days: self.model(days, training=False), input_signature=[spec], autograph=False
+        )
 
     def save(self, folder: Path = MODEL_DIR) -> None:
         self.model.save(folder / f"{self.variable}.keras")
@@ -150,10 +158,34 @@ class Autoencoder:
         (folder / f"{self.variable}.json").write_text(json.dumps({**meta, **self.info}, indent=2) + "\n")
 
 
+# What TensorFlow's C++ side prints to stderr as it starts, before any setting can stop it (absl's
+# pre-initialisation notice and its info lines): for the debug log, not the user's terminal.
+_CHATTER = re.compile(r"^(WARNING: All log messages before absl::InitializeLog|[IW]\d{4} )")
+
+
 def quiet_tensorflow() -> None:
-    """TensorFlow's start-up chatter goes to stderr before logging is configured; keep it down."""
+    """Import TensorFlow with its start-up chatter kept off the terminal: its C++ side writes to the
+    process's stderr at import, whatever TF_CPP_MIN_LOG_LEVEL says, so stderr is redirected to a file
+    for the import; the chatter goes to the debug log, anything else to the log as a warning."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+    if "tensorflow" in sys.modules:
+        return
+    with tempfile.TemporaryFile() as captured:
+        sys.stderr.flush()
+        saved = os.dup(2)
+        os.dup2(captured.fileno(), 2)
+        try:
+            import tensorflow  # noqa: F401
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+        captured.seek(0)
+        said = captured.read().decode(errors="replace")
+    for line in said.splitlines():
+        if line.strip():
+            log.log(logging.DEBUG if _CHATTER.match(line) else logging.WARNING, "tensorflow: %s", line)
 
 
 def load(variable: str, folder: Path = MODEL_DIR) -> Autoencoder:

@@ -123,9 +123,10 @@ class UnusualSoilDayThresholds(UnusualDayThresholds):
 
 @dataclass(frozen=True)
 class MovedThresholds:
-    min_jump: float = 3.0  # %: soil moisture moving this much between two samples an hour apart at most
-    light_ratio: float = 1.9  # the light's level after over before (or before over after) at least this
-    days: int = 4  # days either side that set the light's level
+    min_jump: float = 2.0  # %: soil moisture moving this much between two samples ...
+    min_share: float = 0.25  # ... and this share of its level
+    light_ratio: float = 2.1  # the light's level after over before (or before over after) at least this
+    days: int = 7  # days either side that set the light's level
 
 
 @dataclass(frozen=True)

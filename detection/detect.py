@@ -77,16 +77,7 @@ def detect(
         rows += [_row(sensor, flag, Detector.RULE) for sensor, flag in found]
         if has_stations:
             found = check_against_stations(winter, stations, links, _without(config, WATERED_CHECKS))
-            # A drift is judged over the whole history, which a watering system keeps wet whatever the
-            # weather: a garden with one is not judged.
-            irrigated = {s for s, flag in conditions if flag.kind == AnomalyKind.WATERING_SYSTEM}
-            found += [
-                (sensor, flag)
-                for sensor, flag in check_against_stations(
-                    watered, stations, links, _only(config, WATERED_CHECKS)
-                )
-                if not (flag.kind == AnomalyKind.DRIFT and sensor in irrigated)
-            ]
+            found += check_against_stations(watered, stations, links, _only(config, WATERED_CHECKS))
             rows += [_row(sensor, flag, Detector.REFERENCE) for sensor, flag in found]
         rows += by_models.result()
     found = pd.DataFrame(rows, columns=ANOMALY_COLUMNS)

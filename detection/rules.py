@@ -353,9 +353,11 @@ def spike_flags(samples: Samples, threshold: float, window: pd.Timedelta = Spike
     (units of the variable) and come back."""
     samples = samples.of_sensors_with(5)
     variable = samples.variable
-    jump = _leaps(samples.values, *_centred_windows(samples, window), threshold, min_periods=3)
+    start, end = _centred_windows(samples, window)
+    jump = _leaps(samples.values, start, end, threshold, min_periods=3)
     with np.errstate(invalid="ignore"):
         above = jump > threshold
+    above[_steps_not_spikes(samples.values, start, end, np.flatnonzero(above), threshold)] = False
     first, last = _runs(samples.sensor, samples.ns, above, HOURS_6)
     counts = _over_runs(np.add, above.astype(np.int64), first, last)
     peaks = _over_runs(np.fmax, jump, first, last)  # fmax: a sample without a median is left out
@@ -373,6 +375,22 @@ def spike_flags(samples: Samples, threshold: float, window: pd.Timedelta = Spike
         )
         for (sensor, start, end), count, peak in zip(_spans(samples, first, last), counts, peaks)
     ]
+
+
+def _steps_not_spikes(
+    values: np.ndarray, start: np.ndarray, end: np.ndarray, candidates: np.ndarray, threshold: float
+) -> np.ndarray:
+    """The candidates that sit level with the samples on one side of them: the edge of a step (a watering
+    can, say, with a sample missing beside it to tip the window's median), not a leap that comes back.
+    A side needs two samples to say so."""
+    level = np.zeros(len(candidates), dtype=bool)
+    for low, high in ((start[candidates], candidates), (candidates + 1, end[candidates])):
+        enough = high - low >= 2
+        middle = np.full(len(candidates), np.nan)
+        middle[enough] = _medians(values, low[enough], high[enough])
+        with np.errstate(invalid="ignore"):
+            level |= np.abs(values[candidates] - middle) <= threshold
+    return candidates[level]
 
 
 def probe_out_of_soil_flags(
@@ -507,18 +525,23 @@ def moved_flags(
     soil: Samples,
     light: Samples | None,
     min_jump: float = MovedThresholds.min_jump,
+    min_share: float = MovedThresholds.min_share,
     light_ratio: float = MovedThresholds.light_ratio,
     days: int = MovedThresholds.days,
 ) -> Found:
     """A sensor moved to another pot or garden: soil moisture jumps either way by more than `min_jump`
-    and stays there (`lasting_jumps`), at the moment its light changes level by `light_ratio` or more.
+    and `min_share` of its level, and stays there (`lasting_jumps`), at the moment its light changes
+    level by `light_ratio` or more.
     Rain wets the soil suddenly too, and clouds dim the light for days, so the light's level on either
-    side is the brightest of `days` days: the weather changes a day's light, not its ceiling for days on
-    end, while a new place changes the shade for good."""
+    side is the mean of the three brightest of `days` days (more than half of them seen): the weather
+    changes a day's light, not its ceiling for days on end, while a new place changes the shade for good."""
     if light is None or len(light.values) == 0:
         return []
     soil = soil.of_sensors_with(3)
     jumps = lasting_jumps(soil, min_jump, 0, BreakThresholds.window)
+    # Dry soil moves little in %: a move is judged by how much it changed the level, relative too.
+    relative = np.abs(jumps.after - jumps.before) >= min_share * np.maximum(jumps.before, 1.0)
+    jumps = Jumps(*(field[relative] for field in (jumps.when, jumps.before, jumps.after, jumps.last)))
     if len(jumps.when) == 0:
         return []
     # The brightest light of each sensor's day, on one calendar (sensors as in the soil's codes).
@@ -538,8 +561,11 @@ def moved_flags(
         before = row[max(0, day[i] - days) : day[i]]
         after = row[day[i] + 1 : day[i] + 1 + days]
         before, after = before[np.isfinite(before)], after[np.isfinite(after)]
-        if len(before) >= 2 and len(after) >= 2 and min(before.max(), after.max()) > 0.5:
-            ratio[i] = after.max() / before.max()
+        if min(len(before), len(after)) > days // 2:
+            # The mean of the three brightest days: one clear day among cloudy ones does not set it.
+            was, now = np.sort(before)[-3:].mean(), np.sort(after)[-3:].mean()
+            if min(was, now) > 0.5:
+                ratio[i] = now / was
     with np.errstate(invalid="ignore"):
         moved = (ratio >= light_ratio) | (ratio <= 1 / light_ratio)
     found = []
@@ -594,13 +620,18 @@ RULES: dict[str, Callable[[Samples, object], Found]] = {
 }
 
 
+# Rules that see the readings as read, whatever condition holds: a frozen probe cannot read 200 %, and a
+# leap that comes back is a spike under snow as anywhere (frost and snow bring steps, not spikes).
+AS_READ = ("range", "spike")
+
+
 def check_sensors(
     readings: pd.DataFrame, config: Configuration = DEFAULT, blanked: pd.DataFrame | None = None
 ) -> list[tuple[str, Flag]]:
     """The rules `config` selects (all, by default) on every sensor of `readings`: a frame with
     sensor_id, a UTC ts column and the columns it has of soil_moisture, air_temperature, light and
     battery_level. `blanked` is the same rows with the values blanked that a condition makes misleading
-    (`detection.conditions.stand_down`): every rule but the range rule looks at those. Returns
+    (`detection.conditions.stand_down`): every rule but those of AS_READ looks at those. Returns
     (sensor_id, flag) pairs, sensor by sensor (in sensor_id order), each sensor's flags rule by rule in
     the registry's order."""
     checks = [c for c in config.running(Detector.RULE) if c.variable in readings]
@@ -617,7 +648,7 @@ def check_sensors(
         thresholds = config.thresholds[check.name]
         if check.name == "moved":
             found += moved_flags(samples[check.variable], samples.get("light"), **_keywords(thresholds))
-        elif check.group == "range":
+        elif check.group in AS_READ:
             found += RULES[check.group](as_read[check.variable], thresholds)
         else:
             found += RULES[check.group](samples[check.variable], thresholds)

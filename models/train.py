@@ -1,5 +1,8 @@
-"""`python -m models.train --from-db --sensors a,b,c`: train the three autoencoders on sensors a person
-trusts, read from DATABASE_URL as in 2019, and write them into models/ (or --out).
+"""`python -m models.train --from-db [--sensors a,b,c]`: train the three autoencoders on the network's own
+sensors, read from DATABASE_URL as in 2019, and write them into models/ (or --out). Without --sensors it
+picks them itself: the sensors healthy over the whole span (no anomaly ever, per the last analysis) with
+at least MIN_DAYS days of readings. The days a condition covered (frozen soil, snow, a watering system)
+are left out of training: detection never asks a model about them.
 
 The shipped models learnt from the clean sensors of a simulated year instead: `python -m
 devtools.train_models` makes that network and calls `train_models` here. Seeded: the same data and seed
@@ -23,6 +26,7 @@ from detection.autoencoder import MODEL_DIR, SLOTS, VARIABLES, Autoencoder, dail
 HELD_OUT_SHARE = 0.3  # enough held-out sensors that every climate is among them
 MAX_WINDOWS = 8000  # per variable: plenty for a daily shape, and training stays within minutes
 MARGIN = 2.0
+MIN_DAYS = 30  # of readings, for a healthy sensor to be picked for training
 
 
 def calibrate(errors: np.ndarray) -> float:
@@ -33,7 +37,32 @@ def calibrate(errors: np.ndarray) -> float:
     return float(errors.max() * MARGIN)
 
 
-def database_readings(sensor_ids: list[str]) -> pd.DataFrame:
+def healthy_sensors(connection, min_days: int = MIN_DAYS) -> list[str]:
+    """The sensors healthy over their whole span (no anomaly ever: `analyse_anomalies`' healthy) whose
+    readings cover at least `min_days` days."""
+    from sqlalchemy import func, select
+
+    from core.schema import readings, sensor_health
+    from core.vocabulary import Health
+
+    span = (
+        select(readings.c.sensor_id)
+        .group_by(readings.c.sensor_id)
+        .having(func.count(func.distinct(func.date(readings.c.ts))) >= min_days)
+        .subquery()
+    )
+    query = (
+        select(sensor_health.c.sensor_id)
+        .where(sensor_health.c.status == Health.HEALTHY.value)
+        .where(sensor_health.c.sensor_id.in_(select(span.c.sensor_id)))
+        .order_by(sensor_health.c.sensor_id)
+    )
+    return list(connection.execute(query).scalars())
+
+
+def database_readings(sensor_ids: list[str] | None) -> tuple[pd.DataFrame, list[str]]:
+    """The readings of these sensors (or, if none are named, of the healthy ones: `healthy_sensors`),
+    and the sensors."""
     from sqlalchemy import select
 
     from core.db import make_engine, read_frame
@@ -42,12 +71,31 @@ def database_readings(sensor_ids: list[str]) -> pd.DataFrame:
 
     engine = make_engine(load_role_settings(CoreSettings))
     with engine.connect() as connection:
+        if not sensor_ids:
+            sensor_ids = healthy_sensors(connection)
+            if len(sensor_ids) < 2:
+                raise click.UsageError(
+                    f"only {len(sensor_ids)} sensor(s) healthy with {MIN_DAYS} days of readings: "
+                    "run the nightly "
+                    "steps first, or name the sensors you trust with --sensors"
+                )
+            click.echo(f"training on the {len(sensor_ids)} sensors healthy over the whole span")
         frame = read_frame(connection, select(readings).where(readings.c.sensor_id.in_(sensor_ids)))
     engine.dispose()
     missing = sorted(set(sensor_ids) - set(frame["sensor_id"]))
     if missing:
         raise click.UsageError(f"no readings in the database for sensor(s): {', '.join(missing)}")
-    return frame
+    return frame, sensor_ids
+
+
+def without_conditions(readings: pd.DataFrame) -> pd.DataFrame:
+    """`readings` with the values blanked that a condition covers: detection never asks a model about
+    them, so a model need not learn them (a frozen probe's flat day would teach it flat days are normal)."""
+    from core.vocabulary import CONDITIONS
+    from detection.conditions import find_conditions, stand_down
+
+    frame = readings.assign(sensor_id=readings["sensor_id"].astype("category"))
+    return stand_down(frame, find_conditions(frame), CONDITIONS)
 
 
 def split_sensors(sensor_ids: np.ndarray, rng: np.random.Generator) -> tuple[set, set]:
@@ -129,9 +177,11 @@ def train_models(
     units: int = 16,
     variables: tuple[str, ...] = VARIABLES,
 ) -> None:
-    """Train, calibrate and save one model per variable from `readings` (sensor_id, ts, variables)."""
+    """Train, calibrate and save one model per variable from `readings` (sensor_id, ts, variables), the
+    days under a condition (frost, snow, a watering system) left out."""
     quiet_tensorflow()
     out.mkdir(parents=True, exist_ok=True)
+    readings = without_conditions(readings)
     for variable in variables or VARIABLES:
         began = time.perf_counter()
         autoencoder = train_variable(readings, variable, seed, epochs, units, source)
@@ -146,27 +196,26 @@ def train_models(
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--from-db", is_flag=True, help="learn from sensors in DATABASE_URL (with --sensors)")
-@click.option("--sensors", help="comma-separated sensor ids a person trusts")
+@click.option("--from-db", is_flag=True, help="learn from the sensors in DATABASE_URL")
+@click.option("--sensors", help="comma-separated sensor ids you trust [default: those healthy all along]")
 @click.option("--seed", type=int, default=2026, show_default=True)
 @click.option("--epochs", type=click.IntRange(1), default=30, show_default=True, help="at most (stops early)")
 @click.option("--units", type=click.IntRange(2), default=16, show_default=True, help="LSTM units per layer")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=MODEL_DIR, show_default=True)
 @click.option("--variable", "variables", multiple=True, type=click.Choice(VARIABLES), help="[default: all]")
 def main(from_db, sensors, seed, epochs, units, out, variables) -> None:
-    """Train the soil moisture, light and air temperature autoencoders on sensors you trust and save
-    them with their scaling and calibrated thresholds (the shipped ones: python -m devtools.train_models)."""
+    """Train the soil moisture, light and air temperature autoencoders on the network's healthy sensors
+    (or those you name) and save them with their scaling and calibrated thresholds (the shipped ones:
+    python -m devtools.train_models)."""
     if not from_db:
         raise click.UsageError(
-            "--from-db --sensors a,b,c trains on sensors you trust; "
+            "--from-db trains on the sensors in DATABASE_URL (the healthy ones, or --sensors a,b,c); "
             "the shipped models come from python -m devtools.train_models"
         )
     ids = [s.strip() for s in (sensors or "").split(",") if s.strip()]
-    if not ids:
-        raise click.UsageError("--from-db needs --sensors a,b,c (the sensors you trust)")
-    train_models(
-        database_readings(ids), f"database sensors {','.join(ids)}", out, seed, epochs, units, variables
-    )
+    frame, ids = database_readings(ids or None)
+    source = f"database sensors {','.join(ids)}" if len(ids) <= 20 else f"{len(ids)} healthy database sensors"
+    train_models(frame, source, out, seed, epochs, units, variables)
 
 
 if __name__ == "__main__":

@@ -3,6 +3,8 @@ flag a fault injected on known days; training writes small, reproducible models,
 or from sensors in the database."""
 
 import json
+import subprocess
+import sys
 
 import numpy as np
 import pandas as pd
@@ -11,7 +13,7 @@ from click.testing import CliRunner
 
 from core.db import init_db, make_engine
 from core.load import bulk_upsert
-from core.schema import readings, sensors
+from core.schema import readings, sensor_health, sensors
 from detection.autoencoder import MODEL_DIR, VARIABLES, daily_windows, load, shipped
 from detection.model import check_with_models
 from devtools import train_models
@@ -157,5 +159,43 @@ def test_training_from_trusted_sensors_in_the_database(tmp_path, small_network, 
         env={"DATABASE_URL": url},
     )
     assert result.exit_code == 2 and "no readings in the database for sensor(s): nosuch1" in result.output
-    result = CliRunner().invoke(train.main, ["--from-db", "--out", str(tmp_path / "x")])
-    assert result.exit_code == 2 and "--sensors" in result.output
+    result = CliRunner().invoke(train.main, ["--out", str(tmp_path / "x")])
+    assert result.exit_code == 2 and "--from-db" in result.output
+
+
+def test_loading_and_running_the_models_keeps_tensorflow_chatter_off_the_terminal():
+    # TensorFlow's C++ side writes its start-up lines to stderr at import, whatever TF_CPP_MIN_LOG_LEVEL
+    # says; a user running the demo saw a screen of them.
+    script = (
+        "import numpy as np\n"
+        "from detection.autoencoder import shipped\n"
+        "print(float(shipped()['light'].errors(np.zeros((1, 96), dtype='float32'))[0]) >= 0)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "True"
+    for chatter in ("absl", "oneDNN", "I0000", "AutoGraph"):
+        assert chatter not in result.stderr, result.stderr
+
+
+def test_training_from_the_database_picks_the_sensors_healthy_all_along(
+    tmp_path, small_network, database_url
+):
+    engine = make_engine(load_settings(database_url=database_url))
+    init_db(engine)
+    codes = list(small_network.sensors["sensor_id"][:4])
+    frame = small_network.visible_readings(codes, small_network.start, small_network.end, small_network.end)
+    health = pd.DataFrame(
+        {"sensor_id": codes, "status": ["healthy", "healthy", "faulty", "recovered"], "reason": "test"}
+    )
+    with engine.begin() as connection:
+        bulk_upsert(connection, sensors, pd.DataFrame({"sensor_id": codes}))
+        bulk_upsert(connection, readings, frame)
+        bulk_upsert(connection, sensor_health, health)
+        assert train.healthy_sensors(connection, min_days=5) == sorted(codes[:2])
+        assert train.healthy_sensors(connection, min_days=400) == []
+    engine.dispose()
+    result = CliRunner().invoke(
+        train.main, ["--from-db", "--out", str(tmp_path / "x")], env={"DATABASE_URL": database_url}
+    )
+    assert result.exit_code == 2 and "healthy with 30 days" in result.output  # the network has 12 days

@@ -616,7 +616,7 @@ def _moved(rng, readings, sun, weather, meta, i, start, steps):
     soil[i, start:] *= rng.uniform(1.5, 2.0) if wetter else rng.uniform(0.4, 0.65)
     np.clip(soil[i, start:], 0.5, 60.0, out=soil[i, start:])
     brighter = rng.random() < 0.5
-    readings["light"][i, start:] *= rng.uniform(2.0, 3.0) if brighter else rng.uniform(0.25, 0.45)
+    readings["light"][i, start:] *= rng.uniform(2.2, 3.5) if brighter else rng.uniform(0.2, 0.42)
     np.clip(readings["light"][i, start:], 0.0, 149.0, out=readings["light"][i, start:])
     readings["air_temperature"][i, start:] += rng.uniform(1.0, 2.5) * rng.choice([-1, 1])
     return "soil_moisture", steps - 1
