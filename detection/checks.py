@@ -125,7 +125,7 @@ class UnusualSoilDayThresholds(UnusualDayThresholds):
 class MovedThresholds:
     min_jump: float = 2.0  # %: soil moisture moving this much between two samples ...
     min_share: float = 0.25  # ... and this share of its level
-    light_ratio: float = 2.1  # the light's level after over before (or before over after) at least this
+    light_ratio: float = 2.3  # the light's level after over before (or before over after) at least this
     days: int = 7  # days either side that set the light's level
 
 

@@ -5,8 +5,9 @@
   model. Soil freezes after days of frost, so it is recognised from how cold the soil must be: the air
   temperature, the sensor's own and its station's, followed with the lag of the soil (`soil_lag`).
 - snow cover: a sensor buried in snow is dark and sits near 0 °C, whatever the air above does: stuck,
-  flat while the station swings, an unusual day. Recognised from its own air temperature (a day between
-  `coldest` and `warmest` with a small swing) and light (far darker than the days around it).
+  broken, flat while the station swings, an unusual day. Recognised hour by hour from its own air
+  temperature (near 0 °C and barely moving: snow insulates) and light (dark at hours the sun reaches it
+  on the days around).
 - a watering system wets the soil at the same hour every day, rain or not: soil moisture rising without
   rain, days of a shape the model never learnt. Recognised from the hour of each day's sharpest rise.
 
@@ -42,11 +43,11 @@ SECOND = pd.Timedelta(seconds=1)
 DEFAULT_FROZEN = FrozenSoilThresholds()
 DEFAULT_SNOW = SnowCoverThresholds()
 DEFAULT_WATERING = WateringSystemThresholds()
-WATERING_EDGE = 3 * DAY
+WATERING_EDGE = 4 * DAY
 
-# What each condition blanks, and for which checks: frost and snow for every check but the range check
-# (a frozen probe still cannot read 200 %); a watering system only for the checks that take every rise
-# of soil moisture for rain.
+# What each condition blanks: frost and snow for every check but the range rules and the air
+# temperature's spike rule (see `detection.rules.AS_READ`); a watering system only for WATERED_CHECKS,
+# which take every rise of soil moisture for rain.
 WINTER = (AnomalyKind.FROZEN_SOIL, AnomalyKind.SNOW_COVER)
 BLANKS = {
     AnomalyKind.FROZEN_SOIL: ("soil_moisture",),
@@ -172,9 +173,11 @@ def frozen_soil(
 
 def _lagged(values: np.ndarray, lag_hours: float) -> np.ndarray:
     """Each row followed with an exponential lag of `lag_hours` (gaps carried over by their last value);
-    NaN before a row's first value and for rows with none."""
+    NaN before a row's first value and after its last (rows of a chunk span different windows)."""
+    known = ~np.isnan(values)
+    started = np.maximum.accumulate(known, axis=1)
+    started &= np.maximum.accumulate(known[:, ::-1], axis=1)[:, ::-1]
     filled = pd.DataFrame(values).ffill(axis=1)
-    started = filled.notna().to_numpy()
     filled = filled.bfill(axis=1).fillna(0.0).to_numpy()
     alpha = 1.0 / max(lag_hours, 1.0)
     out, _ = lfilter([alpha], [1.0, alpha - 1.0], filled, axis=1, zi=filled[:, :1] * (1 - alpha))
@@ -220,8 +223,9 @@ def snow_cover(readings: pd.DataFrame, t: SnowCoverThresholds = DEFAULT_SNOW) ->
     moving no more than `flat` within an hour and from one hour to the next, for `min_duration` at least,
     never as bright as `dark` and `darkness` times the brightest light of that hour of the day within
     `around` days, and dark (under that share) for two hours at least when the sun would reach it (where
-    it has light: a calm cold night alone is no evidence). Widened by `margin` either side, as the snow
-    comes and goes."""
+    it has light: a calm cold night alone is no evidence; a day and a night or more without one bright
+    hour is, as in deep winter the days around may be buried too). Widened by `margin` either side, as
+    the snow comes and goes."""
     grid = Grid(readings, "sensor_id")
     air = _plausible(readings, "air_temperature")
     low, high, means = (grid.reduce(air, how) for how in ("min", "max", "mean"))
@@ -249,7 +253,8 @@ def snow_cover(readings: pd.DataFrame, t: SnowCoverThresholds = DEFAULT_SNOW) ->
         hours_buried = last - first + 1
         if hours_buried < t.min_duration / HOUR:
             continue
-        if not np.isnan(light[row, first : last + 1]).all() and dark_by_day[row, first : last + 1].sum() < 2:
+        judged = not np.isnan(light[row, first : last + 1]).all() and hours_buried < 24
+        if judged and dark_by_day[row, first : last + 1].sum() < 2:
             continue  # calm and cold, but only at night: nothing says snow
         text = (
             f"under snow for {_duration(hours_buried)}: dark, and near 0 °C whatever the air does; "
@@ -327,6 +332,7 @@ def watering_system(
 ) -> list[tuple[str, Flag]]:
     """Spells of days wetted by a watering system, days without a wetting up to `max_gap_days` included."""
     days = watering_days(readings, t)
+    earliest, latest = readings["ts"].min().floor("D"), readings["ts"].max().floor("D")
     found = []
     for sensor, own in days.groupby("sensor_id"):
         own = own.sort_values("day")
@@ -341,12 +347,37 @@ def watering_system(
                 "rain or not: a watering system, not a fault; the checks that take every rise for rain "
                 "stand down"
             )
-            # The first and last days of a spell have fewer such days around them: widened by as many.
-            first, last = first - WATERING_EDGE, last + WATERING_EDGE
+            # The first and last days of a spell have fewer such days around them: widened by as many
+            # (within the readings).
+            first = max(first - WATERING_EDGE, earliest)
+            last = min(last + WATERING_EDGE, latest)
             end = last + DAY - SECOND
             flag = Flag("soil_moisture", AnomalyKind.WATERING_SYSTEM, first, end, count / t.min_days, text)
             found.append((sensor, flag))
     return found
+
+
+# --- snow that melts later -------------------------------------------------------------------------------
+
+SNOW_BELOW_C = 0.5  # air temperature under which precipitation falls as snow
+MELT_MM_PER_C_HOUR = 3.0 / 24  # degree-day melt, a textbook 3 mm of water per °C above zero per day
+
+
+def ground_water(precipitation: np.ndarray, air: np.ndarray) -> np.ndarray:
+    """Per site (rows) and hour: the water reaching the ground, from the precipitation (mm an hour) and
+    the air temperature: what falls below SNOW_BELOW_C lies as snow and reaches the soil as it melts, by
+    degree-days. Hours without a temperature count their precipitation as rain."""
+    air = np.nan_to_num(air, nan=10.0)
+    rain = np.nan_to_num(precipitation, nan=0.0)
+    snowing = air < SNOW_BELOW_C
+    water = np.where(snowing, 0.0, rain)
+    pack = np.zeros(rain.shape[0])
+    melting = MELT_MM_PER_C_HOUR * np.clip(air, 0.0, None)
+    for hour in range(rain.shape[1]):
+        melt = np.minimum(pack, melting[:, hour])
+        pack += np.where(snowing[:, hour], rain[:, hour], 0.0) - melt
+        water[:, hour] += melt
+    return np.where(np.isnan(precipitation), np.nan, water)
 
 
 # --- standing the checks down ---------------------------------------------------------------------------

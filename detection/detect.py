@@ -58,21 +58,22 @@ def detect(
         links = links[links["site_id"].notna()]
 
     soil_model = "unusual_day.soil_moisture"
-    wet_days = (
-        _wet_days(stations, links, config.thresholds[soil_model].wet_day_rain_mm)
+    rained = (
+        wet_days(stations, links, config.thresholds[soil_model].wet_day_rain_mm)
         if has_stations and config.runs(soil_model)
         else None
     )
     conditions = find_conditions(readings, stations if has_stations else None, links, config)
     rows = [_row(sensor, flag, Detector.CONDITION) for sensor, flag in conditions]
     # The checks stand down while a condition lasts: frost and snow blank what they make misleading for
-    # every check but the range; a watering system only for the checks that take every rise for rain.
+    # every check but those of rules.AS_READ; a watering system for the checks that take every rise
+    # of soil moisture for rain.
     winter = stand_down(readings, conditions, WINTER)
     watered = stand_down(winter, conditions, CONDITION_KINDS)
     # The models run in a thread beside the rules: TensorFlow computes outside the GIL, so the two
     # share the machine's cores (measured: 15.4 s → 8.7 s on 500 sensors × 90 days, 2 cores).
     with ThreadPoolExecutor(1, thread_name_prefix="models") as pool:
-        by_models = pool.submit(_check_with_models, winter, watered, models, wet_days, config, memo)
+        by_models = pool.submit(_check_with_models, winter, watered, models, rained, config, memo)
         found = check_sensors(readings, config, blanked=winter)
         rows += [_row(sensor, flag, Detector.RULE) for sensor, flag in found]
         if has_stations:
@@ -97,7 +98,7 @@ def _without(config: Configuration, names) -> Configuration:
     return replace(config, selected=config.selected - frozenset(names))
 
 
-def _check_with_models(winter, watered, models, wet_days, config: Configuration, memo) -> list[dict]:
+def _check_with_models(winter, watered, models, rained, config: Configuration, memo) -> list[dict]:
     """`check_with_models` with `models` as `detect` takes them: the soil moisture model on the readings
     with every condition blanked, the others with frost and snow blanked. A Future (models still
     loading) is waited for here, on the models' thread, so the rules need not wait for TensorFlow."""
@@ -106,12 +107,12 @@ def _check_with_models(winter, watered, models, wet_days, config: Configuration,
     models = shipped() if isinstance(models, str) and models == "shipped" else (models or {})
     soil = {v: m for v, m in models.items() if v == "soil_moisture"}
     others = {v: m for v, m in models.items() if v != "soil_moisture"}
-    return check_with_models(watered, soil, wet_days, config, memo) + check_with_models(
-        winter, others, wet_days, config, memo
+    return check_with_models(watered, soil, rained, config, memo) + check_with_models(
+        winter, others, rained, config, memo
     )
 
 
-def _wet_days(stations: pd.DataFrame, links: pd.DataFrame, min_rain_mm: float) -> pd.DataFrame | None:
+def wet_days(stations: pd.DataFrame, links: pd.DataFrame, min_rain_mm: float = 1.0) -> pd.DataFrame | None:
     """(sensor_id, day) of the UTC days on which a sensor's station recorded at least `min_rain_mm`."""
     if "rainfall" not in stations:
         return None

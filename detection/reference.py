@@ -28,6 +28,7 @@ from detection.checks import (
     TemperatureThresholds,
     override_thresholds,
 )
+from detection.conditions import ground_water
 from detection.rules import Flag, day_runs
 
 DAY = pd.Timedelta(days=1)
@@ -191,9 +192,12 @@ def soil_days(readings: pd.DataFrame, stations: pd.DataFrame, links: pd.DataFram
 
 
 def _rain_days(stations: pd.DataFrame) -> pd.DataFrame:
-    """Per site and day: rain (mm) and hours reported, that day and over it and the day before."""
+    """Per site and day: rain (mm) and hours reported, that day and over it and the day before. Snow
+    counts when it melts (`ground_water`), where the station reports its air temperature."""
     reports = stations[stations["rainfall"].notna()]
     hourly = _hourly(reports, "site_id", "rainfall", "sum")
+    if "air_temperature" in stations and len(hourly):
+        hourly["rainfall"] = _with_snowmelt(hourly, _hourly(stations, "site_id", "air_temperature"))
     hourly["day"] = hourly["hour"].dt.floor("D")
     days = hourly.groupby(["site_id", "day"]).agg(rain_day=("rainfall", "sum"), hours_day=("hour", "size"))
     days = days.reset_index()
@@ -202,6 +206,23 @@ def _rain_days(stations: pd.DataFrame) -> pd.DataFrame:
     days["rain"] = (days["rain_day"] + previous["rain_day"]).where(follows)
     days["hours"] = (days["hours_day"] + previous["hours_day"]).where(follows)
     return days
+
+
+def _with_snowmelt(rain: pd.DataFrame, air: pd.DataFrame) -> np.ndarray:
+    """The hourly rain (site_id, hour, rainfall) as water reaching the ground: snow when it melts."""
+    rain_grid = rain.pivot(index="site_id", columns="hour", values="rainfall")
+    air_grid = air.pivot(index="site_id", columns="hour", values="air_temperature")
+    hours = pd.date_range(rain_grid.columns.min(), rain_grid.columns.max(), freq="h")
+    rain_grid = rain_grid.reindex(columns=hours)
+    air_grid = air_grid.reindex(index=rain_grid.index, columns=hours).interpolate(
+        axis=1, limit_direction="both"
+    )
+    water = pd.DataFrame(
+        ground_water(rain_grid.to_numpy(dtype=float), air_grid.to_numpy(dtype=float)),
+        index=rain_grid.index,
+        columns=hours,
+    )
+    return water.stack().reindex(pd.MultiIndex.from_frame(rain[["site_id", "hour"]])).to_numpy()
 
 
 def rain_flags(

@@ -620,9 +620,10 @@ RULES: dict[str, Callable[[Samples, object], Found]] = {
 }
 
 
-# Rules that see the readings as read, whatever condition holds: a frozen probe cannot read 200 %, and a
-# leap that comes back is a spike under snow as anywhere (frost and snow bring steps, not spikes).
-AS_READ = ("range", "spike")
+# Rules that see the readings as read, whatever condition holds: a frozen probe cannot read 200 %, and an
+# air temperature that leaps and comes back is a spike under snow as anywhere (snow brings steps, not
+# spikes). Soil moisture is not among them: a frozen probe thawing for an hour leaps and comes back.
+AS_READ = (*(f"range.{variable}" for variable in SENSOR_VARIABLES), "spike.air_temperature")
 
 
 def check_sensors(
@@ -648,7 +649,7 @@ def check_sensors(
         thresholds = config.thresholds[check.name]
         if check.name == "moved":
             found += moved_flags(samples[check.variable], samples.get("light"), **_keywords(thresholds))
-        elif check.group in AS_READ:
+        elif check.name in AS_READ:
             found += RULES[check.group](as_read[check.variable], thresholds)
         else:
             found += RULES[check.group](samples[check.variable], thresholds)

@@ -12,6 +12,8 @@ import click
 import pandas as pd
 
 from detection.autoencoder import MODEL_DIR, VARIABLES
+from detection.detect import wet_days
+from devtools.evaluate import network_frames
 from devtools.simulator.generate import generate
 from devtools.simulator.network import Network
 from models.train import train_models
@@ -51,7 +53,9 @@ def main(data, seed, epochs, units, out, variables) -> None:
     """Train the three autoencoders on the clean sensors of a simulated network."""
     data = training_network(data)
     source = f"clean sensors of the simulated network {data.name}"
-    train_models(network_readings(data), source, out, seed, epochs, units, tuple(variables))
+    _, stations, links = network_frames(Network(data))
+    wet = wet_days(stations, links)
+    train_models(network_readings(data), source, out, seed, epochs, units, tuple(variables), wet)
 
 
 if __name__ == "__main__":

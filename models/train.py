@@ -2,7 +2,9 @@
 sensors, read from DATABASE_URL as in 2019, and write them into models/ (or --out). Without --sensors it
 picks them itself: the sensors healthy over the whole span (no anomaly ever, per the last analysis) with
 at least MIN_DAYS days of readings. The days a condition covered (frozen soil, snow, a watering system)
-are left out of training: detection never asks a model about them.
+are left out of training, and so are, for the soil moisture model, the days its station saw rain:
+detection never asks a model about those, and a storm day would set the soil model's threshold so high
+that only gross faults passed it.
 
 The shipped models learnt from the clean sensors of a simulated year instead: `python -m
 devtools.train_models` makes that network and calls `train_models` here. Seeded: the same data and seed
@@ -21,7 +23,15 @@ import click
 import numpy as np
 import pandas as pd
 
-from detection.autoencoder import MODEL_DIR, SLOTS, VARIABLES, Autoencoder, daily_windows, quiet_tensorflow
+from detection.autoencoder import (
+    MODEL_DIR,
+    SLOTS,
+    VARIABLES,
+    Autoencoder,
+    Windows,
+    daily_windows,
+    quiet_tensorflow,
+)
 
 HELD_OUT_SHARE = 0.3  # enough held-out sensors that every climate is among them
 MAX_WINDOWS = 8000  # per variable: plenty for a daily shape, and training stays within minutes
@@ -60,9 +70,9 @@ def healthy_sensors(connection, min_days: int = MIN_DAYS) -> list[str]:
     return list(connection.execute(query).scalars())
 
 
-def database_readings(sensor_ids: list[str] | None) -> tuple[pd.DataFrame, list[str]]:
+def database_readings(sensor_ids: list[str] | None):
     """The readings of these sensors (or, if none are named, of the healthy ones: `healthy_sensors`),
-    and the sensors."""
+    the sensors, and the days their stations saw rain (None without stations)."""
     from sqlalchemy import select
 
     from core.db import make_engine, read_frame
@@ -81,11 +91,30 @@ def database_readings(sensor_ids: list[str] | None) -> tuple[pd.DataFrame, list[
                 )
             click.echo(f"training on the {len(sensor_ids)} sensors healthy over the whole span")
         frame = read_frame(connection, select(readings).where(readings.c.sensor_id.in_(sensor_ids)))
+        wet = _database_wet_days(connection, sensor_ids)
     engine.dispose()
     missing = sorted(set(sensor_ids) - set(frame["sensor_id"]))
     if missing:
         raise click.UsageError(f"no readings in the database for sensor(s): {', '.join(missing)}")
-    return frame, sensor_ids
+    return frame, sensor_ids, wet
+
+
+def _database_wet_days(connection, sensor_ids: list[str]) -> pd.DataFrame | None:
+    """The days each sensor's linked station saw rain, from the stored links and station reports."""
+    from sqlalchemy import select
+
+    from core.db import read_frame
+    from core.schema import sensor_wow, wow_observations
+    from detection.detect import wet_days
+
+    links = read_frame(connection, select(sensor_wow).where(sensor_wow.c.sensor_id.in_(sensor_ids)))
+    sites = sorted(set(links["site_id"].dropna())) if len(links) else []
+    if not sites:
+        return None
+    query = select(wow_observations.c.site_id, wow_observations.c.ts, wow_observations.c.rainfall)
+    stations = read_frame(connection, query.where(wow_observations.c.site_id.in_(sites)))
+    stations["ts"] = pd.to_datetime(stations["ts"], utc=True)
+    return wet_days(stations, links)
 
 
 def without_conditions(readings: pd.DataFrame) -> pd.DataFrame:
@@ -107,6 +136,14 @@ def split_sensors(sensor_ids: np.ndarray, rng: np.random.Generator) -> tuple[set
     return set(shuffled[held:]), set(shuffled[:held])
 
 
+def _without_days(windows: Windows, skip: pd.DataFrame | None) -> Windows:
+    if skip is None or skip.empty or windows.keys.empty:
+        return windows
+    marked = windows.keys.merge(skip.drop_duplicates().assign(skip=True), on=["sensor_id", "day"], how="left")
+    keep = ~marked["skip"].fillna(False).to_numpy(dtype=bool)
+    return Windows(windows.keys[keep].reset_index(drop=True), windows.values[keep])
+
+
 def build_model(units: int = 16, layers_each_side: int = 1):
     """LSTM encoder → repeated code → LSTM decoder → one value per slot."""
     quiet_tensorflow()
@@ -124,12 +161,20 @@ def build_model(units: int = 16, layers_each_side: int = 1):
 
 
 def train_variable(
-    readings: pd.DataFrame, variable: str, seed: int, epochs: int, units: int, source: str
+    readings: pd.DataFrame,
+    variable: str,
+    seed: int,
+    epochs: int,
+    units: int,
+    source: str,
+    skip: pd.DataFrame | None = None,
 ) -> Autoencoder:
+    """One model, trained and calibrated on the days of `readings`, less those in `skip` (sensor_id,
+    day)."""
     import keras
 
     keras.utils.set_random_seed(seed)
-    windows = daily_windows(readings, variable)
+    windows = _without_days(daily_windows(readings, variable), skip)
     rng = np.random.default_rng(seed)
     train_ids, held_ids = split_sensors(windows.keys["sensor_id"].to_numpy(), rng)
     is_train = windows.keys["sensor_id"].isin(train_ids).to_numpy()
@@ -154,6 +199,7 @@ def train_variable(
         "seed": seed,
         "units": units,
         "training_windows": len(train),
+        "days_left_out": "wet days (station rain of 1 mm or more)" if skip is not None else "none",
         "training_sensors": len(train_ids),
         "held_out_windows": len(held_errors),
         "held_out_sensors": len(held_ids),
@@ -176,15 +222,18 @@ def train_models(
     epochs: int = 30,
     units: int = 16,
     variables: tuple[str, ...] = VARIABLES,
+    wet: pd.DataFrame | None = None,
 ) -> None:
     """Train, calibrate and save one model per variable from `readings` (sensor_id, ts, variables), the
-    days under a condition (frost, snow, a watering system) left out."""
+    days under a condition (frost, snow, a watering system) left out, and for soil moisture the `wet`
+    days (sensor_id, day: `detection.detect.wet_days`) too."""
     quiet_tensorflow()
     out.mkdir(parents=True, exist_ok=True)
     readings = without_conditions(readings)
     for variable in variables or VARIABLES:
         began = time.perf_counter()
-        autoencoder = train_variable(readings, variable, seed, epochs, units, source)
+        skip = wet if variable == "soil_moisture" else None
+        autoencoder = train_variable(readings, variable, seed, epochs, units, source, skip)
         autoencoder.save(out)
         info = autoencoder.info
         click.echo(
@@ -213,9 +262,9 @@ def main(from_db, sensors, seed, epochs, units, out, variables) -> None:
             "the shipped models come from python -m devtools.train_models"
         )
     ids = [s.strip() for s in (sensors or "").split(",") if s.strip()]
-    frame, ids = database_readings(ids or None)
+    frame, ids, wet = database_readings(ids or None)
     source = f"database sensors {','.join(ids)}" if len(ids) <= 20 else f"{len(ids)} healthy database sensors"
-    train_models(frame, source, out, seed, epochs, units, variables)
+    train_models(frame, source, out, seed, epochs, units, variables, wet)
 
 
 if __name__ == "__main__":

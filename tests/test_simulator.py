@@ -15,6 +15,7 @@ import requests
 
 from devtools.simulator.generate import FAULT_KINDS, generate
 from devtools.simulator.network import GROW_VARIABLES, MISSING, SCALE, WOW_VARIABLES, Network
+from devtools.simulator.places import PLACES
 from devtools.simulator.server import Keys, Misbehaviour, create_app
 
 END = dt.datetime(2019, 7, 1, tzinfo=dt.UTC)
@@ -159,6 +160,14 @@ def test_each_fault_is_really_in_the_readings_where_its_label_says(network, kind
         assert np.isnan(series(network.grow["soil_moisture"], sensor)[last + 1 :]).all()
     elif kind == "noisy":
         assert np.nanstd(np.diff(inside)) > 3 * np.nanstd(np.diff(before))
+    elif kind == "moved":  # every variable changes level at once
+        light = series(network.grow["light"], sensor)
+        ratio = np.nanmax(light[first : first + 96 * 3]) / np.nanmax(light[max(0, first - 96 * 3) : first])
+        assert not 0.5 < ratio < 2
+        assert abs(values[first] - values[first - 1]) > 0.3 * values[first - 1]
+    elif kind == "indoors_for_winter":
+        assert np.nanstd(inside) < 1.5 < np.nanstd(station[first : last + 1])
+        assert 14 < np.nanmean(inside) < 21
 
 
 def test_every_reader_sees_a_station_without_a_rain_gauge_report_no_rain(network):
@@ -459,3 +468,64 @@ def test_only_poison_served_whole_is_recorded(network, serve):
     locations(url)
     locations(url)
     assert len(app.extensions["simulator"].poisoned()) == len(network.sensors)  # once each
+
+
+def test_a_network_starts_in_the_month_asked_and_its_winter_freezes_inland(tmp_path):
+    start = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+    generate(tmp_path, sensors=60, days=45, seed=23, start=start)
+    network = Network(tmp_path)
+    assert network.start == start and network.end == start + dt.timedelta(days=45)
+    soil = np.asarray(network.grow["soil_moisture"], dtype=float)
+    air = np.asarray(network.grow["air_temperature"], dtype=float) / SCALE
+    light = np.asarray(network.grow["light"], dtype=float) / SCALE
+    places = network.sensors["place"].map(lambda p: PLACES[p].name)
+    # Frozen soil: a probe's reading held to the hundredth for a day or more, while the air is below 0 °C.
+    held = np.zeros(soil.shape, dtype=bool)
+    held[:, 1:] = (np.diff(soil, axis=1) == 0) & (soil[:, 1:] > MISSING)
+    longest = np.array([max((len(r) for r in "".join("1" if h else "0" for h in row).split("0")), default=0)
+                        for row in held])  # fmt: skip
+    frozen_rows = longest >= 96
+    assert frozen_rows.any()
+    inland = places.isin(["Riga", "Berlin", "Vienna", "Szeged", "Ljubljana"]).to_numpy()
+    mild = places.isin(["Lisbon", "Valencia", "Murcia", "Athens", "Nicosia"]).to_numpy()
+    assert frozen_rows[inland].mean() > frozen_rows[mild].mean()
+    # Snow: hours near 0 °C and dark by day, somewhere inland.
+    noon = (np.arange(soil.shape[1]) % 96) == 48
+    buried = (np.abs(air[:, noon] - 0.0) < 1.6) & (light[:, noon] < 0.5) & (light[:, noon] >= 0)
+    assert buried[inland].any()
+
+
+def test_the_command_takes_a_start_date(tmp_path):
+    result = subprocess.run(
+        [
+            *SIMULATOR,
+            "generate",
+            "--sensors",
+            "3",
+            "--days",
+            "2",
+            "--start",
+            "2025-11-01",
+            "--out",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stderr
+    assert Network(tmp_path).start == dt.datetime(2025, 11, 1, tzinfo=dt.UTC)
+    both = subprocess.run(
+        [
+            *SIMULATOR,
+            "generate",
+            "--start",
+            "2025-11-01",
+            "--end",
+            "2025-12-01",
+            "--out",
+            str(tmp_path / "x"),
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert both.returncode == 2 and "not both" in both.stderr
