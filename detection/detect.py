@@ -8,8 +8,9 @@ battery_level, for one sensor or many (a `sensor_id` column); samples may be 15-
 irregular. `stations` (site_id, ts, air_temperature, rainfall) and `links` (sensor_id, site_id,
 distance_km) are optional: without them the station checks are skipped. `models` are the autoencoders
 shipped in models/ unless given (a dict of variable → `detection.autoencoder.Autoencoder`, or None for no
-model check; or a Future of either, waited for by the model check alone). `config` says which checks
-run with which thresholds (`detection.checks.configure`; every check with its defaults unless given).
+model check; or a Future of either, waited for by the model check alone), used when `config` runs the
+model checks. `config` says which checks run with which thresholds (`detection.checks.configure`; unless
+given, every check but the models, with its defaults: `configure("all")` runs the models too).
 The answer has one row per anomaly, in the columns of the `anomalies` table, with the detector that
 found it: "rule", "model" or "reference"; and one row per condition the garden went through (frozen
 soil, snow, a watering system: detector "condition", `detection.conditions`), during which the checks

@@ -15,7 +15,7 @@ import pandas as pd
 
 from core.vocabulary import SENSOR_VARIABLES, AnomalyKind, Detector
 from detection.autoencoder import Autoencoder, daily_windows
-from detection.checks import DEFAULT, Configuration
+from detection.checks import EVERY, Configuration
 from detection.rules import day_runs
 
 DAY = pd.Timedelta(days=1)
@@ -25,7 +25,7 @@ def check_with_models(
     readings: pd.DataFrame,
     models: Mapping[str, Autoencoder],
     wet_days: pd.DataFrame | None = None,
-    config: Configuration = DEFAULT,
+    config: Configuration = EVERY,
     memo: ErrorMemo | None = None,
 ) -> list[dict]:
     """Anomaly rows (the anomalies table's columns) from every model whose variable `readings` holds

@@ -11,6 +11,7 @@ from pydantic import Field, SecretStr, field_validator
 from core.aws_secrets import SecretStore
 from core.settings import CoreSettings, https_url, load_role_settings
 from core.times import as_utc
+from detection.checks import DEFAULT_CHECKS
 
 
 class EtlSettings(CoreSettings):
@@ -93,9 +94,10 @@ class EtlSettings(CoreSettings):
         "(the default suits a 4 GiB host)",
     )
     detect_checks: str = Field(
-        default="all",
+        default=DEFAULT_CHECKS,
         description="the checks detection runs: 'all', or comma-separated names or groups "
-        "(`python -m etl checks` lists them); a name prefixed with - is left out",
+        "(`python -m etl checks` lists them); a name prefixed with - is left out. The models "
+        "(unusual_day) are left out unless named: they found nothing the rules and stations missed",
     )
     detect_thresholds: str = Field(
         default="",

@@ -75,10 +75,11 @@ def test_thresholds_are_frozen():
 # --- which checks run ------------------------------------------------------------------------------------
 
 
-def test_all_selects_every_check_and_is_the_default():
+def test_all_selects_every_check_and_the_default_all_but_the_models():
     assert select_checks("all") == set(CHECKS)
-    assert DEFAULT.selected == set(CHECKS)
-    assert all(DEFAULT.runs(name) for name in CHECKS)
+    assert DEFAULT.selected == {name for name in CHECKS if not name.startswith("unusual_day.")}
+    assert not any(DEFAULT.runs(f"unusual_day.{v}") for v in ("soil_moisture", "light", "air_temperature"))
+    assert load_settings().detect_checks == "all,-unusual_day"
 
 
 def test_a_group_is_the_name_before_the_dot():

@@ -23,7 +23,7 @@ def many(faulty: dict[str, str]) -> pd.DataFrame:
 
 @pytest.mark.slow
 def test_anomalies_of_many_sensors_come_back_in_the_table_columns():
-    anomalies = detect(many({"b": "out_of_range", "d": "stuck"}))
+    anomalies = detect(many({"b": "out_of_range", "d": "stuck"}), config=configure("all"))
     assert list(anomalies.columns) == ANOMALY_COLUMNS
     by_rules = anomalies[anomalies["detector"] == "rule"]
     # d's air temperature jumps 8 °C at 03:00 to the value it then sticks at: a break, then stuck.
@@ -37,7 +37,11 @@ def test_anomalies_of_many_sensors_come_back_in_the_table_columns():
     assert ("b", "soil_moisture") in set(zip(by_models["sensor_id"], by_models["variable"]))
     assert set(by_models["sensor_id"]) <= {"b", "d"}
     assert (anomalies["start_at"] >= START).all()
-    assert detect(many({}), models=None).empty and detect(many({})).empty
+    assert detect(many({}), models=None).empty and detect(many({}), config=configure("all")).empty
+    # Unless asked for, the models do not run: they found nothing the rules and stations missed.
+    by_default = detect(many({"b": "out_of_range", "d": "stuck"}))
+    assert "model" not in set(by_default["detector"])
+    assert by_default.to_dict("records") == anomalies[anomalies["detector"] != "model"].to_dict("records")
 
 
 def test_a_single_sensor_with_times_as_the_index_and_hourly_samples():

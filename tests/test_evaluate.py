@@ -96,3 +96,46 @@ def test_the_evaluation_sees_the_stations_as_the_etl_fetches_them(small_network,
     assert len(sites) >= 3
     assert {"site_id", "ts", "air_temperature", "rainfall"} <= set(stations.columns)
     pd.testing.assert_frame_equal(stations, fetched[list(stations.columns)])
+
+
+def test_the_detector_table_shows_what_each_detector_finds_alone_and_what_a_model_adds():
+    labels = pd.DataFrame(
+        {
+            "sensor_id": ["a", "b"],
+            "variable": "soil_moisture",
+            "kind": ["stuck", "noisy"],
+            "start": [START + 2 * DAY, START + 2 * DAY],
+            "end": [START + 4 * DAY, START + 4 * DAY],
+        }
+    )
+    found = pd.DataFrame(
+        [
+            (*anomaly("a", 3, 3.5), "rule", "soil_moisture"),
+            (*anomaly("a", 3, 3.5), "model", "soil_moisture"),  # found by the rules too: adds nothing
+            (*anomaly("b", 3, 3.5), "model", "light"),  # b is found by the light model alone
+            (*anomaly("c", 1, 1.5), "reference", "air_temperature"),  # a false alarm
+        ],
+        columns=["sensor_id", "start_at", "end_at", "detector", "variable"],
+    )
+    table = evaluate.detector_table(found, labels, ["a", "b", "c", "d"])
+    assert table.loc["stuck", ["all", "rule", "rule alone", "model", "model alone"]].tolist() == [
+        1,
+        1,
+        0,
+        1,
+        0,
+    ]
+    assert table.loc[
+        "noisy", ["all", "model alone", "without light model", "without soil_moisture model"]
+    ].tolist() == [1, 1, 0, 1]
+    assert table.loc["clean", ["sensors", "all", "reference alone"]].tolist() == [2, 1, 1]
+    assert evaluate.models_that_help(table) == {"light": ["noisy"], "soil_moisture": []}
+
+
+def test_winter_false_alarms_are_counted_apart_from_the_rest_of_the_year():
+    winter, summer = pd.Timestamp("2026-01-10", tz="UTC"), pd.Timestamp("2026-07-10", tz="UTC")
+    days = pd.date_range(winter, periods=4, freq="D").append(pd.date_range(summer, periods=4, freq="D"))
+    readings = pd.DataFrame({"sensor_id": np.repeat(["c1", "c2"], len(days)), "ts": np.tile(days, 2)})
+    found = pd.DataFrame({"sensor_id": ["c1"], "start_at": [winter + DAY], "end_at": [winter + 1.5 * DAY]})
+    figures = evaluate.winter_false_alarms(found, readings, ["c1", "c2"])
+    assert figures == {"clean_fp_rate_winter": 0.5, "clean_day_fp_winter": 0.125, "clean_day_fp_rest": 0.0}
