@@ -19,7 +19,7 @@ import pytest
 from sqlalchemy import select
 
 from core.db import init_db, make_engine
-from core.schema import sensor_health, sensors
+from core.schema import anomalies, sensor_health, sensors
 from devtools.demo import demo_settings, serve_in_background
 from devtools.loopback import serve_on_loopback
 from etl.runner import run_nightly
@@ -100,6 +100,20 @@ def site(tmp_path_factory, network_dir):
             .values(name=HOSTILE_NAME, address=HOSTILE_ADDRESS)
         )
         silent, silent_since = silence_a_healthy_sensor(connection, hostile)
+        # A condition on the faulty sensor's page: shown, but not as a fault.
+        frozen_from = dt.datetime.fromisoformat(SIMULATED_END) - dt.timedelta(days=3)
+        connection.execute(
+            anomalies.insert().values(
+                sensor_id=faulty.sensor_id,
+                variable="soil_moisture",
+                kind="frozen_soil",
+                start_at=frozen_from,
+                end_at=frozen_from + dt.timedelta(hours=20),
+                score=1.5,
+                detector="condition",
+                explanation="soil likely frozen: not a fault",
+            )
+        )
         health = dict(connection.execute(select(sensor_health.c.sensor_id, sensor_health.c.status)).all())
         owners = dict(connection.execute(select(sensors.c.sensor_id, sensors.c.owner_id)).all())
     accounts.create_user(engine, "ada", PASSWORD, "admin")
@@ -326,6 +340,11 @@ def test_a_faulty_sensor_page_draws_charts_with_data_and_marked_anomalies(page, 
         assert page.locator(f"#chart-{variable}").evaluate("c => c.width") > 0
     captions = " ".join(page.locator("figcaption").all_inner_texts())
     marked = sum(int(n) for n in re.findall(r"(\d+) anomal(?:y|ies) marked", captions))
+    # The frozen spell is shaded apart (blue), counted as a condition, and listed as one.
+    assert "1 condition (not faults, in blue)" in captions
+    spans = page.evaluate("Chart.getChart('chart-soil_moisture').options.plugins.anomalySpans.spans")
+    assert sum(1 for span in spans if span[2]) == 1
+    assert "frozen soil" in page.inner_text("#anomalies") and "condition" in page.inner_text("#anomalies")
     rows = page.locator("#anomalies tbody tr").count()
     assert marked > 0 and rows > 0 and "No anomalies" not in page.inner_text("#anomalies")
     assert page.evaluate("Chart.getChart('chart-grow-wow-temperature').data.datasets[1].data.length") > 0

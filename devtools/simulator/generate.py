@@ -300,9 +300,13 @@ def _weather(rng: np.random.Generator, clock: dict, season_rng: np.random.Genera
     rainy = rng.random((n, days)) < np.array([p.rain_day_chance for p in PLACES])[:, None]
     day_of_year = pd.date_range(clock["start"].date(), periods=days, freq="D").day_of_year.to_numpy()
     continental = seasons.continentality([p.seasonal_swing for p in PLACES])
-    spell, heat_wave = seasons.spells(season_rng, day_of_year, continental)
+    spell = seasons.spells(season_rng, day_of_year, continental)
+    lat = np.array([p.latitude for p in PLACES])
+    lon = np.array([p.longitude for p in PLACES])
+    spell = seasons.shared_by_neighbours(spell, lat, lon)
+    heat_wave = spell > 2.0  # dry and sunny
     anomaly_daily += spell
-    rainy &= ~heat_wave  # heat waves are dry and sunny
+    rainy &= ~heat_wave
     cloud_daily = np.clip(rng.normal(0.35, 0.2, (n, days)) + 0.45 * rainy - 0.25 * heat_wave, 0, 1)
     position = clock["day"] + clock["utc_hours"] / 24.0
     anomaly = np.vstack([np.interp(position, np.arange(days), row) for row in anomaly_daily])
@@ -335,16 +339,33 @@ def _climate(places: np.ndarray, attribute: str) -> np.ndarray:
     return np.array([getattr(PLACES[p], attribute) for p in places], dtype=np.float32)
 
 
-def _air_temperature(places, latitude, longitude, offset, clock, weather) -> np.ndarray:
+BLEND_KM = 10.0  # two places' weather blends over about this distance from where they meet
+
+
+def _felt(weather: dict, latitude: np.ndarray, longitude: np.ndarray, names: tuple[str, ...]) -> dict:
+    """The weather at these points (rows): their place's, blended with the next place's near where the two
+    meet, so that a garden and a station on either side of that line feel nearly the same weather."""
+    lat0 = np.array([p.latitude for p in PLACES])
+    lon0 = np.array([p.longitude for p in PLACES])
+    km = 111.2 * np.hypot(
+        latitude[:, None] - lat0[None, :],
+        (longitude[:, None] - lon0[None, :]) * np.cos(np.radians(latitude))[:, None],
+    )
+    weights = np.exp(-(km - km.min(axis=1, keepdims=True)) / BLEND_KM)
+    weights = (weights / weights.sum(axis=1, keepdims=True)).astype(np.float32)
+    return {name: weights @ weather[name] for name in names}
+
+
+def _air_temperature(places, latitude, longitude, offset, clock, felt) -> np.ndarray:
+    """Air temperature at points of these places (rows), from the weather `felt` there (rows alike)."""
     season = np.cos(2 * np.pi * (clock["day_of_year"] - 200) / 365.25)
     solar_hour = _local_solar_hour(longitude, clock)
     daily = np.cos(2 * np.pi * (solar_hour - 15.0) / 24.0)
-    cloud = weather["cloud"][places]
     return (
         _climate(places, "mean_temperature")[:, None]
         + _climate(places, "seasonal_swing")[:, None] * season[None, :]
-        + _climate(places, "daily_swing")[:, None] * (1 - 0.6 * cloud) * daily
-        + weather["anomaly"][places]
+        + _climate(places, "daily_swing")[:, None] * (1 - 0.6 * felt["cloud"]) * daily
+        + felt["anomaly"]
         + offset.astype(np.float32)[:, None]
     )
 
@@ -374,23 +395,24 @@ def _sensor_readings(
     n, steps = len(meta), len(clock["utc_hours"])
     lat, lon = meta["latitude"].to_numpy(), meta["longitude"].to_numpy()
     sun = np.clip(solar_elevation_sine(lat, lon, clock), 0, None)
-    cloud = weather["cloud"][places]
+    felt = _felt(weather, lat, lon, ("anomaly", "cloud", "rain", "snowpack", "ground_water"))
+    cloud = felt["cloud"]
     _seasonal_traits(season_rng, meta)
 
-    air = _air_temperature(places, lat, lon, meta["offset"].to_numpy(), clock, weather)
+    air = _air_temperature(places, lat, lon, meta["offset"].to_numpy(), clock, felt)
     air += rng.normal(0, 0.3, (n, steps)).astype(np.float32)
     light = 55.0 * sun**1.2 * (1 - 0.75 * cloud) * meta["shade"].to_numpy(dtype=np.float32)[:, None]
     light *= 1 + rng.normal(0, 0.03, (n, steps)).astype(np.float32)
     rain_factor = rng.uniform(0.8, 1.2, n).astype(np.float32)[:, None]
-    rain = weather["rain"][places] * rain_factor
+    rain = felt["rain"] * rain_factor
 
     # Snow buries a sensor: dark, and near 0 °C whatever the air does; the soil follows the air (or the
     # snow) days late, and a probe in frozen soil reads ice.
-    buried = weather["snowpack"][places] * meta["snow_exposure"].to_numpy()[:, None] > seasons.SNOW_COVER_MM
+    buried = felt["snowpack"] * meta["snow_exposure"].to_numpy()[:, None] > seasons.SNOW_COVER_MM
     air = np.where(buried, seasons.under_snow(air), air).astype(np.float32)
     light = np.where(buried, light * meta["buried_light"].to_numpy()[:, None], light).astype(np.float32)
     is_frozen = seasons.frozen(seasons.soil_temperature(air))
-    water = weather["ground_water"][places] * rain_factor
+    water = felt["ground_water"] * rain_factor
     irrigation = _irrigation_steps(meta, clock, lon)
     soil = _soil_moisture(
         rng,
@@ -415,6 +437,7 @@ def _sensor_readings(
         "light": np.round(light, 2),
         "battery_level": battery,
         "rain": rain,
+        "cloud": cloud,
         "sampled": sampled,
     }
     return readings, sun
@@ -567,8 +590,7 @@ def _probe_out_of_soil(rng, readings, sun, weather, meta, i, start, steps):
 
 
 def _full_sun(rng, readings, sun, weather, meta, i, start, steps):
-    place = meta.at[i, "place"]
-    heat = rng.uniform(8, 16) * sun[i, start:] * (1 - 0.6 * weather["cloud"][place, start:])
+    heat = rng.uniform(8, 16) * sun[i, start:] * (1 - 0.6 * readings["cloud"][i, start:])
     readings["air_temperature"][i, start:] += heat
     readings["light"][i, start:] /= float(meta.at[i, "shade"])  # nothing shades it any more
     return "air_temperature", steps - 1
@@ -682,9 +704,10 @@ def _station_reports(rng, clock, weather, meta: pd.DataFrame) -> dict[str, np.nd
     places = meta["place"].to_numpy()
     n, steps = len(meta), len(clock["utc_hours"])
     lat, lon = meta["latitude"].to_numpy(), meta["longitude"].to_numpy()
-    air = _air_temperature(places, lat, lon, meta["offset"].to_numpy(), clock, weather)
+    felt = _felt(weather, lat, lon, ("anomaly", "cloud", "rain"))
+    air = _air_temperature(places, lat, lon, meta["offset"].to_numpy(), clock, felt)
     air += rng.normal(0, 0.2, (n, steps)).astype(np.float32)
-    rain = weather["rain"][places] * meta["rain_factor"].to_numpy(dtype=np.float32)[:, None]
+    rain = felt["rain"] * meta["rain_factor"].to_numpy(dtype=np.float32)[:, None]
     base = _climate(places, "mean_temperature")[:, None]
     humidity = np.clip(72 + 20 * (rain > 0) - 1.8 * (air - base) + rng.normal(0, 3, (n, steps)), 15, 100)
 

@@ -34,10 +34,9 @@ def continentality(seasonal_swing: np.ndarray) -> np.ndarray:
 
 def spells(rng: np.random.Generator, day_of_year: np.ndarray, continental: np.ndarray):
     """Cold spells in winter and heat waves in summer, per place (rows) and day (columns): the extra
-    temperature anomaly (°C) and which days are heat-wave days (dry)."""
+    temperature anomaly (°C)."""
     days = len(day_of_year)
     extra = np.zeros((len(continental), days))
-    heat = np.zeros((len(continental), days), dtype=bool)
     winter = (day_of_year >= 335) | (day_of_year <= 59)
     shoulder = ((day_of_year >= 305) & (day_of_year < 335)) | ((day_of_year > 59) & (day_of_year <= 80))
     summer = (day_of_year >= 160) & (day_of_year <= 240)
@@ -54,11 +53,25 @@ def spells(rng: np.random.Generator, day_of_year: np.ndarray, continental: np.nd
             elif summer[d] and draw < 0.03 * (0.5 + 0.5 * c):
                 length = int(rng.integers(4, 11))
                 extra[place, d : d + length] += rng.uniform(4.0, 8.0) * _bell(length)[: days - d]
-                heat[place, d : d + length] = True
                 d += length
             else:
                 d += 1
-    return extra, heat
+    return extra
+
+
+SPELL_REACH_KM = 250.0  # places this far apart share about a third of a spell
+
+
+def shared_by_neighbours(extra: np.ndarray, latitude: np.ndarray, longitude: np.ndarray) -> np.ndarray:
+    """Spells (rows: places) shared with the places around: a cold spell or a heat wave covers a region,
+    not a town, so two towns an hour apart feel nearly the same one (and a station in one is a fair
+    witness of a garden in the other)."""
+    lat, lon = np.radians(latitude), np.radians(longitude)
+    dlat = lat[:, None] - lat[None, :]
+    dlon = (lon[:, None] - lon[None, :]) * np.cos((lat[:, None] + lat[None, :]) / 2)
+    km = 6371.0 * np.hypot(dlat, dlon)
+    weights = np.exp(-km / SPELL_REACH_KM)
+    return (weights @ extra) / weights.sum(axis=1, keepdims=True)
 
 
 def _bell(length: int) -> np.ndarray:

@@ -10,14 +10,15 @@ const VARIABLES = {
 };
 const MAX_POINTS = 1500;
 
-// Shades each [from, to] span (ms since 1970) of options.plugins.anomalySpans.spans, at least 4 px wide.
+// Shades each [from, to, condition] span (ms since 1970) of options.plugins.anomalySpans.spans, at least
+// 4 px wide: anomalies red, conditions (frozen soil, snow, a watering system: not faults) blue.
 const anomalySpans = {
   id: "anomalySpans",
   beforeDatasetsDraw(chart, _args, options) {
     const { ctx, chartArea, scales } = chart;
     ctx.save();
-    ctx.fillStyle = "rgba(198, 40, 40, 0.18)";
-    for (const [from, to] of options.spans || []) {
+    for (const [from, to, condition] of options.spans || []) {
+      ctx.fillStyle = condition ? "rgba(30, 136, 229, 0.14)" : "rgba(198, 40, 40, 0.18)";
       const left = Math.max(scales.x.getPixelForValue(from), chartArea.left);
       const right = Math.min(scales.x.getPixelForValue(to), chartArea.right);
       if (right < chartArea.left || left > chartArea.right) continue;
@@ -90,7 +91,13 @@ async function load() {
   const inRange = await getJSON(`${page.dataset.anomaliesUrl}?${query}`);
   const spansOf = (variable) => inRange.items
     .filter((a) => a.variable === variable)
-    .map((a) => [Date.parse(a.start_at), Date.parse(a.end_at)]);
+    .map((a) => [Date.parse(a.start_at), Date.parse(a.end_at), a.detector === "condition"]);
+  const counted = (spans) => {
+    const conditions = spans.filter((span) => span[2]).length;
+    const faults = spans.length - conditions;
+    return `${faults} ${faults === 1 ? "anomaly" : "anomalies"} marked` +
+      (conditions ? `, ${conditions} ${conditions === 1 ? "condition" : "conditions"} (not faults, in blue)` : "");
+  };
 
   for (const [variable, about] of Object.entries(VARIABLES)) {
     const datasets = [{ label: `${about.label} (${about.unit})`, data: series(readings.items, variable), borderColor: about.colour, yAxisID: "y" }];
@@ -102,7 +109,7 @@ async function load() {
     draw(variable, datasets, spans, { y: { title: { display: true, text: about.unit } } });
     caption(variable, `${about.label}: ${datasets[0].data.length.toLocaleString("en")} points` +
       `${readings.downsampled ? ` (of ${readings.readings.toLocaleString("en")} readings, with each stretch's min and max)` : ""}, ` +
-      `${spans.length} ${spans.length === 1 ? "anomaly" : "anomalies"} marked`);
+      counted(spans));
   }
 
   const station = wow.station.site_id ? `${wow.station.name || wow.station.site_id}, ${wow.station.distance_km.toFixed(1)} km away` : null;
