@@ -142,7 +142,7 @@ class SnowCoverThresholds:
     coldest: float = -3.0  # °C: ... and above this
     flat: float = 0.3  # °C: ... moving less within an hour and from hour to hour (snow insulates it)
     min_duration: pd.Timedelta = 2 * HOUR  # buried at least this long
-    dark: float = 1.0  # an hour as bright as this, in the light's unit, ...
+    dark: float = 2.0  # an hour as bright as this, in the light's unit, ...
     darkness: float = 0.25  # ... and as this share of that hour's brightest around it, is not under snow
     around: int = 30  # days either side that say how bright the sensor can be
     margin: pd.Timedelta = 6 * HOUR  # the checks stand down this long before and after

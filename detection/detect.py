@@ -30,7 +30,7 @@ from detection.autoencoder import Autoencoder, shipped
 from detection.checks import DEFAULT, Configuration
 from detection.conditions import WATERED_CHECKS, WINTER, find_conditions, stand_down
 from detection.model import ErrorMemo, check_with_models
-from detection.reference import check_against_stations
+from detection.reference import check_against_stations, without_common
 from detection.rules import Flag, check_sensors
 
 ANOMALY_COLUMNS = ["sensor_id", "variable", "kind", "start_at", "end_at", "score", "detector", "explanation"]
@@ -76,6 +76,8 @@ def detect(
     with ThreadPoolExecutor(1, thread_name_prefix="models") as pool:
         by_models = pool.submit(_check_with_models, winter, watered, models, rained, config, memo)
         found = check_sensors(readings, config, blanked=winter)
+        if has_stations:  # a jump every garden by a station makes at once is weather
+            found = without_common(found, links)
         rows += [_row(sensor, flag, Detector.RULE) for sensor, flag in found]
         if has_stations:
             found = check_against_stations(winter, stations, links, _without(config, WATERED_CHECKS))

@@ -15,6 +15,7 @@ registry's dataclasses (`detection.checks`), overridden by name.
 from __future__ import annotations
 
 import warnings
+from itertools import pairwise
 
 import numpy as np
 import pandas as pd
@@ -59,7 +60,39 @@ def check_against_stations(
             found += rain_flags(soil, config.thresholds["rising_without_rain"])
         if drift:
             found += drift_flags(soil, stations, config.thresholds["drift"])
-    return found
+    return without_common(found, links)
+
+
+# What weather the station did not see can raise in every garden around it at once, and how close in
+# time two such flags must start to be one event: a day for the daily station checks, three hours for a
+# jump in air temperature (a front, or snow sliding off).
+COMMON = {
+    (AnomalyKind.RISING_WITHOUT_RAIN, "soil_moisture"): DAY,
+    (AnomalyKind.TEMPERATURE_BIAS, "air_temperature"): DAY,
+    (AnomalyKind.HOT_SPOT, "air_temperature"): DAY,
+    (AnomalyKind.NO_DAILY_CYCLE, "air_temperature"): DAY,
+    (AnomalyKind.BREAK, "air_temperature"): pd.Timedelta(hours=3),
+}
+
+
+def without_common(found: list[tuple[str, Flag]], links: pd.DataFrame) -> list[tuple[str, Flag]]:
+    """Sensors fail one at a time; weather the station missed (a shower, snow it did not measure, a
+    front) comes to every garden around it at once. A flag of a COMMON kind that another sensor linked
+    to the same station raised too, starting within that kind's time, is such weather: both are left
+    out. (The drift check has its own, longer rule: `_without_shared`.)"""
+    site_of = links.drop_duplicates("sensor_id").set_index("sensor_id")["site_id"].to_dict()
+    by_site: dict[tuple, list[tuple[pd.Timestamp, str]]] = {}
+    for sensor, flag in found:
+        key = (flag.kind, flag.variable)
+        if key in COMMON and site_of.get(sensor) is not None:
+            by_site.setdefault((site_of[sensor], *key), []).append((flag.start, sensor))
+    common = set()
+    for (_, kind, variable), events in by_site.items():
+        events.sort()
+        for (start, sensor), (later, other) in pairwise(events):  # neighbours in time suffice
+            if later - start <= COMMON[(kind, variable)] and other != sensor:
+                common |= {(sensor, kind, variable, start), (other, kind, variable, later)}
+    return [(s, f) for s, f in found if (s, f.kind, f.variable, f.start) not in common]
 
 
 # --- air temperature ----------------------------------------------------------------------------------

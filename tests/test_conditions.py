@@ -230,3 +230,16 @@ def test_a_sensor_with_only_conditions_is_healthy(kind):
     latest = {"s1": dt.datetime(2026, 1, 11, tzinfo=dt.UTC)}
     health = sensor_health_rows(["s1"], found, latest, faulty_days=2)
     assert health["status"].tolist() == ["healthy"]
+
+
+def test_a_jump_every_garden_by_a_station_makes_at_once_is_weather_not_a_fault():
+    first, station = garden(SUMMER, 6, np.full(6, 15.0))
+    second = first.assign(sensor_id="s2", air_temperature=first["air_temperature"] + 0.4)
+    jump = first["ts"] >= SUMMER + 3.2 * DAY
+    for frame in (first, second):
+        frame.loc[jump, "air_temperature"] += 8  # a warm front the station's own reports missed
+    links = pd.DataFrame({"sensor_id": ["s1", "s2"], "site_id": "900123", "distance_km": [3.0, 4.0]})
+    alone = faults(detect(first, station, LINKS, models=None))
+    assert "break" in set(alone["kind"])
+    both = faults(detect(pd.concat([first, second], ignore_index=True), station, links, models=None))
+    assert not {"break", "temperature_bias"} & set(both["kind"]), both[["sensor_id", "kind"]]

@@ -135,6 +135,28 @@ def test_a_climb_with_rain_at_the_station_or_a_watering_can_is_not_flagged():
     assert rain_check(soil, rain) == []
 
 
+def test_soil_climbing_in_two_gardens_by_one_station_at_once_is_weather_it_missed():
+    soil, rain = soil_and_rain()
+    since = soil.index >= days(5, 5)[0]
+    climbing = soil.copy()
+    climbing[since] += np.linspace(0, 4, since.sum())
+    frames = {
+        sensor: pd.DataFrame({"sensor_id": sensor, "ts": soil.index, "soil_moisture": series.to_numpy()})
+        for sensor, series in (("a", climbing), ("b", climbing + 0.7), ("c", soil))
+    }
+    stations = pd.DataFrame({"site_id": "900123", "ts": rain.index, "rainfall": rain.to_numpy()})
+    links = pd.DataFrame({"sensor_id": ["a", "b", "c"], "site_id": "900123", "distance_km": [3.2, 4.0, 2.0]})
+    rising = configure("rising_without_rain")
+    # One garden climbing alone is a fault; two at once, the day the station saw nothing, is a shower
+    # (or snowmelt) that missed the station's gauge.
+    alone = pd.concat([frames["a"], frames["c"]])
+    assert [(s, f.kind) for s, f in check_against_stations(alone, stations, links, rising)] == [
+        ("a", "rising_without_rain")
+    ]
+    together = pd.concat(frames.values())
+    assert check_against_stations(together, stations, links, rising) == []
+
+
 def test_a_station_without_rain_reports_is_no_evidence():
     soil, rain = soil_and_rain()
     soil[soil.index >= days(5, 5)[0]] += np.linspace(0, 4, (soil.index >= days(5, 5)[0]).sum())

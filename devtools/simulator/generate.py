@@ -84,7 +84,6 @@ def generate(
     sensor_meta = _place_sensors(rng, sensors, steps)
     station_meta = _place_stations(rng, stations, sensor_meta["place"].to_numpy())
     weather = _weather(rng, clock, season_rng)
-    _place_snow(weather, clock)
 
     readings, sun = _sensor_readings(rng, clock, weather, sensor_meta, season_rng)
     labels = _inject_faults(rng, readings, sun, weather, sensor_meta, clock)
@@ -326,25 +325,17 @@ def _weather(rng: np.random.Generator, clock: dict, season_rng: np.random.Genera
     return {"anomaly": anomaly.astype(np.float32), "cloud": cloud.astype(np.float32), "rain": rain}
 
 
-def _place_snow(weather: dict, clock: dict) -> None:
-    """Each place's snowpack (mm of water) and the water reaching its ground (rain and snowmelt)."""
-    places = np.arange(len(PLACES))
-    lat = np.array([p.latitude for p in PLACES])
-    lon = np.array([p.longitude for p in PLACES])
-    air = _air_temperature(places, lat, lon, np.zeros(len(PLACES)), clock, weather)
-    weather["snowpack"], weather["ground_water"] = seasons.snowpack(weather["rain"], air)
-
-
 def _climate(places: np.ndarray, attribute: str) -> np.ndarray:
     return np.array([getattr(PLACES[p], attribute) for p in places], dtype=np.float32)
 
 
-BLEND_KM = 10.0  # two places' weather blends over about this distance from where they meet
+BLEND_KM = 40.0  # weather changes over about this distance: neighbours a few km apart feel the same
 
 
 def _felt(weather: dict, latitude: np.ndarray, longitude: np.ndarray, names: tuple[str, ...]) -> dict:
-    """The weather at these points (rows): their place's, blended with the next place's near where the two
-    meet, so that a garden and a station on either side of that line feel nearly the same weather."""
+    """The weather at these points (rows): the places' weather, each weighed by how much nearer the
+    nearest place is (BLEND_KM): a smooth field, in which a garden and a station a few km apart feel
+    nearly the same weather, wherever they stand."""
     lat0 = np.array([p.latitude for p in PLACES])
     lon0 = np.array([p.longitude for p in PLACES])
     km = 111.2 * np.hypot(
@@ -395,7 +386,7 @@ def _sensor_readings(
     n, steps = len(meta), len(clock["utc_hours"])
     lat, lon = meta["latitude"].to_numpy(), meta["longitude"].to_numpy()
     sun = np.clip(solar_elevation_sine(lat, lon, clock), 0, None)
-    felt = _felt(weather, lat, lon, ("anomaly", "cloud", "rain", "snowpack", "ground_water"))
+    felt = _felt(weather, lat, lon, ("anomaly", "cloud", "rain"))
     cloud = felt["cloud"]
     _seasonal_traits(season_rng, meta)
 
@@ -406,13 +397,13 @@ def _sensor_readings(
     rain_factor = rng.uniform(0.8, 1.2, n).astype(np.float32)[:, None]
     rain = felt["rain"] * rain_factor
 
-    # Snow buries a sensor: dark, and near 0 °C whatever the air does; the soil follows the air (or the
-    # snow) days late, and a probe in frozen soil reads ice.
-    buried = felt["snowpack"] * meta["snow_exposure"].to_numpy()[:, None] > seasons.SNOW_COVER_MM
+    # Snow lies where the sensor's own air is cold enough, and buries it: dark, and near 0 °C whatever the
+    # air does; the soil follows the air (or the snow) days late, and a probe in frozen soil reads ice.
+    snowpack, water = seasons.snowpack(rain, air)
+    buried = snowpack * meta["snow_exposure"].to_numpy()[:, None] > seasons.SNOW_COVER_MM
     air = np.where(buried, seasons.under_snow(air), air).astype(np.float32)
     light = np.where(buried, light * meta["buried_light"].to_numpy()[:, None], light).astype(np.float32)
     is_frozen = seasons.frozen(seasons.soil_temperature(air))
-    water = felt["ground_water"] * rain_factor
     irrigation = _irrigation_steps(meta, clock, lon)
     soil = _soil_moisture(
         rng,

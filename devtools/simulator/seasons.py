@@ -82,7 +82,7 @@ def _bell(length: int) -> np.ndarray:
 
 
 def snowpack(precipitation: np.ndarray, air: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per place (rows) and step: the snowpack (mm of water) and the water reaching the ground (rain
+    """Per place or sensor (rows) and step: the snowpack (mm of water) and the water reaching the ground (rain
     that fell as rain, and snowmelt), from the precipitation (mm per step) and the air temperature."""
     snowing = air < SNOW_BELOW_C
     pack = np.zeros(precipitation.shape[0])
