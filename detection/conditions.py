@@ -115,6 +115,8 @@ def find_conditions(
     variables): (sensor_id, flag) pairs. The station's air temperature (`stations`, `links`) helps tell
     frost where given."""
     found = []
+    if readings.empty or readings["sensor_id"].isna().all():
+        return found
     if config.runs("frozen_soil") and {"soil_moisture", "air_temperature"} <= set(readings):
         found += frozen_soil(readings, stations, links, config.thresholds["frozen_soil"])
     if config.runs("snow_cover") and "air_temperature" in readings:
@@ -173,14 +175,17 @@ def frozen_soil(
 
 def _lagged(values: np.ndarray, lag_hours: float) -> np.ndarray:
     """Each row followed with an exponential lag of `lag_hours` (gaps carried over by their last value);
-    NaN before a row's first value and after its last (rows of a chunk span different windows)."""
+    NaN before a row's first value and after its last (rows of a chunk span different windows). A row
+    starts from the mean of its first day, not its first hour: a window may open on a frosty night."""
     known = ~np.isnan(values)
     started = np.maximum.accumulate(known, axis=1)
     started &= np.maximum.accumulate(known[:, ::-1], axis=1)[:, ::-1]
-    filled = pd.DataFrame(values).ffill(axis=1)
-    filled = filled.bfill(axis=1).fillna(0.0).to_numpy()
+    filled = pd.DataFrame(values).ffill(axis=1).bfill(axis=1).fillna(0.0).to_numpy()
+    first = np.argmax(known, axis=1)[:, None] + np.arange(24)[None, :]
+    first_day = np.take_along_axis(filled, np.minimum(first, filled.shape[1] - 1), axis=1).mean(axis=1)
+    filled = np.where(started, filled, first_day[:, None])  # before its first value, it starts there
     alpha = 1.0 / max(lag_hours, 1.0)
-    out, _ = lfilter([alpha], [1.0, alpha - 1.0], filled, axis=1, zi=filled[:, :1] * (1 - alpha))
+    out, _ = lfilter([alpha], [1.0, alpha - 1.0], filled, axis=1, zi=first_day[:, None] * (1 - alpha))
     return np.where(started, out, np.nan)
 
 
@@ -222,10 +227,10 @@ def snow_cover(readings: pd.DataFrame, t: SnowCoverThresholds = DEFAULT_SNOW) ->
     """Spells in which a sensor lay under snow: its air temperature between `coldest` and `warmest`,
     moving no more than `flat` within an hour and from one hour to the next, for `min_duration` at least,
     never as bright as `dark` and `darkness` times the brightest light of that hour of the day within
-    `around` days, and dark (under that share) for two hours at least when the sun would reach it (where
-    it has light: a calm cold night alone is no evidence; a day and a night or more without one bright
-    hour is, as in deep winter the days around may be buried too). Widened by `margin` either side, as
-    the snow comes and goes."""
+    `around` days, and dark (under that share) for two hours at least when the sun would reach it (a calm
+    cold night alone is no evidence, nor a sensor without light), or lasting a day and a night (as in
+    deep winter the days around may be buried too). Widened by `margin` either side, as the snow comes
+    and goes."""
     grid = Grid(readings, "sensor_id")
     air = _plausible(readings, "air_temperature")
     low, high, means = (grid.reduce(air, how) for how in ("min", "max", "mean"))
@@ -253,9 +258,8 @@ def snow_cover(readings: pd.DataFrame, t: SnowCoverThresholds = DEFAULT_SNOW) ->
         hours_buried = last - first + 1
         if hours_buried < t.min_duration / HOUR:
             continue
-        judged = not np.isnan(light[row, first : last + 1]).all() and hours_buried < 24
-        if judged and dark_by_day[row, first : last + 1].sum() < 2:
-            continue  # calm and cold, but only at night: nothing says snow
+        if hours_buried < 24 and dark_by_day[row, first : last + 1].sum() < 2:
+            continue  # calm and cold for hours, with no dark daylight hour (or no light): nothing says snow
         text = (
             f"under snow for {_duration(hours_buried)}: dark, and near 0 °C whatever the air does; "
             "its checks stand down until it melts"

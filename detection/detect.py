@@ -105,6 +105,8 @@ def _check_with_models(winter, watered, models, rained, config: Configuration, m
     """`check_with_models` with `models` as `detect` takes them: the soil moisture model on the readings
     with every condition blanked, the others with frost and snow blanked. A Future (models still
     loading) is waited for here, on the models' thread, so the rules need not wait for TensorFlow."""
+    if not config.running(Detector.MODEL):
+        return []  # no model check runs: TensorFlow is not even loaded
     if isinstance(models, Future):
         models = models.result()
     models = shipped() if isinstance(models, str) and models == "shipped" else (models or {})

@@ -15,7 +15,6 @@ registry's dataclasses (`detection.checks`), overridden by name.
 from __future__ import annotations
 
 import warnings
-from itertools import pairwise
 
 import numpy as np
 import pandas as pd
@@ -89,9 +88,13 @@ def without_common(found: list[tuple[str, Flag]], links: pd.DataFrame) -> list[t
     common = set()
     for (_, kind, variable), events in by_site.items():
         events.sort()
-        for (start, sensor), (later, other) in pairwise(events):  # neighbours in time suffice
-            if later - start <= COMMON[(kind, variable)] and other != sensor:
-                common |= {(sensor, kind, variable, start), (other, kind, variable, later)}
+        within = COMMON[(kind, variable)]
+        for i, (start, sensor) in enumerate(events):
+            for later, other in events[i + 1 :]:
+                if later - start > within:
+                    break
+                if other != sensor:
+                    common |= {(sensor, kind, variable, start), (other, kind, variable, later)}
     return [(s, f) for s, f in found if (s, f.kind, f.variable, f.start) not in common]
 
 

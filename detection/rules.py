@@ -41,8 +41,8 @@ HOURS_3 = pd.Timedelta(hours=3)
 HOURS_6 = pd.Timedelta(hours=6)
 HOURS_24 = pd.Timedelta(hours=24)
 SECOND = pd.Timedelta(seconds=1)
-# Samples further apart than this are not compared as neighbours: across a gap (no upload, or readings
-# blanked while a condition lasted) a change is no jump, and an unchanged value is not stuck.
+# Samples further apart than this are not compared as neighbours by the break rule: across a gap (no
+# upload, or readings blanked while a condition lasted) a change is no jump.
 MAX_NEIGHBOUR_GAP = HOURS_3
 
 SAMPLES_A_DAY = 96  # at 15 minutes
@@ -329,9 +329,10 @@ def stuck_flags(
     variable, values, ns = samples.variable, samples.values, samples.ns
     if len(values) == 0:
         return []
-    # Runs of unchanged samples: a run starts wherever the value moved, a gap opens, or a sensor begins.
+    # Runs of unchanged samples: a run starts wherever the value moved, a sensor begins, or a gap longer
+    # than the run must last opens (readings blanked while a condition lasted, say).
     moved = ~samples.follows_same_sensor
-    moved[1:] |= (np.abs(np.diff(values)) > tolerance) | (np.diff(ns) > _ns(MAX_NEIGHBOUR_GAP))
+    moved[1:] |= (np.abs(np.diff(values)) > tolerance) | (np.diff(ns) > _ns(min_duration))
     starts = np.flatnonzero(moved)
     ends = np.append(starts[1:] - 1, len(values) - 1)
     lasting = ns[ends] - ns[starts]

@@ -243,3 +243,31 @@ def test_a_jump_every_garden_by_a_station_makes_at_once_is_weather_not_a_fault()
     assert "break" in set(alone["kind"])
     both = faults(detect(pd.concat([first, second], ignore_index=True), station, links, models=None))
     assert not {"break", "temperature_bias"} & set(both["kind"]), both[["sensor_id", "kind"]]
+
+
+def test_nothing_to_check_is_nothing_found():
+    empty = pd.DataFrame(
+        {"sensor_id": pd.Series([], dtype=object), "ts": pd.to_datetime([], utc=True)}
+        | {
+            v: pd.Series([], dtype=float)
+            for v in ("soil_moisture", "air_temperature", "light", "battery_level")
+        }
+    )
+    assert detect(empty, models=None).empty
+    assert detect(empty.iloc[:0], pd.DataFrame(columns=["site_id", "ts"]), LINKS, models=None).empty
+
+
+def test_a_window_that_opens_on_a_frosty_night_is_not_frozen_soil():
+    # Three mild autumn days whose nights dip below zero: the soil is not frozen, however cold the
+    # first hour of the window the nightly step looks at.
+    readings, station = garden(pd.Timestamp("2026-10-20 03:00", tz="UTC"), 3, np.full(3, 2.0))
+    assert readings["air_temperature"].iloc[:8].max() < 0  # the window opens in the frost
+    assert conditions(detect(readings, station, LINKS, models=None), AnomalyKind.FROZEN_SOIL).empty
+
+
+def test_a_sensor_without_light_is_not_buried_by_a_calm_night():
+    readings, station = garden(WINTER, 5, np.full(5, 3.0))
+    readings = readings.drop(columns="light")
+    night = readings["ts"].dt.hour.isin([1, 2, 3])
+    readings.loc[night, "air_temperature"] = 1.0  # calm for three hours each night
+    assert conditions(detect(readings, station, LINKS, models=None), AnomalyKind.SNOW_COVER).empty

@@ -1,5 +1,8 @@
 """The notebook-friendly `detect`: many sensors in one frame, with or without stations, any sampling."""
 
+import subprocess
+import sys
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -133,3 +136,16 @@ def test_detection_chunks_are_sized_by_readings_not_sensors():
     assert ["old"] in chunks  # a sensor heavier than the budget is checked alone
     assert all(sum(readings[s] for s in chunk) <= 10_000 for chunk in chunks if chunk != ["old"])
     assert any(chunk[-2:] == ["new", "newer"] for chunk in chunks)  # light sensors share a chunk
+
+
+def test_with_the_models_off_tensorflow_is_not_even_imported():
+    script = (
+        "import sys\n"
+        "from detection.detect import detect\n"
+        "from tests.test_detect import many\n"
+        "detect(many({'b': 'out_of_range'}))\n"
+        "print('tensorflow' in sys.modules)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "False"

@@ -268,3 +268,17 @@ def test_a_station_check_switched_off_leaves_its_fault_alone_and_the_others_stil
     ] == []
     kept = check_against_stations(readings, stations, links, configure("-temperature,-rising_without_rain"))
     assert [(s, f.kind) for s, f in kept] == [("c", "drift")]
+
+
+def test_a_common_event_is_found_past_the_same_sensors_other_flags():
+    from detection.reference import without_common
+    from detection.rules import Flag
+
+    def brk(hour):
+        at = START + pd.Timedelta(hours=hour)
+        return Flag("air_temperature", "break", at, at + pd.Timedelta(hours=6), 1.5, "jumped")
+
+    links = pd.DataFrame({"sensor_id": ["a", "b", "c"], "site_id": ["s", "s", "t"], "distance_km": 1.0})
+    found = [("a", brk(10)), ("a", brk(11)), ("b", brk(12)), ("c", brk(12))]
+    # a at 10:00 and 11:00 and b at 12:00 are one front by station s; c's station is another.
+    assert [(s, f.start.hour) for s, f in without_common(found, links)] == [("c", 12)]

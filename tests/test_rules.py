@@ -258,3 +258,9 @@ def test_a_lower_spike_threshold_finds_a_smaller_spike():
     lower = configure("all", {"spike.soil_moisture": {"threshold": 5}})
     flag = assert_one_flag_inside(check_sensor(frame, lower), "spike", when, when, slack=pd.Timedelta(0))
     assert flag.score == pytest.approx(7 / 5, rel=0.1)
+
+
+def test_a_sensor_sampled_every_four_hours_can_be_stuck():
+    index = pd.date_range(START, periods=16, freq="4h")
+    series = pd.Series(21.5, index=index)  # the same value for 60 hours, sampled sparsely
+    assert [f.kind for f in check_stuck(series, "air_temperature")] == ["stuck"]

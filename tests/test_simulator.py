@@ -529,3 +529,10 @@ def test_the_command_takes_a_start_date(tmp_path):
         text=True,
     )
     assert both.returncode == 2 and "not both" in both.stderr
+
+
+def test_every_label_ends_after_it_starts_whatever_the_season_the_network_starts_in(tmp_path):
+    generate(tmp_path, sensors=60, days=30, seed=5, start=dt.datetime(2024, 3, 1, tzinfo=dt.UTC))
+    labels = Network(tmp_path).labels()
+    assert (labels["end"] > labels["start"]).all(), labels[labels["end"] <= labels["start"]]
+    assert "indoors_for_winter" in set(labels["kind"])

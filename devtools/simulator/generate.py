@@ -644,10 +644,12 @@ def _autumn_step(clock: dict, first_ok: int, steps: int, otherwise: int) -> int:
 
 
 def _spring_step(clock: dict, start: int, steps: int) -> int:
-    """The last step before mid-March to April after `start` (the end of the network if none)."""
+    """The last step before the spring (mid-March to April) that follows `start`: the first step that
+    enters it after a step outside it (the end of the network if none)."""
     day_of_year = clock["day_of_year"][start:]
-    spring = np.flatnonzero((day_of_year >= 75) & (day_of_year < 110))
-    return start + int(spring[0]) - 1 if len(spring) else steps - 1
+    spring = (day_of_year >= 75) & (day_of_year < 110)
+    entering = np.flatnonzero(spring[1:] & ~spring[:-1]) + 1
+    return start + int(entering[0]) - 1 if len(entering) else steps - 1
 
 
 def _indoors_for_winter(rng, readings, sun, weather, meta, i, start, steps):
