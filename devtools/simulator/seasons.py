@@ -105,7 +105,7 @@ def under_snow(air: np.ndarray) -> np.ndarray:
 def soil_temperature(air: np.ndarray) -> np.ndarray:
     """The soil's temperature per sensor (rows) and step: the air's, lagged by SOIL_LAG_STEPS."""
     alpha = 1.0 / SOIL_LAG_STEPS
-    start = air[:, :1] * (1 - alpha)
+    start = air[:, :96].mean(axis=1, keepdims=True) * (1 - alpha)  # the first day's, not its first hour's
     soil, _ = lfilter([alpha], [1.0, alpha - 1.0], air, axis=1, zi=start)
     return soil.astype(np.float32)
 
