@@ -49,7 +49,7 @@ class Windows:
 def daily_windows(frame: pd.DataFrame, variable: str) -> Windows:
     """Daily windows of `variable` from a frame with sensor_id, ts (UTC) and that column."""
     present = frame[variable].notna().to_numpy()
-    ts = _epoch_ns(frame["ts"])[present]
+    ts = epoch_ns(frame["ts"])[present]
     values = frame[variable].to_numpy(dtype=np.float64)[present]
     codes, sensors = pd.factorize(frame["sensor_id"].to_numpy()[present])
     if len(values) == 0:
@@ -81,7 +81,7 @@ def daily_windows(frame: pd.DataFrame, variable: str) -> Windows:
     return Windows(keys, grid.astype(np.float32))
 
 
-def _epoch_ns(times: pd.Series) -> np.ndarray:
+def epoch_ns(times: pd.Series) -> np.ndarray:
     """Nanoseconds since 1970 of UTC times, whatever resolution pandas holds them in."""
     return (
         times.dt.tz_convert("UTC").dt.tz_localize(None).to_numpy().astype("datetime64[ns]").astype(np.int64)

@@ -28,6 +28,7 @@ from scipy.ndimage import maximum_filter1d
 from scipy.signal import lfilter
 
 from core.vocabulary import SENSOR_VARIABLES, AnomalyKind
+from detection.autoencoder import epoch_ns
 from detection.checks import (
     DEFAULT,
     Configuration,
@@ -69,7 +70,7 @@ class Grid:
         )
         self.ids = sensors.cat.categories.to_numpy(dtype=object)
         codes = sensors.cat.codes.to_numpy().astype(np.int64)
-        self.ns = _epoch_ns(frame["ts"])
+        self.ns = epoch_ns(frame["ts"])
         first = int(self.ns.min()) // unit_ns if len(self.ns) else 0
         last = int(self.ns.max()) // unit_ns if len(self.ns) else 0
         self.width = last - first + 1
@@ -117,10 +118,11 @@ def find_conditions(
     found = []
     if readings.empty or readings["sensor_id"].isna().all():
         return found
+    hourly = Grid(readings, "sensor_id")  # frost and snow look at the same hours
     if config.runs("frozen_soil") and {"soil_moisture", "air_temperature"} <= set(readings):
-        found += frozen_soil(readings, stations, links, config.thresholds["frozen_soil"])
+        found += frozen_soil(readings, stations, links, config.thresholds["frozen_soil"], hourly)
     if config.runs("snow_cover") and "air_temperature" in readings:
-        found += snow_cover(readings, config.thresholds["snow_cover"])
+        found += snow_cover(readings, config.thresholds["snow_cover"], hourly)
     if config.runs("watering_system") and "soil_moisture" in readings:
         found += watering_system(readings, config.thresholds["watering_system"])
     return found
@@ -134,11 +136,12 @@ def frozen_soil(
     stations: pd.DataFrame | None,
     links: pd.DataFrame | None,
     t: FrozenSoilThresholds = DEFAULT_FROZEN,
+    grid: Grid | None = None,
 ) -> list[tuple[str, Flag]]:
     """Spells in which the soil under the sensor is likely frozen: the soil's temperature, estimated from
     the air's (the sensor's own, or its station's, whichever is colder) lagged by `soil_lag`, below
     `below`; widened by `margin` either side, as the ground freezes and thaws unevenly."""
-    grid = Grid(readings, "sensor_id")
+    grid = grid or Grid(readings, "sensor_id")
     air = grid.reduce(_plausible(readings, "air_temperature"), "mean")
     has_soil = grid.reduce(readings["soil_moisture"].to_numpy(dtype=np.float64, na_value=np.nan), "count")
     ids, hours = grid.ids, grid.times
@@ -223,7 +226,9 @@ def _true_runs(mask: np.ndarray) -> Iterable[tuple[int, int, int]]:
 # --- snow cover -----------------------------------------------------------------------------------------
 
 
-def snow_cover(readings: pd.DataFrame, t: SnowCoverThresholds = DEFAULT_SNOW) -> list[tuple[str, Flag]]:
+def snow_cover(
+    readings: pd.DataFrame, t: SnowCoverThresholds = DEFAULT_SNOW, grid: Grid | None = None
+) -> list[tuple[str, Flag]]:
     """Spells in which a sensor lay under snow: its air temperature between `coldest` and `warmest`,
     moving no more than `flat` within an hour and from one hour to the next, for `min_duration` at least,
     never as bright as `dark` and `darkness` times the brightest light of that hour of the day within
@@ -231,7 +236,7 @@ def snow_cover(readings: pd.DataFrame, t: SnowCoverThresholds = DEFAULT_SNOW) ->
     cold night alone is no evidence, nor a sensor without light), or lasting a day and a night (as in
     deep winter the days around may be buried too). Widened by `margin` either side, as the snow comes
     and goes."""
-    grid = Grid(readings, "sensor_id")
+    grid = grid or Grid(readings, "sensor_id")
     air = _plausible(readings, "air_temperature")
     low, high, means = (grid.reduce(air, how) for how in ("min", "max", "mean"))
     ids, hours = grid.ids, grid.times
@@ -406,10 +411,6 @@ def stand_down(
         if inside.any():
             blanked[variable] = readings[variable].mask(inside)
     return readings.assign(**blanked) if blanked else readings
-
-
-def _epoch_ns(times: pd.Series) -> np.ndarray:
-    return pd.DatetimeIndex(times).as_unit("ns").asi8
 
 
 def _inside(grid: Grid, spans: list[tuple[str, Flag]]) -> np.ndarray:
