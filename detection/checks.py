@@ -65,7 +65,8 @@ class StuckThresholds:
 @dataclass(frozen=True)
 class ProbeOutOfSoilThresholds:
     dry: float = 4.0  # %: soil in a garden does not dry below this
-    wet_before: float = 10.0  # %: the median of the day before, for a fall from moist soil
+    wet_before: float = 6.0  # %: the median of the day before, for a fall from moist soil ...
+    fall_ratio: float = 2.0  # ... to at most this share of it: soil dries over days, a pulled probe in hours
     min_duration: pd.Timedelta = 12 * HOUR  # below `dry` at least this long
 
 
@@ -95,6 +96,9 @@ class RisingWithoutRainThresholds:
     min_step: float = 0.2  # %: a day's median above the day before's by this is a rise
     min_rise: float = 1.0  # %: over the whole run of rising dry days
     max_rain_mm: float = 1.0  # mm over the day and the one before: dry
+    # % per mm of the most the station recorded: a light shower that the gauge half-caught explains a
+    # small rise (soil gains about 1-2 % per mm of rain that reaches it)
+    explained_per_mm: float = 2.0
     min_rain_hours: int = 36  # hours of rain reports over those two days, else no evidence
 
 
@@ -134,6 +138,12 @@ class FrozenSoilThresholds:
     below: float = 0.5  # °C: soil estimated colder than this may be frozen
     soil_lag: pd.Timedelta = 48 * HOUR  # the soil's temperature follows the air's this slowly
     margin: pd.Timedelta = 24 * HOUR  # the checks stand down this long before the freeze and after the thaw
+    # °C: the station's frost counts for a sensor whose own estimate is below this (snow keeps a buried
+    # sensor near 0 °C); a sensor warmer than that is indoors, or faulty, not in frozen ground
+    warm_sensor: float = 3.0
+    # after the thaw, snowmelt and thawing ground soak a garden, each in its own days, beyond what the
+    # station's rain gauge shows: the checks that take every rise for rain stand down this much longer
+    soaked: pd.Timedelta = 14 * 24 * HOUR
 
 
 @dataclass(frozen=True)
@@ -154,6 +164,9 @@ class WateringSystemThresholds:
     same_hour: pd.Timedelta = 0.75 * HOUR  # the wettings of a system differ by less
     min_days: int = 5  # days of seven wetted at the same hour
     max_gap_days: int = 3  # days without (rain, a power cut) that do not end it
+    # a garden kept wet all summer takes weeks to dry to what the weather alone leaves it: the checks
+    # that take every rise or fall for the weather's stand down this much longer
+    soaked: pd.Timedelta = 21 * 24 * HOUR
 
 
 Thresholds = TypeVar("Thresholds")

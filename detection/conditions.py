@@ -21,6 +21,7 @@ or broken after.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -128,6 +129,21 @@ def find_conditions(
     return found
 
 
+def soaking(conditions: list[tuple[str, Flag]], config: Configuration = DEFAULT) -> list[tuple[str, Flag]]:
+    """The conditions with each frozen spell and each watering season lengthened by the days the garden
+    stays wetter than the station's weather explains after it (the `soaked` of their thresholds: the
+    thaw's snowmelt, a summer of watering): for the checks that take soil moisture for the weather."""
+    after = {
+        kind: config.thresholds[kind.value].soaked
+        for kind in (AnomalyKind.FROZEN_SOIL, AnomalyKind.WATERING_SYSTEM)
+        if kind.value in config.thresholds
+    }
+    return [
+        (sensor, replace(flag, end=flag.end + after[flag.kind]) if flag.kind in after else flag)
+        for sensor, flag in conditions
+    ]
+
+
 # --- frozen soil ----------------------------------------------------------------------------------------
 
 
@@ -139,14 +155,17 @@ def frozen_soil(
     grid: Grid | None = None,
 ) -> list[tuple[str, Flag]]:
     """Spells in which the soil under the sensor is likely frozen: the soil's temperature, estimated from
-    the air's (the sensor's own, or its station's, whichever is colder) lagged by `soil_lag`, below
-    `below`; widened by `margin` either side, as the ground freezes and thaws unevenly."""
+    the air's (the sensor's own, or its station's, whichever is colder, unless the sensor's own is
+    `warm_sensor` or more) lagged by `soil_lag`, below `below`; widened by `margin` either side, as the
+    ground freezes and thaws unevenly."""
     grid = grid or Grid(readings, "sensor_id")
     air = grid.reduce(_plausible(readings, "air_temperature"), "mean")
     has_soil = grid.reduce(readings["soil_moisture"].to_numpy(dtype=np.float64, na_value=np.nan), "count")
     ids, hours = grid.ids, grid.times
     soil = _lagged(air, t.soil_lag / HOUR)
     station_soil = _station_soil(stations, links, ids, hours, t)
+    with np.errstate(invalid="ignore"):
+        station_soil[soil >= t.warm_sensor] = np.nan  # a warm sensor is not in frozen ground
     source = np.where(np.isnan(soil) | (station_soil < soil), 1, 0)  # who says frost: 0 sensor, 1 station
     coldest = np.fmin(soil, station_soil)
     with np.errstate(invalid="ignore"):

@@ -28,7 +28,7 @@ import pandas as pd
 from core.vocabulary import CONDITIONS, AnomalyKind, Detector
 from detection.autoencoder import Autoencoder, shipped
 from detection.checks import DEFAULT, Configuration
-from detection.conditions import WATERED_CHECKS, WINTER, find_conditions, stand_down
+from detection.conditions import WATERED_CHECKS, WINTER, find_conditions, soaking, stand_down
 from detection.model import ErrorMemo, check_with_models
 from detection.reference import check_against_stations, without_common
 from detection.rules import Flag, check_sensors
@@ -67,10 +67,10 @@ def detect(
     conditions = find_conditions(readings, stations if has_stations else None, links, config)
     rows = [_row(sensor, flag, Detector.CONDITION) for sensor, flag in conditions]
     # The checks stand down while a condition lasts: frost and snow blank what they make misleading for
-    # every check but those of rules.AS_READ; a watering system for the checks that take every rise
-    # of soil moisture for rain.
+    # every check but those of rules.AS_READ; a watering system for the checks that take soil moisture
+    # for the weather's doing, which also stand down while the garden stays soaked after it or a thaw.
     winter = stand_down(readings, conditions, WINTER)
-    watered = stand_down(winter, conditions, CONDITIONS)
+    watered = stand_down(winter, soaking(conditions, config), CONDITIONS)
     # The models run in a thread beside the rules: TensorFlow computes outside the GIL, so the two
     # share the machine's cores (measured: 15.4 s → 8.7 s on 500 sensors × 90 days, 2 cores).
     with ThreadPoolExecutor(1, thread_name_prefix="models") as pool:

@@ -265,8 +265,9 @@ def rain_flags(
     days: pd.DataFrame, thresholds: RisingWithoutRainThresholds | None = None
 ) -> list[tuple[str, Flag]]:
     """Dry days on which soil moisture keeps rising: the day's median above the day before's by
-    `min_step` on two or more days in a row, `min_rise` in all, while the station recorded no more than
-    `max_rain_mm` over each day and the one before. A watering can wets the soil once and is left alone;
+    `min_step` on two or more days in a row, `min_rise` in all (and `explained_per_mm` more per mm of
+    the most the station recorded), while it recorded no more than `max_rain_mm` over each day and the
+    one before. A watering can wets the soil once and is left alone;
     days the station has too few rain reports for are too (no rain gauge is no evidence)."""
     t = thresholds or RisingWithoutRainThresholds()
     known = days.dropna(subset=["step", "rain", "hours"])
@@ -278,7 +279,7 @@ def rain_flags(
     found = []
     for run in day_runs(known[rising]):
         rise = run["step"].sum()
-        if len(run) < 2 or rise < t.min_rise:
+        if len(run) < 2 or rise < t.min_rise + t.explained_per_mm * run["rain"].max():
             continue
         text = (
             f"soil moisture rose {rise:.1f} % over {len(run)} dry days "

@@ -31,6 +31,7 @@ from detection.checks import (
     MovedThresholds,
     ProbeOutOfSoilThresholds,
     SaturationThresholds,
+    SnowCoverThresholds,
     SpikeThresholds,
     StuckThresholds,
 )
@@ -398,10 +399,13 @@ def probe_out_of_soil_flags(
     samples: Samples,
     dry: float = ProbeOutOfSoilThresholds.dry,
     wet_before: float = ProbeOutOfSoilThresholds.wet_before,
+    fall_ratio: float = ProbeOutOfSoilThresholds.fall_ratio,
     min_duration: pd.Timedelta = ProbeOutOfSoilThresholds.min_duration,
 ) -> Found:
     """Soil moisture that falls from a moist level to near zero and stays there: the probe is out of
-    the soil (soil itself does not dry to ~0 % in a garden)."""
+    the soil (soil itself does not dry to ~0 % in a garden). The level it falls from is the day
+    before's, at least `wet_before` and `fall_ratio` times the level it stays at: dry Mediterranean soil
+    at 7 % falls as far in the hour a probe is pulled as it dries in a summer."""
     values, ns = samples.values, samples.ns
     first, last = _runs(samples.sensor, ns, values < dry, HOURS_3)
     long = ns[last] - ns[first] >= _ns(min_duration)
@@ -417,7 +421,7 @@ def probe_out_of_soil_flags(
     seen = high > low
     first, last, low, high = first[seen], last[seen], low[seen], high[seen]
     before, during = _medians(values, low, high), _medians(values, first, last + 1)
-    moist = ~(before < wet_before)
+    moist = ~(before < wet_before) & ~(before < fall_ratio * during)
     found = []
     for (sensor, start, end), was, now in zip(
         _spans(samples, first[moist], last[moist]), before[moist], during[moist]
@@ -503,6 +507,8 @@ def break_flags(
     samples = samples.of_sensors_with(3)
     variable = samples.variable
     jumps = lasting_jumps(samples, threshold, direction, window)
+    if variable == "air_temperature":
+        jumps = _not_out_of_snow(samples, jumps, window)
     return [
         (
             sensor,
@@ -520,6 +526,19 @@ def break_flags(
             _spans(samples, jumps.when, jumps.last), jumps.before, jumps.after
         )
     ]
+
+
+def _not_out_of_snow(samples: Samples, jumps: Jumps, window: pd.Timedelta) -> Jumps:
+    """The jumps but those up out of a plateau held near 0 °C: snow that buried a sensor (too briefly,
+    or too much by night, to be seen as snow cover) melting off it in the morning, not a break."""
+    snow = SnowCoverThresholds()
+    low = samples.search(jumps.when, samples.ns[jumps.when] - _ns(window), "left")
+    high = jumps.when - 1
+    top = _over_runs(np.maximum, samples.values, low, high)
+    bottom = _over_runs(np.minimum, samples.values, low, high)
+    held = (bottom >= snow.coldest) & (top <= snow.warmest) & (top - bottom <= 2 * snow.flat)
+    keep = ~(held & (jumps.after > jumps.before))
+    return Jumps(jumps.when[keep], jumps.before[keep], jumps.after[keep], jumps.last[keep])
 
 
 def moved_flags(

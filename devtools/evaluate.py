@@ -11,6 +11,8 @@ of it. Its anomalies are scored against labels.csv, and so is the 2019 rule re-i
   a false positive. Per fault kind, the sensors of that kind are scored against all clean sensors.
 - day level: every UTC day of every sensor, faulty if it overlaps a fault, flagged if it overlaps an
   anomaly.
+- a fault that frozen soil hides from every check while it lasts (a probe stuck in ice until before the
+  thaw: labels.csv's hidden_by_frost) is counted apart, its sensor neither faulty nor clean.
 - conditions (frozen soil, snow, a watering system) are no anomalies here: they are counted apart, and
   the false alarms on clean sensors are given for the winter months (December to February) alone too.
 - per fault kind, the sensors each detector finds, finds alone, and what is found without each model:
@@ -304,7 +306,13 @@ def evaluate(folder: Path, plot: Path | None = None, models="shipped", score_mod
     everything, conditions = detected[~is_condition], detected[is_condition]
     found = everything if score_models else everything[everything["detector"] != Detector.MODEL.value]
     baseline = baseline_2019(readings)
-    sensor_ids = list(network.sensors["sensor_id"])
+    # A fault that frozen soil hides from every check while it lasts is scored apart, its sensor neither
+    # faulty nor clean: the checks stand down in ice by design, and this fault is over before the thaw.
+    hidden = labels[labels["hidden_by_frost"]]
+    hidden_found = sensor_outcome(found, hidden, list(hidden["sensor_id"]))["flagged"] if len(hidden) else []
+    labels = labels[~labels["hidden_by_frost"]]
+    sensor_ids = [s for s in network.sensors["sensor_id"] if s not in set(hidden["sensor_id"])]
+    readings = readings[readings["sensor_id"].isin(sensor_ids)]
 
     ours, theirs = sensor_outcome(found, labels, sensor_ids), sensor_outcome(baseline, labels, sensor_ids)
     kinds = ours.set_index("sensor_id")["kind"]
@@ -330,6 +338,8 @@ def evaluate(folder: Path, plot: Path | None = None, models="shipped", score_mod
         "readings": len(readings),
         "detect_seconds": round(seconds, 1),
         "models_scored": bool(score_models and models is not None),
+        "hidden_by_frost": len(hidden),
+        "hidden_by_frost_found": int(sum(hidden_found)),
     }
     figures.update(winter_false_alarms(found, readings, list(clean["sensor_id"])))
     by_detector = detector_table(everything, labels, sensor_ids)
@@ -373,6 +383,11 @@ def report(result: dict) -> str:
             f"winter (Dec-Feb): clean sensors flagged {figures['clean_fp_rate_winter']:.1%}, "
             f"clean sensor-days flagged {figures['clean_day_fp_winter']:.3%} "
             f"(rest of the year {figures['clean_day_fp_rest']:.3%})"
+        )
+    if figures["hidden_by_frost"]:
+        lines.append(
+            f"faults hidden by frozen soil (over before the thaw; not scored): {figures['hidden_by_frost']},"
+            f" of which found anyway {figures['hidden_by_frost_found']}"
         )
     conditions = ", ".join(f"{kind} {n}" for kind, n in figures["conditions"].items()) or "none"
     lines.append(f"conditions recognised (not faults): {conditions}")

@@ -106,6 +106,17 @@ def test_frost_seen_only_at_the_station_still_stands_the_soil_checks_down():
     assert faults(found).empty
 
 
+def test_a_sensor_warm_indoors_while_its_station_freezes_is_not_frozen_soil_but_indoors():
+    readings, station = garden(WINTER, 24, frost())
+    # Brought in for the winter on day 6: a warm room, no daily swing, a pot that is watered.
+    inside = readings["ts"] >= WINTER + 6 * DAY
+    hours = np.arange(inside.sum()) / 4
+    readings.loc[inside, "air_temperature"] = 18 + 0.5 * np.sin(hours / 24 * 2 * np.pi)
+    found = detect(readings, station, LINKS, models=None)
+    assert conditions(found, AnomalyKind.FROZEN_SOIL).empty  # the station's frost is not this pot's
+    assert "no_daily_cycle" in set(faults(found)["kind"])  # "indoors or covered?"
+
+
 def test_a_probe_stuck_through_a_frozen_spell_is_found_after_the_thaw():
     readings, station = garden(WINTER, 24, frost())
     freeze_probe(readings, WINTER + 9 * DAY, WINTER + 16.5 * DAY)
@@ -120,6 +131,21 @@ def test_a_probe_stuck_through_a_frozen_spell_is_found_after_the_thaw():
     assert list(stuck["kind"]) == ["stuck"]
     assert stuck["variable"].iloc[0] == "soil_moisture"
     assert stuck["end_at"].iloc[0] > spell["end_at"].max()  # found where the thaw left it stuck
+
+
+def test_soil_wetted_by_the_thaw_is_not_rising_without_rain_but_the_same_rise_in_summer_is():
+    def soaked(readings, since):
+        wetting = (readings["ts"] >= since) & (readings["ts"] < since + 4 * DAY)
+        readings.loc[wetting, "soil_moisture"] += np.linspace(0, 5, wetting.sum())  # snowmelt soaking in
+        readings.loc[readings["ts"] >= since + 4 * DAY, "soil_moisture"] += 5
+
+    readings, station = garden(WINTER, 28, frost(28))
+    freeze_probe(readings, WINTER + 9 * DAY, WINTER + 16.5 * DAY)
+    soaked(readings, WINTER + 18 * DAY)  # a day after the checks came back from the frost
+    assert faults(detect(readings, station, LINKS, models=None)).empty
+    readings, station = garden(SUMMER, 28, np.full(28, 16.0))
+    soaked(readings, SUMMER + 18 * DAY)
+    assert "rising_without_rain" in set(faults(detect(readings, station, LINKS, models=None))["kind"])
 
 
 def test_snow_cover_is_a_condition_and_the_air_and_light_checks_stand_down():

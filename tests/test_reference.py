@@ -135,6 +135,19 @@ def test_a_climb_with_rain_at_the_station_or_a_watering_can_is_not_flagged():
     assert rain_check(soil, rain) == []
 
 
+def test_a_small_rise_that_the_little_rain_recorded_explains_is_not_flagged():
+    soil, rain = soil_and_rain()
+    rain[days(6, 6)[0] + pd.Timedelta(hours=10)] = 0.8  # mm, in one report
+    rising = (soil.index >= days(6, 6)[0]) & (soil.index <= days(7, 7)[1])
+    after = soil.index > days(7, 7)[1]
+    small, large = soil.copy(), soil.copy()
+    for series, total in ((small, 2.2), (large, 6.0)):
+        series[rising] += np.linspace(0, total, rising.sum())
+        series[after] += total
+    assert rain_check(small, rain) == []  # 0.8 mm (a little more at the garden) wets soil a few %
+    assert [f.kind for f in rain_check(large, rain)] == ["rising_without_rain"]  # but not 6 %
+
+
 def test_soil_climbing_in_two_gardens_by_one_station_at_once_is_weather_it_missed():
     soil, rain = soil_and_rain()
     since = soil.index >= days(5, 5)[0]

@@ -123,6 +123,25 @@ def test_a_sudden_break_is_flagged_where_it_happened(freq):
     assert "stayed there" in breaks[0].explanation and breaks[0].score > 1
 
 
+def test_snow_melting_off_a_sensor_is_no_break_but_the_same_jump_from_moving_air_is():
+    frame = clean()
+    hours = (frame.index - START) / HOUR
+    frame["air_temperature"] = 4 + 3 * np.sin((hours % 24 - 9) / 24 * 2 * np.pi)  # a winter's day
+    night = (frame.index >= START + pd.Timedelta(days=3)) & (
+        frame.index < START + pd.Timedelta(days=3, hours=9)
+    )
+    rng = np.random.default_rng(6)
+    # Buried overnight: held within a few tenths of 0 °C; melted off at 09:00, it reads the air again.
+    frame.loc[night, "air_temperature"] = 0.1 + rng.normal(0, 0.1, night.sum())
+    after = (frame.index >= START + pd.Timedelta(days=3, hours=9)) & (
+        frame.index < START + pd.Timedelta(days=3, hours=16)
+    )
+    frame.loc[after, "air_temperature"] = 8.0 + rng.normal(0, 0.3, after.sum())
+    assert check_break(frame["air_temperature"], "air_temperature", 6.0) == []
+    frame.loc[night, "air_temperature"] = 0.5 + rng.normal(0, 0.8, night.sum())  # moving air: a break
+    assert len(check_break(frame["air_temperature"], "air_temperature", 6.0)) == 1
+
+
 def test_a_spike_or_a_rain_shower_is_not_a_break():
     frame = clean()
     frame.loc[START + pd.Timedelta(days=4, hours=1), "air_temperature"] += 20  # back at the next sample
@@ -149,6 +168,20 @@ def test_dry_soil_that_was_always_dry_is_not_a_pulled_probe():
     frame = clean()
     frame["soil_moisture"] = 2.0 + np.random.default_rng(2).normal(0, 0.1, len(frame))
     assert check_probe_out_of_soil(frame["soil_moisture"]) == []
+
+
+def test_a_probe_pulled_out_of_dry_mediterranean_soil_is_flagged_and_soil_drying_slowly_is_not():
+    frame = clean()
+    days = np.arange(len(frame)) / 96
+    frame["soil_moisture"] = 8.0 - 0.8 * days + np.random.default_rng(5).normal(0, 0.1, len(frame))
+    drying = frame["soil_moisture"].copy()
+    start = START + pd.Timedelta(days=2)
+    frame.loc[start:, "soil_moisture"] = 2.3  # out of soil that was at 7 %: a fall within hours
+    assert_one_flag_inside(
+        check_probe_out_of_soil(frame["soil_moisture"]), "probe_out_of_soil", start, frame.index[-1]
+    )
+    # The same garden drying on its own, down to 3.5 % over days, is no pulled probe.
+    assert check_probe_out_of_soil(drying.clip(lower=3.5)) == []
 
 
 def test_soil_pinned_at_saturation_is_flagged():

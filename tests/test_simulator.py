@@ -536,3 +536,16 @@ def test_every_label_ends_after_it_starts_whatever_the_season_the_network_starts
     labels = Network(tmp_path).labels()
     assert (labels["end"] > labels["start"]).all(), labels[labels["end"] <= labels["start"]]
     assert "indoors_for_winter" in set(labels["kind"])
+
+
+def test_a_fault_that_ice_looks_like_is_labelled_hidden_only_without_a_thaw_in_it():
+    from devtools.simulator.generate import STEPS_PER_DAY, _hidden_by_frost
+
+    frozen = np.ones(6 * STEPS_PER_DAY, dtype=bool)
+    frozen[:STEPS_PER_DAY] = False  # a day before the freeze: the checks stand down a day early
+    assert _hidden_by_frost("stuck", "soil_moisture", frozen)
+    assert _hidden_by_frost("probe_out_of_soil", "soil_moisture", frozen)
+    assert not _hidden_by_frost("spike", "soil_moisture", frozen)  # ice does not leap
+    assert not _hidden_by_frost("stuck", "light", frozen)
+    frozen[-4 * STEPS_PER_DAY :] = False  # thawed for four days: stuck there for all to see
+    assert not _hidden_by_frost("stuck", "soil_moisture", frozen)

@@ -13,7 +13,7 @@ The physics is simple but shared where it must be, so that a station is a fair w
   reading until the thaw); a few gardens have a watering system that wets the soil every day of the
   growing season at the same hour, rain or not forecast.
 None of that is a fault. About a quarter of the sensors then get one fault, whose ground truth goes to
-labels.csv only.
+labels.csv only (with whether frozen soil hides it from every check while it lasts).
 """
 
 from __future__ import annotations
@@ -53,6 +53,8 @@ FAULT_KINDS = (
     "indoors_for_winter",
 )
 FAULTY_SHARE = 0.25
+# hidden_by_frost: the fault lies in frozen soil, where no check can see it (`_hidden_by_frost`)
+LABEL_COLUMNS = ["sensor_id", "variable", "kind", "start", "end", "hidden_by_frost"]
 NODATA_SHARE = 0.001
 
 
@@ -430,6 +432,7 @@ def _sensor_readings(
         "rain": rain,
         "cloud": cloud,
         "sampled": sampled,
+        "frozen": is_frozen,
     }
     return readings, sun
 
@@ -527,9 +530,28 @@ def _inject_faults(rng, readings, sun, weather, meta: pd.DataFrame, clock) -> pd
                 "kind": kind,
                 "start": (clock["start"] + start * STEP).isoformat(),
                 "end": (clock["start"] + end * STEP).isoformat(),
+                "hidden_by_frost": _hidden_by_frost(
+                    kind, variable, readings["frozen"][sensor, start : end + 1]
+                ),
             }
         )
-    return pd.DataFrame(labels, columns=["sensor_id", "variable", "kind", "start", "end"])
+    return pd.DataFrame(labels, columns=LABEL_COLUMNS)
+
+
+# Faults of soil moisture that a probe in ice looks like: it holds its reading, or falls, and holds that.
+ICE_LOOKS_LIKE = {"stuck", "probe_out_of_soil"}
+THAW_SEEN = 3 * STEPS_PER_DAY
+
+
+def _hidden_by_frost(kind: str, variable: str, frozen: np.ndarray) -> bool:
+    """Whether a soil moisture fault that ice looks like has no thaw of THAW_SEEN or longer in it: a probe
+    in ice reads what a stuck or pulled one does, and the checks stand down from a day before a frost to
+    a day after it, so none can tell this fault while it lasts."""
+    if kind not in ICE_LOOKS_LIKE or variable != "soil_moisture":
+        return False
+    edges = np.diff(np.concatenate([[0], (~frozen).astype(np.int8), [0]]))
+    longest = (np.flatnonzero(edges == -1) - np.flatnonzero(edges == 1)).max(initial=0)
+    return bool(longest < THAW_SEEN)
 
 
 def _days(rng, low: float, high: float) -> int:

@@ -7,7 +7,8 @@ Folder layout (written by `devtools.simulator.generate`):
 - `grow_syncs.npy`: when each sensor's phone uploaded, as (sensor index, step) pairs: a reading is
   served only once an upload at or after it has happened.
 - `wow_<variable>.npy`: station reports, int16 hundredths, shape (stations, steps).
-- `labels.csv`: the injected faults (sensor_id, variable, kind, start, end). Never served.
+- `labels.csv`: the injected faults (sensor_id, variable, kind, start, end, hidden_by_frost). Never
+  served.
 - `wow_observations_europe.json`: a saved WOW byversion answer (the last day), the 2019 fallback file.
 """
 
@@ -93,6 +94,8 @@ class Network:
         labels = pd.read_csv(self.folder / "labels.csv", dtype={"sensor_id": str})
         for column in ("start", "end"):
             labels[column] = pd.to_datetime(labels[column], utc=True)
+        if "hidden_by_frost" not in labels:  # a network generated before the seasons
+            labels["hidden_by_frost"] = False
         return labels
 
     # --- time ---------------------------------------------------------------------------------------
