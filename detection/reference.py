@@ -76,24 +76,25 @@ COMMON = {
 
 def without_common(found: list[tuple[str, Flag]], links: pd.DataFrame) -> list[tuple[str, Flag]]:
     """Sensors fail one at a time; weather the station missed (a shower, snow it did not measure, a
-    front) comes to every garden around it at once. A flag of a COMMON kind that another sensor linked
-    to the same station raised too, starting within that kind's time, is such weather: both are left
-    out. (The drift check has its own, longer rule: `_without_shared`.)"""
+    front) comes to every garden around it at once, and goes at once. A flag of a COMMON kind that
+    another sensor linked to the same station raised too, starting and ending within that kind's time
+    of it, is such weather: both are left out. A fault that lasts is not, whatever began beside it.
+    (The drift check has its own, longer rule: `_without_shared`.)"""
     site_of = links.drop_duplicates("sensor_id").set_index("sensor_id")["site_id"].to_dict()
     by_site: dict[tuple, list[tuple[pd.Timestamp, str]]] = {}
     for sensor, flag in found:
         key = (flag.kind, flag.variable)
         if key in COMMON and site_of.get(sensor) is not None:
-            by_site.setdefault((site_of[sensor], *key), []).append((flag.start, sensor))
+            by_site.setdefault((site_of[sensor], *key), []).append((flag.start, flag.end, sensor))
     common = set()
     for (_, kind, variable), events in by_site.items():
         events.sort()
         within = COMMON[(kind, variable)]
-        for i, (start, sensor) in enumerate(events):
-            for later, other in events[i + 1 :]:
+        for i, (start, end, sensor) in enumerate(events):
+            for later, later_end, other in events[i + 1 :]:
                 if later - start > within:
                     break
-                if other != sensor:
+                if other != sensor and abs(later_end - end) <= within:
                     common |= {(sensor, kind, variable, start), (other, kind, variable, later)}
     return [(s, f) for s, f in found if (s, f.kind, f.variable, f.start) not in common]
 

@@ -295,3 +295,19 @@ def test_a_common_event_is_found_past_the_same_sensors_other_flags():
     found = [("a", brk(10)), ("a", brk(11)), ("b", brk(12)), ("c", brk(12))]
     # a at 10:00 and 11:00 and b at 12:00 are one front by station s; c's station is another.
     assert [(s, f.start.hour) for s, f in without_common(found, links)] == [("c", 12)]
+
+
+def test_a_lasting_bias_that_begins_beside_a_neighbours_short_one_is_no_common_event():
+    from detection.reference import without_common
+    from detection.rules import Flag
+
+    def bias(first_day, days):
+        start = START + pd.Timedelta(days=first_day)
+        return Flag(
+            "air_temperature", "temperature_bias", start, start + pd.Timedelta(days=days), 2.0, "above"
+        )
+
+    links = pd.DataFrame({"sensor_id": ["a", "b", "c"], "site_id": "s", "distance_km": 1.0})
+    # a drifts away for good; b is off for a day as it starts; c is off that same day as b: weather.
+    found = [("a", bias(20, 160)), ("b", bias(20, 1)), ("c", bias(20.5, 1))]
+    assert [(s, f.kind) for s, f in without_common(found, links)] == [("a", "temperature_bias")]
