@@ -71,6 +71,7 @@ COMMON = {
     (AnomalyKind.HOT_SPOT, "air_temperature"): DAY,
     (AnomalyKind.NO_DAILY_CYCLE, "air_temperature"): DAY,
     (AnomalyKind.BREAK, "air_temperature"): pd.Timedelta(hours=3),
+    (AnomalyKind.MOVED, "soil_moisture"): DAY,  # a thaw, or snow leaving every garden at once
 }
 
 

@@ -15,7 +15,7 @@ dataclasses.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from functools import cached_property
 
 import numpy as np
@@ -45,6 +45,8 @@ SECOND = pd.Timedelta(seconds=1)
 # Samples further apart than this are not compared as neighbours by the break rule: across a gap (no
 # upload, or readings blanked while a condition lasted) a change is no jump.
 MAX_NEIGHBOUR_GAP = HOURS_3
+SAMPLE_INTERVAL = pd.Timedelta(minutes=15)  # GROW's
+LIT_GAP = 0.8  # share of a gap's days with light for a move across it to be judged
 
 SAMPLES_A_DAY = 96  # at 15 minutes
 MEDIAN_CELLS = 2**22  # values side by side at most in one pass of `_medians` (32 MB)
@@ -551,14 +553,17 @@ def moved_flags(
 ) -> Found:
     """A sensor moved to another pot or garden: soil moisture jumps either way by more than `min_jump`
     and `min_share` of its level, and stays there (`lasting_jumps`), at the moment its light changes
-    level by `light_ratio` or more.
+    level by `light_ratio` or more. Across a gap in the soil's readings (blanked in frozen soil) the
+    levels and the light either side of it are compared, if the light was seen through it, and only a
+    fall counts.
     Rain wets the soil suddenly too, and clouds dim the light for days, so the light's level on either
     side is the mean of the three brightest of `days` days (more than half of them seen): the weather
     changes a day's light, not its ceiling for days on end, while a new place changes the shade for good."""
     if light is None or len(light.values) == 0:
         return []
     soil = soil.of_sensors_with(3)
-    jumps = lasting_jumps(soil, min_jump, 0, BreakThresholds.window)
+    # A sensor moved while its soil checks stood down for frost is judged by the levels either side.
+    jumps = lasting_jumps(_gaps_closed(soil), min_jump, 0, BreakThresholds.window)
     # Dry soil moves little in %: a move is judged by how much it changed the level, relative too.
     relative = np.abs(jumps.after - jumps.before) >= min_share * np.maximum(jumps.before, 1.0)
     jumps = Jumps(*(field[relative] for field in (jumps.when, jumps.before, jumps.after, jumps.last)))
@@ -574,11 +579,14 @@ def moved_flags(
     np.maximum.at(brightest, (light.sensor, light.ns // day_ns - first_day), light.values)
     sensor = to_soil[soil.sensor[jumps.when]]
     day = soil.ns[jumps.when] // day_ns - first_day
+    day_before = soil.ns[jumps.when - 1] // day_ns - first_day  # earlier, across a gap
     known = sensor >= 0
     ratio = np.full(len(day), np.nan)
     for i in np.flatnonzero(known):
         row = brightest[sensor[i]]
-        before = row[max(0, day[i] - days) : day[i]]
+        if day[i] - day_before[i] > 1 and np.isfinite(row[day_before[i] : day[i] + 1]).mean() < LIT_GAP:
+            continue  # the light went too (snow, or the sensor offline): nothing tells a move from it
+        before = row[max(0, day_before[i] - days) : day_before[i]]
         after = row[day[i] + 1 : day[i] + 1 + days]
         before, after = before[np.isfinite(before)], after[np.isfinite(after)]
         if min(len(before), len(after)) > days // 2:
@@ -588,6 +596,9 @@ def moved_flags(
                 ratio[i] = now / was
     with np.errstate(invalid="ignore"):
         moved = (ratio >= light_ratio) | (ratio <= 1 / light_ratio)
+    # Across a gap only a fall counts: the thaw that ends a frozen spell wets the soil itself.
+    across = soil.ns[jumps.when] - soil.ns[jumps.when - 1] > _ns(MAX_NEIGHBOUR_GAP)
+    moved &= ~(across & (jumps.after > jumps.before))
     found = []
     for (code, start, end), was, now, r in zip(
         _spans(soil, jumps.when[moved], jumps.last[moved]),
@@ -602,6 +613,19 @@ def moved_flags(
         score = float(max(r, 1 / r) / light_ratio)
         found.append((code, Flag(soil.variable, AnomalyKind.MOVED, start, end, score, text)))
     return found
+
+
+def _gaps_closed(samples: Samples) -> Samples:
+    """The samples as if every gap longer than MAX_NEIGHBOUR_GAP had been one sample interval long: the
+    level before a spell without readings then meets the level after it. The positions are the same,
+    so flags take their times from `samples`."""
+    step = np.zeros(len(samples.ns), dtype=np.int64)
+    step[1:] = np.diff(samples.ns)
+    gap = samples.follows_same_sensor & (step > _ns(MAX_NEIGHBOUR_GAP))
+    if not gap.any():
+        return samples
+    shortened = np.where(gap, step - _ns(SAMPLE_INTERVAL), 0)
+    return replace(samples, ns=samples.ns - np.cumsum(shortened))
 
 
 def battery_flags(samples: Samples, empty: float = BatteryThresholds.empty) -> Found:

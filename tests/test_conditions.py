@@ -228,6 +228,27 @@ def test_a_sensor_moved_to_a_sunnier_wetter_pot_is_found_and_a_shower_is_not():
     assert "moved" not in set(faults(detect(shower, station, LINKS, models=None))["kind"])
 
 
+def test_a_sensor_moved_during_a_frozen_spell_is_found_after_the_thaw():
+    readings, station = garden(WINTER, 28, frost(28))
+    freeze_probe(readings, WINTER + 9 * DAY, WINTER + 16.5 * DAY)
+    moved = readings["ts"] >= WINTER + 12 * DAY  # to a shadier, drier pot while the checks stood down
+    readings.loc[moved & (readings["ts"] >= WINTER + 16.5 * DAY), "soil_moisture"] *= 0.5
+    readings.loc[moved, "light"] = np.round(readings.loc[moved, "light"] * 0.3, 2)
+    found = faults(detect(readings, station, LINKS, models=None))
+    assert "moved" in set(found["kind"]), found[["kind", "explanation"]]
+    assert found.loc[found["kind"] == "moved", "start_at"].min() >= WINTER + 16 * DAY  # seen at the thaw
+    # Wetter after the thaw, and darker: the melt wets the soil, so no move is told across the spell.
+    wetter = readings.copy()
+    thawed = moved & (readings["ts"] >= WINTER + 16.5 * DAY)
+    wetter.loc[thawed, "soil_moisture"] *= 3.0
+    assert "moved" not in set(faults(detect(wetter, station, LINKS, models=None))["kind"])
+    # The same with the light gone through the spell (snow over it): nothing to judge it by.
+    readings.loc[(readings["ts"] >= WINTER + 9 * DAY) & (readings["ts"] < WINTER + 17 * DAY), "light"] = (
+        np.nan
+    )
+    assert "moved" not in set(faults(detect(readings, station, LINKS, models=None))["kind"])
+
+
 def test_stand_down_blanks_exactly_the_span_of_each_condition():
     readings, _ = garden(WINTER, 4, np.full(4, -3.0))
     start, end = WINTER + DAY, WINTER + 2 * DAY - pd.Timedelta(seconds=1)
