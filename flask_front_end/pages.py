@@ -59,7 +59,7 @@ def _page_context():
 
 @pages.errorhandler(BackendError)
 def _backend_refused(error: BackendError):
-    if request.path.startswith("/data/"):
+    if request.path.startswith("/data/") or request.path == url_for("pages.autocomplete_2019"):
         return error.body, error.status
     page = render_template("error.html", title="Data unavailable", message=error.body["message"])
     return page, error.status
@@ -163,6 +163,16 @@ def data_wow(sensor_id: str):
 @data_limited
 def data_addresses():
     return jsonify(backend().get("/addresses", _owner_scope(_passed("q", "limit", "owner"))))
+
+
+@pages.get("/autocomplete")
+@data_limited
+def autocomplete_2019():
+    """2019's address search, in its shape: {"matching_results": [address, ...]}, the addresses of the
+    sensors the account may see that contain `q` (any case). Today's pages use /data/addresses, which
+    also says how many sensors stand at each."""
+    found = backend().get("/addresses", _owner_scope(_passed("q", "limit")))
+    return jsonify({"matching_results": [item["address"] for item in found["items"]]})
 
 
 @pages.get("/data/owners/<code:owner_id>/stats")

@@ -235,6 +235,20 @@ def test_an_owner_sees_only_their_sensors(client):
     ]
 
 
+def test_the_2019_autocomplete_route_answers_matching_addresses_in_its_own_shape(app, client):
+    log_in(client, "ada")
+    answer = client.get("/autocomplete?q=HIGH st")
+    assert answer.status_code == 200
+    assert answer.json == {"matching_results": ["1 High Street, London"]}
+    assert client.get("/autocomplete?q=no such place").json == {"matching_results": []}
+    assert client.get("/autocomplete").status_code == 400  # q is required, as the back end says
+    owner = app.test_client()
+    log_in(owner, "olive")  # an owner's search finds only their own sensors' addresses
+    assert owner.get("/autocomplete?q=on").json == {"matching_results": ["1 High Street, London"]}
+    assert len(client.get("/autocomplete?q=on").json["matching_results"]) > 1
+    assert "message" in client.get("/autocomplete?q=x").json  # too short: the back end's words, as JSON
+
+
 @pytest.mark.parametrize("path", ["/all_grow_map", "/owner_map", "/sensors/s1", "/sensors/0042"])
 def test_every_page_renders_with_only_vendored_scripts(client, path):
     log_in(client, "ada")
