@@ -82,6 +82,14 @@ def test_pages_send_strangers_to_the_login_page_and_back(client):
     assert back.status_code == 302 and back.location == "/sensors/s1"
 
 
+def test_the_login_page_acknowledges_grow_wow_and_the_eu_funding_in_words(client):
+    page = client.get("/login").get_data(as_text=True)
+    text = " ".join(re.sub(r"<[^>]+>", " ", page).split())
+    for words in ("GROW Observatory", "Met Office", "Weather Observations Website", "Horizon 2020"):
+        assert words in text, words
+    assert "<img" not in page  # words, not copied logos
+
+
 def test_a_wrong_password_is_refused(client):
     answer = log_in(client, "ada", "not the password")
     assert answer.status_code == 401 and "Wrong username or password" in answer.get_data(as_text=True)
