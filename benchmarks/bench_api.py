@@ -9,8 +9,9 @@ load generator in this process (keep-alive connections, one thread each) asks:
    random sensors, one request at a time per connection, `--latency-clients` connections;
 2. throughput: the readings route from `--clients` connections for `--seconds`.
 
-Prints p50/p95/p99 and requests/s per run; the last line is JSON with map_p95_ms, readings_p95_ms and
-readings_rps.
+The map is asked for twice: as a new visitor (the whole answer, built once per worker since the data
+last changed) and with the ETag of an earlier visit (304, no body). Prints p50/p95/p99 and requests/s
+per run; the last line is JSON with map_p95_ms, map_304_p95_ms, readings_p95_ms and readings_rps.
 
     python benchmarks/bench_api.py --sensors 6500 --days 14 --requests 400 --clients 8 --seconds 15
 """
@@ -141,10 +142,20 @@ def serve(database_url: str, token: str, port: int, workers: int, threads: int) 
     raise SystemExit("gunicorn did not answer its health check within 60 s")
 
 
-def drive(port: int, token: str, paths, clients: int, requests: int | None, seconds: float | None):
-    """`clients` keep-alive connections asking for `next(paths)` in turn, each until it has made
-    `requests` or `seconds` have passed; returns (latencies in ms, wall seconds)."""
-    headers = {"Authorization": f"Bearer {token}"}
+def drive(
+    port: int,
+    token: str,
+    paths,
+    clients: int,
+    requests: int | None,
+    seconds: float | None,
+    extra: dict | None = None,
+    expect: int = 200,
+):
+    """`clients` keep-alive connections asking for `next(paths)` in turn (with the `extra` headers),
+    each until it has made `requests` or `seconds` have passed; an answer other than `expect` fails the
+    run. Returns (latencies in ms, wall seconds)."""
+    headers = {"Authorization": f"Bearer {token}", **(extra or {})}
     latencies: list[float] = []
     failures: list[str] = []
     lock = threading.Lock()
@@ -161,7 +172,7 @@ def drive(port: int, token: str, paths, clients: int, requests: int | None, seco
             response = connection.getresponse()
             body = response.read()
             mine.append((time.perf_counter() - began) * 1000)
-            if response.status != 200:
+            if response.status != expect:
                 failures.append(f"{response.status} {body[:200]!r}")
         with lock:
             latencies.extend(mine)
@@ -177,6 +188,15 @@ def drive(port: int, token: str, paths, clients: int, requests: int | None, seco
     if failures:
         raise SystemExit(f"{len(failures)} requests failed, first: {failures[0]}")
     return latencies, wall
+
+
+def map_etag(port: int, token: str) -> str:
+    """The map answer's ETag, as a browser keeps it for its next visit."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    connection.request("GET", "/api/v1/map", headers={"Authorization": f"Bearer {token}"})
+    response = connection.getresponse()
+    response.read()
+    return response.getheader("ETag")
 
 
 def percentiles(latencies: list[float]) -> dict[str, float]:
@@ -222,8 +242,12 @@ def main() -> None:
                     yield "/api/v1/map"
 
             drive(port, token, map_paths, args.latency_clients, 10, None)  # warm both workers' pools
+            tag = {"If-None-Match": map_etag(port, token)}
             runs = {
                 "map (all sensors)": drive(port, token, map_paths, args.latency_clients, per_client, None),
+                "map, unchanged (304)": drive(
+                    port, token, map_paths, args.latency_clients, per_client, None, tag, expect=304
+                ),
                 "readings (9 days), latency": drive(
                     port, token, readings_paths(sensor_ids, 1), args.latency_clients, per_client, None
                 ),
@@ -254,6 +278,7 @@ def main() -> None:
         json.dumps(
             {
                 "map_p95_ms": round(figures["map (all sensors)"]["p95"], 1),
+                "map_304_p95_ms": round(figures["map, unchanged (304)"]["p95"], 1),
                 "readings_p95_ms": round(figures["readings (9 days), latency"]["p95"], 1),
                 "readings_rps": round(throughput["rps"]),
             }

@@ -17,6 +17,7 @@ from werkzeug.routing import BaseConverter
 
 from core.db import make_engine
 from core.logs import configure_logging
+from flask_back_end.map_answer import MapAnswers
 from flask_back_end.schemas import CODE, ErrorOut
 from flask_back_end.settings import BackendSettings, load_settings
 
@@ -45,7 +46,7 @@ def create_app(settings: BackendSettings | None = None) -> APIFlask:
     app.url_map.converters["code"] = CodeConverter
     app.spec_processor(_document_codes)
     engine = make_engine(settings, statement_timeout_s=settings.db_statement_timeout_s)
-    app.extensions["grow_wow"] = {"settings": settings, "engine": engine}
+    app.extensions["grow_wow"] = {"settings": settings, "engine": engine, "map_answers": MapAnswers()}
     app.error_processor(_error_body)
     app.register_error_handler(OperationalError, _database_too_slow)
     auth.error_processor(_error_body)

@@ -368,3 +368,38 @@ def test_a_query_past_the_statement_timeout_is_cancelled_with_a_clear_503(postgr
     assert answer.status_code == 503
     assert answer.json["error"] == "timeout" and "DB_STATEMENT_TIMEOUT_S" in answer.json["message"]
     app.extensions["grow_wow"]["engine"].dispose()
+
+
+def test_the_map_answer_carries_an_etag_and_is_304_until_the_sensors_or_their_health_change(
+    silent_client, engine
+):
+    import datetime as dt
+
+    from sqlalchemy import update
+
+    from core.schema import sensor_health
+
+    first = get(silent_client, "/map")
+    etag = first.headers["ETag"]
+    assert first.status_code == 200 and etag
+    assert "no-cache" in first.headers["Cache-Control"]  # ask again each time; 304 is cheap
+    again = silent_client.get(
+        "/api/v1/map", headers={"Authorization": f"Bearer {TOKEN}", "If-None-Match": etag}
+    )
+    assert again.status_code == 304 and again.data == b""
+    # An owner's map is another answer, with its own tag.
+    assert get(silent_client, "/map", owner="owner-b").headers["ETag"] != etag
+    # The nightly analysis changes a status: once the data is looked at again (every 2 s; at once
+    # here), the same tag gets the new map.
+    silent_client.application.extensions["grow_wow"]["map_answers"].recheck_seconds = 0
+    with engine.begin() as connection:
+        connection.execute(
+            update(sensor_health)
+            .where(sensor_health.c.sensor_id == "s2")
+            .values(status="faulty", updated_at=dt.datetime(2030, 1, 1, tzinfo=dt.UTC))  # as core.load stamps
+        )
+    changed = silent_client.get(
+        "/api/v1/map", headers={"Authorization": f"Bearer {TOKEN}", "If-None-Match": etag}
+    )
+    assert changed.status_code == 200 and changed.headers["ETag"] != etag
+    assert ["s2", 52.2, 0.1, "faulty"] in changed.json["rows"]
