@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 
 import click
 from pydantic import SecretStr
@@ -170,6 +171,30 @@ def _write(frame, out: str | None, what: str) -> None:
         click.echo(f"{len(frame):,} {what} written to {out}")
     else:
         click.echo(frame.to_csv(index=False), nl=False)
+
+
+@cli.command("export-sensor")
+@click.argument("sensor_id")
+@click.option("--days", type=click.FloatRange(min=0, min_open=True), default=7.0, show_default=True,
+              help="days up to the sensor's latest reading")  # fmt: skip
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True,
+              help="folder for ID_readings.csv, ID_anomalies.csv and ID.png")  # fmt: skip
+@click.pass_obj
+def export_sensor_command(settings, sensor_id: str, days: float, out: Path) -> None:
+    """Export a sensor's readings and anomalies over its last days as CSV, and its charts as a PNG."""
+    from etl.export import UnknownSensor, sensor_export, write_export
+
+    engine = make_engine(settings)
+    try:
+        export = sensor_export(engine, sensor_id, days)
+    except UnknownSensor as error:
+        raise click.ClickException(str(error)) from None
+    for path in write_export(export, out):
+        click.echo(f"{path}")
+    click.echo(
+        f"{len(export.readings):,} readings and {len(export.anomalies):,} anomalies of {sensor_id}, "
+        f"{export.start:%Y-%m-%d %H:%M} to {export.end:%Y-%m-%d %H:%M} UTC"
+    )
 
 
 @cli.command("fetch-sensors")

@@ -3,7 +3,20 @@ sees only its owner's sensors — another owner's sensor is a 404 here, as if it
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, current_app, jsonify, redirect, render_template, request, url_for
+import csv
+import io
+
+from flask import (
+    Blueprint,
+    Response,
+    abort,
+    current_app,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 from flask_limiter.util import get_remote_address
 from flask_login import current_user, login_required
 
@@ -13,6 +26,8 @@ from flask_front_end.auth import LogoutForm
 from flask_front_end.backend import Backend, BackendError
 
 pages = Blueprint("pages", __name__)
+# Routes outside /data/ whose errors are the back end's JSON too: a script or a download reads them.
+JSON_ENDPOINTS = {"pages.autocomplete_2019", "pages.readings_csv", "pages.anomalies_csv"}
 
 
 def _account() -> str:
@@ -59,7 +74,7 @@ def _page_context():
 
 @pages.errorhandler(BackendError)
 def _backend_refused(error: BackendError):
-    if request.path.startswith("/data/") or request.path == url_for("pages.autocomplete_2019"):
+    if request.path.startswith("/data/") or request.endpoint in JSON_ENDPOINTS:
         return error.body, error.status
     page = render_template("error.html", title="Data unavailable", message=error.body["message"])
     return page, error.status
@@ -100,6 +115,42 @@ def visible_sensor(sensor_id: str) -> dict:
     if owner is not None and sensor.get("owner_id") != owner:
         abort(404)
     return sensor
+
+
+# --- downloads ------------------------------------------------------------------------------------------
+READING_COLUMNS = ["ts", "soil_moisture", "air_temperature", "light", "battery_level"]
+ANOMALY_COLUMNS = ["variable", "kind", "start_at", "end_at", "score", "detector", "explanation"]
+
+
+@pages.get("/sensors/<code:sensor_id>/readings.csv")
+@data_limited
+def readings_csv(sensor_id: str):
+    """The sensor's readings over the range asked (`start`, `end`; the sensor page's default without),
+    as the readings API gives them at full resolution (up to 20,000 points, about 200 days)."""
+    visible_sensor(sensor_id)
+    params = {**_passed("start", "end"), "max_points": 20_000}
+    answer = backend().get(f"/sensors/{sensor_id}/readings", params)
+    name = f"{sensor_id}_readings_{answer['start'][:10]}_{answer['end'][:10]}.csv"
+    return _csv(answer["items"], READING_COLUMNS, name)
+
+
+@pages.get("/sensors/<code:sensor_id>/anomalies.csv")
+@data_limited
+def anomalies_csv(sensor_id: str):
+    """The sensor's anomalies (and conditions) that overlap the range asked, latest first."""
+    visible_sensor(sensor_id)
+    answer = backend().get(f"/sensors/{sensor_id}/anomalies", {"per_page": 1000, **_passed("start", "end")})
+    return _csv(answer["items"], ANOMALY_COLUMNS, f"{sensor_id}_anomalies.csv")
+
+
+def _csv(rows: list[dict], columns: list[str], filename: str) -> Response:
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    answer = Response(out.getvalue(), mimetype="text/csv")
+    answer.headers["Content-Disposition"] = f'attachment; filename="{filename}"'
+    return answer
 
 
 # --- JSON for the pages' scripts ------------------------------------------------------------------------

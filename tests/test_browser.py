@@ -361,6 +361,39 @@ def test_a_faulty_sensor_page_draws_charts_with_data_and_marked_anomalies(page, 
     assert 0 < after < before
 
 
+def test_the_sensor_page_downloads_its_range_as_csv_equal_to_the_readings_api_and_its_charts_as_png(
+    page, site
+):
+    import csv
+    import io
+    from pathlib import Path
+
+    def table(download) -> list[dict]:
+        return list(csv.DictReader(io.StringIO(Path(download.value.path()).read_text(encoding="utf-8"))))
+
+    log_in(page, site)
+    page.goto(f"{site['url']}/sensors/{site['faulty']}")
+    page.wait_for_selector("#sensor-page[data-ready=true]")
+    with page.expect_download() as readings_file:
+        page.click("#download-readings")
+    rows = table(readings_file)
+    drawn = urlsplit(page.get_attribute("#download-readings", "href")).query  # the range on the charts
+    api = page.request.get(f"{site['url']}/data/sensors/{site['faulty']}/readings?{drawn}&max_points=20000")
+    items = api.json()["items"]
+    assert len(rows) == len(items) == api.json()["readings"] > 100
+    assert [r["ts"] for r in rows] == [i["ts"] for i in items]
+    assert [float(r["soil_moisture"]) for r in rows if r["soil_moisture"]] == [
+        i["soil_moisture"] for i in items if i["soil_moisture"] is not None
+    ]
+    with page.expect_download() as anomalies_file:
+        page.click("#download-anomalies")
+    assert len(table(anomalies_file)) == page.locator("#anomalies tbody tr").count() > 0
+    with page.expect_download() as charts_file:
+        page.click("#download-charts")
+    assert charts_file.value.suggested_filename == f"{site['faulty']}_charts.png"
+    assert Path(charts_file.value.path()).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
 def test_an_owner_sees_only_their_sensors(page, site):
     log_in(page, site, username="olive")
     page.wait_for_selector("#map[data-ready=true]")

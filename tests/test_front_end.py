@@ -492,3 +492,29 @@ def test_the_demo_serves_both_apps_and_its_printed_logins_work(settings, engine,
         assert again.logins[0][1] != admin_password
     finally:
         site.stop()
+
+
+def test_a_sensors_readings_and_anomalies_download_as_csv_equal_to_the_readings_api(client):
+    import csv
+    import io
+
+    log_in(client, "olive")
+    span = {"start": "2019-06-03", "end": "2019-06-06T12:00"}
+    answer = client.get("/sensors/s1/readings.csv", query_string=span)
+    assert answer.status_code == 200 and answer.mimetype == "text/csv"
+    assert 'filename="s1_readings_2019-06-03' in answer.headers["Content-Disposition"]
+    rows = list(csv.DictReader(io.StringIO(answer.get_data(as_text=True))))
+    api = client.get("/data/sensors/s1/readings", query_string={**span, "max_points": 20000}).json
+    assert len(rows) == len(api["items"]) == api["readings"] > 0
+    for row, item in zip(rows, api["items"]):
+        assert row["ts"] == item["ts"]
+        for name in ("soil_moisture", "air_temperature", "light", "battery_level"):
+            assert (float(row[name]) if row[name] else None) == item[name]
+    anomalies = client.get(
+        "/sensors/s1/anomalies.csv", query_string={"start": "2019-06-01", "end": "2019-06-11"}
+    )
+    found = list(csv.DictReader(io.StringIO(anomalies.get_data(as_text=True))))
+    assert sorted(r["kind"] for r in found) == ["spike", "temperature_bias"]
+    # Another owner's sensor, or a bad range, is no download.
+    assert client.get("/sensors/r1/readings.csv").status_code == 404
+    assert client.get("/sensors/s1/readings.csv?start=soon").status_code == 400

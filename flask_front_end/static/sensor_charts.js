@@ -137,8 +137,31 @@ async function load() {
   document.getElementById("end").value ||= readings.end.slice(0, 10);
   message.textContent = `${readings.start.slice(0, 16).replace("T", " ")} to ${readings.end.slice(0, 16).replace("T", " ")} UTC: ` +
     `${readings.readings.toLocaleString("en")} readings, ${inRange.items.length} anomalies`;
+  // The downloads take exactly the range drawn.
+  const drawn = new URLSearchParams({ start: readings.start, end: readings.end });
+  for (const id of ["download-readings", "download-anomalies"]) {
+    const link = document.getElementById(id);
+    link.href = `${link.dataset.base}?${drawn}`;
+  }
   page.dataset.ready = "true";
 }
+
+// The charts as one PNG, one under the other on white, as 2019 kept a picture of each sensor's week.
+document.getElementById("download-charts").addEventListener("click", (event) => {
+  const canvases = [...document.querySelectorAll(".charts canvas")].filter((c) => c.width > 0);
+  const sheet = document.createElement("canvas");
+  sheet.width = Math.max(...canvases.map((c) => c.width));
+  sheet.height = canvases.reduce((sum, c) => sum + c.height, 0);
+  const ctx = sheet.getContext("2d");
+  ctx.fillStyle = "#fff";
+  ctx.fillRect(0, 0, sheet.width, sheet.height);
+  let top = 0;
+  for (const canvas of canvases) {
+    ctx.drawImage(canvas, 0, top);
+    top += canvas.height;
+  }
+  event.currentTarget.href = sheet.toDataURL("image/png");  // before the browser follows the link
+});
 
 document.getElementById("range").addEventListener("submit", (event) => {
   event.preventDefault();
