@@ -334,7 +334,7 @@ def test_a_faulty_sensor_page_draws_charts_with_data_and_marked_anomalies(page, 
     page.goto(f"{site['url']}/sensors/{site['faulty']}")
     page.wait_for_selector("#sensor-page[data-ready=true]")
     assert page.inner_text("#status") == "faulty"
-    for variable in ("soil_moisture", "air_temperature", "light"):
+    for variable in ("soil_moisture", "air_temperature", "light", "battery_level"):
         points = page.evaluate(f"Chart.getChart('chart-{variable}').data.datasets[0].data.length")
         assert points > 100, variable
         assert page.locator(f"#chart-{variable}").evaluate("c => c.width") > 0

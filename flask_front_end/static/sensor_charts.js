@@ -1,4 +1,4 @@
-// /sensors/<id>: the sensor's soil moisture, air temperature and light over a range with its anomalies
+// /sensors/<id>: the sensor's soil moisture, air temperature, light and battery over a range with its anomalies
 // shaded, the sensor beside its WOW station (air temperature; soil moisture against rain), and the
 // anomalies listed with the reason each was raised. Times are UTC.
 "use strict";
@@ -7,6 +7,7 @@ const VARIABLES = {
   soil_moisture: { label: "Soil moisture", unit: "%", colour: "#6d4c41" },
   air_temperature: { label: "Air temperature", unit: "°C", colour: "#1565c0" },
   light: { label: "Light", unit: "mol/m²/d", colour: "#f9a825" },
+  battery_level: { label: "Battery", unit: "%", colour: "#558b2f" },
 };
 const MAX_POINTS = 1500;
 
