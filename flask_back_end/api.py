@@ -135,7 +135,7 @@ HEALTH_FIELDS = ("status", "reason", "last_anomaly_at", "days_since_anomaly", "c
 @api.get("/sensors/<code:sensor_id>")
 @api.auth_required(auth)
 @api.output(schemas.SensorDetail)
-@api.doc(summary="One sensor with its health, reason and linked WOW station")
+@api.doc(summary="One sensor with its health, reason, linked WOW station and latest reading (battery too)")
 def one_sensor(sensor_id: str):
     query = (
         select(
@@ -156,9 +156,16 @@ def one_sensor(sensor_id: str):
     )
     with engine().connect() as connection:
         row = connection.execute(query).first()
+        latest = connection.execute(
+            select(readings.c.ts, *[readings.c[v] for v in VARIABLES])
+            .where(readings.c.sensor_id == sensor_id)
+            .order_by(readings.c.ts.desc())
+            .limit(1)
+        ).first()  # the primary key's index, read backwards: one row
     if row is None:
         abort(404, f"no sensor {sensor_id}")
     data = dict(row._mapping)
+    data["latest"] = dict(latest._mapping) if latest is not None else None
     station = {
         "site_id": data.pop("site_id"),
         "name": data.pop("site_name"),

@@ -189,6 +189,11 @@ class Station(Schema):
     reason = String(allow_none=True, metadata={"description": "why no station is linked, when none is"})
 
 
+LatestReading = Schema.from_dict(
+    {"ts": DateTime(required=True), **{v: Float(allow_none=True) for v in VARIABLES}}, name="LatestReading"
+)
+
+
 class SensorDetail(SensorSummary):
     identifier = String(allow_none=True)
     serial_number = String(allow_none=True)
@@ -201,6 +206,9 @@ class SensorDetail(SensorSummary):
     address_longitude = Float(allow_none=True)
     health = Nested(Health, required=True)
     station = Nested(Station, required=True)
+    latest = Nested(
+        LatestReading, allow_none=True, metadata={"description": "its latest reading; null if none"}
+    )
 
     class Meta:
         exclude = ("status",)

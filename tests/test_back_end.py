@@ -158,6 +158,10 @@ def test_one_sensor_with_health_and_station(client):
     assert body["health"]["status"] == "faulty" and "spike" in body["health"]["reason"]
     assert body["health"]["counts"]["kind"] == {"spike": 1}
     assert body["station"] == {"site_id": "900123", "name": "London WOW", "distance_km": 1.7, "reason": None}
+    # Its latest reading, battery included (the marker panel and the owner's tables show it).
+    assert body["latest"]["ts"].startswith(body["last_sample_at"][:16])
+    assert body["latest"]["battery_level"] is not None
+    assert get(client, "/sensors/s2").json["latest"] is None  # no readings
 
 
 @pytest.mark.parametrize(

@@ -326,6 +326,11 @@ def test_clicking_a_sensor_shows_its_health_and_reason(page, site):
     panel = page.locator("#sensor-panel")
     panel.locator(".reason").wait_for()
     assert "faulty" in panel.inner_text() and len(panel.locator(".reason").inner_text()) > 10
+    # As 2019's panel: days active, first and last reading; and the battery, which 2019 did not show.
+    facts = dict(zip(panel.locator("dt").all_inner_texts(), panel.locator("dd").all_inner_texts()))
+    assert re.fullmatch(r"\d+ % \(\d{4}-\d\d-\d\d \d\d:\d\d UTC\)", facts["Battery"]), facts
+    assert int(facts["Days active"]) > 0
+    assert facts["First reading"] < facts["Last reading"] and facts["Last reading"].endswith("UTC")
     shoot(page, "sensor_panel")
 
 

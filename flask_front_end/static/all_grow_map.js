@@ -16,6 +16,8 @@
     document.querySelector(`[data-count="${status}"]`).textContent = count.toLocaleString("en");
   });
 
+  const when = (iso) => (iso ? `${escapeHTML(iso.slice(0, 16).replace("T", " "))} UTC` : "—");
+
   async function open(sensor) {
     panel.hidden = false;
     panel.innerHTML = `<p>Loading ${escapeHTML(sensor.sensor_id)}…</p>`;
@@ -26,6 +28,9 @@
       const station = detail.station && detail.station.site_id
         ? `${escapeHTML(detail.station.name || detail.station.site_id)}, ${detail.station.distance_km.toFixed(1)} km away`
         : "none linked";
+      const latest = detail.latest;
+      const battery = latest && latest.battery_level !== null
+        ? `${Math.round(latest.battery_level)} % <small>(${when(latest.ts)})</small>` : "—";
       panel.innerHTML = `
         <h2>${escapeHTML(detail.name || detail.sensor_id)} <small>${escapeHTML(detail.sensor_id)}</small></h2>
         <p><span class="badge status-${status}">${escapeHTML(badgeText(health))}</span></p>
@@ -33,6 +38,10 @@
         <dl class="facts">
           <dt>Address</dt><dd>${escapeHTML(detail.address || "—")}</dd>
           <dt>WOW station</dt><dd>${station}</dd>
+          <dt>Battery</dt><dd>${battery}</dd>
+          <dt>Days active</dt><dd>${detail.days_active ?? "—"}</dd>
+          <dt>First reading</dt><dd>${when(detail.first_sample_at)}</dd>
+          <dt>Last reading</dt><dd>${when(detail.last_sample_at)}</dd>
         </dl>
         <p><a href="${element.dataset.pageUrl.replace("SENSOR", encodeURIComponent(detail.sensor_id))}">Charts and anomalies →</a></p>`;
     } catch (error) {
