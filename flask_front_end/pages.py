@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 
 from flask import (
     Blueprint,
@@ -20,6 +21,7 @@ from flask import (
 from flask_limiter.util import get_remote_address
 from flask_login import current_user, login_required
 
+from core.schema import ID_PATTERN
 from core.vocabulary import AnomalyKind
 from flask_front_end import limiter, statuses
 from flask_front_end.auth import LogoutForm
@@ -94,6 +96,19 @@ def all_grow_map():
 @pages.get("/owner_map")
 def owner_map():
     return render_template("owner_map.html")
+
+
+@pages.get("/open_sensor")
+def open_sensor():
+    """The sensor whose id was typed in the header: its page, if this account may see it (an admin any,
+    an owner their own); the not-found page otherwise, as for any sensor they may not see."""
+    sensor_id = request.args.get("sensor_id", "").strip()
+    if not sensor_id:
+        return redirect(url_for("pages.all_grow_map"))
+    if not re.fullmatch(ID_PATTERN, sensor_id):
+        abort(404)
+    visible_sensor(sensor_id)
+    return redirect(url_for("pages.sensor_page", sensor_id=sensor_id))
 
 
 @pages.get("/sensors/<code:sensor_id>")

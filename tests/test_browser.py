@@ -356,14 +356,16 @@ def test_a_faulty_sensor_page_draws_charts_with_data_and_marked_anomalies(page, 
     shoot(page, "faulty_sensor")
     # The date fields show the range drawn (the last 9 days); a narrower one redraws with fewer points.
     start, end = page.input_value("#start"), page.input_value("#end")
-    assert start and end and start < end
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d", end) and start < end  # times of day, not dates
     before = page.evaluate("Chart.getChart('chart-soil_moisture').data.datasets[0].data.length")
-    page.fill("#start", end)
+    six_hours = (dt.datetime.fromisoformat(end) - dt.timedelta(hours=6)).strftime("%Y-%m-%dT%H:%M")
+    page.fill("#start", six_hours)
     page.evaluate("document.getElementById('sensor-page').dataset.ready = ''")
     page.click("#range button[type=submit]")
     page.wait_for_selector("#sensor-page[data-ready=true]")
     after = page.evaluate("Chart.getChart('chart-soil_moisture').data.datasets[0].data.length")
-    assert 0 < after < before
+    assert 0 < after <= 25 < before  # six hours of 15-minute readings
+    assert page.inner_text("#chart-message").startswith(six_hours.replace("T", " "))
 
 
 def test_the_sensor_page_downloads_its_range_as_csv_equal_to_the_readings_api_and_its_charts_as_png(
@@ -411,9 +413,18 @@ def test_an_owner_sees_only_their_sensors(page, site):
     assert site["owner"] in page.inner_text("#owner-stats")
     shoot(page, "owner_map")
     other = next(s for s, owner in site["owners"].items() if owner != site["owner"])
-    page.expected_errors = 1  # the browser logs the 404 answer
+    page.expected_errors = 2  # the browser logs each 404 answer
     refused = page.goto(f"{site['url']}/sensors/{other}")
     assert refused.status == 404 and "no such page or sensor" in page.inner_text("main")
+    # Typing an id in the header charts the owner's own sensor, and refuses another owner's.
+    page.fill("header input[name=sensor_id]", own[0])
+    page.click("header .open-sensor button")
+    page.wait_for_selector("#sensor-page[data-ready=true]")
+    assert page.url.endswith(f"/sensors/{own[0]}")
+    page.fill("header input[name=sensor_id]", other)
+    with page.expect_navigation():
+        page.click("header .open-sensor button")
+    assert "no such page or sensor" in page.inner_text("main")
 
 
 def test_the_owner_map_finds_sensors_by_address(page, site):

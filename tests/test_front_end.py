@@ -518,3 +518,18 @@ def test_a_sensors_readings_and_anomalies_download_as_csv_equal_to_the_readings_
     # Another owner's sensor, or a bad range, is no download.
     assert client.get("/sensors/r1/readings.csv").status_code == 404
     assert client.get("/sensors/s1/readings.csv?start=soon").status_code == 400
+
+
+def test_typing_a_sensor_id_charts_it_for_whoever_may_see_it_and_refuses_others(app, client):
+    log_in(client, "ada")
+    answer = client.get("/open_sensor?sensor_id=r1")  # an admin: any sensor
+    assert answer.status_code == 302 and answer.location == "/sensors/r1"
+    owner = app.test_client()
+    log_in(owner, "olive")
+    assert owner.get("/open_sensor?sensor_id=%20s1%20").location == "/sensors/s1"  # spaces trimmed
+    for typed in ("r1", "nosuch", "../admin", "s1'; drop"):  # another owner's, unknown, not an id
+        refused = owner.get("/open_sensor", query_string={"sensor_id": typed})
+        assert refused.status_code == 404, typed
+        assert "no such page or sensor" in refused.get_data(as_text=True)
+    page = owner.get("/all_grow_map").get_data(as_text=True)
+    assert 'action="/open_sensor"' in page and 'name="sensor_id"' in page

@@ -68,12 +68,13 @@ function caption(id, text) {
   document.querySelector(`[data-caption="${id}"]`).textContent = text;
 }
 
+// The range fields hold UTC times to the minute ("2019-06-03T14:30"); the end takes its whole minute.
 function range() {
   const start = document.getElementById("start").value;
   const end = document.getElementById("end").value;
   const params = {};
-  if (start) params.start = `${start}T00:00:00Z`;
-  if (end) params.end = `${end}T23:59:59Z`;
+  if (start) params.start = `${start}:00Z`;
+  if (end) params.end = `${end}:59Z`;
   return params;
 }
 
@@ -134,8 +135,8 @@ async function load() {
         <td>${escapeHTML(a.detector)}</td><td>${escapeHTML(a.explanation || "")}</td></tr>`).join("")
     : `<tr><td colspan="6">No anomalies in this range.</td></tr>`;
   // Show the range drawn in the date fields, so the default (the last 9 days) is visible and adjustable.
-  document.getElementById("start").value ||= readings.start.slice(0, 10);
-  document.getElementById("end").value ||= readings.end.slice(0, 10);
+  document.getElementById("start").value ||= readings.start.slice(0, 16);
+  document.getElementById("end").value ||= readings.end.slice(0, 16);
   message.textContent = `${readings.start.slice(0, 16).replace("T", " ")} to ${readings.end.slice(0, 16).replace("T", " ")} UTC: ` +
     `${readings.readings.toLocaleString("en")} readings, ${inRange.items.length} anomalies`;
   // The downloads take exactly the range drawn.
