@@ -13,7 +13,7 @@ import orjson
 import pandas as pd
 from apiflask import APIBlueprint, abort
 from flask import Response, current_app, request, url_for
-from sqlalchemy import func, or_, select
+from sqlalchemy import and_, func, or_, select
 
 from core.db import read_frame
 from core.schema import anomalies, readings, sensor_health, sensor_wow, sensors, wow_observations, wow_sites
@@ -65,13 +65,31 @@ def list_sensors(query):
         sensor_health.c.status,
     ]
     base = select(*columns).select_from(sensors.outerjoin(sensor_health)).where(*sensor_filters(query))
+    # Each sensor's latest reading, which the analysis noted: one primary-key lookup per row of the page.
+    latest = readings.alias("latest")
+    on_latest = and_(
+        latest.c.sensor_id == sensors.c.sensor_id, latest.c.ts == sensor_health.c.latest_reading_at
+    )
+    with_latest = (
+        select(
+            *columns, latest.c.ts.label("latest_ts"), *[latest.c[v].label(f"latest_{v}") for v in VARIABLES]
+        )
+        .select_from(sensors.outerjoin(sensor_health).outerjoin(latest, on_latest))
+        .where(*sensor_filters(query))
+    )
     page, per_page = query["page"], query["per_page"]
     with engine().connect() as connection:
         total = connection.scalar(select(func.count()).select_from(base.subquery()))
         rows = connection.execute(
-            base.order_by(sensors.c.sensor_id).limit(per_page).offset((page - 1) * per_page)
+            with_latest.order_by(sensors.c.sensor_id).limit(per_page).offset((page - 1) * per_page)
         ).all()
-    return _page([dict(row._mapping) for row in rows], total, query)
+    return _page([_with_latest(dict(row._mapping)) for row in rows], total, query)
+
+
+def _with_latest(row: dict) -> dict:
+    """A sensor row with its latest_* columns gathered into `latest` (None without a reading)."""
+    latest = {name: row.pop(f"latest_{name}") for name in ("ts", *VARIABLES)}
+    return {**row, "latest": latest if latest["ts"] is not None else None}
 
 
 def sensor_filters(query: dict) -> list:

@@ -146,6 +146,11 @@ class Paged(Schema):
     links = Nested(PageLinks, required=True, attribute="_links", data_key="_links")
 
 
+LatestReading = Schema.from_dict(
+    {"ts": DateTime(required=True), **{v: Float(allow_none=True) for v in VARIABLES}}, name="LatestReading"
+)
+
+
 class SensorSummary(Schema):
     sensor_id = String(required=True)
     name = String(allow_none=True)
@@ -157,6 +162,11 @@ class SensorSummary(Schema):
         allow_none=True,
         validate=OneOf(STATUSES),
         metadata={"description": f"{', '.join(STATUSES)}; null: not checked yet"},
+    )
+    latest = Nested(
+        LatestReading,
+        allow_none=True,
+        metadata={"description": "its latest reading, battery too; null if none"},
     )
 
 
@@ -189,11 +199,6 @@ class Station(Schema):
     reason = String(allow_none=True, metadata={"description": "why no station is linked, when none is"})
 
 
-LatestReading = Schema.from_dict(
-    {"ts": DateTime(required=True), **{v: Float(allow_none=True) for v in VARIABLES}}, name="LatestReading"
-)
-
-
 class SensorDetail(SensorSummary):
     identifier = String(allow_none=True)
     serial_number = String(allow_none=True)
@@ -206,9 +211,6 @@ class SensorDetail(SensorSummary):
     address_longitude = Float(allow_none=True)
     health = Nested(Health, required=True)
     station = Nested(Station, required=True)
-    latest = Nested(
-        LatestReading, allow_none=True, metadata={"description": "its latest reading; null if none"}
-    )
 
     class Meta:
         exclude = ("status",)

@@ -78,6 +78,13 @@ def test_sensors_are_listed_with_status_and_paginated(client):
     assert {s["sensor_id"]: s["status"] for s in body["items"]} == {"0042": None, "r1": "recovered"}
     second = get(client, "/sensors", per_page=2, page=2).json
     assert [s["sensor_id"] for s in second["items"]] == ["s1", "s2"] and "next" not in second["_links"]
+    # With each its latest reading, battery too (the owner page's tables); none for a sensor without.
+    latest = {s["sensor_id"]: s["latest"] for s in second["items"]}
+    assert latest["s2"] is None
+    assert (
+        latest["s1"]["battery_level"] == 80.0
+        and latest["s1"]["ts"] == get(client, "/sensors/s1").json["latest"]["ts"]
+    )
 
 
 @pytest.mark.parametrize("path", ["/sensors", "/sensors/s1/anomalies"])

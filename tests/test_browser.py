@@ -43,6 +43,7 @@ SCREENSHOTS = [
     "sensor_panel",
     "faulty_sensor",
     "owner_map",
+    "owner_latest_tables",
     "silent_sensors",
 ]
 PASSWORD = "a demo password"
@@ -425,6 +426,32 @@ def test_an_owner_sees_only_their_sensors(page, site):
     with page.expect_navigation():
         page.click("header .open-sensor button")
     assert "no such page or sensor" in page.inner_text("main")
+
+
+def test_an_owner_opens_a_status_table_of_latest_readings_and_a_row_opens_its_charts(page, site):
+    log_in(page, site, username="olive")
+    page.goto(f"{site['url']}/owner_map")
+    page.wait_for_selector("#owner-page[data-ready=true]")
+    own = sorted(s for s, owner in site["owners"].items() if owner == site["owner"])
+    listed = []
+    for status in ("healthy", "recovered", "faulty"):
+        rows = page.locator(f"#latest-{status} tbody tr[data-href]")
+        listed += [rows.nth(i).locator("td a").inner_text() for i in range(rows.count())]
+    assert sorted(listed) == own  # every sensor of the owner's in the table of its status
+    table = next(
+        f"#latest-{s}"
+        for s in ("faulty", "recovered", "healthy")
+        if page.locator(f"#latest-{s} tbody tr[data-href]").count()
+    )
+    row = page.locator(f"{table} tbody tr[data-href]").first
+    cells = row.locator("td").all_inner_texts()
+    assert re.fullmatch(r"\d+(\.\d)?", cells[1]), cells  # battery, %
+    assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d", cells[5]), cells  # last upload
+    sensor = row.locator("td a").inner_text()
+    shoot(page, "owner_latest_tables")
+    row.locator("td").nth(1).click()  # anywhere on the row, not only its link
+    page.wait_for_selector("#sensor-page[data-ready=true]")
+    assert page.url.endswith(f"/sensors/{sensor}")
 
 
 def test_the_owner_map_finds_sensors_by_address(page, site):

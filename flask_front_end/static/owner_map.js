@@ -33,6 +33,30 @@
     document.getElementById(`${table.id === "owner-stats" ? "stats" : "sensors"}-title`).hidden = rows.length === 0;
   }
 
+  // 2019's tables: per status, each sensor's latest reading; a row (or its link) opens its charts.
+  const number = (value) => (value === null || value === undefined ? "—" : (Math.round(value * 10) / 10).toString());
+  function showLatest(sensors) {
+    let shown = 0;
+    for (const table of document.querySelectorAll("table.latest")) {
+      const mine = sensors.filter((s) => statusOf(s.status) === table.dataset.status);
+      table.querySelector("tbody").innerHTML = mine.length ? mine.map((s) => {
+        const r = s.latest || {};
+        return `<tr data-href="${pageUrl(s.sensor_id)}"><td><a href="${pageUrl(s.sensor_id)}">${escapeHTML(s.sensor_id)}</a>
+          ${escapeHTML(s.name || "")}</td><td>${number(r.battery_level)}</td><td>${number(r.soil_moisture)}</td>
+          <td>${number(r.light)}</td><td>${number(r.air_temperature)}</td>
+          <td>${escapeHTML(r.ts ? r.ts.slice(0, 16).replace("T", " ") : "—")}</td></tr>`;
+      }).join("") : `<tr><td colspan="6">No ${table.dataset.status} sensors here.</td></tr>`;
+      document.querySelector(`#latest-${table.dataset.status}-title [data-count]`).textContent = `(${mine.length})`;
+      shown += mine.length;
+    }
+    document.getElementById("latest-tables").hidden = sensors.length === 0;
+    return shown;
+  }
+  document.getElementById("latest-tables").addEventListener("click", (event) => {
+    const row = event.target.closest("tr[data-href]");
+    if (row && !event.target.closest("a")) window.location.href = row.dataset.href;
+  });
+
   async function show(query) {
     message.textContent = "Loading…";
     const answer = await getJSON(`${page.dataset.sensorsUrl}?${new URLSearchParams({ ...query, per_page: 1000 })}`);
@@ -43,6 +67,7 @@
       <tr><td><a href="${pageUrl(s.sensor_id)}">${escapeHTML(s.sensor_id)}</a></td><td>${escapeHTML(s.name || "")}</td>
       <td><span class="badge status-${statusOf(s.status)}">${escapeHTML(badgeText(s))}</span></td>
       <td>${escapeHTML(s.address || "")}</td><td>${escapeHTML(s.owner_id || "")}</td></tr>`));
+    showLatest(sensors);
     const owners = [...new Set(sensors.map((s) => s.owner_id).filter(Boolean))];
     const stats = await Promise.all(owners.map((owner) =>
       getJSON(page.dataset.statsUrl.replace("OWNER", encodeURIComponent(owner)))));
