@@ -507,9 +507,9 @@ def test_a_form_posted_without_its_csrf_token_is_refused(page, site):
 
 
 def test_every_page_left_a_screenshot(shots):
-    """The tests above photographed each page; UPDATE_SCREENSHOTS=1 copies the two the README shows."""
+    """The tests above photographed each page; UPDATE_SCREENSHOTS=1 copies the three the README shows."""
     assert [name for name in SCREENSHOTS if not (shots / f"{name}.png").exists()] == []
     if os.environ.get("UPDATE_SCREENSHOTS") == "1":
         docs = Path(__file__).resolve().parent.parent / "docs"
-        for name in ("all_grow_map", "faulty_sensor"):
+        for name in ("all_grow_map", "faulty_sensor", "owner_latest_tables"):
             shutil.copy(shots / f"{name}.png", docs / f"{name}.png")
