@@ -265,13 +265,17 @@ def json_response(payload) -> Response:
 @api.output(schemas.StatusCounts)
 @api.doc(summary=f"How many sensors are {', '.join(STATUSES)}, or {UNCHECKED} (not checked yet)")
 def status_counts():
-    status = func.coalesce(sensor_health.c.status, UNCHECKED)
     with engine().connect() as connection:
-        counts = dict(
-            connection.execute(
-                select(status, func.count()).select_from(sensors.outerjoin(sensor_health)).group_by(status)
-            ).all()
-        )
+        return counts_by_status(connection)
+
+
+def counts_by_status(connection) -> dict[str, int]:
+    status = func.coalesce(sensor_health.c.status, UNCHECKED)
+    counts = dict(
+        connection.execute(
+            select(status, func.count()).select_from(sensors.outerjoin(sensor_health)).group_by(status)
+        ).all()
+    )
     return {status: counts.get(status, 0) for status in COUNTED}
 
 
@@ -411,6 +415,19 @@ def hourly_comparison(own: pd.DataFrame, station: pd.DataFrame) -> pd.DataFrame:
         }
     )
     return sensor_side.join(station_side, how="outer").rename_axis("ts").reset_index()[columns]
+
+
+@api.get("/network")
+@api.auth_required(auth)
+@api.output(schemas.NetworkCounts)
+@api.doc(summary="The whole network in numbers: sensors, owners and sensors per status")
+def network_counts():
+    with engine().connect() as connection:
+        sensor_count, owner_count = connection.execute(
+            select(func.count(), func.count(sensors.c.owner_id.distinct()))
+        ).one()
+        by_status = counts_by_status(connection)
+    return {"sensors": sensor_count, "owners": owner_count, "by_status": by_status}
 
 
 @api.get("/owners/<code:owner_id>/stats")

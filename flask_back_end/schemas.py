@@ -285,6 +285,12 @@ class OwnerStats(Schema):
     latest_reading_at = DateTime(allow_none=True)
 
 
+class NetworkCounts(Schema):
+    sensors = Integer(required=True)
+    owners = Integer(required=True, metadata={"description": "distinct owners of those sensors"})
+    by_status = Nested(StatusCounts, required=True)
+
+
 class Address(Schema):
     address = String(required=True)
     sensors = Integer(required=True)

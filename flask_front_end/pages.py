@@ -85,7 +85,18 @@ def _backend_refused(error: BackendError):
 # --- pages ------------------------------------------------------------------------------------------------
 @pages.get("/")
 def home():
-    return redirect(url_for("pages.all_grow_map"))
+    """The network in numbers (an admin), or the owner's own sensors: how many, and how many per status."""
+    owner = current_user.sees_owner
+    if owner is None:
+        counts = backend().get("/network")
+    else:
+        try:
+            counts = {**backend().get(f"/owners/{owner}/stats"), "owners": None}
+        except BackendError as error:
+            if error.status != 404:
+                raise
+            counts = {"sensors": 0, "owners": None, "by_status": {}}  # no sensors yet
+    return render_template("home.html", counts=counts, own=owner is not None)
 
 
 @pages.get("/all_grow_map")

@@ -43,6 +43,7 @@ DATA_ROUTES = [
     "/sensors/s1/anomalies",
     "/sensors/s1/wow",
     "/status_counts",
+    "/network",
     "/owners/owner-a/stats",
     "/addresses?q=lo",
 ]
@@ -196,6 +197,12 @@ def test_a_long_range_is_downsampled_and_keeps_the_spike(client):
     assert body["downsampled"] is True and body["readings"] > 100 and len(body["items"]) <= 100
     assert max(p["soil_moisture_max"] for p in body["items"]) == 95.0
     assert max(p["soil_moisture"] for p in body["items"]) < 95.0  # the mean alone would hide it
+
+
+def test_the_network_in_numbers(client):
+    body = get(client, "/network").json
+    assert body["sensors"] == 4 and body["owners"] == 2
+    assert body["by_status"] == get(client, "/status_counts").json
 
 
 def test_status_counts(client):

@@ -533,3 +533,20 @@ def test_typing_a_sensor_id_charts_it_for_whoever_may_see_it_and_refuses_others(
         assert "no such page or sensor" in refused.get_data(as_text=True)
     page = owner.get("/all_grow_map").get_data(as_text=True)
     assert 'action="/open_sensor"' in page and 'name="sensor_id"' in page
+
+
+def test_the_landing_page_counts_the_network_for_an_admin_and_an_owners_own_sensors(app, client):
+    def counts(page: str) -> dict:
+        items = re.findall(r'data-status="(\w+)">.*?</span> <b>(\d+)</b>', page, re.S)
+        return {status: int(n) for status, n in items}
+
+    log_in(client, "ada")
+    page = client.get("/").get_data(as_text=True)
+    assert "The network" in page and "<b>4</b> sensors" in page and "<b>2</b> owners" in page
+    assert counts(page) == {"healthy": 1, "faulty": 1, "recovered": 1, "silent": 0, "unchecked": 1}
+    assert "GROW Observatory" in page and "Horizon 2020" in page
+    owner = app.test_client()
+    log_in(owner, "olive")
+    page = owner.get("/").get_data(as_text=True)
+    assert "Your sensors" in page and "<b>2</b> sensors" in page and "owners" not in page.split("<ul")[0]
+    assert counts(page) == {"healthy": 1, "faulty": 1, "recovered": 0, "silent": 0, "unchecked": 0}
