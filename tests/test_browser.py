@@ -254,16 +254,26 @@ def test_log_in_and_see_every_sensor_on_the_map(page, site):
     counts = {s: int(page.inner_text(f"[data-count={s}]")) for s in ("all", *shown)}
     expected = list(site["statuses"].values())
     assert counts == {"all": len(expected), **{status: expected.count(status) for status in shown}}
-    # A cluster wears the colour of the worst status inside it, and its tooltip says what is inside.
+    # A cluster is a ring of each status's share (not the worst status's colour alone), with a red
+    # badge counting its faulty sensors; its tooltip says what is inside, and the hint says so.
     clusters = page.locator(".marker-cluster").evaluate_all(
-        "els => els.map(e => [e.className, e.firstElementChild.title])"
+        "els => els.map(e => [e.className, e.firstElementChild.title,"
+        " e.firstElementChild.style.backgroundImage,"
+        " (e.querySelector('.faulty-count') || {}).textContent || '0'])"
     )
     faulty_inside = 0
-    for class_name, title in clusters:
+    for class_name, title, ring, badge in clusters:
         inside = dict((status, int(n)) for n, status in re.findall(r"(\d+) (\w+)", title.split(":", 1)[1]))
         worst = next(s for s in statuses.WORST_FIRST if s in inside)
         assert f"status-{worst}" in class_name, (class_name, title)
+        stops = re.findall(r"(rgb\([^)]*\)) ([\d.]+)deg", ring)
+        assert ring.startswith("conic-gradient(") and len({c for c, _ in stops}) == len(inside), ring
+        for status, n in inside.items():  # each status's arc is its share of the ring
+            mine = [float(deg) for colour, deg in stops if colour == rgb(statuses.BY_VALUE[status].colour)]
+            assert abs(max(mine) - min(mine) - 360 * n / sum(inside.values())) < 0.2, ring
+        assert int(badge) == inside.get("faulty", 0)
         faulty_inside += inside.get("faulty", 0)
+    assert "red badge its faulty ones" in " ".join(page.inner_text(".map-page .hint").split())
     assert faulty_inside + page.locator(".sensor-marker.status-faulty").count() == counts["faulty"]
     shoot(page, "all_grow_map")
 

@@ -1,5 +1,6 @@
 // One small map interface for both map pages: Leaflet with marker clustering by default, Google Maps
-// when the page was given a browser key (as in 2019). Markers are coloured by health status.
+// when the page was given a browser key (as in 2019). Markers are coloured by health status; clusters
+// are rings of the statuses inside them.
 "use strict";
 
 const EUROPE = { lat: 50.5, lng: 8.0, zoom: 4 };
@@ -41,17 +42,27 @@ function leafletMap(element, config) {
   };
 }
 
-// A cluster takes the colour of the worst status inside it (the server's order), so a faulty sensor
-// shows from afar.
+// A cluster is a ring of the statuses inside it, each its share of the ring (worst first, from the
+// top), around the number of sensors; a red badge counts the faulty ones. Its fill behind the ring is
+// the worst status's colour, and its tooltip says what is inside.
 const WORST_FIRST = STATUSES.worstFirst;
 function clusterIcon(cluster) {
   const tally = {};
   cluster.getAllChildMarkers().forEach((marker) => { tally[marker.options.status] = (tally[marker.options.status] || 0) + 1; });
-  const worst = WORST_FIRST.find((status) => tally[status]) || WORST_FIRST[WORST_FIRST.length - 1];
+  const present = WORST_FIRST.filter((status) => tally[status]);
+  const worst = present[0] || WORST_FIRST[WORST_FIRST.length - 1];
   const count = cluster.getChildCount();
-  const title = WORST_FIRST.filter((status) => tally[status]).map((status) => `${tally[status]} ${status}`).join(", ");
+  const title = present.map((status) => `${tally[status]} ${status}`).join(", ");
+  let turned = 0;
+  const segments = present.map((status) => {
+    const from = turned;
+    turned += (360 * tally[status]) / count;
+    return `${STATUS_LOOKS[status].colour} ${from.toFixed(1)}deg ${turned.toFixed(1)}deg`;
+  });
+  const faulty = tally.faulty ? `<b class="faulty-count" aria-hidden="true">${tally.faulty}</b>` : "";
   return L.divIcon({
-    html: `<div title="${count} sensors: ${title}"><span>${count}</span></div>`,
+    html: `<div title="${count} sensors: ${title}" style="background-image: conic-gradient(${segments.join(", ")})">` +
+      `<span>${count}</span>${faulty}</div>`,
     className: `marker-cluster status-cluster status-${worst}`,
     iconSize: L.point(36, 36),
   });
