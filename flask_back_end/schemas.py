@@ -288,7 +288,13 @@ class OwnerStats(Schema):
 class NetworkCounts(Schema):
     sensors = Integer(required=True)
     owners = Integer(required=True, metadata={"description": "distinct owners of those sensors"})
-    by_status = Nested(StatusCounts, required=True)
+    # A plain mapping, as /status_counts answers: nesting StatusCounts here too registers it twice.
+    by_status = Dict(
+        keys=String(validate=OneOf(COUNTED)),
+        values=Integer(),
+        required=True,
+        metadata={"description": "sensors per status, as /status_counts"},
+    )
 
 
 class Address(Schema):
