@@ -364,6 +364,13 @@ def test_a_faulty_sensor_page_draws_charts_with_data_and_marked_anomalies(page, 
     rows = page.locator("#anomalies tbody tr").count()
     assert marked > 0 and rows > 0 and "No anomalies" not in page.inner_text("#anomalies")
     assert page.evaluate("Chart.getChart('chart-grow-wow-temperature').data.datasets[1].data.length") > 0
+    # Time ticks fall on whole hours or days (UTC), at most 8, and day ticks say only the date.
+    ticks = page.evaluate("Chart.getChart('chart-soil_moisture').scales.x.ticks.map(t => t.value)")
+    assert 2 <= len(ticks) <= 8 and all(t % 3_600_000 == 0 for t in ticks), ticks
+    step = ticks[1] - ticks[0]
+    labels = page.evaluate("Chart.getChart('chart-soil_moisture').scales.x.ticks.map(t => t.label)")
+    if step % 86_400_000 == 0:
+        assert all(t % 86_400_000 == 0 for t in ticks) and all(re.fullmatch(r"\d\d-\d\d", x) for x in labels)
     shoot(page, "faulty_sensor")
     # The date fields show the range drawn (the last 9 days); a narrower one redraws with fewer points.
     start, end = page.input_value("#start"), page.input_value("#end")

@@ -31,6 +31,22 @@ const anomalySpans = {
 };
 Chart.register(anomalySpans);
 
+// Time ticks on calendar boundaries (whole hours or days, UTC), as few as make 8 or fewer: a chart
+// reads like a calendar, not at arbitrary minutes.
+const HOUR = 3600e3;
+const TICK_STEPS = [1, 2, 3, 6, 12, 24, 48, 96, 168, 336, 720].map((hours) => hours * HOUR);
+function calendarTicks(axis) {
+  const step = TICK_STEPS.find((s) => (axis.max - axis.min) / s <= 8) || TICK_STEPS[TICK_STEPS.length - 1];
+  const ticks = [];
+  for (let t = Math.ceil(axis.min / step) * step; t <= axis.max; t += step) ticks.push({ value: t });
+  axis.ticks = ticks;
+  axis.calendarStep = step;
+}
+function tickLabel(value) {
+  const iso = new Date(value).toISOString();
+  return this.calendarStep >= 24 * HOUR ? iso.slice(5, 10) : iso.slice(5, 16).replace("T", " ");
+}
+
 const charts = {};
 function draw(id, datasets, spans, axes) {
   if (charts[id]) charts[id].destroy();
@@ -47,7 +63,8 @@ function draw(id, datasets, spans, axes) {
       scales: {
         x: {
           type: "linear",
-          ticks: { maxTicksLimit: 8, callback: (value) => new Date(value).toISOString().slice(5, 16).replace("T", " ") },
+          afterBuildTicks: calendarTicks,
+          ticks: { autoSkip: false, maxRotation: 0, callback: tickLabel },
           title: { display: true, text: "UTC" },
         },
         ...axes,
