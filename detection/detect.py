@@ -76,7 +76,9 @@ def detect(
     # So do the station checks: numpy and pandas' grouping release the GIL for much of their work.
     with ThreadPoolExecutor(2, thread_name_prefix="checks") as pool:
         by_models = pool.submit(_check_with_models, winter, watered, models, rained, config, memo)
-        by_stations = pool.submit(_with_stations, winter, watered, stations, links, config)
+        by_stations = (
+            pool.submit(_with_stations, winter, watered, stations, links, config) if has_stations else None
+        )
         found = check_sensors(readings, config, blanked=winter)
         if has_stations:  # a jump every garden by a station makes at once is weather
             found = without_common(found, links)
@@ -90,9 +92,7 @@ def detect(
 
 def _with_stations(winter, watered, stations, links, config: Configuration) -> list[tuple[str, Flag]]:
     """The station checks: those that take soil moisture for the weather's doing on `watered`, the
-    others on `winter`; none without stations."""
-    if stations is None or links is None or len(stations) == 0 or len(links) == 0:
-        return []
+    others on `winter`."""
     found = check_against_stations(winter, stations, links, _without(config, WATERED_CHECKS))
     return found + check_against_stations(watered, stations, links, _only(config, WATERED_CHECKS))
 

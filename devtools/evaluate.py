@@ -311,7 +311,8 @@ def evaluate(folder: Path, plot: Path | None = None, models="shipped", score_mod
     hidden = labels[labels["hidden_by_frost"]]
     hidden_found = sensor_outcome(found, hidden, list(hidden["sensor_id"]))["flagged"] if len(hidden) else []
     labels = labels[~labels["hidden_by_frost"]]
-    sensor_ids = [s for s in network.sensors["sensor_id"] if s not in set(hidden["sensor_id"])]
+    hidden_ids = set(hidden["sensor_id"])
+    sensor_ids = [s for s in network.sensors["sensor_id"] if s not in hidden_ids]
     readings = readings[readings["sensor_id"].isin(sensor_ids)]
 
     ours, theirs = sensor_outcome(found, labels, sensor_ids), sensor_outcome(baseline, labels, sensor_ids)

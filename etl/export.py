@@ -18,7 +18,7 @@ from core.db import read_frame
 from core.schema import anomalies, readings, sensors
 from core.vocabulary import SENSOR_VARIABLES
 
-VARIABLES = ["soil_moisture", "air_temperature", "light", "battery_level"]
+VARIABLES = list(SENSOR_VARIABLES)
 ANOMALY_COLUMNS = ["variable", "kind", "start_at", "end_at", "score", "detector", "explanation"]
 
 
@@ -66,14 +66,9 @@ def sensor_export(engine, sensor_id: str, days: float) -> Export:
 def write_export(export: Export, folder: Path) -> list[Path]:
     """The export's two CSV files and its PNG in `folder` (made if missing); returns their paths."""
     folder.mkdir(parents=True, exist_ok=True)
-    stem = folder / export.sensor_id
-    paths = [
-        stem.with_name(f"{export.sensor_id}_readings.csv"),
-        stem.with_name(f"{export.sensor_id}_anomalies.csv"),
-    ]
+    paths = [folder / f"{export.sensor_id}{end}" for end in ("_readings.csv", "_anomalies.csv", ".png")]
     export.readings.to_csv(paths[0], index=False, date_format="%Y-%m-%dT%H:%M:%SZ")
     export.anomalies.to_csv(paths[1], index=False, date_format="%Y-%m-%dT%H:%M:%SZ")
-    paths.append(folder / f"{export.sensor_id}.png")
     plot_export(export, paths[2])
     return paths
 

@@ -70,13 +70,8 @@ def list_sensors(query):
     on_latest = and_(
         latest.c.sensor_id == sensors.c.sensor_id, latest.c.ts == sensor_health.c.latest_reading_at
     )
-    with_latest = (
-        select(
-            *columns, latest.c.ts.label("latest_ts"), *[latest.c[v].label(f"latest_{v}") for v in VARIABLES]
-        )
-        .select_from(sensors.outerjoin(sensor_health).outerjoin(latest, on_latest))
-        .where(*sensor_filters(query))
-    )
+    latest_columns = [latest.c[name].label(f"latest_{name}") for name in ("ts", *VARIABLES)]
+    with_latest = base.add_columns(*latest_columns).outerjoin(latest, on_latest)
     page, per_page = query["page"], query["per_page"]
     with engine().connect() as connection:
         total = connection.scalar(select(func.count()).select_from(base.subquery()))
