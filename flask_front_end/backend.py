@@ -8,6 +8,7 @@ connections to the back end alive between requests).
 from __future__ import annotations
 
 import json
+from typing import NamedTuple
 
 import urllib3
 
@@ -18,6 +19,14 @@ class BackendError(Exception):
     def __init__(self, status: int, error: str, message: str):
         super().__init__(message)
         self.status, self.body = status, {"error": error, "message": message}
+
+
+class Tagged(NamedTuple):
+    """A tagged answer: 200 with its body, or 304 (unchanged since the tag the browser holds)."""
+
+    status: int
+    etag: str | None
+    body: bytes
 
 
 class Backend:
@@ -32,10 +41,27 @@ class Backend:
 
     def get(self, path: str, params: dict | None = None):
         """GET `/api/v1{path}` and return its JSON; any non-200 answer raises BackendError."""
+        response = self._request(path, params)
+        return self._body(response)
+
+    def get_tagged(self, path: str, params: dict | None, if_none_match: str | None) -> Tagged:
+        """GET an answer the back end tags (the map), passing on the browser's If-None-Match: its body
+        as the back end sent it (not parsed and written again) or, when unchanged, 304 and no body."""
+        headers = {"If-None-Match": if_none_match} if if_none_match else None
+        response = self._request(path, params, headers)
+        if response.status in (200, 304):
+            return Tagged(response.status, response.headers.get("ETag"), response.data)
+        self._body(response)  # raises the refusal
+
+    def _request(self, path: str, params: dict | None, headers: dict | None = None):
+        headers = {**self.pool.headers, **headers} if headers else None  # None: the pool's own
         try:
-            response = self.pool.request("GET", f"{self.base_url}/api/v1{path}", fields=params)
+            return self.pool.request("GET", f"{self.base_url}/api/v1{path}", fields=params, headers=headers)
         except urllib3.exceptions.HTTPError:
             raise BackendError(502, "backend_unavailable", "the data service cannot be reached") from None
+
+    @staticmethod
+    def _body(response):
         try:
             body = json.loads(response.data)
         except ValueError:

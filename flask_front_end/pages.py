@@ -198,7 +198,16 @@ def _owner_scope(params: dict) -> dict:
 @pages.get("/data/map")
 @data_limited
 def data_map():
-    return jsonify(backend().get("/map", _owner_scope(_passed("owner"))))
+    """The back end's map answer as it sent it, with its tag: the map changes once a night, so a browser
+    that holds it gets 304. The tag is weak here because the answer may go out compressed."""
+    answer = backend().get_tagged(
+        "/map", _owner_scope(_passed("owner")), request.headers.get("If-None-Match")
+    )
+    response = Response(answer.body, status=answer.status, mimetype="application/json")
+    if answer.etag:
+        response.set_etag(answer.etag.removeprefix("W/").strip('"'), weak=True)
+    response.cache_control.no_cache = True  # ask each time: a 304 costs little
+    return response
 
 
 @pages.get("/data/sensors")

@@ -149,6 +149,54 @@ def site(tmp_path_factory, network_dir):
     engine.dispose()
 
 
+CROWD = 6_500  # GROW's network at its largest
+
+
+@pytest.fixture(scope="module")
+def crowded_site(tmp_path_factory):
+    """Both apps on a network of GROW's size: 6,500 located sensors with their health, and an admin."""
+    import numpy as np
+    import pandas as pd
+
+    from core.load import bulk_upsert
+
+    database_url = f"sqlite:///{tmp_path_factory.mktemp('crowded') / 'grow_wow.sqlite'}"
+    engine = make_engine(load_settings(database_url=database_url))
+    init_db(engine)
+    rng = np.random.default_rng(6500)
+    ids = [f"{i:08x}" for i in rng.choice(2**32, CROWD, replace=False)]
+    status = rng.choice(["healthy", "faulty", "recovered", "silent"], CROWD, p=[0.75, 0.1, 0.1, 0.05])
+    with engine.begin() as connection:
+        located = {
+            "sensor_id": ids,
+            "owner_id": [f"owner-{i % 900:03d}" for i in range(CROWD)],
+            "latitude": rng.uniform(36, 60, CROWD).round(5),
+            "longitude": rng.uniform(-9, 25, CROWD).round(5),
+        }
+        bulk_upsert(connection, sensors, pd.DataFrame(located))
+        bulk_upsert(connection, sensor_health, pd.DataFrame({"sensor_id": ids, "status": status}))
+    accounts.create_user(engine, "ada", PASSWORD, "admin")
+    back_url, back = _serve(
+        create_back_end(back_end_settings(database_url=database_url, backend_token=TOKEN))
+    )
+    front_url, front = _serve(
+        create_front_end(
+            front_end_settings(
+                database_url=database_url,
+                backend_url=back_url,
+                backend_token=TOKEN,
+                frontend_secret_key="browser-test-secret",
+                session_cookie_secure=False,
+                map_tile_url="",
+            )
+        )
+    )
+    yield {"url": front_url}
+    front.shutdown()
+    back.shutdown()
+    engine.dispose()
+
+
 def silence_a_healthy_sensor(connection, besides: str) -> tuple[str, str]:
     """Mark one healthy sensor silent, as the nightly analysis does when a sensor stops sending: its id,
     and its last reading as the sensor page shows it (UTC, to the minute)."""
@@ -300,6 +348,56 @@ def test_silent_sensors_are_grey_on_the_map_and_say_since_when(page, site):
     page.wait_for_selector("#sensor-page[data-ready=true]")
     assert page.inner_text("#status") == f"silent since {site['silent_since']} UTC"
     assert page.locator("#status").evaluate("e => getComputedStyle(e).backgroundColor") == grey
+
+
+def test_the_map_page_of_6500_sensors_loads_in_under_300_kb_and_the_unchanged_map_is_not_sent_again(
+    browser, crowded_site
+):
+    """Measured on the wire as Chromium reports it (headers and compressed bodies), with an empty cache:
+    the page, its styles and scripts, and the map answer of 6,500 sensors."""
+    url = crowded_site["url"]
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    page = context.new_page()
+    page.goto(f"{url}/login")  # log in, then forget everything the login page left in the cache
+    page.fill("input[name=username]", "ada")
+    page.fill("input[name=password]", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_selector("#map[data-ready=true]")
+    wire = context.new_cdp_session(page)
+    wire.send("Network.enable")
+    wire.send("Network.clearBrowserCache")
+    sent, answers = {}, {}
+    wire.on("Network.responseReceived", lambda e: answers.update({e["requestId"]: e["response"]}))
+    wire.on("Network.loadingFinished", lambda e: sent.update({e["requestId"]: e["encodedDataLength"]}))
+    page.goto(f"{url}/all_grow_map")
+    page.wait_for_selector("#map[data-ready=true]")
+    assert wait_for_markers(page, CROWD) == CROWD
+    page.wait_for_load_state("networkidle")
+    by_path = {urlsplit(answers[r]["url"]).path: (answers[r], n) for r, n in sent.items() if r in answers}
+    encoding = {
+        path: {k.lower(): v for k, v in a["headers"].items()}.get("content-encoding", "-")
+        for path, (a, _) in by_path.items()
+    }
+    total = sum(sent.values())
+    print(f"first load: {total / 1000:.1f} kB in {len(sent)} requests")
+    for path, (_, n) in sorted(by_path.items(), key=lambda item: -item[1][1]):
+        print(f"  {n / 1000:7.1f} kB  {encoding[path]:4}  {path}")
+    assert total <= 300_000, total
+    assert encoding["/data/map"] in ("br", "gzip")
+    # The next visit asks again for the map, which has not changed: 304 on the wire, no body.
+    sent.clear()
+    answers.clear()
+    wire_status = {}
+    wire.on(
+        "Network.responseReceivedExtraInfo", lambda e: wire_status.update({e["requestId"]: e["statusCode"]})
+    )
+    page.reload()
+    page.wait_for_selector("#map[data-ready=true]")
+    page.wait_for_load_state("networkidle")
+    assert wait_for_markers(page, CROWD) == CROWD
+    (again,) = [r for r, a in answers.items() if urlsplit(a["url"]).path == "/data/map"]
+    assert wire_status[again] == 304 and sent[again] < 2_000
+    context.close()
 
 
 def test_a_wrong_password_is_refused(page, site):

@@ -550,3 +550,33 @@ def test_the_landing_page_counts_the_network_for_an_admin_and_an_owners_own_sens
     page = owner.get("/").get_data(as_text=True)
     assert "Your sensors" in page and "<b>2</b> sensors" in page and "owners" not in page.split("<ul")[0]
     assert counts(page) == {"healthy": 1, "faulty": 1, "recovered": 0, "silent": 0, "unchecked": 0}
+
+
+def test_the_map_answer_keeps_its_tag_through_the_front_end_and_an_unchanged_map_is_304(app):
+    client, olive = app.test_client(), app.test_client()
+    log_in(client, "ada")
+    first = client.get("/data/map")
+    tag = first.headers["ETag"]
+    assert first.status_code == 200 and tag and first.json["rows"]
+    again = client.get("/data/map", headers={"If-None-Match": tag})
+    assert again.status_code == 304 and again.data == b"" and again.headers["ETag"] == tag
+    # An owner's map is another answer: the admin's tag does not stand for it.
+    log_in(olive, "olive")
+    theirs = olive.get("/data/map", headers={"If-None-Match": tag})
+    assert theirs.status_code == 200 and [row[0] for row in theirs.json["rows"]] == ["s1", "s2"]
+    assert theirs.headers["ETag"] != tag
+
+
+@pytest.mark.parametrize("encoding", ["br", "gzip"])
+def test_pages_scripts_and_data_come_compressed_to_a_browser_that_accepts_it(client, encoding):
+    import gzip
+
+    import brotli
+
+    decode = {"br": brotli.decompress, "gzip": gzip.decompress}[encoding]
+    log_in(client, "ada")
+    for path in ["/all_grow_map", "/static/vendor/leaflet/leaflet.js", "/data/sensors"]:
+        with client.get(path) as plain, client.get(path, headers={"Accept-Encoding": encoding}) as packed:
+            assert packed.headers.get("Content-Encoding") == encoding, path
+            assert len(packed.data) < len(plain.get_data()), path
+            assert decode(packed.data) == plain.get_data(), path
