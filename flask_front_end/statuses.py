@@ -20,17 +20,20 @@ class Look:
     value: str
     label: str
     colour: str  # markers, clusters, badges and the legend
+    # A status is never told by colour alone: each marker and legend swatch wears its symbol too.
+    symbol: str
+    ink: str = "#ffffff"  # text on the colour, at a contrast of 4.5:1 or more (WCAG AA)
     dated: bool = False  # its badge says since when: the sensor's last reading
 
 
 # In the order the legend lists them: the vocabulary's, then not checked yet.
 LOOKS = (
-    Look(Health.HEALTHY.value, "Healthy", "#2e7d32"),
-    Look(Health.FAULTY.value, "Faulty", "#c62828"),
-    Look(Health.RECOVERED.value, "Recovered", "#ef8f00"),
+    Look(Health.HEALTHY.value, "Healthy", "#2e7d32", "✓"),
+    Look(Health.FAULTY.value, "Faulty", "#c62828", "!"),
+    Look(Health.RECOVERED.value, "Recovered", "#ef8f00", "↺", ink="#1b1b1b"),
     # Grey like "not checked yet" (nothing is known now either), but slate so the two tell apart.
-    Look(Health.SILENT.value, "Silent", "#607d8b", dated=True),
-    Look(UNCHECKED, "Not checked yet", "#757575"),
+    Look(Health.SILENT.value, "Silent", "#546e7a", "–", dated=True),
+    Look(UNCHECKED, "Not checked yet", "#757575", "?"),
 )
 BY_VALUE = {look.value: look for look in LOOKS}
 

@@ -33,6 +33,7 @@ from flask_front_end.settings import load_settings as front_end_settings
 from tests.factories import SIMULATED_END
 
 CHROMIUM = "/usr/bin/chromium"
+AXE = Path(__file__).resolve().parent / "vendor" / "axe-core" / "axe.min.js"  # fetch.sh vendors it
 HOSTILE_NAME = "<img src=x id=pwned-name>"
 HOSTILE_ADDRESS = 'Hostile Lane "><img src=x id=pwned-address>'
 
@@ -400,6 +401,47 @@ def test_the_map_page_of_6500_sensors_loads_in_under_300_kb_and_the_unchanged_ma
     context.close()
 
 
+def serious_violations(page) -> list[str]:
+    """axe-core's serious and critical violations on the page as it stands: rule, and where."""
+    if not page.evaluate("typeof axe !== 'undefined'"):
+        page.evaluate(AXE.read_text(encoding="utf-8"))  # evaluated by the browser's debugger: no CSP
+    found = page.evaluate("axe.run(document, {resultTypes: ['violations']}).then(r => r.violations)")
+    return [
+        f"{v['id']} ({v['impact']}): {v['help']} at {[n['target'] for n in v['nodes']][:5]}"
+        for v in found
+        if v["impact"] in ("serious", "critical")
+    ]
+
+
+def test_every_page_passes_axe_with_no_serious_or_critical_violation(page, site):
+    page.goto(f"{site['url']}/login")
+    checked = {"login": serious_violations(page)}
+    log_in(page, site)
+    page.wait_for_selector("#map[data-ready=true]")
+    wait_for_markers(page, len(site["owners"]))
+    checked["all sensors map"] = serious_violations(page)
+    page.click("button[data-status=faulty]")
+    page.locator(".sensor-marker, .marker-cluster").first.click()
+    checked["all sensors map, filtered and clicked"] = serious_violations(page)
+    page.goto(f"{site['url']}/")
+    checked["home"] = serious_violations(page)
+    page.goto(f"{site['url']}/sensors/{site['faulty']}")
+    page.wait_for_selector("#sensor-page[data-ready=true]")
+    checked["sensor page"] = serious_violations(page)
+    page.goto(f"{site['url']}/owner_map")
+    page.wait_for_selector("#owner-page[data-ready=true]")
+    checked["owner map (admin)"] = serious_violations(page)
+    page.goto(f"{site['url']}/sensors/not-a-sensor")
+    checked["not found"] = serious_violations(page)
+    page.expected_errors = 1  # the 404
+    page.context.clear_cookies()
+    log_in(page, site, username="olive")
+    page.goto(f"{site['url']}/owner_map")
+    page.wait_for_selector("#owner-page[data-ready=true]")
+    checked["owner page"] = serious_violations(page)
+    assert {name: found for name, found in checked.items() if found} == {}
+
+
 def test_a_wrong_password_is_refused(page, site):
     page.expected_errors = 1  # the browser logs the 401 answer
     log_in(page, site, password="not the password")
@@ -416,6 +458,10 @@ def test_filtering_by_faulty_shows_exactly_the_faulty_sensors(page, site):
     assert wait_for_markers(page, len(faulty)) == len(faulty)
     classes = page.locator(".sensor-marker").evaluate_all("els => els.map(e => e.className)")
     assert all("status-faulty" in c for c in classes)
+    # Not by colour alone: each marker wears its status's symbol, and the legend says what it means.
+    symbol = statuses.BY_VALUE["faulty"].symbol
+    assert set(page.locator(".sensor-marker").all_inner_texts()) == {symbol}
+    assert page.inner_text("button[data-status=faulty] .swatch") == symbol
     titles = page.locator(".leaflet-marker-icon.sensor-marker").evaluate_all("els => els.map(e => e.title)")
     assert {t.split(" ")[0] for t in titles} <= set(faulty)
 
@@ -441,6 +487,40 @@ def test_clicking_a_sensor_shows_its_health_and_reason(page, site):
     assert int(facts["Days active"]) > 0
     assert facts["First reading"] < facts["Last reading"] and facts["Last reading"].endswith("UTC")
     shoot(page, "sensor_panel")
+
+
+def test_the_keyboard_reaches_the_filters_and_the_markers_and_opens_a_sensor(page, site):
+    log_in(page, site)
+    page.wait_for_selector("#map[data-ready=true]")
+    reached = []
+    for _ in range(120):
+        page.keyboard.press("Tab")
+        focused = page.evaluate(
+            "(e => e.dataset.status !== undefined ? 'filter:' + e.dataset.status"
+            " : e.classList.contains('sensor-marker') ? 'marker' : e.classList.contains('marker-cluster')"
+            " ? 'cluster' : e.tagName)(document.activeElement)"
+        )
+        reached.append(focused)
+        if focused == "marker":
+            break
+    assert {f"filter:{look.value}" for look in statuses.LOOKS} <= set(reached), reached
+    assert reached[-1] == "marker", reached
+    sensor = page.evaluate("document.activeElement.title").split(" ")[0]
+    page.keyboard.press("Enter")
+    panel = page.locator("#sensor-panel")
+    panel.locator(".reason").wait_for()
+    assert sensor in panel.inner_text()
+    # A cluster opens from the keyboard too: Enter zooms into it.
+    clusters = page.locator(".marker-cluster")
+    assert clusters.count() > 0  # fifty sensors in a few towns cluster at the zoom the page opens on
+    zoom = int(page.get_attribute("#map", "data-zoom"))
+    clusters.first.focus()
+    page.keyboard.press("Enter")
+    for _ in range(50):
+        if int(page.get_attribute("#map", "data-zoom")) > zoom:
+            break
+        page.wait_for_timeout(200)
+    assert int(page.get_attribute("#map", "data-zoom")) > zoom
 
 
 def test_a_faulty_sensor_page_draws_charts_with_data_and_marked_anomalies(page, site):

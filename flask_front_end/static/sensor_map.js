@@ -18,20 +18,22 @@ function leafletMap(element, config) {
     showCoverageOnHover: false, maxClusterRadius: 40, animate: false, iconCreateFunction: clusterIcon,
   });
   map.addLayer(clusters);
+  map.on("zoomend", () => { element.dataset.zoom = map.getZoom(); });  // what the page shows, for tests
   return {
     show(sensors, onClick) {
       clusters.clearLayers();
       const markers = sensors.map((sensor) => {
         const status = statusOf(sensor.status);
-        const icon = L.divIcon({
+        const icon = L.divIcon({  // the status's symbol as well as its colour
           className: `sensor-marker status-${status}`,
-          html: "",
-          iconSize: [14, 14],
+          html: STATUS_LOOKS[status].symbol,
+          iconSize: [18, 18],
         });
         const marker = L.marker([sensor.latitude, sensor.longitude], {
           icon, title: `${sensor.sensor_id} (${status})`, keyboard: true, status,
         });
         marker.on("click", () => onClick(sensor));
+        marker.on("keypress", (event) => { if (pressed(event)) onClick(sensor); });
         return marker;
       });
       clusters.addLayers(markers);
@@ -40,6 +42,15 @@ function leafletMap(element, config) {
       }
     },
   };
+}
+
+// Leaflet makes markers focusable buttons but opens only popups on Enter: ours open panels and pages.
+// (A cluster opens on Enter by itself: the cluster library zooms on its keypress.)
+function pressed(event) {
+  const key = event.originalEvent.key;
+  if (key !== "Enter" && key !== " ") return false;
+  event.originalEvent.preventDefault();  // Space would scroll the page
+  return true;
 }
 
 // A cluster is a ring of the statuses inside it, each its share of the ring (worst first, from the
@@ -81,8 +92,9 @@ function googleMap(element) {
         bounds.extend(position);
         const marker = new google.maps.Marker({
           position, map, title: `${sensor.sensor_id} (${status})`,
-          icon: { path: google.maps.SymbolPath.CIRCLE, scale: 6, fillColor: STATUS_LOOKS[status].colour,
-                  fillOpacity: 0.9, strokeColor: "#fff", strokeWeight: 1 },
+          icon: { path: google.maps.SymbolPath.CIRCLE, scale: 8, fillColor: STATUS_LOOKS[status].colour,
+                  fillOpacity: 0.95, strokeColor: "#fff", strokeWeight: 1 },
+          label: { text: STATUS_LOOKS[status].symbol, color: STATUS_LOOKS[status].ink, fontSize: "11px", fontWeight: "700" },
         });
         marker.addListener("click", () => onClick(sensor));
         return marker;
