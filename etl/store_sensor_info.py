@@ -35,8 +35,10 @@ ADDRESS_COLUMNS = ["sensor_id", "address", "place", "country", "address_latitude
 
 
 def days_active(first: pd.Series, last: pd.Series) -> pd.Series:
-    """Whole days from the first to the last sample, counting both (missing when either is)."""
-    span = (last - first).dt.days + 1
+    """Whole days (24 h) from the first sample to the last, as 2019 counted them, so the marker panel and
+    the 2019 routes say what they said then: a sensor is 0 days active on its first day (missing when
+    either date is)."""
+    span = (last - first).dt.days
     return span.where(first.notna() & last.notna()).astype("Int64")
 
 

@@ -46,6 +46,9 @@ SCREENSHOTS = [
     "owner_map",
     "owner_latest_tables",
     "silent_sensors",
+    "phone_map",
+    "phone_sensor",
+    "phone_owner",
 ]
 PASSWORD = "a demo password"
 TOKEN = "browser-test-token"
@@ -322,7 +325,7 @@ def test_log_in_and_see_every_sensor_on_the_map(page, site):
             assert abs(max(mine) - min(mine) - 360 * n / sum(inside.values())) < 0.2, ring
         assert int(badge) == inside.get("faulty", 0)
         faulty_inside += inside.get("faulty", 0)
-    assert "red badge its faulty ones" in " ".join(page.inner_text(".map-page .hint").split())
+    assert "red badge its faulty ones" in " ".join(page.inner_text("#map-hint").split())
     assert faulty_inside + page.locator(".sensor-marker.status-faulty").count() == counts["faulty"]
     shoot(page, "all_grow_map")
 
@@ -439,6 +442,66 @@ def test_every_page_passes_axe_with_no_serious_or_critical_violation(page, site)
     page.goto(f"{site['url']}/owner_map")
     page.wait_for_selector("#owner-page[data-ready=true]")
     checked["owner page"] = serious_violations(page)
+    assert {name: found for name, found in checked.items() if found} == {}
+
+
+PHONE = {"width": 390, "height": 844}
+
+
+def overflowing(page) -> list[str]:
+    """What sticks out past the right edge of the screen (the page would scroll sideways)."""
+    return page.evaluate(
+        """() => {
+          const width = document.documentElement.clientWidth;
+          const wide = [...document.querySelectorAll('body *')].filter(e => {
+            const box = e.getBoundingClientRect();
+            return box.width > 0 && box.right > width + 1 && !e.closest('.leaflet-container');
+          });
+          const page = document.documentElement.scrollWidth;
+          return [page > width ? 'page: ' + page : '',
+                  ...wide.slice(0, 8).map(e => e.tagName + '.' + e.className + '#' + e.id)].filter(Boolean);
+        }"""
+    )
+
+
+def test_on_a_phone_the_map_panel_tables_and_charts_fit_the_screen(browser, site, shots):
+    context = browser.new_context(viewport=PHONE, is_mobile=True, has_touch=True)
+    context.set_default_timeout(20_000)
+    page = context.new_page()
+    page.shots = shots
+    page.goto(f"{site['url']}/login")
+    checked = {"login": overflowing(page)}
+    log_in(page, site)
+    page.wait_for_selector("#map[data-ready=true]")
+    box = page.locator("#map").bounding_box()
+    assert box["width"] >= PHONE["width"] - 40 and box["height"] >= 300, box  # the map fills the screen
+    checked["map"] = overflowing(page)
+    page.click("button[data-status=faulty]")
+    marker = page.locator(".sensor-marker")
+    for _ in range(12):
+        if marker.count():
+            break
+        page.locator(".marker-cluster").first.tap()
+        page.wait_for_timeout(400)
+    marker.first.tap()
+    page.locator("#sensor-panel .reason").wait_for()
+    checked["map with its panel"] = overflowing(page)
+    shoot(page, "phone_map")
+    page.goto(f"{site['url']}/sensors/{site['faulty']}")
+    page.wait_for_selector("#sensor-page[data-ready=true]")
+    chart = page.locator("#chart-soil_moisture").bounding_box()
+    assert chart["width"] >= 300 and chart["height"] >= 150, chart
+    checked["sensor page"] = overflowing(page)
+    shoot(page, "phone_sensor")
+    page.goto(f"{site['url']}/")
+    checked["home"] = overflowing(page)
+    page.context.clear_cookies()
+    log_in(page, site, username="olive")
+    page.goto(f"{site['url']}/owner_map")
+    page.wait_for_selector("#owner-page[data-ready=true]")
+    checked["owner page"] = overflowing(page)
+    shoot(page, "phone_owner")
+    context.close()
     assert {name: found for name, found in checked.items() if found} == {}
 
 
@@ -562,6 +625,79 @@ def test_a_faulty_sensor_page_draws_charts_with_data_and_marked_anomalies(page, 
     after = page.evaluate("Chart.getChart('chart-soil_moisture').data.datasets[0].data.length")
     assert 0 < after <= 25 < before  # six hours of 15-minute readings
     assert page.inner_text("#chart-message").startswith(six_hours.replace("T", " "))
+
+
+def test_chart_times_follow_the_zone_chosen_utc_or_local_and_the_choice_is_remembered(browser, site):
+    # Newfoundland's clock is 2 h 30 min behind UTC in June: its whole hours are UTC half hours.
+    context = browser.new_context(viewport={"width": 1400, "height": 1000}, timezone_id="America/St_Johns")
+    context.set_default_timeout(20_000)
+    page = context.new_page()
+    log_in(page, site)
+    page.goto(f"{site['url']}/sensors/{site['faulty']}")
+    page.wait_for_selector("#sensor-page[data-ready=true]")
+    ticks = "Chart.getChart('chart-soil_moisture').scales.x.ticks.map(t => t.value)"
+    assert all(t % 3_600_000 == 0 for t in page.evaluate(ticks))  # UTC by default
+    utc_end = page.input_value("#end")
+    page.evaluate("document.getElementById('sensor-page').dataset.ready = ''")
+    page.select_option("#zone", "local")
+    page.wait_for_selector("#sensor-page[data-ready=true]")
+    local = page.evaluate(ticks)
+    assert local and all(t % 3_600_000 == 1_800_000 for t in local), local
+    axis = page.evaluate("Chart.getChart('chart-soil_moisture').options.scales.x.title.text")
+    assert axis == "local time, America/St_Johns"
+    # The fields hold the same moment on the local clock, and the table's times are local too.
+    moved = dt.datetime.fromisoformat(utc_end) - dt.datetime.fromisoformat(page.input_value("#end"))
+    assert moved == dt.timedelta(hours=2, minutes=30)
+    assert "From (local)" in page.inner_text("#anomalies thead")
+    assert "local time" in page.inner_text("#chart-message")
+    page.reload()  # remembered
+    page.wait_for_selector("#sensor-page[data-ready=true]")
+    assert page.input_value("#zone") == "local"
+    assert all(t % 3_600_000 == 1_800_000 for t in page.evaluate(ticks))
+    context.close()
+
+
+def test_charts_tables_and_the_map_say_when_they_are_loading_empty_or_failed(page, site):
+    log_in(page, site)
+    page.wait_for_selector("#map[data-ready=true]")
+    assert page.inner_text("#map-message") == f"{len(site['owners'])} sensors on the map."
+    html = page.request.get(f"{site['url']}/all_grow_map").text()
+    assert "Loading the sensors…" in html  # what shows until the map answer comes
+    # A range before the sensor's first reading: each chart says there is nothing to draw, and why.
+    page.goto(f"{site['url']}/sensors/{site['faulty']}")
+    page.wait_for_selector("#sensor-page[data-ready=true]")
+    page.fill("#start", "2001-01-01T00:00")
+    page.fill("#end", "2001-01-02T00:00")
+    page.evaluate("document.getElementById('sensor-page').dataset.ready = ''")
+    page.click("#range button[type=submit]")
+    page.wait_for_selector("#sensor-page[data-ready=true]")
+    empty = page.locator(".charts figure").evaluate_all("els => els.map(e => e.dataset.empty || '')")
+    assert empty[:4] == [
+        f"No {label} readings in this range"
+        for label in ("soil moisture", "air temperature", "light", "battery")
+    ]
+    assert empty[4:] == ["The WOW station sent nothing for this range"] * 2
+    assert page.inner_text("#anomalies tbody") == "No anomalies in this range."
+    # The data service down: the words say so where the charts' summary and the table go.
+    page.expected_errors = 4  # the browser logs the two 502 answers, and the scripts each failure
+    down = {"error": "backend_unavailable", "message": "the data service cannot be reached"}
+    page.route("**/data/sensors/*/readings*", lambda route: route.fulfill(status=502, json=down))
+    page.route("**/data/map*", lambda route: route.fulfill(status=502, json=down))
+    page.click("#range button[type=submit]")
+    page.wait_for_selector("#chart-message.error")
+    said = "could not be drawn: the data service cannot be reached"
+    assert page.inner_text("#chart-message") == f"The charts {said}"
+    assert "could not be loaded: the data service" in page.inner_text("#anomalies tbody")
+    page.goto(f"{site['url']}/all_grow_map")
+    page.wait_for_selector("#map-message.error")
+    said = "could not be loaded: the data service cannot be reached"
+    assert page.inner_text("#map-message") == f"The sensors {said}"
+    # No sensors at all (a new deployment): the map says why it is empty.
+    page.unroute("**/data/map*")
+    page.route("**/data/map*", lambda route: route.fulfill(json={"fields": ["sensor_id"], "rows": []}))
+    page.goto(f"{site['url']}/all_grow_map")
+    page.wait_for_selector("#map[data-ready=true]")
+    assert page.inner_text("#map-message").startswith("No sensors to show yet")
 
 
 def test_the_sensor_page_downloads_its_range_as_csv_equal_to_the_readings_api_and_its_charts_as_png(
@@ -706,5 +842,5 @@ def test_every_page_left_a_screenshot(shots):
     assert [name for name in SCREENSHOTS if not (shots / f"{name}.png").exists()] == []
     if os.environ.get("UPDATE_SCREENSHOTS") == "1":
         docs = Path(__file__).resolve().parent.parent / "docs"
-        for name in ("all_grow_map", "faulty_sensor", "owner_latest_tables"):
+        for name in ("all_grow_map", "faulty_sensor", "owner_latest_tables", "phone_map", "phone_owner"):
             shutil.copy(shots / f"{name}.png", docs / f"{name}.png")

@@ -305,11 +305,12 @@ def test_the_map_page_gets_its_statuses_and_colours_from_the_server(client, engi
     assert offered == [look.value for look in statuses.LOOKS] and "silent" in offered
     assert 'data-count="silent"' in page
     # The colour each status wears on the map, and the scripts' statuses, come with the page.
-    assert f".status-silent {{ --status-colour: {silent.colour}; }}" in page
+    assert f".status-silent {{ --status-colour: {silent.colour}; --status-ink: {silent.ink}; }}" in page
     config = json.loads(html.unescape(re.search(r'<body data-statuses="([^"]+)"', page).group(1)))
     assert (
         config == statuses.config()
-        and {"value": "silent", "label": "Silent", "colour": silent.colour, "dated": True} in config["looks"]
+        and {"value": "silent", "label": "Silent", "colour": silent.colour, "dated": True}.items()
+        <= next(look for look in config["looks"] if look["value"] == "silent").items()
     )
     # What the page's script places on the map: q1 with its status.
     rows = client.get("/data/map").json["rows"]

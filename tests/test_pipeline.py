@@ -130,11 +130,21 @@ def test_addresses_are_looked_up_for_new_moved_or_unaddressed_sensors_only():
         }
     )
     assert needs_address(fetched, stored).tolist() == [False, True, True, True]
+
+
+def test_days_active_counts_whole_days_from_the_first_sample_to_the_last_as_2019_did():
+    # As 2019 counted: whole days (24 h) from the first sample to the last; a sensor's first day is 0.
     span = days_active(
-        pd.Series(pd.to_datetime(["2019-06-01", None], utc=True)),
-        pd.Series(pd.to_datetime(["2019-06-30 10:00", "2019-06-30 00:00"], utc=True)),
+        pd.Series(
+            pd.to_datetime(["2019-06-01 00:00", "2019-06-01 12:00", "2019-06-01 12:00", None], utc=True)
+        ),
+        pd.Series(
+            pd.to_datetime(
+                ["2019-06-30 10:00", "2019-06-02 11:59", "2019-06-02 12:00", "2019-06-30 00:00"], utc=True
+            )
+        ),
     )
-    assert span.tolist() == [30, pd.NA]
+    assert span.tolist() == [29, 0, 1, pd.NA]
 
 
 # --- the pipeline against the simulator ---------------------------------------------------------------

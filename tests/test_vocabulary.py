@@ -68,6 +68,23 @@ def test_the_dashboard_has_a_look_for_every_status():
     assert sorted(statuses.WORST_FIRST) == sorted(look.value for look in statuses.LOOKS)
     assert len({look.colour for look in statuses.LOOKS}) == len(statuses.LOOKS)
     assert statuses.BY_VALUE["silent"].dated and not any(look.dated for look in statuses.LOOKS[:3])
+    # Never told by colour alone: a symbol of its own each, and text on the colour readable (WCAG AA).
+    assert len({look.symbol for look in statuses.LOOKS}) == len(statuses.LOOKS)
+    assert {look.value: round(contrast(look.colour, look.ink), 2) >= 4.5 for look in statuses.LOOKS} == {
+        look.value: True for look in statuses.LOOKS
+    }
+
+
+def contrast(one: str, other: str) -> float:
+    """WCAG 2 contrast ratio of two `#rrggbb` colours."""
+
+    def luminance(colour: str) -> float:
+        channels = [int(colour[i : i + 2], 16) / 255 for i in (1, 3, 5)]
+        r, g, b = [c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4 for c in channels]
+        return 0.2126 * r + 0.7152 * g + 0.0722 * b
+
+    light, dark = sorted((luminance(one), luminance(other)), reverse=True)
+    return (light + 0.05) / (dark + 0.05)
 
 
 def test_the_database_refuses_a_status_outside_the_vocabulary(engine):

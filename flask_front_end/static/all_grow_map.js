@@ -6,6 +6,7 @@
   const element = document.getElementById("map");
   const panel = document.getElementById("sensor-panel");
   const buttons = [...document.querySelectorAll("button.filter")];
+  const message = document.getElementById("map-message");
   const [map, answer] = await Promise.all([createSensorMap(element), getJSON(element.dataset.source)]);
   const sensors = answer.rows.map((row) => Object.fromEntries(answer.fields.map((field, i) => [field, row[i]])));
 
@@ -51,13 +52,23 @@
 
   function filter(status) {
     buttons.forEach((button) => button.setAttribute("aria-pressed", String(button.dataset.status === status)));
-    map.show(status ? sensors.filter((sensor) => statusOf(sensor.status) === status) : sensors, open);
+    const shown = status ? sensors.filter((sensor) => statusOf(sensor.status) === status) : sensors;
+    map.show(shown, open);
+    // Say why the map is empty, when it is.
+    if (!sensors.length) {
+      message.textContent = "No sensors to show yet: the nightly run has not loaded any with a position.";
+    } else if (!shown.length) {
+      message.textContent = `No ${STATUS_LOOKS[status].label.toLowerCase()} sensors.`;
+    } else {
+      message.textContent = `${shown.length.toLocaleString("en")} sensor${shown.length === 1 ? "" : "s"} on the map.`;
+    }
   }
   buttons.forEach((button) => button.addEventListener("click", () => filter(button.dataset.status)));
   filter("");
   element.dataset.ready = "true";
 })().catch((error) => {
   console.error(error);
-  document.getElementById("sensor-panel").hidden = false;
-  document.getElementById("sensor-panel").innerHTML = `<p class="flash error">${escapeHTML(error.message)}</p>`;
+  const message = document.getElementById("map-message");
+  message.textContent = `The sensors could not be loaded: ${error.message}`;
+  message.classList.add("error");
 });

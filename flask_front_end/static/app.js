@@ -36,3 +36,14 @@ const HTML_ESCAPES = { "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'
 function escapeHTML(text) {
   return String(text == null ? "" : text).replace(/[&<>"']/g, (c) => HTML_ESCAPES[c]);
 }
+
+// Each cell of a table's body labelled with its column's heading (data-label): on a phone a row is shown
+// as a card, one "heading: value" line per cell. Cells spanning columns (an empty table's words) are not.
+function labelCells(table) {
+  const headings = [...table.querySelectorAll("thead th")].map((th) => th.textContent.trim());
+  for (const row of table.querySelectorAll("tbody tr")) {
+    [...row.cells].forEach((cell, i) => {
+      if (cell.colSpan === 1 && headings[i]) cell.dataset.label = headings[i];
+    });
+  }
+}

@@ -29,6 +29,7 @@
 
   function fill(table, rows) {
     table.querySelector("tbody").innerHTML = rows.join("");
+    labelCells(table);
     table.hidden = rows.length === 0;
     document.getElementById(`${table.id === "owner-stats" ? "stats" : "sensors"}-title`).hidden = rows.length === 0;
   }
@@ -46,6 +47,7 @@
           <td>${number(r.light)}</td><td>${number(r.air_temperature)}</td>
           <td>${escapeHTML(r.ts ? r.ts.slice(0, 16).replace("T", " ") : "—")}</td></tr>`;
       }).join("") : `<tr><td colspan="6">No ${table.dataset.status} sensors here.</td></tr>`;
+      labelCells(table);
       document.querySelector(`#latest-${table.dataset.status}-title [data-count]`).textContent = `(${mine.length})`;
       shown += mine.length;
     }

@@ -1,6 +1,7 @@
 // /sensors/<id>: the sensor's soil moisture, air temperature, light and battery over a range with its anomalies
 // shaded, the sensor beside its WOW station (air temperature; soil moisture against rain), and the
-// anomalies listed with the reason each was raised. Times are UTC.
+// anomalies listed with the reason each was raised. Times are in UTC or the browser's local time, as the
+// person chose (remembered in this browser); the data and the downloads are always UTC.
 "use strict";
 
 const VARIABLES = {
@@ -31,20 +32,32 @@ const anomalySpans = {
 };
 Chart.register(anomalySpans);
 
-// Time ticks on calendar boundaries (whole hours or days, UTC), as few as make 8 or fewer: a chart
-// reads like a calendar, not at arbitrary minutes.
+// The zone times are shown in: "utc" or "local" (the browser's). `wall(t)` is the time t (ms, UTC) as
+// that zone's clock reads it, written as if it were UTC: ticks, labels and fields all work on it.
+const ZONE_KEY = "grow-wow.time-zone";
+let zone = localStorage.getItem(ZONE_KEY) === "local" ? "local" : "utc";
+const offsetAt = (t) => (zone === "local" ? -new Date(t).getTimezoneOffset() * 60e3 : 0);
+const wall = (t) => t + offsetAt(t);
+const unwall = (w) => w - offsetAt(w - offsetAt(w));  // a wall time back to UTC (right across DST too)
+const zoneName = () => (zone === "utc" ? "UTC" : `local time, ${Intl.DateTimeFormat().resolvedOptions().timeZone}`);
+const shown = (iso) => new Date(wall(Date.parse(iso))).toISOString().slice(0, 16).replace("T", " ");
+
+// Time ticks on calendar boundaries (whole hours or days in the zone shown), as few as make 8 or fewer:
+// a chart reads like a calendar, not at arbitrary minutes.
 const HOUR = 3600e3;
 const TICK_STEPS = [1, 2, 3, 6, 12, 24, 48, 96, 168, 336, 720].map((hours) => hours * HOUR);
 function calendarTicks(axis) {
   const step = TICK_STEPS.find((s) => (axis.max - axis.min) / s <= 8) || TICK_STEPS[TICK_STEPS.length - 1];
   const ticks = [];
-  for (let t = Math.ceil(axis.min / step) * step; t <= axis.max; t += step) ticks.push({ value: t });
+  for (let w = Math.ceil(wall(axis.min) / step) * step; unwall(w) <= axis.max; w += step) {
+    ticks.push({ value: unwall(w) });
+  }
   axis.ticks = ticks;
   axis.calendarStep = step;
 }
 function tickLabel(value) {
-  const iso = new Date(value).toISOString();
-  return this.calendarStep >= 24 * HOUR ? iso.slice(5, 10) : iso.slice(5, 16).replace("T", " ");
+  const text = new Date(wall(value)).toISOString();
+  return this.calendarStep >= 24 * HOUR ? text.slice(5, 10) : text.slice(5, 16).replace("T", " ");
 }
 
 const charts = {};
@@ -65,13 +78,13 @@ function draw(id, datasets, spans, axes) {
           type: "linear",
           afterBuildTicks: calendarTicks,
           ticks: { autoSkip: false, maxRotation: 0, callback: tickLabel },
-          title: { display: true, text: "UTC" },
+          title: { display: true, text: zoneName() },
         },
         ...axes,
       },
       plugins: {
         anomalySpans: { spans },
-        tooltip: { callbacks: { title: (items) => new Date(items[0].parsed.x).toISOString().slice(0, 16).replace("T", " ") } },
+        tooltip: { callbacks: { title: (items) => shown(new Date(items[0].parsed.x).toISOString()) } },
       },
     },
   });
@@ -81,24 +94,49 @@ function series(items, key) {
   return items.filter((item) => item[key] != null).map((item) => ({ x: Date.parse(item.ts), y: item[key] }));
 }
 
-function caption(id, text) {
-  document.querySelector(`[data-caption="${id}"]`).textContent = text;
+// A chart's caption; `empty` (words saying why there is nothing to draw) is also written across it.
+function caption(id, text, empty = null) {
+  const element = document.querySelector(`[data-caption="${id}"]`);
+  element.textContent = text;
+  const figure = element.closest("figure");
+  figure.removeAttribute("aria-busy");
+  if (empty) figure.dataset.empty = empty;
+  else delete figure.dataset.empty;
 }
 
-// The range fields hold UTC times to the minute ("2019-06-03T14:30"); the end takes its whole minute.
+const ANOMALY_BODY = () => document.querySelector("#anomalies tbody");
+function anomalyNote(text) {
+  ANOMALY_BODY().innerHTML = `<tr><td colspan="6">${escapeHTML(text)}</td></tr>`;
+}
+
+// While loading: every chart busy, its caption and the anomaly table saying so.
+function loading() {
+  for (const element of document.querySelectorAll("[data-caption]")) {
+    element.textContent = "Loading…";
+    element.closest("figure").setAttribute("aria-busy", "true");
+  }
+  anomalyNote("Loading the anomalies…");
+}
+
+// The range fields hold times to the minute in the zone shown ("2019-06-03T14:30"); the end takes its
+// whole minute. The back end is asked in UTC.
+const fromField = (value, seconds) => new Date(unwall(Date.parse(`${value}:${seconds}Z`))).toISOString();
+const toField = (iso) => new Date(wall(Date.parse(iso))).toISOString().slice(0, 16);
 function range() {
   const start = document.getElementById("start").value;
   const end = document.getElementById("end").value;
   const params = {};
-  if (start) params.start = `${start}:00Z`;
-  if (end) params.end = `${end}:59Z`;
+  if (start) params.start = fromField(start, "00");
+  if (end) params.end = fromField(end, "59");
   return params;
 }
 
 async function load() {
   const page = document.getElementById("sensor-page");
   const message = document.getElementById("chart-message");
-  message.textContent = "Loading…";
+  message.textContent = "Loading the readings, the station's and the anomalies…";
+  message.classList.remove("error");
+  loading();
   const params = range();
   const [readings, wow] = await Promise.all([
     getJSON(`${page.dataset.readingsUrl}?${new URLSearchParams({ ...params, max_points: MAX_POINTS })}`),
@@ -126,17 +164,26 @@ async function load() {
     }
     const spans = spansOf(variable);
     draw(variable, datasets, spans, { y: { title: { display: true, text: about.unit } } });
-    caption(variable, `${about.label}: ${datasets[0].data.length.toLocaleString("en")} points` +
+    const points = datasets[0].data.length;
+    caption(variable, `${about.label}: ${points.toLocaleString("en")} points` +
       `${readings.downsampled ? ` (of ${readings.readings.toLocaleString("en")} readings, with each stretch's min and max)` : ""}, ` +
-      counted(spans));
+      counted(spans), points ? null : `No ${about.label.toLowerCase()} readings in this range`);
   }
 
   const station = wow.station.site_id ? `${wow.station.name || wow.station.site_id}, ${wow.station.distance_km.toFixed(1)} km away` : null;
+  // Why a station chart is empty: no station within reach, or the station sent nothing in this range.
+  const reason = page.dataset.stationReason;
+  const noStation = `No WOW station within reach${reason ? ` (${reason})` : ""}`;
+  const stationEmpty = (key) => {
+    if (!station) return noStation;
+    return series(wow.items, key).length ? null : "The WOW station sent nothing for this range";
+  };
   draw("grow-wow-temperature", [
     { label: "GROW air temperature (°C)", data: series(wow.items, "air_temperature"), borderColor: VARIABLES.air_temperature.colour, yAxisID: "y" },
     { label: "WOW air temperature (°C)", data: series(wow.items, "station_air_temperature"), borderColor: "#00897b", yAxisID: "y" },
   ], spansOf("air_temperature"), { y: { title: { display: true, text: "°C" } } });
-  caption("grow-wow-temperature", station ? `Hourly, beside WOW station ${station}` : "No WOW station is linked to this sensor.");
+  caption("grow-wow-temperature", station ? `Hourly, beside WOW station ${station}` : `${noStation}.`,
+    stationEmpty("station_air_temperature"));
   draw("soil-rain", [
     { label: "GROW soil moisture (%)", data: series(wow.items, "soil_moisture"), borderColor: VARIABLES.soil_moisture.colour, yAxisID: "y" },
     { type: "bar", label: "WOW rainfall (mm/h)", data: series(wow.items, "station_rainfall"), backgroundColor: "#42a5f5", yAxisID: "rain", barThickness: 2 },
@@ -144,17 +191,20 @@ async function load() {
     y: { title: { display: true, text: "%" } },
     rain: { position: "right", beginAtZero: true, grid: { drawOnChartArea: false }, title: { display: true, text: "mm" } },
   });
-  caption("soil-rain", station ? `Soil moisture against the rain at ${station}` : "No WOW station is linked to this sensor.");
+  caption("soil-rain", station ? `Soil moisture against the rain at ${station}` : `${noStation}.`,
+    stationEmpty("station_rainfall"));
 
-  document.querySelector("#anomalies tbody").innerHTML = inRange.items.length
+  ANOMALY_BODY().innerHTML = inRange.items.length
     ? inRange.items.map((a) => `<tr><td>${escapeHTML(a.variable.replace("_", " "))}</td><td>${escapeHTML(a.kind.replaceAll("_", " "))}</td>
-        <td>${escapeHTML(a.start_at.slice(0, 16).replace("T", " "))}</td><td>${escapeHTML(a.end_at.slice(0, 16).replace("T", " "))}</td>
+        <td>${escapeHTML(shown(a.start_at))}</td><td>${escapeHTML(shown(a.end_at))}</td>
         <td>${escapeHTML(a.detector)}</td><td>${escapeHTML(a.explanation || "")}</td></tr>`).join("")
     : `<tr><td colspan="6">No anomalies in this range.</td></tr>`;
+  labelCells(document.getElementById("anomalies"));
   // Show the range drawn in the date fields, so the default (the last 9 days) is visible and adjustable.
-  document.getElementById("start").value ||= readings.start.slice(0, 16);
-  document.getElementById("end").value ||= readings.end.slice(0, 16);
-  message.textContent = `${readings.start.slice(0, 16).replace("T", " ")} to ${readings.end.slice(0, 16).replace("T", " ")} UTC: ` +
+  document.getElementById("start").value ||= toField(readings.start);
+  document.getElementById("end").value ||= toField(readings.end);
+  for (const cell of document.querySelectorAll("[data-zone-name]")) cell.textContent = zone === "utc" ? "UTC" : "local";
+  message.textContent = `${shown(readings.start)} to ${shown(readings.end)} ${zone === "utc" ? "UTC" : "local time"}: ` +
     `${readings.readings.toLocaleString("en")} readings, ${inRange.items.length} anomalies`;
   // The downloads take exactly the range drawn.
   const drawn = new URLSearchParams({ start: readings.start, end: readings.end });
@@ -182,14 +232,32 @@ document.getElementById("download-charts").addEventListener("click", (event) => 
   event.currentTarget.href = sheet.toDataURL("image/png");  // before the browser follows the link
 });
 
+// Loading says so; a failure says what failed, in words, where the charts' summary goes.
+function loadAndSay() {
+  load().catch((error) => {
+    console.error(error);
+    const message = document.getElementById("chart-message");
+    message.textContent = `The charts could not be drawn: ${error.message}`;
+    message.classList.add("error");
+    for (const element of document.querySelectorAll("[data-caption]")) caption(element.dataset.caption, "Not drawn.", "Not drawn: see the message above");
+    anomalyNote(`The anomalies could not be loaded: ${error.message}`);
+  });
+}
+
 document.getElementById("range").addEventListener("submit", (event) => {
   event.preventDefault();
-  load().catch((error) => {
-  console.error(error);
-  document.getElementById("chart-message").textContent = error.message;
+  loadAndSay();
 });
+
+// Another zone: the fields keep the same moments, written in the new zone's clock, and the charts redraw.
+const zoneChoice = document.getElementById("zone");
+zoneChoice.value = zone;
+zoneChoice.addEventListener("change", () => {
+  const moments = ["start", "end"].map((id) => document.getElementById(id).value)
+    .map((value) => (value ? fromField(value, "00") : ""));
+  zone = zoneChoice.value;
+  localStorage.setItem(ZONE_KEY, zone);
+  ["start", "end"].forEach((id, i) => { document.getElementById(id).value = moments[i] ? toField(moments[i]) : ""; });
+  loadAndSay();
 });
-load().catch((error) => {
-  console.error(error);
-  document.getElementById("chart-message").textContent = error.message;
-});
+loadAndSay();
