@@ -49,6 +49,39 @@ GROW_CODES = {
     "light": "light",
     "battery_level": "battery_level",
 }
+
+
+@dataclass(frozen=True)
+class SourceVariable:
+    """How one source's sensor model sends one of our variables: the unit it sends, the factor that
+    turns that into ours, and the range the model can read at all in our unit (its datasheet's), where
+    that differs from the vocabulary's. The names it goes by on that source match case-insensitively."""
+
+    unit: str
+    titles: tuple[str, ...]
+    to_ours: float = 1.0
+    model_low: float | None = None
+    model_high: float | None = None
+
+
+# openSenseMap's senseBox:home (sensor titles as its sensor layouts name them, German and English).
+# Light: the TSL45315 sends illuminance in lux, we keep photosynthetic light in mol/m²/d. In daylight
+# 1 lx is about 0.0185 µmol/m²/s of PAR, and a day is 86,400 s: 1 lx ≈ 0.0016 mol/m²/d. The TSL45315
+# reads up to 220,000 lx (352 mol/m²/d), so full sun may read above the Flower Power's 150.
+LIGHT_PER_LUX = 0.0185 * 86_400 / 1e6
+OPENSENSEMAP_VARIABLES = {
+    "soil_moisture": SourceVariable("%", ("bodenfeuchte", "soil moisture", "bodenfeuchtigkeit")),
+    "air_temperature": SourceVariable("°C", ("temperatur", "temperature", "lufttemperatur")),
+    "light": SourceVariable(
+        "lx",
+        ("beleuchtungsstärke", "illuminance", "light intensity"),
+        LIGHT_PER_LUX,
+        0.0,
+        220_000 * LIGHT_PER_LUX,
+    ),
+    "battery_level": SourceVariable("%", ("batterie", "battery", "akku")),
+}
+
 # What a WOW station reports that we keep.
 STATION_VARIABLES = {
     "air_temperature": Variable("air_temperature", "air temperature", "°C", -60.0, 60.0, -100.0, 100.0),

@@ -29,12 +29,14 @@ from tqdm import tqdm
 from core.db import latest_times, read_frame
 from core.load import bulk_upsert
 from core.schema import detection_state, readings, sensor_wow, sensors, wow_observations, wow_sites
-from etl.fetch_state import GROW, WOW, Progress, next_state, read_state, save_state
+from etl.fetch_state import WOW, Progress, next_state, read_state, save_state
 from etl.forked import Forked
 from etl.quarantine import Quarantined, write_quarantine
 from etl.shard import sensor_sites
-from etl.sources.grow import MAX_LOCATIONS, VARIABLES, GrowClient, request_windows
+from etl.sources import sensor_sources
+from etl.sources.grow import VARIABLES
 from etl.sources.http import SourceError, in_order
+from etl.sources.sensor_sources import source_of
 from etl.sources.wow import STORED_COLUMNS, WowClient
 from etl.step import StepContext, Tally, step_command
 
@@ -78,13 +80,14 @@ def fetch_plan(
 
 
 def windows_of(
-    plan: pd.DataFrame, now: dt.datetime
+    plan: pd.DataFrame, now: dt.datetime, client
 ) -> list[tuple[tuple[str, ...], dt.datetime, dt.datetime]]:
-    """Requests for a plan: sensors with close starts in groups of 10, each read from its earliest start."""
-    windows = []
-    for i in range(0, len(plan), MAX_LOCATIONS):
-        group = plan.iloc[i : i + MAX_LOCATIONS]
-        windows += request_windows(list(group["sensor_id"]), group["start"].min().to_pydatetime(), now)
+    """Requests for a plan: sensors with close starts in groups of as many as the source takes in one
+    request (GROW's 10), each group read from its earliest start."""
+    windows, size = [], client.max_sensors
+    for i in range(0, len(plan), size):
+        group = plan.iloc[i : i + size]
+        windows += client.request_windows(list(group["sensor_id"]), group["start"].min().to_pydatetime(), now)
     return windows
 
 
@@ -232,7 +235,8 @@ def count_problems(context: StepContext, batch) -> None:
         tally.add(f"{name}_samples", n)
 
 
-def extract_readings(context: StepContext, client: GrowClient) -> int:
+def extract_readings(context: StepContext, client) -> int:
+    """New readings of the sensors of one source (`client`, see etl.sources.sensor_sources)."""
     with context.engine.connect() as connection:
         sensor_frame = pd.DataFrame(
             connection.execute(
@@ -242,9 +246,12 @@ def extract_readings(context: StepContext, client: GrowClient) -> int:
         )
         sites = sensor_sites(connection)
         sensor_frame = sensor_frame.loc[
-            [context.shard.owns(s, sites.get(s)) for s in sensor_frame["sensor_id"]]
+            [
+                context.shard.owns(s, sites.get(s)) and source_of(s) == client.name
+                for s in sensor_frame["sensor_id"]
+            ]
         ]
-        stored = read_state(connection, GROW)
+        stored = read_state(connection, client.state_key)
         newest = latest_times(connection, readings, sensors, "sensor_id")
         checked = dict(
             connection.execute(select(detection_state.c.sensor_id, detection_state.c.analysed_until)).all()
@@ -262,15 +269,19 @@ def extract_readings(context: StepContext, client: GrowClient) -> int:
         dt.timedelta(days=settings.extract_history_days),
         held={s for s, state in stored.items() if state.held_since is not None},
     )
-    windows = windows_of(plan, context.now)
+    windows = windows_of(plan, context.now, client)
     log.info(
-        "%d of %d sensors have readings to fetch: %d requests", len(plan), len(sensor_frame), len(windows)
+        "%s: %d of %d sensors have readings to fetch: %d requests",
+        client.name,
+        len(plan),
+        len(sensor_frame),
+        len(windows),
     )
     parts = split_by_sensors(windows, _processes(context))
     if len(parts) <= 1:
         progress, written = fetch_readings(context, client, windows, newest, checked)
     else:
-        progress, written = _fetch_apart(context, parts, newest, checked)
+        progress, written = _fetch_apart(context, client.name, parts, newest, checked)
     # An answer up to now says nothing of samples after the sensor's last announced one: its phone may
     # upload those days late. So a sensor's watermark goes no further than that.
     announced = sensor_frame.set_index("sensor_id")["last_sample_at"].dropna().to_dict()
@@ -278,7 +289,7 @@ def extract_readings(context: StepContext, client: GrowClient) -> int:
         if code in announced and announced[code] < through:
             progress.through[code] = announced[code]
     # Only now that every load is committed may the watermarks move.
-    _save_progress(context, GROW, progress, stored)
+    _save_progress(context, client.state_key, progress, stored)
     return written
 
 
@@ -304,7 +315,7 @@ def _processes(context: StepContext) -> int:
 
 
 def fetch_readings(
-    context: StepContext, client: GrowClient, windows: list, newest: dict, checked: dict, bar: bool = True
+    context: StepContext, client, windows: list, newest: dict, checked: dict, bar: bool = True
 ) -> tuple[Progress, int]:
     """Ask for each window, check the answers and load their readings; what the answers covered and the
     rows written. A progress bar on a terminal, unless `bar` is False."""
@@ -330,7 +341,7 @@ def fetch_readings(
 
 
 def _fetch_apart(
-    context: StepContext, parts: list[list], newest: dict, checked: dict
+    context: StepContext, source: str, parts: list[list], newest: dict, checked: dict
 ) -> tuple[Progress, int]:
     """fetch_readings of each part in a forked process of its own, side by side: checking answers holds
     the interpreter, so one process checks only as fast as one core. A part that fails does not stop
@@ -339,7 +350,15 @@ def _fetch_apart(
     workers = max(1, context.settings.fetch_workers // len(parts))
     forked = [
         Forked(
-            _fetch_part, context, part, newest, checked, workers, engine=context.engine, name="extract-grow"
+            _fetch_part,
+            context,
+            source,
+            part,
+            newest,
+            checked,
+            workers,
+            engine=context.engine,
+            name=f"extract-{source}",
         )
         for part in parts
     ]
@@ -366,11 +385,11 @@ def _fetch_apart(
 
 
 def _fetch_part(
-    context: StepContext, windows: list, newest: dict, checked: dict, workers: int
+    context: StepContext, source: str, windows: list, newest: dict, checked: dict, workers: int
 ) -> tuple[Progress, int, dict]:
     """fetch_readings in a process `_fetch_apart` forked: with a client and a count of its own."""
     context = replace(context, tally=Tally())
-    client = GrowClient(context.settings)
+    client = sensor_sources.client(source, context.settings)
     client.workers = workers
     # The bars of several processes would overwrite each other on a terminal.
     progress, written = fetch_readings(context, client, windows, newest, checked, bar=False)
@@ -483,7 +502,9 @@ def run(context: StepContext) -> int:
     stations = Forked(_observations, context, engine=context.engine, name="extract-wow")
     stations.go()
     try:
-        readings_written = extract_readings(context, GrowClient(context.settings))
+        readings_written = sum(
+            extract_readings(context, client) for client in sensor_sources.clients(context.settings)
+        )
     except Exception:
         with contextlib.suppress(Exception):  # what the stations' side loads and counts is kept all the same
             context.tally.add_all(stations.result()[1])

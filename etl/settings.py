@@ -13,6 +13,8 @@ from core.settings import CoreSettings, https_url, load_role_settings
 from core.times import as_utc
 from detection.checks import DEFAULT_CHECKS
 
+SENSOR_SOURCES = ("grow", "opensensemap")  # etl.sources.sensor_sources makes their clients
+
 
 class EtlSettings(CoreSettings):
     """Everything the five steps and the `python -m etl` commands read from the environment."""
@@ -25,6 +27,20 @@ class EtlSettings(CoreSettings):
     wow_api_key: SecretStr | None = None
     google_api_key: SecretStr | None = None
     google_api_url: str = "https://maps.googleapis.com"
+    sensor_sources: str = Field(
+        default="grow",
+        description="where the sensors come from, comma-separated: grow, opensensemap",
+    )
+    osem_api_url: str = "https://api.opensensemap.org"
+    osem_bbox: str | None = Field(
+        default=None,
+        description="openSenseMap boxes inside lon_sw,lat_sw,lon_ne,lat_ne (e.g. 7.5,51.9,7.7,52.0)",
+    )
+    osem_grouptag: str | None = Field(default=None, description="openSenseMap boxes with this grouptag")
+    osem_box_ids: str | None = Field(
+        default=None,
+        description="openSenseMap boxes by id, comma-separated (the bbox and grouptag are then unused)",
+    )
 
     http_timeout_s: float = Field(
         default=30.0, gt=0, description="seconds to connect, and to wait for each piece of an answer"
@@ -131,10 +147,20 @@ class EtlSettings(CoreSettings):
         "unset: the key from the environment, or the offline geocoder",
     )
 
-    @field_validator("grow_api_url", "wow_api_url", "google_api_url")
+    @field_validator("grow_api_url", "wow_api_url", "google_api_url", "osem_api_url")
     @classmethod
     def _https_url(cls, value: str) -> str:
         return https_url(value)
+
+    @field_validator("sensor_sources")
+    @classmethod
+    def _known_sources(cls, value: str) -> str:
+        names = [name.strip() for name in value.split(",") if name.strip()]
+        unknown = sorted(set(names) - set(SENSOR_SOURCES))
+        if not names or unknown:
+            known = ", ".join(SENSOR_SOURCES)
+            raise ValueError(f"sources are {known}, comma-separated; not {', '.join(unknown) or 'none'}")
+        return ",".join(dict.fromkeys(names))
 
     @field_validator("etl_now")
     @classmethod

@@ -14,7 +14,7 @@ import logging
 
 import click
 import pandas as pd
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from core.load import bulk_upsert
 from core.schema import sensors
@@ -22,8 +22,9 @@ from etl.geo import haversine_km
 from etl.quarantine import write_quarantine
 from etl.shard import sensor_sites
 from etl.sources.address import Geocoder
-from etl.sources.grow import SENSOR_COLUMNS, GrowClient
+from etl.sources.grow import SENSOR_COLUMNS
 from etl.sources.http import SourceError
+from etl.sources.sensor_sources import clients, source_of
 from etl.step import Command, StepContext, run_alone, shard_option
 
 log = logging.getLogger(__name__)
@@ -55,19 +56,41 @@ def needs_address(fetched: pd.DataFrame, stored: pd.DataFrame) -> pd.Series:
 def run(context: StepContext) -> int:
     with context.engine.connect() as connection:
         sites = sensor_sites(connection)  # who owns which sensor, as the step starts (etl.shard)
-    try:
-        fetched, quarantined = GrowClient(context.settings).get_sensors()
-    except SourceError as exc:
-        with context.engine.connect() as connection:
-            known = connection.scalar(select(func.count()).select_from(sensors))
-        if not known:
-            raise
-        # One failed call must not cost the night: the readings of the sensors we know can still be
-        # fetched and checked; tomorrow's list brings the new ones.
-        log.warning("%s; going on with the %d sensors already stored", exc, known)
-        context.tally.add("sensor_list_unavailable")
+    listed, quarantined, failed = [], [], None
+    for client in clients(context.settings):
+        try:
+            frame, refused = client.get_sensors()
+        except SourceError as exc:
+            known = _stored_count(context, client.name)
+            if not known:
+                failed = failed or exc  # after the other sources are stored
+                continue
+            # One failed call must not cost the night: the readings of the sensors we know can still be
+            # fetched and checked; tomorrow's list brings the new ones.
+            log.warning("%s; going on with the %d sensors already stored", exc, known)
+            context.tally.add("sensor_list_unavailable")
+            continue
+        listed.append(frame)
+        quarantined += refused
+    if not listed:
+        if failed is not None:
+            raise failed
         return 0
+    fetched = pd.concat(listed, ignore_index=True) if len(listed) > 1 else listed[0]
+    written = _store(context, sites, fetched, quarantined)
+    if failed is not None:
+        raise failed
+    return written
 
+
+def _stored_count(context: StepContext, source: str) -> int:
+    """How many sensors of a source the database holds."""
+    with context.engine.connect() as connection:
+        stored = connection.execute(select(sensors.c.sensor_id)).scalars()
+        return sum(1 for sensor_id in stored if source_of(sensor_id) == source)
+
+
+def _store(context: StepContext, sites: dict, fetched: pd.DataFrame, quarantined: list) -> int:
     def owned(sensor_id: str) -> bool:
         return context.shard.owns(sensor_id, sites.get(sensor_id))
 
@@ -125,7 +148,8 @@ def geocode(geocoder: Geocoder, todo: pd.DataFrame) -> pd.DataFrame:
 @click.argument("google_api_key", required=False)
 @shard_option
 def main(google_api_key: str | None, shard) -> None:
-    """Store every GROW sensor (GROW_API_URL, GROW_API_KEY), geocoding new or moved ones.
+    """Store every sensor of the sources named (SENSOR_SOURCES: GROW_API_URL and GROW_API_KEY, or
+    openSenseMap's OSEM_* settings), geocoding new or moved ones.
 
     GOOGLE_API_KEY, as in 2019, may be given here instead of in the environment (where it stays out
     of the process list); without any key the offline geocoder names place and country.

@@ -238,6 +238,7 @@ def source_settings():
             "wow_api_url": f"{url}/wow/api",
             "wow_api_key": "sim-wow-key",
             "google_api_url": url,
+            "osem_api_url": f"{url}/osem",
             "http_backoff_s": 0.01,
             "http_timeout_s": 10,
         }

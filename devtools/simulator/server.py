@@ -60,6 +60,7 @@ from flask import Flask, Response, has_request_context, jsonify, request
 
 from core.times import parse_grow_stamp, parse_utc
 from core.vocabulary import GROW_DATA_SOURCE
+from devtools.simulator import osem
 from devtools.simulator.network import MISSING, NODATA, SCALE, STEP, Network, Window
 
 GROW_NODATA = -9999
@@ -360,7 +361,8 @@ def create_app(
     keys: Keys | None = None,
     misbehaviour: Misbehaviour | None = None,
 ) -> Flask:
-    """The simulator as a WSGI app: GROW under /grow/api, WOW under /wow/api, geocoding under /maps/api."""
+    """The simulator as a WSGI app: GROW under /grow/api, WOW under /wow/api, geocoding under /maps/api,
+    openSenseMap under /osem."""
     app = Flask(__name__)
     app.json.sort_keys = False
     sim = Simulator(network, now, keys or Keys(), misbehaviour or Misbehaviour())
@@ -432,6 +434,7 @@ def create_app(
 
     _grow_routes(app, sim)
     _wow_routes(app, sim)
+    osem.routes(app, sim)
     _google_routes(app, sim)
     return app
 

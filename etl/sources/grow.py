@@ -447,6 +447,10 @@ def join_by_timestamp(sensors, codes, variables, stamps, values, names: list[str
 class GrowClient:
     """The GROW API at the configured base URL, with the configured key and retry policy."""
 
+    name = "grow"
+    state_key = "grow"  # its name in fetch_state
+    max_sensors = MAX_LOCATIONS
+
     def __init__(self, settings: EtlSettings):
         key = settings.grow_api_key.get_secret_value() if settings.grow_api_key else ""
         policy = HttpPolicy.from_settings(settings)
@@ -518,6 +522,9 @@ class GrowClient:
             answer.quarantined,
             answer.counts,
         )
+
+    def request_windows(self, codes: Sequence[str], start: dt.datetime, end: dt.datetime):
+        return request_windows(codes, start, end)
 
     def iter_readings(self, codes: Sequence[str], start: dt.datetime, end: dt.datetime) -> Iterator[Batch]:
         """Every request of a fetch, in order; see iter_windows."""
