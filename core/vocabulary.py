@@ -82,6 +82,29 @@ OPENSENSEMAP_VARIABLES = {
     "battery_level": SourceVariable("%", ("batterie", "battery", "akku")),
 }
 
+# The sources whose sensor models differ from GROW's, by the prefix their sensor ids carry (GROW's ids
+# carry none, as 2019 stored them), and how each sends our variables.
+SOURCE_PREFIXES = {"osem:": "opensensemap"}
+SOURCE_VARIABLES = {"opensensemap": OPENSENSEMAP_VARIABLES}
+
+
+def source_of(sensor_id: str) -> str:
+    """Which source a sensor comes from, by its id."""
+    return next((name for prefix, name in SOURCE_PREFIXES.items() if sensor_id.startswith(prefix)), "grow")
+
+
+def model_range(source: str, variable: str, low: float, high: float) -> tuple[float, float]:
+    """The plausible range of a variable for a source's sensor model: its datasheet's where the vocabulary
+    gives one, else [low, high] (the configured range, which is the Flower Power's)."""
+    how = SOURCE_VARIABLES.get(source, {}).get(variable)
+    if how is None:
+        return low, high
+    return (
+        low if how.model_low is None else how.model_low,
+        high if how.model_high is None else how.model_high,
+    )
+
+
 # What a WOW station reports that we keep.
 STATION_VARIABLES = {
     "air_temperature": Variable("air_temperature", "air temperature", "°C", -60.0, 60.0, -100.0, 100.0),

@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 from pandas.api.indexers import BaseIndexer
 
-from core.vocabulary import SENSOR_VARIABLES, AnomalyKind, Detector
+from core.vocabulary import SENSOR_VARIABLES, AnomalyKind, Detector, model_range, source_of
 from detection.checks import (
     DEFAULT,
     BatteryThresholds,
@@ -112,8 +112,17 @@ class Samples:
     def plausible(self) -> Samples:
         """The values inside the vocabulary's range: those outside are the range rule's business, and a
         value far out would make every neighbour look like a spike or a break."""
-        low, high = SENSOR_VARIABLES[self.variable].low, SENSOR_VARIABLES[self.variable].high
+        low, high = self.ranges(SENSOR_VARIABLES[self.variable].low, SENSOR_VARIABLES[self.variable].high)
         return self.where((self.values >= low) & (self.values <= high))
+
+    def ranges(self, low: float, high: float) -> tuple[np.ndarray | float, np.ndarray | float]:
+        """Each sample's plausible range: [low, high], or its sensor model's where the vocabulary gives
+        one for the source the sensor comes from (openSenseMap's light reads higher)."""
+        sources = [source_of(str(sensor_id)) for sensor_id in self.sensor_ids]
+        if all(source == "grow" for source in sources):
+            return low, high
+        bounds = np.array([model_range(source, self.variable, low, high) for source in sources])
+        return bounds[self.sensor, 0], bounds[self.sensor, 1]
 
     def of_sensors_with(self, at_least: int) -> Samples:
         """The samples of the sensors that have `at_least` of them (a rule needs a few to judge)."""
@@ -296,11 +305,12 @@ def _spans(samples: Samples, first: np.ndarray, last: np.ndarray):
 
 
 def range_flags(samples: Samples, low: float, high: float) -> Found:
-    """Values outside what the sensor can plausibly read."""
+    """Values outside what the sensor can plausibly read: [low, high], or its model's range."""
     variable, values = samples.variable, samples.values
-    first, last = _runs(samples.sensor, samples.ns, (values < low) | (values > high), HOURS_1)
+    lows, highs = (np.broadcast_to(bound, values.shape) for bound in samples.ranges(low, high))
+    first, last = _runs(samples.sensor, samples.ns, (values < lows) | (values > highs), HOURS_1)
     highest = _over_runs(np.maximum, values, first, last)
-    worst = np.where(highest > high, highest, _over_runs(np.minimum, values, first, last))
+    worst = np.where(highest > highs[first], highest, _over_runs(np.minimum, values, first, last))
     unit = SENSOR_VARIABLES[variable].unit
     return [
         (
@@ -310,11 +320,13 @@ def range_flags(samples: Samples, low: float, high: float) -> Found:
                 AnomalyKind.OUT_OF_RANGE,
                 start,
                 end,
-                1 + max(w - high, low - w) / (high - low),
-                f"{_label(variable)} read {_fmt(variable, w)}, outside {low:g} to {high:g} {unit}",
+                1 + max(w - hi, lo - w) / (hi - lo),
+                f"{_label(variable)} read {_fmt(variable, w)}, outside {lo:g} to {hi:g} {unit}",
             ),
         )
-        for (sensor, start, end), w in zip(_spans(samples, first, last), worst)
+        for (sensor, start, end), w, lo, hi in zip(
+            _spans(samples, first, last), worst, lows[first], highs[first]
+        )
     ]
 
 

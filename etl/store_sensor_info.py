@@ -22,7 +22,7 @@ from etl.geo import haversine_km
 from etl.quarantine import write_quarantine
 from etl.shard import sensor_sites
 from etl.sources.address import Geocoder
-from etl.sources.grow import SENSOR_COLUMNS
+from etl.sources.batch import SENSOR_COLUMNS
 from etl.sources.http import SourceError
 from etl.sources.sensor_sources import clients, source_of
 from etl.step import Command, StepContext, run_alone, shard_option

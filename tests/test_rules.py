@@ -297,3 +297,20 @@ def test_a_sensor_sampled_every_four_hours_can_be_stuck():
     index = pd.date_range(START, periods=16, freq="4h")
     series = pd.Series(21.5, index=index)  # the same value for 60 hours, sampled sparsely
     assert [f.kind for f in check_stuck(series, "air_temperature")] == ["stuck"]
+
+
+def test_the_plausible_range_is_the_sensor_models_an_opensensemap_light_reads_full_sun():
+    from core.vocabulary import LIGHT_PER_LUX
+    from detection.rules import Samples, range_flags
+
+    times = pd.date_range(START, periods=8, freq="15min", tz="UTC")
+    sun = 200.0  # full sun: 125,000 lx on a senseBox; no Flower Power reads that
+    ids = np.array(["0a1b2c3d", "osem:5ee91626dc1438001b473b52", "osem:5ee92557dc1438001b4d3eee"])
+    blinding = 230_000 * LIGHT_PER_LUX + 10  # more than the TSL45315 can read at all
+    values = np.concatenate([np.full(8, sun), np.full(8, sun), np.full(8, blinding)])
+    ns = np.tile(times.asi8, 3)
+    samples = Samples("light", np.repeat(np.arange(3), 8), ns, values, ids, times[:0])
+    flagged = {int(sensor): flag for sensor, flag in range_flags(samples, 0.0, 150.0)}
+    assert sorted(flagged) == [0, 2]  # the GROW sensor and the impossible reading, not the sunny box
+    assert "outside 0 to 150" in flagged[0].explanation
+    assert f"outside 0 to {220_000 * LIGHT_PER_LUX:g}" in flagged[2].explanation

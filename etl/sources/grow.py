@@ -11,17 +11,17 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
 from core.schema import ID_PATTERN
-from core.schema import sensors as sensors_table
 from core.times import grow_stamp, spans
 from core.vocabulary import GROW_CODES, GROW_DATA_SOURCE, SENSOR_VARIABLES
 from etl.quarantine import REFUSED, REPAIRED, Quarantined, clean_text, number, valid_id
 from etl.settings import EtlSettings
+from etl.sources.batch import READING_COLUMNS, SENSOR_COLUMNS, TEXT_WIDTHS, Batch
 from etl.sources.http import HttpPolicy, Source, SourceError, in_order
 
 log = logging.getLogger(__name__)
@@ -33,38 +33,6 @@ MAX_WINDOW = dt.timedelta(days=10)
 NO_DATA = -9999.0
 # The API's variable codes and our column names; calibrated soil moisture is the soil moisture we keep.
 VARIABLES = {f"{GROW_DATA_SOURCE}.{GROW_CODES[name]}": name for name in SENSOR_VARIABLES}
-READING_COLUMNS = ["sensor_id", "ts", *VARIABLES.values()]
-SENSOR_COLUMNS = [
-    "sensor_id",
-    "identifier",
-    "name",
-    "serial_number",
-    "owner_id",
-    "latitude",
-    "longitude",
-    "first_sample_at",
-    "last_sample_at",
-]
-
-
-@dataclass(frozen=True)
-class Batch:
-    """The answer to one reading request: its sensors and window, the readings taken from it, the
-    sensors it did not fully answer for (all of them when the request failed: `error`), the records
-    quarantined and counts of what was dropped."""
-
-    codes: tuple[str, ...]
-    start: dt.datetime
-    end: dt.datetime
-    readings: pd.DataFrame | None = None
-    error: SourceError | None = None
-    incomplete: dict[str, str] = field(default_factory=dict)
-    quarantined: list[Quarantined] = field(default_factory=list)
-    counts: dict[str, int] = field(default_factory=dict)
-
-    @classmethod
-    def failed(cls, codes, start, end, error: SourceError) -> Batch:
-        return cls(tuple(codes), start, end, error=error, incomplete={c: str(error) for c in codes})
 
 
 def request_windows(
@@ -137,10 +105,6 @@ def _grow_time(value) -> pd.Timestamp | None:
         return None
     stamps, valid = parse_grow_timestamps([str(value)])
     return pd.Timestamp(stamps[0], tz="UTC") if valid[0] else None
-
-
-# The text columns of a sensor a record may fill too long, with their widths in the schema.
-TEXT_WIDTHS = {name: sensors_table.c[name].type.length for name in ("identifier", "name", "serial_number")}
 
 
 def parse_locations(payload) -> tuple[pd.DataFrame, list[Quarantined]]:

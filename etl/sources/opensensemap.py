@@ -31,17 +31,17 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from core.times import as_utc, spans
-from core.vocabulary import OPENSENSEMAP_VARIABLES, SENSOR_VARIABLES
+from core.vocabulary import OPENSENSEMAP_VARIABLES, SENSOR_VARIABLES, SOURCE_PREFIXES
 from etl.quarantine import REFUSED, REPAIRED, Quarantined, clean_text, number
 from etl.settings import EtlSettings
-from etl.sources.grow import READING_COLUMNS, SENSOR_COLUMNS, TEXT_WIDTHS, Batch
+from etl.sources.batch import READING_COLUMNS, SENSOR_COLUMNS, TEXT_WIDTHS, Batch
 from etl.sources.http import HttpPolicy, Source, SourceError, in_order
 
 log = logging.getLogger(__name__)
 
 NAME = "opensensemap"
 STATE_KEY = "osem"  # its name in fetch_state
-PREFIX = "osem:"  # sensor ids: unique beside GROW's
+PREFIX = next(p for p, name in SOURCE_PREFIXES.items() if name == NAME)  # ids apart from GROW's
 SENSORS_SOURCE = "osem boxes"  # the quarantine's names of its two kinds of record
 READINGS_SOURCE = "osem measurements"
 MAX_WINDOW = dt.timedelta(days=28)  # the API serves at most a month per request

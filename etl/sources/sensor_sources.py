@@ -8,17 +8,13 @@ fetch_state) and `owns(sensor_id)`. Sensor ids stay unique across sources: openS
 
 from __future__ import annotations
 
+from core.vocabulary import source_of
 from etl.settings import EtlSettings
-from etl.sources import opensensemap
 from etl.sources.grow import GrowClient
 from etl.sources.opensensemap import OpenSenseMapClient
 
 CLIENTS = {"grow": GrowClient, "opensensemap": OpenSenseMapClient}
-
-
-def source_of(sensor_id: str) -> str:
-    """Which source a stored sensor came from, by its id."""
-    return opensensemap.NAME if sensor_id.startswith(opensensemap.PREFIX) else "grow"
+__all__ = ["CLIENTS", "client", "clients", "source_of"]
 
 
 def clients(settings: EtlSettings) -> list:
