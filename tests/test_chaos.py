@@ -160,3 +160,63 @@ def test_twenty_nights_of_chaos_then_two_clean_nights_lose_nothing(tmp_path, cha
     assert "held back: 0 sensors and stations" in result.output
     assert "quarantined by the last run: 0 records" in result.output
     assert result.exit_code == 0, result.output
+
+
+def test_a_network_on_opensensemap_through_five_nights_of_failing_answers_loses_nothing(tmp_path, simulator):
+    """The same nights on openSenseMap: up to a fifth of the answers failing each night (5xx, 429, cut
+    short, HTML), some trickling, WOW down one night; then two clean nights. Every measurement served ends up
+    stored once, as its 15-minute mean."""
+    from devtools.simulator import osem
+
+    folder = tmp_path / "network"
+    generate(folder, sensors=20, days=30, seed=4343, end=END)
+    network = Network(folder)
+    nights = 8
+    first_night = END - dt.timedelta(days=nights - 1)
+    url = simulator(serving=network, now=first_night, seed=9)
+    database = f"sqlite:///{tmp_path}/osem-chaos.sqlite"
+    engine = make_engine(pipeline_settings(database, url, first_night))
+    init_db(engine)
+    rng = random.Random(2027)
+    for night in range(nights):
+        now = first_night + dt.timedelta(days=night)
+        chaos = (
+            0 < night < nights - 2
+        )  # the first night finds the stations (there is no list to fall back on)
+        mix = {
+            **CALM,
+            "error_rate": round(rng.uniform(0.10, 0.20), 3) if chaos else 0.0,
+            "trickle_rate": 0.1 if chaos else 0.0,
+            "wow_down": night == 4,
+        }
+        requests.post(f"{url}/sim/clock", json={"now": now.isoformat()}, timeout=5).raise_for_status()
+        requests.post(f"{url}/sim/misbehaviour", json=mix, timeout=5).raise_for_status()
+        settings = pipeline_settings(
+            database,
+            url,
+            now,
+            sensor_sources="opensensemap",
+            osem_api_url=f"{url}/osem",
+            http_attempts=2,
+            http_timeout_s=2,
+            http_deadline_s=1.0,
+        )
+        reports = run_nightly(settings, engine, Shard())
+        assert [r.name for r in reports] == [name for name, _ in STEPS], f"night {night}: {mix}"
+
+    with engine.connect() as connection:
+        runs = connection.execute(select(etl_runs.c.status, etl_runs.c.counts)).all()
+        stored = read_frame(connection, select(readings)).sort_values(["sensor_id", "ts"], ignore_index=True)
+        given_up = connection.execute(select(fetch_gaps)).all()
+    assert {status for status, _ in runs} == {"ok"}
+    problems = pd.DataFrame([counts or {} for _, counts in runs]).sum()
+    assert problems["failed_requests"] > 0 and problems["osem_held_back"] > 0  # the chaos was met
+    assert problems["wow_unreachable"] > 0
+    assert given_up == []
+    codes = list(network.sensors["sensor_id"])
+    truth = osem.expected_readings(network, codes, network.start, END, END)
+    truth = truth.sort_values(["sensor_id", "ts"], ignore_index=True)
+    assert not stored.duplicated(["sensor_id", "ts"]).any()
+    pd.testing.assert_frame_equal(stored[["sensor_id", "ts"]], truth[["sensor_id", "ts"]], check_dtype=False)
+    for variable in ("soil_moisture", "air_temperature", "light"):
+        assert np.allclose(stored[variable], truth[variable], atol=1e-3, equal_nan=True), variable

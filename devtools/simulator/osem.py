@@ -19,6 +19,7 @@ import datetime as dt
 import hashlib
 
 import numpy as np
+import orjson
 import pandas as pd
 from flask import Flask, Response, jsonify, request
 
@@ -48,10 +49,6 @@ def hex_id(*parts: str) -> str:
 
 def box_id(sensor_id: str) -> str:
     return hex_id("box", sensor_id)
-
-
-def _iso(us: int) -> str:
-    return dt.datetime.fromtimestamp(us / 1e6, dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
 def _error(status: int, code: str, message: str) -> Response:
@@ -231,10 +228,12 @@ def routes(app: Flask, sim) -> None:
                 422, "UnprocessableEntity", "Invalid time frame specified: the maximum time frame is 1 month"
             )
         times, values = served(sim.network, i, variable, start, end, sim.now)
-        factor = SENSORS[variable][3]
         newest = np.argsort(-times, kind="stable")[:PAGE]
+        stamps = np.datetime_as_string(times[newest].astype("datetime64[us]"), unit="ms")
+        texts = np.char.mod("%.2f", values[newest] * SENSORS[variable][3])
+        location = [sim.network.sensor_records[i]["longitude"], sim.network.sensor_records[i]["latitude"]]
         items = [
-            {"value": f"{values[k] * factor:.2f}", "createdAt": _iso(int(times[k])), "location": [0, 0]}
-            for k in newest
+            {"value": text, "createdAt": f"{stamp}Z", "location": location}
+            for text, stamp in zip(texts.tolist(), stamps.tolist())
         ]
-        return jsonify(items)
+        return Response(orjson.dumps(items), mimetype="application/json")

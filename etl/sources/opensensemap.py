@@ -28,11 +28,12 @@ import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
+import numpy as np
 import pandas as pd
 
 from core.times import as_utc, spans
 from core.vocabulary import OPENSENSEMAP_VARIABLES, SENSOR_VARIABLES, SOURCE_PREFIXES
-from etl.quarantine import REFUSED, REPAIRED, Quarantined, clean_text, number
+from etl.quarantine import REFUSED, REPAIRED, Quarantined, clean_text
 from etl.settings import EtlSettings
 from etl.sources.batch import READING_COLUMNS, SENSOR_COLUMNS, TEXT_WIDTHS, Batch
 from etl.sources.http import HttpPolicy, Source, SourceError, in_order
@@ -154,37 +155,43 @@ def measurements(
 ) -> tuple[pd.DataFrame, list[Quarantined]]:
     """One page of `GET /boxes/:box/data/:sensor` → (ts, value in our unit), and the records refused
     (a time that cannot be read, or after `not_after`) or repaired (a value that is no number, or that no
-    sensor of the model can send: kept as missing)."""
+    sensor of the model can send: kept as missing). All at once: a page holds 10,000."""
     if not isinstance(payload, list):
         raise ValueError("the answer is not a list of measurements")
     how, ours = OPENSENSEMAP_VARIABLES[variable], SENSOR_VARIABLES[variable]
+    records = [record if isinstance(record, dict) else {} for record in payload]
+    stamps = pd.to_datetime(
+        pd.Series([r.get("createdAt") for r in records], dtype=object),
+        utc=True,
+        errors="coerce",
+        format="ISO8601",
+    )
+    raw = pd.Series([r.get("value") for r in records], dtype=object)
+    values = pd.to_numeric(raw, errors="coerce").to_numpy(dtype=float) * how.to_ours
+    unreadable = stamps.isna().to_numpy()
+    future = (stamps > pd.Timestamp(not_after)).to_numpy()
+    impossible = ~(np.isfinite(values) & (values >= ours.possible_low) & (values <= ours.possible_high))
     code = sensor_id_of(box_id)
-    times, values, quarantined = [], [], []
-    limit = pd.Timestamp(not_after)
-    for record in payload:
-        stamp = pd.to_datetime(
-            record.get("createdAt") if isinstance(record, dict) else None,
-            utc=True,
-            errors="coerce",
-            format="ISO8601",
+    quarantined = [
+        Quarantined(
+            READINGS_SOURCE,
+            code,
+            REFUSED if unreadable[i] or future[i] else REPAIRED,
+            f"{variable}: "
+            + (
+                "measurement time unreadable"
+                if unreadable[i]
+                else "measurement stamped in the future"
+                if future[i]
+                else f"value {raw[i]!r} is no reading: stored as missing"
+            ),
+            payload[i],
         )
-        if pd.isna(stamp) or stamp > limit:
-            why = "measurement time unreadable" if pd.isna(stamp) else "measurement stamped in the future"
-            quarantined.append(Quarantined(READINGS_SOURCE, code, REFUSED, f"{variable}: {why}", record))
-            continue
-        value = number(record.get("value")) * how.to_ours
-        if not (math.isfinite(value) and ours.possible_low <= value <= ours.possible_high):
-            why = f"{variable}: value {record.get('value')!r} is no reading: stored as missing"
-            quarantined.append(Quarantined(READINGS_SOURCE, code, REPAIRED, why, record))
-            value = math.nan
-        times.append(stamp)
-        values.append(value)
-    return pd.DataFrame(
-        {
-            "ts": pd.DatetimeIndex(times, tz="UTC") if times else pd.DatetimeIndex([], tz="UTC"),
-            variable: values,
-        }
-    ), quarantined
+        for i in np.flatnonzero(unreadable | future | impossible)
+    ]
+    keep = ~(unreadable | future)
+    values = np.where(impossible, np.nan, values)
+    return pd.DataFrame({"ts": stamps[keep].reset_index(drop=True), variable: values[keep]}), quarantined
 
 
 def quarter_hours(series: dict[str, pd.DataFrame], sensor_id: str) -> pd.DataFrame:
