@@ -38,10 +38,11 @@ import pandas as pd
 
 from core.load import bulk_upsert
 from core.schema import readings, sensor_wow, sensors, wow_observations, wow_sites
-from core.vocabulary import Detector
+from core.vocabulary import LIGHT_PER_LUX, Detector
 from detection.autoencoder import VARIABLES, daily_windows, load_all
 from detection.checks import DEFAULT, EVERY
 from detection.detect import detect
+from devtools.simulator import osem
 from devtools.simulator.network import Network
 from etl.find_nearest_wow_live import link_sensors
 from etl.settings import load_settings
@@ -60,6 +61,26 @@ def network_frames(network: Network) -> tuple[pd.DataFrame, pd.DataFrame, pd.Dat
     linked = sorted(set(links["site_id"].dropna()))
     stations = network.station_observations(linked, network.start, network.end)
     return readings, stations, links
+
+
+def as_opensensemap(
+    network: Network, readings: pd.DataFrame, links: pd.DataFrame, labels: pd.DataFrame
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """The network as openSenseMap serves it and the client stores it (devtools.simulator.osem): each
+    sensor a box (`osem:<box id>`), readings on the quarter hour, light sent in lux to the hundredth,
+    no battery. Its readings, links and labels under those ids, and the labels of faults no openSenseMap
+    box can show (a battery's: a senseBox reports none), set apart."""
+    ids = {code: f"osem:{osem.box_id(code)}" for code in network.sensors["sensor_id"]}
+    served = readings.assign(
+        sensor_id=readings["sensor_id"].map(ids),
+        ts=readings["ts"].dt.floor("15min"),
+        light=np.round(readings["light"] / LIGHT_PER_LUX, 2) * LIGHT_PER_LUX,
+        battery_level=np.nan,
+    )
+    links = links.assign(sensor_id=links["sensor_id"].map(ids))
+    labels = labels.assign(sensor_id=labels["sensor_id"].map(ids))
+    unseen = labels["variable"] == "battery_level"
+    return served, links, labels[~unseen], labels[unseen]
 
 
 def store_network(engine, network: Network, until: dt.datetime | None = None) -> int:
@@ -289,13 +310,24 @@ def plot_confusion(matrix: pd.DataFrame, path: Path, title: str) -> None:
     plt.close(fig)
 
 
-def evaluate(folder: Path, plot: Path | None = None, models="shipped", score_models: bool = False) -> dict:
-    """Score detection on a generated network. The figures are those of the checks that run by default
-    (the models off), or with the models on too if `score_models`; the models run either way (unless
-    `models` is None), so that the table of what each detector finds shows what they would add."""
+def evaluate(
+    folder: Path,
+    plot: Path | None = None,
+    models="shipped",
+    score_models: bool = False,
+    source: str = "grow",
+) -> dict:
+    """Score detection on a generated network, read as `source` serves it (grow, or opensensemap). The
+    figures are those of the checks that run by default (the models off), or with the models on too if
+    `score_models`; the models run either way (unless `models` is None), so that the table of what each
+    detector finds shows what they would add."""
     network = Network(folder)
     labels = network.labels()
     readings, stations, links = network_frames(network)
+    unseen = labels[:0]
+    if source == "opensensemap":
+        readings, links, labels, unseen = as_opensensemap(network, readings, links, labels)
+    all_ids = list(readings["sensor_id"].unique()) if source != "grow" else list(network.sensors["sensor_id"])
     began = time.perf_counter()
     detected = detect(
         readings, stations, links, models=models, config=EVERY if models is not None else DEFAULT
@@ -308,11 +340,13 @@ def evaluate(folder: Path, plot: Path | None = None, models="shipped", score_mod
     baseline = baseline_2019(readings)
     # A fault that frozen soil hides from every check while it lasts is scored apart, its sensor neither
     # faulty nor clean: the checks stand down in ice by design, and this fault is over before the thaw.
-    hidden = labels[labels["hidden_by_frost"]]
-    hidden_found = sensor_outcome(found, hidden, list(hidden["sensor_id"]))["flagged"] if len(hidden) else []
+    # So is a fault the source cannot show (a battery's, on openSenseMap).
+    frost = labels[labels["hidden_by_frost"]]
+    hidden_found = sensor_outcome(found, frost, list(frost["sensor_id"]))["flagged"] if len(frost) else []
+    hidden = pd.concat([frost, unseen], ignore_index=True)
     labels = labels[~labels["hidden_by_frost"]]
     hidden_ids = set(hidden["sensor_id"])
-    sensor_ids = [s for s in network.sensors["sensor_id"] if s not in hidden_ids]
+    sensor_ids = [s for s in all_ids if s not in hidden_ids]
     readings = readings[readings["sensor_id"].isin(sensor_ids)]
 
     ours, theirs = sensor_outcome(found, labels, sensor_ids), sensor_outcome(baseline, labels, sensor_ids)
@@ -339,7 +373,9 @@ def evaluate(folder: Path, plot: Path | None = None, models="shipped", score_mod
         "readings": len(readings),
         "detect_seconds": round(seconds, 1),
         "models_scored": bool(score_models and models is not None),
-        "hidden_by_frost": len(hidden),
+        "source": source,
+        "hidden_by_frost": len(frost),
+        "not_visible_on_source": len(unseen),
         "hidden_by_frost_found": int(sum(hidden_found)),
     }
     figures.update(winter_false_alarms(found, readings, list(clean["sensor_id"])))
@@ -414,14 +450,18 @@ def report(result: dict) -> str:
               help="trained autoencoders to use [default: those shipped in models/]")  # fmt: skip
 @click.option("--no-models", is_flag=True, help="do not even run the models (faster; no model columns)")
 @click.option("--score-models", is_flag=True, help="score with the models on, as DETECT_CHECKS=all runs")
-def main(data: Path, plot: Path | None, models_dir: Path | None, no_models: bool, score_models: bool) -> None:
+@click.option("--source", type=click.Choice(["grow", "opensensemap"]), default="grow", show_default=True,
+              help="read the network as this source serves it")  # fmt: skip
+def main(
+    data: Path, plot: Path | None, models_dir: Path | None, no_models: bool, score_models: bool, source: str
+) -> None:
     """Score detection against the labelled faults of a generated network, beside the 2019 rule."""
     from core.logs import configure_logging
 
     configure_logging(load_settings(log_level="WARNING"))
     plot = plot or data / "confusion.png"
     models = None if no_models else (load_all(models_dir) if models_dir else "shipped")
-    result = evaluate(data, plot, models=models, score_models=score_models)
+    result = evaluate(data, plot, models=models, score_models=score_models, source=source)
     click.echo(report(result))
     click.echo(f"confusion matrix: {plot}")
     click.echo(json.dumps(result["figures"]))
