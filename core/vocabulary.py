@@ -84,7 +84,7 @@ OPENSENSEMAP_VARIABLES = {
 
 # The sources whose sensor models differ from GROW's, by the prefix their sensor ids carry (GROW's ids
 # carry none, as 2019 stored them), and how each sends our variables.
-SOURCE_PREFIXES = {"osem:": "opensensemap"}
+SOURCE_PREFIXES = {"osem:": "opensensemap", "file:": "files"}
 SOURCE_VARIABLES = {"opensensemap": OPENSENSEMAP_VARIABLES}
 
 

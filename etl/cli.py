@@ -197,6 +197,32 @@ def export_sensor_command(settings, sensor_id: str, days: float, out: Path) -> N
     )
 
 
+@cli.command("import-files")
+@click.argument("folder", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--mapping", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="what the CSV files' columns are [default: FOLDER/mapping.json]")  # fmt: skip
+@click.pass_obj
+def import_files_command(settings, folder: Path, mapping: Path | None) -> None:
+    """Load a folder of a gardener's files: CSV (one file per sensor, or with a sensor column) described
+    by mapping.json, with positions in sensors.csv; and ISMN station files (*.stm). A bad row is set aside
+    in the quarantine, never fatal; importing the same files again changes nothing."""
+    from etl.import_files import NAME, step
+    from etl.shard import Shard
+    from etl.step import StepContext, etl_lock, run_recorded
+
+    engine = make_engine(settings)
+    ensure_schema(engine)
+    context = StepContext(settings, engine, Shard(), settings.now())
+    n: dict = {}
+    with etl_lock(engine, context.shard):
+        written = run_recorded(NAME, step(folder, mapping, n), context)
+    click.echo(
+        f"read {n['files']} files: {n['sensors']:,} sensors, {n['readings']:,} readings; {written:,} rows"
+        f" written; set aside {n['refused']:,} refused and {n['repaired']:,} repaired records (the"
+        " quarantine table says why)"
+    )
+
+
 @cli.command("fetch-sensors")
 @click.option("--out", type=click.Path(dir_okay=False), help="CSV file to write [default: standard output]")
 @click.pass_obj

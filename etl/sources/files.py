@@ -1,0 +1,319 @@
+"""A gardener's own files: CSV from a logger, and ISMN station files, read into our sensors and readings.
+
+A folder holds either kind, side by side:
+
+- **CSV**, described by `mapping.json` in the folder (or one named on the command line): which column
+  holds the time (and its time zone, UTC unless said), which holds each variable and in which unit, and
+  either which column names the sensor (long format: many sensors in a file) or nothing (one file per
+  sensor, named by the file: `bed-3.csv` is sensor `file:bed-3`). Where the sensors stand comes from
+  `sensors.csv` (sensor, latitude, longitude, and optionally name and owner).
+
+      {"time": {"column": "timestamp", "timezone": "Europe/Berlin"},
+       "sensor_column": "logger",
+       "variables": {"soil_moisture": {"column": "VWC", "unit": "m³/m³"},
+                     "air_temperature": {"column": "T", "unit": "°C"}}}
+
+- **ISMN** "header + values" files (`*.stm`, as the International Soil Moisture Network exports them):
+  a header line (CSE, network, station, latitude, longitude, elevation, depth from, depth to, sensor),
+  then `yyyy/mm/dd HH:MM value flag provider-flag` in UTC. The variable is in the file name (`_sm_`
+  soil moisture in m³/m³, `_ta_` air temperature in °C); a station is one sensor, its shallowest soil
+  moisture depth kept. Values ISMN flags other than G (good) are kept out, quarantined with the flag.
+
+Every row is held to the same rules as the APIs' answers (`etl.quarantine`): a time that cannot be read
+or lies in the future is refused, a value no sensor can send is stored as missing, both quarantined
+with the file and line; a row's problem never stops the import. Sensor ids carry `file:`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from core.errors import GrowWowError
+from core.vocabulary import LIGHT_PER_LUX, SENSOR_VARIABLES
+from etl.quarantine import REFUSED, REPAIRED, Quarantined, clean_text
+from etl.sources.batch import READING_COLUMNS, SENSOR_COLUMNS, TEXT_WIDTHS
+
+PREFIX = "file:"
+SENSORS_SOURCE = "file sensors"
+READINGS_SOURCE = "file readings"
+MAPPING, SENSORS_FILE = "mapping.json", "sensors.csv"
+# Each variable's units a file may use: (factor, offset) to ours.
+UNITS = {
+    "soil_moisture": {"%": (1.0, 0.0), "m³/m³": (100.0, 0.0), "m3/m3": (100.0, 0.0)},
+    "air_temperature": {"°C": (1.0, 0.0), "C": (1.0, 0.0), "K": (1.0, -273.15), "°F": (5 / 9, -160 / 9)},
+    "light": {"mol/m²/d": (1.0, 0.0), "lx": (LIGHT_PER_LUX, 0.0), "lux": (LIGHT_PER_LUX, 0.0)},
+    "battery_level": {"%": (1.0, 0.0)},
+}
+ISMN_VARIABLES = {"sm": ("soil_moisture", "m³/m³"), "ta": ("air_temperature", "°C")}
+ISMN_GOOD = "G"
+NOT_AN_ID = re.compile(r"[^A-Za-z0-9_.@\-]+")
+
+
+class FilesError(GrowWowError):
+    """The folder or its mapping cannot be read as described: nothing is loaded."""
+
+
+@dataclass
+class Folder:
+    """What a folder holds, in our terms."""
+
+    sensors: pd.DataFrame
+    readings: pd.DataFrame
+    quarantined: list[Quarantined] = field(default_factory=list)
+    files: int = 0
+
+
+def sensor_id(name: str) -> str:
+    """Our id for a file's sensor name: `file:` and the name with anything outside the id pattern as -."""
+    return f"{PREFIX}{NOT_AN_ID.sub('-', str(name).strip())[:58]}"
+
+
+def convert(values: pd.Series, variable: str, unit: str) -> np.ndarray:
+    if unit not in UNITS[variable]:
+        known = ", ".join(UNITS[variable])
+        raise FilesError(f"{variable} in {unit!r}: the units known for it are {known}")
+    factor, offset = UNITS[variable][unit]
+    return pd.to_numeric(values, errors="coerce").to_numpy(dtype=float) * factor + offset
+
+
+def checked(
+    frame: pd.DataFrame, times: pd.Series, where: list[str], not_after: dt.datetime
+) -> tuple[pd.DataFrame, list[Quarantined]]:
+    """Rows held to the APIs' rules: an unreadable or future time refuses the row; a value outside
+    what any sensor can send is kept as missing. `where` names each row (file and line)."""
+    quarantined = []
+    unreadable = times.isna().to_numpy()
+    future = (times > pd.Timestamp(not_after)).to_numpy()
+    for i in np.flatnonzero(unreadable | future):
+        why = "time unreadable" if unreadable[i] else "time in the future"
+        quarantined.append(Quarantined(READINGS_SOURCE, frame["sensor_id"].iat[i], REFUSED, why, where[i]))
+    frame = frame.assign(ts=times)
+    for variable, about in SENSOR_VARIABLES.items():
+        values = frame[variable].to_numpy(dtype=float)
+        impossible = ~np.isnan(values) & ~((values >= about.possible_low) & (values <= about.possible_high))
+        for i in np.flatnonzero(impossible & ~(unreadable | future)):
+            why = f"{variable} {values[i]:g} {about.unit} is no reading: stored as missing"
+            quarantined.append(
+                Quarantined(READINGS_SOURCE, frame["sensor_id"].iat[i], REPAIRED, why, where[i])
+            )
+        frame[variable] = np.where(impossible, np.nan, values)
+    keep = ~(unreadable | future)
+    frame = frame[keep]
+    frame = frame.dropna(subset=list(SENSOR_VARIABLES), how="all")
+    return frame[READING_COLUMNS].reset_index(drop=True), quarantined
+
+
+def read_csv_files(folder: Path, mapping: dict, not_after: dt.datetime) -> Folder:
+    """The CSV files of a folder, as the mapping describes them."""
+    try:
+        time_column = mapping["time"]["column"]
+        zone = mapping["time"].get("timezone", "UTC")
+        variables = {v: (spec["column"], spec["unit"]) for v, spec in mapping["variables"].items()}
+    except (KeyError, TypeError, AttributeError) as exc:
+        raise FilesError(f"{MAPPING}: needs time.column and variables.<name>.column/unit ({exc})") from None
+    unknown = sorted(set(variables) - set(SENSOR_VARIABLES))
+    if unknown:
+        raise FilesError(f"{MAPPING}: unknown variables {unknown}; ours are {list(SENSOR_VARIABLES)}")
+    sensor_column = mapping.get("sensor_column")
+    frames, quarantined, files = [], [], 0
+    for path in sorted(folder.glob("*.csv")):
+        if path.name == SENSORS_FILE:
+            continue
+        files += 1
+        table = pd.read_csv(path, dtype=str, keep_default_na=False)
+        needed = [
+            time_column,
+            *(c for c, _ in variables.values()),
+            *([sensor_column] if sensor_column else []),
+        ]
+        missing = [c for c in needed if c not in table.columns]
+        if missing:
+            raise FilesError(
+                f"{path.name}: no column {', '.join(missing)} (columns: {', '.join(table.columns)})"
+            )
+        names = table[sensor_column] if sensor_column else pd.Series(path.stem, index=table.index)
+        frame = pd.DataFrame({"sensor_id": names.map(sensor_id)})
+        for variable in SENSOR_VARIABLES:
+            if variable in variables:
+                column, unit = variables[variable]
+                frame[variable] = convert(table[column].replace("", np.nan), variable, unit)
+            else:
+                frame[variable] = np.nan
+        times = _times(table[time_column], zone)
+        where = [f"{path.name} line {i + 2}" for i in range(len(table))]
+        rows, refused = checked(frame, times, where, not_after)
+        frames.append(rows)
+        quarantined += refused
+    return Folder(_sensors_file(folder), _joined(frames), quarantined, files)
+
+
+def _times(texts: pd.Series, zone: str) -> pd.Series:
+    times = pd.to_datetime(texts.replace("", np.nan), errors="coerce", format="ISO8601", utc=False)
+    if getattr(times.dt, "tz", None) is None:
+        try:
+            times = times.dt.tz_localize(zone, ambiguous="NaT", nonexistent="NaT")
+        except Exception as exc:  # an unknown zone name
+            raise FilesError(f"{MAPPING}: time zone {zone!r}: {exc}") from None
+    return times.dt.tz_convert("UTC").dt.as_unit("us")
+
+
+def _sensors_file(folder: Path) -> pd.DataFrame:
+    path = folder / SENSORS_FILE
+    if not path.exists():
+        return pd.DataFrame(columns=SENSOR_COLUMNS)
+    table = pd.read_csv(path, dtype=str, keep_default_na=False)
+    if not {"sensor", "latitude", "longitude"} <= set(table.columns):
+        raise FilesError(f"{SENSORS_FILE}: needs the columns sensor, latitude, longitude (and name, owner)")
+    return pd.DataFrame(
+        {
+            "sensor_id": table["sensor"].map(sensor_id),
+            "identifier": table["sensor"].map(lambda name: f"file#{name}"),
+            "name": table.get("name", table["sensor"]),
+            "serial_number": None,
+            "owner_id": table["owner"].map(sensor_id).str.removeprefix(PREFIX) if "owner" in table else None,
+            "latitude": pd.to_numeric(table["latitude"], errors="coerce"),
+            "longitude": pd.to_numeric(table["longitude"], errors="coerce"),
+            "first_sample_at": pd.NaT,
+            "last_sample_at": pd.NaT,
+        }
+    )
+
+
+def read_ismn_files(folder: Path, not_after: dt.datetime) -> Folder:
+    """The ISMN header + values files of a folder: a station is a sensor, its shallowest soil moisture."""
+    frames, quarantined, stations, files = [], [], {}, 0
+    shallowest: dict[str, tuple[float, pd.DataFrame, list]] = {}  # station → its soil moisture
+    for path in sorted(folder.glob("*.stm")):
+        match = re.search(r"_(sm|ta)_\d", path.name)
+        if not match:
+            continue
+        files += 1
+        variable, unit = ISMN_VARIABLES[match[1]]
+        lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+        try:
+            header = lines[0].split()
+            network, station = header[1], header[2]
+            latitude, longitude, depth = float(header[3]), float(header[4]), float(header[6])
+        except (IndexError, ValueError):
+            why = "the first line is not an ISMN header (CSE network station latitude longitude …)"
+            raise FilesError(f"{path.name}: {why}") from None
+        code = sensor_id(f"{network}.{station}")
+        stations[code] = {
+            "name": f"{station} ({network}, ISMN)",
+            "latitude": latitude,
+            "longitude": longitude,
+        }
+        rows, refused = _ismn_rows(path, lines[1:], code, variable, unit, not_after)
+        if variable != "soil_moisture":
+            frames.append(rows)
+            quarantined += refused
+        elif code not in shallowest or depth < shallowest[code][0]:
+            shallowest[code] = (depth, rows, refused)
+    for _, rows, refused in shallowest.values():
+        frames.append(rows)
+        quarantined += refused
+    sensors = pd.DataFrame(
+        [
+            {
+                "sensor_id": code,
+                "identifier": f"ismn#{code.removeprefix(PREFIX)}",
+                "name": about["name"],
+                "serial_number": None,
+                "owner_id": None,
+                "latitude": about["latitude"],
+                "longitude": about["longitude"],
+                "first_sample_at": pd.NaT,
+                "last_sample_at": pd.NaT,
+            }
+            for code, about in stations.items()
+        ],
+        columns=SENSOR_COLUMNS,
+    )
+    return Folder(sensors, _joined(frames), quarantined, files)
+
+
+def _ismn_rows(path: Path, lines: list[str], code: str, variable: str, unit: str, not_after):
+    """One ISMN file's values: those flagged G, held to the APIs' rules; the rest quarantined."""
+    body = [line.split() for line in lines if line.strip()]
+    where = [f"{path.name} line {i + 2}" for i in range(len(body))]
+    flags = [parts[3] if len(parts) >= 4 else "" for parts in body]
+    good = np.array([flag.startswith(ISMN_GOOD) for flag in flags], dtype=bool)
+    quarantined = [
+        Quarantined(
+            READINGS_SOURCE, code, REFUSED, f"ISMN flag {flags[i] or 'missing'}: not a good value", where[i]
+        )
+        for i in np.flatnonzero(~good)
+    ]
+    kept = [parts for parts, ok in zip(body, good) if ok]
+    texts = pd.Series([f"{p[0].replace('/', '-')}T{p[1]}" for p in kept], dtype=object)
+    frame = pd.DataFrame(
+        {"sensor_id": code, **dict.fromkeys(SENSOR_VARIABLES, np.nan)}, index=range(len(kept))
+    )
+    frame[variable] = convert(pd.Series([p[2] for p in kept], dtype=object), variable, unit)
+    times = pd.to_datetime(texts, errors="coerce", format="ISO8601", utc=True).dt.as_unit("us")
+    rows, refused = checked(frame, times, [w for w, ok in zip(where, good) if ok], not_after)
+    return rows, quarantined + refused
+
+
+def _joined(frames: list[pd.DataFrame]) -> pd.DataFrame:
+    """The rows of several files as one reading per sensor and time (variables from separate files side
+    by side; a time written twice keeps its last value)."""
+    frames = [f for f in frames if len(f)]
+    if not frames:
+        return pd.DataFrame(columns=READING_COLUMNS)
+    rows = pd.concat(frames, ignore_index=True)
+    joined = rows.groupby(["sensor_id", "ts"], sort=True).last().reset_index()
+    return joined[READING_COLUMNS]
+
+
+def read_folder(folder: Path, mapping_path: Path | None, not_after: dt.datetime) -> Folder:
+    """Everything a folder holds: its CSV files (if it has a mapping) and its ISMN files. Sensors get
+    the span of their readings; a sensor with readings but no position, or a position but nothing
+    readable, is quarantined."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FilesError(f"{folder}: no such folder")
+    mapping_path = mapping_path or folder / MAPPING
+    parts = [read_ismn_files(folder, not_after)]
+    if mapping_path.exists():
+        try:
+            mapping = json.loads(mapping_path.read_text(encoding="utf-8"))
+        except ValueError as exc:
+            raise FilesError(f"{mapping_path.name}: not JSON ({exc})") from None
+        parts.append(read_csv_files(folder, mapping, not_after))
+    elif any(p.name != SENSORS_FILE for p in folder.glob("*.csv")):
+        raise FilesError(f"{folder}: CSV files need a {MAPPING} saying what their columns are")
+    readings = _joined([part.readings for part in parts])
+    sensors = pd.concat(
+        [part.sensors for part in parts if len(part.sensors)] or [parts[0].sensors], ignore_index=True
+    )
+    quarantined = [q for part in parts for q in part.quarantined]
+    span = readings.groupby("sensor_id")["ts"].agg(["min", "max"])
+    sensors["first_sample_at"] = sensors["sensor_id"].map(span["min"])
+    sensors["last_sample_at"] = sensors["sensor_id"].map(span["max"])
+    unplaced = sorted(set(span.index) - set(sensors["sensor_id"]))
+    for code in unplaced:
+        why = f"readings but no position: add it to {SENSORS_FILE}"
+        quarantined.append(Quarantined(SENSORS_SOURCE, code, REFUSED, why, code))
+    bad = (
+        sensors["latitude"].isna()
+        | sensors["longitude"].isna()
+        | ~sensors["latitude"].between(-90, 90)
+        | ~sensors["longitude"].between(-180, 180)
+    )
+    for code in sensors.loc[bad, "sensor_id"]:
+        quarantined.append(Quarantined(SENSORS_SOURCE, code, REFUSED, "no position in range", code))
+    sensors = sensors[~bad].drop_duplicates("sensor_id", keep="last").reset_index(drop=True)
+    for column, width in TEXT_WIDTHS.items():
+        sensors[column] = [
+            clean_text(value, width)[0] if isinstance(value, str) else None for value in sensors[column]
+        ]
+    readings = readings[readings["sensor_id"].isin(set(sensors["sensor_id"]))].reset_index(drop=True)
+    return Folder(sensors, readings, quarantined, sum(part.files for part in parts))

@@ -1,0 +1,122 @@
+"""A gardener's own files: a folder of CSV (one file per sensor, and one with a sensor column) with a
+mapping, and an ISMN station file, imported through the same checks and quarantine as the APIs, and
+imported again without changing anything."""
+
+import json
+
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+from sqlalchemy import select
+
+from core.db import init_db, make_engine, read_frame
+from core.schema import quarantine, readings, sensors
+from etl.cli import cli
+from etl.settings import load_settings
+
+ISMN_HEADER = (
+    "REMEDHUS   REMEDHUS        Carretoro       41.26595   -5.38488   778.00    0.0000    0.0500  "
+    "Stevens-Hydra-Probe"
+)
+ISMN_FILE = "REMEDHUS_REMEDHUS_Carretoro_sm_0.000000_0.050000_Stevens-Hydra-Probe_20190610_20190610.stm"
+
+
+def write_folder(folder):
+    folder.mkdir()
+    (folder / "mapping.json").write_text(
+        json.dumps(
+            {
+                "time": {"column": "when", "timezone": "Europe/Berlin"},
+                "sensor_column": "logger",
+                "variables": {
+                    "soil_moisture": {"column": "VWC", "unit": "m³/m³"},
+                    "air_temperature": {"column": "T", "unit": "°C"},
+                    "light": {"column": "lux", "unit": "lx"},
+                },
+            }
+        )
+    )
+    (folder / "sensors.csv").write_text(
+        "sensor,latitude,longitude,name,owner\n"
+        "bed 1,52.52,13.40,Raised bed,anna\n"
+        "bed-2,52.53,13.41,Tomatoes,anna\n"
+    )
+    rows = ["logger,when,VWC,T,lux"]
+    for hour in range(48):
+        day, h = divmod(hour, 24)
+        for logger, wet in (("bed 1", 0.31), ("bed-2", 0.22)):
+            rows.append(f"{logger},2019-06-{10 + day:02d} {h:02d}:00,{wet:.2f},{15 + h % 10},{h * 1000}")
+    rows.append("bed 1,not a time,0.30,15,0")  # a bad row: its time cannot be read
+    rows.append("bed-2,2019-06-12 00:00,0.22,9000,0")  # no thermometer reads 9,000 °C
+    (folder / "loggers.csv").write_text("\n".join(rows) + "\n")
+    body = [ISMN_HEADER]
+    for hour in range(24):
+        flag = "D03" if hour == 5 else "G"
+        body.append(f"2019/06/10 {hour:02d}:00   0.1{hour % 10}{hour % 7} {flag} M")
+    (
+        folder / "REMEDHUS_REMEDHUS_Carretoro_sm_0.000000_0.050000_Stevens-Hydra-Probe_20190610_20190610.stm"
+    ).write_text("\n".join(body) + "\n")
+
+
+@pytest.mark.parametrize("engine_name", ["sqlite", "postgresql"])
+def test_a_folder_of_csv_and_ismn_files_is_imported_checked_and_imported_again_unchanged(
+    tmp_path, engine_name, request, monkeypatch
+):
+    database = (
+        f"sqlite:///{tmp_path / 'files.sqlite'}"
+        if engine_name == "sqlite"
+        else request.getfixturevalue("postgres_schemas")()
+    )
+    folder = tmp_path / "garden"
+    write_folder(folder)
+    env = {"DATABASE_URL": database, "ETL_NOW": "2019-07-01T00:00:00Z"}
+    engine = make_engine(load_settings(database_url=database))
+    init_db(engine)
+    first = CliRunner().invoke(cli, ["import-files", str(folder)], env=env)
+    assert first.exit_code == 0, first.output
+    assert "read 2 files: 3 sensors, 120 readings" in first.output, first.output
+    assert "set aside 2 refused and 1 repaired records" in first.output
+
+    with engine.connect() as connection:
+        stored = read_frame(connection, select(readings)).sort_values(["sensor_id", "ts"], ignore_index=True)
+        placed = read_frame(connection, select(sensors)).set_index("sensor_id")
+        set_aside = connection.execute(
+            select(quarantine.c.source, quarantine.c.action, quarantine.c.reason)
+        ).all()
+    assert sorted(placed.index) == ["file:REMEDHUS.Carretoro", "file:bed-1", "file:bed-2"]
+    assert placed.loc["file:bed-1", "owner_id"] == "anna" and placed.loc["file:bed-1", "address"]
+    bed = stored[stored["sensor_id"] == "file:bed-1"]
+    assert len(bed) == 48 and bed["soil_moisture"].eq(31.0).all()  # m³/m³ as %
+    assert bed["ts"].iloc[0] == pd.Timestamp("2019-06-09 22:00", tz="UTC")  # Berlin's summer time
+    assert bed["light"].max() == pytest.approx(23_000 * 0.0015984)
+    tomato = stored[stored["sensor_id"] == "file:bed-2"]
+    assert len(tomato) == 49 and tomato["air_temperature"].isna().sum() == 1  # 9,000 °C kept as missing
+    station = stored[stored["sensor_id"] == "file:REMEDHUS.Carretoro"]
+    assert len(station) == 23 and station["soil_moisture"].between(10, 20).all()  # the flagged hour left out
+    reasons = sorted(reason for _, _, reason in set_aside)
+    assert any("ISMN flag D03" in r for r in reasons) and any("time unreadable" in r for r in reasons)
+    assert any("9000" in r and "stored as missing" in r for r in reasons)
+
+    again = CliRunner().invoke(cli, ["import-files", str(folder)], env=env)
+    assert again.exit_code == 0, again.output
+    assert "0 rows written" in again.output
+    with engine.connect() as connection:
+        after = read_frame(connection, select(readings)).sort_values(["sensor_id", "ts"], ignore_index=True)
+        assert len(connection.execute(select(quarantine)).all()) == len(set_aside)
+    pd.testing.assert_frame_equal(after, stored)
+
+
+def test_csv_without_a_mapping_or_in_an_unknown_unit_is_refused_whole_in_one_line(tmp_path):
+    folder = tmp_path / "garden"
+    write_folder(folder)
+    database = f"sqlite:///{tmp_path / 'files.sqlite'}"
+    init_db(make_engine(load_settings(database_url=database)))
+    env = {"DATABASE_URL": database}
+    (folder / "mapping.json").unlink()
+    refused = CliRunner().invoke(cli, ["import-files", str(folder)], env=env)
+    assert refused.exit_code == 1 and "need a mapping.json" in refused.output
+    mapping = {"time": {"column": "when"}, "variables": {"soil_moisture": {"column": "VWC", "unit": "pF"}}}
+    (folder / "mapping.json").write_text(json.dumps(mapping))
+    refused = CliRunner().invoke(cli, ["import-files", str(folder)], env=env)
+    assert refused.exit_code == 1 and "soil_moisture in 'pF'" in refused.output
+    assert "Traceback" not in refused.output
