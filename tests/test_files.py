@@ -40,6 +40,7 @@ def write_folder(folder):
         "sensor,latitude,longitude,name,owner\n"
         "bed 1,52.52,13.40,Raised bed,anna\n"
         "bed-2,52.53,13.41,Tomatoes,anna\n"
+        "bed-3,52.54,13.42,Herbs,ben\n"
     )
     rows = ["logger,when,VWC,T,lux"]
     for hour in range(48):
@@ -49,6 +50,9 @@ def write_folder(folder):
     rows.append("bed 1,not a time,0.30,15,0")  # a bad row: its time cannot be read
     rows.append("bed-2,2019-06-12 00:00,0.22,9000,0")  # no thermometer reads 9,000 °C
     (folder / "loggers.csv").write_text("\n".join(rows) + "\n")
+    # One logger's own file: no sensor column, the file names it.
+    own = ["when,VWC,T,lux", *(f"2019-06-10 {h:02d}:30,0.40,{12 + h % 5},0" for h in range(12))]
+    (folder / "bed-3.csv").write_text("\n".join(own) + "\n")
     body = [ISMN_HEADER]
     for hour in range(24):
         flag = "D03" if hour == 5 else "G"
@@ -74,7 +78,7 @@ def test_a_folder_of_csv_and_ismn_files_is_imported_checked_and_imported_again_u
     init_db(engine)
     first = CliRunner().invoke(cli, ["import-files", str(folder)], env=env)
     assert first.exit_code == 0, first.output
-    assert "read 2 files: 3 sensors, 120 readings" in first.output, first.output
+    assert "read 3 files: 4 sensors, 132 readings" in first.output, first.output
     assert "set aside 2 refused and 1 repaired records" in first.output
 
     with engine.connect() as connection:
@@ -83,7 +87,8 @@ def test_a_folder_of_csv_and_ismn_files_is_imported_checked_and_imported_again_u
         set_aside = connection.execute(
             select(quarantine.c.source, quarantine.c.action, quarantine.c.reason)
         ).all()
-    assert sorted(placed.index) == ["file:REMEDHUS.Carretoro", "file:bed-1", "file:bed-2"]
+    assert sorted(placed.index) == ["file:REMEDHUS.Carretoro", "file:bed-1", "file:bed-2", "file:bed-3"]
+    assert (stored["sensor_id"] == "file:bed-3").sum() == 12
     assert placed.loc["file:bed-1", "owner_id"] == "anna" and placed.loc["file:bed-1", "address"]
     bed = stored[stored["sensor_id"] == "file:bed-1"]
     assert len(bed) == 48 and bed["soil_moisture"].eq(31.0).all()  # m³/m³ as %

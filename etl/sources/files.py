@@ -4,8 +4,8 @@ A folder holds either kind, side by side:
 
 - **CSV**, described by `mapping.json` in the folder (or one named on the command line): which column
   holds the time (and its time zone, UTC unless said), which holds each variable and in which unit, and
-  either which column names the sensor (long format: many sensors in a file) or nothing (one file per
-  sensor, named by the file: `bed-3.csv` is sensor `file:bed-3`). Where the sensors stand comes from
+  which column names the sensor (long format: many sensors in a file); a file without that column is one
+  sensor's, named by the file (`bed-3.csv` is sensor `file:bed-3`). Where the sensors stand comes from
   `sensors.csv` (sensor, latitude, longitude, and optionally name and owner).
 
       {"time": {"column": "timestamp", "timezone": "Europe/Berlin"},
@@ -131,14 +131,15 @@ def read_csv_files(folder: Path, mapping: dict, not_after: dt.datetime) -> Folde
         needed = [
             time_column,
             *(c for c, _ in variables.values()),
-            *([sensor_column] if sensor_column else []),
         ]
         missing = [c for c in needed if c not in table.columns]
         if missing:
             raise FilesError(
                 f"{path.name}: no column {', '.join(missing)} (columns: {', '.join(table.columns)})"
             )
-        names = table[sensor_column] if sensor_column else pd.Series(path.stem, index=table.index)
+        # A file without the sensor column is one sensor's, named by the file.
+        long = sensor_column is not None and sensor_column in table.columns
+        names = table[sensor_column] if long else pd.Series(path.stem, index=table.index)
         frame = pd.DataFrame({"sensor_id": names.map(sensor_id)})
         for variable in SENSOR_VARIABLES:
             if variable in variables:
