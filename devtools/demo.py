@@ -53,10 +53,13 @@ def serve_in_background(folder: Path):
     return f"http://127.0.0.1:{server.port}", server
 
 
-def demo_settings(settings: EtlSettings, url: str) -> EtlSettings:
+def demo_settings(settings: EtlSettings, url: str, source: str = "grow") -> EtlSettings:
+    """Every source pointed at the simulator, the sensors read from `source` (grow, or opensensemap)."""
     return settings.model_copy(
         update={
+            "sensor_sources": source,
             "grow_api_url": f"{url}/grow/api",
+            "osem_api_url": f"{url}/osem",
             "wow_api_url": f"{url}/wow/api",
             "grow_api_key": SecretStr("sim-grow-key"),
             "wow_api_key": SecretStr("sim-wow-key"),
@@ -126,20 +129,35 @@ def summary(engine: Engine) -> list[str]:
 @click.option("--no-serve", is_flag=True, help="stop after the pipeline; do not serve the web apps")
 @click.option(
     "--database-url",
-    help="the database to fill (default: var/grow_wow.sqlite); DATABASE_URL in the shell is never used",
+    help="the database to fill (default: var/grow_wow.sqlite, or var/grow_wow-opensensemap.sqlite); "
+    "DATABASE_URL in the shell is never used",
 )
+@click.option("--source", type=click.Choice(["grow", "opensensemap"]), default="grow", show_default=True,
+              help="read the simulated network as GROW serves it, or as openSenseMap boxes")  # fmt: skip
 def main(
-    sensor_count: int, days: int, seed: int, port: int, backend_port: int, no_serve: bool, database_url
+    sensor_count: int,
+    days: int,
+    seed: int,
+    port: int,
+    backend_port: int,
+    no_serve: bool,
+    database_url,
+    source: str,
 ) -> None:
     """Generate a simulated network, serve it on loopback, run the nightly pipeline on it, then serve
     the back end and the dashboard over the database it filled."""
-    settings = load_settings(database_url=database_url or f"sqlite:///{DEMO_DATABASE}", use_aws_secrets=False)
+    default = (
+        DEMO_DATABASE
+        if source == "grow"
+        else DEMO_DATABASE.with_name(f"{DEMO_DATABASE.stem}-{source}.sqlite")
+    )
+    settings = load_settings(database_url=database_url or f"sqlite:///{default}", use_aws_secrets=False)
     configure_logging(settings)
     folder = ensure_network(sensor_count, days, seed, DEMO_DIR)
     url, server = serve_in_background(folder)
     click.echo(f"simulated network {folder} ({sensor_count} sensors × {days} days) served at {url}")
     try:
-        settings = demo_settings(settings, url)
+        settings = demo_settings(settings, url, source)
         engine = make_engine(settings)
         click.echo(f"{settings.database_label}: {init_db(engine)}")
         for report in run_nightly(settings, engine, Shard()):

@@ -34,3 +34,15 @@ def test_the_demo_goes_elsewhere_only_when_told_to(tmp_path, monkeypatch):
     result = CliRunner().invoke(demo.main, arguments, env=PRODUCTION)
     assert result.exit_code == 0, result.output
     assert chosen.exists() and not (tmp_path / "unused.sqlite").exists()
+
+
+def test_the_demo_shows_the_network_as_opensensemap_boxes_when_asked(tmp_path, monkeypatch):
+    monkeypatch.setattr(demo, "DEMO_DATABASE", tmp_path / "demo.sqlite")
+    monkeypatch.setattr(demo, "DEMO_DIR", tmp_path / "network")
+    arguments = ["--sensors", "3", "--days", "2", "--no-serve", "--source", "opensensemap"]
+    result = CliRunner().invoke(demo.main, arguments, env=PRODUCTION)
+    assert result.exit_code == 0, result.output
+    with create_engine(f"sqlite:///{tmp_path / 'demo-opensensemap.sqlite'}").connect() as connection:
+        ids = connection.execute(select(sensors.c.sensor_id)).scalars().all()
+    assert len(ids) == 3 and all(sensor_id.startswith("osem:") for sensor_id in ids)
+    assert not (tmp_path / "demo.sqlite").exists()  # the GROW demo's database is left as it was
