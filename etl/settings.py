@@ -13,7 +13,7 @@ from core.settings import CoreSettings, https_url, load_role_settings
 from core.times import as_utc
 from detection.checks import DEFAULT_CHECKS
 
-SENSOR_SOURCES = ("grow", "opensensemap")  # etl.sources.sensor_sources makes their clients
+SENSOR_SOURCES = ("grow", "opensensemap", "files")  # etl.sources.sensor_sources makes their clients
 
 
 class EtlSettings(CoreSettings):
@@ -29,7 +29,7 @@ class EtlSettings(CoreSettings):
     google_api_url: str = "https://maps.googleapis.com"
     sensor_sources: str = Field(
         default="grow",
-        description="where the sensors come from, comma-separated: grow, opensensemap",
+        description="where the sensors come from, comma-separated: grow, opensensemap, files",
     )
     osem_api_url: str = "https://api.opensensemap.org"
     osem_bbox: str | None = Field(
@@ -37,6 +37,12 @@ class EtlSettings(CoreSettings):
         description="openSenseMap boxes inside lon_sw,lat_sw,lon_ne,lat_ne (e.g. 7.5,51.9,7.7,52.0)",
     )
     osem_grouptag: str | None = Field(default=None, description="openSenseMap boxes with this grouptag")
+    files_dir: Path | None = Field(
+        default=None, description="a folder of CSV and ISMN files read each night (SENSOR_SOURCES=files)"
+    )
+    files_mapping: Path | None = Field(
+        default=None, description="what the CSV files' columns are [default: FILES_DIR/mapping.json]"
+    )
     osem_box_ids: str | None = Field(
         default=None,
         description="openSenseMap boxes by id, comma-separated (the bbox and grouptag are then unused)",

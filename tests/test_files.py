@@ -125,3 +125,35 @@ def test_csv_without_a_mapping_or_in_an_unknown_unit_is_refused_whole_in_one_lin
     refused = CliRunner().invoke(cli, ["import-files", str(folder)], env=env)
     assert refused.exit_code == 1 and "soil_moisture in 'pF'" in refused.output
     assert "Traceback" not in refused.output
+
+
+@pytest.mark.slow  # two nightly runs
+def test_a_folder_as_a_nightly_source_stores_what_it_holds_and_a_second_night_changes_nothing(
+    tmp_path, simulator
+):
+    from core.db import read_frame as frame_of
+    from etl.runner import run_nightly
+    from etl.shard import Shard
+    from etl.sources.files import read_folder
+    from tests.factories import NOW, assert_same_database, pipeline_settings, snapshot
+
+    folder = tmp_path / "garden"
+    write_folder(folder)
+    database = f"sqlite:///{tmp_path / 'nightly.sqlite'}"
+    settings = pipeline_settings(database, simulator(), sensor_sources="files", files_dir=folder)
+    engine = make_engine(settings)
+    init_db(engine)
+    first = run_nightly(settings, engine, Shard())
+    before = snapshot(engine)
+    again = run_nightly(settings, engine, Shard())
+    assert [r.rows > 0 for r in first][:3] == [True, True, True]
+    assert [r.rows for r in again] == [0, 0, 0, 0, 0]
+    assert_same_database(snapshot(engine), before)
+    expected = read_folder(folder, None, NOW).readings
+    with engine.connect() as connection:
+        stored = frame_of(connection, select(readings)).sort_values(["sensor_id", "ts"], ignore_index=True)
+        reasons = connection.execute(select(quarantine.c.reason)).scalars().all()
+    values = ["soil_moisture", "air_temperature", "light", "battery_level"]
+    stored = stored.astype(dict.fromkeys(values, float))  # a column of nothing but NULL comes back as None
+    pd.testing.assert_frame_equal(stored, expected, check_dtype=False)
+    assert any("ISMN flag D03" in reason for reason in reasons)

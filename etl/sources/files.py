@@ -38,7 +38,8 @@ import pandas as pd
 from core.errors import GrowWowError
 from core.vocabulary import LIGHT_PER_LUX, SENSOR_VARIABLES
 from etl.quarantine import REFUSED, REPAIRED, Quarantined, clean_text
-from etl.sources.batch import READING_COLUMNS, SENSOR_COLUMNS, TEXT_WIDTHS
+from etl.sources.batch import READING_COLUMNS, SENSOR_COLUMNS, TEXT_WIDTHS, Batch
+from etl.sources.http import SourceError
 
 PREFIX = "file:"
 SENSORS_SOURCE = "file sensors"
@@ -318,3 +319,48 @@ def read_folder(folder: Path, mapping_path: Path | None, not_after: dt.datetime)
         ]
     readings = readings[readings["sensor_id"].isin(set(sensors["sensor_id"]))].reset_index(drop=True)
     return Folder(sensors, readings, quarantined, sum(part.files for part in parts))
+
+
+class FilesClient:
+    """A folder of files as a nightly source (SENSOR_SOURCES=files, FILES_DIR, FILES_MAPPING): read whole
+    each night, so rows a logger appends arrive like late uploads. The steps see it as any API."""
+
+    name = "files"
+    state_key = "files"
+    max_sensors = 100  # no limit of its own: a request is a look into the folder already read
+
+    def __init__(self, settings):
+        self.settings = settings
+        self._found: Folder | None = None
+
+    def found(self) -> Folder:
+        if self._found is None:
+            if self.settings.files_dir is None:
+                raise SourceError("files: FILES_DIR names no folder")
+            not_after = self.settings.now() + dt.timedelta(hours=self.settings.future_tolerance_hours)
+            try:
+                self._found = read_folder(self.settings.files_dir, self.settings.files_mapping, not_after)
+            except FilesError as exc:
+                raise SourceError(f"files: {exc}") from None
+        return self._found
+
+    def get_sensors(self) -> tuple[pd.DataFrame, list[Quarantined]]:
+        found = self.found()
+        return found.sensors, [q for q in found.quarantined if q.source == SENSORS_SOURCE]
+
+    def request_windows(self, codes, start, end):
+        size = self.max_sensors
+        return [(tuple(codes[i : i + size]), start, end) for i in range(0, len(codes), size)]
+
+    def get_readings_window(self, codes, start, end) -> Batch:
+        try:
+            found = self.found()
+        except SourceError as exc:
+            return Batch.failed(codes, start, end, exc)
+        rows = found.readings
+        inside = rows["sensor_id"].isin(codes) & (rows["ts"] >= start) & (rows["ts"] <= end)
+        problems = [q for q in found.quarantined if q.source == READINGS_SOURCE and q.entity_id in set(codes)]
+        return Batch(tuple(codes), start, end, rows[inside].reset_index(drop=True), quarantined=problems)
+
+    def iter_windows(self, windows):
+        return (self.get_readings_window(*window) for window in windows)
