@@ -22,6 +22,7 @@ from core.logs import configure_logging
 from core.schema import anomalies, readings, sensor_health, sensor_wow, sensors, wow_observations, wow_sites
 from core.settings import DEFAULT_SQLITE_PATH, VAR_DIR
 from core.vocabulary import Detector, Health
+from devtools.simulator import osem
 from etl.runner import run_nightly
 from etl.settings import EtlSettings, load_settings
 from etl.shard import Shard
@@ -58,6 +59,7 @@ def demo_settings(settings: EtlSettings, url: str, source: str = "grow") -> EtlS
     return settings.model_copy(
         update={
             "sensor_sources": source,
+            "osem_grouptag": osem.GROUPTAG,  # the simulator's boxes
             "grow_api_url": f"{url}/grow/api",
             "osem_api_url": f"{url}/osem",
             "wow_api_url": f"{url}/wow/api",

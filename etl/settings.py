@@ -6,7 +6,7 @@ import datetime as dt
 from pathlib import Path
 from typing import ClassVar
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 
 from core.aws_secrets import SecretStore
 from core.settings import CoreSettings, https_url, load_role_settings
@@ -167,6 +167,18 @@ class EtlSettings(CoreSettings):
             known = ", ".join(SENSOR_SOURCES)
             raise ValueError(f"sources are {known}, comma-separated; not {', '.join(unknown) or 'none'}")
         return ",".join(dict.fromkeys(names))
+
+    @model_validator(mode="after")
+    def _sources_have_what_they_need(self):
+        sources = self.sensor_sources.split(",")
+        if "files" in sources and self.files_dir is None:
+            raise ValueError("SENSOR_SOURCES names files: FILES_DIR must name the folder")
+        if "opensensemap" in sources and not (self.osem_bbox or self.osem_grouptag or self.osem_box_ids):
+            raise ValueError(
+                "SENSOR_SOURCES names opensensemap: say which boxes with OSEM_BBOX, OSEM_GROUPTAG or "
+                "OSEM_BOX_IDS (the whole map is tens of thousands of boxes)"
+            )
+        return self
 
     @field_validator("etl_now")
     @classmethod

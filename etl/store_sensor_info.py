@@ -14,7 +14,7 @@ import logging
 
 import click
 import pandas as pd
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from core.load import bulk_upsert
 from core.schema import sensors
@@ -61,26 +61,22 @@ def run(context: StepContext) -> int:
         try:
             frame, refused = client.get_sensors()
         except SourceError as exc:
-            known = _stored_count(context, client.name)
-            if not known:
-                failed = failed or exc  # after the other sources are stored
-                continue
             # One failed call must not cost the night: the readings of the sensors we know can still be
-            # fetched and checked; tomorrow's list brings the new ones.
-            log.warning("%s; going on with the %d sensors already stored", exc, known)
+            # fetched and checked, and the other sources' too; tomorrow's list brings the new ones.
+            known = _stored_count(context, client.name)
+            log.warning("%s; going on with the %d sensors of it already stored", exc, known)
             context.tally.add("sensor_list_unavailable")
+            failed = failed or exc
             continue
         listed.append(frame)
         quarantined += refused
     if not listed:
-        if failed is not None:
-            raise failed
+        with context.engine.connect() as connection:
+            if failed is not None and not connection.scalar(select(func.count()).select_from(sensors)):
+                raise failed  # nothing listed and nothing stored: the night has nothing to work on
         return 0
     fetched = pd.concat(listed, ignore_index=True) if len(listed) > 1 else listed[0]
-    written = _store(context, sites, fetched, quarantined)
-    if failed is not None:
-        raise failed
-    return written
+    return _store(context, sites, fetched, quarantined)
 
 
 def _stored_count(context: StepContext, source: str) -> int:

@@ -196,6 +196,7 @@ def test_a_network_on_opensensemap_through_five_nights_of_failing_answers_loses_
             url,
             now,
             sensor_sources="opensensemap",
+            osem_grouptag=osem.GROUPTAG,
             osem_api_url=f"{url}/osem",
             http_attempts=2,
             http_timeout_s=2,

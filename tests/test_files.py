@@ -10,7 +10,7 @@ from click.testing import CliRunner
 from sqlalchemy import select
 
 from core.db import init_db, make_engine, read_frame
-from core.schema import quarantine, readings, sensors
+from core.schema import etl_runs, quarantine, readings, sensors
 from etl.cli import cli
 from etl.settings import load_settings
 
@@ -157,3 +157,77 @@ def test_a_folder_as_a_nightly_source_stores_what_it_holds_and_a_second_night_ch
     stored = stored.astype(dict.fromkeys(values, float))  # a column of nothing but NULL comes back as None
     pd.testing.assert_frame_equal(stored, expected, check_dtype=False)
     assert any("ISMN flag D03" in reason for reason in reasons)
+
+
+def test_awkward_files_are_read_or_set_aside_never_a_crash(tmp_path):
+    """What loggers write: times with their offset across a clock change, a Latin-1 file, an empty file,
+    local times in the hour that comes twice, dates no parser knows, and an ISMN air temperature (its
+    depth a height: -2.0)."""
+    import datetime as dt
+
+    from etl.sources.files import read_folder
+
+    folder = tmp_path / "awkward"
+    folder.mkdir()
+    mapping = {
+        "time": {"column": "t", "timezone": "Europe/Berlin"},
+        "variables": {"air_temperature": {"column": "T (°C)", "unit": "°C"}},
+    }
+    (folder / "mapping.json").write_text(json.dumps(mapping))
+    (folder / "sensors.csv").write_text(
+        "sensor,latitude,longitude,owner\noffsets,52.5,13.4,\nlatin,52.5,13.4,ben\nautumn,52.5,13.4,ben\n"
+        "dotted,52.5,13.4,ben\n"
+    )
+    (folder / "offsets.csv").write_text(
+        "t,T (°C)\n2019-03-31T01:30:00+01:00,4.0\n2019-03-31T03:30:00+02:00,5.0\n2019-03-31T02:00:00Z,6.0\n"
+    )
+    (folder / "latin.csv").write_bytes("t,T (°C)\n2019-06-01 12:00,21.5\n".encode("cp1252"))
+    (folder / "empty.csv").write_text("")
+    (folder / "autumn.csv").write_text(
+        "t,T (°C)\n2019-10-27 01:30,9.0\n2019-10-27 02:30,8.5\n2019-10-27 03:30,8.0\n"
+    )
+    (folder / "dotted.csv").write_text("t,T (°C)\n01.05.2019 10:00,12.0\n")
+    ta = "TERENO_TERENO_Gevenich_ta_-2.000000_-2.000000_HMP45_20190601_20190601.stm"
+    (folder / ta).write_text(
+        "TERENO TERENO Gevenich 50.98 6.32 108.00 -2.0000 -2.0000 HMP45\n2019/06/01 12:00   18.4 G M\n"
+    )
+
+    found = read_folder(folder, None, dt.datetime(2019, 12, 1, tzinfo=dt.UTC))
+    rows = found.readings.set_index(["sensor_id", "ts"])["air_temperature"]
+    utc = lambda text: pd.Timestamp(text, tz="UTC")  # noqa: E731
+    assert rows["file:offsets"].to_dict() == {utc("2019-03-31 00:30"): 4.0, utc("2019-03-31 01:30"): 5.0,
+                                              utc("2019-03-31 02:00"): 6.0}  # fmt: skip
+    assert rows["file:latin"].to_dict() == {utc("2019-06-01 10:00"): 21.5}
+    assert list(rows["file:autumn"].index) == [utc("2019-10-26 23:30"), utc("2019-10-27 02:30")]
+    assert rows["file:TERENO.Gevenich"].tolist() == [18.4]
+    reasons = {(q.entity_id, q.reason) for q in found.quarantined}
+    assert any(e == "file:autumn" and "clock change" in r for e, r in reasons)
+    assert any(e == "file:dotted" and r == "time unreadable" for e, r in reasons)
+    assert any(r == "empty file" for _, r in reasons)
+    placed = found.sensors.set_index("sensor_id")
+    assert pd.isna(placed.loc["file:offsets", "owner_id"]) and placed.loc["file:latin", "owner_id"] == "ben"
+    assert pd.isna(placed.loc["file:dotted", "first_sample_at"])  # placed, nothing readable: no span
+
+
+@pytest.mark.slow  # a nightly run
+def test_a_folder_that_cannot_be_read_does_not_stop_the_night_of_the_other_sources(tmp_path, simulator):
+    from etl.runner import run_nightly
+    from etl.shard import Shard
+    from tests.factories import pipeline_settings
+
+    folder = tmp_path / "garden"
+    write_folder(folder)
+    (folder / "mapping.json").unlink()  # CSV files nobody has described: the folder cannot be read
+    database = f"sqlite:///{tmp_path / 'nightly.sqlite'}"
+    settings = pipeline_settings(database, simulator(), sensor_sources="grow,files", files_dir=folder)
+    engine = make_engine(settings)
+    init_db(engine)
+    reports = run_nightly(settings, engine, Shard())
+    assert [r.rows > 0 for r in reports] == [True] * 5  # GROW's sensors went through every step
+    with engine.connect() as connection:
+        ids = connection.execute(select(sensors.c.sensor_id)).scalars().all()
+        counts = connection.execute(
+            select(etl_runs.c.counts).where(etl_runs.c.step == "store_sensor_info")
+        ).scalar()
+    assert ids and not any(sensor_id.startswith("file:") for sensor_id in ids)
+    assert counts == {"sensor_list_unavailable": 1}

@@ -118,7 +118,9 @@ def test_windows_start_on_a_quarter_hour_and_keep_to_a_month():
 
 def test_the_client_reads_the_gardens_and_their_readings_exactly(osem_url, network, source_settings):
     client = OpenSenseMapClient(
-        source_settings(osem_url.removesuffix("/osem"), sensor_sources="opensensemap")
+        source_settings(
+            osem_url.removesuffix("/osem"), sensor_sources="opensensemap", osem_grouptag=osem.GROUPTAG
+        )
     )
     sensors, quarantined = client.get_sensors()
     assert quarantined == []
@@ -159,7 +161,11 @@ def test_a_night_on_grow_and_opensensemap_stores_both_and_a_second_night_changes
 
     url = simulator(serving=small_network)
     settings = pipeline_settings(
-        database_url, url, sensor_sources="grow,opensensemap", osem_api_url=f"{url}/osem"
+        database_url,
+        url,
+        sensor_sources="grow,opensensemap",
+        osem_api_url=f"{url}/osem",
+        osem_grouptag=osem.GROUPTAG,
     )
     engine = make_engine(settings)
     init_db(engine)
@@ -188,3 +194,54 @@ def test_a_night_on_grow_and_opensensemap_stores_both_and_a_second_night_changes
     # The same gardens, read through either source, come out of detection the same.
     for box, code in ours.items():
         assert health[box] == health[code], (box, code)
+
+
+def test_paging_keeps_measurements_that_share_a_time_and_windows_leave_no_second_between_them(
+    monkeypatch, source_settings
+):
+    """The API cuts an answer at 10,000 (4 here): a page ending among measurements of one millisecond
+    must not lose the rest of them, and a measurement at 23:59:59.500 belongs to the window that ends on
+    that second."""
+    from etl.sources import opensensemap
+
+    stamps = [
+        "2019-06-01T10:00:07.000Z",
+        "2019-06-01T10:03:07.000Z",
+        "2019-06-01T10:06:07.000Z",
+        "2019-06-01T10:06:07.000Z",  # two at one millisecond, across a page's edge
+        "2019-06-01T10:09:07.000Z",
+        "2019-06-01T10:12:07.000Z",
+        "2019-06-01T23:59:59.500Z",  # inside the first window's last second
+        "2019-06-02T00:00:00.250Z",
+    ]
+    values = ["10", "20", "30", "50", "40", "60", "70", "80"]
+    asked = []
+
+    def api(method, path, what, params=None):
+        asked.append(params)
+        low, high = (pd.Timestamp(params[k]) for k in ("from-date", "to-date"))
+        inside = [(t, v) for t, v in zip(stamps, values) if low <= pd.Timestamp(t) <= high]
+        inside.sort(key=lambda item: item[0], reverse=True)
+        return [{"createdAt": t, "value": v, "location": [0, 0]} for t, v in inside[:4]]
+
+    monkeypatch.setattr(opensensemap, "PAGE", 4)
+    client = OpenSenseMapClient(source_settings("http://127.0.0.1:9", osem_api_url="http://127.0.0.1:9/osem"))
+    client.box_variables["a" * 24] = {"soil_moisture": "b" * 24}
+    monkeypatch.setattr(client.source, "request_json", api)
+    first_day = client.get_readings_window(
+        ("osem:" + "a" * 24,),
+        dt.datetime(2019, 6, 1, tzinfo=UTC),
+        dt.datetime(2019, 6, 1, 23, 59, 59, tzinfo=UTC),
+    )
+    next_day = client.get_readings_window(
+        ("osem:" + "a" * 24,),
+        dt.datetime(2019, 6, 2, tzinfo=UTC),
+        dt.datetime(2019, 6, 2, 23, 59, 59, tzinfo=UTC),
+    )
+    assert len(asked) > 2  # paged
+    means = first_day.readings.set_index("ts")["soil_moisture"]
+    assert means[pd.Timestamp("2019-06-01 10:00", tz="UTC")] == pytest.approx(
+        (10 + 20 + 30 + 50 + 40 + 60) / 6
+    )
+    assert means[pd.Timestamp("2019-06-01 23:45", tz="UTC")] == 70  # not lost between the windows
+    assert next_day.readings["soil_moisture"].tolist() == [80]

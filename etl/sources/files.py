@@ -85,15 +85,22 @@ def convert(values: pd.Series, variable: str, unit: str) -> np.ndarray:
 
 
 def checked(
-    frame: pd.DataFrame, times: pd.Series, where: list[str], not_after: dt.datetime
+    frame: pd.DataFrame,
+    times: pd.Series,
+    where: list[str],
+    not_after: dt.datetime,
+    changing: np.ndarray | None = None,
 ) -> tuple[pd.DataFrame, list[Quarantined]]:
     """Rows held to the APIs' rules: an unreadable or future time refuses the row; a value outside
     what any sensor can send is kept as missing. `where` names each row (file and line)."""
     quarantined = []
     unreadable = times.isna().to_numpy()
     future = (times > pd.Timestamp(not_after)).to_numpy()
+    changing = np.zeros(len(frame), dtype=bool) if changing is None else changing
     for i in np.flatnonzero(unreadable | future):
-        why = "time unreadable" if unreadable[i] else "time in the future"
+        why = "time in the future" if future[i] else "time unreadable"
+        if changing[i]:
+            why = "time at a clock change (it does not exist, or comes twice): write it with its UTC offset"
         quarantined.append(Quarantined(READINGS_SOURCE, frame["sensor_id"].iat[i], REFUSED, why, where[i]))
     frame = frame.assign(ts=times)
     for variable, about in SENSOR_VARIABLES.items():
@@ -101,9 +108,8 @@ def checked(
         impossible = ~np.isnan(values) & ~((values >= about.possible_low) & (values <= about.possible_high))
         for i in np.flatnonzero(impossible & ~(unreadable | future)):
             why = f"{variable} {values[i]:g} {about.unit} is no reading: stored as missing"
-            quarantined.append(
-                Quarantined(READINGS_SOURCE, frame["sensor_id"].iat[i], REPAIRED, why, where[i])
-            )
+            record = {"row": where[i], "variable": variable}  # two bad values of a row: two records
+            quarantined.append(Quarantined(READINGS_SOURCE, frame["sensor_id"].iat[i], REPAIRED, why, record))
         frame[variable] = np.where(impossible, np.nan, values)
     keep = ~(unreadable | future)
     frame = frame[keep]
@@ -128,7 +134,10 @@ def read_csv_files(folder: Path, mapping: dict, not_after: dt.datetime) -> Folde
         if path.name == SENSORS_FILE:
             continue
         files += 1
-        table = pd.read_csv(path, dtype=str, keep_default_na=False)
+        table = _read_table(path)
+        if table is None:
+            quarantined.append(Quarantined(READINGS_SOURCE, None, REFUSED, "empty file", path.name))
+            continue
         needed = [
             time_column,
             *(c for c, _ in variables.values()),
@@ -148,30 +157,59 @@ def read_csv_files(folder: Path, mapping: dict, not_after: dt.datetime) -> Folde
                 frame[variable] = convert(table[column].replace("", np.nan), variable, unit)
             else:
                 frame[variable] = np.nan
-        times = _times(table[time_column], zone)
+        times, changing = _times(table[time_column], zone)
         where = [f"{path.name} line {i + 2}" for i in range(len(table))]
-        rows, refused = checked(frame, times, where, not_after)
+        rows, refused = checked(frame, times, where, not_after, changing)
         frames.append(rows)
         quarantined += refused
     return Folder(_sensors_file(folder), _joined(frames), quarantined, files)
 
 
-def _times(texts: pd.Series, zone: str) -> pd.Series:
-    times = pd.to_datetime(texts.replace("", np.nan), errors="coerce", format="ISO8601", utc=False)
-    if getattr(times.dt, "tz", None) is None:
+def _read_table(path: Path) -> pd.DataFrame | None:
+    """A CSV file as text columns; None when it holds nothing. Not UTF-8: read as Windows' Latin-1, as
+    loggers' software often writes (°C is then one byte)."""
+    for encoding in ("utf-8-sig", "cp1252"):
         try:
-            times = times.dt.tz_localize(zone, ambiguous="NaT", nonexistent="NaT")
-        except Exception as exc:  # an unknown zone name
-            raise FilesError(f"{MAPPING}: time zone {zone!r}: {exc}") from None
-    return times.dt.tz_convert("UTC").dt.as_unit("us")
+            return pd.read_csv(path, dtype=str, keep_default_na=False, encoding=encoding)
+        except UnicodeDecodeError:
+            continue
+        except pd.errors.EmptyDataError:
+            return None
+        except (pd.errors.ParserError, OSError) as exc:
+            raise FilesError(f"{path.name}: not readable as CSV ({str(exc).splitlines()[0]})") from None
+    raise FilesError(f"{path.name}: neither UTF-8 nor Latin-1 text")
+
+
+OFFSET = r"(?:Z|[+-]\d\d:?\d\d)$"
+
+
+def _times(texts: pd.Series, zone: str) -> tuple[pd.Series, np.ndarray]:
+    """Times in UTC, and which of them fell into a clock change of `zone` (an hour that does not exist,
+    or comes twice: without its UTC offset such a time cannot be told). Times written with their
+    offset (…+02:00, …Z) are taken as written, whatever `zone` says; the others are in `zone`."""
+    texts = texts.replace("", np.nan)
+    with_offset = texts.fillna("").str.strip().str.contains(OFFSET).to_numpy()
+    result = pd.Series(pd.NaT, index=texts.index, dtype="datetime64[us, UTC]")
+    if with_offset.any():
+        parsed = pd.to_datetime(texts[with_offset], errors="coerce", format="ISO8601", utc=True)
+        result[with_offset] = parsed.dt.as_unit("us")
+    naive = pd.to_datetime(texts[~with_offset], errors="coerce", format="ISO8601")
+    try:
+        local = naive.dt.tz_localize(zone, ambiguous="NaT", nonexistent="NaT")
+    except Exception as exc:  # an unknown zone name
+        raise FilesError(f"{MAPPING}: time zone {zone!r}: {exc}") from None
+    result[~with_offset] = local.dt.tz_convert("UTC").dt.as_unit("us")
+    changing = np.zeros(len(texts), dtype=bool)
+    changing[~with_offset] = (naive.notna() & local.isna()).to_numpy()
+    return result, changing
 
 
 def _sensors_file(folder: Path) -> pd.DataFrame:
     path = folder / SENSORS_FILE
     if not path.exists():
         return pd.DataFrame(columns=SENSOR_COLUMNS)
-    table = pd.read_csv(path, dtype=str, keep_default_na=False)
-    if not {"sensor", "latitude", "longitude"} <= set(table.columns):
+    table = _read_table(path)
+    if table is None or not {"sensor", "latitude", "longitude"} <= set(table.columns):
         raise FilesError(f"{SENSORS_FILE}: needs the columns sensor, latitude, longitude (and name, owner)")
     return pd.DataFrame(
         {
@@ -179,7 +217,7 @@ def _sensors_file(folder: Path) -> pd.DataFrame:
             "identifier": table["sensor"].map(lambda name: f"file#{name}"),
             "name": table.get("name", table["sensor"]),
             "serial_number": None,
-            "owner_id": table["owner"].map(sensor_id).str.removeprefix(PREFIX) if "owner" in table else None,
+            "owner_id": _owners(table["owner"]) if "owner" in table else None,
             "latitude": pd.to_numeric(table["latitude"], errors="coerce"),
             "longitude": pd.to_numeric(table["longitude"], errors="coerce"),
             "first_sample_at": pd.NaT,
@@ -188,12 +226,18 @@ def _sensors_file(folder: Path) -> pd.DataFrame:
     )
 
 
+def _owners(names: pd.Series) -> pd.Series:
+    """Owner names as ids (a blank one: unknown)."""
+    blank = names.str.strip() == ""
+    return names.map(sensor_id).str.removeprefix(PREFIX).mask(blank, None)
+
+
 def read_ismn_files(folder: Path, not_after: dt.datetime) -> Folder:
     """The ISMN header + values files of a folder: a station is a sensor, its shallowest soil moisture."""
     frames, quarantined, stations, files = [], [], {}, 0
     shallowest: dict[str, tuple[float, pd.DataFrame, list]] = {}  # station → its soil moisture
     for path in sorted(folder.glob("*.stm")):
-        match = re.search(r"_(sm|ta)_\d", path.name)
+        match = re.search(r"_(sm|ta)_-?\d", path.name)  # air temperature's depths are heights: -2.0
         if not match:
             continue
         files += 1
@@ -297,9 +341,10 @@ def read_folder(folder: Path, mapping_path: Path | None, not_after: dt.datetime)
         [part.sensors for part in parts if len(part.sensors)] or [parts[0].sensors], ignore_index=True
     )
     quarantined = [q for part in parts for q in part.quarantined]
+    readings["ts"] = pd.to_datetime(readings["ts"], utc=True)
     span = readings.groupby("sensor_id")["ts"].agg(["min", "max"])
-    sensors["first_sample_at"] = sensors["sensor_id"].map(span["min"])
-    sensors["last_sample_at"] = sensors["sensor_id"].map(span["max"])
+    for column, edge in (("first_sample_at", "min"), ("last_sample_at", "max")):
+        sensors[column] = pd.to_datetime(sensors["sensor_id"].map(span[edge]), utc=True)
     unplaced = sorted(set(span.index) - set(sensors["sensor_id"]))
     for code in unplaced:
         why = f"readings but no position: add it to {SENSORS_FILE}"
@@ -340,7 +385,7 @@ class FilesClient:
             not_after = self.settings.now() + dt.timedelta(hours=self.settings.future_tolerance_hours)
             try:
                 self._found = read_folder(self.settings.files_dir, self.settings.files_mapping, not_after)
-            except FilesError as exc:
+            except (FilesError, ValueError, OSError) as exc:  # the folder cannot be read: the night goes on
                 raise SourceError(f"files: {exc}") from None
         return self._found
 

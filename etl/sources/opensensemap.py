@@ -246,10 +246,9 @@ class OpenSenseMapClient:
         settings = self.settings
         try:
             if settings.osem_box_ids:
-                payload = [
-                    self.source.request_json("GET", f"boxes/{box}", f"box {box}")
-                    for box in settings.osem_box_ids.split(",")
-                ]
+                payload = self._boxes_by_id(
+                    [box.strip() for box in settings.osem_box_ids.split(",") if box.strip()]
+                )
             else:
                 params = {"format": "json"}
                 if settings.osem_bbox:
@@ -272,6 +271,20 @@ class OpenSenseMapClient:
     def request_windows(self, codes, start, end):
         return request_windows(codes, start, end)
 
+    def _boxes_by_id(self, boxes: list[str]) -> list[dict]:
+        """The boxes named, each asked on its own: one deleted (404) or refused is left out and logged;
+        all of them failing is the source failing."""
+        found, failures = [], []
+        for box in boxes:
+            try:
+                found.append(self.source.request_json("GET", f"boxes/{box}", f"box {box}"))
+            except SourceError as exc:
+                failures.append(exc)
+                log.warning("%s; the other boxes are read", exc)
+        if failures and not found:
+            raise failures[0]
+        return found
+
     def _variables(self, box_id: str) -> dict[str, str]:
         if box_id not in self.box_variables:
             payload = self.source.request_json("GET", f"boxes/{box_id}", f"box {box_id}")
@@ -279,8 +292,12 @@ class OpenSenseMapClient:
         return self.box_variables[box_id]
 
     def _pages(self, box_id: str, sensor: str, variable: str, start: dt.datetime, end: dt.datetime):
-        """Every measurement of one sensor in [start, end], page by page (newest first, 10,000 a page)."""
-        frames, quarantined, to = [], [], pd.Timestamp(end)
+        """Every measurement of one sensor from `start` to the last millisecond of `end`'s second (the
+        next window starts on the next second), page by page, newest first, 10,000 a page. A page ends at
+        the oldest time of the page before, inclusive: measurements sharing that time are not lost, and
+        those seen twice are dropped."""
+        frames, quarantined = [], []
+        to = pd.Timestamp(end).floor("s") + pd.Timedelta(milliseconds=999)
         not_after = self.not_after()
         while True:
             params = {"from-date": _rfc3339(start), "to-date": _rfc3339(to), "format": "json"}
@@ -289,13 +306,14 @@ class OpenSenseMapClient:
             page, refused = measurements(payload, box_id, variable, not_after)
             frames.append(page)
             quarantined += refused
-            if len(payload) < PAGE:
-                return pd.concat(frames, ignore_index=True), quarantined
-            to = pd.to_datetime(
-                min(r["createdAt"] for r in payload if isinstance(r, dict) and "createdAt" in r), utc=True
-            ) - pd.Timedelta(milliseconds=1)
-            if to < pd.Timestamp(start):
-                return pd.concat(frames, ignore_index=True), quarantined
+            oldest = page["ts"].min()
+            if len(payload) < PAGE or pd.isna(oldest) or oldest >= to or oldest <= pd.Timestamp(start):
+                # The last page; or one whose times are all one (more than 10,000 measurements in a
+                # millisecond cannot be paged: kept as they came).
+                break
+            to = oldest
+        every = pd.concat(frames, ignore_index=True)
+        return every.drop_duplicates(["ts", variable], ignore_index=True), quarantined
 
     def get_readings_window(self, codes: Sequence[str], start: dt.datetime, end: dt.datetime) -> Batch:
         """One box over one window: each of its variables' measurements, as 15-minute means."""
