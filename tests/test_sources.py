@@ -780,3 +780,14 @@ def test_no_key_follows_a_redirect_to_another_host(redirect_elsewhere, source_se
         GrowClient(settings).get_sensors()
     sent = " ".join(str(headers) for headers in received)
     assert "sim-wow-key" not in sent and "sim-grow-key" not in sent
+
+
+def test_a_grow_key_stored_as_2019_stored_it_with_its_bearer_is_not_doubled(
+    network, simulator, source_settings
+):
+    """2019's back end sent the grow-api secret's value as the header itself: a value that already says
+    `Bearer …` is used as it is."""
+    url = simulator()
+    for stored in ("sim-grow-key", "Bearer sim-grow-key", "  Bearer sim-grow-key "):
+        sensors, _ = GrowClient(source_settings(url, grow_api_key=stored)).get_sensors()
+        assert len(sensors) == len(network.sensors), stored

@@ -408,6 +408,13 @@ def join_by_timestamp(sensors, codes, variables, stamps, values, names: list[str
     return frame
 
 
+def bearer(key: str) -> str:
+    """The Authorization header for a key. 2019's back end sent the grow-api secret's value as the header
+    itself, so a stored value may already read `Bearer …`: it is used as it is, not doubled."""
+    key = key.strip()
+    return key if key[:7].lower() == "bearer " else f"Bearer {key}"
+
+
 class GrowClient:
     """The GROW API at the configured base URL, with the configured key and retry policy."""
 
@@ -418,7 +425,7 @@ class GrowClient:
     def __init__(self, settings: EtlSettings):
         key = settings.grow_api_key.get_secret_value() if settings.grow_api_key else ""
         policy = HttpPolicy.from_settings(settings)
-        self.source = Source("GROW API", settings.grow_api_url, {"Authorization": f"Bearer {key}"}, policy)
+        self.source = Source("GROW API", settings.grow_api_url, {"Authorization": bearer(key)}, policy)
         self.workers = settings.fetch_workers
         self.settings = settings
 
