@@ -103,6 +103,11 @@ sensors = Table(
     Column("last_sample_at", UTCDateTime),
     Column("days_active", Integer),
     Column("address", String(512)),
+    Column(
+        "address_2019",
+        String(512),
+        comment="the address as 2019 wrote it: Google's address components' long names joined by spaces",
+    ),
     Column("place", String(128)),
     Column("country", String(64)),
     # Where the address was looked up, so only new or moved sensors are geocoded again.

@@ -32,7 +32,15 @@ log = logging.getLogger(__name__)
 NAME = "store_sensor_info"
 MOVED_KM = 0.05  # a sensor moved further than this is geocoded again
 BASE_COLUMNS = [*SENSOR_COLUMNS, "days_active"]
-ADDRESS_COLUMNS = ["sensor_id", "address", "place", "country", "address_latitude", "address_longitude"]
+ADDRESS_COLUMNS = [
+    "sensor_id",
+    "address",
+    "address_2019",
+    "place",
+    "country",
+    "address_latitude",
+    "address_longitude",
+]
 
 
 def days_active(first: pd.Series, last: pd.Series) -> pd.Series:
@@ -133,7 +141,15 @@ def geocode(geocoder: Geocoder, todo: pd.DataFrame) -> pd.DataFrame:
                 log.warning("%s; sensors left without an address are tried again next run", exc)
             continue
         rows.append(
-            (sensor.sensor_id, found.address, found.place, found.country, sensor.latitude, sensor.longitude)
+            (
+                sensor.sensor_id,
+                found.address,
+                found.address_2019,
+                found.place,
+                found.country,
+                sensor.latitude,
+                sensor.longitude,
+            )
         )
     if failed:
         log.warning("geocoding failed for %d of %d sensors", failed, len(todo))

@@ -96,6 +96,9 @@ def sensor_filters(query: dict) -> list:
         conditions.append(sensors.c.owner_id == query["owner"])
     if "address" in query:
         conditions.append(sensors.c.address == query["address"])
+    if "address_either" in query:  # 2019's routes: today's address, or the one 2019 wrote
+        either = query["address_either"]
+        conditions.append(or_(sensors.c.address == either, sensors.c.address_2019 == either))
     if "q" in query:
         pattern = f"%{query['q'].lower()}%"
         conditions.append(

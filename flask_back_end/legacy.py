@@ -364,7 +364,7 @@ def _nullable(values) -> list:
 
 @route("/grow_by_address", "the sensors at exactly this address", params=AddressParam, output=SENSOR_LIST)
 def grow_by_address(params):
-    return json_response(sensor_info_rows({"address": params["address"]}))
+    return json_response(sensor_info_rows({"address_either": params["address"]}))
 
 
 @route("/grow_by_owner", "one owner's sensors", params=OwnerParam, output=SENSOR_LIST)

@@ -102,6 +102,13 @@ def seed(engine) -> None:
                         "Rue de Rivoli, Paris",
                         "Quai Saint-Vincent, Lyon",
                     ],
+                    # As 2019 wrote s1's: Google's address components' long names joined by spaces.
+                    "address_2019": [
+                        "1 High Street London Greater London England United Kingdom",
+                        None,
+                        None,
+                        None,
+                    ],
                     "first_sample_at": pd.to_datetime([START, None, None, START], utc=True),
                     "last_sample_at": pd.to_datetime(
                         [times[-1], None, None, START + pd.Timedelta(hours=23.75)], utc=True

@@ -162,6 +162,12 @@ def test_wow_data_for_a_sensor_without_a_station_is_404(client):
 def test_sensors_by_address_and_by_owner(client):
     assert [row["sensor_id"] for row in get(client, "/grow_by_address", address="Cambridge").json] == ["s2"]
     assert get(client, "/grow_by_address", address="Cambri").json == []  # 2019 matched the whole address
+    # A 2019 client asks with the address as 2019 wrote it; today's is Google's formatted one.
+    old_style = "1 High Street London Greater London England United Kingdom"
+    assert [row["sensor_id"] for row in get(client, "/grow_by_address", address=old_style).json] == ["s1"]
+    assert [
+        row["sensor_id"] for row in get(client, "/grow_by_address", address="1 High Street, London").json
+    ] == ["s1"]
     assert [row["sensor_id"] for row in get(client, "/grow_by_owner", owner_id="owner-b").json] == [
         "0042",
         "r1",

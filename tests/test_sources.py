@@ -514,6 +514,25 @@ def test_google_addresses_through_the_configured_url_each_looked_up_once(simulat
     assert geocoder.reverse.cache_info().hits == 1
 
 
+def test_a_google_address_is_kept_as_google_writes_it_and_as_2019_wrote_it():
+    from etl.sources.address import parse_google_result
+
+    result = {
+        "formatted_address": "10 Downing St, London SW1A 2AA, UK",
+        "address_components": [
+            {"long_name": "10", "types": ["street_number"]},
+            {"long_name": "Downing Street", "types": ["route"]},
+            {"long_name": "London", "types": ["postal_town"]},
+            {"long_name": "United Kingdom", "types": ["country", "political"]},
+            {"long_name": "SW1A 2AA", "types": ["postal_code"]},
+        ],
+    }
+    found = parse_google_result([result])
+    assert found.address == "10 Downing St, London SW1A 2AA, UK"
+    assert found.address_2019 == "10 Downing Street London United Kingdom SW1A 2AA"
+    assert (found.place, found.country) == ("London", "United Kingdom")
+
+
 def test_google_refusing_the_key_is_a_clear_error(simulator, source_settings):
     geocoder = Geocoder(source_settings(simulator(), google_api_key="AIzaWrong-key"))
     with pytest.raises(SourceError, match="REQUEST_DENIED"):

@@ -25,6 +25,7 @@ class Address:
     address: str | None
     place: str | None
     country: str | None
+    address_2019: str | None = None  # as 2019 wrote it: the components' long names joined by spaces
 
 
 def offline_address(latitude: float, longitude: float) -> Address:
@@ -32,12 +33,13 @@ def offline_address(latitude: float, longitude: float) -> Address:
     import reverse_geocode
 
     found = reverse_geocode.get((latitude, longitude))
-    parts = [found.get(k) for k in ("city", "state", "country") if found.get(k)]
-    return Address(", ".join(dict.fromkeys(parts)) or None, found.get("city"), found.get("country"))
+    parts = list(dict.fromkeys(found.get(k) for k in ("city", "state", "country") if found.get(k)))
+    return Address(", ".join(parts) or None, found.get("city"), found.get("country"), " ".join(parts) or None)
 
 
 def parse_google_result(results: list) -> Address:
-    """The first Google result → its formatted address, locality and country."""
+    """The first Google result → its formatted address, locality and country, and the address as 2019
+    wrote it (`get_address` in its store_sensor_info.py joined the components' long names by spaces)."""
     if not results:
         return Address(None, None, None)
     best = results[0]
@@ -48,7 +50,8 @@ def parse_google_result(results: list) -> Address:
             place = component.get("long_name")
         if "country" in types:
             country = component.get("long_name")
-    return Address(best.get("formatted_address"), place, country)
+    components = [c.get("long_name") for c in best.get("address_components", []) if c.get("long_name")]
+    return Address(best.get("formatted_address"), place, country, " ".join(components) or None)
 
 
 class Geocoder:
