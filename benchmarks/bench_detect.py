@@ -4,10 +4,13 @@
    linked stations and their reports; untimed), then `detect_anomalies` is timed from the database read
    to the anomalies written: the conditions, the rules and the station checks, as shipped (the models are
    off unless asked for; DETECT_CHECKS=all in the environment times them too).
-2. The 2019 method on a subset of the same sensors, in the same run: per sensor, its readings read with
-   pandas, MinMax-scaled per sensor, a 4 × LSTM(50) autoencoder called per sensor and variable, the
-   equal-error rule, anomalies written with pandas. Its network is built but not trained: the weights
-   do not change the time a forward pass takes.
+2. The 2019 method on a subset of the same sensors, in the same run, as its machine_learning/
+   detect_anomalies.py did it: each sensor's own table (`grow_data_<id>`, copied from the readings
+   untimed) read whole with pandas and sorted, cut at the front to whole 96-row chunks, each variable
+   MinMax-scaled per sensor and passed through its model (lstm_one_variable.py's LSTM(50) → LSTM(25) →
+   LSTM(25) → LSTM(50) → Dense(1), all returning sequences), the equal-error rule, the sensor's old rows
+   in grow_anomalies deleted and each anomaly inserted by its own INSERT. The networks are built but not
+   trained: the weights do not change the time a forward pass takes.
 3. Nightly: 6,500 sensors with two days already checked; one new day arrives and the step is timed.
 
 A reading is one 15-minute sample of one sensor with all its variables. Works in a scratch schema of
@@ -28,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -42,7 +45,6 @@ from devtools.simulator.network import Network  # noqa: E402
 from etl import detect_anomalies  # noqa: E402
 from etl.shard import Shard  # noqa: E402
 from etl.step import StepContext  # noqa: E402
-from models.train import build_model  # noqa: E402
 
 END = dt.datetime(2019, 7, 1, tzinfo=dt.UTC)
 
@@ -56,32 +58,80 @@ def count(engine, table) -> int:
         return connection.scalar(select(func.count()).select_from(table))
 
 
-def method_2019(engine, sensor_ids: list[str], model) -> tuple[float, int]:
-    """2019's detection, sensor by sensor; returns (seconds, readings analysed)."""
+def model_2019():
+    """2019's autoencoder (lstm_one_variable.py), one per variable."""
+    import keras
+
+    model = keras.Sequential(
+        [
+            keras.Input((SLOTS, 1)),
+            keras.layers.LSTM(50, return_sequences=True),
+            keras.layers.LSTM(25, return_sequences=True),
+            keras.layers.LSTM(25, return_sequences=True),
+            keras.layers.LSTM(50, return_sequences=True),
+            keras.layers.Dense(1),
+        ]
+    )
+    model.compile(loss="mse", optimizer="adam")
+    return model
+
+
+def tables_2019(engine, sensor_ids: list[str]) -> dict[str, str]:
+    """Each sensor's readings in a table of its own, as 2019 kept them (untimed); {sensor: table}."""
+    quote = engine.dialect.identifier_preparer.quote
+    tables = {sensor: quote(f"grow_data_{sensor}") for sensor in sensor_ids}
+    with engine.begin() as connection:
+        for sensor, table in tables.items():
+            connection.execute(
+                text(
+                    f"CREATE TABLE {table} AS SELECT sensor_id, ts AS datetime, soil_moisture, light,"
+                    " air_temperature, battery_level FROM readings WHERE sensor_id = :sensor"
+                ),
+                {"sensor": sensor},
+            )
+        connection.execute(
+            text(
+                "CREATE TABLE grow_anomalies (grow_table varchar(64), soil_date timestamp,"
+                " light_date timestamp, air_date timestamp, last_analysed timestamp)"
+            )
+        )
+    return tables
+
+
+def method_2019(engine, tables: dict[str, str], models: dict) -> tuple[float, int]:
+    """2019's detection, table by table; returns (seconds, readings analysed)."""
     analysed = 0
     started = time.perf_counter()
+    column_of = {"soil_moisture": "soil_date", "light": "light_date", "air_temperature": "air_date"}
     with engine.connect() as connection:
-        for sensor in sensor_ids:
-            frame = pd.read_sql(
-                select(readings).where(readings.c.sensor_id == sensor).order_by(readings.c.ts), connection
-            )
+        for table in tables.values():
+            frame = pd.read_sql(text(f"SELECT * FROM {table}"), connection, parse_dates=["datetime"])
+            frame = frame.sort_values("datetime")
+            frame = frame[len(frame) % SLOTS :]  # whole days of 96 rows, cut at the front
             analysed += len(frame)
-            frame["day"] = pd.to_datetime(frame["ts"], utc=True).dt.floor("D")
-            rows = []
+            if frame.empty:
+                continue
+            dates = frame["datetime"].to_numpy().reshape(-1, SLOTS)
+            found = []
             for variable in VARIABLES:
-                values = frame[variable].astype(float)
-                scaled = (values - values.min()) / max(values.max() - values.min(), 1e-9)  # MinMax per sensor
-                days = [g.to_numpy()[:SLOTS] for _, g in scaled.groupby(frame["day"]) if len(g) >= SLOTS]
-                if not days:
-                    continue
-                windows = np.nan_to_num(np.stack(days))[..., None].astype(np.float32)
-                rebuilt = model.predict(windows, verbose=0)
-                error = ((windows - rebuilt) ** 2).mean(axis=(1, 2))
-                rows += [(sensor, variable, i) for i in np.flatnonzero(error[1:] == error[:-1])]
-            pd.DataFrame(rows, columns=["sensor_id", "variable", "day"]).to_sql(
-                "anomalies_2019", connection, if_exists="append", index=False
-            )
-        connection.commit()
+                values = frame[[variable]].to_numpy(dtype=np.float32)
+                span = np.nanmax(values) - np.nanmin(values)
+                scaled = (values - np.nanmin(values)) / (span if span else 1.0)  # MinMaxScaler per sensor
+                windows = np.nan_to_num(scaled).reshape(-1, SLOTS, 1)
+                rebuilt = models[variable].predict(windows, verbose=0)
+                error = ((windows - rebuilt) ** 2).mean(axis=1)[:, 0]
+                found += [(variable, dates[i][0]) for i in np.flatnonzero(error[:-1] == error[1:])]
+            name = table.strip('"')
+            connection.execute(text("DELETE FROM grow_anomalies WHERE grow_table = :t"), {"t": name})
+            for variable, date in found:  # one INSERT each, as 2019's insert_anomalies
+                connection.execute(
+                    text(
+                        f"INSERT INTO grow_anomalies (grow_table, {column_of[variable]}, last_analysed)"
+                        " VALUES (:t, :d, now())"
+                    ),
+                    {"t": name, "d": pd.Timestamp(date).to_pydatetime()},
+                )
+            connection.commit()
     return time.perf_counter() - started, analysed
 
 
@@ -96,10 +146,13 @@ def full_history(base, sensors_count: int, days: int, baseline_sensors: int) -> 
         found = count(scratch.engine, anomalies)
 
         quiet_tensorflow()
-        model = build_model(units=50, layers_each_side=2)  # 2019: 4 × LSTM(50)
-        subset = list(network.sensors["sensor_id"][:baseline_sensors])
-        method_2019(scratch.engine, subset[:1], model)  # warm up TensorFlow, as ours was by its first chunk
-        baseline_seconds, baseline_readings = method_2019(scratch.engine, subset, model)
+        models = {variable: model_2019() for variable in VARIABLES}
+        subset = list(network.sensors["sensor_id"][: baseline_sensors + 1])
+        tables = tables_2019(scratch.engine, subset)
+        warm = dict(list(tables.items())[:1])
+        method_2019(scratch.engine, warm, models)  # warm up TensorFlow, as ours was by its first chunk
+        rest = dict(list(tables.items())[1:])
+        baseline_seconds, baseline_readings = method_2019(scratch.engine, rest, models)
     return {
         "readings": loaded,
         "seconds": seconds,
