@@ -223,6 +223,31 @@ def import_files_command(settings, folder: Path, mapping: Path | None) -> None:
     )
 
 
+@cli.command("import-2019")
+@click.option("--from", "source_url", required=True, envvar="IMPORT_2019_URL",
+              help="the 2019 database's SQLAlchemy URL (or IMPORT_2019_URL, which keeps its password out "
+                   "of the process list); it is only read")  # fmt: skip
+@click.pass_obj
+def import_2019_command(settings, source_url: str) -> None:
+    """Bring a 2019 deployment's history over: its sensors (all_sensor_info) and every grow_data_* table,
+    through the nightly steps' checks and quarantine. Safe to repeat: a second import writes nothing."""
+    from etl.import_2019 import NAME, run
+    from etl.shard import Shard
+    from etl.step import StepContext, etl_lock, run_recorded
+
+    engine = make_engine(settings)
+    ensure_schema(engine)
+    context = StepContext(settings, engine, Shard(), settings.now())
+    n: dict = {}
+    with etl_lock(engine, context.shard):
+        run_recorded(NAME, lambda step_context: run(step_context, source_url, n), context)
+    click.echo(
+        f"read {n['sensors']:,} sensors and {n['tables']:,} grow_data tables ({n['readings']:,} readings);"
+        f" wrote {n['sensors_written']:,} sensor rows and {n['readings_written']:,} readings; set aside"
+        f" {n['refused']:,} refused and {n['repaired']:,} repaired records (the quarantine table says why)"
+    )
+
+
 @cli.command("fetch-sensors")
 @click.option("--out", type=click.Path(dir_okay=False), help="CSV file to write [default: standard output]")
 @click.pass_obj

@@ -6,11 +6,12 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 
+import numpy as np
 import pandas as pd
 
 from core.schema import sensors as sensors_table
 from core.vocabulary import SENSOR_VARIABLES
-from etl.quarantine import Quarantined
+from etl.quarantine import REFUSED, REPAIRED, Quarantined
 from etl.sources.http import SourceError
 
 READING_COLUMNS = ["sensor_id", "ts", *SENSOR_VARIABLES]
@@ -49,3 +50,38 @@ class Batch:
 
 # The text columns of a sensor a record may fill too long, with their widths in the schema.
 TEXT_WIDTHS = {name: sensors_table.c[name].type.length for name in ("identifier", "name", "serial_number")}
+
+
+def checked_readings(
+    source: str,
+    frame: pd.DataFrame,
+    times: pd.Series,
+    where: list[str],
+    not_after: dt.datetime,
+    changing: np.ndarray | None = None,
+) -> tuple[pd.DataFrame, list[Quarantined]]:
+    """Rows (sensor_id and our variables, in our units) of files or tables, held to the APIs' rules: an
+    unreadable or future time refuses the row; a value outside what any sensor can send is kept as
+    missing. Both are quarantined under `source`, with `where` naming the row (file and line)."""
+    quarantined = []
+    unreadable = times.isna().to_numpy()
+    future = (times > pd.Timestamp(not_after)).to_numpy()
+    changing = np.zeros(len(frame), dtype=bool) if changing is None else changing
+    for i in np.flatnonzero(unreadable | future):
+        why = "time in the future" if future[i] else "time unreadable"
+        if changing[i]:
+            why = "time at a clock change (it does not exist, or comes twice): write it with its UTC offset"
+        quarantined.append(Quarantined(source, frame["sensor_id"].iat[i], REFUSED, why, where[i]))
+    frame = frame.assign(ts=times)
+    for variable, about in SENSOR_VARIABLES.items():
+        values = frame[variable].to_numpy(dtype=float)
+        impossible = ~np.isnan(values) & ~((values >= about.possible_low) & (values <= about.possible_high))
+        for i in np.flatnonzero(impossible & ~(unreadable | future)):
+            why = f"{variable} {values[i]:g} {about.unit} is no reading: stored as missing"
+            record = {"row": where[i], "variable": variable}  # two bad values of a row: two records
+            quarantined.append(Quarantined(source, frame["sensor_id"].iat[i], REPAIRED, why, record))
+        frame[variable] = np.where(impossible, np.nan, values)
+    keep = ~(unreadable | future)
+    frame = frame[keep]
+    frame = frame.dropna(subset=list(SENSOR_VARIABLES), how="all")
+    return frame[READING_COLUMNS].reset_index(drop=True), quarantined

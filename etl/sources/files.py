@@ -37,8 +37,8 @@ import pandas as pd
 
 from core.errors import GrowWowError
 from core.vocabulary import LIGHT_PER_LUX, SENSOR_VARIABLES
-from etl.quarantine import REFUSED, REPAIRED, Quarantined, clean_text
-from etl.sources.batch import READING_COLUMNS, SENSOR_COLUMNS, TEXT_WIDTHS, Batch
+from etl.quarantine import REFUSED, Quarantined, clean_text
+from etl.sources.batch import READING_COLUMNS, SENSOR_COLUMNS, TEXT_WIDTHS, Batch, checked_readings
 from etl.sources.http import SourceError
 
 PREFIX = "file:"
@@ -84,39 +84,6 @@ def convert(values: pd.Series, variable: str, unit: str) -> np.ndarray:
     return pd.to_numeric(values, errors="coerce").to_numpy(dtype=float) * factor + offset
 
 
-def checked(
-    frame: pd.DataFrame,
-    times: pd.Series,
-    where: list[str],
-    not_after: dt.datetime,
-    changing: np.ndarray | None = None,
-) -> tuple[pd.DataFrame, list[Quarantined]]:
-    """Rows held to the APIs' rules: an unreadable or future time refuses the row; a value outside
-    what any sensor can send is kept as missing. `where` names each row (file and line)."""
-    quarantined = []
-    unreadable = times.isna().to_numpy()
-    future = (times > pd.Timestamp(not_after)).to_numpy()
-    changing = np.zeros(len(frame), dtype=bool) if changing is None else changing
-    for i in np.flatnonzero(unreadable | future):
-        why = "time in the future" if future[i] else "time unreadable"
-        if changing[i]:
-            why = "time at a clock change (it does not exist, or comes twice): write it with its UTC offset"
-        quarantined.append(Quarantined(READINGS_SOURCE, frame["sensor_id"].iat[i], REFUSED, why, where[i]))
-    frame = frame.assign(ts=times)
-    for variable, about in SENSOR_VARIABLES.items():
-        values = frame[variable].to_numpy(dtype=float)
-        impossible = ~np.isnan(values) & ~((values >= about.possible_low) & (values <= about.possible_high))
-        for i in np.flatnonzero(impossible & ~(unreadable | future)):
-            why = f"{variable} {values[i]:g} {about.unit} is no reading: stored as missing"
-            record = {"row": where[i], "variable": variable}  # two bad values of a row: two records
-            quarantined.append(Quarantined(READINGS_SOURCE, frame["sensor_id"].iat[i], REPAIRED, why, record))
-        frame[variable] = np.where(impossible, np.nan, values)
-    keep = ~(unreadable | future)
-    frame = frame[keep]
-    frame = frame.dropna(subset=list(SENSOR_VARIABLES), how="all")
-    return frame[READING_COLUMNS].reset_index(drop=True), quarantined
-
-
 def read_csv_files(folder: Path, mapping: dict, not_after: dt.datetime) -> Folder:
     """The CSV files of a folder, as the mapping describes them."""
     try:
@@ -159,7 +126,7 @@ def read_csv_files(folder: Path, mapping: dict, not_after: dt.datetime) -> Folde
                 frame[variable] = np.nan
         times, changing = _times(table[time_column], zone)
         where = [f"{path.name} line {i + 2}" for i in range(len(table))]
-        rows, refused = checked(frame, times, where, not_after, changing)
+        rows, refused = checked_readings(READINGS_SOURCE, frame, times, where, not_after, changing)
         frames.append(rows)
         quarantined += refused
     return Folder(_sensors_file(folder), _joined(frames), quarantined, files)
@@ -304,7 +271,9 @@ def _ismn_rows(path: Path, lines: list[str], code: str, variable: str, unit: str
     )
     frame[variable] = convert(pd.Series([p[2] for p in kept], dtype=object), variable, unit)
     times = pd.to_datetime(texts, errors="coerce", format="ISO8601", utc=True).dt.as_unit("us")
-    rows, refused = checked(frame, times, [w for w, ok in zip(where, good) if ok], not_after)
+    rows, refused = checked_readings(
+        READINGS_SOURCE, frame, times, [w for w, ok in zip(where, good) if ok], not_after
+    )
     return rows, quarantined + refused
 
 

@@ -1,0 +1,184 @@
+"""`python -m etl import-2019 --from URL`: a 2019 deployment's database into ours, read only.
+
+2019's ETL scripts made its tables (no DDL was kept; adeli321/grow-wow's main_scripts create them):
+`all_sensor_info` (sensor_id, days_active, start_date, end_date, latitude, longitude, address, owner_id)
+and one `grow_data_<sensor id>` table per sensor (sensor_id, datetime, soil_moisture, light,
+air_temperature, battery_level), times without a zone in UTC. This reads them through the checks the
+nightly steps use: a sensor without a usable id or position, an unreadable or future time, a value no
+sensor can send, are set aside in `quarantine`; the rest is upserted, so a second import writes nothing.
+Readings are read a table at a time in chunks of LOAD_BATCH_ROWS (bounded memory, a progress bar on a
+terminal), and days detection has already checked are marked for a re-check.
+
+2019's address (Google's components joined by spaces) is kept as both `address` and `address_2019`:
+2019's `/grow_by_address` then finds the sensor as 2019 clients ask for it.
+
+Not yet imported (issue 20): `grow_to_wow_mapping` (tonight's run links the stations again) and
+`grow_anomalies`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import re
+
+import numpy as np
+import pandas as pd
+from sqlalchemy import create_engine, event, inspect, make_url, select, text
+from tqdm import tqdm
+
+from core.db import latest_times
+from core.errors import GrowWowError
+from core.load import bulk_upsert
+from core.schema import detection_state, readings, sensors
+from core.vocabulary import SENSOR_VARIABLES
+from etl.extract_all_grow_data import ReadingsLoader
+from etl.quarantine import REFUSED, REPAIRED, Quarantined, clean_text, valid_id, write_quarantine
+from etl.sources.batch import TEXT_WIDTHS, checked_readings
+from etl.step import StepContext
+from etl.store_sensor_info import BASE_COLUMNS, days_active
+
+log = logging.getLogger(__name__)
+
+NAME = "import_2019"
+SENSORS_SOURCE = "2019 sensors"
+READINGS_SOURCE = "2019 readings"
+SENSOR_TABLE = "all_sensor_info"
+READINGS_TABLE = re.compile(r"grow_data_(.+)")
+
+
+class Not2019(GrowWowError):
+    """The database named is not a 2019 deployment's: nothing is imported."""
+
+
+def read_only(url: str):
+    """An engine on the 2019 database that cannot write to it."""
+    if url.startswith("sqlite"):
+        engine = create_engine(url)
+
+        @event.listens_for(engine, "connect")
+        def _query_only(dbapi_connection, _record):
+            dbapi_connection.execute("PRAGMA query_only = ON")
+
+        return engine
+    parsed = make_url(url)
+    options = f"{parsed.query.get('options', '')} -c default_transaction_read_only=on".strip()
+    return create_engine(parsed.update_query_dict({"options": options}))
+
+
+def sensor_rows(frame: pd.DataFrame) -> tuple[pd.DataFrame, list[Quarantined]]:
+    """`all_sensor_info` rows → our sensors (BASE_COLUMNS and the addresses); the unusable set aside."""
+    rows, quarantined = [], []
+    for record in frame.to_dict("records"):
+        code = str(record.get("sensor_id") or "").strip()
+        shown = {k: (None if pd.isna(v) else str(v)) for k, v in record.items()}
+        if not valid_id(code):
+            quarantined.append(
+                Quarantined(SENSORS_SOURCE, code[:64] or None, REFUSED, "no usable sensor id", shown)
+            )
+            continue
+        latitude, longitude = (
+            pd.to_numeric(record.get("latitude"), errors="coerce"),
+            pd.to_numeric(record.get("longitude"), errors="coerce"),
+        )
+        if not (-90 <= latitude <= 90 and -180 <= longitude <= 180):  # NaN fails both
+            quarantined.append(Quarantined(SENSORS_SOURCE, code, REFUSED, "no position in range", shown))
+            continue
+        address, _ = clean_text(record.get("address"), 512)
+        owner = record.get("owner_id")
+        rows.append(
+            {
+                "sensor_id": code,
+                "identifier": f"Grow.Thingful#{code}",
+                "name": None,
+                "serial_number": None,
+                "owner_id": owner if valid_id(owner) else None,
+                "latitude": float(latitude),
+                "longitude": float(longitude),
+                "first_sample_at": record.get("start_date"),
+                "last_sample_at": record.get("end_date"),
+                "address": address or None,
+                "address_2019": address or None,
+            }
+        )
+    sensors_found = pd.DataFrame(rows, columns=[*BASE_COLUMNS[:-1], "address", "address_2019"])
+    for column in ("first_sample_at", "last_sample_at"):
+        sensors_found[column] = pd.to_datetime(sensors_found[column], utc=True, errors="coerce")
+    sensors_found["days_active"] = days_active(
+        sensors_found["first_sample_at"], sensors_found["last_sample_at"]
+    )
+    for column in ("identifier",):
+        sensors_found[column] = sensors_found[column].str.slice(0, TEXT_WIDTHS[column])
+    return sensors_found.drop_duplicates("sensor_id", keep="last").reset_index(drop=True), quarantined
+
+
+def readings_of(chunk: pd.DataFrame, sensor_id: str, table: str, first_row: int, not_after):
+    """One chunk of a `grow_data_*` table → our readings, checked; (frame, quarantined)."""
+    frame = pd.DataFrame({"sensor_id": sensor_id}, index=chunk.index)
+    for variable in SENSOR_VARIABLES:
+        column = chunk[variable] if variable in chunk else pd.Series(np.nan, index=chunk.index)
+        frame[variable] = pd.to_numeric(column, errors="coerce").astype(float)
+    times = pd.to_datetime(chunk["datetime"], errors="coerce", utc=True).dt.as_unit("us")
+    where = [f"{table} row {first_row + i + 1}" for i in range(len(chunk))]
+    return checked_readings(
+        READINGS_SOURCE, frame.reset_index(drop=True), times.reset_index(drop=True), where, not_after
+    )
+
+
+def run(context: StepContext, source_url: str, summary: dict) -> int:
+    """Import the 2019 database at `source_url`; what was read, written and set aside goes in `summary`."""
+    source = read_only(source_url)
+    try:
+        tables = inspect(source).get_table_names()
+    except Exception as exc:  # a URL that leads nowhere: say so in one line
+        raise Not2019(f"cannot read the 2019 database: {str(exc).splitlines()[0]}") from None
+    if SENSOR_TABLE not in tables:
+        raise Not2019(f"not a 2019 database: it has no {SENSOR_TABLE} table")
+    not_after = context.now + dt.timedelta(hours=context.settings.future_tolerance_hours)
+    with source.connect() as connection:
+        listed = pd.read_sql(text(f"SELECT * FROM {SENSOR_TABLE}"), connection)
+    found, quarantined = sensor_rows(listed)
+    with context.engine.begin() as connection:
+        written = bulk_upsert(connection, sensors, found)
+        newest = latest_times(connection, readings, sensors, "sensor_id")
+        checked = dict(
+            connection.execute(select(detection_state.c.sensor_id, detection_state.c.analysed_until)).all()
+        )
+    known = set(found["sensor_id"])
+    readings_read, rows_set_aside = 0, []
+    quote = source.dialect.identifier_preparer.quote
+    reading_tables = sorted(t for t in tables if READINGS_TABLE.fullmatch(t))
+    with ReadingsLoader(context, newest, checked) as loader:
+        for table in tqdm(reading_tables, desc="2019 tables", unit="table", disable=not context.progress):
+            sensor_id = READINGS_TABLE.fullmatch(table)[1]
+            if sensor_id not in known:
+                why = f"{SENSOR_TABLE} lists no usable sensor {sensor_id}: its table is not imported"
+                quarantined.append(Quarantined(READINGS_SOURCE, sensor_id[:64], REFUSED, why, table))
+                continue
+            with source.connect() as connection:
+                chunks = pd.read_sql(
+                    text(f"SELECT * FROM {quote(table)} ORDER BY datetime"),
+                    connection,
+                    chunksize=context.settings.load_batch_rows,
+                )
+                first_row = 0
+                for chunk in chunks:
+                    rows, refused = readings_of(chunk, sensor_id, table, first_row, not_after)
+                    first_row += len(chunk)
+                    readings_read += len(chunk)
+                    rows_set_aside += [q.action for q in refused]
+                    loader.add(rows, refused)  # the records go in with their rows' transaction
+    with context.engine.begin() as connection:
+        write_quarantine(connection, quarantined, dt.datetime.now(dt.UTC))  # sensors, and tables left out
+    summary.update(
+        sensors=len(listed),
+        tables=len(reading_tables),
+        readings=readings_read,
+        sensors_written=written,
+        readings_written=loader.written,
+        refused=sum(q.action == REFUSED for q in quarantined) + rows_set_aside.count(REFUSED),
+        repaired=sum(q.action == REPAIRED for q in quarantined) + rows_set_aside.count(REPAIRED),
+    )
+    context.tally.add("quarantined", len(quarantined))  # the rows' records the loader counts itself
+    source.dispose()
+    return written + loader.written

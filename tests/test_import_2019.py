@@ -1,0 +1,133 @@
+"""A 2019 deployment moves over: a database in 2019's shape (its tables as its scripts made them) is
+imported through the nightly checks and quarantine, the 2019 routes then answer for its sensors as the
+2019 back end did, and a second import changes nothing."""
+
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+from sqlalchemy import create_engine, select, text
+
+from core.db import init_db, make_engine, read_frame
+from core.schema import quarantine, readings, sensors
+from etl.cli import cli
+from etl.settings import load_settings
+from flask_back_end import create_app as create_back_end
+from flask_back_end.settings import load_settings as back_end_settings
+from tests.factories import TOKEN, assert_same_database, snapshot
+
+# As 2019's main_scripts created them (store_sensor_info.py, extract_all_grow_data.py).
+DDL_2019 = [
+    """CREATE TABLE all_sensor_info(sensor_id varchar(8), days_active integer, start_date timestamp,
+       end_date timestamp, latitude numeric, longitude numeric, address varchar(140),
+       owner_id varchar(36))""",
+]
+GROW_DATA = """CREATE TABLE {}(sensor_id varchar(8), datetime timestamp, soil_moisture numeric, light numeric,
+               air_temperature numeric, battery_level numeric)"""
+ADDRESS = "10 Downing Street London Greater London England United Kingdom SW1A 2AA"
+
+
+def build_2019(url: str) -> None:
+    engine = create_engine(url)
+    with engine.begin() as connection:
+        for ddl in DDL_2019:
+            connection.execute(text(ddl))
+        sensors_2019 = [
+            (
+                "0a1b2c3d",
+                9,
+                "2019-05-01T00:00:00",
+                "2019-05-10T12:00:00",
+                51.5034,
+                -0.1276,
+                ADDRESS,
+                "owner-1",
+            ),
+            (
+                "4e5f6g7h",
+                0,
+                "2019-05-02T06:00:00",
+                "2019-05-02T18:00:00",
+                48.85,
+                2.35,
+                "Paris France",
+                "owner-2",
+            ),
+            ("badplace", 1, "2019-05-01T00:00:00", "2019-05-02T00:00:00", 95.0, 2.0, "Nowhere", "owner-3"),
+        ]
+        for row in sensors_2019:
+            connection.execute(
+                text("INSERT INTO all_sensor_info VALUES (:a, :b, :c, :d, :e, :f, :g, :h)"),
+                dict(zip("abcdefgh", row)),
+            )
+        for sensor, hours in (("0a1b2c3d", 48), ("4e5f6g7h", 12), ("badplace", 4), ("unlisted", 4)):
+            connection.execute(text(GROW_DATA.format(f"grow_data_{sensor}")))
+            times = pd.date_range("2019-05-01", periods=hours * 4, freq="15min")
+            for i, ts in enumerate(times):
+                soil = 1e6 if (sensor == "0a1b2c3d" and i == 7) else 20 + i % 5  # no probe reads a million %
+                when = None if (sensor == "4e5f6g7h" and i == 3) else ts.strftime("%Y-%m-%d %H:%M:%S")
+                connection.execute(
+                    text(f"INSERT INTO grow_data_{sensor} VALUES (:s, :t, :m, :l, :a, :b)"),
+                    {"s": sensor, "t": when, "m": soil, "l": 10.5, "a": 14.25, "b": 80},
+                )
+    engine.dispose()
+
+
+@pytest.mark.parametrize("engine_name", ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def test_a_2019_database_is_imported_checked_answered_as_2019_did_and_imported_again_unchanged(
+    tmp_path, engine_name, request
+):
+    if engine_name == "sqlite":
+        old, ours = f"sqlite:///{tmp_path / 'grow_2019.sqlite'}", f"sqlite:///{tmp_path / 'ours.sqlite'}"
+    else:
+        make = request.getfixturevalue("postgres_schemas")
+        old, ours = make(), make()
+    build_2019(old)
+    engine = make_engine(load_settings(database_url=ours))
+    init_db(engine)
+    env = {"DATABASE_URL": ours, "ETL_NOW": "2019-07-01T00:00:00Z", "IMPORT_2019_URL": old}
+    first = CliRunner().invoke(cli, ["import-2019"], env=env)
+    assert first.exit_code == 0, first.output
+    # The tables of a sensor set aside, or of none listed, are not read: 192 + 48 readings.
+    assert "read 3 sensors and 4 grow_data tables (240 readings)" in first.output, first.output
+    # Refused: badplace, its table, the unlisted table, a row without a time; repaired: the 1e6 %.
+    assert "set aside 4 refused and 1 repaired records" in first.output
+    assert "secret" not in first.output and old not in first.output
+
+    with engine.connect() as connection:
+        placed = read_frame(connection, select(sensors)).set_index("sensor_id")
+        stored = read_frame(connection, select(readings))
+        reasons = connection.execute(select(quarantine.c.reason)).scalars().all()
+    assert sorted(placed.index) == ["0a1b2c3d", "4e5f6g7h"]
+    assert placed.loc["0a1b2c3d", "address_2019"] == ADDRESS and placed.loc["0a1b2c3d", "days_active"] == 9
+    assert placed.loc["4e5f6g7h", "days_active"] == 0  # as 2019 counted: under a day is 0
+    by_sensor = stored.groupby("sensor_id").size().to_dict()
+    assert by_sensor == {"0a1b2c3d": 192, "4e5f6g7h": 47}  # one row without a time refused
+    assert stored.loc[stored["sensor_id"] == "0a1b2c3d", "soil_moisture"].isna().sum() == 1
+    assert any("no position in range" in r for r in reasons) and any("time unreadable" in r for r in reasons)
+
+    # The 2019 routes answer for the imported sensors as the 2019 back end did.
+    back = create_back_end(back_end_settings(database_url=ours, backend_token=TOKEN)).test_client()
+    headers = {"Authorization": f"Bearer {TOKEN}"}
+    listed = {row["sensor_id"]: row for row in back.get("/api/all_grow_true_json", headers=headers).json}
+    assert (
+        listed["0a1b2c3d"]["start_date"] == "2019-05-01T00:00:00" and listed["0a1b2c3d"]["days_active"] == 9
+    )
+    found = back.get("/grow_by_address", query_string={"address": ADDRESS}, headers=headers).json
+    assert [row["sensor_id"] for row in found] == ["0a1b2c3d"]
+
+    before = snapshot(engine)
+    again = CliRunner().invoke(cli, ["import-2019"], env=env)
+    assert again.exit_code == 0, again.output
+    assert "wrote 0 sensor rows and 0 readings" in again.output
+    assert_same_database(snapshot(engine), before)
+
+
+def test_a_database_that_is_not_2019_s_is_refused_in_one_line(tmp_path):
+    ours = f"sqlite:///{tmp_path / 'ours.sqlite'}"
+    init_db(make_engine(load_settings(database_url=ours)))
+    empty = tmp_path / "empty.sqlite"
+    create_engine(f"sqlite:///{empty}").connect().close()
+    result = CliRunner().invoke(
+        cli, ["import-2019", "--from", f"sqlite:///{empty}"], env={"DATABASE_URL": ours}
+    )
+    assert result.exit_code == 1 and "not a 2019 database: it has no all_sensor_info table" in result.output
