@@ -5,7 +5,8 @@ The 2019 meaning, kept: healthy = no anomaly ever; faulty = the last anomaly end
 before the latest reading. New: silent = no reading for SILENT_DAYS (default 3) before now, whatever the
 anomalies say: nobody can tell how a sensor is that says nothing. Each row also counts the anomalies by
 kind and by variable, and says why in one line. Conditions (frozen soil, snow cover, a watering system:
-`core.vocabulary.CONDITIONS`) are recorded beside the anomalies but never decide a sensor's health.
+`core.vocabulary.CONDITIONS`), and the days 2019's model flagged, are recorded beside the anomalies but
+never decide a sensor's health.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from sqlalchemy import func, select
 from core.db import latest_times
 from core.load import bulk_upsert
 from core.schema import anomalies, readings, sensor_health, sensors
-from core.vocabulary import CONDITIONS, Health
+from core.vocabulary import NOT_FAULTS, Health
 from etl.shard import sensor_sites
 from etl.step import StepContext, step_command
 
@@ -52,8 +53,9 @@ def sensor_health_rows(
     them), and, given `now` and `silent_days`, from how long it has said nothing."""
     if "n" not in found:
         found = found.assign(n=1)
-    # Conditions (frozen soil, snow, a watering system) are shown with the anomalies but are not faults.
-    found = found[~found["kind"].isin([kind.value for kind in CONDITIONS])]
+    # Conditions (frozen soil, snow, a watering system) and 2019's history are shown with the anomalies
+    # but are not faults.
+    found = found[~found["kind"].isin([kind.value for kind in NOT_FAULTS])]
     # Grouped once for all sensors (a loop of per-sensor pandas calls took 1 ms a sensor).
     found = found.sort_values(["sensor_id", "end_at", "score"])  # lexsort: stable, ties keep their order
     last = found.groupby("sensor_id", sort=False).tail(1).set_index("sensor_id")

@@ -12,8 +12,11 @@ terminal), and days detection has already checked are marked for a re-check.
 2019's address (Google's components joined by spaces) is kept as both `address` and `address_2019`:
 2019's `/grow_by_address` then finds the sensor as 2019 clients ask for it.
 
-Not yet imported (issue 20): `grow_to_wow_mapping` (tonight's run links the stations again) and
-`grow_anomalies`.
+2019's `grow_anomalies` (grow_table and one of soil_date, light_date, air_date: the first reading of a
+96-row chunk whose reconstruction error equalled the next chunk's) become anomalies of their own kind,
+`2019-model`: shown with the sensor's history, never deciding its health today.
+
+Not imported: `grow_to_wow_mapping`; tonight's run links the stations again, within LINK_MAX_KM.
 """
 
 from __future__ import annotations
@@ -30,8 +33,9 @@ from tqdm import tqdm
 from core.db import latest_times
 from core.errors import GrowWowError
 from core.load import bulk_upsert
-from core.schema import detection_state, readings, sensors
-from core.vocabulary import SENSOR_VARIABLES
+from core.schema import anomalies, detection_state, readings, sensors
+from core.vocabulary import SENSOR_VARIABLES, AnomalyKind
+from detection.detect import ANOMALY_COLUMNS
 from etl.extract_all_grow_data import ReadingsLoader
 from etl.quarantine import REFUSED, REPAIRED, Quarantined, clean_text, valid_id, write_quarantine
 from etl.sources.batch import TEXT_WIDTHS, checked_readings
@@ -45,6 +49,10 @@ SENSORS_SOURCE = "2019 sensors"
 READINGS_SOURCE = "2019 readings"
 SENSOR_TABLE = "all_sensor_info"
 READINGS_TABLE = re.compile(r"grow_data_(.+)")
+ANOMALIES_TABLE = "grow_anomalies"
+DATE_COLUMNS = {"soil_date": "soil_moisture", "light_date": "light", "air_date": "air_temperature"}
+CHUNK_2019 = pd.Timedelta(minutes=15) * 95  # a 96-row chunk, from its first reading to its last
+EXPLANATION_2019 = "2019's model flagged this day: its reconstruction error equalled the next day's"
 
 
 class Not2019(GrowWowError):
@@ -125,6 +133,43 @@ def readings_of(chunk: pd.DataFrame, sensor_id: str, table: str, first_row: int,
     )
 
 
+def anomaly_rows(frame: pd.DataFrame, known: set[str]) -> tuple[pd.DataFrame, list[Quarantined]]:
+    """`grow_anomalies` rows → anomalies of kind 2019-model (ANOMALY_COLUMNS); a row of a sensor not
+    imported, or with no date it can be read by, is set aside."""
+    rows, quarantined = [], []
+    for record in frame.to_dict("records"):
+        shown = {k: (None if pd.isna(v) else str(v)) for k, v in record.items()}
+        match = READINGS_TABLE.fullmatch(str(record.get("grow_table") or ""))
+        sensor = match[1] if match else None
+        if sensor not in known:
+            why = f"{ANOMALIES_TABLE} row of no imported sensor"
+            quarantined.append(Quarantined(SENSORS_SOURCE, (sensor or "")[:64] or None, REFUSED, why, shown))
+            continue
+        dated = 0
+        for column, variable in DATE_COLUMNS.items():
+            when = pd.to_datetime(record.get(column), utc=True, errors="coerce")
+            if pd.isna(when):
+                continue
+            dated += 1
+            rows.append(
+                {
+                    "sensor_id": sensor,
+                    "variable": variable,
+                    "kind": AnomalyKind.MODEL_2019.value,
+                    "start_at": when,
+                    "end_at": when + CHUNK_2019,
+                    "score": None,
+                    "detector": AnomalyKind.MODEL_2019.detector.value,
+                    "explanation": EXPLANATION_2019,
+                }
+            )
+        if not dated:
+            quarantined.append(
+                Quarantined(SENSORS_SOURCE, sensor, REFUSED, f"{ANOMALIES_TABLE} row without a date", shown)
+            )
+    return pd.DataFrame(rows, columns=ANOMALY_COLUMNS), quarantined
+
+
 def run(context: StepContext, source_url: str, summary: dict) -> int:
     """Import the 2019 database at `source_url`; what was read, written and set aside goes in `summary`."""
     source = read_only(source_url)
@@ -168,17 +213,26 @@ def run(context: StepContext, source_url: str, summary: dict) -> int:
                     readings_read += len(chunk)
                     rows_set_aside += [q.action for q in refused]
                     loader.add(rows, refused)  # the records go in with their rows' transaction
+    found_anomalies = pd.DataFrame(columns=ANOMALY_COLUMNS)
+    if ANOMALIES_TABLE in tables:
+        with source.connect() as connection:
+            flagged = pd.read_sql(text(f"SELECT * FROM {ANOMALIES_TABLE}"), connection)
+        found_anomalies, refused = anomaly_rows(flagged, known)
+        quarantined += refused
     with context.engine.begin() as connection:
-        write_quarantine(connection, quarantined, dt.datetime.now(dt.UTC))  # sensors, and tables left out
+        anomalies_written = bulk_upsert(connection, anomalies, found_anomalies) if len(found_anomalies) else 0
+        write_quarantine(connection, quarantined, dt.datetime.now(dt.UTC))  # sensors, tables, anomaly rows
     summary.update(
         sensors=len(listed),
         tables=len(reading_tables),
         readings=readings_read,
         sensors_written=written,
         readings_written=loader.written,
+        anomalies=len(found_anomalies),
+        anomalies_written=anomalies_written,
         refused=sum(q.action == REFUSED for q in quarantined) + rows_set_aside.count(REFUSED),
         repaired=sum(q.action == REPAIRED for q in quarantined) + rows_set_aside.count(REPAIRED),
     )
     context.tally.add("quarantined", len(quarantined))  # the rows' records the loader counts itself
     source.dispose()
-    return written + loader.written
+    return written + loader.written + anomalies_written

@@ -22,7 +22,7 @@ from flask_limiter.util import get_remote_address
 from flask_login import current_user, login_required
 
 from core.schema import ID_PATTERN
-from core.vocabulary import AnomalyKind
+from core.vocabulary import IMPORTED, AnomalyKind
 from flask_front_end import limiter, statuses
 from flask_front_end.auth import LogoutForm
 from flask_front_end.backend import Backend, BackendError
@@ -126,7 +126,10 @@ def open_sensor():
 def sensor_page(sensor_id: str):
     sensor = visible_sensor(sensor_id)
     badge = statuses.badge_text(sensor["health"], sensor.get("last_sample_at"))
-    return render_template("sensor.html", sensor=sensor, badge=badge, anomaly_kinds=list(AnomalyKind))
+    imported = sorted(kind.value for kind in IMPORTED)
+    return render_template(
+        "sensor.html", sensor=sensor, badge=badge, anomaly_kinds=list(AnomalyKind), imported_kinds=imported
+    )
 
 
 def visible_sensor(sensor_id: str) -> dict:

@@ -119,6 +119,18 @@ def site(tmp_path_factory, network_dir):
                 explanation="soil likely frozen: not a fault",
             )
         )
+        # A day 2019's model flagged, imported with the 2019 history: shown, in grey, as history.
+        connection.execute(
+            anomalies.insert().values(
+                sensor_id=faulty.sensor_id,
+                variable="air_temperature",
+                kind="2019-model",
+                start_at=frozen_from,
+                end_at=frozen_from + dt.timedelta(hours=23, minutes=45),
+                detector="model",
+                explanation="2019's model flagged this day: its reconstruction error equalled the next day's",
+            )
+        )
         health = dict(connection.execute(select(sensor_health.c.sensor_id, sensor_health.c.status)).all())
         owners = dict(connection.execute(select(sensors.c.sensor_id, sensors.c.owner_id)).all())
     accounts.create_user(engine, "ada", PASSWORD, "admin")
@@ -608,7 +620,10 @@ def test_a_faulty_sensor_page_draws_charts_with_data_and_marked_anomalies(page, 
     # The frozen spell is shaded apart (blue), counted as a condition, and listed as one.
     assert "1 condition (not faults, in blue)" in captions
     spans = page.evaluate("Chart.getChart('chart-soil_moisture').options.plugins.anomalySpans.spans")
-    assert sum(1 for span in spans if span[2]) == 1
+    assert sum(1 for span in spans if span[2] == "condition") == 1
+    history = page.evaluate("Chart.getChart('chart-air_temperature').options.plugins.anomalySpans.spans")
+    assert [span[2] for span in history].count("history") == 1
+    assert "1 flagged by 2019's model (history, in grey)" in captions
     assert "frozen soil" in page.inner_text("#anomalies") and "condition" in page.inner_text("#anomalies")
     rows = page.locator("#anomalies tbody tr").count()
     assert marked > 0 and rows > 0 and "No anomalies" not in page.inner_text("#anomalies")

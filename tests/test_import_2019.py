@@ -8,18 +8,23 @@ from click.testing import CliRunner
 from sqlalchemy import create_engine, select, text
 
 from core.db import init_db, make_engine, read_frame
-from core.schema import quarantine, readings, sensors
+from core.schema import anomalies, quarantine, readings, sensor_health, sensors
+from etl import analyse_anomalies
 from etl.cli import cli
 from etl.settings import load_settings
+from etl.shard import Shard
+from etl.step import StepContext
 from flask_back_end import create_app as create_back_end
 from flask_back_end.settings import load_settings as back_end_settings
-from tests.factories import TOKEN, assert_same_database, snapshot
+from tests.factories import NOW, TOKEN, assert_same_database, snapshot
 
 # As 2019's main_scripts created them (store_sensor_info.py, extract_all_grow_data.py).
 DDL_2019 = [
     """CREATE TABLE all_sensor_info(sensor_id varchar(8), days_active integer, start_date timestamp,
        end_date timestamp, latitude numeric, longitude numeric, address varchar(140),
        owner_id varchar(36))""",
+    """CREATE TABLE grow_anomalies(grow_table varchar(18), soil_date timestamp, light_date timestamp,
+       air_date timestamp, last_analysed timestamp)""",
 ]
 GROW_DATA = """CREATE TABLE {}(sensor_id varchar(8), datetime timestamp, soil_moisture numeric, light numeric,
                air_temperature numeric, battery_level numeric)"""
@@ -59,6 +64,17 @@ def build_2019(url: str) -> None:
                 text("INSERT INTO all_sensor_info VALUES (:a, :b, :c, :d, :e, :f, :g, :h)"),
                 dict(zip("abcdefgh", row)),
             )
+        flagged = [
+            ("grow_data_0a1b2c3d", "2019-05-01 00:00:00", None, None),
+            ("grow_data_0a1b2c3d", None, None, "2019-05-02 00:00:00"),
+            ("grow_data_unlisted", "2019-05-01 00:00:00", None, None),  # no such sensor imported
+            ("grow_data_0a1b2c3d", None, None, None),  # no date at all
+        ]
+        for table, soil, light, air in flagged:
+            connection.execute(
+                text("INSERT INTO grow_anomalies VALUES (:t, :s, :l, :a, '2019-06-30 02:00:00')"),
+                {"t": table, "s": soil, "l": light, "a": air},
+            )
         for sensor, hours in (("0a1b2c3d", 48), ("4e5f6g7h", 12), ("badplace", 4), ("unlisted", 4)):
             connection.execute(text(GROW_DATA.format(f"grow_data_{sensor}")))
             times = pd.date_range("2019-05-01", periods=hours * 4, freq="15min")
@@ -89,8 +105,12 @@ def test_a_2019_database_is_imported_checked_answered_as_2019_did_and_imported_a
     assert first.exit_code == 0, first.output
     # The tables of a sensor set aside, or of none listed, are not read: 192 + 48 readings.
     assert "read 3 sensors and 4 grow_data tables (240 readings)" in first.output, first.output
-    # Refused: badplace, its table, the unlisted table, a row without a time; repaired: the 1e6 %.
-    assert "set aside 4 refused and 1 repaired records" in first.output
+    assert (
+        "and 2 days 2019's model flagged; wrote 2 sensor rows, 239 readings and 2 anomalies" in first.output
+    )
+    # Refused: badplace, its table, the unlisted table, a row without a time, two grow_anomalies rows;
+    # repaired: the 1e6 %.
+    assert "set aside 6 refused and 1 repaired records" in first.output
     assert "secret" not in first.output and old not in first.output
 
     with engine.connect() as connection:
@@ -105,6 +125,23 @@ def test_a_2019_database_is_imported_checked_answered_as_2019_did_and_imported_a
     assert stored.loc[stored["sensor_id"] == "0a1b2c3d", "soil_moisture"].isna().sum() == 1
     assert any("no position in range" in r for r in reasons) and any("time unreadable" in r for r in reasons)
 
+    # 2019's flagged days are kept, as their own kind, and do not make the sensor faulty today.
+    with engine.connect() as connection:
+        flagged = read_frame(connection, select(anomalies)).sort_values("start_at", ignore_index=True)
+    assert flagged[["sensor_id", "variable", "kind"]].values.tolist() == [
+        ["0a1b2c3d", "soil_moisture", "2019-model"],
+        ["0a1b2c3d", "air_temperature", "2019-model"],
+    ]
+    assert flagged["end_at"].iloc[0] == pd.Timestamp("2019-05-01 23:45", tz="UTC")  # 96 rows of 15 minutes
+    analyse_anomalies.run(StepContext(load_settings(database_url=ours), engine, Shard(), NOW))
+    with engine.connect() as connection:
+        status, reason = connection.execute(
+            select(sensor_health.c.status, sensor_health.c.reason).where(
+                sensor_health.c.sensor_id == "0a1b2c3d"
+            )
+        ).one()
+    assert status == "silent" and reason.endswith("before that: healthy"), reason  # quiet since May 2019
+
     # The 2019 routes answer for the imported sensors as the 2019 back end did.
     back = create_back_end(back_end_settings(database_url=ours, backend_token=TOKEN)).test_client()
     headers = {"Authorization": f"Bearer {TOKEN}"}
@@ -118,7 +155,7 @@ def test_a_2019_database_is_imported_checked_answered_as_2019_did_and_imported_a
     before = snapshot(engine)
     again = CliRunner().invoke(cli, ["import-2019"], env=env)
     assert again.exit_code == 0, again.output
-    assert "wrote 0 sensor rows and 0 readings" in again.output
+    assert "wrote 0 sensor rows, 0 readings and 0 anomalies" in again.output
     assert_same_database(snapshot(engine), before)
 
 

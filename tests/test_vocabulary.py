@@ -28,7 +28,7 @@ def test_every_kind_has_a_detector_and_a_meaning():
 
 def test_the_readme_lists_exactly_the_kinds_of_anomaly():
     detectors = "|".join(detector.value for detector in Detector)
-    rows = re.findall(rf"^\| `([a-z_]+)` \| ({detectors}) \| (.+) \|$", README, flags=re.MULTILINE)
+    rows = re.findall(rf"^\| `([a-z0-9_-]+)` \| ({detectors}) \| (.+) \|$", README, flags=re.MULTILINE)
     assert rows == [(kind.value, kind.detector.value, kind.meaning) for kind in AnomalyKind]
 
 

@@ -12,15 +12,17 @@ const VARIABLES = {
 };
 const MAX_POINTS = 1500;
 
-// Shades each [from, to, condition] span (ms since 1970) of options.plugins.anomalySpans.spans, at least
-// 4 px wide: anomalies red, conditions (frozen soil, snow, a watering system: not faults) blue.
+// Shades each [from, to, look] span (ms since 1970) of options.plugins.anomalySpans.spans, at least 4 px
+// wide: faults red, conditions (frozen soil, snow, a watering system: not faults) blue, and history
+// imported from 2019 (the days its model flagged: not deciding health today) grey.
+const SPAN_FILLS = { fault: "rgba(198, 40, 40, 0.18)", condition: "rgba(30, 136, 229, 0.14)", history: "rgba(97, 97, 97, 0.16)" };
 const anomalySpans = {
   id: "anomalySpans",
   beforeDatasetsDraw(chart, _args, options) {
     const { ctx, chartArea, scales } = chart;
     ctx.save();
-    for (const [from, to, condition] of options.spans || []) {
-      ctx.fillStyle = condition ? "rgba(30, 136, 229, 0.14)" : "rgba(198, 40, 40, 0.18)";
+    for (const [from, to, look] of options.spans || []) {
+      ctx.fillStyle = SPAN_FILLS[look];
       const left = Math.max(scales.x.getPixelForValue(from), chartArea.left);
       const right = Math.min(scales.x.getPixelForValue(to), chartArea.right);
       if (right < chartArea.left || left > chartArea.right) continue;
@@ -58,6 +60,14 @@ function calendarTicks(axis) {
 function tickLabel(value) {
   const text = new Date(wall(value)).toISOString();
   return this.calendarStep >= 24 * HOUR ? text.slice(5, 10) : text.slice(5, 16).replace("T", " ");
+}
+
+// How an anomaly is shown: a fault, a condition, or history imported from 2019 (the page says which
+// kinds are history: core.vocabulary.IMPORTED).
+const IMPORTED_KINDS = new Set(JSON.parse(document.getElementById("sensor-page").dataset.importedKinds || "[]"));
+function lookOf(anomaly) {
+  if (anomaly.detector === "condition") return "condition";
+  return IMPORTED_KINDS.has(anomaly.kind) ? "history" : "fault";
 }
 
 const charts = {};
@@ -148,12 +158,14 @@ async function load() {
   const inRange = await getJSON(`${page.dataset.anomaliesUrl}?${query}`);
   const spansOf = (variable) => inRange.items
     .filter((a) => a.variable === variable)
-    .map((a) => [Date.parse(a.start_at), Date.parse(a.end_at), a.detector === "condition"]);
+    .map((a) => [Date.parse(a.start_at), Date.parse(a.end_at), lookOf(a)]);
   const counted = (spans) => {
-    const conditions = spans.filter((span) => span[2]).length;
-    const faults = spans.length - conditions;
+    const conditions = spans.filter((span) => span[2] === "condition").length;
+    const history = spans.filter((span) => span[2] === "history").length;
+    const faults = spans.length - conditions - history;
     return `${faults} ${faults === 1 ? "anomaly" : "anomalies"} marked` +
-      (conditions ? `, ${conditions} ${conditions === 1 ? "condition" : "conditions"} (not faults, in blue)` : "");
+      (conditions ? `, ${conditions} ${conditions === 1 ? "condition" : "conditions"} (not faults, in blue)` : "") +
+      (history ? `, ${history} flagged by 2019's model (history, in grey)` : "");
   };
 
   for (const [variable, about] of Object.entries(VARIABLES)) {
