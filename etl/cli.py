@@ -229,9 +229,10 @@ def import_files_command(settings, folder: Path, mapping: Path | None) -> None:
                    "of the process list); it is only read")  # fmt: skip
 @click.pass_obj
 def import_2019_command(settings, source_url: str) -> None:
-    """Bring a 2019 deployment's history over: its sensors (all_sensor_info), every grow_data_* table and
-    the days its model flagged (grow_anomalies, as kind 2019-model), through the nightly steps' checks and
-    quarantine. Safe to repeat: a second import writes nothing."""
+    """Bring a 2019 deployment's history over: its sensors (all_sensor_info), every grow_data_* table, its
+    station links (grow_to_wow_mapping, for sensors without one) and the days its model flagged
+    (grow_anomalies, as kind 2019-model), through the nightly steps' checks and quarantine. Safe to
+    repeat: a second import writes nothing."""
     from etl.import_2019 import NAME, run
     from etl.shard import Shard
     from etl.step import StepContext, etl_lock, run_recorded
@@ -244,8 +245,9 @@ def import_2019_command(settings, source_url: str) -> None:
         run_recorded(NAME, lambda step_context: run(step_context, source_url, n), context)
     click.echo(
         f"read {n['sensors']:,} sensors and {n['tables']:,} grow_data tables ({n['readings']:,} readings);"
-        f" and {n['anomalies']:,} days 2019's model flagged; wrote {n['sensors_written']:,} sensor rows,"
-        f" {n['readings_written']:,} readings and {n['anomalies_written']:,} anomalies; set aside"
+        f", {n['links']:,} station links and {n['anomalies']:,} days 2019's model flagged; wrote"
+        f" {n['sensors_written']:,} sensor rows, {n['readings_written']:,} readings,"
+        f" {n['links_written']:,} stations and links, and {n['anomalies_written']:,} anomalies; set aside"
         f" {n['refused']:,} refused and {n['repaired']:,} repaired records (the quarantine table says why)"
     )
 

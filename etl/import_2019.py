@@ -16,7 +16,10 @@ terminal), and days detection has already checked are marked for a re-check.
 96-row chunk whose reconstruction error equalled the next chunk's) become anomalies of their own kind,
 `2019-model`: shown with the sensor's history, never deciding its health today.
 
-Not imported: `grow_to_wow_mapping`; tonight's run links the stations again, within LINK_MAX_KM.
+2019's station links (`grow_to_wow_mapping`: sensor_id, grow_lat, grow_lon, site_id, wow_lat, wow_lon,
+distance in km) are kept for the sensors that have none yet, their stations added as not known to be live;
+a link or a station already in our database is left as it is. Tonight's find_nearest_wow_live links each
+sensor to its nearest live station within LINK_MAX_KM, as it does every night.
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ from tqdm import tqdm
 from core.db import latest_times
 from core.errors import GrowWowError
 from core.load import bulk_upsert
-from core.schema import anomalies, detection_state, readings, sensors
+from core.schema import anomalies, detection_state, readings, sensor_wow, sensors, wow_sites
 from core.vocabulary import SENSOR_VARIABLES, AnomalyKind
 from detection.detect import ANOMALY_COLUMNS
 from etl.extract_all_grow_data import ReadingsLoader
@@ -52,6 +55,7 @@ READINGS_TABLE = re.compile(r"grow_data_(.+)")
 ANOMALIES_TABLE = "grow_anomalies"
 DATE_COLUMNS = {"soil_date": "soil_moisture", "light_date": "light", "air_date": "air_temperature"}
 CHUNK_2019 = pd.Timedelta(minutes=15) * 95  # a 96-row chunk, from its first reading to its last
+LINKS_TABLE = "grow_to_wow_mapping"
 EXPLANATION_2019 = "2019's model flagged this day: its reconstruction error equalled the next day's"
 
 
@@ -170,6 +174,47 @@ def anomaly_rows(frame: pd.DataFrame, known: set[str]) -> tuple[pd.DataFrame, li
     return pd.DataFrame(rows, columns=ANOMALY_COLUMNS), quarantined
 
 
+def link_rows(frame: pd.DataFrame, known: set[str]) -> tuple[pd.DataFrame, pd.DataFrame, list[Quarantined]]:
+    """`grow_to_wow_mapping` rows → (stations, links); a row of a sensor not imported, or whose station
+    has no usable id or position, is set aside."""
+    sites, links, quarantined = [], [], []
+    for record in frame.to_dict("records"):
+        shown = {k: (None if pd.isna(v) else str(v)) for k, v in record.items()}
+        sensor, site = str(record.get("sensor_id") or "").strip(), str(record.get("site_id") or "").strip()
+        latitude = pd.to_numeric(record.get("wow_lat"), errors="coerce")
+        longitude = pd.to_numeric(record.get("wow_lon"), errors="coerce")
+        distance = pd.to_numeric(record.get("distance"), errors="coerce")
+        if sensor not in known:
+            why = f"{LINKS_TABLE} row of no imported sensor"
+        elif not (valid_id(site) and len(site) <= 36):
+            why = "no usable station id"
+        elif not (-90 <= latitude <= 90 and -180 <= longitude <= 180):
+            why = "station position not in range"
+        else:
+            sites.append({"site_id": site, "latitude": float(latitude), "longitude": float(longitude)})
+            links.append(
+                {
+                    "sensor_id": sensor,
+                    "site_id": site,
+                    "distance_km": float(distance) if distance >= 0 else None,
+                }
+            )
+            continue
+        quarantined.append(Quarantined(SENSORS_SOURCE, sensor[:64] or None, REFUSED, why, shown))
+    sites_found = pd.DataFrame(sites, columns=["site_id", "latitude", "longitude"]).drop_duplicates("site_id")
+    return sites_found, pd.DataFrame(links, columns=["sensor_id", "site_id", "distance_km"]), quarantined
+
+
+def _new_links(connection, sites: pd.DataFrame, links: pd.DataFrame) -> int:
+    """Store the stations we do not have (not known to be live) and the links of sensors without one."""
+    have_sites = set(connection.execute(select(wow_sites.c.site_id)).scalars())
+    linked = set(connection.execute(select(sensor_wow.c.sensor_id)).scalars())
+    new_sites = sites[~sites["site_id"].isin(have_sites)].assign(is_live=False)
+    new_links = links[~links["sensor_id"].isin(linked)].drop_duplicates("sensor_id", keep="last")
+    written = bulk_upsert(connection, wow_sites, new_sites) if len(new_sites) else 0
+    return written + (bulk_upsert(connection, sensor_wow, new_links) if len(new_links) else 0)
+
+
 def run(context: StepContext, source_url: str, summary: dict) -> int:
     """Import the 2019 database at `source_url`; what was read, written and set aside goes in `summary`."""
     source = read_only(source_url)
@@ -219,7 +264,14 @@ def run(context: StepContext, source_url: str, summary: dict) -> int:
             flagged = pd.read_sql(text(f"SELECT * FROM {ANOMALIES_TABLE}"), connection)
         found_anomalies, refused = anomaly_rows(flagged, known)
         quarantined += refused
+    sites, links = pd.DataFrame(columns=["site_id"]), pd.DataFrame(columns=["sensor_id"])
+    if LINKS_TABLE in tables:
+        with source.connect() as connection:
+            mapped = pd.read_sql(text(f"SELECT * FROM {LINKS_TABLE}"), connection)
+        sites, links, refused = link_rows(mapped, known)
+        quarantined += refused
     with context.engine.begin() as connection:
+        links_written = _new_links(connection, sites, links) if len(links) else 0
         anomalies_written = bulk_upsert(connection, anomalies, found_anomalies) if len(found_anomalies) else 0
         write_quarantine(connection, quarantined, dt.datetime.now(dt.UTC))  # sensors, tables, anomaly rows
     summary.update(
@@ -229,10 +281,12 @@ def run(context: StepContext, source_url: str, summary: dict) -> int:
         sensors_written=written,
         readings_written=loader.written,
         anomalies=len(found_anomalies),
+        links=len(links),
+        links_written=links_written,
         anomalies_written=anomalies_written,
         refused=sum(q.action == REFUSED for q in quarantined) + rows_set_aside.count(REFUSED),
         repaired=sum(q.action == REPAIRED for q in quarantined) + rows_set_aside.count(REPAIRED),
     )
     context.tally.add("quarantined", len(quarantined))  # the rows' records the loader counts itself
     source.dispose()
-    return written + loader.written + anomalies_written
+    return written + loader.written + anomalies_written + links_written

@@ -8,7 +8,7 @@ from click.testing import CliRunner
 from sqlalchemy import create_engine, select, text
 
 from core.db import init_db, make_engine, read_frame
-from core.schema import anomalies, quarantine, readings, sensor_health, sensors
+from core.schema import anomalies, quarantine, readings, sensor_health, sensor_wow, sensors, wow_sites
 from etl import analyse_anomalies
 from etl.cli import cli
 from etl.settings import load_settings
@@ -18,14 +18,18 @@ from flask_back_end import create_app as create_back_end
 from flask_back_end.settings import load_settings as back_end_settings
 from tests.factories import NOW, TOKEN, assert_same_database, snapshot
 
-# As 2019's main_scripts created them (store_sensor_info.py, extract_all_grow_data.py).
+# As 2019's main_scripts created them (store_sensor_info.py, extract_all_grow_data.py,
+# find_nearest_wow_live.py) and its machine_learning/detect_anomalies.py.
 DDL_2019 = [
     """CREATE TABLE all_sensor_info(sensor_id varchar(8), days_active integer, start_date timestamp,
        end_date timestamp, latitude numeric, longitude numeric, address varchar(140),
        owner_id varchar(36))""",
     """CREATE TABLE grow_anomalies(grow_table varchar(18), soil_date timestamp, light_date timestamp,
        air_date timestamp, last_analysed timestamp)""",
+    """CREATE TABLE grow_to_wow_mapping(sensor_id varchar(8), grow_lat numeric, grow_lon numeric,
+       site_id varchar(36), wow_lat numeric, wow_lon numeric, distance numeric)""",
 ]
+SITE = "c1d3cfdd-4829-e911-9462-0003ff59610a"
 GROW_DATA = """CREATE TABLE {}(sensor_id varchar(8), datetime timestamp, soil_moisture numeric, light numeric,
                air_temperature numeric, battery_level numeric)"""
 ADDRESS = "10 Downing Street London Greater London England United Kingdom SW1A 2AA"
@@ -70,6 +74,16 @@ def build_2019(url: str) -> None:
             ("grow_data_unlisted", "2019-05-01 00:00:00", None, None),  # no such sensor imported
             ("grow_data_0a1b2c3d", None, None, None),  # no date at all
         ]
+        links = [
+            ("0a1b2c3d", 51.5034, -0.1276, SITE, 51.48, -0.05, 5.9),
+            ("unlisted", 48.0, 2.0, SITE, 51.48, -0.05, 300.0),  # no such sensor imported
+            ("4e5f6g7h", 48.85, 2.35, "not a site id!", 48.9, 2.4, 4.0),
+        ]
+        for link in links:
+            connection.execute(
+                text("INSERT INTO grow_to_wow_mapping VALUES (:a, :b, :c, :d, :e, :f, :g)"),
+                dict(zip("abcdefg", link)),
+            )
         for table, soil, light, air in flagged:
             connection.execute(
                 text("INSERT INTO grow_anomalies VALUES (:t, :s, :l, :a, '2019-06-30 02:00:00')"),
@@ -106,11 +120,12 @@ def test_a_2019_database_is_imported_checked_answered_as_2019_did_and_imported_a
     # The tables of a sensor set aside, or of none listed, are not read: 192 + 48 readings.
     assert "read 3 sensors and 4 grow_data tables (240 readings)" in first.output, first.output
     assert (
-        "and 2 days 2019's model flagged; wrote 2 sensor rows, 239 readings and 2 anomalies" in first.output
+        ", 1 station links and 2 days 2019's model flagged; wrote 2 sensor rows, 239 readings, 2 stations"
+        " and links, and 2 anomalies" in first.output
     )
-    # Refused: badplace, its table, the unlisted table, a row without a time, two grow_anomalies rows;
-    # repaired: the 1e6 %.
-    assert "set aside 6 refused and 1 repaired records" in first.output
+    # Refused: badplace, its table, the unlisted table, a row without a time, two grow_anomalies rows, two
+    # grow_to_wow_mapping rows; repaired: the 1e6 %.
+    assert "set aside 8 refused and 1 repaired records" in first.output
     assert "secret" not in first.output and old not in first.output
 
     with engine.connect() as connection:
@@ -124,6 +139,14 @@ def test_a_2019_database_is_imported_checked_answered_as_2019_did_and_imported_a
     assert by_sensor == {"0a1b2c3d": 192, "4e5f6g7h": 47}  # one row without a time refused
     assert stored.loc[stored["sensor_id"] == "0a1b2c3d", "soil_moisture"].isna().sum() == 1
     assert any("no position in range" in r for r in reasons) and any("time unreadable" in r for r in reasons)
+
+    # The station 2019 linked is kept (not known to be live: tonight's run judges that).
+    with engine.connect() as connection:
+        links = connection.execute(
+            select(sensor_wow.c.sensor_id, sensor_wow.c.site_id, sensor_wow.c.distance_km)
+        ).all()
+        live = connection.execute(select(wow_sites.c.is_live).where(wow_sites.c.site_id == SITE)).scalar_one()
+    assert links == [("0a1b2c3d", SITE, 5.9)] and live is False
 
     # 2019's flagged days are kept, as their own kind, and do not make the sensor faulty today.
     with engine.connect() as connection:
@@ -155,7 +178,7 @@ def test_a_2019_database_is_imported_checked_answered_as_2019_did_and_imported_a
     before = snapshot(engine)
     again = CliRunner().invoke(cli, ["import-2019"], env=env)
     assert again.exit_code == 0, again.output
-    assert "wrote 0 sensor rows, 0 readings and 0 anomalies" in again.output
+    assert "wrote 0 sensor rows, 0 readings, 0 stations and links, and 0 anomalies" in again.output
     assert_same_database(snapshot(engine), before)
 
 
