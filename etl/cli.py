@@ -244,7 +244,7 @@ def import_2019_command(settings, source_url: str) -> None:
     with etl_lock(engine, context.shard):
         run_recorded(NAME, lambda step_context: run(step_context, source_url, n), context)
     click.echo(
-        f"read {n['sensors']:,} sensors and {n['tables']:,} grow_data tables ({n['readings']:,} readings);"
+        f"read {n['sensors']:,} sensors, {n['tables']:,} grow_data tables ({n['readings']:,} readings)"
         f", {n['links']:,} station links and {n['anomalies']:,} days 2019's model flagged; wrote"
         f" {n['sensors_written']:,} sensor rows, {n['readings_written']:,} readings,"
         f" {n['links_written']:,} stations and links, and {n['anomalies_written']:,} anomalies; set aside"

@@ -27,16 +27,18 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import re
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import create_engine, event, inspect, make_url, select, text
+from sqlalchemy import create_engine, event, inspect, select, text
 from tqdm import tqdm
 
 from core.db import latest_times
-from core.errors import GrowWowError
+from core.errors import GrowWowError, SettingsError
 from core.load import bulk_upsert
 from core.schema import anomalies, detection_state, readings, sensor_wow, sensors, wow_sites
+from core.settings import parse_database_url
 from core.vocabulary import SENSOR_VARIABLES, AnomalyKind
 from detection.detect import ANOMALY_COLUMNS
 from etl.extract_all_grow_data import ReadingsLoader
@@ -63,9 +65,17 @@ class Not2019(GrowWowError):
     """The database named is not a 2019 deployment's: nothing is imported."""
 
 
-def read_only(url: str):
-    """An engine on the 2019 database that cannot write to it."""
-    if url.startswith("sqlite"):
+def _text(value) -> str:
+    """A text cell as text; NULL (None or NaN) as empty."""
+    return "" if value is None or (not isinstance(value, str) and pd.isna(value)) else str(value).strip()
+
+
+def read_only(raw: str):
+    """An engine on the 2019 database that cannot write to it (a SQLite file must exist: none is made)."""
+    url = parse_database_url(raw)
+    if url.get_backend_name() == "sqlite":
+        if not url.database or not Path(url.database).is_file():
+            raise Not2019(f"cannot read the 2019 database: no such file {url.database!r}")
         engine = create_engine(url)
 
         @event.listens_for(engine, "connect")
@@ -73,16 +83,15 @@ def read_only(url: str):
             dbapi_connection.execute("PRAGMA query_only = ON")
 
         return engine
-    parsed = make_url(url)
-    options = f"{parsed.query.get('options', '')} -c default_transaction_read_only=on".strip()
-    return create_engine(parsed.update_query_dict({"options": options}))
+    options = f"{url.query.get('options', '')} -c default_transaction_read_only=on".strip()
+    return create_engine(url.update_query_dict({"options": options}))
 
 
 def sensor_rows(frame: pd.DataFrame) -> tuple[pd.DataFrame, list[Quarantined]]:
     """`all_sensor_info` rows → our sensors (BASE_COLUMNS and the addresses); the unusable set aside."""
     rows, quarantined = [], []
     for record in frame.to_dict("records"):
-        code = str(record.get("sensor_id") or "").strip()
+        code = _text(record.get("sensor_id"))
         shown = {k: (None if pd.isna(v) else str(v)) for k, v in record.items()}
         if not valid_id(code):
             quarantined.append(
@@ -96,8 +105,8 @@ def sensor_rows(frame: pd.DataFrame) -> tuple[pd.DataFrame, list[Quarantined]]:
         if not (-90 <= latitude <= 90 and -180 <= longitude <= 180):  # NaN fails both
             quarantined.append(Quarantined(SENSORS_SOURCE, code, REFUSED, "no position in range", shown))
             continue
-        address, _ = clean_text(record.get("address"), 512)
-        owner = record.get("owner_id")
+        address, _ = clean_text(_text(record.get("address")) or None, 512)
+        owner = _text(record.get("owner_id"))
         rows.append(
             {
                 "sensor_id": code,
@@ -124,17 +133,41 @@ def sensor_rows(frame: pd.DataFrame) -> tuple[pd.DataFrame, list[Quarantined]]:
     return sensors_found.drop_duplicates("sensor_id", keep="last").reset_index(drop=True), quarantined
 
 
-def readings_of(chunk: pd.DataFrame, sensor_id: str, table: str, first_row: int, not_after):
-    """One chunk of a `grow_data_*` table → our readings, checked; (frame, quarantined)."""
+def readings_of(chunk: pd.DataFrame, sensor_id: str, table: str, first_row: int, not_after, after=None):
+    """One chunk of a `grow_data_*` table → our readings, checked; (frame, quarantined). `after`: the
+    last time the chunks before held (a row at it again is one of the table's duplicates)."""
     frame = pd.DataFrame({"sensor_id": sensor_id}, index=chunk.index)
     for variable in SENSOR_VARIABLES:
         column = chunk[variable] if variable in chunk else pd.Series(np.nan, index=chunk.index)
         frame[variable] = pd.to_numeric(column, errors="coerce").astype(float)
-    times = pd.to_datetime(chunk["datetime"], errors="coerce", utc=True).dt.as_unit("us")
+    # SQLite gives the times as text, PostgreSQL as datetimes: either way, naive and in UTC.
+    times = pd.to_datetime(chunk["datetime"], errors="coerce", utc=True, format="ISO8601").dt.as_unit("us")
     where = [f"{table} row {first_row + i + 1}" for i in range(len(chunk))]
-    return checked_readings(
+    rows, quarantined = checked_readings(
         READINGS_SOURCE, frame.reset_index(drop=True), times.reset_index(drop=True), where, not_after
     )
+    # Two rows of one time (2019 appended what it fetched): the first in the table's order is kept, so
+    # every import settles on the same one.
+    again = rows["ts"].duplicated().to_numpy()
+    if after is not None:
+        again |= (rows["ts"] <= after).to_numpy()
+    for i in np.flatnonzero(again):
+        why = "another row of this table at the same time: the first is kept"
+        record = f"{table} at {rows['ts'].iat[i]}"
+        quarantined.append(Quarantined(READINGS_SOURCE, sensor_id, REFUSED, why, record))
+    return rows[~again].reset_index(drop=True), quarantined
+
+
+def _store_sensors(connection, found: pd.DataFrame) -> int:
+    """New sensors whole; a sensor we already have keeps what the nightly runs know of it (name,
+    geocoded address, dates) and only gains 2019's address, where it has none."""
+    have = dict(connection.execute(select(sensors.c.sensor_id, sensors.c.address_2019)).all())
+    new = found[~found["sensor_id"].isin(have)]
+    gains = found["sensor_id"].map(lambda s: s in have and have[s] is None) & found["address_2019"].notna()
+    written = bulk_upsert(connection, sensors, new) if len(new) else 0
+    if gains.any():
+        written += bulk_upsert(connection, sensors, found.loc[gains, ["sensor_id", "address_2019"]])
+    return written
 
 
 def anomaly_rows(frame: pd.DataFrame, known: set[str]) -> tuple[pd.DataFrame, list[Quarantined]]:
@@ -143,7 +176,7 @@ def anomaly_rows(frame: pd.DataFrame, known: set[str]) -> tuple[pd.DataFrame, li
     rows, quarantined = [], []
     for record in frame.to_dict("records"):
         shown = {k: (None if pd.isna(v) else str(v)) for k, v in record.items()}
-        match = READINGS_TABLE.fullmatch(str(record.get("grow_table") or ""))
+        match = READINGS_TABLE.fullmatch(_text(record.get("grow_table")))
         sensor = match[1] if match else None
         if sensor not in known:
             why = f"{ANOMALIES_TABLE} row of no imported sensor"
@@ -180,7 +213,7 @@ def link_rows(frame: pd.DataFrame, known: set[str]) -> tuple[pd.DataFrame, pd.Da
     sites, links, quarantined = [], [], []
     for record in frame.to_dict("records"):
         shown = {k: (None if pd.isna(v) else str(v)) for k, v in record.items()}
-        sensor, site = str(record.get("sensor_id") or "").strip(), str(record.get("site_id") or "").strip()
+        sensor, site = _text(record.get("sensor_id")), _text(record.get("site_id"))
         latitude = pd.to_numeric(record.get("wow_lat"), errors="coerce")
         longitude = pd.to_numeric(record.get("wow_lon"), errors="coerce")
         distance = pd.to_numeric(record.get("distance"), errors="coerce")
@@ -217,7 +250,10 @@ def _new_links(connection, sites: pd.DataFrame, links: pd.DataFrame) -> int:
 
 def run(context: StepContext, source_url: str, summary: dict) -> int:
     """Import the 2019 database at `source_url`; what was read, written and set aside goes in `summary`."""
-    source = read_only(source_url)
+    try:
+        source = read_only(source_url)
+    except SettingsError as exc:
+        raise Not2019(f"the 2019 database URL: {str(exc).replace('DATABASE_URL', 'it')}") from None
     try:
         tables = inspect(source).get_table_names()
     except Exception as exc:  # a URL that leads nowhere: say so in one line
@@ -229,7 +265,7 @@ def run(context: StepContext, source_url: str, summary: dict) -> int:
         listed = pd.read_sql(text(f"SELECT * FROM {SENSOR_TABLE}"), connection)
     found, quarantined = sensor_rows(listed)
     with context.engine.begin() as connection:
-        written = bulk_upsert(connection, sensors, found)
+        written = _store_sensors(connection, found)
         newest = latest_times(connection, readings, sensors, "sensor_id")
         checked = dict(
             connection.execute(select(detection_state.c.sensor_id, detection_state.c.analysed_until)).all()
@@ -245,15 +281,20 @@ def run(context: StepContext, source_url: str, summary: dict) -> int:
                 why = f"{SENSOR_TABLE} lists no usable sensor {sensor_id}: its table is not imported"
                 quarantined.append(Quarantined(READINGS_SOURCE, sensor_id[:64], REFUSED, why, table))
                 continue
-            with source.connect() as connection:
+            # A server-side cursor: the rows come a chunk at a time, not the whole table at once; ordered
+            # by time and values, so that of two rows of one time the same one comes first every time.
+            order = ", ".join(["datetime", *SENSOR_VARIABLES])
+            with source.connect().execution_options(stream_results=True) as connection:
                 chunks = pd.read_sql(
-                    text(f"SELECT * FROM {quote(table)} ORDER BY datetime"),
+                    text(f"SELECT * FROM {quote(table)} ORDER BY {order}"),
                     connection,
                     chunksize=context.settings.load_batch_rows,
                 )
-                first_row = 0
+                first_row, last = 0, None
                 for chunk in chunks:
-                    rows, refused = readings_of(chunk, sensor_id, table, first_row, not_after)
+                    rows, refused = readings_of(chunk, sensor_id, table, first_row, not_after, last)
+                    if len(rows):
+                        last = rows["ts"].max() if last is None else max(last, rows["ts"].max())
                     first_row += len(chunk)
                     readings_read += len(chunk)
                     rows_set_aside += [q.action for q in refused]

@@ -118,7 +118,7 @@ def test_a_2019_database_is_imported_checked_answered_as_2019_did_and_imported_a
     first = CliRunner().invoke(cli, ["import-2019"], env=env)
     assert first.exit_code == 0, first.output
     # The tables of a sensor set aside, or of none listed, are not read: 192 + 48 readings.
-    assert "read 3 sensors and 4 grow_data tables (240 readings)" in first.output, first.output
+    assert "read 3 sensors, 4 grow_data tables (240 readings)" in first.output, first.output
     assert (
         ", 1 station links and 2 days 2019's model flagged; wrote 2 sensor rows, 239 readings, 2 stations"
         " and links, and 2 anomalies" in first.output
@@ -191,3 +191,57 @@ def test_a_database_that_is_not_2019_s_is_refused_in_one_line(tmp_path):
         cli, ["import-2019", "--from", f"sqlite:///{empty}"], env={"DATABASE_URL": ours}
     )
     assert result.exit_code == 1 and "not a 2019 database: it has no all_sensor_info table" in result.output
+
+
+def test_importing_into_a_live_database_keeps_what_the_nightly_runs_know_and_settles_on_duplicates(
+    tmp_path, engine
+):
+    """Run on a database the nightly job fills: the sensors it knows keep their names, geocoded
+    addresses and dates (2019's address is added beside); a NULL id or address is no "nan"; two rows of
+    one time in a 2019 table settle on one and the import repeats without writing."""
+    from sqlalchemy import insert
+
+    old = f"sqlite:///{tmp_path / 'grow_2019.sqlite'}"
+    build_2019(old)
+    with create_engine(old).begin() as connection:
+        connection.execute(
+            text("INSERT INTO all_sensor_info VALUES (NULL, 1, NULL, NULL, 50.0, 5.0, NULL, NULL)")
+        )
+        connection.execute(text("UPDATE all_sensor_info SET address = NULL WHERE sensor_id = '4e5f6g7h'"))
+        connection.execute(
+            text("INSERT INTO grow_data_4e5f6g7h VALUES ('4e5f6g7h', '2019-05-02 00:00:00', 99, 1, 1, 1)")
+        )  # a second row at a time the table already has
+    ours = engine.url.render_as_string(hide_password=False)
+    with engine.begin() as connection:
+        connection.execute(
+            insert(sensors).values(
+                sensor_id="0a1b2c3d",
+                name="Tomato bed",
+                latitude=51.5034,
+                longitude=-0.1276,
+                address="10 Downing St, London SW1A 2AA, UK",
+                last_sample_at=pd.Timestamp("2019-06-30 23:45", tz="UTC"),
+            )
+        )
+    env = {"DATABASE_URL": ours, "ETL_NOW": "2019-07-01T00:00:00Z", "IMPORT_2019_URL": old}
+    assert CliRunner().invoke(cli, ["import-2019"], env=env).exit_code == 0
+    with engine.connect() as connection:
+        placed = read_frame(connection, select(sensors)).set_index("sensor_id")
+    kept = placed.loc["0a1b2c3d"]
+    assert kept["name"] == "Tomato bed" and kept["address"] == "10 Downing St, London SW1A 2AA, UK"
+    assert kept["address_2019"] == ADDRESS and kept["last_sample_at"] == pd.Timestamp(
+        "2019-06-30 23:45", tz="UTC"
+    )
+    assert "nan" not in placed.index and pd.isna(placed.loc["4e5f6g7h", "address"])
+    again = CliRunner().invoke(cli, ["import-2019"], env=env)
+    assert "wrote 0 sensor rows, 0 readings" in again.output, again.output
+
+
+def test_a_missing_sqlite_file_is_refused_and_not_created(tmp_path):
+    ours = f"sqlite:///{tmp_path / 'ours.sqlite'}"
+    init_db(make_engine(load_settings(database_url=ours)))
+    missing = tmp_path / "typo.sqlite"
+    result = CliRunner().invoke(
+        cli, ["import-2019", "--from", f"sqlite:///{missing}"], env={"DATABASE_URL": ours}
+    )
+    assert result.exit_code == 1 and "no such file" in result.output and not missing.exists()

@@ -371,6 +371,13 @@ def test_the_status_verdict_for_monitoring(records, healthy, verdict):
     assert ok is healthy and said.startswith(verdict), said
 
 
+def test_an_import_run_by_hand_that_failed_does_not_make_the_nightly_job_unhealthy():
+    """A mistyped `import-2019 --from` fails and is recorded; the nightly job is as healthy as it was."""
+    failed_import = _record("import_2019", "failed", error="cannot read the 2019 database: no such file")
+    ok, said = nightly_verdict([*ALL_OK, failed_import], NOW, dt.timedelta(hours=26))
+    assert ok and said.startswith("OK"), said
+
+
 EARLIER = NOW - dt.timedelta(days=3)
 
 
