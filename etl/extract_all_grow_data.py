@@ -29,6 +29,7 @@ from tqdm import tqdm
 from core.db import latest_times, read_frame
 from core.load import bulk_upsert
 from core.schema import detection_state, readings, sensor_wow, sensors, wow_observations, wow_sites
+from core.vocabulary import source_of
 from etl.fetch_state import WOW, Progress, next_state, read_state, save_state
 from etl.forked import Forked
 from etl.quarantine import Quarantined, write_quarantine
@@ -36,7 +37,6 @@ from etl.shard import sensor_sites
 from etl.sources import sensor_sources
 from etl.sources.grow import VARIABLES
 from etl.sources.http import SourceError, in_order
-from etl.sources.sensor_sources import source_of
 from etl.sources.wow import STORED_COLUMNS, WowClient
 from etl.step import StepContext, Tally, step_command
 
@@ -156,6 +156,17 @@ class ReadingsLoader(Loader):
     def __init__(self, context: StepContext, newest: dict, checked: dict):
         super().__init__(context, readings)
         self.newest, self.checked = newest, checked
+
+    @classmethod
+    def on_stored(cls, context: StepContext) -> ReadingsLoader:
+        """A loader that knows each sensor's newest stored reading and how far detection has checked it,
+        as the database holds them now (for the imports, which load outside the nightly extract)."""
+        with context.engine.connect() as connection:
+            newest = latest_times(connection, readings, sensors, "sensor_id")
+            checked = connection.execute(
+                select(detection_state.c.sensor_id, detection_state.c.analysed_until)
+            )
+            return cls(context, newest, dict(checked.all()))
 
     def write(self, connection, batch: pd.DataFrame) -> int:
         batch = changed_rows(connection, batch, self.newest).drop(columns=UNSURE, errors="ignore")

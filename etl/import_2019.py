@@ -34,10 +34,9 @@ import pandas as pd
 from sqlalchemy import create_engine, event, inspect, select, text
 from tqdm import tqdm
 
-from core.db import latest_times
 from core.errors import GrowWowError, SettingsError
 from core.load import bulk_upsert
-from core.schema import anomalies, detection_state, readings, sensor_wow, sensors, wow_sites
+from core.schema import anomalies, sensor_wow, sensors, wow_sites
 from core.settings import parse_database_url
 from core.vocabulary import SENSOR_VARIABLES, AnomalyKind
 from detection.detect import ANOMALY_COLUMNS
@@ -266,15 +265,11 @@ def run(context: StepContext, source_url: str, summary: dict) -> int:
     found, quarantined = sensor_rows(listed)
     with context.engine.begin() as connection:
         written = _store_sensors(connection, found)
-        newest = latest_times(connection, readings, sensors, "sensor_id")
-        checked = dict(
-            connection.execute(select(detection_state.c.sensor_id, detection_state.c.analysed_until)).all()
-        )
     known = set(found["sensor_id"])
     readings_read, rows_set_aside = 0, []
     quote = source.dialect.identifier_preparer.quote
     reading_tables = sorted(t for t in tables if READINGS_TABLE.fullmatch(t))
-    with ReadingsLoader(context, newest, checked) as loader:
+    with ReadingsLoader.on_stored(context) as loader:
         for table in tqdm(reading_tables, desc="2019 tables", unit="table", disable=not context.progress):
             sensor_id = READINGS_TABLE.fullmatch(table)[1]
             if sensor_id not in known:

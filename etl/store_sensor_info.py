@@ -18,13 +18,14 @@ from sqlalchemy import func, select
 
 from core.load import bulk_upsert
 from core.schema import sensors
+from core.vocabulary import source_of
 from etl.geo import haversine_km
 from etl.quarantine import write_quarantine
 from etl.shard import sensor_sites
 from etl.sources.address import Geocoder
 from etl.sources.batch import SENSOR_COLUMNS
 from etl.sources.http import SourceError
-from etl.sources.sensor_sources import clients, source_of
+from etl.sources.sensor_sources import clients
 from etl.step import Command, StepContext, run_alone, shard_option
 
 log = logging.getLogger(__name__)
@@ -84,7 +85,7 @@ def run(context: StepContext) -> int:
                 raise failed  # nothing listed and nothing stored: the night has nothing to work on
         return 0
     fetched = pd.concat(listed, ignore_index=True) if len(listed) > 1 else listed[0]
-    return _store(context, sites, fetched, quarantined)
+    return store_sensors(context, fetched, quarantined, sites)
 
 
 def _stored_count(context: StepContext, source: str) -> int:
@@ -94,7 +95,10 @@ def _stored_count(context: StepContext, source: str) -> int:
         return sum(1 for sensor_id in stored if source_of(sensor_id) == source)
 
 
-def _store(context: StepContext, sites: dict, fetched: pd.DataFrame, quarantined: list) -> int:
+def store_sensors(context: StepContext, fetched: pd.DataFrame, quarantined: list, sites: dict) -> int:
+    """The shard's sensors with their days active, addresses for the new or moved ones, and the records
+    set aside; `sites`: who owns which sensor (etl.shard). The import of files stores through here too."""
+
     def owned(sensor_id: str) -> bool:
         return context.shard.owns(sensor_id, sites.get(sensor_id))
 

@@ -10,10 +10,9 @@ import pandas as pd
 import pytest
 import requests
 
-from core.vocabulary import LIGHT_PER_LUX
+from core.vocabulary import LIGHT_PER_LUX, source_of
 from devtools.simulator import osem
 from etl.sources.opensensemap import BIN, OpenSenseMapClient, parse_boxes, request_windows
-from etl.sources.sensor_sources import source_of
 
 UTC = dt.UTC
 NOW = dt.datetime(2019, 7, 1, tzinfo=UTC)

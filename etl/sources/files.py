@@ -373,7 +373,8 @@ class FilesClient:
             return Batch.failed(codes, start, end, exc)
         rows = found.readings
         inside = rows["sensor_id"].isin(codes) & (rows["ts"] >= start) & (rows["ts"] <= end)
-        problems = [q for q in found.quarantined if q.source == READINGS_SOURCE and q.entity_id in set(codes)]
+        asked = set(codes)
+        problems = [q for q in found.quarantined if q.source == READINGS_SOURCE and q.entity_id in asked]
         return Batch(tuple(codes), start, end, rows[inside].reset_index(drop=True), quarantined=problems)
 
     def iter_windows(self, windows):

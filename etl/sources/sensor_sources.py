@@ -8,14 +8,12 @@ fetch_state) and `max_sensors` (per request). Sensor ids stay unique across sour
 
 from __future__ import annotations
 
-from core.vocabulary import source_of
 from etl.settings import EtlSettings
 from etl.sources.files import FilesClient
 from etl.sources.grow import GrowClient
 from etl.sources.opensensemap import OpenSenseMapClient
 
 CLIENTS = {"grow": GrowClient, "opensensemap": OpenSenseMapClient, "files": FilesClient}
-__all__ = ["CLIENTS", "client", "clients", "source_of"]
 
 
 def clients(settings: EtlSettings) -> list:
