@@ -60,6 +60,12 @@ class StuckThresholds:
     tolerance: float = 0.01  # a change no larger (variable's unit) is no change
     ignore_below: float | None = None  # runs below this level are left alone up to longest_night
     longest_night: pd.Timedelta = 20 * HOUR  # a winter night in the far north of Europe is shorter
+    usual_factor: float = 2.0  # ... and this many times as long as the sensor holds still on the days around
+    usual_cap: pd.Timedelta = 48 * HOUR  # a day's longest hold counts up to this in what is usual
+    context_days: int = 15  # the days either side that say what is usual
+    impossible: float | None = None  # a level no live probe holds (soil moisture: exactly 0 %)
+    wet_mm: float = 10.0  # mm the station recorded while the value held ...
+    after_rain: pd.Timedelta = 6 * HOUR  # ... and it held this long after: the rain never reached it
 
 
 @dataclass(frozen=True)
@@ -211,7 +217,7 @@ def _registry() -> dict[str, Check]:
         rule("break.soil_moisture", kind.BREAK, "soil_moisture", BreakThresholds(8.0, direction=-1)),
         rule("stuck.air_temperature", kind.STUCK, "air_temperature", StuckThresholds()),
         rule("stuck.light", kind.STUCK, "light", StuckThresholds(ignore_below=0.5)),  # 0 all night
-        rule("stuck.soil_moisture", kind.STUCK, "soil_moisture", StuckThresholds()),
+        rule("stuck.soil_moisture", kind.STUCK, "soil_moisture", StuckThresholds(impossible=0.0)),
         rule("probe_out_of_soil", kind.PROBE_OUT_OF_SOIL, "soil_moisture", ProbeOutOfSoilThresholds()),
         rule("saturation", kind.SATURATION, "soil_moisture", SaturationThresholds()),
         rule("battery_exhausted", kind.BATTERY_EXHAUSTED, "battery_level", BatteryThresholds()),

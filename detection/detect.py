@@ -30,7 +30,7 @@ from detection.autoencoder import Autoencoder, shipped
 from detection.checks import DEFAULT, Configuration
 from detection.conditions import WATERED_CHECKS, WINTER, find_conditions, soaking, stand_down
 from detection.model import ErrorMemo, check_with_models
-from detection.reference import check_against_stations, without_common
+from detection.reference import check_against_stations, station_rain, without_common
 from detection.rules import Flag, check_sensors
 
 ANOMALY_COLUMNS = ["sensor_id", "variable", "kind", "start_at", "end_at", "score", "detector", "explanation"]
@@ -79,7 +79,8 @@ def detect(
         by_stations = (
             pool.submit(_with_stations, winter, watered, stations, links, config) if has_stations else None
         )
-        found = check_sensors(readings, config, blanked=winter)
+        rain = station_rain(stations, links) if has_stations else None
+        found = check_sensors(readings, config, blanked=winter, rain=rain)
         if has_stations:  # a jump every garden by a station makes at once is weather
             found = without_common(found, links)
         rows += [_row(sensor, flag, Detector.RULE) for sensor, flag in found]

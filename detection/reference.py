@@ -29,7 +29,7 @@ from detection.checks import (
     override_thresholds,
 )
 from detection.conditions import ground_water
-from detection.rules import Flag, day_runs
+from detection.rules import Flag, Rain, day_runs
 
 DAY = pd.Timedelta(days=1)
 END_OF_DAY = DAY - pd.Timedelta(seconds=1)
@@ -244,6 +244,26 @@ def _rain_days(stations: pd.DataFrame) -> pd.DataFrame:
     days["rain"] = (days["rain_day"] + previous["rain_day"]).where(follows)
     days["hours"] = (days["hours_day"] + previous["hours_day"]).where(follows)
     return days
+
+
+def station_rain(stations: pd.DataFrame, links: pd.DataFrame) -> Rain | None:
+    """Hour by hour, the water reaching the ground at each linked sensor's station (snow when it
+    melts), for the rules that ask whether rain should have moved a reading."""
+    if "rainfall" not in stations:
+        return None
+    reports = stations[stations["rainfall"].notna() & stations["site_id"].isin(set(links["site_id"]))]
+    hourly = _hourly(reports, "site_id", "rainfall", "sum")
+    if hourly.empty:
+        return None
+    if "air_temperature" in stations:
+        hourly["rainfall"] = _with_snowmelt(hourly, _hourly(stations, "site_id", "air_temperature"))
+    hours, total = {}, {}
+    for site, own in hourly.groupby("site_id"):
+        hours[site] = own["hour"].dt.as_unit("ns").astype("int64").to_numpy()
+        total[site] = np.nancumsum(own["rainfall"].to_numpy(dtype=float))
+    site_of = links.drop_duplicates("sensor_id").set_index("sensor_id")["site_id"]
+    mine = site_of[site_of.isin(set(hours))]
+    return Rain({s: hours[site] for s, site in mine.items()}, {s: total[site] for s, site in mine.items()})
 
 
 def _with_snowmelt(rain: pd.DataFrame, air: pd.DataFrame) -> np.ndarray:

@@ -48,7 +48,9 @@ MAX_NEIGHBOUR_GAP = HOURS_3
 SAMPLE_INTERVAL = pd.Timedelta(minutes=15)  # GROW's
 LIT_GAP = 0.8  # share of a gap's days with light for a move across it to be judged
 
-SAMPLES_A_DAY = 96  # at 15 minutes
+# A gap in a sensor's series is more than this many of its own steps (and more than the check's span in
+# time): consecutive daily means are neighbours, not a gap.
+GAP_STEPS = 1.5
 MEDIAN_CELLS = 2**22  # values side by side at most in one pass of `_medians` (32 MB)
 
 
@@ -66,6 +68,26 @@ class Flag:
 
 # A rule's answer: (sensor code, flag) pairs, the code indexing `Samples.sensor_ids`.
 Found = list[tuple[int, Flag]]
+
+
+@dataclass(frozen=True)
+class Rain:
+    """The water each sensor's station saw reach the ground, hour by hour (rain, and snow as it melts;
+    `detection.reference.station_rain`): per sensor id, the hours (ns) and the running total (mm)."""
+
+    hours: dict[str, np.ndarray]
+    total: dict[str, np.ndarray]
+
+    def between(self, sensor_ids: np.ndarray, start: np.ndarray, end: np.ndarray) -> np.ndarray:
+        """Per (sensor, start, end), the mm that fell on its station from start to end (0 without one)."""
+        fell = np.zeros(len(sensor_ids))
+        for sensor in set(sensor_ids) & set(self.hours):
+            mine = np.flatnonzero(sensor_ids == sensor)
+            hours, total = self.hours[sensor], np.concatenate([[0.0], self.total[sensor]])
+            upto = np.searchsorted(hours, end[mine], side="right")
+            since = np.searchsorted(hours, start[mine], side="left")
+            fell[mine] = total[upto] - total[since]
+        return fell
 
 
 # --- many sensors' samples in flat arrays ---------------------------------------------------------------
@@ -130,6 +152,38 @@ class Samples:
         return self.where(counts[self.sensor] >= at_least)
 
     @cached_property
+    def step(self) -> np.ndarray:
+        """Per sample, the step its sensor reports in (ns): the median time between its samples. A check
+        that needs a few neighbours finds them within a span of time, at least a few such steps wide, so
+        it means the same at 3 minutes, 15 minutes, an hour or a day."""
+        gaps = np.diff(self.ns, prepend=self.ns[:1])
+        same = self.follows_same_sensor
+        if not same.any():
+            return np.zeros(len(self.ns), dtype=np.int64)
+        medians = pd.Series(gaps[same]).groupby(self.sensor[same]).median()
+        per_sensor = np.zeros(len(self.sensor_ids), dtype=np.int64)
+        per_sensor[medians.index.to_numpy()] = medians.to_numpy().astype(np.int64)
+        return per_sensor[self.sensor]
+
+    @cached_property
+    def resolution(self) -> np.ndarray:
+        """Per sample, the step in value its sensor reports in: the 5th percentile of its changes from one
+        sample to the next that are not nil (0.1 % for a probe reporting in tenths; far less for daily
+        means or a noisy analogue reading). 0 where a sensor never changes."""
+        change = np.abs(np.diff(self.values, prepend=self.values[:1]))
+        moved = self.follows_same_sensor & (change > 0)
+        per_sensor = np.zeros(len(self.sensor_ids))
+        if moved.any():
+            low = pd.Series(change[moved]).groupby(self.sensor[moved]).quantile(0.05)
+            per_sensor[low.index.to_numpy()] = low.to_numpy()
+        return per_sensor[self.sensor]
+
+    def span(self, duration: pd.Timedelta, steps: float = GAP_STEPS) -> np.ndarray:
+        """Per sample, `duration` or `steps` of its sensor's steps, whichever is longer (ns): how far a
+        check defined in time reaches on a sensor that reports more sparsely than that."""
+        return np.maximum(_ns(duration), (steps * self.step).astype(np.int64))
+
+    @cached_property
     def follows_same_sensor(self) -> np.ndarray:
         """Per sample, whether the sample before is of the same sensor."""
         same = np.zeros(len(self.sensor), dtype=bool)
@@ -160,18 +214,19 @@ class Samples:
             high = np.where(searching & ~beyond, middle, high)
         return low
 
-    def neighbours(self, span: pd.Timedelta, after: bool, most: int = 16) -> np.ndarray:
-        """Per sample, how many of its sensor's samples next to it lie within `span` of it: before it
-        (less than `span` earlier) or `after` it (at most `span` later). Counted by comparing each
-        sample with the k-th one before or after, k = 1, 2, ... while any is within: as many steps as a
-        window holds samples, each over all samples at once; past `most` steps, by binary search."""
-        n, limit = len(self.ns), _ns(span)
+    def neighbours(self, span: pd.Timedelta | np.ndarray, after: bool, most: int = 16) -> np.ndarray:
+        """Per sample, how many of its sensor's samples next to it lie within `span` of it (a duration,
+        or one per sample in ns), before or `after` it, ends included. Counted by comparing each sample
+        with the k-th one before or after, k = 1, 2, ... while any is within: as many steps as a window
+        holds samples, each over all samples at once; past `most` steps, by binary search."""
+        n = len(self.ns)
+        limit = np.broadcast_to(np.asarray(_ns(span) if isinstance(span, pd.Timedelta) else span), (n,))
         count = np.zeros(n, dtype=np.int64)
         inside = np.zeros(n, dtype=bool)
         for k in range(1, min(most, n - 1) + 1):
-            near = (self.sensor[k:] == self.sensor[:-k]) & (
-                (self.ns[k:] - self.ns[:-k] <= limit) if after else (self.ns[k:] - self.ns[:-k] < limit)
-            )
+            # sample i is compared with i + k (after) or i - k (before): its own limit applies
+            own = limit[:-k] if after else limit[k:]
+            near = (self.sensor[k:] == self.sensor[:-k]) & (self.ns[k:] - self.ns[:-k] <= own)
             inside[:] = False
             if after:
                 inside[:-k] = near
@@ -182,9 +237,9 @@ class Samples:
             count += inside  # samples are in time order: the k-th is within only if the nearer ones are
         dense = np.flatnonzero(inside)  # denser than `most` samples a window: search instead
         if after:
-            count[dense] = self.search(dense, self.ns[dense] + limit, "right") - dense - 1
+            count[dense] = self.search(dense, self.ns[dense] + limit[dense], "right") - dense - 1
         else:
-            count[dense] = dense - self.search(dense, self.ns[dense] - limit, "right")
+            count[dense] = dense - self.search(dense, self.ns[dense] - limit[dense], "left")
         return count
 
 
@@ -196,14 +251,15 @@ def _ns(duration: pd.Timedelta) -> int:
     return pd.Timedelta(duration).value
 
 
-def _runs(sensor: np.ndarray, ns: np.ndarray, flagged: np.ndarray, max_gap: pd.Timedelta):
-    """Flagged samples of one sensor closer than `max_gap` to the flagged one before make one run:
-    the positions of each run's first and last sample."""
+def _runs(sensor: np.ndarray, ns: np.ndarray, flagged: np.ndarray, max_gap: pd.Timedelta | np.ndarray):
+    """Flagged samples of one sensor no further than `max_gap` (a duration, or one per sample in ns)
+    from the flagged one before make one run: the positions of each run's first and last sample."""
     at = np.flatnonzero(flagged)
     if len(at) == 0:
         return at, at
+    gap = _ns(max_gap) if isinstance(max_gap, pd.Timedelta) else np.asarray(max_gap)[at[1:]]
     new = np.ones(len(at), dtype=bool)
-    new[1:] = (sensor[at[1:]] != sensor[at[:-1]]) | (np.diff(ns[at]) > _ns(max_gap))
+    new[1:] = (sensor[at[1:]] != sensor[at[:-1]]) | (np.diff(ns[at]) > gap)
     return at[new], at[np.append(new[1:], True)]
 
 
@@ -246,10 +302,11 @@ class _Windows(BaseIndexer):
 
 def _centred_windows(samples: Samples, window: pd.Timedelta) -> tuple[np.ndarray, np.ndarray]:
     """Per sample, the bounds (start included, end not) of its sensor's samples within `window`
-    centred on it, those pandas' rolling(window, center=True) takes on one sensor's series: from
-    t − window/2 (left out) to t + window/2 (included)."""
+    centred on it, both ends included: from t − window/2 to t + window/2, and at least its sensor's
+    step either side, so that a sample always has its neighbours to be judged by (an hourly sensor
+    has none within a 2-hour window that leaves one end out)."""
     rows = np.arange(len(samples.ns))
-    half = pd.Timedelta(_ns(window) // 2, unit="ns")
+    half = samples.span(pd.Timedelta(_ns(window) // 2, unit="ns"), steps=1.0)
     return rows - samples.neighbours(half, after=False), rows + 1 + samples.neighbours(half, after=True)
 
 
@@ -308,7 +365,7 @@ def range_flags(samples: Samples, low: float, high: float) -> Found:
     """Values outside what the sensor can plausibly read: [low, high], or its model's range."""
     variable, values = samples.variable, samples.values
     lows, highs = (np.broadcast_to(bound, values.shape) for bound in samples.ranges(low, high))
-    first, last = _runs(samples.sensor, samples.ns, (values < lows) | (values > highs), HOURS_1)
+    first, last = _runs(samples.sensor, samples.ns, (values < lows) | (values > highs), samples.span(HOURS_1))
     highest = _over_runs(np.maximum, values, first, last)
     worst = np.where(highest > highs[first], highest, _over_runs(np.minimum, values, first, last))
     unit = SENSOR_VARIABLES[variable].unit
@@ -336,32 +393,100 @@ def stuck_flags(
     tolerance: float = StuckThresholds.tolerance,
     ignore_below: float | None = StuckThresholds.ignore_below,
     longest_night: pd.Timedelta = StuckThresholds.longest_night,
+    usual_factor: float = StuckThresholds.usual_factor,
+    usual_cap: pd.Timedelta = StuckThresholds.usual_cap,
+    context_days: int = StuckThresholds.context_days,
+    impossible: float | None = StuckThresholds.impossible,
+    wet_mm: float = StuckThresholds.wet_mm,
+    after_rain: pd.Timedelta = StuckThresholds.after_rain,
+    rain: Rain | None = None,
 ) -> Found:
-    """The same value for at least `min_duration` (a live sensor always wobbles a little). Runs under
-    `ignore_below` are left alone up to `longest_night`: light is legitimately 0 all night, but not for
-    a day and a night (a winter night in the far north of Europe lasts under 20 hours)."""
+    """A value that holds while it should have moved. Real probes report in steps and hold still when
+    nothing changes (a dry night, a dry season moving one step a day), so a hold is judged against the
+    sensor itself: it is stuck when it lasts `min_duration` and `usual_factor` times the holds the
+    sensor shows on the days around it (the upper quartile of each day's longest hold within
+    `context_days`, each counted up to `usual_cap`, so that a probe stuck for weeks does not excuse
+    itself). It is stuck whatever the days around show when it holds at an `impossible` level (a soil
+    probe reading exactly 0 % is disconnected, not dry), or when its station recorded `wet_mm` of rain
+    and it still held `after_rain` later (`rain`, where the sensor has a station). Holds under
+    `ignore_below` are left alone up to `longest_night`: light is 0 all night, not for a day and a night
+    (a winter night in the far north of Europe lasts under 20 hours)."""
     samples = samples.of_sensors_with(3)
     variable, values, ns = samples.variable, samples.values, samples.ns
     if len(values) == 0:
         return []
-    # Runs of unchanged samples: a run starts wherever the value moved, a sensor begins, or a gap longer
-    # than the run must last opens (readings blanked while a condition lasted, say).
-    moved = ~samples.follows_same_sensor
-    moved[1:] |= (np.abs(np.diff(values)) > tolerance) | (np.diff(ns) > _ns(min_duration))
-    starts = np.flatnonzero(moved)
-    ends = np.append(starts[1:] - 1, len(values) - 1)
-    lasting = ns[ends] - ns[starts]
-    long = (ends - starts >= 2) & (lasting >= _ns(min_duration))
+    first, last = _holds(samples, tolerance, min_duration)
+    lasting = ns[last] - ns[first]
+    usual = _usual_holds(samples.sensor[first], ns[first], lasting, usual_cap, context_days, len(samples.sensor_ids))
+    enough = (last - first >= 2) & (lasting >= _ns(min_duration))
+    longer = enough & (lasting >= usual_factor * usual)
+    at_impossible = (
+        enough & (np.abs(values[first] - impossible) <= tolerance) if impossible is not None else ~enough & enough
+    )
+    wet = np.zeros(len(first), dtype=bool)
+    fell = np.zeros(len(first))
+    if rain is not None:
+        candidates = np.flatnonzero((last - first >= 2) & (lasting > _ns(after_rain)) & ~longer & ~at_impossible)
+        fell[candidates] = rain.between(
+            samples.sensor_ids[samples.sensor[first[candidates]]],
+            ns[first[candidates]],
+            ns[last[candidates]] - _ns(after_rain),
+        )
+        wet = fell >= wet_mm
+    long = longer | at_impossible | wet
     if ignore_below is not None:  # nights (dark or cold) are let be
-        long &= ~((values[starts] < ignore_below) & (lasting < _ns(longest_night)))
-    first, last = starts[long], ends[long]
+        long &= ~((values[first] < ignore_below) & (lasting < _ns(longest_night)))
+    keep = np.flatnonzero(long)
     found = []
-    for (sensor, start, end), level in zip(_spans(samples, first, last), values[first]):
+    for (sensor, start, end), level, i in zip(_spans(samples, first[keep], last[keep]), values[first[keep]], keep):
         hours = (end - start) / HOURS_1
-        text = f"{_label(variable)} stuck at {_fmt(variable, float(level))} for {hours:.0f} h"
-        score = hours / (min_duration / HOURS_1)
+        text = f"{_label(variable)} stuck at {_fmt(variable, float(level))} for {_duration(hours)}"
+        if at_impossible[i]:
+            text += ": no probe in soil reads that"
+        elif wet[i]:
+            text += f", while its WOW station recorded {fell[i]:.0f} mm of rain"
+        elif usual[i] > 0:
+            text += f", when it holds still for {_duration(usual[i] / _ns(HOURS_1))} at most on the days around"
+        score = max(hours / (min_duration / HOURS_1), 1.0)
         found.append((sensor, Flag(variable, AnomalyKind.STUCK, start, end, score, text)))
     return found
+
+
+def _duration(hours: float) -> str:
+    return f"{hours:.0f} h" if hours < 48 else f"{hours / 24:.1f} days"
+
+
+def _holds(samples: Samples, tolerance: float, min_duration: pd.Timedelta) -> tuple[np.ndarray, np.ndarray]:
+    """Runs of unchanged samples: first and last position of each. A run starts wherever the value moved
+    (by more than `tolerance`, or than half the sensor's resolution where that is finer: daily means
+    move by less than a probe's step), a sensor begins, or a gap opens longer than the run must last
+    and than a few of the sensor's steps (readings blanked while a condition lasted, say)."""
+    values, ns = samples.values, samples.ns
+    change = np.abs(np.diff(values))
+    still = np.minimum(tolerance, samples.resolution[1:] / 2)
+    moved = ~samples.follows_same_sensor
+    moved[1:] |= (change > still) | (np.diff(ns) > samples.span(min_duration)[1:])
+    starts = np.flatnonzero(moved)
+    return starts, np.append(starts[1:] - 1, len(values) - 1)
+
+
+def _usual_holds(
+    sensor: np.ndarray, start: np.ndarray, lasting: np.ndarray, cap: pd.Timedelta, days: int, sensors: int
+) -> np.ndarray:
+    """Per hold, how long its sensor holds still on the other days around it: the longest hold starting
+    on any of the `days` days before or after the one it starts on, each counted up to `cap` (a probe
+    stuck for weeks must not excuse itself; its own day is left out, so one hold never does)."""
+    day_ns = _ns(HOURS_24)
+    day = start // day_ns
+    first_day = int(day.min())
+    width = int(day.max()) - first_day + 1
+    longest = np.full((width, sensors), np.nan)
+    np.fmax.at(longest, (day - first_day, sensor), np.minimum(lasting, _ns(cap)).astype(float))
+    grid = pd.DataFrame(longest)
+    before = grid.rolling(days, min_periods=1).max().shift(1)
+    after = grid[::-1].rolling(days, min_periods=1).max().shift(1)[::-1]
+    around = np.fmax(before.to_numpy(), after.to_numpy())
+    return np.nan_to_num(around[day - first_day, sensor])
 
 
 def spike_flags(samples: Samples, threshold: float, window: pd.Timedelta = SpikeThresholds.window) -> Found:
@@ -374,7 +499,7 @@ def spike_flags(samples: Samples, threshold: float, window: pd.Timedelta = Spike
     with np.errstate(invalid="ignore"):
         above = jump > threshold
     above[_steps_not_spikes(samples.values, start, end, np.flatnonzero(above), threshold)] = False
-    first, last = _runs(samples.sensor, samples.ns, above, HOURS_6)
+    first, last = _runs(samples.sensor, samples.ns, above, samples.span(HOURS_6))
     counts = _over_runs(np.add, above.astype(np.int64), first, last)
     peaks = _over_runs(np.fmax, jump, first, last)  # fmax: a sample without a median is left out
     return [
@@ -421,17 +546,19 @@ def probe_out_of_soil_flags(
     before's, at least `wet_before` and `fall_ratio` times the level it stays at: dry Mediterranean soil
     at 7 % falls as far in the hour a probe is pulled as it dries in a summer."""
     values, ns = samples.values, samples.ns
-    first, last = _runs(samples.sensor, ns, values < dry, HOURS_3)
+    first, last = _runs(samples.sensor, ns, values < dry, samples.span(HOURS_3))
     long = ns[last] - ns[first] >= _ns(min_duration)
     first, last = first[long], last[long]
-    # The day before, leaving out the fall itself; after a gap (readings blanked while the soil was
-    # frozen, say), the day's worth of samples before it.
-    low = samples.search(first, ns[first] - _ns(HOURS_24), "left")
+    # The day before (at least a few of the sensor's steps), leaving out the fall itself; after a gap
+    # (readings blanked while the soil was frozen, say), the day's worth of samples before the gap.
+    before_span = samples.span(HOURS_24, steps=2.5)[first]
+    low = samples.search(first, ns[first] - before_span, "left")
     high = samples.search(first, ns[first] - _ns(HOURS_3), "right")
     gap = high <= low
     start_of_sensor = samples._segments[0][first]
+    anchor = ns[np.maximum(first - 1, 0)] - before_span
     high = np.where(gap, first, high)
-    low = np.where(gap, np.maximum(start_of_sensor, first - SAMPLES_A_DAY), low)
+    low = np.where(gap, np.maximum(start_of_sensor, samples.search(first, anchor, "left")), low)
     seen = high > low
     first, last, low, high = first[seen], last[seen], low[seen], high[seen]
     before, during = _medians(values, low, high), _medians(values, first, last + 1)
@@ -458,7 +585,7 @@ def saturation_flags(
 ) -> Found:
     """Soil moisture pinned at a high ceiling: a plateau at saturation (or a probe in standing water)."""
     values, ns = samples.values, samples.ns
-    first, last = _runs(samples.sensor, ns, values >= level, HOURS_1)
+    first, last = _runs(samples.sensor, ns, values >= level, samples.span(HOURS_1))
     spread = _over_runs(np.maximum, values, first, last) - _over_runs(np.minimum, values, first, last)
     flat = (ns[last] - ns[first] >= _ns(min_duration)) & ~(spread > 2 * tolerance)
     first, last = first[flat], last[flat]
@@ -642,7 +769,7 @@ def _gaps_closed(samples: Samples) -> Samples:
 
 def battery_flags(samples: Samples, empty: float = BatteryThresholds.empty) -> Found:
     """A battery at or below `empty` %: readings degrade and then stop."""
-    first, last = _runs(samples.sensor, samples.ns, samples.values <= empty, HOURS_6)
+    first, last = _runs(samples.sensor, samples.ns, samples.values <= empty, samples.span(HOURS_6))
     lowest = _over_runs(np.minimum, samples.values, first, last)
     return [
         (
@@ -683,7 +810,10 @@ AS_READ = (*(f"range.{variable}" for variable in SENSOR_VARIABLES), "spike.air_t
 
 
 def check_sensors(
-    readings: pd.DataFrame, config: Configuration = DEFAULT, blanked: pd.DataFrame | None = None
+    readings: pd.DataFrame,
+    config: Configuration = DEFAULT,
+    blanked: pd.DataFrame | None = None,
+    rain: Rain | None = None,
 ) -> list[tuple[str, Flag]]:
     """The rules `config` selects (all, by default) on every sensor of `readings`: a frame with
     sensor_id, a UTC ts column and the columns it has of soil_moisture, air_temperature, light and
@@ -705,6 +835,8 @@ def check_sensors(
         thresholds = config.thresholds[check.name]
         if check.name == "moved":
             found += moved_flags(samples[check.variable], samples.get("light"), **_keywords(thresholds))
+        elif check.group == "stuck":  # a value held through rain is stuck: the station says so
+            found += stuck_flags(samples[check.variable], **_keywords(thresholds), rain=rain)
         elif check.name in AS_READ:
             found += RULES[check.group](as_read[check.variable], thresholds)
         else:

@@ -149,3 +149,77 @@ def test_with_the_models_off_tensorflow_is_not_even_imported():
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "False"
+
+
+# --- real probes: checks defined in time, stuck judged against the probe's own steps ---------------------
+
+
+def probe(days: int, freq: str, level: float = 20.0, seed: int = 4) -> pd.DataFrame:
+    """A soil probe as real ones report: in 0.1 % steps, drying a little by day and holding still at
+    night, one shower on the third day."""
+    rng = np.random.default_rng(seed)
+    index = pd.date_range(START, periods=int(pd.Timedelta(days=days) / pd.Timedelta(freq)), freq=freq)
+    hours = ((index - START) / pd.Timedelta(hours=1)).to_numpy()
+    sun = np.clip(np.sin((hours % 24 - 6) / 12 * np.pi), 0, None)
+    drying = np.cumsum(sun) * (0.15 / max(sun.sum() / days, 1e-9))  # 0.15 % a day, by day only
+    shower = np.where(hours >= 60, 6.0 * np.exp(-(hours - 60) / 48), 0.0)
+    soil = level - drying + shower + rng.normal(0, 0.02, len(index))
+    return pd.DataFrame({"ts": index, "soil_moisture": np.round(soil, 1)})
+
+
+def faults(anomalies: pd.DataFrame) -> pd.DataFrame:
+    return anomalies[anomalies["detector"] != "condition"]
+
+
+@pytest.mark.parametrize("freq", ["3min", "15min", "1h"])
+def test_a_spike_of_one_sample_is_found_at_any_step(freq):
+    frame = probe(14, freq)
+    when = START + pd.Timedelta(days=8, hours=10)
+    assert faults(detect(frame)).empty
+    frame.loc[frame["ts"] == when, "soil_moisture"] = 50.0  # from about 20 % to 50 % and back
+    found = faults(detect(frame))
+    assert found[["variable", "kind"]].values.tolist() == [["soil_moisture", "spike"]]
+    assert found["start_at"].iloc[0] == when
+
+
+@pytest.mark.parametrize("freq", ["15min", "1h"])
+def test_a_dry_season_probe_moving_one_step_a_day_is_not_stuck(freq):
+    """TAHMO Atebubu at 10 cm in April 2021: 7.5 % in 0.1 % steps, one step a day, flagged good by ISMN."""
+    index = pd.date_range(START, periods=int(pd.Timedelta(days=30) / pd.Timedelta(freq)), freq=freq)
+    days = ((index - START) / pd.Timedelta(days=1)).to_numpy()
+    soil = np.round(9.0 - 0.1 * np.floor(days + 0.4), 1)  # one 0.1 % step each day, at about 14:00
+    frame = pd.DataFrame({"ts": index, "soil_moisture": soil})
+    assert faults(detect(frame)).empty
+
+
+def test_weeks_of_exactly_zero_in_daily_means_are_found():
+    """Vale da Lama's Flower Powers: daily means of exactly 0.0 % for days on end."""
+    rng = np.random.default_rng(7)
+    days = pd.date_range(START + pd.Timedelta(hours=12), periods=90, freq="1D")
+    soil = 11 + np.cumsum(rng.normal(0, 0.1, 90))
+    soil[40:54] = 0.0  # two weeks at exactly zero, then back
+    frame = pd.DataFrame({"ts": days, "soil_moisture": soil})
+    found = faults(detect(frame))
+    assert not found.empty
+    assert (found["start_at"] <= days[41]).any() and (found["end_at"] >= days[52]).any()
+    assert set(found["kind"]) <= {"stuck", "probe_out_of_soil"}
+    clean_days = frame.assign(soil_moisture=11 + np.cumsum(rng.normal(0, 0.1, 90)))
+    assert faults(detect(clean_days)).empty
+
+
+def test_a_value_held_while_the_station_records_rain_is_stuck():
+    frame = probe(20, "1h").assign(sensor_id="s")
+    held = (frame["ts"] >= START + pd.Timedelta(days=12)) & (frame["ts"] < START + pd.Timedelta(days=12.75))
+    frame.loc[held, "soil_moisture"] = frame.loc[held, "soil_moisture"].iloc[0]  # 18 h, as a night can
+    hours = pd.date_range(START, periods=20 * 24, freq="1h")
+    showers = (hours >= START + pd.Timedelta(days=12, hours=2)) & (hours < START + pd.Timedelta(days=12, hours=8))
+    rain = np.where(showers, 4.0, 0.0)  # 24 mm over six hours of the night it held
+    rain[(hours >= START + pd.Timedelta(hours=57)) & (hours < START + pd.Timedelta(hours=60))] = 5.0  # the shower
+    stations = pd.DataFrame({"site_id": "w", "ts": hours, "rainfall": rain, "air_temperature": 15.0})
+    links = pd.DataFrame({"sensor_id": ["s"], "site_id": ["w"], "distance_km": [2.0]})
+    found = faults(detect(frame, stations=stations, links=links))
+    assert found[["variable", "kind"]].values.tolist() == [["soil_moisture", "stuck"]]
+    assert "rain" in found["explanation"].iloc[0]
+    # The same hold on a dry night is a probe at rest.
+    dry = stations.assign(rainfall=np.where(showers, 0.0, rain))
+    assert faults(detect(frame, stations=dry, links=links)).empty

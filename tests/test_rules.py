@@ -1,6 +1,8 @@
 """Rule checks in the SaQC manner: a clean synthetic series is not flagged; a fault injected at known
 times is flagged there, and nowhere else."""
 
+from dataclasses import replace
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -74,9 +76,10 @@ def test_a_stuck_value_is_flagged_over_its_span(variable, freq):
 
 def test_light_at_zero_all_night_is_not_stuck():
     assert check_stuck(clean(days=3)["light"], "light", ignore_below=0.5) == []
-    assert (
-        check_stuck(clean(days=3)["light"], "light") != []
-    )  # without the exemption, nights would be flagged
+    # Nor without the exemption: each night holds no longer than the nights around it. Judged by an
+    # absolute duration alone, every night would be stuck.
+    assert check_stuck(clean(days=3)["light"], "light") == []
+    assert check_stuck(clean(days=3)["light"], "light", usual_factor=0.0) != []
 
 
 def test_light_at_zero_through_a_day_is_stuck():
@@ -259,7 +262,8 @@ def test_the_functions_default_to_the_thresholds_of_the_registry():
     assert check_stuck(series, "soil_moisture") == check_stuck(
         series, "soil_moisture", defaults.min_duration, defaults.tolerance
     )
-    assert CHECKS["stuck.soil_moisture"].defaults == defaults
+    # Soil moisture's own: a probe never holds exactly 0 %.
+    assert CHECKS["stuck.soil_moisture"].defaults == replace(defaults, impossible=0.0)
 
 
 def test_a_rule_switched_off_no_longer_flags_its_fault_and_the_other_rules_still_run():
