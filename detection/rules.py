@@ -417,16 +417,18 @@ def stuck_flags(
         return []
     first, last = _holds(samples, tolerance, min_duration)
     lasting = ns[last] - ns[first]
-    usual = _usual_holds(samples.sensor[first], ns[first], lasting, usual_cap, context_days, len(samples.sensor_ids))
+    sensors = len(samples.sensor_ids)
+    usual = _usual_holds(samples.sensor[first], ns[first], lasting, usual_cap, context_days, sensors)
     enough = (last - first >= 2) & (lasting >= _ns(min_duration))
     longer = enough & (lasting >= usual_factor * usual)
-    at_impossible = (
-        enough & (np.abs(values[first] - impossible) <= tolerance) if impossible is not None else ~enough & enough
-    )
+    at_impossible = enough & False
+    if impossible is not None:
+        at_impossible = enough & (np.abs(values[first] - impossible) <= tolerance)
     wet = np.zeros(len(first), dtype=bool)
     fell = np.zeros(len(first))
     if rain is not None:
-        candidates = np.flatnonzero((last - first >= 2) & (lasting > _ns(after_rain)) & ~longer & ~at_impossible)
+        held = (last - first >= 2) & (lasting > _ns(after_rain))
+        candidates = np.flatnonzero(held & ~longer & ~at_impossible)
         fell[candidates] = rain.between(
             samples.sensor_ids[samples.sensor[first[candidates]]],
             ns[first[candidates]],
@@ -438,7 +440,8 @@ def stuck_flags(
         long &= ~((values[first] < ignore_below) & (lasting < _ns(longest_night)))
     keep = np.flatnonzero(long)
     found = []
-    for (sensor, start, end), level, i in zip(_spans(samples, first[keep], last[keep]), values[first[keep]], keep):
+    spans = _spans(samples, first[keep], last[keep])
+    for (sensor, start, end), level, i in zip(spans, values[first[keep]], keep):
         hours = (end - start) / HOURS_1
         text = f"{_label(variable)} stuck at {_fmt(variable, float(level))} for {_duration(hours)}"
         if at_impossible[i]:
@@ -446,7 +449,8 @@ def stuck_flags(
         elif wet[i]:
             text += f", while its WOW station recorded {fell[i]:.0f} mm of rain"
         elif usual[i] > 0:
-            text += f", when it holds still for {_duration(usual[i] / _ns(HOURS_1))} at most on the days around"
+            usually = _duration(usual[i] / _ns(HOURS_1))
+            text += f", when it holds still for {usually} at most on the days around"
         score = max(hours / (min_duration / HOURS_1), 1.0)
         found.append((sensor, Flag(variable, AnomalyKind.STUCK, start, end, score, text)))
     return found

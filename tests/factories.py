@@ -281,8 +281,14 @@ def etl_env(database_url, url, now=NOW, **extra):
 # of a developer's own runs (`make demo`, training, evaluation, bundles, benchmarks) may change beside
 # the tests: only their appearing or vanishing counts. SQLite's companions of the demo database come and
 # go while the demo runs: never compared.
-VAR_IGNORED = ("airflow-venv", "grow_wow.sqlite-wal", "grow_wow.sqlite-shm", "grow_wow.sqlite-journal")
-VAR_DEVELOPER_OUTPUTS = ("grow_wow.sqlite*", "demo-network", "eval", "train-*", "bundles", "bench_*")
+VAR_IGNORED = (
+    "airflow-venv",
+    "peers",
+    "grow_wow.sqlite-wal",
+    "grow_wow.sqlite-shm",
+    "grow_wow.sqlite-journal",
+)
+VAR_DEVELOPER_OUTPUTS = ("grow_wow.sqlite*", "demo-network", "eval*", "train-*", "bundles", "bench_*")
 
 
 def var_listing(var_dir: Path) -> dict[str, tuple]:

@@ -9,7 +9,7 @@ import pytest
 
 from detection.checks import configure
 from detection.detect import ANOMALY_COLUMNS, detect
-from tests.factories import START, clean, pair
+from tests.factories import HOUR, START, clean, pair
 
 
 def many(faulty: dict[str, str]) -> pd.DataFrame:
@@ -212,9 +212,10 @@ def test_a_value_held_while_the_station_records_rain_is_stuck():
     held = (frame["ts"] >= START + pd.Timedelta(days=12)) & (frame["ts"] < START + pd.Timedelta(days=12.75))
     frame.loc[held, "soil_moisture"] = frame.loc[held, "soil_moisture"].iloc[0]  # 18 h, as a night can
     hours = pd.date_range(START, periods=20 * 24, freq="1h")
-    showers = (hours >= START + pd.Timedelta(days=12, hours=2)) & (hours < START + pd.Timedelta(days=12, hours=8))
+    night = START + pd.Timedelta(days=12)
+    showers = (hours >= night + 2 * HOUR) & (hours < night + 8 * HOUR)
     rain = np.where(showers, 4.0, 0.0)  # 24 mm over six hours of the night it held
-    rain[(hours >= START + pd.Timedelta(hours=57)) & (hours < START + pd.Timedelta(hours=60))] = 5.0  # the shower
+    rain[(hours >= START + 57 * HOUR) & (hours < START + 60 * HOUR)] = 5.0  # the probe's shower
     stations = pd.DataFrame({"site_id": "w", "ts": hours, "rainfall": rain, "air_temperature": 15.0})
     links = pd.DataFrame({"sensor_id": ["s"], "site_id": ["w"], "distance_km": [2.0]})
     found = faults(detect(frame, stations=stations, links=links))
