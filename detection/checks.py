@@ -41,6 +41,9 @@ class RangeThresholds:
 class SpikeThresholds:
     threshold: float  # leap from the median of the samples around, in the variable's unit
     window: pd.Timedelta = 2 * HOUR  # span of that median
+    burst_threshold: float | None = None  # smaller leaps, many of them close together: a burst of noise
+    burst_window: pd.Timedelta = 6 * HOUR  # span in which they come ...
+    burst_share: float = 0.3  # ... as at least this share of its samples (and three)
 
 
 @dataclass(frozen=True)
@@ -61,11 +64,16 @@ class StuckThresholds:
     ignore_below: float | None = None  # runs below this level are left alone up to longest_night
     longest_night: pd.Timedelta = 20 * HOUR  # a winter night in the far north of Europe is shorter
     usual_factor: float = 2.0  # ... and this many times as long as the sensor holds still on the days around
-    usual_cap: pd.Timedelta = 48 * HOUR  # a day's longest hold counts up to this in what is usual
+    usual_cap: pd.Timedelta = 7 * 24 * HOUR  # a day's longest hold counts up to this in what is usual
     context_days: int = 15  # the days either side that say what is usual
     impossible: float | None = None  # a level no live probe holds (soil moisture: exactly 0 %)
     wet_mm: float = 10.0  # mm the station recorded while the value held ...
     after_rain: pd.Timedelta = 6 * HOUR  # ... and it held this long after: the rain never reached it
+    hidden_steps: float = 3.0  # a hold that ends this many of the sensor's steps away from where it held ...
+    hidden_change: float = 0.5  # ... and this far (variable's unit) hid a change: else the sensor was at rest
+    # a hold that ends in a fall this large (variable's unit) is stuck however long the sensor holds around
+    hidden_fall: float | None = None
+    rest_factor: float = 4.0  # a hold that ends where it held (hid nothing) outlasts the usual this often
 
 
 @dataclass(frozen=True)
@@ -211,13 +219,18 @@ def _registry() -> dict[str, Check]:
             for v in SENSOR_VARIABLES.values()
         ),
         rule("spike.air_temperature", kind.SPIKE, "air_temperature", SpikeThresholds(8.0)),
-        rule("spike.soil_moisture", kind.SPIKE, "soil_moisture", SpikeThresholds(10.0)),
+        rule("spike.soil_moisture", kind.SPIKE, "soil_moisture", SpikeThresholds(10.0, burst_threshold=2.0)),
         rule("break.air_temperature", kind.BREAK, "air_temperature", BreakThresholds(6.0)),
         # Soil moisture rises suddenly with rain: only its sudden falls are breaks.
         rule("break.soil_moisture", kind.BREAK, "soil_moisture", BreakThresholds(8.0, direction=-1)),
         rule("stuck.air_temperature", kind.STUCK, "air_temperature", StuckThresholds()),
         rule("stuck.light", kind.STUCK, "light", StuckThresholds(ignore_below=0.5)),  # 0 all night
-        rule("stuck.soil_moisture", kind.STUCK, "soil_moisture", StuckThresholds(impossible=0.0)),
+        rule(
+            "stuck.soil_moisture",
+            kind.STUCK,
+            "soil_moisture",
+            StuckThresholds(impossible=0.0, hidden_fall=1.0),  # no probe in soil reads 0; soil dries slowly
+        ),
         rule("probe_out_of_soil", kind.PROBE_OUT_OF_SOIL, "soil_moisture", ProbeOutOfSoilThresholds()),
         rule("saturation", kind.SATURATION, "soil_moisture", SaturationThresholds()),
         rule("battery_exhausted", kind.BATTERY_EXHAUSTED, "battery_level", BatteryThresholds()),

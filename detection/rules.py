@@ -399,6 +399,10 @@ def stuck_flags(
     impossible: float | None = StuckThresholds.impossible,
     wet_mm: float = StuckThresholds.wet_mm,
     after_rain: pd.Timedelta = StuckThresholds.after_rain,
+    hidden_steps: float = StuckThresholds.hidden_steps,
+    hidden_change: float = StuckThresholds.hidden_change,
+    hidden_fall: float | None = StuckThresholds.hidden_fall,
+    rest_factor: float = StuckThresholds.rest_factor,
     rain: Rain | None = None,
 ) -> Found:
     """A value that holds while it should have moved. Real probes report in steps and hold still when
@@ -420,7 +424,17 @@ def stuck_flags(
     sensors = len(samples.sensor_ids)
     usual = _usual_holds(samples.sensor[first], ns[first], lasting, usual_cap, context_days, sensors)
     enough = (last - first >= 2) & (lasting >= _ns(min_duration))
-    longer = enough & (lasting >= usual_factor * usual)
+    # How the hold ended: where the sensor went on from (NaN while it still holds, or after a gap). A
+    # probe at rest goes on a step or two from where it held; one that was stuck goes on from where the
+    # soil got to meanwhile. Soil dries slowly: a fall hidden by a hold is a stuck probe, a rise may be
+    # the rain that ended a dry spell, so a hold that ends in a rise must also be long for the sensor.
+    went_on = _went_on(samples, first, last, min_duration) - values[first]
+    hidden = np.abs(went_on) >= np.maximum(hidden_steps * samples.resolution[first], hidden_change)
+    ended = ~np.isnan(went_on)
+    factor = np.where(ended & ~hidden, rest_factor, usual_factor)
+    longer = enough & (lasting >= factor * usual)
+    if hidden_fall is not None:
+        longer |= enough & hidden & (went_on <= -hidden_fall)
     at_impossible = enough & False
     if impossible is not None:
         at_impossible = enough & (np.abs(values[first] - impossible) <= tolerance)
@@ -454,6 +468,18 @@ def stuck_flags(
         score = max(hours / (min_duration / HOURS_1), 1.0)
         found.append((sensor, Flag(variable, AnomalyKind.STUCK, start, end, score, text)))
     return found
+
+
+def _went_on(samples: Samples, first: np.ndarray, last: np.ndarray, gap: pd.Timedelta) -> np.ndarray:
+    """Per hold, the median of its sensor's samples in the few hours (or steps) after it, NaN where it
+    holds to its sensor's last sample or a gap follows it."""
+    after = np.minimum(last + 1, len(samples.ns) - 1)
+    follows = (last + 1 < len(samples.ns)) & samples.follows_same_sensor[after]
+    follows &= samples.ns[after] - samples.ns[last] <= samples.span(gap)[last]
+    within = samples.search(after, samples.ns[after] + samples.span(HOURS_3, steps=2.0)[after], "right")
+    level = np.full(len(first), np.nan)
+    level[follows] = _medians(samples.values, after[follows], np.maximum(within[follows], after[follows] + 1))
+    return level
 
 
 def _duration(hours: float) -> str:
@@ -493,16 +519,28 @@ def _usual_holds(
     return np.nan_to_num(around[day - first_day, sensor])
 
 
-def spike_flags(samples: Samples, threshold: float, window: pd.Timedelta = SpikeThresholds.window) -> Found:
+def spike_flags(
+    samples: Samples,
+    threshold: float,
+    window: pd.Timedelta = SpikeThresholds.window,
+    burst_threshold: float | None = SpikeThresholds.burst_threshold,
+    burst_window: pd.Timedelta = SpikeThresholds.burst_window,
+    burst_share: float = SpikeThresholds.burst_share,
+) -> Found:
     """Samples that leap away from the median of the samples around them by more than `threshold`
-    (units of the variable) and come back."""
+    (units of the variable) and come back; and bursts of noise: within `burst_window`, at least three
+    samples and `burst_share` of them leaping more than `burst_threshold` (a loose wire or a failing
+    probe scatters its readings; soil itself never does)."""
     samples = samples.of_sensors_with(5)
     variable = samples.variable
     start, end = _centred_windows(samples, window)
-    jump = _leaps(samples.values, start, end, threshold, min_periods=3)
+    least = threshold if burst_threshold is None else min(threshold, burst_threshold)
+    jump = _leaps(samples.values, start, end, least, min_periods=3)
     with np.errstate(invalid="ignore"):
         above = jump > threshold
     above[_steps_not_spikes(samples.values, start, end, np.flatnonzero(above), threshold)] = False
+    if burst_threshold is not None:
+        above |= _bursts(samples, jump, burst_threshold, burst_window, burst_share)
     first, last = _runs(samples.sensor, samples.ns, above, samples.span(HOURS_6))
     counts = _over_runs(np.add, above.astype(np.int64), first, last)
     peaks = _over_runs(np.fmax, jump, first, last)  # fmax: a sample without a median is left out
@@ -520,6 +558,21 @@ def spike_flags(samples: Samples, threshold: float, window: pd.Timedelta = Spike
         )
         for (sensor, start, end), count, peak in zip(_spans(samples, first, last), counts, peaks)
     ]
+
+
+def _bursts(
+    samples: Samples, jump: np.ndarray, threshold: float, window: pd.Timedelta, share: float
+) -> np.ndarray:
+    """The samples leaping more than `threshold` where, within `window` centred on them, at least three
+    samples and `share` of all do: a burst of noise, at any sampling step."""
+    with np.errstate(invalid="ignore"):
+        rough = jump > threshold
+    if not rough.any():
+        return rough
+    low, high = _centred_windows(samples, window)
+    counted = np.concatenate([[0], np.cumsum(rough)])
+    many = counted[high] - counted[low]
+    return rough & (many >= 3) & (many >= share * (high - low))
 
 
 def _steps_not_spikes(

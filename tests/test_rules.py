@@ -262,8 +262,8 @@ def test_the_functions_default_to_the_thresholds_of_the_registry():
     assert check_stuck(series, "soil_moisture") == check_stuck(
         series, "soil_moisture", defaults.min_duration, defaults.tolerance
     )
-    # Soil moisture's own: a probe never holds exactly 0 %.
-    assert CHECKS["stuck.soil_moisture"].defaults == replace(defaults, impossible=0.0)
+    # Soil moisture's own: a probe never holds exactly 0 %, and soil never falls in a jump after a hold.
+    assert CHECKS["stuck.soil_moisture"].defaults == replace(defaults, impossible=0.0, hidden_fall=1.0)
 
 
 def test_a_rule_switched_off_no_longer_flags_its_fault_and_the_other_rules_still_run():
