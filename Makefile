@@ -5,8 +5,10 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 AIRFLOW_VENV := var/airflow-venv
+PEERS := flagit ioos_qc saqc
+PEER_VENVS := $(PEERS:%=var/peers/%/.installed)
 
-.PHONY: demo test test-fast lint bench-load clean
+.PHONY: demo test test-fast lint bench-load peers clean
 
 # Set up, generate a simulated network, serve it on loopback and run the nightly pipeline on it into the
 # embedded SQLite database under var/, printing what it did; then serve the back end and the dashboard
@@ -14,10 +16,10 @@ AIRFLOW_VENV := var/airflow-venv
 demo: $(VENV)/.installed
 	$(BIN)/python -m devtools.demo
 
-# Set up with the test tools (and Airflow in its own environment, for the DAG's tests), then lint, check
-# the import contracts (the layers of pyproject.toml) and run every test (database tests on SQLite and
-# PostgreSQL), listing the slowest.
-test: $(VENV)/.installed-dev $(AIRFLOW_VENV)/.installed
+# Set up with the test tools (and Airflow and the benchmark's peers in their own environments, for the
+# DAG's and the peers' tests), then lint, check the import contracts (the layers of pyproject.toml) and run
+# every test (database tests on SQLite and PostgreSQL), listing the slowest.
+test: $(VENV)/.installed-dev $(AIRFLOW_VENV)/.installed $(PEER_VENVS)
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports --no-logo
 	$(BIN)/python -m pytest --durations=15
@@ -51,6 +53,17 @@ $(VENV)/.installed-dev: requirements.txt requirements-dev.txt | $(VENV)/bin/pyth
 $(AIRFLOW_VENV)/.installed: deploy/airflow/requirements.txt
 	$(PYTHON) -m venv $(AIRFLOW_VENV)
 	$(AIRFLOW_VENV)/bin/python -m pip install --quiet -r deploy/airflow/requirements.txt
+	touch $@
+
+# The peers that benchmarks/bench_real.py measures detection against (flagit, ioos_qc, SaQC), each in its
+# own environment var/peers/<peer> from benchmarks/peer_requirements/<peer>.txt: their packages never have
+# to agree with ours or with each other's (flagit needs pandas < 2.2). benchmarks/peers.py builds a missing
+# one the same way.
+peers: $(PEER_VENVS)
+
+var/peers/%/.installed: benchmarks/peer_requirements/%.txt
+	$(PYTHON) -m venv var/peers/$*
+	var/peers/$*/bin/python -m pip install --quiet -r $<
 	touch $@
 
 clean:
