@@ -88,7 +88,7 @@ class ProbeOutOfSoilThresholds:
 class SaturationThresholds:
     level: float = 45.0  # %: at or above is saturated
     tolerance: float = 0.3  # %: half the spread a plateau may have
-    min_duration: pd.Timedelta = 24 * HOUR
+    min_duration: pd.Timedelta = 12 * HOUR  # ISMN's D10 (Dorigo et al. 2013): a plateau of 12 h or more
 
 
 @dataclass(frozen=True)
@@ -222,7 +222,7 @@ def _registry() -> dict[str, Check]:
         rule("spike.soil_moisture", kind.SPIKE, "soil_moisture", SpikeThresholds(10.0, burst_threshold=2.0)),
         rule("break.air_temperature", kind.BREAK, "air_temperature", BreakThresholds(6.0)),
         # Soil moisture rises suddenly with rain: only its sudden falls are breaks.
-        rule("break.soil_moisture", kind.BREAK, "soil_moisture", BreakThresholds(8.0, direction=-1)),
+        rule("break.soil_moisture", kind.BREAK, "soil_moisture", BreakThresholds(4.0, direction=-1)),
         rule("stuck.air_temperature", kind.STUCK, "air_temperature", StuckThresholds()),
         rule("stuck.light", kind.STUCK, "light", StuckThresholds(ignore_below=0.5)),  # 0 all night
         rule(

@@ -167,14 +167,14 @@ class Samples:
 
     @cached_property
     def resolution(self) -> np.ndarray:
-        """Per sample, the step in value its sensor reports in: the 5th percentile of its changes from one
+        """Per sample, the step in value its sensor reports in: the 1st percentile of its changes from one
         sample to the next that are not nil (0.1 % for a probe reporting in tenths; far less for daily
         means or a noisy analogue reading). 0 where a sensor never changes."""
         change = np.abs(np.diff(self.values, prepend=self.values[:1]))
-        moved = self.follows_same_sensor & (change > 0)
+        moved = self.follows_same_sensor & (change > 1e-9)  # not a float's rounding
         per_sensor = np.zeros(len(self.sensor_ids))
         if moved.any():
-            low = pd.Series(change[moved]).groupby(self.sensor[moved]).quantile(0.05)
+            low = pd.Series(change[moved]).groupby(self.sensor[moved]).quantile(0.01)
             per_sensor[low.index.to_numpy()] = low.to_numpy()
         return per_sensor[self.sensor]
 
@@ -572,7 +572,8 @@ def _bursts(
     low, high = _centred_windows(samples, window)
     counted = np.concatenate([[0], np.cumsum(rough)])
     many = counted[high] - counted[low]
-    return rough & (many >= 3) & (many >= share * (high - low))
+    # Five samples in the window at least: three rough daily means are weather, not a burst.
+    return rough & (many >= 3) & (many >= share * (high - low)) & (high - low >= 5)
 
 
 def _steps_not_spikes(
@@ -704,7 +705,7 @@ def break_flags(
     only at rises or falls (soil moisture rises suddenly with rain, so only its falls are breaks)."""
     samples = samples.of_sensors_with(3)
     variable = samples.variable
-    jumps = lasting_jumps(samples, threshold, direction, window)
+    jumps = _beyond_before(samples, lasting_jumps(samples, threshold, direction, window), window)
     if variable == "air_temperature":
         jumps = _not_out_of_snow(samples, jumps, window)
     return [
@@ -724,6 +725,19 @@ def break_flags(
             _spans(samples, jumps.when, jumps.last), jumps.before, jumps.after
         )
     ]
+
+
+def _beyond_before(samples: Samples, jumps: Jumps, window: pd.Timedelta) -> Jumps:
+    """The jumps whose new level lies beyond every sample of the window before by half the jump: soil
+    draining after a downpour falls back to where it was before the rain, which a break never does."""
+    low = samples.search(jumps.when, samples.ns[jumps.when] - samples.span(window, 2.5)[jumps.when], "left")
+    high = np.maximum(jumps.when, low + 1)
+    lowest = _over_runs(np.minimum, samples.values, low, high - 1)
+    highest = _over_runs(np.maximum, samples.values, low, high - 1)
+    half = np.abs(jumps.after - jumps.before) / 2
+    fell = jumps.after < jumps.before
+    keep = np.where(fell, jumps.after <= lowest - half, jumps.after >= highest + half)
+    return Jumps(jumps.when[keep], jumps.before[keep], jumps.after[keep], jumps.last[keep])
 
 
 def _not_out_of_snow(samples: Samples, jumps: Jumps, window: pd.Timedelta) -> Jumps:
@@ -860,10 +874,12 @@ RULES: dict[str, Callable[[Samples, object], Found]] = {
 }
 
 
-# Rules that see the readings as read, whatever condition holds: a frozen probe cannot read 200 %, and an
-# air temperature that leaps and comes back is a spike under snow as anywhere (snow brings steps, not
-# spikes). Soil moisture is not among them: a frozen probe thawing for an hour leaps and comes back.
-AS_READ = (*(f"range.{variable}" for variable in SENSOR_VARIABLES), "spike.air_temperature")
+# Rules that see the readings as read, whatever condition holds: a frozen probe cannot read 200 %, nor
+# leap to saturation and hold there (ice reads dry: flagit's test frame hides its plateau in frost), and
+# an air temperature that leaps and comes back is a spike under snow as anywhere (snow brings steps, not
+# spikes). Soil moisture's spikes are not among them: a frozen probe thawing for an hour leaps and comes
+# back.
+AS_READ = (*(f"range.{variable}" for variable in SENSOR_VARIABLES), "spike.air_temperature", "saturation")
 
 
 def check_sensors(

@@ -49,10 +49,11 @@ def test_anomalies_of_many_sensors_come_back_in_the_table_columns():
 
 def test_a_single_sensor_with_times_as_the_index_and_hourly_samples():
     frame = clean(freq="1h")
-    frame.loc[frame.index[50:80], "soil_moisture"] = 22.22
+    frame.loc[frame.index[50:80], "soil_moisture"] = 22.22  # 5 % down from where it was, and held
     anomalies = detect(frame)
     assert anomalies[["sensor_id", "variable", "kind"]].values.tolist() == [
-        ["sensor", "soil_moisture", "stuck"]
+        ["sensor", "soil_moisture", "break"],
+        ["sensor", "soil_moisture", "stuck"],
     ]
 
 
