@@ -18,9 +18,10 @@ import datetime as dt
 import difflib
 import json
 import typing
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TypeVar
+from enum import StrEnum
+from typing import Annotated, TypeVar
 
 import pandas as pd
 
@@ -28,29 +29,53 @@ from core.vocabulary import SENSOR_VARIABLES, AnomalyKind, Detector
 
 HOUR = pd.Timedelta(hours=1)
 
+
+class Source(StrEnum):
+    """Where a threshold's value comes from, recorded beside it (`Annotated[type, source]`) and shown by
+    `python -m etl checks`: real probes are the yardstick, the simulator only where they cannot say."""
+
+    PHYSICS = "physics"
+    DATASHEET = "datasheet"
+    STANDARD = "QC standard"  # ISMN's flags (Dorigo et al. 2013), QARTOD
+    Y2019 = "2019"
+    REAL = "fitted on real data"  # ../shared/realdata, benchmarks/bench_real.py
+    SIMULATOR = "fitted on the simulator"
+
+
+PHYSICS, DATASHEET, STANDARD, REAL, SIMULATOR = (
+    Source.PHYSICS,
+    Source.DATASHEET,
+    Source.STANDARD,
+    Source.REAL,
+    Source.SIMULATOR,
+)
+
 # --- thresholds, one dataclass per type of check (durations are pd.Timedelta: "12h" in JSON) ---------------
 
 
 @dataclass(frozen=True)
 class RangeThresholds:
-    low: float  # lowest plausible value, in the variable's unit
-    high: float  # highest plausible value, in the variable's unit
+    low: Annotated[float, DATASHEET]  # lowest plausible value, in the variable's unit
+    high: Annotated[float, DATASHEET]  # highest plausible value, in the variable's unit
 
 
 @dataclass(frozen=True)
 class SpikeThresholds:
-    threshold: float  # leap from the median of the samples around, in the variable's unit
-    window: pd.Timedelta = 2 * HOUR  # span of that median
-    burst_threshold: float | None = None  # smaller leaps, many of them close together: a burst of noise
-    burst_window: pd.Timedelta = 6 * HOUR  # span in which they come ...
-    burst_share: float = 0.3  # ... as at least this share of its samples (and three)
+    # leap from the median of the samples around, in the variable's unit
+    threshold: Annotated[float, SIMULATOR]
+    window: Annotated[pd.Timedelta, SIMULATOR] = 2 * HOUR  # span of that median
+    # smaller leaps, many of them close together: a burst of noise
+    burst_threshold: Annotated[float | None, REAL] = None
+    burst_window: Annotated[pd.Timedelta, REAL] = 6 * HOUR  # span in which they come ...
+    burst_share: Annotated[float, REAL] = 0.3  # ... as at least this share of its samples (and three)
 
 
 @dataclass(frozen=True)
 class BreakThresholds:
-    threshold: float  # jump between two samples, in the variable's unit
-    direction: int = 0  # +1 rises only, -1 falls only, 0 both
-    window: pd.Timedelta = 6 * HOUR  # before and after the jump, whose medians must differ
+    threshold: Annotated[float, SIMULATOR]  # jump between two samples, in the variable's unit
+    direction: Annotated[int, PHYSICS] = 0  # +1 rises only, -1 falls only, 0 both
+    # before and after the jump, whose medians must differ
+    window: Annotated[pd.Timedelta, SIMULATOR] = 6 * HOUR
 
     def __post_init__(self) -> None:
         if self.direction not in (-1, 0, 1):
@@ -59,128 +84,159 @@ class BreakThresholds:
 
 @dataclass(frozen=True)
 class StuckThresholds:
-    min_duration: pd.Timedelta = 12 * HOUR  # the same value at least this long
-    tolerance: float = 0.01  # a change no larger (variable's unit) is no change
-    ignore_below: float | None = None  # runs below this level are left alone up to longest_night
-    longest_night: pd.Timedelta = 20 * HOUR  # a winter night in the far north of Europe is shorter
-    usual_factor: float = 2.0  # ... and this many times as long as the sensor holds still on the days around
-    usual_cap: pd.Timedelta = 7 * 24 * HOUR  # a day's longest hold counts up to this in what is usual
-    context_days: int = 15  # the days either side that say what is usual
-    impossible: float | None = None  # a level no live probe holds (soil moisture: exactly 0 %)
-    wet_mm: float = 10.0  # mm the station recorded while the value held ...
-    after_rain: pd.Timedelta = 6 * HOUR  # ... and it held this long after: the rain never reached it
-    hidden_steps: float = 3.0  # a hold that ends this many of the sensor's steps away from where it held ...
-    hidden_change: float = 0.5  # ... and this far (variable's unit) hid a change: else the sensor was at rest
+    min_duration: Annotated[pd.Timedelta, STANDARD] = 12 * HOUR  # the same value at least this long
+    tolerance: Annotated[float, SIMULATOR] = 0.01  # a change no larger (variable's unit) is no change
+    # runs below this level are left alone up to longest_night
+    ignore_below: Annotated[float | None, PHYSICS] = None
+    # a winter night in the far north of Europe is shorter
+    longest_night: Annotated[pd.Timedelta, PHYSICS] = 20 * HOUR
+    # ... and this many times as long as the sensor holds still on the days around
+    usual_factor: Annotated[float, REAL] = 2.0
+    # a day's longest hold counts up to this in what is usual
+    usual_cap: Annotated[pd.Timedelta, REAL] = 7 * 24 * HOUR
+    context_days: Annotated[int, REAL] = 15  # the days either side that say what is usual
+    # a level no live probe holds (soil moisture: exactly 0 %)
+    impossible: Annotated[float | None, PHYSICS] = None
+    wet_mm: Annotated[float, PHYSICS] = 10.0  # mm the station recorded while the value held ...
+    # ... and it held this long after: the rain never reached it
+    after_rain: Annotated[pd.Timedelta, PHYSICS] = 6 * HOUR
+    # a hold that ends this many of the sensor's steps away from where it held ...
+    hidden_steps: Annotated[float, REAL] = 3.0
+    # ... and this far (variable's unit) hid a change: else the sensor was at rest
+    hidden_change: Annotated[float, REAL] = 0.5
     # a hold that ends in a fall this large (variable's unit) is stuck however long the sensor holds around
-    hidden_fall: float | None = None
-    rest_factor: float = 4.0  # a hold that ends where it held (hid nothing) outlasts the usual this often
+    hidden_fall: Annotated[float | None, REAL] = None
+    # a hold that ends where it held (hid nothing) outlasts the usual this often
+    rest_factor: Annotated[float, REAL] = 4.0
 
 
 @dataclass(frozen=True)
 class ProbeOutOfSoilThresholds:
-    dry: float = 4.0  # %: soil in a garden does not dry below this
-    wet_before: float = 6.0  # %: the median of the day before, for a fall from moist soil ...
-    fall_ratio: float = 2.0  # ... to at most this share of it: soil dries over days, a pulled probe in hours
-    min_duration: pd.Timedelta = 12 * HOUR  # below `dry` at least this long
+    dry: Annotated[float, PHYSICS] = 4.0  # %: soil in a garden does not dry below this
+    # %: the median of the day before, for a fall from moist soil ...
+    wet_before: Annotated[float, SIMULATOR] = 6.0
+    # ... to at most this share of it: soil dries over days, a pulled probe in hours
+    fall_ratio: Annotated[float, SIMULATOR] = 2.0
+    min_duration: Annotated[pd.Timedelta, SIMULATOR] = 12 * HOUR  # below `dry` at least this long
 
 
 @dataclass(frozen=True)
 class SaturationThresholds:
-    level: float = 45.0  # %: at or above is saturated
-    tolerance: float = 0.3  # %: half the spread a plateau may have
-    min_duration: pd.Timedelta = 12 * HOUR  # ISMN's D10 (Dorigo et al. 2013): a plateau of 12 h or more
+    level: Annotated[float, PHYSICS] = 45.0  # %: at or above is saturated
+    tolerance: Annotated[float, SIMULATOR] = 0.3  # %: half the spread a plateau may have
+    # ISMN's D10 (Dorigo et al. 2013): a plateau of 12 h or more
+    min_duration: Annotated[pd.Timedelta, STANDARD] = 12 * HOUR
 
 
 @dataclass(frozen=True)
 class BatteryThresholds:
-    empty: float = 5.0  # %: at or below, readings degrade and then stop
+    empty: Annotated[float, DATASHEET] = 5.0  # %: at or below, readings degrade and then stop
 
 
 @dataclass(frozen=True)
 class TemperatureThresholds:
-    max_mean_difference: float = 4.0  # °C: a day's mean off the station by more is biased
-    max_warm_excess: float = 1.0  # °C warmer in the station's warm hours than its cold ones: in the sun
-    min_swing_ratio: float = 0.3  # a day/night swing under this share of the station's: indoors
-    min_station_swing: float = 5.0  # °C: ... when the station's own swing is at least this
-    min_hours: int = 16  # hours with both sensor and station for a day to be judged
+    # °C: a day's mean off the station by more is biased
+    max_mean_difference: Annotated[float, SIMULATOR] = 4.0
+    # °C warmer in the station's warm hours than its cold ones: in the sun
+    max_warm_excess: Annotated[float, SIMULATOR] = 1.0
+    # a day/night swing under this share of the station's: indoors
+    min_swing_ratio: Annotated[float, SIMULATOR] = 0.3
+    # °C: ... when the station's own swing is at least this
+    min_station_swing: Annotated[float, SIMULATOR] = 5.0
+    min_hours: Annotated[int, SIMULATOR] = 16  # hours with both sensor and station for a day to be judged
 
 
 @dataclass(frozen=True)
 class RisingWithoutRainThresholds:
-    min_step: float = 0.2  # %: a day's median above the day before's by this is a rise
-    min_rise: float = 1.0  # %: over the whole run of rising dry days
-    max_rain_mm: float = 1.0  # mm over the day and the one before: dry
+    min_step: Annotated[float, SIMULATOR] = 0.2  # %: a day's median above the day before's by this is a rise
+    min_rise: Annotated[float, SIMULATOR] = 1.0  # %: over the whole run of rising dry days
+    max_rain_mm: Annotated[float, SIMULATOR] = 1.0  # mm over the day and the one before: dry
     # % per mm of the most the station recorded: a light shower that the gauge half-caught explains a
     # small rise (soil gains about 1-2 % per mm of rain that reaches it)
-    explained_per_mm: float = 2.0
-    min_rain_hours: int = 36  # hours of rain reports over those two days, else no evidence
+    explained_per_mm: Annotated[float, PHYSICS] = 2.0
+    # hours of rain reports over those two days, else no evidence
+    min_rain_hours: Annotated[int, SIMULATOR] = 36
 
 
 @dataclass(frozen=True)
 class DriftThresholds:
-    memory: float = 0.85  # share of yesterday's rain and warmth a garden still feels today
-    min_days: int = 20  # daily medians a sensor needs to be judged
-    edge_days: int = 7  # a drift starts no closer than this to either end of the history
-    min_explained: float = 0.6  # level test: share of what the weather leaves over a ramp must explain
-    min_change: float = 8.0  # %: level test: how far the ramp moved the reading by the last day
-    dry_rain_mm: float = 0.5  # mm: drying test: a dry day has at most this, that day and the one before
-    min_dry_days: int = 15  # drying test: dry days needed
-    min_dry_explained: float = 0.65  # drying test: share a change of drying rate must explain
-    shared_days: int = 10  # a drift a neighbour shares, starting this close, is weather
+    # share of yesterday's rain and warmth a garden still feels today
+    memory: Annotated[float, SIMULATOR] = 0.85
+    min_days: Annotated[int, SIMULATOR] = 20  # daily medians a sensor needs to be judged
+    # a drift starts no closer than this to either end of the history
+    edge_days: Annotated[int, SIMULATOR] = 7
+    # level test: share of what the weather leaves over a ramp must explain
+    min_explained: Annotated[float, SIMULATOR] = 0.6
+    # %: level test: how far the ramp moved the reading by the last day
+    min_change: Annotated[float, SIMULATOR] = 8.0
+    # mm: drying test: a dry day has at most this, that day and the one before
+    dry_rain_mm: Annotated[float, SIMULATOR] = 0.5
+    min_dry_days: Annotated[int, SIMULATOR] = 15  # drying test: dry days needed
+    # drying test: share a change of drying rate must explain
+    min_dry_explained: Annotated[float, SIMULATOR] = 0.65
+    shared_days: Annotated[int, SIMULATOR] = 10  # a drift a neighbour shares, starting this close, is weather
 
 
 @dataclass(frozen=True)
 class UnusualDayThresholds:
-    min_error_ratio: float = 1.0  # reconstruction error over the model's calibrated threshold
+    # reconstruction error over the model's calibrated threshold
+    min_error_ratio: Annotated[float, SIMULATOR] = 1.0
 
 
 @dataclass(frozen=True)
 class UnusualSoilDayThresholds(UnusualDayThresholds):
-    wet_day_rain_mm: float = 1.0  # a day the station had this much rain is not judged: storms are unusual
+    # a day the station had this much rain is not judged: storms are unusual
+    wet_day_rain_mm: Annotated[float, SIMULATOR] = 1.0
 
 
 @dataclass(frozen=True)
 class MovedThresholds:
-    min_jump: float = 2.0  # %: soil moisture moving this much between two samples ...
-    min_share: float = 0.25  # ... and this share of its level
-    light_ratio: float = 2.3  # the light's level after over before (or before over after) at least this
-    days: int = 7  # days either side that set the light's level
+    min_jump: Annotated[float, SIMULATOR] = 2.0  # %: soil moisture moving this much between two samples ...
+    min_share: Annotated[float, SIMULATOR] = 0.25  # ... and this share of its level
+    # the light's level after over before (or before over after) at least this
+    light_ratio: Annotated[float, SIMULATOR] = 2.3
+    days: Annotated[int, SIMULATOR] = 7  # days either side that set the light's level
 
 
 @dataclass(frozen=True)
 class FrozenSoilThresholds:
-    below: float = 0.5  # °C: soil estimated colder than this may be frozen
-    soil_lag: pd.Timedelta = 48 * HOUR  # the soil's temperature follows the air's this slowly
-    margin: pd.Timedelta = 24 * HOUR  # the checks stand down this long before the freeze and after the thaw
+    below: Annotated[float, PHYSICS] = 0.5  # °C: soil estimated colder than this may be frozen
+    # the soil's temperature follows the air's this slowly
+    soil_lag: Annotated[pd.Timedelta, PHYSICS] = 48 * HOUR
+    # the checks stand down this long before the freeze and after the thaw
+    margin: Annotated[pd.Timedelta, SIMULATOR] = 24 * HOUR
     # °C: the station's frost counts for a sensor whose own estimate is below this (snow keeps a buried
     # sensor near 0 °C); a sensor warmer than that is indoors, or faulty, not in frozen ground
-    warm_sensor: float = 3.0
+    warm_sensor: Annotated[float, SIMULATOR] = 3.0
     # after the thaw, snowmelt and thawing ground soak a garden, each in its own days, beyond what the
     # station's rain gauge shows: the checks that take every rise for rain stand down this much longer
-    soaked: pd.Timedelta = 14 * 24 * HOUR
+    soaked: Annotated[pd.Timedelta, SIMULATOR] = 14 * 24 * HOUR
 
 
 @dataclass(frozen=True)
 class SnowCoverThresholds:
-    warmest: float = 1.5  # °C: a buried sensor's air temperature stays below this ...
-    coldest: float = -3.0  # °C: ... and above this
-    flat: float = 0.3  # °C: ... moving less within an hour and from hour to hour (snow insulates it)
-    min_duration: pd.Timedelta = 2 * HOUR  # buried at least this long
-    dark: float = 2.0  # an hour as bright as this, in the light's unit, ...
-    darkness: float = 0.25  # ... and as this share of that hour's brightest around it, is not under snow
-    around: int = 30  # days either side that say how bright the sensor can be
-    margin: pd.Timedelta = 6 * HOUR  # the checks stand down this long before and after
+    warmest: Annotated[float, PHYSICS] = 1.5  # °C: a buried sensor's air temperature stays below this ...
+    coldest: Annotated[float, PHYSICS] = -3.0  # °C: ... and above this
+    # °C: ... moving less within an hour and from hour to hour (snow insulates it)
+    flat: Annotated[float, SIMULATOR] = 0.3
+    min_duration: Annotated[pd.Timedelta, SIMULATOR] = 2 * HOUR  # buried at least this long
+    dark: Annotated[float, SIMULATOR] = 2.0  # an hour as bright as this, in the light's unit, ...
+    # ... and as this share of that hour's brightest around it, is not under snow
+    darkness: Annotated[float, SIMULATOR] = 0.25
+    around: Annotated[int, SIMULATOR] = 30  # days either side that say how bright the sensor can be
+    margin: Annotated[pd.Timedelta, SIMULATOR] = 6 * HOUR  # the checks stand down this long before and after
 
 
 @dataclass(frozen=True)
 class WateringSystemThresholds:
-    min_rise: float = 0.8  # %: soil moisture rising this much in one sample wets the soil
-    same_hour: pd.Timedelta = 0.75 * HOUR  # the wettings of a system differ by less
-    min_days: int = 5  # days of seven wetted at the same hour
-    max_gap_days: int = 3  # days without (rain, a power cut) that do not end it
+    # %: soil moisture rising this much in one sample wets the soil
+    min_rise: Annotated[float, SIMULATOR] = 0.8
+    same_hour: Annotated[pd.Timedelta, SIMULATOR] = 0.75 * HOUR  # the wettings of a system differ by less
+    min_days: Annotated[int, SIMULATOR] = 5  # days of seven wetted at the same hour
+    max_gap_days: Annotated[int, SIMULATOR] = 3  # days without (rain, a power cut) that do not end it
     # a garden kept wet all summer takes weeks to dry to what the weather alone leaves it: the checks
     # that take every rise or fall for the weather's stand down this much longer
-    soaked: pd.Timedelta = 21 * 24 * HOUR
+    soaked: Annotated[pd.Timedelta, SIMULATOR] = 21 * 24 * HOUR
 
 
 Thresholds = TypeVar("Thresholds")
@@ -188,41 +244,109 @@ Thresholds = TypeVar("Thresholds")
 
 # --- the registry ---------------------------------------------------------------------------------------
 
+# What a check stands down for: the conditions whose spans blank the readings it looks at (see
+# `detection.conditions.stand_down`). SOAKING is frozen soil and a watering system lengthened by the days
+# the garden stays wetter than the station's weather explains after them (their `soaked` thresholds).
+FROST, SNOW, WATERING = AnomalyKind.FROZEN_SOIL, AnomalyKind.SNOW_COVER, AnomalyKind.WATERING_SYSTEM
+SOAKING = "soaking"
+NOTHING: frozenset = frozenset()
+WINTER = frozenset({FROST, SNOW})  # ice and snow make readings misleading to most checks
+WET = WINTER | {WATERING, SOAKING}  # ... and a watering system to those that take every rise for rain
+
 
 @dataclass(frozen=True)
 class Check:
-    """One registered check: what it is called, finds and looks at, and its default thresholds."""
+    """One registered check: what it is called, finds and looks at, its default thresholds (and where a
+    value given here comes from, where that differs from its dataclass's), and the conditions it stands
+    down for. Its function is bound by the detector module that runs it (`register`)."""
 
     name: str
     detector: Detector
     kinds: tuple[AnomalyKind, ...]
     variable: str
     defaults: object  # a frozen thresholds dataclass
+    stands_down: frozenset = WINTER
+    sources: Mapping[str, Source] = field(default_factory=dict)
 
     @property
     def group(self) -> str:
         return self.name.split(".")[0]
 
+    @property
+    def function(self) -> Callable:
+        """What runs the check, as its detector module registered it for its group."""
+        try:
+            return FUNCTIONS[self.group]
+        except KeyError:
+            raise LookupError(f"no function is registered for the check {self.name!r}") from None
+
+    def provenance(self) -> dict[str, Source]:
+        """Each threshold's source, by name."""
+        hints = typing.get_type_hints(type(self.defaults), include_extras=True)
+        found = {
+            f.name: next(
+                (m for m in getattr(hints[f.name], "__metadata__", ()) if isinstance(m, Source)), None
+            )
+            for f in dataclasses.fields(self.defaults)
+        }
+        return {**found, **self.sources}
+
+
+FUNCTIONS: dict[str, Callable] = {}
+
+
+def register(group: str) -> Callable[[Callable], Callable]:
+    """Bind the function below to every check of `group`, as SaQC's @register does: the detector modules
+    say how a check runs, this registry what it is; the dispatcher (`detection.detect`) runs what a
+    configuration selects."""
+    if not any(check.group == group for check in CHECKS.values()):
+        raise ValueError(f"no check of group {group!r} is registered")
+
+    def bind(function: Callable) -> Callable:
+        FUNCTIONS[group] = function
+        return function
+
+    return bind
+
 
 def _registry() -> dict[str, Check]:
     kind = AnomalyKind
 
-    def rule(name: str, found: AnomalyKind, variable: str, thresholds: object) -> Check:
-        return Check(name, Detector.RULE, (found,), variable, thresholds)
+    def rule(name: str, found: AnomalyKind, variable: str, thresholds: object, **more) -> Check:
+        return Check(name, Detector.RULE, (found,), variable, thresholds, **more)
 
-    def model(variable: str, thresholds: object) -> Check:
-        return Check(f"unusual_day.{variable}", Detector.MODEL, (kind.UNUSUAL_DAY,), variable, thresholds)
+    def model(variable: str, thresholds: object, stands_down: frozenset) -> Check:
+        name = f"unusual_day.{variable}"
+        return Check(name, Detector.MODEL, (kind.UNUSUAL_DAY,), variable, thresholds, stands_down)
 
     checks = [
+        # A frozen probe cannot read 200 %: the ranges look at the readings as read, whatever holds.
         *(
-            rule(f"range.{v.name}", kind.OUT_OF_RANGE, v.name, RangeThresholds(v.low, v.high))
+            rule(
+                f"range.{v.name}",
+                kind.OUT_OF_RANGE,
+                v.name,
+                RangeThresholds(v.low, v.high),
+                stands_down=NOTHING,
+            )
             for v in SENSOR_VARIABLES.values()
         ),
-        rule("spike.air_temperature", kind.SPIKE, "air_temperature", SpikeThresholds(8.0)),
+        # An air temperature that leaps and comes back is a spike under snow as anywhere (snow brings
+        # steps, not spikes); soil moisture's is not: a frozen probe thawing for an hour leaps and comes back.
+        rule(
+            "spike.air_temperature", kind.SPIKE, "air_temperature", SpikeThresholds(8.0), stands_down=NOTHING
+        ),
         rule("spike.soil_moisture", kind.SPIKE, "soil_moisture", SpikeThresholds(10.0, burst_threshold=2.0)),
         rule("break.air_temperature", kind.BREAK, "air_temperature", BreakThresholds(6.0)),
-        # Soil moisture rises suddenly with rain: only its sudden falls are breaks.
-        rule("break.soil_moisture", kind.BREAK, "soil_moisture", BreakThresholds(4.0, direction=-1)),
+        # Soil moisture rises suddenly with rain: only its sudden falls are breaks; 4 % fitted on ISMN's
+        # clean windows (drainage after a downpour falls back to where it was, which a break never does).
+        rule(
+            "break.soil_moisture",
+            kind.BREAK,
+            "soil_moisture",
+            BreakThresholds(4.0, direction=-1),
+            sources={"threshold": REAL},
+        ),
         rule("stuck.air_temperature", kind.STUCK, "air_temperature", StuckThresholds()),
         rule("stuck.light", kind.STUCK, "light", StuckThresholds(ignore_below=0.5)),  # 0 all night
         rule(
@@ -232,7 +356,8 @@ def _registry() -> dict[str, Check]:
             StuckThresholds(impossible=0.0, hidden_fall=1.0),  # no probe in soil reads 0; soil dries slowly
         ),
         rule("probe_out_of_soil", kind.PROBE_OUT_OF_SOIL, "soil_moisture", ProbeOutOfSoilThresholds()),
-        rule("saturation", kind.SATURATION, "soil_moisture", SaturationThresholds()),
+        # Ice reads dry: a frozen probe does not leap to saturation and hold there (flagit's test frame).
+        rule("saturation", kind.SATURATION, "soil_moisture", SaturationThresholds(), stands_down=NOTHING),
         rule("battery_exhausted", kind.BATTERY_EXHAUSTED, "battery_level", BatteryThresholds()),
         Check(
             "temperature",
@@ -247,23 +372,39 @@ def _registry() -> dict[str, Check]:
             (kind.RISING_WITHOUT_RAIN,),
             "soil_moisture",
             RisingWithoutRainThresholds(),
+            stands_down=WET,
         ),
-        Check("drift", Detector.REFERENCE, (kind.DRIFT,), "soil_moisture", DriftThresholds()),
+        Check(
+            "drift", Detector.REFERENCE, (kind.DRIFT,), "soil_moisture", DriftThresholds(), stands_down=WET
+        ),
         rule("moved", kind.MOVED, "soil_moisture", MovedThresholds()),
         Check(
-            "frozen_soil", Detector.CONDITION, (kind.FROZEN_SOIL,), "soil_moisture", FrozenSoilThresholds()
+            "frozen_soil",
+            Detector.CONDITION,
+            (kind.FROZEN_SOIL,),
+            "soil_moisture",
+            FrozenSoilThresholds(),
+            stands_down=NOTHING,
         ),
-        Check("snow_cover", Detector.CONDITION, (kind.SNOW_COVER,), "light", SnowCoverThresholds()),
+        Check(
+            "snow_cover",
+            Detector.CONDITION,
+            (kind.SNOW_COVER,),
+            "light",
+            SnowCoverThresholds(),
+            stands_down=NOTHING,
+        ),
         Check(
             "watering_system",
             Detector.CONDITION,
             (kind.WATERING_SYSTEM,),
             "soil_moisture",
             WateringSystemThresholds(),
+            stands_down=NOTHING,
         ),
-        model("soil_moisture", UnusualSoilDayThresholds()),
-        model("light", UnusualDayThresholds()),
-        model("air_temperature", UnusualDayThresholds()),
+        model("soil_moisture", UnusualSoilDayThresholds(), WET),
+        model("light", UnusualDayThresholds(), WINTER),
+        model("air_temperature", UnusualDayThresholds(), WINTER),
     ]
     return {check.name: check for check in checks}
 

@@ -21,21 +21,25 @@ or broken after.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import replace
+from dataclasses import dataclass, replace
+from functools import cached_property
 
 import numpy as np
 import pandas as pd
 from scipy.ndimage import maximum_filter1d
 from scipy.signal import lfilter
 
-from core.vocabulary import SENSOR_VARIABLES, AnomalyKind
+from core.vocabulary import SENSOR_VARIABLES, AnomalyKind, Detector
 from detection.autoencoder import epoch_ns
 from detection.checks import (
     DEFAULT,
+    NOTHING,
+    SOAKING,
     Configuration,
     FrozenSoilThresholds,
     SnowCoverThresholds,
     WateringSystemThresholds,
+    register,
 )
 from detection.rules import Flag
 
@@ -47,16 +51,13 @@ DEFAULT_SNOW = SnowCoverThresholds()
 DEFAULT_WATERING = WateringSystemThresholds()
 WATERING_EDGE = 4 * DAY
 
-# What each condition blanks: frost and snow for every check but the range rules and the air
-# temperature's spike rule (see `detection.rules.AS_READ`); a watering system only for WATERED_CHECKS,
-# which take every rise of soil moisture for rain.
-WINTER = (AnomalyKind.FROZEN_SOIL, AnomalyKind.SNOW_COVER)
+# What each condition blanks, for the checks that stand down for it (each check declares which:
+# `detection.checks.Check.stands_down`).
 BLANKS = {
     AnomalyKind.FROZEN_SOIL: ("soil_moisture",),
     AnomalyKind.SNOW_COVER: ("soil_moisture", "air_temperature", "light"),
     AnomalyKind.WATERING_SYSTEM: ("soil_moisture",),
 }
-WATERED_CHECKS = frozenset({"rising_without_rain", "drift", "unusual_day.soil_moisture"})
 HOUR_NS = 3600 * 10**9
 
 
@@ -107,6 +108,20 @@ def _plausible(frame: pd.DataFrame, variable: str) -> np.ndarray:
         return np.where((values >= low) & (values <= high), values, np.nan)
 
 
+@dataclass
+class Garden:
+    """What the conditions are recognised from: the readings, the stations and links where given, and
+    the readings' hours (frost and snow look at the same ones)."""
+
+    readings: pd.DataFrame
+    stations: pd.DataFrame | None
+    links: pd.DataFrame | None
+
+    @cached_property
+    def hourly(self) -> Grid:
+        return Grid(self.readings, "sensor_id")
+
+
 def find_conditions(
     readings: pd.DataFrame,
     stations: pd.DataFrame | None = None,
@@ -116,17 +131,54 @@ def find_conditions(
     """The conditions `config` selects, on every sensor of `readings` (sensor_id, a UTC ts column and the
     variables): (sensor_id, flag) pairs. The station's air temperature (`stations`, `links`) helps tell
     frost where given."""
-    found = []
     if readings.empty or readings["sensor_id"].isna().all():
-        return found
-    hourly = Grid(readings, "sensor_id")  # frost and snow look at the same hours
-    if config.runs("frozen_soil") and {"soil_moisture", "air_temperature"} <= set(readings):
-        found += frozen_soil(readings, stations, links, config.thresholds["frozen_soil"], hourly)
-    if config.runs("snow_cover") and "air_temperature" in readings:
-        found += snow_cover(readings, config.thresholds["snow_cover"], hourly)
-    if config.runs("watering_system") and "soil_moisture" in readings:
-        found += watering_system(readings, config.thresholds["watering_system"])
+        return []
+    garden = Garden(readings, stations, links)
+    found = []
+    for check in config.running(Detector.CONDITION):
+        found += check.function(garden, config.thresholds[check.name])
     return found
+
+
+@register("frozen_soil")
+def _frozen_soil(garden: Garden, t: FrozenSoilThresholds) -> list[tuple[str, Flag]]:
+    if not {"soil_moisture", "air_temperature"} <= set(garden.readings):
+        return []
+    return frozen_soil(garden.readings, garden.stations, garden.links, t, garden.hourly)
+
+
+@register("snow_cover")
+def _snow_cover(garden: Garden, t: SnowCoverThresholds) -> list[tuple[str, Flag]]:
+    return snow_cover(garden.readings, t, garden.hourly) if "air_temperature" in garden.readings else []
+
+
+@register("watering_system")
+def _watering_system(garden: Garden, t: WateringSystemThresholds) -> list[tuple[str, Flag]]:
+    return watering_system(garden.readings, t) if "soil_moisture" in garden.readings else []
+
+
+class Views:
+    """The readings as each set of conditions leaves them for the checks that stand down for it
+    (`detection.checks.Check.stands_down`), each blanked once and kept: `views[stands_down]`."""
+
+    def __init__(self, readings: pd.DataFrame, conditions: list[tuple[str, Flag]], config: Configuration):
+        self.readings, self.conditions, self.config = readings, conditions, config
+        self._made: dict[frozenset, pd.DataFrame] = {NOTHING: readings}
+
+    def __getitem__(self, stands_down: frozenset) -> pd.DataFrame:
+        if stands_down not in self._made:
+            conditions = self.conditions
+            if SOAKING in stands_down:
+                conditions = soaking(conditions, self.config)
+            kinds = [kind for kind in stands_down if kind != SOAKING]
+            self._made[stands_down] = stand_down(self.readings, conditions, kinds)
+        return self._made[stands_down]
+
+    def prepare(self, checks) -> Views:
+        """Every view `checks` need, made now (before threads share them)."""
+        for check in checks:
+            self[check.stands_down]
+        return self
 
 
 def soaking(conditions: list[tuple[str, Flag]], config: Configuration = DEFAULT) -> list[tuple[str, Flag]]:

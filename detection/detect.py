@@ -21,14 +21,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import replace
 
 import pandas as pd
 
-from core.vocabulary import CONDITIONS, AnomalyKind, Detector
+from core.vocabulary import AnomalyKind, Detector
 from detection.autoencoder import Autoencoder, shipped
-from detection.checks import DEFAULT, Configuration
-from detection.conditions import WATERED_CHECKS, WINTER, find_conditions, soaking, stand_down
+from detection.checks import CHECKS, DEFAULT, Configuration
+from detection.conditions import Views, find_conditions
 from detection.model import ErrorMemo, check_with_models
 from detection.reference import check_against_stations, station_rain, without_common
 from detection.rules import Flag, check_sensors
@@ -66,21 +65,20 @@ def detect(
     )
     conditions = find_conditions(readings, stations if has_stations else None, links, config)
     rows = [_row(sensor, flag, Detector.CONDITION) for sensor, flag in conditions]
-    # The checks stand down while a condition lasts: frost and snow blank what they make misleading for
-    # every check but those of rules.AS_READ; a watering system for the checks that take soil moisture
-    # for the weather's doing, which also stand down while the garden stays soaked after it or a thaw.
-    winter = stand_down(readings, conditions, WINTER)
-    watered = stand_down(winter, soaking(conditions, config), CONDITIONS)
+    # Each check sees the readings as the conditions it stands down for leave them (blanked while frost,
+    # snow or a watering system last; `Check.stands_down`), each view made once, before the threads.
+    running = [c for c in CHECKS.values() if config.runs(c.name) and c.detector != Detector.CONDITION]
+    views = Views(readings, conditions, config).prepare(running)
     # The models run in a thread beside the rules: TensorFlow computes outside the GIL, so the two
     # share the machine's cores (measured: 15.4 s → 8.7 s on 500 sensors × 90 days, 2 cores).
     # So do the station checks: numpy and pandas' grouping release the GIL for much of their work.
     with ThreadPoolExecutor(2, thread_name_prefix="checks") as pool:
-        by_models = pool.submit(_check_with_models, winter, watered, models, rained, config, memo)
+        by_models = pool.submit(_check_with_models, views, models, rained, config, memo)
         by_stations = (
-            pool.submit(_with_stations, winter, watered, stations, links, config) if has_stations else None
+            pool.submit(check_against_stations, views, stations, links, config) if has_stations else None
         )
         rain = station_rain(stations, links) if has_stations else None
-        found = check_sensors(readings, config, blanked=winter, rain=rain)
+        found = check_sensors(views, config, rain=rain)
         if has_stations:  # a jump every garden by a station makes at once is weather
             found = without_common(found, links)
         rows += [_row(sensor, flag, Detector.RULE) for sensor, flag in found]
@@ -91,37 +89,15 @@ def detect(
     return found.sort_values(["sensor_id", "start_at", "variable", "kind"], ignore_index=True)
 
 
-def _with_stations(winter, watered, stations, links, config: Configuration) -> list[tuple[str, Flag]]:
-    """The station checks: those that take soil moisture for the weather's doing on `watered`, the
-    others on `winter`."""
-    found = check_against_stations(winter, stations, links, _without(config, WATERED_CHECKS))
-    return found + check_against_stations(watered, stations, links, _only(config, WATERED_CHECKS))
-
-
-def _only(config: Configuration, names) -> Configuration:
-    """`config` running only those of its checks named."""
-    return replace(config, selected=config.selected & frozenset(names))
-
-
-def _without(config: Configuration, names) -> Configuration:
-    """`config` running all its checks but those named."""
-    return replace(config, selected=config.selected - frozenset(names))
-
-
-def _check_with_models(winter, watered, models, rained, config: Configuration, memo) -> list[dict]:
-    """`check_with_models` with `models` as `detect` takes them: the soil moisture model on the readings
-    with every condition blanked, the others with frost and snow blanked. A Future (models still
-    loading) is waited for here, on the models' thread, so the rules need not wait for TensorFlow."""
+def _check_with_models(views: Views, models, rained, config: Configuration, memo) -> list[dict]:
+    """`check_with_models` with `models` as `detect` takes them. A Future (models still loading) is
+    waited for here, on the models' thread, so the rules need not wait for TensorFlow."""
     if not config.running(Detector.MODEL):
         return []  # no model check runs: TensorFlow is not even loaded
     if isinstance(models, Future):
         models = models.result()
     models = shipped() if isinstance(models, str) and models == "shipped" else (models or {})
-    soil = {v: m for v, m in models.items() if v == "soil_moisture"}
-    others = {v: m for v, m in models.items() if v != "soil_moisture"}
-    return check_with_models(watered, soil, rained, config, memo) + check_with_models(
-        winter, others, rained, config, memo
-    )
+    return check_with_models(views, models, rained, config, memo)
 
 
 def wet_days(stations: pd.DataFrame, links: pd.DataFrame, min_rain_mm: float = 1.0) -> pd.DataFrame | None:

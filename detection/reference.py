@@ -15,11 +15,13 @@ registry's dataclasses (`detection.checks`), overridden by name.
 from __future__ import annotations
 
 import warnings
+from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import pandas as pd
 
-from core.vocabulary import AnomalyKind
+from core.vocabulary import AnomalyKind, Detector
 from detection.checks import (
     DEFAULT,
     Configuration,
@@ -27,9 +29,10 @@ from detection.checks import (
     RisingWithoutRainThresholds,
     TemperatureThresholds,
     override_thresholds,
+    register,
 )
 from detection.conditions import ground_water
-from detection.rules import Flag, Rain, day_runs
+from detection.rules import Flag, Rain, as_views, day_runs
 
 DAY = pd.Timedelta(days=1)
 END_OF_DAY = DAY - pd.Timedelta(seconds=1)
@@ -38,28 +41,61 @@ MIN_SIDE = 5  # days on either side of a drift's start
 
 
 def check_against_stations(
-    readings: pd.DataFrame, stations: pd.DataFrame, links: pd.DataFrame, config: Configuration = DEFAULT
+    readings, stations: pd.DataFrame, links: pd.DataFrame, config: Configuration = DEFAULT
 ) -> list[tuple[str, Flag]]:
     """The station checks `config` selects (all, by default) on every linked sensor: `readings`
-    (sensor_id, ts, air_temperature, soil_moisture), `stations` (site_id, ts, air_temperature,
-    rainfall), `links` (sensor_id, site_id, distance_km). Returns (sensor_id, flag) pairs."""
+    (sensor_id, ts, air_temperature, soil_moisture; or `detection.conditions.Views` of them, each check
+    then seeing them as the conditions it stands down for leave them), `stations` (site_id, ts,
+    air_temperature, rainfall), `links` (sensor_id, site_id, distance_km). Returns (sensor_id, flag)
+    pairs."""
+    views = as_views(readings)
     links = links[links["site_id"].notna()][["sensor_id", "site_id", "distance_km"]]
-    readings = readings[readings["sensor_id"].isin(set(links["sensor_id"]))]
+    linked = set(links["sensor_id"])
     stations = stations[stations["site_id"].isin(set(links["site_id"]))]
-    if readings.empty or stations.empty:
+    if stations.empty:
         return []
-    found = []
-    if config.runs("temperature") and "air_temperature" in readings and "air_temperature" in stations:
-        t = config.thresholds["temperature"]
-        found += temperature_flags(temperature_days(readings, stations, links, t.min_hours), t)
-    rising, drift = config.runs("rising_without_rain"), config.runs("drift")
-    if (rising or drift) and "soil_moisture" in readings and "rainfall" in stations:
-        soil = soil_days(readings, stations, links)
-        if rising:
-            found += rain_flags(soil, config.thresholds["rising_without_rain"])
-        if drift:
-            found += drift_flags(soil, stations, config.thresholds["drift"])
+    found, gardens = [], {}
+    for check in config.running(Detector.REFERENCE):
+        frame = views[check.stands_down]
+        if id(frame) not in gardens:  # checks standing down for the same conditions share their days
+            gardens[id(frame)] = Gardens(frame[frame["sensor_id"].isin(linked)], stations, links)
+        if not gardens[id(frame)].readings.empty:
+            found += check.function(gardens[id(frame)], config.thresholds[check.name])
     return without_common(found, links)
+
+
+@dataclass
+class Gardens:
+    """What a station check is given: the linked sensors' readings, their stations' reports and the
+    links, and the daily tables the checks share, made once."""
+
+    readings: pd.DataFrame
+    stations: pd.DataFrame
+    links: pd.DataFrame
+
+    @cached_property
+    def soil_days(self) -> pd.DataFrame:
+        return soil_days(self.readings, self.stations, self.links)
+
+    def has(self, reading: str, station: str) -> bool:
+        return reading in self.readings and station in self.stations
+
+
+@register("temperature")
+def _temperature(on: Gardens, t: TemperatureThresholds) -> list[tuple[str, Flag]]:
+    if not on.has("air_temperature", "air_temperature"):
+        return []
+    return temperature_flags(temperature_days(on.readings, on.stations, on.links, t.min_hours), t)
+
+
+@register("rising_without_rain")
+def _rising_without_rain(on: Gardens, t: RisingWithoutRainThresholds) -> list[tuple[str, Flag]]:
+    return rain_flags(on.soil_days, t) if on.has("soil_moisture", "rainfall") else []
+
+
+@register("drift")
+def _drift(on: Gardens, t: DriftThresholds) -> list[tuple[str, Flag]]:
+    return drift_flags(on.soil_days, on.stations, t) if on.has("soil_moisture", "rainfall") else []
 
 
 # What weather the station did not see can raise in every garden around it at once, and how close in

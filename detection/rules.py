@@ -25,6 +25,7 @@ from pandas.api.indexers import BaseIndexer
 from core.vocabulary import SENSOR_VARIABLES, AnomalyKind, Detector, model_range, source_of
 from detection.checks import (
     DEFAULT,
+    NOTHING,
     BatteryThresholds,
     BreakThresholds,
     Configuration,
@@ -34,6 +35,7 @@ from detection.checks import (
     SnowCoverThresholds,
     SpikeThresholds,
     StuckThresholds,
+    register,
 )
 
 # Durations the rules use inside (their thresholds are in detection.checks).
@@ -862,38 +864,86 @@ def _keywords(thresholds: object) -> dict:
     return {f.name: getattr(thresholds, f.name) for f in fields(thresholds)}
 
 
-# How each group of rules runs on one variable's samples with one check's thresholds.
-RULES: dict[str, Callable[[Samples, object], Found]] = {
-    "range": lambda samples, t: range_flags(samples, t.low, t.high),
-    "spike": lambda samples, t: spike_flags(samples.plausible, **_keywords(t)),
-    "break": lambda samples, t: break_flags(samples.plausible, **_keywords(t)),
-    "stuck": lambda samples, t: stuck_flags(samples, **_keywords(t)),
-    "probe_out_of_soil": lambda samples, t: probe_out_of_soil_flags(samples, **_keywords(t)),
-    "saturation": lambda samples, t: saturation_flags(samples, **_keywords(t)),
-    "battery_exhausted": lambda samples, t: battery_flags(samples, **_keywords(t)),
-}
+class _Same:
+    """One frame, whatever a check stands down for (readings given without their views)."""
+
+    def __init__(self, readings: pd.DataFrame):
+        self.readings = readings
+
+    def __getitem__(self, stands_down: frozenset) -> pd.DataFrame:
+        return self.readings
 
 
-# Rules that see the readings as read, whatever condition holds: a frozen probe cannot read 200 %, nor
-# leap to saturation and hold there (ice reads dry: flagit's test frame hides its plateau in frost), and
-# an air temperature that leaps and comes back is a spike under snow as anywhere (snow brings steps, not
-# spikes). Soil moisture's spikes are not among them: a frozen probe thawing for an hour leaps and comes
-# back.
-AS_READ = (*(f"range.{variable}" for variable in SENSOR_VARIABLES), "spike.air_temperature", "saturation")
+def as_views(readings):
+    """`readings` as views by what a check stands down for (`detection.conditions.Views`): given as a
+    plain frame, the same frame for every check."""
+    return _Same(readings) if isinstance(readings, pd.DataFrame) else readings
+
+
+@dataclass(frozen=True)
+class Sensors:
+    """What a rule is given: each variable's samples of every sensor, as the conditions the rule stands
+    down for leave them, the variable its check looks at, and the stations' rain where known."""
+
+    samples: dict[str, Samples]
+    variable: str
+    rain: Rain | None = None
+
+    @property
+    def own(self) -> Samples:
+        return self.samples[self.variable]
+
+
+@register("range")
+def _range(on: Sensors, t) -> Found:
+    return range_flags(on.own, t.low, t.high)
+
+
+@register("spike")
+def _spike(on: Sensors, t) -> Found:
+    return spike_flags(on.own.plausible, **_keywords(t))
+
+
+@register("break")
+def _break(on: Sensors, t) -> Found:
+    return break_flags(on.own.plausible, **_keywords(t))
+
+
+@register("stuck")
+def _stuck(on: Sensors, t) -> Found:
+    return stuck_flags(on.own, **_keywords(t), rain=on.rain)  # a value held through rain is stuck
+
+
+@register("probe_out_of_soil")
+def _probe_out_of_soil(on: Sensors, t) -> Found:
+    return probe_out_of_soil_flags(on.own, **_keywords(t))
+
+
+@register("saturation")
+def _saturation(on: Sensors, t) -> Found:
+    return saturation_flags(on.own, **_keywords(t))
+
+
+@register("battery_exhausted")
+def _battery_exhausted(on: Sensors, t) -> Found:
+    return battery_flags(on.own, **_keywords(t))
+
+
+@register("moved")
+def _moved(on: Sensors, t) -> Found:
+    return moved_flags(on.own, on.samples.get("light"), **_keywords(t))  # the light beside the soil
 
 
 def check_sensors(
-    readings: pd.DataFrame,
-    config: Configuration = DEFAULT,
-    blanked: pd.DataFrame | None = None,
-    rain: Rain | None = None,
+    readings, config: Configuration = DEFAULT, rain: Rain | None = None
 ) -> list[tuple[str, Flag]]:
     """The rules `config` selects (all, by default) on every sensor of `readings`: a frame with
     sensor_id, a UTC ts column and the columns it has of soil_moisture, air_temperature, light and
-    battery_level. `blanked` is the same rows with the values blanked that a condition makes misleading
-    (`detection.conditions.stand_down`): every rule but those of AS_READ looks at those. Returns
-    (sensor_id, flag) pairs, sensor by sensor (in sensor_id order), each sensor's flags rule by rule in
-    the registry's order."""
+    battery_level, or `detection.conditions.Views` of it (each rule then sees the readings as the
+    conditions it stands down for leave them). Returns (sensor_id, flag) pairs, sensor by sensor (in
+    sensor_id order), each sensor's flags rule by rule in the registry's order."""
+    views = as_views(readings)
+    readings = views[NOTHING]
     checks = [c for c in config.running(Detector.RULE) if c.variable in readings]
     if not checks or readings.empty:
         return []
@@ -901,28 +951,22 @@ def check_sensors(
     if "moved" in {c.name for c in checks} and "light" in readings:
         variables.append("light")  # the moved check looks at the light beside the soil
     variables = list(dict.fromkeys(variables))
-    raw = sensor_samples(readings, variables, blanked)
-    samples, as_read = raw if blanked is not None else (raw, raw)
+    frames = {check.stands_down: views[check.stands_down] for check in checks}
+    samples = sensor_samples(readings, variables, frames)
     found: Found = []
     for check in checks:
-        thresholds = config.thresholds[check.name]
-        if check.name == "moved":
-            found += moved_flags(samples[check.variable], samples.get("light"), **_keywords(thresholds))
-        elif check.group == "stuck":  # a value held through rain is stuck: the station says so
-            found += stuck_flags(samples[check.variable], **_keywords(thresholds), rain=rain)
-        elif check.name in AS_READ:
-            found += RULES[check.group](as_read[check.variable], thresholds)
-        else:
-            found += RULES[check.group](samples[check.variable], thresholds)
+        on = Sensors(samples[check.stands_down], check.variable, rain)
+        found += check.function(on, config.thresholds[check.name])
     found.sort(key=lambda pair: pair[0])  # stable: each sensor's flags stay in the rules' order
-    ids = next(iter(samples.values())).sensor_ids
+    ids = next(iter(samples[checks[0].stands_down].values())).sensor_ids
     return [(ids[code], flag) for code, flag in found]
 
 
-def sensor_samples(readings: pd.DataFrame, variables: list[str], blanked: pd.DataFrame | None = None):
+def sensor_samples(readings: pd.DataFrame, variables: list[str], frames: dict | None = None):
     """Each variable's samples of every sensor of `readings` (sensor_id, a UTC ts column and the
-    variables), the rows put in sensor and time order once for all of them. Given `blanked` (the same
-    rows, some values blanked), the samples of both: (blanked's, readings')."""
+    variables), the rows put in sensor and time order once for all of them. Given `frames` (the same
+    rows, some values blanked, by any key), the samples of each by the same key instead (a frame given
+    twice is read once)."""
     sensor, ids = pd.factorize(readings["sensor_id"], sort=True)
     times = pd.DatetimeIndex(readings["ts"])
     ns = _nanoseconds(times)
@@ -944,7 +988,12 @@ def sensor_samples(readings: pd.DataFrame, variables: list[str], blanked: pd.Dat
             for variable in variables
         }
 
-    return of(readings) if blanked is None else (of(blanked), of(readings))
+    if frames is None:
+        return of(readings)
+    read: dict[int, dict[str, Samples]] = {}
+    for frame in frames.values():
+        read.setdefault(id(frame), of(frame) if id(frame) not in read else read[id(frame)])
+    return {key: read[id(frame)] for key, frame in frames.items()}
 
 
 def _sensor_then_time(sensor: np.ndarray, ns: np.ndarray) -> np.ndarray:

@@ -123,22 +123,34 @@ def _more(n: int) -> None:
 @cli.command("checks")
 @click.pass_obj
 def checks_command(settings) -> None:
-    """List every check detection knows: detector, kinds, variable, thresholds (DETECT_THRESHOLDS
-    applied) and whether it runs (DETECT_CHECKS)."""
-    from detection.checks import CHECKS, format_thresholds
+    """List every check detection knows: detector, kinds, variable, whether it runs (DETECT_CHECKS),
+    the conditions it stands down for, and its thresholds (DETECT_THRESHOLDS applied) with where each
+    value comes from."""
+    from detection.checks import CHECKS, FROST, SNOW, SOAKING, WATERING, Source, format_thresholds
     from etl.detect_anomalies import detection_config
 
     config = detection_config(settings)
-    rows = [("check", "detector", "kinds", "variable", "runs", "thresholds")]
+    conditions = {"frost": FROST, "snow": SNOW, "watering": WATERING, "soaking": SOAKING}
+    rows = [("check", "detector", "kinds", "variable", "runs", *conditions)]
     for name, check in CHECKS.items():
-        kinds = ", ".join(check.kinds)
+        marks = ["x" if condition in check.stands_down else "." for condition in conditions.values()]
         runs = "yes" if config.runs(name) else "no"
-        thresholds = format_thresholds(config.thresholds[name])
-        rows.append((name, check.detector, kinds, check.variable, runs, thresholds))
-    widths = [max(len(row[i]) for row in rows) for i in range(5)]
+        rows.append((name, check.detector, ", ".join(check.kinds), check.variable, runs, *marks))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    click.echo("Checks, and the conditions each stands down for (x: its readings are blanked while it lasts)")
     for row in rows:
-        click.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths)) + "  " + row[5])
+        click.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
     click.echo(f"{len(config.selected)} of {len(CHECKS)} checks run")
+    sources = {source: chr(ord("a") + i) for i, source in enumerate(Source)}
+    click.echo(
+        "\nThresholds, each value's source in brackets: "
+        + ", ".join(f"[{k}] {s}" for s, k in sources.items())
+    )
+    for name, check in CHECKS.items():
+        shown = format_thresholds(config.thresholds[name]).split(" ")
+        said = check.provenance()
+        marked = [f"{value}[{sources[said[value.split('=')[0]]]}]" for value in shown]
+        click.echo(f"  {name}: {' '.join(marked)}")
 
 
 @cli.command("new-migration")

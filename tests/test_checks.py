@@ -17,11 +17,17 @@ from core.vocabulary import IMPORTED, SENSOR_VARIABLES, AnomalyKind, Detector
 from detection.checks import (
     CHECKS,
     DEFAULT,
+    NOTHING,
+    SOAKING,
+    WET,
+    WINTER,
+    Source,
     SpikeThresholds,
     StuckThresholds,
     configure,
     override_thresholds,
     parse_thresholds,
+    register,
     select_checks,
 )
 from detection.detect import detect
@@ -236,23 +242,43 @@ def test_a_bad_setting_is_a_settings_error_naming_it(field, value, message):
     assert "\n" not in str(raised.value)
 
 
-def test_the_checks_command_lists_every_check_with_its_thresholds_and_whether_it_runs():
+def test_the_checks_command_lists_every_check_with_its_stand_downs_and_its_thresholds_with_their_sources():
     env = {"DETECT_CHECKS": "-spike", "DETECT_THRESHOLDS": '{"stuck.light": {"min_duration": "6h"}}'}
     result = CliRunner().invoke(cli, ["checks"], env=env)
     assert result.exit_code == 0, result.output
-    lines = result.output.splitlines()
-    for name in CHECKS:
-        assert any(line.split()[:1] == [name] for line in lines), name
-    row = {line.split()[0]: line for line in lines if line.split()}
+    matrix, thresholds = result.output.split("\nThresholds")
+    rows = {line.split()[0]: line for line in matrix.splitlines()[2:] if line.split()}
+    listed = {line.split(":")[0].strip(): line for line in thresholds.splitlines()[1:]}
+    assert set(CHECKS) <= set(rows) and set(CHECKS) == set(listed)
+    # The matrix: runs, then frost, snow, watering and soaking.
+    assert rows["spike.air_temperature"].split()[-5:] == ["no", ".", ".", ".", "."]
+    assert rows["stuck.soil_moisture"].split()[-5:] == ["yes", "x", "x", ".", "."]
+    assert rows["drift"].split()[-5:] == ["yes", "x", "x", "x", "x"]
     assert re.search(
-        r"\brule\b.*\bspike\b.*\bair_temperature\b.*\bno\b.*threshold=8 window=2h",
-        row["spike.air_temperature"],
+        r"reference.*temperature_bias, hot_spot, no_daily_cycle.*air_temperature", rows["temperature"]
     )
-    assert re.search(r"\byes\b.*min_duration=6h .*ignore_below=0.5", row["stuck.light"])
-    assert re.search(
-        r"reference.*temperature_bias, hot_spot, no_daily_cycle.*air_temperature.*yes", row["temperature"]
-    )
-    assert f"{len(CHECKS) - 2} of {len(CHECKS)} checks run" in result.output
+    assert f"{len(CHECKS) - 2} of {len(CHECKS)} checks run" in matrix
+    # Each value with its source, the overrides applied.
+    assert "[e] fitted on real data" in thresholds and "[f] fitted on the simulator" in thresholds
+    assert "min_duration=6h[c]" in listed["stuck.light"] and "ignore_below=0.5[a]" in listed["stuck.light"]
+    assert "threshold=4[e]" in listed["break.soil_moisture"]
+
+
+def test_every_check_runs_a_registered_function_and_every_threshold_says_where_it_comes_from():
+    for name, check in CHECKS.items():
+        assert callable(check.function), name
+        sources = check.provenance()
+        assert set(sources) == {f.name for f in dataclasses.fields(check.defaults)}, name
+        assert all(isinstance(source, Source) for source in sources.values()), (name, sources)
+    with pytest.raises(ValueError, match="no check of group 'sharpness'"):
+        register("sharpness")
+
+
+def test_each_check_stands_down_for_the_conditions_it_declares():
+    assert CHECKS["range.soil_moisture"].stands_down == NOTHING  # a frozen probe cannot read 200 %
+    assert CHECKS["saturation"].stands_down == NOTHING  # ice reads dry: no frozen probe leaps to 45 %
+    assert CHECKS["stuck.soil_moisture"].stands_down == WINTER
+    assert CHECKS["rising_without_rain"].stands_down == WET and SOAKING in WET
 
 
 def test_the_checks_command_fails_with_one_line_on_a_bad_setting():

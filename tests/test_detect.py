@@ -1,7 +1,9 @@
 """The notebook-friendly `detect`: many sensors in one frame, with or without stations, any sampling."""
 
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -225,3 +227,34 @@ def test_a_value_held_while_the_station_records_rain_is_stuck():
     # The same hold on a dry night is a probe at rest.
     dry = stations.assign(rainfall=np.where(showers, 0.0, rain))
     assert faults(detect(frame, stations=dry, links=links)).empty
+
+
+def realdata(name: str) -> Path:
+    """A folder of the real corpus (REALDATA_DIR, default ../shared/realdata); absent, the test skips,
+    except under CI, where it fails."""
+    root = Path(os.environ.get("REALDATA_DIR", Path(__file__).resolve().parents[2] / "shared" / "realdata"))
+    if not (root / name).is_dir():
+        message = f"the real data {root / name} is not here"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    return root / name
+
+
+def test_flagits_saturated_plateau_in_frost_is_found_with_its_spike_and_its_value_above_saturation():
+    """ISMN's own QC test frame: a January of frozen soil with four injected events. A frozen probe reads
+    ice, which reads dry: it does not leap to 45 % and hold it for twenty hours."""
+    frame = pd.read_csv(realdata("flagit_test_frame") / "flagit_test_dataframe.csv")
+    readings = pd.DataFrame(
+        {
+            "ts": pd.to_datetime(frame["utc"], utc=True),
+            "soil_moisture": frame["soil_moisture"],
+            "air_temperature": frame["air_temperature"],
+        }
+    )
+    found = detect(readings)
+    assert "frozen_soil" in set(found["kind"])  # the frost is recognised ...
+    at = readings["ts"]
+    for row, kinds in ((30, {"out_of_range", "spike"}), (70, {"out_of_range"}), (90, {"saturation"})):
+        hits = found[(found["start_at"] <= at[row]) & (found["end_at"] >= at[row])]
+        assert kinds & set(hits["kind"]), (row, hits[["kind", "explanation"]])
