@@ -77,6 +77,7 @@ FAMILIES = {
     "C02": "above 0.6 m³/m³",
     "C03": "above saturation",
 }
+EVENT_COLUMNS = ["sensor_id", "family", "start", "end"]
 NOT_FAULT_KINDS = frozenset(str(kind) for kind in NOT_FAULTS)
 F1_STEPS = ("15min", "1h", "1d")  # the steps the balanced F1 takes recall from
 
@@ -297,8 +298,24 @@ def clean_report(cases: Sequence[Case], faults: pd.DataFrame) -> dict:
         "flagged": flagged,
         "rate": flagged / len(cases) if cases else 0.0,
         "networks": networks,
+        "kinds": kinds_said(faults),
         "worst": worst_windows(cases, by_sensor),
     }
+
+
+def kinds_said(faults: pd.DataFrame) -> dict[str, dict]:
+    """Per kind that fired: its anomalies, the windows they fell in, and a typical explanation (that of
+    its anomaly of median length)."""
+    said = {}
+    for kind, group in faults.groupby("kind"):
+        lengths = (group["end_at"] - group["start_at"]).sort_values()
+        typical = group.loc[lengths.index[len(lengths) // 2], "explanation"]
+        said[str(kind)] = {
+            "anomalies": len(group),
+            "windows": group["sensor_id"].nunique(),
+            "typical": typical,
+        }
+    return dict(sorted(said.items(), key=lambda item: -item[1]["windows"]))
 
 
 def worst_windows(cases: Sequence[Case], by_sensor: dict[str, pd.DataFrame], most: int = 8) -> list[dict]:
@@ -340,6 +357,8 @@ def print_clean(report: dict) -> None:
         print(f"{network:<12} {counts['windows']:>8} {counts['flagged']:>8} {rate:>7.3f}  {cells}")
     print(f"{'all':<12} {report['windows']:>8} {report['flagged']:>8} {report['rate']:>7.3f}")
     print("(kind columns: windows in which that kind fired)")
+    for kind, row in report["kinds"].items():
+        print(f'  {kind}: {row["anomalies"]} anomalies in {row["windows"]} windows, e.g. "{row["typical"]}"')
     if report["worst"]:
         print("worst windows:")
         for row in report["worst"]:
@@ -425,7 +444,7 @@ def flag_events(series: realdata.SoilSeries) -> pd.DataFrame:
         edges = np.diff(np.concatenate([[0], has.astype(np.int8), [0]]))
         for first, after in zip(np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)):
             rows.append((series.series_id, family, ts.iloc[first], ts.iloc[after - 1]))
-    return pd.DataFrame(rows, columns=["sensor_id", "family", "start", "end"])
+    return pd.DataFrame(rows, columns=EVENT_COLUMNS)
 
 
 def agreement(events: pd.DataFrame, faults: pd.DataFrame, slack: pd.Timedelta = HOUR) -> dict:
@@ -678,7 +697,7 @@ def parse_peers(text: str) -> list[str]:
     )
 
 
-def main() -> None:
+def arguments() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--max-windows", type=int, default=0, help="clean windows at most (0: all)")
     parser.add_argument(
@@ -694,104 +713,128 @@ def main() -> None:
     parser.add_argument(
         "--peers", type=parse_peers, default=["flagit", "ioos_qc", "saqc"], help="peers to run, or none"
     )
-    args = parser.parse_args()
-    realdata.require()
+    return parser.parse_args()
+
+
+def part_clean(clean: Sequence[Case], stations: pd.DataFrame) -> dict:
     started = time.perf_counter()
+    report = clean_report(clean, fault_anomalies(detect_cases(clean, stations)))
+    print_clean(report)
+    print(f"(detect() on the clean windows: {time.perf_counter() - started:.0f} s)")
+    return report
 
-    series = realdata.ismn_soil_series()
-    stations = realdata.scan_hawaii_stations()
-    clean = clean_cases(series, stations, args.max_windows or None, args.seed)
-    beside = sum(1 for case in clean if case.site_id)
-    print(
-        f"real corpus {realdata.realdata_dir()}: {len(series)} shallow ISMN series, "
-        f"{len(clean)} clean windows ({beside} beside their own SCAN station)"
-    )
 
-    part = time.perf_counter()
-    clean_faults = fault_anomalies(detect_cases(clean, stations))
-    clean_result = clean_report(clean, clean_faults)
-    print_clean(clean_result)
-    print(f"(detect() on the clean windows: {time.perf_counter() - part:.0f} s)")
-
-    part = time.perf_counter()
+def part_injected(clean: Sequence[Case], stations: pd.DataFrame, args) -> tuple[list[Case], dict]:
+    started = time.perf_counter()
     injected = [
         case
         for step in args.steps
         for case in injected_cases(clean, step, args.injections_per_kind, args.seed)
     ]
-    injected_faults = fault_anomalies(detect_cases(injected, stations))
-    injected_result = injected_report(injected, injected_faults)
-    print_injected(injected_result, args.steps)
-    print(f"({len(injected)} injected series; {time.perf_counter() - part:.0f} s)")
-    recall = injected_result["recall"]
+    report = injected_report(injected, fault_anomalies(detect_cases(injected, stations)))
+    print_injected(report, args.steps)
+    print(f"({len(injected)} injected series; {time.perf_counter() - started:.0f} s)")
+    return injected, report
 
-    part = time.perf_counter()
-    whole = list(series)[: args.max_series or None]
-    events = pd.concat([flag_events(one) for one in whole], ignore_index=True)
-    whole_faults = fault_anomalies(detect_cases(year_cases(whole, stations), stations))
-    agreement_result = agreement(events, whole_faults)
-    print_agreement(agreement_result, len(whole), time.perf_counter() - part)
 
+def part_agreement(series: Sequence[realdata.SoilSeries], stations: pd.DataFrame) -> dict:
+    started = time.perf_counter()
+    events = [flag_events(one) for one in series]
+    events = (
+        pd.concat(events, ignore_index=True) if events else flag_events(realdata.SoilSeries(*[""] * 7, None))
+    )
+    report = agreement(events, fault_anomalies(detect_cases(year_cases(series, stations), stations)))
+    print_agreement(report, len(series), time.perf_counter() - started)
+    return report
+
+
+def part_grow() -> dict:
     daily = realdata.vdl_daily()
-    grow_faults = fault_anomalies(detect(daily))
-    grow_result = grow_report(daily, grow_faults)
-    print_grow(grow_result)
+    report = grow_report(daily, fault_anomalies(detect(daily)))
+    print_grow(report)
+    return report
 
+
+def part_peers(names, clean, injected, clean_result: dict, injected_result: dict, stations) -> dict:
+    """Ours and each peer's figures on the same clean windows and F1 injections; whether ours beats
+    every peer (None when a peer did not run)."""
     chosen = f1_cases(injected)
-    ours_found = [injected_result["found"][case.sensor_id] for case in chosen]
-    ours_recall = float(np.mean(ours_found)) if ours_found else 0.0
+    found = [injected_result["found"][case.sensor_id] for case in chosen]
+    recall = float(np.mean(found)) if found else 0.0
+    false_alarm = clean_result["rate"]
     ours = {
-        "false_alarm_rate": round(clean_result["rate"], 3),
-        "recall": round(ours_recall, 3),
-        "balanced_f1": round(balanced_f1(ours_recall, clean_result["rate"]), 3),
+        "false_alarm_rate": round(false_alarm, 3),
+        "recall": round(recall, 3),
+        "balanced_f1": round(balanced_f1(recall, false_alarm), 3),
     }
-    skipped = None if args.peers else "--peers none"
-    peer_results = run_peers(args.peers, clean, chosen, stations) if args.peers else {}
-    if args.peers and all("error" in row for row in peer_results.values()):
+    results = run_peers(names, clean, chosen, stations) if names else {}
+    skipped = "--peers none" if not names else None
+    if names and all("error" in row for row in results.values()):
         skipped = "no peer could run"
-    print_peers(ours, peer_results, skipped)
-    ran = [row for row in peer_results.values() if "error" not in row]
-    beats = None
-    if ran and len(ran) == len(peer_results):
-        beats = all(ours["balanced_f1"] > row["balanced_f1"] for row in ran)
+    print_peers(ours, results, skipped)
+    ran = [row for row in results.values() if "error" not in row]
+    beats = (
+        all(ours["balanced_f1"] > row["balanced_f1"] for row in ran)
+        if ran and len(ran) == len(results)
+        else None
+    )
+    return {"ours": ours, "peers": results, "beats_every_peer": beats}
 
+
+def summary(clean, injected, agreed, grow, compared, flagit, seconds: float) -> dict:
+    """The run's one line of JSON."""
+    recall = injected["recall"]
+    return {
+        "real_clean_false_alarm_rate": round(clean["rate"], 3),
+        "clean_windows": clean["windows"],
+        "injected_recall": recall,
+        "injected_min_kind_recall_15min": min_recall(recall, "15min", SENSOR_ALONE),
+        "injected_min_kind_recall_hourly": min_recall(recall, "1h", SENSOR_ALONE),
+        "injected_min_kind_recall_daily": min_recall(recall, "1d", DAILY_KINDS),
+        "injected_station_kind_recall": {
+            step: {kind: kinds[kind] for kind in NEEDS_STATION if kind in kinds}
+            for step, kinds in recall.items()
+        },
+        "injected_alarm_elsewhere": injected["alarm_away"],
+        "ismn_agreement": {
+            "recall": {family: row["recall"] for family, row in agreed["families"].items()},
+            "events": {family: row["events"] for family, row in agreed["families"].items()},
+            "precision": agreed["precision"],
+        },
+        "grow_daily_fault_sensors_found": grow["found"]["fault"],
+        "grow_daily_other_sensors_flagged": grow["found"]["other"],
+        "grow_daily_repeat_sensors_found": grow["found"]["repeat"],
+        "grow_daily_groups": grow["groups"],
+        "ours_balanced_f1": compared["ours"]["balanced_f1"],
+        "ours_recall": compared["ours"]["recall"],
+        "peers": compared["peers"],
+        "beats_every_peer": compared["beats_every_peer"],
+        "flagit_frame_events_found": flagit["found"],
+        "seconds": round(seconds),
+    }
+
+
+def main() -> None:
+    args = arguments()
+    realdata.require()
+    started = time.perf_counter()
+    series = realdata.ismn_soil_series()
+    stations = realdata.scan_hawaii_stations()
+    clean = clean_cases(series, stations, args.max_windows or None, args.seed)
+    print(
+        f"real corpus {realdata.realdata_dir()}: {len(series)} shallow ISMN series, {len(clean)} clean "
+        f"windows ({sum(1 for case in clean if case.site_id)} beside their own SCAN station)"
+    )
+    clean_result = part_clean(clean, stations)
+    injected, injected_result = part_injected(clean, stations, args)
+    agreed = part_agreement(list(series)[: args.max_series or None], stations)
+    grow = part_grow()
+    compared = part_peers(args.peers, clean, injected, clean_result, injected_result, stations)
     flagit = flagit_report()
     print_flagit(flagit)
-
     seconds = time.perf_counter() - started
     print(f"\n{seconds:.0f} s in all")
-    print(
-        json.dumps(
-            {
-                "real_clean_false_alarm_rate": round(clean_result["rate"], 3),
-                "clean_windows": clean_result["windows"],
-                "injected_recall": recall,
-                "injected_min_kind_recall_15min": min_recall(recall, "15min", SENSOR_ALONE),
-                "injected_min_kind_recall_hourly": min_recall(recall, "1h", SENSOR_ALONE),
-                "injected_min_kind_recall_daily": min_recall(recall, "1d", DAILY_KINDS),
-                "injected_station_kind_recall": {
-                    step: {kind: kinds[kind] for kind in NEEDS_STATION if kind in kinds}
-                    for step, kinds in recall.items()
-                },
-                "injected_alarm_elsewhere": injected_result["alarm_away"],
-                "ismn_agreement": {
-                    "recall": {family: row["recall"] for family, row in agreement_result["families"].items()},
-                    "events": {family: row["events"] for family, row in agreement_result["families"].items()},
-                    "precision": agreement_result["precision"],
-                },
-                "grow_daily_fault_sensors_found": grow_result["found"]["fault"],
-                "grow_daily_other_sensors_flagged": grow_result["found"]["other"],
-                "grow_daily_repeat_sensors_found": grow_result["found"]["repeat"],
-                "grow_daily_groups": grow_result["groups"],
-                "ours_balanced_f1": ours["balanced_f1"],
-                "ours_recall": ours["recall"],
-                "peers": {name: row for name, row in peer_results.items()},
-                "beats_every_peer": beats,
-                "flagit_frame_events_found": flagit["found"],
-                "seconds": round(seconds),
-            }
-        )
-    )
+    print(json.dumps(summary(clean_result, injected_result, agreed, grow, compared, flagit, seconds)))
 
 
 if __name__ == "__main__":

@@ -53,6 +53,7 @@ DAY = pd.Timedelta(days=1)
 HOUR = pd.Timedelta(hours=1)
 NOON = pd.Timedelta(hours=12)  # a daily mean stands at the middle of its day
 MIN_RUN = 3  # samples of its step a run of a fault covers at least, to be visible at that step
+STUCK_HIDES = 1.0  # % the soil moves while a stuck probe holds, for the fault to change what is read
 TRIES = 25  # onsets tried before a window is said not to show a fault
 DEFAULT_RESOLUTION = 0.1  # % (a probe reporting 0.001 m³/m³), when a window never changes
 
@@ -234,8 +235,13 @@ def inject(frame: pd.DataFrame, kind: str, step: str, rng: np.random.Generator) 
 
 
 def _visible(original: np.ndarray, change: Change, kind: str) -> bool:
-    """Whether the fault changed enough samples of its step to be seen: one for a spike, three for a run."""
+    """Whether the fault changed enough samples of its step to be seen: one for a spike, three for a run;
+    and, for a stuck probe, whether the soil moved while it held (by STUCK_HIDES at least): held where the
+    soil itself stood still, it reads what a working probe would, and no check can tell them apart."""
     changed = np.count_nonzero(np.abs(change.values - original) > 1e-9)
+    if kind == "stuck":
+        held = original[change.first : change.last + 1]
+        return changed >= MIN_RUN and np.ptp(held) >= STUCK_HIDES
     return changed >= (1 if kind == "spike" else MIN_RUN)
 
 
