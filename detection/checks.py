@@ -68,6 +68,14 @@ class SpikeThresholds:
     burst_threshold: Annotated[float | None, REAL] = None
     burst_window: Annotated[pd.Timedelta, REAL] = 6 * HOUR  # span in which they come ...
     burst_share: Annotated[float, REAL] = 0.3  # ... as at least this share of its samples (and three)
+    # ... and this many times the sensor's usual change from one sample to the next
+    burst_over_usual: Annotated[float, REAL] = 3.0
+    # a leap up after which the reading stays this share of it higher is rain soaking in, not a spike
+    wetting: Annotated[float | None, REAL] = None
+    rain_mm: Annotated[float | None, REAL] = (
+        None  # mm the station recorded just before a leap: rain, not a spike
+    )
+    rain_within: Annotated[pd.Timedelta, REAL] = 6 * HOUR  # ... within this
 
 
 @dataclass(frozen=True)
@@ -76,6 +84,11 @@ class BreakThresholds:
     direction: Annotated[int, PHYSICS] = 0  # +1 rises only, -1 falls only, 0 both
     # before and after the jump, whose medians must differ
     window: Annotated[pd.Timedelta, SIMULATOR] = 6 * HOUR
+    # a jump of this share of the level it leaves is a break too (dry soil falls little in %) ...
+    relative: Annotated[float | None, REAL] = None
+    least: Annotated[float, REAL] = 1.0  # ... if it is this large at least (the variable's unit)
+    rain_mm: Annotated[float | None, REAL] = None  # mm the station recorded before a fall: a storm draining
+    rain_within: Annotated[pd.Timedelta, REAL] = 12 * HOUR  # ... within this
 
     def __post_init__(self) -> None:
         if self.direction not in (-1, 0, 1):
@@ -126,6 +139,10 @@ class SaturationThresholds:
     tolerance: Annotated[float, SIMULATOR] = 0.3  # %: half the spread a plateau may have
     # ISMN's D10 (Dorigo et al. 2013): a plateau of 12 h or more
     min_duration: Annotated[pd.Timedelta, STANDARD] = 12 * HOUR
+    leap_in: Annotated[float | None, REAL] = 5.0  # %: leapt onto from the sample before, unless it rained ...
+    long_plateau: Annotated[pd.Timedelta, REAL] = 72 * HOUR  # ... or held this long: wet soil drains in days
+    rain_mm: Annotated[float, PHYSICS] = 1.0  # mm the station recorded before the leap: rain filled the soil
+    rain_within: Annotated[pd.Timedelta, PHYSICS] = 6 * HOUR
 
 
 @dataclass(frozen=True)
@@ -166,9 +183,9 @@ class DriftThresholds:
     # a drift starts no closer than this to either end of the history
     edge_days: Annotated[int, SIMULATOR] = 7
     # level test: share of what the weather leaves over a ramp must explain
-    min_explained: Annotated[float, SIMULATOR] = 0.6
+    min_explained: Annotated[float, REAL] = 0.75
     # %: level test: how far the ramp moved the reading by the last day
-    min_change: Annotated[float, SIMULATOR] = 8.0
+    min_change: Annotated[float, REAL] = 10.0
     # mm: drying test: a dry day has at most this, that day and the one before
     dry_rain_mm: Annotated[float, SIMULATOR] = 0.5
     min_dry_days: Annotated[int, SIMULATOR] = 15  # drying test: dry days needed
@@ -336,7 +353,12 @@ def _registry() -> dict[str, Check]:
         rule(
             "spike.air_temperature", kind.SPIKE, "air_temperature", SpikeThresholds(8.0), stands_down=NOTHING
         ),
-        rule("spike.soil_moisture", kind.SPIKE, "soil_moisture", SpikeThresholds(10.0, burst_threshold=2.0)),
+        rule(
+            "spike.soil_moisture",
+            kind.SPIKE,
+            "soil_moisture",
+            SpikeThresholds(10.0, burst_threshold=2.0, wetting=0.25, rain_mm=1.0),
+        ),
         rule("break.air_temperature", kind.BREAK, "air_temperature", BreakThresholds(6.0)),
         # Soil moisture rises suddenly with rain: only its sudden falls are breaks; 4 % fitted on ISMN's
         # clean windows (drainage after a downpour falls back to where it was, which a break never does).
@@ -344,7 +366,7 @@ def _registry() -> dict[str, Check]:
             "break.soil_moisture",
             kind.BREAK,
             "soil_moisture",
-            BreakThresholds(4.0, direction=-1),
+            BreakThresholds(4.0, direction=-1, relative=0.35, rain_mm=1.0),
             sources={"threshold": REAL},
         ),
         rule("stuck.air_temperature", kind.STUCK, "air_temperature", StuckThresholds()),

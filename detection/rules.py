@@ -528,11 +528,21 @@ def spike_flags(
     burst_threshold: float | None = SpikeThresholds.burst_threshold,
     burst_window: pd.Timedelta = SpikeThresholds.burst_window,
     burst_share: float = SpikeThresholds.burst_share,
+    burst_over_usual: float = SpikeThresholds.burst_over_usual,
+    wetting: float | None = SpikeThresholds.wetting,
+    rain_mm: float | None = SpikeThresholds.rain_mm,
+    rain_within: pd.Timedelta = SpikeThresholds.rain_within,
+    rain: Rain | None = None,
 ) -> Found:
     """Samples that leap away from the median of the samples around them by more than `threshold`
     (units of the variable) and come back; and bursts of noise: within `burst_window`, at least three
-    samples and `burst_share` of them leaping more than `burst_threshold` (a loose wire or a failing
-    probe scatters its readings; soil itself never does)."""
+    samples and `burst_share` of them leaping more than `burst_threshold`, and `burst_over_usual` times
+    the sensor's usual change from one sample to the next (a loose wire or a failing probe scatters its
+    readings; soil itself never does, and a probe that always scatters so is judged by its own).
+    Given `wetting`, a leap up after which the reading stays that share of the leap above where it was
+    is a downpour soaking in, not a spike: volcanic and cracked soils shoot up and drain within hours;
+    so is any leap within `rain_within` after the sensor's station recorded `rain_mm` (`rain`, where it
+    has one): a storm's bursts wet and drain such soils hour by hour."""
     samples = samples.of_sensors_with(5)
     variable = samples.variable
     start, end = _centred_windows(samples, window)
@@ -541,8 +551,17 @@ def spike_flags(
     with np.errstate(invalid="ignore"):
         above = jump > threshold
     above[_steps_not_spikes(samples.values, start, end, np.flatnonzero(above), threshold)] = False
+    if wetting is not None:
+        above[_soaking_in(samples, np.flatnonzero(above), wetting)] = False
     if burst_threshold is not None:
-        above |= _bursts(samples, jump, burst_threshold, burst_window, burst_share)
+        rough = np.maximum(burst_threshold, burst_over_usual * _usual_change(samples))
+        above |= _bursts(samples, jump, rough, burst_window, burst_share)
+    if rain is not None and rain_mm is not None and above.any():
+        at = np.flatnonzero(above)
+        fell = rain.between(
+            samples.sensor_ids[samples.sensor[at]], samples.ns[at] - _ns(rain_within), samples.ns[at]
+        )
+        above[at[fell >= rain_mm]] = False
     first, last = _runs(samples.sensor, samples.ns, above, samples.span(HOURS_6))
     counts = _over_runs(np.add, above.astype(np.int64), first, last)
     peaks = _over_runs(np.fmax, jump, first, last)  # fmax: a sample without a median is left out
@@ -562,8 +581,31 @@ def spike_flags(
     ]
 
 
+def _usual_change(samples: Samples) -> np.ndarray:
+    """Per sample, the median change of its sensor's readings from one sample to the next."""
+    change = np.abs(np.diff(samples.values, prepend=samples.values[:1]))
+    same = samples.follows_same_sensor
+    usual = np.zeros(len(samples.sensor_ids))
+    if same.any():
+        medians = pd.Series(change[same]).groupby(samples.sensor[same]).median()
+        usual[medians.index.to_numpy()] = medians.to_numpy()
+    return usual[samples.sensor]
+
+
+def _soaking_in(samples: Samples, candidates: np.ndarray, wetting: float) -> np.ndarray:
+    """The candidates that leap up and after which the next sample stays `wetting` of the leap above
+    the one before: water soaking in and draining, not a reading that leaps and comes back."""
+    values, n = samples.values, len(samples.values)
+    inside = (candidates > 0) & (candidates < n - 1)
+    at = candidates[inside]
+    at = at[samples.follows_same_sensor[at] & samples.follows_same_sensor[at + 1]]
+    before, after = values[at - 1], values[at + 1]
+    up = values[at] - before
+    return at[(up > 0) & (after - before >= wetting * up)]
+
+
 def _bursts(
-    samples: Samples, jump: np.ndarray, threshold: float, window: pd.Timedelta, share: float
+    samples: Samples, jump: np.ndarray, threshold: float | np.ndarray, window: pd.Timedelta, share: float
 ) -> np.ndarray:
     """The samples leaping more than `threshold` where, within `window` centred on them, at least three
     samples and `share` of all do: a burst of noise, at any sampling step."""
@@ -642,17 +684,34 @@ def saturation_flags(
     level: float = SaturationThresholds.level,
     tolerance: float = SaturationThresholds.tolerance,
     min_duration: pd.Timedelta = SaturationThresholds.min_duration,
+    leap_in: float | None = SaturationThresholds.leap_in,
+    long_plateau: pd.Timedelta = SaturationThresholds.long_plateau,
+    rain_mm: float = SaturationThresholds.rain_mm,
+    rain_within: pd.Timedelta = SaturationThresholds.rain_within,
+    rain: Rain | None = None,
 ) -> Found:
-    """Soil moisture pinned at a high ceiling: a plateau at saturation (or a probe in standing water)."""
+    """Soil moisture pinned at a high ceiling: a plateau at saturation (or a probe in standing water),
+    flat within `tolerance` for `min_duration`. Given `leap_in`, a plateau must also be leapt onto by that
+    much from the sample before (a soil that fills with rain rises to its ceiling; a failing probe
+    jumps there) unless its station recorded `rain_mm` within `rain_within` before, or it must last
+    `long_plateau`: a wet soil drains within days."""
     values, ns = samples.values, samples.ns
     first, last = _runs(samples.sensor, ns, values >= level, samples.span(HOURS_1))
     spread = _over_runs(np.maximum, values, first, last) - _over_runs(np.minimum, values, first, last)
-    flat = (ns[last] - ns[first] >= _ns(min_duration)) & ~(spread > 2 * tolerance)
+    lasting = ns[last] - ns[first]
+    flat = (lasting >= _ns(min_duration)) & ~(spread > 2 * tolerance)
+    if leap_in is not None:
+        before = np.maximum(first - 1, 0)
+        leapt = (first > 0) & samples.follows_same_sensor[first] & (values[first] - values[before] >= leap_in)
+        if rain is not None:
+            ids = samples.sensor_ids[samples.sensor[first]]
+            leapt &= rain.between(ids, ns[first] - _ns(rain_within), ns[first]) < rain_mm
+        flat &= leapt | (lasting >= _ns(long_plateau))
     first, last = first[flat], last[flat]
     found = []
     for (sensor, start, end), middle in zip(_spans(samples, first, last), _medians(values, first, last + 1)):
         hours = (end - start) / HOURS_1
-        text = f"soil moisture flat at {middle:.1f} % for {hours:.0f} h: saturated"
+        text = f"soil moisture flat at {middle:.1f} % for {_duration(hours)}: saturated"
         score = hours / (min_duration / HOURS_1)
         found.append((sensor, Flag(samples.variable, AnomalyKind.SATURATION, start, end, score, text)))
     return found
@@ -669,10 +728,13 @@ class Jumps:
     last: np.ndarray
 
 
-def lasting_jumps(samples: Samples, threshold: float, direction: int, window: pd.Timedelta) -> Jumps:
-    """Jumps of more than `threshold` between two samples (no further apart than MAX_NEIGHBOUR_GAP) after
-    which the median of the `window` after differs from the median of the `window` before by at least
-    half the jump, on the same side. `direction` +1 or -1 looks only at rises or falls."""
+def lasting_jumps(
+    samples: Samples, threshold: float | np.ndarray, direction: int, window: pd.Timedelta
+) -> Jumps:
+    """Jumps of more than `threshold` (or each sample's) between two samples (no further apart than
+    MAX_NEIGHBOUR_GAP) after which the median of the `window` after differs from the median of the
+    `window` before by at least half the jump, on the same side. `direction` +1 or -1 looks only at
+    rises or falls."""
     values, ns = samples.values, samples.ns
     jump = np.full(len(values), np.nan)
     jump[1:] = np.diff(values)
@@ -701,13 +763,30 @@ def break_flags(
     threshold: float,
     direction: int = BreakThresholds.direction,
     window: pd.Timedelta = BreakThresholds.window,
+    relative: float | None = BreakThresholds.relative,
+    least: float = BreakThresholds.least,
+    rain_mm: float | None = BreakThresholds.rain_mm,
+    rain_within: pd.Timedelta = BreakThresholds.rain_within,
+    rain: Rain | None = None,
 ) -> Found:
     """A sudden break: a jump of more than `threshold` between two samples after which the level stays
-    shifted (see `lasting_jumps`; a spike comes back and is not a break). `direction` +1 or -1 looks
-    only at rises or falls (soil moisture rises suddenly with rain, so only its falls are breaks)."""
+    shifted (see `lasting_jumps`; a spike comes back and is not a break), or, given `relative`, of that
+    share of the level it leaves (`least` at least): dry soil at 5 % that loses 2 % in an hour has lost
+    as much as wet soil losing 15 %. `direction` +1 or -1 looks only at rises or falls (soil moisture
+    rises suddenly with rain, so only its falls are breaks). A jump within `rain_within` after the
+    sensor's station recorded `rain_mm` (`rain`, where it has one) is a storm draining away."""
     samples = samples.of_sensors_with(3)
     variable = samples.variable
-    jumps = _beyond_before(samples, lasting_jumps(samples, threshold, direction, window), window)
+    at = threshold
+    if relative is not None:  # each sample's threshold by the level before it
+        before = np.abs(np.concatenate([samples.values[:1], samples.values[:-1]]))
+        at = np.minimum(threshold, np.maximum(least, relative * before))
+    jumps = _beyond_before(samples, lasting_jumps(samples, at, direction, window), window)
+    if rain is not None and rain_mm is not None and len(jumps.when):
+        ids = samples.sensor_ids[samples.sensor[jumps.when]]
+        ns = samples.ns[jumps.when]
+        dry = rain.between(ids, ns - _ns(rain_within), ns) < rain_mm
+        jumps = Jumps(*(field[dry] for field in (jumps.when, jumps.before, jumps.after, jumps.last)))
     if variable == "air_temperature":
         jumps = _not_out_of_snow(samples, jumps, window)
     return [
@@ -901,12 +980,12 @@ def _range(on: Sensors, t) -> Found:
 
 @register("spike")
 def _spike(on: Sensors, t) -> Found:
-    return spike_flags(on.own.plausible, **_keywords(t))
+    return spike_flags(on.own.plausible, **_keywords(t), rain=on.rain)  # a storm's leaps are rain
 
 
 @register("break")
 def _break(on: Sensors, t) -> Found:
-    return break_flags(on.own.plausible, **_keywords(t))
+    return break_flags(on.own.plausible, **_keywords(t), rain=on.rain)  # a storm drains away
 
 
 @register("stuck")
@@ -921,7 +1000,7 @@ def _probe_out_of_soil(on: Sensors, t) -> Found:
 
 @register("saturation")
 def _saturation(on: Sensors, t) -> Found:
-    return saturation_flags(on.own, **_keywords(t))
+    return saturation_flags(on.own, **_keywords(t), rain=on.rain)  # a storm fills a soil to its ceiling
 
 
 @register("battery_exhausted")
