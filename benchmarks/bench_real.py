@@ -630,9 +630,13 @@ def run_peers(
     return results
 
 
-def print_peers(ours: dict, results: dict[str, dict], skipped: str | None) -> None:
+def print_peers(
+    ours: dict, results: dict[str, dict], skipped: str | None, windows: int, injections: int
+) -> None:
     print(
-        "\n5. Peers: same series, same scorer (recall over the F1 injections; false alarms on clean windows)"
+        f"\n5. Peers: same series, same scorer: false alarms on {windows} clean windows, recall on "
+        f"{injections} injections of the kinds a sensor alone shows (15 min, 1 h; daily: stuck, "
+        "disconnected, out of range)"
     )
     print(f"{'detector':<10} {'false alarms':>13} {'recall':>8} {'balanced F1':>12}")
     print(

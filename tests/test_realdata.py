@@ -7,6 +7,7 @@ that read the corpus itself skip with the reason where REALDATA_DIR is absent, a
 
 from __future__ import annotations
 
+import argparse
 import os
 from dataclasses import replace
 
@@ -22,6 +23,7 @@ from benchmarks.bench_real import (
     found_by_anomalies,
     found_by_mask,
     grow_groups,
+    part_peers,
     slack_of,
     spans_by_sensor,
 )
@@ -264,6 +266,22 @@ def test_balanced_f1():
     assert balanced_f1(1.0, 0.0) == 1.0
     assert balanced_f1(0.0, 0.0) == 0.0
     assert balanced_f1(0.9, 0.1) == pytest.approx(0.9)
+
+
+def test_without_peers_part_5_scores_ours_alone(capsys):
+    clean = [replace(injected_case(), sensor_id=f"clean{i}", label=None) for i in range(4)]
+    injected = [injected_case("stuck", "15min"), injected_case("drift", "15min")]  # drift needs a station
+    args = argparse.Namespace(peer_windows=0, seed=7)
+    compared = part_peers(
+        [], clean, injected, {"flagged_ids": {"clean0"}}, {"found": {"w|stuck|1h": True}}, None, args
+    )
+    assert compared["ours"] == {
+        "false_alarm_rate": 0.25,
+        "recall": 1.0,
+        "balanced_f1": 0.889,
+    }
+    assert compared["beats_every_peer"] is None and compared["peers"] == {}
+    assert "peers skipped: --peers none" in capsys.readouterr().out
 
 
 def test_batches_keep_a_call_within_one_year():
