@@ -76,6 +76,8 @@ class SpikeThresholds:
         None  # mm the station recorded just before a leap: rain, not a spike
     )
     rain_within: Annotated[pd.Timedelta, REAL] = 6 * HOUR  # ... within this
+    # or the reading itself rose this much within that time (no station to say): a storm soaking in
+    wet_rise: Annotated[float | None, REAL] = None
 
 
 @dataclass(frozen=True)
@@ -89,6 +91,8 @@ class BreakThresholds:
     least: Annotated[float, REAL] = 1.0  # ... if it is this large at least (the variable's unit)
     rain_mm: Annotated[float | None, REAL] = None  # mm the station recorded before a fall: a storm draining
     rain_within: Annotated[pd.Timedelta, REAL] = 12 * HOUR  # ... within this
+    # or the reading itself rose this much within that time (no station to say): a storm draining
+    wet_rise: Annotated[float | None, REAL] = None
 
     def __post_init__(self) -> None:
         if self.direction not in (-1, 0, 1):
@@ -357,7 +361,7 @@ def _registry() -> dict[str, Check]:
             "spike.soil_moisture",
             kind.SPIKE,
             "soil_moisture",
-            SpikeThresholds(10.0, burst_threshold=2.0, wetting=0.25, rain_mm=1.0),
+            SpikeThresholds(10.0, burst_threshold=1.5, wetting=0.25, rain_mm=1.0, wet_rise=5.0),
         ),
         rule("break.air_temperature", kind.BREAK, "air_temperature", BreakThresholds(6.0)),
         # Soil moisture rises suddenly with rain: only its sudden falls are breaks; 4 % fitted on ISMN's
@@ -366,7 +370,7 @@ def _registry() -> dict[str, Check]:
             "break.soil_moisture",
             kind.BREAK,
             "soil_moisture",
-            BreakThresholds(4.0, direction=-1, relative=0.35, rain_mm=1.0),
+            BreakThresholds(4.0, direction=-1, relative=0.35, rain_mm=1.0, wet_rise=5.0),
             sources={"threshold": REAL},
         ),
         rule("stuck.air_temperature", kind.STUCK, "air_temperature", StuckThresholds()),

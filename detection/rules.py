@@ -532,6 +532,7 @@ def spike_flags(
     wetting: float | None = SpikeThresholds.wetting,
     rain_mm: float | None = SpikeThresholds.rain_mm,
     rain_within: pd.Timedelta = SpikeThresholds.rain_within,
+    wet_rise: float | None = SpikeThresholds.wet_rise,
     rain: Rain | None = None,
 ) -> Found:
     """Samples that leap away from the median of the samples around them by more than `threshold`
@@ -542,7 +543,8 @@ def spike_flags(
     Given `wetting`, a leap up after which the reading stays that share of the leap above where it was
     is a downpour soaking in, not a spike: volcanic and cracked soils shoot up and drain within hours;
     so is any leap within `rain_within` after the sensor's station recorded `rain_mm` (`rain`, where it
-    has one): a storm's bursts wet and drain such soils hour by hour."""
+    has one), or within it after the reading itself rose by `wet_rise` (where no station says): a
+    storm's bursts wet and drain such soils hour by hour."""
     samples = samples.of_sensors_with(5)
     variable = samples.variable
     start, end = _centred_windows(samples, window)
@@ -554,14 +556,20 @@ def spike_flags(
     if wetting is not None:
         above[_soaking_in(samples, np.flatnonzero(above), wetting)] = False
     if burst_threshold is not None:
+        # Leaps from a wider median: among scattered readings, the middle of five is nearer the soil's.
+        low, high = _centred_windows(samples, 2 * window)
+        scatter = _leaps(samples.values, low, high, burst_threshold, min_periods=5)
         rough = np.maximum(burst_threshold, burst_over_usual * _usual_change(samples))
-        above |= _bursts(samples, jump, rough, burst_window, burst_share)
+        above |= _bursts(samples, scatter, rough, burst_window, burst_share)
     if rain is not None and rain_mm is not None and above.any():
         at = np.flatnonzero(above)
         fell = rain.between(
             samples.sensor_ids[samples.sensor[at]], samples.ns[at] - _ns(rain_within), samples.ns[at]
         )
         above[at[fell >= rain_mm]] = False
+    if wet_rise is not None and above.any():
+        at = np.flatnonzero(above)
+        above[at[_wetted(samples, at, rain_within, wet_rise)]] = False
     first, last = _runs(samples.sensor, samples.ns, above, samples.span(HOURS_6))
     counts = _over_runs(np.add, above.astype(np.int64), first, last)
     peaks = _over_runs(np.fmax, jump, first, last)  # fmax: a sample without a median is left out
@@ -579,6 +587,25 @@ def spike_flags(
         )
         for (sensor, start, end), count, peak in zip(_spans(samples, first, last), counts, peaks)
     ]
+
+
+def _wetted(samples: Samples, at: np.ndarray, within: pd.Timedelta, rise: float) -> np.ndarray:
+    """Per sample of `at`, whether its sensor's level rose by `rise` within `within` before it: the
+    median of the few hours (or steps) around it above the median of the hours before `within`. Rain
+    soaking in lifts the level for hours; noise and a failing probe scatter about it."""
+    ns = samples.ns[at]
+    near = samples.span(HOURS_3, steps=2.0)[at]
+    back = samples.span(within, steps=2.0)[at]
+    now_low = samples.search(at, ns - near, "right")
+    now_high = samples.search(at, ns + near, "right")
+    was_low = samples.search(at, ns - back - near, "left")
+    was_high = samples.search(at, ns - back, "right")
+    seen = was_high > was_low
+    wet = np.zeros(len(at), dtype=bool)
+    now = _medians(samples.values, now_low[seen], now_high[seen])
+    was = _medians(samples.values, was_low[seen], was_high[seen])
+    wet[seen] = now - was >= rise
+    return wet
 
 
 def _usual_change(samples: Samples) -> np.ndarray:
@@ -767,6 +794,7 @@ def break_flags(
     least: float = BreakThresholds.least,
     rain_mm: float | None = BreakThresholds.rain_mm,
     rain_within: pd.Timedelta = BreakThresholds.rain_within,
+    wet_rise: float | None = BreakThresholds.wet_rise,
     rain: Rain | None = None,
 ) -> Found:
     """A sudden break: a jump of more than `threshold` between two samples after which the level stays
@@ -774,7 +802,8 @@ def break_flags(
     share of the level it leaves (`least` at least): dry soil at 5 % that loses 2 % in an hour has lost
     as much as wet soil losing 15 %. `direction` +1 or -1 looks only at rises or falls (soil moisture
     rises suddenly with rain, so only its falls are breaks). A jump within `rain_within` after the
-    sensor's station recorded `rain_mm` (`rain`, where it has one) is a storm draining away."""
+    sensor's station recorded `rain_mm` (`rain`, where it has one), or after the reading itself rose
+    by `wet_rise`, is a storm draining away."""
     samples = samples.of_sensors_with(3)
     variable = samples.variable
     at = threshold
@@ -786,6 +815,9 @@ def break_flags(
         ids = samples.sensor_ids[samples.sensor[jumps.when]]
         ns = samples.ns[jumps.when]
         dry = rain.between(ids, ns - _ns(rain_within), ns) < rain_mm
+        jumps = Jumps(*(field[dry] for field in (jumps.when, jumps.before, jumps.after, jumps.last)))
+    if wet_rise is not None and len(jumps.when):
+        dry = ~_wetted(samples, jumps.when - 1, rain_within, wet_rise)  # the level before the fall
         jumps = Jumps(*(field[dry] for field in (jumps.when, jumps.before, jumps.after, jumps.last)))
     if variable == "air_temperature":
         jumps = _not_out_of_snow(samples, jumps, window)
