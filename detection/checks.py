@@ -190,6 +190,8 @@ class DriftThresholds:
     min_explained: Annotated[float, REAL] = 0.75
     # %: level test: how far the ramp moved the reading by the last day
     min_change: Annotated[float, REAL] = 10.0
+    # %/day: a probe's calibration drifts slowly; a level walking away faster is a season turning
+    max_rate: Annotated[float, REAL] = 1.5
     # mm: drying test: a dry day has at most this, that day and the one before
     dry_rain_mm: Annotated[float, SIMULATOR] = 0.5
     min_dry_days: Annotated[int, SIMULATOR] = 15  # drying test: dry days needed

@@ -455,7 +455,7 @@ def _level_drift(
     day = ((own.index - own.index[0]) / DAY).to_numpy()
     explained, split, slope = _best_change(day, covariates, own["median"].to_numpy(), t.edge_days, "ramp")
     change = slope * (day[-1] - split)
-    if explained < t.min_explained or abs(change) < t.min_change:
+    if explained < t.min_explained or abs(change) < t.min_change or abs(slope) > t.max_rate:
         return None
     start = own.index[0] + pd.Timedelta(days=split)
     text = (
