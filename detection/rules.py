@@ -758,10 +758,11 @@ class Jumps:
 def lasting_jumps(
     samples: Samples, threshold: float | np.ndarray, direction: int, window: pd.Timedelta
 ) -> Jumps:
-    """Jumps of more than `threshold` (or each sample's) between two samples (no further apart than
-    MAX_NEIGHBOUR_GAP) after which the median of the `window` after differs from the median of the
-    `window` before by at least half the jump, on the same side. `direction` +1 or -1 looks only at
-    rises or falls."""
+    """Jumps of more than `threshold` (or each sample's) between two samples no further apart than
+    MAX_NEIGHBOUR_GAP after which the median of the `window` after (at least a few of the sensor's
+    steps) differs from the median of the `window` before by at least half the jump, on the same side.
+    `direction` +1 or -1 looks only at rises or falls. A jump is sudden in hours: over a day, soil
+    dries that far by itself (Vale da Lama's daily means fall 5-7 % after a watering)."""
     values, ns = samples.values, samples.ns
     jump = np.full(len(values), np.nan)
     jump[1:] = np.diff(values)
@@ -772,10 +773,11 @@ def lasting_jumps(
     if direction:
         candidates &= np.sign(jump) == direction
     when = np.flatnonzero(candidates)
-    before_low = samples.search(when, ns[when] - _ns(window), "left")
+    reach = samples.span(window, steps=2.5)[when]
+    before_low = samples.search(when, ns[when] - reach, "left")
     before_high = samples.search(when, ns[when] - _ns(SECOND), "right")
     after_low = samples.search(when, ns[when], "left")
-    after_high = samples.search(when, ns[when] + _ns(window), "right")
+    after_high = samples.search(when, ns[when] + reach, "right")
     enough = (before_high - before_low >= 2) & (after_high - after_low >= 2)
     when, jump, after_high = when[enough], jump[when[enough]], after_high[enough]
     before = _medians(values, before_low[enough], before_high[enough])
