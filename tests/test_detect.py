@@ -258,3 +258,70 @@ def test_flagits_saturated_plateau_in_frost_is_found_with_its_spike_and_its_valu
     for row, kinds in ((30, {"out_of_range", "spike"}), (70, {"out_of_range"}), (90, {"saturation"})):
         hits = found[(found["start_at"] <= at[row]) & (found["end_at"] >= at[row])]
         assert kinds & set(hits["kind"]), (row, hits[["kind", "explanation"]])
+
+
+# Each rule's fault at each step a sensor may report in: found there, and the clean probe is not flagged.
+# Daily means show what lasts days (a spike of a day, a probe stuck, pulled out or out of range); a break
+# or a burst of noise lasts hours.
+FAULTS_AT_EVERY_STEP = {
+    "spike": ("3min", "15min", "1h", "1D"),
+    "noise": ("3min", "15min", "1h"),
+    "break": ("3min", "15min", "1h"),
+    "stuck": ("3min", "15min", "1h", "1D"),
+    "probe_out_of_soil": ("3min", "15min", "1h", "1D"),
+    "saturation": ("3min", "15min", "1h"),
+    "out_of_range": ("3min", "15min", "1h", "1D"),
+}
+
+
+def daily_means(days: int = 60, seed: int = 3) -> pd.DataFrame:
+    """A probe's daily means: a slow random walk about 25 %, never two days alike."""
+    index = pd.date_range(START + pd.Timedelta(hours=12), periods=days, freq="1D")
+    walk = 25 + np.cumsum(np.random.default_rng(seed).normal(0, 0.3, days))
+    return pd.DataFrame({"ts": index, "soil_moisture": walk})
+
+
+def with_fault(kind: str, freq: str) -> tuple[pd.DataFrame, pd.Timestamp, pd.Timestamp]:
+    days = 60 if freq == "1D" else 20
+    frame = daily_means(days) if freq == "1D" else probe(days, freq, level=25.0)
+    ts, soil = frame["ts"], frame["soil_moisture"].to_numpy().copy()
+    rng = np.random.default_rng(2)
+    start = START + pd.Timedelta(days=days // 2, hours=12 if freq == "1D" else 10)
+    length = {"noise": 12, "break": 24 * 30, "stuck": 24 * 4, "saturation": 20}.get(kind, 24 * 5)
+    end = start if kind == "spike" else start + pd.Timedelta(hours=length)
+    if freq == "1D":
+        end = start + pd.Timedelta(days=0 if kind == "spike" else 8)
+    inside = ((ts >= start) & (ts <= end)).to_numpy()
+    if kind == "spike":
+        soil[inside] += 20
+    elif kind == "noise":
+        soil[inside] += rng.uniform(-6, 6, inside.sum())
+    elif kind == "break":
+        soil[(ts >= start).to_numpy()] -= 8
+    elif kind == "stuck":
+        soil[inside] = soil[np.argmax(inside) - 1] + 2  # held as the soil dries and wets below it
+    elif kind == "probe_out_of_soil":
+        soil[inside] = 0.3
+    elif kind == "saturation":
+        soil[inside] = 52.0
+    elif kind == "out_of_range":
+        soil[inside] = 120.0
+    return frame.assign(soil_moisture=soil), start, end
+
+
+@pytest.mark.parametrize(
+    ("kind", "freq"), [(kind, freq) for kind, steps in FAULTS_AT_EVERY_STEP.items() for freq in steps]
+)
+def test_each_rule_finds_its_fault_at_each_step(kind, freq):
+    frame, start, end = with_fault(kind, freq)
+    step = pd.Timedelta(freq)
+    found = faults(detect(frame))
+    near = found[(found["start_at"] <= end + step) & (found["end_at"] >= start - step)]
+    assert not near.empty, found
+    expected = {"noise": "spike"}.get(kind, kind)
+    assert expected in set(near["kind"]), near[["kind", "explanation"]]
+
+
+@pytest.mark.parametrize("freq", ["3min", "15min", "1h", "1D"])
+def test_a_clean_probe_is_not_flagged_at_any_step(freq):
+    assert faults(detect(daily_means() if freq == "1D" else probe(20, freq, level=25.0))).empty
