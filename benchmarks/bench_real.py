@@ -29,7 +29,7 @@ A SCAN Hawaii series whose own station recorded the rain through it is given to 
 station (air temperature and rain, 0 km); so are the peers, as columns beside the soil moisture.
 Each part prints a table; the run ends with one line of JSON.
 
-    python benchmarks/bench_real.py --injections-per-kind 20 --steps 3min,15min,1h,1d --seed 7 \\
+    python benchmarks/bench_real.py --injections-per-kind 40 --steps 3min,15min,1h,1d --seed 7 \\
         --peers flagit,ioos_qc,saqc --peer-windows 500
     python benchmarks/bench_real.py --max-windows 300 --injections-per-kind 5 --peers none   # quicker
 """
@@ -709,7 +709,7 @@ def arguments() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--max-windows", type=int, default=0, help="clean windows at most (0: all)")
     parser.add_argument(
-        "--injections-per-kind", type=int, default=20, help="injections of each kind at each step"
+        "--injections-per-kind", type=int, default=40, help="injections of each kind at each step"
     )
     parser.add_argument(
         "--steps", type=parse_steps, default=list(STEPS), help="steps to inject at: 3min,15min,1h,1d"
