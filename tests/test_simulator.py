@@ -14,7 +14,17 @@ import pytest
 import requests
 
 from devtools.simulator.generate import FAULT_KINDS, generate
-from devtools.simulator.network import GROW_VARIABLES, MISSING, SCALE, WOW_VARIABLES, Network
+from devtools.simulator.network import (
+    GROW_VARIABLES,
+    MISSING,
+    NODATA,
+    SCALE,
+    STEP,
+    WOW_VARIABLES,
+    Network,
+    Window,
+)
+from devtools.simulator.physics import RANGES, Physics, draw_physics
 from devtools.simulator.places import PLACES
 from devtools.simulator.server import Keys, Misbehaviour, create_app
 
@@ -479,12 +489,15 @@ def test_a_network_starts_in_the_month_asked_and_its_winter_freezes_inland(tmp_p
     air = np.asarray(network.grow["air_temperature"], dtype=float) / SCALE
     light = np.asarray(network.grow["light"], dtype=float) / SCALE
     places = network.sensors["place"].map(lambda p: PLACES[p].name)
-    # Frozen soil: a probe's reading held to the hundredth for a day or more, while the air is below 0 °C.
+    # Frozen soil: a probe's reading held for a day or more while its air is below 0 °C all along (a
+    # probe that reports in steps holds for a day in other weather too, but not through frost).
     held = np.zeros(soil.shape, dtype=bool)
     held[:, 1:] = (np.diff(soil, axis=1) == 0) & (soil[:, 1:] > MISSING)
-    longest = np.array([max((len(r) for r in "".join("1" if h else "0" for h in row).split("0")), default=0)
-                        for row in held])  # fmt: skip
-    frozen_rows = longest >= 96
+    frozen_rows = np.zeros(len(soil), dtype=bool)
+    for row in range(len(soil)):
+        edges = np.diff(np.concatenate([[0], held[row].astype(np.int8), [0]]))
+        for first, end in zip(np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)):
+            frozen_rows[row] |= end - first >= 96 and np.median(air[row, first:end]) < 0
     assert frozen_rows.any()
     inland = places.isin(["Riga", "Berlin", "Vienna", "Szeged", "Ljubljana"]).to_numpy()
     mild = places.isin(["Lisbon", "Valencia", "Murcia", "Athens", "Nicosia"]).to_numpy()
@@ -493,6 +506,15 @@ def test_a_network_starts_in_the_month_asked_and_its_winter_freezes_inland(tmp_p
     noon = (np.arange(soil.shape[1]) % 96) == 48
     buried = (np.abs(air[:, noon] - 0.0) < 1.6) & (light[:, noon] < 0.5) & (light[:, noon] >= 0)
     assert buried[inland].any()
+    # The truth of both is kept (never served): under snow a sensor is never warmer than melting snow.
+    truth = network.conditions()
+    assert set(truth["kind"]) == {"snow_cover", "frozen_soil"}
+    for span in truth[truth["kind"] == "snow_cover"].itertuples():
+        row = network.sensor_index[span.sensor_id]
+        inside = series(network.grow["air_temperature"], row)[
+            network.step_of(span.start.to_pydatetime()) : network.step_of(span.end.to_pydatetime()) + 1
+        ]
+        assert np.nanmax(inside) < 0.5
 
 
 def test_the_command_takes_a_start_date(tmp_path):
@@ -549,3 +571,110 @@ def test_a_fault_that_ice_looks_like_is_labelled_hidden_only_without_a_thaw_in_i
     assert not _hidden_by_frost("stuck", "light", frozen)
     frozen[-4 * STEPS_PER_DAY :] = False  # thawed for four days: stuck there for all to see
     assert not _hidden_by_frost("stuck", "soil_moisture", frozen)
+
+
+# --- a simulator that is not the detector's inverse: physics per seed, probes that report in steps -----
+
+
+def test_each_seed_draws_its_own_physics_from_the_ranges_and_the_network_keeps_it(tmp_path):
+    drawn = [draw_physics(seed) for seed in range(30)]
+    for name, (low, high) in RANGES.items():
+        values = [getattr(physics, name) for physics in drawn]
+        assert all(low <= v <= high for v in values), name
+        assert len(set(values)) == len(values), name  # no two seeds share a constant
+    assert drawn[3] == draw_physics(3)
+    assert all(p.thaw_c > p.freeze_c and p.burying_snow_mm > 0 for p in drawn)
+    generate(tmp_path, sensors=4, days=1, seed=3, end=END)
+    network = Network(tmp_path)
+    assert Physics.from_dict(network.physics) == drawn[3]
+    assert network.physics["burying_snow_mm"] == drawn[3].burying_snow_mm
+
+
+def test_the_simulator_shares_no_code_or_constant_with_detection():
+    """It is built from physics, not from the detector's numbers: it imports nothing of detection/, and
+    detection's numbers (thresholds, module constants) are not the constants it draws."""
+    import dataclasses
+    import importlib
+    import pkgutil
+    from pathlib import Path
+
+    import detection
+    import devtools.simulator as simulator
+
+    for path in Path(simulator.__file__).parent.glob("*.py"):
+        assert not re.search(r"^\s*(from|import) detection", path.read_text(), re.MULTILINE), path.name
+    theirs = set()
+    for module in pkgutil.iter_modules(detection.__path__):
+        loaded = importlib.import_module(f"detection.{module.name}")
+        for value in vars(loaded).values():
+            if isinstance(value, float):
+                theirs.add(value)
+            elif dataclasses.is_dataclass(value) and isinstance(value, type):
+                theirs |= {f.default for f in dataclasses.fields(value) if isinstance(f.default, float)}
+    for seed in range(30):
+        ours = draw_physics(seed)
+        assert not {getattr(ours, name) for name in RANGES} & theirs
+
+
+def test_probes_report_in_their_steps_and_gauges_in_whole_tips(network):
+    steps = network.sensors["soil_moisture_step"].to_numpy()
+    assert set(steps) <= {0.1, 0.2, 0.5}
+    for variable, step in (("soil_moisture", steps[:, None]), ("air_temperature", 0.1)):
+        stored = np.asarray(network.grow[variable], dtype=float)
+        values = stored[stored > NODATA] if variable == "air_temperature" else None
+        if variable == "soil_moisture":
+            values = np.where(stored > NODATA, stored, np.nan) / SCALE / step
+            assert np.nanmax(np.abs(values - np.round(values))) < 1e-6
+        else:
+            assert (values % 10 == 0).all()
+    rainfall = np.asarray(network.wow["rainfall"], dtype=float)
+    tips = network.stations["rain_tip_mm"].to_numpy()[:, None]
+    measured = np.where(rainfall > NODATA, rainfall / SCALE, np.nan)
+    assert np.nanmax(np.abs(measured - np.round(measured / tips) * tips)) <= 0.005 + 1e-9
+    assert np.nanmax(measured) > 0
+
+
+def test_a_dry_night_holds_its_reading_and_the_soil_dries_by_day(network):
+    """Evaporation follows the sun: over six dry hours of night (22-04 local solar time) a probe ends
+    where it began, or within a step; over six dry hours of day (10-16) it falls."""
+    faulty = set(network.labels()["sensor_id"])
+    soil = np.asarray(network.grow["soil_moisture"], dtype=float) / SCALE
+    drops, held = {"night": [], "day": []}, []
+    for i, code in enumerate(network.sensors["sensor_id"]):
+        if code in faulty:
+            continue
+        step = network.sensors.at[i, "soil_moisture_step"]
+        hour = (np.arange(network.steps) * 0.25 + network.sensors.at[i, "longitude"] / 15) % 24
+        for name, first_hour in (("night", 22), ("day", 10)):
+            for first in np.flatnonzero((hour >= first_hour) & (hour < first_hour + 0.25)):
+                window = soil[i, first : first + 24]
+                if len(window) < 24 or (window < 0).any() or window.max() - window[0] > step + 1e-9:
+                    continue  # cut short, missing, or wetted
+                drops[name].append(window[0] - window[-1])
+                if name == "night":
+                    held.append(np.ptp(window) <= step + 1e-9)
+    assert len(drops["night"]) > 200 and len(drops["day"]) > 200
+    assert np.mean(np.abs(drops["night"]) < 1e-9) > 0.5  # most dry nights end where they began
+    assert np.mean(held) > 0.8  # ... and stay within a step all night
+    assert np.mean(drops["day"]) > 5 * np.mean(drops["night"]) > 0
+
+
+def test_a_sensor_clock_runs_fast_or_slow_until_its_phone_sets_it_right(network):
+    seconds = []
+    for i in range(len(network.sensors)):
+        times = network.sensor_times_us(i, Window(0, network.steps - 1)) // 1_000_000
+        into_step = times - int(network.start.timestamp()) - np.arange(network.steps) * 900
+        assert into_step.min() >= 0 and into_step.max() < 900  # each sample stays in its own step
+        seconds.append(np.ptp(into_step))
+        synced = network.syncs[network.syncs[:, 0] == i, 1]
+        synced = synced[synced < network.steps]
+        assert (into_step[synced] == network.sensors.at[i, "phase_s"]).all()
+    assert max(seconds) > 10  # some clocks wander by many seconds between uploads
+    # A window served holds exactly the samples whose times lie in it, edges included.
+    sensor = int(np.argmax(seconds))
+    times = network.sensor_times_us(sensor, Window(0, network.steps - 1))
+    start, end = (dt.datetime.fromtimestamp(times[k] / 1e6, dt.UTC) for k in (500, 900))
+    assert network.sensor_window(sensor, start, end) == Window(500, 900)
+    assert network.sensor_window(sensor, start + dt.timedelta(seconds=1), end - STEP / 900) == Window(
+        501, 899
+    )

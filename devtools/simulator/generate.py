@@ -3,17 +3,27 @@
 The physics is simple but shared where it must be, so that a station is a fair witness:
 - each place has its own weather: a day-to-day temperature anomaly, cloudiness and rain events;
   every sensor and station near it feels the same weather, with its own small offsets and noise;
+- the network's physical constants (snow, melt, frost, evaporation, drainage, noise, the probes'
+  reporting steps) are drawn from ranges with its seed (`physics`) and written into network.json, so no
+  two seeds share them and none is the detector's;
 - air temperature = climate mean + season + day/night swing (damped by cloud) + weather anomaly;
 - light follows the sun's elevation at the sensor, dimmed by cloud and the sensor's shade;
-- soil moisture is a bucket: it jumps with the rain the nearby stations also record and dries
-  between, faster when warm and sunny; some gardeners water in dry spells;
-- the battery declines slowly; phones upload in bursts, so readings arrive late but complete;
+- soil moisture is a bucket: it jumps with the rain the nearby stations also record, drains to field
+  capacity day and night, and evaporates by day, as the sun drives it (Makkink), hardly at night; some
+  gardeners water in dry spells;
+- probes report in steps, as real ones do: soil moisture in the sensor's own step (0.1, 0.2 or 0.5 %),
+  air temperature in tenths of a degree, with noise below the step: a dry night, or dry soil near its
+  wilting point, holds the same value for hours; stations' rain gauges report whole tips of the bucket;
+- the battery declines slowly; phones upload in bursts, so readings arrive late but complete; each
+  sensor samples every 15 minutes by its own clock, which runs a little fast or slow until the phone
+  sets it right at the next upload (`Network.sensor_times_us`);
 - the seasons (`seasons`): cold spells in winter, longer and deeper inland and north, heat waves in
-  summer; snow that buries sensors (dark, near 0 °C) and soil that freezes (the probe holds or drops its
-  reading until the thaw); a few gardens have a watering system that wets the soil every day of the
-  growing season at the same hour, rain or not forecast.
-None of that is a fault. About a quarter of the sensors then get one fault, whose ground truth goes to
-labels.csv only (with whether frozen soil hides it from every check while it lasts).
+  summer; snow that buries sensors (dark, at the snow's temperature: never above 0 °C) and soil that
+  freezes (the probe holds or drops its reading until the thaw); a few gardens have a watering system
+  that wets the soil every day of the growing season at the same hour, rain or not forecast.
+None of that is a fault; the true spans of snow cover and frozen soil go to conditions.csv. About a
+quarter of the sensors then get one fault, whose ground truth goes to labels.csv only (with whether
+frozen soil hides it from every check while it lasts).
 """
 
 from __future__ import annotations
@@ -37,6 +47,7 @@ from devtools.simulator.network import (
     STEPS_PER_DAY,
     WOW_VARIABLES,
 )
+from devtools.simulator.physics import Physics, draw_physics
 from devtools.simulator.places import PLACES
 
 FAULT_KINDS = (
@@ -78,18 +89,25 @@ def generate(
     rng = np.random.default_rng(seed)
     # The seasons draw from a stream of their own, so that the rest of a seed's network stays as it was.
     season_rng = np.random.default_rng([seed, 17])
+    physics = draw_physics(seed)
+    probe_rng = np.random.default_rng([seed, 31])
     steps = days * STEPS_PER_DAY
     start = start if start is not None else end - steps * STEP
     stations = stations if stations is not None else max(8, round(sensors * 0.77))
 
     clock = _clock(start, steps)
     sensor_meta = _place_sensors(rng, sensors, steps)
+    _probe_traits(probe_rng, sensor_meta, physics)
     station_meta = _place_stations(rng, stations, sensor_meta["place"].to_numpy())
+    station_meta["rain_tip_mm"] = probe_rng.choice(
+        physics.rain_tips_mm, size=len(station_meta), p=_weights(physics.rain_tip_weights)
+    )
     weather = _weather(rng, clock, season_rng)
 
-    readings, sun = _sensor_readings(rng, clock, weather, sensor_meta, season_rng)
+    readings, sun = _sensor_readings(rng, clock, weather, sensor_meta, season_rng, physics)
     labels = _inject_faults(rng, readings, sun, weather, sensor_meta, clock)
-    reports = _station_reports(rng, clock, weather, station_meta)
+    reports = _station_reports(rng, clock, weather, station_meta, physics)
+    _report_in_steps(readings, sensor_meta, physics)
 
     for variable in GROW_VARIABLES:
         stored = _quantise(readings[variable])
@@ -115,19 +133,26 @@ def generate(
                 "battery_rate",
                 "snow_exposure",
                 "buried_light",
-                "ice_share",
                 "irrigation_hour",
                 "irrigation_mm",
+                *PROBE_COLUMNS,
             ]
         )
         .assign(watering_system=sensor_meta["irrigation_hour"].notna())
         .to_dict("records"),
         "stations": station_meta.drop(columns=["offset", "rain_factor"]).to_dict("records"),
+        "physics": physics.as_dict(),
     }
     (folder / "network.json").write_text(json.dumps(meta, default=_plain))
     labels.to_csv(folder / "labels.csv", index=False)
+    _conditions(readings, sensor_meta, clock).to_csv(folder / "conditions.csv", index=False)
     _write_fallback_file(folder)
     return {"sensors": sensors, "stations": stations, "steps": steps, "faults": len(labels)}
+
+
+def _weights(weights) -> np.ndarray:
+    weights = np.asarray(weights, dtype=np.float64)
+    return weights / weights.sum()
 
 
 def _plain(value):
@@ -367,13 +392,12 @@ def _air_temperature(places, latitude, longitude, offset, clock, felt) -> np.nda
 
 
 def _seasonal_traits(rng, meta: pd.DataFrame) -> None:
-    """How exposed each sensor is to snow, how dark it is under snow, how its probe reads ice, and
-    whether its garden has a watering system (its local hour and mm a day)."""
+    """How exposed each sensor is to snow, how dark it is under snow, and whether its garden has a
+    watering system (its local hour and mm a day)."""
     n = len(meta)
-    meta["snow_exposure"] = rng.uniform(0.6, 1.4, n)
-    meta["buried_light"] = rng.uniform(0.02, 0.08, n)
-    # Half the probes hold their last reading when the soil freezes, half read a drop (ice is not water).
-    meta["ice_share"] = np.where(rng.random(n) < 0.5, 0.0, rng.uniform(0.3, 0.6, n))
+    meta["snow_exposure"] = rng.uniform(0.6, 1.4, n)  # drifts pile snow up, wind scours it off
+    # A few cm of snow let a few % of the light through (Perovich 2007: e-folding depth of 2-5 cm).
+    meta["buried_light"] = rng.uniform(0.02, 0.1, n)
     system = rng.random(n) < 0.06
     meta["irrigation_hour"] = np.where(
         system, rng.choice([5.0, 6.0, 20.0, 21.0], n) + rng.uniform(0, 0.5, n), np.nan
@@ -381,8 +405,30 @@ def _seasonal_traits(rng, meta: pd.DataFrame) -> None:
     meta["irrigation_mm"] = np.where(system, rng.uniform(2.0, 4.0, n), np.nan)
 
 
+def _probe_traits(rng, meta: pd.DataFrame, physics: Physics) -> None:
+    """Each sensor's probe and soil, within the network's ranges: the step its soil moisture reports in
+    (`soil_moisture_step`) and how fast or slow its clock runs (`clock_ppm`), both kept in network.json;
+    how it reads ice; and its soil: saturation, wilting point, field capacity, the depth it senses, how
+    much a mm of rain wets it."""
+    n = len(meta)
+    meta["soil_moisture_step"] = rng.choice(physics.soil_steps, size=n, p=_weights(physics.soil_step_weights))
+    holds = rng.random(n) < physics.holding_probe_share
+    meta["ice_share"] = np.where(holds, 0.0, rng.uniform(physics.ice_drop_low, physics.ice_drop_high, n))
+    meta["saturation"] = rng.uniform(38, 52, n)  # % by volume: the soil's porosity, loam to clay loam
+    meta["wilting"] = rng.uniform(4, 10, n)  # % by volume, sandy loam to loam (Saxton & Rawls 2006)
+    share = rng.uniform(physics.field_capacity_low, physics.field_capacity_high, n)
+    meta["field_capacity"] = meta["wilting"] + share * (meta["saturation"] - meta["wilting"])
+    meta["depth_mm"] = rng.uniform(physics.depth_low_mm, physics.depth_high_mm, n)
+    meta["gain"] = rng.uniform(physics.gain_low, physics.gain_high, n)
+    meta["can_mm"] = rng.uniform(8, 14, n)  # what a watering can gives the probe's patch, in % of water
+    meta["clock_ppm"] = np.round(rng.uniform(-1, 1, n) * physics.clock_ppm_max, 1)
+
+
+PROBE_COLUMNS = ["ice_share", "saturation", "wilting", "field_capacity", "depth_mm", "gain", "can_mm"]
+
+
 def _sensor_readings(
-    rng, clock, weather, meta: pd.DataFrame, season_rng
+    rng, clock, weather, meta: pd.DataFrame, season_rng, physics: Physics
 ) -> tuple[dict[str, np.ndarray], np.ndarray]:
     places = meta["place"].to_numpy()
     n, steps = len(meta), len(clock["utc_hours"])
@@ -393,31 +439,28 @@ def _sensor_readings(
     _seasonal_traits(season_rng, meta)
 
     air = _air_temperature(places, lat, lon, meta["offset"].to_numpy(), clock, felt)
-    air += rng.normal(0, 0.3, (n, steps)).astype(np.float32)
     light = 55.0 * sun**1.2 * (1 - 0.75 * cloud) * meta["shade"].to_numpy(dtype=np.float32)[:, None]
-    light *= 1 + rng.normal(0, 0.03, (n, steps)).astype(np.float32)
+    light *= 1 + rng.normal(0, physics.light_noise_share, (n, steps)).astype(np.float32)
     rain_factor = rng.uniform(0.8, 1.2, n).astype(np.float32)[:, None]
     rain = felt["rain"] * rain_factor
 
-    # Snow lies where the sensor's own air is cold enough, and buries it: dark, and near 0 °C whatever the
-    # air does; the soil follows the air (or the snow) days late, and a probe in frozen soil reads ice.
-    snowpack, water = seasons.snowpack(rain, air)
-    buried = snowpack * meta["snow_exposure"].to_numpy()[:, None] > seasons.SNOW_COVER_MM
-    air = np.where(buried, seasons.under_snow(air), air).astype(np.float32)
+    # Snow lies where the sensor's own air is cold enough, and buries it: dark, and the snow's temperature
+    # whatever the air does; the soil follows the air (or the snow) days late, and a probe in frozen soil
+    # reads ice.
+    snowpack, water = seasons.snowpack(rain, air, physics)
+    buried = snowpack * meta["snow_exposure"].to_numpy()[:, None] > physics.burying_snow_mm
+    felt_air = np.where(buried, seasons.under_snow(air, physics), air).astype(np.float32)
     light = np.where(buried, light * meta["buried_light"].to_numpy()[:, None], light).astype(np.float32)
-    is_frozen = seasons.frozen(seasons.soil_temperature(air))
+    is_frozen = seasons.frozen(seasons.soil_temperature(felt_air, physics), physics)
     irrigation = _irrigation_steps(meta, clock, lon)
+    demand = _evaporation(sun, cloud, air, buried, physics)
     soil = _soil_moisture(
-        rng,
-        water,
-        air,
-        light,
-        meta["watered"].to_numpy(),
-        _local_solar_hour(lon, clock),
-        is_frozen,
-        irrigation,
+        rng, meta, physics, water, demand, _local_solar_hour(lon, clock), is_frozen, irrigation
     )
-    soil = _frozen_reading(soil, is_frozen, meta["ice_share"].to_numpy())
+    soil = _frozen_reading(soil, is_frozen, meta["ice_share"].to_numpy(), physics)
+    eddies = np.where(buried, 0.0, rng.normal(0, physics.air_turbulence_c, (n, steps)))
+    noise = eddies + rng.normal(0, physics.thermometer_noise_c, (n, steps))
+    air = (felt_air + noise).astype(np.float32)
 
     days = np.arange(steps, dtype=np.float32) / STEPS_PER_DAY
     battery = meta["battery_start"].to_numpy()[:, None] - meta["battery_rate"].to_numpy()[:, None] * days
@@ -427,14 +470,70 @@ def _sensor_readings(
     readings = {
         "soil_moisture": soil,
         "air_temperature": air,
-        "light": np.round(light, 2),
+        "light": light,
         "battery_level": battery,
         "rain": rain,
         "cloud": cloud,
         "sampled": sampled,
         "frozen": is_frozen,
+        "buried": buried,
     }
     return readings, sun
+
+
+def _report_in_steps(readings: dict[str, np.ndarray], meta: pd.DataFrame, physics: Physics) -> None:
+    """What the probes report, faults and all: soil moisture in each sensor's step, air temperature in
+    tenths of a degree, light in hundredths (the GROW API's), battery in whole percent."""
+    step = meta["soil_moisture_step"].to_numpy(dtype=np.float64)[:, None]
+    readings["soil_moisture"] = (np.round(readings["soil_moisture"] / step) * step).astype(np.float32)
+    air_step = physics.air_step_c
+    readings["air_temperature"] = (np.round(readings["air_temperature"] / air_step) * air_step).astype(
+        np.float32
+    )
+    readings["light"] = np.round(readings["light"], 2).astype(np.float32)
+
+
+SOLAR_CONSTANT_W = 1361.0  # W/m² at the top of the atmosphere
+LATENT_HEAT_MJ_KG = 2.45  # MJ to evaporate 1 kg (1 mm over a m²) of water (FAO-56)
+PSYCHROMETRIC_KPA_C = 0.066  # γ near sea level, kPa/°C (FAO-56)
+
+
+def _evaporation(sun, cloud, air, buried, physics: Physics) -> np.ndarray:
+    """Per sensor (rows) and step, the mm of water the garden's soil can lose: Makkink's evaporation from
+    the sun's radiation and the air's temperature, and a little at night; none under snow."""
+    seconds = 86_400 / STEPS_PER_DAY
+    radiation = SOLAR_CONSTANT_W * physics.clear_sky_transmissivity * sun * (1 - 0.75 * cloud)
+    radiation_mj = radiation * seconds / 1e6
+    t = np.clip(air, -20.0, 45.0)
+    saturation_slope = 4098 * 0.6108 * np.exp(17.27 * t / (t + 237.3)) / (t + 237.3) ** 2  # kPa/°C
+    weight = saturation_slope / (saturation_slope + PSYCHROMETRIC_KPA_C)
+    by_day = physics.makkink_coefficient * weight * radiation_mj / LATENT_HEAT_MJ_KG
+    at_night = physics.night_evaporation_mm_hour * seconds / 3600 * (t > 0)
+    return np.where(buried, 0.0, by_day + at_night).astype(np.float32)
+
+
+CONDITION_COLUMNS = ["sensor_id", "kind", "start", "end"]
+
+
+def _conditions(readings: dict[str, np.ndarray], meta: pd.DataFrame, clock: dict) -> pd.DataFrame:
+    """The ground truth of what each sensor went through that is no fault, as spans of steps while it was
+    sampled: buried in snow (`snow_cover`) and in frozen soil (`frozen_soil`). Never served: for an
+    evaluation to say how well detection tells them."""
+    rows = []
+    for kind, mask in (("snow_cover", readings["buried"]), ("frozen_soil", readings["frozen"])):
+        mask = mask & readings["sampled"]
+        edges = np.diff(mask.astype(np.int8), axis=1, prepend=0, append=0)
+        for sensor, first in zip(*np.nonzero(edges == 1)):
+            last = int(np.flatnonzero(edges[sensor, first:] == -1)[0]) + first - 1
+            rows.append(
+                {
+                    "sensor_id": meta.at[sensor, "sensor_id"],
+                    "kind": kind,
+                    "start": (clock["start"] + int(first) * STEP).isoformat(),
+                    "end": (clock["start"] + last * STEP).isoformat(),
+                }
+            )
+    return pd.DataFrame(rows, columns=CONDITION_COLUMNS)
 
 
 def _irrigation_steps(meta: pd.DataFrame, clock: dict, longitude: np.ndarray) -> np.ndarray:
@@ -448,15 +547,26 @@ def _irrigation_steps(meta: pd.DataFrame, clock: dict, longitude: np.ndarray) ->
     return np.where(now & season[None, :], meta["irrigation_mm"].to_numpy()[:, None], 0.0).astype(np.float32)
 
 
-def _soil_moisture(rng, water, air, light, watered, solar_hour, is_frozen, irrigation) -> np.ndarray:
-    """Bucket model per sensor: wet up with rain or snowmelt (or a watering can, or a watering system),
-    dry towards the wilting point; frozen soil neither wets nor dries."""
+def _soil_moisture(
+    rng, meta, physics: Physics, water, demand, solar_hour, is_frozen, irrigation
+) -> np.ndarray:
+    """Bucket model per sensor: wets up with rain or snowmelt (or a watering can, or a watering system),
+    drains above field capacity day and night, and loses what the day's evaporation `demand` takes, less
+    as it dries (FAO-56's water stress), past the wilting point towards air-dry; frozen soil neither wets
+    nor dries.
+    The probe's noise is below its reporting step: whatever does not move holds its reading."""
     n, steps = water.shape
-    saturation = rng.uniform(38, 52, n).astype(np.float32)
-    wilting = rng.uniform(4, 10, n).astype(np.float32)
-    gain = rng.uniform(1.0, 2.2, n).astype(np.float32)  # % per mm of rain
+    saturation = meta["saturation"].to_numpy(dtype=np.float32)
+    wilting = meta["wilting"].to_numpy(dtype=np.float32)
+    air_dry = np.float32(physics.air_dry_share) * wilting
+    field = meta["field_capacity"].to_numpy(dtype=np.float32)
+    gain = meta["gain"].to_numpy(dtype=np.float32)  # % per mm of rain
+    per_mm = (100.0 / meta["depth_mm"].to_numpy()).astype(np.float32)  # % per mm evaporated
+    can = meta["can_mm"].to_numpy(dtype=np.float32)
+    watered = meta["watered"].to_numpy()
+    drain = np.float32(-np.expm1(-physics.drainage_per_day / STEPS_PER_DAY))
     soil = np.empty((n, steps), dtype=np.float32)
-    level = rng.uniform(18, 35, n).astype(np.float32)
+    level = np.minimum(rng.uniform(18, 35, n), field).astype(np.float32)
     dry_since = np.zeros(n, dtype=np.int64)
     evening = (solar_hour >= 19.0) & (solar_hour < 19.25)
     for t in range(steps):
@@ -464,20 +574,25 @@ def _soil_moisture(rng, water, air, light, watered, solar_hour, is_frozen, irrig
         dry_since = np.where(wet, 0, dry_since + 1)
         given = water[:, t] + irrigation[:, t]
         moved = level + gain * given * (1 - level / saturation).clip(0, 1)
-        thirst = 0.0012 * (0.3 + np.clip(air[:, t], 0, 35) / 25 + light[:, t] / 50)
-        moved = moved - thirst * (moved - wilting)
-        can = watered & evening[:, t] & (moved < 17) & (dry_since > 3 * STEPS_PER_DAY)
-        moved = np.where(can, moved + 12, moved)
+        moved = moved - drain * np.maximum(moved - field, 0)
+        stress = ((moved - air_dry) / (field - air_dry)).clip(0, 1)
+        moved = moved - demand[:, t] * per_mm * stress
+        thirsty = watered & evening[:, t] & (moved < wilting + 0.4 * (field - wilting))
+        moved = np.where(thirsty & (dry_since > 3 * STEPS_PER_DAY), moved + can, moved)
         level = np.where(is_frozen[:, t], level, moved)
         soil[:, t] = level
-    return soil + np.where(is_frozen, 0.0, rng.normal(0, 0.15, (n, steps))).astype(np.float32)
+    noise = physics.soil_noise_share_of_step * meta["soil_moisture_step"].to_numpy(dtype=np.float32)
+    return soil + np.where(is_frozen, 0.0, rng.normal(0, 1, (n, steps)) * noise[:, None]).astype(np.float32)
 
 
-def _frozen_reading(soil: np.ndarray, is_frozen: np.ndarray, ice_share: np.ndarray) -> np.ndarray:
+def _frozen_reading(
+    soil: np.ndarray, is_frozen: np.ndarray, ice_share: np.ndarray, physics: Physics
+) -> np.ndarray:
     """What the probe reads: the liquid water, except in frozen soil, where it holds its last reading or
     falls to a share of it over a few hours as the water turns to ice, and holds that until the thaw."""
     since = seasons.steps_frozen(is_frozen)
-    fall = ice_share[:, None] * np.minimum(1.0, since / seasons.ICE_RAMP_STEPS)
+    ramp = physics.ice_ramp_hours * STEPS_PER_DAY / 24
+    fall = ice_share[:, None] * np.minimum(1.0, since / ramp)
     return np.where(is_frozen, soil * (1.0 - fall), soil).astype(np.float32)
 
 
@@ -519,10 +634,13 @@ def _inject_faults(rng, readings, sun, weather, meta: pd.DataFrame, clock) -> pd
         fault = _FAULTS[kind]
         if kind == "indoors_for_winter":  # in when autumn comes, out in spring
             start = _autumn_step(clock, first_ok, steps, start)
-        variable, end = fault(rng, readings, sun, weather, meta, sensor, start, steps)
+        variable, start, end = fault(rng, readings, sun, weather, meta, sensor, start, steps)
         if kind == "indoors_for_winter":
             end = min(end, _spring_step(clock, start, steps))
             _back_outside(readings, sensor, end + 1, original)
+        if kind in INDOORS:  # no snow and no frost in the house
+            readings["buried"][sensor, start : end + 1] = False
+            readings["frozen"][sensor, start : end + 1] = False
         labels.append(
             {
                 "sensor_id": meta.at[sensor, "sensor_id"],
@@ -538,6 +656,7 @@ def _inject_faults(rng, readings, sun, weather, meta: pd.DataFrame, clock) -> pd
     return pd.DataFrame(labels, columns=LABEL_COLUMNS)
 
 
+INDOORS = {"indoors", "indoors_for_winter"}
 # Faults of soil moisture that a probe in ice looks like: it holds its reading, or falls, and holds that.
 ICE_LOOKS_LIKE = {"stuck", "probe_out_of_soil"}
 THAW_SEEN = 3 * STEPS_PER_DAY
@@ -558,12 +677,28 @@ def _days(rng, low: float, high: float) -> int:
     return int(rng.uniform(low, high) * STEPS_PER_DAY)
 
 
+STUCK_TRIES = 40
+STUCK_MOVES = 4  # steps of its own a stuck reading's garden moves while it holds, at the least
+
+
 def _stuck(rng, readings, sun, weather, meta, i, start, steps):
+    """The reading holds while the garden's moves: a probe that reports in steps holds its value by
+    itself while nothing changes, so the fault is put where the true reading would have moved by several
+    of its steps (tried at other times of the sensor's span when it would not)."""
     variable = rng.choice(["soil_moisture", "soil_moisture", "air_temperature", "light"])
-    end = min(steps - 1, start + _days(rng, 2, 8))
+    step = {"soil_moisture": float(meta.at[i, "soil_moisture_step"]), "air_temperature": 0.1}.get(
+        variable, 0.01
+    )
     series = readings[variable]
+    first_ok = int(meta.at[i, "installed_step"])
+    for _ in range(STUCK_TRIES):
+        end = min(steps - 1, start + _days(rng, 2, 8))
+        held = series[i, start : end + 1]
+        if np.ptp(held) >= STUCK_MOVES * step:
+            break
+        start = first_ok + int(rng.uniform(0.2, 0.7) * (steps - first_ok))
     series[i, start : end + 1] = series[i, start]
-    return variable, end
+    return variable, start, end
 
 
 def _spike(rng, readings, sun, weather, meta, i, start, steps):
@@ -572,14 +707,14 @@ def _spike(rng, readings, sun, weather, meta, i, start, steps):
     hits = start + np.flatnonzero(rng.random(end - start + 1) < 0.04)
     size = rng.uniform(12, 25, len(hits)) if variable == "air_temperature" else rng.uniform(15, 35, len(hits))
     readings[variable][i, hits] += size * rng.choice([-1, 1], len(hits))
-    return variable, end
+    return variable, start, end
 
 
 def _drift(rng, readings, sun, weather, meta, i, start, steps):
     variable = rng.choice(["soil_moisture", "air_temperature"])
     total = rng.uniform(10, 20) * (rng.choice([-1, 1]) if variable == "soil_moisture" else 1)
     readings[variable][i, start:] += np.linspace(0, total, steps - start, dtype=np.float32)
-    return variable, steps - 1
+    return variable, start, steps - 1
 
 
 def _out_of_range(rng, readings, sun, weather, meta, i, start, steps):
@@ -591,7 +726,7 @@ def _out_of_range(rng, readings, sun, weather, meta, i, start, steps):
     else:
         level = rng.uniform(110, 200)
     readings[variable][i, start : end + 1] = level + rng.normal(0, 0.5, length)
-    return variable, end
+    return variable, start, end
 
 
 def _probe_out_of_soil(rng, readings, sun, weather, meta, i, start, steps):
@@ -599,14 +734,14 @@ def _probe_out_of_soil(rng, readings, sun, weather, meta, i, start, steps):
     floor = rng.uniform(0.3, 3.0)
     fall = np.exp(-np.arange(steps - start) / 4.0)  # gone within a few hours
     soil[i, start:] = floor + (soil[i, start] - floor) * fall + rng.normal(0, 0.1, steps - start)
-    return "soil_moisture", steps - 1
+    return "soil_moisture", start, steps - 1
 
 
 def _full_sun(rng, readings, sun, weather, meta, i, start, steps):
     heat = rng.uniform(8, 16) * sun[i, start:] * (1 - 0.6 * readings["cloud"][i, start:])
     readings["air_temperature"][i, start:] += heat
     readings["light"][i, start:] /= float(meta.at[i, "shade"])  # nothing shades it any more
-    return "air_temperature", steps - 1
+    return "air_temperature", start, steps - 1
 
 
 def _indoors(rng, readings, sun, weather, meta, i, start, steps):
@@ -621,7 +756,7 @@ def _indoors(rng, readings, sun, weather, meta, i, start, steps):
     soil[i, start:] = soil[i, start] * np.exp(-np.arange(length) / (12 * STEPS_PER_DAY)) + rng.normal(
         0, 0.15, length
     )
-    return "air_temperature", steps - 1
+    return "air_temperature", start, steps - 1
 
 
 def _dying_battery(rng, readings, sun, weather, meta, i, start, steps):
@@ -633,7 +768,7 @@ def _dying_battery(rng, readings, sun, weather, meta, i, start, steps):
     for variable, sd in (("soil_moisture", 5.0), ("air_temperature", 3.0)):
         readings[variable][i, erratic : end + 1] += rng.normal(0, sd, end + 1 - erratic)
     readings["sampled"][i, end + 1 :] = False  # then it stops
-    return "battery_level", end
+    return "battery_level", start, end
 
 
 def _noisy(rng, readings, sun, weather, meta, i, start, steps):
@@ -641,7 +776,7 @@ def _noisy(rng, readings, sun, weather, meta, i, start, steps):
     end = min(steps - 1, start + _days(rng, 3, 15)) if rng.random() < 0.5 else steps - 1
     sd = rng.uniform(4, 8) if variable == "soil_moisture" else rng.uniform(2.5, 4)
     readings[variable][i, start : end + 1] += rng.normal(0, sd, end - start + 1)
-    return variable, end
+    return variable, start, end
 
 
 def _moved(rng, readings, sun, weather, meta, i, start, steps):
@@ -654,7 +789,7 @@ def _moved(rng, readings, sun, weather, meta, i, start, steps):
     readings["light"][i, start:] *= rng.uniform(2.2, 3.5) if brighter else rng.uniform(0.2, 0.42)
     np.clip(readings["light"][i, start:], 0.0, 149.0, out=readings["light"][i, start:])
     readings["air_temperature"][i, start:] += rng.uniform(1.0, 2.5) * rng.choice([-1, 1])
-    return "soil_moisture", steps - 1
+    return "soil_moisture", start, steps - 1
 
 
 def _autumn_step(clock: dict, first_ok: int, steps: int, otherwise: int) -> int:
@@ -686,7 +821,7 @@ def _indoors_for_winter(rng, readings, sun, weather, meta, i, start, steps):
     readings["soil_moisture"][i, start:] = (
         12 + 14 * np.exp(-(np.arange(length) % week) / (3 * STEPS_PER_DAY)) + rng.normal(0, 0.15, length)
     )
-    return "air_temperature", steps - 1
+    return "air_temperature", start, steps - 1
 
 
 def _back_outside(readings, i, first: int, original) -> None:
@@ -714,14 +849,15 @@ _FAULTS = {
 # --- stations ----------------------------------------------------------------------------------------
 
 
-def _station_reports(rng, clock, weather, meta: pd.DataFrame) -> dict[str, np.ndarray]:
-    """What each station reports, at its own interval: temperature, rain since the last report, humidity."""
+def _station_reports(rng, clock, weather, meta: pd.DataFrame, physics: Physics) -> dict[str, np.ndarray]:
+    """What each station reports, at its own interval: temperature in tenths, the rain its gauge tipped
+    since the last report (whole tips of its bucket), humidity in whole percent."""
     places = meta["place"].to_numpy()
     n, steps = len(meta), len(clock["utc_hours"])
     lat, lon = meta["latitude"].to_numpy(), meta["longitude"].to_numpy()
     felt = _felt(weather, lat, lon, ("anomaly", "cloud", "rain"))
     air = _air_temperature(places, lat, lon, meta["offset"].to_numpy(), clock, felt)
-    air += rng.normal(0, 0.2, (n, steps)).astype(np.float32)
+    air += rng.normal(0, physics.station_air_noise_c, (n, steps)).astype(np.float32)
     rain = felt["rain"] * meta["rain_factor"].to_numpy(dtype=np.float32)[:, None]
     base = _climate(places, "mean_temperature")[:, None]
     humidity = np.clip(72 + 20 * (rain > 0) - 1.8 * (air - base) + rng.normal(0, 3, (n, steps)), 15, 100)
@@ -731,8 +867,10 @@ def _station_reports(rng, clock, weather, meta: pd.DataFrame) -> dict[str, np.nd
     stopped = (meta["state"] == "stopped").to_numpy()
     stop_at = steps - rng.integers(2 * STEPS_PER_DAY, 10 * STEPS_PER_DAY, n)
     reports &= ~(stopped[:, None] & (np.arange(steps)[None, :] >= stop_at[:, None]))
-    # Rain since the previous report: a running sum, differenced at report times.
-    cumulative = np.cumsum(rain, axis=1, dtype=np.float64)
+    # Rain since the previous report: the bucket's tips (a running count), differenced at report times.
+    tip = meta["rain_tip_mm"].to_numpy(dtype=np.float64)[:, None]
+    cumulative = np.floor(np.cumsum(rain, axis=1, dtype=np.float64) / tip) * tip
+    rain = np.diff(cumulative, axis=1, prepend=0.0)
     rainfall = np.full((n, steps), np.nan, dtype=np.float32)
     for i in range(n):
         at = np.flatnonzero(reports[i])

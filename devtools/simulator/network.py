@@ -2,13 +2,18 @@
 
 Folder layout (written by `devtools.simulator.generate`):
 
-- `network.json`: the time axis, the sensors and the WOW stations with their metadata.
-- `grow_<variable>.npy`: sensor readings, int16 hundredths, shape (sensors, steps of 15 minutes).
+- `network.json`: the time axis, the sensors and the WOW stations with their metadata, and the
+  network's physical constants (`physics`: see `devtools.simulator.physics`).
+- `grow_<variable>.npy`: sensor readings, int16 hundredths, shape (sensors, steps of 15 minutes). A
+  sensor samples once in each step, at its own second of it (`phase_s`), as its own clock tells it: a
+  clock that runs `clock_ppm` fast or slow, set right by the phone at each upload (`sensor_times_us`).
 - `grow_syncs.npy`: when each sensor's phone uploaded, as (sensor index, step) pairs: a reading is
   served only once an upload at or after it has happened.
 - `wow_<variable>.npy`: station reports, int16 hundredths, shape (stations, steps).
 - `labels.csv`: the injected faults (sensor_id, variable, kind, start, end, hidden_by_frost). Never
   served.
+- `conditions.csv`: what sensors went through that is no fault (sensor_id, kind: snow_cover or
+  frozen_soil, start, end), the truth the simulator knows. Never served.
 - `wow_observations_europe.json`: a saved WOW byversion answer (the last day), the 2019 fallback file.
 """
 
@@ -70,6 +75,11 @@ class Network:
         self.station_index = {site: i for i, site in enumerate(self.stations["site_id"])}
 
     @property
+    def physics(self) -> dict:
+        """The network's physical constants as drawn for its seed (empty for a network made before them)."""
+        return dict(self.meta.get("physics", {}))
+
+    @property
     def end(self) -> dt.datetime:
         return self.start + self.steps * STEP
 
@@ -98,6 +108,16 @@ class Network:
             labels["hidden_by_frost"] = False
         return labels
 
+    def conditions(self) -> pd.DataFrame:
+        """The true spans of snow cover and frozen soil (empty for a network made before they were kept)."""
+        path = self.folder / "conditions.csv"
+        if not path.exists():
+            return pd.DataFrame(columns=["sensor_id", "kind", "start", "end"])
+        conditions = pd.read_csv(path, dtype={"sensor_id": str})
+        for column in ("start", "end"):
+            conditions[column] = pd.to_datetime(conditions[column], utc=True)
+        return conditions
+
     # --- time ---------------------------------------------------------------------------------------
 
     def step_of(self, when: dt.datetime) -> int:
@@ -112,10 +132,45 @@ class Network:
         return Window(max(0, int(first)), min(self.steps - 1, int(last)))
 
     def sensor_times_us(self, sensor: int, window: Window) -> np.ndarray:
-        """Sample times of one sensor in µs since 1970 (each sensor samples at its own second)."""
-        t0 = int(self.start.timestamp()) + int(self.sensor_records[sensor]["phase_s"])
+        """Sample times of one sensor in µs since 1970: each sensor samples at its own second of each step
+        (`phase_s`) by its own clock, which gains or loses `clock_ppm` from one upload (where the phone
+        sets it right) to the next; a sample stays in its own step."""
+        record = self.sensor_records[sensor]
         steps = np.arange(window.first, window.last + 1, dtype=np.int64)
-        return (t0 + steps * 900) * 1_000_000
+        seconds = int(record["phase_s"]) + self._clock_error_s(sensor, steps)
+        return (int(self.start.timestamp()) + steps * 900 + np.clip(seconds, 0, 899)) * 1_000_000
+
+    def _clock_error_s(self, sensor: int, steps: np.ndarray) -> np.ndarray:
+        """Whole seconds the sensor's clock is off at these steps: `clock_ppm` of the time since the last
+        upload at or before each (since it was installed before the first)."""
+        ppm = float(self.sensor_records[sensor].get("clock_ppm", 0.0) or 0.0)
+        if ppm == 0.0 or len(steps) == 0:
+            return np.zeros(len(steps), dtype=np.int64)
+        synced = self._sync_steps[sensor]
+        before = np.searchsorted(synced, steps, side="right") - 1
+        installed = int(self.sensor_records[sensor].get("installed_step", 0))
+        since = np.where(before >= 0, synced[np.maximum(before, 0)], installed)
+        return np.round(ppm * 1e-6 * (steps - since) * 900).astype(np.int64)
+
+    @cached_property
+    def _sync_steps(self) -> dict[int, np.ndarray]:
+        """Per sensor, the steps of its uploads, in order."""
+        syncs = self.syncs
+        order = np.lexsort((syncs[:, 1], syncs[:, 0]))
+        ordered = syncs[order]
+        bounds = np.searchsorted(ordered[:, 0], np.arange(len(self.sensors) + 1))
+        return {i: ordered[bounds[i] : bounds[i + 1], 1] for i in range(len(self.sensors))}
+
+    def sensor_window(self, sensor: int, start: dt.datetime, end: dt.datetime) -> Window:
+        """The steps of one sensor whose sample times lie in [start, end], clipped to the axis (empty when
+        `last < first`)."""
+        window = self.window(start - STEP, end + STEP)
+        if window.last < window.first:
+            return window
+        times = self.sensor_times_us(sensor, window)
+        first = window.first + int(np.searchsorted(times, _us(start), side="left"))
+        last = window.first + int(np.searchsorted(times, _us(end), side="right")) - 1
+        return Window(first, last)
 
     # --- what the APIs serve ------------------------------------------------------------------------
 
@@ -140,7 +195,7 @@ class Network:
         frames = []
         for code in codes:
             i = self.sensor_index[code]
-            window = self.window(start, end, int(self.sensors.at[i, "phase_s"]))
+            window = self.sensor_window(i, start, end)
             last = min(window.last, int(limits[i]) - 1)
             if last < window.first:
                 continue
@@ -192,3 +247,11 @@ class Network:
         for variable, values in reports.values.items():
             frame[variable] = values
         return frame
+
+
+def _us(when: dt.datetime) -> int:
+    """µs since 1970 of an aware datetime, exactly."""
+    return (when - EPOCH) // dt.timedelta(microseconds=1)
+
+
+EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)

@@ -1,16 +1,18 @@
 """Seasons in the simulated weather: cold spells and heat waves by region, snow, and soil that freezes.
 
-`generate` calls these with plain arrays; each is a small piece of physics, simple but of the right shape:
+`generate` calls these with plain arrays and the network's `Physics` (its constants, drawn per seed from
+ranges: `physics`); each is a small piece of physics, simple but of the right shape:
 
 - a place's seasonal swing says how continental its climate is: inland and in the north winters bring
   more, longer and deeper cold spells than on the Atlantic and Mediterranean coasts; summers bring heat
   waves, dry and sunny, everywhere;
-- precipitation below SNOW_BELOW_C lies as a snowpack (mm of water) that melts by degree-days; a sensor
-  under more than SNOW_COVER_MM of it is buried: its light is darkened and its air temperature held near
-  0 °C by the snow around it;
+- precipitation falls as snow below the network's snow threshold, as rain above it, mixed in a band
+  between; it lies as a snowpack (mm of water) that melts by degree-days; a sensor under enough of it is
+  buried: its light is darkened, and its air temperature is the snow's: damped and lagged, never above
+  0 °C;
 - the soil's temperature follows the air's with a lag of days (the snow's temperature under snow); below
-  FREEZE_C the probe reads ice rather than water and holds its reading, or drops it as the water turns to
-  ice, until the soil thaws (above THAW_C).
+  its freezing point the probe reads ice rather than water and holds its reading, or drops it as the
+  water turns to ice, until the soil thaws.
 """
 
 from __future__ import annotations
@@ -18,13 +20,8 @@ from __future__ import annotations
 import numpy as np
 from scipy.signal import lfilter
 
-SNOW_BELOW_C = 0.5  # air temperature under which precipitation falls as snow
-MELT_MM_PER_C_STEP = 3.0 / 96  # degree-day melt: 3 mm of water per °C above zero per day
-SNOW_COVER_MM = 3.0  # a snowpack of more water than this buries a sensor (about 3 cm of snow)
-SOIL_LAG_STEPS = 1.5 * 96  # the soil's temperature follows the air's with this time constant
-FREEZE_C = -0.3  # soil below this is frozen
-THAW_C = 0.1  # ... until it is above this again
-ICE_RAMP_STEPS = 32  # a freezing probe's reading falls over this long, then holds
+from devtools.simulator.network import STEPS_PER_DAY
+from devtools.simulator.physics import Physics
 
 
 def continentality(seasonal_swing: np.ndarray) -> np.ndarray:
@@ -81,42 +78,55 @@ def _bell(length: int) -> np.ndarray:
     return np.minimum(1.0, edge / (ramp + 1) + 0.34)
 
 
-def snowpack(precipitation: np.ndarray, air: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def snowpack(precipitation: np.ndarray, air: np.ndarray, physics: Physics) -> tuple[np.ndarray, np.ndarray]:
     """Per place or sensor (rows) and step: the snowpack (mm of water) and the water reaching the ground (rain
     that fell as rain, and snowmelt), from the precipitation (mm per step) and the air temperature."""
-    snowing = air < SNOW_BELOW_C
+    all_rain = physics.snow_threshold_c + physics.snow_band_c
+    snow_share = np.clip((all_rain - air) / (2 * physics.snow_band_c), 0.0, 1.0)
+    snowfall = (precipitation * snow_share).astype(np.float32)
+    ground = (precipitation - snowfall).astype(np.float32)
+    melt_per_step = physics.melt_mm_per_c_day / STEPS_PER_DAY
+    potential_melt = melt_per_step * np.clip(air - physics.melt_base_c, 0.0, None)
     pack = np.zeros(precipitation.shape[0])
     packs = np.empty_like(precipitation)
-    ground = np.where(snowing, 0.0, precipitation).astype(np.float32)
-    potential_melt = MELT_MM_PER_C_STEP * np.clip(air, 0.0, None)
     for t in range(precipitation.shape[1]):
         melt = np.minimum(pack, potential_melt[:, t])
-        pack = pack + np.where(snowing[:, t], precipitation[:, t], 0.0) - melt
+        pack = pack + snowfall[:, t] - melt
         packs[:, t] = pack
         ground[:, t] += melt
     return packs.astype(np.float32), ground
 
 
-def under_snow(air: np.ndarray) -> np.ndarray:
-    """What a sensor buried in snow reads for air temperature: near 0 °C, barely following the air."""
-    return np.clip(0.1 * air - 0.3, -1.5, 0.3)
+def _lagged(values: np.ndarray, steps: float, first: int) -> np.ndarray:
+    """`values` (rows) followed with an exponential lag of `steps`, starting from the mean of the first
+    `first` steps (not the first step's)."""
+    alpha = 1.0 / max(1.0, steps)
+    start = values[:, :first].mean(axis=1, keepdims=True) * (1 - alpha)
+    lagged, _ = lfilter([alpha], [1.0, alpha - 1.0], values, axis=1, zi=start)
+    return lagged
 
 
-def soil_temperature(air: np.ndarray) -> np.ndarray:
-    """The soil's temperature per sensor (rows) and step: the air's, lagged by SOIL_LAG_STEPS."""
-    alpha = 1.0 / SOIL_LAG_STEPS
-    start = air[:, :96].mean(axis=1, keepdims=True) * (1 - alpha)  # the first day's, not its first hour's
-    soil, _ = lfilter([alpha], [1.0, alpha - 1.0], air, axis=1, zi=start)
-    return soil.astype(np.float32)
+def under_snow(air: np.ndarray, physics: Physics) -> np.ndarray:
+    """What a sensor buried in snow reads for air temperature (rows: sensors): the air's, lagged and damped
+    by the snow, and never above 0 °C (melting snow holds 0 °C)."""
+    steps = physics.under_snow_lag_hours * STEPS_PER_DAY / 24
+    lagged = _lagged(air, steps, first=4)
+    return np.minimum(0.0, physics.under_snow_damping * lagged).astype(np.float32)
 
 
-def frozen(soil_temperature: np.ndarray) -> np.ndarray:
-    """Per sensor and step, whether the soil is frozen: it freezes below FREEZE_C and thaws above THAW_C."""
+def soil_temperature(air: np.ndarray, physics: Physics) -> np.ndarray:
+    """The soil's temperature per sensor (rows) and step: the air's, lagged by the network's soil lag."""
+    return _lagged(air, physics.soil_lag_days * STEPS_PER_DAY, first=STEPS_PER_DAY).astype(np.float32)
+
+
+def frozen(soil_temperature: np.ndarray, physics: Physics) -> np.ndarray:
+    """Per sensor and step, whether the soil is frozen: it freezes below its freezing point and thaws above
+    the network's thaw temperature."""
     state = np.zeros(soil_temperature.shape[0], dtype=bool)
     out = np.empty(soil_temperature.shape, dtype=bool)
     for t in range(soil_temperature.shape[1]):
         column = soil_temperature[:, t]
-        state = np.where(state, column < THAW_C, column < FREEZE_C)
+        state = np.where(state, column < physics.thaw_c, column < physics.freeze_c)
         out[:, t] = state
     return out
 

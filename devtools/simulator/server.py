@@ -660,7 +660,7 @@ def _time_series_body(sim: Simulator, codes, variables, start, end, ascending) -
         if i is None or draws.hit(misbehaviour.omit_sensor_rate, "omit_sensor", code):
             continue
         row = network.sensor_records[i]
-        window = network.window(start, end, int(row["phase_s"]))
+        window = network.sensor_window(i, start, end)
         # A sensor with nothing uploaded in the window still gets its entries, with no samples: the
         # answer says "nothing there", which a client can tell from a sensor left out.
         last = max(min(window.last, int(limits[i]) - 1), window.first - 1)
