@@ -549,7 +549,7 @@ def spike_flags(
     variable = samples.variable
     start, end = _centred_windows(samples, window)
     least = threshold if burst_threshold is None else min(threshold, burst_threshold)
-    jump = _leaps(samples.values, start, end, least, min_periods=3)
+    jump = _on_both_sides(_leaps(samples.values, start, end, least, min_periods=3), start, end)
     with np.errstate(invalid="ignore"):
         above = jump > threshold
     above[_steps_not_spikes(samples.values, start, end, np.flatnonzero(above), threshold)] = False
@@ -558,7 +558,7 @@ def spike_flags(
     if burst_threshold is not None:
         # Leaps from a wider median: among scattered readings, the middle of five is nearer the soil's.
         low, high = _centred_windows(samples, 2 * window)
-        scatter = _leaps(samples.values, low, high, burst_threshold, min_periods=5)
+        scatter = _on_both_sides(_leaps(samples.values, low, high, burst_threshold, min_periods=5), low, high)
         rough = np.maximum(burst_threshold, burst_over_usual * _usual_change(samples))
         above |= _bursts(samples, scatter, rough, burst_window, burst_share)
     if rain is not None and rain_mm is not None and above.any():
@@ -587,6 +587,14 @@ def spike_flags(
         )
         for (sensor, start, end), count, peak in zip(_spans(samples, first, last), counts, peaks)
     ]
+
+
+def _on_both_sides(leaps: np.ndarray, start: np.ndarray, end: np.ndarray) -> np.ndarray:
+    """The leaps of the samples with neighbours on both sides in their window, NaN for the others: a
+    sample at the edge of what is read (a window's, a gap's) has only one side to leap from, and a
+    trend on that side would pass for a leap."""
+    rows = np.arange(len(leaps))
+    return np.where((start < rows) & (end > rows + 1), leaps, np.nan)
 
 
 def _wetted(samples: Samples, at: np.ndarray, within: pd.Timedelta, rise: float) -> np.ndarray:
