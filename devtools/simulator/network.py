@@ -147,8 +147,10 @@ class Network:
         if ppm == 0.0 or len(steps) == 0:
             return np.zeros(len(steps), dtype=np.int64)
         synced = self._sync_steps[sensor]
-        before = np.searchsorted(synced, steps, side="right") - 1
         installed = int(self.sensor_records[sensor].get("installed_step", 0))
+        if len(synced) == 0:  # no upload yet in the network's span
+            return np.round(ppm * 1e-6 * (steps - installed) * 900).astype(np.int64)
+        before = np.searchsorted(synced, steps, side="right") - 1
         since = np.where(before >= 0, synced[np.maximum(before, 0)], installed)
         return np.round(ppm * 1e-6 * (steps - since) * 900).astype(np.int64)
 
