@@ -677,7 +677,7 @@ def _days(rng, low: float, high: float) -> int:
     return int(rng.uniform(low, high) * STEPS_PER_DAY)
 
 
-STUCK_TRIES = 40
+PLACING_TRIES = 40
 STUCK_MOVES = 4  # steps of its own a stuck reading's garden moves while it holds, at the least
 
 
@@ -691,7 +691,7 @@ def _stuck(rng, readings, sun, weather, meta, i, start, steps):
     )
     series = readings[variable]
     first_ok = int(meta.at[i, "installed_step"])
-    for _ in range(STUCK_TRIES):
+    for _ in range(PLACING_TRIES):
         end = min(steps - 1, start + _days(rng, 2, 8))
         held = series[i, start : end + 1]
         if np.ptp(held) >= STUCK_MOVES * step:
@@ -729,9 +729,20 @@ def _out_of_range(rng, readings, sun, weather, meta, i, start, steps):
     return variable, start, end
 
 
+PULLED_FALL = 3.0  # a pulled probe's reading falls to a third of its soil's at the most
+
+
 def _probe_out_of_soil(rng, readings, sun, weather, meta, i, start, steps):
+    """The probe is pulled out and reads the air's few %: put where its soil is wet enough for that to
+    show (tried at other times of the sensor's span when it is not): a probe pulled from soil as dry as
+    air reads is no fault anyone can see."""
     soil = readings["soil_moisture"]
     floor = rng.uniform(0.3, 3.0)
+    first_ok = int(meta.at[i, "installed_step"])
+    for _ in range(PLACING_TRIES):
+        if soil[i, start] >= PULLED_FALL * floor:
+            break
+        start = first_ok + int(rng.uniform(0.2, 0.7) * (steps - first_ok))
     fall = np.exp(-np.arange(steps - start) / 4.0)  # gone within a few hours
     soil[i, start:] = floor + (soil[i, start] - floor) * fall + rng.normal(0, 0.1, steps - start)
     return "soil_moisture", start, steps - 1
