@@ -162,7 +162,7 @@ class Samples:
         same = self.follows_same_sensor
         if not same.any():
             return np.zeros(len(self.ns), dtype=np.int64)
-        medians = pd.Series(gaps[same]).groupby(self.sensor[same]).median()
+        medians = _per_sensor(gaps, self.sensor, same, "median")
         per_sensor = np.zeros(len(self.sensor_ids), dtype=np.int64)
         per_sensor[medians.index.to_numpy()] = medians.to_numpy().astype(np.int64)
         return per_sensor[self.sensor]
@@ -176,14 +176,21 @@ class Samples:
         moved = self.follows_same_sensor & (change > 1e-9)  # not a float's rounding
         per_sensor = np.zeros(len(self.sensor_ids))
         if moved.any():
-            low = pd.Series(change[moved]).groupby(self.sensor[moved]).quantile(0.01)
+            low = _per_sensor(change, self.sensor, moved, "quantile")
             per_sensor[low.index.to_numpy()] = low.to_numpy()
         return per_sensor[self.sensor]
 
     def span(self, duration: pd.Timedelta, steps: float = GAP_STEPS) -> np.ndarray:
         """Per sample, `duration` or `steps` of its sensor's steps, whichever is longer (ns): how far a
         check defined in time reaches on a sensor that reports more sparsely than that."""
-        return np.maximum(_ns(duration), (steps * self.step).astype(np.int64))
+        least = _ns(duration)
+        if steps * self._longest_step <= least:  # no sensor reports that sparsely: the same for all
+            return np.broadcast_to(np.int64(least), (len(self.ns),))
+        return np.maximum(least, (steps * self.step).astype(np.int64))
+
+    @cached_property
+    def _longest_step(self) -> int:
+        return int(self.step.max(initial=0))
 
     @cached_property
     def follows_same_sensor(self) -> np.ndarray:
@@ -243,6 +250,18 @@ class Samples:
         else:
             count[dense] = dense - self.search(dense, self.ns[dense] - limit[dense], "left")
         return count
+
+
+PER_SENSOR_SAMPLES = 200_000  # a sensor's typical step or change is read from this many samples at most
+
+
+def _per_sensor(values: np.ndarray, sensor: np.ndarray, keep: np.ndarray, how: str) -> pd.Series:
+    """The median (or 1st percentile) of each sensor's `values` where `keep`, read from an even subset
+    when there are many: a sensor's typical step or change is as plain in every tenth sample."""
+    at = np.flatnonzero(keep)
+    at = at[:: max(1, len(at) // PER_SENSOR_SAMPLES)]
+    grouped = pd.Series(values[at]).groupby(sensor[at])
+    return grouped.median() if how == "median" else grouped.quantile(0.01)
 
 
 def _nanoseconds(times: pd.DatetimeIndex) -> np.ndarray:
@@ -430,8 +449,11 @@ def stuck_flags(
     # probe at rest goes on a step or two from where it held; one that was stuck goes on from where the
     # soil got to meanwhile. Soil dries slowly: a fall hidden by a hold is a stuck probe, a rise may be
     # the rain that ended a dry spell, so a hold that ends in a rise must also be long for the sensor.
-    went_on = _went_on(samples, first, last, min_duration) - values[first]
-    hidden = np.abs(went_on) >= np.maximum(hidden_steps * samples.resolution[first], hidden_change)
+    went_on = np.full(len(first), np.nan)
+    judged = np.flatnonzero(enough)  # only holds long enough to be stuck: most are a sample or two
+    went_on[judged] = _went_on(samples, first[judged], last[judged], min_duration) - values[first[judged]]
+    with np.errstate(invalid="ignore"):
+        hidden = np.abs(went_on) >= np.maximum(hidden_steps * samples.resolution[first], hidden_change)
     ended = ~np.isnan(went_on)
     factor = np.where(ended & ~hidden, rest_factor, usual_factor)
     longer = enough & (lasting >= factor * usual)
@@ -557,8 +579,7 @@ def spike_flags(
         above[_soaking_in(samples, np.flatnonzero(above), wetting)] = False
     if burst_threshold is not None:
         # Leaps from a wider median: among scattered readings, the middle of five is nearer the soil's.
-        low, high = _centred_windows(samples, 2 * window)
-        scatter = _on_both_sides(_leaps(samples.values, low, high, burst_threshold, min_periods=5), low, high)
+        scatter = _scatter(samples, 2 * window, burst_threshold)
         rough = np.maximum(burst_threshold, burst_over_usual * _usual_change(samples))
         above |= _bursts(samples, scatter, rough, burst_window, burst_share)
     if rain is not None and rain_mm is not None and above.any():
@@ -622,7 +643,7 @@ def _usual_change(samples: Samples) -> np.ndarray:
     same = samples.follows_same_sensor
     usual = np.zeros(len(samples.sensor_ids))
     if same.any():
-        medians = pd.Series(change[same]).groupby(samples.sensor[same]).median()
+        medians = _per_sensor(change, samples.sensor, same, "median")
         usual[medians.index.to_numpy()] = medians.to_numpy()
     return usual[samples.sensor]
 
@@ -639,6 +660,29 @@ def _soaking_in(samples: Samples, candidates: np.ndarray, wetting: float) -> np.
     return at[(up > 0) & (after - before >= wetting * up)]
 
 
+def _centred_at(samples: Samples, rows: np.ndarray, window: pd.Timedelta) -> tuple[np.ndarray, np.ndarray]:
+    """`_centred_windows` for some samples only (found by search, not by counting every sample's)."""
+    half = samples.span(pd.Timedelta(_ns(window) // 2, unit="ns"), steps=1.0)[rows]
+    low = samples.search(rows, samples.ns[rows] - half, "left")
+    return low, samples.search(rows, samples.ns[rows] + half, "right")
+
+
+def _scatter(samples: Samples, window: pd.Timedelta, threshold: float) -> np.ndarray:
+    """Per sample, how far it lies from the median of the samples within `window` centred on it (five
+    at least, some on either side), worked out where a neighbour lies more than `threshold` from it (a
+    sample level with both of its neighbours scatters from none); elsewhere 0."""
+    values, same = samples.values, samples.follows_same_sensor
+    step = np.abs(np.diff(values, prepend=values[:1]))
+    before = np.where(same, step, 0.0)
+    after = np.append(before[1:], 0.0)
+    rows = np.flatnonzero(np.maximum(before, after) > threshold)
+    out = np.zeros(len(values))
+    low, high = _centred_at(samples, rows, window)
+    ok = (high - low >= 5) & (low < rows) & (high > rows + 1)
+    out[rows[ok]] = np.abs(values[rows[ok]] - _medians(values, low[ok], high[ok]))
+    return out
+
+
 def _bursts(
     samples: Samples, jump: np.ndarray, threshold: float | np.ndarray, window: pd.Timedelta, share: float
 ) -> np.ndarray:
@@ -646,13 +690,17 @@ def _bursts(
     samples and `share` of all do: a burst of noise, at any sampling step."""
     with np.errstate(invalid="ignore"):
         rough = jump > threshold
-    if not rough.any():
+    rows = np.flatnonzero(rough)
+    if len(rows) == 0:
         return rough
-    low, high = _centred_windows(samples, window)
+    low, high = _centred_at(samples, rows, window)
     counted = np.concatenate([[0], np.cumsum(rough)])
     many = counted[high] - counted[low]
     # Five samples in the window at least: three rough daily means are weather, not a burst.
-    return rough & (many >= 3) & (many >= share * (high - low)) & (high - low >= 5)
+    keep = (many >= 3) & (many >= share * (high - low)) & (high - low >= 5)
+    burst = np.zeros(len(rough), dtype=bool)
+    burst[rows[keep]] = True
+    return burst
 
 
 def _steps_not_spikes(
