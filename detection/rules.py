@@ -454,8 +454,13 @@ def stuck_flags(
     went_on[judged] = _went_on(samples, first[judged], last[judged], min_duration) - values[first[judged]]
     with np.errstate(invalid="ignore"):
         hidden = np.abs(went_on) >= np.maximum(hidden_steps * samples.resolution[first], hidden_change)
-    ended = ~np.isnan(went_on)
-    factor = np.where(ended & ~hidden, rest_factor, usual_factor)
+    # A hold not yet over (at the end of what is read) is judged as one at rest: only its end can show
+    # what it hid, and a look that ends inside it must not say more than one that sees it end.
+    # No other day to tell what is usual (the first night of a history, or all of it one hold): a night
+    # and a day, twice over.
+    unknown = np.isnan(usual)
+    usual = np.where(unknown, _ns(HOURS_24), usual)
+    factor = np.where(hidden | unknown, usual_factor, rest_factor)
     longer = enough & (lasting >= factor * usual)
     if hidden_fall is not None:
         longer |= enough & hidden & (went_on <= -hidden_fall)
@@ -486,7 +491,7 @@ def stuck_flags(
             text += ": no probe in soil reads that"
         elif wet[i]:
             text += f", while its WOW station recorded {fell[i]:.0f} mm of rain"
-        elif usual[i] > 0:
+        elif usual[i] > 0 and not unknown[i]:
             usually = _duration(usual[i] / _ns(HOURS_1))
             text += f", when it holds still for {usually} at most on the days around"
         score = max(hours / (min_duration / HOURS_1), 1.0)
@@ -525,7 +530,12 @@ def _holds(samples: Samples, tolerance: float, min_duration: pd.Timedelta) -> tu
 
 
 def _usual_holds(
-    sensor: np.ndarray, start: np.ndarray, lasting: np.ndarray, cap: pd.Timedelta, days: int, sensors: int
+    sensor: np.ndarray,
+    start: np.ndarray,
+    lasting: np.ndarray,
+    cap: pd.Timedelta,
+    days: int,
+    sensors: int,
 ) -> np.ndarray:
     """Per hold, how long its sensor holds still on the other days around it: the longest hold starting
     on any of the `days` days before or after the one it starts on, each counted up to `cap` (a probe
@@ -539,8 +549,7 @@ def _usual_holds(
     grid = pd.DataFrame(longest)
     before = grid.rolling(days, min_periods=1).max().shift(1)
     after = grid[::-1].rolling(days, min_periods=1).max().shift(1)[::-1]
-    around = np.fmax(before.to_numpy(), after.to_numpy())
-    return np.nan_to_num(around[day - first_day, sensor])
+    return np.fmax(before.to_numpy(), after.to_numpy())[day - first_day, sensor]  # NaN: no other day
 
 
 def spike_flags(

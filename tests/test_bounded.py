@@ -76,14 +76,19 @@ def found(engine) -> pd.DataFrame:
 CONDITION_VALUES = [kind.value for kind in CONDITIONS]
 
 
+def is_soil_stuck(frame: pd.DataFrame) -> pd.Series:
+    return (frame["kind"] == "stuck") & (frame["variable"] == "soil_moisture")
+
+
 def without_drift(frame: pd.DataFrame) -> pd.DataFrame:
     return frame[frame["kind"] != "drift"].reset_index(drop=True)
 
 
 def faults(frame: pd.DataFrame, common: bool = True) -> pd.DataFrame:
-    """The anomalies but the drifts, conditions left out (and the kinds weather can raise in every
-    garden at once, unless `common`)."""
+    """The anomalies but the drifts and the soil's stuck holds, conditions left out (and the kinds
+    weather can raise in every garden at once, unless `common`)."""
     frame = without_drift(frame)
+    frame = frame[~is_soil_stuck(frame)]
     frame = frame[~frame["kind"].isin(CONDITION_VALUES)]
     if not common:
         shared = pd.Series(list(zip(frame["kind"], frame["variable"])), index=frame.index).isin(COMMON)
@@ -119,6 +124,12 @@ def test_a_long_first_check_in_windows_finds_what_one_whole_look_finds(tmp_path,
     # frost is told from the air of the days before, so a window that opens in a cold spell may begin
     # the spell earlier; each is found, overlapping the one look's.
     pd.testing.assert_frame_equal(faults(got, common=False), faults(expected, common=False))
+    # Nor a soil probe's stuck hold: it is judged against how long the sensor holds still on the days
+    # around, and a window sees fewer of them near its ends. Every hold the one look calls stuck, the
+    # windows call stuck too (over the same span).
+    for _, hold in expected[is_soil_stuck(expected)].iterrows():
+        same = got[is_soil_stuck(got) & (got["sensor_id"] == hold["sensor_id"])]
+        assert ((same["start_at"] <= hold["end_at"]) & (same["end_at"] >= hold["start_at"])).any(), hold
     # A flag every garden by a station raises at once is weather (`reference.without_common`): the one
     # look sees all of them together; windows of sensors whose histories begin apart may not, and then
     # keep such a flag. Every one the one look kept, the windows keep.
