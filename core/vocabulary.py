@@ -200,7 +200,7 @@ IMPORTED = frozenset({AnomalyKind.MODEL_2019})  # no check finds these: they com
 NOT_FAULTS = CONDITIONS | IMPORTED
 KIND_MEANING = {
     AnomalyKind.OUT_OF_RANGE: "a value the sensor cannot plausibly read in a garden",
-    AnomalyKind.STUCK: "a value held while it should have moved: through rain, far longer than the sensor rests, or at 0 %",
+    AnomalyKind.STUCK: "a value held when it should have moved: through rain, long past its rests, at 0 %",
     AnomalyKind.SPIKE: "samples that leap away from their neighbours and come back",
     AnomalyKind.BREAK: "a sudden jump after which the level stays shifted",
     AnomalyKind.PROBE_OUT_OF_SOIL: "soil moisture falling from moist to near zero and staying there",
