@@ -77,7 +77,7 @@ def detect(
         by_stations = (
             pool.submit(check_against_stations, views, stations, links, config) if has_stations else None
         )
-        rain = station_rain(stations, links) if has_stations else None
+        rain = station_rain(stations, links, readings) if has_stations else None
         found = check_sensors(views, config, rain=rain)
         if has_stations:  # a jump every garden by a station makes at once is weather
             found = without_common(found, links)

@@ -282,22 +282,38 @@ def _rain_days(stations: pd.DataFrame) -> pd.DataFrame:
     return days
 
 
-def station_rain(stations: pd.DataFrame, links: pd.DataFrame) -> Rain | None:
+SNOW_MEMORY = pd.Timedelta(days=7)  # station hours read before a sensor's first: snow fallen then melts later
+
+
+def station_rain(stations: pd.DataFrame, links: pd.DataFrame, readings: pd.DataFrame) -> Rain | None:
     """Hour by hour, the water reaching the ground at each linked sensor's station (snow when it
-    melts), for the rules that ask whether rain should have moved a reading."""
-    if "rainfall" not in stations:
+    melts), for the rules that ask whether rain should have moved a reading: each station over the
+    span of its sensors' `readings` only (and the week before, for the snow lying then), one station
+    at a time, so that its memory follows the readings', not the history's."""
+    if "rainfall" not in stations or readings.empty:
         return None
-    reports = stations[stations["rainfall"].notna() & stations["site_id"].isin(set(links["site_id"]))]
-    hourly = _hourly(reports, "site_id", "rainfall", "sum")
-    if hourly.empty:
-        return None
-    if "air_temperature" in stations:
-        hourly["rainfall"] = _with_snowmelt(hourly, _hourly(stations, "site_id", "air_temperature"))
+    links = links[links["site_id"].notna()].drop_duplicates("sensor_id")
+    spans = readings.groupby("sensor_id", observed=True)["ts"].agg(["min", "max"])
+    sites = links.join(spans, on="sensor_id").dropna(subset=["min"]).groupby("site_id")
+    reach = sites.agg(start=("min", "min"), end=("max", "max"))
     hours, total = {}, {}
-    for site, own in hourly.groupby("site_id"):
-        hours[site] = own["hour"].dt.as_unit("ns").astype("int64").to_numpy()
-        total[site] = np.nancumsum(own["rainfall"].to_numpy(dtype=float))
-    site_of = links.drop_duplicates("sensor_id").set_index("sensor_id")["site_id"]
+    for site, own in stations[stations["site_id"].isin(set(reach.index))].groupby("site_id"):
+        start, end = reach.loc[site, "start"] - SNOW_MEMORY, reach.loc[site, "end"]
+        own = own[(own["ts"] >= start) & (own["ts"] <= end)]
+        rain = own.loc[own["rainfall"].notna()].groupby(own["ts"].dt.floor("h"))["rainfall"].sum()
+        if rain.empty:
+            continue
+        if "air_temperature" in own:
+            grid = pd.date_range(rain.index.min(), rain.index.max(), freq="h")
+            air = own.groupby(own["ts"].dt.floor("h"))["air_temperature"].mean().reindex(grid)
+            water = ground_water(
+                rain.reindex(grid).to_numpy(dtype=float)[None, :],
+                air.interpolate(limit_direction="both").to_numpy(dtype=float)[None, :],
+            )[0]
+            rain = pd.Series(water, index=grid).reindex(rain.index)
+        hours[site] = rain.index.as_unit("ns").asi8
+        total[site] = np.nancumsum(rain.to_numpy(dtype=float))
+    site_of = links.set_index("sensor_id")["site_id"]
     mine = site_of[site_of.isin(set(hours))]
     return Rain({s: hours[site] for s, site in mine.items()}, {s: total[site] for s, site in mine.items()})
 

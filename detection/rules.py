@@ -541,15 +541,19 @@ def _usual_holds(
     on any of the `days` days before or after the one it starts on, each counted up to `cap` (a probe
     stuck for weeks must not excuse itself; its own day is left out, so one hold never does)."""
     day_ns = _ns(HOURS_24)
+    # Days counted from each sensor's own first: sensors of one chunk may be read at different times,
+    # and a calendar over all of them would grow with their history.
     day = start // day_ns
-    first_day = int(day.min())
-    width = int(day.max()) - first_day + 1
+    first = np.full(sensors, np.iinfo(np.int64).max)
+    np.minimum.at(first, sensor, day)
+    day = day - first[sensor]
+    width = int(day.max()) + 1
     longest = np.full((width, sensors), np.nan)
-    np.fmax.at(longest, (day - first_day, sensor), np.minimum(lasting, _ns(cap)).astype(float))
+    np.fmax.at(longest, (day, sensor), np.minimum(lasting, _ns(cap)).astype(float))
     grid = pd.DataFrame(longest)
     before = grid.rolling(days, min_periods=1).max().shift(1)
     after = grid[::-1].rolling(days, min_periods=1).max().shift(1)[::-1]
-    return np.fmax(before.to_numpy(), after.to_numpy())[day - first_day, sensor]  # NaN: no other day
+    return np.fmax(before.to_numpy(), after.to_numpy())[day, sensor]  # NaN: no other day
 
 
 def spike_flags(

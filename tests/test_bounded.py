@@ -186,7 +186,10 @@ def test_the_memory_detection_takes_does_not_grow_with_history(tmp_path, long_ne
     detection_peak_mb(tmp_path / "warm.sqlite", long_network, 20)  # what a first call imports or caches
     month = detection_peak_mb(tmp_path / "month.sqlite", long_network, 30)
     four = detection_peak_mb(tmp_path / "four.sqlite", long_network, 120)
-    assert four <= 1.2 * month, (month, four)
+    # Half again of room: the peak counts cyclic garbage not yet collected, so it varies from run to run
+    # (on issue 30's simulator the code before that issue's checks measured 14.5 MB against 17.6 MB,
+    # ours 14.5-17.6 against 17.5-19.9); four times the history held in memory would be four times.
+    assert four <= 1.5 * month, (month, four)
 
 
 def health(engine) -> pd.DataFrame:
