@@ -300,12 +300,14 @@ def station_rain(stations: pd.DataFrame, links: pd.DataFrame, readings: pd.DataF
     for site, own in stations[stations["site_id"].isin(set(reach.index))].groupby("site_id"):
         start, end = reach.loc[site, "start"] - SNOW_MEMORY, reach.loc[site, "end"]
         own = own[(own["ts"] >= start) & (own["ts"] <= end)]
-        rain = own.loc[own["rainfall"].notna()].groupby(own["ts"].dt.floor("h"))["rainfall"].sum()
+        hour = own["ts"].dt.floor("h")
+        fell = pd.to_numeric(own["rainfall"], errors="coerce")  # a column of Nones reads as objects
+        rain = fell[fell.notna()].groupby(hour[fell.notna()]).sum()
         if rain.empty:
             continue
         if "air_temperature" in own:
             grid = pd.date_range(rain.index.min(), rain.index.max(), freq="h")
-            air = own.groupby(own["ts"].dt.floor("h"))["air_temperature"].mean().reindex(grid)
+            air = pd.to_numeric(own["air_temperature"], errors="coerce").groupby(hour).mean().reindex(grid)
             water = ground_water(
                 rain.reindex(grid).to_numpy(dtype=float)[None, :],
                 air.interpolate(limit_direction="both").to_numpy(dtype=float)[None, :],
