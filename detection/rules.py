@@ -464,7 +464,7 @@ def stuck_flags(
     longer = enough & (lasting >= factor * usual)
     if hidden_fall is not None:
         longer |= enough & hidden & (went_on <= -hidden_fall)
-    at_impossible = enough & False
+    at_impossible = np.zeros_like(enough)
     if impossible is not None:
         at_impossible = enough & (np.abs(values[first] - impossible) <= tolerance)
     wet = np.zeros(len(first), dtype=bool)
