@@ -125,6 +125,9 @@ class StuckThresholds:
     hidden_fall: Annotated[float | None, REAL] = None
     # a hold that ends where it held (hid nothing) outlasts the usual this often
     rest_factor: Annotated[float, REAL] = 4.0
+    # a hold hid a change only where it ends in a leap: its first step this many times the steps after
+    # it. Soil at rest moves off a step at a time (frost, a shower soaking in); light and air always move.
+    leap_ratio: Annotated[float | None, PHYSICS] = None
 
 
 @dataclass(frozen=True)
@@ -239,7 +242,9 @@ class FrozenSoilThresholds:
 @dataclass(frozen=True)
 class SnowCoverThresholds:
     warmest: Annotated[float, PHYSICS] = 1.5  # °C: a buried sensor's air temperature stays below this ...
-    coldest: Annotated[float, PHYSICS] = -3.0  # °C: ... and above this
+    # °C: ... and above this: a few cm of snow pass on a third of the air's frost or less (snow conducts
+    # 0.1-0.4 W/m/K, Sturm et al. 1997), so under -30 °C air a buried head stays above about -10 °C
+    coldest: Annotated[float, PHYSICS] = -10.0
     # °C: ... moving less within an hour and from hour to hour (snow insulates it)
     flat: Annotated[float, SIMULATOR] = 0.3
     min_duration: Annotated[pd.Timedelta, SIMULATOR] = 2 * HOUR  # buried at least this long
@@ -381,7 +386,8 @@ def _registry() -> dict[str, Check]:
             "stuck.soil_moisture",
             kind.STUCK,
             "soil_moisture",
-            StuckThresholds(impossible=0.0, hidden_fall=1.0),  # no probe in soil reads 0; soil dries slowly
+            # no probe in soil reads 0; soil dries slowly, and moves off a rest a step at a time
+            StuckThresholds(impossible=0.0, hidden_fall=1.0, leap_ratio=3.0),
         ),
         rule("probe_out_of_soil", kind.PROBE_OUT_OF_SOIL, "soil_moisture", ProbeOutOfSoilThresholds()),
         # Ice reads dry: a frozen probe does not leap to saturation and hold there (flagit's test frame).

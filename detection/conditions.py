@@ -59,6 +59,7 @@ BLANKS = {
     AnomalyKind.WATERING_SYSTEM: ("soil_moisture",),
 }
 HOUR_NS = 3600 * 10**9
+FLOAT_SLACK = 1e-9  # what floating point adds to a difference of readings in tenths
 
 
 class Grid:
@@ -312,12 +313,14 @@ def snow_cover(
     low, high, means = (grid.reduce(air, how) for how in ("min", "max", "mean"))
     ids, hours = grid.ids, grid.times
     # Snow insulates: within each hour, and from one hour to the next, the reading barely moves.
+    # (Readings come in tenths: 3.5 - 3.2 is 0.30000000000000027 in floating point, and is still 0.3.)
     change = np.abs(np.diff(means, axis=1))
+    flat = t.flat + FLOAT_SLACK
     with np.errstate(invalid="ignore"):
         steady = np.zeros(means.shape, dtype=bool)
-        steady[:, 1:] |= change <= t.flat
-        steady[:, :-1] |= change <= t.flat
-        buried = steady & (high - low <= t.flat) & (low > t.coldest) & (high < t.warmest)
+        steady[:, 1:] |= change <= flat
+        steady[:, :-1] |= change <= flat
+        buried = steady & (high - low <= flat) & (low > t.coldest) & (high < t.warmest)
         # And it is dark: an hour as bright as days around it can be is no hour under snow.
         light = (
             grid.reduce(readings["light"].to_numpy(dtype=np.float64, na_value=np.nan), "max")

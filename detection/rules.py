@@ -424,6 +424,7 @@ def stuck_flags(
     hidden_change: float = StuckThresholds.hidden_change,
     hidden_fall: float | None = StuckThresholds.hidden_fall,
     rest_factor: float = StuckThresholds.rest_factor,
+    leap_ratio: float | None = StuckThresholds.leap_ratio,
     rain: Rain | None = None,
 ) -> Found:
     """A value that holds while it should have moved. Real probes report in steps and hold still when
@@ -449,11 +450,15 @@ def stuck_flags(
     # probe at rest goes on a step or two from where it held; one that was stuck goes on from where the
     # soil got to meanwhile. Soil dries slowly: a fall hidden by a hold is a stuck probe, a rise may be
     # the rain that ended a dry spell, so a hold that ends in a rise must also be long for the sensor.
-    went_on = np.full(len(first), np.nan)
+    # And a stuck probe leaps back to where the soil got; one at rest moves off a step at a time as the
+    # soil starts to freeze, or a shower soaks in.
+    went_on, leapt = np.full(len(first), np.nan), np.zeros(len(first), dtype=bool)
     judged = np.flatnonzero(enough)  # only holds long enough to be stuck: most are a sample or two
-    went_on[judged] = _went_on(samples, first[judged], last[judged], min_duration) - values[first[judged]]
+    level, leapt[judged] = _went_on(samples, first[judged], last[judged], min_duration, leap_ratio)
+    went_on[judged] = level - values[first[judged]]
     with np.errstate(invalid="ignore"):
         hidden = np.abs(went_on) >= np.maximum(hidden_steps * samples.resolution[first], hidden_change)
+    hidden &= leapt
     # A hold not yet over (at the end of what is read) is judged as one at rest: only its end can show
     # what it hid, and a look that ends inside it must not say more than one that sees it end.
     # No other day to tell what is usual (the first night of a history, or all of it one hold): a night
@@ -499,16 +504,28 @@ def stuck_flags(
     return found
 
 
-def _went_on(samples: Samples, first: np.ndarray, last: np.ndarray, gap: pd.Timedelta) -> np.ndarray:
+def _went_on(
+    samples: Samples, first: np.ndarray, last: np.ndarray, gap: pd.Timedelta, leap_ratio: float | None
+) -> tuple[np.ndarray, np.ndarray]:
     """Per hold, the median of its sensor's samples in the few hours (or steps) after it, NaN where it
-    holds to its sensor's last sample or a gap follows it."""
+    holds to its sensor's last sample or a gap follows it; and whether it ended in a leap: its first step
+    more than `leap_ratio` times the median step of those samples (any end, without a ratio)."""
+    values = samples.values
     after = np.minimum(last + 1, len(samples.ns) - 1)
     follows = (last + 1 < len(samples.ns)) & samples.follows_same_sensor[after]
     follows &= samples.ns[after] - samples.ns[last] <= samples.span(gap)[last]
     within = samples.search(after, samples.ns[after] + samples.span(HOURS_3, steps=2.0)[after], "right")
-    level = np.full(len(first), np.nan)
-    level[follows] = _medians(samples.values, after[follows], np.maximum(within[follows], after[follows] + 1))
-    return level
+    level, leapt = np.full(len(first), np.nan), np.zeros(len(first), dtype=bool)
+    start, end = after[follows], np.maximum(within[follows], after[follows] + 1)
+    level[follows] = _medians(values, start, end)
+    if leap_ratio is None:
+        return level, np.ones(len(first), dtype=bool)
+    steps = np.abs(np.diff(values, append=values[-1:]))  # steps[i]: from sample i to the next
+    pace = np.zeros(len(start))
+    more = end - 1 > start  # the steps between the samples after the hold
+    pace[more] = _medians(steps, start[more], end[more] - 1)
+    leapt[follows] = steps[last[follows]] > leap_ratio * pace
+    return level, leapt
 
 
 def _duration(hours: float) -> str:

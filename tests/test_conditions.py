@@ -170,6 +170,22 @@ def test_snow_cover_is_a_condition_and_the_air_and_light_checks_stand_down():
     assert {"no_daily_cycle", "break"} & set(faults(without)["kind"])
 
 
+def test_snow_over_a_hard_frost_is_snow_cover_though_the_buried_sensor_reads_well_below_zero():
+    """Seed 30301's false alarms: under -13 °C air, a sensor under a few cm of snow reads about -4 °C in
+    tenths, for days on end (with no light to say so at night, its jump into the snow looked a break)."""
+    readings, station = garden(WINTER, 16, np.full(16, -10.0))
+    buried = (readings["ts"] >= WINTER + 3 * DAY) & (readings["ts"] < WINTER + 13 * DAY)
+    hours = np.arange(buried.sum()) / 4
+    readings.loc[buried, "air_temperature"] = np.round(-4.0 + 0.6 * np.sin(hours / 24 * 2 * np.pi), 1)
+    readings.loc[buried, "light"] = np.round(readings.loc[buried, "light"] * 0.08, 2)
+    found = detect(readings, station, LINKS, models=None)
+    snow = conditions(found, AnomalyKind.SNOW_COVER)
+    assert len(snow) == 1
+    assert snow["start_at"].iloc[0] <= readings.loc[buried, "ts"].min()
+    assert snow["end_at"].iloc[0] >= readings.loc[buried, "ts"].max()
+    assert faults(found).empty, faults(found)[["kind", "explanation"]]
+
+
 def test_a_sensor_flat_at_0_c_in_daylight_is_not_under_snow_but_stuck():
     readings, station = garden(WINTER, 16, np.full(16, 1.0))
     stuck = (readings["ts"] >= WINTER + 6 * DAY) & (readings["ts"] < WINTER + 9 * DAY)

@@ -325,3 +325,26 @@ def test_each_rule_finds_its_fault_at_each_step(kind, freq):
 @pytest.mark.parametrize("freq", ["3min", "15min", "1h", "1D"])
 def test_a_clean_probe_is_not_flagged_at_any_step(freq):
     assert faults(detect(daily_means() if freq == "1D" else probe(20, freq, level=25.0))).empty
+
+
+def held_then(level: float, hold_hours: float, then: np.ndarray, freq: str = "15min") -> pd.DataFrame:
+    """Eight days of a probe drying by day and holding by night, then a hold of `hold_hours` at `level`,
+    then `then` (one value a sample)."""
+    step = pd.Timedelta(freq)
+    before = probe(8, freq, level=level + 1.0)
+    before["soil_moisture"] = before["soil_moisture"] - before["soil_moisture"].iloc[-1] + level
+    held = int(pd.Timedelta(hours=hold_hours) / step)
+    values = np.concatenate([before["soil_moisture"].to_numpy(), np.full(held, level), then])
+    index = pd.date_range(START, periods=len(values), freq=freq)
+    return pd.DataFrame({"ts": index, "soil_moisture": np.round(values, 1)})
+
+
+def test_a_hold_the_soil_moves_off_gradually_is_at_rest_and_one_that_jumps_away_is_stuck():
+    """A winter night at field capacity holds 15 h, then the soil freezes and the reading falls a step
+    each quarter hour (the seed-30301 network's false alarms): the probe answered the frost. A probe that
+    held while the soil fell, and then jumps to where the soil got in one sample, hid the fall."""
+    ramp = 18.0 - 0.2 * np.arange(1, 41)  # 8 % over ten hours, 0.2 % a sample
+    assert faults(detect(held_then(18.0, 15, ramp))).empty
+    jump = np.full(40, 16.0)  # 2 % down in one sample, and on from there
+    found = faults(detect(held_then(18.0, 15, jump)))
+    assert found[["variable", "kind"]].values.tolist() == [["soil_moisture", "stuck"]]

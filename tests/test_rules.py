@@ -79,7 +79,7 @@ def test_light_at_zero_all_night_is_not_stuck():
     # Nor without the exemption: each night holds no longer than the nights around it. Judged by an
     # absolute duration alone, every night would be stuck.
     assert check_stuck(clean(days=3)["light"], "light") == []
-    assert check_stuck(clean(days=3)["light"], "light", usual_factor=0.0) != []
+    assert check_stuck(clean(days=3)["light"], "light", usual_factor=0.0, rest_factor=0.0) != []
 
 
 def test_light_at_zero_through_a_day_is_stuck():
@@ -262,8 +262,11 @@ def test_the_functions_default_to_the_thresholds_of_the_registry():
     assert check_stuck(series, "soil_moisture") == check_stuck(
         series, "soil_moisture", defaults.min_duration, defaults.tolerance
     )
-    # Soil moisture's own: a probe never holds exactly 0 %, and soil never falls in a jump after a hold.
-    assert CHECKS["stuck.soil_moisture"].defaults == replace(defaults, impossible=0.0, hidden_fall=1.0)
+    # Soil moisture's own: a probe never holds exactly 0 %, soil never falls in a jump after a hold, and
+    # soil at rest moves off a step at a time.
+    assert CHECKS["stuck.soil_moisture"].defaults == replace(
+        defaults, impossible=0.0, hidden_fall=1.0, leap_ratio=3.0
+    )
 
 
 def test_a_rule_switched_off_no_longer_flags_its_fault_and_the_other_rules_still_run():
