@@ -128,6 +128,10 @@ class StuckThresholds:
     # a hold hid a change only where it ends in a leap: its first step this many times the steps after
     # it. Soil at rest moves off a step at a time (frost, a shower soaking in); light and air always move.
     leap_ratio: Annotated[float | None, PHYSICS] = None
+    # a hold that ends in a rise with this much water (mm) at the station within `answer_within` either
+    # side of its end was a probe at rest answering the rain
+    answered_mm: Annotated[float, PHYSICS] = 1.0
+    answer_within: Annotated[pd.Timedelta, PHYSICS] = 6 * HOUR
 
 
 @dataclass(frozen=True)
@@ -253,6 +257,7 @@ class SnowCoverThresholds:
     darkness: Annotated[float, SIMULATOR] = 0.25
     around: Annotated[int, SIMULATOR] = 30  # days either side that say how bright the sensor can be
     margin: Annotated[pd.Timedelta, SIMULATOR] = 6 * HOUR  # the checks stand down this long before and after
+    stir: Annotated[pd.Timedelta, SIMULATOR] = 2 * HOUR  # a spell this short of being buried does not end it
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,7 @@ from functools import cached_property
 
 import numpy as np
 import pandas as pd
-from scipy.ndimage import maximum_filter1d
+from scipy.ndimage import maximum_filter1d, minimum_filter1d
 from scipy.signal import lfilter
 
 from core.vocabulary import SENSOR_VARIABLES, AnomalyKind, Detector
@@ -331,7 +331,9 @@ def snow_cover(
         bright = (light >= t.dark) & (light >= t.darkness * usual)
         # Evidence: hours the sun reaches the sensor on the days around, dark now. At night all is dark.
         dark_by_day = (usual >= t.dark) & (light < t.darkness * usual)
-    buried &= ~bright
+    # Snow does not come and go within an hour or two: a stir that long (a gust, the sensor's own noise
+    # in tenths) inside a buried spell does not end it.
+    buried = _bridged(buried, int(t.stir / HOUR)) & ~bright & (low > t.coldest) & (high < t.warmest)
     found = []
     for row, first, last in _true_runs(buried):
         hours_buried = last - first + 1
@@ -348,6 +350,17 @@ def snow_cover(
             (ids[row], Flag("light", AnomalyKind.SNOW_COVER, start, end, hours_buried / 24 + 1, text))
         )
     return found
+
+
+def _bridged(mask: np.ndarray, hours: int) -> np.ndarray:
+    """Each row with its gaps of up to `hours` filled (a closing: dilate, then erode). The ends of a
+    row stay as they were."""
+    if hours < 1:
+        return mask
+    size = 2 * ((hours + 1) // 2) + 1  # a window reaching (size - 1) / 2 either side fills gaps twice that
+    grown = maximum_filter1d(mask.astype(np.uint8), size, axis=1, mode="constant")
+    closed = minimum_filter1d(grown, size, axis=1, mode="constant", cval=0)
+    return closed.astype(bool) | mask
 
 
 def _duration(hours: int) -> str:

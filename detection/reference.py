@@ -282,7 +282,10 @@ def _rain_days(stations: pd.DataFrame) -> pd.DataFrame:
     return days
 
 
-SNOW_MEMORY = pd.Timedelta(days=7)  # station hours read before a sensor's first: snow fallen then melts later
+SNOW_MEMORY = pd.Timedelta(days=7)
+# Above this air temperature precipitation falls as rain alone (the US Army Corps of Engineers' 1956 snow
+# hydrology: all rain above about +3 °C); below it, some may be snow, whatever the gauge says.
+ALL_RAIN_ABOVE_C = 3.0  # station hours read before a sensor's first: snow fallen then melts later
 
 
 def station_rain(stations: pd.DataFrame, links: pd.DataFrame, readings: pd.DataFrame) -> Rain | None:
@@ -296,7 +299,7 @@ def station_rain(stations: pd.DataFrame, links: pd.DataFrame, readings: pd.DataF
     spans = readings.groupby("sensor_id", observed=True)["ts"].agg(["min", "max"])
     sites = links.join(spans, on="sensor_id").dropna(subset=["min"]).groupby("site_id")
     reach = sites.agg(start=("min", "min"), end=("max", "max"))
-    hours, total = {}, {}
+    hours, total, liquid = {}, {}, {}
     for site, own in stations[stations["site_id"].isin(set(reach.index))].groupby("site_id"):
         start, end = reach.loc[site, "start"] - SNOW_MEMORY, reach.loc[site, "end"]
         own = own[(own["ts"] >= start) & (own["ts"] <= end)]
@@ -305,19 +308,23 @@ def station_rain(stations: pd.DataFrame, links: pd.DataFrame, readings: pd.DataF
         rain = fell[fell.notna()].groupby(hour[fell.notna()]).sum()
         if rain.empty:
             continue
+        water, warm = rain, rain
         if "air_temperature" in own:
             grid = pd.date_range(rain.index.min(), rain.index.max(), freq="h")
             air = pd.to_numeric(own["air_temperature"], errors="coerce").groupby(hour).mean().reindex(grid)
-            water = ground_water(
-                rain.reindex(grid).to_numpy(dtype=float)[None, :],
-                air.interpolate(limit_direction="both").to_numpy(dtype=float)[None, :],
-            )[0]
-            rain = pd.Series(water, index=grid).reindex(rain.index)
+            air = air.interpolate(limit_direction="both").to_numpy(dtype=float)
+            water = ground_water(rain.reindex(grid).to_numpy(dtype=float)[None, :], air[None, :])[0]
+            water = pd.Series(water, index=grid).reindex(rain.index)
+            warm = rain.where(
+                pd.Series(air, index=grid).reindex(rain.index).fillna(ALL_RAIN_ABOVE_C) >= ALL_RAIN_ABOVE_C,
+                0.0,
+            )
         hours[site] = rain.index.as_unit("ns").asi8
-        total[site] = np.nancumsum(rain.to_numpy(dtype=float))
+        total[site] = np.nancumsum(water.to_numpy(dtype=float))
+        liquid[site] = np.nancumsum(warm.to_numpy(dtype=float))
     site_of = links.set_index("sensor_id")["site_id"]
     mine = site_of[site_of.isin(set(hours))]
-    return Rain({s: hours[site] for s, site in mine.items()}, {s: total[site] for s, site in mine.items()})
+    return Rain(*({s: of[site] for s, site in mine.items()} for of in (hours, total, liquid)))
 
 
 def _with_snowmelt(rain: pd.DataFrame, air: pd.DataFrame) -> np.ndarray:

@@ -74,18 +74,26 @@ Found = list[tuple[int, Flag]]
 
 @dataclass(frozen=True)
 class Rain:
-    """The water each sensor's station saw reach the ground, hour by hour (rain, and snow as it melts;
-    `detection.reference.station_rain`): per sensor id, the hours (ns) and the running total (mm)."""
+    """What each sensor's station saw fall, hour by hour (`detection.reference.station_rain`): per
+    sensor id, the hours (ns) and two running totals (mm): the water reaching the ground (rain, and snow
+    as it melts), which may excuse a rise, and the rain alone that fell where the air was warm enough for
+    it to fall as rain, the only witness that a probe should have moved (a snowpack guessed from a station
+    miles away is none)."""
 
     hours: dict[str, np.ndarray]
     total: dict[str, np.ndarray]
+    liquid: dict[str, np.ndarray]
 
-    def between(self, sensor_ids: np.ndarray, start: np.ndarray, end: np.ndarray) -> np.ndarray:
-        """Per (sensor, start, end), the mm that fell on its station from start to end (0 without one)."""
+    def between(
+        self, sensor_ids: np.ndarray, start: np.ndarray, end: np.ndarray, liquid: bool = False
+    ) -> np.ndarray:
+        """Per (sensor, start, end), the mm that reached its station's ground from start to end (0
+        without one); the rain that fell as rain alone if `liquid`."""
+        totals = self.liquid if liquid else self.total
         fell = np.zeros(len(sensor_ids))
         for sensor in set(sensor_ids) & set(self.hours):
             mine = np.flatnonzero(sensor_ids == sensor)
-            hours, total = self.hours[sensor], np.concatenate([[0.0], self.total[sensor]])
+            hours, total = self.hours[sensor], np.concatenate([[0.0], totals[sensor]])
             upto = np.searchsorted(hours, end[mine], side="right")
             since = np.searchsorted(hours, start[mine], side="left")
             fell[mine] = total[upto] - total[since]
@@ -425,6 +433,8 @@ def stuck_flags(
     hidden_fall: float | None = StuckThresholds.hidden_fall,
     rest_factor: float = StuckThresholds.rest_factor,
     leap_ratio: float | None = StuckThresholds.leap_ratio,
+    answered_mm: float = StuckThresholds.answered_mm,
+    answer_within: pd.Timedelta = StuckThresholds.answer_within,
     rain: Rain | None = None,
 ) -> Found:
     """A value that holds while it should have moved. Real probes report in steps and hold still when
@@ -434,7 +444,9 @@ def stuck_flags(
     `context_days`, each counted up to `usual_cap`, so that a probe stuck for weeks does not excuse
     itself). It is stuck whatever the days around show when it holds at an `impossible` level (a soil
     probe reading exactly 0 % is disconnected, not dry), or when its station recorded `wet_mm` of rain
-    and it still held `after_rain` later (`rain`, where the sensor has a station). Holds under
+    (falling as rain, not a snowpack's guessed melt) and it still held `after_rain` later (`rain`, where
+    the sensor has a station). A hold that ends in a rise as `answered_mm` of water reaches the station
+    was at rest however long it lasted: the probe answered the rain. Holds under
     `ignore_below` are left alone up to `longest_night`: light is 0 all night, not for a day and a night
     (a winter night in the far north of Europe lasts under 20 hours)."""
     samples = samples.of_sensors_with(3)
@@ -457,8 +469,18 @@ def stuck_flags(
     level, leapt[judged] = _went_on(samples, first[judged], last[judged], min_duration, leap_ratio)
     went_on[judged] = level - values[first[judged]]
     with np.errstate(invalid="ignore"):
-        hidden = np.abs(went_on) >= np.maximum(hidden_steps * samples.resolution[first], hidden_change)
-    hidden &= leapt
+        moved = np.abs(went_on) >= np.maximum(hidden_steps * samples.resolution[first], hidden_change)
+    # A hold that ends in a rise as the rain comes was a probe at rest, and a working one: it answered.
+    answered = np.zeros(len(first), dtype=bool)
+    if rain is not None:
+        rose = np.flatnonzero(moved & (went_on > 0))
+        water = rain.between(
+            samples.sensor_ids[samples.sensor[last[rose]]],
+            ns[last[rose]] - _ns(answer_within),
+            ns[last[rose]] + _ns(answer_within),
+        )
+        answered[rose[water >= answered_mm]] = True
+    hidden = moved & leapt & ~answered
     # A hold not yet over (at the end of what is read) is judged as one at rest: only its end can show
     # what it hid, and a look that ends inside it must not say more than one that sees it end.
     # No other day to tell what is usual (the first night of a history, or all of it one hold): a night
@@ -466,7 +488,7 @@ def stuck_flags(
     unknown = np.isnan(usual)
     usual = np.where(unknown, _ns(HOURS_24), usual)
     factor = np.where(hidden | unknown, usual_factor, rest_factor)
-    longer = enough & (lasting >= factor * usual)
+    longer = enough & (lasting >= factor * usual) & ~answered
     if hidden_fall is not None:
         longer |= enough & hidden & (went_on <= -hidden_fall)
     at_impossible = np.zeros_like(enough)
@@ -481,6 +503,7 @@ def stuck_flags(
             samples.sensor_ids[samples.sensor[first[candidates]]],
             ns[first[candidates]],
             ns[last[candidates]] - _ns(after_rain),
+            liquid=True,
         )
         wet = fell >= wet_mm
     long = longer | at_impossible | wet

@@ -18,6 +18,7 @@ from etl.analyse_anomalies import sensor_health_rows
 WINTER = pd.Timestamp("2026-01-05", tz="UTC")
 SUMMER = pd.Timestamp("2026-06-01", tz="UTC")
 DAY = pd.Timedelta(days=1)
+HOUR = pd.Timedelta(hours=1)
 LINKS = pd.DataFrame({"sensor_id": ["s1"], "site_id": ["900123"], "distance_km": [3.0]})
 
 
@@ -183,6 +184,24 @@ def test_snow_over_a_hard_frost_is_snow_cover_though_the_buried_sensor_reads_wel
     assert len(snow) == 1
     assert snow["start_at"].iloc[0] <= readings.loc[buried, "ts"].min()
     assert snow["end_at"].iloc[0] >= readings.loc[buried, "ts"].max()
+    assert faults(found).empty, faults(found)[["kind", "explanation"]]
+
+
+def test_snow_falling_on_a_sensor_at_night_is_snow_cover_though_an_hour_stirs_it():
+    """Seed 30403's false alarms: at -13 °C on a December evening, snow buries a sensor, which jumps to
+    -4 °C and stays there, flat but for one hour that moves 0.4 °C; dark the next morning. With no light
+    at night to say so, the jump looked a break."""
+    readings, station = garden(WINTER, 16, np.full(16, -10.0))
+    fell = WINTER + 8 * DAY + 19 * HOUR
+    buried = (readings["ts"] >= fell) & (readings["ts"] < fell + 4 * DAY)
+    readings.loc[buried, "air_temperature"] = -4.1
+    readings.loc[
+        buried & (readings["ts"] >= fell + 7 * HOUR) & (readings["ts"] < fell + 8 * HOUR), "air_temperature"
+    ] = [-4.1, -4.5, -4.2, -4.4]
+    readings.loc[buried, "light"] = np.round(readings.loc[buried, "light"] * 0.03, 2)
+    found = detect(readings, station, LINKS, models=None)
+    snow = conditions(found, AnomalyKind.SNOW_COVER)
+    assert (snow["start_at"] <= fell).any()
     assert faults(found).empty, faults(found)[["kind", "explanation"]]
 
 

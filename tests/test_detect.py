@@ -348,3 +348,40 @@ def test_a_hold_the_soil_moves_off_gradually_is_at_rest_and_one_that_jumps_away_
     jump = np.full(40, 16.0)  # 2 % down in one sample, and on from there
     found = faults(detect(held_then(18.0, 15, jump)))
     assert found[["variable", "kind"]].values.tolist() == [["soil_moisture", "stuck"]]
+
+
+def station(hours: pd.DatetimeIndex, rain: np.ndarray, air: float | np.ndarray = 15.0) -> tuple:
+    stations = pd.DataFrame({"site_id": "w", "ts": hours, "rainfall": rain, "air_temperature": air})
+    return stations, pd.DataFrame({"sensor_id": ["sensor"], "site_id": ["w"], "distance_km": [2.0]})
+
+
+def test_a_dry_hold_that_ends_in_a_rise_as_the_rain_comes_is_at_rest_and_one_without_rain_is_stuck():
+    """Seed 30403's false alarms: a dry probe in coarse steps holds 40 h, then leaps a step and on as
+    a shower reaches the station. A probe at rest answers rain; a stuck one comes back at any time."""
+    rise = np.concatenate([[5.5, 7.0, 7.0], np.full(37, 7.5)])  # coarse steps: a ramp comes in leaps
+    frame = held_then(5.0, 40, rise)
+    hours = pd.date_range(START, frame["ts"].iloc[-1], freq="1h")
+    end = frame["ts"].iloc[-41]  # the hold's last sample
+    early = np.where((hours >= START + 57 * HOUR) & (hours < START + 60 * HOUR), 5.0, 0.0)  # day 3's
+    shower = np.where((hours > end - 2 * HOUR) & (hours <= end + 2 * HOUR), 4.0, 0.0)
+    assert faults(detect(frame, *station(hours, early + shower))).empty
+    found = faults(detect(frame, *station(hours, early)))
+    assert found[["variable", "kind"]].values.tolist() == [["soil_moisture", "stuck"]]
+
+
+def test_a_hold_through_sleet_is_no_hold_through_rain():
+    """Seed 30403's false alarms: wet soil holds a night while its station's gauge fills at 1.5 °C, with
+    snow and sleet falling (or the snow guessed at the station melting): no witness that the probe should
+    have moved. The same gauge's rain on a mild night is."""
+    frame = probe(20, "1h").assign(sensor_id="sensor")
+    night = START + pd.Timedelta(days=12)
+    held = (frame["ts"] >= night) & (frame["ts"] < night + 18 * HOUR)
+    frame.loc[held, "soil_moisture"] = frame.loc[held, "soil_moisture"].iloc[0]
+    hours = pd.date_range(START, periods=20 * 24, freq="1h")
+    showers = (hours >= night + 2 * HOUR) & (hours < night + 8 * HOUR)
+    rain = np.where(showers, 4.0, 0.0)  # 24 mm over six hours of the night it held
+    rain[(hours >= START + 57 * HOUR) & (hours < START + 60 * HOUR)] = 5.0  # the probe's shower
+    cold = np.where((hours >= night - 6 * HOUR) & (hours < night + 18 * HOUR), 1.5, 15.0)
+    assert faults(detect(frame, *station(hours, rain, cold))).empty
+    found = faults(detect(frame, *station(hours, rain, 8.0)))
+    assert found[["variable", "kind"]].values.tolist() == [["soil_moisture", "stuck"]]
