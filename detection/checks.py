@@ -132,6 +132,9 @@ class StuckThresholds:
     # side of its end was a probe at rest answering the rain
     answered_mm: Annotated[float, PHYSICS] = 1.0
     answer_within: Annotated[pd.Timedelta, PHYSICS] = 6 * HOUR
+    # %: soil this dry, at its sensor's lowest, rests until rain: a surface dries to about half its wilting
+    # point (FAO-56, ch. 7), and garden soils wilt at 20 % or less
+    air_dry: Annotated[float, PHYSICS] = 10.0
 
 
 @dataclass(frozen=True)

@@ -100,6 +100,9 @@ class Rain:
         return fell
 
 
+FLOAT_SLACK = 1e-9  # what floating point adds to a difference of readings in steps
+
+
 # --- many sensors' samples in flat arrays ---------------------------------------------------------------
 
 
@@ -435,6 +438,7 @@ def stuck_flags(
     leap_ratio: float | None = StuckThresholds.leap_ratio,
     answered_mm: float = StuckThresholds.answered_mm,
     answer_within: pd.Timedelta = StuckThresholds.answer_within,
+    air_dry: float = StuckThresholds.air_dry,
     rain: Rain | None = None,
 ) -> Found:
     """A value that holds while it should have moved. Real probes report in steps and hold still when
@@ -446,7 +450,8 @@ def stuck_flags(
     probe reading exactly 0 % is disconnected, not dry), or when its station recorded `wet_mm` of rain
     (falling as rain, not a snowpack's guessed melt) and it still held `after_rain` later (`rain`, where
     the sensor has a station). A hold that ends in a rise as `answered_mm` of water reaches the station
-    was at rest however long it lasted: the probe answered the rain. Holds under
+    was at rest however long it lasted: the probe answered the rain; so was one at the sensor's lowest
+    level, `air_dry` or below, while its station saw less than `wet_mm` fall. Holds under
     `ignore_below` are left alone up to `longest_night`: light is 0 all night, not for a day and a night
     (a winter night in the far north of Europe lasts under 20 hours)."""
     samples = samples.of_sensors_with(3)
@@ -489,6 +494,9 @@ def stuck_flags(
     usual = np.where(unknown, _ns(HOURS_24), usual)
     factor = np.where(hidden | unknown, usual_factor, rest_factor)
     longer = enough & (lasting >= factor * usual) & ~answered
+    if rain is not None:  # dry soil at its floor has nothing to move it until rain falls (or it leaps)
+        resting = _at_rest_on_the_floor(samples, first, last, rain, wet_mm) & (values[first] <= air_dry)
+        longer &= hidden | ~resting
     if hidden_fall is not None:
         longer |= enough & hidden & (went_on <= -hidden_fall)
     at_impossible = np.zeros_like(enough)
@@ -525,6 +533,23 @@ def stuck_flags(
         score = max(hours / (min_duration / HOURS_1), 1.0)
         found.append((sensor, Flag(variable, AnomalyKind.STUCK, start, end, score, text)))
     return found
+
+
+def _at_rest_on_the_floor(
+    samples: Samples, first: np.ndarray, last: np.ndarray, rain: Rain, wet_mm: float
+) -> np.ndarray:
+    """Per hold, whether it held at its sensor's lowest level (within two of its steps) while its
+    station saw less than `wet_mm` fall (what would have moved it, were it stuck): soil dried to air-dry
+    has no reason to move until rain comes, and a probe stuck there would read the same. A probe stuck
+    higher hides the soil drying below it."""
+    floor = np.full(len(samples.sensor_ids), np.inf)
+    np.minimum.at(floor, samples.sensor, samples.values)
+    level = samples.values[first]
+    low = level <= floor[samples.sensor[first]] + 2 * samples.resolution[first] + FLOAT_SLACK
+    ids = samples.sensor_ids[samples.sensor[first]]
+    witnessed = np.isin(ids, list(rain.hours))
+    dry = rain.between(ids, samples.ns[first], samples.ns[last]) < wet_mm
+    return low & witnessed & dry
 
 
 def _went_on(

@@ -385,3 +385,18 @@ def test_a_hold_through_sleet_is_no_hold_through_rain():
     assert faults(detect(frame, *station(hours, rain, cold))).empty
     found = faults(detect(frame, *station(hours, rain, 8.0)))
     assert found[["variable", "kind"]].values.tolist() == [["soil_moisture", "stuck"]]
+
+
+def test_soil_dried_to_its_floor_holds_at_rest_while_its_station_stays_dry():
+    """Seed 30502's false alarms: a summer probe dries to air-dry, 2.5 %, and holds there for 17 days,
+    where on the days before it held at most a few. With a station that saw no rain, nothing should have
+    moved it; without one, or with a station that saw a storm, it is stuck."""
+    drying = np.round(2.5 + 1.5 * np.exp(-np.arange(8 * 96) / (2 * 96)), 1)  # slower as it dries
+    frame = held_then(2.5, 17 * 24, np.full(8, 2.5))
+    frame.loc[: len(drying) - 1, "soil_moisture"] = drying
+    hours = pd.date_range(START, frame["ts"].iloc[-1], freq="1h")
+    assert faults(detect(frame, *station(hours, np.zeros(len(hours))))).empty
+    assert faults(detect(frame))["kind"].tolist() == ["stuck"]
+    storm_at = START + pd.Timedelta(days=12)
+    storm = np.where((hours >= storm_at) & (hours < storm_at + 5 * HOUR), 4.0, 0.0)
+    assert faults(detect(frame, *station(hours, storm)))["kind"].tolist() == ["stuck"]
