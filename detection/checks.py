@@ -134,7 +134,7 @@ class StuckThresholds:
     answer_within: Annotated[pd.Timedelta, PHYSICS] = 6 * HOUR
     # %: soil this dry, at its sensor's lowest, rests until rain: a surface dries to about half its wilting
     # point (FAO-56, ch. 7), and garden soils wilt at 20 % or less
-    air_dry: Annotated[float, PHYSICS] = 10.0
+    air_dry: Annotated[float | None, PHYSICS] = None
 
 
 @dataclass(frozen=True)
@@ -395,7 +395,7 @@ def _registry() -> dict[str, Check]:
             kind.STUCK,
             "soil_moisture",
             # no probe in soil reads 0; soil dries slowly, and moves off a rest a step at a time
-            StuckThresholds(impossible=0.0, hidden_fall=1.0, leap_ratio=3.0),
+            StuckThresholds(impossible=0.0, hidden_fall=1.0, leap_ratio=3.0, air_dry=10.0),
         ),
         rule("probe_out_of_soil", kind.PROBE_OUT_OF_SOIL, "soil_moisture", ProbeOutOfSoilThresholds()),
         # Ice reads dry: a frozen probe does not leap to saturation and hold there (flagit's test frame).

@@ -438,7 +438,7 @@ def stuck_flags(
     leap_ratio: float | None = StuckThresholds.leap_ratio,
     answered_mm: float = StuckThresholds.answered_mm,
     answer_within: pd.Timedelta = StuckThresholds.answer_within,
-    air_dry: float = StuckThresholds.air_dry,
+    air_dry: float | None = StuckThresholds.air_dry,
     rain: Rain | None = None,
 ) -> Found:
     """A value that holds while it should have moved. Real probes report in steps and hold still when
@@ -494,7 +494,7 @@ def stuck_flags(
     usual = np.where(unknown, _ns(HOURS_24), usual)
     factor = np.where(hidden | unknown, usual_factor, rest_factor)
     longer = enough & (lasting >= factor * usual) & ~answered
-    if rain is not None:  # dry soil at its floor has nothing to move it until rain falls (or it leaps)
+    if rain is not None and air_dry is not None:  # dry soil at its floor rests until rain (or it leaps)
         resting = _at_rest_on_the_floor(samples, first, last, rain, wet_mm) & (values[first] <= air_dry)
         longer &= hidden | ~resting
     if hidden_fall is not None:

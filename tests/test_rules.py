@@ -265,7 +265,7 @@ def test_the_functions_default_to_the_thresholds_of_the_registry():
     # Soil moisture's own: a probe never holds exactly 0 %, soil never falls in a jump after a hold, and
     # soil at rest moves off a step at a time.
     assert CHECKS["stuck.soil_moisture"].defaults == replace(
-        defaults, impossible=0.0, hidden_fall=1.0, leap_ratio=3.0
+        defaults, impossible=0.0, hidden_fall=1.0, leap_ratio=3.0, air_dry=10.0
     )
 
 
