@@ -495,8 +495,8 @@ def stuck_flags(
     factor = np.where(hidden | unknown, usual_factor, rest_factor)
     longer = enough & (lasting >= factor * usual) & ~answered
     if rain is not None and air_dry is not None:  # dry soil at its floor rests until rain (or it leaps)
-        resting = _at_rest_on_the_floor(samples, first, last, rain, wet_mm) & (values[first] <= air_dry)
-        longer &= hidden | ~resting
+        dry = np.flatnonzero(longer & ~hidden & (values[first] <= air_dry))
+        longer[dry[_at_rest_on_the_floor(samples, first[dry], last[dry], rain, wet_mm)]] = False
     if hidden_fall is not None:
         longer |= enough & hidden & (went_on <= -hidden_fall)
     at_impossible = np.zeros_like(enough)
@@ -542,8 +542,11 @@ def _at_rest_on_the_floor(
     station saw less than `wet_mm` fall (what would have moved it, were it stuck): soil dried to air-dry
     has no reason to move until rain comes, and a probe stuck there would read the same. A probe stuck
     higher hides the soil drying below it."""
+    if len(first) == 0:
+        return np.zeros(0, dtype=bool)
+    begins = np.flatnonzero(~samples.follows_same_sensor)  # samples run sensor by sensor
     floor = np.full(len(samples.sensor_ids), np.inf)
-    np.minimum.at(floor, samples.sensor, samples.values)
+    floor[samples.sensor[begins]] = np.minimum.reduceat(samples.values, begins)
     level = samples.values[first]
     low = level <= floor[samples.sensor[first]] + 2 * samples.resolution[first] + FLOAT_SLACK
     ids = samples.sensor_ids[samples.sensor[first]]
