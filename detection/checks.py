@@ -131,7 +131,7 @@ class StuckThresholds:
     # a hold that ends in a rise with this much water (mm) at the station within `answer_within` either
     # side of its end was a probe at rest answering the rain
     answered_mm: Annotated[float, PHYSICS] = 1.0
-    answer_within: Annotated[pd.Timedelta, PHYSICS] = 6 * HOUR
+    answer_within: Annotated[pd.Timedelta, PHYSICS] = 3 * HOUR
     # %: soil this dry, at its sensor's lowest, rests until rain: a surface dries to about half its wilting
     # point (FAO-56, ch. 7), and garden soils wilt at 20 % or less
     air_dry: Annotated[float | None, PHYSICS] = None
