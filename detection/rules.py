@@ -21,6 +21,7 @@ from functools import cached_property
 import numpy as np
 import pandas as pd
 from pandas.api.indexers import BaseIndexer
+from scipy.ndimage import maximum_filter1d
 
 from core.vocabulary import SENSOR_VARIABLES, AnomalyKind, Detector, model_range, source_of
 from detection.checks import (
@@ -443,9 +444,12 @@ def stuck_flags(
         return []
     first, last = _holds(samples, tolerance, min_duration)
     lasting = ns[last] - ns[first]
-    sensors = len(samples.sensor_ids)
-    usual = _usual_holds(samples.sensor[first], ns[first], lasting, usual_cap, context_days, sensors)
     enough = (last - first >= 2) & (lasting >= _ns(min_duration))
+    judged = np.flatnonzero(enough)  # only holds long enough to be stuck: most are a sample or two
+    usual = np.full(len(first), np.nan)
+    usual[judged] = _usual_holds(
+        samples.sensor[first], ns[first], lasting, usual_cap, context_days, len(samples.sensor_ids), judged
+    )
     # How the hold ended: where the sensor went on from (NaN while it still holds, or after a gap). A
     # probe at rest goes on a step or two from where it held; one that was stuck goes on from where the
     # soil got to meanwhile. Soil dries slowly: a fall hidden by a hold is a stuck probe, a rise may be
@@ -453,7 +457,6 @@ def stuck_flags(
     # And a stuck probe leaps back to where the soil got; one at rest moves off a step at a time as the
     # soil starts to freeze, or a shower soaks in.
     went_on, leapt = np.full(len(first), np.nan), np.zeros(len(first), dtype=bool)
-    judged = np.flatnonzero(enough)  # only holds long enough to be stuck: most are a sample or two
     level, leapt[judged] = _went_on(samples, first[judged], last[judged], min_duration, leap_ratio)
     went_on[judged] = level - values[first[judged]]
     with np.errstate(invalid="ignore"):
@@ -553,24 +556,32 @@ def _usual_holds(
     cap: pd.Timedelta,
     days: int,
     sensors: int,
+    asked: np.ndarray,
 ) -> np.ndarray:
-    """Per hold, how long its sensor holds still on the other days around it: the longest hold starting
+    """Per hold of `asked` (positions among the holds, which come in sensor and time order, as `_holds`
+    gives them), how long its sensor holds still on the other days around it: the longest hold starting
     on any of the `days` days before or after the one it starts on, each counted up to `cap` (a probe
     stuck for weeks must not excuse itself; its own day is left out, so one hold never does)."""
-    day_ns = _ns(HOURS_24)
     # Days counted from each sensor's own first: sensors of one chunk may be read at different times,
     # and a calendar over all of them would grow with their history.
-    day = start // day_ns
-    first = np.full(sensors, np.iinfo(np.int64).max)
-    np.minimum.at(first, sensor, day)
-    day = day - first[sensor]
-    width = int(day.max()) + 1
-    longest = np.full((width, sensors), np.nan)
-    np.fmax.at(longest, (day, sensor), np.minimum(lasting, _ns(cap)).astype(float))
-    grid = pd.DataFrame(longest)
-    before = grid.rolling(days, min_periods=1).max().shift(1)
-    after = grid[::-1].rolling(days, min_periods=1).max().shift(1)[::-1]
-    return np.fmax(before.to_numpy(), after.to_numpy())[day, sensor]  # NaN: no other day
+    day = start // _ns(HOURS_24)
+    begins = np.flatnonzero(np.diff(sensor, prepend=-1))
+    day -= np.repeat(day[begins], np.diff(begins, append=len(day)))
+    width = int(day.max()) + 1 + days  # and `days` empty days after the last: the days after any day
+    # Each sensor's longest hold of each day, -inf for none (no maximum). The holds of one sensor and
+    # day lie side by side, so one reduceat takes every day's longest (ufunc.at is slow, pandas slower).
+    cell = sensor * width + day
+    runs = np.flatnonzero(np.diff(cell, prepend=-1))
+    longest = np.full(sensors * width, -np.inf)
+    longest[cell[runs]] = np.maximum.reduceat(np.minimum(lasting, _ns(cap)).astype(float), runs)
+    # Day d: the longest of days d - days + 1 to d (origin puts the window's end on d, not its middle).
+    trailing = maximum_filter1d(
+        longest.reshape(sensors, width), days, axis=1, mode="constant", cval=-np.inf, origin=(days - 1) // 2
+    )
+    sensor, day = sensor[asked], day[asked]
+    before = np.where(day > 0, trailing[sensor, day - 1], -np.inf)
+    usual = np.maximum(before, trailing[sensor, day + days])
+    return np.where(usual == -np.inf, np.nan, usual)  # NaN: no other day
 
 
 def spike_flags(
