@@ -31,7 +31,7 @@ from detection.checks import (
     override_thresholds,
     register,
 )
-from detection.conditions import ground_water
+from detection.conditions import HOUR_NS, ground_water
 from detection.rules import Flag, Rain, as_views, day_runs
 
 DAY = pd.Timedelta(days=1)
@@ -288,36 +288,58 @@ SNOW_MEMORY = pd.Timedelta(days=7)  # station hours read before a sensor's first
 def station_rain(stations: pd.DataFrame, links: pd.DataFrame, readings: pd.DataFrame) -> Rain | None:
     """Hour by hour, the water reaching the ground at each linked sensor's station (snow when it
     melts), for the rules that ask whether rain should have moved a reading: each station over the
-    span of its sensors' `readings` only (and the week before, for the snow lying then), one station
-    at a time, so that its memory follows the readings', not the history's."""
+    span of its sensors' `readings` only (and the week before, for the snow lying then), so that its
+    memory follows the readings', not the history's. All stations at once, each on its own hours."""
     if "rainfall" not in stations or readings.empty:
         return None
     links = links[links["site_id"].notna()].drop_duplicates("sensor_id")
     spans = readings.groupby("sensor_id", observed=True)["ts"].agg(["min", "max"])
     sites = links.join(spans, on="sensor_id").dropna(subset=["min"]).groupby("site_id")
     reach = sites.agg(start=("min", "min"), end=("max", "max"))
+    own = stations[stations["site_id"].isin(set(reach.index))]
+    site = own["site_id"]
+    own = own[(own["ts"] >= site.map(reach["start"] - SNOW_MEMORY)) & (own["ts"] <= site.map(reach["end"]))]
+    site, hour = own["site_id"], own["ts"].dt.floor("h")
+    fell = pd.to_numeric(own["rainfall"], errors="coerce")  # a column of Nones reads as objects
+    known = fell.notna()
+    rain = fell[known].groupby([site[known], hour[known]]).sum()  # by site, then hour
+    if "air_temperature" in own and len(rain):
+        air = pd.to_numeric(own["air_temperature"], errors="coerce").groupby([site, hour]).mean()
+        rain = pd.Series(_reaching_ground(rain, air), index=rain.index)
     hours, total = {}, {}
-    for site, own in stations[stations["site_id"].isin(set(reach.index))].groupby("site_id"):
-        start, end = reach.loc[site, "start"] - SNOW_MEMORY, reach.loc[site, "end"]
-        own = own[(own["ts"] >= start) & (own["ts"] <= end)]
-        hour = own["ts"].dt.floor("h")
-        fell = pd.to_numeric(own["rainfall"], errors="coerce")  # a column of Nones reads as objects
-        rain = fell[fell.notna()].groupby(hour[fell.notna()]).sum()
-        if rain.empty:
-            continue
-        if "air_temperature" in own:
-            grid = pd.date_range(rain.index.min(), rain.index.max(), freq="h")
-            air = pd.to_numeric(own["air_temperature"], errors="coerce").groupby(hour).mean().reindex(grid)
-            water = ground_water(
-                rain.reindex(grid).to_numpy(dtype=float)[None, :],
-                air.interpolate(limit_direction="both").to_numpy(dtype=float)[None, :],
-            )[0]
-            rain = pd.Series(water, index=grid).reindex(rain.index)
-        hours[site] = rain.index.as_unit("ns").asi8
-        total[site] = np.nancumsum(rain.to_numpy(dtype=float))
+    for name, fallen in rain.groupby(level=0, sort=False):
+        hours[name] = fallen.index.get_level_values(1).as_unit("ns").asi8
+        total[name] = np.nancumsum(fallen.to_numpy(dtype=float))
     site_of = links.set_index("sensor_id")["site_id"]
     mine = site_of[site_of.isin(set(hours))]
     return Rain({s: hours[site] for s, site in mine.items()}, {s: total[site] for s, site in mine.items()})
+
+
+def _reaching_ground(rain: pd.Series, air: pd.Series) -> np.ndarray:
+    """Per hour of `rain` (mm, by site and hour), the water that reached the ground (`ground_water`):
+    each site from its first hour of rain reports to its last, with its hourly air temperature
+    interpolated across those hours. One pass over the hours for all sites, a row each: before its first
+    hour a row holds no snow, so it starts from none, as it would alone."""
+    rows, sites = pd.factorize(rain.index.get_level_values(0))
+    hour = rain.index.get_level_values(1).as_unit("ns").asi8 // HOUR_NS
+    origin = int(hour.min())
+    column = hour - origin
+    first = pd.Series(column).groupby(rows).min().to_numpy()
+    last = pd.Series(column).groupby(rows).max().to_numpy()
+    shape = (len(sites), int(column.max()) + 1)
+    precipitation = np.full(shape, np.nan)
+    precipitation[rows, column] = rain.to_numpy(dtype=float)
+    # A site's air temperatures within its own hours only: the interpolation sees no others.
+    air_rows = sites.get_indexer(air.index.get_level_values(0))
+    air_column = air.index.get_level_values(1).as_unit("ns").asi8 // HOUR_NS - origin
+    inside = air_rows >= 0
+    inside[inside] &= (air_column[inside] >= first[air_rows[inside]]) & (
+        air_column[inside] <= last[air_rows[inside]]
+    )
+    temperature = np.full(shape, np.nan)
+    temperature[air_rows[inside], air_column[inside]] = air.to_numpy(dtype=float)[inside]
+    temperature = pd.DataFrame(temperature.T).interpolate(limit_direction="both").to_numpy().T
+    return ground_water(precipitation, temperature)[rows, column]
 
 
 def _with_snowmelt(rain: pd.DataFrame, air: pd.DataFrame) -> np.ndarray:
