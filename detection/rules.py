@@ -159,14 +159,18 @@ class Samples:
         """Per sample, the step its sensor reports in (ns): the median time between its samples. A check
         that needs a few neighbours finds them within a span of time, at least a few such steps wide, so
         it means the same at 3 minutes, 15 minutes, an hour or a day."""
-        gaps = np.diff(self.ns, prepend=self.ns[:1])
-        same = self.follows_same_sensor
-        if not same.any():
-            return np.zeros(len(self.ns), dtype=np.int64)
-        medians = _per_sensor(gaps, self.sensor, same, "median")
+        return self._steps[self.sensor]
+
+    @cached_property
+    def _steps(self) -> np.ndarray:
+        """`step` per sensor code (0 for a sensor without two samples). The time between samples is taken
+        where it is read (`_even_subset`) only: a pass less over every sample."""
+        at = _even_subset(self.follows_same_sensor)
         per_sensor = np.zeros(len(self.sensor_ids), dtype=np.int64)
-        per_sensor[medians.index.to_numpy()] = medians.to_numpy().astype(np.int64)
-        return per_sensor[self.sensor]
+        if len(at):
+            medians = _per_sensor(self.ns[at] - self.ns[at - 1], self.sensor[at], "median")
+            per_sensor[medians.index.to_numpy()] = medians.to_numpy().astype(np.int64)
+        return per_sensor
 
     @cached_property
     def resolution(self) -> np.ndarray:
@@ -176,8 +180,9 @@ class Samples:
         change = np.abs(np.diff(self.values, prepend=self.values[:1]))
         moved = self.follows_same_sensor & (change > 1e-9)  # not a float's rounding
         per_sensor = np.zeros(len(self.sensor_ids))
-        if moved.any():
-            low = _per_sensor(change, self.sensor, moved, "quantile")
+        at = _even_subset(moved)
+        if len(at):
+            low = _per_sensor(change[at], self.sensor[at], "quantile")
             per_sensor[low.index.to_numpy()] = low.to_numpy()
         return per_sensor[self.sensor]
 
@@ -191,7 +196,7 @@ class Samples:
 
     @cached_property
     def _longest_step(self) -> int:
-        return int(self.step.max(initial=0))
+        return int(self._steps.max(initial=0))  # a sensor without samples has step 0, as one sample has
 
     @cached_property
     def follows_same_sensor(self) -> np.ndarray:
@@ -256,12 +261,16 @@ class Samples:
 PER_SENSOR_SAMPLES = 200_000  # a sensor's typical step or change is read from this many samples at most
 
 
-def _per_sensor(values: np.ndarray, sensor: np.ndarray, keep: np.ndarray, how: str) -> pd.Series:
-    """The median (or 1st percentile) of each sensor's `values` where `keep`, read from an even subset
-    when there are many: a sensor's typical step or change is as plain in every tenth sample."""
+def _even_subset(keep: np.ndarray) -> np.ndarray:
+    """The positions where `keep`, an even subset of them when there are many: a sensor's typical step or
+    change is as plain in every tenth sample."""
     at = np.flatnonzero(keep)
-    at = at[:: max(1, len(at) // PER_SENSOR_SAMPLES)]
-    grouped = pd.Series(values[at]).groupby(sensor[at])
+    return at[:: max(1, len(at) // PER_SENSOR_SAMPLES)]
+
+
+def _per_sensor(values: np.ndarray, sensor: np.ndarray, how: str) -> pd.Series:
+    """The median (or 1st percentile) of each sensor's `values`, by sensor code."""
+    grouped = pd.Series(values).groupby(sensor)
     return grouped.median() if how == "median" else grouped.quantile(0.01)
 
 
@@ -680,11 +689,11 @@ def _wetted(samples: Samples, at: np.ndarray, within: pd.Timedelta, rise: float)
 
 def _usual_change(samples: Samples) -> np.ndarray:
     """Per sample, the median change of its sensor's readings from one sample to the next."""
-    change = np.abs(np.diff(samples.values, prepend=samples.values[:1]))
-    same = samples.follows_same_sensor
+    at = _even_subset(samples.follows_same_sensor)
     usual = np.zeros(len(samples.sensor_ids))
-    if same.any():
-        medians = _per_sensor(change, samples.sensor, same, "median")
+    if len(at):
+        change = np.abs(samples.values[at] - samples.values[at - 1])
+        medians = _per_sensor(change, samples.sensor[at], "median")
         usual[medians.index.to_numpy()] = medians.to_numpy()
     return usual[samples.sensor]
 
