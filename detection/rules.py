@@ -1216,10 +1216,18 @@ def sensor_samples(readings: pd.DataFrame, variables: list[str], frames: dict | 
 
 
 def _sensor_then_time(sensor: np.ndarray, ns: np.ndarray) -> np.ndarray:
-    """The order that sorts rows by sensor and then time (none to do if they already are)."""
+    """The order that sorts rows by sensor and then time (none to do if they already are). Readings
+    mostly come in time order within each sensor (read sensor by sensor, or hour by hour), and then a
+    stable sort by sensor alone gives that order: a radix sort where the codes fit in 16 bits, several
+    times faster than sorting by both."""
     same = sensor[1:] == sensor[:-1]
     if np.all((sensor[1:] > sensor[:-1]) | (same & (ns[1:] > ns[:-1]))):
         return np.arange(len(sensor))
+    narrow = sensor.max() < 2**15  # codes from pd.factorize: -1 (no sensor) and up
+    order = np.argsort(sensor.astype(np.int16) if narrow else sensor, kind="stable")
+    by_sensor, times = sensor[order], ns[order]
+    if np.all((by_sensor[1:] != by_sensor[:-1]) | (times[1:] >= times[:-1])):
+        return order
     return np.lexsort((ns, sensor))
 
 
