@@ -231,31 +231,35 @@ class Samples:
 
     def neighbours(self, span: pd.Timedelta | np.ndarray, after: bool, most: int = 16) -> np.ndarray:
         """Per sample, how many of its sensor's samples next to it lie within `span` of it (a duration,
-        or one per sample in ns), before or `after` it, ends included. Counted by comparing each sample
-        with the k-th one before or after, k = 1, 2, ... while any is within: as many steps as a window
-        holds samples, each over all samples at once; past `most` steps, by binary search."""
+        or one per sample in ns), before or `after` it, ends included (`around`)."""
+        return self.around(span, most)[1 if after else 0]
+
+    def around(self, span: pd.Timedelta | np.ndarray, most: int = 16) -> tuple[np.ndarray, np.ndarray]:
+        """Per sample, how many of its sensor's samples next to it lie within `span` of it (a duration,
+        or one per sample in ns), before it and after it, ends included. Counted by comparing each
+        sample i with sample i + k, k = 1, 2, ... while any is within: as many steps as a window holds
+        samples, each over all samples at once, and each pair's distance in time serving both counts
+        (i's after, i + k's before, each by its own limit); past `most` steps, by binary search."""
         n = len(self.ns)
         limit = np.broadcast_to(np.asarray(_ns(span) if isinstance(span, pd.Timedelta) else span), (n,))
-        count = np.zeros(n, dtype=np.int64)
-        inside = np.zeros(n, dtype=bool)
+        before, after = np.zeros(n, dtype=np.int64), np.zeros(n, dtype=np.int64)
+        after_near = before_near = np.zeros(0, dtype=bool)
+        k = 0
         for k in range(1, min(most, n - 1) + 1):
-            # sample i is compared with i + k (after) or i - k (before): its own limit applies
-            own = limit[:-k] if after else limit[k:]
-            near = (self.sensor[k:] == self.sensor[:-k]) & (self.ns[k:] - self.ns[:-k] <= own)
-            inside[:] = False
-            if after:
-                inside[:-k] = near
-            else:
-                inside[k:] = near
-            if not inside.any():
-                return count
-            count += inside  # samples are in time order: the k-th is within only if the nearer ones are
-        dense = np.flatnonzero(inside)  # denser than `most` samples a window: search instead
-        if after:
-            count[dense] = self.search(dense, self.ns[dense] + limit[dense], "right") - dense - 1
-        else:
-            count[dense] = dense - self.search(dense, self.ns[dense] - limit[dense], "left")
-        return count
+            same = self.sensor[k:] == self.sensor[:-k]
+            apart = self.ns[k:] - self.ns[:-k]
+            after_near = same & (apart <= limit[:-k])  # sample i has sample i + k within its span
+            before_near = same & (apart <= limit[k:])  # sample i + k has sample i within its span
+            # Samples are in time order: the k-th is within only if the nearer ones are, so none stops it.
+            if not (after_near.any() or before_near.any()):
+                return before, after
+            after[:-k] += after_near
+            before[k:] += before_near
+        dense = np.flatnonzero(after_near)  # denser than `most` samples a window: search instead
+        after[dense] = self.search(dense, self.ns[dense] + limit[dense], "right") - dense - 1
+        dense = np.flatnonzero(before_near) + k
+        before[dense] = dense - self.search(dense, self.ns[dense] - limit[dense], "left")
+        return before, after
 
 
 PER_SENSOR_SAMPLES = 200_000  # a sensor's typical step or change is read from this many samples at most
@@ -338,7 +342,8 @@ def _centred_windows(samples: Samples, window: pd.Timedelta) -> tuple[np.ndarray
     has none within a 2-hour window that leaves one end out)."""
     rows = np.arange(len(samples.ns))
     half = samples.span(pd.Timedelta(_ns(window) // 2, unit="ns"), steps=1.0)
-    return rows - samples.neighbours(half, after=False), rows + 1 + samples.neighbours(half, after=True)
+    before, after = samples.around(half)
+    return rows - before, rows + 1 + after
 
 
 def _leaps(
