@@ -41,7 +41,7 @@ from detection.checks import (
     WateringSystemThresholds,
     register,
 )
-from detection.rules import Flag
+from detection.rules import Flag, sensor_then_time
 
 HOUR = pd.Timedelta(hours=1)
 DAY = pd.Timedelta(days=1)
@@ -375,7 +375,7 @@ def watering_days(readings: pd.DataFrame, t: WateringSystemThresholds = DEFAULT_
     days = Grid(readings, "sensor_id", 24 * HOUR_NS)
     soil = readings["soil_moisture"].to_numpy(dtype=np.float64, na_value=np.nan)
     present = np.flatnonzero(~np.isnan(soil) & (days.codes >= 0))
-    order = present[np.lexsort((days.ns[present], days.codes[present]))]
+    order = present[sensor_then_time(days.codes[present], days.ns[present])]
     rise = np.full(len(soil), np.nan)
     same_sensor = days.codes[order[1:]] == days.codes[order[:-1]]
     rise[order[1:]] = np.where(same_sensor, np.diff(soil[order]), np.nan)

@@ -1194,7 +1194,7 @@ def sensor_samples(readings: pd.DataFrame, variables: list[str], frames: dict | 
     sensor, ids = pd.factorize(readings["sensor_id"], sort=True)
     times = pd.DatetimeIndex(readings["ts"])
     ns = _nanoseconds(times)
-    order = _sensor_then_time(sensor, ns)
+    order = sensor_then_time(sensor, ns)
     order = order[sensor[order] >= 0]  # rows without a sensor id belong to no sensor
     sensor, ns = sensor[order].astype(np.int64), ns[order]
     ids = np.asarray(ids, dtype=object)
@@ -1220,7 +1220,7 @@ def sensor_samples(readings: pd.DataFrame, variables: list[str], frames: dict | 
     return {key: read[id(frame)] for key, frame in frames.items()}
 
 
-def _sensor_then_time(sensor: np.ndarray, ns: np.ndarray) -> np.ndarray:
+def sensor_then_time(sensor: np.ndarray, ns: np.ndarray) -> np.ndarray:
     """The order that sorts rows by sensor and then time (none to do if they already are). Readings
     mostly come in time order within each sensor (read sensor by sensor, or hour by hour), and then a
     stable sort by sensor alone gives that order: a radix sort where the codes fit in 16 bits, several
