@@ -489,10 +489,14 @@ def _faded(weather: pd.DataFrame, memory: float) -> pd.DataFrame:
 def _level_drift(
     own: pd.DataFrame, faded: pd.DataFrame, neighbours: pd.Series | None, t: DriftThresholds
 ) -> tuple[float, Flag] | None:
+    columns = [faded[name].to_numpy() for name in faded.columns]
     if neighbours is not None:  # the other gardens by the station show the weather as soil sees it
-        faded = faded.assign(neighbours=neighbours.interpolate(limit_direction="both"))
-    covariates = faded.dropna(axis=1, how="any").reindex(own.index).to_numpy()
+        columns.append(neighbours.interpolate(limit_direction="both").to_numpy())
+    weather = np.column_stack(columns)
     day = ((own.index - own.index[0]) / DAY).to_numpy()
+    # The weather's days start on the sensor's first: its days are rows. Plain arrays, not frames: this
+    # runs for every sensor.
+    covariates = weather[day.astype(np.int64)][:, ~np.isnan(weather).any(axis=0)]
     explained, split, slope = _best_change(day, covariates, own["median"].to_numpy(), t.edge_days, "ramp")
     change = slope * (day[-1] - split)
     if explained < t.min_explained or abs(change) < t.min_change or abs(slope) > t.max_rate:
