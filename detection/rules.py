@@ -84,8 +84,14 @@ class Rain:
     def between(self, sensor_ids: np.ndarray, start: np.ndarray, end: np.ndarray) -> np.ndarray:
         """Per (sensor, start, end), the mm that fell on its station from start to end (0 without one)."""
         fell = np.zeros(len(sensor_ids))
-        for sensor in set(sensor_ids) & set(self.hours):
-            mine = np.flatnonzero(sensor_ids == sensor)
+        # Each sensor's rows found by one grouping of the ids, not by comparing every id with each sensor.
+        codes, names = pd.factorize(sensor_ids)
+        order = np.argsort(codes, kind="stable")
+        bounds = np.searchsorted(codes[order], np.arange(len(names) + 1))
+        for code, sensor in enumerate(names):
+            if sensor not in self.hours:
+                continue
+            mine = order[bounds[code] : bounds[code + 1]]
             hours, total = self.hours[sensor], np.concatenate([[0.0], self.total[sensor]])
             upto = np.searchsorted(hours, end[mine], side="right")
             since = np.searchsorted(hours, start[mine], side="left")
@@ -152,6 +158,8 @@ class Samples:
     def of_sensors_with(self, at_least: int) -> Samples:
         """The samples of the sensors that have `at_least` of them (a rule needs a few to judge)."""
         counts = np.bincount(self.sensor, minlength=len(self.sensor_ids))
+        if counts[counts > 0].min(initial=at_least) >= at_least:
+            return self  # every sensor has them: nothing to drop, and no pass over every sample to say so
         return self.where(counts[self.sensor] >= at_least)
 
     @cached_property
@@ -177,6 +185,11 @@ class Samples:
         """Per sample, the step in value its sensor reports in: the 1st percentile of its changes from one
         sample to the next that are not nil (0.1 % for a probe reporting in tenths; far less for daily
         means or a noisy analogue reading). 0 where a sensor never changes."""
+        return self.sensor_resolution[self.sensor]
+
+    @cached_property
+    def sensor_resolution(self) -> np.ndarray:
+        """`resolution` per sensor code: a rule that derives a bound from it derives it once a sensor."""
         change = np.abs(np.diff(self.values, prepend=self.values[:1]))
         moved = self.follows_same_sensor & (change > 1e-9)  # not a float's rounding
         per_sensor = np.zeros(len(self.sensor_ids))
@@ -184,7 +197,7 @@ class Samples:
         if len(at):
             low = _per_sensor(change[at], self.sensor[at], "quantile")
             per_sensor[low.index.to_numpy()] = low.to_numpy()
-        return per_sensor[self.sensor]
+        return per_sensor
 
     def span(self, duration: pd.Timedelta, steps: float = GAP_STEPS) -> np.ndarray:
         """Per sample, `duration` or `steps` of its sensor's steps, whichever is longer (ns): how far a
@@ -474,7 +487,8 @@ def stuck_flags(
     level, leapt[judged] = _went_on(samples, first[judged], last[judged], min_duration, leap_ratio)
     went_on[judged] = level - values[first[judged]]
     with np.errstate(invalid="ignore"):
-        hidden = np.abs(went_on) >= np.maximum(hidden_steps * samples.resolution[first], hidden_change)
+        steps = hidden_steps * samples.sensor_resolution[samples.sensor[first]]
+        hidden = np.abs(went_on) >= np.maximum(steps, hidden_change)
     hidden &= leapt
     # A hold not yet over (at the end of what is read) is judged as one at rest: only its end can show
     # what it hid, and a look that ends inside it must not say more than one that sees it end.
@@ -556,7 +570,7 @@ def _holds(samples: Samples, tolerance: float, min_duration: pd.Timedelta) -> tu
     and than a few of the sensor's steps (readings blanked while a condition lasted, say)."""
     values, ns = samples.values, samples.ns
     change = np.abs(np.diff(values))
-    still = np.minimum(tolerance, samples.resolution[1:] / 2)
+    still = np.minimum(tolerance, samples.sensor_resolution / 2)[samples.sensor[1:]]
     moved = ~samples.follows_same_sensor
     moved[1:] |= (change > still) | (np.diff(ns) > samples.span(min_duration)[1:])
     starts = np.flatnonzero(moved)
