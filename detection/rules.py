@@ -219,19 +219,24 @@ class Samples:
         return same
 
     @cached_property
-    def _segments(self) -> tuple[np.ndarray, np.ndarray]:
-        """Per sample, the position of its sensor's first sample and the position past its last."""
+    def _sensor_bounds(self) -> tuple[np.ndarray, np.ndarray]:
+        """Each sensor's run of samples, in order: the position of its first and the position past its
+        last."""
         begins = np.flatnonzero(~self.follows_same_sensor)
-        ends = np.append(begins[1:], len(self.sensor))
-        run = np.cumsum(~self.follows_same_sensor) - 1
+        return begins, np.append(begins[1:], len(self.sensor))
+
+    def segments(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Per sample of `rows`, the position of its sensor's first sample and the position past its last
+        (found among the sensors' runs: rules ask for a few samples, not all)."""
+        begins, ends = self._sensor_bounds
+        run = np.searchsorted(begins, rows, side="right") - 1
         return begins[run], ends[run]
 
     def search(self, rows: np.ndarray, targets: np.ndarray, side: str) -> np.ndarray:
         """For each of `rows`, where `targets` (ns) would go among its own sensor's times, as
         np.searchsorted with `side` on that sensor's samples alone, but as a position among all: a
         binary search run on every row at once, each within its sensor."""
-        first, after = self._segments
-        low, high = first[rows], after[rows]
+        low, high = self.segments(rows)
         last = max(len(self.ns) - 1, 0)
         for _ in range(int((high - low).max(initial=0)).bit_length()):  # each round halves every span
             middle = (low + high) // 2
@@ -809,7 +814,7 @@ def probe_out_of_soil_flags(
     low = samples.search(first, ns[first] - before_span, "left")
     high = samples.search(first, ns[first] - _ns(HOURS_3), "right")
     gap = high <= low
-    start_of_sensor = samples._segments[0][first]
+    start_of_sensor = samples.segments(first)[0]
     anchor = ns[np.maximum(first - 1, 0)] - before_span
     high = np.where(gap, first, high)
     low = np.where(gap, np.maximum(start_of_sensor, samples.search(first, anchor, "left")), low)
