@@ -41,7 +41,7 @@ from detection.checks import (
     WateringSystemThresholds,
     register,
 )
-from detection.rules import Flag
+from detection.rules import Flag, sensor_then_time
 
 HOUR = pd.Timedelta(hours=1)
 DAY = pd.Timedelta(days=1)
@@ -112,15 +112,16 @@ def _plausible(frame: pd.DataFrame, variable: str) -> np.ndarray:
 @dataclass
 class Garden:
     """What the conditions are recognised from: the readings, the stations and links where given, and
-    the readings' hours (frost and snow look at the same ones)."""
+    the readings' hours (frost and snow look at the same ones; `grid` if given)."""
 
     readings: pd.DataFrame
     stations: pd.DataFrame | None
     links: pd.DataFrame | None
+    grid: Grid | None = None
 
     @cached_property
     def hourly(self) -> Grid:
-        return Grid(self.readings, "sensor_id")
+        return self.grid or Grid(self.readings, "sensor_id")
 
 
 def find_conditions(
@@ -128,13 +129,14 @@ def find_conditions(
     stations: pd.DataFrame | None = None,
     links: pd.DataFrame | None = None,
     config: Configuration = DEFAULT,
+    hourly: Grid | None = None,
 ) -> list[tuple[str, Flag]]:
     """The conditions `config` selects, on every sensor of `readings` (sensor_id, a UTC ts column and the
     variables): (sensor_id, flag) pairs. The station's air temperature (`stations`, `links`) helps tell
-    frost where given."""
+    frost where given. `hourly`: the readings' `Grid` by hour, if already made."""
     if readings.empty or readings["sensor_id"].isna().all():
         return []
-    garden = Garden(readings, stations, links)
+    garden = Garden(readings, stations, links, hourly)
     found = []
     for check in config.running(Detector.CONDITION):
         found += check.function(garden, config.thresholds[check.name])
@@ -160,11 +162,19 @@ def _watering_system(garden: Garden, t: WateringSystemThresholds) -> list[tuple[
 
 class Views:
     """The readings as each set of conditions leaves them for the checks that stand down for it
-    (`detection.checks.Check.stands_down`), each blanked once and kept: `views[stands_down]`."""
+    (`detection.checks.Check.stands_down`), each blanked once and kept: `views[stands_down]`. `hourly`:
+    the readings' `Grid` by hour, if already made (one serves every view)."""
 
-    def __init__(self, readings: pd.DataFrame, conditions: list[tuple[str, Flag]], config: Configuration):
+    def __init__(
+        self,
+        readings: pd.DataFrame,
+        conditions: list[tuple[str, Flag]],
+        config: Configuration,
+        hourly: Grid | None = None,
+    ):
         self.readings, self.conditions, self.config = readings, conditions, config
         self._made: dict[frozenset, pd.DataFrame] = {NOTHING: readings}
+        self._hourly = hourly
 
     def __getitem__(self, stands_down: frozenset) -> pd.DataFrame:
         if stands_down not in self._made:
@@ -172,7 +182,7 @@ class Views:
             if SOAKING in stands_down:
                 conditions = soaking(conditions, self.config)
             kinds = [kind for kind in stands_down if kind != SOAKING]
-            self._made[stands_down] = stand_down(self.readings, conditions, kinds)
+            self._made[stands_down] = stand_down(self.readings, conditions, kinds, self._hourly)
         return self._made[stands_down]
 
     def prepare(self, checks) -> Views:
@@ -388,7 +398,7 @@ def watering_days(readings: pd.DataFrame, t: WateringSystemThresholds = DEFAULT_
     days = Grid(readings, "sensor_id", 24 * HOUR_NS)
     soil = readings["soil_moisture"].to_numpy(dtype=np.float64, na_value=np.nan)
     present = np.flatnonzero(~np.isnan(soil) & (days.codes >= 0))
-    order = present[np.lexsort((days.ns[present], days.codes[present]))]
+    order = present[sensor_then_time(days.codes[present], days.ns[present])]
     rise = np.full(len(soil), np.nan)
     same_sensor = days.codes[order[1:]] == days.codes[order[:-1]]
     rise[order[1:]] = np.where(same_sensor, np.diff(soil[order]), np.nan)
@@ -480,23 +490,28 @@ def ground_water(precipitation: np.ndarray, air: np.ndarray) -> np.ndarray:
 
 
 def stand_down(
-    readings: pd.DataFrame, conditions: list[tuple[str, Flag]], kinds: Iterable[AnomalyKind]
+    readings: pd.DataFrame,
+    conditions: list[tuple[str, Flag]],
+    kinds: Iterable[AnomalyKind],
+    hourly: Grid | None = None,
 ) -> pd.DataFrame:
     """`readings` with the values blanked that the conditions of `kinds` make misleading (`BLANKS`), over
-    each condition's span; the same frame when there is nothing to blank."""
+    each condition's span; the same frame when there is nothing to blank. `hourly`: the readings'
+    `Grid` by hour, if already made."""
     kinds = set(kinds)
     chosen = [(sensor, flag) for sensor, flag in conditions if flag.kind in kinds]
     if not chosen:
         return readings
-    grid = Grid(readings, "sensor_id")
-    blanked = {}
+    grid = hourly or Grid(readings, "sensor_id")
+    blanked, found = {}, {}
     for variable in ("soil_moisture", "air_temperature", "light"):
-        spans = [(s, f) for s, f in chosen if variable in BLANKS[f.kind]]
+        spans = tuple((s, f) for s, f in chosen if variable in BLANKS[f.kind])
         if variable not in readings or not spans:
             continue
-        inside = _inside(grid, spans)
-        if inside.any():
-            blanked[variable] = readings[variable].mask(inside)
+        if spans not in found:  # snow alone blanks the air and the light over the same spans
+            found[spans] = _inside(grid, list(spans))
+        if found[spans].any():
+            blanked[variable] = readings[variable].mask(found[spans])
     return readings.assign(**blanked) if blanked else readings
 
 

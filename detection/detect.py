@@ -27,7 +27,7 @@ import pandas as pd
 from core.vocabulary import AnomalyKind, Detector
 from detection.autoencoder import Autoencoder, shipped
 from detection.checks import CHECKS, DEFAULT, Configuration
-from detection.conditions import Views, find_conditions
+from detection.conditions import Grid, Views, find_conditions
 from detection.model import ErrorMemo, check_with_models
 from detection.reference import check_against_stations, station_rain, without_common
 from detection.rules import Flag, check_sensors
@@ -63,12 +63,14 @@ def detect(
         if has_stations and config.runs(soil_model)
         else None
     )
-    conditions = find_conditions(readings, stations if has_stations else None, links, config)
+    # The readings' hours, made once: frost and snow are read from them, the views blank by them.
+    hourly = Grid(readings, "sensor_id")
+    conditions = find_conditions(readings, stations if has_stations else None, links, config, hourly)
     rows = [_row(sensor, flag, Detector.CONDITION) for sensor, flag in conditions]
     # Each check sees the readings as the conditions it stands down for leave them (blanked while frost,
     # snow or a watering system last; `Check.stands_down`), each view made once, before the threads.
     running = [c for c in CHECKS.values() if config.runs(c.name) and c.detector != Detector.CONDITION]
-    views = Views(readings, conditions, config).prepare(running)
+    views = Views(readings, conditions, config, hourly).prepare(running)
     # The models run in a thread beside the rules: TensorFlow computes outside the GIL, so the two
     # share the machine's cores (measured: 15.4 s → 8.7 s on 500 sensors × 90 days, 2 cores).
     # So do the station checks: numpy and pandas' grouping release the GIL for much of their work.

@@ -31,7 +31,7 @@ from detection.checks import (
     override_thresholds,
     register,
 )
-from detection.conditions import ground_water
+from detection.conditions import HOUR_NS, ground_water
 from detection.rules import Flag, Rain, as_views, day_runs
 
 DAY = pd.Timedelta(days=1)
@@ -291,40 +291,66 @@ ALL_RAIN_ABOVE_C = 3.0  # station hours read before a sensor's first: snow falle
 def station_rain(stations: pd.DataFrame, links: pd.DataFrame, readings: pd.DataFrame) -> Rain | None:
     """Hour by hour, the water reaching the ground at each linked sensor's station (snow when it
     melts), for the rules that ask whether rain should have moved a reading: each station over the
-    span of its sensors' `readings` only (and the week before, for the snow lying then), one station
-    at a time, so that its memory follows the readings', not the history's."""
+    span of its sensors' `readings` only (and the week before, for the snow lying then), so that its
+    memory follows the readings', not the history's. All stations at once, each on its own hours."""
     if "rainfall" not in stations or readings.empty:
         return None
     links = links[links["site_id"].notna()].drop_duplicates("sensor_id")
     spans = readings.groupby("sensor_id", observed=True)["ts"].agg(["min", "max"])
     sites = links.join(spans, on="sensor_id").dropna(subset=["min"]).groupby("site_id")
     reach = sites.agg(start=("min", "min"), end=("max", "max"))
+    own = stations[stations["site_id"].isin(set(reach.index))]
+    site = own["site_id"]
+    own = own[(own["ts"] >= site.map(reach["start"] - SNOW_MEMORY)) & (own["ts"] <= site.map(reach["end"]))]
+    site, hour = own["site_id"], own["ts"].dt.floor("h")
+    fell = pd.to_numeric(own["rainfall"], errors="coerce")  # a column of Nones reads as objects
+    known = fell.notna()
+    rain = fell[known].groupby([site[known], hour[known]]).sum()  # by site, then hour
+    water, warm = rain, rain
+    if "air_temperature" in own and len(rain):
+        air = pd.to_numeric(own["air_temperature"], errors="coerce").groupby([site, hour]).mean()
+        reached, felt = _reaching_ground(rain, air)
+        water = pd.Series(reached, index=rain.index)
+        # Rain that fell as rain alone: a gauge filling below ALL_RAIN_ABOVE_C may be catching snow.
+        warm = rain.where(np.nan_to_num(felt, nan=ALL_RAIN_ABOVE_C) >= ALL_RAIN_ABOVE_C, 0.0)
     hours, total, liquid = {}, {}, {}
-    for site, own in stations[stations["site_id"].isin(set(reach.index))].groupby("site_id"):
-        start, end = reach.loc[site, "start"] - SNOW_MEMORY, reach.loc[site, "end"]
-        own = own[(own["ts"] >= start) & (own["ts"] <= end)]
-        hour = own["ts"].dt.floor("h")
-        fell = pd.to_numeric(own["rainfall"], errors="coerce")  # a column of Nones reads as objects
-        rain = fell[fell.notna()].groupby(hour[fell.notna()]).sum()
-        if rain.empty:
-            continue
-        water, warm = rain, rain
-        if "air_temperature" in own:
-            grid = pd.date_range(rain.index.min(), rain.index.max(), freq="h")
-            air = pd.to_numeric(own["air_temperature"], errors="coerce").groupby(hour).mean().reindex(grid)
-            air = air.interpolate(limit_direction="both").to_numpy(dtype=float)
-            water = ground_water(rain.reindex(grid).to_numpy(dtype=float)[None, :], air[None, :])[0]
-            water = pd.Series(water, index=grid).reindex(rain.index)
-            warm = rain.where(
-                pd.Series(air, index=grid).reindex(rain.index).fillna(ALL_RAIN_ABOVE_C) >= ALL_RAIN_ABOVE_C,
-                0.0,
-            )
-        hours[site] = rain.index.as_unit("ns").asi8
-        total[site] = np.nancumsum(water.to_numpy(dtype=float))
-        liquid[site] = np.nancumsum(warm.to_numpy(dtype=float))
+    for (name, fallen), (_, rained) in zip(
+        water.groupby(level=0, sort=False), warm.groupby(level=0, sort=False)
+    ):
+        hours[name] = fallen.index.get_level_values(1).as_unit("ns").asi8
+        total[name] = np.nancumsum(fallen.to_numpy(dtype=float))
+        liquid[name] = np.nancumsum(rained.to_numpy(dtype=float))
     site_of = links.set_index("sensor_id")["site_id"]
     mine = site_of[site_of.isin(set(hours))]
     return Rain(*({s: of[site] for s, site in mine.items()} for of in (hours, total, liquid)))
+
+
+def _reaching_ground(rain: pd.Series, air: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """Per hour of `rain` (mm, by site and hour), the water that reached the ground (`ground_water`),
+    and the air temperature it fell in:
+    each site from its first hour of rain reports to its last, with its hourly air temperature
+    interpolated across those hours. One pass over the hours for all sites, a row each: before its first
+    hour a row holds no snow, so it starts from none, as it would alone."""
+    rows, sites = pd.factorize(rain.index.get_level_values(0))
+    hour = rain.index.get_level_values(1).as_unit("ns").asi8 // HOUR_NS
+    origin = int(hour.min())
+    column = hour - origin
+    first = pd.Series(column).groupby(rows).min().to_numpy()
+    last = pd.Series(column).groupby(rows).max().to_numpy()
+    shape = (len(sites), int(column.max()) + 1)
+    precipitation = np.full(shape, np.nan)
+    precipitation[rows, column] = rain.to_numpy(dtype=float)
+    # A site's air temperatures within its own hours only: the interpolation sees no others.
+    air_rows = sites.get_indexer(air.index.get_level_values(0))
+    air_column = air.index.get_level_values(1).as_unit("ns").asi8 // HOUR_NS - origin
+    inside = air_rows >= 0
+    inside[inside] &= (air_column[inside] >= first[air_rows[inside]]) & (
+        air_column[inside] <= last[air_rows[inside]]
+    )
+    temperature = np.full(shape, np.nan)
+    temperature[air_rows[inside], air_column[inside]] = air.to_numpy(dtype=float)[inside]
+    temperature = pd.DataFrame(temperature.T).interpolate(limit_direction="both").to_numpy().T
+    return ground_water(precipitation, temperature)[rows, column], temperature[rows, column]
 
 
 def _with_snowmelt(rain: pd.DataFrame, air: pd.DataFrame) -> np.ndarray:
@@ -474,10 +500,14 @@ def _faded(weather: pd.DataFrame, memory: float) -> pd.DataFrame:
 def _level_drift(
     own: pd.DataFrame, faded: pd.DataFrame, neighbours: pd.Series | None, t: DriftThresholds
 ) -> tuple[float, Flag] | None:
+    columns = [faded[name].to_numpy() for name in faded.columns]
     if neighbours is not None:  # the other gardens by the station show the weather as soil sees it
-        faded = faded.assign(neighbours=neighbours.interpolate(limit_direction="both"))
-    covariates = faded.dropna(axis=1, how="any").reindex(own.index).to_numpy()
+        columns.append(neighbours.interpolate(limit_direction="both").to_numpy())
+    weather = np.column_stack(columns)
     day = ((own.index - own.index[0]) / DAY).to_numpy()
+    # The weather's days start on the sensor's first: its days are rows. Plain arrays, not frames: this
+    # runs for every sensor.
+    covariates = weather[day.astype(np.int64)][:, ~np.isnan(weather).any(axis=0)]
     explained, split, slope = _best_change(day, covariates, own["median"].to_numpy(), t.edge_days, "ramp")
     change = slope * (day[-1] - split)
     if explained < t.min_explained or abs(change) < t.min_change or abs(slope) > t.max_rate:

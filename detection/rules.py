@@ -21,6 +21,7 @@ from functools import cached_property
 import numpy as np
 import pandas as pd
 from pandas.api.indexers import BaseIndexer
+from scipy.ndimage import maximum_filter1d
 
 from core.vocabulary import SENSOR_VARIABLES, AnomalyKind, Detector, model_range, source_of
 from detection.checks import (
@@ -91,8 +92,14 @@ class Rain:
         without one); the rain that fell as rain alone if `liquid`."""
         totals = self.liquid if liquid else self.total
         fell = np.zeros(len(sensor_ids))
-        for sensor in set(sensor_ids) & set(self.hours):
-            mine = np.flatnonzero(sensor_ids == sensor)
+        # Each sensor's rows found by one grouping of the ids, not by comparing every id with each sensor.
+        codes, names = pd.factorize(sensor_ids)
+        order = np.argsort(codes, kind="stable")
+        bounds = np.searchsorted(codes[order], np.arange(len(names) + 1))
+        for code, sensor in enumerate(names):
+            if sensor not in self.hours:
+                continue
+            mine = order[bounds[code] : bounds[code + 1]]
             hours, total = self.hours[sensor], np.concatenate([[0.0], totals[sensor]])
             upto = np.searchsorted(hours, end[mine], side="right")
             since = np.searchsorted(hours, start[mine], side="left")
@@ -162,6 +169,8 @@ class Samples:
     def of_sensors_with(self, at_least: int) -> Samples:
         """The samples of the sensors that have `at_least` of them (a rule needs a few to judge)."""
         counts = np.bincount(self.sensor, minlength=len(self.sensor_ids))
+        if counts[counts > 0].min(initial=at_least) >= at_least:
+            return self  # every sensor has them: nothing to drop, and no pass over every sample to say so
         return self.where(counts[self.sensor] >= at_least)
 
     @cached_property
@@ -169,27 +178,37 @@ class Samples:
         """Per sample, the step its sensor reports in (ns): the median time between its samples. A check
         that needs a few neighbours finds them within a span of time, at least a few such steps wide, so
         it means the same at 3 minutes, 15 minutes, an hour or a day."""
-        gaps = np.diff(self.ns, prepend=self.ns[:1])
-        same = self.follows_same_sensor
-        if not same.any():
-            return np.zeros(len(self.ns), dtype=np.int64)
-        medians = _per_sensor(gaps, self.sensor, same, "median")
+        return self._steps[self.sensor]
+
+    @cached_property
+    def _steps(self) -> np.ndarray:
+        """`step` per sensor code (0 for a sensor without two samples). The time between samples is taken
+        where it is read (`_even_subset`) only: a pass less over every sample."""
+        at = _even_subset(self.follows_same_sensor)
         per_sensor = np.zeros(len(self.sensor_ids), dtype=np.int64)
-        per_sensor[medians.index.to_numpy()] = medians.to_numpy().astype(np.int64)
-        return per_sensor[self.sensor]
+        if len(at):
+            medians = _per_sensor(self.ns[at] - self.ns[at - 1], self.sensor[at], "median")
+            per_sensor[medians.index.to_numpy()] = medians.to_numpy().astype(np.int64)
+        return per_sensor
 
     @cached_property
     def resolution(self) -> np.ndarray:
         """Per sample, the step in value its sensor reports in: the 1st percentile of its changes from one
         sample to the next that are not nil (0.1 % for a probe reporting in tenths; far less for daily
         means or a noisy analogue reading). 0 where a sensor never changes."""
+        return self.sensor_resolution[self.sensor]
+
+    @cached_property
+    def sensor_resolution(self) -> np.ndarray:
+        """`resolution` per sensor code: a rule that derives a bound from it derives it once a sensor."""
         change = np.abs(np.diff(self.values, prepend=self.values[:1]))
         moved = self.follows_same_sensor & (change > 1e-9)  # not a float's rounding
         per_sensor = np.zeros(len(self.sensor_ids))
-        if moved.any():
-            low = _per_sensor(change, self.sensor, moved, "quantile")
+        at = _even_subset(moved)
+        if len(at):
+            low = _per_sensor(change[at], self.sensor[at], "quantile")
             per_sensor[low.index.to_numpy()] = low.to_numpy()
-        return per_sensor[self.sensor]
+        return per_sensor
 
     def span(self, duration: pd.Timedelta, steps: float = GAP_STEPS) -> np.ndarray:
         """Per sample, `duration` or `steps` of its sensor's steps, whichever is longer (ns): how far a
@@ -201,7 +220,7 @@ class Samples:
 
     @cached_property
     def _longest_step(self) -> int:
-        return int(self.step.max(initial=0))
+        return int(self._steps.max(initial=0))  # a sensor without samples has step 0, as one sample has
 
     @cached_property
     def follows_same_sensor(self) -> np.ndarray:
@@ -211,19 +230,24 @@ class Samples:
         return same
 
     @cached_property
-    def _segments(self) -> tuple[np.ndarray, np.ndarray]:
-        """Per sample, the position of its sensor's first sample and the position past its last."""
+    def _sensor_bounds(self) -> tuple[np.ndarray, np.ndarray]:
+        """Each sensor's run of samples, in order: the position of its first and the position past its
+        last."""
         begins = np.flatnonzero(~self.follows_same_sensor)
-        ends = np.append(begins[1:], len(self.sensor))
-        run = np.cumsum(~self.follows_same_sensor) - 1
+        return begins, np.append(begins[1:], len(self.sensor))
+
+    def segments(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Per sample of `rows`, the position of its sensor's first sample and the position past its last
+        (found among the sensors' runs: rules ask for a few samples, not all)."""
+        begins, ends = self._sensor_bounds
+        run = np.searchsorted(begins, rows, side="right") - 1
         return begins[run], ends[run]
 
     def search(self, rows: np.ndarray, targets: np.ndarray, side: str) -> np.ndarray:
         """For each of `rows`, where `targets` (ns) would go among its own sensor's times, as
         np.searchsorted with `side` on that sensor's samples alone, but as a position among all: a
         binary search run on every row at once, each within its sensor."""
-        first, after = self._segments
-        low, high = first[rows], after[rows]
+        low, high = self.segments(rows)
         last = max(len(self.ns) - 1, 0)
         for _ in range(int((high - low).max(initial=0)).bit_length()):  # each round halves every span
             middle = (low + high) // 2
@@ -236,42 +260,50 @@ class Samples:
 
     def neighbours(self, span: pd.Timedelta | np.ndarray, after: bool, most: int = 16) -> np.ndarray:
         """Per sample, how many of its sensor's samples next to it lie within `span` of it (a duration,
-        or one per sample in ns), before or `after` it, ends included. Counted by comparing each sample
-        with the k-th one before or after, k = 1, 2, ... while any is within: as many steps as a window
-        holds samples, each over all samples at once; past `most` steps, by binary search."""
+        or one per sample in ns), before or `after` it, ends included (`around`)."""
+        return self.around(span, most)[1 if after else 0]
+
+    def around(self, span: pd.Timedelta | np.ndarray, most: int = 16) -> tuple[np.ndarray, np.ndarray]:
+        """Per sample, how many of its sensor's samples next to it lie within `span` of it (a duration,
+        or one per sample in ns), before it and after it, ends included. Counted by comparing each
+        sample i with sample i + k, k = 1, 2, ... while any is within: as many steps as a window holds
+        samples, each over all samples at once, and each pair's distance in time serving both counts
+        (i's after, i + k's before, each by its own limit); past `most` steps, by binary search."""
         n = len(self.ns)
         limit = np.broadcast_to(np.asarray(_ns(span) if isinstance(span, pd.Timedelta) else span), (n,))
-        count = np.zeros(n, dtype=np.int64)
-        inside = np.zeros(n, dtype=bool)
+        before, after = np.zeros(n, dtype=np.int64), np.zeros(n, dtype=np.int64)
+        after_near = before_near = np.zeros(0, dtype=bool)
+        k = 0
         for k in range(1, min(most, n - 1) + 1):
-            # sample i is compared with i + k (after) or i - k (before): its own limit applies
-            own = limit[:-k] if after else limit[k:]
-            near = (self.sensor[k:] == self.sensor[:-k]) & (self.ns[k:] - self.ns[:-k] <= own)
-            inside[:] = False
-            if after:
-                inside[:-k] = near
-            else:
-                inside[k:] = near
-            if not inside.any():
-                return count
-            count += inside  # samples are in time order: the k-th is within only if the nearer ones are
-        dense = np.flatnonzero(inside)  # denser than `most` samples a window: search instead
-        if after:
-            count[dense] = self.search(dense, self.ns[dense] + limit[dense], "right") - dense - 1
-        else:
-            count[dense] = dense - self.search(dense, self.ns[dense] - limit[dense], "left")
-        return count
+            same = self.sensor[k:] == self.sensor[:-k]
+            apart = self.ns[k:] - self.ns[:-k]
+            after_near = same & (apart <= limit[:-k])  # sample i has sample i + k within its span
+            before_near = same & (apart <= limit[k:])  # sample i + k has sample i within its span
+            # Samples are in time order: the k-th is within only if the nearer ones are, so none stops it.
+            if not (after_near.any() or before_near.any()):
+                return before, after
+            after[:-k] += after_near
+            before[k:] += before_near
+        dense = np.flatnonzero(after_near)  # denser than `most` samples a window: search instead
+        after[dense] = self.search(dense, self.ns[dense] + limit[dense], "right") - dense - 1
+        dense = np.flatnonzero(before_near) + k
+        before[dense] = dense - self.search(dense, self.ns[dense] - limit[dense], "left")
+        return before, after
 
 
 PER_SENSOR_SAMPLES = 200_000  # a sensor's typical step or change is read from this many samples at most
 
 
-def _per_sensor(values: np.ndarray, sensor: np.ndarray, keep: np.ndarray, how: str) -> pd.Series:
-    """The median (or 1st percentile) of each sensor's `values` where `keep`, read from an even subset
-    when there are many: a sensor's typical step or change is as plain in every tenth sample."""
+def _even_subset(keep: np.ndarray) -> np.ndarray:
+    """The positions where `keep`, an even subset of them when there are many: a sensor's typical step or
+    change is as plain in every tenth sample."""
     at = np.flatnonzero(keep)
-    at = at[:: max(1, len(at) // PER_SENSOR_SAMPLES)]
-    grouped = pd.Series(values[at]).groupby(sensor[at])
+    return at[:: max(1, len(at) // PER_SENSOR_SAMPLES)]
+
+
+def _per_sensor(values: np.ndarray, sensor: np.ndarray, how: str) -> pd.Series:
+    """The median (or 1st percentile) of each sensor's `values`, by sensor code."""
+    grouped = pd.Series(values).groupby(sensor)
     return grouped.median() if how == "median" else grouped.quantile(0.01)
 
 
@@ -339,7 +371,8 @@ def _centred_windows(samples: Samples, window: pd.Timedelta) -> tuple[np.ndarray
     has none within a 2-hour window that leaves one end out)."""
     rows = np.arange(len(samples.ns))
     half = samples.span(pd.Timedelta(_ns(window) // 2, unit="ns"), steps=1.0)
-    return rows - samples.neighbours(half, after=False), rows + 1 + samples.neighbours(half, after=True)
+    before, after = samples.around(half)
+    return rows - before, rows + 1 + after
 
 
 def _leaps(
@@ -460,9 +493,12 @@ def stuck_flags(
         return []
     first, last = _holds(samples, tolerance, min_duration)
     lasting = ns[last] - ns[first]
-    sensors = len(samples.sensor_ids)
-    usual = _usual_holds(samples.sensor[first], ns[first], lasting, usual_cap, context_days, sensors)
     enough = (last - first >= 2) & (lasting >= _ns(min_duration))
+    judged = np.flatnonzero(enough)  # only holds long enough to be stuck: most are a sample or two
+    usual = np.full(len(first), np.nan)
+    usual[judged] = _usual_holds(
+        samples.sensor[first], ns[first], lasting, usual_cap, context_days, len(samples.sensor_ids), judged
+    )
     # How the hold ended: where the sensor went on from (NaN while it still holds, or after a gap). A
     # probe at rest goes on a step or two from where it held; one that was stuck goes on from where the
     # soil got to meanwhile. Soil dries slowly: a fall hidden by a hold is a stuck probe, a rise may be
@@ -470,11 +506,11 @@ def stuck_flags(
     # And a stuck probe leaps back to where the soil got; one at rest moves off a step at a time as the
     # soil starts to freeze, or a shower soaks in.
     went_on, leapt = np.full(len(first), np.nan), np.zeros(len(first), dtype=bool)
-    judged = np.flatnonzero(enough)  # only holds long enough to be stuck: most are a sample or two
     level, leapt[judged] = _went_on(samples, first[judged], last[judged], min_duration, leap_ratio)
     went_on[judged] = level - values[first[judged]]
     with np.errstate(invalid="ignore"):
-        moved = np.abs(went_on) >= np.maximum(hidden_steps * samples.resolution[first], hidden_change)
+        resolution = samples.sensor_resolution[samples.sensor[first]]
+        moved = np.abs(went_on) >= np.maximum(hidden_steps * resolution, hidden_change)
     # A hold that ends in a rise as the rain comes was a probe at rest, and a working one: it answered.
     answered = np.zeros(len(first), dtype=bool)
     if rain is not None:
@@ -548,7 +584,10 @@ def _at_rest_on_the_floor(
     floor = np.full(len(samples.sensor_ids), np.inf)
     floor[samples.sensor[begins]] = np.minimum.reduceat(samples.values, begins)
     level = samples.values[first]
-    low = level <= floor[samples.sensor[first]] + 2 * samples.resolution[first] + FLOAT_SLACK
+    low = (
+        level
+        <= floor[samples.sensor[first]] + 2 * samples.sensor_resolution[samples.sensor[first]] + FLOAT_SLACK
+    )
     ids = samples.sensor_ids[samples.sensor[first]]
     witnessed = np.isin(ids, list(rain.hours))
     dry = rain.between(ids, samples.ns[first], samples.ns[last]) < wet_mm
@@ -590,7 +629,7 @@ def _holds(samples: Samples, tolerance: float, min_duration: pd.Timedelta) -> tu
     and than a few of the sensor's steps (readings blanked while a condition lasted, say)."""
     values, ns = samples.values, samples.ns
     change = np.abs(np.diff(values))
-    still = np.minimum(tolerance, samples.resolution[1:] / 2)
+    still = np.minimum(tolerance, samples.sensor_resolution / 2)[samples.sensor[1:]]
     moved = ~samples.follows_same_sensor
     moved[1:] |= (change > still) | (np.diff(ns) > samples.span(min_duration)[1:])
     starts = np.flatnonzero(moved)
@@ -604,24 +643,32 @@ def _usual_holds(
     cap: pd.Timedelta,
     days: int,
     sensors: int,
+    asked: np.ndarray,
 ) -> np.ndarray:
-    """Per hold, how long its sensor holds still on the other days around it: the longest hold starting
+    """Per hold of `asked` (positions among the holds, which come in sensor and time order, as `_holds`
+    gives them), how long its sensor holds still on the other days around it: the longest hold starting
     on any of the `days` days before or after the one it starts on, each counted up to `cap` (a probe
     stuck for weeks must not excuse itself; its own day is left out, so one hold never does)."""
-    day_ns = _ns(HOURS_24)
     # Days counted from each sensor's own first: sensors of one chunk may be read at different times,
     # and a calendar over all of them would grow with their history.
-    day = start // day_ns
-    first = np.full(sensors, np.iinfo(np.int64).max)
-    np.minimum.at(first, sensor, day)
-    day = day - first[sensor]
-    width = int(day.max()) + 1
-    longest = np.full((width, sensors), np.nan)
-    np.fmax.at(longest, (day, sensor), np.minimum(lasting, _ns(cap)).astype(float))
-    grid = pd.DataFrame(longest)
-    before = grid.rolling(days, min_periods=1).max().shift(1)
-    after = grid[::-1].rolling(days, min_periods=1).max().shift(1)[::-1]
-    return np.fmax(before.to_numpy(), after.to_numpy())[day, sensor]  # NaN: no other day
+    day = start // _ns(HOURS_24)
+    begins = np.flatnonzero(np.diff(sensor, prepend=-1))
+    day -= np.repeat(day[begins], np.diff(begins, append=len(day)))
+    width = int(day.max()) + 1 + days  # and `days` empty days after the last: the days after any day
+    # Each sensor's longest hold of each day, -inf for none (no maximum). The holds of one sensor and
+    # day lie side by side, so one reduceat takes every day's longest (ufunc.at is slow, pandas slower).
+    cell = sensor * width + day
+    runs = np.flatnonzero(np.diff(cell, prepend=-1))
+    longest = np.full(sensors * width, -np.inf)
+    longest[cell[runs]] = np.maximum.reduceat(np.minimum(lasting, _ns(cap)).astype(float), runs)
+    # Day d: the longest of days d - days + 1 to d (origin puts the window's end on d, not its middle).
+    trailing = maximum_filter1d(
+        longest.reshape(sensors, width), days, axis=1, mode="constant", cval=-np.inf, origin=(days - 1) // 2
+    )
+    sensor, day = sensor[asked], day[asked]
+    before = np.where(day > 0, trailing[sensor, day - 1], -np.inf)
+    usual = np.maximum(before, trailing[sensor, day + days])
+    return np.where(usual == -np.inf, np.nan, usual)  # NaN: no other day
 
 
 def spike_flags(
@@ -720,11 +767,11 @@ def _wetted(samples: Samples, at: np.ndarray, within: pd.Timedelta, rise: float)
 
 def _usual_change(samples: Samples) -> np.ndarray:
     """Per sample, the median change of its sensor's readings from one sample to the next."""
-    change = np.abs(np.diff(samples.values, prepend=samples.values[:1]))
-    same = samples.follows_same_sensor
+    at = _even_subset(samples.follows_same_sensor)
     usual = np.zeros(len(samples.sensor_ids))
-    if same.any():
-        medians = _per_sensor(change, samples.sensor, same, "median")
+    if len(at):
+        change = np.abs(samples.values[at] - samples.values[at - 1])
+        medians = _per_sensor(change, samples.sensor[at], "median")
         usual[medians.index.to_numpy()] = medians.to_numpy()
     return usual[samples.sensor]
 
@@ -821,7 +868,7 @@ def probe_out_of_soil_flags(
     low = samples.search(first, ns[first] - before_span, "left")
     high = samples.search(first, ns[first] - _ns(HOURS_3), "right")
     gap = high <= low
-    start_of_sensor = samples._segments[0][first]
+    start_of_sensor = samples.segments(first)[0]
     anchor = ns[np.maximum(first - 1, 0)] - before_span
     high = np.where(gap, first, high)
     low = np.where(gap, np.maximum(start_of_sensor, samples.search(first, anchor, "left")), low)
@@ -1220,7 +1267,7 @@ def sensor_samples(readings: pd.DataFrame, variables: list[str], frames: dict | 
     sensor, ids = pd.factorize(readings["sensor_id"], sort=True)
     times = pd.DatetimeIndex(readings["ts"])
     ns = _nanoseconds(times)
-    order = _sensor_then_time(sensor, ns)
+    order = sensor_then_time(sensor, ns)
     order = order[sensor[order] >= 0]  # rows without a sensor id belong to no sensor
     sensor, ns = sensor[order].astype(np.int64), ns[order]
     ids = np.asarray(ids, dtype=object)
@@ -1246,11 +1293,19 @@ def sensor_samples(readings: pd.DataFrame, variables: list[str], frames: dict | 
     return {key: read[id(frame)] for key, frame in frames.items()}
 
 
-def _sensor_then_time(sensor: np.ndarray, ns: np.ndarray) -> np.ndarray:
-    """The order that sorts rows by sensor and then time (none to do if they already are)."""
+def sensor_then_time(sensor: np.ndarray, ns: np.ndarray) -> np.ndarray:
+    """The order that sorts rows by sensor and then time (none to do if they already are). Readings
+    mostly come in time order within each sensor (read sensor by sensor, or hour by hour), and then a
+    stable sort by sensor alone gives that order: a radix sort where the codes fit in 16 bits, several
+    times faster than sorting by both."""
     same = sensor[1:] == sensor[:-1]
     if np.all((sensor[1:] > sensor[:-1]) | (same & (ns[1:] > ns[:-1]))):
         return np.arange(len(sensor))
+    narrow = sensor.max() < 2**15  # codes from pd.factorize: -1 (no sensor) and up
+    order = np.argsort(sensor.astype(np.int16) if narrow else sensor, kind="stable")
+    by_sensor, times = sensor[order], ns[order]
+    if np.all((by_sensor[1:] != by_sensor[:-1]) | (times[1:] >= times[:-1])):
+        return order
     return np.lexsort((ns, sensor))
 
 

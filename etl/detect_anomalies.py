@@ -412,14 +412,18 @@ def _read_windows(connection, columns, table, key: str, windows: dict[str, Windo
     return pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
 
 
-def _read_series(connection, table, key: str, columns: list[str], windows: dict[str, Window]) -> pd.DataFrame:
+def _read_series(
+    connection, table, key: str, columns: list[str], windows: dict[str, Window], categorical: bool = False
+) -> pd.DataFrame:
     """The rows (key, ts and `columns`) of a time series table inside each key's window, as one frame
-    with the types `read_frame` gives. On PostgreSQL each window's rows come as one binary value
+    with the types `read_frame` gives, or with the keys as categories if `categorical` (as detection
+    takes them; `_as_categories`). On PostgreSQL each window's rows come as one binary value
     (`_packed_rows`): an index range scan per window and no text to parse, where joining the windows
     scans the whole table and parsing CSV took longer than the rules."""
     if connection.dialect.name != "postgresql":
         selected = [table.c[key], table.c.ts, *(table.c[c] for c in columns)]
-        return _read_windows(connection, selected, table, key, windows)
+        frame = _read_windows(connection, selected, table, key, windows)
+        return frame.astype({key: "category"}) if categorical else frame
     record = np.dtype([("ts", ">i8")] + [(c, ">f8") for c in columns])  # big-endian, as PostgreSQL sends
     keys, parts = [], []
     for batch in _batches(windows):
@@ -428,12 +432,25 @@ def _read_series(connection, table, key: str, columns: list[str], windows: dict[
                 keys.append(name)
                 parts.append(np.frombuffer(packed, dtype=record))
     rows = np.concatenate(parts) if parts else np.empty(0, dtype=record)
-    names = np.array(keys, dtype=object).repeat([len(part) for part in parts])
+    counts = [len(part) for part in parts]
+    if categorical:
+        names = _as_categories(keys, counts)
+    else:
+        names = pd.array(np.array(keys, dtype=object).repeat(counts), dtype="str")
     ts = (rows["ts"].astype(np.int64) + PG_EPOCH_US).view("datetime64[us]")
-    frame = pd.DataFrame({key: pd.array(names, dtype="str"), "ts": pd.DatetimeIndex(ts).tz_localize("UTC")})
+    frame = pd.DataFrame({key: names, "ts": pd.DatetimeIndex(ts).tz_localize("UTC")})
     for c in columns:
         frame[c] = rows[c].astype(np.float64)
     return frame
+
+
+def _as_categories(keys: list[str], counts: list[int]) -> pd.Categorical:
+    """Each key repeated `counts` times, as the categories `astype("category")` would make of those
+    strings (sorted), built from the keys' positions: no string per row to make, nor to hash again."""
+    order = sorted(name for name, count in zip(keys, counts) if count)
+    rank = {name: i for i, name in enumerate(order)}
+    codes = np.repeat(np.array([rank.get(name, -1) for name in keys], dtype=np.int32), counts)
+    return pd.Categorical.from_codes(codes, categories=pd.Index(order, dtype="str"))
 
 
 def _packed_rows(table, key: str, columns: list[str], spans):
@@ -474,7 +491,8 @@ def _read_chunk(engine, windows: dict[str, Window], links: pd.DataFrame) -> Chun
         )
     variables = [c.name for c in readings.columns if c.name not in ("sensor_id", "ts")]
     with engine.connect() as connection:
-        frame = _read_series(connection, readings, "sensor_id", variables, windows)
+        # Detection groups by sensor: the ids come as categories, as it would make them.
+        frame = _read_series(connection, readings, "sensor_id", variables, windows, categorical=True)
         observations = (
             _read_series(connection, wow_observations, "site_id", STATION_COLUMNS, stations)
             if stations
