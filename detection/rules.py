@@ -474,13 +474,26 @@ def stuck_flags(
     variable, values, ns = samples.variable, samples.values, samples.ns
     if len(values) == 0:
         return []
-    first, last = _holds(samples, tolerance, min_duration)
-    lasting = ns[last] - ns[first]
+    starts, ends = _holds(samples, tolerance, min_duration)
+    durations = ns[ends] - ns[starts]
+    # Most holds are a sample or two. Only those of three samples or more that last (long enough to be
+    # stuck, or to have held through rain) are judged, and the arrays below are theirs alone.
+    lasts = durations >= _ns(min_duration)
+    if rain is not None:
+        lasts |= durations > _ns(after_rain)
+    judging = np.flatnonzero((ends - starts >= 2) & lasts)
+    first, last, lasting = starts[judging], ends[judging], durations[judging]
     enough = (last - first >= 2) & (lasting >= _ns(min_duration))
-    judged = np.flatnonzero(enough)  # only holds long enough to be stuck: most are a sample or two
+    judged = np.flatnonzero(enough)  # only holds long enough to be stuck
     usual = np.full(len(first), np.nan)
     usual[judged] = _usual_holds(
-        samples.sensor[first], ns[first], lasting, usual_cap, context_days, len(samples.sensor_ids), judged
+        samples.sensor[starts],
+        ns[starts],
+        durations,
+        usual_cap,
+        context_days,
+        len(samples.sensor_ids),
+        judging[judged],
     )
     # How the hold ended: where the sensor went on from (NaN while it still holds, or after a gap). A
     # probe at rest goes on a step or two from where it held; one that was stuck goes on from where the
