@@ -250,17 +250,14 @@ def _temperature_flag(kind: AnomalyKind, run: pd.DataFrame, t: TemperatureThresh
 def soil_days(readings: pd.DataFrame, stations: pd.DataFrame, links: pd.DataFrame) -> pd.DataFrame:
     """Per sensor and UTC day: the median soil moisture, its change since the sensor's previous day,
     and the station's rain over that day and the one before (mm) with the hours that had a report."""
-    soil = readings.loc[readings["soil_moisture"].notna(), ["sensor_id", "ts", "soil_moisture"]]
-    median = (
-        soil.groupby([soil["sensor_id"], soil["ts"].dt.floor("D").rename("day")])["soil_moisture"]
-        .median()
-        .rename("median")
-        .reset_index()
-    )
-    median["step"] = median.groupby("sensor_id")["median"].diff()
-    if "light" in readings:  # the sun dries the soil too: the sensor's own light, where it has one
-        light = readings.groupby([readings["sensor_id"], readings["ts"].dt.floor("D").rename("day")])["light"]
-        median = median.merge(light.mean().reset_index(), on=["sensor_id", "day"], how="left")
+    # The sun dries the soil too: the sensor's own light, where it has one. One grouping by sensor and
+    # day for both (its days without soil moisture left out after).
+    daily = {"median": ("soil_moisture", "median"), "readings": ("soil_moisture", "count")}
+    if "light" in readings:
+        daily["light"] = ("light", "mean")
+    days = readings.groupby([readings["sensor_id"], readings["ts"].dt.floor("D").rename("day")]).agg(**daily)
+    median = days[days.pop("readings") > 0].reset_index()
+    median.insert(3, "step", median.groupby("sensor_id")["median"].diff())
     rain = _rain_days(stations)
     table = median.merge(links, on="sensor_id").merge(rain, on=["site_id", "day"], how="left")
     return table
