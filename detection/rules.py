@@ -760,9 +760,11 @@ def _scatter(samples: Samples, window: pd.Timedelta, threshold: float) -> np.nda
     sample level with both of its neighbours scatters from none); elsewhere 0."""
     values, same = samples.values, samples.follows_same_sensor
     step = np.abs(np.diff(values, prepend=values[:1]))
-    before = np.where(same, step, 0.0)
-    after = np.append(before[1:], 0.0)
-    rows = np.flatnonzero(np.maximum(before, after) > threshold)
+    # Whether the step from the sample before is over the threshold (a step of 0 from another sensor's),
+    # or the step to the next: compared as they come, with no arrays of steps made on the way.
+    nothing = threshold < 0.0
+    jumped = np.where(same, step > threshold, nothing)
+    rows = np.flatnonzero(jumped | np.append(jumped[1:], nothing))
     out = np.zeros(len(values))
     low, high = _centred_at(samples, rows, window)
     ok = (high - low >= 5) & (low < rows) & (high > rows + 1)
@@ -1043,8 +1045,10 @@ def moved_flags(
     to_soil = np.array([light_ids.get(sensor_id, -1) for sensor_id in soil.sensor_ids])
     first_day = min(int(light.ns.min()), int(soil.ns.min())) // day_ns
     last_day = max(int(light.ns.max()), int(soil.ns.max())) // day_ns
-    brightest = np.full((len(light.sensor_ids), last_day - first_day + 1), -np.inf)
-    np.maximum.at(brightest, (light.sensor, light.ns // day_ns - first_day), light.values)
+    width = last_day - first_day + 1
+    brightest = np.full(len(light.sensor_ids) * width, -np.inf)  # flat: ufunc.at is slow on 2-D indices
+    np.maximum.at(brightest, light.sensor * width + (light.ns // day_ns - first_day), light.values)
+    brightest = brightest.reshape(len(light.sensor_ids), width)
     sensor = to_soil[soil.sensor[jumps.when]]
     day = soil.ns[jumps.when] // day_ns - first_day
     day_before = soil.ns[jumps.when - 1] // day_ns - first_day  # earlier, across a gap
