@@ -400,18 +400,18 @@ def watering_days(readings: pd.DataFrame, t: WateringSystemThresholds = DEFAULT_
     present = np.flatnonzero(~np.isnan(soil) & (days.codes >= 0))
     order = present[sensor_then_time(days.codes[present], days.ns[present])]
     rise = np.full(len(soil), np.nan)
-    same_sensor = days.codes[order[1:]] == days.codes[order[:-1]]
-    rise[order[1:]] = np.where(same_sensor, np.diff(soil[order]), np.nan)
+    codes = days.codes[order]
+    rise[order[1:]] = np.where(codes[1:] == codes[:-1], np.diff(soil[order]), np.nan)
     with np.errstate(invalid="ignore"):
         wetted = rise >= t.min_rise
     if not wetted.any():
         return pd.DataFrame({"sensor_id": [], "day": pd.to_datetime([], utc=True), "hour": []})
-    # Each day's sharpest rise, and the hour of the day it came at.
+    # Each day's sharpest rise, and the hour of the day it came at (looked for among the rises alone).
     sharpest = days.reduce(rise, "max", wetted).ravel()
-    hour_of_day = (days.ns % (24 * HOUR_NS)) / HOUR_NS
-    at_peak = wetted & (rise == sharpest[np.maximum(days.cell, 0)])
+    at = np.flatnonzero(wetted)
+    at = at[rise[at] == sharpest[days.cell[at]]]
     grid = np.full(days.shape[0] * days.shape[1], np.nan)
-    grid[days.cell[at_peak]] = hour_of_day[at_peak]
+    grid[days.cell[at]] = (days.ns[at] % (24 * HOUR_NS)) / HOUR_NS
     grid = grid.reshape(days.shape)
     same = np.zeros(grid.shape, dtype=np.int64)
     tolerance = t.same_hour / HOUR
@@ -539,11 +539,14 @@ def _inside(grid: Grid, spans: list[tuple[str, Flag]]) -> np.ndarray:
     # Readings and spans ordered by (sensor, time) as one key: sensor first, then seconds.
     origin = min(int(grid.ns.min()), int(start.min()))
     scale = 2**33  # seconds: past the year 2240, far beyond any reading
-    key = grid.codes * scale + (grid.ns - origin) // 10**9
     first = code * scale + (start - origin) // 10**9
     last = code * scale + (end - origin) // 10**9
+    rows = np.flatnonzero(np.isin(grid.codes, code))  # the readings of sensors with a span: few, mostly
+    key = grid.codes[rows] * scale + (grid.ns[rows] - origin) // 10**9
     at = np.searchsorted(first, key, side="right") - 1
-    return (grid.codes >= 0) & (at >= 0) & (key <= last[np.maximum(at, 0)])
+    inside = np.zeros(len(grid.ns), dtype=bool)
+    inside[rows] = (at >= 0) & (key <= last[np.maximum(at, 0)])
+    return inside
 
 
 def _one_ns(when: pd.Timestamp) -> int:

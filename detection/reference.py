@@ -58,7 +58,8 @@ def check_against_stations(
     for check in config.running(Detector.REFERENCE):
         frame = views[check.stands_down]
         if id(frame) not in gardens:  # checks standing down for the same conditions share their days
-            gardens[id(frame)] = Gardens(frame[frame["sensor_id"].isin(linked)], stations, links)
+            mine = frame["sensor_id"].isin(linked)
+            gardens[id(frame)] = Gardens(frame if mine.all() else frame[mine], stations, links)
         if not gardens[id(frame)].readings.empty:
             found += check.function(gardens[id(frame)], config.thresholds[check.name])
     return without_common(found, links)
@@ -249,17 +250,14 @@ def _temperature_flag(kind: AnomalyKind, run: pd.DataFrame, t: TemperatureThresh
 def soil_days(readings: pd.DataFrame, stations: pd.DataFrame, links: pd.DataFrame) -> pd.DataFrame:
     """Per sensor and UTC day: the median soil moisture, its change since the sensor's previous day,
     and the station's rain over that day and the one before (mm) with the hours that had a report."""
-    soil = readings.loc[readings["soil_moisture"].notna(), ["sensor_id", "ts", "soil_moisture"]]
-    median = (
-        soil.groupby([soil["sensor_id"], soil["ts"].dt.floor("D").rename("day")])["soil_moisture"]
-        .median()
-        .rename("median")
-        .reset_index()
-    )
-    median["step"] = median.groupby("sensor_id")["median"].diff()
-    if "light" in readings:  # the sun dries the soil too: the sensor's own light, where it has one
-        light = readings.groupby([readings["sensor_id"], readings["ts"].dt.floor("D").rename("day")])["light"]
-        median = median.merge(light.mean().reset_index(), on=["sensor_id", "day"], how="left")
+    # The sun dries the soil too: the sensor's own light, where it has one. One grouping by sensor and
+    # day for both (its days without soil moisture left out after).
+    daily = {"median": ("soil_moisture", "median"), "readings": ("soil_moisture", "count")}
+    if "light" in readings:
+        daily["light"] = ("light", "mean")
+    days = readings.groupby([readings["sensor_id"], readings["ts"].dt.floor("D").rename("day")]).agg(**daily)
+    median = days[days.pop("readings") > 0].reset_index()
+    median.insert(3, "step", median.groupby("sensor_id")["median"].diff())
     rain = _rain_days(stations)
     table = median.merge(links, on="sensor_id").merge(rain, on=["site_id", "day"], how="left")
     return table
@@ -427,11 +425,12 @@ def drift_flags(
         return []
     weather = _daily_weather(stations[stations["site_id"].isin(set(long["site_id"]))])
     neighbours = _neighbour_index(long)
+    rained = {site for site, daily in weather.items() if daily["rainfall"].notna().any()}
     faded = {}  # the station's faded weather over a calendar: the same for its sensors of the same days
     candidates = []
     for sensor, own in long.set_index("day").groupby("sensor_id"):
         site = own["site_id"].iloc[0]
-        if site not in weather or weather[site]["rainfall"].isna().all():
+        if site not in rained:  # no rain report: the station explains nothing
             continue
         span = (site, own.index[0], own.index[-1])
         if span not in faded:
@@ -504,7 +503,7 @@ def _level_drift(
     if neighbours is not None:  # the other gardens by the station show the weather as soil sees it
         columns.append(neighbours.interpolate(limit_direction="both").to_numpy())
     weather = np.column_stack(columns)
-    day = ((own.index - own.index[0]) / DAY).to_numpy()
+    day = _days_from_first(own.index)
     # The weather's days start on the sensor's first: its days are rows. Plain arrays, not frames: this
     # runs for every sensor.
     covariates = weather[day.astype(np.int64)][:, ~np.isnan(weather).any(axis=0)]
@@ -540,7 +539,7 @@ def _drying_drift(own: pd.DataFrame, daily: pd.DataFrame, t: DriftThresholds) ->
     if "light" in own and own["light"].notna().any():
         light = own["light"].reindex(daily.index).interpolate().ffill().bfill()[dry].to_numpy()
         columns += [before * light, light]
-    day = ((daily.index[dry.to_numpy()] - daily.index[0]) / DAY).to_numpy()
+    day = _days_from_first(daily.index)[dry.to_numpy()]
     explained, split, rate = _best_change(
         day, np.column_stack(columns), change[dry].to_numpy(), t.edge_days, "step"
     )
@@ -559,6 +558,13 @@ def _drying_drift(own: pd.DataFrame, daily: pd.DataFrame, t: DriftThresholds) ->
         explained / t.min_dry_explained,
         text,
     )
+
+
+def _days_from_first(days: pd.DatetimeIndex) -> np.ndarray:
+    """Each of `days` as days since the first, from their integer times: as dividing their timedeltas
+    by a day, without the TimedeltaIndex (this runs for every sensor)."""
+    ns = days.as_unit("ns").asi8
+    return (ns - ns[0]) / DAY.value
 
 
 def _daily_weather(stations: pd.DataFrame) -> dict[str, pd.DataFrame]:

@@ -491,13 +491,26 @@ def stuck_flags(
     variable, values, ns = samples.variable, samples.values, samples.ns
     if len(values) == 0:
         return []
-    first, last = _holds(samples, tolerance, min_duration)
-    lasting = ns[last] - ns[first]
+    starts, ends = _holds(samples, tolerance, min_duration)
+    durations = ns[ends] - ns[starts]
+    # Most holds are a sample or two. Only those of three samples or more that last (long enough to be
+    # stuck, or to have held through rain) are judged, and the arrays below are theirs alone.
+    lasts = durations >= _ns(min_duration)
+    if rain is not None:
+        lasts |= durations > _ns(after_rain)
+    judging = np.flatnonzero((ends - starts >= 2) & lasts)
+    first, last, lasting = starts[judging], ends[judging], durations[judging]
     enough = (last - first >= 2) & (lasting >= _ns(min_duration))
-    judged = np.flatnonzero(enough)  # only holds long enough to be stuck: most are a sample or two
+    judged = np.flatnonzero(enough)  # only holds long enough to be stuck
     usual = np.full(len(first), np.nan)
     usual[judged] = _usual_holds(
-        samples.sensor[first], ns[first], lasting, usual_cap, context_days, len(samples.sensor_ids), judged
+        samples.sensor[starts],
+        ns[starts],
+        durations,
+        usual_cap,
+        context_days,
+        len(samples.sensor_ids),
+        judging[judged],
     )
     # How the hold ended: where the sensor went on from (NaN while it still holds, or after a gap). A
     # probe at rest goes on a step or two from where it held; one that was stuck goes on from where the
@@ -801,9 +814,11 @@ def _scatter(samples: Samples, window: pd.Timedelta, threshold: float) -> np.nda
     sample level with both of its neighbours scatters from none); elsewhere 0."""
     values, same = samples.values, samples.follows_same_sensor
     step = np.abs(np.diff(values, prepend=values[:1]))
-    before = np.where(same, step, 0.0)
-    after = np.append(before[1:], 0.0)
-    rows = np.flatnonzero(np.maximum(before, after) > threshold)
+    # Whether the step from the sample before is over the threshold (a step of 0 from another sensor's),
+    # or the step to the next: compared as they come, with no arrays of steps made on the way.
+    nothing = threshold < 0.0
+    jumped = np.where(same, step > threshold, nothing)
+    rows = np.flatnonzero(jumped | np.append(jumped[1:], nothing))
     out = np.zeros(len(values))
     low, high = _centred_at(samples, rows, window)
     ok = (high - low >= 5) & (low < rows) & (high > rows + 1)
@@ -1084,8 +1099,10 @@ def moved_flags(
     to_soil = np.array([light_ids.get(sensor_id, -1) for sensor_id in soil.sensor_ids])
     first_day = min(int(light.ns.min()), int(soil.ns.min())) // day_ns
     last_day = max(int(light.ns.max()), int(soil.ns.max())) // day_ns
-    brightest = np.full((len(light.sensor_ids), last_day - first_day + 1), -np.inf)
-    np.maximum.at(brightest, (light.sensor, light.ns // day_ns - first_day), light.values)
+    width = last_day - first_day + 1
+    brightest = np.full(len(light.sensor_ids) * width, -np.inf)  # flat: ufunc.at is slow on 2-D indices
+    np.maximum.at(brightest, light.sensor * width + (light.ns // day_ns - first_day), light.values)
+    brightest = brightest.reshape(len(light.sensor_ids), width)
     sensor = to_soil[soil.sensor[jumps.when]]
     day = soil.ns[jumps.when] // day_ns - first_day
     day_before = soil.ns[jumps.when - 1] // day_ns - first_day  # earlier, across a gap
