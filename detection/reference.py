@@ -294,20 +294,24 @@ def station_rain(stations: pd.DataFrame, links: pd.DataFrame, readings: pd.DataF
     spans = readings.groupby("sensor_id", observed=True)["ts"].agg(["min", "max"])
     sites = links.join(spans, on="sensor_id").dropna(subset=["min"]).groupby("site_id")
     reach = sites.agg(start=("min", "min"), end=("max", "max"))
-    own = stations[stations["site_id"].isin(set(reach.index))]
-    site = own["site_id"]
-    own = own[(own["ts"] >= site.map(reach["start"] - SNOW_MEMORY)) & (own["ts"] <= site.map(reach["end"]))]
-    site, hour = own["site_id"], own["ts"].dt.floor("h")
+    # Each report's station as a code (the long ids hashed once): its reach and its grouping go by code.
+    codes, names = pd.factorize(stations["site_id"], sort=True)
+    start = pd.DatetimeIndex(reach["start"].reindex(names)) - SNOW_MEMORY  # NaT: no sensor of its own
+    end = pd.DatetimeIndex(reach["end"].reindex(names))
+    ts = pd.DatetimeIndex(stations["ts"])
+    inside = (codes >= 0) & (ts >= start[codes]) & (ts <= end[codes])
+    own, site = stations[inside], codes[inside]
+    hour = own["ts"].dt.floor("h")
     fell = pd.to_numeric(own["rainfall"], errors="coerce")  # a column of Nones reads as objects
-    known = fell.notna()
+    known = fell.notna().to_numpy()
     rain = fell[known].groupby([site[known], hour[known]]).sum()  # by site, then hour
     if "air_temperature" in own and len(rain):
         air = pd.to_numeric(own["air_temperature"], errors="coerce").groupby([site, hour]).mean()
         rain = pd.Series(_reaching_ground(rain, air), index=rain.index)
     hours, total = {}, {}
-    for name, fallen in rain.groupby(level=0, sort=False):
-        hours[name] = fallen.index.get_level_values(1).as_unit("ns").asi8
-        total[name] = np.nancumsum(fallen.to_numpy(dtype=float))
+    for code, fallen in rain.groupby(level=0, sort=False):
+        hours[names[code]] = fallen.index.get_level_values(1).as_unit("ns").asi8
+        total[names[code]] = np.nancumsum(fallen.to_numpy(dtype=float))
     site_of = links.set_index("sensor_id")["site_id"]
     mine = site_of[site_of.isin(set(hours))]
     return Rain({s: hours[site] for s, site in mine.items()}, {s: total[site] for s, site in mine.items()})
