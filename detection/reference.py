@@ -54,6 +54,11 @@ def check_against_stations(
     stations = stations[stations["site_id"].isin(set(links["site_id"]))]
     if stations.empty:
         return []
+    # The stations' ids (long strings) as categories, once, in the reports and the links alike: every
+    # grouping and join by station below then goes by their codes, not by hashing the ids again.
+    sites = pd.CategoricalDtype(sorted(set(links["site_id"])))
+    stations = stations.assign(site_id=stations["site_id"].astype(sites))
+    links = links.assign(site_id=links["site_id"].astype(sites))
     found, gardens = [], {}
     for check in config.running(Detector.REFERENCE):
         frame = views[check.stands_down]
