@@ -55,6 +55,7 @@ def detect(
     has_stations = stations is not None and len(stations) > 0 and links is not None and len(links) > 0
     if has_stations:
         stations = _with_time_column(stations)
+        stations = stations.assign(site_id=stations["site_id"].astype("category"))  # as the sensor ids
         links = links[links["site_id"].notna()]
 
     soil_model = "unusual_day.soil_moisture"

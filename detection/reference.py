@@ -54,6 +54,11 @@ def check_against_stations(
     stations = stations[stations["site_id"].isin(set(links["site_id"]))]
     if stations.empty:
         return []
+    # The stations' ids (long strings) as categories, once, in the reports and the links alike: every
+    # grouping and join by station below then goes by their codes, not by hashing the ids again.
+    sites = pd.CategoricalDtype(sorted(set(links["site_id"])))
+    stations = stations.assign(site_id=stations["site_id"].astype(sites))
+    links = links.assign(site_id=links["site_id"].astype(sites))
     found, gardens = [], {}
     for check in config.running(Detector.REFERENCE):
         frame = views[check.stands_down]
@@ -297,12 +302,16 @@ def station_rain(stations: pd.DataFrame, links: pd.DataFrame, readings: pd.DataF
     spans = readings.groupby("sensor_id", observed=True)["ts"].agg(["min", "max"])
     sites = links.join(spans, on="sensor_id").dropna(subset=["min"]).groupby("site_id")
     reach = sites.agg(start=("min", "min"), end=("max", "max"))
-    own = stations[stations["site_id"].isin(set(reach.index))]
-    site = own["site_id"]
-    own = own[(own["ts"] >= site.map(reach["start"] - SNOW_MEMORY)) & (own["ts"] <= site.map(reach["end"]))]
-    site, hour = own["site_id"], own["ts"].dt.floor("h")
+    # Each report's station as a code (the long ids hashed once): its reach and its grouping go by code.
+    codes, names = pd.factorize(stations["site_id"], sort=True)
+    start = pd.DatetimeIndex(reach["start"].reindex(names)) - SNOW_MEMORY  # NaT: no sensor of its own
+    end = pd.DatetimeIndex(reach["end"].reindex(names))
+    ts = pd.DatetimeIndex(stations["ts"])
+    inside = (codes >= 0) & (ts >= start[codes]) & (ts <= end[codes])
+    own, site = stations[inside], codes[inside]
+    hour = own["ts"].dt.floor("h")
     fell = pd.to_numeric(own["rainfall"], errors="coerce")  # a column of Nones reads as objects
-    known = fell.notna()
+    known = fell.notna().to_numpy()
     rain = fell[known].groupby([site[known], hour[known]]).sum()  # by site, then hour
     water, warm = rain, rain
     if "air_temperature" in own and len(rain):
@@ -312,12 +321,12 @@ def station_rain(stations: pd.DataFrame, links: pd.DataFrame, readings: pd.DataF
         # Rain that fell as rain alone: a gauge filling below ALL_RAIN_ABOVE_C may be catching snow.
         warm = rain.where(np.nan_to_num(felt, nan=ALL_RAIN_ABOVE_C) >= ALL_RAIN_ABOVE_C, 0.0)
     hours, total, liquid = {}, {}, {}
-    for (name, fallen), (_, rained) in zip(
+    for (code, fallen), (_, rained) in zip(
         water.groupby(level=0, sort=False), warm.groupby(level=0, sort=False)
     ):
-        hours[name] = fallen.index.get_level_values(1).as_unit("ns").asi8
-        total[name] = np.nancumsum(fallen.to_numpy(dtype=float))
-        liquid[name] = np.nancumsum(rained.to_numpy(dtype=float))
+        hours[names[code]] = fallen.index.get_level_values(1).as_unit("ns").asi8
+        total[names[code]] = np.nancumsum(fallen.to_numpy(dtype=float))
+        liquid[names[code]] = np.nancumsum(rained.to_numpy(dtype=float))
     site_of = links.set_index("sensor_id")["site_id"]
     mine = site_of[site_of.isin(set(hours))]
     return Rain(*({s: of[site] for s, site in mine.items()} for of in (hours, total, liquid)))

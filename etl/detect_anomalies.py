@@ -491,10 +491,10 @@ def _read_chunk(engine, windows: dict[str, Window], links: pd.DataFrame) -> Chun
         )
     variables = [c.name for c in readings.columns if c.name not in ("sensor_id", "ts")]
     with engine.connect() as connection:
-        # Detection groups by sensor: the ids come as categories, as it would make them.
+        # Detection groups by sensor and by station: the ids come as categories, as it would make them.
         frame = _read_series(connection, readings, "sensor_id", variables, windows, categorical=True)
         observations = (
-            _read_series(connection, wow_observations, "site_id", STATION_COLUMNS, stations)
+            _read_series(connection, wow_observations, "site_id", STATION_COLUMNS, stations, categorical=True)
             if stations
             else pd.DataFrame(columns=["site_id", "ts", *STATION_COLUMNS])
         )
