@@ -825,7 +825,9 @@ def test_the_owner_map_finds_sensors_by_address(page, site):
     assert all(typed.lower() in address.lower() for address in answer["matching_results"])
     page.fill("#address", first)
     page.click("#owner-search button[type=submit]")
-    page.wait_for_selector("#owner-sensors:not([hidden])")
+    # The owners' statistics are asked for after the sensors' table is shown: the search is over when
+    # the count of sensors found shows.
+    page.wait_for_selector("#owner-message:text-matches('^[0-9]+ sensors?$')")
     found = page.locator("#owner-sensors tbody tr td:nth-child(4)").all_inner_texts()
     assert found and all(address == first for address in found)
     owners = set(page.locator("#owner-sensors tbody tr td:nth-child(5)").all_inner_texts())
