@@ -71,7 +71,7 @@ class Forked:
         died = False
         try:
             value, error = self.pipe.recv()
-        except EOFError:  # it died before it could answer
+        except (EOFError, ConnectionResetError):  # it died before it could answer (reset: with go unread)
             value, error, died = None, None, True
         except BaseException:  # interrupted here: the call is not to go on without us
             self.child.kill()

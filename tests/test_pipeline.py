@@ -479,30 +479,24 @@ def test_an_in_memory_database_is_locked_too_by_a_file_in_the_temporary_folder()
 
 
 @pytest.mark.slow  # a subprocess each, detection loads TensorFlow
-@pytest.mark.parametrize(
-    ("module", "args", "expect"),
-    [
+def test_each_step_runs_on_its_own_in_order(tmp_path, simulator):
+    """Each step's own command, one after the other on one database: each reads what the one before
+    wrote (one test, so that its steps never run apart, in processes of their own under pytest -n)."""
+    database = f"sqlite:///{tmp_path}/steps.sqlite"
+    init_db(make_engine(load_settings(database_url=database)))
+    env = etl_env(database, simulator())
+    for module, args, expect in [
         ("etl.store_sensor_info", [], "store_sensor_info (shard all): 40 rows written"),
         ("etl.find_nearest_wow_live", [], "find_nearest_wow_live (shard all): "),
         ("etl.extract_all_grow_data", ["--shard", "1/1"], "extract_all_grow_data (shard all): "),
         ("etl.detect_anomalies", [], "detect_anomalies (shard all): "),
         ("etl.analyse_anomalies", [], "analyse_anomalies (shard all): 20 rows written"),
-    ],
-)
-def test_each_step_runs_on_its_own_in_order(tmp_path_factory, simulator, module, args, expect):
-    folder = tmp_path_factory.getbasetemp() / "steps-alone"
-    folder.mkdir(exist_ok=True)
-    database = f"sqlite:///{folder}/steps.sqlite"
-    init_db(make_engine(load_settings(database_url=database)))  # idempotent: each case can run alone
-    result = subprocess.run(
-        [sys.executable, "-m", module, *args],
-        env=etl_env(database, simulator()),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert result.returncode == 0, result.stderr
-    assert expect in result.stdout
+    ]:
+        result = subprocess.run(
+            [sys.executable, "-m", module, *args], env=env, capture_output=True, text=True, timeout=120
+        )
+        assert result.returncode == 0, (module, result.stderr)
+        assert expect in result.stdout, (module, result.stdout)
 
 
 @pytest.mark.slow  # two subprocesses

@@ -124,3 +124,23 @@ def test_a_process_a_step_forked_and_lost_is_told_as_it_died(engine, settings, m
 
 def _kill_self():
     os.kill(os.getpid(), signal.SIGKILL)
+
+
+def test_a_process_killed_with_its_word_to_go_unread_is_told_as_it_died(tmp_path):
+    """Told to go while still preparing, then killed: its end of the pipe goes with our word unread in it,
+    which resets the pipe rather than closing it; that too is a death (as under load, when the runner
+    reaches a step before the step's process is done preparing)."""
+    told = tmp_path / "told"
+
+    def prepare():
+        for _ in range(1000):
+            if told.exists():
+                break
+            time.sleep(0.01)
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    forked = Forked(os.getpid, prepare=prepare)
+    forked.go()
+    told.touch()
+    with pytest.raises(ChildDied, match=r"^was killed by SIGKILL \(out of memory\?\)$"):
+        forked.result()
