@@ -196,12 +196,21 @@ class DriftThresholds:
     min_days: Annotated[int, SIMULATOR] = 20  # daily medians a sensor needs to be judged
     # a drift starts no closer than this to either end of the history
     edge_days: Annotated[int, SIMULATOR] = 7
+    # days: on a record longer than a season, a ramp that would start before the first day it may (the
+    # whole record walks) is a season the weather's fading sums miss, not a probe that began to drift
+    season_days: Annotated[int, SIMULATOR] = 91
     # level test: share of what the weather leaves over a ramp must explain
     min_explained: Annotated[float, REAL] = 0.75
     # %: level test: how far the ramp moved the reading by the last day
     min_change: Annotated[float, REAL] = 10.0
     # %/day: a probe's calibration drifts slowly; a level walking away faster is a season turning
     max_rate: Annotated[float, REAL] = 1.5
+    # level test: a fall over a ramp of `dry_spell_days` or more whose days had under `dry_spell_mm` a
+    # day at the station, and under `dry_spell_share` of the days before, is soil drying through a dry
+    # spell: over weeks the fading sums (`memory`: a week) follow the soil; over a month, drying adds up
+    dry_spell_days: Annotated[int, PHYSICS] = 28
+    dry_spell_mm: Annotated[float, SIMULATOR] = 1.0
+    dry_spell_share: Annotated[float, SIMULATOR] = 0.5
     # mm: drying test: a dry day has at most this, that day and the one before
     dry_rain_mm: Annotated[float, SIMULATOR] = 0.5
     min_dry_days: Annotated[int, SIMULATOR] = 15  # drying test: dry days needed

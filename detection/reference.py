@@ -425,8 +425,9 @@ def drift_flags(
       is, the warmth and the light. After fitting that, a change of rate from some day on (a drift adds
       its own slope) must explain at least `min_dry_explained` of the rest. Needs `min_dry_days`.
 
-    A drift may start no closer than `edge_days` to either end, and one that a neighbour shares is
-    weather (see `_without_shared`)."""
+    A drift may start no closer than `edge_days` to either end; on a record longer than `season_days`,
+    one that would start at that edge walks all along: a season. One that a neighbour shares is weather
+    (see `_without_shared`)."""
     t = thresholds or DriftThresholds()
     counts = days.groupby("sensor_id")["median"].transform("size")
     long = days[(counts >= t.min_days) & days["site_id"].notna()]
@@ -449,7 +450,7 @@ def drift_flags(
         around = neighbours[sensor].reindex(daily.index) if sensor in neighbours else None
         # Where neighbours witness the weather the level test is the sharper one (measured: the drying
         # test then adds false alarms, not drifts); without them, the drying test helps.
-        found = _level_drift(own, weather_faded, around, t) or (
+        found = _level_drift(own, weather_faded, daily["rainfall"], around, t) or (
             None if sensor in neighbours else _drying_drift(own, daily, t)
         )
         if found is not None:
@@ -506,7 +507,7 @@ def _faded(weather: pd.DataFrame, memory: float) -> pd.DataFrame:
 
 
 def _level_drift(
-    own: pd.DataFrame, faded: pd.DataFrame, neighbours: pd.Series | None, t: DriftThresholds
+    own: pd.DataFrame, faded: pd.DataFrame, rain: pd.Series, neighbours: pd.Series | None, t: DriftThresholds
 ) -> tuple[float, Flag] | None:
     columns = [faded[name].to_numpy() for name in faded.columns]
     if neighbours is not None:  # the other gardens by the station show the weather as soil sees it
@@ -520,7 +521,11 @@ def _level_drift(
     change = slope * (day[-1] - split)
     if explained < t.min_explained or abs(change) < t.min_change or abs(slope) > t.max_rate:
         return None
+    if split <= t.edge_days and day[-1] > t.season_days:  # it walks from the start: a season
+        return None
     start = own.index[0] + pd.Timedelta(days=split)
+    if change < 0 and _a_dry_spell(rain, start, own.index[-1], t):
+        return None
     text = (
         f"soil moisture drifted {change:+.1f} % since {start:%d %b} beyond what the weather at "
         f"{_where(own)} explains: a drifting probe?"
@@ -533,6 +538,18 @@ def _level_drift(
         abs(change) / t.min_change,
         text,
     )
+
+
+def _a_dry_spell(rain: pd.Series, start: pd.Timestamp, end: pd.Timestamp, t: DriftThresholds) -> bool:
+    """Whether the station's rain from `start` to `end`, `dry_spell_days` or more, was a dry spell:
+    under `dry_spell_mm` a day and under `dry_spell_share` of what fell before. Soil dries through a
+    dry spell by what the warm days took, summed day after day, which fading sums of rain and warmth
+    do not follow past a few weeks: a fall then is the soil drying, not a probe drifting (wetting
+    follows the rain, which they do)."""
+    if end - start < pd.Timedelta(days=t.dry_spell_days):
+        return False
+    before, during = rain[rain.index < start].mean(), rain[(rain.index >= start) & (rain.index <= end)].mean()
+    return bool(during < t.dry_spell_mm and during < t.dry_spell_share * before)
 
 
 def _drying_drift(own: pd.DataFrame, daily: pd.DataFrame, t: DriftThresholds) -> tuple[float, Flag] | None:

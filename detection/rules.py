@@ -476,17 +476,20 @@ def stuck_flags(
 ) -> Found:
     """A value that holds while it should have moved. Real probes report in steps and hold still when
     nothing changes (a dry night, a dry season moving one step a day), so a hold is judged against the
-    sensor itself: it is stuck when it lasts `min_duration` and `usual_factor` times the holds the
-    sensor shows on the days around it (the upper quartile of each day's longest hold within
-    `context_days`, each counted up to `usual_cap`, so that a probe stuck for weeks does not excuse
-    itself). It is stuck whatever the days around show when it holds at an `impossible` level (a soil
-    probe reading exactly 0 % is disconnected, not dry), or when its station recorded `wet_mm` of rain
-    (falling as rain, not a snowpack's guessed melt) and it still held `after_rain` later (`rain`, where
-    the sensor has a station). A hold that ends in a rise as `answered_mm` of water reaches the station
-    was at rest however long it lasted: the probe answered the rain; so was one at the sensor's lowest
-    level, `air_dry` or below, while its station saw less than `wet_mm` fall. Holds under
-    `ignore_below` are left alone up to `longest_night`: light is 0 all night, not for a day and a night
-    (a winter night in the far north of Europe lasts under 20 hours)."""
+    sensor itself: it is stuck when it lasts `min_duration` and, if it hid a change (it ends in a leap
+    to where the soil got), `usual_factor` times the holds the sensor shows on the days around it (each
+    day's longest hold within `context_days`, each counted up to `usual_cap`, so that a probe stuck for
+    weeks does not excuse itself), or else `rest_factor` times the longest the sensor rested within
+    one of its steps on those days (a calm soil on a step's edge flicks across it: `_rests`). It is
+    stuck whatever the days around show when it holds at an `impossible` level (a soil probe reading
+    exactly 0 % is disconnected, not dry), or when its station recorded `wet_mm` of rain (falling as
+    rain, not a snowpack's guessed melt) and it still held `after_rain` later (`rain`, where the sensor
+    has a station). A hold that ends in a rise as `answered_mm` of water reaches the station was at
+    rest, the probe answering the rain, unless it outlasted what the sensor rests (at its floor aside);
+    so was one at the sensor's lowest level, `air_dry` or below, while its station saw less than
+    `wet_mm` fall. Holds under `ignore_below` are left alone up to `longest_night`: light is 0 all
+    night, not for a day and a night (a winter night in the far north of Europe lasts under 20
+    hours)."""
     samples = samples.of_sensors_with(3)
     variable, values, ns = samples.variable, samples.values, samples.ns
     if len(values) == 0:
@@ -502,16 +505,20 @@ def stuck_flags(
     first, last, lasting = starts[judging], ends[judging], durations[judging]
     enough = (last - first >= 2) & (lasting >= _ns(min_duration))
     judged = np.flatnonzero(enough)  # only holds long enough to be stuck
-    usual = np.full(len(first), np.nan)
-    usual[judged] = _usual_holds(
-        samples.sensor[starts],
-        ns[starts],
-        durations,
-        usual_cap,
-        context_days,
-        len(samples.sensor_ids),
-        judging[judged],
-    )
+    # What is usual, twice: the longest the sensor held exactly on the days around (against which a hold
+    # that hid a change is judged), and the longest it rested within one of its steps, flicking across
+    # a step's edge as a calm soil sitting on it does (against which a hold that hid nothing is).
+    usual, usual_rest = np.full(len(first), np.nan), np.full(len(first), np.nan)
+    for into, lasted in ((usual, durations), (usual_rest, _rests(samples, starts, ends, min_duration))):
+        into[judged] = _usual_holds(
+            samples.sensor[starts],
+            ns[starts],
+            lasted,
+            usual_cap,
+            context_days,
+            len(samples.sensor_ids),
+            judging[judged],
+        )
     # How the hold ended: where the sensor went on from (NaN while it still holds, or after a gap). A
     # probe at rest goes on a step or two from where it held; one that was stuck goes on from where the
     # soil got to meanwhile. Soil dries slowly: a fall hidden by a hold is a stuck probe, a rise may be
@@ -534,6 +541,12 @@ def stuck_flags(
             ns[last[rose]] + _ns(answer_within),
         )
         answered[rose[water >= answered_mm]] = True
+        # ... a probe at rest: one that held far longer than the sensor ever rests was stuck, and the
+        # rain that came as it ended, chance; unless it rested at its floor, where soil waits for rain
+        outlasted = answered & (lasting >= rest_factor * usual_rest)
+        if air_dry is not None:
+            outlasted &= ~((values[first] <= air_dry) & _at_its_floor(samples, first))
+        answered &= ~outlasted
     hidden = moved & leapt & ~answered
     # A hold not yet over (at the end of what is read) is judged as one at rest: only its end can show
     # what it hid, and a look that ends inside it must not say more than one that sees it end.
@@ -541,6 +554,7 @@ def stuck_flags(
     # and a day, twice over.
     unknown = np.isnan(usual)
     usual = np.where(unknown, _ns(HOURS_24), usual)
+    usual = np.where(hidden | unknown, usual, usual_rest)
     factor = np.where(hidden | unknown, usual_factor, rest_factor)
     longer = enough & (lasting >= factor * usual) & ~answered
     if rain is not None and air_dry is not None:  # dry soil at its floor rests until rain (or it leaps)
@@ -593,18 +607,19 @@ def _at_rest_on_the_floor(
     higher hides the soil drying below it."""
     if len(first) == 0:
         return np.zeros(0, dtype=bool)
-    begins = np.flatnonzero(~samples.follows_same_sensor)  # samples run sensor by sensor
-    floor = np.full(len(samples.sensor_ids), np.inf)
-    floor[samples.sensor[begins]] = np.minimum.reduceat(samples.values, begins)
-    level = samples.values[first]
-    low = (
-        level
-        <= floor[samples.sensor[first]] + 2 * samples.sensor_resolution[samples.sensor[first]] + FLOAT_SLACK
-    )
     ids = samples.sensor_ids[samples.sensor[first]]
     witnessed = np.isin(ids, list(rain.hours))
     dry = rain.between(ids, samples.ns[first], samples.ns[last]) < wet_mm
-    return low & witnessed & dry
+    return _at_its_floor(samples, first) & witnessed & dry
+
+
+def _at_its_floor(samples: Samples, first: np.ndarray) -> np.ndarray:
+    """Per sample of `first`, whether it lies within two of its sensor's steps of the sensor's lowest."""
+    begins = np.flatnonzero(~samples.follows_same_sensor)  # samples run sensor by sensor
+    floor = np.full(len(samples.sensor_ids), np.inf)
+    floor[samples.sensor[begins]] = np.minimum.reduceat(samples.values, begins)
+    sensor = samples.sensor[first]
+    return samples.values[first] <= floor[sensor] + 2 * samples.sensor_resolution[sensor] + FLOAT_SLACK
 
 
 def _went_on(
@@ -647,6 +662,33 @@ def _holds(samples: Samples, tolerance: float, min_duration: pd.Timedelta) -> tu
     moved[1:] |= (change > still) | (np.diff(ns) > samples.span(min_duration)[1:])
     starts = np.flatnonzero(moved)
     return starts, np.append(starts[1:] - 1, len(values) - 1)
+
+
+def _rests(samples: Samples, starts: np.ndarray, ends: np.ndarray, min_duration: pd.Timedelta) -> np.ndarray:
+    """Per hold (`_holds`' runs), how long it lasted, or, for the first hold of a rest, how long the rest
+    lasted: a run of short holds (under `min_duration`) of one sensor, without a gap, whose levels stay
+    within one of its steps. A calm soil sitting on the edge between two steps flicks across it hour
+    by hour; each hold is short, but the soil never moved. Two grids of cells two steps wide, the second
+    shifted by a step, put any two neighbouring steps in one cell: the longer run of either counts."""
+    ns, sensor = samples.ns, samples.sensor[starts]
+    lasted = (ns[ends] - ns[starts]).astype(float)
+    resolution = samples.sensor_resolution[sensor]
+    short = lasted < _ns(min_duration)
+    follows = np.zeros(len(starts), dtype=bool)
+    follows[1:] = (sensor[1:] == sensor[:-1]) & short[1:] & short[:-1]
+    follows[1:] &= ns[starts[1:]] - ns[ends[:-1]] <= samples.span(min_duration)[starts[1:]]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        steps = samples.values[starts] / (2 * resolution)  # levels in steps are halves: a cell's 0.25 margin
+    follows &= np.isfinite(steps)  # a sensor that never moved has no step
+    rests = lasted.copy()
+    for shift in (0.25, 0.75):
+        cell = np.floor(steps + shift)
+        same = follows.copy()
+        same[1:] &= cell[1:] == cell[:-1]
+        first = np.flatnonzero(~same)
+        last = np.append(first[1:] - 1, len(starts) - 1)
+        rests[first] = np.maximum(rests[first], ns[ends[last]] - ns[starts[first]])
+    return rests
 
 
 def _usual_holds(

@@ -350,6 +350,32 @@ def test_a_hold_the_soil_moves_off_gradually_is_at_rest_and_one_that_jumps_away_
     assert found[["variable", "kind"]].values.tolist() == [["soil_moisture", "stuck"]]
 
 
+def dithering(level: float, days: float, step: float = 0.5, seed: int = 7) -> np.ndarray:
+    """A calm soil sitting on the boundary between two of its probe's coarse steps: the reading flicks
+    between `level` and a step above every hour or three, 15-minute samples."""
+    rng = np.random.default_rng(seed)
+    values, upper = [], True
+    while len(values) < days * 96:
+        values += [level + step * upper] * int(rng.integers(4, 13))
+        upper = not upper
+    return np.array(values[: int(days * 96)])
+
+
+def test_a_calm_hold_between_days_of_flicking_across_a_step_is_at_rest_and_one_that_hid_a_fall_is_stuck():
+    """Seed 30408's false alarms: a winter probe in 0.5 % steps flicks between 29.5 and 29.0 for a week
+    (its soil sits on the boundary), holds 29.0 for 44 h as the soil sits mid-step, and flicks again
+    between 29.0 and 28.5. Exact holds on the days around last a few hours, but the soil rested within
+    one step all along: nothing was hidden. A probe that held while the soil fell 3 % and came back
+    there hid that fall."""
+    hold = np.full(44 * 4, 29.0)
+    calm = np.concatenate([dithering(29.0, 7), hold, dithering(28.5, 6, seed=8)])
+    index = pd.date_range(START, periods=len(calm), freq="15min")
+    assert faults(detect(pd.DataFrame({"ts": index, "soil_moisture": calm}))).empty
+    fell = np.concatenate([dithering(29.0, 7), hold, dithering(26.0, 6, seed=8)])
+    found = faults(detect(pd.DataFrame({"ts": index, "soil_moisture": fell})))
+    assert found[["variable", "kind"]].values.tolist() == [["soil_moisture", "stuck"]]
+
+
 def station(hours: pd.DatetimeIndex, rain: np.ndarray, air: float | np.ndarray = 15.0) -> tuple:
     stations = pd.DataFrame({"site_id": "w", "ts": hours, "rainfall": rain, "air_temperature": air})
     return stations, pd.DataFrame({"sensor_id": ["sensor"], "site_id": ["w"], "distance_km": [2.0]})
@@ -366,6 +392,21 @@ def test_a_dry_hold_that_ends_in_a_rise_as_the_rain_comes_is_at_rest_and_one_wit
     shower = np.where((hours > end - 2 * HOUR) & (hours <= end + 2 * HOUR), 4.0, 0.0)
     assert faults(detect(frame, *station(hours, early + shower))).empty
     found = faults(detect(frame, *station(hours, early)))
+    assert found[["variable", "kind"]].values.tolist() == [["soil_moisture", "stuck"]]
+
+
+def test_a_hold_of_a_week_that_ends_as_a_shower_comes_is_stuck_whatever_the_shower():
+    """Seed 30406's miss: a June probe, drying a step or two a day, held 14.0 % for a week and its fault
+    ended as a shower came. A probe at rest answers rain; one that held far longer than it ever rests
+    was stuck, and that the rain came as it ended is chance (soil at its air-dry floor aside: it waits
+    for rain however long)."""
+    rise = np.concatenate([[15.5, 17.0, 17.0], np.full(37, 17.5)])
+    frame = held_then(15.0, 7 * 24, rise)
+    hours = pd.date_range(START, frame["ts"].iloc[-1], freq="1h")
+    end = frame["ts"].iloc[-41]
+    early = np.where((hours >= START + 57 * HOUR) & (hours < START + 60 * HOUR), 5.0, 0.0)
+    shower = np.where((hours > end - 2 * HOUR) & (hours <= end + 2 * HOUR), 4.0, 0.0)
+    found = faults(detect(frame, *station(hours, early + shower)))
     assert found[["variable", "kind"]].values.tolist() == [["soil_moisture", "stuck"]]
 
 

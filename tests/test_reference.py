@@ -177,15 +177,21 @@ def test_a_station_without_rain_reports_is_no_evidence():
 
 
 def garden(
-    days: int = 45, seed: int = 5, gain: float = 2.0, wilting: float = 8.0, showers: int | None = None
+    days: int = 45,
+    seed: int = 5,
+    gain: float = 2.0,
+    wilting: float = 8.0,
+    showers: int | None = None,
+    dry_from: int | None = None,
 ) -> tuple[pd.Series, pd.Series]:
     """Six weeks of a garden's soil moisture, wetted by showers on about a third of the days (which the
-    station records too) and drying towards its wilting point between them. Gardens given the same
-    `showers` seed share the weather."""
+    station records too) and drying towards its wilting point between them; no shower from day
+    `dry_from` on. Gardens given the same `showers` seed share the weather."""
     weather = np.random.default_rng(seed if showers is None else showers)
     index = pd.date_range(START, periods=days * 96, freq="15min")
     rain = np.zeros(len(index))
-    for day in np.flatnonzero(weather.random(days) < 0.35):
+    wet_days = np.flatnonzero(weather.random(days) < 0.35)
+    for day in wet_days[wet_days < (dry_from or days)]:
         first = day * 96 + int(weather.integers(0, 80))
         rain[first : first + 8] = weather.exponential(1.0)
     level, soil = 25.0, []
@@ -217,6 +223,31 @@ def test_soil_drifting_away_from_what_the_rain_explains_is_flagged_from_when_it_
     assert flags[0].end == days(44, 44)[1]
     assert f"drifted {'+' if sign > 0 else '-'}1" in flags[0].explanation
     assert drift_check(soil[soil.index < START + pd.Timedelta(days=15)], rain) == []  # too short to tell
+
+
+def test_a_record_of_months_that_walks_from_its_first_day_is_a_season_and_one_that_turns_later_drifts():
+    """Seeds 30403 and 30409's false alarms: half a year of soil wetting from spring into autumn in
+    ways the station's fading rain and warmth do not capture. A ramp the fit would start before the
+    record's first day walks all along: that is a season. A probe that turns in the middle drifts."""
+    soil, rain = garden(days=200, seed=6)
+    assert drift_check(soil + np.linspace(0, 15, len(soil)), rain) == []
+    since = soil.index >= START + pd.Timedelta(days=100)
+    soil[since] += np.linspace(0, 20, since.sum())
+    assert [f.kind for f in drift_check(soil, rain)] == ["drift"]
+
+
+def test_soil_drying_through_a_dry_spell_is_weather_and_a_fall_while_it_rains_is_a_drift():
+    """Seeds 30401 and 30402's false alarms: a garden whose station saw its rain stop for five weeks
+    dries towards its wilting point, faster than fading sums of rain follow. A probe that falls as
+    much while the showers go on drifts."""
+    soil, rain = garden(days=120, seed=6, dry_from=85)
+    since = soil.index >= START + pd.Timedelta(days=85)
+    # drying as spring's lengthening days take ever more: steadily, two thirds of a percent a day
+    soil[since] = soil[since].iloc[0] - np.linspace(0, 25, since.sum())
+    assert drift_check(soil, rain) == []
+    soil, rain = garden(days=120, seed=6)
+    soil[since] -= np.linspace(0, 25, since.sum())
+    assert [f.kind for f in drift_check(soil, rain)] == ["drift"]
 
 
 def test_a_drift_shows_in_how_soil_dries_on_dry_days_too():
