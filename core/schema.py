@@ -295,3 +295,16 @@ users = Table(
     CheckConstraint(f"role IN {USER_ROLES!r}", name="role"),
     CheckConstraint("role = 'admin' OR owner_id IS NOT NULL", name="owner_has_owner_id"),
 )
+
+# One row per login: the session and remember cookies carry a random token, stored here only as its
+# SHA-256, so a login ends when its row is revoked (logout, a password change, a disable, "log out
+# everywhere") or grows older than its lifetime (the front end's settings), whatever the cookie says.
+login_sessions = Table(
+    "login_sessions",
+    metadata,
+    Column("token_hash", String(64), primary_key=True, comment="SHA-256 of the cookie's token, in hex"),
+    Column("user_id", Integer, ForeignKey("users.user_id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("issued_at", UTCDateTime, nullable=False),
+    Column("remember", Boolean, nullable=False, comment='"stay logged in": lives REMEMBER_DAYS, not hours'),
+    Column("revoked_at", UTCDateTime, comment="when it was ended; it answers nothing after"),
+)

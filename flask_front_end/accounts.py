@@ -1,23 +1,28 @@
 """Accounts in the `users` table: who may log in, with which role, and the CLI to manage them.
 
 Roles: `admin` sees every sensor; `owner` is tied to a GROW owner id and sees only that owner's sensors.
-Passwords are stored as werkzeug scrypt hashes, never in clear.
+Passwords are stored as werkzeug scrypt hashes, never in clear. Each login is a row of `login_sessions`
+named by a random token the cookies carry (stored as its hash): it ends at logout, on a password change,
+a disable or "log out everywhere", and past its lifetime.
 """
 
 from __future__ import annotations
 
+import datetime as dt
+import hashlib
+import secrets
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import click
 from flask import current_app
 from flask.cli import AppGroup
 from flask_login import UserMixin
-from sqlalchemy import insert, select, update
+from sqlalchemy import delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from core.schema import USER_ROLES, users
+from core.schema import USER_ROLES, login_sessions, users
 
 MIN_PASSWORD = 10
 # Checked against when a username is unknown, so a wrong name costs the same time as a wrong password.
@@ -32,11 +37,12 @@ class User(UserMixin):
     owner_id: str | None
     active: bool
     session_version: int = 0
+    token: str | None = None  # this login's, once begun (`begin_session`)
 
-    def get_id(self) -> str:
-        # What the session and the remember cookie hold: with the version, a password change or a
-        # disable (which bump it) ends every session and cookie issued before.
-        return f"{self.user_id}.{self.session_version}"
+    def get_id(self) -> str | None:
+        # What the session and the remember cookie hold: the login's random token, which names its row
+        # in login_sessions; ending that row ends every copy of either cookie.
+        return self.token
 
     @property
     def is_active(self) -> bool:
@@ -60,16 +66,72 @@ def _user(row) -> User:
     return User(row.user_id, row.username, row.role, row.owner_id, row.is_active, row.session_version)
 
 
-def load_user(session_id: str) -> User | None:
-    """The account a session or remember cookie names, while it is active and its version is current."""
-    user_id, _, version = session_id.partition(".")
-    if not (user_id.isdigit() and version.isdigit()):
-        return None  # a cookie from before versions, or forged: log in again
+def _hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def begin_session(user: User, remember: bool) -> User:
+    """A new login of `user`: a random token, stored as its hash with the time it was issued."""
+    token = secrets.token_urlsafe(32)
+    now = dt.datetime.now(dt.UTC)
+    with _engine().begin() as connection:
+        connection.execute(
+            insert(login_sessions).values(
+                token_hash=_hash(token), user_id=user.user_id, issued_at=now, remember=remember
+            )
+        )
+        # Logins long over are forgotten as new ones begin (the longest lives REMEMBER_DAYS).
+        past = now - dt.timedelta(days=_settings().remember_days + 1)
+        connection.execute(delete(login_sessions).where(login_sessions.c.issued_at < past))
+    return replace(user, token=token)
+
+
+def load_user(token: str) -> User | None:
+    """The account a session or remember cookie's token names, while its login is neither ended nor
+    past its lifetime (REMEMBER_DAYS with "stay logged in", else SESSION_ABSOLUTE_HOURS) and the account
+    is active. A cookie from before tokens, or a forged one, names none: log in again."""
     with _engine().connect() as connection:
-        row = connection.execute(select(users).where(users.c.user_id == int(user_id))).first()
-    if row is None or not row.is_active or row.session_version != int(version):
-        return None  # disabled, or its password changed since: its sessions end here
-    return _user(row)
+        row = connection.execute(
+            select(users, login_sessions.c.issued_at, login_sessions.c.remember)
+            .join(login_sessions, login_sessions.c.user_id == users.c.user_id)
+            .where(login_sessions.c.token_hash == _hash(token), login_sessions.c.revoked_at.is_(None))
+        ).first()
+    if row is None or not row.is_active:
+        return None
+    settings = _settings()
+    lifetime = (
+        dt.timedelta(days=settings.remember_days)
+        if row.remember
+        else dt.timedelta(hours=settings.session_absolute_hours)
+    )
+    if dt.datetime.now(dt.UTC) - row.issued_at > lifetime:
+        return None
+    return replace(_user(row), token=token)
+
+
+def end_session(token: str | None) -> None:
+    """Logout: this login answers nothing more, wherever its cookies were copied."""
+    if token:
+        with _engine().begin() as connection:
+            _revoke(connection, login_sessions.c.token_hash == _hash(token))
+
+
+def end_every_session(engine, username: str) -> int:
+    """Every login of the account ends ("log out everywhere"): how many there were."""
+    with engine.begin() as connection:
+        user_id = connection.scalar(select(users.c.user_id).where(users.c.username == username))
+        if user_id is None:
+            raise AccountError(f"no account named {username}")
+        return _revoke(connection, login_sessions.c.user_id == user_id)
+
+
+def _revoke(connection, which) -> int:
+    ended = update(login_sessions).where(which, login_sessions.c.revoked_at.is_(None))
+    return connection.execute(ended.values(revoked_at=dt.datetime.now(dt.UTC))).rowcount
+
+
+def _settings():
+    return current_app.extensions["grow_wow"]["settings"]
 
 
 def authenticate(username: str, password: str) -> User | None:
@@ -118,6 +180,7 @@ def set_password(engine, username: str, password: str) -> None:
                 session_version=users.c.session_version + 1,
             )
         ).rowcount
+        _revoke_all_of(connection, username)
     if not changed:
         raise AccountError(f"no account named {username}")
 
@@ -129,8 +192,15 @@ def set_active(engine, username: str, active: bool) -> None:
             .where(users.c.username == username)
             .values(is_active=active, session_version=users.c.session_version + (0 if active else 1))
         ).rowcount
+        if not active:
+            _revoke_all_of(connection, username)
     if not changed:
         raise AccountError(f"no account named {username}")
+
+
+def _revoke_all_of(connection, username: str) -> int:
+    owned = select(users.c.user_id).where(users.c.username == username).scalar_subquery()
+    return _revoke(connection, login_sessions.c.user_id == owned)
 
 
 def list_users(engine) -> list[User]:
@@ -192,6 +262,15 @@ def enable_command(username: str) -> None:
     with _told():
         set_active(_engine(), username, True)
     click.echo(f"enabled {username}")
+
+
+@users_cli.command("logout-everywhere")
+@click.argument("username")
+def logout_everywhere_command(username: str) -> None:
+    """End every login of an account, on every browser (a lost phone, a shared computer)."""
+    with _told():
+        ended = end_every_session(_engine(), username)
+    click.echo(f"ended {ended} session{'s' if ended != 1 else ''} of {username}")
 
 
 @contextmanager

@@ -51,7 +51,7 @@ def login():
         user = accounts.authenticate(form.username.data, form.password.data)
         if user is not None:
             session.permanent = True  # the cookie, and the signed session in it, expire after SESSION_HOURS
-            login_user(user, remember=form.remember.data)
+            login_user(accounts.begin_session(user, form.remember.data), remember=form.remember.data)
             return redirect(safe_next(request.args.get("next")))
         flash("Wrong username or password.", "error")
     return render_template("login.html", form=form), 200 if request.method == "GET" else 401
@@ -61,7 +61,19 @@ def login():
 @login_required
 def logout():
     if LogoutForm().validate_on_submit():
+        accounts.end_session(current_user.token)  # copies of its cookies end too
         logout_user()
+    return redirect(url_for("auth.login"))
+
+
+@auth.post("/logout/everywhere")
+@login_required
+def logout_everywhere():
+    """Every login of this account ends, on every browser: a lost phone, a shared computer."""
+    if LogoutForm().validate_on_submit():
+        accounts.end_every_session(current_app.extensions["grow_wow"]["engine"], current_user.username)
+        logout_user()
+        flash("Logged out everywhere.", "info")
     return redirect(url_for("auth.login"))
 
 

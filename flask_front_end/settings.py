@@ -35,6 +35,12 @@ class FrontendSettings(WebSettings):
         le=24,
         description="a login lasts this long without remember-me (and a CSRF token)",
     )
+    session_absolute_hours: float = Field(
+        default=24.0,
+        gt=0,
+        le=7 * 24,
+        description="a login without remember-me ends this long after it began, however busy",
+    )
     remember_days: int = Field(
         default=14, ge=1, le=14, description='"stay logged in" lasts this many days (at most 14)'
     )

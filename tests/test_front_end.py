@@ -8,8 +8,10 @@ import re
 from email.utils import parsedate_to_datetime
 
 import pytest
+from sqlalchemy import select, update
 
 from core.errors import SettingsError
+from core.schema import login_sessions
 from flask_back_end import create_app as create_back_end
 from flask_back_end.settings import load_settings as back_end_settings
 from flask_front_end import accounts, statuses
@@ -382,6 +384,76 @@ def test_a_password_change_or_a_disable_ends_every_session_and_remember_cookie(a
     assert client.get("/data/map").status_code == 401
     assert elsewhere.get("/data/map").status_code == 401
     assert comeback.get("/data/map").status_code == 401
+
+
+def log_out(client) -> None:
+    client.post("/logout", data={"csrf_token": csrf_token(client, "/")})
+
+
+def a_copy_of(app, client, name: str):
+    """Another browser holding only a copy of the cookie `name` of `client` (stolen, say)."""
+    other = app.test_client()
+    other.set_cookie(name, client.get_cookie(name).value)
+    return other
+
+
+def test_a_session_or_remember_cookie_copied_before_logout_is_refused_after_it(app, client):
+    remembered(client)
+    stolen_session, stolen_remember = (
+        a_copy_of(app, client, "session"),
+        a_copy_of(app, client, "remember_token"),
+    )
+    assert stolen_session.get("/data/map").status_code == 200
+    assert stolen_remember.get("/data/map").status_code == 200
+    log_out(client)
+    assert stolen_session.get("/data/map").status_code == 401
+    assert stolen_remember.get("/data/map").status_code == 401
+    assert a_copy_of(app, stolen_remember, "session").get("/data/map").status_code == 401
+
+
+def test_every_login_gets_its_own_remember_token(app):
+    assert remembered(app.test_client()) != remembered(app.test_client())
+
+
+def issued_earlier(engine, by: dt.timedelta) -> None:
+    """Every login of the database as if it had begun `by` earlier."""
+    with engine.begin() as connection:
+        for token_hash, issued_at in connection.execute(
+            select(login_sessions.c.token_hash, login_sessions.c.issued_at)
+        ):
+            moved = update(login_sessions).where(login_sessions.c.token_hash == token_hash)
+            connection.execute(moved.values(issued_at=issued_at - by))
+
+
+def test_a_remember_token_older_than_remember_days_is_refused(app, client, engine):
+    remembered(client)
+    later = a_copy_of(app, client, "remember_token")
+    issued_earlier(engine, dt.timedelta(days=13))
+    assert later.get("/data/map").status_code == 200
+    issued_earlier(engine, dt.timedelta(days=1, minutes=1))  # 14 days and a minute: REMEMBER_DAYS is 14
+    assert a_copy_of(app, client, "remember_token").get("/data/map").status_code == 401
+
+
+def test_a_busy_session_without_remember_me_still_ends_at_its_absolute_lifetime(app, client, engine):
+    log_in(client, "olive")
+    assert client.get("/data/map").status_code == 200
+    issued_earlier(engine, dt.timedelta(hours=23))  # used all along: the idle lifetime never ran out
+    assert client.get("/data/map").status_code == 200
+    issued_earlier(engine, dt.timedelta(hours=1, minutes=1))  # SESSION_ABSOLUTE_HOURS is 24
+    assert client.get("/data/map").status_code == 401
+
+
+def test_log_out_everywhere_ends_every_session_of_the_account_and_only_its(app, engine):
+    phone, laptop, admin = app.test_client(), app.test_client(), app.test_client()
+    log_in(phone, "olive"), remembered(laptop), log_in(admin, "ada")
+    phone.post("/logout/everywhere", data={"csrf_token": csrf_token(phone, "/")})
+    assert phone.get("/data/map").status_code == 401 and laptop.get("/data/map").status_code == 401
+    assert admin.get("/data/map").status_code == 200
+    log_in(phone, "olive")
+    assert phone.get("/data/map").status_code == 200
+    ended = app.test_cli_runner().invoke(args=["users", "logout-everywhere", "olive"])
+    assert ended.exit_code == 0 and "ended 1 session" in ended.output, ended.output
+    assert phone.get("/data/map").status_code == 401
 
 
 def cookie_lifetime(answer, name: str) -> dt.timedelta:
