@@ -351,7 +351,7 @@ def get_wow_data(params):
             abort(404, f"no WOW station is linked to sensor {sensor_id}")
         reports = station_reports(connection, link.site_id, start, end)
     return {
-        "distance": [float(link.distance_km)],
+        "distance": [None if link.distance_km is None else float(link.distance_km)],  # 2019 left some empty
         "datetime": reports["ts"].dt.strftime("%Y-%m-%dT%H:%M:%S").tolist() if len(reports) else [],
         "air_temp": _nullable(reports["air_temperature"]),
         "rainfall": _nullable(reports["rainfall"]),

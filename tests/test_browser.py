@@ -16,10 +16,10 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from core.db import init_db, make_engine
-from core.schema import anomalies, sensor_health, sensors
+from core.schema import anomalies, sensor_health, sensor_wow, sensors
 from devtools.demo import demo_settings, serve_in_background
 from devtools.loopback import serve_on_loopback
 from etl.runner import run_nightly
@@ -151,6 +151,7 @@ def site(tmp_path_factory, network_dir):
     front_url, front = _serve(create_front_end(front_settings))
     yield {
         "url": front_url,
+        "engine": engine,
         "faulty": faulty.sensor_id,
         "owner": faulty.owner_id,
         "address": faulty.address,
@@ -549,11 +550,12 @@ def test_filtering_by_faulty_shows_exactly_the_faulty_sensors(page, site):
     assert {t.split(" ")[0] for t in titles} <= set(faulty)
 
 
-def test_clicking_a_sensor_shows_its_health_and_reason(page, site):
+def open_faulty_panel(page, site):
+    """Log in, show the faulty sensors, zoom in until the faulty sensor's own marker shows and click it:
+    its panel, once it says why."""
     log_in(page, site)
     page.wait_for_selector("#map[data-ready=true]")
     page.click("button[data-status=faulty]")
-    # Zoom in until the faulty sensor's own marker shows, then click it.
     marker = page.locator(f".sensor-marker[title^='{site['faulty']} ']")
     for _ in range(12):
         if marker.count():
@@ -563,6 +565,11 @@ def test_clicking_a_sensor_shows_its_health_and_reason(page, site):
     marker.first.click()
     panel = page.locator("#sensor-panel")
     panel.locator(".reason").wait_for()
+    return panel
+
+
+def test_clicking_a_sensor_shows_its_health_and_reason(page, site):
+    panel = open_faulty_panel(page, site)
     assert "faulty" in panel.inner_text() and len(panel.locator(".reason").inner_text()) > 10
     # As 2019's panel: days active, first and last reading; and the battery, which 2019 did not show.
     facts = dict(zip(panel.locator("dt").all_inner_texts(), panel.locator("dd").all_inner_texts()))
@@ -570,6 +577,24 @@ def test_clicking_a_sensor_shows_its_health_and_reason(page, site):
     assert int(facts["Days active"]) > 0
     assert facts["First reading"] < facts["Last reading"] and facts["Last reading"].endswith("UTC")
     shoot(page, "sensor_panel")
+
+
+def test_a_station_link_without_a_distance_shows_as_unknown_on_the_panel_and_the_page(page, site):
+    """`import-2019` stores 2019's empty distances as NULL: the panel and the charts say so, no script
+    error (issue 32: "Cannot read properties of null (reading 'toFixed')")."""
+    link = sensor_wow.c.sensor_id == site["faulty"]
+    with site["engine"].begin() as connection:
+        kept = connection.scalar(select(sensor_wow.c.distance_km).where(link))
+        connection.execute(update(sensor_wow).where(link).values(distance_km=None))
+    try:
+        panel = open_faulty_panel(page, site)
+        assert "distance unknown" in panel.inner_text()
+        page.goto(f"{site['url']}/sensors/{site['faulty']}")
+        page.wait_for_selector("#sensor-page[data-ready=true]")
+        assert "distance unknown" in page.inner_text("#station")
+    finally:
+        with site["engine"].begin() as connection:
+            connection.execute(update(sensor_wow).where(link).values(distance_km=kept))
 
 
 def test_the_keyboard_reaches_the_filters_and_the_markers_and_opens_a_sensor(page, site):

@@ -2,7 +2,9 @@
 
 import pandas as pd
 import pytest
+from sqlalchemy import update
 
+from core.schema import sensor_wow
 from flask_back_end import create_app
 from flask_back_end.settings import load_settings
 from tests.factories import START, TOKEN, seed, seed_silent
@@ -152,6 +154,14 @@ def test_wow_data_in_2019s_columns(client):
         "air_temp": [14.0, 14.0, 14.0],
         "rainfall": [0.0, 0.0, 0.0],
     }
+
+
+def test_a_link_with_no_distance_answers_with_no_distance_not_a_500(own_client, engine):
+    """A normal `import-2019` stores 2019's empty distance as NULL (issue 32)."""
+    with engine.begin() as connection:
+        connection.execute(update(sensor_wow).values(distance_km=None))
+    body = get(own_client, "/api/get_wow_data", sensor_id="s1", **ONE_HOUR).json
+    assert body["distance"] == [None] and len(body["datetime"]) == 3
 
 
 def test_wow_data_for_a_sensor_without_a_station_is_404(client):

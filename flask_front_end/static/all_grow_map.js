@@ -27,7 +27,7 @@
       const health = detail.health || {};
       const status = statusOf(health.status);
       const station = detail.station && detail.station.site_id
-        ? `${escapeHTML(detail.station.name || detail.station.site_id)}, ${detail.station.distance_km.toFixed(1)} km away`
+        ? `${escapeHTML(detail.station.name || detail.station.site_id)}, ${distance(detail.station.distance_km)}`
         : "none linked";
       const latest = detail.latest;
       const battery = latest && latest.battery_level !== null

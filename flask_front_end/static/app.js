@@ -37,6 +37,11 @@ function escapeHTML(text) {
   return String(text == null ? "" : text).replace(/[&<>"']/g, (c) => HTML_ESCAPES[c]);
 }
 
+// How far a sensor's station is, in words: a link 2019 made may have no distance.
+function distance(km) {
+  return km == null ? "distance unknown" : `${km.toFixed(1)} km away`;
+}
+
 // Each cell of a table's body labelled with its column's heading (data-label): on a phone a row is shown
 // as a card, one "heading: value" line per cell. Cells spanning columns (an empty table's words) are not.
 function labelCells(table) {

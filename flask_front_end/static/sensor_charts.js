@@ -182,7 +182,7 @@ async function load() {
       counted(spans), points ? null : `No ${about.label.toLowerCase()} readings in this range`);
   }
 
-  const station = wow.station.site_id ? `${wow.station.name || wow.station.site_id}, ${wow.station.distance_km.toFixed(1)} km away` : null;
+  const station = wow.station.site_id ? `${wow.station.name || wow.station.site_id}, ${distance(wow.station.distance_km)}` : null;
   // Why a station chart is empty: no station within reach, or the station sent nothing in this range.
   const reason = page.dataset.stationReason;
   const noStation = `No WOW station within reach${reason ? ` (${reason})` : ""}`;
