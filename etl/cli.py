@@ -178,11 +178,13 @@ def _utc_option(value: str | None) -> dt.datetime | None:
 
 
 def _write(frame, out: str | None, what: str) -> None:
+    from core.csv_cells import safe_frame  # names and text from upstream: no formulas in a spreadsheet
+
     if out:
-        frame.to_csv(out, index=False)
+        safe_frame(frame).to_csv(out, index=False)
         click.echo(f"{len(frame):,} {what} written to {out}")
     else:
-        click.echo(frame.to_csv(index=False), nl=False)
+        click.echo(safe_frame(frame).to_csv(index=False), nl=False)
 
 
 @cli.command("export-sensor")

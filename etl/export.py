@@ -14,6 +14,7 @@ from pathlib import Path
 import pandas as pd
 from sqlalchemy import func, select
 
+from core.csv_cells import safe_frame
 from core.db import read_frame
 from core.schema import anomalies, readings, sensors
 from core.vocabulary import SENSOR_VARIABLES
@@ -67,8 +68,8 @@ def write_export(export: Export, folder: Path) -> list[Path]:
     """The export's two CSV files and its PNG in `folder` (made if missing); returns their paths."""
     folder.mkdir(parents=True, exist_ok=True)
     paths = [folder / f"{export.sensor_id}{end}" for end in ("_readings.csv", "_anomalies.csv", ".png")]
-    export.readings.to_csv(paths[0], index=False, date_format="%Y-%m-%dT%H:%M:%SZ")
-    export.anomalies.to_csv(paths[1], index=False, date_format="%Y-%m-%dT%H:%M:%SZ")
+    safe_frame(export.readings).to_csv(paths[0], index=False, date_format="%Y-%m-%dT%H:%M:%SZ")
+    safe_frame(export.anomalies).to_csv(paths[1], index=False, date_format="%Y-%m-%dT%H:%M:%SZ")
     plot_export(export, paths[2])
     return paths
 

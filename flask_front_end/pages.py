@@ -21,6 +21,7 @@ from flask import (
 from flask_limiter.util import get_remote_address
 from flask_login import current_user, login_required
 
+from core.csv_cells import safe_row
 from core.schema import ID_PATTERN
 from core.vocabulary import IMPORTED, AnomalyKind
 from flask_front_end import limiter, statuses
@@ -176,7 +177,7 @@ def _csv(rows: list[dict], columns: list[str], filename: str) -> Response:
     out = io.StringIO()
     writer = csv.DictWriter(out, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
     writer.writeheader()
-    writer.writerows(rows)
+    writer.writerows(safe_row(row) for row in rows)
     answer = Response(out.getvalue(), mimetype="text/csv")
     answer.headers["Content-Disposition"] = f'attachment; filename="{filename}"'
     return answer

@@ -6,6 +6,7 @@ import pandas as pd
 from click.testing import CliRunner
 from sqlalchemy import select
 
+from core.csv_cells import safe_frame, safe_row
 from core.db import read_frame
 from core.schema import readings
 from etl.cli import cli
@@ -40,3 +41,23 @@ def test_an_unknown_sensor_or_one_without_readings_is_refused_in_one_line(engine
         assert result.exit_code != 0 and words in result.output, result.output
         assert "Traceback" not in result.output
     assert not (tmp_path / "out").exists()  # nothing half written
+
+
+def test_text_a_spreadsheet_would_run_as_a_formula_is_written_as_text_and_numbers_as_numbers():
+    frame = pd.DataFrame(
+        {
+            "name": ['=HYPERLINK("http://x","y")', "+1", "-cmd", "@SUM(A1)", "\tx", "Rose bed", None],
+            "soil_moisture": [-1.5, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0],
+        }
+    )
+    safe = safe_frame(frame)
+    assert safe["name"].tolist()[:6] == [
+        '\'=HYPERLINK("http://x","y")',
+        "'+1",
+        "'-cmd",
+        "'@SUM(A1)",
+        "'\tx",
+        "Rose bed",
+    ]
+    assert pd.isna(safe["name"].iloc[6]) and safe["soil_moisture"].tolist() == frame["soil_moisture"].tolist()
+    assert safe_row({"explanation": "=1+1", "score": -2.0}) == {"explanation": "'=1+1", "score": -2.0}

@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import select, update
 
 from core.errors import SettingsError
-from core.schema import login_sessions
+from core.schema import anomalies, login_sessions, sensor_wow
 from flask_back_end import create_app as create_back_end
 from flask_back_end.settings import load_settings as back_end_settings
 from flask_front_end import accounts, statuses
@@ -287,6 +287,15 @@ def test_the_sensor_page_shows_health_reason_and_station(client):
     page = client.get("/sensors/s1").get_data(as_text=True)
     assert "faulty" in page and "1 soil moisture spike of up to 65.0 %" in page
     assert "London WOW" in page and "1.7 km" in page
+
+
+def test_a_sensor_whose_station_link_has_no_distance_renders(client, engine):
+    with engine.begin() as connection:
+        connection.execute(update(sensor_wow).values(distance_km=None))
+    log_in(client, "ada")
+    page = client.get("/sensors/s1")
+    assert page.status_code == 200 and "London WOW" in page.get_data(as_text=True)
+    assert client.get("/data/sensors/s1").status_code == 200
 
 
 def test_a_silent_sensors_page_says_since_when(client, engine):
@@ -591,6 +600,21 @@ def test_a_sensors_readings_and_anomalies_download_as_csv_equal_to_the_readings_
     # Another owner's sensor, or a bad range, is no download.
     assert client.get("/sensors/r1/readings.csv").status_code == 404
     assert client.get("/sensors/s1/readings.csv?start=soon").status_code == 400
+
+
+def test_a_downloaded_csv_cell_a_spreadsheet_would_run_as_a_formula_comes_as_text(client, engine):
+    import csv
+    import io
+
+    with engine.begin() as connection:  # text from elsewhere: a 2019 import, an upstream's message
+        connection.execute(update(anomalies).values(explanation='=HYPERLINK("http://evil","spike")'))
+    log_in(client, "olive")
+    answer = client.get(
+        "/sensors/s1/anomalies.csv", query_string={"start": "2019-06-01", "end": "2019-06-11"}
+    )
+    rows = list(csv.DictReader(io.StringIO(answer.get_data(as_text=True))))
+    assert rows and {r["explanation"] for r in rows} == {'\'=HYPERLINK("http://evil","spike")'}
+    assert all(float(r["score"]) == float(r["score"]) for r in rows)  # numbers stay numbers
 
 
 def test_typing_a_sensor_id_charts_it_for_whoever_may_see_it_and_refuses_others(app, client):
