@@ -11,12 +11,12 @@ PEER_VENVS := $(PEERS:%=var/peers/%/.installed)
 # so they are built side by side (pip spends much of its time waiting on downloads and the disk).
 TEST_ENVS := $(VENV)/.installed-dev $(AIRFLOW_VENV)/.installed $(PEER_VENVS)
 # pytest's processes (pytest-xdist), one a core: each test makes its own databases, folders and ports, and
-# none needs another to have run before it, but for the browser tests: a module's tests share one process
-# (`--dist loadfile`), so a module's site and browser are built once and its last test sees the others'
-# screenshots. (`loadgroup` with an xdist_group mark would say it more narrowly, but pytest-xdist 3.8
-# under pytest 9 ignores the mark: measured, the tests of one group ran on both processes.)
+# none needs another to have run before it, but for the browser tests (slow, so only in `make test`): there
+# a module's tests share one process (`--dist loadfile`), so its site and browser are built once and its
+# last test sees the others' screenshots. (`loadgroup` with an xdist_group mark would say it more
+# narrowly, but pytest-xdist 3.8 under pytest 9 ignores the mark: the tests of one group ran on both.)
 PYTEST_WORKERS ?= logical
-PYTEST_PARALLEL := -n $(PYTEST_WORKERS) --dist loadfile
+PYTEST_PARALLEL := -n $(PYTEST_WORKERS)
 
 .PHONY: demo test test-envs test-fast lint bench-load peers clean
 
@@ -32,7 +32,7 @@ demo: $(VENV)/.installed
 test: test-envs
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports --no-logo
-	$(BIN)/python -m pytest $(PYTEST_PARALLEL) --durations=15
+	$(BIN)/python -m pytest $(PYTEST_PARALLEL) --dist loadfile --durations=15
 
 test-envs:
 	@$(MAKE) --no-print-directory --jobs=5 --output-sync=target $(TEST_ENVS)

@@ -155,11 +155,9 @@ def _csrf_refused(error: CSRFError):
 
 
 def _error_page(error):
-    titles = {404: "Not found", 429: "Too many attempts"}
-    message = {
-        404: "There is no such page or sensor here.",
-        429: "Too many login attempts from here; wait a minute and try again.",
-    }[error.code]
+    titles = {404: "Not found", 429: "Too many requests"}
+    # A limit's own words say which it was (flask_front_end.auth, .pages).
+    message = "There is no such page or sensor here." if error.code == 404 else error.description
     if request.path.startswith("/data/"):
         return {"error": titles[error.code].lower().replace(" ", "_"), "message": message}, error.code
     return render_template("error.html", title=titles[error.code], message=message), error.code

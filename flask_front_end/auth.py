@@ -8,6 +8,7 @@ from urllib.parse import urlsplit
 from flask import Blueprint, current_app, flash, redirect, render_template, request, session, url_for
 from flask_login import current_user, login_required, login_user, logout_user
 from flask_wtf import FlaskForm
+from itsdangerous import BadData, URLSafeTimedSerializer
 from wtforms import BooleanField, PasswordField, StringField
 from wtforms.validators import DataRequired, Length
 
@@ -34,15 +35,66 @@ def _account_login_limit() -> str:
     return current_app.extensions["grow_wow"]["settings"].login_account_rate_limit
 
 
+def _folded(username: str | None) -> str:
+    return (username or "").strip().casefold()[:64]
+
+
 def _account_asked() -> str:
     """The account a login attempt names (as typed, folded): one guesser behind many addresses still
     meets this account's limit."""
-    return "login-account:" + (request.form.get("username") or "").strip().casefold()[:64]
+    return "login-account:" + _folded(request.form.get("username"))
+
+
+# A browser that has logged in to an account before carries a signed note of it: the account's limit,
+# which a guesser anywhere can fill, does not hold that browser back (its address's limit still does).
+KNOWN_COOKIE = "known_logins"
+KNOWN_DAYS = 365
+
+
+def _known_logins() -> URLSafeTimedSerializer:
+    return URLSafeTimedSerializer(current_app.secret_key, salt="known-logins")
+
+
+def _known_here() -> list[str]:
+    try:
+        return _known_logins().loads(request.cookies.get(KNOWN_COOKIE, ""), max_age=KNOWN_DAYS * 86400)
+    except BadData:
+        return []
+
+
+def _from_a_known_browser() -> bool:
+    return _folded(request.form.get("username")) in _known_here()
+
+
+def _remember_this_browser(response, username: str):
+    known = [_folded(username)] + [name for name in _known_here() if name != _folded(username)]
+    response.set_cookie(
+        KNOWN_COOKIE,
+        _known_logins().dumps(known[:10]),
+        max_age=KNOWN_DAYS * 86400,
+        httponly=True,
+        secure=current_app.config["SESSION_COOKIE_SECURE"],
+        samesite="Lax",
+    )
+    return response
 
 
 @auth.route("/login", methods=["GET", "POST"])
-@limiter.limit(_login_limit, methods=["POST"])
-@limiter.limit(_account_login_limit, methods=["POST"], key_func=_account_asked)
+@limiter.limit(
+    _login_limit,
+    methods=["POST"],
+    error_message="Too many login attempts from here; wait a minute and try again.",
+)
+@limiter.limit(
+    _account_login_limit,
+    methods=["POST"],
+    key_func=_account_asked,
+    exempt_when=_from_a_known_browser,
+    error_message=(
+        "Too many login attempts at this account; wait an hour, or log in from a browser that has "
+        "logged in to it before."
+    ),
+)
 def login():
     if current_user.is_authenticated:
         return redirect(safe_next(request.args.get("next")))
@@ -52,7 +104,7 @@ def login():
         if user is not None:
             session.permanent = True  # the cookie, and the signed session in it, expire after SESSION_HOURS
             login_user(accounts.begin_session(user, form.remember.data), remember=form.remember.data)
-            return redirect(safe_next(request.args.get("next")))
+            return _remember_this_browser(redirect(safe_next(request.args.get("next"))), user.username)
         flash("Wrong username or password.", "error")
     return render_template("login.html", form=form), 200 if request.method == "GET" else 401
 

@@ -46,7 +46,12 @@ def _data_limit() -> str:
 
 
 # One budget for all of an account's /data/* calls, counted where RATE_LIMIT_STORAGE says.
-data_limited = limiter.shared_limit(_data_limit, scope="data", key_func=_account)
+data_limited = limiter.shared_limit(
+    _data_limit,
+    scope="data",
+    key_func=_account,
+    error_message="Too many requests for data from this account; wait a minute and try again.",
+)
 
 
 def backend() -> Backend:

@@ -155,6 +155,37 @@ def test_one_account_has_its_own_login_limit_whatever_address_asks(front_setting
     assert attempt("olive", "198.51.100.9", PASSWORD) == 302  # another account is not held back
 
 
+def test_a_guesser_at_an_account_does_not_lock_its_owner_out_of_their_own_browser(front_settings, engine):
+    """Issue 32: 30 wrong passwords from any mix of addresses refused the right one too, for an hour."""
+    limits = {"login_rate_limit": "10 per minute", "login_account_rate_limit": "4 per hour"}
+    app = create_front_end(load_settings(**front_settings, **limits, proxy_hops=1))
+    accounts.create_user(engine, "olive", PASSWORD, "owner", owner_id="owner-a")
+    owner, guesser, stranger = app.test_client(), app.test_client(), app.test_client()
+
+    def attempt(client, address, password=None):  # the owner's first login counts as an attempt too
+        form = {"username": "olive", "password": password or "wrong", "csrf_token": csrf_token(client)}
+        return client.post("/login", data=form, headers={"X-Forwarded-For": address})
+
+    assert attempt(owner, "198.51.100.7", PASSWORD).status_code == 302  # olive's own browser, last week
+    log_out(owner)
+    tries = [attempt(guesser, f"203.0.113.{i}") for i in range(4)]
+    assert [t.status_code for t in tries] == [401, 401, 401, 429]
+    assert "this account" in tries[-1].get_data(as_text=True)  # says truthfully what was limited
+    assert attempt(owner, "198.51.100.7", PASSWORD).status_code == 302
+    assert attempt(stranger, "198.51.100.8", PASSWORD).status_code == 429  # a new browser waits
+
+
+def test_each_limit_says_what_it_limited(front_settings, engine):
+    app = create_front_end(load_settings(**front_settings, data_rate_limit="1 per minute"))
+    accounts.create_user(engine, "ada", PASSWORD, "admin")
+    client = app.test_client()
+    log_in(client, "ada")
+    assert client.get("/data/map").status_code == 200
+    refused = client.get("/data/map")
+    assert refused.status_code == 429 and "login" not in refused.get_data(as_text=True).lower()
+    assert "data" in refused.json["message"]
+
+
 REDIS = "redis://127.0.0.1:6379/15"
 
 
