@@ -324,6 +324,7 @@ def run_recorded(name: str, step: Step, context: StepContext) -> int:
         raise
     finally:
         counts = context.tally.as_dict()
+        error = stored_error(error)
         with engine.begin() as connection:
             connection.execute(
                 update(etl_runs)
@@ -345,6 +346,18 @@ def run_recorded(name: str, step: Step, context: StepContext) -> int:
             log.error("%s (shard %s) failed after %.1f s: %s", name, context.shard, seconds, error)
 
 
+ERROR_CHARS = 500  # what a run's record keeps of its reason: its first line says what and where
+
+
+def stored_error(error: str | None) -> str | None:
+    """A failure's reason as a run's record keeps it: printable (PostgreSQL refuses NUL; control bytes
+    garble a terminal) and at most ERROR_CHARS, however much a file or an upstream put in it."""
+    if error is None:
+        return None
+    printable = "".join(ch if ch.isprintable() else " " for ch in error[: ERROR_CHARS * 4])
+    return printable if len(printable) <= ERROR_CHARS else printable[: ERROR_CHARS - 1] + "…"
+
+
 def describe_counts(counts: dict[str, int]) -> str:
     """A run's counts of what went wrong upstream, for people: '3 gaps, 2 quarantined'."""
     return ", ".join(f"{n:,} {name.replace('_', ' ')}" for name, n in counts.items())
@@ -352,7 +365,7 @@ def describe_counts(counts: dict[str, int]) -> str:
 
 def as_click_error(exc: GrowWowError) -> click.ClickException:
     """One line on stderr and the error's exit status (1 unless it says otherwise)."""
-    error = click.ClickException(str(exc))
+    error = click.ClickException(stored_error(str(exc)))  # one line, not a file's 10 MB
     error.exit_code = getattr(exc, "exit_code", 1)
     return error
 
@@ -367,7 +380,7 @@ def mark_interrupted(connection: Connection, name: str, shard: str | None, error
             etl_runs.c.status == "running",
             etl_runs.c.shard.is_not_distinct_from(shard),
         )
-        .values(status="failed", error=error, finished_at=dt.datetime.now(dt.UTC))
+        .values(status="failed", error=stored_error(error), finished_at=dt.datetime.now(dt.UTC))
     ).rowcount
 
 
@@ -378,7 +391,12 @@ def record_death(connection: Connection, name: str, shard: str | None, error: st
         now = dt.datetime.now(dt.UTC)
         connection.execute(
             insert(etl_runs).values(
-                step=name, shard=shard, started_at=now, finished_at=now, status="failed", error=error
+                step=name,
+                shard=shard,
+                started_at=now,
+                finished_at=now,
+                status="failed",
+                error=stored_error(error),
             )
         )
 

@@ -231,3 +231,70 @@ def test_a_folder_that_cannot_be_read_does_not_stop_the_night_of_the_other_sourc
         ).scalar()
     assert ids and not any(sensor_id.startswith("file:") for sensor_id in ids)
     assert counts == {"sensor_list_unavailable": 1}
+
+
+def hostile_folder(tmp_path, files: dict[str, bytes]):
+    """A folder whose mapping reads column `t` as UTC times and `T` as °C, and `SM` as soil moisture in %."""
+    folder = tmp_path / "hostile"
+    folder.mkdir()
+    mapping = {
+        "time": {"column": "t"},
+        "variables": {
+            "air_temperature": {"column": "T", "unit": "°C"},
+            "soil_moisture": {"column": "SM", "unit": "%"},
+        },
+    }
+    (folder / "mapping.json").write_text(json.dumps(mapping))
+    (folder / "good.csv").write_text("t,T,SM\n2019-06-01 12:00,21.5,30\n")
+    places = "".join(f"{name.removesuffix('.csv')},52.5,13.4\n" for name in ["good", *files])
+    (folder / "sensors.csv").write_text("sensor,latitude,longitude\n" + places)
+    for name, content in files.items():
+        (folder / name).write_bytes(content)
+    return folder
+
+
+def read_hostile(folder):
+    import datetime as dt
+
+    from etl.sources.files import read_folder
+
+    return read_folder(folder, None, dt.datetime(2019, 12, 1, tzinfo=dt.UTC))
+
+
+def test_a_header_repeating_one_name_100000_times_is_refused_in_under_a_second_and_the_rest_imports(
+    tmp_path,
+):
+    import time
+
+    folder = hostile_folder(tmp_path, {"repeat.csv": ("a," * 100_000).encode() + b"a\n1,2\n"})
+    started = time.perf_counter()
+    found = read_hostile(folder)
+    assert time.perf_counter() - started < 1.0
+    refused = [q for q in found.quarantined if q.record == "repeat.csv"]
+    assert len(refused) == 1 and "repeats the column name 'a'" in refused[0].reason
+    assert len(refused[0].reason) < 300
+    assert found.readings["sensor_id"].tolist() == ["file:good"]  # and "repeat" is placed, with no readings
+
+
+def test_utf16_files_from_excel_import_and_a_nul_in_a_header_is_refused_with_its_reason(tmp_path):
+    utf16 = "t\tT\tSM\n2019-06-01 13:00\t22,5\t31\n".encode("utf-16")  # Excel's "Unicode text": tabs, BOM
+    nul = b"t,T\x00,SM\n2019-06-01 14:00,23.0,32\n"
+    found = read_hostile(hostile_folder(tmp_path, {"excel.csv": utf16, "nul.csv": nul}))
+    rows = found.readings.set_index("sensor_id")
+    assert rows.loc["file:excel", "air_temperature"] == 22.5 and rows.loc["file:excel", "soil_moisture"] == 31
+    refused = [q for q in found.quarantined if q.record == "nul.csv"]
+    assert len(refused) == 1 and "NUL" in refused[0].reason and "\x00" not in refused[0].reason
+
+
+def test_decimal_commas_and_percent_signs_are_read_and_what_cannot_be_read_is_set_aside_with_its_place(
+    tmp_path,
+):
+    european = b"t;T;SM\n2019-06-01 15:00;0,25;25%\n2019-06-01 16:00;abc;26,5 %\n"
+    found = read_hostile(hostile_folder(tmp_path, {"europe.csv": european}))
+    rows = found.readings[found.readings["sensor_id"] == "file:europe"].set_index("ts")
+    assert rows["air_temperature"].tolist()[0] == 0.25 and rows["soil_moisture"].tolist() == [25.0, 26.5]
+    assert pd.isna(rows["air_temperature"].tolist()[1])
+    unread = [q for q in found.quarantined if q.entity_id == "file:europe"]
+    assert [(q.record, q.reason) for q in unread] == [
+        ("europe.csv line 3", "column T: 'abc' is not a number")
+    ]

@@ -144,3 +144,20 @@ def test_a_process_killed_with_its_word_to_go_unread_is_told_as_it_died(tmp_path
     told.touch()
     with pytest.raises(ChildDied, match=r"^was killed by SIGKILL \(out of memory\?\)$"):
         forked.result()
+
+
+def test_a_failures_reason_is_stored_printable_and_bounded_and_the_run_recorded_failed(engine, settings):
+    """Issue 32: a 10 MB one-line file was echoed whole into etl_runs.error, and a NUL in a reason made
+    PostgreSQL refuse the record, leaving the run `running` and its reason lost."""
+    from etl.step import StepContext, run_recorded
+
+    def failing(context):
+        raise UpstreamRefused("huge.csv: no column T (columns: " + "a\x00," * 5_000_000 + ")")
+
+    with etl_lock(engine, Shard()), pytest.raises(UpstreamRefused):
+        run_recorded(
+            "store_sensor_info", failing, StepContext(settings, engine, Shard(), dt.datetime.now(dt.UTC))
+        )
+    [(_, status, error)] = runs(engine)
+    assert status == "failed" and error.startswith("huge.csv: no column T (columns: a")
+    assert len(error) <= 500 and error.isprintable()

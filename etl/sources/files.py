@@ -27,6 +27,7 @@ with the file and line; a row's problem never stops the import. Sensor ids carry
 from __future__ import annotations
 
 import datetime as dt
+import io
 import json
 import re
 from dataclasses import dataclass, field
@@ -101,50 +102,127 @@ def read_csv_files(folder: Path, mapping: dict, not_after: dt.datetime) -> Folde
         if path.name == SENSORS_FILE:
             continue
         files += 1
-        table = _read_table(path)
+        try:
+            table = _read_table(path)
+        except Unreadable as exc:
+            quarantined.append(Quarantined(READINGS_SOURCE, None, REFUSED, str(exc), path.name))
+            continue
         if table is None:
             quarantined.append(Quarantined(READINGS_SOURCE, None, REFUSED, "empty file", path.name))
             continue
+        table, separator = table.cells, table.separator
         needed = [
             time_column,
             *(c for c, _ in variables.values()),
         ]
         missing = [c for c in needed if c not in table.columns]
         if missing:
-            raise FilesError(
-                f"{path.name}: no column {', '.join(missing)} (columns: {', '.join(table.columns)})"
-            )
+            columns = _brief(", ".join(table.columns), 200, quoted=False)
+            raise FilesError(f"{path.name}: no column {', '.join(missing)} (columns: {columns})")
         # A file without the sensor column is one sensor's, named by the file.
         long = sensor_column is not None and sensor_column in table.columns
         names = table[sensor_column] if long else pd.Series(path.stem, index=table.index)
         frame = pd.DataFrame({"sensor_id": names.map(sensor_id)})
+        where = [f"{path.name} line {i + 2}" for i in range(len(table))]
         for variable in SENSOR_VARIABLES:
             if variable in variables:
                 column, unit = variables[variable]
-                frame[variable] = convert(table[column].replace("", np.nan), variable, unit)
+                numbers, unread = _numbers(table[column], unit, separator)
+                frame[variable] = convert(numbers, variable, unit)
+                quarantined += [
+                    Quarantined(
+                        READINGS_SOURCE,
+                        frame.at[i, "sensor_id"],
+                        REFUSED,
+                        f"column {column}: {_brief(table.at[i, column], 40)} is not a number",
+                        where[i],
+                    )
+                    for i in np.flatnonzero(unread.to_numpy())
+                ]
             else:
                 frame[variable] = np.nan
         times, changing = _times(table[time_column], zone)
-        where = [f"{path.name} line {i + 2}" for i in range(len(table))]
         rows, refused = checked_readings(READINGS_SOURCE, frame, times, where, not_after, changing)
         frames.append(rows)
         quarantined += refused
     return Folder(_sensors_file(folder), _joined(frames), quarantined, files)
 
 
-def _read_table(path: Path) -> pd.DataFrame | None:
-    """A CSV file as text columns; None when it holds nothing. Not UTF-8: read as Windows' Latin-1, as
-    loggers' software often writes (°C is then one byte)."""
-    for encoding in ("utf-8-sig", "cp1252"):
+MAX_COLUMNS = 1_000  # a logger writes a few dozen; more is no sensor file (pandas' renaming is quadratic)
+SEPARATORS = (",", ";", "\t")
+BOMS = ((b"\xef\xbb\xbf", "utf-8-sig"), (b"\xff\xfe", "utf-16"), (b"\xfe\xff", "utf-16"))
+
+
+class Unreadable(ValueError):
+    """A file that cannot be a sensor file: refused alone, in one line, the others read."""
+
+
+@dataclass
+class Table:
+    """A CSV file's cells as text, and the separator its fields were split by."""
+
+    cells: pd.DataFrame
+    separator: str
+
+
+def _read_table(path: Path) -> Table | None:
+    """A CSV file as text columns; None when it holds nothing. Sniffed before it is parsed: its encoding
+    from its byte order mark (Excel's "Unicode text" is UTF-16), else UTF-8, else Windows' Latin-1, as
+    loggers' software often writes (°C is then one byte); its separator from its header (comma, semicolon
+    or tab); and its header, which must name at most MAX_COLUMNS columns, none twice."""
+    raw = path.read_bytes()
+    if not raw.strip():
+        return None
+    encoding = next((name for bom, name in BOMS if raw.startswith(bom)), None)
+    if encoding is None and b"\x00" in raw:
+        raise Unreadable("holds NUL bytes: not a text file (a UTF-16 file needs its byte order mark)")
+    text = None
+    for candidate in [encoding] if encoding else ["utf-8", "cp1252"]:
         try:
-            return pd.read_csv(path, dtype=str, keep_default_na=False, encoding=encoding)
+            text = raw.decode(candidate)
+            break
         except UnicodeDecodeError:
             continue
-        except pd.errors.EmptyDataError:
-            return None
-        except (pd.errors.ParserError, OSError) as exc:
-            raise FilesError(f"{path.name}: not readable as CSV ({str(exc).splitlines()[0]})") from None
-    raise FilesError(f"{path.name}: neither UTF-8 nor Latin-1 text")
+    if text is None:
+        raise Unreadable("neither UTF-8 nor Latin-1 text")
+    text = text.lstrip("\ufeff")
+    if "\x00" in text:
+        raise Unreadable("holds NUL characters: not a sensor file")
+    header = text.split("\n", 1)[0].rstrip("\r")
+    separator = max(SEPARATORS, key=header.count)
+    names, seen = [name.strip().strip('"') for name in header.split(separator)], set()
+    for name in names:
+        if name in seen:
+            raise Unreadable(f"its header repeats the column name {_brief(name)}")
+        seen.add(name)
+    if len(names) > MAX_COLUMNS:
+        raise Unreadable(f"its header names {len(names):,} columns: not a sensor file")
+    try:
+        cells = pd.read_csv(io.StringIO(text), sep=separator, dtype=str, keep_default_na=False)
+    except pd.errors.EmptyDataError:
+        return None
+    except pd.errors.ParserError as exc:
+        raise Unreadable(f"not readable as CSV ({_brief(str(exc).splitlines()[0], quoted=False)})") from None
+    return Table(cells, separator)
+
+
+def _brief(text: str, limit: int = 80, quoted: bool = True) -> str:
+    """`text` for a message: printable, and cut to `limit` characters."""
+    cleaned, _ = clean_text(text, limit)
+    return repr(cleaned) if quoted else cleaned
+
+
+def _numbers(cells: pd.Series, unit: str, separator: str) -> tuple[pd.Series, pd.Series]:
+    """Text cells as numbers, as the file wrote them: with a decimal comma where its fields are not
+    comma-separated (a European spreadsheet's), and a trailing % where the unit is %. Also, per cell,
+    whether it held text that is no number (empty cells are missing, not unreadable)."""
+    text = cells.str.strip()
+    if unit == "%":
+        text = text.str.removesuffix("%").str.rstrip()
+    if separator != ",":
+        text = text.str.replace(",", ".", regex=False)
+    numbers = pd.to_numeric(text.replace("", np.nan), errors="coerce")
+    return numbers, numbers.isna() & (text != "")
 
 
 OFFSET = r"(?:Z|[+-]\d\d:?\d\d)$"
@@ -175,7 +253,11 @@ def _sensors_file(folder: Path) -> pd.DataFrame:
     path = folder / SENSORS_FILE
     if not path.exists():
         return pd.DataFrame(columns=SENSOR_COLUMNS)
-    table = _read_table(path)
+    try:
+        read = _read_table(path)
+    except Unreadable as exc:
+        raise FilesError(f"{SENSORS_FILE}: {exc}") from None
+    table = read.cells if read is not None else None
     if table is None or not {"sensor", "latitude", "longitude"} <= set(table.columns):
         raise FilesError(f"{SENSORS_FILE}: needs the columns sensor, latitude, longitude (and name, owner)")
     return pd.DataFrame(
