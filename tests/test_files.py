@@ -298,3 +298,50 @@ def test_decimal_commas_and_percent_signs_are_read_and_what_cannot_be_read_is_se
     assert [(q.record, q.reason) for q in unread] == [
         ("europe.csv line 3", "column T: 'abc' is not a number")
     ]
+
+
+def test_an_ismn_download_imports_from_its_top_folder_or_a_stations_as_it_comes(tmp_path):
+    """Issue 32: the top folder of a download (NETWORK/STATION/*.stm beside ISMN's readme, metadata and
+    each station's static variables) ended in a traceback; a station's folder was refused for its
+    `*_static_variables.csv`."""
+    from etl.sources.files import FilesError
+
+    top = tmp_path / "Data_separate_files_header_20190610_20190610_1_abcde_20190611"
+    station = top / "REMEDHUS" / "Carretoro"
+    station.mkdir(parents=True)
+    (top / "Readme.txt").write_text("ISMN\n")
+    (top / "Metadata.xml").write_text("<xml/>\n")
+    (station / "REMEDHUS_REMEDHUS_Carretoro_static_variables.csv").write_text("quantity_name;unit;value\n")
+    body = [ISMN_HEADER, *(f"2019/06/10 {h:02d}:00   0.2{h % 10} G M" for h in range(24))]
+    (station / ISMN_FILE).write_text("\n".join(body) + "\n")
+    for folder in (top, station):
+        found = read_hostile(folder)
+        assert found.readings["sensor_id"].unique().tolist() == ["file:REMEDHUS.Carretoro"]
+        assert len(found.readings) == 24
+    with pytest.raises(FilesError, match="nothing to import"):
+        read_hostile(_only_a_readme(tmp_path))
+
+
+def _only_a_readme(tmp_path):
+    folder = tmp_path / "readme-only"
+    folder.mkdir()
+    (folder / "Readme.txt").write_text("nothing here\n")
+    return folder
+
+
+@pytest.mark.slow  # reads a real download: about 5 s
+def test_the_real_ismn_download_imports_from_its_top_folder():
+    import datetime as dt
+
+    from devtools import realdata
+    from etl.sources.files import read_folder
+    from tests.test_realdata import need_realdata
+
+    need_realdata()
+    download = sorted((realdata.realdata_dir() / "ismn_tahmo_ammacatch_smps").glob("Data_separate_files_*"))[
+        0
+    ]
+    found = read_folder(download, None, dt.datetime(2026, 1, 1, tzinfo=dt.UTC))
+    stations = {path.parent.name for path in download.rglob("*_sm_*.stm")}
+    assert found.readings["sensor_id"].nunique() == len(stations) > 10
+    assert found.readings["soil_moisture"].notna().sum() > 100_000

@@ -98,9 +98,7 @@ def read_csv_files(folder: Path, mapping: dict, not_after: dt.datetime) -> Folde
         raise FilesError(f"{MAPPING}: unknown variables {unknown}; ours are {list(SENSOR_VARIABLES)}")
     sensor_column = mapping.get("sensor_column")
     frames, quarantined, files = [], [], 0
-    for path in sorted(folder.glob("*.csv")):
-        if path.name == SENSORS_FILE:
-            continue
+    for path in _csv_files(folder):
         files += 1
         try:
             table = _read_table(path)
@@ -148,6 +146,7 @@ def read_csv_files(folder: Path, mapping: dict, not_after: dt.datetime) -> Folde
     return Folder(_sensors_file(folder), _joined(frames), quarantined, files)
 
 
+ISMN_STATIC = "_static_variables.csv"
 MAX_COLUMNS = 1_000  # a logger writes a few dozen; more is no sensor file (pandas' renaming is quadratic)
 SEPARATORS = (",", ";", "\t")
 BOMS = ((b"\xef\xbb\xbf", "utf-8-sig"), (b"\xff\xfe", "utf-16"), (b"\xfe\xff", "utf-16"))
@@ -282,10 +281,11 @@ def _owners(names: pd.Series) -> pd.Series:
 
 
 def read_ismn_files(folder: Path, not_after: dt.datetime) -> Folder:
-    """The ISMN header + values files of a folder: a station is a sensor, its shallowest soil moisture."""
+    """The ISMN header + values files of a folder and the folders below it (a download as ISMN ships it:
+    NETWORK/STATION/*.stm): a station is a sensor, its shallowest soil moisture."""
     frames, quarantined, stations, files = [], [], {}, 0
     shallowest: dict[str, tuple[float, pd.DataFrame, list]] = {}  # station → its soil moisture
-    for path in sorted(folder.glob("*.stm")):
+    for path in sorted(folder.rglob("*.stm")):
         match = re.search(r"_(sm|ta)_-?\d", path.name)  # air temperature's depths are heights: -2.0
         if not match:
             continue
@@ -370,6 +370,16 @@ def _joined(frames: list[pd.DataFrame]) -> pd.DataFrame:
     return joined[READING_COLUMNS]
 
 
+def _csv_files(folder: Path) -> list[Path]:
+    """A folder's CSV files of readings: not its sensors file, nor what ISMN ships beside its data
+    (`*_static_variables.csv`: soil properties, read by no one here)."""
+    return [
+        path
+        for path in sorted(folder.glob("*.csv"))
+        if path.name != SENSORS_FILE and not path.name.endswith(ISMN_STATIC)
+    ]
+
+
 def read_folder(folder: Path, mapping_path: Path | None, not_after: dt.datetime) -> Folder:
     """Everything a folder holds: its CSV files (if it has a mapping) and its ISMN files. Sensors get
     the span of their readings; a sensor with readings but no position, or a position but nothing
@@ -385,8 +395,10 @@ def read_folder(folder: Path, mapping_path: Path | None, not_after: dt.datetime)
         except ValueError as exc:
             raise FilesError(f"{mapping_path.name}: not JSON ({exc})") from None
         parts.append(read_csv_files(folder, mapping, not_after))
-    elif any(p.name != SENSORS_FILE for p in folder.glob("*.csv")):
+    elif _csv_files(folder):
         raise FilesError(f"{folder}: CSV files need a {MAPPING} saying what their columns are")
+    if not any(part.files for part in parts) and not (folder / SENSORS_FILE).exists():
+        raise FilesError(f"{folder}: nothing to import (no CSV files beside a {MAPPING}, no ISMN .stm files)")
     readings = _joined([part.readings for part in parts])
     sensors = pd.concat(
         [part.sensors for part in parts if len(part.sensors)] or [parts[0].sensors], ignore_index=True
