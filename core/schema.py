@@ -54,8 +54,9 @@ QUARANTINE_ACTIONS = ("refused", "repaired")
 # GROW location codes are short ("zg9xr321"); WOW site ids are numbers or GUIDs, up to 36 characters.
 SensorId = String(64)
 # What a sensor or owner id may look like in a URL or parameter (GROW codes such as "02krq5q5", owner
-# UUIDs): the web apps check ids against it before any query.
-ID_PATTERN = r"[A-Za-z0-9_.:@\-]{1,64}"
+# UUIDs): the web apps check ids against it before any query. Never "." or "..": an id may end up as a
+# path segment (a back-end URL, a file name) and must stay data.
+ID_PATTERN = r"(?!\.\.?(?:/|$))[A-Za-z0-9_.:@\-]{1,64}"
 SiteId = String(36)
 
 

@@ -13,7 +13,7 @@ from flask import Flask, current_app, redirect, render_template, request, url_fo
 from flask_compress import Compress
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
-from flask_login import LoginManager
+from flask_login import LoginManager, current_user
 from flask_wtf.csrf import CSRFError, CSRFProtect
 from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.routing import BaseConverter
@@ -55,6 +55,8 @@ def create_app(settings: FrontendSettings | None = None) -> Flask:
         # Pages, scripts and the map go out compressed (brotli, else gzip): the map page's first load
         # with 6,500 sensors is under 300 kB on the wire (tests/test_browser.py measures it). Static
         # files are streamed, so the streaming list needs gzip too.
+        MAX_CONTENT_LENGTH=1024
+        * 1024,  # a login form or a logout is a few hundred bytes: 413 past a megabyte
         COMPRESS_ALGORITHM=["br", "gzip"],
         COMPRESS_ALGORITHM_STREAMING=["br", "gzip"],
     )
@@ -89,6 +91,7 @@ def create_app(settings: FrontendSettings | None = None) -> Flask:
     app.register_blueprint(pages)
     app.cli.add_command(accounts.users_cli)
     app.after_request(_security_headers)
+    app.after_request(_kept_by_no_one_else)
     app.after_request(_close_the_file_when_sent)  # runs before the compression (registered after it)
     app.register_error_handler(CSRFError, _csrf_refused)
     for status in (404, 429):
@@ -120,6 +123,17 @@ def _security_headers(response):
     )
     response.headers["X-Content-Type-Options"] = "nosniff"
     response.headers["Referrer-Policy"] = "same-origin"
+    return response
+
+
+def _kept_by_no_one_else(response):
+    """What a logged-in account sees is its own: no shared cache (a proxy, a CDN) keeps it, and the
+    browser does not store it either, but for answers it revalidates by their tag (the map: private,
+    no-cache). Static files are the same for everyone and cache as Flask serves them."""
+    if request.endpoint != "static" and current_user.is_authenticated:
+        response.cache_control.private = True
+        if not response.cache_control.no_cache:
+            response.cache_control.no_store = True
     return response
 
 

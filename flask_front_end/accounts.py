@@ -119,7 +119,7 @@ def end_session(token: str | None) -> None:
 def end_every_session(engine, username: str) -> int:
     """Every login of the account ends ("log out everywhere"): how many there were."""
     with engine.begin() as connection:
-        user_id = connection.scalar(select(users.c.user_id).where(users.c.username == username))
+        user_id = connection.scalar(select(users.c.user_id).where(users.c.username == folded(username)))
         if user_id is None:
             raise AccountError(f"no account named {username}")
         return _revoke(connection, login_sessions.c.user_id == user_id)
@@ -137,7 +137,7 @@ def _settings():
 def authenticate(username: str, password: str) -> User | None:
     """The active account with this name and password, or None (the same time either way)."""
     with _engine().connect() as connection:
-        row = connection.execute(select(users).where(users.c.username == username)).first()
+        row = connection.execute(select(users).where(users.c.username == folded(username))).first()
     valid = check_password_hash(row.password_hash if row else _DUMMY_HASH, password)
     return _user(row) if row and valid and row.is_active else None
 
@@ -146,7 +146,13 @@ class AccountError(ValueError):
     """A request to create or change an account that cannot be honoured; the message says why."""
 
 
+def folded(username: str) -> str:
+    """A username as stored and looked up: trimmed and case-folded, so "Olive " and "olive" are one."""
+    return username.strip().casefold()
+
+
 def create_user(engine, username: str, password: str, role: str, owner_id: str | None = None) -> int:
+    username = folded(username)
     if role not in USER_ROLES:
         raise AccountError(f"role must be one of {', '.join(USER_ROLES)}")
     if role == "owner" and not owner_id:
@@ -174,7 +180,7 @@ def set_password(engine, username: str, password: str) -> None:
     with engine.begin() as connection:
         changed = connection.execute(
             update(users)
-            .where(users.c.username == username)
+            .where(users.c.username == folded(username))
             .values(
                 password_hash=generate_password_hash(password, method="scrypt"),
                 session_version=users.c.session_version + 1,
@@ -189,7 +195,7 @@ def set_active(engine, username: str, active: bool) -> None:
     with engine.begin() as connection:
         changed = connection.execute(
             update(users)
-            .where(users.c.username == username)
+            .where(users.c.username == folded(username))
             .values(is_active=active, session_version=users.c.session_version + (0 if active else 1))
         ).rowcount
         if not active:
@@ -199,7 +205,7 @@ def set_active(engine, username: str, active: bool) -> None:
 
 
 def _revoke_all_of(connection, username: str) -> int:
-    owned = select(users.c.user_id).where(users.c.username == username).scalar_subquery()
+    owned = select(users.c.user_id).where(users.c.username == folded(username)).scalar_subquery()
     return _revoke(connection, login_sessions.c.user_id == owned)
 
 

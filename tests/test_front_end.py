@@ -367,6 +367,11 @@ def test_bad_parameters_and_unknown_sensors_come_back_as_the_back_end_said(clien
     assert bad.status_code == 400 and "max_points" in bad.json["message"]
     assert client.get("/data/sensors/nosuch").status_code == 404
     assert client.get("/sensors/nosuch").status_code == 404
+    # Ids are data, never a path: `..` and `../network?` name no sensor, here or at the back end.
+    for typed in ("..", "../network?", "."):
+        assert client.get("/open_sensor", query_string={"sensor_id": typed}).status_code == 404
+    assert client.get("/data/sensors/../readings").status_code == 404
+    assert client.get("/sensors/%2E%2E").status_code == 404
 
 
 def test_the_health_route_is_open_and_says_what_is_down(client, front_settings, engine):
@@ -522,6 +527,31 @@ def test_the_lifetimes_are_settings(front_settings, engine):
     assert dt.timedelta(days=2) < cookie_lifetime(answer, "remember_token") <= dt.timedelta(days=3)
     with pytest.raises(SettingsError, match="REMEMBER_DAYS"):
         load_settings(**front_settings, remember_days=30)
+
+
+def test_what_a_logged_in_account_sees_is_kept_by_no_cache_but_its_own_browser_and_the_map_is_asked_again(
+    client,
+):
+    log_in(client, "olive")
+    for path in ("/all_grow_map", "/sensors/s1", "/data/sensors", "/data/sensors/s1"):
+        assert client.get(path).headers["Cache-Control"] == "private, no-store", path
+    assert set(client.get("/data/map").headers["Cache-Control"].split(", ")) == {"private", "no-cache"}
+    script = client.get("/static/app.js")
+    script.close()  # a static file is streamed from its file
+    assert "no-store" not in script.headers.get("Cache-Control", "")
+
+
+def test_a_request_body_over_a_megabyte_is_refused_before_it_is_read(client):
+    huge = {"username": "olive", "password": "x" * 2_000_000, "csrf_token": csrf_token(client)}
+    assert client.post("/login", data=huge).status_code == 413
+
+
+def test_usernames_are_trimmed_and_folded_on_create_and_login(app, client, engine):
+    accounts.create_user(engine, "  Grace.H ", PASSWORD, "owner", owner_id="owner-b")
+    assert [u.username for u in accounts.list_users(engine) if u.owner_id == "owner-b"] == ["grace.h"]
+    assert log_in(client, " GRACE.h").status_code == 302
+    with pytest.raises(accounts.AccountError, match="already an account"):
+        accounts.create_user(engine, "grace.H", PASSWORD, "owner", owner_id="owner-b")
 
 
 def test_pages_carry_a_strict_content_security_policy(client):
