@@ -138,6 +138,8 @@ def authenticate(username: str, password: str) -> User | None:
     """The active account with this name and password, or None (the same time either way)."""
     with _engine().connect() as connection:
         row = connection.execute(select(users).where(users.c.username == folded(username))).first()
+        if row is None:  # a name from before folding that another account's folded form already had
+            row = connection.execute(select(users).where(users.c.username == username)).first()
     valid = check_password_hash(row.password_hash if row else _DUMMY_HASH, password)
     return _user(row) if row and valid and row.is_active else None
 

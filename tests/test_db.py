@@ -25,7 +25,7 @@ from sqlalchemy.exc import IntegrityError
 from core.db import MIGRATIONS_DIR, check_connection, head_revision, init_db, make_engine, read_frame
 from core.errors import DatabaseUnavailable
 from core.load import bulk_upsert
-from core.schema import etl_runs, metadata, sensor_health, sensors
+from core.schema import etl_runs, metadata, sensor_health, sensors, users
 from etl.settings import load_settings
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -282,12 +282,16 @@ def test_a_database_from_the_first_revision_upgrades_to_the_current_schema(setti
         )
         connection.execute(text("INSERT INTO alembic_version VALUES ('0001')"))
         connection.execute(insert(sensors).values(sensor_id="zg9xr321", name="Flower Power"))
+        for name in ("Ada ", "Olive", "olive"):  # the last two fold into one: the first keeps its name
+            connection.execute(insert(users).values(username=name, password_hash="x", role="admin"))
         with pytest.raises(IntegrityError), connection.begin_nested():  # 0001 knew three statuses
             connection.execute(insert(sensor_health).values(sensor_id="zg9xr321", status="silent"))
     assert init_db(engine) == f"upgraded schema from revision 0001 to {head_revision()}"
     with engine.begin() as connection:
         assert compare_metadata(MigrationContext.configure(connection), metadata) == []
         assert connection.execute(text("SELECT sensor_id FROM sensors")).scalars().all() == ["zg9xr321"]
+        names = connection.execute(text("SELECT username FROM users ORDER BY user_id")).scalars().all()
+        assert names == ["ada", "Olive", "olive"]
         connection.execute(insert(sensor_health).values(sensor_id="zg9xr321", status="silent"))
         with pytest.raises(IntegrityError), connection.begin_nested():
             connection.execute(insert(sensor_health).values(sensor_id="zg9xr321", status="asleep"))
