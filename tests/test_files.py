@@ -7,6 +7,8 @@ import json
 import pandas as pd
 import pytest
 from click.testing import CliRunner
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from sqlalchemy import select
 
 from core.db import init_db, make_engine, read_frame
@@ -345,3 +347,51 @@ def test_the_real_ismn_download_imports_from_its_top_folder():
     stations = {path.parent.name for path in download.rglob("*_sm_*.stm")}
     assert found.readings["sensor_id"].nunique() == len(stations) > 10
     assert found.readings["soil_moisture"].notna().sum() > 100_000
+
+
+# --- fuzzing: whatever a file holds, it is imported or refused in one line, quickly -----------------------
+
+FUZZ_HEADERS = st.sampled_from(["t,T,SM", "t;T;SM", "t\tT\tSM", "t,t,T", "", "a" * 5_000, "t,T,SM,\x00"])
+FUZZ_CELLS = st.one_of(
+    st.sampled_from(["2019-06-01 12:00", "0,25", "25%", "abc", "-9999", "", "=1+1", "1e308", "nan"]),
+    st.text(max_size=20),
+)
+
+
+@st.composite
+def fuzz_files(draw):
+    """A file as a logger, a spreadsheet or an attacker might write it: a header, rows of odd cells,
+    joined by one separator, in one encoding (with or without its byte order mark), or random bytes."""
+    if draw(st.booleans()):
+        return draw(st.binary(max_size=2_000))
+    separator = draw(st.sampled_from([",", ";", "\t"]))
+    rows = draw(st.lists(st.lists(FUZZ_CELLS, min_size=1, max_size=4), max_size=8))
+    text = "\n".join([draw(FUZZ_HEADERS), *(separator.join(row) for row in rows)])
+    encoding = draw(st.sampled_from(["utf-8", "utf-8-sig", "utf-16", "cp1252"]))
+    return text.encode(encoding, errors="replace")
+
+
+@settings(
+    max_examples=150,
+    deadline=None,
+    database=None,  # nothing written under .hypothesis/
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(content=fuzz_files())
+def test_any_file_is_imported_or_refused_in_one_line_within_a_second(tmp_path_factory, content):
+    import time
+
+    from etl.sources.files import FilesError
+
+    folder = hostile_folder(tmp_path_factory.mktemp("fuzz"), {"fuzz.csv": content})
+    started = time.perf_counter()
+    try:
+        found = read_hostile(folder)
+    except FilesError as exc:  # the folder refused whole: one printable line that says why
+        message = str(exc)
+        assert message.isprintable() and len(message) <= 400, message
+    else:
+        assert "file:good" in set(found.readings["sensor_id"])  # the other file is never lost
+        for record in found.quarantined:
+            assert record.reason.isprintable() and len(record.reason) <= 300, record.reason
+    assert time.perf_counter() - started < 1.0

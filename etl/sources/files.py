@@ -202,6 +202,8 @@ def _read_table(path: Path) -> Table | None:
         return None
     except pd.errors.ParserError as exc:
         raise Unreadable(f"not readable as CSV ({_brief(str(exc).splitlines()[0], quoted=False)})") from None
+    if not isinstance(cells.index, pd.RangeIndex):  # pandas took the extra fields' first as an index
+        raise Unreadable("its rows have more fields than its header names")
     return Table(cells, separator)
 
 
