@@ -115,7 +115,11 @@ class SensorInfo2019(Schema):
 
 
 class WowData2019(Schema):
-    distance = List(Float(), required=True, metadata={"description": "one number: km to the station"})
+    distance = List(
+        Float(allow_none=True),
+        required=True,
+        metadata={"description": "one number: km to the station (null where 2019 left it empty)"},
+    )
     datetime = List(String(), required=True)
     air_temp = List(Float(allow_none=True), required=True)
     rainfall = List(Float(allow_none=True), required=True)

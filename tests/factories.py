@@ -183,6 +183,34 @@ def seed(engine) -> None:
 SILENT_SINCE = START + pd.Timedelta(hours=47.75)  # the silent sensor's last reading: 2019-06-02 23:45 UTC
 
 
+# Sensors at the edges of what the database may hold, each from a path that stores such rows (import-2019,
+# a source that names nothing, a station that never reported): every page and route must answer them.
+EDGE_ID = "a" * 55 + ":b@c.d-e_"  # 64 characters, every sign the id pattern allows
+ODD_SENSORS = {
+    "bare": "nothing but its id: no name, owner, place, readings, health or station",
+    "far-link": "linked by 2019 with no distance, to a station that never reported",
+    "faulty-silent": "faulty with no reason, no counts and no reading time",
+    EDGE_ID: "an id at the edge of the pattern, owner-a's, with one reading",
+}
+
+
+def seed_odd(engine) -> None:
+    """Beside seed's rows (call seed first), ODD_SENSORS."""
+    with engine.begin() as connection:
+        bulk_upsert(connection, sensors, pd.DataFrame({"sensor_id": ["bare", "far-link", "faulty-silent"]}))
+        edge = {"sensor_id": [EDGE_ID], "owner_id": ["owner-a"], "latitude": [51.5], "longitude": [0.0]}
+        bulk_upsert(connection, sensors, pd.DataFrame(edge))
+        never = {"site_id": ["never-reported"], "latitude": [50.0], "longitude": [1.0], "is_live": [False]}
+        bulk_upsert(connection, wow_sites, pd.DataFrame(never))
+        link = {"sensor_id": ["far-link"], "site_id": ["never-reported"], "distance_km": [None]}
+        bulk_upsert(connection, sensor_wow, pd.DataFrame(link))
+        bulk_upsert(
+            connection, sensor_health, pd.DataFrame({"sensor_id": ["faulty-silent"], "status": ["faulty"]})
+        )
+        one = {"sensor_id": [EDGE_ID], "ts": [START], "soil_moisture": [30.0]}
+        bulk_upsert(connection, readings, pd.DataFrame(one))
+
+
 def seed_silent(engine) -> None:
     """Beside seed's rows (call seed first), q1 of owner-a: two days of readings, then silence (the
     nightly analysis has marked it silent). Not in seed itself, so the tests that count seed's sensors

@@ -8,7 +8,7 @@ from hypothesis import HealthCheck, settings
 
 from flask_back_end import create_app
 from flask_back_end.settings import load_settings
-from tests.factories import TOKEN, seed, seed_silent
+from tests.factories import ODD_SENSORS, TOKEN, seed, seed_odd, seed_silent
 
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
@@ -111,5 +111,53 @@ def test_answers_about_a_silent_sensor_match_the_document(settings, engine):
             case = schema[path]["GET"].Case(path_parameters=path_parameters, query=query)
             response = case.call_and_validate(headers=AUTH, app=app, excluded_checks=NOT_EXPRESSIBLE)
             assert response.status_code == 200, path
+    finally:
+        app.extensions["grow_wow"]["engine"].dispose()
+
+
+# Every route that names a sensor, and the lists that hold them all, asked about each odd row.
+ODD_ROUTES = [
+    ("/api/v1/sensors/{sensor_id}", "path", {}),
+    ("/api/v1/sensors/{sensor_id}/readings", "path", {}),
+    ("/api/v1/sensors/{sensor_id}/anomalies", "path", {}),
+    ("/api/v1/sensors/{sensor_id}/wow", "path", {}),
+    ("/api/check_faulty_grow", "query", {}),
+    ("/api/get_wow_data", "query", {"start": "2019-06-05T00:00:00", "end": "2019-06-06T00:00:00"}),
+    ("/api/indiv_grow_data", "query", {"start": "2019-06-05T00:00:00", "end": "2019-06-06T00:00:00"}),
+]
+ODD_LISTS = [
+    ("/api/v1/sensors", {}),
+    ("/api/v1/map", {}),
+    ("/api/v1/status_counts", {}),
+    ("/api/v1/owners/{owner_id}/stats", {"owner_id": "owner-a"}),
+    ("/api/all_grow_true_json", {}),
+    ("/owner_stats", {"owner_id": "owner-a"}),
+    ("/faulty_stats", {"owner_id": "owner-a"}),
+]
+
+
+def test_odd_rows_the_database_may_hold_never_answer_500_and_match_the_document(settings, engine):
+    """Issue 32: a NULL distance answered 500. Each odd sensor (tests.factories.ODD_SENSORS) through
+    every route that names a sensor, and the lists that hold them all: 200 or 404, as documented."""
+    seed(engine)
+    seed_odd(engine)
+    app = create_app(load_settings(backend_token=TOKEN))
+    try:
+        for sensor_id in ODD_SENSORS:
+            for path, where, query in ODD_ROUTES:
+                parameters = {"sensor_id": sensor_id}
+                case = schema[path]["GET"].Case(
+                    path_parameters=parameters if where == "path" else {},
+                    query={**query, **(parameters if where == "query" else {})},
+                )
+                response = case.call_and_validate(headers=AUTH, app=app, excluded_checks=NOT_EXPRESSIBLE)
+                assert response.status_code in (200, 404), (sensor_id, path, response.text[:200])
+        for path, parameters in ODD_LISTS:
+            params = {k: v for k, v in parameters.items() if "{" + k + "}" not in path}
+            case = schema[path]["GET"].Case(
+                path_parameters={k: v for k, v in parameters.items() if "{" + k + "}" in path}, query=params
+            )
+            response = case.call_and_validate(headers=AUTH, app=app, excluded_checks=NOT_EXPRESSIBLE)
+            assert response.status_code == 200, (path, response.text[:200])
     finally:
         app.extensions["grow_wow"]["engine"].dispose()

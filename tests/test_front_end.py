@@ -8,6 +8,7 @@ import re
 from email.utils import parsedate_to_datetime
 
 import pytest
+from flask import url_for
 from sqlalchemy import select, update
 
 from core.errors import SettingsError
@@ -17,7 +18,7 @@ from flask_back_end.settings import load_settings as back_end_settings
 from flask_front_end import accounts, statuses
 from flask_front_end import create_app as create_front_end
 from flask_front_end.settings import load_settings
-from tests.factories import TOKEN, seed, seed_silent
+from tests.factories import ODD_SENSORS, TOKEN, seed, seed_odd, seed_silent
 
 PASSWORD = "correct horse battery"
 DEAD_BACK_END = "http://127.0.0.1:9"  # the discard port: nothing listens there, every connection is refused
@@ -327,6 +328,25 @@ def test_a_sensor_whose_station_link_has_no_distance_renders(client, engine):
     page = client.get("/sensors/s1")
     assert page.status_code == 200 and "London WOW" in page.get_data(as_text=True)
     assert client.get("/data/sensors/s1").status_code == 200
+
+
+def test_every_page_and_data_route_answers_the_odd_rows_without_a_500(app, client, engine):
+    """Every GET route of the dashboard (from its url_map, so a new one cannot escape), about each odd
+    sensor (tests.factories.ODD_SENSORS) where it names one: an answer, never a 500."""
+    seed_odd(engine)
+    log_in(client, "ada")
+    asked = 0
+    for rule in app.url_map.iter_rules():
+        if "GET" not in rule.methods or rule.endpoint == "static" or not set(rule.arguments) <= {"sensor_id"}:
+            continue
+        for sensor_id in ODD_SENSORS if "sensor_id" in rule.arguments else [None]:
+            with app.test_request_context():
+                path = url_for(rule.endpoint, **({"sensor_id": sensor_id} if sensor_id else {}))
+            answer = client.get(path, query_string={"sensor_id": sensor_id} if sensor_id else None)
+            answer.close()
+            assert answer.status_code < 500, (path, answer.get_data(as_text=True)[:300])
+            asked += 1
+    assert asked > 20
 
 
 def test_a_silent_sensors_page_says_since_when(client, engine):
