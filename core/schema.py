@@ -8,6 +8,7 @@ soil moisture %, air temperature °C, light mol/m²/d, battery %, rainfall mm, h
 from __future__ import annotations
 
 import datetime as dt
+import re
 
 from sqlalchemy import (
     JSON,
@@ -57,6 +58,14 @@ SensorId = String(64)
 # UUIDs): the web apps check ids against it before any query. Never "." or "..": an id may end up as a
 # path segment (a back-end URL, a file name) and must stay data.
 ID_PATTERN = r"(?!\.\.?(?:/|$))[A-Za-z0-9_.:@\-]{1,64}"
+ID_RULE = "1 to 64 letters, digits or . _ - : @, not . or .. alone"
+
+
+def is_id(text: object) -> bool:
+    """Whether `text` may be a sensor or owner id (ID_PATTERN): checked wherever an id enters."""
+    return isinstance(text, str) and re.fullmatch(ID_PATTERN, text) is not None
+
+
 SiteId = String(36)
 
 

@@ -187,8 +187,18 @@ def _write(frame, out: str | None, what: str) -> None:
         click.echo(safe_frame(frame).to_csv(index=False), nl=False)
 
 
+def _sensor_ids(context, parameter, value):
+    """An id typed on the command line is data, never a path: refused unless it is one (ID_PATTERN)."""
+    from core.schema import ID_RULE, is_id
+
+    for typed in [value] if isinstance(value, str) else value:
+        if not is_id(typed):
+            raise click.BadParameter(f"{typed!r} is not a sensor id ({ID_RULE})")
+    return value
+
+
 @cli.command("export-sensor")
-@click.argument("sensor_id")
+@click.argument("sensor_id", callback=_sensor_ids)
 @click.option("--days", type=click.FloatRange(min=0, min_open=True), default=7.0, show_default=True,
               help="days up to the sensor's latest reading")  # fmt: skip
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True,
@@ -280,7 +290,7 @@ def fetch_sensors_command(settings, out: str | None) -> None:
 
 
 @cli.command("fetch-readings")
-@click.argument("sensor_ids", nargs=-1, required=True)
+@click.argument("sensor_ids", nargs=-1, required=True, callback=_sensor_ids)
 @click.option("--start", required=True, help="first time, ISO 8601 UTC")
 @click.option("--end", required=True, help="last time, ISO 8601 UTC")
 @click.option("--out", type=click.Path(dir_okay=False), help="CSV file to write [default: standard output]")

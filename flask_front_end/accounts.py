@@ -22,7 +22,7 @@ from sqlalchemy import delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from core.schema import USER_ROLES, login_sessions, users
+from core.schema import ID_RULE, USER_ROLES, is_id, login_sessions, users
 
 MIN_PASSWORD = 10
 # Checked against when a username is unknown, so a wrong name costs the same time as a wrong password.
@@ -159,6 +159,8 @@ def create_user(engine, username: str, password: str, role: str, owner_id: str |
         raise AccountError(f"role must be one of {', '.join(USER_ROLES)}")
     if role == "owner" and not owner_id:
         raise AccountError("an owner account needs the GROW owner id whose sensors it sees")
+    if role == "owner" and not is_id(owner_id):
+        raise AccountError(f"{owner_id!r} is not an owner id ({ID_RULE})")
     if len(password) < MIN_PASSWORD:
         raise AccountError(f"the password needs at least {MIN_PASSWORD} characters")
     if not username or len(username) > 64:

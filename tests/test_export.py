@@ -61,3 +61,10 @@ def test_text_a_spreadsheet_would_run_as_a_formula_is_written_as_text_and_number
     ]
     assert pd.isna(safe["name"].iloc[6]) and safe["soil_moisture"].tolist() == frame["soil_moisture"].tolist()
     assert safe_row({"explanation": "=1+1", "score": -2.0}) == {"explanation": "'=1+1", "score": -2.0}
+
+
+def test_a_sensor_id_on_the_command_line_is_data_never_a_path(tmp_path, settings):
+    for typed in ("..", "../network", "a b"):
+        result = CliRunner().invoke(cli, ["export-sensor", typed, "--out", str(tmp_path / "out")])
+        assert result.exit_code == 2 and "not a sensor id" in result.output, result.output
+    assert not (tmp_path / "out").exists()

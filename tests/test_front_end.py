@@ -616,6 +616,11 @@ def test_accounts_are_managed_from_the_command_line(app, engine):
         args=["users", "create", "y", "--role", "owner"], env={"FRONTEND_NEW_PASSWORD": PASSWORD}
     )
     assert no_owner.exit_code != 0 and "owner id" in no_owner.output
+    odd_owner = runner.invoke(
+        args=["users", "create", "z", "--role", "owner", "--owner-id", "../x"],
+        env={"FRONTEND_NEW_PASSWORD": PASSWORD},
+    )
+    assert odd_owner.exit_code != 0 and "not an owner id" in odd_owner.output
     assert runner.invoke(args=["users", "disable", "owen"]).exit_code == 0
     assert re.search(r"owen\s+owner\s+owner-b\s+disabled", runner.invoke(args=["users", "list"]).output)
     assert runner.invoke(args=["users", "disable", "nobody"]).exit_code != 0
