@@ -90,6 +90,7 @@ def _remember_this_browser(response, username: str):
     methods=["POST"],
     key_func=_account_asked,
     exempt_when=_from_a_known_browser,
+    deduct_when=lambda response: response.status_code == 401,  # wrong passwords: the account's own logins
     error_message=(
         "Too many login attempts at this account; wait an hour, or log in from a browser that has "
         "logged in to it before."

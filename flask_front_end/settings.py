@@ -48,8 +48,9 @@ class FrontendSettings(WebSettings):
         default="10 per minute", description="login attempts allowed per client address (Flask-Limiter)"
     )
     login_account_rate_limit: str = Field(
-        default="30 per hour",
-        description="login attempts allowed per account name, from any address (a spread-out guesser)",
+        default="5 per minute;15 per 10 minutes;30 per hour",
+        description="login attempts allowed per account name, from any address (a spread-out guesser), "
+        "in growing delays; a browser that has logged in to the account before is not held back by it",
     )
     data_rate_limit: str = Field(
         default="300 per minute", description="calls of the /data/* routes allowed per logged-in account"

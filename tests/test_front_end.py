@@ -158,12 +158,12 @@ def test_one_account_has_its_own_login_limit_whatever_address_asks(front_setting
 
 def test_a_guesser_at_an_account_does_not_lock_its_owner_out_of_their_own_browser(front_settings, engine):
     """Issue 32: 30 wrong passwords from any mix of addresses refused the right one too, for an hour."""
-    limits = {"login_rate_limit": "10 per minute", "login_account_rate_limit": "4 per hour"}
+    limits = {"login_rate_limit": "10 per minute", "login_account_rate_limit": "3 per hour"}
     app = create_front_end(load_settings(**front_settings, **limits, proxy_hops=1))
     accounts.create_user(engine, "olive", PASSWORD, "owner", owner_id="owner-a")
     owner, guesser, stranger = app.test_client(), app.test_client(), app.test_client()
 
-    def attempt(client, address, password=None):  # the owner's first login counts as an attempt too
+    def attempt(client, address, password=None):  # only wrong passwords count against the account
         form = {"username": "olive", "password": password or "wrong", "csrf_token": csrf_token(client)}
         return client.post("/login", data=form, headers={"X-Forwarded-For": address})
 
@@ -174,6 +174,21 @@ def test_a_guesser_at_an_account_does_not_lock_its_owner_out_of_their_own_browse
     assert "this account" in tries[-1].get_data(as_text=True)  # says truthfully what was limited
     assert attempt(owner, "198.51.100.7", PASSWORD).status_code == 302
     assert attempt(stranger, "198.51.100.8", PASSWORD).status_code == 429  # a new browser waits
+
+
+def test_a_guesser_at_an_account_waits_longer_the_more_it_guesses(front_settings, engine):
+    """The account's limit grows its delays: 5 tries, then a minute's wait; 15 in ten minutes, then ten
+    minutes'; 30 in an hour, then the hour's rest (LOGIN_ACCOUNT_RATE_LIMIT's default)."""
+    app = create_front_end(load_settings(**front_settings, proxy_hops=1))
+    accounts.create_user(engine, "olive", PASSWORD, "owner", owner_id="owner-a")
+    guesser = app.test_client()
+    assert load_settings(**front_settings).login_account_rate_limit.count(";") == 2
+
+    def attempt(i):
+        form = {"username": "olive", "password": "wrong", "csrf_token": csrf_token(guesser)}
+        return guesser.post("/login", data=form, headers={"X-Forwarded-For": f"203.0.113.{i}"}).status_code
+
+    assert [attempt(i) for i in range(6)] == [401] * 5 + [429]
 
 
 def test_each_limit_says_what_it_limited(front_settings, engine):
