@@ -302,6 +302,23 @@ def test_decimal_commas_and_percent_signs_are_read_and_what_cannot_be_read_is_se
     ]
 
 
+def test_the_mapping_may_state_the_separator_and_the_decimal_mark(tmp_path):
+    """A comma-separated export whose numbers have decimal commas, quoted: the file alone cannot say so
+    (commas split its fields), the mapping can; a mapping stating neither lets the file say."""
+    folder = hostile_folder(tmp_path, {"one.csv": b't,T,SM\n2019-06-01 15:00,"0,25","20,5"\n'})
+    mapping = json.loads((folder / "mapping.json").read_text())
+    unread = [q for q in read_hostile(folder).quarantined if q.entity_id == "file:one"]
+    assert len(unread) == 2  # a point is the mark when commas separate: "0,25" is no number
+    (folder / "mapping.json").write_text(json.dumps({**mapping, "separator": ",", "decimal": ","}))
+    rows = read_hostile(folder).readings.set_index("sensor_id")
+    assert rows.loc["file:one", ["air_temperature", "soil_moisture"]].tolist() == [0.25, 20.5]
+    (folder / "mapping.json").write_text(json.dumps({**mapping, "separator": "|"}))
+    from etl.sources.files import FilesError
+
+    with pytest.raises(FilesError, match="separator"):
+        read_hostile(folder)
+
+
 def test_an_ismn_download_imports_from_its_top_folder_or_a_stations_as_it_comes(tmp_path):
     """Issue 32: the top folder of a download (NETWORK/STATION/*.stm beside ISMN's readme, metadata and
     each station's static variables) ended in a traceback; a station's folder was refused for its

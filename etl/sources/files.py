@@ -97,11 +97,14 @@ def read_csv_files(folder: Path, mapping: dict, not_after: dt.datetime) -> Folde
     if unknown:
         raise FilesError(f"{MAPPING}: unknown variables {unknown}; ours are {list(SENSOR_VARIABLES)}")
     sensor_column = mapping.get("sensor_column")
+    stated_separator, decimal = mapping.get("separator"), mapping.get("decimal")
+    if stated_separator not in (None, *SEPARATORS) or decimal not in (None, ".", ","):
+        raise FilesError(f'{MAPPING}: separator is one of , ; or a tab ("\\t"), decimal "." or ","')
     frames, quarantined, files = [], [], 0
     for path in _csv_files(folder):
         files += 1
         try:
-            table = _read_table(path)
+            table = _read_table(path, stated_separator)
         except Unreadable as exc:
             quarantined.append(Quarantined(READINGS_SOURCE, None, REFUSED, str(exc), path.name))
             continue
@@ -125,7 +128,8 @@ def read_csv_files(folder: Path, mapping: dict, not_after: dt.datetime) -> Folde
         for variable in SENSOR_VARIABLES:
             if variable in variables:
                 column, unit = variables[variable]
-                numbers, unread = _numbers(table[column], unit, separator)
+                mark = decimal or ("." if separator == "," else ",")
+                numbers, unread = _numbers(table[column], unit, mark)
                 frame[variable] = convert(numbers, variable, unit)
                 quarantined += [
                     Quarantined(
@@ -164,11 +168,12 @@ class Table:
     separator: str
 
 
-def _read_table(path: Path) -> Table | None:
+def _read_table(path: Path, separator: str | None = None) -> Table | None:
     """A CSV file as text columns; None when it holds nothing. Sniffed before it is parsed: its encoding
     from its byte order mark (Excel's "Unicode text" is UTF-16), else UTF-8, else Windows' Latin-1, as
     loggers' software often writes (°C is then one byte); its separator from its header (comma, semicolon
-    or tab); and its header, which must name at most MAX_COLUMNS columns, none twice."""
+    or tab) unless `separator` says; and its header, which must name at most MAX_COLUMNS columns, none
+    twice."""
     raw = path.read_bytes()
     if not raw.strip():
         return None
@@ -188,7 +193,7 @@ def _read_table(path: Path) -> Table | None:
     if "\x00" in text:
         raise Unreadable("holds NUL characters: not a sensor file")
     header = text.split("\n", 1)[0].rstrip("\r")
-    separator = max(SEPARATORS, key=header.count)
+    separator = separator or max(SEPARATORS, key=header.count)
     names, seen = [name.strip().strip('"') for name in header.split(separator)], set()
     for name in names:
         if name in seen:
@@ -213,14 +218,14 @@ def _brief(text: str, limit: int = 80, quoted: bool = True) -> str:
     return repr(cleaned) if quoted else cleaned
 
 
-def _numbers(cells: pd.Series, unit: str, separator: str) -> tuple[pd.Series, pd.Series]:
-    """Text cells as numbers, as the file wrote them: with a decimal comma where its fields are not
-    comma-separated (a European spreadsheet's), and a trailing % where the unit is %. Also, per cell,
-    whether it held text that is no number (empty cells are missing, not unreadable)."""
+def _numbers(cells: pd.Series, unit: str, decimal: str) -> tuple[pd.Series, pd.Series]:
+    """Text cells as numbers, as the file wrote them: with its `decimal` mark (a European spreadsheet's
+    is a comma: the mapping says so, or its fields are not comma-separated), and a trailing % where the
+    unit is %. Also, per cell, whether it held text that is no number (empty cells are missing)."""
     text = cells.str.strip()
     if unit == "%":
         text = text.str.removesuffix("%").str.rstrip()
-    if separator != ",":
+    if decimal == ",":
         text = text.str.replace(",", ".", regex=False)
     numbers = pd.to_numeric(text.replace("", np.nan), errors="coerce")
     return numbers, numbers.isna() & (text != "")
