@@ -36,12 +36,12 @@ from tqdm import tqdm
 
 from core.errors import GrowWowError, SettingsError
 from core.load import bulk_upsert
-from core.schema import anomalies, sensor_wow, sensors, wow_sites
+from core.schema import anomalies, is_id, sensor_wow, sensors, wow_sites
 from core.settings import parse_database_url
 from core.vocabulary import SENSOR_VARIABLES, AnomalyKind
 from detection.detect import ANOMALY_COLUMNS
 from etl.extract_all_grow_data import ReadingsLoader
-from etl.quarantine import REFUSED, REPAIRED, Quarantined, clean_text, valid_id, write_quarantine
+from etl.quarantine import REFUSED, REPAIRED, Quarantined, clean_text, write_quarantine
 from etl.sources.batch import TEXT_WIDTHS, checked_readings
 from etl.step import StepContext
 from etl.store_sensor_info import BASE_COLUMNS, days_active
@@ -92,7 +92,7 @@ def sensor_rows(frame: pd.DataFrame) -> tuple[pd.DataFrame, list[Quarantined]]:
     for record in frame.to_dict("records"):
         code = _text(record.get("sensor_id"))
         shown = {k: (None if pd.isna(v) else str(v)) for k, v in record.items()}
-        if not valid_id(code):
+        if not is_id(code):
             quarantined.append(
                 Quarantined(SENSORS_SOURCE, code[:64] or None, REFUSED, "no usable sensor id", shown)
             )
@@ -112,7 +112,7 @@ def sensor_rows(frame: pd.DataFrame) -> tuple[pd.DataFrame, list[Quarantined]]:
                 "identifier": f"Grow.Thingful#{code}",
                 "name": None,
                 "serial_number": None,
-                "owner_id": owner if valid_id(owner) else None,
+                "owner_id": owner if is_id(owner) else None,
                 "latitude": float(latitude),
                 "longitude": float(longitude),
                 "first_sample_at": record.get("start_date"),
@@ -218,7 +218,7 @@ def link_rows(frame: pd.DataFrame, known: set[str]) -> tuple[pd.DataFrame, pd.Da
         distance = pd.to_numeric(record.get("distance"), errors="coerce")
         if sensor not in known:
             why = f"{LINKS_TABLE} row of no imported sensor"
-        elif not (valid_id(site) and len(site) <= 36):
+        elif not (is_id(site) and len(site) <= 36):
             why = "no usable station id"
         elif not (-90 <= latitude <= 90 and -180 <= longitude <= 180):
             why = "station position not in range"

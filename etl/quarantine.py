@@ -13,16 +13,14 @@ import datetime as dt
 import hashlib
 import json
 import math
-import re
 from dataclasses import dataclass
 
 import pandas as pd
 from sqlalchemy import Connection
 
 from core.load import bulk_upsert
-from core.schema import ID_PATTERN, quarantine
+from core.schema import quarantine
 
-ID = re.compile(ID_PATTERN)
 REFUSED, REPAIRED = "refused", "repaired"
 COLUMNS = ["source", "fingerprint", "entity_id", "action", "reason", "record", "last_seen_at"]
 
@@ -46,11 +44,6 @@ class Quarantined:
     @property
     def fingerprint(self) -> str:
         return hashlib.sha256(f"{self.source}\n{self.text}".encode()).hexdigest()
-
-
-def valid_id(value) -> bool:
-    """A sensor, owner or site id as the database and the URLs take it."""
-    return isinstance(value, str) and ID.fullmatch(value) is not None
 
 
 def clean_text(value, length: int) -> tuple[str | None, str | None]:

@@ -32,6 +32,7 @@ from sqlalchemy.exc import DBAPIError
 
 from core.errors import GrowWowError
 from core.schema import etl_runs
+from etl.quarantine import clean_text
 from etl.settings import EtlSettings
 from etl.shard import Shard, ShardParam
 
@@ -352,10 +353,7 @@ ERROR_CHARS = 500  # what a run's record keeps of its reason: its first line say
 def stored_error(error: str | None) -> str | None:
     """A failure's reason as a run's record keeps it: printable (PostgreSQL refuses NUL; control bytes
     garble a terminal) and at most ERROR_CHARS, however much a file or an upstream put in it."""
-    if error is None:
-        return None
-    printable = "".join(ch if ch.isprintable() else " " for ch in error[: ERROR_CHARS * 4])
-    return printable if len(printable) <= ERROR_CHARS else printable[: ERROR_CHARS - 1] + "…"
+    return clean_text(error[: ERROR_CHARS * 4], ERROR_CHARS)[0] if error is not None else None
 
 
 def describe_counts(counts: dict[str, int]) -> str:

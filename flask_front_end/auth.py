@@ -36,7 +36,7 @@ def _account_login_limit() -> str:
 
 
 def _folded(username: str | None) -> str:
-    return (username or "").strip().casefold()[:64]
+    return accounts.folded(username or "")[:64]
 
 
 def _account_asked() -> str:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import csv
 import io
-import re
 
 from flask import (
     Blueprint,
@@ -22,7 +21,7 @@ from flask_limiter.util import get_remote_address
 from flask_login import current_user, login_required
 
 from core.csv_cells import safe_row
-from core.schema import ID_PATTERN
+from core.schema import is_id
 from core.vocabulary import IMPORTED, AnomalyKind
 from flask_front_end import limiter, statuses
 from flask_front_end.auth import LogoutForm
@@ -122,7 +121,7 @@ def open_sensor():
     sensor_id = request.args.get("sensor_id", "").strip()
     if not sensor_id:
         return redirect(url_for("pages.all_grow_map"))
-    if not re.fullmatch(ID_PATTERN, sensor_id):
+    if not is_id(sensor_id):
         abort(404)
     visible_sensor(sensor_id)
     return redirect(url_for("pages.sensor_page", sensor_id=sensor_id))

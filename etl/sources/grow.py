@@ -16,10 +16,10 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from core.schema import ID_PATTERN
+from core.schema import ID_PATTERN, is_id
 from core.times import grow_stamp, spans
 from core.vocabulary import GROW_CODES, GROW_DATA_SOURCE, SENSOR_VARIABLES
-from etl.quarantine import REFUSED, REPAIRED, Quarantined, clean_text, number, valid_id
+from etl.quarantine import REFUSED, REPAIRED, Quarantined, clean_text, number
 from etl.settings import EtlSettings
 from etl.sources.batch import READING_COLUMNS, SENSOR_COLUMNS, TEXT_WIDTHS, Batch
 from etl.sources.http import HttpPolicy, Source, SourceError, in_order
@@ -125,7 +125,7 @@ def parse_locations(payload) -> tuple[pd.DataFrame, list[Quarantined]]:
                 Quarantined(SENSORS_SOURCE, str(key), REFUSED, "not a location record", record)
             )
             continue
-        if not valid_id(code):
+        if not is_id(code):
             why = f"sensor code outside the id pattern {ID_PATTERN}"
             quarantined.append(Quarantined(SENSORS_SOURCE, str(code), REFUSED, why, record))
             continue
@@ -156,7 +156,7 @@ def parse_locations(payload) -> tuple[pd.DataFrame, list[Quarantined]]:
             row[column], problem = clean_text(row[column], width)
             if problem:
                 repairs.append(f"{column}: {problem}")
-        if row["owner_id"] is not None and not valid_id(row["owner_id"]):
+        if row["owner_id"] is not None and not is_id(row["owner_id"]):
             row["owner_id"] = None
             repairs.append("owner id outside the id pattern: stored as unknown")
         if repairs:

@@ -18,9 +18,10 @@ import numpy as np
 import pandas as pd
 
 from core.errors import SettingsError
+from core.schema import is_id
 from core.times import spans
 from core.vocabulary import STATION_VARIABLES
-from etl.quarantine import REFUSED, REPAIRED, Quarantined, number, valid_id
+from etl.quarantine import REFUSED, REPAIRED, Quarantined, number
 from etl.settings import EtlSettings
 from etl.sources.http import HttpPolicy, Source, SourceError
 
@@ -92,7 +93,7 @@ def _site_id_ok(value) -> bool:
     """WOW site ids are numbers or GUIDs, up to 36 characters, within the id pattern."""
     if isinstance(value, int) and not isinstance(value, bool):
         value = str(value)
-    return isinstance(value, str) and len(value) <= 36 and valid_id(value)
+    return isinstance(value, str) and len(value) <= 36 and is_id(value)
 
 
 def _floats(series: pd.Series) -> pd.Series:
