@@ -152,6 +152,7 @@ class AnomalyKind(StrEnum):
     SNOW_COVER = "snow_cover"
     WATERING_SYSTEM = "watering_system"
     MODEL_2019 = "2019-model"  # history brought over from a 2019 deployment (python -m etl import-2019)
+    ISMN_FLAG = "ismn-flag"  # history from ISMN's quality control of its files (python -m etl import-files)
 
     @property
     def detector(self) -> Detector:
@@ -190,13 +191,14 @@ KIND_DETECTOR = {
     AnomalyKind.SNOW_COVER: Detector.CONDITION,
     AnomalyKind.WATERING_SYSTEM: Detector.CONDITION,
     AnomalyKind.MODEL_2019: Detector.MODEL,
+    AnomalyKind.ISMN_FLAG: Detector.RULE,
 }
 # Conditions: what a garden goes through that would trip the checks (the checks stand down while one
 # lasts), recorded so that people see it, never a reason to call a sensor faulty.
 CONDITIONS = frozenset(kind for kind, detector in KIND_DETECTOR.items() if detector == Detector.CONDITION)
-# What is recorded and shown but never decides a sensor's health: the conditions, and the days 2019's
-# model flagged (imported history: today's checks judge the sensor now).
-IMPORTED = frozenset({AnomalyKind.MODEL_2019})  # no check finds these: they come with imported history
+# What is recorded and shown but never decides a sensor's health: the conditions, and imported history
+# (the days 2019's model flagged, the values ISMN's quality control flagged): today's checks judge now.
+IMPORTED = frozenset({AnomalyKind.MODEL_2019, AnomalyKind.ISMN_FLAG})  # no check of ours finds these
 NOT_FAULTS = CONDITIONS | IMPORTED
 KIND_MEANING = {
     AnomalyKind.OUT_OF_RANGE: "a value the sensor cannot plausibly read in a garden",
@@ -217,4 +219,5 @@ KIND_MEANING = {
     AnomalyKind.SNOW_COVER: "not a fault: buried in snow, dark and near 0 °C until it melts",
     AnomalyKind.WATERING_SYSTEM: "not a fault: the soil wetted every day at the same hour, rain or not",
     AnomalyKind.MODEL_2019: "history from 2019: a day its model flagged (the error equal to the next day's)",
+    AnomalyKind.ISMN_FLAG: "history from ISMN: values its quality control called dubious or implausible",
 }

@@ -240,10 +240,11 @@ def import_files_command(settings, folder: Path, mapping: Path | None) -> None:
     n: dict = {}
     with etl_lock(engine, context.shard):
         written = run_recorded(NAME, step(folder, mapping, n), context)
+    history = f"; {n['history']:,} stretches ISMN flagged kept as history" if n["history"] else ""
     click.echo(
-        f"read {n['files']} files: {n['sensors']:,} sensors, {n['readings']:,} readings; {written:,} rows"
-        f" written; set aside {n['refused']:,} refused and {n['repaired']:,} repaired records (the"
-        " quarantine table says why)"
+        f"read {n['files']} files: {n['sensors']:,} sensors, {n['readings']:,} readings{history};"
+        f" {written:,} rows written; set aside {n['refused']:,} refused and {n['repaired']:,} repaired"
+        " records (the quarantine table says why)"
     )
 
 

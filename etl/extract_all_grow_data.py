@@ -32,6 +32,7 @@ from core.schema import detection_state, readings, sensor_wow, sensors, wow_obse
 from core.vocabulary import source_of
 from etl.fetch_state import WOW, Progress, next_state, read_state, save_state
 from etl.forked import Forked
+from etl.history import store_history
 from etl.quarantine import Quarantined, write_quarantine
 from etl.shard import sensor_sites
 from etl.sources import sensor_sources
@@ -331,6 +332,7 @@ def fetch_readings(
     """Ask for each window, check the answers and load their readings; what the answers covered and the
     rows written. A progress bar on a terminal, unless `bar` is False."""
     progress, failed_before = Progress(), False  # the first failure is logged whole, then only counted
+    histories = []
     with ReadingsLoader(context, newest, checked) as loader:
         for batch in tqdm(
             client.iter_windows(windows),
@@ -345,10 +347,15 @@ def fetch_readings(
             count_problems(context, batch)
             if batch.error is None:
                 loader.add(mark_unsure(batch.readings, batch.incomplete), batch.quarantined)
+                if batch.history is not None and len(batch.history):
+                    histories.append(batch.history)
             elif not failed_before:
                 failed_before = True
                 log.warning("%s (the sensors of failed requests are asked again next run)", batch.error)
-    return progress, loader.written
+    if not histories:
+        return progress, loader.written
+    with context.engine.begin() as connection:  # after the readings it describes
+        return progress, loader.written + store_history(connection, pd.concat(histories, ignore_index=True))
 
 
 def _fetch_apart(

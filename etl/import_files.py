@@ -1,7 +1,8 @@
 """`python -m etl import-files DIR [--mapping FILE]`: a folder of a gardener's files (CSV with a mapping,
 ISMN station files: see etl.sources.files) into the database, through the same checks, quarantine and
-upsert as the nightly steps. Safe to repeat: rows already stored as they are are not written again, and
-readings for days detection has checked mark them for a re-check, as late uploads do."""
+upsert as the nightly steps, with the stretches ISMN flagged as imported history. Safe to repeat: rows
+already stored as they are are not written again, and readings for days detection has checked mark them
+for a re-check, as late uploads do."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from functools import partial
 from pathlib import Path
 
 from etl.extract_all_grow_data import ReadingsLoader
+from etl.history import store_history
 from etl.quarantine import REFUSED
 from etl.sources.files import read_folder
 from etl.step import StepContext
@@ -34,10 +36,13 @@ def run(context: StepContext, folder: Path, mapping: Path | None = None, summary
             readings=len(found.readings),
             refused=refused,
             repaired=len(found.quarantined) - refused,
+            history=len(found.history),
         )
     written = store_sensors(context, found.sensors, found.quarantined, sites={})  # one whole shard
     with ReadingsLoader.on_stored(context) as loader:
         loader.add(found.readings, [])
+    with context.engine.begin() as connection:
+        written += store_history(connection, found.history)
     log.info(
         "%s: %d files, %d sensors, %d readings read; %d readings written; %d records set aside",
         folder,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from typing import NamedTuple
+from urllib.parse import quote
 
 import urllib3
 
@@ -27,6 +28,13 @@ class Tagged(NamedTuple):
     status: int
     etag: str | None
     body: bytes
+
+
+def api_path(*segments: str) -> str:
+    """A back-end path from its segments, each escaped whole: an id can never add a segment or a query,
+    and `.` or `..`, which HTTP clients collapse, go encoded."""
+    escaped = [quote(str(segment), safe="") for segment in segments]
+    return "/" + "/".join(part if part not in (".", "..") else part.replace(".", "%2E") for part in escaped)
 
 
 class Backend:

@@ -25,7 +25,7 @@ from core.schema import is_id
 from core.vocabulary import IMPORTED, AnomalyKind
 from flask_front_end import limiter, statuses
 from flask_front_end.auth import LogoutForm
-from flask_front_end.backend import Backend, BackendError
+from flask_front_end.backend import Backend, BackendError, api_path
 
 pages = Blueprint("pages", __name__)
 # Routes outside /data/ whose errors are the back end's JSON too: a script or a download reads them.
@@ -96,7 +96,7 @@ def home():
         counts = backend().get("/network")
     else:
         try:
-            counts = {**backend().get(f"/owners/{owner}/stats"), "owners": None}
+            counts = {**backend().get(api_path("owners", owner, "stats")), "owners": None}
         except BackendError as error:
             if error.status != 404:
                 raise
@@ -140,7 +140,7 @@ def sensor_page(sensor_id: str):
 def visible_sensor(sensor_id: str) -> dict:
     """The sensor from the back end if this account may see it; 404 otherwise."""
     try:
-        sensor = backend().get(f"/sensors/{sensor_id}")
+        sensor = backend().get(api_path("sensors", sensor_id))
     except BackendError as error:
         if error.status == 404:
             abort(404)
@@ -163,7 +163,7 @@ def readings_csv(sensor_id: str):
     as the readings API gives them at full resolution (up to 20,000 points, about 200 days)."""
     visible_sensor(sensor_id)
     params = {**_passed("start", "end"), "max_points": 20_000}
-    answer = backend().get(f"/sensors/{sensor_id}/readings", params)
+    answer = backend().get(api_path("sensors", sensor_id, "readings"), params)
     name = f"{sensor_id}_readings_{answer['start'][:10]}_{answer['end'][:10]}.csv"
     return _csv(answer["items"], READING_COLUMNS, name)
 
@@ -173,7 +173,9 @@ def readings_csv(sensor_id: str):
 def anomalies_csv(sensor_id: str):
     """The sensor's anomalies (and conditions) that overlap the range asked, latest first."""
     visible_sensor(sensor_id)
-    answer = backend().get(f"/sensors/{sensor_id}/anomalies", {"per_page": 1000, **_passed("start", "end")})
+    answer = backend().get(
+        api_path("sensors", sensor_id, "anomalies"), {"per_page": 1000, **_passed("start", "end")}
+    )
     return _csv(answer["items"], ANOMALY_COLUMNS, f"{sensor_id}_anomalies.csv")
 
 
@@ -235,7 +237,9 @@ def data_sensor(sensor_id: str):
 @data_limited
 def data_readings(sensor_id: str):
     visible_sensor(sensor_id)
-    return jsonify(backend().get(f"/sensors/{sensor_id}/readings", _passed("start", "end", "max_points")))
+    return jsonify(
+        backend().get(api_path("sensors", sensor_id, "readings"), _passed("start", "end", "max_points"))
+    )
 
 
 @pages.get("/data/sensors/<code:sensor_id>/anomalies")
@@ -243,14 +247,14 @@ def data_readings(sensor_id: str):
 def data_anomalies(sensor_id: str):
     visible_sensor(sensor_id)
     params = {"per_page": 1000, **_passed("start", "end", "page", "per_page")}
-    return jsonify(backend().get(f"/sensors/{sensor_id}/anomalies", params))
+    return jsonify(backend().get(api_path("sensors", sensor_id, "anomalies"), params))
 
 
 @pages.get("/data/sensors/<code:sensor_id>/wow")
 @data_limited
 def data_wow(sensor_id: str):
     visible_sensor(sensor_id)
-    return jsonify(backend().get(f"/sensors/{sensor_id}/wow", _passed("start", "end")))
+    return jsonify(backend().get(api_path("sensors", sensor_id, "wow"), _passed("start", "end")))
 
 
 @pages.get("/data/addresses")
@@ -274,4 +278,4 @@ def autocomplete_2019():
 def data_owner_stats(owner_id: str):
     if current_user.sees_owner not in (None, owner_id):
         abort(404)
-    return jsonify(backend().get(f"/owners/{owner_id}/stats"))
+    return jsonify(backend().get(api_path("owners", owner_id, "stats")))

@@ -13,7 +13,7 @@ import os
 import re
 import shutil
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import pytest
 from sqlalchemy import select, update
@@ -129,6 +129,18 @@ def site(tmp_path_factory, network_dir):
                 end_at=frozen_from + dt.timedelta(hours=23, minutes=45),
                 detector="model",
                 explanation="2019's model flagged this day: its reconstruction error equalled the next day's",
+            )
+        )
+        # Values ISMN's quality control flagged, imported with an ISMN station's file: history too.
+        connection.execute(
+            anomalies.insert().values(
+                sensor_id=faulty.sensor_id,
+                variable="soil_moisture",
+                kind="ismn-flag",
+                start_at=frozen_from + dt.timedelta(hours=2),
+                end_at=frozen_from + dt.timedelta(hours=14),
+                detector="rule",
+                explanation="ISMN flagged D10: a saturated plateau of 12 h or more",
             )
         )
         health = dict(connection.execute(select(sensor_health.c.sensor_id, sensor_health.c.status)).all())
@@ -646,9 +658,11 @@ def test_a_faulty_sensor_page_draws_charts_with_data_and_marked_anomalies(page, 
     assert "1 condition (not faults, in blue)" in captions
     spans = page.evaluate("Chart.getChart('chart-soil_moisture').options.plugins.anomalySpans.spans")
     assert sum(1 for span in spans if span[2] == "condition") == 1
-    history = page.evaluate("Chart.getChart('chart-air_temperature').options.plugins.anomalySpans.spans")
-    assert [span[2] for span in history].count("history") == 1
-    assert "1 flagged by 2019's model (history, in grey)" in captions
+    # Imported history (a day 2019's model flagged, values ISMN flagged) is shaded grey, never a fault.
+    for variable in ("air_temperature", "soil_moisture"):
+        history = page.evaluate(f"Chart.getChart('chart-{variable}').options.plugins.anomalySpans.spans")
+        assert [span[2] for span in history].count("history") == 1, variable
+    assert captions.count("1 span of imported history (in grey)") == 2, captions
     assert "frozen soil" in page.inner_text("#anomalies") and "condition" in page.inner_text("#anomalies")
     rows = page.locator("#anomalies tbody tr").count()
     assert marked > 0 and rows > 0 and "No anomalies" not in page.inner_text("#anomalies")
@@ -890,6 +904,79 @@ def test_a_form_posted_without_its_csrf_token_is_refused(page, site):
     page.click("button[type=submit]")
     assert "CSRF" in page.inner_text("main")
     assert page.goto(f"{site['url']}/all_grow_map").url.split("?")[0].endswith("/login")
+
+
+@pytest.fixture(scope="module")
+def odd_site(tmp_path_factory):
+    """Both apps on a database of the odd rows (tests.factories.ODD_SENSORS) beside seed's, with an admin
+    and owner-a's owner."""
+    from tests.factories import seed, seed_odd
+
+    database_url = f"sqlite:///{tmp_path_factory.mktemp('odd') / 'grow_wow.sqlite'}"
+    engine = make_engine(load_settings(database_url=database_url))
+    init_db(engine)
+    seed(engine)
+    seed_odd(engine)
+    accounts.create_user(engine, "ada", PASSWORD, "admin")
+    accounts.create_user(engine, "oscar", PASSWORD, "owner", owner_id="owner-a")
+    back_url, back = _serve(
+        create_back_end(back_end_settings(database_url=database_url, backend_token=TOKEN))
+    )
+    front_url, front = _serve(
+        create_front_end(
+            front_end_settings(
+                database_url=database_url,
+                backend_url=back_url,
+                backend_token=TOKEN,
+                frontend_secret_key="browser-test-secret",
+                session_cookie_secure=False,
+                map_tile_url="",
+            )
+        )
+    )
+    yield {"url": front_url}
+    front.shutdown()
+    back.shutdown()
+    engine.dispose()
+
+
+def test_the_odd_rows_render_on_every_page_with_no_script_error(browser, odd_site):
+    """Issue 32: rows the database may hold (no name, no place, no readings, a link with no distance to a
+    station that never reported, faulty with no reason, an id at the edge of the pattern) on the map, its
+    panels, the sensor pages and an owner's map: every answer under 500, no script error."""
+    from tests.factories import EDGE_ID, ODD_SENSORS
+
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    page = context.new_page()
+    errors, answers = [], []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.on("console", lambda message: message.type == "error" and errors.append(message.text))
+    page.on("response", lambda response: answers.append((response.status, response.url)))
+    page.set_default_timeout(20_000)
+    log_in(page, odd_site)
+    page.goto(f"{odd_site['url']}/all_grow_map")
+    page.wait_for_selector("#map[data-ready=true]")
+    edge = page.locator(f".sensor-marker[title^='{EDGE_ID} ']")
+    for _ in range(12):  # zoom in until the edge id's own marker shows, and open its panel
+        if edge.count():
+            break
+        page.locator(".marker-cluster").first.click()
+        page.wait_for_timeout(400)
+    edge.first.click()
+    page.wait_for_function(
+        "id => document.getElementById('sensor-panel').innerText.includes(id)", arg=EDGE_ID
+    )
+    for sensor_id in ODD_SENSORS:
+        page.goto(f"{odd_site['url']}/sensors/{quote(sensor_id, safe='')}")
+        page.wait_for_selector("#sensor-page[data-ready=true]")
+        assert page.inner_text("main").strip()
+    log_out(page)
+    log_in(page, odd_site, "oscar")
+    page.goto(f"{odd_site['url']}/owner_map")
+    page.wait_for_selector("[data-ready=true]")
+    assert errors == [] and [answer for answer in answers if answer[0] >= 500] == []
+    assert len(answers) > 20
+    context.close()
 
 
 def test_every_page_left_a_screenshot(shots):

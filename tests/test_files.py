@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from sqlalchemy import select
 
 from core.db import init_db, make_engine, read_frame
-from core.schema import etl_runs, quarantine, readings, sensors
+from core.schema import anomalies, etl_runs, quarantine, readings, sensors
 from etl.cli import cli
 from etl.settings import load_settings
 
@@ -80,8 +80,9 @@ def test_a_folder_of_csv_and_ismn_files_is_imported_checked_and_imported_again_u
     init_db(engine)
     first = CliRunner().invoke(cli, ["import-files", str(folder)], env=env)
     assert first.exit_code == 0, first.output
-    assert "read 3 files: 4 sensors, 132 readings" in first.output, first.output
-    assert "set aside 2 refused and 1 repaired records" in first.output
+    assert "read 3 files: 4 sensors, 133 readings" in first.output, first.output
+    assert "133 readings; 1 stretches ISMN flagged kept as history" in first.output, first.output
+    assert "set aside 1 refused and 1 repaired records" in first.output
 
     with engine.connect() as connection:
         stored = read_frame(connection, select(readings)).sort_values(["sensor_id", "ts"], ignore_index=True)
@@ -89,6 +90,7 @@ def test_a_folder_of_csv_and_ismn_files_is_imported_checked_and_imported_again_u
         set_aside = connection.execute(
             select(quarantine.c.source, quarantine.c.action, quarantine.c.reason)
         ).all()
+        history = read_frame(connection, select(anomalies))
     assert sorted(placed.index) == ["file:REMEDHUS.Carretoro", "file:bed-1", "file:bed-2", "file:bed-3"]
     assert (stored["sensor_id"] == "file:bed-3").sum() == 12
     assert placed.loc["file:bed-1", "owner_id"] == "anna" and placed.loc["file:bed-1", "address"]
@@ -99,9 +101,14 @@ def test_a_folder_of_csv_and_ismn_files_is_imported_checked_and_imported_again_u
     tomato = stored[stored["sensor_id"] == "file:bed-2"]
     assert len(tomato) == 49 and tomato["air_temperature"].isna().sum() == 1  # 9,000 °C kept as missing
     station = stored[stored["sensor_id"] == "file:REMEDHUS.Carretoro"]
-    assert len(station) == 23 and station["soil_moisture"].between(10, 20).all()  # the flagged hour left out
+    # Issue 32: the hour ISMN flagged D03 is a real value with ISMN's opinion beside it, as history.
+    assert len(station) == 24 and station["soil_moisture"].between(10, 20).all()
+    flagged = history.set_index("kind").loc["ismn-flag"]
+    assert flagged["sensor_id"] == "file:REMEDHUS.Carretoro" and flagged["variable"] == "soil_moisture"
+    assert flagged["start_at"] == flagged["end_at"] == pd.Timestamp("2019-06-10 05:00", tz="UTC")
+    assert "D03" in flagged["explanation"] and "GLDAS soil temperature" in flagged["explanation"]
     reasons = sorted(reason for _, _, reason in set_aside)
-    assert any("ISMN flag D03" in r for r in reasons) and any("time unreadable" in r for r in reasons)
+    assert not any("ISMN flag" in r for r in reasons) and any("time unreadable" in r for r in reasons)
     assert any("9000" in r and "stored as missing" in r for r in reasons)
 
     again = CliRunner().invoke(cli, ["import-files", str(folder)], env=env)
@@ -110,6 +117,7 @@ def test_a_folder_of_csv_and_ismn_files_is_imported_checked_and_imported_again_u
     with engine.connect() as connection:
         after = read_frame(connection, select(readings)).sort_values(["sensor_id", "ts"], ignore_index=True)
         assert len(connection.execute(select(quarantine)).all()) == len(set_aside)
+        assert len(connection.execute(select(anomalies)).all()) == len(history)
     pd.testing.assert_frame_equal(after, stored)
 
 
@@ -155,10 +163,13 @@ def test_a_folder_as_a_nightly_source_stores_what_it_holds_and_a_second_night_ch
     with engine.connect() as connection:
         stored = frame_of(connection, select(readings)).sort_values(["sensor_id", "ts"], ignore_index=True)
         reasons = connection.execute(select(quarantine.c.reason)).scalars().all()
+        flagged = connection.execute(select(anomalies.c.explanation).where(anomalies.c.kind == "ismn-flag"))
+        flagged = flagged.scalars().all()
     values = ["soil_moisture", "air_temperature", "light", "battery_level"]
     stored = stored.astype(dict.fromkeys(values, float))  # a column of nothing but NULL comes back as None
     pd.testing.assert_frame_equal(stored, expected, check_dtype=False)
-    assert any("ISMN flag D03" in reason for reason in reasons)
+    assert not any("ISMN flag" in reason for reason in reasons)  # a flagged value is a value
+    assert len(flagged) == 1 and "D03" in flagged[0]  # and ISMN's flag is kept beside it as history
 
 
 def test_awkward_files_are_read_or_set_aside_never_a_crash(tmp_path):
@@ -278,6 +289,27 @@ def test_a_header_repeating_one_name_100000_times_is_refused_in_under_a_second_a
     assert found.readings["sensor_id"].tolist() == ["file:good"]  # and "repeat" is placed, with no readings
 
 
+def test_a_file_larger_than_a_sensor_file_can_be_is_refused_unread_and_the_rest_imports(
+    tmp_path, monkeypatch
+):
+    """Issue 32: a file is sized before it is read; one far larger than any logger's is refused in one
+    line that says how large, not read into memory whole (a .stm as much as a .csv)."""
+    from etl.sources import files
+
+    monkeypatch.setattr(files, "MAX_FILE_BYTES", 4_000)
+    huge = b"t,T,SM\n" + b"2019-06-01 12:00,20.0,30\n" * 400  # 10 kB here stands for gigabytes
+    station = tmp_path / "ismn"
+    station.mkdir()
+    (station / ISMN_FILE).write_text("\n".join([ISMN_HEADER, *["2019/06/10 00:00   0.25 G M"] * 200]) + "\n")
+    found = read_hostile(hostile_folder(tmp_path, {"huge.csv": huge}))
+    refused = [q for q in found.quarantined if q.record == "huge.csv"]
+    assert len(refused) == 1 and "10 kB: larger than the 4 kB a file may be" in refused[0].reason
+    assert found.readings["sensor_id"].tolist() == ["file:good"]
+    ismn = read_hostile(station)
+    assert [q.record for q in ismn.quarantined] == [ISMN_FILE] and ismn.readings.empty
+    assert "larger than the 4 kB a file may be" in ismn.quarantined[0].reason
+
+
 def test_utf16_files_from_excel_import_and_a_nul_in_a_header_is_refused_with_its_reason(tmp_path):
     utf16 = "t\tT\tSM\n2019-06-01 13:00\t22,5\t31\n".encode("utf-16")  # Excel's "Unicode text": tabs, BOM
     nul = b"t,T\x00,SM\n2019-06-01 14:00,23.0,32\n"
@@ -348,8 +380,10 @@ def _only_a_readme(tmp_path):
     return folder
 
 
-@pytest.mark.slow  # reads a real download: about 5 s
-def test_the_real_ismn_download_imports_from_its_top_folder():
+@pytest.mark.slow  # reads a real download: about 10 s
+def test_the_real_ismn_download_imports_from_its_top_folder_every_value_kept_and_every_flag_beside_it():
+    """Issue 32: values ISMN flags D (dubious) or C (implausible) are real readings with ISMN's opinion:
+    kept, with the flag as imported history; only its M rows (nothing measured) are set aside."""
     import datetime as dt
 
     from devtools import realdata
@@ -361,9 +395,31 @@ def test_the_real_ismn_download_imports_from_its_top_folder():
         0
     ]
     found = read_folder(download, None, dt.datetime(2026, 1, 1, tzinfo=dt.UTC))
-    stations = {path.parent.name for path in download.rglob("*_sm_*.stm")}
-    assert found.readings["sensor_id"].nunique() == len(stations) > 10
-    assert found.readings["soil_moisture"].notna().sum() > 100_000
+    shallowest = {}
+    for path in download.rglob("*_sm_*.stm"):
+        depth = float(path.name.split("_sm_")[1].split("_")[0])
+        if path.parent.name not in shallowest or depth < shallowest[path.parent.name][0]:
+            shallowest[path.parent.name] = (depth, path)
+    values = flags = 0
+    for _, path in shallowest.values():
+        rows = pd.read_csv(path, sep=r"\s+", skiprows=1, header=None, usecols=[0, 1, 2, 3])
+        kept = rows[rows[3] != "M"]
+        values += len(kept)
+        flags += (kept[3] != "G").sum()
+    assert found.readings["sensor_id"].nunique() == len(shallowest) > 10
+    # A value no probe can send (-69.6 %) is kept in the quarantine, with its row, as the APIs' are.
+    repaired = sum(q.action == "repaired" for q in found.quarantined)
+    assert found.readings["soil_moisture"].notna().sum() + repaired == values > 100_000
+    history = found.history
+    assert set(history["kind"]) == {"ismn-flag"} and flags > 500
+    # Each flagged value lies in a stretch of history naming its flag; stretches cover nothing else.
+    readings = found.readings.set_index("sensor_id")
+    covered = 0
+    for stretch in history.itertuples():
+        times = readings.loc[[stretch.sensor_id], "ts"]
+        covered += times.between(stretch.start_at, stretch.end_at).sum()
+        assert stretch.explanation.startswith("ISMN flagged")
+    assert covered + repaired == flags  # what no probe can send is below 0 m³/m³: ISMN flags it C01 too
 
 
 # --- fuzzing: whatever a file holds, it is imported or refused in one line, quickly -----------------------

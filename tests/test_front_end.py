@@ -782,3 +782,13 @@ def test_pages_scripts_and_data_come_compressed_to_a_browser_that_accepts_it(cli
             assert packed.headers.get("Content-Encoding") == encoding, path
             assert len(packed.data) < len(plain.get_data()), path
             assert same_page(decode(packed.data)) == same_page(plain.get_data()), path
+
+
+def test_back_end_paths_are_built_from_escaped_segments():
+    """Issue 32: an id is data, never a path: each segment escaped, and dot segments, which HTTP clients
+    collapse (`/owners/../stats` reached `/stats`), sent encoded."""
+    from flask_front_end.backend import api_path
+
+    assert api_path("sensors", "a:b@c.d-e_", "readings") == "/sensors/a%3Ab%40c.d-e_/readings"
+    assert api_path("owners", "../network?", "stats") == "/owners/..%2Fnetwork%3F/stats"
+    assert api_path("sensors", "..") == "/sensors/%2E%2E" and api_path("sensors", ".") == "/sensors/%2E"

@@ -32,7 +32,8 @@ SENSOR_COLUMNS = [
 class Batch:
     """The answer to one reading request: its sensors and window, the readings taken from it, the
     sensors it did not fully answer for (all of them when the request failed: `error`), the records
-    quarantined and counts of what was dropped."""
+    quarantined, counts of what was dropped, and any history the source keeps beside its readings
+    (anomalies of an imported kind, as ISMN's flags)."""
 
     codes: tuple[str, ...]
     start: dt.datetime
@@ -42,6 +43,7 @@ class Batch:
     incomplete: dict[str, str] = field(default_factory=dict)
     quarantined: list[Quarantined] = field(default_factory=list)
     counts: dict[str, int] = field(default_factory=dict)
+    history: pd.DataFrame | None = None
 
     @classmethod
     def failed(cls, codes, start, end, error: SourceError) -> Batch:

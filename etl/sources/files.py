@@ -17,7 +17,10 @@ A folder holds either kind, side by side:
   a header line (CSE, network, station, latitude, longitude, elevation, depth from, depth to, sensor),
   then `yyyy/mm/dd HH:MM value flag provider-flag` in UTC. The variable is in the file name (`_sm_`
   soil moisture in m³/m³, `_ta_` air temperature in °C); a station is one sensor, its shallowest soil
-  moisture depth kept. Values ISMN flags other than G (good) are kept out, quarantined with the flag.
+  moisture depth kept. A value ISMN flags D (dubious) or C (implausible) is still a reading: it is kept,
+  and each stretch of values flagged alike becomes imported history (kind `ismn-flag`, shown grey with
+  the sensor's history, never deciding its health, like 2019's anomalies). Rows flagged M hold nothing
+  measured: they are set aside.
 
 Every row is held to the same rules as the APIs' answers (`etl.quarantine`): a time that cannot be read
 or lies in the future is refused, a value no sensor can send is stored as missing, both quarantined
@@ -37,7 +40,8 @@ import numpy as np
 import pandas as pd
 
 from core.errors import GrowWowError
-from core.vocabulary import LIGHT_PER_LUX, SENSOR_VARIABLES
+from core.vocabulary import LIGHT_PER_LUX, SENSOR_VARIABLES, AnomalyKind
+from detection.detect import ANOMALY_COLUMNS
 from etl.quarantine import REFUSED, Quarantined, clean_text
 from etl.sources.batch import READING_COLUMNS, SENSOR_COLUMNS, TEXT_WIDTHS, Batch, checked_readings
 from etl.sources.http import SourceError
@@ -54,7 +58,23 @@ UNITS = {
     "battery_level": {"%": (1.0, 0.0)},
 }
 ISMN_VARIABLES = {"sm": ("soil_moisture", "m³/m³"), "ta": ("air_temperature", "°C")}
-ISMN_GOOD = "G"
+ISMN_GOOD, ISMN_MISSING = "G", "M"
+# What ISMN's quality flags say of a value (its flag list; several are joined by commas).
+ISMN_FLAGS = {
+    "C01": "below 0 m³/m³",
+    "C02": "above 0.6 m³/m³",
+    "C03": "above the soil's saturation point (HWSD)",
+    "D01": "soil temperature in situ below 0 °C",
+    "D02": "air temperature in situ below 0 °C",
+    "D03": "GLDAS soil temperature below 0 °C",
+    "D04": "rising while the station's gauge saw no rain",
+    "D05": "rising while GLDAS saw no rain",
+    "D06": "a spike",
+    "D07": "a negative jump",
+    "D08": "a positive jump",
+    "D09": "low and constant for 12 h or more",
+    "D10": "a saturated plateau of 12 h or more",
+}
 NOT_AN_ID = re.compile(r"[^A-Za-z0-9_.@\-]+")
 
 
@@ -70,6 +90,7 @@ class Folder:
     readings: pd.DataFrame
     quarantined: list[Quarantined] = field(default_factory=list)
     files: int = 0
+    history: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=ANOMALY_COLUMNS))
 
 
 def sensor_id(name: str) -> str:
@@ -152,6 +173,9 @@ def read_csv_files(folder: Path, mapping: dict, not_after: dt.datetime) -> Folde
 
 ISMN_STATIC = "_static_variables.csv"
 MAX_COLUMNS = 1_000  # a logger writes a few dozen; more is no sensor file (pandas' renaming is quadratic)
+# A year of one logger every minute is about 40 MB, of a hundred sensors every 15 minutes in one long file
+# about 200 MB; a larger file is read into memory by no one (split it by month or sensor).
+MAX_FILE_BYTES = 256_000_000
 SEPARATORS = (",", ";", "\t")
 BOMS = ((b"\xef\xbb\xbf", "utf-8-sig"), (b"\xff\xfe", "utf-16"), (b"\xfe\xff", "utf-16"))
 
@@ -174,7 +198,7 @@ def _read_table(path: Path, separator: str | None = None) -> Table | None:
     loggers' software often writes (°C is then one byte); its separator from its header (comma, semicolon
     or tab) unless `separator` says; and its header, which must name at most MAX_COLUMNS columns, none
     twice."""
-    raw = path.read_bytes()
+    raw = _sized_bytes(path)
     if not raw.strip():
         return None
     encoding = next((name for bom, name in BOMS if raw.startswith(bom)), None)
@@ -210,6 +234,22 @@ def _read_table(path: Path, separator: str | None = None) -> Table | None:
     if not isinstance(cells.index, pd.RangeIndex):  # pandas took the extra fields' first as an index
         raise Unreadable("its rows have more fields than its header names")
     return Table(cells, separator)
+
+
+def _sized_bytes(path: Path) -> bytes:
+    """A file's bytes, read only if it is no larger than MAX_FILE_BYTES."""
+    size = path.stat().st_size
+    if size > MAX_FILE_BYTES:
+        raise Unreadable(f"{_size(size)}: larger than the {_size(MAX_FILE_BYTES)} a file may be (split it)")
+    return path.read_bytes()
+
+
+def _size(count: int) -> str:
+    """A byte count in words: `10 kB`, `3 MB`, `2.5 GB`."""
+    for unit, scale in (("GB", 10**9), ("MB", 10**6), ("kB", 10**3)):
+        if count >= scale:
+            return f"{count / scale:.3g} {unit}"
+    return f"{count} bytes"
 
 
 def _brief(text: str, limit: int = 80, quoted: bool = True) -> str:
@@ -290,15 +330,19 @@ def _owners(names: pd.Series) -> pd.Series:
 def read_ismn_files(folder: Path, not_after: dt.datetime) -> Folder:
     """The ISMN header + values files of a folder and the folders below it (a download as ISMN ships it:
     NETWORK/STATION/*.stm): a station is a sensor, its shallowest soil moisture."""
-    frames, quarantined, stations, files = [], [], {}, 0
-    shallowest: dict[str, tuple[float, pd.DataFrame, list]] = {}  # station → its soil moisture
+    frames, quarantined, histories, stations, files = [], [], [], {}, 0
+    shallowest: dict[str, tuple[float, pd.DataFrame, list, pd.DataFrame]] = {}  # station → its soil moisture
     for path in sorted(folder.rglob("*.stm")):
         match = re.search(r"_(sm|ta)_-?\d", path.name)  # air temperature's depths are heights: -2.0
         if not match:
             continue
         files += 1
         variable, unit = ISMN_VARIABLES[match[1]]
-        lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+        try:
+            lines = _sized_bytes(path).decode("utf-8", errors="replace").splitlines()
+        except Unreadable as exc:
+            quarantined.append(Quarantined(READINGS_SOURCE, None, REFUSED, str(exc), path.name))
+            continue
         try:
             header = lines[0].split()
             network, station = header[1], header[2]
@@ -312,15 +356,17 @@ def read_ismn_files(folder: Path, not_after: dt.datetime) -> Folder:
             "latitude": latitude,
             "longitude": longitude,
         }
-        rows, refused = _ismn_rows(path, lines[1:], code, variable, unit, not_after)
+        rows, refused, flagged = _ismn_rows(path, lines[1:], code, variable, unit, not_after)
         if variable != "soil_moisture":
             frames.append(rows)
             quarantined += refused
+            histories.append(flagged)
         elif code not in shallowest or depth < shallowest[code][0]:
-            shallowest[code] = (depth, rows, refused)
-    for _, rows, refused in shallowest.values():
+            shallowest[code] = (depth, rows, refused, flagged)
+    for _, rows, refused, flagged in shallowest.values():
         frames.append(rows)
         quarantined += refused
+        histories.append(flagged)
     sensors = pd.DataFrame(
         [
             {
@@ -338,32 +384,67 @@ def read_ismn_files(folder: Path, not_after: dt.datetime) -> Folder:
         ],
         columns=SENSOR_COLUMNS,
     )
-    return Folder(sensors, _joined(frames), quarantined, files)
+    history = pd.concat(histories, ignore_index=True) if histories else pd.DataFrame(columns=ANOMALY_COLUMNS)
+    return Folder(sensors, _joined(frames), quarantined, files, history)
 
 
 def _ismn_rows(path: Path, lines: list[str], code: str, variable: str, unit: str, not_after):
-    """One ISMN file's values: those flagged G, held to the APIs' rules; the rest quarantined."""
+    """One ISMN file's values held to the APIs' rules, whatever ISMN's flag (its M rows, which hold
+    nothing, set aside), and the stretches ISMN flagged as imported history."""
     body = [line.split() for line in lines if line.strip()]
     where = [f"{path.name} line {i + 2}" for i in range(len(body))]
     flags = [parts[3] if len(parts) >= 4 else "" for parts in body]
-    good = np.array([flag.startswith(ISMN_GOOD) for flag in flags], dtype=bool)
+    measured = np.array([flag != ISMN_MISSING for flag in flags], dtype=bool)
     quarantined = [
-        Quarantined(
-            READINGS_SOURCE, code, REFUSED, f"ISMN flag {flags[i] or 'missing'}: not a good value", where[i]
-        )
-        for i in np.flatnonzero(~good)
+        Quarantined(READINGS_SOURCE, code, REFUSED, "ISMN flag M: nothing measured", where[i])
+        for i in np.flatnonzero(~measured)
     ]
-    kept = [parts for parts, ok in zip(body, good) if ok]
+    kept = [parts for parts, ok in zip(body, measured) if ok]
     texts = pd.Series([f"{p[0].replace('/', '-')}T{p[1]}" for p in kept], dtype=object)
     frame = pd.DataFrame(
         {"sensor_id": code, **dict.fromkeys(SENSOR_VARIABLES, np.nan)}, index=range(len(kept))
     )
-    frame[variable] = convert(pd.Series([p[2] for p in kept], dtype=object), variable, unit)
+    frame[variable] = convert(
+        pd.Series([p[2] if len(p) > 2 else "" for p in kept], dtype=object), variable, unit
+    )
     times = pd.to_datetime(texts, errors="coerce", format="ISO8601", utc=True).dt.as_unit("us")
     rows, refused = checked_readings(
-        READINGS_SOURCE, frame, times, [w for w, ok in zip(where, good) if ok], not_after
+        READINGS_SOURCE, frame, times, [w for w, ok in zip(where, measured) if ok], not_after
     )
-    return rows, quarantined + refused
+    kept_flags = pd.Series([flag for flag, ok in zip(flags, measured) if ok], dtype=object)
+    flagged = ismn_history(code, variable, kept_flags, times.where(times <= pd.Timestamp(not_after)))
+    return rows, quarantined + refused, flagged
+
+
+def ismn_history(code: str, variable: str, flags: pd.Series, times: pd.Series) -> pd.DataFrame:
+    """Each stretch of consecutive values ISMN flagged alike (not G) as one anomaly of kind ismn-flag,
+    from its first time to its last, its explanation ISMN's flags in words. Rows with no time are no
+    readings: they neither start nor break a stretch."""
+    rows = pd.DataFrame({"flag": flags.to_numpy(), "ts": times.to_numpy()}).dropna(subset=["ts"])
+    stretch = rows["flag"].ne(rows["flag"].shift()).cumsum()
+    rows = rows.assign(stretch=stretch)[~rows["flag"].str.startswith(ISMN_GOOD)]
+    spans = rows.groupby("stretch").agg(flag=("flag", "first"), start_at=("ts", "min"), end_at=("ts", "max"))
+    kind = AnomalyKind.ISMN_FLAG
+    history = pd.DataFrame(
+        {
+            "sensor_id": code,
+            "variable": variable,
+            "kind": kind.value,
+            "start_at": pd.to_datetime(spans["start_at"], utc=True),
+            "end_at": pd.to_datetime(spans["end_at"], utc=True),
+            "score": np.nan,
+            "detector": kind.detector.value,
+            "explanation": spans["flag"].map(ismn_explanation),
+        }
+    )
+    return history[ANOMALY_COLUMNS].drop_duplicates(["start_at"], keep="last").reset_index(drop=True)
+
+
+def ismn_explanation(flag: str) -> str:
+    """ISMN's flags of a value in words: `C03,D10` → its two meanings."""
+    codes = [code for code in flag.split(",") if code]
+    words = "; ".join(ISMN_FLAGS.get(code, f"flag {code}") for code in codes) or "no flag given"
+    return clean_text(f"ISMN flagged {flag}: {words}", 200)[0]
 
 
 def _joined(frames: list[pd.DataFrame]) -> pd.DataFrame:
@@ -414,7 +495,7 @@ def read_folder(folder: Path, mapping_path: Path | None, not_after: dt.datetime)
     readings["ts"] = pd.to_datetime(readings["ts"], utc=True)
     span = readings.groupby("sensor_id")["ts"].agg(["min", "max"])
     for column, edge in (("first_sample_at", "min"), ("last_sample_at", "max")):
-        sensors[column] = pd.to_datetime(sensors["sensor_id"].map(span[edge]), utc=True)
+        sensors[column] = pd.to_datetime(sensors["sensor_id"].map(span[edge].to_dict()), utc=True)
     unplaced = sorted(set(span.index) - set(sensors["sensor_id"]))
     for code in unplaced:
         why = f"readings but no position: add it to {SENSORS_FILE}"
@@ -432,8 +513,12 @@ def read_folder(folder: Path, mapping_path: Path | None, not_after: dt.datetime)
         sensors[column] = [
             clean_text(value, width)[0] if isinstance(value, str) else None for value in sensors[column]
         ]
-    readings = readings[readings["sensor_id"].isin(set(sensors["sensor_id"]))].reset_index(drop=True)
-    return Folder(sensors, readings, quarantined, sum(part.files for part in parts))
+    placed = set(sensors["sensor_id"])
+    readings = readings[readings["sensor_id"].isin(placed)].reset_index(drop=True)
+    histories = [part.history for part in parts if len(part.history)]
+    history = pd.concat(histories, ignore_index=True) if histories else parts[0].history
+    history = history[history["sensor_id"].isin(placed)].reset_index(drop=True)
+    return Folder(sensors, readings, quarantined, sum(part.files for part in parts), history)
 
 
 class FilesClient:
@@ -476,7 +561,18 @@ class FilesClient:
         inside = rows["sensor_id"].isin(codes) & (rows["ts"] >= start) & (rows["ts"] <= end)
         asked = set(codes)
         problems = [q for q in found.quarantined if q.source == READINGS_SOURCE and q.entity_id in asked]
-        return Batch(tuple(codes), start, end, rows[inside].reset_index(drop=True), quarantined=problems)
+        history = found.history
+        flagged = (
+            history["sensor_id"].isin(codes) & (history["start_at"] >= start) & (history["start_at"] <= end)
+        )
+        return Batch(
+            tuple(codes),
+            start,
+            end,
+            rows[inside].reset_index(drop=True),
+            quarantined=problems,
+            history=history[flagged].reset_index(drop=True),
+        )
 
     def iter_windows(self, windows):
         return (self.get_readings_window(*window) for window in windows)

@@ -13,8 +13,8 @@ const VARIABLES = {
 const MAX_POINTS = 1500;
 
 // Shades each [from, to, look] span (ms since 1970) of options.plugins.anomalySpans.spans, at least 4 px
-// wide: faults red, conditions (frozen soil, snow, a watering system: not faults) blue, and history
-// imported from 2019 (the days its model flagged: not deciding health today) grey.
+// wide: faults red, conditions (frozen soil, snow, a watering system: not faults) blue, and imported
+// history (days 2019's model flagged, values ISMN's quality control flagged: not deciding health) grey.
 const SPAN_FILLS = { fault: "rgba(198, 40, 40, 0.18)", condition: "rgba(30, 136, 229, 0.14)", history: "rgba(97, 97, 97, 0.16)" };
 const anomalySpans = {
   id: "anomalySpans",
@@ -62,8 +62,8 @@ function tickLabel(value) {
   return this.calendarStep >= 24 * HOUR ? text.slice(5, 10) : text.slice(5, 16).replace("T", " ");
 }
 
-// How an anomaly is shown: a fault, a condition, or history imported from 2019 (the page says which
-// kinds are history: core.vocabulary.IMPORTED).
+// How an anomaly is shown: a fault, a condition, or imported history (the page says which kinds are
+// history: core.vocabulary.IMPORTED).
 const IMPORTED_KINDS = new Set(JSON.parse(document.getElementById("sensor-page").dataset.importedKinds || "[]"));
 function lookOf(anomaly) {
   if (anomaly.detector === "condition") return "condition";
@@ -165,7 +165,7 @@ async function load() {
     const faults = spans.length - conditions - history;
     return `${faults} ${faults === 1 ? "anomaly" : "anomalies"} marked` +
       (conditions ? `, ${conditions} ${conditions === 1 ? "condition" : "conditions"} (not faults, in blue)` : "") +
-      (history ? `, ${history} flagged by 2019's model (history, in grey)` : "");
+      (history ? `, ${history} ${history === 1 ? "span" : "spans"} of imported history (in grey)` : "");
   };
 
   for (const [variable, about] of Object.entries(VARIABLES)) {
