@@ -604,7 +604,7 @@ def _did_you_mean(word: str, candidates: list[str]) -> str:
 
 # The models are off unless asked for (DETECT_CHECKS=all): on year-long simulated networks with winters
 # they found no fault that the rules and the stations did not (`python -m devtools.evaluate`'s table of
-# what each detector finds alone; README, "How well it works").
+# what each detector finds alone; docs/detection.md, "How well it works").
 DEFAULT_CHECKS = "all,-unusual_day"
 EVERY = Configuration()
 DEFAULT = Configuration(select_checks(DEFAULT_CHECKS))

@@ -171,7 +171,7 @@ def test_the_evaluation_sees_opensensemap_readings_as_the_client_stores_them(
 
 def test_read_through_opensensemap_detection_finds_what_it_finds_on_grow(network):
     """Light in lux to the hundredth, readings on the quarter hour and no battery lose nothing but the
-    battery's faults. (The 30-day test network is short for some checks on either source: the README
+    battery's faults. (The 30-day test network is short for some checks on either source: docs/sources.md
     gives the figures of a 200-sensor, 120-day one.)"""
     grow = evaluate.evaluate(network.folder, models=None)["figures"]
     osem = evaluate.evaluate(network.folder, models=None, source="opensensemap")["figures"]
