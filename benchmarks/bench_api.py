@@ -18,9 +18,7 @@ per run; the last line is JSON with map_p95_ms, map_304_p95_ms, readings_p95_ms 
 
 from __future__ import annotations
 
-import argparse
 import http.client
-import json
 import os
 import random
 import secrets
@@ -34,14 +32,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench_fetch import free_port  # noqa: E402
-
-from benchmarks.scratch import Scratch, benchmark_database  # noqa: E402
-from core.load import bulk_upsert  # noqa: E402
-from core.schema import readings, sensor_health, sensor_wow, sensors, wow_sites  # noqa: E402
+from benchmarks import harness
+from benchmarks.harness import ROOT
+from benchmarks.scratch import Scratch
+from core.load import bulk_upsert
+from core.schema import readings, sensor_health, sensor_wow, sensors, wow_sites
 
 END = pd.Timestamp("2019-07-01", tz="UTC")
 STATUSES = np.array(["healthy", "faulty", "recovered"])
@@ -214,25 +211,25 @@ def readings_paths(sensor_ids: list[str], seed: int):
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sensors", type=int, default=6500)
-    parser.add_argument("--days", type=int, default=14)
-    parser.add_argument("--requests", type=int, default=400, help="per latency run, over all connections")
-    parser.add_argument("--latency-clients", type=int, default=2, help="connections in the latency runs")
-    parser.add_argument("--clients", type=int, default=8, help="connections in the throughput run")
-    parser.add_argument("--seconds", type=float, default=15, help="length of the throughput run")
-    parser.add_argument("--workers", type=int, default=2, help="gunicorn workers")
-    parser.add_argument("--threads", type=int, default=4, help="threads per gunicorn worker")
-    args = parser.parse_args()
-    base = benchmark_database()
+    args = harness.options(
+        __doc__,
+        sensors=6500,
+        days=14,
+        requests=(400, "per latency run, over all connections"),
+        latency_clients=(2, "connections in the latency runs"),
+        clients=(8, "connections in the throughput run"),
+        seconds=(15.0, "length of the throughput run"),
+        workers=(2, "gunicorn workers"),
+        threads=(4, "threads per gunicorn worker"),
+    ).parse_args()
+    base = args.database_url
 
     with Scratch(base, "api") as scratch:
-        began = time.perf_counter()
-        stored = fill(scratch.engine, args.sensors, args.days)
-        print(f"filled {args.sensors:,} sensors, {stored:,} readings in {time.perf_counter() - began:.0f} s")
+        seconds, stored = harness.timed(lambda: fill(scratch.engine, args.sensors, args.days))
+        print(f"filled {args.sensors:,} sensors, {stored:,} readings in {seconds:.0f} s")
         with scratch.engine.connect() as connection:
             sensor_ids = [row[0] for row in connection.exec_driver_sql("SELECT sensor_id FROM sensors")]
-        token, port = secrets.token_urlsafe(24), free_port()
+        token, port = secrets.token_urlsafe(24), harness.free_port()
         server = serve(scratch.url, token, port, args.workers, args.threads)
         try:
             per_client = max(1, args.requests // args.latency_clients)
@@ -263,26 +260,28 @@ def main() -> None:
         f"back end under gunicorn ({args.workers} workers × {args.threads} threads) on loopback, "
         f"{args.sensors:,} sensors × {args.days} days in {base.render_as_string()}"
     )
-    print(f"{'run':<34} {'requests':>9} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'req/s':>8}")
-    figures = {}
-    for name, (latencies, wall) in runs.items():
-        cut = percentiles(latencies)
-        rate = len(latencies) / wall
-        figures[name] = {**cut, "rps": rate}
-        print(
-            f"{name:<34} {len(latencies):>9,} "
-            f"{cut['p50']:>8.1f} {cut['p95']:>8.1f} {cut['p99']:>8.1f} {rate:>8.0f}"
-        )
-    throughput = figures[f"readings (9 days), {args.clients} clients"]
-    print(
-        json.dumps(
-            {
-                "map_p95_ms": round(figures["map (all sensors)"]["p95"], 1),
-                "map_304_p95_ms": round(figures["map, unchanged (304)"]["p95"], 1),
-                "readings_p95_ms": round(figures["readings (9 days), latency"]["p95"], 1),
-                "readings_rps": round(throughput["rps"]),
-            }
-        )
+    figures = {
+        name: {**percentiles(latencies), "requests": len(latencies), "rps": len(latencies) / wall}
+        for name, (latencies, wall) in runs.items()
+    }
+    harness.table(
+        [(name, f["requests"], f["p50"], f["p95"], f["p99"], f["rps"]) for name, f in figures.items()],
+        {
+            "run": "<34",
+            "requests": ">9,",
+            "p50 ms": ">8.1f",
+            "p95 ms": ">8.1f",
+            "p99 ms": ">8.1f",
+            "req/s": ">8.0f",
+        },
+    )
+    harness.finish(
+        {
+            "map_p95_ms": round(figures["map (all sensors)"]["p95"], 1),
+            "map_304_p95_ms": round(figures["map, unchanged (304)"]["p95"], 1),
+            "readings_p95_ms": round(figures["readings (9 days), latency"]["p95"], 1),
+            "readings_rps": round(figures[f"readings (9 days), {args.clients} clients"]["rps"]),
+        }
     )
 
 

@@ -21,30 +21,26 @@ DATABASE_URL (default: the local PostgreSQL), dropped afterwards.
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
-import json
 import sys
-import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from sqlalchemy import func, select, text
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.scratch import Scratch, benchmark_database  # noqa: E402
-from core.schema import anomalies, readings  # noqa: E402
-from detection.autoencoder import SLOTS, VARIABLES, quiet_tensorflow  # noqa: E402
-from devtools.evaluate import store_network  # noqa: E402
-from devtools.simulator.generate import generate  # noqa: E402
-from devtools.simulator.network import Network  # noqa: E402
-from etl import detect_anomalies  # noqa: E402
-from etl.shard import Shard  # noqa: E402
-from etl.step import StepContext  # noqa: E402
+from benchmarks import harness
+from benchmarks.scratch import Scratch
+from core.schema import anomalies, readings
+from detection.autoencoder import SLOTS, VARIABLES, quiet_tensorflow
+from devtools.evaluate import store_network
+from devtools.simulator.generate import generate
+from devtools.simulator.network import Network
+from etl import detect_anomalies
+from etl.shard import Shard
+from etl.step import StepContext
 
 END = dt.datetime(2019, 7, 1, tzinfo=dt.UTC)
 
@@ -98,10 +94,9 @@ def tables_2019(engine, sensor_ids: list[str]) -> dict[str, str]:
     return tables
 
 
-def method_2019(engine, tables: dict[str, str], models: dict) -> tuple[float, int]:
-    """2019's detection, table by table; returns (seconds, readings analysed)."""
+def method_2019(engine, tables: dict[str, str], models: dict) -> int:
+    """2019's detection, table by table; returns the readings analysed."""
     analysed = 0
-    started = time.perf_counter()
     column_of = {"soil_moisture": "soil_date", "light": "light_date", "air_temperature": "air_date"}
     with engine.connect() as connection:
         for table in tables.values():
@@ -132,17 +127,15 @@ def method_2019(engine, tables: dict[str, str], models: dict) -> tuple[float, in
                     {"t": name, "d": pd.Timestamp(date).to_pydatetime()},
                 )
             connection.commit()
-    return time.perf_counter() - started, analysed
+    return analysed
 
 
 def full_history(base, sensors_count: int, days: int, baseline_sensors: int) -> dict:
-    with Scratch(base, "full") as scratch, tempfile.TemporaryDirectory(dir=ROOT / "var") as folder:
+    with Scratch(base, "full") as scratch, harness.scratch_folder("detect") as folder:
         generate(folder, sensors_count, days, 2019, END)
         network = Network(folder)
         loaded = store_network(scratch.engine, network)
-        started = time.perf_counter()
-        detect_anomalies.run(step_context(scratch, END))
-        seconds = time.perf_counter() - started
+        seconds, _ = harness.timed(lambda: detect_anomalies.run(step_context(scratch, END)))
         found = count(scratch.engine, anomalies)
 
         quiet_tensorflow()
@@ -152,7 +145,7 @@ def full_history(base, sensors_count: int, days: int, baseline_sensors: int) -> 
         warm = dict(list(tables.items())[:1])
         method_2019(scratch.engine, warm, models)  # warm up TensorFlow, as ours was by its first chunk
         rest = dict(list(tables.items())[1:])
-        baseline_seconds, baseline_readings = method_2019(scratch.engine, rest, models)
+        baseline_seconds, baseline_readings = harness.timed(lambda: method_2019(scratch.engine, rest, models))
     return {
         "readings": loaded,
         "seconds": seconds,
@@ -163,7 +156,7 @@ def full_history(base, sensors_count: int, days: int, baseline_sensors: int) -> 
 
 
 def nightly(base, sensors_count: int) -> dict:
-    with Scratch(base, "nightly") as scratch, tempfile.TemporaryDirectory(dir=ROOT / "var") as folder:
+    with Scratch(base, "nightly") as scratch, harness.scratch_folder("detect") as folder:
         generate(folder, sensors_count, 3, 2020, END)
         network = Network(folder)
         yesterday = END - dt.timedelta(days=1)
@@ -172,20 +165,19 @@ def nightly(base, sensors_count: int) -> dict:
         before = count(scratch.engine, readings)
         store_network(scratch.engine, network)
         new = count(scratch.engine, readings) - before
-        started = time.perf_counter()
-        detect_anomalies.run(step_context(scratch, END))
-        return {"seconds": time.perf_counter() - started, "new_readings": new}
+        seconds, _ = harness.timed(lambda: detect_anomalies.run(step_context(scratch, END)))
+        return {"seconds": seconds, "new_readings": new}
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sensors", type=int, default=500, help="sensors of the full-history run")
-    parser.add_argument("--days", type=int, default=90, help="days of the full-history run")
-    parser.add_argument("--baseline-sensors", type=int, default=10, help="sensors the 2019 method checks")
-    parser.add_argument("--nightly-sensors", type=int, default=6500, help="sensors of the nightly run")
-    args = parser.parse_args()
-    (ROOT / "var").mkdir(exist_ok=True)
-    base = benchmark_database()
+    args = harness.options(
+        __doc__,
+        sensors=(500, "sensors of the full-history run"),
+        days=(90, "days of the full-history run"),
+        baseline_sensors=(10, "sensors the 2019 method checks"),
+        nightly_sensors=(6500, "sensors of the nightly run"),
+    ).parse_args()
+    base = args.database_url
 
     full = full_history(base, args.sensors, args.days, args.baseline_sensors)
     night = nightly(base, args.nightly_sensors)
@@ -193,28 +185,37 @@ def main() -> None:
     rate = full["readings"] / full["seconds"]
     baseline_rate = full["baseline_readings"] / full["baseline_seconds"]
     print(f"detect_anomalies, database read to anomalies written, on {base.render_as_string()}")
-    print(f"{'run':<52} {'readings':>10} {'seconds':>8} {'readings/s':>11}")
-    print(
-        f"{f'ours, full history: {args.sensors} sensors × {args.days} days':<52} {full['readings']:>10,} "
-        f"{full['seconds']:>8.1f} {rate:>11,.0f}   ({full['anomalies']} anomalies)"
-    )
-    print(
-        f"{f'2019 method: {args.baseline_sensors} of those sensors, one by one':<52} "
-        f"{full['baseline_readings']:>10,} {full['baseline_seconds']:>8.1f} {baseline_rate:>11,.0f}"
-    )
-    print(
-        f"{f'ours, nightly: {args.nightly_sensors:,} sensors, one new day':<52} {night['new_readings']:>10,} "
-        f"{night['seconds']:>8.1f} {night['new_readings'] / night['seconds']:>11,.0f}"
+    harness.table(
+        [
+            (
+                f"ours, full history: {args.sensors} sensors × {args.days} days",
+                full["readings"],
+                full["seconds"],
+                rate,
+                f"  ({full['anomalies']} anomalies)",
+            ),
+            (
+                f"2019 method: {args.baseline_sensors} of those sensors, one by one",
+                full["baseline_readings"],
+                full["baseline_seconds"],
+                baseline_rate,
+            ),
+            (
+                f"ours, nightly: {args.nightly_sensors:,} sensors, one new day",
+                night["new_readings"],
+                night["seconds"],
+                night["new_readings"] / night["seconds"],
+            ),
+        ],
+        {"run": "<52", "readings": ">10,", "seconds": ">8.1f", "readings/s": ">11,.0f"},
     )
     print(f"ours vs 2019: {rate / baseline_rate:.1f}× the readings per second")
-    print(
-        json.dumps(
-            {
-                "readings_per_s": round(rate),
-                "ratio_vs_2019": round(rate / baseline_rate, 1),
-                "nightly_seconds": round(night["seconds"], 1),
-            }
-        )
+    harness.finish(
+        {
+            "readings_per_s": round(rate),
+            "ratio_vs_2019": round(rate / baseline_rate, 1),
+            "nightly_seconds": round(night["seconds"], 1),
+        }
     )
 
 

@@ -11,23 +11,21 @@ A second import of the same database is timed too: it must write nothing.
 
 from __future__ import annotations
 
-import argparse
 import io
-import json
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from sqlalchemy import text
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.scratch import Scratch, benchmark_database  # noqa: E402
+from benchmarks import harness
+from benchmarks.harness import ROOT
+from benchmarks.scratch import Scratch
 
 SENSOR_DDL = """CREATE TABLE all_sensor_info(sensor_id varchar(8), days_active integer, start_date timestamp,
     end_date timestamp, latitude numeric, longitude numeric, address varchar(140), owner_id varchar(36))"""
@@ -93,23 +91,22 @@ def build_2019(scratch: Scratch, sensors: int, days: int, seed: int = 2019) -> i
 def import_once(source_url: str, target_url: str) -> tuple[float, float, str]:
     """One import in its own process: (seconds, peak resident MB of that process, its last line)."""
     env = {**os.environ, "DATABASE_URL": target_url, "IMPORT_2019_URL": source_url, "LOG_LEVEL": "WARNING"}
-    started = time.perf_counter()
-    done = subprocess.run(
-        [sys.executable, "-c", CHILD], cwd=ROOT, env=env, capture_output=True, text=True, check=True
+    seconds, done = harness.timed(
+        lambda: subprocess.run(
+            [sys.executable, "-c", CHILD], cwd=ROOT, env=env, capture_output=True, text=True, check=True
+        )
     )
-    seconds = time.perf_counter() - started
     peak_kb = int(next(line for line in done.stderr.splitlines() if line.startswith("peak_kb")).split()[1])
     return seconds, peak_kb / 1024, done.stdout.strip().splitlines()[-1]
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "--sensors", type=int, default=200, help="sensors (grow_data tables) of the 2019 database"
-    )
-    parser.add_argument("--days", type=int, default=90, help="days of 15-minute readings each")
-    args = parser.parse_args()
-    base = benchmark_database()
+    args = harness.options(
+        __doc__,
+        sensors=(200, "sensors (grow_data tables) of the 2019 database"),
+        days=(90, "days of 15-minute readings each"),
+    ).parse_args()
+    base = args.database_url
     with Scratch(base, "old2019") as old, Scratch(base, "new") as new:
         readings = build_2019(old, args.sensors, args.days)
         seconds, peak_mb, said = import_once(old.url, new.url)
@@ -118,21 +115,21 @@ def main() -> None:
             stored = connection.scalar(text("SELECT count(*) FROM readings"))
     assert stored == readings, (stored, readings)
     print(f"import-2019 of {args.sensors} sensors × {args.days} days on {base.render_as_string()}")
-    print(f"{'run':<28} {'readings':>10} {'seconds':>8} {'readings/s':>11} {'peak MB':>8}")
-    print(
-        f"{'first import':<28} {readings:>10,} {seconds:>8.1f} {readings / seconds:>11,.0f} {peak_mb:>8.0f}"
+    harness.table(
+        [
+            ("first import", readings, seconds, readings / seconds, peak_mb),
+            ("again (writes nothing)", readings, again_seconds, None, again_mb),
+        ],
+        {"run": "<28", "readings": ">10,", "seconds": ">8.1f", "readings/s": ">11,.0f", "peak MB": ">8.0f"},
     )
-    print(f"{'again (writes nothing)':<28} {readings:>10,} {again_seconds:>8.1f} {'':>11} {again_mb:>8.0f}")
     print(f"  {said}\n  {again_said}")
-    print(
-        json.dumps(
-            {
-                "readings": readings,
-                "readings_per_s": round(readings / seconds),
-                "peak_rss_mb": round(peak_mb),
-                "again_seconds": round(again_seconds, 1),
-            }
-        )
+    harness.finish(
+        {
+            "readings": readings,
+            "readings_per_s": round(readings / seconds),
+            "peak_rss_mb": round(peak_mb),
+            "again_seconds": round(again_seconds, 1),
+        }
     )
 
 

@@ -17,13 +17,8 @@ dropped afterwards, each from rows held in a DataFrame to rows committed:
 
 from __future__ import annotations
 
-import argparse
 import io
-import json
-import statistics
 import sys
-import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -32,7 +27,8 @@ from sqlalchemy import func, select
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.scratch import Scratch, benchmark_database
+from benchmarks import harness
+from benchmarks.scratch import Scratch
 from core import load
 from core.db import init_db, make_engine
 from core.load import bulk_upsert, copy_payload
@@ -63,12 +59,6 @@ def synthetic_readings(rows: int, sensors: int, seed: int = 2019) -> pd.DataFram
     return frame
 
 
-def timed(fn) -> tuple[float, object]:
-    start = time.perf_counter()
-    result = fn()
-    return time.perf_counter() - start, result
-
-
 def checkpoint(engine) -> None:
     """Flush dirty pages so one measurement does not pay for the previous one's writes."""
     with engine.connect() as connection:
@@ -92,10 +82,10 @@ def pg_measurements(engine, frame: pd.DataFrame) -> dict[str, float | int]:
             return bulk_upsert(connection, readings, frame)
 
     empty()
-    out["upsert_new"], written = timed(upsert)
+    out["upsert_new"], written = harness.timed(upsert)
     assert written == len(frame), written
     checkpoint(engine)
-    out["upsert_again"], out["written_again"] = timed(upsert)
+    out["upsert_again"], out["written_again"] = harness.timed(upsert)
     with engine.connect() as connection:
         out["rows_after_reload"] = connection.scalar(select(func.count()).select_from(readings))
 
@@ -105,7 +95,7 @@ def pg_measurements(engine, frame: pd.DataFrame) -> dict[str, float | int]:
             return load._merge(connection, readings, columns, ["sensor_id", "ts"])
 
     empty()
-    out["staging_merge"], _ = timed(staging_merge)
+    out["staging_merge"], _ = harness.timed(staging_merge)
 
     def staging_on_conflict() -> int:
         with engine.begin() as connection:
@@ -123,7 +113,7 @@ def pg_measurements(engine, frame: pd.DataFrame) -> dict[str, float | int]:
             ).rowcount
 
     empty()
-    out["staging_on_conflict"], _ = timed(staging_on_conflict)
+    out["staging_on_conflict"], _ = harness.timed(staging_on_conflict)
 
     in_key_order = frame.sort_values(["sensor_id", "ts"])  # the ceiling gets the best order, untimed
 
@@ -137,7 +127,7 @@ def pg_measurements(engine, frame: pd.DataFrame) -> dict[str, float | int]:
             )
 
     empty("copy_ceiling")
-    out["plain_copy"], _ = timed(plain_copy)
+    out["plain_copy"], _ = harness.timed(plain_copy)
     return out
 
 
@@ -162,12 +152,12 @@ def row_by_row(engine, frame: pd.DataFrame) -> float:
             for row in rows:
                 cursor.execute(sql, row)
 
-    seconds, _ = timed(insert_each)
+    seconds, _ = harness.timed(insert_each)
     return seconds
 
 
 def sqlite_seconds(frame: pd.DataFrame) -> float:
-    with tempfile.TemporaryDirectory(dir=Path(__file__).resolve().parent.parent / "var") as folder:
+    with harness.scratch_folder("load") as folder:
         engine = make_engine(load_settings(database_url=f"sqlite:///{folder}/bench.sqlite"))
         init_db(engine)
 
@@ -175,23 +165,24 @@ def sqlite_seconds(frame: pd.DataFrame) -> float:
             with engine.begin() as connection:
                 return bulk_upsert(connection, readings, frame)
 
-        seconds, written = timed(upsert)
+        seconds, written = harness.timed(upsert)
         assert written == len(frame), written
         engine.dispose()
         return seconds
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rows", type=int, default=1_000_000, help="readings to load (default 1,000,000)")
-    parser.add_argument("--sensors", type=int, default=1_000, help="sensors they belong to")
-    parser.add_argument("--repeat", type=int, default=3, help="rounds; medians are reported")
-    parser.add_argument("--row-by-row", type=int, default=20_000, help="rows for the row-by-row baseline")
+    parser = harness.options(
+        __doc__,
+        rows=(1_000_000, "readings to load (default 1,000,000)"),
+        sensors=(1_000, "sensors they belong to"),
+        repeat=(3, "rounds; medians are reported"),
+        row_by_row=(20_000, "rows for the row-by-row baseline"),
+    )
     parser.add_argument("--sqlite-rows", type=int, default=None, help="rows for SQLite (default: --rows)")
     args = parser.parse_args()
 
-    (Path(__file__).resolve().parent.parent / "var").mkdir(exist_ok=True)
-    base = benchmark_database()
+    base = args.database_url
     with Scratch(base, "load") as scratch:
         engine = scratch.engine
         with engine.begin() as connection:
@@ -200,9 +191,9 @@ def main() -> None:
         rounds = [pg_measurements(engine, frame) for _ in range(args.repeat)]
         by_row = row_by_row(engine, frame.iloc[: args.row_by_row])
     sqlite_frame = frame.iloc[: args.sqlite_rows] if args.sqlite_rows else frame
-    sqlite = statistics.median(sqlite_seconds(sqlite_frame) for _ in range(args.repeat))
+    sqlite = harness.median(sqlite_seconds(sqlite_frame) for _ in range(args.repeat))
 
-    median = {key: statistics.median(r[key] for r in rounds) for key in rounds[0]}
+    median = harness.medians(rounds)
     rate = {
         key: len(frame) / median[key]
         for key in ("upsert_new", "upsert_again", "staging_merge", "staging_on_conflict", "plain_copy")
@@ -214,7 +205,6 @@ def main() -> None:
         f"{len(frame):,} readings of {args.sensors:,} sensors into {base.render_as_string()}, "
         f"median of {args.repeat} rounds"
     )
-    print(f"{'method':<44} {'rows':>10} {'seconds':>8} {'rows/s':>10} {'vs COPY':>8}")
     lines = [
         ("bulk upsert, new rows (direct COPY path)", len(frame), median["upsert_new"], rate["upsert_new"]),
         ("bulk upsert, same rows again", len(frame), median["upsert_again"], rate["upsert_again"]),
@@ -234,22 +224,22 @@ def main() -> None:
         ("row-by-row INSERT … ON CONFLICT", args.row_by_row, by_row, by_row_rate),
         ("bulk upsert into SQLite", len(sqlite_frame), sqlite, sqlite_rate),
     ]
-    for name, rows, seconds, per_s in lines:
-        print(f"{name:<44} {rows:>10,} {seconds:>8.2f} {per_s:>10,.0f} {per_s / rate['plain_copy']:>8.2f}")
+    harness.table(
+        [(*line, line[-1] / rate["plain_copy"]) for line in lines],
+        {"method": "<44", "rows": ">10,", "seconds": ">8.2f", "rows/s": ">10,.0f", "vs COPY": ">8.2f"},
+    )
     print(
         f"rows written by the reload: {median['written_again']:,.0f}; "
         f"rows in the table after it: {median['rows_after_reload']:,.0f}"
     )
-    print(
-        json.dumps(
-            {
-                "rows_per_s": round(rate["upsert_new"]),
-                "ratio_vs_copy": round(rate["upsert_new"] / rate["plain_copy"], 3),
-                "ratio_vs_row_by_row": round(rate["upsert_new"] / by_row_rate, 1),
-                "sqlite_rows_per_s": round(sqlite_rate),
-                "rows_after_reload": int(median["rows_after_reload"]),
-            }
-        )
+    harness.finish(
+        {
+            "rows_per_s": round(rate["upsert_new"]),
+            "ratio_vs_copy": round(rate["upsert_new"] / rate["plain_copy"], 3),
+            "ratio_vs_row_by_row": round(rate["upsert_new"] / by_row_rate, 1),
+            "sqlite_rows_per_s": round(sqlite_rate),
+            "rows_after_reload": int(median["rows_after_reload"]),
+        }
     )
 
 

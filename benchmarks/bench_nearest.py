@@ -10,24 +10,19 @@ on the same points: sensors and stations placed by the simulator.
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
-import json
 import math
-import statistics
 import sys
-import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from devtools.simulator.generate import generate  # noqa: E402
-from devtools.simulator.network import Network  # noqa: E402
-from etl.find_nearest_wow_live import link_sensors  # noqa: E402
+from benchmarks import harness
+from devtools.simulator.generate import generate
+from devtools.simulator.network import Network
+from etl.find_nearest_wow_live import link_sensors
 
 
 def haversine_2019(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
@@ -48,15 +43,16 @@ def nearest_2019(
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sensors", type=int, default=6500)
-    parser.add_argument("--stations", type=int, default=5000)
-    parser.add_argument("--subset", type=int, default=200, help="sensors the 2019 method is timed on")
-    parser.add_argument("--repeat", type=int, default=5)
-    args = parser.parse_args()
+    args = harness.options(
+        __doc__,
+        database=False,
+        sensors=6500,
+        stations=5000,
+        subset=(200, "sensors the 2019 method is timed on"),
+        repeat=5,
+    ).parse_args()
 
-    (ROOT / "var").mkdir(exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=ROOT / "var", prefix="bench_nearest_") as folder:
+    with harness.scratch_folder("nearest") as folder:
         generate(
             folder, args.sensors, 1, 2019, dt.datetime(2019, 7, 1, tzinfo=dt.UTC), stations=args.stations
         )
@@ -64,31 +60,35 @@ def main() -> None:
         sensors = network.sensors[["sensor_id", "latitude", "longitude"]]
         live = network.stations[["site_id", "latitude", "longitude"]]
 
-    ours = []
-    for _ in range(args.repeat):
-        started = time.perf_counter()
-        links = link_sensors(sensors, live, max_km=50)
-        ours.append(time.perf_counter() - started)
+    ours, links = harness.rounds(args.repeat, lambda: link_sensors(sensors, live, max_km=50))
 
     subset = sensors.iloc[: args.subset]
     station_list = list(live.itertuples(index=False, name=None))
-    started = time.perf_counter()
-    old = nearest_2019(list(zip(subset["latitude"], subset["longitude"])), station_list)
-    old_seconds = (time.perf_counter() - started) * len(sensors) / len(subset)
+    old_subset_seconds, old = harness.timed(
+        lambda: nearest_2019(list(zip(subset["latitude"], subset["longitude"])), station_list)
+    )
+    old_seconds = old_subset_seconds * len(sensors) / len(subset)
 
     # Same answers: the 2019 nearest station is ours wherever ours is within the limit.
     ours_subset = links.iloc[: args.subset]
     agree = np.mean([np.isclose(d, o_d, atol=1e-3) for d, (_, o_d) in zip(ours_subset["distance_km"], old)])
-    seconds = statistics.median(ours)
+    seconds = harness.median(ours)
     print(
         f"{len(sensors):,} sensors linked to the nearest of {len(live):,} stations (median of {args.repeat})"
     )
-    print(f"{'method':<52} {'seconds':>9} {'vs ours':>8}")
-    print(f"{'BallTree (haversine), distance limit and reasons':<52} {seconds:>9.3f} {1:>8.0f}")
-    label = f"2019: pure-Python haversine, {args.subset} sensors, scaled"
-    print(f"{label:<52} {old_seconds:>9.1f} {old_seconds / seconds:>8.0f}")
+    harness.table(
+        [
+            ("BallTree (haversine), distance limit and reasons", seconds, 1),
+            (
+                f"2019: pure-Python haversine, {args.subset} sensors, scaled",
+                old_seconds,
+                old_seconds / seconds,
+            ),
+        ],
+        {"method": "<52", "seconds": ">9.3f", "vs ours": ">8.0f"},
+    )
     print(f"nearest distances agree with the 2019 method on {agree:.0%} of the subset")
-    print(json.dumps({"seconds": round(seconds, 4), "ratio_vs_2019": round(old_seconds / seconds, 1)}))
+    harness.finish({"seconds": round(seconds, 4), "ratio_vs_2019": round(old_seconds / seconds, 1)})
 
 
 if __name__ == "__main__":

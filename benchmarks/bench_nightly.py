@@ -17,14 +17,11 @@ local PostgreSQL), dropped afterwards. Networks are generated under var/ and rem
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
-import json
 import os
 import re
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -32,14 +29,13 @@ from pathlib import Path
 import requests
 from sqlalchemy import func, select
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench_fetch import free_port, serve  # noqa: E402
-
-from benchmarks.scratch import Scratch, benchmark_database  # noqa: E402
-from core.schema import readings  # noqa: E402
-from tests.factories import assert_same_database, etl_env, snapshot  # noqa: E402
+from benchmarks import harness
+from benchmarks.harness import ROOT
+from benchmarks.scratch import Scratch
+from core.schema import readings
+from tests.factories import assert_same_database, etl_env, snapshot
 
 END = dt.datetime(2019, 7, 1, tzinfo=dt.UTC)
 STEP_LINE = re.compile(r"^(\w+)\s+([\d,]+) rows written\s+([\d.]+) s$")
@@ -100,20 +96,11 @@ def reading_count(engine) -> int:
 
 
 def backfill(base, sensors: int, days: int) -> dict:
-    with (
-        Scratch(base, "backfill") as scratch,
-        tempfile.TemporaryDirectory(dir=ROOT / "var", prefix="bench_nightly_") as folder,
-    ):
+    with Scratch(base, "backfill") as scratch, harness.scratch_folder("nightly") as folder:
         generate(folder, sensors, days, 2019, END)
-        port = free_port()
-        server = serve(Path(folder), port)
-        simulator = f"http://127.0.0.1:{port}"
-        try:
+        with harness.simulator(folder) as simulator:
             set_clock(simulator, END)
             steps, seconds, peak = run_measured(scratch.url, simulator, END)
-        finally:
-            server.terminate()
-            server.wait(timeout=10)
         return {
             "steps": steps,
             "seconds": seconds,
@@ -127,13 +114,10 @@ def nightly(base, sensors: int, history_days: int, shards: int) -> dict:
     with (
         Scratch(base, "nightly") as whole,
         Scratch(base, "nightly_shards") as sharded,
-        tempfile.TemporaryDirectory(dir=ROOT / "var", prefix="bench_nightly_") as folder,
+        harness.scratch_folder("nightly") as folder,
     ):
         generate(folder, sensors, history_days + 1, 2019, END)
-        port = free_port()
-        server = serve(Path(folder), port)
-        simulator = f"http://127.0.0.1:{port}"
-        try:
+        with harness.simulator(folder) as simulator:
             set_clock(simulator, yesterday)
             for scratch in (whole, sharded):  # history up to yesterday, untimed, the same in both
                 run_measured(scratch.url, simulator, yesterday)
@@ -152,9 +136,6 @@ def nightly(base, sensors: int, history_days: int, shards: int) -> dict:
                         err.strip().splitlines()[-1] if err.strip() else f"exit {process.returncode}"
                     )
             shard_seconds = time.perf_counter() - started
-        finally:
-            server.terminate()
-            server.wait(timeout=10)
         equal, differences = compare(whole.engine, sharded.engine)
         return {
             "steps": steps,
@@ -178,17 +159,17 @@ def compare(left_engine, right_engine) -> tuple[bool, list[str]]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sensors", type=int, default=6500, help="sensors of the nightly run")
-    parser.add_argument("--history-days", type=int, default=14, help="days loaded before the nightly run")
-    parser.add_argument("--shards", type=int, default=4, help="shard processes of the sharded night")
-    parser.add_argument("--backfill-sensors", type=int, default=1000, help="sensors of the backfill")
-    parser.add_argument("--backfill-days", type=int, default=365, help="days of history of the backfill")
-    parser.add_argument("--skip-backfill", action="store_true", help="time only the nightly runs")
-    parser.add_argument("--skip-nightly", action="store_true", help="time only the backfill")
-    args = parser.parse_args()
-    (ROOT / "var").mkdir(exist_ok=True)
-    base = benchmark_database()
+    args = harness.options(
+        __doc__,
+        sensors=(6500, "sensors of the nightly run"),
+        history_days=(14, "days loaded before the nightly run"),
+        shards=(4, "shard processes of the sharded night"),
+        backfill_sensors=(1000, "sensors of the backfill"),
+        backfill_days=(365, "days of history of the backfill"),
+        skip_backfill=(False, "time only the nightly runs"),
+        skip_nightly=(False, "time only the backfill"),
+    ).parse_args()
+    base = args.database_url
 
     # The backfill first: the nightly comparison reads both databases whole, and a run started after it
     # would be charged this process's peak (see generate).
@@ -196,19 +177,18 @@ def main() -> None:
     night = None if args.skip_nightly else nightly(base, args.sensors, args.history_days, args.shards)
 
     print(f"python -m etl run against the simulator, into {base.render_as_string()}")
-    print(f"{'run':<52} {'seconds':>8} {'peak RSS MB':>12}")
+    rows = []
     if fill is not None:
         label = f"backfill: {args.backfill_sensors:,} sensors × {args.backfill_days} days from empty"
-        print(f"{label:<52} {fill['seconds']:>8.1f} {fill['peak_mb']:>12,.0f}")
-        for step, seconds in fill["steps"].items():
-            print(f"  {step:<50} {seconds:>8.1f}")
+        rows.append((label, fill["seconds"], fill["peak_mb"]))
+        rows += [(f"  {step}", seconds) for step, seconds in fill["steps"].items()]
     if night is not None:
         label = f"nightly: {args.sensors:,} sensors, one new day ({night['new_readings']:,} readings)"
-        print(f"{label:<52} {night['seconds']:>8.1f} {night['peak_mb']:>12,.0f}")
-        for step, seconds in night["steps"].items():
-            print(f"  {step:<50} {seconds:>8.1f}")
-        label = f"the same night as {args.shards} shard processes at once"
-        print(f"{label:<52} {night['shard_seconds']:>8.1f}")
+        rows.append((label, night["seconds"], night["peak_mb"]))
+        rows += [(f"  {step}", seconds) for step, seconds in night["steps"].items()]
+        rows.append((f"the same night as {args.shards} shard processes at once", night["shard_seconds"]))
+    harness.table(rows, {"run": "<52", "seconds": ">8.1f", "peak RSS MB": ">12,.0f"})
+    if night is not None:
         verdict = "equal to the whole run" if night["shards_equal"] else "NOT equal to the whole run"
         print(f"  {verdict}: " + ("; ".join(night["shard_failures"] + night["differences"]) or "every table"))
     detect_backfill = None if fill is None else fill["steps"].get("detect_anomalies")
@@ -221,7 +201,7 @@ def main() -> None:
     }
     if night is not None and "detect_anomalies" in night["steps"]:
         figures["nightly_detect_seconds"] = round(night["steps"]["detect_anomalies"], 1)
-    print(json.dumps(figures))
+    harness.finish(figures)
 
 
 if __name__ == "__main__":

@@ -37,7 +37,6 @@ Each part prints a table; the run ends with one line of JSON.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from collections import Counter, defaultdict
@@ -48,13 +47,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from core.vocabulary import NOT_FAULTS, Detector  # noqa: E402
-from detection.detect import detect  # noqa: E402
-from devtools import realdata  # noqa: E402
-from devtools.faults import (  # noqa: E402
+from benchmarks import harness
+from core.vocabulary import NOT_FAULTS, Detector
+from detection.detect import detect
+from devtools import realdata
+from devtools.faults import (
     CATALOGUE,
     DAILY_KINDS,
     NEEDS_STATION,
@@ -351,15 +350,14 @@ def print_clean(report: dict) -> None:
     kinds = sorted(
         {key[5:] for counts in report["networks"].values() for key in counts if key.startswith("kind:")}
     )
-    head = f"{'network':<12} {'windows':>8} {'flagged':>8} {'rate':>7}  " + " ".join(
-        f"{k:>14}" for k in kinds
-    )
-    print(head)
+    rows = []
     for network, counts in sorted(report["networks"].items()):
-        cells = " ".join(f"{counts[f'kind:{k}']:>14}" for k in kinds)
         rate = counts["flagged"] / counts["windows"]
-        print(f"{network:<12} {counts['windows']:>8} {counts['flagged']:>8} {rate:>7.3f}  {cells}")
-    print(f"{'all':<12} {report['windows']:>8} {report['flagged']:>8} {report['rate']:>7.3f}")
+        cells = (counts[f"kind:{kind}"] for kind in kinds)
+        rows.append((network, counts["windows"], counts["flagged"], rate, *cells))
+    rows.append(("all", report["windows"], report["flagged"], report["rate"]))
+    columns = {"network": "<12", "windows": ">8", "flagged": ">8", "rate": ">7.3f"}
+    harness.table(rows, columns | {kind: ">14" for kind in kinds})
     print("(kind columns: windows in which that kind fired)")
     for kind, row in report["kinds"].items():
         print(f'  {kind}: {row["anomalies"]} anomalies in {row["windows"]} windows, e.g. "{row["typical"]}"')
@@ -419,16 +417,16 @@ def min_recall(recall: dict, step: str, kinds: Sequence[str]) -> float | None:
 
 def print_injected(report: dict, steps: Sequence[str]) -> None:
     print("\n2. Injected faults: recall per kind and step (found / injected)")
-    print(f"{'kind':<18} " + " ".join(f"{step:>12}" for step in steps))
+    rows = []
     for kind in CATALOGUE:
         cells = []
         for step in steps:
             total, hit = report["counts"].get(step, {}).get(kind, [0, 0])
-            cells.append(f"{hit:>4}/{total:<3} {hit / total:>4.2f}" if total else f"{'-':>12}")
-        marker = "  (station)" if kind in NEEDS_STATION else ""
-        print(f"{kind:<18} " + " ".join(f"{c:>12}" for c in cells) + marker)
+            cells.append(f"{hit:>4}/{total:<3} {hit / total:>4.2f}" if total else "-")
+        rows.append((kind, *cells, " (station)" if kind in NEEDS_STATION else ""))
     away = report["alarm_away"]
-    print(f"{'alarm elsewhere':<18} " + " ".join(f"{away.get(step, float('nan')):>12.3f}" for step in steps))
+    rows.append(("alarm elsewhere", *(away.get(step, float("nan")) for step in steps)))
+    harness.table(rows, {"kind": "<18"} | {step: ">12.3f" for step in steps})
     print("(alarm elsewhere: share of injected windows with a fault anomaly away from the injected span)")
 
 
@@ -476,13 +474,16 @@ def print_agreement(report: dict, series_count: int, seconds: float) -> None:
     print(
         f"\n3. ISMN agreement: {series_count} whole shallow series, {report['ours']} fault anomalies of ours"
     )
-    print(f"{'flag':<5} {'meaning':<18} {'events':>7} {'found':>6} {'recall':>7}")
-    for family, meaning in FAMILIES.items():
-        row = report["families"].get(family)
-        if row:
-            print(f"{family:<5} {meaning:<18} {row['events']:>7} {row['found']:>6} {row['recall']:>7.3f}")
-        else:
-            print(f"{family:<5} {meaning:<18} {0:>7} {'-':>6} {'-':>7}")
+    families = report["families"]
+    harness.table(
+        [
+            (family, meaning, row["events"], row["found"], row["recall"])
+            if (row := families.get(family))
+            else (family, meaning, 0, "-", "-")
+            for family, meaning in FAMILIES.items()
+        ],
+        {"flag": "<5", "meaning": "<18", "events": ">7", "found": ">6", "recall": ">7.3f"},
+    )
     print(
         f"precision: {report['ours_on_an_event']} of our {report['ours']} fault anomalies overlap a "
         f"D06-D10 or C01-C03 event ({report['precision']}); detect() took {seconds:.0f} s"
@@ -543,16 +544,22 @@ def print_grow(report: dict) -> None:
         f"(median {report['median_zero_days']:.1f} such days), "
         f"{report['zero_runs_of_a_week']} runs of 0.0 % lasting a week or more"
     )
-    print(f"{'group':<44} {'sensors':>8} {'flagged':>8}")
     meaning = {
         "fault": "fault: ≥ 3 days in a row at exactly 0.0 %",
         "repeat": "repeat: ≥ 7 days of one repeated value",
         "other": "other",
     }
-    for name in ("fault", "repeat", "other"):
-        share = report["found"][name]
-        cell = f"{share:>8.3f}" if share is not None else f"{'-':>8}"
-        print(f"{meaning[name]:<44} {report['groups'][name]:>8} {cell}")
+    harness.table(
+        [
+            (
+                meaning[name],
+                report["groups"][name],
+                "-" if report["found"][name] is None else report["found"][name],
+            )
+            for name in ("fault", "repeat", "other")
+        ],
+        {"group": "<44", "sensors": ">8", "flagged": ">8.3f"},
+    )
     print(f"kinds found: {report['kinds']}")
 
 
@@ -638,20 +645,18 @@ def print_peers(
         f"{injections} injections of the kinds a sensor alone shows (15 min, 1 h; daily: stuck, "
         "disconnected, out of range)"
     )
-    print(f"{'detector':<10} {'false alarms':>13} {'recall':>8} {'balanced F1':>12}")
-    print(
-        f"{'ours':<10} {ours['false_alarm_rate']:>13.3f} {ours['recall']:>8.3f} {ours['balanced_f1']:>12.3f}"
-    )
+    rows = [("ours", ours["false_alarm_rate"], ours["recall"], ours["balanced_f1"])]
     if skipped:
-        print(f"(peers skipped: {skipped})")
+        rows.append(f"(peers skipped: {skipped})")
     for name, row in results.items():
         if "error" in row:
-            print(f"{name:<10} failed: {row['error']}")
+            rows.append(f"{name:<10} failed: {row['error']}")
         else:
-            print(
-                f"{name:<10} {row['false_alarm_rate']:>13.3f} {row['recall']:>8.3f} "
-                f"{row['balanced_f1']:>12.3f}   ({row['seconds']:.0f} s)"
-            )
+            scores = (row["false_alarm_rate"], row["recall"], row["balanced_f1"])
+            rows.append((name, *scores, f"  ({row['seconds']:.0f} s)"))
+    harness.table(
+        rows, {"detector": "<10", "false alarms": ">13.3f", "recall": ">8.3f", "balanced F1": ">12.3f"}
+    )
 
 
 # --- part 6: flagit's test frame ------------------------------------------------------------------------
@@ -706,20 +711,17 @@ def parse_peers(text: str) -> list[str]:
 
 
 def arguments() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--max-windows", type=int, default=0, help="clean windows at most (0: all)")
-    parser.add_argument(
-        "--injections-per-kind", type=int, default=40, help="injections of each kind at each step"
+    parser = harness.options(
+        __doc__,
+        database=False,
+        max_windows=(0, "clean windows at most (0: all)"),
+        injections_per_kind=(40, "injections of each kind at each step"),
+        seed=7,
+        max_series=(0, "whole ISMN series in part 3 at most (0: all)"),
+        peer_windows=(500, "clean windows part 5 scores on (0: all of them)"),
     )
     parser.add_argument(
         "--steps", type=parse_steps, default=list(STEPS), help="steps to inject at: 3min,15min,1h,1d"
-    )
-    parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument(
-        "--max-series", type=int, default=0, help="whole ISMN series in part 3 at most (0: all)"
-    )
-    parser.add_argument(
-        "--peer-windows", type=int, default=500, help="clean windows part 5 scores on (0: all of them)"
     )
     parser.add_argument(
         "--peers", type=parse_peers, default=["flagit", "ioos_qc", "saqc"], help="peers to run, or none"
@@ -855,7 +857,7 @@ def main() -> None:
     print_flagit(flagit)
     seconds = time.perf_counter() - started
     print(f"\n{seconds:.0f} s in all")
-    print(json.dumps(summary(clean_result, injected_result, agreed, grow, compared, flagit, seconds)))
+    harness.finish(summary(clean_result, injected_result, agreed, grow, compared, flagit, seconds))
 
 
 if __name__ == "__main__":

@@ -5,23 +5,15 @@ from __future__ import annotations
 import os
 
 from sqlalchemy import text
-from sqlalchemy.engine import URL
 
 from core.db import init_db, make_engine
-from core.settings import parse_database_url
 from etl.settings import load_settings
-
-DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/test"
-
-
-def benchmark_database() -> URL:
-    """DATABASE_URL, or the local PostgreSQL: where every benchmark makes its scratch schema."""
-    return parse_database_url(os.environ.get("DATABASE_URL", DEFAULT_URL))
 
 
 class Scratch:
-    """`with Scratch(base_url, "name") as scratch:` gives `scratch.url` (a URL string whose connections
-    see only the scratch schema), `scratch.settings` and `scratch.engine`."""
+    """`with Scratch(args.database_url, "name") as scratch:` (the URL of the benchmark's --database-url)
+    gives `scratch.url` (a URL string whose connections see only the scratch schema), `scratch.settings`
+    and `scratch.engine`."""
 
     def __init__(self, base, name: str):
         self.base, self.schema = base, f"bench_{name}_{os.getpid()}"
