@@ -1,23 +1,24 @@
 """The JSON back end: `create_app()` builds it; `application.py` exposes it for Elastic Beanstalk.
 
-Its settings are `flask_back_end.settings`; the database and schema come from `core/`. Every data route needs
-the service token (`Authorization: Bearer <BACKEND_TOKEN>`); `/api/v1/health` is open. Errors have one
-shape, `{"error": ..., "message": ...}`; bad query parameters answer 400 naming the parameter.
+Its settings are `flask_back_end.settings`; the database and schema come from `core/`. Every route needs
+the service token (`Authorization: Bearer <BACKEND_TOKEN>`) unless marked `@public` (`/api/v1/health`, the
+OpenAPI document). Errors have one shape, `{"error": ..., "message": ...}`; bad query parameters answer 400
+naming the parameter.
 """
 
 from __future__ import annotations
 
 import hmac
+import re
 
 from apiflask import APIFlask, HTTPTokenAuth
 from apiflask.exceptions import HTTPError
-from flask import current_app
+from flask import current_app, request
 from sqlalchemy.exc import OperationalError
 from werkzeug.routing import BaseConverter
 
-from core.db import make_engine
 from core.logs import configure_logging
-from flask_back_end.map_answer import MapAnswers
+from flask_back_end import extensions
 from flask_back_end.schemas import CODE, ErrorOut
 from flask_back_end.settings import BackendSettings, load_settings
 
@@ -35,6 +36,7 @@ def create_app(settings: BackendSettings | None = None) -> APIFlask:
         version="1.0",
         spec_path=f"{API_PREFIX}/openapi.json",
         docs_path=None,  # the interactive docs page loads scripts from a CDN
+        static_folder=None,  # it serves no files: no route to keep open for them
     )
     app.config.update(
         VALIDATION_ERROR_STATUS_CODE=400,
@@ -44,9 +46,8 @@ def create_app(settings: BackendSettings | None = None) -> APIFlask:
         AUTH_ERROR_DESCRIPTION="a valid service token is required (Authorization: Bearer …)",
     )
     app.url_map.converters["code"] = CodeConverter
-    app.spec_processor(_document_codes)
-    engine = make_engine(settings, statement_timeout_s=settings.db_statement_timeout_s)
-    app.extensions["grow_wow"] = {"settings": settings, "engine": engine, "map_answers": MapAnswers()}
+    app.spec_processor(lambda spec: _document_the_token(app, _document_codes(spec)))
+    extensions.install(app, settings)
     app.error_processor(_error_body)
     app.register_error_handler(OperationalError, _database_too_slow)
     auth.error_processor(_error_body)
@@ -61,7 +62,32 @@ def create_app(settings: BackendSettings | None = None) -> APIFlask:
 
     app.register_blueprint(api, url_prefix=API_PREFIX)
     app.register_blueprint(legacy)
+    public(app.view_functions["openapi.spec"])  # the document: what the API offers is no secret
+    app.before_request(_token_first)  # the app's, not a blueprint's: a route anywhere is covered
     return app
+
+
+def public(view):
+    """Open the route to anyone. Every other route needs the service token (`_token_first`), so a new
+    route is closed until someone marks it @public on purpose."""
+    view.public = True
+    return view
+
+
+def is_public(view) -> bool:
+    return getattr(view, "public", False)
+
+
+# Flask-HTTPAuth's own check around nothing: None with the right token (or for a CORS preflight), else 401.
+_token_checked = auth.login_required(lambda: None)
+
+
+def _token_first():
+    """Before every request: the service token, unless its route is @public (no route: 404 answers)."""
+    view = current_app.view_functions.get(request.endpoint)
+    if view is None or is_public(view):
+        return None
+    return _token_checked()
 
 
 class CodeConverter(BaseConverter):
@@ -80,11 +106,26 @@ def _document_codes(spec: dict) -> dict:
     return spec
 
 
+def _document_the_token(app: APIFlask, spec: dict) -> dict:
+    """`_token_first` in the document, as APIFlask writes a token it checks itself: each route not
+    @public states the token and its 401."""
+    spec["components"]["securitySchemes"] = {"BearerAuth": {"type": "http", "scheme": "bearer"}}
+    refused = {
+        "description": app.config["AUTH_ERROR_DESCRIPTION"],
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorOut"}}},
+    }
+    for rule in app.url_map.iter_rules():
+        path = re.sub(r"<(?:[^<>:]+:)?([^<>]+)>", r"{\1}", rule.rule)  # /x/<code:id> -> /x/{id}
+        if path in spec["paths"] and not is_public(app.view_functions[rule.endpoint]):
+            for operation in spec["paths"][path].values():
+                operation["security"] = [{"BearerAuth": []}]
+                operation["responses"]["401"] = refused
+    return spec
+
+
 @auth.verify_token
 def _verify(token: str) -> bool | None:
-    from flask import current_app
-
-    expected = current_app.extensions["grow_wow"]["settings"].backend_token
+    expected = extensions.settings().backend_token
     if expected is None or not token:
         return None
     return hmac.compare_digest(token.encode(), expected.get_secret_value().encode()) or None
@@ -94,9 +135,9 @@ def _database_too_slow(error: OperationalError):
     """A query PostgreSQL cancelled at the statement timeout: 503 saying so, not a 500."""
     if getattr(error.orig, "pgcode", None) != QUERY_CANCELED:
         raise error
-    settings = current_app.extensions["grow_wow"]["settings"]
+    seconds = extensions.settings().db_statement_timeout_s
     message = (
-        f"the database took longer than {settings.db_statement_timeout_s:g} s (DB_STATEMENT_TIMEOUT_S) "
+        f"the database took longer than {seconds:g} s (DB_STATEMENT_TIMEOUT_S) "
         "to answer; ask for less (a shorter range, a smaller page) or try again later"
     )
     return {"error": "timeout", "message": message}, 503

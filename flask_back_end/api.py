@@ -12,12 +12,13 @@ import numpy as np
 import orjson
 import pandas as pd
 from apiflask import APIBlueprint, abort
-from flask import Response, current_app, request, url_for
+from flask import Response, request, url_for
 from sqlalchemy import and_, func, or_, select
 
 from core.db import read_frame
 from core.schema import anomalies, readings, sensor_health, sensor_wow, sensors, wow_observations, wow_sites
-from flask_back_end import auth, schemas
+from flask_back_end import public, schemas
+from flask_back_end.extensions import engine, map_answers, settings
 from flask_back_end.schemas import COUNTED, STATUSES, UNCHECKED, VARIABLES
 
 api = APIBlueprint("api", __name__, tag="API")
@@ -25,11 +26,8 @@ api = APIBlueprint("api", __name__, tag="API")
 DEFAULT_SPAN = dt.timedelta(days=9)  # the 2019 charts showed nine days
 
 
-def engine():
-    return current_app.extensions["grow_wow"]["engine"]
-
-
 @api.get("/health")
+@public
 @api.output(schemas.HealthOut)
 @api.doc(
     summary="Is the back end up, and does it reach its database?",
@@ -50,7 +48,6 @@ def health():
 
 
 @api.get("/sensors")
-@api.auth_required(auth)
 @api.input(schemas.SensorQuery, location="query", arg_name="query")
 @api.output(schemas.SensorPage)
 @api.doc(summary="Sensors with their status, filtered and paginated")
@@ -149,7 +146,6 @@ HEALTH_FIELDS = ("status", "reason", "last_anomaly_at", "days_since_anomaly", "c
 
 
 @api.get("/sensors/<code:sensor_id>")
-@api.auth_required(auth)
 @api.output(schemas.SensorDetail)
 @api.doc(summary="One sensor with its health, reason, linked WOW station and latest reading (battery too)")
 def one_sensor(sensor_id: str):
@@ -193,7 +189,6 @@ def one_sensor(sensor_id: str):
 
 
 @api.get("/sensors/<code:sensor_id>/readings")
-@api.auth_required(auth)
 @api.input(schemas.ReadingsQuery, location="query", arg_name="query")
 @api.output(schemas.Readings)
 @api.doc(summary="A sensor's readings over a time range, at most max_points (min and max kept)")
@@ -259,7 +254,6 @@ def json_response(payload) -> Response:
 
 
 @api.get("/status_counts")
-@api.auth_required(auth)
 @api.output(schemas.StatusCounts)
 @api.doc(summary=f"How many sensors are {', '.join(STATUSES)}, or {UNCHECKED} (not checked yet)")
 def status_counts():
@@ -278,7 +272,6 @@ def counts_by_status(connection) -> dict[str, int]:
 
 
 @api.get("/map")
-@api.auth_required(auth)
 @api.input(schemas.OwnerFilter, location="query", arg_name="query")
 @api.output(schemas.SensorMap)
 @api.doc(
@@ -288,8 +281,7 @@ def counts_by_status(connection) -> dict[str, int]:
 )
 def sensor_map(query):
     key = query.get("owner", "")  # everyone's map, or one owner's
-    answers = current_app.extensions["grow_wow"]["map_answers"]
-    etag, body = answers.get(engine(), key, sensor_filters(query))
+    etag, body = map_answers().get(engine(), key, sensor_filters(query))
     answer = Response(body, mimetype="application/json")
     answer.set_etag(etag)
     answer.cache_control.no_cache = True  # a browser asks again each time: a 304 costs little
@@ -297,7 +289,6 @@ def sensor_map(query):
 
 
 @api.get("/sensors/<code:sensor_id>/anomalies")
-@api.auth_required(auth)
 @api.input(schemas.AnomalyQuery, location="query", arg_name="query")
 @api.output(schemas.AnomalyPage)
 @api.doc(summary="A sensor's anomalies, latest first: variable, kind, span, score, detector, explanation")
@@ -334,7 +325,7 @@ def time_range(connection, sensor_id: str, query: dict) -> tuple[dt.datetime, dt
         ensure_sensor(connection, sensor_id)
     end = query.get("end") or latest or dt.datetime.now(dt.UTC)
     start = query.get("start") or end - DEFAULT_SPAN
-    longest = current_app.extensions["grow_wow"]["settings"].api_max_range_days
+    longest = settings().api_max_range_days
     if end - start > dt.timedelta(days=longest):
         abort(
             400,
@@ -368,7 +359,6 @@ def station_reports(connection, site_id: str, start: dt.datetime, end: dt.dateti
 
 
 @api.get("/sensors/<code:sensor_id>/wow")
-@api.auth_required(auth)
 @api.input(schemas.TimeRangeQuery, location="query", arg_name="query")
 @api.output(schemas.WowComparison)
 @api.doc(summary="The sensor beside its WOW station, hour by hour: air temperature, soil moisture and rain")
@@ -416,7 +406,6 @@ def hourly_comparison(own: pd.DataFrame, station: pd.DataFrame) -> pd.DataFrame:
 
 
 @api.get("/network")
-@api.auth_required(auth)
 @api.output(schemas.NetworkCounts)
 @api.doc(summary="The whole network in numbers: sensors, owners and sensors per status")
 def network_counts():
@@ -429,7 +418,6 @@ def network_counts():
 
 
 @api.get("/owners/<code:owner_id>/stats")
-@api.auth_required(auth)
 @api.output(schemas.OwnerStats)
 @api.doc(summary="One owner's sensors: how many, by status, with anomalies and the latest reading")
 def owner_stats(owner_id: str):
@@ -460,7 +448,6 @@ def owner_stats(owner_id: str):
 
 
 @api.get("/addresses")
-@api.auth_required(auth)
 @api.input(schemas.AddressQuery, location="query", arg_name="query")
 @api.output(schemas.Addresses)
 @api.doc(summary="Address autocomplete: sensor addresses containing the text, with how many sensors each")

@@ -2,7 +2,8 @@
 
 Accounts live in the shared database (`users`); sensor data comes only from the back end, asked with the
 service token (`backend.py`). Pages: `/login`, `/all_grow_map`, `/owner_map`, `/sensors/<id>`; their
-scripts read JSON from `/data/...` on this same app, which checks what the account may see.
+scripts read JSON from `/data/...` on this same app, which checks what the account may see. Every route
+needs a logged-in account unless marked `@public` (the login page, `/health`, static files).
 """
 
 from __future__ import annotations
@@ -13,17 +14,15 @@ from flask import Flask, current_app, redirect, render_template, request, url_fo
 from flask_compress import Compress
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
-from flask_login import LoginManager, current_user
+from flask_login import LoginManager, current_user, login_required
 from flask_wtf.csrf import CSRFError, CSRFProtect
 from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.routing import BaseConverter
 
-from core.db import make_engine
 from core.errors import SettingsError
 from core.logs import configure_logging
 from core.schema import ID_PATTERN
-from flask_front_end import accounts
-from flask_front_end.backend import Backend
+from flask_front_end import accounts, extensions
 from flask_front_end.settings import FrontendSettings, load_settings
 
 GOOGLE_MAPS_HOSTS = "https://maps.googleapis.com https://maps.gstatic.com"
@@ -65,21 +64,13 @@ def create_app(settings: FrontendSettings | None = None) -> Flask:
         hops = settings.proxy_hops
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
     app.url_map.converters["code"] = CodeConverter
-    app.extensions["grow_wow"] = {
-        "settings": settings,
-        "engine": make_engine(settings, statement_timeout_s=settings.db_statement_timeout_s),
-        "backend": Backend(
-            settings.backend_url,
-            settings.backend_token.get_secret_value() if settings.backend_token else None,
-            timeout_s=settings.backend_timeout_s,
-        ),
-    }
+    extensions.install(app, settings)
 
     login_manager.init_app(app)
     login_manager.login_view = "auth.login"
     login_manager.login_message = "Please log in to see the sensors."
     login_manager.user_loader(accounts.load_user)
-    login_manager.unauthorized_handler(_login_first)
+    login_manager.unauthorized_handler(_unauthorized)
     csrf.init_app(app)
     limiter.init_app(app)
     compress.init_app(app)
@@ -89,6 +80,8 @@ def create_app(settings: FrontendSettings | None = None) -> Flask:
 
     app.register_blueprint(auth)
     app.register_blueprint(pages)
+    public(app.view_functions["static"])  # the login page's styles and scripts
+    app.before_request(_login_first)  # after the rate limits and CSRF check, which a stranger meets first
     app.cli.add_command(accounts.users_cli)
     app.after_request(_security_headers)
     app.after_request(_kept_by_no_one_else)
@@ -99,6 +92,29 @@ def create_app(settings: FrontendSettings | None = None) -> Flask:
     return app
 
 
+def public(view):
+    """Open the route to anyone. Every other route needs a logged-in account (`_login_first`), so a new
+    route is closed until someone marks it @public on purpose."""
+    view.public = True
+    return view
+
+
+def is_public(view) -> bool:
+    return getattr(view, "public", False)
+
+
+# Flask-Login's own check around nothing: None when logged in, else `_unauthorized`'s answer.
+_login_checked = login_required(lambda: None)
+
+
+def _login_first():
+    """Before every request: a logged-in account, unless its route is @public (no route: 404 answers)."""
+    view = current_app.view_functions.get(request.endpoint)
+    if view is None or is_public(view):
+        return None
+    return _login_checked()
+
+
 class CodeConverter(BaseConverter):
     """A sensor id in a path; anything else is a 404 before the back end is asked."""
 
@@ -107,7 +123,7 @@ class CodeConverter(BaseConverter):
 
 def _security_headers(response):
     """Scripts and styles only from this app (Google's when its maps are on); no framing."""
-    settings = _settings()
+    settings = extensions.settings()
     google = GOOGLE_MAPS_HOSTS if settings.google_maps_browser_key else ""
     tiles = _origin(settings.map_tile_url)
     response.headers["Content-Security-Policy"] = "; ".join(
@@ -153,11 +169,7 @@ def _origin(url: str) -> str:
     return f"{scheme}://{rest.split('/', 1)[0].replace('{s}', '*')}"
 
 
-def _settings() -> FrontendSettings:
-    return current_app.extensions["grow_wow"]["settings"]
-
-
-def _login_first():
+def _unauthorized():
     """Pages send the browser to the login page (and back afterwards); page scripts get a 401."""
     if request.path.startswith("/data/"):
         return {"error": "unauthorized", "message": "log in first"}, 401

@@ -15,7 +15,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass, replace
 
 import click
-from flask import current_app
 from flask.cli import AppGroup
 from flask_login import UserMixin
 from sqlalchemy import delete, insert, select, update
@@ -23,6 +22,7 @@ from sqlalchemy.exc import IntegrityError
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from core.schema import ID_RULE, USER_ROLES, is_id, login_sessions, users
+from flask_front_end import extensions
 
 MIN_PASSWORD = 10
 # Checked against when a username is unknown, so a wrong name costs the same time as a wrong password.
@@ -58,10 +58,6 @@ class User(UserMixin):
         return None if self.is_admin else self.owner_id
 
 
-def _engine():
-    return current_app.extensions["grow_wow"]["engine"]
-
-
 def _user(row) -> User:
     return User(row.user_id, row.username, row.role, row.owner_id, row.is_active, row.session_version)
 
@@ -74,14 +70,14 @@ def begin_session(user: User, remember: bool) -> User:
     """A new login of `user`: a random token, stored as its hash with the time it was issued."""
     token = secrets.token_urlsafe(32)
     now = dt.datetime.now(dt.UTC)
-    with _engine().begin() as connection:
+    with extensions.engine().begin() as connection:
         connection.execute(
             insert(login_sessions).values(
                 token_hash=_hash(token), user_id=user.user_id, issued_at=now, remember=remember
             )
         )
         # Logins long over are forgotten as new ones begin (the longest lives REMEMBER_DAYS).
-        past = now - dt.timedelta(days=_settings().remember_days + 1)
+        past = now - dt.timedelta(days=extensions.settings().remember_days + 1)
         connection.execute(delete(login_sessions).where(login_sessions.c.issued_at < past))
     return replace(user, token=token)
 
@@ -90,7 +86,7 @@ def load_user(token: str) -> User | None:
     """The account a session or remember cookie's token names, while its login is neither ended nor
     past its lifetime (REMEMBER_DAYS with "stay logged in", else SESSION_ABSOLUTE_HOURS) and the account
     is active. A cookie from before tokens, or a forged one, names none: log in again."""
-    with _engine().connect() as connection:
+    with extensions.engine().connect() as connection:
         row = connection.execute(
             select(users, login_sessions.c.issued_at, login_sessions.c.remember)
             .join(login_sessions, login_sessions.c.user_id == users.c.user_id)
@@ -98,7 +94,7 @@ def load_user(token: str) -> User | None:
         ).first()
     if row is None or not row.is_active:
         return None
-    settings = _settings()
+    settings = extensions.settings()
     lifetime = (
         dt.timedelta(days=settings.remember_days)
         if row.remember
@@ -112,7 +108,7 @@ def load_user(token: str) -> User | None:
 def end_session(token: str | None) -> None:
     """Logout: this login answers nothing more, wherever its cookies were copied."""
     if token:
-        with _engine().begin() as connection:
+        with extensions.engine().begin() as connection:
             _revoke(connection, login_sessions.c.token_hash == _hash(token))
 
 
@@ -130,13 +126,9 @@ def _revoke(connection, which) -> int:
     return connection.execute(ended.values(revoked_at=dt.datetime.now(dt.UTC))).rowcount
 
 
-def _settings():
-    return current_app.extensions["grow_wow"]["settings"]
-
-
 def authenticate(username: str, password: str) -> User | None:
     """The active account with this name and password, or None (the same time either way)."""
-    with _engine().connect() as connection:
+    with extensions.engine().connect() as connection:
         row = connection.execute(select(users).where(users.c.username == folded(username))).first()
         if row is None:  # a name from before folding that another account's folded form already had
             row = connection.execute(select(users).where(users.c.username == username)).first()
@@ -232,7 +224,7 @@ users_cli = AppGroup("users", help="Create, list, disable and enable accounts of
 def create_command(username: str, role: str, owner_id: str | None, password: str) -> None:
     """Create an account."""
     with _told():
-        create_user(_engine(), username, password, role, owner_id)
+        create_user(extensions.engine(), username, password, role, owner_id)
     click.echo(f"created {role} {username}" + (f" (owner {owner_id})" if role == "owner" else ""))
 
 
@@ -244,14 +236,14 @@ def create_command(username: str, role: str, owner_id: str | None, password: str
 def password_command(username: str, password: str) -> None:
     """Set a new password for an account; its sessions and remember cookies end."""
     with _told():
-        set_password(_engine(), username, password)
+        set_password(extensions.engine(), username, password)
     click.echo(f"new password set for {username}")
 
 
 @users_cli.command("list")
 def list_command() -> None:
     """List the accounts (never their passwords)."""
-    for user in list_users(_engine()):
+    for user in list_users(extensions.engine()):
         state = "active" if user.active else "disabled"
         click.echo(f"{user.username:<24} {user.role:<6} {user.owner_id or '-':<38} {state}")
 
@@ -261,7 +253,7 @@ def list_command() -> None:
 def disable_command(username: str) -> None:
     """Stop an account from logging in (its sessions and remember cookies end at their next request)."""
     with _told():
-        set_active(_engine(), username, False)
+        set_active(extensions.engine(), username, False)
     click.echo(f"disabled {username}")
 
 
@@ -270,7 +262,7 @@ def disable_command(username: str) -> None:
 def enable_command(username: str) -> None:
     """Let a disabled account log in again."""
     with _told():
-        set_active(_engine(), username, True)
+        set_active(extensions.engine(), username, True)
     click.echo(f"enabled {username}")
 
 
@@ -279,7 +271,7 @@ def enable_command(username: str) -> None:
 def logout_everywhere_command(username: str) -> None:
     """End every login of an account, on every browser (a lost phone, a shared computer)."""
     with _told():
-        ended = end_every_session(_engine(), username)
+        ended = end_every_session(extensions.engine(), username)
     click.echo(f"ended {ended} session{'s' if ended != 1 else ''} of {username}")
 
 

@@ -1,18 +1,18 @@
-"""Logging in and out. Attempts are rate-limited per client address; `next` may only lead back into
-this site."""
+"""Logging in and out, and the load balancer's health check. Attempts are rate-limited per client
+address; `next` may only lead back into this site."""
 
 from __future__ import annotations
 
 from urllib.parse import urlsplit
 
 from flask import Blueprint, current_app, flash, redirect, render_template, request, session, url_for
-from flask_login import current_user, login_required, login_user, logout_user
+from flask_login import current_user, login_user, logout_user
 from flask_wtf import FlaskForm
 from itsdangerous import BadData, URLSafeTimedSerializer
 from wtforms import BooleanField, PasswordField, StringField
 from wtforms.validators import DataRequired, Length
 
-from flask_front_end import accounts, limiter
+from flask_front_end import accounts, extensions, limiter, public
 
 auth = Blueprint("auth", __name__)
 
@@ -28,11 +28,11 @@ class LogoutForm(FlaskForm):
 
 
 def _login_limit() -> str:
-    return current_app.extensions["grow_wow"]["settings"].login_rate_limit
+    return extensions.settings().login_rate_limit
 
 
 def _account_login_limit() -> str:
-    return current_app.extensions["grow_wow"]["settings"].login_account_rate_limit
+    return extensions.settings().login_account_rate_limit
 
 
 def _folded(username: str | None) -> str:
@@ -80,6 +80,7 @@ def _remember_this_browser(response, username: str):
 
 
 @auth.route("/login", methods=["GET", "POST"])
+@public
 @limiter.limit(
     _login_limit,
     methods=["POST"],
@@ -111,7 +112,6 @@ def login():
 
 
 @auth.post("/logout")
-@login_required
 def logout():
     if LogoutForm().validate_on_submit():
         accounts.end_session(current_user.token)  # copies of its cookies end too
@@ -120,17 +120,17 @@ def logout():
 
 
 @auth.post("/logout/everywhere")
-@login_required
 def logout_everywhere():
     """Every login of this account ends, on every browser: a lost phone, a shared computer."""
     if LogoutForm().validate_on_submit():
-        accounts.end_every_session(current_app.extensions["grow_wow"]["engine"], current_user.username)
+        accounts.end_every_session(extensions.engine(), current_user.username)
         logout_user()
         flash("Logged out everywhere.", "info")
     return redirect(url_for("auth.login"))
 
 
 @auth.get("/health")
+@public
 def health():
     """Open, for the load balancer: 200 when the database (accounts) and the back end answer."""
     from sqlalchemy import select
@@ -139,12 +139,12 @@ def health():
 
     state = {"status": "ok", "database": "reachable", "backend": "reachable"}
     try:
-        with current_app.extensions["grow_wow"]["engine"].connect() as connection:
+        with extensions.engine().connect() as connection:
             connection.scalar(select(1))
     except Exception:  # a health check reports, it does not raise
         state.update(status="unavailable", database="unreachable")
     try:
-        current_app.extensions["grow_wow"]["backend"].get("/health")
+        extensions.backend().get("/health")
     except BackendError:
         state.update(status="unavailable", backend="unreachable")
     return state, 200 if state["status"] == "ok" else 503

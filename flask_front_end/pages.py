@@ -1,31 +1,23 @@
-"""The pages and the JSON their scripts read. Every route needs a logged-in account; an owner account
-sees only its owner's sensors — another owner's sensor is a 404 here, as if it did not exist."""
+"""The pages and the JSON their scripts read. Every route needs a logged-in account (the app's rule:
+none is `flask_front_end.public`); an owner account sees only its owner's sensors — another owner's
+sensor is a 404 here, as if it did not exist."""
 
 from __future__ import annotations
 
 import csv
 import io
 
-from flask import (
-    Blueprint,
-    Response,
-    abort,
-    current_app,
-    jsonify,
-    redirect,
-    render_template,
-    request,
-    url_for,
-)
+from flask import Blueprint, Response, abort, jsonify, redirect, render_template, request, url_for
 from flask_limiter.util import get_remote_address
-from flask_login import current_user, login_required
+from flask_login import current_user
 
 from core.csv_cells import safe_row
 from core.schema import is_id
 from core.vocabulary import IMPORTED, AnomalyKind
 from flask_front_end import limiter, statuses
 from flask_front_end.auth import LogoutForm
-from flask_front_end.backend import Backend, BackendError, api_path
+from flask_front_end.backend import BackendError, api_path
+from flask_front_end.extensions import backend, settings
 
 pages = Blueprint("pages", __name__)
 # Routes outside /data/ whose errors are the back end's JSON too: a script or a download reads them.
@@ -41,7 +33,7 @@ def _account() -> str:
 
 
 def _data_limit() -> str:
-    return current_app.extensions["grow_wow"]["settings"].data_rate_limit
+    return settings().data_rate_limit
 
 
 # One budget for all of an account's /data/* calls, counted where RATE_LIMIT_STORAGE says.
@@ -53,27 +45,16 @@ data_limited = limiter.shared_limit(
 )
 
 
-def backend() -> Backend:
-    return current_app.extensions["grow_wow"]["backend"]
-
-
-@pages.before_request
-@login_required
-def _logged_in():
-    """Every page and data route of this blueprint needs an account (the login page is elsewhere)."""
-
-
 @pages.app_context_processor
 def _page_context():
-    settings = current_app.extensions["grow_wow"]["settings"]
-    key = settings.google_maps_browser_key
+    key = settings().google_maps_browser_key
     return {
         "logout_form": LogoutForm(),
         "statuses": statuses.LOOKS,
         "status_config": statuses.config(),
         "map_config": {
-            "tileUrl": settings.map_tile_url,
-            "tileAttribution": settings.map_tile_attribution,
+            "tileUrl": settings().map_tile_url,
+            "tileAttribution": settings().map_tile_attribution,
             "googleKey": key.get_secret_value() if key else None,
         },
     }

@@ -3,8 +3,10 @@ bad parameters answer 400 naming the parameter, an unknown sensor 404, long rang
 spikes kept."""
 
 import pytest
+from apiflask import APIBlueprint
+from flask import url_for
 
-from flask_back_end import create_app
+from flask_back_end import create_app, is_public, public
 from flask_back_end.settings import load_settings
 from tests.factories import TOKEN, seed, seed_silent
 
@@ -55,6 +57,74 @@ def test_data_routes_need_the_service_token(client, path, token):
     answer = get(client, path, token=token)
     assert answer.status_code == 401
     assert answer.json["error"] == "unauthorized" and answer.json["message"]
+
+
+# A seeded id for each path argument (tests.factories.seed); a route with another argument fails the
+# tests below until it has one here.
+SEEDED = {"sensor_id": "s1", "owner_id": "owner-a"}
+
+
+def seeded_path(app, rule) -> str:
+    with app.test_request_context():
+        return url_for(rule.endpoint, **{name: SEEDED[name] for name in rule.arguments})
+
+
+def test_every_route_but_the_public_ones_needs_the_service_token(client):
+    """Every route of the app, from its url_map: a new one cannot escape the list."""
+    app = client.application
+    guarded = [rule for rule in app.url_map.iter_rules() if not is_public(app.view_functions[rule.endpoint])]
+    assert len(guarded) >= 23  # /api/v1's data routes and 2019's
+    for rule in guarded:
+        path = seeded_path(app, rule)
+        for method in rule.methods - {"OPTIONS"}:  # a CORS preflight never carries the token
+            for token in (None, "wrong-token"):
+                headers = {"Authorization": f"Bearer {token}"} if token else {}
+                refused = client.open(path, method=method, headers=headers)
+                assert refused.status_code == 401, (method, path, token)
+                assert method == "HEAD" or refused.json["error"] == "unauthorized"
+        # The token opens it (400: a 2019 route, or /addresses, without its required parameters).
+        assert client.get(path, headers={"Authorization": f"Bearer {TOKEN}"}).status_code in (200, 400), path
+
+
+def test_only_the_health_check_and_the_document_are_public(client):
+    app = client.application
+    opened = [rule for rule in app.url_map.iter_rules() if is_public(app.view_functions[rule.endpoint])]
+    assert {rule.endpoint for rule in opened} == {"api.health", "openapi.spec"}
+    for rule in opened:
+        assert client.get(seeded_path(app, rule)).status_code == 200, rule.rule
+
+
+def test_a_route_added_anywhere_needs_the_token_without_being_told():
+    """Protected by default: a route on the app or on a new blueprint is refused until marked @public."""
+    app = create_app(load_settings(database_url="sqlite://", backend_token=TOKEN))
+    app.add_url_rule("/api/v1/added", "added", lambda: {"secret": 1})
+    extra = APIBlueprint("extra", __name__)
+
+    @extra.get("/extra")
+    def closed():
+        return {"secret": 2}
+
+    @extra.get("/extra/open")
+    @public
+    def opened():
+        return {"open": 3}
+
+    app.register_blueprint(extra)
+    client = app.test_client()
+    for path in ("/api/v1/added", "/extra"):
+        assert client.get(path).status_code == 401, path
+        assert client.get(path, headers={"Authorization": f"Bearer {TOKEN}"}).status_code == 200, path
+    assert client.get("/extra/open").json == {"open": 3}
+
+
+def test_the_document_says_every_route_but_health_needs_the_token(client):
+    spec = client.get("/api/v1/openapi.json").json
+    assert spec["components"]["securitySchemes"] == {"BearerAuth": {"type": "http", "scheme": "bearer"}}
+    for path, operations in spec["paths"].items():
+        for operation in operations.values():
+            guarded = path != "/api/v1/health"
+            assert (operation.get("security") == [{"BearerAuth": []}]) == guarded, path
+            assert ("401" in operation["responses"]) == guarded, path
 
 
 def test_the_health_route_is_open(client):
@@ -382,7 +452,7 @@ def test_a_query_past_the_statement_timeout_is_cancelled_with_a_clear_503(postgr
         return {"finished": True}
 
     app.add_url_rule("/api/v1/slow", "slow", slow)
-    answer = app.test_client().get("/api/v1/slow")
+    answer = get(app.test_client(), "/slow")  # a route added here needs the token like any other
     assert answer.status_code == 503
     assert answer.json["error"] == "timeout" and "DB_STATEMENT_TIMEOUT_S" in answer.json["message"]
     app.extensions["grow_wow"]["engine"].dispose()

@@ -8,14 +8,14 @@ import re
 from email.utils import parsedate_to_datetime
 
 import pytest
-from flask import url_for
+from flask import Blueprint, jsonify, url_for
 from sqlalchemy import select, update
 
 from core.errors import SettingsError
 from core.schema import anomalies, login_sessions, sensor_wow
 from flask_back_end import create_app as create_back_end
 from flask_back_end.settings import load_settings as back_end_settings
-from flask_front_end import accounts, statuses
+from flask_front_end import accounts, is_public, public, statuses
 from flask_front_end import create_app as create_front_end
 from flask_front_end.settings import load_settings
 from tests.factories import ODD_SENSORS, TOKEN, seed, seed_odd, seed_silent
@@ -83,6 +83,103 @@ def test_pages_send_strangers_to_the_login_page_and_back(client):
     assert client.get("/data/map").status_code == 401  # page scripts get JSON, not a redirect
     back = log_in(client, "ada", next_page="/sensors/s1")
     assert back.status_code == 302 and back.location == "/sensors/s1"
+
+
+# Path arguments from tests.factories.seed: olive's (owner-a) and someone else's (owner-b). A route with
+# another argument fails the tests below until it has one here.
+OLIVES = {"sensor_id": "s1", "owner_id": "owner-a", "filename": "app.js"}  # filename: a static file
+SOMEONE_ELSES = {"sensor_id": "r1", "owner_id": "owner-b"}
+
+
+def filled(app, rule, ids=OLIVES) -> str:
+    with app.test_request_context():
+        return url_for(rule.endpoint, **{name: ids[name] for name in rule.arguments})
+
+
+def rules(app, opened: bool = False) -> list:
+    """The app's routes that need a login, or (`opened`) those marked @public."""
+    return [
+        rule for rule in app.url_map.iter_rules() if is_public(app.view_functions[rule.endpoint]) is opened
+    ]
+
+
+def test_every_route_but_the_public_ones_needs_a_login(app, client):
+    """Every route of the app, from its url_map, so a new one cannot escape: logged out, a page sends
+    the browser to log in and a /data/ route answers 401; logged in, the same path answers."""
+    guarded = rules(app)
+    assert len(guarded) >= 18
+    token = csrf_token(client)  # a POST would otherwise stop at CSRF, before the login check
+    for rule in guarded:
+        path = filled(app, rule)
+        for method in rule.methods - {"OPTIONS"}:
+            form = {"csrf_token": token} if method == "POST" else None
+            answer = client.open(path, method=method, data=form)
+            if path.startswith("/data/"):
+                assert answer.status_code == 401, (method, path)
+                assert method == "HEAD" or answer.json["error"] == "unauthorized"
+            else:
+                assert answer.status_code == 302, (method, path)
+                assert answer.location == f"/login?next={path}", (method, path)
+    log_in(client, "ada")
+    for rule in guarded:
+        if "GET" in rule.methods:
+            answer = client.get(filled(app, rule))
+            answer.close()
+            # 400: /autocomplete without q; 302: /open_sensor without an id goes to the map
+            assert answer.status_code in (200, 302, 400) and "/login" not in (answer.location or ""), rule
+
+
+def test_only_the_login_page_the_health_check_and_static_files_are_public(app, client):
+    opened = rules(app, opened=True)
+    assert {rule.endpoint for rule in opened} == {"auth.login", "auth.health", "static"}
+    for rule in opened:
+        with client.get(filled(app, rule)) as answer:
+            assert answer.status_code == 200, rule.rule
+
+
+def test_a_route_added_anywhere_needs_a_login_without_being_told(front_settings, engine):
+    """Protected by default: a page or data route on a new blueprint or on the app is refused to a
+    stranger until marked @public."""
+    app = create_front_end(load_settings(**front_settings))
+    accounts.create_user(engine, "ada", PASSWORD, "admin")
+    extra = Blueprint("extra", __name__)
+
+    @extra.get("/extra")
+    def page():
+        return "a page"
+
+    @extra.get("/data/extra")
+    def data():
+        return jsonify(secret=True)
+
+    @extra.get("/extra/open")
+    @public
+    def opened():
+        return "open to anyone"
+
+    app.register_blueprint(extra)
+    app.add_url_rule("/added", "added", lambda: "added")
+    client = app.test_client()
+    assert client.get("/extra").location == "/login?next=/extra"
+    assert client.get("/added").location == "/login?next=/added"
+    assert client.get("/data/extra").status_code == 401
+    assert client.get("/extra/open").status_code == 200
+    log_in(client, "ada")
+    assert [client.get(path).status_code for path in ("/extra", "/added", "/data/extra")] == [200] * 3
+
+
+def test_an_owner_is_refused_every_route_about_someone_elses_sensor_or_owner(app):
+    """Every route with a sensor or owner in its path (from the url_map): someone else's is a 404 to an
+    owner, as if it did not exist, and their own answers."""
+    olive = app.test_client()
+    log_in(olive, "olive")
+    about_one = [rule for rule in rules(app) if rule.arguments and "GET" in rule.methods]
+    assert len(about_one) >= 8
+    for rule in about_one:
+        with olive.get(filled(app, rule, SOMEONE_ELSES)) as refused:
+            assert refused.status_code == 404, rule.rule
+        with olive.get(filled(app, rule)) as answer:
+            assert answer.status_code == 200, rule.rule
 
 
 def test_the_login_page_acknowledges_grow_wow_and_the_eu_funding_in_words(client):
