@@ -6,25 +6,32 @@ import datetime as dt
 import io
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 from sqlalchemy import (
     Connection,
     Engine,
+    LargeBinary,
     Select,
     String,
     Table,
     Text,
+    and_,
     create_engine,
     event,
     func,
     inspect,
+    literal,
+    literal_column,
     select,
 )
+from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from core.errors import DatabaseUnavailable, GrowWowError
 from core.schema import UTCDateTime, metadata
 from core.settings import CoreSettings
+from core.times import PG_EPOCH_US
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
@@ -208,3 +215,33 @@ def read_frame(connection: Connection, query: Select) -> pd.DataFrame:
 def _csv_types(query: Select) -> dict:
     """Text columns stay text (a sensor id of digits must not become a number)."""
     return {c.name: str for c in query.selected_columns if isinstance(c.type, String | Text)}
+
+
+# --- time series packed by PostgreSQL ---------------------------------------------------------------------
+
+
+def packed_series(table: Table, key: str, columns: list[str], spans) -> Select:
+    """PostgreSQL: per window of `spans` (a selectable of key, since, until), its key and the rows of
+    `table` inside it as one bytea of records in time order: the time (int64 microseconds since 2000)
+    and each column as a float64, NULL as NaN (pandas reads both as NaN). One aggregate packs whole
+    records, so times and values cannot fall out of step; an index range scan per window and no text
+    to parse. `unpack_series` reads what it sends."""
+    nan = literal_column("'NaN'::float8")
+    record = func.timestamptz_send(table.c.ts)
+    for c in columns:
+        record = record.op("||")(func.float8send(func.coalesce(table.c[c], nan)))
+    in_order = aggregate_order_by(literal(b"", LargeBinary), table.c.ts)
+    packed = func.string_agg(record, in_order, type_=LargeBinary)
+    inside = and_(table.c[key] == spans.c.key, table.c.ts >= spans.c.since, table.c.ts <= spans.c.until)
+    return select(spans.c.key, select(packed).where(inside).scalar_subquery())
+
+
+def unpack_series(parts: list[bytes], columns: list[str]) -> tuple[pd.DatetimeIndex, dict, list[int]]:
+    """The windows `packed_series` sent, one after another: their times (UTC), each column's values, and
+    how many rows each window held."""
+    record = np.dtype([("ts", ">i8")] + [(c, ">f8") for c in columns])  # big-endian, as PostgreSQL sends
+    arrays = [np.frombuffer(part, dtype=record) for part in parts]
+    rows = np.concatenate(arrays) if arrays else np.empty(0, dtype=record)
+    ts = (rows["ts"].astype(np.int64) + PG_EPOCH_US).view("datetime64[us]")
+    values = {c: rows[c].astype(np.float64) for c in columns}
+    return pd.DatetimeIndex(ts).tz_localize("UTC"), values, [len(a) for a in arrays]

@@ -33,10 +33,10 @@ from sqlalchemy.types import JSON
 
 from core.errors import LoadError
 from core.schema import UTCDateTime
+from core.times import PG_EPOCH_US
 
 log = logging.getLogger(__name__)
 
-PG_EPOCH_US = 946_684_800_000_000  # 2000-01-01T00:00:00Z in microseconds since 1970, PostgreSQL's epoch
 PGCOPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + bytes(8)  # signature, flags, header extension length
 PGCOPY_TRAILER = b"\xff\xff"
 NULL = -1

@@ -1,10 +1,36 @@
-"""Times, always UTC: the one way a text or a naive time becomes a timezone-aware UTC datetime."""
+"""Times, always UTC: the units (HOUR, DAY), the one way a text or a naive time becomes a timezone-aware UTC
+datetime, GROW's stamps, and times as the integers the vectorised checks and PostgreSQL's binary formats
+count in."""
 
 from __future__ import annotations
 
 import datetime as dt
 
+import numpy as np
+import pandas as pd
+
 from core.vocabulary import GROW_TIME_FORMAT
+
+HOUR = pd.Timedelta(hours=1)
+DAY = pd.Timedelta(days=1)
+HOUR_NS = 3600 * 10**9
+PG_EPOCH_US = 946_684_800_000_000  # 2000-01-01T00:00:00Z in microseconds since 1970, PostgreSQL's epoch
+
+
+def epoch_ns(times: pd.Series | pd.DatetimeIndex) -> np.ndarray:
+    """Nanoseconds since 1970 of UTC times (naive ones taken as UTC), whatever resolution pandas holds
+    them in."""
+    return pd.DatetimeIndex(times).as_unit("ns").asi8
+
+
+def moment_ns(when: pd.Timestamp | dt.datetime | str) -> int:
+    """One moment in nanoseconds since 1970 (UTC)."""
+    return pd.Timestamp(when).as_unit("ns").value
+
+
+def duration_ns(span: pd.Timedelta | dt.timedelta) -> int:
+    """A duration in nanoseconds."""
+    return pd.Timedelta(span).value
 
 
 def as_utc(when: dt.datetime) -> dt.datetime:

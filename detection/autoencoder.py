@@ -26,6 +26,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from core.times import epoch_ns
+
 log = logging.getLogger(__name__)
 
 VARIABLES = ("soil_moisture", "light", "air_temperature")
@@ -79,13 +81,6 @@ def daily_windows(frame: pd.DataFrame, variable: str) -> Windows:
         }
     )
     return Windows(keys, grid.astype(np.float32))
-
-
-def epoch_ns(times: pd.Series) -> np.ndarray:
-    """Nanoseconds since 1970 of UTC times, whatever resolution pandas holds them in."""
-    return (
-        times.dt.tz_convert("UTC").dt.tz_localize(None).to_numpy().astype("datetime64[ns]").astype(np.int64)
-    )
 
 
 def _longest_gap(missing: np.ndarray) -> np.ndarray:

@@ -25,9 +25,8 @@ from typing import Annotated, TypeVar
 
 import pandas as pd
 
+from core.times import HOUR
 from core.vocabulary import SENSOR_VARIABLES, AnomalyKind, Detector
-
-HOUR = pd.Timedelta(hours=1)
 
 
 class Source(StrEnum):

@@ -29,8 +29,8 @@ import pandas as pd
 from scipy.ndimage import maximum_filter1d, minimum_filter1d
 from scipy.signal import lfilter
 
+from core.times import DAY, HOUR, HOUR_NS, epoch_ns, moment_ns
 from core.vocabulary import SENSOR_VARIABLES, AnomalyKind, Detector
-from detection.autoencoder import epoch_ns
 from detection.checks import (
     DEFAULT,
     NOTHING,
@@ -43,8 +43,6 @@ from detection.checks import (
 )
 from detection.rules import Flag, sensor_then_time
 
-HOUR = pd.Timedelta(hours=1)
-DAY = pd.Timedelta(days=1)
 SECOND = pd.Timedelta(seconds=1)
 DEFAULT_FROZEN = FrozenSoilThresholds()
 DEFAULT_SNOW = SnowCoverThresholds()
@@ -58,7 +56,6 @@ BLANKS = {
     AnomalyKind.SNOW_COVER: ("soil_moisture", "air_temperature", "light"),
     AnomalyKind.WATERING_SYSTEM: ("soil_moisture",),
 }
-HOUR_NS = 3600 * 10**9
 FLOAT_SLACK = 1e-9  # what floating point adds to a difference of readings in tenths
 
 
@@ -522,8 +519,8 @@ def _inside(grid: Grid, spans: list[tuple[str, Flag]]) -> np.ndarray:
     table = pd.DataFrame(
         {
             "code": [index.get(s, -1) for s, _ in spans],
-            "start": [_one_ns(f.start) for _, f in spans],
-            "end": [_one_ns(f.end) for _, f in spans],
+            "start": [moment_ns(f.start) for _, f in spans],
+            "end": [moment_ns(f.end) for _, f in spans],
         }
     )
     table = table[table["code"] >= 0].sort_values(["code", "start"])
@@ -547,7 +544,3 @@ def _inside(grid: Grid, spans: list[tuple[str, Flag]]) -> np.ndarray:
     inside = np.zeros(len(grid.ns), dtype=bool)
     inside[rows] = (at >= 0) & (key <= last[np.maximum(at, 0)])
     return inside
-
-
-def _one_ns(when: pd.Timestamp) -> int:
-    return pd.Timestamp(when).as_unit("ns").value

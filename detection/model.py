@@ -14,12 +14,11 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from core.times import DAY
 from core.vocabulary import SENSOR_VARIABLES, AnomalyKind, Detector
 from detection.autoencoder import Autoencoder, daily_windows
 from detection.checks import EVERY, Configuration, register
 from detection.rules import as_views, day_runs
-
-DAY = pd.Timedelta(days=1)
 
 
 def check_with_models(

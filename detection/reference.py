@@ -21,6 +21,7 @@ from functools import cached_property
 import numpy as np
 import pandas as pd
 
+from core.times import DAY, HOUR_NS
 from core.vocabulary import AnomalyKind, Detector
 from detection.checks import (
     DEFAULT,
@@ -31,10 +32,9 @@ from detection.checks import (
     override_thresholds,
     register,
 )
-from detection.conditions import HOUR_NS, ground_water
+from detection.conditions import ground_water
 from detection.rules import Flag, Rain, as_views, day_runs
 
-DAY = pd.Timedelta(days=1)
 END_OF_DAY = DAY - pd.Timedelta(seconds=1)
 
 MIN_SIDE = 5  # days on either side of a drift's start

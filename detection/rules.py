@@ -23,6 +23,7 @@ import pandas as pd
 from pandas.api.indexers import BaseIndexer
 from scipy.ndimage import maximum_filter1d
 
+from core.times import duration_ns, epoch_ns
 from core.vocabulary import SENSOR_VARIABLES, AnomalyKind, Detector, model_range, source_of
 from detection.checks import (
     DEFAULT,
@@ -132,7 +133,7 @@ class Samples:
         values = series.to_numpy(dtype=np.float64, na_value=np.nan)
         sensor = np.zeros(len(series), dtype=np.int64)
         times = pd.DatetimeIndex(series.index)
-        return cls(variable, sensor, _nanoseconds(times), values, np.array(["sensor"]), times[:0]).present()
+        return cls(variable, sensor, epoch_ns(times), values, np.array(["sensor"]), times[:0]).present()
 
     def where(self, keep: np.ndarray) -> Samples:
         """The samples `keep` marks (these same samples when it marks them all)."""
@@ -213,7 +214,7 @@ class Samples:
     def span(self, duration: pd.Timedelta, steps: float = GAP_STEPS) -> np.ndarray:
         """Per sample, `duration` or `steps` of its sensor's steps, whichever is longer (ns): how far a
         check defined in time reaches on a sensor that reports more sparsely than that."""
-        least = _ns(duration)
+        least = duration_ns(duration)
         if steps * self._longest_step <= least:  # no sensor reports that sparsely: the same for all
             return np.broadcast_to(np.int64(least), (len(self.ns),))
         return np.maximum(least, (steps * self.step).astype(np.int64))
@@ -270,7 +271,9 @@ class Samples:
         samples, each over all samples at once, and each pair's distance in time serving both counts
         (i's after, i + k's before, each by its own limit); past `most` steps, by binary search."""
         n = len(self.ns)
-        limit = np.broadcast_to(np.asarray(_ns(span) if isinstance(span, pd.Timedelta) else span), (n,))
+        limit = np.broadcast_to(
+            np.asarray(duration_ns(span) if isinstance(span, pd.Timedelta) else span), (n,)
+        )
         before, after = np.zeros(n, dtype=np.int64), np.zeros(n, dtype=np.int64)
         after_near = before_near = np.zeros(0, dtype=bool)
         k = 0
@@ -307,21 +310,13 @@ def _per_sensor(values: np.ndarray, sensor: np.ndarray, how: str) -> pd.Series:
     return grouped.median() if how == "median" else grouped.quantile(0.01)
 
 
-def _nanoseconds(times: pd.DatetimeIndex) -> np.ndarray:
-    return times.as_unit("ns").asi8
-
-
-def _ns(duration: pd.Timedelta) -> int:
-    return pd.Timedelta(duration).value
-
-
 def _runs(sensor: np.ndarray, ns: np.ndarray, flagged: np.ndarray, max_gap: pd.Timedelta | np.ndarray):
     """Flagged samples of one sensor no further than `max_gap` (a duration, or one per sample in ns)
     from the flagged one before make one run: the positions of each run's first and last sample."""
     at = np.flatnonzero(flagged)
     if len(at) == 0:
         return at, at
-    gap = _ns(max_gap) if isinstance(max_gap, pd.Timedelta) else np.asarray(max_gap)[at[1:]]
+    gap = duration_ns(max_gap) if isinstance(max_gap, pd.Timedelta) else np.asarray(max_gap)[at[1:]]
     new = np.ones(len(at), dtype=bool)
     new[1:] = (sensor[at[1:]] != sensor[at[:-1]]) | (np.diff(ns[at]) > gap)
     return at[new], at[np.append(new[1:], True)]
@@ -370,7 +365,7 @@ def _centred_windows(samples: Samples, window: pd.Timedelta) -> tuple[np.ndarray
     step either side, so that a sample always has its neighbours to be judged by (an hourly sensor
     has none within a 2-hour window that leaves one end out)."""
     rows = np.arange(len(samples.ns))
-    half = samples.span(pd.Timedelta(_ns(window) // 2, unit="ns"), steps=1.0)
+    half = samples.span(pd.Timedelta(duration_ns(window) // 2, unit="ns"), steps=1.0)
     before, after = samples.around(half)
     return rows - before, rows + 1 + after
 
@@ -397,7 +392,7 @@ def intervals(mask: pd.Series, max_gap: pd.Timedelta = HOURS_1) -> list[tuple[pd
     closer than `max_gap` belong to one interval."""
     times = mask.index
     one = np.zeros(len(mask), dtype=np.int64)
-    first, last = _runs(one, _nanoseconds(times), mask.to_numpy(dtype=bool), max_gap)
+    first, last = _runs(one, epoch_ns(times), mask.to_numpy(dtype=bool), max_gap)
     return [(times[a], times[b]) for a, b in zip(first, last)]
 
 
@@ -498,12 +493,12 @@ def stuck_flags(
     durations = ns[ends] - ns[starts]
     # Most holds are a sample or two. Only those of three samples or more that last (long enough to be
     # stuck, or to have held through rain) are judged, and the arrays below are theirs alone.
-    lasts = durations >= _ns(min_duration)
+    lasts = durations >= duration_ns(min_duration)
     if rain is not None:
-        lasts |= durations > _ns(after_rain)
+        lasts |= durations > duration_ns(after_rain)
     judging = np.flatnonzero((ends - starts >= 2) & lasts)
     first, last, lasting = starts[judging], ends[judging], durations[judging]
-    enough = (last - first >= 2) & (lasting >= _ns(min_duration))
+    enough = (last - first >= 2) & (lasting >= duration_ns(min_duration))
     judged = np.flatnonzero(enough)  # only holds long enough to be stuck
     # What is usual, twice: the longest the sensor held exactly on the days around (against which a hold
     # that hid a change is judged), and the longest it rested within one of its steps, flicking across
@@ -537,8 +532,8 @@ def stuck_flags(
         rose = np.flatnonzero(moved & (went_on > 0))
         water = rain.between(
             samples.sensor_ids[samples.sensor[last[rose]]],
-            ns[last[rose]] - _ns(answer_within),
-            ns[last[rose]] + _ns(answer_within),
+            ns[last[rose]] - duration_ns(answer_within),
+            ns[last[rose]] + duration_ns(answer_within),
         )
         answered[rose[water >= answered_mm]] = True
         # ... a probe at rest: one that held far longer than the sensor ever rests was stuck, and the
@@ -553,7 +548,7 @@ def stuck_flags(
     # No other day to tell what is usual (the first night of a history, or all of it one hold): a night
     # and a day, twice over.
     unknown = np.isnan(usual)
-    usual = np.where(unknown, _ns(HOURS_24), usual)
+    usual = np.where(unknown, duration_ns(HOURS_24), usual)
     usual = np.where(hidden | unknown, usual, usual_rest)
     factor = np.where(hidden | unknown, usual_factor, rest_factor)
     longer = enough & (lasting >= factor * usual) & ~answered
@@ -568,18 +563,18 @@ def stuck_flags(
     wet = np.zeros(len(first), dtype=bool)
     fell = np.zeros(len(first))
     if rain is not None:
-        held = (last - first >= 2) & (lasting > _ns(after_rain))
+        held = (last - first >= 2) & (lasting > duration_ns(after_rain))
         candidates = np.flatnonzero(held & ~longer & ~at_impossible)
         fell[candidates] = rain.between(
             samples.sensor_ids[samples.sensor[first[candidates]]],
             ns[first[candidates]],
-            ns[last[candidates]] - _ns(after_rain),
+            ns[last[candidates]] - duration_ns(after_rain),
             liquid=True,
         )
         wet = fell >= wet_mm
     long = longer | at_impossible | wet
     if ignore_below is not None:  # nights (dark or cold) are let be
-        long &= ~((values[first] < ignore_below) & (lasting < _ns(longest_night)))
+        long &= ~((values[first] < ignore_below) & (lasting < duration_ns(longest_night)))
     keep = np.flatnonzero(long)
     found = []
     spans = _spans(samples, first[keep], last[keep])
@@ -591,7 +586,7 @@ def stuck_flags(
         elif wet[i]:
             text += f", while its WOW station recorded {fell[i]:.0f} mm of rain"
         elif usual[i] > 0 and not unknown[i]:
-            usually = _duration(usual[i] / _ns(HOURS_1))
+            usually = _duration(usual[i] / duration_ns(HOURS_1))
             text += f", when it holds still for {usually} at most on the days around"
         score = max(hours / (min_duration / HOURS_1), 1.0)
         found.append((sensor, Flag(variable, AnomalyKind.STUCK, start, end, score, text)))
@@ -673,7 +668,7 @@ def _rests(samples: Samples, starts: np.ndarray, ends: np.ndarray, min_duration:
     ns, sensor = samples.ns, samples.sensor[starts]
     lasted = (ns[ends] - ns[starts]).astype(float)
     resolution = samples.sensor_resolution[sensor]
-    short = lasted < _ns(min_duration)
+    short = lasted < duration_ns(min_duration)
     follows = np.zeros(len(starts), dtype=bool)
     follows[1:] = (sensor[1:] == sensor[:-1]) & short[1:] & short[:-1]
     follows[1:] &= ns[starts[1:]] - ns[ends[:-1]] <= samples.span(min_duration)[starts[1:]]
@@ -706,7 +701,7 @@ def _usual_holds(
     stuck for weeks must not excuse itself; its own day is left out, so one hold never does)."""
     # Days counted from each sensor's own first: sensors of one chunk may be read at different times,
     # and a calendar over all of them would grow with their history.
-    day = start // _ns(HOURS_24)
+    day = start // duration_ns(HOURS_24)
     begins = np.flatnonzero(np.diff(sensor, prepend=-1))
     day -= np.repeat(day[begins], np.diff(begins, append=len(day)))
     width = int(day.max()) + 1 + days  # and `days` empty days after the last: the days after any day
@@ -715,7 +710,7 @@ def _usual_holds(
     cell = sensor * width + day
     runs = np.flatnonzero(np.diff(cell, prepend=-1))
     longest = np.full(sensors * width, -np.inf)
-    longest[cell[runs]] = np.maximum.reduceat(np.minimum(lasting, _ns(cap)).astype(float), runs)
+    longest[cell[runs]] = np.maximum.reduceat(np.minimum(lasting, duration_ns(cap)).astype(float), runs)
     # Day d: the longest of days d - days + 1 to d (origin puts the window's end on d, not its middle).
     trailing = maximum_filter1d(
         longest.reshape(sensors, width), days, axis=1, mode="constant", cval=-np.inf, origin=(days - 1) // 2
@@ -768,7 +763,7 @@ def spike_flags(
     if rain is not None and rain_mm is not None and above.any():
         at = np.flatnonzero(above)
         fell = rain.between(
-            samples.sensor_ids[samples.sensor[at]], samples.ns[at] - _ns(rain_within), samples.ns[at]
+            samples.sensor_ids[samples.sensor[at]], samples.ns[at] - duration_ns(rain_within), samples.ns[at]
         )
         above[at[fell >= rain_mm]] = False
     if wet_rise is not None and above.any():
@@ -845,7 +840,7 @@ def _soaking_in(samples: Samples, candidates: np.ndarray, wetting: float) -> np.
 
 def _centred_at(samples: Samples, rows: np.ndarray, window: pd.Timedelta) -> tuple[np.ndarray, np.ndarray]:
     """`_centred_windows` for some samples only (found by search, not by counting every sample's)."""
-    half = samples.span(pd.Timedelta(_ns(window) // 2, unit="ns"), steps=1.0)[rows]
+    half = samples.span(pd.Timedelta(duration_ns(window) // 2, unit="ns"), steps=1.0)[rows]
     low = samples.search(rows, samples.ns[rows] - half, "left")
     return low, samples.search(rows, samples.ns[rows] + half, "right")
 
@@ -917,13 +912,13 @@ def probe_out_of_soil_flags(
     at 7 % falls as far in the hour a probe is pulled as it dries in a summer."""
     values, ns = samples.values, samples.ns
     first, last = _runs(samples.sensor, ns, values < dry, samples.span(HOURS_3))
-    long = ns[last] - ns[first] >= _ns(min_duration)
+    long = ns[last] - ns[first] >= duration_ns(min_duration)
     first, last = first[long], last[long]
     # The day before (at least a few of the sensor's steps), leaving out the fall itself; after a gap
     # (readings blanked while the soil was frozen, say), the day's worth of samples before the gap.
     before_span = samples.span(HOURS_24, steps=2.5)[first]
     low = samples.search(first, ns[first] - before_span, "left")
-    high = samples.search(first, ns[first] - _ns(HOURS_3), "right")
+    high = samples.search(first, ns[first] - duration_ns(HOURS_3), "right")
     gap = high <= low
     start_of_sensor = samples.segments(first)[0]
     anchor = ns[np.maximum(first - 1, 0)] - before_span
@@ -967,14 +962,14 @@ def saturation_flags(
     first, last = _runs(samples.sensor, ns, values >= level, samples.span(HOURS_1))
     spread = _over_runs(np.maximum, values, first, last) - _over_runs(np.minimum, values, first, last)
     lasting = ns[last] - ns[first]
-    flat = (lasting >= _ns(min_duration)) & ~(spread > 2 * tolerance)
+    flat = (lasting >= duration_ns(min_duration)) & ~(spread > 2 * tolerance)
     if leap_in is not None:
         before = np.maximum(first - 1, 0)
         leapt = (first > 0) & samples.follows_same_sensor[first] & (values[first] - values[before] >= leap_in)
         if rain is not None:
             ids = samples.sensor_ids[samples.sensor[first]]
-            leapt &= rain.between(ids, ns[first] - _ns(rain_within), ns[first]) < rain_mm
-        flat &= leapt | (lasting >= _ns(long_plateau))
+            leapt &= rain.between(ids, ns[first] - duration_ns(rain_within), ns[first]) < rain_mm
+        flat &= leapt | (lasting >= duration_ns(long_plateau))
     first, last = first[flat], last[flat]
     found = []
     for (sensor, start, end), middle in zip(_spans(samples, first, last), _medians(values, first, last + 1)):
@@ -1008,7 +1003,7 @@ def lasting_jumps(
     jump = np.full(len(values), np.nan)
     jump[1:] = np.diff(values)
     jump[~samples.follows_same_sensor] = np.nan  # no jump from one sensor to the next
-    jump[1:][np.diff(ns) > _ns(MAX_NEIGHBOUR_GAP)] = np.nan  # nor across a gap
+    jump[1:][np.diff(ns) > duration_ns(MAX_NEIGHBOUR_GAP)] = np.nan  # nor across a gap
     with np.errstate(invalid="ignore"):
         candidates = np.abs(jump) > threshold
     if direction:
@@ -1016,7 +1011,7 @@ def lasting_jumps(
     when = np.flatnonzero(candidates)
     reach = samples.span(window, steps=2.5)[when]
     before_low = samples.search(when, ns[when] - reach, "left")
-    before_high = samples.search(when, ns[when] - _ns(SECOND), "right")
+    before_high = samples.search(when, ns[when] - duration_ns(SECOND), "right")
     after_low = samples.search(when, ns[when], "left")
     after_high = samples.search(when, ns[when] + reach, "right")
     enough = (before_high - before_low >= 2) & (after_high - after_low >= 2)
@@ -1057,7 +1052,7 @@ def break_flags(
     if rain is not None and rain_mm is not None and len(jumps.when):
         ids = samples.sensor_ids[samples.sensor[jumps.when]]
         ns = samples.ns[jumps.when]
-        dry = rain.between(ids, ns - _ns(rain_within), ns) < rain_mm
+        dry = rain.between(ids, ns - duration_ns(rain_within), ns) < rain_mm
         jumps = Jumps(*(field[dry] for field in (jumps.when, jumps.before, jumps.after, jumps.last)))
     if wet_rise is not None and len(jumps.when):
         dry = ~_wetted(samples, jumps.when - 1, rain_within, wet_rise)  # the level before the fall
@@ -1100,7 +1095,7 @@ def _not_out_of_snow(samples: Samples, jumps: Jumps, window: pd.Timedelta) -> Ju
     """The jumps but those up out of a plateau held near 0 °C: snow that buried a sensor (too briefly,
     or too much by night, to be seen as snow cover) melting off it in the morning, not a break."""
     snow = SnowCoverThresholds()
-    low = samples.search(jumps.when, samples.ns[jumps.when] - _ns(window), "left")
+    low = samples.search(jumps.when, samples.ns[jumps.when] - duration_ns(window), "left")
     high = jumps.when - 1
     top = _over_runs(np.maximum, samples.values, low, high)
     bottom = _over_runs(np.minimum, samples.values, low, high)
@@ -1136,7 +1131,7 @@ def moved_flags(
     if len(jumps.when) == 0:
         return []
     # The brightest light of each sensor's day, on one calendar (sensors as in the soil's codes).
-    day_ns = _ns(HOURS_24)
+    day_ns = duration_ns(HOURS_24)
     light_ids = {sensor_id: code for code, sensor_id in enumerate(light.sensor_ids)}
     to_soil = np.array([light_ids.get(sensor_id, -1) for sensor_id in soil.sensor_ids])
     first_day = min(int(light.ns.min()), int(soil.ns.min())) // day_ns
@@ -1165,7 +1160,7 @@ def moved_flags(
     with np.errstate(invalid="ignore"):
         moved = (ratio >= light_ratio) | (ratio <= 1 / light_ratio)
     # Across a gap only a fall counts: the thaw that ends a frozen spell wets the soil itself.
-    across = soil.ns[jumps.when] - soil.ns[jumps.when - 1] > _ns(MAX_NEIGHBOUR_GAP)
+    across = soil.ns[jumps.when] - soil.ns[jumps.when - 1] > duration_ns(MAX_NEIGHBOUR_GAP)
     moved &= ~(across & (jumps.after > jumps.before))
     found = []
     for (code, start, end), was, now, r in zip(
@@ -1189,10 +1184,10 @@ def _gaps_closed(samples: Samples) -> Samples:
     so flags take their times from `samples`."""
     step = np.zeros(len(samples.ns), dtype=np.int64)
     step[1:] = np.diff(samples.ns)
-    gap = samples.follows_same_sensor & (step > _ns(MAX_NEIGHBOUR_GAP))
+    gap = samples.follows_same_sensor & (step > duration_ns(MAX_NEIGHBOUR_GAP))
     if not gap.any():
         return samples
-    shortened = np.where(gap, step - _ns(SAMPLE_INTERVAL), 0)
+    shortened = np.where(gap, step - duration_ns(SAMPLE_INTERVAL), 0)
     return replace(samples, ns=samples.ns - np.cumsum(shortened))
 
 
@@ -1325,7 +1320,7 @@ def sensor_samples(readings: pd.DataFrame, variables: list[str], frames: dict | 
     twice is read once)."""
     sensor, ids = pd.factorize(readings["sensor_id"], sort=True)
     times = pd.DatetimeIndex(readings["ts"])
-    ns = _nanoseconds(times)
+    ns = epoch_ns(times)
     order = sensor_then_time(sensor, ns)
     order = order[sensor[order] >= 0]  # rows without a sensor id belong to no sensor
     sensor, ns = sensor[order].astype(np.int64), ns[order]

@@ -38,6 +38,7 @@ import pandas as pd
 
 from core.load import bulk_upsert
 from core.schema import readings, sensor_wow, sensors, wow_observations, wow_sites
+from core.times import DAY
 from core.vocabulary import LIGHT_PER_LUX, Detector
 from detection.autoencoder import VARIABLES, daily_windows, load_all
 from detection.checks import DEFAULT, EVERY
@@ -47,7 +48,6 @@ from devtools.simulator.network import Network
 from etl.find_nearest_wow_live import link_sensors
 from etl.settings import load_settings
 
-DAY = pd.Timedelta(days=1)
 SLACK = DAY  # a daily check flags the whole day a fault begins on
 
 

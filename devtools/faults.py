@@ -43,14 +43,14 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from core.times import DAY, HOUR
+
 STEPS = {
     "3min": pd.Timedelta(minutes=3),
     "15min": pd.Timedelta(minutes=15),
     "1h": pd.Timedelta(hours=1),
     "1d": pd.Timedelta(days=1),
 }
-DAY = pd.Timedelta(days=1)
-HOUR = pd.Timedelta(hours=1)
 NOON = pd.Timedelta(hours=12)  # a daily mean stands at the middle of its day
 MIN_RUN = 3  # samples of its step a run of a fault covers at least, to be visible at that step
 STUCK_HIDES = 1.0  # % the soil moves while a stuck probe holds, for the fault to change what is read

@@ -22,6 +22,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from core.times import HOUR
+
 DEFAULT_DIR = Path(__file__).resolve().parent.parent.parent / "shared" / "realdata"
 ISMN_FOLDERS = (  # the ISMN downloads holding soil moisture, each with its own layout
     "ismn_tahmo_ammacatch_smps",
@@ -40,7 +42,6 @@ PERCENT_PER_M3_M3 = 100.0  # volumetric water content: 0.25 m³/m³ is 25 %
 # The top of the probe no deeper than 10 cm, what a garden sensor measures; SCAN's "10 cm" probe sits at
 # 4 inches (0.1016 m) and counts as one.
 SHALLOW_M = 0.1016
-HOUR = pd.Timedelta(hours=1)
 EPOCH = pd.Timestamp(0, tz="UTC")
 
 # `NETWORK_NETWORK_STATION_var_from_to_sensor_start_end.stm`; station and sensor may hold '_' or ','.

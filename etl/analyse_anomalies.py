@@ -21,8 +21,9 @@ from core.db import latest_times
 from core.load import bulk_upsert
 from core.schema import anomalies, readings, sensor_health, sensors
 from core.vocabulary import NOT_FAULTS, Health
-from etl.shard import sensor_sites
-from etl.step import StepContext, step_command
+from etl.commands import step_command
+from etl.shard import owned_sensor_ids
+from etl.step import StepContext
 
 log = logging.getLogger(__name__)
 
@@ -105,12 +106,7 @@ def _silenced(row: tuple, now: pd.Timestamp, silent_days: float) -> tuple:
 
 def run(context: StepContext) -> int:
     with context.engine.connect() as connection:
-        sites = sensor_sites(connection)
-        sensor_ids = [
-            s
-            for s in connection.execute(select(sensors.c.sensor_id)).scalars()
-            if context.shard.owns(s, sites.get(s))
-        ]
+        sensor_ids = owned_sensor_ids(connection, context.shard)
         latest = latest_times(connection, readings, sensors, "sensor_id")
         found = pd.concat(
             [

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from functools import partial
 from pathlib import Path
 
 import click
@@ -20,8 +21,9 @@ from core.db import (
 )
 from core.logs import configure_logging
 from core.times import parse_utc
+from etl.commands import OneLineErrors, allocate_big_blocks_apart, shard_option
+from etl.runs import describe_counts
 from etl.settings import load_settings
-from etl.step import OneLineErrors, allocate_big_blocks_apart, describe_counts, shard_option
 
 
 class Commands(OneLineErrors, click.Group):
@@ -52,7 +54,7 @@ def status_command(settings) -> None:
     when the last nightly run failed or is older than STATUS_MAX_AGE_HOURS, or when more than
     STATUS_MAX_GAPS sensors and stations are held back or the last run quarantined more than
     STATUS_MAX_QUARANTINED records (for monitoring)."""
-    from etl.runner import current_plan, latest_runs, nightly_verdict, upstream_report, upstream_verdict
+    from etl.runs import current_plan, latest_runs, nightly_verdict, upstream_report, upstream_verdict
 
     engine = make_engine(settings)
     check_connection(engine)
@@ -230,22 +232,11 @@ def import_files_command(settings, folder: Path, mapping: Path | None) -> None:
     """Load a folder of a gardener's files: CSV (one file per sensor, or with a sensor column) described
     by mapping.json, with positions in sensors.csv; and ISMN station files (*.stm). A bad row is set aside
     in the quarantine, never fatal; importing the same files again changes nothing."""
-    from etl.import_files import NAME, step
+    from etl.commands import run_alone
+    from etl.import_files import NAME, run
     from etl.shard import Shard
-    from etl.step import StepContext, etl_lock, run_recorded
 
-    engine = make_engine(settings)
-    ensure_schema(engine)
-    context = StepContext(settings, engine, Shard(), settings.now())
-    n: dict = {}
-    with etl_lock(engine, context.shard):
-        written = run_recorded(NAME, step(folder, mapping, n), context)
-    history = f"; {n['history']:,} stretches ISMN flagged kept as history" if n["history"] else ""
-    click.echo(
-        f"read {n['files']} files: {n['sensors']:,} sensors, {n['readings']:,} readings{history};"
-        f" {written:,} rows written; set aside {n['refused']:,} refused and {n['repaired']:,} repaired"
-        " records (the quarantine table says why)"
-    )
+    run_alone(NAME, partial(run, folder=folder, mapping=mapping), Shard())
 
 
 @cli.command("import-2019")
@@ -258,23 +249,11 @@ def import_2019_command(settings, source_url: str) -> None:
     station links (grow_to_wow_mapping, for sensors without one) and the days its model flagged
     (grow_anomalies, as kind 2019-model), through the nightly steps' checks and quarantine. Safe to
     repeat: a second import writes nothing."""
+    from etl.commands import run_alone
     from etl.import_2019 import NAME, run
     from etl.shard import Shard
-    from etl.step import StepContext, etl_lock, run_recorded
 
-    engine = make_engine(settings)
-    ensure_schema(engine)
-    context = StepContext(settings, engine, Shard(), settings.now())
-    n: dict = {}
-    with etl_lock(engine, context.shard):
-        run_recorded(NAME, lambda step_context: run(step_context, source_url, n), context)
-    click.echo(
-        f"read {n['sensors']:,} sensors, {n['tables']:,} grow_data tables ({n['readings']:,} readings)"
-        f", {n['links']:,} station links and {n['anomalies']:,} days 2019's model flagged; wrote"
-        f" {n['sensors_written']:,} sensor rows, {n['readings_written']:,} readings,"
-        f" {n['links_written']:,} stations and links, and {n['anomalies_written']:,} anomalies; set aside"
-        f" {n['refused']:,} refused and {n['repaired']:,} repaired records (the quarantine table says why)"
-    )
+    run_alone(NAME, partial(run, source_url=source_url), Shard())
 
 
 @cli.command("fetch-sensors")

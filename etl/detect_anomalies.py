@@ -32,23 +32,19 @@ import click
 import numpy as np
 import pandas as pd
 from sqlalchemy import (
-    LargeBinary,
     String,
     and_,
     bindparam,
     column,
     delete,
     func,
-    literal,
-    literal_column,
     or_,
     select,
     update,
     values,
 )
-from sqlalchemy.dialects.postgresql import aggregate_order_by
 
-from core.db import earliest_times, latest_times, read_frame
+from core.db import earliest_times, latest_times, packed_series, read_frame, unpack_series
 from core.errors import SettingsError
 from core.load import bulk_upsert
 from core.schema import (
@@ -65,9 +61,10 @@ from detection.autoencoder import load_all, shipped
 from detection.checks import Configuration, parse_thresholds, select_checks, with_thresholds
 from detection.detect import ANOMALY_COLUMNS, detect
 from detection.model import ErrorMemo
+from etl.commands import Command, run_alone, shard_option
 from etl.settings import EtlSettings
-from etl.shard import sensor_sites
-from etl.step import Command, StepContext, StepFailed, run_alone, shard_option
+from etl.shard import owned_sensor_ids, sensor_sites
+from etl.step import StepContext, StepFailed
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +81,6 @@ MIN_CHUNK_READINGS = 20_000
 WINDOWS_PER_QUERY = 5_000  # three parameters each: SQLite takes at most 32,766
 TOUCHING = pd.Timedelta(hours=1)
 FOREVER = pd.Timestamp("2200-01-01", tz="UTC")
-PG_EPOCH_US = 946_684_800_000_000  # PostgreSQL's binary timestamps count microseconds from 2000-01-01
 STATION_COLUMNS = ["air_temperature", "rainfall"]  # what the station checks read of wow_observations
 ANOMALY_KEY = ["sensor_id", "variable", "kind"]  # with start_at, the key of a stored anomaly
 
@@ -264,11 +260,7 @@ def run_with(context: StepContext, recheck_days: int | None = None) -> int:
         site_of = sensor_sites(connection)
         # A shard takes whole stations with their sensors (etl.shard), so a sharded run checks each
         # sensor beside the same neighbours as a whole run.
-        sensor_ids = [
-            s
-            for s in connection.execute(select(sensors.c.sensor_id)).scalars()
-            if context.shard.owns(s, site_of.get(s))
-        ]
+        sensor_ids = owned_sensor_ids(connection, context.shard, site_of)
         latest = latest_times(connection, readings, sensors, "sensor_id")
         first = earliest_times(connection, readings, sensors, "sensor_id")
     recheck = None if recheck_days is None else pd.Timedelta(days=recheck_days)
@@ -418,30 +410,24 @@ def _read_series(
     """The rows (key, ts and `columns`) of a time series table inside each key's window, as one frame
     with the types `read_frame` gives, or with the keys as categories if `categorical` (as detection
     takes them; `_as_categories`). On PostgreSQL each window's rows come as one binary value
-    (`_packed_rows`): an index range scan per window and no text to parse, where joining the windows
+    (`core.db.packed_series`): an index range scan per window and no text to parse, where joining the windows
     scans the whole table and parsing CSV took longer than the rules."""
     if connection.dialect.name != "postgresql":
         selected = [table.c[key], table.c.ts, *(table.c[c] for c in columns)]
         frame = _read_windows(connection, selected, table, key, windows)
         return frame.astype({key: "category"}) if categorical else frame
-    record = np.dtype([("ts", ">i8")] + [(c, ">f8") for c in columns])  # big-endian, as PostgreSQL sends
     keys, parts = [], []
     for batch in _batches(windows):
-        for name, packed in connection.execute(_packed_rows(table, key, columns, _windows(batch))):
+        for name, packed in connection.execute(packed_series(table, key, columns, _windows(batch))):
             if packed is not None:  # None: no rows in that window
                 keys.append(name)
-                parts.append(np.frombuffer(packed, dtype=record))
-    rows = np.concatenate(parts) if parts else np.empty(0, dtype=record)
-    counts = [len(part) for part in parts]
+                parts.append(packed)
+    ts, values, counts = unpack_series(parts, columns)
     if categorical:
         names = _as_categories(keys, counts)
     else:
         names = pd.array(np.array(keys, dtype=object).repeat(counts), dtype="str")
-    ts = (rows["ts"].astype(np.int64) + PG_EPOCH_US).view("datetime64[us]")
-    frame = pd.DataFrame({key: names, "ts": pd.DatetimeIndex(ts).tz_localize("UTC")})
-    for c in columns:
-        frame[c] = rows[c].astype(np.float64)
-    return frame
+    return pd.DataFrame({key: names, "ts": ts, **values})
 
 
 def _as_categories(keys: list[str], counts: list[int]) -> pd.Categorical:
@@ -451,19 +437,6 @@ def _as_categories(keys: list[str], counts: list[int]) -> pd.Categorical:
     rank = {name: i for i, name in enumerate(order)}
     codes = np.repeat(np.array([rank.get(name, -1) for name in keys], dtype=np.int32), counts)
     return pd.Categorical.from_codes(codes, categories=pd.Index(order, dtype="str"))
-
-
-def _packed_rows(table, key: str, columns: list[str], spans):
-    """PostgreSQL: per window, its key and its rows as one bytea of records in time order: the time
-    (int64 microseconds since 2000) and each column as a float64, NULL as NaN (pandas reads both as
-    NaN). One aggregate packs whole records, so times and values cannot fall out of step."""
-    nan = literal_column("'NaN'::float8")
-    record = func.timestamptz_send(table.c.ts)
-    for c in columns:
-        record = record.op("||")(func.float8send(func.coalesce(table.c[c], nan)))
-    in_order = aggregate_order_by(literal(b"", LargeBinary), table.c.ts)
-    packed = func.string_agg(record, in_order, type_=LargeBinary)
-    return select(spans.c.key, select(packed).where(_inside(table, key, spans)).scalar_subquery())
 
 
 @dataclass(frozen=True)

@@ -18,34 +18,28 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import logging
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import replace
 
-import numpy as np
 import pandas as pd
-from sqlalchemy import Table, bindparam, or_, select, update
+from sqlalchemy import select
 from tqdm import tqdm
 
-from core.db import latest_times, read_frame
-from core.load import bulk_upsert
+from core.db import latest_times
 from core.schema import detection_state, readings, sensor_wow, sensors, wow_observations, wow_sites
 from core.vocabulary import source_of
+from etl.commands import step_command
 from etl.fetch_state import WOW, Progress, next_state, read_state, save_state
 from etl.forked import Forked
-from etl.history import store_history
-from etl.quarantine import Quarantined, write_quarantine
-from etl.shard import sensor_sites
+from etl.loaders import Loader, ReadingsLoader, mark_unsure, store_history
+from etl.shard import owned, sensor_sites
 from etl.sources import sensor_sources
-from etl.sources.grow import VARIABLES
 from etl.sources.http import SourceError, in_order
 from etl.sources.wow import STORED_COLUMNS, WowClient
-from etl.step import StepContext, Tally, step_command
+from etl.step import StepContext, Tally
 
 log = logging.getLogger(__name__)
 
 NAME = "extract_all_grow_data"
-VALUE_COLUMNS = list(VARIABLES.values())
-UNSURE = "_unsure"  # a batch column: the row comes from an incomplete answer
 
 
 def fetch_plan(
@@ -92,153 +86,6 @@ def windows_of(
     return windows
 
 
-class Loader:
-    """Collect batches and load them in bulk on a thread of its own, one transaction at a time in the
-    order they came, while the next requests are fetched; quarantined records go in the same
-    transaction as the rows of their batch. Use it as a context manager: leaving waits for the last
-    load and raises its error, if any."""
-
-    def __init__(self, context: StepContext, table: Table):
-        self.context, self.table = context, table
-        self.frames: list[pd.DataFrame] = []
-        self.records: list[Quarantined] = []
-        self.rows = 0
-        self.written = 0
-        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"load-{table.name}")
-        self._loading: Future | None = None
-
-    def __enter__(self) -> Loader:
-        return self
-
-    def __exit__(self, *exc_info) -> None:
-        try:
-            if exc_info[0] is None:
-                self.flush()
-            self._wait()
-        finally:
-            self._thread.shutdown(wait=True)
-
-    def add(self, frame: pd.DataFrame, quarantined: list[Quarantined] = ()) -> None:
-        if len(frame):
-            self.frames.append(frame)
-            self.rows += len(frame)
-        self.records += quarantined
-        if self.rows >= self.context.settings.load_batch_rows:
-            self.flush()
-
-    def flush(self) -> None:
-        if not self.frames and not self.records:
-            return
-        batch = pd.concat(self.frames, ignore_index=True) if self.frames else None
-        records, self.frames, self.records, self.rows = self.records, [], [], 0
-        self._wait()  # one load at a time keeps the order, and memory bounded
-        self._loading = self._thread.submit(self._load, batch, records)
-
-    def _load(self, batch: pd.DataFrame | None, records: list[Quarantined]) -> int:
-        with self.context.engine.begin() as connection:
-            written = self.write(connection, batch) if batch is not None else 0
-            seen = dt.datetime.now(dt.UTC)
-            self.context.tally.add("quarantined", write_quarantine(connection, records, seen))
-        return written
-
-    def write(self, connection, batch: pd.DataFrame) -> int:
-        return bulk_upsert(connection, self.table, batch)
-
-    def _wait(self) -> None:
-        if self._loading is not None:
-            loading, self._loading = self._loading, None
-            self.written += loading.result()
-
-
-class ReadingsLoader(Loader):
-    """Readings are re-read for days (late uploads): only rows that are new or changed are written, and
-    those older than what detection has checked mark their sensor's days for a re-check."""
-
-    def __init__(self, context: StepContext, newest: dict, checked: dict):
-        super().__init__(context, readings)
-        self.newest, self.checked = newest, checked
-
-    @classmethod
-    def on_stored(cls, context: StepContext) -> ReadingsLoader:
-        """A loader that knows each sensor's newest stored reading and how far detection has checked it,
-        as the database holds them now (for the imports, which load outside the nightly extract)."""
-        with context.engine.connect() as connection:
-            newest = latest_times(connection, readings, sensors, "sensor_id")
-            checked = connection.execute(
-                select(detection_state.c.sensor_id, detection_state.c.analysed_until)
-            )
-            return cls(context, newest, dict(checked.all()))
-
-    def write(self, connection, batch: pd.DataFrame) -> int:
-        batch = changed_rows(connection, batch, self.newest).drop(columns=UNSURE, errors="ignore")
-        if batch.empty:
-            return 0
-        written = bulk_upsert(connection, readings, batch)
-        mark_for_recheck(connection, late_starts(batch, self.checked))
-        return written
-
-
-def changed_rows(connection, batch: pd.DataFrame, newest: dict) -> pd.DataFrame:
-    """The rows of a batch not already stored as they are. Rows later than their sensor's newest
-    stored reading (at the start of the run) are new; the others are compared with what is stored. A row
-    marked UNSURE is written only where nothing is stored."""
-    stored_until = pd.to_datetime(batch["sensor_id"].map(newest), utc=True)
-    maybe = (stored_until.notna() & (batch["ts"] <= stored_until)).to_numpy()
-    if not maybe.any():
-        return batch
-    candidates = batch[maybe]
-    query = select(readings).where(
-        readings.c.sensor_id.in_(list(candidates["sensor_id"].unique())),
-        readings.c.ts >= candidates["ts"].min().to_pydatetime(),
-        readings.c.ts <= candidates["ts"].max().to_pydatetime(),
-    )
-    stored = read_frame(connection, query)
-    merged = candidates.merge(
-        stored, on=["sensor_id", "ts"], how="left", suffixes=("", "_stored"), indicator=True
-    )
-    stored_already = merged["_merge"].eq("both").to_numpy(copy=True)
-    same = stored_already.copy()
-    for column in VALUE_COLUMNS:
-        new, old = merged[column].to_numpy(dtype=float), merged[f"{column}_stored"].to_numpy(dtype=float)
-        same &= (new == old) | (np.isnan(new) & np.isnan(old))
-    if UNSURE in merged:
-        same |= stored_already & merged[UNSURE].fillna(False).to_numpy(dtype=bool)
-    changed = candidates[~same]
-    return pd.concat([changed, batch[~maybe]], ignore_index=True)
-
-
-def late_starts(written: pd.DataFrame, checked: dict) -> dict[str, pd.Timestamp]:
-    """Per sensor, the earliest of the written readings that detection had already passed."""
-    checked_until = pd.to_datetime(written["sensor_id"].map(checked), utc=True)
-    late = written[checked_until.notna() & (written["ts"] <= checked_until)]
-    return late.groupby("sensor_id")["ts"].min().to_dict()
-
-
-def mark_for_recheck(connection, starts: dict[str, pd.Timestamp]) -> None:
-    """Tell detection to check these sensors again from these times (the earliest mark stays)."""
-    if not starts:
-        return
-    connection.execute(
-        update(detection_state)
-        .where(
-            detection_state.c.sensor_id == bindparam("sensor"),
-            or_(
-                detection_state.c.recheck_from.is_(None), detection_state.c.recheck_from > bindparam("since")
-            ),
-        )
-        .values(recheck_from=bindparam("since")),
-        [{"sensor": sensor, "since": since.to_pydatetime()} for sensor, since in starts.items()],
-    )
-    log.info("late readings: %d sensors have days to check again", len(starts))
-
-
-def mark_unsure(batch: pd.DataFrame, incomplete: dict) -> pd.DataFrame:
-    """The rows of an answer, those of sensors it did not fully answer for marked `UNSURE`: they may hold
-    values stored as missing (impossible readings), so they fill in what is not stored yet but never
-    overwrite a stored row. The sensor is asked again, and a full answer then writes the true values."""
-    return batch.assign(**{UNSURE: batch["sensor_id"].isin(list(incomplete)).to_numpy()})
-
-
 def count_problems(context: StepContext, batch) -> None:
     tally = context.tally
     tally.add("failed_requests", batch.error is not None)
@@ -257,12 +104,8 @@ def extract_readings(context: StepContext, client) -> int:
             columns=["sensor_id", "first_sample_at", "last_sample_at"],
         )
         sites = sensor_sites(connection)
-        sensor_frame = sensor_frame.loc[
-            [
-                context.shard.owns(s, sites.get(s)) and source_of(s) == client.name
-                for s in sensor_frame["sensor_id"]
-            ]
-        ]
+        mine = owned(context.shard, sensor_frame["sensor_id"], sites)
+        sensor_frame = sensor_frame.loc[mine & (sensor_frame["sensor_id"].map(source_of) == client.name)]
         stored = read_state(connection, client.state_key)
         newest = latest_times(connection, readings, sensors, "sensor_id")
         checked = dict(

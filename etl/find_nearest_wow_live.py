@@ -22,13 +22,14 @@ from sqlalchemy import func, select, update
 
 from core.load import bulk_upsert
 from core.schema import fetch_state, sensor_wow, sensors, wow_observations, wow_sites
+from etl.commands import step_command
 from etl.fetch_state import STATE_COLUMNS, WOW, read_state
 from etl.geo import EARTH_RADIUS_KM
 from etl.quarantine import write_quarantine
-from etl.shard import sensor_sites
+from etl.shard import owned, sensor_sites
 from etl.sources.http import SourceError
 from etl.sources.wow import STORED_COLUMNS, WowClient
-from etl.step import StepContext, step_command
+from etl.step import StepContext
 
 log = logging.getLogger(__name__)
 
@@ -117,9 +118,10 @@ def run(context: StepContext) -> int:
             columns=["sensor_id", "latitude", "longitude"],
         )
         stored = read_state(connection, WOW)
-    owned = sensor_frame["sensor_id"].map(lambda sensor: context.shard.owns(sensor, sites.get(sensor)))
     # .loc, since [] takes an empty mask (no sensors) for an empty list of columns
-    sensor_frame = sensor_frame.loc[owned].reset_index(drop=True)
+    sensor_frame = sensor_frame.loc[owned(context.shard, sensor_frame["sensor_id"], sites)].reset_index(
+        drop=True
+    )
     links = link_sensors(sensor_frame, live, context.settings.link_max_km)
     # The reports that showed the linked stations live are the newest of their observations: keep them,
     # so extract_all_grow_data need not ask WOW for them again.

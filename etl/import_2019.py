@@ -40,10 +40,10 @@ from core.schema import anomalies, is_id, sensor_wow, sensors, wow_sites
 from core.settings import parse_database_url
 from core.vocabulary import SENSOR_VARIABLES, AnomalyKind
 from detection.detect import ANOMALY_COLUMNS
-from etl.extract_all_grow_data import ReadingsLoader
+from etl.loaders import ReadingsLoader
 from etl.quarantine import REFUSED, REPAIRED, Quarantined, clean_text, write_quarantine
 from etl.sources.batch import TEXT_WIDTHS, checked_readings
-from etl.step import StepContext
+from etl.step import Imported, StepContext
 from etl.store_sensor_info import BASE_COLUMNS, days_active
 
 log = logging.getLogger(__name__)
@@ -247,8 +247,8 @@ def _new_links(connection, sites: pd.DataFrame, links: pd.DataFrame) -> int:
     return written + (bulk_upsert(connection, sensor_wow, new_links) if len(new_links) else 0)
 
 
-def run(context: StepContext, source_url: str, summary: dict) -> int:
-    """Import the 2019 database at `source_url`; what was read, written and set aside goes in `summary`."""
+def run(context: StepContext, source_url: str) -> Imported:
+    """Import the 2019 database at `source_url`."""
     try:
         source = read_only(source_url)
     except SettingsError as exc:
@@ -310,19 +310,15 @@ def run(context: StepContext, source_url: str, summary: dict) -> int:
         links_written = _new_links(connection, sites, links) if len(links) else 0
         anomalies_written = bulk_upsert(connection, anomalies, found_anomalies) if len(found_anomalies) else 0
         write_quarantine(connection, quarantined, dt.datetime.now(dt.UTC))  # sensors, tables, anomaly rows
-    summary.update(
-        sensors=len(listed),
-        tables=len(reading_tables),
-        readings=readings_read,
-        sensors_written=written,
-        readings_written=loader.written,
-        anomalies=len(found_anomalies),
-        links=len(links),
-        links_written=links_written,
-        anomalies_written=anomalies_written,
-        refused=sum(q.action == REFUSED for q in quarantined) + rows_set_aside.count(REFUSED),
-        repaired=sum(q.action == REPAIRED for q in quarantined) + rows_set_aside.count(REPAIRED),
+    refused = sum(q.action == REFUSED for q in quarantined) + rows_set_aside.count(REFUSED)
+    repaired = sum(q.action == REPAIRED for q in quarantined) + rows_set_aside.count(REPAIRED)
+    said = (
+        f"read {len(listed):,} sensors, {len(reading_tables):,} grow_data tables ({readings_read:,} readings)"
+        f", {len(links):,} station links and {len(found_anomalies):,} days 2019's model flagged; wrote"
+        f" {written:,} sensor rows, {loader.written:,} readings, {links_written:,} stations and links, and"
+        f" {anomalies_written:,} anomalies; set aside {refused:,} refused and {repaired:,} repaired records"
+        " (the quarantine table says why)"
     )
     context.tally.add("quarantined", len(quarantined))  # the rows' records the loader counts itself
     source.dispose()
-    return written + loader.written + anomalies_written + links_written
+    return Imported(written + loader.written + anomalies_written + links_written, said)

@@ -8,14 +8,12 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from functools import partial
 from pathlib import Path
 
-from etl.extract_all_grow_data import ReadingsLoader
-from etl.history import store_history
+from etl.loaders import ReadingsLoader, store_history
 from etl.quarantine import REFUSED
 from etl.sources.files import read_folder
-from etl.step import StepContext
+from etl.step import Imported, StepContext
 from etl.store_sensor_info import store_sensors
 
 log = logging.getLogger(__name__)
@@ -23,21 +21,11 @@ log = logging.getLogger(__name__)
 NAME = "import_files"
 
 
-def run(context: StepContext, folder: Path, mapping: Path | None = None, summary: dict | None = None) -> int:
-    """Read the folder and load it as the nightly steps store what they fetch; what was read and set
-    aside goes into `summary`."""
+def run(context: StepContext, folder: Path, mapping: Path | None = None) -> Imported:
+    """Read the folder and load it as the nightly steps store what they fetch."""
     not_after = context.now + dt.timedelta(hours=context.settings.future_tolerance_hours)
     found = read_folder(folder, mapping, not_after)
     refused = sum(q.action == REFUSED for q in found.quarantined)
-    if summary is not None:
-        summary.update(
-            files=found.files,
-            sensors=len(found.sensors),
-            readings=len(found.readings),
-            refused=refused,
-            repaired=len(found.quarantined) - refused,
-            history=len(found.history),
-        )
     written = store_sensors(context, found.sensors, found.quarantined, sites={})  # one whole shard
     with ReadingsLoader.on_stored(context) as loader:
         loader.add(found.readings, [])
@@ -52,9 +40,12 @@ def run(context: StepContext, folder: Path, mapping: Path | None = None, summary
         loader.written,
         len(found.quarantined),
     )
-    return written + loader.written
-
-
-def step(folder: Path, mapping: Path | None, summary: dict):
-    """The import as a step of its own (recorded in etl_runs like the nightly ones)."""
-    return partial(run, folder=folder, mapping=mapping, summary=summary)
+    written += loader.written
+    history = f"; {len(found.history):,} stretches ISMN flagged kept as history" if len(found.history) else ""
+    read = f"read {found.files} files: {len(found.sensors):,} sensors, {len(found.readings):,} readings"
+    said = (
+        f"{read}{history};"
+        f" {written:,} rows written; set aside {refused:,} refused and {len(found.quarantined) - refused:,}"
+        " repaired records (the quarantine table says why)"
+    )
+    return Imported(written, said)

@@ -25,9 +25,10 @@ import zlib
 from dataclasses import dataclass
 
 import click
+import numpy as np
 from sqlalchemy import Connection, select
 
-from core.schema import sensor_wow
+from core.schema import sensor_wow, sensors
 
 
 @dataclass(frozen=True)
@@ -69,6 +70,20 @@ def sensor_sites(connection: Connection) -> dict[str, str]:
     """The linked station of each sensor that has one, as ownership reads it: sensor id → site id."""
     linked = select(sensor_wow.c.sensor_id, sensor_wow.c.site_id).where(sensor_wow.c.site_id.is_not(None))
     return {sensor: str(site) for sensor, site in connection.execute(linked)}
+
+
+def owned_sensor_ids(connection: Connection, shard: Shard, sites: dict[str, str] | None = None) -> list[str]:
+    """The stored sensors this shard owns, by the links in `sites` (read now when not given)."""
+    sites = sensor_sites(connection) if sites is None else sites
+    stored = connection.execute(select(sensors.c.sensor_id)).scalars()
+    return [sensor_id for sensor_id in stored if shard.owns(sensor_id, sites.get(sensor_id))]
+
+
+def owned(shard: Shard, sensor_ids, sites: dict[str, str]) -> np.ndarray:
+    """For each of `sensor_ids` (stored or not), is it this shard's by the links in `sites`?"""
+    return np.array(
+        [shard.owns(str(sensor_id), sites.get(sensor_id)) for sensor_id in sensor_ids], dtype=bool
+    )
 
 
 class ShardParam(click.ParamType):

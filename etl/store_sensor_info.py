@@ -19,14 +19,15 @@ from sqlalchemy import func, select
 from core.load import bulk_upsert
 from core.schema import sensors
 from core.vocabulary import source_of
+from etl.commands import Command, run_alone, shard_option
 from etl.geo import haversine_km
 from etl.quarantine import write_quarantine
-from etl.shard import sensor_sites
+from etl.shard import owned, sensor_sites
 from etl.sources.address import Geocoder
 from etl.sources.batch import SENSOR_COLUMNS
 from etl.sources.http import SourceError
 from etl.sources.sensor_sources import clients
-from etl.step import Command, StepContext, run_alone, shard_option
+from etl.step import StepContext
 
 log = logging.getLogger(__name__)
 
@@ -99,11 +100,12 @@ def store_sensors(context: StepContext, fetched: pd.DataFrame, quarantined: list
     """The shard's sensors with their days active, addresses for the new or moved ones, and the records
     set aside; `sites`: who owns which sensor (etl.shard). The import of files stores through here too."""
 
-    def owned(sensor_id: str) -> bool:
-        return context.shard.owns(sensor_id, sites.get(sensor_id))
-
-    fetched = fetched.loc[fetched["sensor_id"].map(owned)].reset_index(drop=True)
-    quarantined = [q for q in quarantined if owned(str(q.entity_id))]
+    fetched = fetched.loc[owned(context.shard, fetched["sensor_id"], sites)].reset_index(drop=True)
+    quarantined = [
+        q
+        for q, mine in zip(quarantined, owned(context.shard, [str(q.entity_id) for q in quarantined], sites))
+        if mine
+    ]
     fetched["days_active"] = days_active(fetched["first_sample_at"], fetched["last_sample_at"])
     with context.engine.connect() as connection:
         stored = pd.DataFrame(

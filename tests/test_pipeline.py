@@ -20,12 +20,14 @@ from core.schema import etl_runs, fetch_state, sensor_wow, sensors, wow_sites
 from etl.extract_all_grow_data import fetch_plan, split_by_sensors, station_plan
 from etl.find_nearest_wow_live import link_sensors, nearest
 from etl.geo import haversine_km
-from etl.runner import STEPS, RunRecord, latest_runs, nightly_verdict, run_nightly
+from etl.locks import AlreadyRunning, etl_lock
+from etl.runner import STEPS, run_nightly
+from etl.runs import RunRecord, latest_runs, nightly_verdict, run_recorded
 from etl.settings import load_settings
 from etl.shard import Shard
 from etl.sources.grow import Batch
 from etl.sources.http import SourceError
-from etl.step import AlreadyRunning, StepContext, etl_lock, run_recorded
+from etl.step import StepContext
 from etl.store_sensor_info import days_active, needs_address
 from tests.factories import NOW, assert_same_database, etl_env, pipeline_settings, snapshot
 

@@ -14,11 +14,12 @@ from sqlalchemy import insert, select
 
 from core.db import make_engine
 from core.schema import etl_runs, sensor_wow, sensors, wow_sites
-from etl import runner
-from etl.runner import ShardsDidNotFinish, run_nightly, wait_for_shards
+from etl import runner, waits
+from etl.locks import AlreadyRunning, etl_lock, shard_lock_held
+from etl.runner import run_nightly
 from etl.settings import load_settings
 from etl.shard import Shard, sensor_sites
-from etl.step import AlreadyRunning, etl_lock, shard_lock_held
+from etl.waits import ShardsDidNotFinish, wait_for_shards
 from tests.factories import etl_env
 
 UTC = dt.UTC
@@ -263,7 +264,7 @@ def test_a_shard_that_finishes_while_its_lock_is_looked_at_is_not_called_dead(en
         record(engine, "extract_all_grow_data", "2/3", "ok")
         return False
 
-    monkeypatch.setattr(runner, "shard_lock_held", finishing_meanwhile)
+    monkeypatch.setattr(waits, "shard_lock_held", finishing_meanwhile)
     wait(engine)
 
 
@@ -307,7 +308,7 @@ import time
 from core.db import make_engine
 from etl.settings import load_settings
 from etl.shard import Shard
-from etl.step import etl_lock
+from etl.locks import etl_lock
 
 with etl_lock(make_engine(load_settings()), Shard(2, 3)):
     print("held", flush=True)
@@ -316,9 +317,9 @@ with etl_lock(make_engine(load_settings()), Shard(2, 3)):
 
 
 def test_a_sharded_run_waits_for_the_others_between_steps(engine, settings, monkeypatch, caplog):
-    caplog.set_level(logging.INFO, logger="etl.runner")
+    caplog.set_level(logging.INFO, logger="etl.waits")
     done = []
-    monkeypatch.setattr(runner, "SHARD_POLL_S", 0.05)
+    monkeypatch.setattr(waits, "SHARD_POLL_S", 0.05)
     monkeypatch.setattr(
         runner, "STEPS", (("first", lambda context: done.append("first") or 1), ("second", lambda c: 2))
     )

@@ -13,10 +13,12 @@ from sqlalchemy import select
 from core.errors import GrowWowError
 from core.schema import etl_runs
 from etl import runner
+from etl import runs as runs_module
 from etl.forked import ChildDied, Forked
-from etl.runner import StepDied, latest_runs, nightly_verdict, run_nightly
+from etl.locks import etl_lock
+from etl.runner import StepDied, run_nightly
+from etl.runs import latest_runs, nightly_verdict
 from etl.shard import Shard
-from etl.step import etl_lock
 
 
 class UpstreamRefused(GrowWowError):
@@ -59,6 +61,7 @@ def test_a_step_killed_outright_is_recorded_failed_at_once(engine, settings, mon
         os.kill(os.getpid(), signal.SIGKILL)
 
     monkeypatch.setattr(runner, "STEPS", (("first", lambda context: 1), ("second", killed)))
+    monkeypatch.setattr(runs_module, "NIGHTLY", ("first", "second"))  # what the verdict reads as the night
     with pytest.raises(StepDied, match=r"^second \(shard all\) was killed by SIGKILL \(out of memory\?\)$"):
         run_nightly(settings, engine, Shard(), processes=True)
     assert runs(engine) == [
@@ -149,7 +152,8 @@ def test_a_process_killed_with_its_word_to_go_unread_is_told_as_it_died(tmp_path
 def test_a_failures_reason_is_stored_printable_and_bounded_and_the_run_recorded_failed(engine, settings):
     """Issue 32: a 10 MB one-line file was echoed whole into etl_runs.error, and a NUL in a reason made
     PostgreSQL refuse the record, leaving the run `running` and its reason lost."""
-    from etl.step import StepContext, run_recorded
+    from etl.runs import run_recorded
+    from etl.step import StepContext
 
     def failing(context):
         raise UpstreamRefused("huge.csv: no column T (columns: " + "a\x00," * 5_000_000 + ")")

@@ -13,8 +13,8 @@ from core.load import bulk_upsert
 from core.schema import metadata, readings
 from core.vocabulary import GROW_DATA_SOURCE, Health
 from etl.analyse_anomalies import sensor_health_rows
-from etl.extract_all_grow_data import changed_rows, mark_unsure
 from etl.fetch_state import GROW, Progress, Stored, next_state
+from etl.loaders import changed_rows, mark_unsure
 from etl.quarantine import REFUSED, REPAIRED, Quarantined, clean_text, quarantine_frame
 from etl.sources.grow import check_answer, parse_locations
 from etl.sources.http import decode_json
