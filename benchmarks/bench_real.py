@@ -50,6 +50,7 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks import harness
+from core.times import DAY, HOUR, epoch_ns, moment_ns
 from core.vocabulary import NOT_FAULTS, Detector
 from detection.detect import detect
 from devtools import realdata
@@ -64,8 +65,6 @@ from devtools.faults import (
     resample,
 )
 
-DAY = pd.Timedelta(days=1)
-HOUR = pd.Timedelta(hours=1)
 MAX_ROWS = 1_500_000  # readings in one detect() call: its memory stays within a small machine's
 STATION_PAD = pd.Timedelta(days=3)  # station data given either side of a series, for checks that look back
 STATION_COVER = 0.9  # share of a window's hours its station must report rain in to stand beside it
@@ -167,15 +166,11 @@ def spans_by_sensor(anomalies: pd.DataFrame) -> dict[str, tuple[np.ndarray, np.n
         return {}
     return {
         str(sensor): (
-            pd.DatetimeIndex(group["start_at"]).as_unit("ns").asi8,
-            pd.DatetimeIndex(group["end_at"]).as_unit("ns").asi8,
+            epoch_ns(group["start_at"]),
+            epoch_ns(group["end_at"]),
         )
         for sensor, group in anomalies.groupby("sensor_id", observed=True)
     }
-
-
-def _ns(moment: pd.Timestamp) -> int:
-    return pd.Timestamp(moment).as_unit("ns").value
 
 
 def overlaps(spans: tuple[np.ndarray, np.ndarray] | None, start, end, slack: pd.Timedelta) -> bool:
@@ -183,7 +178,7 @@ def overlaps(spans: tuple[np.ndarray, np.ndarray] | None, start, end, slack: pd.
     if spans is None:
         return False
     starts, ends = spans
-    return bool(np.any((starts <= _ns(end + slack)) & (ends >= _ns(start - slack))))
+    return bool(np.any((starts <= moment_ns(end + slack)) & (ends >= moment_ns(start - slack))))
 
 
 def found_by_anomalies(case: Case, spans: dict[str, tuple[np.ndarray, np.ndarray]]) -> bool:
@@ -406,7 +401,7 @@ def _alarm_away(spans, case: Case) -> bool:
         return False
     starts, ends = spans
     label, slack = case.label, slack_of(case.label)
-    return bool(np.any((starts > _ns(label.end + slack)) | (ends < _ns(label.start - slack))))
+    return bool(np.any((starts > moment_ns(label.end + slack)) | (ends < moment_ns(label.start - slack))))
 
 
 def min_recall(recall: dict, step: str, kinds: Sequence[str]) -> float | None:

@@ -109,22 +109,24 @@ def copy_payload(table: Table, frame: pd.DataFrame) -> bytes:
 # --- preparing columns -------------------------------------------------------------------------------
 
 
+# Our storage kind of each schema column type, the first that matches (BigInteger before Integer, which
+# it extends).
+COLUMN_KINDS = (
+    (UTCDateTime, "timestamp"),
+    (Boolean, "bool"),
+    (BigInteger, "int8"),
+    (Integer, "int4"),
+    (Float, "float"),
+    (JSON, "json"),
+    (String | Text, "text"),
+)
+
+
 def column_kind(sql_type) -> str:
     """Our storage kind for a schema column type."""
-    if isinstance(sql_type, UTCDateTime):
-        return "timestamp"
-    if isinstance(sql_type, Boolean):
-        return "bool"
-    if isinstance(sql_type, BigInteger):
-        return "int8"
-    if isinstance(sql_type, Integer):
-        return "int4"
-    if isinstance(sql_type, Float):
-        return "float"
-    if isinstance(sql_type, JSON):
-        return "json"
-    if isinstance(sql_type, String | Text):
-        return "text"
+    for kind_of, kind in COLUMN_KINDS:
+        if isinstance(sql_type, kind_of):
+            return kind
     raise LoadError(f"bulk loads do not handle columns of type {sql_type!r}")
 
 

@@ -251,11 +251,8 @@ def run_with(context: StepContext, recheck_days: int | None = None) -> int:
         )
     budget = chunk_readings(settings.etl_memory_mb)
     with context.engine.connect() as connection:
-        links = pd.DataFrame(
-            connection.execute(
-                select(sensor_wow.c.sensor_id, sensor_wow.c.site_id, sensor_wow.c.distance_km)
-            ).all(),
-            columns=["sensor_id", "site_id", "distance_km"],
+        links = read_frame(
+            connection, select(sensor_wow.c.sensor_id, sensor_wow.c.site_id, sensor_wow.c.distance_km)
         )
         site_of = sensor_sites(connection)
         # A shard takes whole stations with their sensors (etl.shard), so a sharded run checks each

@@ -24,7 +24,7 @@ import pandas as pd
 from sqlalchemy import select
 from tqdm import tqdm
 
-from core.db import latest_times
+from core.db import latest_times, read_frame
 from core.schema import detection_state, readings, sensor_wow, sensors, wow_observations, wow_sites
 from core.vocabulary import source_of
 from etl.commands import step_command
@@ -97,11 +97,8 @@ def count_problems(context: StepContext, batch) -> None:
 def extract_readings(context: StepContext, client) -> int:
     """New readings of the sensors of one source (`client`, see etl.sources.sensor_sources)."""
     with context.engine.connect() as connection:
-        sensor_frame = pd.DataFrame(
-            connection.execute(
-                select(sensors.c.sensor_id, sensors.c.first_sample_at, sensors.c.last_sample_at)
-            ).all(),
-            columns=["sensor_id", "first_sample_at", "last_sample_at"],
+        sensor_frame = read_frame(
+            connection, select(sensors.c.sensor_id, sensors.c.first_sample_at, sensors.c.last_sample_at)
         )
         sites = sensor_sites(connection)
         mine = owned(context.shard, sensor_frame["sensor_id"], sites)
