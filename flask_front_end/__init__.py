@@ -52,7 +52,7 @@ def create_app(settings: FrontendSettings | None = None) -> Flask:
         RATELIMIT_STORAGE_URI=settings.rate_limit_storage,
         RATELIMIT_HEADERS_ENABLED=True,
         # Pages, scripts and the map go out compressed (brotli, else gzip): the map page's first load
-        # with 6,500 sensors is under 300 kB on the wire (tests/test_browser.py measures it). Static
+        # with 6,500 sensors is under 300 kB on the wire (tests/scenarios/test_browser.py measures it). Static
         # files are streamed, so the streaming list needs gzip too.
         MAX_CONTENT_LENGTH=1024
         * 1024,  # a login form or a logout is a few hundred bytes: 413 past a megabyte

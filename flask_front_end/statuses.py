@@ -3,7 +3,7 @@
 
 The templates, the CSS colours (written into each page) and the page scripts (which read `config()` from
 the page) all take them from here, so a new status needs its look and its place in WORST_FIRST here,
-and nothing in the templates or the scripts (tests/test_vocabulary.py checks every status has both).
+and nothing in the templates or the scripts (tests/core/test_vocabulary.py checks every status has both).
 """
 
 from __future__ import annotations

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import uuid
+from pathlib import Path
 
 import pytest
 from sqlalchemy import create_engine, text
@@ -21,6 +22,17 @@ from core.db import init_db, make_engine
 from core.settings import VAR_DIR, parse_database_url
 from etl.settings import load_settings
 from tests.factories import SIMULATED_END, seed, var_changes, var_listing
+
+SCENARIOS = Path(__file__).resolve().parent / "scenarios"
+
+
+def pytest_collection_modifyitems(config, items):
+    """Whole-system scenarios (tests/scenarios: nights of chaos, browsers, pipelines, deployments) are
+    slow by their folder; `make test-fast` leaves them out, `make test` runs them."""
+    for item in items:
+        if SCENARIOS in Path(item.fspath).resolve().parents:
+            item.add_marker(pytest.mark.slow)
+
 
 POSTGRES_URL = parse_database_url(
     os.environ.get("TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")

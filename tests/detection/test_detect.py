@@ -145,7 +145,7 @@ def test_with_the_models_off_tensorflow_is_not_even_imported():
     script = (
         "import sys\n"
         "from detection.detect import detect\n"
-        "from tests.test_detect import many\n"
+        "from tests.detection.test_detect import many\n"
         "detect(many({'b': 'out_of_range'}))\n"
         "print('tensorflow' in sys.modules)\n"
     )
@@ -232,7 +232,7 @@ def test_a_value_held_while_the_station_records_rain_is_stuck():
 def realdata(name: str) -> Path:
     """A folder of the real corpus (REALDATA_DIR, default ../shared/realdata); absent, the test skips,
     except under CI, where it fails."""
-    root = Path(os.environ.get("REALDATA_DIR", Path(__file__).resolve().parents[2] / "shared" / "realdata"))
+    root = Path(os.environ.get("REALDATA_DIR", Path(__file__).resolve().parents[3] / "shared" / "realdata"))
     if not (root / name).is_dir():
         message = f"the real data {root / name} is not here"
         if os.environ.get("CI"):

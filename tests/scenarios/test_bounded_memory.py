@@ -200,7 +200,6 @@ def _peak_of_detection(url: str) -> float:
         engine.dispose()
 
 
-@pytest.mark.slow
 def test_the_memory_detection_takes_does_not_grow_with_history(tmp_path, long_network):
     month = detection_peak_mb(tmp_path / "month.sqlite", long_network, 30)
     four = detection_peak_mb(tmp_path / "four.sqlite", long_network, 120)

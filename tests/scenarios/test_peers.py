@@ -19,8 +19,6 @@ import pytest
 from benchmarks import peers
 from benchmarks.peers import PEERS, PeerError, flag_series
 
-pytestmark = pytest.mark.slow  # each peer's own Python in a subprocess: seconds to start
-
 DAYS = 14
 SPIKE_AT = pd.Timedelta(days=6, hours=3)
 OUT_OF_RANGE_AT = pd.Timedelta(days=9, hours=15)

@@ -18,7 +18,7 @@ from flask_front_end import create_app as create_front_end
 from flask_front_end import statuses
 from flask_front_end.settings import load_settings as front_end_settings
 
-README = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+README = (Path(__file__).resolve().parents[2] / "README.md").read_text()
 
 
 def test_every_kind_has_a_detector_and_a_meaning():

@@ -21,8 +21,6 @@ from flask_back_end import create_app
 from flask_back_end.settings import load_settings as backend_settings
 from tests.factories import NOW, TOKEN, pipeline_settings
 
-pytestmark = pytest.mark.slow  # two nightly runs each
-
 UTC = dt.UTC
 
 

@@ -25,8 +25,6 @@ from etl.runner import STEPS, run_nightly
 from etl.shard import Shard
 from tests.factories import etl_env, pipeline_settings
 
-pytestmark = pytest.mark.slow  # 22 nightly runs
-
 SENSORS, CHAOS_NIGHTS, CLEAN_NIGHTS = 50, 20, 2
 END = dt.datetime(2019, 7, 1, tzinfo=dt.UTC)
 FIRST_NIGHT = END - dt.timedelta(days=CHAOS_NIGHTS + CLEAN_NIGHTS - 1)

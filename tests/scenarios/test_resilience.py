@@ -25,7 +25,7 @@ from tests.factories import (
     snapshot,
 )
 
-pytestmark = [pytest.mark.postgres, pytest.mark.slow]  # whole nightly runs and subprocesses
+pytestmark = pytest.mark.postgres  # whole nightly runs and subprocesses
 
 UTC = dt.UTC
 

@@ -33,7 +33,7 @@ from flask_front_end.settings import load_settings as front_end_settings
 from tests.factories import SIMULATED_END
 
 CHROMIUM = "/usr/bin/chromium"
-AXE = Path(__file__).resolve().parent / "vendor" / "axe-core" / "axe.min.js"  # fetch.sh vendors it
+AXE = Path(__file__).resolve().parents[1] / "vendor" / "axe-core" / "axe.min.js"  # fetch.sh vendors it
 HOSTILE_NAME = "<img src=x id=pwned-name>"
 HOSTILE_ADDRESS = 'Hostile Lane "><img src=x id=pwned-address>'
 
@@ -61,7 +61,6 @@ if not Path(CHROMIUM).exists():
 
 sync_api = pytest.importorskip("playwright.sync_api")
 pytestmark = [
-    pytest.mark.slow,  # a whole nightly run, then Chromium: about a minute
     # Werkzeug's development server leaves a static file open when the browser drops its request early.
     pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning"),
 ]
@@ -983,6 +982,6 @@ def test_every_page_left_a_screenshot(shots):
     """The tests above photographed each page; UPDATE_SCREENSHOTS=1 copies the three the README shows."""
     assert [name for name in SCREENSHOTS if not (shots / f"{name}.png").exists()] == []
     if os.environ.get("UPDATE_SCREENSHOTS") == "1":
-        docs = Path(__file__).resolve().parent.parent / "docs"
+        docs = Path(__file__).resolve().parents[2] / "docs"
         for name in ("all_grow_map", "faulty_sensor", "owner_latest_tables", "phone_map", "phone_owner"):
             shutil.copy(shots / f"{name}.png", docs / f"{name}.png")

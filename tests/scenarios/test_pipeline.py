@@ -176,7 +176,6 @@ def simulator(simulator, small_network):
     return lambda **options: simulator(serving=small_network, **options)
 
 
-@pytest.mark.slow  # two whole nightly runs
 def test_the_nightly_run_fills_the_database_and_running_it_again_changes_nothing(
     database_url, network, simulator
 ):
@@ -243,7 +242,6 @@ def test_the_nightly_run_fills_the_database_and_running_it_again_changes_nothing
     assert set(silent.index) == set(quiet.index[quiet >= pd.Timedelta(days=3)])
 
 
-@pytest.mark.slow  # two whole nightly runs
 def test_late_uploads_arrive_in_the_next_run(tmp_path, network, simulator):
     earlier = dt.datetime(2019, 6, 26, tzinfo=UTC)
     url = simulator(now=earlier)
@@ -261,7 +259,6 @@ def test_late_uploads_arrive_in_the_next_run(tmp_path, network, simulator):
     pd.testing.assert_frame_equal(stored_readings(engine), truth, check_dtype=False)
 
 
-@pytest.mark.slow  # two whole nightly runs
 def test_a_failed_window_holds_its_sensors_back_the_night_goes_on_and_the_next_run_completes(
     tmp_path, network, simulator, monkeypatch
 ):
@@ -417,7 +414,6 @@ def test_status_judges_the_shard_plan_of_the_latest_run(records, healthy, verdic
     assert ok is healthy and said.startswith(verdict), said
 
 
-@pytest.mark.slow  # a whole nightly run and two subprocesses
 def test_status_exits_0_after_a_good_night_and_1_when_it_is_too_old(tmp_path, simulator):
     database = f"sqlite:///{tmp_path}/status.sqlite"
     settings = pipeline_settings(database, simulator())
@@ -451,7 +447,6 @@ def test_a_run_killed_earlier_is_marked_as_interrupted(tmp_path, simulator):
     assert runs == [("failed", "interrupted (killed or crashed)"), ("ok", None)]
 
 
-@pytest.mark.slow  # a subprocess
 def test_a_second_run_started_meanwhile_exits_at_once(database_url, simulator):
     engine = make_engine(load_settings(database_url=database_url))
     init_db(engine)
@@ -480,7 +475,6 @@ def test_an_in_memory_database_is_locked_too_by_a_file_in_the_temporary_folder()
             pass
 
 
-@pytest.mark.slow  # a subprocess each, detection loads TensorFlow
 def test_each_step_runs_on_its_own_in_order(tmp_path, simulator):
     """Each step's own command, one after the other on one database: each reads what the one before
     wrote (one test, so that its steps never run apart, in processes of their own under pytest -n)."""
@@ -501,7 +495,6 @@ def test_each_step_runs_on_its_own_in_order(tmp_path, simulator):
         assert expect in result.stdout, (module, result.stdout)
 
 
-@pytest.mark.slow  # two subprocesses
 def test_store_sensor_info_takes_the_google_key_as_its_argument(tmp_path, simulator):
     database = f"sqlite:///{tmp_path}/google.sqlite"
     init_db(make_engine(load_settings(database_url=database)))
@@ -532,7 +525,6 @@ def test_store_sensor_info_takes_the_google_key_as_its_argument(tmp_path, simula
     )
 
 
-@pytest.mark.slow  # the whole run in a subprocess
 def test_the_nightly_run_takes_the_google_key_as_an_option(tmp_path, simulator):
     database = f"sqlite:///{tmp_path}/run.sqlite"
     init_db(make_engine(load_settings(database_url=database)))

@@ -19,10 +19,10 @@ from etl import detect_anomalies
 from etl.settings import load_settings
 from etl.shard import Shard
 from etl.step import StepContext
+from tests.detection.test_reference import garden
 from tests.factories import START, clean
-from tests.test_reference import garden
 
-CRONTAB = Path(__file__).resolve().parent.parent / "deploy" / "crontab"
+CRONTAB = Path(__file__).resolve().parents[2] / "deploy" / "crontab"
 DAY = pd.Timedelta(days=1)
 
 

@@ -388,7 +388,7 @@ def test_the_real_ismn_download_imports_from_its_top_folder_every_value_kept_and
 
     from devtools import realdata
     from etl.sources.files import read_folder
-    from tests.test_realdata import need_realdata
+    from tests.devtools.test_realdata import need_realdata
 
     need_realdata()
     download = sorted((realdata.realdata_dir() / "ismn_tahmo_ammacatch_smps").glob("Data_separate_files_*"))[

@@ -79,7 +79,7 @@ def env_file_of_the_guide() -> str:
     """The /etc/grow-wow.env the guide writes in section 2 (taken from the guide itself)."""
     from pathlib import Path
 
-    guide = (Path(__file__).resolve().parent.parent / "deploy" / "README.md").read_text()
+    guide = (Path(__file__).resolve().parents[2] / "deploy" / "README.md").read_text()
     return re.search(r"tee /etc/grow-wow.env <<'ENV'\n(.*?)\nENV", guide, re.S).group(1)
 
 

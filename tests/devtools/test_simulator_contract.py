@@ -9,7 +9,7 @@ from jsonschema import Draft4Validator
 
 from devtools.simulator.server import Keys, create_app
 
-SPEC = Path(__file__).parent / "data" / "grow-api" / "spec"
+SPEC = Path(__file__).resolve().parents[1] / "data" / "grow-api" / "spec"
 GROW = "Thingful.Connectors.GROWSensors"
 AUTH = {"Authorization": "Bearer sim-grow-key"}
 

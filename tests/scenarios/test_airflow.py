@@ -18,7 +18,7 @@ from core.db import init_db, make_engine
 from etl.settings import load_settings
 from tests.factories import DATA_TABLES, RESULT_TABLES, SIMULATED_END, assert_same_database, snapshot
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 AIRFLOW_PYTHON = Path(os.environ.get("AIRFLOW_PYTHON", ROOT / "var" / "airflow-venv" / "bin" / "python"))
 STEPS = [
     "store_sensor_info",
@@ -28,7 +28,6 @@ STEPS = [
     "analyse_anomalies",
 ]
 
-pytestmark = pytest.mark.slow  # Airflow's own Python in subprocesses: seconds to start, minutes to run
 
 if not AIRFLOW_PYTHON.exists():
     reason = f"no Airflow environment at {AIRFLOW_PYTHON} (make test creates it)"

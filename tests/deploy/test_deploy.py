@@ -15,7 +15,7 @@ from core.db import init_db, make_engine
 from core.schema import etl_runs
 from etl.settings import load_settings
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "deploy"))
 import bundle  # noqa: E402
 

@@ -28,7 +28,7 @@ from core.load import bulk_upsert
 from core.schema import etl_runs, metadata, sensor_health, sensors, users
 from etl.settings import load_settings
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 
 def schema_snapshot(engine) -> dict:
