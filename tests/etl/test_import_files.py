@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from sqlalchemy import select
 
 from core.db import init_db, make_engine, read_frame
-from core.schema import anomalies, etl_runs, quarantine, readings, sensors
+from core.schema import anomalies, quarantine, readings, sensors
 from etl.cli import cli
 from etl.settings import load_settings
 
@@ -137,41 +137,6 @@ def test_csv_without_a_mapping_or_in_an_unknown_unit_is_refused_whole_in_one_lin
     assert "Traceback" not in refused.output
 
 
-@pytest.mark.slow  # two nightly runs
-def test_a_folder_as_a_nightly_source_stores_what_it_holds_and_a_second_night_changes_nothing(
-    tmp_path, simulator
-):
-    from core.db import read_frame as frame_of
-    from etl.runner import run_nightly
-    from etl.shard import Shard
-    from etl.sources.files import read_folder
-    from tests.factories import NOW, assert_same_database, pipeline_settings, snapshot
-
-    folder = tmp_path / "garden"
-    write_folder(folder)
-    database = f"sqlite:///{tmp_path / 'nightly.sqlite'}"
-    settings = pipeline_settings(database, simulator(), sensor_sources="files", files_dir=folder)
-    engine = make_engine(settings)
-    init_db(engine)
-    first = run_nightly(settings, engine, Shard())
-    before = snapshot(engine)
-    again = run_nightly(settings, engine, Shard())
-    assert [r.rows > 0 for r in first][:3] == [True, True, True]
-    assert [r.rows for r in again] == [0, 0, 0, 0, 0]
-    assert_same_database(snapshot(engine), before)
-    expected = read_folder(folder, None, NOW).readings
-    with engine.connect() as connection:
-        stored = frame_of(connection, select(readings)).sort_values(["sensor_id", "ts"], ignore_index=True)
-        reasons = connection.execute(select(quarantine.c.reason)).scalars().all()
-        flagged = connection.execute(select(anomalies.c.explanation).where(anomalies.c.kind == "ismn-flag"))
-        flagged = flagged.scalars().all()
-    values = ["soil_moisture", "air_temperature", "light", "battery_level"]
-    stored = stored.astype(dict.fromkeys(values, float))  # a column of nothing but NULL comes back as None
-    pd.testing.assert_frame_equal(stored, expected, check_dtype=False)
-    assert not any("ISMN flag" in reason for reason in reasons)  # a flagged value is a value
-    assert len(flagged) == 1 and "D03" in flagged[0]  # and ISMN's flag is kept beside it as history
-
-
 def test_awkward_files_are_read_or_set_aside_never_a_crash(tmp_path):
     """What loggers write: times with their offset across a clock change, a Latin-1 file, an empty file,
     local times in the hour that comes twice, dates no parser knows, and an ISMN air temperature (its
@@ -220,30 +185,6 @@ def test_awkward_files_are_read_or_set_aside_never_a_crash(tmp_path):
     placed = found.sensors.set_index("sensor_id")
     assert pd.isna(placed.loc["file:offsets", "owner_id"]) and placed.loc["file:latin", "owner_id"] == "ben"
     assert pd.isna(placed.loc["file:dotted", "first_sample_at"])  # placed, nothing readable: no span
-
-
-@pytest.mark.slow  # a nightly run
-def test_a_folder_that_cannot_be_read_does_not_stop_the_night_of_the_other_sources(tmp_path, simulator):
-    from etl.runner import run_nightly
-    from etl.shard import Shard
-    from tests.factories import pipeline_settings
-
-    folder = tmp_path / "garden"
-    write_folder(folder)
-    (folder / "mapping.json").unlink()  # CSV files nobody has described: the folder cannot be read
-    database = f"sqlite:///{tmp_path / 'nightly.sqlite'}"
-    settings = pipeline_settings(database, simulator(), sensor_sources="grow,files", files_dir=folder)
-    engine = make_engine(settings)
-    init_db(engine)
-    reports = run_nightly(settings, engine, Shard())
-    assert [r.rows > 0 for r in reports] == [True] * 5  # GROW's sensors went through every step
-    with engine.connect() as connection:
-        ids = connection.execute(select(sensors.c.sensor_id)).scalars().all()
-        counts = connection.execute(
-            select(etl_runs.c.counts).where(etl_runs.c.step == "store_sensor_info")
-        ).scalar()
-    assert ids and not any(sensor_id.startswith("file:") for sensor_id in ids)
-    assert counts == {"sensor_list_unavailable": 1}
 
 
 def hostile_folder(tmp_path, files: dict[str, bytes]):
