@@ -518,6 +518,7 @@ def test_a_network_starts_in_the_month_asked_and_its_winter_freezes_inland(tmp_p
         assert np.nanmax(inside) < 0.5
 
 
+@pytest.mark.slow  # a subprocess
 def test_the_command_takes_a_start_date(tmp_path):
     result = subprocess.run(
         [

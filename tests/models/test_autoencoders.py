@@ -163,6 +163,7 @@ def test_training_from_trusted_sensors_in_the_database(tmp_path, small_network, 
     assert result.exit_code == 2 and "--from-db" in result.output
 
 
+@pytest.mark.slow  # a subprocess importing TensorFlow
 def test_loading_and_running_the_models_keeps_tensorflow_chatter_off_the_terminal():
     # TensorFlow's C++ side writes its start-up lines to stderr at import, whatever TF_CPP_MIN_LOG_LEVEL
     # says; a user running the demo saw a screen of them.

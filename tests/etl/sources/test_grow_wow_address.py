@@ -671,18 +671,19 @@ def test_the_policy_comes_from_the_settings(source_settings):
 def test_a_trickling_answer_fails_at_the_deadline_instead_of_holding_the_call(
     kind, raw_server, source_settings, caplog
 ):
-    """A byte every 0.2 s never trips the 1 s wait for each piece; the 1.5 s deadline ends each attempt."""
-    trickle = http_answer(LONG_ANSWER, piece=1, gap_s=0.2, chunked=kind == "chunked", gzipped=kind == "gzip")
+    """A byte every 0.1 s never trips the 0.5 s wait for each piece; the 0.75 s deadline ends each
+    attempt."""
+    trickle = http_answer(LONG_ANSWER, piece=1, gap_s=0.1, chunked=kind == "chunked", gzipped=kind == "gzip")
     server = raw_server(trickle)
-    settings = source_settings(server.url, http_timeout_s=1, http_deadline_s=1.5, http_attempts=2)
+    settings = source_settings(server.url, http_timeout_s=0.5, http_deadline_s=0.75, http_attempts=2)
     source = grow_source(settings)
     with caplog.at_level(logging.WARNING):
         outcome, took = finishes_within(15, lambda: source.request_json("GET", "readings", "readings of s1"))
     assert isinstance(outcome.get("error"), SourceError), outcome
     assert (
-        str(outcome["error"]) == "GROW API readings of s1: no complete answer within 1.5 s after 2 attempts"
+        str(outcome["error"]) == "GROW API readings of s1: no complete answer within 0.75 s after 2 attempts"
     )
-    assert took < 8  # 2 × 1.5 s and a backoff, with room for a loaded machine
+    assert took < 6  # 2 × 0.75 s and a backoff, with room for a loaded machine
     assert server.connections == 2
     assert "attempt 1 of 2" in caplog.text
     assert "sim-grow-key" not in caplog.text + str(outcome["error"])
