@@ -34,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from benchmarks import harness
 from benchmarks.scratch import Scratch
 from core.schema import anomalies, readings
-from detection.autoencoder import SLOTS, VARIABLES, quiet_tensorflow
+from detection.model import SLOTS, VARIABLES, quiet_tensorflow
 from devtools.evaluate import store_network
 from devtools.simulator.generate import generate
 from devtools.simulator.network import Network

@@ -7,7 +7,7 @@
 battery_level, for one sensor or many (a `sensor_id` column); samples may be 15-minute, hourly or
 irregular. `stations` (site_id, ts, air_temperature, rainfall) and `links` (sensor_id, site_id,
 distance_km) are optional: without them the station checks are skipped. `models` are the autoencoders
-shipped in models/ unless given (a dict of variable → `detection.autoencoder.Autoencoder`, or None for no
+shipped in models/ unless given (a dict of variable → `detection.model.Autoencoder`, or None for no
 model check; or a Future of either, waited for by the model check alone), used when `config` runs the
 model checks. `config` says which checks run with which thresholds (`detection.checks.configure`; unless
 given, every check but the models, with its defaults: `configure("all")` runs the models too).
@@ -25,10 +25,9 @@ from concurrent.futures import Future, ThreadPoolExecutor
 import pandas as pd
 
 from core.vocabulary import AnomalyKind, Detector
-from detection.autoencoder import Autoencoder, shipped
 from detection.checks import CHECKS, DEFAULT, Configuration
 from detection.conditions import Grid, Views, find_conditions
-from detection.model import ErrorMemo, check_with_models
+from detection.model import Autoencoder, ErrorMemo, check_with_models, shipped
 from detection.reference import check_against_stations, station_rain, without_common
 from detection.rules import Flag, check_sensors
 

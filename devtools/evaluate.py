@@ -40,9 +40,9 @@ from core.load import bulk_upsert
 from core.schema import readings, sensor_wow, sensors, wow_observations, wow_sites
 from core.times import DAY
 from core.vocabulary import LIGHT_PER_LUX, Detector
-from detection.autoencoder import VARIABLES, daily_windows, load_all
 from detection.checks import DEFAULT, EVERY
 from detection.detect import detect
+from detection.model import VARIABLES, daily_windows, load_all
 from devtools.simulator import osem
 from devtools.simulator.network import Network
 from etl.find_nearest_wow_live import link_sensors

@@ -11,8 +11,8 @@ from pathlib import Path
 import click
 import pandas as pd
 
-from detection.autoencoder import MODEL_DIR, VARIABLES
 from detection.detect import wet_days
+from detection.model import MODEL_DIR, VARIABLES
 from devtools.evaluate import network_frames
 from devtools.simulator.generate import generate
 from devtools.simulator.network import Network

@@ -57,10 +57,9 @@ from core.schema import (
     wow_observations,
 )
 from core.vocabulary import Detector
-from detection.autoencoder import load_all, shipped
 from detection.checks import Configuration, parse_thresholds, select_checks, with_thresholds
 from detection.detect import ANOMALY_COLUMNS, detect
-from detection.model import ErrorMemo
+from detection.model import ErrorMemo, load_all, shipped
 from etl.commands import Command, run_alone, shard_option
 from etl.settings import EtlSettings
 from etl.shard import owned_sensor_ids, sensor_sites

@@ -23,7 +23,7 @@ import click
 import numpy as np
 import pandas as pd
 
-from detection.autoencoder import (
+from detection.model import (
     MODEL_DIR,
     SLOTS,
     VARIABLES,

@@ -28,10 +28,14 @@ SCENARIOS = Path(__file__).resolve().parent / "scenarios"
 
 def pytest_collection_modifyitems(config, items):
     """Whole-system scenarios (tests/scenarios: nights of chaos, browsers, pipelines, deployments) are
-    slow by their folder; `make test-fast` leaves them out, `make test` runs them."""
+    slow by their folder; `make test-fast` leaves them out, `make test` runs them, first: pytest-xdist
+    hands out files in the order collected, so the long ones start at once and the many short ones fill
+    in beside them, rather than one long file running alone at the end."""
+    scenario = {id(item): SCENARIOS in Path(item.fspath).resolve().parents for item in items}
     for item in items:
-        if SCENARIOS in Path(item.fspath).resolve().parents:
+        if scenario[id(item)]:
             item.add_marker(pytest.mark.slow)
+    items.sort(key=lambda item: not scenario[id(item)])  # stable: each file keeps its order
 
 
 POSTGRES_URL = parse_database_url(

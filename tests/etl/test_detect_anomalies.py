@@ -8,8 +8,7 @@ from sqlalchemy import select
 from core.db import read_frame
 from core.load import bulk_upsert
 from core.schema import readings, sensors, wow_observations
-from detection.autoencoder import SLOTS, daily_windows
-from detection.model import ErrorMemo
+from detection.model import SLOTS, ErrorMemo, daily_windows
 from etl.detect_anomalies import Window, _read_series, _read_windows
 
 T0 = pd.Timestamp("2019-05-01", tz="UTC")

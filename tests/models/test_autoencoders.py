@@ -14,8 +14,7 @@ from click.testing import CliRunner
 from core.db import init_db, make_engine
 from core.load import bulk_upsert
 from core.schema import readings, sensor_health, sensors
-from detection.autoencoder import MODEL_DIR, VARIABLES, daily_windows, load, shipped
-from detection.model import check_with_models
+from detection.model import MODEL_DIR, VARIABLES, check_with_models, daily_windows, load, shipped
 from devtools import train_models
 from etl.settings import load_settings
 from models import train
@@ -169,7 +168,7 @@ def test_loading_and_running_the_models_keeps_tensorflow_chatter_off_the_termina
     # says; a user running the demo saw a screen of them.
     script = (
         "import numpy as np\n"
-        "from detection.autoencoder import shipped\n"
+        "from detection.model import shipped\n"
         "print(float(shipped()['light'].errors(np.zeros((1, 96), dtype='float32'))[0]) >= 0)\n"
     )
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
