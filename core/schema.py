@@ -302,6 +302,8 @@ users = Table(
         server_default="0",
         comment="bumped when the password changes or the account is disabled: older sessions end",
     ),
+    Column("email", String(254), comment="where the account's alerts go; none: no mail"),
+    Column("alerts", Boolean, nullable=False, server_default=true(), comment="mail when a sensor turns bad"),
     CheckConstraint(f"role IN {USER_ROLES!r}", name="role"),
     CheckConstraint("role = 'admin' OR owner_id IS NOT NULL", name="owner_has_owner_id"),
 )
@@ -317,4 +319,28 @@ login_sessions = Table(
     Column("issued_at", UTCDateTime, nullable=False),
     Column("remember", Boolean, nullable=False, comment='"stay logged in": lives REMEMBER_DAYS, not hours'),
     Column("revoked_at", UTCDateTime, comment="when it was ended; it answers nothing after"),
+)
+
+
+# What the nightly alerts told whom: one row per account and episode of a sensor gone bad (faulty since
+# its last anomaly, or silent since its latest reading), queued, then marked sent, or stale when the
+# sensor was well again before any mail could go. A night run twice, or a mail server down for a night,
+# so sends each alert once: the queued rows go with the next mail.
+mail_ledger = Table(
+    "mail_ledger",
+    metadata,
+    Column("mail_id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("user_id", Integer, ForeignKey("users.user_id", ondelete="CASCADE"), nullable=False),
+    Column("sensor_id", SensorId, nullable=False),
+    Column("status", String(16), nullable=False, comment="faulty or silent"),
+    Column(
+        "since", UTCDateTime, nullable=False, comment="the episode: the last anomaly, or the latest reading"
+    ),
+    Column("reason", Text),
+    Column("queued_at", UTCDateTime, nullable=False),
+    Column("sent_at", UTCDateTime),
+    Column("outcome", String(8), comment="sent, or stale (well again before it went)"),
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("error", Text, comment="the mail server's last refusal, in one line"),
+    UniqueConstraint("user_id", "sensor_id", "status", "since"),
 )

@@ -9,14 +9,15 @@ from typing import ClassVar
 from pydantic import Field, SecretStr, field_validator, model_validator
 
 from core.aws_secrets import SecretStore
-from core.settings import CoreSettings, https_url, load_role_settings
+from core.mail import MailSettings
+from core.settings import https_url, load_role_settings
 from core.times import as_utc
 from detection.checks import DEFAULT_CHECKS
 
 SENSOR_SOURCES = ("grow", "opensensemap", "files")  # etl.sources.sensor_sources makes their clients
 
 
-class EtlSettings(CoreSettings):
+class EtlSettings(MailSettings):
     """Everything the five steps and the `python -m etl` commands read from the environment."""
 
     role: ClassVar[str] = "the nightly job"

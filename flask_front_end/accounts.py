@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import re
 import secrets
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
@@ -25,6 +26,14 @@ from core.schema import ID_RULE, USER_ROLES, is_id, login_sessions, users
 from flask_front_end import extensions
 
 MIN_PASSWORD = 10
+# A mail address: one @, no spaces or control characters, a dot in the domain, at most 254 characters.
+EMAIL = re.compile(r"[^@\s\x00-\x1f\x7f]+@[^@\s\x00-\x1f\x7f]+\.[^@\s\x00-\x1f\x7f]+")
+
+
+def is_email(text: str) -> bool:
+    return len(text) <= 254 and EMAIL.fullmatch(text) is not None
+
+
 # Checked against when a username is unknown, so a wrong name costs the same time as a wrong password.
 _DUMMY_HASH = generate_password_hash("not a password of anyone", method="scrypt")
 
@@ -145,7 +154,9 @@ def folded(username: str) -> str:
     return username.strip().casefold()
 
 
-def create_user(engine, username: str, password: str, role: str, owner_id: str | None = None) -> int:
+def create_user(
+    engine, username: str, password: str, role: str, owner_id: str | None = None, email: str | None = None
+) -> int:
     username = folded(username)
     if role not in USER_ROLES:
         raise AccountError(f"role must be one of {', '.join(USER_ROLES)}")
@@ -157,11 +168,14 @@ def create_user(engine, username: str, password: str, role: str, owner_id: str |
         raise AccountError(f"the password needs at least {MIN_PASSWORD} characters")
     if not username or len(username) > 64:
         raise AccountError("the username needs 1 to 64 characters")
+    if email is not None and not is_email(email):
+        raise AccountError(f"{email!r} is not a mail address")
     values = {
         "username": username,
         "password_hash": generate_password_hash(password, method="scrypt"),
         "role": role,
         "owner_id": owner_id if role == "owner" else None,
+        "email": email,
     }
     try:
         with engine.begin() as connection:
@@ -218,13 +232,14 @@ users_cli = AppGroup("users", help="Create, list, disable and enable accounts of
 @click.argument("username")
 @click.option("--role", type=click.Choice(USER_ROLES), required=True)
 @click.option("--owner-id", help="the GROW owner id an owner account sees")
+@click.option("--email", help="where its alerts go (an owner's sensors gone faulty or silent)")
 @click.password_option(
     envvar="FRONTEND_NEW_PASSWORD", help="asked for when not given (or FRONTEND_NEW_PASSWORD)"
 )
-def create_command(username: str, role: str, owner_id: str | None, password: str) -> None:
+def create_command(username: str, role: str, owner_id: str | None, email: str | None, password: str) -> None:
     """Create an account."""
     with _told():
-        create_user(extensions.engine(), username, password, role, owner_id)
+        create_user(extensions.engine(), username, password, role, owner_id, email)
     click.echo(f"created {role} {username}" + (f" (owner {owner_id})" if role == "owner" else ""))
 
 

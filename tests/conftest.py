@@ -281,3 +281,40 @@ def serve():
     yield start
     for server in servers:
         server.shutdown()
+
+
+# --- a real SMTP server on loopback ---------------------------------------------------------------------
+
+
+class Inbox:
+    """What an SMTP server on loopback (aiosmtpd) received; `refusing` makes it answer 451 to every
+    message, as a server down for the night would."""
+
+    def __init__(self):
+        self.messages = []
+        self.refusing = False
+
+    async def handle_DATA(self, server, session, envelope):
+        if self.refusing:
+            return "451 4.3.0 try again later"
+        from email import message_from_bytes, policy
+
+        self.messages.append((envelope.rcpt_tos, message_from_bytes(envelope.content, policy=policy.default)))
+        return "250 OK"
+
+
+@pytest.fixture
+def smtp_server():
+    """A real SMTP server on a free loopback port: (port, inbox)."""
+    import socket
+
+    from aiosmtpd.controller import Controller
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    inbox = Inbox()
+    controller = Controller(inbox, hostname="127.0.0.1", port=port)
+    controller.start()
+    yield port, inbox
+    controller.stop()

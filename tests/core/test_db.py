@@ -252,8 +252,12 @@ def test_a_later_revision_upgrades_a_database_without_losing_its_rows(settings, 
 
 
 # What later revisions added, so a test can build the schema as revision 0001 had it.
-ADDED_TABLES = {"detection_state", "fetch_state", "fetch_gaps", "quarantine", "login_sessions"}
-ADDED_COLUMNS = {"etl_runs": {"counts"}, "users": {"session_version"}, "sensors": {"address_2019"}}
+ADDED_TABLES = {"detection_state", "fetch_state", "fetch_gaps", "quarantine", "login_sessions", "mail_ledger"}
+ADDED_COLUMNS = {
+    "etl_runs": {"counts"},
+    "users": {"session_version", "email", "alerts"},
+    "sensors": {"address_2019"},
+}
 STATUSES_AT_0001 = ("healthy", "faulty", "recovered")
 
 

@@ -1,0 +1,264 @@
+"""`python -m etl.notify_owners`: mail each owner whose sensors turned faulty or silent since their last
+mail, one mail a day at most, listing each sensor with its reason in words, its chart link and what to try.
+
+What was told whom is kept in `mail_ledger`, one row per account and episode (a sensor faulty since its
+last anomaly, or silent since its latest reading). The step queues the new episodes, then mails each
+account its queued ones; a mail server that refuses or cannot be reached leaves them queued for the next
+night (counted as `mail_failed` in the run's record, never failing the step), so each alert goes once. An
+episode that ended before any mail went (the sensor well again) is marked stale, not sent. Without
+SMTP_HOST nothing is queued or sent. It runs on the whole network: an owner's sensors may lie in any shard.
+"""
+
+from __future__ import annotations
+
+import logging
+from urllib.parse import quote
+
+import click
+import pandas as pd
+from sqlalchemy import bindparam, insert, select, update
+
+from core.db import read_frame
+from core.mail import MailError
+from core.schema import anomalies, mail_ledger, sensor_health, sensors, users
+from core.vocabulary import NOT_FAULTS, AnomalyKind
+from etl.commands import Command, run_alone
+from etl.quarantine import clean_text
+from etl.shard import Shard
+from etl.step import StepContext
+
+log = logging.getLogger(__name__)
+
+NAME = "notify_owners"
+BAD = ("faulty", "silent")
+EPOCH = pd.Timestamp(0, tz="UTC")  # the episode of a sensor faulty with no anomaly time: there is one
+# What to try, by the kind of the sensor's last fault (and for a silent one): the words of the mail.
+ADVICE = {
+    AnomalyKind.STUCK: "the probe may have lost touch with the soil: push it firmly back into moist soil",
+    AnomalyKind.PROBE_OUT_OF_SOIL: "push the probe back into the soil, up to the line on the sensor",
+    AnomalyKind.SATURATION: "water may stand around it: move it out of the puddle or the pot's bottom",
+    AnomalyKind.BATTERY_EXHAUSTED: "change its battery (one AAA)",
+    AnomalyKind.TEMPERATURE_BIAS: "move it out of direct sun or the greenhouse: it reads its own heat",
+    AnomalyKind.HOT_SPOT: "move it out of full sun, or shade it: it reads far warmer than the air",
+    AnomalyKind.NO_DAILY_CYCLE: "it seems indoors or covered: move it out of the greenhouse or the shed",
+    AnomalyKind.RISING_WITHOUT_RAIN: "its soil gets wetter with no rain: look for a leak or a drip line",
+    AnomalyKind.DRIFT: "its soil moisture walks away from the weather: check it still stands where it was",
+    AnomalyKind.MOVED: "it seems to have moved: put it back where it was",
+}
+DAMAGED = "check it stands upright and undamaged: a knock, or water inside, gives wild values"
+SILENT = "no reading for days: change its battery (one AAA), and check the phone app still syncs it"
+LOOK = "look at its chart"
+
+
+def run(context: StepContext) -> int:
+    server = context.settings.mail_server()
+    if server is None:
+        log.info("SMTP_HOST names no mail server: no alerts are sent")
+        return 0
+    now = pd.Timestamp(context.now)
+    with context.engine.begin() as connection:
+        current = read_frame(connection, _bad_sensors())
+        current["since"] = _episodes(current)
+        written = _queue(connection, current, now)
+        written += _mark_stale(connection, current)
+        queued = read_frame(connection, _queued())
+        mailed_today = set(
+            connection.execute(
+                select(mail_ledger.c.user_id).where(mail_ledger.c.sent_at >= now.floor("D").to_pydatetime())
+            ).scalars()
+        )
+        kinds = _last_fault_kinds(connection, list(queued["sensor_id"].unique()))
+    queued["kind"] = queued["sensor_id"].map(kinds)
+    for user_id, rows in queued.groupby("user_id", sort=True):
+        if user_id in mailed_today:
+            continue  # one mail a day at most: these wait for tomorrow's
+        first = rows.iloc[0]
+        message = server.message(first["email"], subject(len(rows)), body(first["username"], rows, context))
+        with context.engine.begin() as connection:  # tried, before it goes: a crash mid-send says so
+            written += _set(connection, rows, attempts=mail_ledger.c.attempts + 1)
+        try:
+            server.send(message)
+        except MailError as exc:
+            context.tally.add("mail_failed")
+            log.warning("%s; %d alerts stay queued for the next night", exc, len(rows))
+            with context.engine.begin() as connection:
+                _set(connection, rows, error=clean_text(str(exc), 500)[0])
+            continue
+        with context.engine.begin() as connection:
+            _set(connection, rows, sent_at=now.to_pydatetime(), outcome="sent", error=None)
+        log.info("mailed %d alerts to account %s", len(rows), user_id)
+    return written
+
+
+def _bad_sensors():
+    """Each faulty or silent sensor of an owner account that wants alerts and has an address."""
+    return (
+        select(
+            users.c.user_id,
+            sensors.c.sensor_id,
+            sensor_health.c.status,
+            sensor_health.c.last_anomaly_at,
+            sensor_health.c.latest_reading_at,
+            sensor_health.c.reason,
+        )
+        .join(sensors, sensors.c.owner_id == users.c.owner_id)
+        .join(sensor_health, sensor_health.c.sensor_id == sensors.c.sensor_id)
+        .where(
+            users.c.role == "owner",
+            users.c.is_active,
+            users.c.alerts,
+            users.c.email.is_not(None),
+            sensor_health.c.status.in_(BAD),
+        )
+    )
+
+
+def _episodes(current: pd.DataFrame) -> pd.Series:
+    """When each sensor's present trouble began: its last anomaly if faulty, its latest reading if silent."""
+    faulty = pd.to_datetime(current["last_anomaly_at"], utc=True)
+    silent = pd.to_datetime(current["latest_reading_at"], utc=True)
+    since = faulty.where(current["status"] == "faulty", silent)
+    return since.fillna(EPOCH)
+
+
+def _queue(connection, current: pd.DataFrame, now: pd.Timestamp) -> int:
+    """Ledger rows for the episodes not in it yet."""
+    key = ["user_id", "sensor_id", "status", "since"]
+    known = read_frame(connection, select(*(mail_ledger.c[name] for name in key)))
+    known["since"] = pd.to_datetime(known["since"], utc=True)
+    new = current.merge(known, on=key, how="left", indicator=True)
+    new = new[new["_merge"] == "left_only"]
+    if new.empty:
+        return 0
+    rows = [
+        {
+            "user_id": int(row.user_id),
+            "sensor_id": row.sensor_id,
+            "status": row.status,
+            "since": row.since.to_pydatetime(),
+            "reason": row.reason,
+            "queued_at": now.to_pydatetime(),
+        }
+        for row in new.itertuples()
+    ]
+    connection.execute(insert(mail_ledger), rows)
+    return len(rows)
+
+
+def _mark_stale(connection, current: pd.DataFrame) -> int:
+    """Queued episodes that are over (the sensor well again, or bad again since another time): never sent."""
+    queued = read_frame(
+        connection,
+        select(mail_ledger.c.mail_id, mail_ledger.c.user_id, mail_ledger.c.sensor_id, mail_ledger.c.status)
+        .add_columns(mail_ledger.c.since)
+        .where(mail_ledger.c.sent_at.is_(None), mail_ledger.c.outcome.is_(None)),
+    )
+    queued["since"] = pd.to_datetime(queued["since"], utc=True)
+    live = queued.merge(current, on=["user_id", "sensor_id", "status", "since"], how="inner")["mail_id"]
+    over = sorted(set(queued["mail_id"]) - set(live))
+    if over:
+        connection.execute(update(mail_ledger).where(mail_ledger.c.mail_id.in_(over)).values(outcome="stale"))
+    return len(over)
+
+
+def _queued():
+    """The queued episodes with their account's address and name, and the sensor's name."""
+    return (
+        select(
+            mail_ledger.c.mail_id,
+            mail_ledger.c.user_id,
+            users.c.username,
+            users.c.email,
+            mail_ledger.c.sensor_id,
+            sensors.c.name,
+            mail_ledger.c.status,
+            mail_ledger.c.since,
+            mail_ledger.c.reason,
+        )
+        .join(users, users.c.user_id == mail_ledger.c.user_id)
+        .join(sensors, sensors.c.sensor_id == mail_ledger.c.sensor_id)
+        .where(mail_ledger.c.sent_at.is_(None), mail_ledger.c.outcome.is_(None))
+        .order_by(mail_ledger.c.user_id, mail_ledger.c.sensor_id)
+    )
+
+
+def _last_fault_kinds(connection, sensor_ids: list[str]) -> dict[str, str]:
+    """Each sensor's latest fault's kind (conditions and imported history are no faults)."""
+    if not sensor_ids:
+        return {}
+    found = read_frame(
+        connection,
+        select(anomalies.c.sensor_id, anomalies.c.kind, anomalies.c.end_at).where(
+            anomalies.c.sensor_id.in_(sensor_ids),
+            anomalies.c.kind.not_in([kind.value for kind in NOT_FAULTS]),
+        ),
+    )
+    latest = found.sort_values(["sensor_id", "end_at"]).groupby("sensor_id").last()
+    return latest["kind"].to_dict()
+
+
+def _set(connection, rows: pd.DataFrame, **values) -> int:
+    connection.execute(
+        update(mail_ledger).where(mail_ledger.c.mail_id == bindparam("id")).values(**values),
+        [{"id": int(mail_id)} for mail_id in rows["mail_id"]],
+    )
+    return len(rows)
+
+
+def subject(count: int) -> str:
+    return (
+        f"GROW-WOW: {count} of your sensors need a look" if count > 1 else "GROW-WOW: a sensor needs a look"
+    )
+
+
+def body(username: str, rows: pd.DataFrame, context: StepContext) -> str:
+    """The mail's words: plain text, every name and reason cut to one printable line."""
+    base = context.settings.dashboard_url.rstrip("/")
+    parts = [
+        f"Hello {_line(username, 64)},",
+        "",
+        "Since our last mail, these sensors of yours need a look:",
+        "",
+    ]
+    for row in rows.itertuples():
+        name = _line(row.name, 80) if isinstance(row.name, str) and row.name.strip() else None
+        label = f"{name} ({row.sensor_id})" if name else row.sensor_id
+        since = pd.Timestamp(row.since)
+        when = "" if since == EPOCH else f" since {since:%Y-%m-%d %H:%M} UTC"
+        parts += [
+            f"- {label}: {row.status}{when}",
+            f"  Why: {_line(row.reason, 300) if isinstance(row.reason, str) else 'no reason recorded'}",
+            f"  Try: {advice(row.status, row.kind)}",
+            f"  Charts: {base}/sensors/{quote(row.sensor_id, safe='')}",
+            "",
+        ]
+    parts += [
+        "You get at most one of these mails a day. Ask your operator to turn them off for your account."
+    ]
+    return "\n".join(parts) + "\n"
+
+
+def advice(status: str, kind: str | None) -> str:
+    if status == "silent":
+        return SILENT
+    if kind in ADVICE:
+        return ADVICE[AnomalyKind(kind)]
+    if kind in (AnomalyKind.OUT_OF_RANGE, AnomalyKind.SPIKE, AnomalyKind.BREAK):
+        return DAMAGED
+    return LOOK
+
+
+def _line(text: str, width: int) -> str:
+    """One printable line: control characters (a newline in a sensor's name) gone, cut to `width`."""
+    return clean_text(" ".join(str(text).split()), width)[0]
+
+
+@click.command(NAME, cls=Command, context_settings={"help_option_names": ["-h", "--help"]})
+def main() -> None:
+    """Mail each owner account (with an address, alerts on) its sensors gone faulty or silent since its
+    last mail: SMTP_HOST, SMTP_PORT, SMTP_SECURITY, SMTP_USER and SMTP_PASSWORD name the server."""
+    run_alone(NAME, run, Shard())
+
+
+if __name__ == "__main__":
+    main(prog_name=f"python -m etl.{NAME}")

@@ -1,0 +1,151 @@
+"""Alerts by mail (issue 33): an owner hears of their sensors gone faulty or silent, once, in words, with
+a link and what to try; a mail server down for a night sends nothing twice; a sensor's name cannot add
+a header."""
+
+import datetime as dt
+
+import pandas as pd
+import pytest
+from sqlalchemy import select, update
+
+from core.schema import mail_ledger, sensor_health, sensors
+from etl import notify_owners
+from etl.settings import load_settings
+from etl.shard import Shard
+from etl.step import StepContext
+from flask_front_end import accounts
+from tests.factories import seed
+
+NOW = dt.datetime(2019, 6, 12, 2, 0, tzinfo=dt.UTC)
+PASSWORD = "a long password"
+
+
+@pytest.fixture
+def garden(engine, settings, smtp_server, monkeypatch):
+    """seed's network (s1 of owner-a faulty), owner-a's account with an address, and mail settings on
+    the loopback server."""
+    seed(engine)
+    monkeypatch.setattr(accounts, "generate_password_hash", lambda password, **_: f"plain:{password}")
+    accounts.create_user(engine, "olive", PASSWORD, "owner", owner_id="owner-a", email="olive@example.org")
+    accounts.create_user(engine, "quiet", PASSWORD, "owner", owner_id="owner-b")  # no address: no mail
+    port, inbox = smtp_server
+    url = settings.database_url.get_secret_value()
+    mail = load_settings(
+        database_url=url,
+        smtp_host="127.0.0.1",
+        smtp_port=port,
+        smtp_security="none",
+        dashboard_url="https://grow-wow.example.org/",
+    )
+    return mail, inbox
+
+
+def night(engine, settings, when=NOW) -> int:
+    return notify_owners.run(StepContext(settings, engine, Shard(), when))
+
+
+def ledger(engine) -> pd.DataFrame:
+    with engine.connect() as connection:
+        return pd.DataFrame(connection.execute(select(mail_ledger)).mappings().all())
+
+
+def test_an_owner_gets_one_mail_with_the_reason_the_link_and_what_to_try_and_not_again(engine, garden):
+    settings, inbox = garden
+    assert night(engine, settings) > 0
+    assert len(inbox.messages) == 1
+    recipients, message = inbox.messages[0]
+    assert recipients == ["olive@example.org"] and message["To"] == "olive@example.org"
+    assert message["Subject"] == "GROW-WOW: a sensor needs a look"
+    text = message.get_content()
+    assert "Tomato bed (s1): faulty since 2019-06-10" in text
+    assert "Why: 1 soil moisture spike of up to 65.0 %" in text
+    assert "Charts: https://grow-wow.example.org/sensors/s1" in text
+    assert "Try: check it stands upright and undamaged" in text  # its last fault was a spike
+    # The next night, nothing new: nothing sent, and the ledger says it went once.
+    night(engine, settings, NOW + dt.timedelta(days=1))
+    assert len(inbox.messages) == 1
+    rows = ledger(engine)
+    assert rows[["sensor_id", "status", "outcome"]].values.tolist() == [["s1", "faulty", "sent"]]
+
+
+def test_a_mail_server_down_for_a_night_sends_each_alert_once_the_next(engine, garden):
+    settings, inbox = garden
+    inbox.refusing = True
+    night(engine, settings)
+    assert inbox.messages == []
+    queued = ledger(engine)
+    assert queued["sent_at"].isna().all() and "451" in queued["error"].iloc[0]
+    night(engine, settings)  # the same night run again while the server still refuses: nothing twice
+    inbox.refusing = False
+    night(engine, settings, NOW + dt.timedelta(days=1))
+    night(engine, settings, NOW + dt.timedelta(days=2))
+    assert len(inbox.messages) == 1
+    rows = ledger(engine)
+    assert rows["outcome"].tolist() == ["sent"] and rows["attempts"].tolist() == [3]
+
+
+def test_one_mail_a_day_at_most_and_a_sensor_well_again_before_it_goes_is_not_mailed(engine, garden):
+    settings, inbox = garden
+    night(engine, settings)
+    with engine.begin() as connection:  # later the same day s2 falls silent
+        connection.execute(
+            update(sensor_health).where(sensor_health.c.sensor_id == "s2").values(status="silent")
+        )
+    night(engine, settings, NOW + dt.timedelta(hours=12))
+    assert len(inbox.messages) == 1  # s2 waits: olive had her mail today
+    night(engine, settings, NOW + dt.timedelta(days=1))
+    assert len(inbox.messages) == 2 and "Lawn (s2): silent" in inbox.messages[1][1].get_content()
+    assert "Try: no reading for days: change its battery" in inbox.messages[1][1].get_content()
+    # s1 recovers before another episode could be mailed; a new fault of it is queued, then it recovers.
+    with engine.begin() as connection:
+        connection.execute(
+            update(sensor_health)
+            .where(sensor_health.c.sensor_id == "s1")
+            .values(last_anomaly_at=NOW + dt.timedelta(days=1, hours=3))
+        )
+    night(engine, settings, NOW + dt.timedelta(days=1, hours=4))  # queued: mailed today already
+    with engine.begin() as connection:
+        connection.execute(
+            update(sensor_health).where(sensor_health.c.sensor_id == "s1").values(status="recovered")
+        )
+    night(engine, settings, NOW + dt.timedelta(days=2))
+    assert len(inbox.messages) == 2
+    assert sorted(ledger(engine)["outcome"].tolist()) == ["sent", "sent", "stale"]
+
+
+def test_a_sensor_name_cannot_add_a_header_or_markup(engine, garden):
+    settings, inbox = garden
+    with engine.begin() as connection:
+        connection.execute(
+            update(sensors)
+            .where(sensors.c.sensor_id == "s1")
+            .values(name="Bed\r\nBcc: thief@example.com\r\n<script>alert(1)</script>")
+        )
+    night(engine, settings)
+    recipients, message = inbox.messages[0]
+    assert recipients == ["olive@example.org"] and message["Bcc"] is None
+    assert message.get_content_type() == "text/plain"
+    assert "Bed Bcc: thief@example.com <script>alert(1)</script> (s1): faulty" in message.get_content()
+
+
+def test_without_a_mail_server_nothing_is_queued_or_sent(engine, garden):
+    settings, inbox = garden
+    assert night(engine, settings.model_copy(update={"smtp_host": None})) == 0
+    assert inbox.messages == [] and ledger(engine).empty
+
+
+def test_the_smtp_password_comes_from_the_environment_or_the_secret_store(monkeypatch, tmp_path):
+    class Store:  # AWS Secrets Manager as the settings read it
+        def api_key(self, secret_id):
+            return {"grow-wow-smtp": "from-the-store"}[secret_id]
+
+    known = {"database_url": f"sqlite:///{tmp_path / 'x.sqlite'}", "grow_api_key": "g", "wow_api_key": "w"}
+    monkeypatch.setenv("SMTP_PASSWORD", "from-the-environment")
+    assert (
+        load_settings(smtp_host="mail.example.org", **known).mail_server().password == "from-the-environment"
+    )
+    monkeypatch.delenv("SMTP_PASSWORD")
+    settings = load_settings(smtp_host="mail.example.org", aws_smtp_secret="grow-wow-smtp", **known)
+    updates = settings.secrets_from_store(Store())
+    assert updates["smtp_password"].get_secret_value() == "from-the-store"
+    assert "from-the-store" not in repr(settings.model_copy(update=updates).mail_server())
