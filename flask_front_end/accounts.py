@@ -201,6 +201,19 @@ def set_password(engine, username: str, password: str) -> None:
         raise AccountError(f"no account named {username}")
 
 
+def set_mail(engine, username: str, email: str | None = None, alerts: bool | None = None) -> None:
+    """Where an account's alerts go, and whether they go (None: left as it is)."""
+    if email is not None and not is_email(email):
+        raise AccountError(f"{email!r} is not a mail address")
+    values = {name: value for name, value in (("email", email), ("alerts", alerts)) if value is not None}
+    with engine.begin() as connection:
+        found = connection.execute(select(users.c.user_id).where(users.c.username == folded(username)))
+        if found.first() is None:
+            raise AccountError(f"no account named {username}")
+        if values:
+            connection.execute(update(users).where(users.c.username == folded(username)).values(values))
+
+
 def set_active(engine, username: str, active: bool) -> None:
     with engine.begin() as connection:
         changed = connection.execute(
@@ -261,6 +274,21 @@ def list_command() -> None:
     for user in list_users(extensions.engine()):
         state = "active" if user.active else "disabled"
         click.echo(f"{user.username:<24} {user.role:<6} {user.owner_id or '-':<38} {state}")
+
+
+@users_cli.command("mail")
+@click.argument("username")
+@click.option("--email", help="where its alerts go")
+@click.option("--alerts/--no-alerts", default=None, help="mail when its sensors turn faulty or silent")
+def mail_command(username: str, email: str | None, alerts: bool | None) -> None:
+    """Set where an account's alerts go, and whether they go."""
+    with _told():
+        set_mail(extensions.engine(), username, email, alerts)
+        with extensions.engine().connect() as connection:
+            row = connection.execute(
+                select(users.c.email, users.c.alerts).where(users.c.username == folded(username))
+            ).one()
+    click.echo(f"{folded(username)}: alerts {'on' if row.alerts else 'off'}, to {row.email or 'no address'}")
 
 
 @users_cli.command("disable")

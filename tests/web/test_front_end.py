@@ -889,3 +889,37 @@ def test_back_end_paths_are_built_from_escaped_segments():
     assert api_path("sensors", "a:b@c.d-e_", "readings") == "/sensors/a%3Ab%40c.d-e_/readings"
     assert api_path("owners", "../network?", "stats") == "/owners/..%2Fnetwork%3F/stats"
     assert api_path("sensors", "..") == "/sensors/%2E%2E" and api_path("sensors", ".") == "/sensors/%2E"
+
+
+def test_an_accounts_address_and_alerts_are_set_from_the_command_line(app, engine):
+    """Issue 33: where an owner's alerts go, and whether they go at all; a bad address is refused."""
+    from sqlalchemy import select
+
+    from core.schema import users
+
+    runner = app.test_cli_runner()
+    made = runner.invoke(
+        args=[
+            "users",
+            "create",
+            "owen",
+            "--role",
+            "owner",
+            "--owner-id",
+            "owner-b",
+            "--email",
+            "o@example.org",
+        ],
+        env={"FRONTEND_NEW_PASSWORD": PASSWORD},
+    )
+    assert made.exit_code == 0, made.output
+    changed = runner.invoke(args=["users", "mail", "olive", "--email", "olive@example.org", "--no-alerts"])
+    assert changed.exit_code == 0 and "olive: alerts off, to olive@example.org" in changed.output
+    bad = runner.invoke(args=["users", "mail", "olive", "--email", "olive@example.org\r\nBcc: x@y.z"])
+    assert bad.exit_code != 0 and "is not a mail address" in bad.output
+    assert runner.invoke(args=["users", "mail", "nobody", "--alerts"]).exit_code != 0
+    with engine.connect() as connection:
+        rows = dict(connection.execute(select(users.c.username, users.c.email)).all())
+        alerts = dict(connection.execute(select(users.c.username, users.c.alerts)).all())
+    assert rows["owen"] == "o@example.org" and rows["olive"] == "olive@example.org"
+    assert alerts == {"ada": True, "olive": False, "owen": True}
