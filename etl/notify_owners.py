@@ -6,7 +6,9 @@ last anomaly, or silent since its latest reading). The step queues the new episo
 account its queued ones; a mail server that refuses or cannot be reached leaves them queued for the next
 night (counted as `mail_failed` in the run's record, never failing the step), so each alert goes once. An
 episode that ended before any mail went (the sensor well again) is marked stale, not sent. Without
-SMTP_HOST nothing is queued or sent. It runs on the whole network: an owner's sensors may lie in any shard.
+SMTP_HOST nothing is queued or sent. It is the nightly job's last step, and it looks at the whole
+network (an owner's sensors may lie in any shard): in a sharded night shard 1 mails, once every shard has
+analysed its sensors, and the others have nothing to do.
 """
 
 from __future__ import annotations
@@ -51,6 +53,8 @@ LOOK = "look at its chart"
 
 
 def run(context: StepContext) -> int:
+    if context.shard.index != 1:
+        return 0  # shard 1 mails for the whole network
     server = context.settings.mail_server()
     if server is None:
         log.info("SMTP_HOST names no mail server: no alerts are sent")

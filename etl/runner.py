@@ -21,6 +21,7 @@ from etl import (
     detect_anomalies,
     extract_all_grow_data,
     find_nearest_wow_live,
+    notify_owners,
     store_sensor_info,
 )
 from etl.forked import ChildDied, Forked
@@ -42,6 +43,7 @@ STEPS = (
     (extract_all_grow_data.NAME, extract_all_grow_data.run),
     (detect_anomalies.NAME, detect_anomalies.run),
     (analyse_anomalies.NAME, analyse_anomalies.run),
+    (notify_owners.NAME, notify_owners.run),  # last: no step waits on the mail
 )
 assert tuple(name for name, _ in STEPS) == NIGHTLY, "etl.runs.NIGHTLY names the steps in this order"
 

@@ -28,6 +28,7 @@ NIGHTLY = (
     "extract_all_grow_data",
     "detect_anomalies",
     "analyse_anomalies",
+    "notify_owners",
 )
 
 

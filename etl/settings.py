@@ -18,7 +18,7 @@ SENSOR_SOURCES = ("grow", "opensensemap", "files")  # etl.sources.sensor_sources
 
 
 class EtlSettings(MailSettings):
-    """Everything the five steps and the `python -m etl` commands read from the environment."""
+    """Everything the steps and the `python -m etl` commands read from the environment."""
 
     role: ClassVar[str] = "the nightly job"
 

@@ -1,5 +1,5 @@
 """GROW–WOW's nightly job as an Airflow DAG (Airflow 3, TaskFlow API), for networks larger than one
-machine: the five steps in order, `extract_all_grow_data` and `detect_anomalies` mapped over sensor
+machine: the six steps in order, `extract_all_grow_data` and `detect_anomalies` mapped over sensor
 shards (`--shard i/n`) so Airflow's executors run the shards in parallel, on any number of workers.
 
 Each task runs a step's own command in the GROW–WOW environment (GROW_WOW_PYTHON, GROW_WOW_HOME), so
@@ -70,11 +70,15 @@ def grow_wow_nightly():
     def analyse_anomalies() -> str:
         return step("analyse_anomalies")
 
+    @task.bash
+    def notify_owners() -> str:
+        return step("notify_owners")
+
     parts = shards()
     store_sensor_info() >> find_nearest_wow_live() >> parts
     extracted = extract_all_grow_data.expand(shard=parts)
     detected = detect_anomalies.expand(shard=parts)
-    extracted >> detected >> analyse_anomalies()
+    extracted >> detected >> analyse_anomalies() >> notify_owners()
 
 
 grow_wow_nightly()

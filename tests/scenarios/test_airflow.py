@@ -26,6 +26,7 @@ STEPS = [
     "extract_all_grow_data",
     "detect_anomalies",
     "analyse_anomalies",
+    "notify_owners",
 ]
 
 
@@ -48,7 +49,7 @@ def airflow_env(home: Path, **extra) -> dict:
     }
 
 
-def test_the_dag_has_the_five_steps_in_order_and_maps_the_two_sharded_ones(tmp_path):
+def test_the_dag_has_the_six_steps_in_order_and_maps_the_two_sharded_ones(tmp_path):
     result = subprocess.run(
         [str(AIRFLOW_PYTHON), str(ROOT / "tests" / "airflow_dag_info.py"), str(ROOT / "deploy" / "airflow")],
         env=airflow_env(tmp_path),
@@ -68,6 +69,7 @@ def test_the_dag_has_the_five_steps_in_order_and_maps_the_two_sharded_ones(tmp_p
     ]
     assert tasks["detect_anomalies"]["upstream"] == ["extract_all_grow_data", "shards"]
     assert tasks["analyse_anomalies"]["upstream"] == ["detect_anomalies"]
+    assert tasks["notify_owners"]["upstream"] == ["analyse_anomalies"]
     assert all(task["retries"] == 3 and task["exponential_backoff"] for task in dag["tasks"])
     assert dag["catchup"] is False and dag["max_active_runs"] == 1 and dag["shards"] == 4
     assert dag["schedule"] == "30 2 * * *"  # nightly, as the cron host

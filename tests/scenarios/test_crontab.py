@@ -55,6 +55,7 @@ def test_the_crontab_line_runs_the_nightly_runner(tmp_path, simulator):
         "extract_all_grow_data",
         "detect_anomalies",
         "analyse_anomalies",
+        "notify_owners",
     ):
         assert re.search(rf"{step}\s+[\d,]+ rows written", log), step
     engine = make_engine(load_settings(database_url=database))

@@ -13,7 +13,7 @@ def test_a_folder_as_a_nightly_source_stores_what_it_holds_and_a_second_night_ch
     tmp_path, simulator
 ):
     from core.db import read_frame as frame_of
-    from etl.runner import run_nightly
+    from etl.runner import STEPS, run_nightly
     from etl.shard import Shard
     from etl.sources.files import read_folder
     from tests.factories import NOW, assert_same_database, pipeline_settings, snapshot
@@ -28,7 +28,7 @@ def test_a_folder_as_a_nightly_source_stores_what_it_holds_and_a_second_night_ch
     before = snapshot(engine)
     again = run_nightly(settings, engine, Shard())
     assert [r.rows > 0 for r in first][:3] == [True, True, True]
-    assert [r.rows for r in again] == [0, 0, 0, 0, 0]
+    assert [r.rows for r in again] == [0] * len(STEPS)
     assert_same_database(snapshot(engine), before)
     expected = read_folder(folder, None, NOW).readings
     with engine.connect() as connection:
@@ -56,7 +56,7 @@ def test_a_folder_that_cannot_be_read_does_not_stop_the_night_of_the_other_sourc
     engine = make_engine(settings)
     init_db(engine)
     reports = run_nightly(settings, engine, Shard())
-    assert [r.rows > 0 for r in reports] == [True] * 5  # GROW's sensors went through every step
+    assert [r.rows > 0 for r in reports[:5]] == [True] * 5  # GROW's sensors went through every step
     with engine.connect() as connection:
         ids = connection.execute(select(sensors.c.sensor_id)).scalars().all()
         counts = connection.execute(

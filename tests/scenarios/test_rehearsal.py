@@ -98,7 +98,7 @@ def test_deployed_as_the_guide_says_each_role_works_with_only_its_own_secrets(
     engine = make_engine(settings)
     init_db(engine)  # the guide's `python -m etl init-db`
     reports = run_nightly(settings, engine, Shard())
-    assert [report.name for report in reports][-1] == "analyse_anomalies"
+    assert [report.name for report in reports][-1] == "notify_owners"
     with engine.connect() as connection:
         assert set(connection.scalars(select(etl_runs.c.status))) == {"ok"}
         addresses = connection.scalars(select(sensors.c.address)).all()
