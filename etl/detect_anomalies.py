@@ -38,9 +38,7 @@ from sqlalchemy import (
     column,
     delete,
     func,
-    or_,
     select,
-    update,
     values,
 )
 
@@ -61,6 +59,7 @@ from detection.checks import Configuration, parse_thresholds, select_checks, wit
 from detection.detect import ANOMALY_COLUMNS, detect
 from detection.model import ErrorMemo, load_all, shipped
 from etl.commands import Command, run_alone, shard_option
+from etl.loaders import set_recheck_marks
 from etl.settings import EtlSettings
 from etl.shard import owned_sensor_ids, sensor_sites
 from etl.step import StepContext, StepFailed
@@ -515,7 +514,7 @@ def _check_chunk(
         written = _delete_anomalies(connection, gone)
         written += bulk_upsert(connection, anomalies, found[ANOMALY_COLUMNS]) if len(found) else 0
         bulk_upsert(connection, detection_state, state)  # the watermark moves with the anomalies, atomically
-        _set_marks(connection, marks)
+        set_recheck_marks(connection, marks, earlier=False)
     return written
 
 
@@ -541,32 +540,6 @@ def _delete_anomalies(connection, keys: pd.DataFrame) -> int:
         rows,
     )
     return len(rows)
-
-
-def _set_marks(connection, marks: dict[str, tuple[pd.Timestamp, pd.Timestamp | None]]) -> None:
-    """After checking from `since`, each sensor's recheck mark becomes the given one (None: cleared),
-    unless extraction moved it earlier than `since` meanwhile: those late readings were not read."""
-    if not marks:
-        return
-    connection.execute(
-        update(detection_state)
-        .where(
-            detection_state.c.sensor_id == bindparam("checked_sensor"),
-            or_(
-                detection_state.c.recheck_from.is_(None),
-                detection_state.c.recheck_from >= bindparam("checked_since"),
-            ),
-        )
-        .values(recheck_from=bindparam("next_mark"), updated_at=func.now()),
-        [
-            {
-                "checked_sensor": s,
-                "checked_since": since.to_pydatetime(),
-                "next_mark": None if mark is None else mark.to_pydatetime(),
-            }
-            for s, (since, mark) in marks.items()
-        ],
-    )
 
 
 @click.command(NAME, cls=Command, context_settings={"help_option_names": ["-h", "--help"]})

@@ -113,14 +113,10 @@ def extract_readings(context: StepContext, client) -> int:
     # A database from before fetch_state: the newest reading is the best watermark it has.
     watermarks = {**newest, **{s: state.fetched_through for s, state in stored.items()}}
     settings = context.settings
-    plan = fetch_plan(
-        sensor_frame,
-        watermarks,
-        context.now,
-        dt.timedelta(days=settings.extract_reread_days),
-        dt.timedelta(days=settings.extract_history_days),
-        held={s for s, state in stored.items() if state.held_since is not None},
-    )
+    reread = dt.timedelta(days=settings.extract_reread_days)
+    history = dt.timedelta(days=settings.extract_history_days)
+    held = {s for s, state in stored.items() if state.held_since is not None}
+    plan = fetch_plan(sensor_frame, watermarks, context.now, reread, history, held=held)
     windows = windows_of(plan, context.now, client)
     log.info(
         "%s: %d of %d sensors have readings to fetch: %d requests",
@@ -309,13 +305,9 @@ def extract_observations(context: StepContext, client: WowClient) -> int:
         older = latest_times(connection, wow_observations, wow_sites, "site_id", before=covered_since)
     watermarks = {**older, **{s: state.fetched_through for s, state in stored.items()}}
     first_needed = pd.to_datetime(links["first_sample_at"], utc=True).groupby(links["site_id"]).min()
-    plan = station_plan(
-        first_needed,
-        watermarks,
-        context.now,
-        dt.timedelta(hours=settings.extract_overlap_hours),
-        dt.timedelta(days=settings.extract_history_days),
-    )
+    overlap = dt.timedelta(hours=settings.extract_overlap_hours)
+    history = dt.timedelta(days=settings.extract_history_days)
+    plan = station_plan(first_needed, watermarks, context.now, overlap, history)
     log.info("%d of %d linked stations have observations to fetch", len(plan), len(first_needed))
 
     def fetch(site: str):

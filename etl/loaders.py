@@ -12,7 +12,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Table, bindparam, or_, select, update
+from sqlalchemy import Table, bindparam, func, or_, select, update
 
 from core.db import latest_times, read_frame
 from core.load import bulk_upsert
@@ -151,20 +151,37 @@ def late_starts(written: pd.DataFrame, checked: dict) -> dict[str, pd.Timestamp]
 
 def mark_for_recheck(connection, starts: dict[str, pd.Timestamp]) -> None:
     """Tell detection to check these sensors again from these times (the earliest mark stays)."""
-    if not starts:
+    set_recheck_marks(connection, {sensor: (since, since) for sensor, since in starts.items()}, earlier=True)
+    if starts:
+        log.info("late readings: %d sensors have days to check again", len(starts))
+
+
+def set_recheck_marks(
+    connection, marks: dict[str, tuple[pd.Timestamp, pd.Timestamp | None]], earlier: bool
+) -> None:
+    """`detection_state.recheck_from`, the one place extraction and detection meet: each sensor's mark
+    becomes `(since, mark)`'s mark (None: cleared) where it is unset or later than `since`: strictly
+    later with `earlier` (extraction only ever moves a mark earlier), or not earlier (detection, having
+    checked from `since`, clears or moves it unless extraction moved it earlier meanwhile)."""
+    if not marks:
         return
+    stored, since = detection_state.c.recheck_from, bindparam("since")
     connection.execute(
         update(detection_state)
         .where(
             detection_state.c.sensor_id == bindparam("sensor"),
-            or_(
-                detection_state.c.recheck_from.is_(None), detection_state.c.recheck_from > bindparam("since")
-            ),
+            or_(stored.is_(None), stored > since if earlier else stored >= since),
         )
-        .values(recheck_from=bindparam("since")),
-        [{"sensor": sensor, "since": since.to_pydatetime()} for sensor, since in starts.items()],
+        .values(recheck_from=bindparam("mark"), updated_at=func.now()),
+        [
+            {
+                "sensor": sensor,
+                "since": since.to_pydatetime(),
+                "mark": None if mark is None else mark.to_pydatetime(),
+            }
+            for sensor, (since, mark) in marks.items()
+        ],
     )
-    log.info("late readings: %d sensors have days to check again", len(starts))
 
 
 def mark_unsure(batch: pd.DataFrame, incomplete: dict) -> pd.DataFrame:

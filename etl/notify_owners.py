@@ -169,15 +169,13 @@ def _queued():
     """The queued episodes with their account's address and name, and the sensor's name."""
     return (
         select(
-            mail_ledger.c.mail_id,
-            mail_ledger.c.user_id,
+            *(
+                mail_ledger.c[name]
+                for name in ("mail_id", "user_id", "sensor_id", "status", "since", "reason")
+            ),
             users.c.username,
             users.c.email,
-            mail_ledger.c.sensor_id,
             sensors.c.name,
-            mail_ledger.c.status,
-            mail_ledger.c.since,
-            mail_ledger.c.reason,
         )
         .join(users, users.c.user_id == mail_ledger.c.user_id)
         .join(sensors, sensors.c.sensor_id == mail_ledger.c.sensor_id)

@@ -15,6 +15,7 @@ from sqlalchemy import select, update
 from core.load import bulk_upsert
 from core.schema import anomalies, detection_state, readings, sensors, wow_observations
 from etl import detect_anomalies
+from etl.loaders import set_recheck_marks
 from etl.settings import load_settings
 from etl.shard import Shard
 from etl.step import StepContext
@@ -161,8 +162,8 @@ def test_a_mark_moved_earlier_while_detection_ran_is_kept_for_the_next_run(engin
             ),
         )
         # Detection read 20 June for both; extraction has since moved "moved" to 10 June.
-        detect_anomalies._set_marks(
-            connection, {"moved": (ts("2019-06-20"), None), "same": (ts("2019-06-20"), None)}
+        set_recheck_marks(
+            connection, {"moved": (ts("2019-06-20"), None), "same": (ts("2019-06-20"), None)}, earlier=False
         )
     assert recheck_marks(engine) == {"moved": ts("2019-06-10"), "same": None}
 
