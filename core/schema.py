@@ -340,6 +340,8 @@ mail_ledger = Table(
     Column("queued_at", UTCDateTime, nullable=False),
     Column("sent_at", UTCDateTime),
     Column("outcome", String(8), comment="sent, or stale (well again before it went)"),
+    Column("reminded_at", UTCDateTime, comment="when a week still bad was told"),
+    Column("recovered_at", UTCDateTime, comment="when being well again was told"),
     Column("attempts", Integer, nullable=False, server_default="0"),
     Column("error", Text, comment="the mail server's last refusal, in one line"),
     UniqueConstraint("user_id", "sensor_id", "status", "since"),

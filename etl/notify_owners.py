@@ -1,5 +1,7 @@
 """`python -m etl.notify_owners`: mail each owner whose sensors turned faulty or silent since their last
-mail, one mail a day at most, listing each sensor with its reason in words, its chart link and what to try.
+mail, one mail a day at most, listing each sensor with its reason in words, its chart link and what to try;
+in the same mail, once each, a reminder of a sensor still bad a week after its mail, and a note that a
+sensor they were told of is well again.
 
 What was told whom is kept in `mail_ledger`, one row per account and episode (a sensor faulty since its
 last anomaly, or silent since its latest reading). The step queues the new episodes, then mails each
@@ -18,7 +20,7 @@ from urllib.parse import quote
 
 import click
 import pandas as pd
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import bindparam, insert, or_, select, update
 
 from core.db import read_frame
 from core.mail import MailError
@@ -33,6 +35,8 @@ log = logging.getLogger(__name__)
 
 NAME = "notify_owners"
 BAD = ("faulty", "silent")
+REMIND_AFTER = pd.Timedelta(days=7)  # still bad this long after its mail: one reminder
+WELL = ("healthy", "recovered")
 EPOCH = pd.Timestamp(0, tz="UTC")  # the episode of a sensor faulty with no anomaly time: there is one
 # What to try, by the kind of the sensor's last fault (and for a silent one): the words of the mail.
 ADVICE = {
@@ -65,33 +69,55 @@ def run(context: StepContext) -> int:
         current["since"] = _episodes(current)
         written = _queue(connection, current, now)
         written += _mark_stale(connection, current)
-        queued = read_frame(connection, _queued())
-        mailed_today = set(
-            connection.execute(
-                select(mail_ledger.c.user_id).where(mail_ledger.c.sent_at >= now.floor("D").to_pydatetime())
-            ).scalars()
-        )
-        kinds = _last_fault_kinds(connection, list(queued["sensor_id"].unique()))
-    queued["kind"] = queued["sensor_id"].map(kinds)
-    for user_id, rows in queued.groupby("user_id", sort=True):
+        ledger = read_frame(connection, _ledger())
+        kinds = _last_fault_kinds(connection, list(ledger["sensor_id"].unique()))
+        today = now.floor("D").to_pydatetime()
+        told = [mail_ledger.c[name] >= today for name in ("sent_at", "reminded_at", "recovered_at")]
+        mailed_today = set(connection.execute(select(mail_ledger.c.user_id).where(or_(*told))).scalars())
+    ledger["kind"] = ledger["sensor_id"].map(kinds)
+    news, reminders, recovered = _due(ledger, current, now)
+    for user_id in sorted(set(news["user_id"]) | set(reminders["user_id"]) | set(recovered["user_id"])):
         if user_id in mailed_today:
             continue  # one mail a day at most: these wait for tomorrow's
-        first = rows.iloc[0]
-        message = server.message(first["email"], subject(len(rows)), body(first["username"], rows, context))
+        mine = [part[part["user_id"] == user_id] for part in (news, reminders, recovered)]
+        first = pd.concat(mine).iloc[0]
+        message = server.message(
+            first["email"], subject(*map(len, mine)), body(first["username"], *mine, context)
+        )
         with context.engine.begin() as connection:  # tried, before it goes: a crash mid-send says so
-            written += _set(connection, rows, attempts=mail_ledger.c.attempts + 1)
+            written += _set(connection, mine[0], attempts=mail_ledger.c.attempts + 1)
         try:
             server.send(message)
         except MailError as exc:
             context.tally.add("mail_failed")
-            log.warning("%s; %d alerts stay queued for the next night", exc, len(rows))
+            log.warning("%s; the mail to account %s waits for the next night", exc, user_id)
             with context.engine.begin() as connection:
-                _set(connection, rows, error=clean_text(str(exc), 500)[0])
+                _set(connection, mine[0], error=clean_text(str(exc), 500)[0])
             continue
+        sent = now.to_pydatetime()
         with context.engine.begin() as connection:
-            _set(connection, rows, sent_at=now.to_pydatetime(), outcome="sent", error=None)
-        log.info("mailed %d alerts to account %s", len(rows), user_id)
+            written += _set(connection, mine[0], sent_at=sent, outcome="sent", error=None)
+            written += _set(connection, mine[1], reminded_at=sent)
+            written += _set(connection, mine[2], recovered_at=sent)
+        log.info("mailed account %s: %d new, %d reminders, %d well again", user_id, *map(len, mine))
     return written
+
+
+def _due(ledger: pd.DataFrame, current: pd.DataFrame, now: pd.Timestamp):
+    """What each account is owed: episodes queued and not sent; episodes told a week ago or more and still
+    going, not yet reminded; episodes told, now over with the sensor well, not yet said to be well."""
+    key = ["user_id", "sensor_id", "status", "since"]
+    ledger["since"] = pd.to_datetime(ledger["since"], utc=True)
+    going = ledger[key].merge(current[key], on=key, how="left", indicator=True)["_merge"].eq("both")
+    going = going.to_numpy()
+    told = ledger["outcome"].eq("sent").to_numpy()
+    sent_at = pd.to_datetime(ledger["sent_at"], utc=True)
+    news = ledger[ledger["sent_at"].isna().to_numpy() & ledger["outcome"].isna().to_numpy()]
+    week = (sent_at <= now - REMIND_AFTER).to_numpy()
+    reminders = ledger[told & going & week & ledger["reminded_at"].isna().to_numpy()]
+    well = ledger["health"].isin(WELL).to_numpy()
+    recovered = ledger[told & ~going & well & ledger["recovered_at"].isna().to_numpy()]
+    return news, reminders, recovered
 
 
 def _bad_sensors():
@@ -165,21 +191,26 @@ def _mark_stale(connection, current: pd.DataFrame) -> int:
     return len(over)
 
 
-def _queued():
-    """The queued episodes with their account's address and name, and the sensor's name."""
+def _ledger():
+    """Every episode told or to tell, with its account's address and name, the sensor's name and its
+    health now."""
+    columns = ("mail_id", "user_id", "sensor_id", "status", "since", "sent_at", "outcome")
     return (
         select(
-            *(
-                mail_ledger.c[name]
-                for name in ("mail_id", "user_id", "sensor_id", "status", "since", "reason")
-            ),
+            *(mail_ledger.c[name] for name in columns),
+            mail_ledger.c.reminded_at,
+            mail_ledger.c.recovered_at,
+            mail_ledger.c.reason,
             users.c.username,
             users.c.email,
             sensors.c.name,
+            sensor_health.c.status.label("health"),
         )
         .join(users, users.c.user_id == mail_ledger.c.user_id)
         .join(sensors, sensors.c.sensor_id == mail_ledger.c.sensor_id)
-        .where(mail_ledger.c.sent_at.is_(None), mail_ledger.c.outcome.is_(None))
+        .outerjoin(sensor_health, sensor_health.c.sensor_id == mail_ledger.c.sensor_id)
+        .where(mail_ledger.c.outcome.is_(None) | (mail_ledger.c.outcome == "sent"))
+        .where(mail_ledger.c.recovered_at.is_(None))
         .order_by(mail_ledger.c.user_id, mail_ledger.c.sensor_id)
     )
 
@@ -200,6 +231,8 @@ def _last_fault_kinds(connection, sensor_ids: list[str]) -> dict[str, str]:
 
 
 def _set(connection, rows: pd.DataFrame, **values) -> int:
+    if rows.empty:
+        return 0
     connection.execute(
         update(mail_ledger).where(mail_ledger.c.mail_id == bindparam("id")).values(**values),
         [{"id": int(mail_id)} for mail_id in rows["mail_id"]],
@@ -207,33 +240,50 @@ def _set(connection, rows: pd.DataFrame, **values) -> int:
     return len(rows)
 
 
-def subject(count: int) -> str:
+def subject(new: int, reminders: int, recovered: int) -> str:
+    if new:
+        return (
+            f"GROW-WOW: {new} of your sensors need a look" if new > 1 else "GROW-WOW: a sensor needs a look"
+        )
+    if reminders:
+        return (
+            f"GROW-WOW: {reminders} sensors still need a look"
+            if reminders > 1
+            else "GROW-WOW: a sensor still needs a look"
+        )
     return (
-        f"GROW-WOW: {count} of your sensors need a look" if count > 1 else "GROW-WOW: a sensor needs a look"
+        f"GROW-WOW: {recovered} sensors are well again"
+        if recovered > 1
+        else "GROW-WOW: a sensor is well again"
     )
 
 
-def body(username: str, rows: pd.DataFrame, context: StepContext) -> str:
+def body(username: str, new, reminders, recovered, context: StepContext) -> str:
     """The mail's words: plain text, every name and reason cut to one printable line."""
     base = context.settings.dashboard_url.rstrip("/")
-    parts = [
-        f"Hello {_line(username, 64)},",
-        "",
-        "Since our last mail, these sensors of yours need a look:",
-        "",
-    ]
-    for row in rows.itertuples():
-        name = _line(row.name, 80) if isinstance(row.name, str) and row.name.strip() else None
-        label = f"{name} ({row.sensor_id})" if name else row.sensor_id
-        since = pd.Timestamp(row.since)
-        when = "" if since == EPOCH else f" since {since:%Y-%m-%d %H:%M} UTC"
-        parts += [
-            f"- {label}: {row.status}{when}",
-            f"  Why: {_line(row.reason, 300) if isinstance(row.reason, str) else 'no reason recorded'}",
-            f"  Try: {advice(row.status, row.kind)}",
-            f"  Charts: {base}/sensors/{quote(row.sensor_id, safe='')}",
-            "",
-        ]
+    parts = [f"Hello {_line(username, 64)},", ""]
+    for heading, rows, advised in (
+        ("Since our last mail, these sensors of yours need a look:", new, True),
+        ("Still not well a week after our mail:", reminders, True),
+        ("Well again:", recovered, False),
+    ):
+        if rows.empty:
+            continue
+        parts += [heading, ""]
+        for row in rows.itertuples():
+            name = _line(row.name, 80) if isinstance(row.name, str) and row.name.strip() else None
+            label = f"{name} ({row.sensor_id})" if name else row.sensor_id
+            since = pd.Timestamp(row.since)
+            when = "" if since == EPOCH else f" since {since:%Y-%m-%d %H:%M} UTC"
+            reason = _line(row.reason, 300) if isinstance(row.reason, str) else "no reason recorded"
+            lines = [
+                f"- {label}: {row.status}{when}",
+                f"  Why: {reason}",
+                f"  Try: {advice(row.status, row.kind)}",
+            ]
+            if not advised:
+                lines = [f"- {label}: {row.health} (it was {row.status}{when})"]
+            parts += [*lines, f"  Charts: {base}/sensors/{quote(row.sensor_id, safe='')}", ""]
     parts += [
         "You get at most one of these mails a day. Ask your operator to turn them off for your account."
     ]

@@ -84,7 +84,7 @@ def test_a_mail_server_down_for_a_night_sends_each_alert_once_the_next(engine, g
     assert rows["outcome"].tolist() == ["sent"] and rows["attempts"].tolist() == [3]
 
 
-def test_one_mail_a_day_at_most_and_a_sensor_well_again_before_it_goes_is_not_mailed(engine, garden):
+def test_one_mail_a_day_at_most_and_an_episode_over_before_it_goes_is_never_mailed(engine, garden):
     settings, inbox = garden
     night(engine, settings)
     with engine.begin() as connection:  # later the same day s2 falls silent
@@ -109,7 +109,10 @@ def test_one_mail_a_day_at_most_and_a_sensor_well_again_before_it_goes_is_not_ma
             update(sensor_health).where(sensor_health.c.sensor_id == "s1").values(status="recovered")
         )
     night(engine, settings, NOW + dt.timedelta(days=2))
-    assert len(inbox.messages) == 2
+    # The new fault never went out (stale); the one she was told of is over: she hears s1 is well again.
+    assert len(inbox.messages) == 3
+    well = inbox.messages[2][1].get_content()
+    assert "Well again:" in well and "Tomato bed (s1): recovered" in well and "need a look" not in well
     assert sorted(ledger(engine)["outcome"].tolist()) == ["sent", "sent", "stale"]
 
 
@@ -149,3 +152,30 @@ def test_the_smtp_password_comes_from_the_environment_or_the_secret_store(monkey
     updates = settings.secrets_from_store(Store())
     assert updates["smtp_password"].get_secret_value() == "from-the-store"
     assert "from-the-store" not in repr(settings.model_copy(update=updates).mail_server())
+
+
+def test_a_week_still_faulty_brings_one_reminder_and_being_well_again_one_note(engine, garden):
+    """Issue 33: a reminder after a week still faulty, and a "well again" note when it recovers, each
+    once, each within the one mail a day."""
+    settings, inbox = garden
+    night(engine, settings)
+    for day in range(1, 7):  # still faulty, but not a week yet: quiet
+        night(engine, settings, NOW + dt.timedelta(days=day))
+    assert len(inbox.messages) == 1
+    night(engine, settings, NOW + dt.timedelta(days=7))
+    night(engine, settings, NOW + dt.timedelta(days=8))
+    assert len(inbox.messages) == 2
+    reminder = inbox.messages[1][1]
+    assert reminder["Subject"] == "GROW-WOW: a sensor still needs a look"
+    assert "Still not well a week after our mail:" in reminder.get_content()
+    assert "Tomato bed (s1): faulty since 2019-06-10" in reminder.get_content()
+    with engine.begin() as connection:
+        connection.execute(
+            update(sensor_health).where(sensor_health.c.sensor_id == "s1").values(status="recovered")
+        )
+    night(engine, settings, NOW + dt.timedelta(days=9))
+    night(engine, settings, NOW + dt.timedelta(days=10))
+    assert len(inbox.messages) == 3
+    well = inbox.messages[2][1]
+    assert well["Subject"] == "GROW-WOW: a sensor is well again"
+    assert "Well again:" in well.get_content() and "Tomato bed (s1): recovered" in well.get_content()

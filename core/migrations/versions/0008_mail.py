@@ -49,6 +49,8 @@ def upgrade() -> None:
         sa.Column("queued_at", UTCDateTime(), nullable=False),
         sa.Column("sent_at", UTCDateTime()),
         sa.Column("outcome", sa.String(8), comment="sent, or stale (well again before it went)"),
+        sa.Column("reminded_at", UTCDateTime(), comment="when a week still bad was told"),
+        sa.Column("recovered_at", UTCDateTime(), comment="when being well again was told"),
         sa.Column("attempts", sa.Integer(), nullable=False, server_default="0"),
         sa.Column("error", sa.Text(), comment="the mail server's last refusal, in one line"),
         sa.UniqueConstraint("user_id", "sensor_id", "status", "since"),
