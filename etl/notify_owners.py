@@ -120,6 +120,10 @@ def _due(ledger: pd.DataFrame, current: pd.DataFrame, now: pd.Timestamp):
     return news, reminders, recovered
 
 
+# An account that is told anything: an owner's, active, with alerts on and an address.
+WANTS_MAIL = (users.c.role == "owner", users.c.is_active, users.c.alerts, users.c.email.is_not(None))
+
+
 def _bad_sensors():
     """Each faulty or silent sensor of an owner account that wants alerts and has an address."""
     return (
@@ -133,13 +137,7 @@ def _bad_sensors():
         )
         .join(sensors, sensors.c.owner_id == users.c.owner_id)
         .join(sensor_health, sensor_health.c.sensor_id == sensors.c.sensor_id)
-        .where(
-            users.c.role == "owner",
-            users.c.is_active,
-            users.c.alerts,
-            users.c.email.is_not(None),
-            sensor_health.c.status.in_(BAD),
-        )
+        .where(*WANTS_MAIL, sensor_health.c.status.in_(BAD))
     )
 
 
@@ -210,7 +208,7 @@ def _ledger():
         .join(sensors, sensors.c.sensor_id == mail_ledger.c.sensor_id)
         .outerjoin(sensor_health, sensor_health.c.sensor_id == mail_ledger.c.sensor_id)
         .where(mail_ledger.c.outcome.is_(None) | (mail_ledger.c.outcome == "sent"))
-        .where(mail_ledger.c.recovered_at.is_(None))
+        .where(mail_ledger.c.recovered_at.is_(None), *WANTS_MAIL)
         .order_by(mail_ledger.c.user_id, mail_ledger.c.sensor_id)
     )
 

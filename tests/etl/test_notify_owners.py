@@ -179,3 +179,16 @@ def test_a_week_still_faulty_brings_one_reminder_and_being_well_again_one_note(e
     well = inbox.messages[2][1]
     assert well["Subject"] == "GROW-WOW: a sensor is well again"
     assert "Well again:" in well.get_content() and "Tomato bed (s1): recovered" in well.get_content()
+
+
+def test_an_account_that_turned_alerts_off_hears_nothing_more(engine, garden):
+    settings, inbox = garden
+    night(engine, settings)
+    accounts.set_mail(engine, "olive", alerts=False)
+    with engine.begin() as connection:
+        connection.execute(
+            update(sensor_health).where(sensor_health.c.sensor_id == "s1").values(status="recovered")
+        )
+    night(engine, settings, NOW + dt.timedelta(days=1))  # no "well again" either
+    night(engine, settings, NOW + dt.timedelta(days=8))
+    assert len(inbox.messages) == 1

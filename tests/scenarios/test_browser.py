@@ -12,6 +12,7 @@ import datetime as dt
 import os
 import re
 import shutil
+from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import quote, urlsplit
 
@@ -69,6 +70,29 @@ pytestmark = [
 def _serve(app) -> tuple[str, object]:
     server = serve_on_loopback(app)
     return f"http://127.0.0.1:{server.port}", server
+
+
+@contextmanager
+def both_apps(database_url: str):
+    """The back end and the dashboard on the database, on loopback, with no map tiles: the dashboard's
+    address."""
+    back_url, back = _serve(
+        create_back_end(back_end_settings(database_url=database_url, backend_token=TOKEN))
+    )
+    front = front_end_settings(
+        database_url=database_url,
+        backend_url=back_url,
+        backend_token=TOKEN,
+        frontend_secret_key="browser-test-secret",
+        session_cookie_secure=False,
+        map_tile_url="",
+    )
+    front_url, server = _serve(create_front_end(front))
+    try:
+        yield front_url
+    finally:
+        server.shutdown()
+        back.shutdown()
 
 
 @pytest.fixture(scope="module")
@@ -204,24 +228,8 @@ def crowded_site(tmp_path_factory):
         bulk_upsert(connection, sensors, pd.DataFrame(located))
         bulk_upsert(connection, sensor_health, pd.DataFrame({"sensor_id": ids, "status": status}))
     accounts.create_user(engine, "ada", PASSWORD, "admin")
-    back_url, back = _serve(
-        create_back_end(back_end_settings(database_url=database_url, backend_token=TOKEN))
-    )
-    front_url, front = _serve(
-        create_front_end(
-            front_end_settings(
-                database_url=database_url,
-                backend_url=back_url,
-                backend_token=TOKEN,
-                frontend_secret_key="browser-test-secret",
-                session_cookie_secure=False,
-                map_tile_url="",
-            )
-        )
-    )
-    yield {"url": front_url}
-    front.shutdown()
-    back.shutdown()
+    with both_apps(database_url) as front_url:
+        yield {"url": front_url}
     engine.dispose()
 
 
@@ -918,24 +926,8 @@ def odd_site(tmp_path_factory):
     seed_odd(engine)
     accounts.create_user(engine, "ada", PASSWORD, "admin")
     accounts.create_user(engine, "oscar", PASSWORD, "owner", owner_id="owner-a")
-    back_url, back = _serve(
-        create_back_end(back_end_settings(database_url=database_url, backend_token=TOKEN))
-    )
-    front_url, front = _serve(
-        create_front_end(
-            front_end_settings(
-                database_url=database_url,
-                backend_url=back_url,
-                backend_token=TOKEN,
-                frontend_secret_key="browser-test-secret",
-                session_cookie_secure=False,
-                map_tile_url="",
-            )
-        )
-    )
-    yield {"url": front_url}
-    front.shutdown()
-    back.shutdown()
+    with both_apps(database_url) as front_url:
+        yield {"url": front_url}
     engine.dispose()
 
 
