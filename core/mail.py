@@ -36,6 +36,14 @@ class MailSettings(CoreSettings):
     dashboard_url: str = Field(
         default="http://127.0.0.1:8000", description="the dashboard's address people open, for links in mails"
     )
+    mail_link_secret: SecretStr | None = Field(
+        default=None,
+        description="signs the links in mails that act without a login (confirm, reset, unsubscribe); "
+        "the nightly job and the dashboard share it",
+    )
+    aws_mail_link_secret: str | None = Field(
+        default=None, description="the secret holding MAIL_LINK_SECRET; unset: the environment"
+    )
     aws_smtp_secret: str | None = Field(
         default=None,
         description="the secret holding SMTP_PASSWORD (e.g. grow-wow-smtp); unset: the environment",
@@ -54,7 +62,14 @@ class MailSettings(CoreSettings):
             updates["smtp_password"] = SecretStr(
                 self.from_store("SMTP_PASSWORD", store.api_key, self.aws_smtp_secret)
             )
+        if self.aws_mail_link_secret and "mail_link_secret" not in self.model_fields_set:
+            updates["mail_link_secret"] = SecretStr(
+                self.from_store("MAIL_LINK_SECRET", store.api_key, self.aws_mail_link_secret)
+            )
         return updates
+
+    def link_secret(self) -> str | None:
+        return self.mail_link_secret.get_secret_value() if self.mail_link_secret else None
 
     def mail_server(self) -> MailServer | None:
         """The server to send through, or None when SMTP_HOST names none."""

@@ -8,11 +8,13 @@ from typing import ClassVar
 from pydantic import Field, SecretStr, field_validator
 
 from core.aws_secrets import SecretStore
+from core.mail import MailSettings
 from core.settings import WebSettings, http_url, load_role_settings
 
 
-class FrontendSettings(WebSettings):
-    """What the dashboard reads from the environment."""
+class FrontendSettings(WebSettings, MailSettings):
+    """What the dashboard reads from the environment; the mail settings send sign-up confirmations and
+    password resets."""
 
     role: ClassVar[str] = "the front end"
 
