@@ -34,7 +34,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.types import TypeDecorator
 
 from core.times import as_utc
-from core.vocabulary import Health
+from core.vocabulary import Answer, Health
 
 # Named constraints, so migrations can refer to them on both engines.
 metadata = MetaData(
@@ -50,6 +50,7 @@ metadata = MetaData(
 HEALTH_STATUSES = tuple(status.value for status in Health)
 USER_ROLES = ("admin", "owner")
 RUN_STATUSES = ("running", "ok", "failed")
+ALERT_SCHEDULES = ("nightly", "weekly")
 QUARANTINE_ACTIONS = ("refused", "repaired")
 
 # GROW location codes are short ("zg9xr321"); WOW site ids are numbers or GUIDs, up to 36 characters.
@@ -304,8 +305,16 @@ users = Table(
     ),
     Column("email", String(254), comment="where the account's alerts go; none: no mail"),
     Column("alerts", Boolean, nullable=False, server_default=true(), comment="mail when a sensor turns bad"),
+    Column(
+        "alert_schedule",
+        String(8),
+        nullable=False,
+        server_default="nightly",
+        comment="nightly: a mail the night a sensor turns bad; weekly: one mail a week at most",
+    ),
+    Column("language", String(8), comment="the language of its pages and mails; none: the browser's"),
     CheckConstraint(f"role IN {USER_ROLES!r}", name="role"),
-    CheckConstraint("role = 'admin' OR owner_id IS NOT NULL", name="owner_has_owner_id"),
+    CheckConstraint(f"alert_schedule IN {ALERT_SCHEDULES!r}", name="alert_schedule"),
 )
 
 # One row per login: the session and remember cookies carry a random token, stored here only as its
@@ -345,4 +354,42 @@ mail_ledger = Table(
     Column("attempts", Integer, nullable=False, server_default="0"),
     Column("error", Text, comment="the mail server's last refusal, in one line"),
     UniqueConstraint("user_id", "sensor_id", "status", "since"),
+)
+
+
+# What owners said of their sensors' anomalies: one answer per anomaly (the latest replaces the one
+# before), keyed by the anomaly's own key so it survives a re-detection of the same span. Who answered
+# is kept by name too, so an answer outlives its account.
+anomaly_answers = Table(
+    "anomaly_answers",
+    metadata,
+    Column("answer_id", Integer, primary_key=True, autoincrement=True),
+    Column("sensor_id", SensorId, nullable=False),
+    Column("variable", String(32), nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("start_at", UTCDateTime, nullable=False, comment="the anomaly's start: with the rest, its key"),
+    Column("answer", String(16), nullable=False, comment="real_fault, not_a_fault or fixed"),
+    Column("reason", String(16), comment="why not a fault: watering, gardening, moved, winter, other"),
+    Column("note", Text),
+    Column("user_id", Integer, ForeignKey("users.user_id", ondelete="SET NULL")),
+    Column("answered_by", String(64), nullable=False),
+    Column("answered_at", UTCDateTime, nullable=False),
+    CheckConstraint(f"answer IN {tuple(a.value for a in Answer)!r}", name="answer"),
+    UniqueConstraint("sensor_id", "variable", "kind", "start_at"),
+)
+
+# Spans an owner paused a sensor for maintenance: anomalies inside one never make it faulty, no mail
+# goes about it, and while one lasts the sensor is `paused`. They stay as history.
+sensor_pauses = Table(
+    "sensor_pauses",
+    metadata,
+    Column("pause_id", Integer, primary_key=True, autoincrement=True),
+    Column("sensor_id", SensorId, nullable=False, index=True),
+    Column("start_at", UTCDateTime, nullable=False),
+    Column("end_at", UTCDateTime, nullable=False),
+    Column("note", Text),
+    Column("user_id", Integer, ForeignKey("users.user_id", ondelete="SET NULL")),
+    Column("paused_by", String(64), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    CheckConstraint("end_at > start_at", name="span"),
 )

@@ -120,6 +120,7 @@ class Health(StrEnum):
     FAULTY = "faulty"  # the last anomaly ended less than FAULTY_DAYS before the latest reading
     RECOVERED = "recovered"  # anomalies, the last FAULTY_DAYS or more before the latest reading
     SILENT = "silent"  # no reading for SILENT_DAYS: whatever it was, nobody can tell now
+    PAUSED = "paused"  # its owner paused it for maintenance until a day not yet come: nothing is judged
 
 
 class Detector(StrEnum):
@@ -221,3 +222,21 @@ KIND_MEANING = {
     AnomalyKind.MODEL_2019: "history from 2019: a day its model flagged (the error equal to the next day's)",
     AnomalyKind.ISMN_FLAG: "history from ISMN: values its quality control called dubious or implausible",
 }
+
+
+class Answer(StrEnum):
+    """What an owner (or an admin) says of an anomaly: stored with who and when (`anomaly_answers`)."""
+
+    REAL_FAULT = "real_fault"  # yes, it was broken: kept, and a label for judging the checks
+    NOT_A_FAULT = "not_a_fault"  # something the garden did (`NotAFault`): it no longer makes a sensor faulty
+    FIXED = "fixed"  # the owner mended it: the next run judges the sensor afresh from then on
+
+
+class NotAFault(StrEnum):
+    """Why an anomaly was no fault, as an owner says it."""
+
+    WATERING = "watering"
+    GARDENING = "gardening"  # digging, weeding, planting around it
+    MOVED = "moved"  # moved on purpose
+    WINTER = "winter"  # in the shed for winter
+    OTHER = "other"  # with a note

@@ -33,6 +33,8 @@ LOOKS = (
     Look(Health.RECOVERED.value, "Recovered", "#ef8f00", "↺", ink="#1b1b1b"),
     # Grey like "not checked yet" (nothing is known now either), but slate so the two tell apart.
     Look(Health.SILENT.value, "Silent", "#546e7a", "–", dated=True),
+    # Its owner paused it for maintenance: known and in hand, so calm blue, not an alarm.
+    Look(Health.PAUSED.value, "Paused", "#1565c0", "⏸"),
     Look(UNCHECKED, "Not checked yet", "#757575", "?"),
 )
 BY_VALUE = {look.value: look for look in LOOKS}
@@ -44,6 +46,7 @@ WORST_FIRST = (
     Health.SILENT.value,
     Health.RECOVERED.value,
     UNCHECKED,
+    Health.PAUSED.value,
     Health.HEALTHY.value,
 )
 

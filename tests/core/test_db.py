@@ -252,10 +252,19 @@ def test_a_later_revision_upgrades_a_database_without_losing_its_rows(settings, 
 
 
 # What later revisions added, so a test can build the schema as revision 0001 had it.
-ADDED_TABLES = {"detection_state", "fetch_state", "fetch_gaps", "quarantine", "login_sessions", "mail_ledger"}
+ADDED_TABLES = {
+    "detection_state",
+    "fetch_state",
+    "fetch_gaps",
+    "quarantine",
+    "login_sessions",
+    "mail_ledger",
+    "anomaly_answers",
+    "sensor_pauses",
+}
 ADDED_COLUMNS = {
     "etl_runs": {"counts"},
-    "users": {"session_version", "email", "alerts"},
+    "users": {"session_version", "email", "alerts", "alert_schedule", "language"},
     "sensors": {"address_2019"},
 }
 STATUSES_AT_0001 = ("healthy", "faulty", "recovered")
@@ -273,6 +282,12 @@ def schema_at_first_revision() -> MetaData:
             status = next(c for c in copy.constraints if isinstance(c, CheckConstraint))
             copy.constraints.remove(status)
             copy.append_constraint(CheckConstraint(f"status IN {STATUSES_AT_0001!r}", name=status.name))
+        if table.name == "users":  # every owner account had its owner id until self-service sign-up
+            schedule = next(c for c in copy.constraints if "alert_schedule" in str(getattr(c, "sqltext", "")))
+            copy.constraints.remove(schedule)
+            copy.append_constraint(
+                CheckConstraint("role = 'admin' OR owner_id IS NOT NULL", name="owner_has_owner_id")
+            )
     return first
 
 

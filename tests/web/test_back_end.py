@@ -281,6 +281,7 @@ def test_status_counts(client):
         "faulty": 1,
         "recovered": 1,
         "silent": 0,
+        "paused": 0,
         "unchecked": 1,
     }
 
@@ -293,11 +294,18 @@ def test_filtering_by_silent_finds_exactly_the_silent_sensor(silent_client):
 
 
 def test_silent_sensors_are_counted(silent_client):
-    counts = {"healthy": 1, "faulty": 1, "recovered": 1, "silent": 1, "unchecked": 1}
+    counts = {"healthy": 1, "faulty": 1, "recovered": 1, "silent": 1, "paused": 0, "unchecked": 1}
     assert get(silent_client, "/status_counts").json == counts
     body = get(silent_client, "/owners/owner-a/stats").json
     assert body["sensors"] == 3
-    assert body["by_status"] == {"healthy": 1, "faulty": 1, "recovered": 0, "silent": 1, "unchecked": 0}
+    assert body["by_status"] == {
+        "healthy": 1,
+        "faulty": 1,
+        "recovered": 0,
+        "silent": 1,
+        "paused": 0,
+        "unchecked": 0,
+    }
 
 
 def test_a_silent_sensor_says_when_it_was_last_heard(silent_client):
@@ -375,6 +383,7 @@ def test_owner_statistics(client):
         "faulty": 1,
         "recovered": 0,
         "silent": 0,
+        "paused": 0,
         "unchecked": 0,
     }
     assert body["anomalies"] == 2 and body["latest_reading_at"].startswith("2019-06-10T23:45:00")

@@ -838,13 +838,27 @@ def test_the_landing_page_counts_the_network_for_an_admin_and_an_owners_own_sens
     log_in(client, "ada")
     page = client.get("/").get_data(as_text=True)
     assert "The network" in page and "<b>4</b> sensors" in page and "<b>2</b> owners" in page
-    assert counts(page) == {"healthy": 1, "faulty": 1, "recovered": 1, "silent": 0, "unchecked": 1}
+    assert counts(page) == {
+        "healthy": 1,
+        "faulty": 1,
+        "recovered": 1,
+        "silent": 0,
+        "paused": 0,
+        "unchecked": 1,
+    }
     assert "GROW Observatory" in page and "Horizon 2020" in page
     owner = app.test_client()
     log_in(owner, "olive")
     page = owner.get("/").get_data(as_text=True)
     assert "Your sensors" in page and "<b>2</b> sensors" in page and "owners" not in page.split("<ul")[0]
-    assert counts(page) == {"healthy": 1, "faulty": 1, "recovered": 0, "silent": 0, "unchecked": 0}
+    assert counts(page) == {
+        "healthy": 1,
+        "faulty": 1,
+        "recovered": 0,
+        "silent": 0,
+        "paused": 0,
+        "unchecked": 0,
+    }
 
 
 def test_the_map_answer_keeps_its_tag_through_the_front_end_and_an_unchanged_map_is_304(app):
