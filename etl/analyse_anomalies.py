@@ -6,7 +6,9 @@ before the latest reading. New: silent = no reading for SILENT_DAYS (default 3) 
 anomalies say: nobody can tell how a sensor is that says nothing. Each row also counts the anomalies by
 kind and by variable, and says why in one line. Conditions (frozen soil, snow cover, a watering system:
 `core.vocabulary.CONDITIONS`), and the days 2019's model flagged, are recorded beside the anomalies but
-never decide a sensor's health.
+never decide a sensor's health. Neither do the anomalies an owner answered *not a fault*, those begun
+before an owner's *fixed it*, or those inside a pause for maintenance (`core.answers`); while a pause
+lasts, the sensor is `paused`.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import logging
 import pandas as pd
 from sqlalchemy import func, select
 
+from core.answers import counts_for_health, paused_now
 from core.db import latest_times
 from core.load import bulk_upsert
 from core.schema import anomalies, readings, sensor_health, sensors
@@ -48,10 +51,12 @@ def sensor_health_rows(
     faulty_days: float,
     now: dt.datetime | None = None,
     silent_days: float | None = None,
+    paused: frozenset[str] | set[str] = frozenset(),
 ) -> pd.DataFrame:
     """Health of each sensor from its anomalies (sensor_id, variable, kind, end_at, score, explanation;
     with a column `n`, each row stands for n anomalies of its variable and kind, itself the latest of
-    them), and, given `now` and `silent_days`, from how long it has said nothing."""
+    them), and, given `now` and `silent_days`, from how long it has said nothing; the `paused` sensors
+    are paused, whatever else they are."""
     if "n" not in found:
         found = found.assign(n=1)
     # Conditions (frozen soil, snow, a watering system) and 2019's history are shown with the anomalies
@@ -85,6 +90,7 @@ def sensor_health_rows(
         rows.append((sensor, status.value, last_at, latest, round(since, 2), counts[sensor], reason))
     if now is not None and silent_days is not None:
         rows = [_silenced(row, pd.Timestamp(now), silent_days) for row in rows]
+    rows = [_paused(row) if row[0] in paused else row for row in rows]
     frame = pd.DataFrame(rows, columns=HEALTH_COLUMNS)
     for column in ("last_anomaly_at", "latest_reading_at"):
         frame[column] = pd.to_datetime(frame[column], utc=True)
@@ -104,6 +110,14 @@ def _silenced(row: tuple, now: pd.Timestamp, silent_days: float) -> tuple:
     return (sensor, Health.SILENT.value, last_at, latest, since, counts, said)
 
 
+def _paused(row: tuple) -> tuple:
+    sensor, status, last_at, latest, since, counts, reason = row
+    said = f"paused for maintenance by its owner; before that: {status}"
+    if status != Health.HEALTHY:
+        said += f" ({reason})"
+    return (sensor, Health.PAUSED.value, last_at, latest, since, counts, said)
+
+
 def run(context: StepContext) -> int:
     with context.engine.connect() as connection:
         sensor_ids = owned_sensor_ids(connection, context.shard)
@@ -116,10 +130,11 @@ def run(context: StepContext) -> int:
             or [pd.DataFrame(columns=SUMMARY_COLUMNS)],
             ignore_index=True,
         )
+        paused = paused_now(connection, context.now)
     found["end_at"] = pd.to_datetime(found["end_at"], utc=True)
     settings = context.settings
     health = sensor_health_rows(
-        sensor_ids, found, latest, settings.faulty_days, context.now, settings.silent_days
+        sensor_ids, found, latest, settings.faulty_days, context.now, settings.silent_days, paused
     )
     with context.engine.begin() as connection:
         written = bulk_upsert(connection, sensor_health, health)
@@ -142,7 +157,7 @@ def _latest_of_each_kind(connection, sensor_ids: list[str]) -> pd.DataFrame:
             .over(partition_by=group, order_by=[anomalies.c.end_at.desc(), anomalies.c.score.desc()])
             .label("rank"),
         )
-        .where(anomalies.c.sensor_id.in_(sensor_ids))
+        .where(anomalies.c.sensor_id.in_(sensor_ids), counts_for_health())
         .subquery()
     )
     rows = connection.execute(

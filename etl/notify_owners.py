@@ -20,11 +20,13 @@ from urllib.parse import quote
 
 import click
 import pandas as pd
-from sqlalchemy import bindparam, insert, or_, select, update
+from sqlalchemy import bindparam, func, insert, select, update
 
+from core import links
 from core.db import read_frame
+from core.links import Purpose
 from core.mail import MailError
-from core.schema import anomalies, mail_ledger, sensor_health, sensors, users
+from core.schema import anomalies, anomaly_answers, mail_ledger, sensor_health, sensor_pauses, sensors, users
 from core.vocabulary import NOT_FAULTS, AnomalyKind
 from etl.commands import Command, run_alone
 from etl.quarantine import clean_text
@@ -63,27 +65,26 @@ def run(context: StepContext) -> int:
     if server is None:
         log.info("SMTP_HOST names no mail server: no alerts are sent")
         return 0
+    if context.settings.link_secret() is None:
+        log.warning("MAIL_LINK_SECRET is unset: the alerts go without their one-click unsubscribe link")
     now = pd.Timestamp(context.now)
     with context.engine.begin() as connection:
         current = read_frame(connection, _bad_sensors())
         current["since"] = _episodes(current)
         written = _queue(connection, current, now)
         written += _mark_stale(connection, current)
+        written += _mark_answered(connection, read_frame(connection, _ledger()), _owners_spoke(connection))
         ledger = read_frame(connection, _ledger())
         kinds = _last_fault_kinds(connection, list(ledger["sensor_id"].unique()))
-        today = now.floor("D").to_pydatetime()
-        told = [mail_ledger.c[name] >= today for name in ("sent_at", "reminded_at", "recovered_at")]
-        mailed_today = set(connection.execute(select(mail_ledger.c.user_id).where(or_(*told))).scalars())
+        last_told = _last_told(connection)
     ledger["kind"] = ledger["sensor_id"].map(kinds)
     news, reminders, recovered = _due(ledger, current, now)
     for user_id in sorted(set(news["user_id"]) | set(reminders["user_id"]) | set(recovered["user_id"])):
-        if user_id in mailed_today:
-            continue  # one mail a day at most: these wait for tomorrow's
         mine = [part[part["user_id"] == user_id] for part in (news, reminders, recovered)]
         first = pd.concat(mine).iloc[0]
-        message = server.message(
-            first["email"], subject(*map(len, mine)), body(first["username"], *mine, context)
-        )
+        if not _may_mail(first["alert_schedule"], last_told.get(user_id), now):
+            continue  # one mail a day (or a week) at most: these wait
+        message = _message(server, first, mine, context)
         with context.engine.begin() as connection:  # tried, before it goes: a crash mid-send says so
             written += _set(connection, mine[0], attempts=mail_ledger.c.attempts + 1)
         try:
@@ -103,6 +104,53 @@ def run(context: StepContext) -> int:
     return written
 
 
+def _may_mail(schedule: str, last: pd.Timestamp | None, now: pd.Timestamp) -> bool:
+    """Nightly: not yet today (UTC); weekly: not in the six days before today either (by calendar day,
+    so a night that runs an hour earlier than last week's still mails)."""
+    if last is None:
+        return True
+    first_day = now.floor("D") - pd.Timedelta(days=6 if schedule == "weekly" else 0)
+    return last < first_day
+
+
+def _last_told(connection) -> dict[int, pd.Timestamp]:
+    """When each account was last mailed anything."""
+    told = [func.max(mail_ledger.c[name]) for name in ("sent_at", "reminded_at", "recovered_at")]
+    rows = connection.execute(select(mail_ledger.c.user_id, *told).group_by(mail_ledger.c.user_id))
+    last = {}
+    for user_id, *times in rows:
+        known = [pd.Timestamp(t) for t in times if t is not None]
+        if known:
+            last[user_id] = max(t if t.tzinfo else t.tz_localize("UTC") for t in known)
+    return last
+
+
+def _owners_spoke(connection) -> dict[str, pd.Timestamp]:
+    """When someone last answered an anomaly of each sensor, or paused it."""
+    said = select(anomaly_answers.c.sensor_id, func.max(anomaly_answers.c.answered_at).label("at")).group_by(
+        anomaly_answers.c.sensor_id
+    )
+    paused = select(sensor_pauses.c.sensor_id, func.max(sensor_pauses.c.created_at).label("at")).group_by(
+        sensor_pauses.c.sensor_id
+    )
+    spoke = {}
+    for query in (said, paused):
+        for sensor_id, at in connection.execute(query):
+            at = pd.Timestamp(at)
+            at = at if at.tzinfo else at.tz_localize("UTC")
+            spoke[sensor_id] = max(spoke.get(sensor_id, at), at)
+    return spoke
+
+
+def _mark_answered(connection, ledger: pd.DataFrame, spoke: dict[str, pd.Timestamp]) -> int:
+    """Episodes mailed, after which someone answered for the sensor or paused it: they know, so no
+    reminder and no "well again" note follow (outcome `answered`)."""
+    sent_at = pd.to_datetime(ledger["sent_at"], utc=True)
+    spoke_at = pd.to_datetime(ledger["sensor_id"].map(spoke), utc=True)
+    answered = ledger[ledger["outcome"].eq("sent") & (spoke_at > sent_at)]
+    return _set(connection, answered, outcome="answered")
+
+
 def _due(ledger: pd.DataFrame, current: pd.DataFrame, now: pd.Timestamp):
     """What each account is owed: episodes queued and not sent; episodes told a week ago or more and still
     going, not yet reminded; episodes told, now over with the sensor well, not yet said to be well."""
@@ -120,12 +168,14 @@ def _due(ledger: pd.DataFrame, current: pd.DataFrame, now: pd.Timestamp):
     return news, reminders, recovered
 
 
-# An account that is told anything: an owner's, active, with alerts on and an address.
-WANTS_MAIL = (users.c.role == "owner", users.c.is_active, users.c.alerts, users.c.email.is_not(None))
+# An account that is told anything: active, with alerts on and an address. An owner account hears of
+# its owner's sensors; an admin account of every sensor, in one digest.
+WANTS_MAIL = (users.c.is_active, users.c.alerts, users.c.email.is_not(None))
+SEES = (sensors.c.owner_id == users.c.owner_id) | (users.c.role == "admin")
 
 
 def _bad_sensors():
-    """Each faulty or silent sensor of an owner account that wants alerts and has an address."""
+    """Each faulty or silent sensor, for each account that wants alerts, has an address and sees it."""
     return (
         select(
             users.c.user_id,
@@ -135,7 +185,7 @@ def _bad_sensors():
             sensor_health.c.latest_reading_at,
             sensor_health.c.reason,
         )
-        .join(sensors, sensors.c.owner_id == users.c.owner_id)
+        .join(sensors, SEES)
         .join(sensor_health, sensor_health.c.sensor_id == sensors.c.sensor_id)
         .where(*WANTS_MAIL, sensor_health.c.status.in_(BAD))
     )
@@ -201,7 +251,12 @@ def _ledger():
             mail_ledger.c.reason,
             users.c.username,
             users.c.email,
+            users.c.role,
+            users.c.alert_schedule,
             sensors.c.name,
+            sensors.c.owner_id,
+            sensors.c.place,
+            sensors.c.country,
             sensor_health.c.status.label("health"),
         )
         .join(users, users.c.user_id == mail_ledger.c.user_id)
@@ -238,6 +293,24 @@ def _set(connection, rows: pd.DataFrame, **values) -> int:
     return len(rows)
 
 
+def _message(server, account, mine: list[pd.DataFrame], context: StepContext):
+    """The mail to one account: its owner's alert, or an admin's digest of the network; with a signed
+    one-click unsubscribe link (RFC 8058) when MAIL_LINK_SECRET is set."""
+    base = context.settings.dashboard_url.rstrip("/")
+    secret = context.settings.link_secret()
+    stop = f"{base}/unsubscribe/{links.sign(secret, Purpose.UNSUBSCRIBE, {'user': int(account['user_id'])})}"
+    stop = stop if secret else None
+    if account["role"] == "admin":
+        title, text = digest_subject(*mine), digest_body(account["username"], *mine, base, stop)
+    else:
+        title, text = subject(*map(len, mine)), body(account["username"], *mine, context, stop)
+    message = server.message(account["email"], title, text)
+    if stop:
+        message["List-Unsubscribe"] = f"<{stop}>"
+        message["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+    return message
+
+
 def subject(new: int, reminders: int, recovered: int) -> str:
     if new:
         return (
@@ -256,7 +329,7 @@ def subject(new: int, reminders: int, recovered: int) -> str:
     )
 
 
-def body(username: str, new, reminders, recovered, context: StepContext) -> str:
+def body(username: str, new, reminders, recovered, context: StepContext, stop: str | None = None) -> str:
     """The mail's words: plain text, every name and reason cut to one printable line."""
     base = context.settings.dashboard_url.rstrip("/")
     parts = [f"Hello {_line(username, 64)},", ""]
@@ -279,13 +352,68 @@ def body(username: str, new, reminders, recovered, context: StepContext) -> str:
                 f"  Why: {reason}",
                 f"  Try: {advice(row.status, row.kind)}",
             ]
+            page = f"{base}/sensors/{quote(row.sensor_id, safe='')}"
             if not advised:
                 lines = [f"- {label}: {row.health} (it was {row.status}{when})"]
-            parts += [*lines, f"  Charts: {base}/sensors/{quote(row.sensor_id, safe='')}", ""]
-    parts += [
-        "You get at most one of these mails a day. Ask your operator to turn them off for your account."
+            else:
+                lines.append(f"  Not a fault, or fixed it? Say so: {page}#answers")
+            parts += [*lines, f"  Charts: {page}", ""]
+    return "\n".join(parts + _footer(base, stop)) + "\n"
+
+
+def _footer(base: str, stop: str | None) -> list[str]:
+    how_often = f"You get at most one of these mails a day, or a week: choose at {base}/account"
+    return [how_often, f"Stop these mails: {stop}" if stop else "Ask your operator to stop these mails."]
+
+
+DIGEST_LISTED = 50  # sensors a digest names; the map has the rest
+
+
+def digest_subject(new: pd.DataFrame, reminders: pd.DataFrame, recovered: pd.DataFrame) -> str:
+    counts = new["status"].value_counts()
+    said = [f"{counts.get(status, 0)} {status}" for status in BAD if counts.get(status, 0)]
+    if len(recovered):
+        said.append(f"{len(recovered)} well again")
+    if not said:
+        said.append(f"{len(reminders)} still bad after a week")
+    return "GROW-WOW network digest: " + ", ".join(said)
+
+
+def digest_body(username: str, new, reminders, recovered, base: str, stop: str | None = None) -> str:
+    """An admin's digest: how many sensors turned faulty or silent, recovered, or stay bad a week on;
+    where most of the new ones are; and the new ones by name, the first DIGEST_LISTED."""
+    counts = new["status"].value_counts()
+    parts = [
+        f"Hello {_line(username, 64)},",
+        "",
+        "Since the last digest, across the network:",
+        f"Newly faulty: {counts.get('faulty', 0)}",
+        f"Newly silent: {counts.get('silent', 0)}",
+        f"Well again: {len(recovered)}",
+        f"Still bad a week after the last digest: {len(reminders)}",
+        "",
     ]
-    return "\n".join(parts) + "\n"
+    places = new["place"].where(new["place"].notna(), new["country"]).dropna().map(lambda p: _line(p, 60))
+    if not places.empty:
+        worst = sorted(places.value_counts().items(), key=lambda item: (-item[1], item[0]))[:5]
+        parts += ["Where most are: " + ", ".join(f"{place} ({n})" for place, n in worst), ""]
+    if not new.empty:
+        parts += ["New:", ""]
+    for row in new.head(DIGEST_LISTED).itertuples():
+        name = _line(row.name, 80) if isinstance(row.name, str) and row.name.strip() else None
+        label = f"{name} ({row.sensor_id})" if name else row.sensor_id
+        since = pd.Timestamp(row.since)
+        when = "" if since == EPOCH else f" since {since:%Y-%m-%d %H:%M} UTC"
+        reason = _line(row.reason, 300) if isinstance(row.reason, str) else "no reason recorded"
+        owner = _line(row.owner_id, 64) if isinstance(row.owner_id, str) else "none"
+        parts += [
+            f"- {label}, owner {owner}: {row.status}{when}",
+            f"  Why: {reason}",
+            f"  Charts: {base}/sensors/{quote(row.sensor_id, safe='')}",
+        ]
+    if len(new) > DIGEST_LISTED:
+        parts.append(f"... and {len(new) - DIGEST_LISTED} more: {base}/all_grow_map")
+    return "\n".join([*parts, "", *_footer(base, stop)]) + "\n"
 
 
 def advice(status: str, kind: str | None) -> str:

@@ -8,7 +8,9 @@ import pandas as pd
 import pytest
 from sqlalchemy import select, update
 
-from core.schema import mail_ledger, sensor_health, sensors
+from core import answers, links
+from core.links import Purpose
+from core.schema import mail_ledger, sensor_health, sensors, users
 from etl import notify_owners
 from etl.settings import load_settings
 from etl.shard import Shard
@@ -18,6 +20,7 @@ from tests.factories import seed
 
 NOW = dt.datetime(2019, 6, 12, 2, 0, tzinfo=dt.UTC)
 PASSWORD = "a long password"
+LINK_SECRET = "the link secret the nightly job and the dashboard share"
 
 
 @pytest.fixture
@@ -36,6 +39,7 @@ def garden(engine, settings, smtp_server, monkeypatch):
         smtp_port=port,
         smtp_security="none",
         dashboard_url="https://grow-wow.example.org/",
+        mail_link_secret=LINK_SECRET,
     )
     return mail, inbox
 
@@ -192,3 +196,78 @@ def test_an_account_that_turned_alerts_off_hears_nothing_more(engine, garden):
     night(engine, settings, NOW + dt.timedelta(days=1))  # no "well again" either
     night(engine, settings, NOW + dt.timedelta(days=8))
     assert len(inbox.messages) == 1
+
+
+def set_health(engine, sensor: str, status: str) -> None:
+    with engine.begin() as connection:
+        connection.execute(
+            update(sensor_health).where(sensor_health.c.sensor_id == sensor).values(status=status)
+        )
+
+
+def test_every_mail_carries_a_signed_one_click_unsubscribe_link_and_where_to_answer(engine, garden):
+    settings, inbox = garden
+    night(engine, settings)
+    message = inbox.messages[0][1]
+    link = message["List-Unsubscribe"].strip("<>")
+    assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"  # RFC 8058
+    assert link.startswith("https://grow-wow.example.org/unsubscribe/")
+    token = link.rsplit("/", 1)[1]
+    olive = accounts.list_users(engine)[0]
+    assert links.read(LINK_SECRET, Purpose.UNSUBSCRIBE, token) == {"user": olive.user_id}
+    assert links.read(LINK_SECRET, Purpose.RESET, token) is None
+    text = message.get_content()
+    assert f"Stop these mails: {link}" in text
+    assert "Not a fault, or fixed it? Say so: https://grow-wow.example.org/sensors/s1#answers" in text
+
+
+def test_an_owner_who_answered_hears_no_well_again_note(engine, garden):
+    settings, inbox = garden
+    night(engine, settings)
+    with engine.begin() as connection:
+        anomaly = {"sensor_id": "s1", "variable": "soil_moisture", "kind": "spike"}
+        start = connection.execute(
+            select(answers.anomalies.c.start_at).where(answers.anomalies.c.kind == "spike")
+        ).scalar_one()
+        when = NOW + dt.timedelta(hours=5)
+        answers.record_answer(
+            connection, {**anomaly, "start_at": start}, "not_a_fault", "gardening", None, None, "olive", when
+        )
+    set_health(engine, "s1", "recovered")  # the next analysis leaves it well
+    night(engine, settings, NOW + dt.timedelta(days=1))
+    night(engine, settings, NOW + dt.timedelta(days=2))
+    assert len(inbox.messages) == 1  # she said what it was: nothing to tell her
+    assert ledger(engine)["outcome"].tolist() == ["answered"]  # and nothing is owed later
+
+
+def test_a_weekly_account_hears_at_most_once_a_week(engine, garden):
+    settings, inbox = garden
+    with engine.begin() as connection:
+        connection.execute(update(users).where(users.c.username == "olive").values(alert_schedule="weekly"))
+    night(engine, settings)
+    set_health(engine, "s2", "silent")
+    for day in range(1, 7):
+        night(engine, settings, NOW + dt.timedelta(days=day))
+    assert len(inbox.messages) == 1
+    night(engine, settings, NOW + dt.timedelta(days=7))
+    assert len(inbox.messages) == 2 and "Lawn (s2): silent" in inbox.messages[1][1].get_content()
+
+
+def test_an_admin_gets_one_digest_of_the_network_not_a_mail_per_owner(engine, garden):
+    settings, inbox = garden
+    accounts.create_user(engine, "ada", PASSWORD, "admin", email="ada@example.org")
+    set_health(engine, "r1", "silent")
+    with engine.begin() as connection:
+        connection.execute(update(sensors).where(sensors.c.sensor_id == "s1").values(place="London"))
+        connection.execute(update(sensors).where(sensors.c.sensor_id == "r1").values(place="Lyon"))
+    night(engine, settings)
+    digests = [message for to, message in inbox.messages if to == ["ada@example.org"]]
+    assert len(digests) == 1
+    text = digests[0].get_content()
+    assert digests[0]["Subject"] == "GROW-WOW network digest: 1 faulty, 1 silent"
+    assert "Newly faulty: 1" in text and "Newly silent: 1" in text
+    assert "Tomato bed (s1), owner owner-a: faulty since 2019-06-10" in text
+    assert "Hedge (r1), owner owner-b: silent" in text
+    assert "Where most are: London (1), Lyon (1)" in text
+    night(engine, settings, NOW + dt.timedelta(hours=3))
+    assert len([1 for to, _ in inbox.messages if to == ["ada@example.org"]]) == 1

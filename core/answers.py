@@ -1,0 +1,160 @@
+"""What owners say of their sensors, and what it changes: an answer to an anomaly (a real fault; not a
+fault, with a reason; fixed it) and a pause for maintenance. The dashboard records them; the nightly
+analysis reads `counts_for_health` to leave out what an owner explained; `export-labels` writes them out.
+
+- *Not a fault*: that anomaly no longer makes its sensor faulty. It stays in the history, answered.
+- *Fixed it*: every anomaly of the sensor that began before the answer is behind it; the next run judges
+  the sensor afresh from then on.
+- A pause: anomalies lying inside it make no sensor faulty, and while it lasts the sensor is `paused`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import and_, exists, func, insert, select, update
+from sqlalchemy.sql.elements import ColumnElement
+
+from core.schema import anomalies, anomaly_answers, sensor_pauses
+from core.vocabulary import NOT_FAULTS, Answer, NotAFault
+
+NOTE_MAX = 500  # characters of an answer's or a pause's note
+PAUSE_MAX = dt.timedelta(days=366)  # a pause is for maintenance or a winter, not for ever
+
+
+class AnswerError(ValueError):
+    """An answer or a pause that cannot be taken; the message says why, for the owner."""
+
+
+def _same_anomaly(answers=anomaly_answers):
+    return and_(
+        answers.c.sensor_id == anomalies.c.sensor_id,
+        answers.c.variable == anomalies.c.variable,
+        answers.c.kind == anomalies.c.kind,
+        answers.c.start_at == anomalies.c.start_at,
+    )
+
+
+def counts_for_health() -> ColumnElement[bool]:
+    """Whether a row of `anomalies` still speaks to its sensor's health: not answered *not a fault*, not
+    begun before its sensor's latest *fixed it*, and not lying inside one of its sensor's pauses."""
+    explained = exists().where(_same_anomaly(), anomaly_answers.c.answer == Answer.NOT_A_FAULT.value)
+    fixed_at = (
+        select(func.max(anomaly_answers.c.answered_at))
+        .where(
+            anomaly_answers.c.sensor_id == anomalies.c.sensor_id,
+            anomaly_answers.c.answer == Answer.FIXED.value,
+        )
+        .scalar_subquery()
+    )
+    paused = exists().where(
+        sensor_pauses.c.sensor_id == anomalies.c.sensor_id,
+        sensor_pauses.c.start_at <= anomalies.c.start_at,
+        sensor_pauses.c.end_at >= anomalies.c.end_at,
+    )
+    return and_(~explained, ~paused, (fixed_at.is_(None)) | (anomalies.c.start_at >= fixed_at))
+
+
+def paused_now(connection, now: dt.datetime) -> set[str]:
+    """The sensors inside a pause at `now` (a few: not every sensor of a shard, one by one)."""
+    rows = connection.execute(
+        select(sensor_pauses.c.sensor_id).where(
+            sensor_pauses.c.start_at <= now,
+            sensor_pauses.c.end_at > now,
+        )
+    )
+    return set(rows.scalars())
+
+
+def check_answer(answer: str, reason: str | None, note: str | None) -> tuple[Answer, str | None, str | None]:
+    """The answer as stored, or AnswerError: *not a fault* needs its reason, and *other* its note."""
+    try:
+        said = Answer(answer)
+    except ValueError:
+        raise AnswerError(f"an answer is one of {', '.join(a.value for a in Answer)}") from None
+    note = " ".join((note or "").split())[:NOTE_MAX] or None  # one line: it goes into CSVs and mails
+    if said is not Answer.NOT_A_FAULT:
+        return said, None, note
+    if reason not in {r.value for r in NotAFault}:
+        raise AnswerError("say why it is not a fault")
+    if reason == NotAFault.OTHER and not note:
+        raise AnswerError("say in a note what it was")
+    return said, reason, note
+
+
+def record_answer(
+    connection,
+    anomaly: dict,
+    answer: str,
+    reason: str | None,
+    note: str | None,
+    user_id: int | None,
+    username: str,
+    now: dt.datetime,
+) -> None:
+    """Store what was said of `anomaly` (sensor_id, variable, kind, start_at), replacing an earlier
+    answer to it. Only faults are answered: conditions and imported history are not verdicts."""
+    said, reason, note = check_answer(answer, reason, note)
+    if anomaly["kind"] in {kind.value for kind in NOT_FAULTS}:
+        raise AnswerError("conditions and imported history need no answer")
+    key = {name: anomaly[name] for name in ("sensor_id", "variable", "kind", "start_at")}
+    values = {
+        "answer": said.value,
+        "reason": reason,
+        "note": note,
+        "user_id": user_id,
+        "answered_by": username,
+        "answered_at": now,
+    }
+    where = [anomaly_answers.c[name] == value for name, value in key.items()]
+    if not connection.execute(update(anomaly_answers).where(*where).values(values)).rowcount:
+        connection.execute(insert(anomaly_answers).values({**key, **values}))
+
+
+def add_pause(
+    connection,
+    sensor_id: str,
+    start: dt.datetime,
+    end: dt.datetime,
+    note: str | None,
+    user_id: int | None,
+    username: str,
+    now: dt.datetime,
+) -> int:
+    """Pause a sensor from `start` to `end`; AnswerError if the span is empty or longer than a year."""
+    if end <= start:
+        raise AnswerError("a pause ends after it starts")
+    if end - start > PAUSE_MAX:
+        raise AnswerError("a pause lasts a year at most")
+    note = " ".join((note or "").split())[:NOTE_MAX] or None
+    values = {
+        "sensor_id": sensor_id,
+        "start_at": start,
+        "end_at": end,
+        "note": note,
+        "user_id": user_id,
+        "paused_by": username,
+        "created_at": now,
+    }
+    return connection.execute(
+        insert(sensor_pauses).values(values).returning(sensor_pauses.c.pause_id)
+    ).scalar_one()
+
+
+def end_pause(connection, sensor_id: str, pause_id: int, now: dt.datetime) -> bool:
+    """End a pause of this sensor now (it stays as history up to now); False if there is none going."""
+    going = update(sensor_pauses).where(
+        sensor_pauses.c.pause_id == pause_id,
+        sensor_pauses.c.sensor_id == sensor_id,
+        sensor_pauses.c.end_at > now,
+        sensor_pauses.c.start_at < now,
+    )
+    if connection.execute(going.values(end_at=now)).rowcount:
+        return True
+    # One not begun yet goes altogether.
+    later = sensor_pauses.delete().where(
+        sensor_pauses.c.pause_id == pause_id,
+        sensor_pauses.c.sensor_id == sensor_id,
+        sensor_pauses.c.start_at >= now,
+    )
+    return bool(connection.execute(later).rowcount)
