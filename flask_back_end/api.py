@@ -16,7 +16,17 @@ from flask import Response, request, url_for
 from sqlalchemy import and_, func, or_, select
 
 from core.db import read_frame
-from core.schema import anomalies, readings, sensor_health, sensor_wow, sensors, wow_observations, wow_sites
+from core.schema import (
+    anomalies,
+    anomaly_answers,
+    readings,
+    sensor_health,
+    sensor_pauses,
+    sensor_wow,
+    sensors,
+    wow_observations,
+    wow_sites,
+)
 from flask_back_end import public, schemas
 from flask_back_end.extensions import engine, map_answers, settings
 from flask_back_end.schemas import COUNTED, STATUSES, UNCHECKED, VARIABLES
@@ -142,6 +152,8 @@ def _page_links(page: int, pages: int, query: dict) -> dict:
     return links
 
 
+PAUSE_FIELDS = ("pause_id", "start_at", "end_at", "note", "paused_by")
+ANSWER_FIELDS = ("answer", "reason", "note", "answered_by", "answered_at")
 HEALTH_FIELDS = ("status", "reason", "last_anomaly_at", "days_since_anomaly", "counts", "latest_reading_at")
 
 
@@ -174,9 +186,16 @@ def one_sensor(sensor_id: str):
             .order_by(readings.c.ts.desc())
             .limit(1)
         ).first()  # the primary key's index, read backwards: one row
+        year_ago = dt.datetime.now(dt.UTC) - dt.timedelta(days=366)
+        pauses = connection.execute(
+            select(*(sensor_pauses.c[name] for name in PAUSE_FIELDS))
+            .where(sensor_pauses.c.sensor_id == sensor_id, sensor_pauses.c.end_at >= year_ago)
+            .order_by(sensor_pauses.c.start_at.desc())
+        ).all()
     if row is None:
         abort(404, f"no sensor {sensor_id}")
     data = dict(row._mapping)
+    data["pauses"] = [dict(pause._mapping) for pause in pauses]
     data["latest"] = dict(latest._mapping) if latest is not None else None
     station = {
         "site_id": data.pop("site_id"),
@@ -302,18 +321,32 @@ def sensor_anomalies(sensor_id: str, query):
         anomalies.c[name]
         for name in ("variable", "kind", "start_at", "end_at", "score", "detector", "explanation")
     ]
+    answered = [anomaly_answers.c[name].label(f"answer_{name}") for name in ANSWER_FIELDS]
+    same = and_(
+        *(
+            anomaly_answers.c[name] == anomalies.c[name]
+            for name in ("sensor_id", "variable", "kind", "start_at")
+        )
+    )
     page, per_page = query["page"], query["per_page"]
     with engine().connect() as connection:
         ensure_sensor(connection, sensor_id)
         total = connection.scalar(select(func.count()).select_from(anomalies).where(*conditions))
         rows = connection.execute(
-            select(*columns)
+            select(*columns, *answered)
+            .select_from(anomalies.outerjoin(anomaly_answers, same))
             .where(*conditions)
             .order_by(anomalies.c.start_at.desc(), anomalies.c.variable, anomalies.c.kind)
             .limit(per_page)
             .offset((page - 1) * per_page)
         ).all()
-    return _page([dict(row._mapping) for row in rows], total, query)
+    return _page([_with_answer(dict(row._mapping)) for row in rows], total, query)
+
+
+def _with_answer(row: dict) -> dict:
+    """An anomaly's row with its owner's answer nested, or None."""
+    said = {name: row.pop(f"answer_{name}") for name in ANSWER_FIELDS}
+    return {**row, "answer": said if said["answer"] is not None else None}
 
 
 def time_range(connection, sensor_id: str, query: dict) -> tuple[dt.datetime, dt.datetime]:

@@ -12,7 +12,7 @@ from marshmallow import ValidationError, validates_schema
 
 from core.schema import ID_PATTERN
 from core.times import as_utc
-from core.vocabulary import SENSOR_VARIABLES, AnomalyKind, Detector
+from core.vocabulary import SENSOR_VARIABLES, AnomalyKind, Answer, Detector, NotAFault
 from core.vocabulary import Health as Status  # `Health` here is the answer schema below
 
 STATUSES = tuple(status.value for status in Status)
@@ -199,6 +199,14 @@ class Station(Schema):
     reason = String(allow_none=True, metadata={"description": "why no station is linked, when none is"})
 
 
+class Pause(Schema):
+    pause_id = Integer(required=True)
+    start_at = DateTime(required=True)
+    end_at = DateTime(required=True)
+    note = String(allow_none=True)
+    paused_by = String(required=True)
+
+
 class SensorDetail(SensorSummary):
     identifier = String(allow_none=True)
     serial_number = String(allow_none=True)
@@ -211,6 +219,11 @@ class SensorDetail(SensorSummary):
     address_longitude = Float(allow_none=True)
     health = Nested(Health, required=True)
     station = Nested(Station, required=True)
+    pauses = List(
+        Nested(Pause),
+        required=True,
+        metadata={"description": "spans its owner paused it for maintenance, latest first: a year's"},
+    )
 
     class Meta:
         exclude = ("status",)
@@ -237,6 +250,14 @@ class Readings(Schema):
     items = List(Nested(ReadingPoint), required=True)
 
 
+class AnomalyAnswer(Schema):
+    answer = String(required=True, validate=OneOf([answer.value for answer in Answer]))
+    reason = String(allow_none=True, validate=OneOf([reason.value for reason in NotAFault]))
+    note = String(allow_none=True)
+    answered_by = String(required=True)
+    answered_at = DateTime(required=True)
+
+
 class Anomaly(Schema):
     variable = String(required=True)
     kind = String(required=True, validate=OneOf([kind.value for kind in AnomalyKind]))
@@ -245,6 +266,7 @@ class Anomaly(Schema):
     score = Float(allow_none=True)
     detector = String(required=True, validate=OneOf([detector.value for detector in Detector]))
     explanation = String(allow_none=True)
+    answer = Nested(AnomalyAnswer, allow_none=True, metadata={"description": "what its owner said of it"})
 
 
 class AnomalyPage(Paged):

@@ -2,13 +2,17 @@
 bad parameters answer 400 naming the parameter, an unknown sensor 404, long ranges are downsampled with
 spikes kept."""
 
+import datetime as dt
+
+import pandas as pd
 import pytest
 from apiflask import APIBlueprint
 from flask import url_for
 
+from core import answers
 from flask_back_end import create_app, is_public, public
 from flask_back_end.settings import load_settings
-from tests.factories import TOKEN, seed, seed_silent
+from tests.factories import START, TOKEN, seed, seed_silent
 
 
 @pytest.fixture
@@ -363,6 +367,37 @@ def test_a_sensors_anomalies_latest_first_and_by_range(client):
     early = get(client, "/sensors/s1/anomalies", end="2019-06-03T00:00:00Z").json
     assert [a["kind"] for a in early["items"]] == ["temperature_bias"]
     assert get(client, "/sensors/s2/anomalies").json["items"] == []
+
+
+def test_an_anomaly_carries_its_owners_answer_and_a_sensor_its_pauses(settings, engine):
+    """Issue 33: what an owner said of an anomaly comes with it; a sensor's pauses come with the sensor."""
+    seed(engine)
+    now = dt.datetime.now(dt.UTC)
+    with engine.begin() as connection:
+        spike = {"sensor_id": "s1", "variable": "soil_moisture", "kind": "spike"}
+        spike["start_at"] = (START + pd.Timedelta(minutes=15 * 500)).to_pydatetime()  # seed's spike
+        answers.record_answer(connection, spike, "not_a_fault", "watering", "the hose", None, "olive", now)
+        answers.add_pause(
+            connection,
+            "s1",
+            now - dt.timedelta(days=1),
+            now + dt.timedelta(days=2),
+            "away",
+            None,
+            "olive",
+            now,
+        )
+    app = create_app(load_settings(backend_token=TOKEN))
+    with app.test_client() as client:
+        items = get(client, "/sensors/s1/anomalies").json["items"]
+        said = {item["kind"]: item["answer"] for item in items}
+        assert said["temperature_bias"] is None
+        assert said["spike"]["answer"] == "not_a_fault" and said["spike"]["reason"] == "watering"
+        assert said["spike"]["note"] == "the hose" and said["spike"]["answered_by"] == "olive"
+        pauses = get(client, "/sensors/s1").json["pauses"]
+        assert [(p["note"], p["paused_by"]) for p in pauses] == [("away", "olive")]
+        assert get(client, "/sensors/s2").json["pauses"] == []
+    app.extensions["grow_wow"]["engine"].dispose()
 
 
 def test_the_wow_comparison_aligns_the_station_hour_by_hour(client):
