@@ -98,6 +98,9 @@ def record_answer(
     if anomaly["kind"] in {kind.value for kind in NOT_FAULTS}:
         raise AnswerError("conditions and imported history need no answer")
     key = {name: anomaly[name] for name in ("sensor_id", "variable", "kind", "start_at")}
+    found = select(anomalies.c.anomaly_id).where(*(anomalies.c[name] == value for name, value in key.items()))
+    if connection.execute(found).first() is None:
+        raise AnswerError("there is no such anomaly of this sensor (found again since? reload the page)")
     values = {
         "answer": said.value,
         "reason": reason,

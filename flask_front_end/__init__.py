@@ -75,11 +75,13 @@ def create_app(settings: FrontendSettings | None = None) -> Flask:
     limiter.init_app(app)
     compress.init_app(app)
 
+    from flask_front_end.answers import blueprint as answers
     from flask_front_end.auth import auth
     from flask_front_end.pages import pages
 
     app.register_blueprint(auth)
     app.register_blueprint(pages)
+    app.register_blueprint(answers)
     public(app.view_functions["static"])  # the login page's styles and scripts
     app.before_request(_login_first)  # after the rate limits and CSRF check, which a stranger meets first
     app.cli.add_command(accounts.users_cli)

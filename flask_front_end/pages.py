@@ -14,7 +14,8 @@ from flask_login import current_user
 from core.csv_cells import safe_row
 from core.schema import is_id
 from core.vocabulary import IMPORTED, AnomalyKind
-from flask_front_end import limiter, statuses
+from flask_front_end import answers, limiter, statuses
+from flask_front_end.access import visible_sensor
 from flask_front_end.auth import LogoutForm
 from flask_front_end.backend import BackendError, api_path
 from flask_front_end.extensions import backend, settings
@@ -114,22 +115,13 @@ def sensor_page(sensor_id: str):
     badge = statuses.badge_text(sensor["health"], sensor.get("last_sample_at"))
     imported = sorted(kind.value for kind in IMPORTED)
     return render_template(
-        "sensor.html", sensor=sensor, badge=badge, anomaly_kinds=list(AnomalyKind), imported_kinds=imported
+        "sensor.html",
+        sensor=sensor,
+        badge=badge,
+        anomaly_kinds=list(AnomalyKind),
+        imported_kinds=imported,
+        **answers.page_context(sensor),
     )
-
-
-def visible_sensor(sensor_id: str) -> dict:
-    """The sensor from the back end if this account may see it; 404 otherwise."""
-    try:
-        sensor = backend().get(api_path("sensors", sensor_id))
-    except BackendError as error:
-        if error.status == 404:
-            abort(404)
-        raise
-    owner = current_user.sees_owner
-    if owner is not None and sensor.get("owner_id") != owner:
-        abort(404)
-    return sensor
 
 
 # --- downloads ------------------------------------------------------------------------------------------

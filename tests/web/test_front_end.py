@@ -87,8 +87,8 @@ def test_pages_send_strangers_to_the_login_page_and_back(client):
 
 # Path arguments from tests.factories.seed: olive's (owner-a) and someone else's (owner-b). A route with
 # another argument fails the tests below until it has one here.
-OLIVES = {"sensor_id": "s1", "owner_id": "owner-a", "filename": "app.js"}  # filename: a static file
-SOMEONE_ELSES = {"sensor_id": "r1", "owner_id": "owner-b"}
+OLIVES = {"sensor_id": "s1", "owner_id": "owner-a", "filename": "app.js", "pause_id": 1}  # filename: static
+SOMEONE_ELSES = {"sensor_id": "r1", "owner_id": "owner-b", "pause_id": 1}
 
 
 def filled(app, rule, ids=OLIVES) -> str:
