@@ -20,7 +20,7 @@ SPIKE = {"variable": "soil_moisture", "kind": "spike", "start_at": "2019-06-06T0
 
 
 @pytest.fixture
-def olive(app):
+def olive(app):  # noqa: F811 - the fixture imported above
     client = app.test_client()
     log_in(client, "olive")
     return client
