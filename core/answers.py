@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import datetime as dt
 
+import pandas as pd
 from sqlalchemy import and_, exists, func, insert, select, update
 from sqlalchemy.sql.elements import ColumnElement
 
+from core.db import read_frame
 from core.schema import anomalies, anomaly_answers, sensor_pauses
 from core.vocabulary import NOT_FAULTS, Answer, NotAFault
 
@@ -161,3 +163,54 @@ def end_pause(connection, sensor_id: str, pause_id: int, now: dt.datetime) -> bo
         sensor_pauses.c.start_at >= now,
     )
     return bool(connection.execute(later).rowcount)
+
+
+LABEL_COLUMNS = [
+    "sensor_id",
+    "variable",
+    "kind",
+    "start_at",
+    "end_at",
+    "score",
+    "detector",
+    "explanation",
+    "answer",
+    "reason",
+    "note",
+    "answered_by",
+    "answered_at",
+]
+
+
+def labels(connection) -> pd.DataFrame:
+    """Every answer beside the anomaly it answers (LABEL_COLUMNS), by sensor and time. An answer whose
+    anomaly is no longer stored (found again with another start) keeps its key, the rest empty."""
+    query = (
+        select(
+            *(anomaly_answers.c[name] for name in ("sensor_id", "variable", "kind", "start_at")),
+            anomalies.c.end_at,
+            anomalies.c.score,
+            anomalies.c.detector,
+            anomalies.c.explanation,
+            *(anomaly_answers.c[name] for name in ("answer", "reason", "note", "answered_by", "answered_at")),
+        )
+        .select_from(anomaly_answers.outerjoin(anomalies, _same_anomaly()))
+        .order_by(anomaly_answers.c.sensor_id, anomaly_answers.c.start_at, anomaly_answers.c.kind)
+    )
+    return read_frame(connection, query).reindex(columns=LABEL_COLUMNS)
+
+
+def precision_by_kind(answered: pd.DataFrame) -> pd.DataFrame:
+    """What owners said, per kind of anomaly: how many answered, how many real (a real fault, or one they
+    fixed), how many not, and the precision that makes (real over answered); `labels()`'s frame in."""
+    real = answered["answer"].isin([Answer.REAL_FAULT.value, Answer.FIXED.value])
+    table = (
+        answered.assign(real=real, not_a_fault=~real)
+        .groupby("kind")
+        .agg(answered=("answer", "size"), real=("real", "sum"), not_a_fault=("not_a_fault", "sum"))
+    )
+    table["precision"] = table["real"] / table["answered"]
+    reasons = (
+        answered[~real].groupby("kind")["reason"].agg(lambda said: ", ".join(sorted(set(said.dropna()))))
+    )
+    return table.assign(reasons=reasons.reindex(table.index).fillna("")).sort_index()

@@ -441,9 +441,40 @@ def report(result: dict) -> str:
     return "\n".join(lines)
 
 
+def feedback_report(table: pd.DataFrame) -> str:
+    lines = [
+        "What owners said of our anomalies (precision: a real fault or fixed, over answered)",
+        f"{'kind':<22} {'answered':>8} {'real':>6} {'not':>6} {'precision':>9}  not a fault because",
+    ]
+    for kind, row in table.iterrows():
+        counts = f"{row.answered:>8} {row.real:>6} {row.not_a_fault:>6}"
+        lines.append(f"{kind:<22} {counts} {row.precision:>9.2f}  {row.reasons}")
+    if table.empty:
+        lines.append("(no answers yet)")
+    return "\n".join(lines)
+
+
+def feedback(database_url: str) -> None:
+    """Precision per kind on what owners said (`python -m devtools.evaluate --feedback URL`)."""
+    from core.answers import labels, precision_by_kind
+    from core.db import make_engine
+
+    settings = load_settings(database_url=database_url, log_level="WARNING")
+    with make_engine(settings).connect() as connection:
+        table = precision_by_kind(labels(connection))
+    click.echo(feedback_report(table))
+    figures = {
+        "answered": int(table["answered"].sum()),
+        "precision_by_kind": {kind: round(float(p), 4) for kind, p in table["precision"].items()},
+    }
+    click.echo(json.dumps(figures))
+
+
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--data", type=click.Path(exists=True, file_okay=False, path_type=Path), required=True,
+@click.option("--data", type=click.Path(exists=True, file_okay=False, path_type=Path),
               help="a generated network with labels.csv")  # fmt: skip
+@click.option("--feedback", "feedback_url", metavar="DATABASE_URL",
+              help="instead: precision per kind on what owners answered in this database")  # fmt: skip
 @click.option("--plot", type=click.Path(dir_okay=False, path_type=Path),
               help="confusion-matrix PNG [default: DATA/confusion.png]")  # fmt: skip
 @click.option("--models", "models_dir", type=click.Path(exists=True, file_okay=False, path_type=Path),
@@ -453,11 +484,22 @@ def report(result: dict) -> str:
 @click.option("--source", type=click.Choice(["grow", "opensensemap"]), default="grow", show_default=True,
               help="read the network as this source serves it")  # fmt: skip
 def main(
-    data: Path, plot: Path | None, models_dir: Path | None, no_models: bool, score_models: bool, source: str
+    data: Path | None,
+    feedback_url: str | None,
+    plot: Path | None,
+    models_dir: Path | None,
+    no_models: bool,
+    score_models: bool,
+    source: str,
 ) -> None:
-    """Score detection against the labelled faults of a generated network, beside the 2019 rule."""
+    """Score detection against the labelled faults of a generated network, beside the 2019 rule; or
+    (--feedback) against what owners answered."""
     from core.logs import configure_logging
 
+    if feedback_url:
+        return feedback(feedback_url)
+    if data is None:
+        raise click.UsageError("give --data DIR (a generated network) or --feedback DATABASE_URL")
     configure_logging(load_settings(log_level="WARNING"))
     plot = plot or data / "confusion.png"
     models = None if no_models else (load_all(models_dir) if models_dir else "shipped")

@@ -223,6 +223,19 @@ def export_sensor_command(settings, sensor_id: str, days: float, out: Path) -> N
     )
 
 
+@cli.command("export-labels")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="the CSV to write")  # fmt: skip
+@click.pass_obj
+def export_labels_command(settings, out: Path) -> None:
+    """Write every owner's answer beside the anomaly it answers: labels from real gardens."""
+    from core.answers import labels
+
+    with make_engine(settings).connect() as connection:
+        answered = labels(connection)
+    _write(answered, str(out), "answers")
+
+
 @cli.command("import-files")
 @click.argument("folder", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--mapping", type=click.Path(exists=True, dir_okay=False, path_type=Path),
