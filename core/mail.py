@@ -19,7 +19,12 @@ SECURITY = ("starttls", "tls", "none")  # "none" only for a server on loopback, 
 
 
 class MailError(GrowWowError):
-    """The mail server could not be reached or refused the message: nothing was sent."""
+    """The mail server could not be reached or refused the message: nothing was sent. `unreachable`: it
+    could not be reached at all (no use trying the next message now)."""
+
+    def __init__(self, message: str, unreachable: bool = False):
+        super().__init__(message)
+        self.unreachable = unreachable
 
 
 class MailSettings(CoreSettings):
@@ -31,6 +36,9 @@ class MailSettings(CoreSettings):
         default="starttls", description="starttls, tls, or none (a server on loopback only)"
     )
     smtp_user: str | None = Field(default=None, description="the SMTP login, if the server wants one")
+    smtp_timeout_s: float = Field(
+        default=30.0, gt=0, le=300, description="seconds to wait on the mail server before giving up"
+    )
     smtp_password: SecretStr | None = Field(default=None, description="its password (or AWS_SMTP_SECRET)")
     mail_from: str = Field(default="GROW-WOW <grow-wow@localhost>", description="the From of every mail sent")
     dashboard_url: str = Field(
@@ -77,7 +85,13 @@ class MailSettings(CoreSettings):
             return None
         password = self.smtp_password.get_secret_value() if self.smtp_password else None
         return MailServer(
-            self.smtp_host, self.smtp_port, self.smtp_security, self.smtp_user, password, self.mail_from
+            self.smtp_host,
+            self.smtp_port,
+            self.smtp_security,
+            self.smtp_user,
+            password,
+            self.mail_from,
+            self.smtp_timeout_s,
         )
 
 
@@ -127,8 +141,10 @@ class MailServer:
         except smtplib.SMTPRecipientsRefused as exc:
             codes = ", ".join(f"{code} {_said(text)}" for code, text in exc.recipients.values())
             raise MailError(f"{where} refused the recipient: {codes}") from None
-        except (smtplib.SMTPException, OSError) as exc:
-            raise MailError(f"{where} cannot be reached: {exc}") from None
+        except (smtplib.SMTPServerDisconnected, smtplib.SMTPConnectError, OSError) as exc:
+            raise MailError(f"{where} cannot be reached: {exc}", unreachable=True) from None
+        except smtplib.SMTPException as exc:
+            raise MailError(f"{where} failed: {exc}") from None
 
 
 def _said(text: bytes | str) -> str:

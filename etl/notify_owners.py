@@ -94,6 +94,9 @@ def run(context: StepContext) -> int:
             log.warning("%s; the mail to account %s waits for the next night", exc, user_id)
             with context.engine.begin() as connection:
                 _set(connection, mine[0], error=clean_text(str(exc), 500)[0])
+            if exc.unreachable:  # each try would wait out the timeout: the rest wait for the next night
+                log.warning("the mail server cannot be reached: tonight's other mails wait too")
+                break
             continue
         sent = now.to_pydatetime()
         with context.engine.begin() as connection:
@@ -298,8 +301,11 @@ def _message(server, account, mine: list[pd.DataFrame], context: StepContext):
     one-click unsubscribe link (RFC 8058) when MAIL_LINK_SECRET is set."""
     base = context.settings.dashboard_url.rstrip("/")
     secret = context.settings.link_secret()
-    stop = f"{base}/unsubscribe/{links.sign(secret, Purpose.UNSUBSCRIBE, {'user': int(account['user_id'])})}"
-    stop = stop if secret else None
+    stop = None
+    if secret:
+        stop = (
+            f"{base}/unsubscribe/{links.sign(secret, Purpose.UNSUBSCRIBE, {'user': int(account['user_id'])})}"
+        )
     if account["role"] == "admin":
         title, text = digest_subject(*mine), digest_body(account["username"], *mine, base, stop)
     else:

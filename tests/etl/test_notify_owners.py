@@ -271,3 +271,11 @@ def test_an_admin_gets_one_digest_of_the_network_not_a_mail_per_owner(engine, ga
     assert "Where most are: London (1), Lyon (1)" in text
     night(engine, settings, NOW + dt.timedelta(hours=3))
     assert len([1 for to, _ in inbox.messages if to == ["ada@example.org"]]) == 1
+
+
+def test_without_a_link_secret_the_mail_goes_without_its_unsubscribe_link(engine, garden):
+    settings, inbox = garden
+    night(engine, settings.model_copy(update={"mail_link_secret": None}))
+    message = inbox.messages[0][1]
+    assert message["List-Unsubscribe"] is None
+    assert "Ask your operator to stop these mails." in message.get_content()

@@ -715,3 +715,90 @@ def test_the_requests_split_into_parts_keep_each_sensor_whole_and_in_order():
     assert split_by_sensors(windows, 1) == [windows]
     assert split_by_sensors(windows[:2], 4) == [windows[:2]]  # never an empty part: one sensor group
     assert split_by_sensors([], 2) == [[]]
+
+
+# --- alerts by mail through a whole night (issue 33) ------------------------------------------------------
+
+
+def owner_accounts(engine, network) -> dict[str, str]:
+    """One account with an address for each owner of the network: owner id → address."""
+    from flask_front_end import accounts
+
+    addresses = {}
+    for i, owner in enumerate(sorted(set(network.sensors["owner_id"]))):
+        addresses[owner] = f"owner{i}@example.org"
+        accounts.create_user(
+            engine, f"owner{i}", "a long password", "owner", owner_id=owner, email=addresses[owner]
+        )
+    return addresses
+
+
+def mailed_sensors(inbox) -> dict[str, list[str]]:
+    """Address → the sensor ids its mails named as needing a look, in order, repeats kept."""
+    said = {}
+    for (to,), message in inbox.messages:
+        said.setdefault(to, []).extend(
+            re.findall(r"\(([^()\s]+)\): (?:faulty|silent)", message.get_content())
+        )
+    return said
+
+
+def test_a_mail_server_refusing_for_a_night_sends_every_alert_once_the_next_and_the_night_goes_on(
+    tmp_path, network, simulator, smtp_server
+):
+    port, inbox = smtp_server
+    mail = dict(smtp_host="127.0.0.1", smtp_port=port, smtp_security="none", mail_link_secret="s" * 32)
+    settings = pipeline_settings(f"sqlite:///{tmp_path}/mail.sqlite", simulator(), **mail)
+    engine = make_engine(settings)
+    init_db(engine)
+    addresses = owner_accounts(engine, network)
+    inbox.refusing = True
+    first = run_nightly(settings, engine, Shard())  # a failed step would raise
+    assert len(first) == len(STEPS) and inbox.messages == []
+    bad = pd.DataFrame(snapshot_health(engine), columns=["sensor_id", "status", "reason"])
+    bad = bad[bad["status"].isin(["faulty", "silent"])].merge(network.sensors[["sensor_id", "owner_id"]])
+    assert bad["owner_id"].nunique() >= 2  # the night found faults to tell of, for more than one owner
+    with engine.connect() as connection:
+        counts = connection.execute(
+            select(etl_runs.c.counts).where(etl_runs.c.step == "notify_owners")
+        ).scalar()
+    assert counts["mail_failed"] == bad["owner_id"].nunique()  # one refused try per account, none lost
+
+    inbox.refusing = False
+    run_nightly(settings, engine, Shard())  # the server answers again
+    run_nightly(settings, engine, Shard())  # and once more: nothing twice
+    expected = {addresses[owner]: sorted(group["sensor_id"]) for owner, group in bad.groupby("owner_id")}
+    assert {to: sorted(ids) for to, ids in mailed_sensors(inbox).items()} == expected
+    assert len(inbox.messages) == len(expected)
+
+
+def test_a_mail_server_that_never_answers_costs_the_night_one_timeout_not_one_per_account(
+    tmp_path, network, simulator
+):
+    import socket
+
+    silent = socket.socket()  # listens, never speaks: a mail server hung or behind a black hole
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(16)
+    mail = dict(
+        smtp_host="127.0.0.1", smtp_port=silent.getsockname()[1], smtp_security="none", smtp_timeout_s=0.5
+    )
+    settings = pipeline_settings(f"sqlite:///{tmp_path}/mail.sqlite", simulator(), **mail)
+    engine = make_engine(settings)
+    init_db(engine)
+    owner_accounts(engine, network)
+    try:
+        records = run_nightly(settings, engine, Shard())  # a failed step would raise
+    finally:
+        silent.close()
+    assert len(records) == len(STEPS)
+    from core.schema import mail_ledger
+
+    with engine.connect() as connection:
+        tried = connection.execute(
+            select(mail_ledger.c.user_id, mail_ledger.c.attempts, mail_ledger.c.sent_at)
+        ).all()
+    accounts_owed = {user for user, _, _ in tried}
+    assert len(accounts_owed) >= 2 and all(sent is None for _, _, sent in tried)
+    # The first account's try waited out the timeout; the others were not tried tonight, and wait.
+    assert len({user for user, attempts, _ in tried if attempts}) == 1
