@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import secrets
 from pathlib import Path
 
 import click
@@ -22,10 +23,14 @@ from core.logs import configure_logging
 from core.schema import anomalies, readings, sensor_health, sensor_wow, sensors, wow_observations, wow_sites
 from core.settings import DEFAULT_SQLITE_PATH, VAR_DIR
 from core.vocabulary import Detector, Health
+from devtools.mailbox import DEMO_MAIL_DIR, Mailbox
 from devtools.simulator import osem
+from devtools.web_demo import demo_accounts
+from etl import notify_owners
 from etl.runner import run_nightly
 from etl.settings import EtlSettings, load_settings
 from etl.shard import Shard
+from etl.step import StepContext
 
 DEMO_DIR = VAR_DIR / "demo-network"
 DEMO_DATABASE = DEFAULT_SQLITE_PATH
@@ -158,21 +163,42 @@ def main(
     folder = ensure_network(sensor_count, days, seed, DEMO_DIR)
     url, server = serve_in_background(folder)
     click.echo(f"simulated network {folder} ({sensor_count} sensors × {days} days) served at {url}")
+    mailbox = Mailbox(DEMO_MAIL_DIR)
+    # The demo's mail: to its own SMTP server on loopback, links signed with a key made for this run.
+    mail = {
+        **mailbox.settings(),
+        "mail_link_secret": SecretStr(secrets.token_urlsafe(32)),
+        "dashboard_url": f"http://127.0.0.1:{port}",
+    }
     try:
-        settings = demo_settings(settings, url, source)
+        settings = demo_settings(settings, url, source).model_copy(update=mail)
         engine = make_engine(settings)
         click.echo(f"{settings.database_label}: {init_db(engine)}")
         for report in run_nightly(settings, engine, Shard()):
             click.echo(f"  {report.name:<24} {report.rows:>10,} rows written  {report.seconds:>6.1f} s")
+        # The demo's accounts come after the night that found their faults: their alerts go now.
+        logins = demo_accounts(engine)
+        notify_owners.run(StepContext(settings, engine, Shard(), settings.now()))
     except GrowWowError as exc:
+        mailbox.stop()
         raise click.ClickException(str(exc)) from None
     finally:
         server.shutdown()
     click.echo("\n".join(summary(engine)))
-    if not no_serve:
-        from devtools.web_demo import serve_until_stopped
+    click.echo(
+        f"mail           {len(mailbox.messages()):>10,}  in {mailbox.folder}/ (.eml files: alerts, and the "
+        "dashboard's sign-up and reset mails as they come)"
+    )
+    if no_serve:
+        mailbox.stop()
+        return
+    from devtools.web_demo import serve_until_stopped
 
-        serve_until_stopped(settings, port, backend_port)
+    web_mail = {**mail, "mail_link_secret": mail["mail_link_secret"].get_secret_value()}
+    try:
+        serve_until_stopped(settings, port, backend_port, logins, web_mail)
+    finally:
+        mailbox.stop()
 
 
 if __name__ == "__main__":

@@ -49,7 +49,8 @@ def _start(app, port: int):
 
 
 def demo_accounts(engine) -> list[tuple[str, str, str]]:
-    """An admin, and an owner account for the owner of a faulty sensor; new passwords every run."""
+    """An admin, and an owner account for the owner of a faulty sensor; new passwords every run. Each has
+    an address at example.org, so the demo's alerts have someone to go to."""
     with engine.connect() as connection:
         owner = connection.scalar(
             select(sensors.c.owner_id)
@@ -71,12 +72,20 @@ def demo_accounts(engine) -> list[tuple[str, str, str]]:
             accounts.set_password(engine, username, password)
         else:
             accounts.create_user(engine, username, password, role, owner_id)
+        accounts.set_mail(engine, username, f"{username}@example.org")
         logins.append((username, password, sees))
     return logins
 
 
-def serve_demo(settings: CoreSettings, port: int = 5000, backend_port: int = 8000) -> DemoSite:
-    """Both apps over the database of `settings`, with a fresh service token and session key."""
+def serve_demo(
+    settings: CoreSettings,
+    port: int = 5000,
+    backend_port: int = 8000,
+    logins: list[tuple[str, str, str]] | None = None,
+    mail: dict | None = None,
+) -> DemoSite:
+    """Both apps over the database of `settings`, with a fresh service token and session key; the
+    dashboard sends its mails (sign-up, resets) with the `mail` settings given."""
     token = secrets.token_urlsafe(24)
     # The demo's own database, never one from the shell's DATABASE_URL or the AWS secret store.
     database = {
@@ -91,15 +100,22 @@ def serve_demo(settings: CoreSettings, port: int = 5000, backend_port: int = 800
         backend_token=token,
         frontend_secret_key=secrets.token_urlsafe(32),
         session_cookie_secure=False,  # plain http on loopback
+        **(mail or {}),
     )
     front = _start(create_front_end(front_settings), port)
-    logins = demo_accounts(make_engine(settings))
+    logins = logins if logins is not None else demo_accounts(make_engine(settings))
     return DemoSite(f"http://127.0.0.1:{front.port}", backend_url, logins, [front, back])
 
 
-def serve_until_stopped(settings: CoreSettings, port: int = 5000, backend_port: int = 8000) -> None:
+def serve_until_stopped(
+    settings: CoreSettings,
+    port: int = 5000,
+    backend_port: int = 8000,
+    logins: list[tuple[str, str, str]] | None = None,
+    mail: dict | None = None,
+) -> None:
     """Serve both apps, print where and the logins, and wait for Ctrl-C."""
-    site = serve_demo(settings, port, backend_port)
+    site = serve_demo(settings, port, backend_port, logins, mail)
     print(f"\nThe dashboard is at {site.url}  (JSON API: {site.backend_url}/api/v1/openapi.json)")
     for username, password, sees in site.logins:
         print(f"  log in as {username:<11} password {password}   sees {sees}")

@@ -1,5 +1,8 @@
 """`make demo` on a host that holds production settings in its shell: it never touches them."""
 
+from email import message_from_bytes, policy
+
+import pytest
 from click.testing import CliRunner
 from sqlalchemy import create_engine, func, select
 
@@ -15,9 +18,31 @@ PRODUCTION = {
 }
 
 
+@pytest.fixture(autouse=True)
+def demo_folders(tmp_path, monkeypatch):
+    """The demo's network and its mailbox in the test's own folder, never under var/."""
+    monkeypatch.setattr(demo, "DEMO_DIR", tmp_path / "network")
+    monkeypatch.setattr(demo, "DEMO_MAIL_DIR", tmp_path / "mail")
+
+
+def test_the_demo_mails_its_owner_the_alert_and_says_where_to_read_it(tmp_path, monkeypatch):
+    monkeypatch.setattr(demo, "DEMO_DATABASE", tmp_path / "demo.sqlite")
+    result = CliRunner().invoke(demo.main, ["--sensors", "30", "--days", "8", "--no-serve"], env=PRODUCTION)
+    assert result.exit_code == 0, result.output
+    assert f"in {tmp_path / 'mail'}/ (.eml files" in result.output
+    mails = [
+        message_from_bytes(path.read_bytes(), policy=policy.default)
+        for path in (tmp_path / "mail").glob("*.eml")
+    ]
+    alerts = [mail for mail in mails if mail["To"] == "demo-owner@example.org"]
+    assert len(alerts) == 1, result.output
+    text = alerts[0].get_content()
+    assert "Charts: http://127.0.0.1:5000/sensors/" in text
+    assert "Stop these mails: http://127.0.0.1:5000/unsubscribe/" in text
+
+
 def test_the_demo_uses_its_own_sqlite_file_whatever_the_shell_holds(tmp_path, monkeypatch):
     monkeypatch.setattr(demo, "DEMO_DATABASE", tmp_path / "demo.sqlite")
-    monkeypatch.setattr(demo, "DEMO_DIR", tmp_path / "network")
     result = CliRunner().invoke(demo.main, ["--sensors", "4", "--days", "2", "--no-serve"], env=PRODUCTION)
     assert result.exit_code == 0, result.output
     assert "production" not in result.output and "secret" not in result.output
@@ -28,7 +53,6 @@ def test_the_demo_uses_its_own_sqlite_file_whatever_the_shell_holds(tmp_path, mo
 
 def test_the_demo_goes_elsewhere_only_when_told_to(tmp_path, monkeypatch):
     monkeypatch.setattr(demo, "DEMO_DATABASE", tmp_path / "unused.sqlite")
-    monkeypatch.setattr(demo, "DEMO_DIR", tmp_path / "network")
     chosen = tmp_path / "chosen.sqlite"
     arguments = ["--sensors", "3", "--days", "2", "--no-serve", "--database-url", f"sqlite:///{chosen}"]
     result = CliRunner().invoke(demo.main, arguments, env=PRODUCTION)
@@ -38,7 +62,6 @@ def test_the_demo_goes_elsewhere_only_when_told_to(tmp_path, monkeypatch):
 
 def test_the_demo_shows_the_network_as_opensensemap_boxes_when_asked(tmp_path, monkeypatch):
     monkeypatch.setattr(demo, "DEMO_DATABASE", tmp_path / "demo.sqlite")
-    monkeypatch.setattr(demo, "DEMO_DIR", tmp_path / "network")
     arguments = ["--sensors", "3", "--days", "2", "--no-serve", "--source", "opensensemap"]
     result = CliRunner().invoke(demo.main, arguments, env=PRODUCTION)
     assert result.exit_code == 0, result.output
