@@ -3,7 +3,9 @@
 Accounts live in the shared database (`users`); sensor data comes only from the back end, asked with the
 service token (`backend.py`). Pages: `/login`, `/all_grow_map`, `/owner_map`, `/sensors/<id>`; their
 scripts read JSON from `/data/...` on this same app, which checks what the account may see. Every route
-needs a logged-in account unless marked `@public` (the login page, `/health`, static files).
+needs a logged-in account unless marked `@public` (the login page, `/health`, static files, the pages
+mails link to); an owner account that has not claimed its sensors yet may open only the routes marked
+`@before_claiming` (its account pages, logging out).
 """
 
 from __future__ import annotations
@@ -75,13 +77,17 @@ def create_app(settings: FrontendSettings | None = None) -> Flask:
     limiter.init_app(app)
     compress.init_app(app)
 
+    from flask_front_end.account_page import account
     from flask_front_end.answers import blueprint as answers
     from flask_front_end.auth import auth
+    from flask_front_end.claim import claim
     from flask_front_end.pages import pages
+    from flask_front_end.reset import reset
+    from flask_front_end.signup import signup
+    from flask_front_end.unsubscribe import unsubscribe
 
-    app.register_blueprint(auth)
-    app.register_blueprint(pages)
-    app.register_blueprint(answers)
+    for blueprint in (auth, pages, answers, signup, claim, reset, account, unsubscribe):
+        app.register_blueprint(blueprint)
     public(app.view_functions["static"])  # the login page's styles and scripts
     app.before_request(_login_first)  # after the rate limits and CSRF check, which a stranger meets first
     app.cli.add_command(accounts.users_cli)
@@ -89,6 +95,7 @@ def create_app(settings: FrontendSettings | None = None) -> Flask:
     app.after_request(_kept_by_no_one_else)
     app.after_request(_close_the_file_when_sent)  # runs before the compression (registered after it)
     app.register_error_handler(CSRFError, _csrf_refused)
+    app.register_error_handler(accounts.Unclaimed, lambda error: _claim_first())
     for status in (404, 429):
         app.register_error_handler(status, _error_page)
     return app
@@ -105,16 +112,38 @@ def is_public(view) -> bool:
     return getattr(view, "public", False)
 
 
+def before_claiming(view):
+    """Open the route to an owner account that has not claimed its sensors yet. Every other route sends
+    such an account to claim them (`_login_first`): it sees no sensor, map, download or count before."""
+    view.before_claiming = True
+    return view
+
+
+def opens_before_claiming(view) -> bool:
+    return getattr(view, "before_claiming", False)
+
+
 # Flask-Login's own check around nothing: None when logged in, else `_unauthorized`'s answer.
 _login_checked = login_required(lambda: None)
 
 
 def _login_first():
-    """Before every request: a logged-in account, unless its route is @public (no route: 404 answers)."""
+    """Before every request: a logged-in account, unless its route is @public (no route: 404 answers);
+    one that has claimed its sensors, unless the route opens before claiming."""
     view = current_app.view_functions.get(request.endpoint)
     if view is None or is_public(view):
         return None
-    return _login_checked()
+    refused = _login_checked()
+    if refused is None and current_user.unclaimed and not opens_before_claiming(view):
+        return _claim_first()
+    return refused
+
+
+def _claim_first():
+    """An unclaimed owner account is sent to claim its sensors; page scripts get a 403."""
+    if request.path.startswith("/data/"):
+        return {"error": "forbidden", "message": "claim your sensors first, on your account page"}, 403
+    return redirect(url_for("claim.page"))
 
 
 class CodeConverter(BaseConverter):

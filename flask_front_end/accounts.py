@@ -1,6 +1,8 @@
 """Accounts in the `users` table: who may log in, with which role, and the CLI to manage them.
 
 Roles: `admin` sees every sensor; `owner` is tied to a GROW owner id and sees only that owner's sensors.
+An owner account that signed itself up has no owner id until it claims one (`flask_front_end.claim`):
+until then it sees nothing, and asking whose sensors it sees is an error, never "everyone's".
 Passwords are stored as werkzeug scrypt hashes, never in clear. Each login is a row of `login_sessions`
 named by a random token the cookies carry (stored as its hash): it ends at logout, on a password change,
 a disable or "log out everywhere", and past its lifetime.
@@ -18,11 +20,11 @@ from dataclasses import dataclass, replace
 import click
 from flask.cli import AppGroup
 from flask_login import UserMixin
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import delete, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from core.schema import ID_RULE, USER_ROLES, is_id, login_sessions, users
+from core.schema import ALERT_SCHEDULES, ID_RULE, USER_ROLES, is_id, login_sessions, users
 from flask_front_end import extensions
 
 MIN_PASSWORD = 10
@@ -32,6 +34,17 @@ EMAIL = re.compile(r"[^@\s\x00-\x1f\x7f]+@[^@\s\x00-\x1f\x7f]+\.[^@\s\x00-\x1f\x
 
 def is_email(text: str) -> bool:
     return len(text) <= 254 and EMAIL.fullmatch(text) is not None
+
+
+# The languages an account may choose for its pages and mails (stored now, translated later).
+LANGUAGES = {
+    "en": "English",
+    "fr": "Français",
+    "es": "Español",
+    "it": "Italiano",
+    "de": "Deutsch",
+    "el": "Ελληνικά",
+}
 
 
 # Checked against when a username is unknown, so a wrong name costs the same time as a wrong password.
@@ -62,9 +75,23 @@ class User(UserMixin):
         return self.role == "admin"
 
     @property
+    def unclaimed(self) -> bool:
+        """An owner account that has not claimed its GROW owner id yet: it may see no sensor."""
+        return self.role == "owner" and not self.owner_id
+
+    @property
     def sees_owner(self) -> str | None:
-        """The owner whose sensors this account is limited to; None for an admin (sees all)."""
-        return None if self.is_admin else self.owner_id
+        """The owner whose sensors this account is limited to; None for an admin (sees all). An
+        unclaimed owner account raises Unclaimed: its None would read as "sees all"."""
+        if self.is_admin:
+            return None
+        if self.unclaimed:
+            raise Unclaimed(f"account {self.user_id} has not claimed its sensors yet")
+        return self.owner_id
+
+
+class Unclaimed(PermissionError):
+    """An owner account without an owner id was asked whose sensors it sees: it sees none."""
 
 
 def _user(row) -> User:
@@ -235,6 +262,153 @@ def _revoke_all_of(connection, username: str) -> int:
 def list_users(engine) -> list[User]:
     with engine.connect() as connection:
         return [_user(row) for row in connection.execute(select(users).order_by(users.c.username))]
+
+
+# --- what an account does for itself: sign up, reset, claim, its preferences --------------------------
+def has_account(engine, email: str) -> bool:
+    """Whether an account is named by this address, or has it as its address (any case)."""
+    with engine.connect() as connection:
+        found = connection.execute(select(users.c.user_id).where(_named_or_at(email)).limit(1)).first()
+    return found is not None
+
+
+def _named_or_at(email: str):
+    return or_(users.c.username == folded(email), func.lower(users.c.email) == email.strip().lower())
+
+
+def sign_up(engine, email: str, password: str) -> User | None:
+    """A new owner account for an address its holder confirmed: named by the address (folded), with it
+    as its address, and no owner id until it claims one. None, changing nothing, when the address has
+    an account already (a confirmation link used twice)."""
+    email = email.strip()
+    if not is_email(email) or len(folded(email)) > 64:
+        raise AccountError(f"{email!r} is not a mail address an account can be named by")
+    if len(password) < MIN_PASSWORD:
+        raise AccountError(f"the password needs at least {MIN_PASSWORD} characters")
+    values = {
+        "username": folded(email),
+        "password_hash": generate_password_hash(password, method="scrypt"),
+        "role": "owner",
+        "owner_id": None,
+        "email": email,
+    }
+    try:
+        with engine.begin() as connection:
+            if connection.execute(select(users.c.user_id).where(_named_or_at(email))).first():
+                return None
+            user_id = connection.execute(insert(users).values(values).returning(users.c.user_id)).scalar_one()
+    except IntegrityError:  # the same link, twice at once: the username is unique
+        return None
+    return User(user_id, values["username"], "owner", None, True)
+
+
+@dataclass(frozen=True)
+class Holder:
+    """An active account at a mail address, as a reset mail needs it."""
+
+    user_id: int
+    username: str
+    email: str
+    fingerprint: str
+
+
+def fingerprint(password_hash: str, email: str | None) -> str:
+    """What a reset link carries of its account: its password hash and address, hashed. Once the
+    password (salted afresh each time) or the address changes, the link no longer fits: it works once."""
+    return hashlib.sha256(f"{password_hash}\n{email or ''}".encode()).hexdigest()[:32]
+
+
+def holders_of(engine, email: str) -> list[Holder]:
+    """The active accounts whose address is this one, in any case."""
+    with engine.connect() as connection:
+        rows = connection.execute(
+            select(users)
+            .where(func.lower(users.c.email) == email.strip().lower(), users.c.is_active)
+            .order_by(users.c.user_id)
+        ).all()
+    return [
+        Holder(row.user_id, row.username, row.email, fingerprint(row.password_hash, row.email))
+        for row in rows
+    ]
+
+
+def account_to_reset(engine, user_id: int, carried: str) -> User | None:
+    """The active account a reset link names, if the link still fits it (`fingerprint`)."""
+    with engine.connect() as connection:
+        row = connection.execute(select(users).where(users.c.user_id == user_id)).first()
+    if row is None or not row.is_active:
+        return None
+    if not secrets.compare_digest(fingerprint(row.password_hash, row.email), str(carried)):
+        return None
+    return _user(row)
+
+
+def set_owner(engine, user_id: int, owner_id: str) -> bool:
+    """The GROW owner id an unclaimed owner account sees from now on; False (nothing changed) when the
+    account is no unclaimed owner."""
+    if not is_id(owner_id):
+        raise AccountError(f"{owner_id!r} is not an owner id ({ID_RULE})")
+    with engine.begin() as connection:
+        claimed = connection.execute(
+            update(users)
+            .where(users.c.user_id == user_id, users.c.role == "owner", users.c.owner_id.is_(None))
+            .values(owner_id=owner_id)
+        )
+        return claimed.rowcount == 1
+
+
+@dataclass(frozen=True)
+class Preferences:
+    """What an account chose for itself: where its mail goes, whether and how often alerts come, and in
+    which language (None: the browser's)."""
+
+    email: str | None
+    alerts: bool
+    alert_schedule: str
+    language: str | None
+
+
+def preferences(engine, user_id: int) -> Preferences | None:
+    """What the account chose; None when there is no such account (any more)."""
+    with engine.connect() as connection:
+        row = connection.execute(
+            select(users.c.email, users.c.alerts, users.c.alert_schedule, users.c.language).where(
+                users.c.user_id == user_id
+            )
+        ).first()
+    return Preferences(row.email, row.alerts, row.alert_schedule, row.language) if row else None
+
+
+def set_preferences(engine, user_id: int, alerts: bool, alert_schedule: str, language: str | None) -> None:
+    if alert_schedule not in ALERT_SCHEDULES:
+        raise AccountError(f"alerts come {' or '.join(ALERT_SCHEDULES)}")
+    if language is not None and language not in LANGUAGES:
+        raise AccountError(f"the language is one of {', '.join(LANGUAGES)}")
+    with engine.begin() as connection:
+        connection.execute(
+            update(users)
+            .where(users.c.user_id == user_id)
+            .values(alerts=alerts, alert_schedule=alert_schedule, language=language)
+        )
+
+
+def change_address(engine, user_id: int, was: str | None, email: str) -> bool:
+    """The account's new address, confirmed from it, if its address is still `was` (a confirmation
+    link works once, and not after another change); False when nothing changed."""
+    if not is_email(email):
+        raise AccountError(f"{email!r} is not a mail address")
+    still = users.c.email.is_(None) if was is None else users.c.email == was
+    with engine.begin() as connection:
+        changed = connection.execute(
+            update(users).where(users.c.user_id == user_id, still).values(email=email)
+        )
+        return changed.rowcount == 1
+
+
+def stop_alerts(engine, user_id: int) -> None:
+    """No more alerts to this account (an unsubscribe link); an account gone meanwhile is no error."""
+    with engine.begin() as connection:
+        connection.execute(update(users).where(users.c.user_id == user_id).values(alerts=False))
 
 
 # --- `flask --app flask_front_end.application users ...` ----------------------------------------------

@@ -12,7 +12,7 @@ from itsdangerous import BadData, URLSafeTimedSerializer
 from wtforms import BooleanField, PasswordField, StringField
 from wtforms.validators import DataRequired, Length
 
-from flask_front_end import accounts, extensions, limiter, public
+from flask_front_end import accounts, before_claiming, extensions, limiter, mails, public
 
 auth = Blueprint("auth", __name__)
 
@@ -108,10 +108,12 @@ def login():
             login_user(accounts.begin_session(user, form.remember.data), remember=form.remember.data)
             return _remember_this_browser(redirect(safe_next(request.args.get("next"))), user.username)
         flash("Wrong username or password.", "error")
-    return render_template("login.html", form=form), 200 if request.method == "GET" else 401
+    page = render_template("login.html", form=form, can_mail=mails.can_send())
+    return page, 200 if request.method == "GET" else 401
 
 
 @auth.post("/logout")
+@before_claiming
 def logout():
     if LogoutForm().validate_on_submit():
         accounts.end_session(current_user.token)  # copies of its cookies end too
@@ -120,6 +122,7 @@ def logout():
 
 
 @auth.post("/logout/everywhere")
+@before_claiming
 def logout_everywhere():
     """Every login of this account ends, on every browser: a lost phone, a shared computer."""
     if LogoutForm().validate_on_submit():

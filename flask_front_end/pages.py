@@ -203,7 +203,11 @@ def data_sensors():
 @pages.get("/data/sensors/<code:sensor_id>")
 @data_limited
 def data_sensor(sensor_id: str):
-    return jsonify(visible_sensor(sensor_id))
+    # The serial number printed on a sensor proves a claim to it (flask_front_end.claim): no page needs
+    # it, so none passes it on.
+    sensor = visible_sensor(sensor_id)
+    sensor.pop("serial_number", None)
+    return jsonify(sensor)
 
 
 @pages.get("/data/sensors/<code:sensor_id>/readings")

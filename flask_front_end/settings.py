@@ -1,5 +1,5 @@
 """The dashboard's settings: the database (shared, for accounts), where the back end is, and the
-cookies, login limits and map tiles of the pages."""
+cookies, rate limits and map tiles of the pages."""
 
 from __future__ import annotations
 
@@ -56,6 +56,26 @@ class FrontendSettings(WebSettings, MailSettings):
     )
     data_rate_limit: str = Field(
         default="300 per minute", description="calls of the /data/* routes allowed per logged-in account"
+    )
+    signup_rate_limit: str = Field(
+        default="5 per 10 minutes;20 per day",
+        description="sign-up requests allowed per client address (each sends a mail)",
+    )
+    reset_rate_limit: str = Field(
+        default="5 per 10 minutes;20 per day",
+        description="password reset requests allowed per client address (each sends a mail)",
+    )
+    inbox_rate_limit: str = Field(
+        default="3 per hour;6 per day",
+        description="mails the dashboard sends to one address asked for (sign-ups, resets and address "
+        "changes together), from any client: nobody can fill someone's inbox with them",
+    )
+    claim_rate_limit: str = Field(
+        default="5 per hour;10 per day",
+        description="attempts at claiming a GROW owner's sensors allowed per account (each guesses a serial)",
+    )
+    claim_address_rate_limit: str = Field(
+        default="20 per hour", description="attempts at claiming sensors allowed per client address"
     )
     rate_limit_storage: str = Field(
         default="memory://",

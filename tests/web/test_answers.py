@@ -95,3 +95,16 @@ def test_a_pause_is_stored_for_whole_days_listed_and_ended(olive, engine):
     [ended] = stored(engine, sensor_pauses)
     assert ended["end_at"] < pause["end_at"]
     assert "The pause is over." in olive.get("/sensors/s1").get_data(as_text=True)
+
+
+def test_the_serial_number_that_proves_a_claim_never_reaches_a_browser(olive, engine):
+    from sqlalchemy import update
+
+    from core.schema import sensors
+
+    with engine.begin() as connection:
+        connection.execute(
+            update(sensors).where(sensors.c.sensor_id == "s1").values(serial_number="GROW-SN-4471")
+        )
+    for path in ("/data/sensors/s1", "/sensors/s1", "/data/sensors?per_page=50", "/data/map"):
+        assert "GROW-SN-4471" not in olive.get(path).get_data(as_text=True), path
