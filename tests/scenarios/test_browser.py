@@ -32,9 +32,8 @@ from flask_front_end import accounts, statuses
 from flask_front_end import create_app as create_front_end
 from flask_front_end.settings import load_settings as front_end_settings
 from tests.factories import SIMULATED_END
+from tests.scenarios.browsing import PHONE, overflowing, serious_violations
 
-CHROMIUM = "/usr/bin/chromium"
-AXE = Path(__file__).resolve().parents[1] / "vendor" / "axe-core" / "axe.min.js"  # fetch.sh vendors it
 HOSTILE_NAME = "<img src=x id=pwned-name>"
 HOSTILE_ADDRESS = 'Hostile Lane "><img src=x id=pwned-address>'
 
@@ -54,13 +53,6 @@ SCREENSHOTS = [
 PASSWORD = "a demo password"
 TOKEN = "browser-test-token"
 
-if not Path(CHROMIUM).exists():
-    reason = f"{CHROMIUM} is missing (apt-get install -y chromium)"
-    if os.environ.get("CI") == "true":
-        pytest.fail(reason, pytrace=False)
-    pytest.skip(reason, allow_module_level=True)
-
-sync_api = pytest.importorskip("playwright.sync_api")
 pytestmark = [
     # Werkzeug's development server leaves a static file open when the browser drops its request early.
     pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning"),
@@ -257,17 +249,6 @@ def rgb(colour: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def browser():
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=CHROMIUM,
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
-        )
-        yield browser
-        browser.close()
-
-
-@pytest.fixture(scope="module")
 def shots(tmp_path_factory):
     """Where the screenshots go: SCREENSHOT_DIR, emptied of this module's pictures first, or a temporary
     folder."""
@@ -444,18 +425,6 @@ def test_the_map_page_of_6500_sensors_loads_in_under_300_kb_and_the_unchanged_ma
     context.close()
 
 
-def serious_violations(page) -> list[str]:
-    """axe-core's serious and critical violations on the page as it stands: rule, and where."""
-    if not page.evaluate("typeof axe !== 'undefined'"):
-        page.evaluate(AXE.read_text(encoding="utf-8"))  # evaluated by the browser's debugger: no CSP
-    found = page.evaluate("axe.run(document, {resultTypes: ['violations']}).then(r => r.violations)")
-    return [
-        f"{v['id']} ({v['impact']}): {v['help']} at {[n['target'] for n in v['nodes']][:5]}"
-        for v in found
-        if v["impact"] in ("serious", "critical")
-    ]
-
-
 def test_every_page_passes_axe_with_no_serious_or_critical_violation(page, site):
     page.goto(f"{site['url']}/login")
     checked = {"login": serious_violations(page)}
@@ -483,25 +452,6 @@ def test_every_page_passes_axe_with_no_serious_or_critical_violation(page, site)
     page.wait_for_selector("#owner-page[data-ready=true]")
     checked["owner page"] = serious_violations(page)
     assert {name: found for name, found in checked.items() if found} == {}
-
-
-PHONE = {"width": 390, "height": 844}
-
-
-def overflowing(page) -> list[str]:
-    """What sticks out past the right edge of the screen (the page would scroll sideways)."""
-    return page.evaluate(
-        """() => {
-          const width = document.documentElement.clientWidth;
-          const wide = [...document.querySelectorAll('body *')].filter(e => {
-            const box = e.getBoundingClientRect();
-            return box.width > 0 && box.right > width + 1 && !e.closest('.leaflet-container');
-          });
-          const page = document.documentElement.scrollWidth;
-          return [page > width ? 'page: ' + page : '',
-                  ...wide.slice(0, 8).map(e => e.tagName + '.' + e.className + '#' + e.id)].filter(Boolean);
-        }"""
-    )
 
 
 def test_on_a_phone_the_map_panel_tables_and_charts_fit_the_screen(browser, site, shots):
