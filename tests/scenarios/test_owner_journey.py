@@ -6,8 +6,12 @@ next night it is healthy and nothing more is sent; then stop the mails from the 
 
 from __future__ import annotations
 
+import html
+import os
 import re
 import socket
+import tempfile
+from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
@@ -100,6 +104,36 @@ def link_in(message, path: str) -> str:
     return re.search(rf"http://127\.0\.0\.1:\d+{path}\S+", message.get_content()).group(0)
 
 
+def shots() -> Path:
+    """Where the pictures go: SCREENSHOT_DIR, else a temporary folder; with UPDATE_SCREENSHOTS=1, docs/
+    (the README shows them)."""
+    if os.environ.get("UPDATE_SCREENSHOTS") == "1":
+        return Path(__file__).resolve().parents[2] / "docs"
+    folder = Path(os.environ.get("SCREENSHOT_DIR") or tempfile.gettempdir()) / "owner-journey"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def mail_as_page(message) -> str:
+    """A received mail as a mail program shows plain text: its headers, then its words."""
+    head = "".join(
+        f"<b>{name}:</b> {html.escape(str(message[name]))}<br>" for name in ("From", "To", "Subject")
+    )
+    body = html.escape(message.get_content())
+    return (
+        '<body style="font: 15px/1.45 sans-serif; margin: 1.2rem; max-width: 52rem">'
+        f'<p style="border-bottom: 1px solid #ccc; padding-bottom: .6rem">{head}</p>'
+        f'<pre style="white-space: pre-wrap; font: 14px/1.5 monospace">{body}</pre></body>'
+    )
+
+
+def picture(browser, name: str, page_html: str) -> None:
+    page = browser.new_context(viewport={"width": 900, "height": 600}).new_page()
+    page.set_content(page_html)
+    page.screenshot(path=str(shots() / f"{name}.png"), full_page=True)
+    page.context.close()
+
+
 def status_of(engine, sensor_id: str) -> str:
     with engine.connect() as connection:
         return connection.scalar(select(sensor_health.c.status).where(sensor_health.c.sensor_id == sensor_id))
@@ -148,6 +182,7 @@ def test_an_owner_signs_up_claims_hears_of_a_fault_answers_it_and_stops_the_mail
     [alert] = mails_to(inbox, ADDRESS)[1:]
     text = alert.get_content()
     assert f"({sensor.sensor_id}): faulty" in text and "  Why: " in text and "  Try: " in text
+    picture(browser, "alert_mail", mail_as_page(alert))
     page.goto(link_in(alert, f"/sensors/{sensor.sensor_id}"))
     page.wait_for_selector("#sensor-page[data-ready=true]")
     assert page.locator("#chart-soil_moisture").bounding_box()["height"] > 100
@@ -163,6 +198,7 @@ def test_an_owner_signs_up_claims_hears_of_a_fault_answers_it_and_stops_the_mail
         page.wait_for_selector("#sensor-page[data-ready=true]")
     assert page.locator(".answers .said").count() == forms.count() > 0
     checked["sensor page, answered"] = serious_violations(page)
+    page.locator("#answers").screenshot(path=str(shots() / "sensor_answers.png"))
 
     # The next night leaves it healthy and sends nothing.
     run_nightly(settings, engine, Shard())
