@@ -26,7 +26,7 @@ PYTEST_PARALLEL := -n $(PYTEST_WORKERS)
 
 # Set up, generate a simulated network, serve it on loopback and run the nightly pipeline on it into the
 # embedded SQLite database under var/, printing what it did; then serve the back end and the dashboard
-# on loopback and print the address and two logins (Ctrl-C stops them).
+# on loopback and print the address and two logins (Ctrl-C stops them), and where its mails are kept.
 demo: $(VENV)/.installed
 	$(BIN)/python -m devtools.demo
 

@@ -38,6 +38,7 @@ log = logging.getLogger(__name__)
 NAME = "notify_owners"
 BAD = ("faulty", "silent")
 REMIND_AFTER = pd.Timedelta(days=7)  # still bad this long after its mail: one reminder
+LEDGER_KEEP = pd.Timedelta(days=400)  # a closed episode is forgotten this long after it was queued
 WELL = ("healthy", "recovered")
 EPOCH = pd.Timestamp(0, tz="UTC")  # the episode of a sensor faulty with no anomaly time: there is one
 # What to try, by the kind of the sensor's last fault (and for a silent one): the words of the mail.
@@ -74,6 +75,7 @@ def run(context: StepContext) -> int:
         written = _queue(connection, current, now)
         written += _mark_stale(connection, current)
         written += _mark_answered(connection, read_frame(connection, _ledger()), _owners_spoke(connection))
+        written += _forget_closed(connection, now)
         ledger = read_frame(connection, _ledger())
         kinds = _last_fault_kinds(connection, list(ledger["sensor_id"].unique()))
         last_told = _last_told(connection)
@@ -105,6 +107,16 @@ def run(context: StepContext) -> int:
             written += _set(connection, mine[2], recovered_at=sent)
         log.info("mailed account %s: %d new, %d reminders, %d well again", user_id, *map(len, mine))
     return written
+
+
+def _forget_closed(connection, now: pd.Timestamp) -> int:
+    """Episodes closed long ago (never sent, answered, or told well again), queued over LEDGER_KEEP ago:
+    the ledger stays the size of a year, not of the network's whole life. Open ones stay, however old."""
+    closed = mail_ledger.c.outcome.in_(("stale", "answered")) | (
+        (mail_ledger.c.outcome == "sent") & mail_ledger.c.recovered_at.is_not(None)
+    )
+    old = mail_ledger.c.queued_at < (now - LEDGER_KEEP).to_pydatetime()
+    return connection.execute(mail_ledger.delete().where(closed, old)).rowcount
 
 
 def _may_mail(schedule: str, last: pd.Timestamp | None, now: pd.Timestamp) -> bool:

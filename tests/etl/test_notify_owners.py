@@ -279,3 +279,29 @@ def test_without_a_link_secret_the_mail_goes_without_its_unsubscribe_link(engine
     message = inbox.messages[0][1]
     assert message["List-Unsubscribe"] is None
     assert "Ask your operator to stop these mails." in message.get_content()
+
+
+def test_episodes_closed_over_a_year_ago_are_forgotten_and_open_ones_kept(engine, garden):
+    settings, _ = garden
+    night(engine, settings)  # s1's episode: sent, still faulty
+    long_ago = NOW - dt.timedelta(days=500)
+    with engine.begin() as connection:
+        olive = connection.scalar(select(users.c.user_id).where(users.c.username == "olive"))
+        for sensor, outcome, recovered in [("s2", "sent", long_ago), ("r1", "stale", None)]:
+            connection.execute(
+                mail_ledger.insert().values(
+                    user_id=olive,
+                    sensor_id=sensor,
+                    status="faulty",
+                    since=long_ago,
+                    queued_at=long_ago,
+                    sent_at=long_ago if outcome == "sent" else None,
+                    outcome=outcome,
+                    recovered_at=recovered,
+                )
+            )
+        connection.execute(
+            update(mail_ledger).where(mail_ledger.c.sensor_id == "s1").values(queued_at=long_ago)
+        )
+    night(engine, settings, NOW + dt.timedelta(days=1))
+    assert ledger(engine)["sensor_id"].tolist() == ["s1"]  # still faulty: kept, however old
