@@ -223,6 +223,33 @@ def export_sensor_command(settings, sensor_id: str, days: float, out: Path) -> N
     )
 
 
+@cli.command("archive")
+@click.option("--to", "root", type=click.Path(file_okay=False, path_type=Path), required=True,
+              help="the folder: readings/day=…/source=…/readings.parquet, manifest.json")  # fmt: skip
+@click.option("--verify", is_flag=True, help="only check every archived file against the manifest")
+@click.pass_obj
+def archive_command(settings, root: Path, verify: bool) -> None:
+    """Write each finished day's readings as Parquet (one file a day and source) with a manifest of
+    checksums and the licence; a day changed since (late readings) is written again."""
+    from etl.archive import archive
+    from etl.archive import verify as check
+
+    if verify:
+        wrong = check(root)
+        for line in wrong:
+            click.echo(line)
+        if wrong:
+            raise click.ClickException(f"{len(wrong)} archived files are not as the manifest says")
+        click.echo(f"{root}: every archived file is as the manifest says")
+        return
+    done = archive(
+        make_engine(settings), root, settings.now(), settings.archive_after_days, settings.archive_licence
+    )
+    click.echo(
+        f"{root}: {done['written']} day files written, {done['kept']} unchanged, over {done['days']} days"
+    )
+
+
 @cli.command("export-labels")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True,
               help="the CSV to write")  # fmt: skip

@@ -110,6 +110,17 @@ class EtlSettings(MailSettings):
         description="the most days of one sensor checked at once: a longer history (a first run on a "
         "year) is checked in windows of this many days, overlapping, each committed as it is done",
     )
+    archive_after_days: int = Field(
+        default=3,
+        ge=1,
+        le=60,
+        description="a day is archived (python -m etl archive) once it is this many days past: late uploads "
+        "have had their time",
+    )
+    archive_licence: str = Field(
+        default="CC BY 4.0 (https://creativecommons.org/licenses/by/4.0/)",
+        description="the licence the archive's LICENCE.txt names: the data's, as its networks publish it",
+    )
     etl_memory_mb: int = Field(
         default=1500,
         ge=256,

@@ -1,0 +1,270 @@
+"""`python -m etl archive --to DIR`: the network's history as open data. Each finished day's readings,
+one Parquet file a day and source (`readings/day=YYYY-MM-DD/source=grow/readings.parquet`), each reading
+with the kinds of anomaly over it and its sensor's health that day; beside them `manifest.json` (each
+file's SHA-256, rows and bytes) and the data's licence.
+
+- A finished day is one before today (UTC) by `ARCHIVE_AFTER_DAYS` or more, late uploads having had
+  their time.
+- Idempotent and resumable: each day and source is written to a temporary name, renamed, then entered in
+  the manifest (itself replaced whole). A day whose readings or anomalies changed since it was archived
+  (late readings, a recheck) is written again; the others are left as they are, byte for byte.
+- Files are sorted by sensor and time and compressed with zstd, floats split by byte stream: a reading
+  costs a few bytes (`benchmarks/bench_scale.py` measures it).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+from sqlalchemy import Date, cast, func, select
+
+from core.db import read_frame
+from core.schema import anomalies, readings
+from core.vocabulary import NOT_FAULTS, SENSOR_VARIABLES, SOURCE_PREFIXES, source_of
+
+log = logging.getLogger(__name__)
+
+FORMAT = 1  # of the manifest and the files' columns; a change of either is a new number
+MANIFEST = "manifest.json"
+LICENCE = "LICENCE.txt"
+VARIABLES = list(SENSOR_VARIABLES)
+SCHEMA = pa.schema(
+    [
+        pa.field("sensor_id", pa.string()),
+        pa.field("ts", pa.timestamp("ms", tz="UTC")),
+        *(pa.field(name, pa.float32()) for name in VARIABLES),
+        pa.field("anomalies", pa.string(), metadata={"description": "kinds of anomaly over it, ';'-joined"}),
+        pa.field("health", pa.string(), metadata={"description": "its sensor that day: faulty or healthy"}),
+    ]
+)
+
+
+@dataclass(frozen=True)
+class DayFile:
+    day: dt.date
+    source: str
+
+    @property
+    def path(self) -> str:
+        return f"readings/day={self.day.isoformat()}/source={self.source}/readings.parquet"
+
+
+def day_fingerprints(connection, since: dt.date, before: dt.date) -> dict[DayFile, str]:
+    """What each day and source holds, in a few numbers per day: readings, the sums of their values, and
+    the anomalies over the day (how many, the latest found). Equal fingerprints: nothing to write again.
+    One pass over the range, grouped, rather than a query a day."""
+    start, end = _midnight(since), _midnight(before)
+    # The UTC day: PostgreSQL's sessions are in UTC (core.db), SQLite stores UTC text.
+    day = func.date(readings.c.ts) if connection.dialect.name == "sqlite" else cast(readings.c.ts, Date)
+    source = _source_case()
+    sums = [func.sum(readings.c[name]) for name in VARIABLES]
+    rows = connection.execute(
+        select(day, source, func.count(), *sums)
+        .where(readings.c.ts >= start, readings.c.ts < end)
+        .group_by(day, source)
+    ).all()
+    found = read_frame(
+        connection,
+        select(
+            anomalies.c.sensor_id, anomalies.c.start_at, anomalies.c.end_at, anomalies.c.detected_at
+        ).where(anomalies.c.end_at >= start, anomalies.c.start_at < end),
+    )
+    marks = {}
+    for when, source_name, count, *values in rows:
+        key = DayFile(_as_date(when), source_name)
+        over = _over_day(found, key)
+        latest = str(over["detected_at"].max()) if len(over) else "-"
+        numbers = [count, *(round(float(v), 3) if v is not None else None for v in values), len(over), latest]
+        marks[key] = hashlib.sha256(json.dumps(numbers, default=str).encode()).hexdigest()[:32]
+    return marks
+
+
+def _source_case():
+    """Each reading's source from its sensor id's prefix, in SQL (core.vocabulary.source_of in Python)."""
+    from sqlalchemy import case
+
+    return case(
+        *((readings.c.sensor_id.startswith(prefix), name) for prefix, name in SOURCE_PREFIXES.items()),
+        else_="grow",
+    ).label("source")
+
+
+def _over_day(found: pd.DataFrame, key: DayFile) -> pd.DataFrame:
+    if found.empty:
+        return found
+    start, end = pd.Timestamp(_midnight(key.day)), pd.Timestamp(_midnight(key.day + dt.timedelta(days=1)))
+    ends, starts = pd.to_datetime(found["end_at"], utc=True), pd.to_datetime(found["start_at"], utc=True)
+    same_source = found["sensor_id"].map(source_of) == key.source
+    return found[same_source & (ends >= start) & (starts < end)]
+
+
+def day_table(connection, key: DayFile) -> pa.Table:
+    """One day and source's readings, sorted by sensor and time, each with the kinds of anomaly over it
+    and its sensor's health that day (faulty: a fault over any of its readings that day)."""
+    start, end = _midnight(key.day), _midnight(key.day + dt.timedelta(days=1))
+    frame = read_frame(
+        connection,
+        select(readings.c.sensor_id, readings.c.ts, *(readings.c[name] for name in VARIABLES))
+        .where(readings.c.ts >= start, readings.c.ts < end, _source_case() == key.source)
+        .order_by(readings.c.sensor_id, readings.c.ts),
+    )
+    frame["ts"] = pd.to_datetime(frame["ts"], utc=True)
+    over = read_frame(
+        connection,
+        select(anomalies.c.sensor_id, anomalies.c.kind, anomalies.c.start_at, anomalies.c.end_at).where(
+            anomalies.c.end_at >= start, anomalies.c.start_at < end
+        ),
+    )
+    kinds, faulty = _anomaly_columns(frame, over)
+    frame["anomalies"] = kinds
+    frame["health"] = np.where(frame["sensor_id"].isin(faulty), "faulty", "healthy")
+    return pa.Table.from_pandas(frame, schema=SCHEMA, preserve_index=False)
+
+
+def _anomaly_columns(frame: pd.DataFrame, over: pd.DataFrame) -> tuple[list, set]:
+    """Per reading, the kinds of anomaly whose span holds it (None: none); and the sensors with a fault
+    over one of their readings."""
+    kinds: list = [None] * len(frame)
+    faulty = set()
+    if over.empty or frame.empty:
+        return kinds, faulty
+    not_faults = {kind.value for kind in NOT_FAULTS}
+    rows_of = frame.groupby("sensor_id").indices
+    ts = frame["ts"].dt.tz_convert("UTC").dt.tz_localize(None).to_numpy()  # datetime64, UTC
+    for row in over.itertuples():
+        rows = rows_of.get(row.sensor_id)
+        if rows is None:
+            continue
+        start, end = (_utc(moment).tz_localize(None).to_datetime64() for moment in (row.start_at, row.end_at))
+        inside = rows[(ts[rows] >= start) & (ts[rows] <= end)]
+        for index in inside:
+            kinds[index] = row.kind if kinds[index] is None else f"{kinds[index]};{row.kind}"
+        if len(inside) and row.kind not in not_faults:
+            faulty.add(row.sensor_id)
+    return kinds, faulty
+
+
+def write_day(table: pa.Table, path: Path) -> tuple[str, int]:
+    """Write the table to `path` through a temporary name (a crash leaves no half file under the real
+    one): its SHA-256 and size."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".partial")
+    pq.write_table(
+        table,
+        partial,
+        compression="zstd",
+        compression_level=9,
+        use_dictionary=["sensor_id", "anomalies", "health"],
+        use_byte_stream_split=VARIABLES,
+        column_encoding={"ts": "DELTA_BINARY_PACKED"},
+        write_statistics=["sensor_id", "ts"],
+        row_group_size=1_000_000,
+    )
+    digest = _sha256(partial)
+    os.replace(partial, path)
+    return digest, path.stat().st_size
+
+
+def archive(engine, root: Path, now: dt.datetime, after_days: int, licence: str) -> dict:
+    """Archive every finished day not archived yet, or changed since: what was written and kept."""
+    root.mkdir(parents=True, exist_ok=True)
+    manifest = read_manifest(root)
+    before = (now - dt.timedelta(days=after_days)).date()
+    with engine.connect() as connection:
+        first = connection.scalar(select(func.min(readings.c.ts)))
+        if first is None:
+            return {"written": 0, "kept": 0, "days": 0}
+        marks = day_fingerprints(connection, pd.Timestamp(first).date(), before)
+        written = kept = 0
+        for key in sorted(marks, key=lambda k: (k.day, k.source)):
+            entry = manifest["files"].get(key.path)
+            if entry and entry["fingerprint"] == marks[key] and (root / key.path).exists():
+                kept += 1
+                continue
+            table = day_table(connection, key)
+            digest, size = write_day(table, root / key.path)
+            manifest["files"][key.path] = {
+                "day": key.day.isoformat(),
+                "source": key.source,
+                "rows": table.num_rows,
+                "bytes": size,
+                "sha256": digest,
+                "fingerprint": marks[key],
+                "archived_at": now.isoformat(),
+            }
+            write_manifest(root, manifest)  # after each file: a killed run resumes from here
+            written += 1
+            log.info("archived %s: %d readings, %d bytes", key.path, table.num_rows, size)
+    (root / LICENCE).write_text(licence_text(licence))
+    write_manifest(root, manifest)
+    return {"written": written, "kept": kept, "days": len({k.day for k in marks})}
+
+
+def verify(root: Path) -> list[str]:
+    """What is wrong with an archive: files missing or whose bytes are not the ones the manifest names."""
+    wrong = []
+    for path, entry in read_manifest(root)["files"].items():
+        file = root / path
+        if not file.exists():
+            wrong.append(f"{path}: missing")
+        elif _sha256(file) != entry["sha256"]:
+            wrong.append(f"{path}: its bytes changed since it was archived")
+    return wrong
+
+
+def read_manifest(root: Path) -> dict:
+    path = root / MANIFEST
+    if not path.exists():
+        return {"format": FORMAT, "files": {}}
+    manifest = json.loads(path.read_text())
+    if manifest.get("format") != FORMAT:
+        raise ValueError(f"{path}: an archive of format {manifest.get('format')}, not {FORMAT}")
+    return manifest
+
+
+def write_manifest(root: Path, manifest: dict) -> None:
+    partial = root / (MANIFEST + ".partial")
+    partial.write_text(json.dumps(manifest, indent=1, sort_keys=True))
+    os.replace(partial, root / MANIFEST)
+
+
+def licence_text(licence: str) -> str:
+    return (
+        f"The readings in this archive are published under {licence}.\n\n"
+        "They were measured by the volunteers' sensors of the networks named in each file's path "
+        "(source=grow: the GROW Observatory's; source=opensensemap: openSenseMap's; source=files: "
+        "gardeners' own loggers). Columns: sensor_id, ts (UTC), soil_moisture (%), air_temperature (°C), "
+        "light (mol/m²/d), battery_level (%), anomalies (the kinds GROW-WOW found over the reading, "
+        "';'-joined), health (the sensor that day). manifest.json gives each file's SHA-256.\n"
+    )
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as stream:
+        for block in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _utc(value) -> pd.Timestamp:
+    moment = pd.Timestamp(value)
+    return moment.tz_localize("UTC") if moment.tzinfo is None else moment.tz_convert("UTC")
+
+
+def _midnight(day: dt.date) -> dt.datetime:
+    return dt.datetime.combine(day, dt.time(), dt.UTC)
+
+
+def _as_date(value) -> dt.date:
+    return value if isinstance(value, dt.date) else dt.date.fromisoformat(str(value)[:10])
