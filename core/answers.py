@@ -2,9 +2,11 @@
 fault, with a reason; fixed it) and a pause for maintenance. The dashboard records them; the nightly
 analysis reads `counts_for_health` to leave out what an owner explained; `export-labels` writes them out.
 
-- *Not a fault*: that anomaly no longer makes its sensor faulty. It stays in the history, answered.
-- *Fixed it*: every anomaly of the sensor that began before the answer is behind it; the next run judges
-  the sensor afresh from then on.
+- *Not a fault*: that anomaly, as far as it reached when answered, no longer makes its sensor faulty. It
+  stays in the history, answered. Should it grow on (detection extends an anomaly while it lasts, and
+  takes in one that starts right after), it counts again: what the owner explained was the part seen.
+- *Fixed it*: every anomaly of the sensor that ended by the end of the day of the fix is behind it; the
+  next run judges the sensor afresh. One that goes on past that day was not fixed, and counts.
 - A pause: anomalies lying inside it make no sensor faulty, and while it lasts the sensor is `paused`.
 """
 
@@ -13,7 +15,7 @@ from __future__ import annotations
 import datetime as dt
 
 import pandas as pd
-from sqlalchemy import and_, exists, func, insert, select, update
+from sqlalchemy import and_, exists, insert, select, update
 from sqlalchemy.sql.elements import ColumnElement
 
 from core.db import read_frame
@@ -38,23 +40,22 @@ def _same_anomaly(answers=anomaly_answers):
 
 
 def counts_for_health() -> ColumnElement[bool]:
-    """Whether a row of `anomalies` still speaks to its sensor's health: not answered *not a fault*, not
-    begun before its sensor's latest *fixed it*, and not lying inside one of its sensor's pauses."""
-    explained = exists().where(_same_anomaly(), anomaly_answers.c.answer == Answer.NOT_A_FAULT.value)
-    fixed_at = (
-        select(func.max(anomaly_answers.c.answered_at))
-        .where(
-            anomaly_answers.c.sensor_id == anomalies.c.sensor_id,
-            anomaly_answers.c.answer == Answer.FIXED.value,
-        )
-        .scalar_subquery()
+    """Whether a row of `anomalies` still speaks to its sensor's health: not answered *not a fault* (up
+    to where it reached then), not ended by a *fixed it* of its sensor, and not lying inside one of its
+    sensor's pauses."""
+    within = anomalies.c.end_at <= anomaly_answers.c.excuses_until
+    explained = exists().where(_same_anomaly(), anomaly_answers.c.answer == Answer.NOT_A_FAULT.value, within)
+    fixed = exists().where(
+        anomaly_answers.c.sensor_id == anomalies.c.sensor_id,
+        anomaly_answers.c.answer == Answer.FIXED.value,
+        within,
     )
     paused = exists().where(
         sensor_pauses.c.sensor_id == anomalies.c.sensor_id,
         sensor_pauses.c.start_at <= anomalies.c.start_at,
         sensor_pauses.c.end_at >= anomalies.c.end_at,
     )
-    return and_(~explained, ~paused, (fixed_at.is_(None)) | (anomalies.c.start_at >= fixed_at))
+    return and_(~explained, ~fixed, ~paused)
 
 
 def paused_now(connection, now: dt.datetime) -> set[str]:
@@ -100,9 +101,14 @@ def record_answer(
     if anomaly["kind"] in {kind.value for kind in NOT_FAULTS}:
         raise AnswerError("conditions and imported history need no answer")
     key = {name: anomaly[name] for name in ("sensor_id", "variable", "kind", "start_at")}
-    found = select(anomalies.c.anomaly_id).where(*(anomalies.c[name] == value for name, value in key.items()))
-    if connection.execute(found).first() is None:
+    found = select(anomalies.c.end_at).where(*(anomalies.c[name] == value for name, value in key.items()))
+    end = connection.execute(found).scalar()
+    if end is None:
         raise AnswerError("there is no such anomaly of this sensor (found again since? reload the page)")
+    if said is Answer.FIXED:  # the whole day of the fix: a daily check's anomaly ends at its midnight
+        end = max(
+            end, dt.datetime.combine(now.astimezone(dt.UTC).date(), dt.time(), dt.UTC) + dt.timedelta(days=1)
+        )
     values = {
         "answer": said.value,
         "reason": reason,
@@ -110,6 +116,7 @@ def record_answer(
         "user_id": user_id,
         "answered_by": username,
         "answered_at": now,
+        "excuses_until": end,
     }
     where = [anomaly_answers.c[name] == value for name, value in key.items()]
     if not connection.execute(update(anomaly_answers).where(*where).values(values)).rowcount:
@@ -131,6 +138,8 @@ def add_pause(
         raise AnswerError("a pause ends after it starts")
     if end - start > PAUSE_MAX:
         raise AnswerError("a pause lasts a year at most")
+    if start < now - PAUSE_MAX or end > now + PAUSE_MAX:
+        raise AnswerError("a pause lies within a year of today")
     note = " ".join((note or "").split())[:NOTE_MAX] or None
     values = {
         "sensor_id": sensor_id,

@@ -163,6 +163,17 @@ readings = Table(
     Column("battery_level", Float, comment="%"),
 )
 
+# When each day's readings of each source last changed (new readings, late ones, corrections): what a
+# mirror fetches again (`/api/v1/changes`) and what the archive writes again (`etl.archive`).
+readings_days = Table(
+    "readings_days",
+    metadata,
+    Column("day", UTCDateTime, primary_key=True, comment="the UTC day, as its midnight"),
+    Column("source", String(16), primary_key=True, comment="grow, opensensemap or files"),
+    Column("changed_at", UTCDateTime, nullable=False),
+    Index(None, "changed_at"),
+)
+
 wow_observations = Table(
     "wow_observations",
     metadata,
@@ -186,6 +197,7 @@ anomalies = Table(
     Column("detector", String(16), nullable=False, comment="model, rule or reference"),
     Column("explanation", Text),
     Column("detected_at", UTCDateTime, nullable=False, server_default=func.now()),
+    _updated_at(),  # a re-detection that moves its end or score changes it: the changes feed says so
     UniqueConstraint("sensor_id", "variable", "kind", "start_at"),
     Index(None, "sensor_id", "end_at"),
 )
@@ -374,6 +386,12 @@ anomaly_answers = Table(
     Column("user_id", Integer, ForeignKey("users.user_id", ondelete="SET NULL")),
     Column("answered_by", String(64), nullable=False),
     Column("answered_at", UTCDateTime, nullable=False),
+    Column(
+        "excuses_until",
+        UTCDateTime,
+        nullable=False,
+        comment="what the answer speaks for ends here: the anomaly's end when answered; a fix, its day",
+    ),
     CheckConstraint(f"answer IN {tuple(a.value for a in Answer)!r}", name="answer"),
     UniqueConstraint("sensor_id", "variable", "kind", "start_at"),
 )

@@ -32,11 +32,14 @@ class _Keeper:
 
 
 class Mailbox:
-    """Start with `Mailbox(folder)`; `.port` is where it listens on 127.0.0.1; `.stop()` ends it."""
+    """Start with `Mailbox(folder)`; `.port` is where it listens on 127.0.0.1; `.stop()` ends it. The
+    folder holds this run's mails only: an earlier run's links were signed with its own key, now gone."""
 
     def __init__(self, folder: Path = DEMO_MAIL_DIR):
         self.folder = folder
         folder.mkdir(parents=True, exist_ok=True)
+        for old in folder.glob("*.eml"):
+            old.unlink()
         with socket.socket() as probe:
             probe.bind(("127.0.0.1", 0))
             self.port = probe.getsockname()[1]

@@ -37,8 +37,10 @@ from sqlalchemy import (
     bindparam,
     column,
     delete,
+    exists,
     func,
     select,
+    update,
     values,
 )
 
@@ -48,6 +50,7 @@ from core.load import bulk_upsert
 from core.schema import (
     UTCDateTime,
     anomalies,
+    anomaly_answers,
     detection_state,
     readings,
     sensor_wow,
@@ -124,13 +127,31 @@ def superseded(merged: pd.DataFrame, stored: pd.DataFrame) -> pd.DataFrame:
     """The keys of stored anomalies that a row of `continue_stored` took in from an earlier start: they
     go with its upsert, or the anomaly would be stored twice."""
     if merged.empty or stored.empty:
-        return pd.DataFrame(columns=[*ANOMALY_KEY, "start_at"])
+        return pd.DataFrame(columns=[*ANOMALY_KEY, "start_at", "run_start"])
     runs = merged[[*ANOMALY_KEY, "start_at", "end_at"]].rename(
         columns={"start_at": "run_start", "end_at": "run_end"}
     )
     pairs = stored[[*ANOMALY_KEY, "start_at"]].merge(runs, on=ANOMALY_KEY)
     inside = (pairs["start_at"] > pairs["run_start"]) & (pairs["start_at"] <= pairs["run_end"])
-    return pairs.loc[inside, [*ANOMALY_KEY, "start_at"]].drop_duplicates(ignore_index=True)
+    return pairs.loc[inside, [*ANOMALY_KEY, "start_at", "run_start"]].drop_duplicates(ignore_index=True)
+
+
+def carry_answers(connection, gone: pd.DataFrame) -> int:
+    """What owners said of the stored anomalies a run took in goes with the run's start, the anomaly's
+    key from now on (an answer already there is kept)."""
+    moved = 0
+    for row in gone.itertuples(index=False):
+        old = [anomaly_answers.c[name] == getattr(row, name) for name in ANOMALY_KEY]
+        taken = exists().where(
+            *(anomaly_answers.c[name] == getattr(row, name) for name in ANOMALY_KEY),
+            anomaly_answers.c.start_at == row.run_start.to_pydatetime(),
+        )
+        moved += connection.execute(
+            update(anomaly_answers)
+            .where(*old, anomaly_answers.c.start_at == row.start_at.to_pydatetime(), ~taken)
+            .values(start_at=row.run_start.to_pydatetime())
+        ).rowcount
+    return moved
 
 
 def station_chunks(
@@ -511,6 +532,7 @@ def _check_chunk(
     gone = superseded(found, stored)
     state = pd.DataFrame({"sensor_id": chunk, "analysed_until": [watermarks[s] for s in chunk]})
     with context.engine.begin() as connection:
+        carry_answers(connection, gone)
         written = _delete_anomalies(connection, gone)
         written += bulk_upsert(connection, anomalies, found[ANOMALY_COLUMNS]) if len(found) else 0
         bulk_upsert(connection, detection_state, state)  # the watermark moves with the anomalies, atomically

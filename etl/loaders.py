@@ -16,8 +16,8 @@ from sqlalchemy import Table, bindparam, func, or_, select, update
 
 from core.db import latest_times, read_frame
 from core.load import bulk_upsert
-from core.schema import anomalies, detection_state, readings, sensors
-from core.vocabulary import SENSOR_VARIABLES
+from core.schema import anomalies, detection_state, readings, readings_days, sensors
+from core.vocabulary import SENSOR_VARIABLES, source_of
 from etl.quarantine import Quarantined, write_quarantine
 from etl.step import StepContext
 
@@ -110,7 +110,20 @@ class ReadingsLoader(Loader):
             return 0
         written = bulk_upsert(connection, readings, batch)
         mark_for_recheck(connection, late_starts(batch, self.checked))
+        mark_days_changed(connection, batch)
         return written
+
+
+def mark_days_changed(connection, batch: pd.DataFrame) -> None:
+    """Note the days and sources whose readings this batch wrote, as changed now (`readings_days`)."""
+    days = pd.DataFrame(
+        {
+            "day": pd.to_datetime(batch["ts"], utc=True).dt.floor("D"),
+            "source": batch["sensor_id"].map(source_of),
+        }
+    ).drop_duplicates()
+    now = dt.datetime.now(dt.UTC)
+    bulk_upsert(connection, readings_days, days.assign(changed_at=now))
 
 
 def changed_rows(connection, batch: pd.DataFrame, newest: dict) -> pd.DataFrame:

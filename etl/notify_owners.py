@@ -20,9 +20,10 @@ from urllib.parse import quote
 
 import click
 import pandas as pd
-from sqlalchemy import bindparam, func, insert, select, update
+from sqlalchemy import bindparam, case, func, insert, select, update
 
 from core import links
+from core.answers import counts_for_health
 from core.db import read_frame
 from core.links import Purpose
 from core.mail import MailError
@@ -74,9 +75,13 @@ def run(context: StepContext) -> int:
         current["since"] = _episodes(current)
         written = _queue(connection, current, now)
         written += _mark_stale(connection, current)
-        written += _mark_answered(connection, read_frame(connection, _ledger()), _owners_spoke(connection))
+        written += _mark_answered(
+            connection, read_frame(connection, _ledger()), _owners_spoke(connection, now)
+        )
+        written += _close_answered(connection, read_frame(connection, _ledger()), current, now)
         written += _forget_closed(connection, now)
         ledger = read_frame(connection, _ledger())
+        ledger = ledger[ledger["outcome"].ne("answered")]  # told, and answered: nothing more to say
         kinds = _last_fault_kinds(connection, list(ledger["sensor_id"].unique()))
         last_told = _last_told(connection)
     ledger["kind"] = ledger["sensor_id"].map(kinds)
@@ -112,8 +117,8 @@ def run(context: StepContext) -> int:
 def _forget_closed(connection, now: pd.Timestamp) -> int:
     """Episodes closed long ago (never sent, answered, or told well again), queued over LEDGER_KEEP ago:
     the ledger stays the size of a year, not of the network's whole life. Open ones stay, however old."""
-    closed = mail_ledger.c.outcome.in_(("stale", "answered")) | (
-        (mail_ledger.c.outcome == "sent") & mail_ledger.c.recovered_at.is_not(None)
+    closed = (mail_ledger.c.outcome == "stale") | (
+        mail_ledger.c.outcome.in_(("sent", "answered")) & mail_ledger.c.recovered_at.is_not(None)
     )
     old = mail_ledger.c.queued_at < (now - LEDGER_KEEP).to_pydatetime()
     return connection.execute(mail_ledger.delete().where(closed, old)).rowcount
@@ -130,7 +135,8 @@ def _may_mail(schedule: str, last: pd.Timestamp | None, now: pd.Timestamp) -> bo
 
 def _last_told(connection) -> dict[int, pd.Timestamp]:
     """When each account was last mailed anything."""
-    told = [func.max(mail_ledger.c[name]) for name in ("sent_at", "reminded_at", "recovered_at")]
+    noted = case((mail_ledger.c.outcome == "sent", mail_ledger.c.recovered_at))  # answered: closed unsaid
+    told = [func.max(mail_ledger.c.sent_at), func.max(mail_ledger.c.reminded_at), func.max(noted)]
     rows = connection.execute(select(mail_ledger.c.user_id, *told).group_by(mail_ledger.c.user_id))
     last = {}
     for user_id, *times in rows:
@@ -140,20 +146,18 @@ def _last_told(connection) -> dict[int, pd.Timestamp]:
     return last
 
 
-def _owners_spoke(connection) -> dict[str, pd.Timestamp]:
-    """When someone last answered an anomaly of each sensor, or paused it."""
-    said = select(anomaly_answers.c.sensor_id, func.max(anomaly_answers.c.answered_at).label("at")).group_by(
-        anomaly_answers.c.sensor_id
-    )
-    paused = select(sensor_pauses.c.sensor_id, func.max(sensor_pauses.c.created_at).label("at")).group_by(
-        sensor_pauses.c.sensor_id
-    )
+def _owners_spoke(connection, now: pd.Timestamp) -> dict[str, pd.Timestamp]:
+    """When someone last answered an anomaly of each sensor, or a pause of it began (a pause planned for
+    next month says nothing of today's fault until then)."""
+    said = select(anomaly_answers.c.sensor_id, anomaly_answers.c.answered_at.label("at"))
+    paused = select(
+        sensor_pauses.c.sensor_id, sensor_pauses.c.created_at, sensor_pauses.c.start_at.label("at")
+    ).where(sensor_pauses.c.start_at <= now.to_pydatetime())
     spoke = {}
     for query in (said, paused):
-        for sensor_id, at in connection.execute(query):
-            at = pd.Timestamp(at)
-            at = at if at.tzinfo else at.tz_localize("UTC")
-            spoke[sensor_id] = max(spoke.get(sensor_id, at), at)
+        for row in connection.execute(query):
+            at = max(pd.Timestamp(moment) for moment in row[1:])  # a pause: made, and begun
+            spoke[row.sensor_id] = max(spoke.get(row.sensor_id, at), at)
     return spoke
 
 
@@ -169,10 +173,9 @@ def _mark_answered(connection, ledger: pd.DataFrame, spoke: dict[str, pd.Timesta
 def _due(ledger: pd.DataFrame, current: pd.DataFrame, now: pd.Timestamp):
     """What each account is owed: episodes queued and not sent; episodes told a week ago or more and still
     going, not yet reminded; episodes told, now over with the sensor well, not yet said to be well."""
-    key = ["user_id", "sensor_id", "status", "since"]
     ledger["since"] = pd.to_datetime(ledger["since"], utc=True)
-    going = ledger[key].merge(current[key], on=key, how="left", indicator=True)["_merge"].eq("both")
-    going = going.to_numpy()
+    going = ledger[EPISODE].merge(current[EPISODE].drop_duplicates(), on=EPISODE, how="left", indicator=True)
+    going = going["_merge"].eq("both").to_numpy()
     told = ledger["outcome"].eq("sent").to_numpy()
     sent_at = pd.to_datetime(ledger["sent_at"], utc=True)
     news = ledger[ledger["sent_at"].isna().to_numpy() & ledger["outcome"].isna().to_numpy()]
@@ -214,12 +217,30 @@ def _episodes(current: pd.DataFrame) -> pd.Series:
     return since.fillna(EPOCH)
 
 
+EPISODE = ["user_id", "sensor_id", "status"]  # one open episode of each at a time
+
+
+def _open_episodes():
+    """Ledger rows of episodes not over: queued, or told (and answered) and not yet closed."""
+    return (mail_ledger.c.outcome.is_(None) & mail_ledger.c.sent_at.is_(None)) | (
+        mail_ledger.c.outcome.in_(("sent", "answered")) & mail_ledger.c.recovered_at.is_(None)
+    )
+
+
 def _queue(connection, current: pd.DataFrame, now: pd.Timestamp) -> int:
-    """Ledger rows for the episodes not in it yet."""
-    key = ["user_id", "sensor_id", "status", "since"]
-    known = read_frame(connection, select(*(mail_ledger.c[name] for name in key)))
+    """Ledger rows for the bad sensors no open episode covers. A fault that goes on is one episode though
+    its last anomaly's end moves every night (detection extends it): it is the account, sensor and status
+    that continue, not the time. A key told before (the same sensor bad again since the same moment, as
+    when an owner takes back a *not a fault*) is not told twice."""
+    columns = [*EPISODE, "since"]
+    open_rows = read_frame(
+        connection, select(*(mail_ledger.c[name] for name in EPISODE)).where(_open_episodes())
+    )
+    known = read_frame(connection, select(*(mail_ledger.c[name] for name in columns)))
     known["since"] = pd.to_datetime(known["since"], utc=True)
-    new = current.merge(known, on=key, how="left", indicator=True)
+    new = current.merge(open_rows.drop_duplicates(), on=EPISODE, how="left", indicator=True)
+    new = new[new["_merge"] == "left_only"].drop(columns="_merge")
+    new = new.merge(known, on=columns, how="left", indicator=True)
     new = new[new["_merge"] == "left_only"]
     if new.empty:
         return 0
@@ -239,19 +260,31 @@ def _queue(connection, current: pd.DataFrame, now: pd.Timestamp) -> int:
 
 
 def _mark_stale(connection, current: pd.DataFrame) -> int:
-    """Queued episodes that are over (the sensor well again, or bad again since another time): never sent."""
+    """Queued episodes that are over (the sensor well again, or its account no longer sees it): never
+    sent."""
     queued = read_frame(
         connection,
-        select(mail_ledger.c.mail_id, mail_ledger.c.user_id, mail_ledger.c.sensor_id, mail_ledger.c.status)
-        .add_columns(mail_ledger.c.since)
-        .where(mail_ledger.c.sent_at.is_(None), mail_ledger.c.outcome.is_(None)),
+        select(mail_ledger.c.mail_id, *(mail_ledger.c[name] for name in EPISODE)).where(
+            mail_ledger.c.sent_at.is_(None), mail_ledger.c.outcome.is_(None)
+        ),
     )
-    queued["since"] = pd.to_datetime(queued["since"], utc=True)
-    live = queued.merge(current, on=["user_id", "sensor_id", "status", "since"], how="inner")["mail_id"]
+    live = queued.merge(current[EPISODE].drop_duplicates(), on=EPISODE, how="inner")["mail_id"]
     over = sorted(set(queued["mail_id"]) - set(live))
     if over:
         connection.execute(update(mail_ledger).where(mail_ledger.c.mail_id.in_(over)).values(outcome="stale"))
     return len(over)
+
+
+def _close_answered(connection, ledger: pd.DataFrame, current: pd.DataFrame, now: pd.Timestamp) -> int:
+    """Answered episodes whose sensor is no longer bad: over, with nothing to tell (recovered_at, no
+    mail). Its sensor bad again later is a new episode."""
+    answered = ledger[ledger["outcome"].eq("answered")]
+    going = answered[EPISODE].merge(
+        current[EPISODE].drop_duplicates(), on=EPISODE, how="left", indicator=True
+    )
+    return _set(
+        connection, answered[going["_merge"].eq("left_only").to_numpy()], recovered_at=now.to_pydatetime()
+    )
 
 
 def _ledger():
@@ -275,27 +308,40 @@ def _ledger():
             sensor_health.c.status.label("health"),
         )
         .join(users, users.c.user_id == mail_ledger.c.user_id)
-        .join(sensors, sensors.c.sensor_id == mail_ledger.c.sensor_id)
+        .join(sensors, (sensors.c.sensor_id == mail_ledger.c.sensor_id) & SEES)  # still theirs to see
         .outerjoin(sensor_health, sensor_health.c.sensor_id == mail_ledger.c.sensor_id)
-        .where(mail_ledger.c.outcome.is_(None) | (mail_ledger.c.outcome == "sent"))
-        .where(mail_ledger.c.recovered_at.is_(None), *WANTS_MAIL)
+        .where(_open_episodes(), *WANTS_MAIL)
         .order_by(mail_ledger.c.user_id, mail_ledger.c.sensor_id)
     )
 
 
 def _last_fault_kinds(connection, sensor_ids: list[str]) -> dict[str, str]:
-    """Each sensor's latest fault's kind (conditions and imported history are no faults)."""
-    if not sensor_ids:
-        return {}
-    found = read_frame(
-        connection,
-        select(anomalies.c.sensor_id, anomalies.c.kind, anomalies.c.end_at).where(
-            anomalies.c.sensor_id.in_(sensor_ids),
-            anomalies.c.kind.not_in([kind.value for kind in NOT_FAULTS]),
-        ),
-    )
-    latest = found.sort_values(["sensor_id", "end_at"]).groupby("sensor_id").last()
-    return latest["kind"].to_dict()
+    """Each sensor's latest fault's kind, of those that still speak to its health (conditions, imported
+    history and what its owner explained are not faults): in SQL, a batch of sensors at a time."""
+    kinds = {}
+    for i in range(0, len(sensor_ids), 2_000):
+        ranked = (
+            select(
+                anomalies.c.sensor_id,
+                anomalies.c.kind,
+                func.row_number()
+                .over(
+                    partition_by=anomalies.c.sensor_id,
+                    order_by=[anomalies.c.end_at.desc(), anomalies.c.score.desc()],
+                )
+                .label("rank"),
+            )
+            .where(
+                anomalies.c.sensor_id.in_(sensor_ids[i : i + 2_000]),
+                anomalies.c.kind.not_in([kind.value for kind in NOT_FAULTS]),
+                counts_for_health(),
+            )
+            .subquery()
+        )
+        kinds.update(
+            connection.execute(select(ranked.c.sensor_id, ranked.c.kind).where(ranked.c.rank == 1)).all()
+        )
+    return kinds
 
 
 def _set(connection, rows: pd.DataFrame, **values) -> int:

@@ -307,6 +307,24 @@ def sensor_map(query):
     return answer.make_conditional(request)
 
 
+@api.get("/changes")
+@api.input(schemas.ChangesQuery, location="query", arg_name="query")
+@api.output(schemas.ChangePage)
+@api.doc(
+    summary="What changed since a cursor, oldest first: days of readings, anomalies, health (for mirrors)",
+    description="Start without `since`; pass each page's `cursor` as the next `since` while `more` is true, "
+    "and again later for what changed since. No change is skipped or listed twice.",
+)
+def changes_since(query):
+    from flask_back_end import changes
+
+    try:
+        with engine().connect() as connection:
+            return changes.page(connection, query.get("since"), query["limit"])
+    except changes.BadCursor as error:
+        abort(400, str(error))
+
+
 @api.get("/sensors/<code:sensor_id>/anomalies")
 @api.input(schemas.AnomalyQuery, location="query", arg_name="query")
 @api.output(schemas.AnomalyPage)

@@ -106,6 +106,14 @@ class AnomalyQuery(TimeRangeQuery, PageQuery):
     """Anomalies that overlap [start, end]."""
 
 
+class ChangesQuery(Schema):
+    since = text(
+        200,
+        metadata={"description": "the cursor the previous page gave (`cursor`); none: from the beginning"},
+    )
+    limit = Integer(load_default=500, validate=Range(min=1, max=5000))
+
+
 class OwnerFilter(Schema):
     owner = text(64, metadata={"description": "only this owner's sensors"})
 
@@ -267,6 +275,24 @@ class Anomaly(Schema):
     detector = String(required=True, validate=OneOf([detector.value for detector in Detector]))
     explanation = String(allow_none=True)
     answer = Nested(AnomalyAnswer, allow_none=True, metadata={"description": "what its owner said of it"})
+
+
+class Change(Schema):
+    kind = String(required=True, validate=OneOf(["readings", "anomaly", "health"]))
+    changed_at = DateTime(required=True)
+    day = String(metadata={"description": "readings: the UTC day whose readings changed"})
+    source = String(metadata={"description": "readings: grow, opensensemap or files"})
+    sensor_id = String(metadata={"description": "anomaly, health: the sensor"})
+    anomaly = Nested(lambda: Anomaly(exclude=("answer",)), metadata={"description": "anomaly: as it is now"})
+    status = String(allow_none=True, metadata={"description": "health: the sensor's status now"})
+
+
+class ChangePage(Schema):
+    changes = List(Nested(Change), required=True)
+    cursor = String(
+        allow_none=True, required=True, metadata={"description": "pass it as `since` for what changed next"}
+    )
+    more = Boolean(required=True, metadata={"description": "more changes wait after this page"})
 
 
 class AnomalyPage(Paged):

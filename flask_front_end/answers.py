@@ -112,6 +112,8 @@ def answer(sensor_id: str):
     try:
         start = dt.datetime.fromisoformat(form.start_at.data.replace("Z", "+00:00"))
     except ValueError:
+        start = None
+    if start is None or start.tzinfo is None:  # the page sends it with its zone: anything else is not ours
         _refused("the anomaly's time was not a time")
         return _back(sensor_id)
     anomaly = {
@@ -150,7 +152,13 @@ def pause(sensor_id: str):
         _refused("give the first and the last day of the pause")
         return _back(sensor_id)
     start = dt.datetime.combine(form.start.data, dt.time(), dt.UTC)
-    end = dt.datetime.combine(form.end.data, dt.time(), dt.UTC) + dt.timedelta(days=1)  # the whole last day
+    try:
+        end = dt.datetime.combine(form.end.data, dt.time(), dt.UTC) + dt.timedelta(
+            days=1
+        )  # the whole last day
+    except OverflowError:  # 31 December 9999
+        _refused("a pause lies within a year of today")
+        return _back(sensor_id)
     try:
         with extensions.engine().begin() as connection:
             answers.add_pause(

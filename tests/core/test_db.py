@@ -261,11 +261,13 @@ ADDED_TABLES = {
     "mail_ledger",
     "anomaly_answers",
     "sensor_pauses",
+    "readings_days",
 }
 ADDED_COLUMNS = {
     "etl_runs": {"counts"},
     "users": {"session_version", "email", "alerts", "alert_schedule", "language"},
     "sensors": {"address_2019"},
+    "anomalies": {"updated_at"},
 }
 STATUSES_AT_0001 = ("healthy", "faulty", "recovered")
 

@@ -27,6 +27,10 @@ def demo_folders(tmp_path, monkeypatch):
 
 def test_the_demo_mails_its_owner_the_alert_and_says_where_to_read_it(tmp_path, monkeypatch):
     monkeypatch.setattr(demo, "DEMO_DATABASE", tmp_path / "demo.sqlite")
+    (tmp_path / "mail").mkdir()
+    (tmp_path / "mail" / "old.eml").write_text(
+        "a mail of an earlier run, its links signed with a key now gone"
+    )
     result = CliRunner().invoke(demo.main, ["--sensors", "30", "--days", "8", "--no-serve"], env=PRODUCTION)
     assert result.exit_code == 0, result.output
     assert f"in {tmp_path / 'mail'}/ (.eml files" in result.output
@@ -34,6 +38,7 @@ def test_the_demo_mails_its_owner_the_alert_and_says_where_to_read_it(tmp_path, 
         message_from_bytes(path.read_bytes(), policy=policy.default)
         for path in (tmp_path / "mail").glob("*.eml")
     ]
+    assert not (tmp_path / "mail" / "old.eml").exists()
     alerts = [mail for mail in mails if mail["To"] == "demo-owner@example.org"]
     assert len(alerts) == 1, result.output
     text = alerts[0].get_content()

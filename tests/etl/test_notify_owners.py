@@ -91,32 +91,24 @@ def test_a_mail_server_down_for_a_night_sends_each_alert_once_the_next(engine, g
 def test_one_mail_a_day_at_most_and_an_episode_over_before_it_goes_is_never_mailed(engine, garden):
     settings, inbox = garden
     night(engine, settings)
-    with engine.begin() as connection:  # later the same day s2 falls silent
-        connection.execute(
-            update(sensor_health).where(sensor_health.c.sensor_id == "s2").values(status="silent")
-        )
+    set_health(engine, "s2", "silent")  # later the same day s2 falls silent
     night(engine, settings, NOW + dt.timedelta(hours=12))
     assert len(inbox.messages) == 1  # s2 waits: olive had her mail today
     night(engine, settings, NOW + dt.timedelta(days=1))
     assert len(inbox.messages) == 2 and "Lawn (s2): silent" in inbox.messages[1][1].get_content()
     assert "Try: no reading for days: change its battery" in inbox.messages[1][1].get_content()
-    # s1 recovers before another episode could be mailed; a new fault of it is queued, then it recovers.
+    # r1 falls silent after that day's mail and speaks again before another could go: never mailed.
+    set_health(engine, "s2", "healthy")
     with engine.begin() as connection:
-        connection.execute(
-            update(sensor_health)
-            .where(sensor_health.c.sensor_id == "s1")
-            .values(last_anomaly_at=NOW + dt.timedelta(days=1, hours=3))
-        )
+        connection.execute(update(sensors).where(sensors.c.sensor_id == "r1").values(owner_id="owner-a"))
+    set_health(engine, "r1", "silent")
     night(engine, settings, NOW + dt.timedelta(days=1, hours=4))  # queued: mailed today already
-    with engine.begin() as connection:
-        connection.execute(
-            update(sensor_health).where(sensor_health.c.sensor_id == "s1").values(status="recovered")
-        )
+    set_health(engine, "r1", "recovered")
     night(engine, settings, NOW + dt.timedelta(days=2))
-    # The new fault never went out (stale); the one she was told of is over: she hears s1 is well again.
+    # r1's silence never went out (stale); s2, whose silence she was told of, is well again.
     assert len(inbox.messages) == 3
     well = inbox.messages[2][1].get_content()
-    assert "Well again:" in well and "Tomato bed (s1): recovered" in well and "need a look" not in well
+    assert "Well again:" in well and "Lawn (s2): healthy" in well and "Hedge" not in well
     assert sorted(ledger(engine)["outcome"].tolist()) == ["sent", "sent", "stale"]
 
 
@@ -305,3 +297,72 @@ def test_episodes_closed_over_a_year_ago_are_forgotten_and_open_ones_kept(engine
         )
     night(engine, settings, NOW + dt.timedelta(days=1))
     assert ledger(engine)["sensor_id"].tolist() == ["s1"]  # still faulty: kept, however old
+
+
+def test_a_fault_that_goes_on_night_after_night_is_one_episode_one_mail_one_reminder(engine, garden):
+    """Review of issue 33: the last anomaly's end moves each night while a fault goes on (detection
+    extends it); that is the same episode, not a new one to mail."""
+    settings, inbox = garden
+    night(engine, settings)
+    for day in range(1, 9):
+        with engine.begin() as connection:
+            connection.execute(
+                update(sensor_health)
+                .where(sensor_health.c.sensor_id == "s1")
+                .values(last_anomaly_at=NOW + dt.timedelta(days=day, hours=-3))
+            )
+        night(engine, settings, NOW + dt.timedelta(days=day))
+    subjects = [message["Subject"] for _, message in inbox.messages]
+    assert subjects == ["GROW-WOW: a sensor needs a look", "GROW-WOW: a sensor still needs a look"]
+    set_health(engine, "s1", "recovered")
+    night(engine, settings, NOW + dt.timedelta(days=10))
+    well = inbox.messages[-1][1].get_content()
+    assert well.count("Tomato bed (s1)") == 1 and len(ledger(engine)) == 1
+
+
+def test_an_answered_episode_still_going_is_never_forgotten_nor_mailed_again(engine, garden):
+    settings, inbox = garden
+    night(engine, settings)
+    with engine.begin() as connection:  # she pauses it on reading the mail, and it never comes back
+        later = NOW + dt.timedelta(hours=1)
+        answers.add_pause(connection, "s1", later, later + dt.timedelta(days=7), None, None, "olive", later)
+    night(engine, settings, NOW + dt.timedelta(days=1))
+    for days in (401, 402, 403):
+        night(engine, settings, NOW + dt.timedelta(days=days))
+    assert len(inbox.messages) == 1
+    assert ledger(engine)["outcome"].tolist() == ["answered"]
+
+
+def test_a_pause_planned_for_later_does_not_count_as_an_answer_until_it_begins(engine, garden):
+    settings, inbox = garden
+    night(engine, settings)
+    with engine.begin() as connection:  # a holiday next month
+        start = NOW + dt.timedelta(days=30)
+        later = NOW + dt.timedelta(hours=1)
+        answers.add_pause(connection, "s1", start, start + dt.timedelta(days=14), None, None, "olive", later)
+    night(engine, settings, NOW + dt.timedelta(days=8))
+    assert [m["Subject"] for _, m in inbox.messages][-1] == "GROW-WOW: a sensor still needs a look"
+
+
+def test_a_sensor_gone_to_another_owner_is_no_longer_told_to_the_first(engine, garden):
+    settings, inbox = garden
+    night(engine, settings)
+    with engine.begin() as connection:
+        connection.execute(update(sensors).where(sensors.c.sensor_id == "s1").values(owner_id="owner-z"))
+    set_health(engine, "s1", "recovered")
+    night(engine, settings, NOW + dt.timedelta(days=1))
+    assert len(inbox.messages) == 1  # no "well again" about someone else's sensor
+
+
+def test_the_advice_follows_the_latest_fault_the_owner_did_not_explain(engine, garden):
+    settings, inbox = garden
+    with engine.begin() as connection:  # the spike (its latest fault) was the owner's watering can
+        spike = {"sensor_id": "s1", "variable": "soil_moisture", "kind": "spike"}
+        start = connection.execute(
+            select(answers.anomalies.c.start_at).where(answers.anomalies.c.kind == "spike")
+        ).scalar_one()
+        answers.record_answer(
+            connection, {**spike, "start_at": start}, "not_a_fault", "watering", None, None, "olive", NOW
+        )
+    night(engine, settings)
+    assert "Try: move it out of direct sun or the greenhouse" in inbox.messages[0][1].get_content()

@@ -74,6 +74,29 @@ def test_fixed_it_puts_every_anomaly_begun_before_behind_the_sensor(watered, set
     assert health(watered, settings, NOW + dt.timedelta(days=1))["s1"] == "faulty"
 
 
+def test_an_explained_anomaly_that_grows_on_counts_again_and_a_fix_that_did_not_hold_too(watered, settings):
+    """Review of issue 33: an answer speaks for the anomaly as far as it reached; detection extends an
+    anomaly while it lasts, and what it grows into was never explained (nor fixed)."""
+    answer(watered, "not_a_fault", "watering")
+    assert health(watered, settings)["s1"] == "recovered"
+    with watered.begin() as connection:  # the next night the same anomaly goes on: a leak, not the can
+        connection.execute(
+            anomalies.update()
+            .where(anomalies.c.kind == "rising_without_rain")
+            .values(end_at=WATERED["start_at"] + dt.timedelta(days=1, hours=23))
+        )
+    assert health(watered, settings, NOW + dt.timedelta(days=1))["s1"] == "faulty"
+    answer(watered, "fixed", when=NOW)  # she fixed it on the 11th; the anomaly ends on the 10th: behind it
+    assert health(watered, settings, NOW + dt.timedelta(days=1))["s1"] != "faulty"
+    with watered.begin() as connection:  # but it goes on past the day of the fix: it was not fixed
+        connection.execute(
+            anomalies.update()
+            .where(anomalies.c.kind == "rising_without_rain")
+            .values(end_at=NOW + dt.timedelta(days=1, hours=2))
+        )
+    assert health(watered, settings, NOW + dt.timedelta(days=1, hours=3))["s1"] == "faulty"
+
+
 def test_a_pause_over_an_anomaly_excuses_it_and_a_sensor_inside_a_pause_is_paused(watered, settings):
     with watered.begin() as connection:
         pause = answers.add_pause(

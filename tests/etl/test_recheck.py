@@ -92,6 +92,32 @@ def test_an_anomaly_found_again_from_an_earlier_start_replaces_the_stored_one():
     assert superseded(again, merged).empty
 
 
+def test_an_owners_answer_goes_with_the_anomaly_when_it_is_found_again_from_an_earlier_start(engine):
+    """Review of issue 33: the answer is keyed on the anomaly's start; when a second look finds it began
+    earlier, the answer moves to the new start rather than being left behind (and the owner alerted
+    again)."""
+    from core import answers
+    from core.load import bulk_upsert
+    from core.schema import anomalies, anomaly_answers
+    from etl.detect_anomalies import carry_answers, continue_stored, superseded
+
+    key = {"sensor_id": "s", "variable": "soil_moisture", "kind": "drift"}
+    stored = pd.DataFrame([{**key, "start_at": ts("2019-06-21"), "end_at": ts("2019-07-15")}])
+    with engine.begin() as connection:
+        bulk_upsert(connection, anomalies, stored.assign(detector="reference"))
+        now = ts("2019-07-16").to_pydatetime()
+        first = {**key, "start_at": ts("2019-06-21").to_pydatetime()}
+        answers.record_answer(connection, first, "not_a_fault", "moved", None, None, "olive", now)
+    found = pd.DataFrame(
+        [{**key, "start_at": ts("2019-06-20"), "end_at": ts("2019-07-22"), "score": 2.0, "explanation": "x"}]
+    )
+    gone = superseded(continue_stored(found, stored), stored)
+    with engine.begin() as connection:
+        assert carry_answers(connection, gone) == 1
+        moved = connection.execute(select(anomaly_answers.c.start_at, anomaly_answers.c.reason)).all()
+    assert [(start, reason) for start, reason in moved] == [(ts("2019-06-20"), "moved")]
+
+
 # --- late readings --------------------------------------------------------------------------------------
 
 GAP = (START + pd.Timedelta(days=2, hours=10), START + pd.Timedelta(days=2, hours=16))  # uploaded late

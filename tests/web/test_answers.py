@@ -108,3 +108,28 @@ def test_the_serial_number_that_proves_a_claim_never_reaches_a_browser(olive, en
         )
     for path in ("/data/sensors/s1", "/sensors/s1", "/data/sensors?per_page=50", "/data/map"):
         assert "GROW-SN-4471" not in olive.get(path).get_data(as_text=True), path
+
+
+def test_a_time_without_its_zone_or_a_date_past_any_calendar_is_refused_not_a_500(olive, engine):
+    naive = {**SPIKE, "start_at": "2019-06-06T05:00:00"}
+    assert post(olive, "/sensors/s1/answers", **naive, answer="real_fault").status_code == 302
+    assert "time was not a time." in olive.get("/sensors/s1").get_data(as_text=True)
+    for start, end in [("2026-01-01", "9999-12-31"), ("0001-01-01", "0001-01-02")]:
+        assert post(olive, "/sensors/s1/pauses", start=start, end=end).status_code == 302
+        assert "Not saved: a pause lies within a year of today." in olive.get("/sensors/s1").get_data(
+            as_text=True
+        )
+    assert stored(engine, anomaly_answers) == [] and stored(engine, sensor_pauses) == []
+
+
+def test_ending_a_pause_of_another_sensor_through_ones_own_sensor_changes_nothing(olive, engine):
+    from core import answers
+
+    now = dt.datetime.now(dt.UTC)
+    with engine.begin() as connection:
+        theirs = answers.add_pause(
+            connection, "r1", now, now + dt.timedelta(days=3), None, None, "oscar", now
+        )
+    post(olive, f"/sensors/s1/pauses/{theirs}/end")
+    [pause] = stored(engine, sensor_pauses)
+    assert pause["end_at"] > now + dt.timedelta(days=2)

@@ -61,6 +61,12 @@ def upgrade() -> None:
         sa.Column("user_id", sa.Integer(), sa.ForeignKey("users.user_id", ondelete="SET NULL")),
         sa.Column("answered_by", sa.String(64), nullable=False),
         sa.Column("answered_at", UTCDateTime(), nullable=False),
+        sa.Column(
+            "excuses_until",
+            UTCDateTime(),
+            nullable=False,
+            comment="what the answer speaks for ends here: the anomaly's end when answered; a fix, its day",
+        ),
         sa.CheckConstraint(f"answer IN {ANSWERS!r}", name=op.f("ck_anomaly_answers_answer")),
         sa.UniqueConstraint("sensor_id", "variable", "kind", "start_at"),
     )
