@@ -313,14 +313,15 @@ def sensor_map(query):
 @api.doc(
     summary="What changed since a cursor, oldest first: days of readings, anomalies, health (for mirrors)",
     description="Start without `since`; pass each page's `cursor` as the next `since` while `more` is true, "
-    "and again later for what changed since. No change is skipped or listed twice.",
+    "and again later for what changed since. No change is skipped or listed twice; a change is listed "
+    "once it is CHANGES_SETTLE_S (10 minutes) old.",
 )
 def changes_since(query):
     from flask_back_end import changes
 
     try:
         with engine().connect() as connection:
-            return changes.page(connection, query.get("since"), query["limit"])
+            return changes.page(connection, query.get("since"), query["limit"], settings().changes_settle_s)
     except changes.BadCursor as error:
         abort(400, str(error))
 

@@ -7,6 +7,9 @@ last change of a page in that order. Many rows share a time (one night's health 
 statement), so each table is read past the cursor by the whole triple, not by the time alone: a page
 never skips a change nor repeats one.
 
+A change is listed once it is `CHANGES_SETTLE_S` old (10 minutes): rows are dated when their
+transaction began, so a write still going on when a mirror reads would otherwise be passed over.
+
 An anomaly withdrawn by a recheck is not listed (it has no row left); the days whose readings changed
 are, and a mirror reads a sensor's anomalies again over them.
 """
@@ -18,9 +21,9 @@ import binascii
 import datetime as dt
 import json
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import String, and_, bindparam, case, func, literal, or_, select, type_coerce
 
-from core.schema import anomalies, readings_days, sensor_health
+from core.schema import UTCDateTime, anomalies, readings_days, sensor_health
 from core.times import as_utc
 
 KINDS = ("anomaly", "health", "readings")  # their order among changes of the same time
@@ -45,11 +48,28 @@ def decode(cursor: str) -> tuple[dt.datetime, str, object]:
         raise BadCursor("since: not a cursor this API gave (pass `cursor` from the previous page)") from None
 
 
-def _after(at_column, key_columns: list, kind: str, cursor) -> object:
-    """Rows of one kind past the cursor in (time, kind, key) order."""
+def _comparable(column, connection):
+    """The time as the comparisons need it. SQLite keeps times as text, SQLAlchemy's to the microsecond
+    but a server default's (CURRENT_TIMESTAMP) to the second: the latter gets its six zeros, so equal
+    times compare equal and text order is time order."""
+    if connection.dialect.name != "sqlite":
+        return column
+    text = type_coerce(column, String)
+    return case((func.length(text) == 19, text.op("||")(literal(".000000", String))), else_=text)
+
+
+def _after(connection, at_column, key_columns: list, kind: str, cursor, until: dt.datetime) -> object:
+    """Rows of one kind past the cursor in (time, kind, key) order, and older than `until`."""
+    at_column = _comparable(at_column, connection)
+    settled = at_column < bindparam(None, until, type_=UTCDateTime)
     if cursor is None:
-        return True
+        return settled
+    return and_(settled, _past(at_column, key_columns, kind, cursor))
+
+
+def _past(at_column, key_columns: list, kind: str, cursor) -> object:
     at, cursor_kind, key = cursor
+    at = bindparam(None, at, type_=UTCDateTime)
     if KINDS.index(kind) < KINDS.index(cursor_kind):
         return at_column > at
     if KINDS.index(kind) > KINDS.index(cursor_kind):
@@ -67,15 +87,25 @@ def _after(at_column, key_columns: list, kind: str, cursor) -> object:
     return or_(at_column > at, and_(at_column == at, past_key))
 
 
-def _readings(connection, cursor, limit: int) -> list[tuple]:
+def _readings(connection, cursor, limit: int, until: dt.datetime) -> list[tuple]:
+    if cursor is not None and cursor[1] == "readings":  # its key: the day (a time, in the cursor's text)
+        day, source = cursor[2]
+        cursor = (cursor[0], cursor[1], [as_utc(dt.datetime.fromisoformat(day)), source])
     rows = connection.execute(
         select(readings_days)
         .where(
             _after(
-                readings_days.c.changed_at, [readings_days.c.day, readings_days.c.source], "readings", cursor
+                connection,
+                readings_days.c.changed_at,
+                [readings_days.c.day, readings_days.c.source],
+                "readings",
+                cursor,
+                until,
             )
         )
-        .order_by(readings_days.c.changed_at, readings_days.c.day, readings_days.c.source)
+        .order_by(
+            _comparable(readings_days.c.changed_at, connection), readings_days.c.day, readings_days.c.source
+        )
         .limit(limit)
     )
     return [
@@ -89,12 +119,12 @@ def _readings(connection, cursor, limit: int) -> list[tuple]:
     ]
 
 
-def _anomalies(connection, cursor, limit: int) -> list[tuple]:
+def _anomalies(connection, cursor, limit: int, until: dt.datetime) -> list[tuple]:
     fields = ("variable", "kind", "start_at", "end_at", "score", "detector", "explanation")
     rows = connection.execute(
         select(anomalies)
-        .where(_after(anomalies.c.updated_at, [anomalies.c.anomaly_id], "anomaly", cursor))
-        .order_by(anomalies.c.updated_at, anomalies.c.anomaly_id)
+        .where(_after(connection, anomalies.c.updated_at, [anomalies.c.anomaly_id], "anomaly", cursor, until))
+        .order_by(_comparable(anomalies.c.updated_at, connection), anomalies.c.anomaly_id)
         .limit(limit)
     )
     return [
@@ -108,11 +138,15 @@ def _anomalies(connection, cursor, limit: int) -> list[tuple]:
     ]
 
 
-def _health(connection, cursor, limit: int) -> list[tuple]:
+def _health(connection, cursor, limit: int, until: dt.datetime) -> list[tuple]:
     rows = connection.execute(
         select(sensor_health.c.sensor_id, sensor_health.c.status, sensor_health.c.updated_at)
-        .where(_after(sensor_health.c.updated_at, [sensor_health.c.sensor_id], "health", cursor))
-        .order_by(sensor_health.c.updated_at, sensor_health.c.sensor_id)
+        .where(
+            _after(
+                connection, sensor_health.c.updated_at, [sensor_health.c.sensor_id], "health", cursor, until
+            )
+        )
+        .order_by(_comparable(sensor_health.c.updated_at, connection), sensor_health.c.sensor_id)
         .limit(limit)
     )
     return [
@@ -121,11 +155,15 @@ def _health(connection, cursor, limit: int) -> list[tuple]:
     ]
 
 
-def page(connection, since: str | None, limit: int) -> dict:
-    """The changes past `since` (a cursor, or None for all), at most `limit`, with the next cursor."""
+def page(connection, since: str | None, limit: int, settle_s: float = 600) -> dict:
+    """The changes past `since` (a cursor, or None for all) and `settle_s` old, at most `limit`, with the
+    next cursor."""
     cursor = decode(since) if since else None
+    until = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=settle_s)
     found = [
-        change for read in (_readings, _anomalies, _health) for change in read(connection, cursor, limit + 1)
+        change
+        for read in (_readings, _anomalies, _health)
+        for change in read(connection, cursor, limit + 1, until)
     ]
     found.sort(key=lambda change: (as_utc(change[0]), KINDS.index(change[1]), change[2]))
     shown = found[:limit]

@@ -266,7 +266,9 @@ class AnomalyAnswer(Schema):
     answered_at = DateTime(required=True)
 
 
-class Anomaly(Schema):
+class AnomalyFound(Schema):
+    """An anomaly as detection stored it."""
+
     variable = String(required=True)
     kind = String(required=True, validate=OneOf([kind.value for kind in AnomalyKind]))
     start_at = DateTime(required=True)
@@ -274,6 +276,9 @@ class Anomaly(Schema):
     score = Float(allow_none=True)
     detector = String(required=True, validate=OneOf([detector.value for detector in Detector]))
     explanation = String(allow_none=True)
+
+
+class Anomaly(AnomalyFound):
     answer = Nested(AnomalyAnswer, allow_none=True, metadata={"description": "what its owner said of it"})
 
 
@@ -283,7 +288,7 @@ class Change(Schema):
     day = String(metadata={"description": "readings: the UTC day whose readings changed"})
     source = String(metadata={"description": "readings: grow, opensensemap or files"})
     sensor_id = String(metadata={"description": "anomaly, health: the sensor"})
-    anomaly = Nested(lambda: Anomaly(exclude=("answer",)), metadata={"description": "anomaly: as it is now"})
+    anomaly = Nested(AnomalyFound, metadata={"description": "anomaly: as it is now"})
     status = String(allow_none=True, metadata={"description": "health: the sensor's status now"})
 
 

@@ -15,6 +15,13 @@ class BackendSettings(WebSettings):
 
     role: ClassVar[str] = "the back end"
 
+    changes_settle_s: float = Field(
+        default=600,
+        ge=0,
+        le=86_400,
+        description="/changes lists what changed at least this long ago: a write still in progress (its rows "
+        "dated when its transaction began) is never skipped by a mirror that read in the meantime",
+    )
     api_max_range_days: int = Field(
         default=366,
         ge=1,
