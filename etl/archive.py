@@ -28,6 +28,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from sqlalchemy import Date, cast, func, select
 
+from core.archive import day_path
 from core.db import read_frame
 from core.schema import anomalies, readings
 from core.vocabulary import NOT_FAULTS, SENSOR_VARIABLES, SOURCE_PREFIXES, source_of
@@ -56,7 +57,7 @@ class DayFile:
 
     @property
     def path(self) -> str:
-        return f"readings/day={self.day.isoformat()}/source={self.source}/readings.parquet"
+        return day_path(self.day, self.source)
 
 
 def day_fingerprints(connection, since: dt.date, before: dt.date) -> dict[DayFile, str]:
@@ -268,3 +269,66 @@ def _midnight(day: dt.date) -> dt.datetime:
 
 def _as_date(value) -> dt.date:
     return value if isinstance(value, dt.date) else dt.date.fromisoformat(str(value)[:10])
+
+
+def drop_archived_months(engine, root: Path, now: dt.datetime, keep_months: int) -> list[str]:
+    """Delete from the database the readings of each whole month older than `keep_months`, once every
+    day and source of it is in the archive, its file's bytes are the ones the manifest names, and it holds
+    as many readings as the database; a month that is not is kept, and said why. What was done, a line a
+    month."""
+    if keep_months <= 0:
+        return []
+    manifest = read_manifest(root)["files"]
+    this_month = dt.date(now.year, now.month, 1)
+    cutoff = _months_before(this_month, keep_months)
+    said = []
+    with engine.connect() as connection:
+        first = connection.scalar(select(func.min(readings.c.ts)))
+    if first is None:
+        return said
+    month = dt.date(pd.Timestamp(first).year, pd.Timestamp(first).month, 1)
+    while month < cutoff:
+        following = _months_before(month, -1)
+        with engine.connect() as connection:
+            counts = _day_counts(connection, month, following)
+        unsure = _not_archived(root, manifest, counts)
+        if unsure:
+            said.append(f"{month:%Y-%m}: kept, {unsure}")
+        elif counts:
+            with engine.begin() as connection:
+                gone = connection.execute(
+                    readings.delete().where(
+                        readings.c.ts >= _midnight(month), readings.c.ts < _midnight(following)
+                    )
+                ).rowcount
+            said.append(f"{month:%Y-%m}: {gone:,} readings dropped, archived and verified")
+        month = following
+    return said
+
+
+def _day_counts(connection, month: dt.date, following: dt.date) -> dict[DayFile, int]:
+    day = func.date(readings.c.ts) if connection.dialect.name == "sqlite" else cast(readings.c.ts, Date)
+    rows = connection.execute(
+        select(day, _source_case(), func.count())
+        .where(readings.c.ts >= _midnight(month), readings.c.ts < _midnight(following))
+        .group_by(day, _source_case())
+    )
+    return {DayFile(_as_date(when), source): count for when, source, count in rows}
+
+
+def _not_archived(root: Path, manifest: dict, counts: dict[DayFile, int]) -> str | None:
+    """Why a month's days may not be dropped, or None: each must be archived, intact, and whole."""
+    for key, count in sorted(counts.items(), key=lambda item: (item[0].day, item[0].source)):
+        entry = manifest.get(key.path)
+        if entry is None or not (root / key.path).exists():
+            return f"{key.path} is not archived"
+        if _sha256(root / key.path) != entry["sha256"]:
+            return f"{key.path} is not as archived (its checksum differs)"
+        if entry["rows"] != count:
+            return f"{key.path} holds {entry['rows']:,} readings, the database {count:,}: archive it again"
+    return None
+
+
+def _months_before(month: dt.date, months: int) -> dt.date:
+    index = month.year * 12 + month.month - 1 - months
+    return dt.date(index // 12, index % 12 + 1, 1)

@@ -230,7 +230,8 @@ def export_sensor_command(settings, sensor_id: str, days: float, out: Path) -> N
 @click.pass_obj
 def archive_command(settings, root: Path, verify: bool) -> None:
     """Write each finished day's readings as Parquet (one file a day and source) with a manifest of
-    checksums and the licence; a day changed since (late readings) is written again."""
+    checksums and the licence; a day changed since (late readings) is written again. With
+    READINGS_KEEP_MONTHS, then drop from the database the older months, each once archived and verified."""
     from etl.archive import archive
     from etl.archive import verify as check
 
@@ -242,12 +243,15 @@ def archive_command(settings, root: Path, verify: bool) -> None:
             raise click.ClickException(f"{len(wrong)} archived files are not as the manifest says")
         click.echo(f"{root}: every archived file is as the manifest says")
         return
-    done = archive(
-        make_engine(settings), root, settings.now(), settings.archive_after_days, settings.archive_licence
-    )
+    from etl.archive import drop_archived_months
+
+    engine = make_engine(settings)
+    done = archive(engine, root, settings.now(), settings.archive_after_days, settings.archive_licence)
     click.echo(
         f"{root}: {done['written']} day files written, {done['kept']} unchanged, over {done['days']} days"
     )
+    for line in drop_archived_months(engine, root, settings.now(), settings.readings_keep_months):
+        click.echo(line)
 
 
 @cli.command("export-labels")

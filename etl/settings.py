@@ -117,6 +117,13 @@ class EtlSettings(MailSettings):
         description="a day is archived (python -m etl archive) once it is this many days past: late uploads "
         "have had their time",
     )
+    readings_keep_months: int = Field(
+        default=0,
+        ge=0,
+        le=1200,
+        description="python -m etl archive then drops from the database the readings of whole months older "
+        "than this, each once archived and verified (never one that is not); 0 keeps every reading",
+    )
     archive_licence: str = Field(
         default="CC BY 4.0 (https://creativecommons.org/licenses/by/4.0/)",
         description="the licence the archive's LICENCE.txt names: the data's, as its networks publish it",

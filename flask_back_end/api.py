@@ -220,6 +220,11 @@ def sensor_readings(sensor_id: str, query):
             .where(readings.c.sensor_id == sensor_id, readings.c.ts.between(start, end))
             .order_by(readings.c.ts),
         )
+        # What the database keeps of this sensor begins here; older months may live in the archive.
+        kept_from = connection.scalar(
+            select(func.min(readings.c.ts)).where(readings.c.sensor_id == sensor_id)
+        )
+    frame = with_archived(frame, sensor_id, start, end, kept_from)
     points, downsampled = downsample(frame, query["max_points"])
     # Built directly: a marshmallow pass over a thousand points would cost more than the query.
     return json_response(
@@ -232,6 +237,27 @@ def sensor_readings(sensor_id: str, query):
             "items": points,
         }
     )
+
+
+def with_archived(
+    frame: pd.DataFrame, sensor_id: str, start: dt.datetime, end: dt.datetime, kept_from: dt.datetime | None
+) -> pd.DataFrame:
+    """The readings asked for, with those before what the database keeps read from the archive
+    (ARCHIVE_DIR), where there is one."""
+    root = settings().archive_dir
+    if not root or (kept_from is not None and start >= kept_from):
+        return frame
+    from pathlib import Path
+
+    from core.archive import read_sensor
+    from core.vocabulary import source_of
+
+    until = min(end, kept_from - dt.timedelta(microseconds=1)) if kept_from else end
+    archived = read_sensor(Path(root), sensor_id, source_of(sensor_id), start, until)
+    if archived.empty:
+        return frame
+    frame = frame.assign(ts=pd.to_datetime(frame["ts"], utc=True))
+    return pd.concat([archived, frame], ignore_index=True).sort_values("ts", ignore_index=True)
 
 
 def downsample(frame: pd.DataFrame, max_points: int) -> tuple[list[dict], bool]:

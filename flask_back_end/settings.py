@@ -15,6 +15,11 @@ class BackendSettings(WebSettings):
 
     role: ClassVar[str] = "the back end"
 
+    archive_dir: str | None = Field(
+        default=None,
+        description="the folder python -m etl archive writes: a sensor's readings older than the database "
+        "keeps (READINGS_KEEP_MONTHS) are read from it, so the charts show its whole life",
+    )
     changes_settle_s: float = Field(
         default=600,
         ge=0,
