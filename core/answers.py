@@ -17,6 +17,7 @@ from sqlalchemy import and_, exists, func, insert, select, update
 from sqlalchemy.sql.elements import ColumnElement
 
 from core.db import read_frame
+from core.i18n import N_
 from core.schema import anomalies, anomaly_answers, sensor_pauses
 from core.vocabulary import NOT_FAULTS, Answer, NotAFault
 
@@ -25,7 +26,8 @@ PAUSE_MAX = dt.timedelta(days=366)  # a pause is for maintenance or a winter, no
 
 
 class AnswerError(ValueError):
-    """An answer or a pause that cannot be taken; the message says why, for the owner."""
+    """An answer or a pause that cannot be taken; the message says why, for the owner (marked for the
+    catalogues: the dashboard shows it translated)."""
 
 
 def _same_anomaly(answers=anomaly_answers):
@@ -78,9 +80,9 @@ def check_answer(answer: str, reason: str | None, note: str | None) -> tuple[Ans
     if said is not Answer.NOT_A_FAULT:
         return said, None, note
     if reason not in {r.value for r in NotAFault}:
-        raise AnswerError("say why it is not a fault")
+        raise AnswerError(N_("say why it is not a fault"))
     if reason == NotAFault.OTHER and not note:
-        raise AnswerError("say in a note what it was")
+        raise AnswerError(N_("say in a note what it was"))
     return said, reason, note
 
 
@@ -98,11 +100,11 @@ def record_answer(
     answer to it. Only faults are answered: conditions and imported history are not verdicts."""
     said, reason, note = check_answer(answer, reason, note)
     if anomaly["kind"] in {kind.value for kind in NOT_FAULTS}:
-        raise AnswerError("conditions and imported history need no answer")
+        raise AnswerError(N_("conditions and imported history need no answer"))
     key = {name: anomaly[name] for name in ("sensor_id", "variable", "kind", "start_at")}
     found = select(anomalies.c.anomaly_id).where(*(anomalies.c[name] == value for name, value in key.items()))
     if connection.execute(found).first() is None:
-        raise AnswerError("there is no such anomaly of this sensor (found again since? reload the page)")
+        raise AnswerError(N_("there is no such anomaly of this sensor (found again since? reload the page)"))
     values = {
         "answer": said.value,
         "reason": reason,
@@ -128,9 +130,9 @@ def add_pause(
 ) -> int:
     """Pause a sensor from `start` to `end`; AnswerError if the span is empty or longer than a year."""
     if end <= start:
-        raise AnswerError("a pause ends after it starts")
+        raise AnswerError(N_("a pause ends after it starts"))
     if end - start > PAUSE_MAX:
-        raise AnswerError("a pause lasts a year at most")
+        raise AnswerError(N_("a pause lasts a year at most"))
     note = " ".join((note or "").split())[:NOTE_MAX] or None
     values = {
         "sensor_id": sensor_id,
