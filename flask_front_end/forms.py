@@ -116,7 +116,8 @@ class PreferencesForm(FlaskForm):
     language = SelectField(
         lazy_gettext("Language"),
         description=lazy_gettext(
-            "Of the pages and the mails. Left to the browser, the pages follow its own."
+            "Pages and mails come in the language chosen here. Left to the browser, the pages follow its "
+            "language and the nightly alerts come in English."
         ),
         choices=[SelectChoice("", lazy_gettext("As my browser asks"))]
         + [SelectChoice(code, name) for code, name in LANGUAGES.items()],
