@@ -22,7 +22,7 @@ PYTEST_WORKERS ?= logical
 unexport PYTHONDONTWRITEBYTECODE
 PYTEST_PARALLEL := -n $(PYTEST_WORKERS)
 
-.PHONY: demo test test-envs test-fast lint bench-load peers clean
+.PHONY: demo test test-envs test-fast lint bench-load peers translations clean
 
 # Set up, generate a simulated network, serve it on loopback and run the nightly pipeline on it into the
 # embedded SQLite database under var/, printing what it did; then serve the back end and the dashboard
@@ -50,6 +50,18 @@ test-fast: $(VENV)/.installed-dev
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+
+# The pages' and mails' words in every language (core/locale): extract what the code marks (babel.cfg),
+# merge it into each language's catalogue (new words arrive untranslated, marked fuzzy when guessed: a
+# translator fills them in), and compile the .mo files committed beside them. A new language:
+# `$(BIN)/pybabel init -i core/locale/messages.pot -d core/locale -l <code>`, then this.
+LOCALE := core/locale
+BABEL_KEYWORDS := -k lazy_gettext -k lazy_ngettext:1,2
+translations: $(VENV)/.installed
+	$(BIN)/pybabel extract -F babel.cfg $(BABEL_KEYWORDS) --add-location=file --sort-output --no-wrap \
+		--add-comments=TRANSLATORS: --project=GROW-WOW --ignore-dirs=".* _* var" -o $(LOCALE)/messages.pot .
+	$(BIN)/pybabel update -i $(LOCALE)/messages.pot -d $(LOCALE) --no-wrap --ignore-obsolete
+	$(BIN)/pybabel compile -d $(LOCALE) --statistics
 
 bench-load: $(VENV)/.installed-dev
 	$(BIN)/python benchmarks/bench_load.py

@@ -19,6 +19,7 @@ from sqlalchemy import and_, exists, insert, select, update
 from sqlalchemy.sql.elements import ColumnElement
 
 from core.db import read_frame
+from core.i18n import N_
 from core.schema import anomalies, anomaly_answers, sensor_pauses
 from core.vocabulary import NOT_FAULTS, Answer, NotAFault
 
@@ -27,7 +28,8 @@ PAUSE_MAX = dt.timedelta(days=366)  # a pause is for maintenance or a winter, no
 
 
 class AnswerError(ValueError):
-    """An answer or a pause that cannot be taken; the message says why, for the owner."""
+    """An answer or a pause that cannot be taken; the message says why, for the owner (marked for the
+    catalogues: the dashboard shows it translated)."""
 
 
 def _same_anomaly(answers=anomaly_answers):
@@ -79,9 +81,9 @@ def check_answer(answer: str, reason: str | None, note: str | None) -> tuple[Ans
     if said is not Answer.NOT_A_FAULT:
         return said, None, note
     if reason not in {r.value for r in NotAFault}:
-        raise AnswerError("say why it is not a fault")
+        raise AnswerError(N_("say why it is not a fault"))
     if reason == NotAFault.OTHER and not note:
-        raise AnswerError("say in a note what it was")
+        raise AnswerError(N_("say in a note what it was"))
     return said, reason, note
 
 
@@ -99,12 +101,12 @@ def record_answer(
     answer to it. Only faults are answered: conditions and imported history are not verdicts."""
     said, reason, note = check_answer(answer, reason, note)
     if anomaly["kind"] in {kind.value for kind in NOT_FAULTS}:
-        raise AnswerError("conditions and imported history need no answer")
+        raise AnswerError(N_("conditions and imported history need no answer"))
     key = {name: anomaly[name] for name in ("sensor_id", "variable", "kind", "start_at")}
     found = select(anomalies.c.end_at).where(*(anomalies.c[name] == value for name, value in key.items()))
     end = connection.execute(found).scalar()
     if end is None:
-        raise AnswerError("there is no such anomaly of this sensor (found again since? reload the page)")
+        raise AnswerError(N_("there is no such anomaly of this sensor (found again since? reload the page)"))
     if said is Answer.FIXED:  # the whole day of the fix: a daily check's anomaly ends at its midnight
         end = max(
             end, dt.datetime.combine(now.astimezone(dt.UTC).date(), dt.time(), dt.UTC) + dt.timedelta(days=1)
@@ -135,11 +137,11 @@ def add_pause(
 ) -> int:
     """Pause a sensor from `start` to `end`; AnswerError if the span is empty or longer than a year."""
     if end <= start:
-        raise AnswerError("a pause ends after it starts")
+        raise AnswerError(N_("a pause ends after it starts"))
     if end - start > PAUSE_MAX:
-        raise AnswerError("a pause lasts a year at most")
+        raise AnswerError(N_("a pause lasts a year at most"))
     if start < now - PAUSE_MAX or end > now + PAUSE_MAX:
-        raise AnswerError("a pause lies within a year of today")
+        raise AnswerError(N_("a pause lies within a year of today"))
     note = " ".join((note or "").split())[:NOTE_MAX] or None
     values = {
         "sensor_id": sensor_id,

@@ -10,16 +10,19 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
+from core.i18n import N_
+
 GROW_DATA_SOURCE = "Thingful.Connectors.GROWSensors"
 GROW_TIME_FORMAT = "%Y%m%d%H%M%S"  # GROW's times, always UTC
 
 
 @dataclass(frozen=True)
 class Variable:
-    """One measured quantity: its column name, how a person calls it, its unit, the values a sensor in
-    a garden can plausibly read ([low, high]: outside is an anomaly to detect), and the values it can
-    possibly send at all ([possible_low, possible_high]: outside is a transmission error, stored as
-    missing and quarantined, never a reading)."""
+    """One measured quantity: its column name, how a person calls it (in English, marked for the
+    catalogues: the pages translate it), its unit, the values a sensor in a garden can plausibly read
+    ([low, high]: outside is an anomaly to detect), and the values it can possibly send at all
+    ([possible_low, possible_high]: outside is a transmission error, stored as missing and quarantined,
+    never a reading)."""
 
     name: str
     label: str
@@ -38,10 +41,10 @@ class Variable:
 SENSOR_VARIABLES = {
     # A faulty probe reads soil moisture far over 100 % and air temperature far beyond the weather: the
     # possible ranges keep those (detection must see them) and refuse only what no sensor can send.
-    "soil_moisture": Variable("soil_moisture", "soil moisture", "%", 0.0, 65.0, -50.0, 1000.0),
-    "air_temperature": Variable("air_temperature", "air temperature", "°C", -30.0, 55.0, -100.0, 150.0),
-    "light": Variable("light", "light", "mol/m²/d", 0.0, 150.0, -10.0, 1000.0),
-    "battery_level": Variable("battery_level", "battery", "%", 0.0, 100.0, -10.0, 110.0),
+    "soil_moisture": Variable("soil_moisture", N_("soil moisture"), "%", 0.0, 65.0, -50.0, 1000.0),
+    "air_temperature": Variable("air_temperature", N_("air temperature"), "°C", -30.0, 55.0, -100.0, 150.0),
+    "light": Variable("light", N_("light"), "mol/m²/d", 0.0, 150.0, -10.0, 1000.0),
+    "battery_level": Variable("battery_level", N_("battery"), "%", 0.0, 100.0, -10.0, 110.0),
 }
 GROW_CODES = {
     "soil_moisture": "calibrated_soil_moisture",
@@ -166,7 +169,7 @@ class AnomalyKind(StrEnum):
 
     @property
     def label(self) -> str:
-        return self.value.replace("_", " ")
+        return KIND_LABEL[self]
 
     @property
     def meaning(self) -> str:
@@ -201,26 +204,54 @@ CONDITIONS = frozenset(kind for kind, detector in KIND_DETECTOR.items() if detec
 # (the days 2019's model flagged, the values ISMN's quality control flagged): today's checks judge now.
 IMPORTED = frozenset({AnomalyKind.MODEL_2019, AnomalyKind.ISMN_FLAG})  # no check of ours finds these
 NOT_FAULTS = CONDITIONS | IMPORTED
+# What people call each kind: its value in words (the pages translate it).
+KIND_LABEL = {
+    AnomalyKind.OUT_OF_RANGE: N_("out of range"),
+    AnomalyKind.STUCK: N_("stuck"),
+    AnomalyKind.SPIKE: N_("spike"),
+    AnomalyKind.BREAK: N_("break"),
+    AnomalyKind.PROBE_OUT_OF_SOIL: N_("probe out of soil"),
+    AnomalyKind.SATURATION: N_("saturation"),
+    AnomalyKind.BATTERY_EXHAUSTED: N_("battery exhausted"),
+    AnomalyKind.UNUSUAL_DAY: N_("unusual day"),
+    AnomalyKind.TEMPERATURE_BIAS: N_("temperature bias"),
+    AnomalyKind.HOT_SPOT: N_("hot spot"),
+    AnomalyKind.NO_DAILY_CYCLE: N_("no daily cycle"),
+    AnomalyKind.RISING_WITHOUT_RAIN: N_("rising without rain"),
+    AnomalyKind.DRIFT: N_("drift"),
+    AnomalyKind.MOVED: N_("moved"),
+    AnomalyKind.FROZEN_SOIL: N_("frozen soil"),
+    AnomalyKind.SNOW_COVER: N_("snow cover"),
+    AnomalyKind.WATERING_SYSTEM: N_("watering system"),
+    AnomalyKind.MODEL_2019: N_("2019-model"),
+    AnomalyKind.ISMN_FLAG: N_("ismn-flag"),
+}
 KIND_MEANING = {
-    AnomalyKind.OUT_OF_RANGE: "a value the sensor cannot plausibly read in a garden",
-    AnomalyKind.STUCK: "a value held when it should have moved: through rain, long past its rests, at 0 %",
-    AnomalyKind.SPIKE: "samples that leap away from their neighbours and come back",
-    AnomalyKind.BREAK: "a sudden jump after which the level stays shifted",
-    AnomalyKind.PROBE_OUT_OF_SOIL: "soil moisture falling from moist to near zero and staying there",
-    AnomalyKind.SATURATION: "soil moisture pinned flat at a high ceiling",
-    AnomalyKind.BATTERY_EXHAUSTED: "a battery nearly empty: readings degrade, then stop",
-    AnomalyKind.UNUSUAL_DAY: "a day unlike any normal day the model learnt",
-    AnomalyKind.TEMPERATURE_BIAS: "air temperature off the nearby station's on average",
-    AnomalyKind.HOT_SPOT: "far warmer than the station by day only: in full sun",
-    AnomalyKind.NO_DAILY_CYCLE: "air temperature flat while the station swings: indoors or covered",
-    AnomalyKind.RISING_WITHOUT_RAIN: "soil moisture climbing through days the station saw no rain",
-    AnomalyKind.DRIFT: "soil moisture walking away from what the station's weather explains",
-    AnomalyKind.MOVED: "soil moisture and light changing level at the same moment: moved to another place",
-    AnomalyKind.FROZEN_SOIL: "not a fault: frozen soil, so soil moisture holds or drops until the thaw",
-    AnomalyKind.SNOW_COVER: "not a fault: buried in snow, dark and near 0 °C until it melts",
-    AnomalyKind.WATERING_SYSTEM: "not a fault: the soil wetted every day at the same hour, rain or not",
-    AnomalyKind.MODEL_2019: "history from 2019: a day its model flagged (the error equal to the next day's)",
-    AnomalyKind.ISMN_FLAG: "history from ISMN: values its quality control called dubious or implausible",
+    AnomalyKind.OUT_OF_RANGE: N_("a value the sensor cannot plausibly read in a garden"),
+    AnomalyKind.STUCK: N_(
+        "a value held when it should have moved: through rain, long past its rests, at 0 %"
+    ),
+    AnomalyKind.SPIKE: N_("samples that leap away from their neighbours and come back"),
+    AnomalyKind.BREAK: N_("a sudden jump after which the level stays shifted"),
+    AnomalyKind.PROBE_OUT_OF_SOIL: N_("soil moisture falling from moist to near zero and staying there"),
+    AnomalyKind.SATURATION: N_("soil moisture pinned flat at a high ceiling"),
+    AnomalyKind.BATTERY_EXHAUSTED: N_("a battery nearly empty: readings degrade, then stop"),
+    AnomalyKind.UNUSUAL_DAY: N_("a day unlike any normal day the model learnt"),
+    AnomalyKind.TEMPERATURE_BIAS: N_("air temperature off the nearby station's on average"),
+    AnomalyKind.HOT_SPOT: N_("far warmer than the station by day only: in full sun"),
+    AnomalyKind.NO_DAILY_CYCLE: N_("air temperature flat while the station swings: indoors or covered"),
+    AnomalyKind.RISING_WITHOUT_RAIN: N_("soil moisture climbing through days the station saw no rain"),
+    AnomalyKind.DRIFT: N_("soil moisture walking away from what the station's weather explains"),
+    AnomalyKind.MOVED: N_(
+        "soil moisture and light changing level at the same moment: moved to another place"
+    ),
+    AnomalyKind.FROZEN_SOIL: N_("not a fault: frozen soil, so soil moisture holds or drops until the thaw"),
+    AnomalyKind.SNOW_COVER: N_("not a fault: buried in snow, dark and near 0 °C until it melts"),
+    AnomalyKind.WATERING_SYSTEM: N_("not a fault: the soil wetted every day at the same hour, rain or not"),
+    AnomalyKind.MODEL_2019: N_(
+        "history from 2019: a day its model flagged (the error equal to the next day's)"
+    ),
+    AnomalyKind.ISMN_FLAG: N_("history from ISMN: values its quality control called dubious or implausible"),
 }
 
 

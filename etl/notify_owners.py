@@ -8,9 +8,11 @@ last anomaly, or silent since its latest reading). The step queues the new episo
 account its queued ones; a mail server that refuses or cannot be reached leaves them queued for the next
 night (counted as `mail_failed` in the run's record, never failing the step), so each alert goes once. An
 episode that ended before any mail went (the sensor well again) is marked stale, not sent. Without
-SMTP_HOST nothing is queued or sent. It is the nightly job's last step, and it looks at the whole
-network (an owner's sensors may lie in any shard): in a sharded night shard 1 mails, once every shard has
-analysed its sensors, and the others have nothing to do.
+SMTP_HOST nothing is queued or sent. Each mail is in its account's language (`users.language`, else
+English), from the catalogues the dashboard reads too (core.i18n); the reasons stay detection's English.
+It is the nightly job's last step, and it looks at the whole network (an owner's sensors may lie in any
+shard): in a sharded night shard 1 mails, once every shard has analysed its sensors, and the others have
+nothing to do.
 """
 
 from __future__ import annotations
@@ -22,9 +24,10 @@ import click
 import pandas as pd
 from sqlalchemy import bindparam, case, func, insert, select, update
 
-from core import links
+from core import i18n, links
 from core.answers import counts_for_health
 from core.db import read_frame
+from core.i18n import N_
 from core.links import Purpose
 from core.mail import MailError
 from core.schema import anomalies, anomaly_answers, mail_ledger, sensor_health, sensor_pauses, sensors, users
@@ -42,22 +45,34 @@ REMIND_AFTER = pd.Timedelta(days=7)  # still bad this long after its mail: one r
 LEDGER_KEEP = pd.Timedelta(days=400)  # a closed episode is forgotten this long after it was queued
 WELL = ("healthy", "recovered")
 EPOCH = pd.Timestamp(0, tz="UTC")  # the episode of a sensor faulty with no anomaly time: there is one
-# What to try, by the kind of the sensor's last fault (and for a silent one): the words of the mail.
+# What to try, by the kind of the sensor's last fault (and for a silent one): the words of the mail, in
+# English here (N_: marked for the catalogues), translated into each account's language as it is written.
 ADVICE = {
-    AnomalyKind.STUCK: "the probe may have lost touch with the soil: push it firmly back into moist soil",
-    AnomalyKind.PROBE_OUT_OF_SOIL: "push the probe back into the soil, up to the line on the sensor",
-    AnomalyKind.SATURATION: "water may stand around it: move it out of the puddle or the pot's bottom",
-    AnomalyKind.BATTERY_EXHAUSTED: "change its battery (one AAA)",
-    AnomalyKind.TEMPERATURE_BIAS: "move it out of direct sun or the greenhouse: it reads its own heat",
-    AnomalyKind.HOT_SPOT: "move it out of full sun, or shade it: it reads far warmer than the air",
-    AnomalyKind.NO_DAILY_CYCLE: "it seems indoors or covered: move it out of the greenhouse or the shed",
-    AnomalyKind.RISING_WITHOUT_RAIN: "its soil gets wetter with no rain: look for a leak or a drip line",
-    AnomalyKind.DRIFT: "its soil moisture walks away from the weather: check it still stands where it was",
-    AnomalyKind.MOVED: "it seems to have moved: put it back where it was",
+    AnomalyKind.STUCK: N_("the probe may have lost touch with the soil: push it firmly back into moist soil"),
+    AnomalyKind.PROBE_OUT_OF_SOIL: N_("push the probe back into the soil, up to the line on the sensor"),
+    AnomalyKind.SATURATION: N_("water may stand around it: move it out of the puddle or the pot's bottom"),
+    AnomalyKind.BATTERY_EXHAUSTED: N_("change its battery (one AAA)"),
+    AnomalyKind.TEMPERATURE_BIAS: N_("move it out of direct sun or the greenhouse: it reads its own heat"),
+    AnomalyKind.HOT_SPOT: N_("move it out of full sun, or shade it: it reads far warmer than the air"),
+    AnomalyKind.NO_DAILY_CYCLE: N_("it seems indoors or covered: move it out of the greenhouse or the shed"),
+    AnomalyKind.RISING_WITHOUT_RAIN: N_("its soil gets wetter with no rain: look for a leak or a drip line"),
+    AnomalyKind.DRIFT: N_(
+        "its soil moisture walks away from the weather: check it still stands where it was"
+    ),
+    AnomalyKind.MOVED: N_("it seems to have moved: put it back where it was"),
 }
-DAMAGED = "check it stands upright and undamaged: a knock, or water inside, gives wild values"
-SILENT = "no reading for days: change its battery (one AAA), and check the phone app still syncs it"
-LOOK = "look at its chart"
+DAMAGED = N_("check it stands upright and undamaged: a knock, or water inside, gives wild values")
+SILENT = N_("no reading for days: change its battery (one AAA), and check the phone app still syncs it")
+LOOK = N_("look at its chart")
+# A sensor's health as the mails say it.
+STATUS_WORDS = {
+    "faulty": N_("faulty"),
+    "silent": N_("silent"),
+    "healthy": N_("healthy"),
+    "recovered": N_("recovered"),
+    "paused": N_("paused"),
+}
+ENGLISH = i18n.translations(i18n.SOURCE)
 
 
 def run(context: StepContext) -> int:
@@ -301,6 +316,7 @@ def _ledger():
             users.c.email,
             users.c.role,
             users.c.alert_schedule,
+            users.c.language,
             sensors.c.name,
             sensors.c.owner_id,
             sensors.c.place,
@@ -364,10 +380,13 @@ def _message(server, account, mine: list[pd.DataFrame], context: StepContext):
         stop = (
             f"{base}/unsubscribe/{links.sign(secret, Purpose.UNSUBSCRIBE, {'user': int(account['user_id'])})}"
         )
+    words = i18n.translations(account["language"])  # the account's language, else English
     if account["role"] == "admin":
-        title, text = digest_subject(*mine), digest_body(account["username"], *mine, base, stop)
+        title = digest_subject(*mine, words=words)
+        text = digest_body(account["username"], *mine, base, stop, words=words)
     else:
-        title, text = subject(*map(len, mine)), body(account["username"], *mine, context, stop)
+        title = subject(*map(len, mine), words=words)
+        text = body(account["username"], *mine, context, stop, words=words)
     message = server.message(account["email"], title, text)
     if stop:
         message["List-Unsubscribe"] = f"<{stop}>"
@@ -375,112 +394,166 @@ def _message(server, account, mine: list[pd.DataFrame], context: StepContext):
     return message
 
 
-def subject(new: int, reminders: int, recovered: int) -> str:
+def subject(new: int, reminders: int, recovered: int, words=ENGLISH) -> str:
+    ngettext = words.ngettext
     if new:
-        return (
-            f"GROW-WOW: {new} of your sensors need a look" if new > 1 else "GROW-WOW: a sensor needs a look"
+        said = ngettext(
+            "GROW-WOW: a sensor needs a look", "GROW-WOW: %(count)d of your sensors need a look", new
         )
+        return said % {"count": new}
     if reminders:
-        return (
-            f"GROW-WOW: {reminders} sensors still need a look"
-            if reminders > 1
-            else "GROW-WOW: a sensor still needs a look"
+        said = ngettext(
+            "GROW-WOW: a sensor still needs a look",
+            "GROW-WOW: %(count)d sensors still need a look",
+            reminders,
         )
-    return (
-        f"GROW-WOW: {recovered} sensors are well again"
-        if recovered > 1
-        else "GROW-WOW: a sensor is well again"
+        return said % {"count": reminders}
+    said = ngettext(
+        "GROW-WOW: a sensor is well again", "GROW-WOW: %(count)d sensors are well again", recovered
     )
+    return said % {"count": recovered}
 
 
-def body(username: str, new, reminders, recovered, context: StepContext, stop: str | None = None) -> str:
+def body(
+    username: str, new, reminders, recovered, context: StepContext, stop: str | None = None, words=ENGLISH
+) -> str:
     """The mail's words: plain text, every name and reason cut to one printable line."""
+    _ = words.gettext
     base = context.settings.dashboard_url.rstrip("/")
-    parts = [f"Hello {_line(username, 64)},", ""]
+    parts = [_("Hello %(name)s,") % {"name": _line(username, 64)}, ""]
     for heading, rows, advised in (
-        ("Since our last mail, these sensors of yours need a look:", new, True),
-        ("Still not well a week after our mail:", reminders, True),
-        ("Well again:", recovered, False),
+        (_("Since our last mail, these sensors of yours need a look:"), new, True),
+        (_("Still not well a week after our mail:"), reminders, True),
+        (_("Well again:"), recovered, False),
     ):
         if rows.empty:
             continue
         parts += [heading, ""]
         for row in rows.itertuples():
-            name = _line(row.name, 80) if isinstance(row.name, str) and row.name.strip() else None
-            label = f"{name} ({row.sensor_id})" if name else row.sensor_id
-            since = pd.Timestamp(row.since)
-            when = "" if since == EPOCH else f" since {since:%Y-%m-%d %H:%M} UTC"
-            reason = _line(row.reason, 300) if isinstance(row.reason, str) else "no reason recorded"
-            lines = [
-                f"- {label}: {row.status}{when}",
-                f"  Why: {reason}",
-                f"  Try: {advice(row.status, row.kind)}",
-            ]
+            state = _state(row.status, row.since, words)
             page = f"{base}/sensors/{quote(row.sensor_id, safe='')}"
-            if not advised:
-                lines = [f"- {label}: {row.health} (it was {row.status}{when})"]
+            if advised:
+                lines = [
+                    f"- {_label(row)}: {state}",
+                    "  " + _("Why: %(reason)s") % {"reason": _reason(row.reason, words)},
+                    "  " + _("Try: %(advice)s") % {"advice": _(advice(row.status, row.kind))},
+                    "  " + _("Not a fault, or fixed it? Say so: %(link)s") % {"link": f"{page}#answers"},
+                ]
             else:
-                lines.append(f"  Not a fault, or fixed it? Say so: {page}#answers")
-            parts += [*lines, f"  Charts: {page}", ""]
-    return "\n".join(parts + _footer(base, stop)) + "\n"
+                now = _(STATUS_WORDS.get(row.health, row.health))
+                lines = [
+                    f"- {_label(row)}: "
+                    + _("%(health)s (it was %(state)s)") % {"health": now, "state": state}
+                ]
+            parts += [*lines, "  " + _("Charts: %(link)s") % {"link": page}, ""]
+    return "\n".join(parts + _footer(base, stop, words)) + "\n"
 
 
-def _footer(base: str, stop: str | None) -> list[str]:
-    how_often = f"You get at most one of these mails a day, or a week: choose at {base}/account"
-    return [how_often, f"Stop these mails: {stop}" if stop else "Ask your operator to stop these mails."]
+def _label(row) -> str:
+    """A sensor as a mail names it: its name and id, or its id alone."""
+    name = _line(row.name, 80) if isinstance(row.name, str) and row.name.strip() else None
+    return f"{name} ({row.sensor_id})" if name else row.sensor_id
+
+
+def _state(status: str, since, words) -> str:
+    """The state of an episode in the mail's language ("faulty since 2019-06-10 03:00 UTC"), without a
+    time when none is known."""
+    said = words.gettext(STATUS_WORDS.get(status, status))
+    since = pd.Timestamp(since)
+    if since == EPOCH:
+        return said
+    return words.gettext("%(status)s since %(time)s UTC") % {
+        "status": said,
+        "time": f"{since:%Y-%m-%d %H:%M}",
+    }
+
+
+def _reason(reason, words) -> str:
+    """The sensor's reason, as the nightly analysis stored it (in English: detection's own words)."""
+    return _line(reason, 300) if isinstance(reason, str) else words.gettext("no reason recorded")
+
+
+def _footer(base: str, stop: str | None, words=ENGLISH) -> list[str]:
+    _ = words.gettext
+    how_often = _("You get at most one of these mails a day, or a week: choose at %(link)s") % {
+        "link": f"{base}/account"
+    }
+    return [
+        how_often,
+        _("Stop these mails: %(link)s") % {"link": stop}
+        if stop
+        else _("Ask your operator to stop these mails."),
+    ]
 
 
 DIGEST_LISTED = 50  # sensors a digest names; the map has the rest
 
 
-def digest_subject(new: pd.DataFrame, reminders: pd.DataFrame, recovered: pd.DataFrame) -> str:
+def digest_subject(new: pd.DataFrame, reminders: pd.DataFrame, recovered: pd.DataFrame, words=ENGLISH) -> str:
     counts = new["status"].value_counts()
-    said = [f"{counts.get(status, 0)} {status}" for status in BAD if counts.get(status, 0)]
-    if len(recovered):
-        said.append(f"{len(recovered)} well again")
+    faulty, silent, well, still = (
+        int(counts.get("faulty", 0)),
+        int(counts.get("silent", 0)),
+        len(recovered),
+        len(reminders),
+    )
+    ngettext = words.ngettext
+    counted = (
+        (faulty, ngettext("%(count)d faulty", "%(count)d faulty", faulty)),
+        (silent, ngettext("%(count)d silent", "%(count)d silent", silent)),
+        (well, ngettext("%(count)d well again", "%(count)d well again", well)),
+    )
+    said = [text % {"count": n} for n, text in counted if n]
     if not said:
-        said.append(f"{len(reminders)} still bad after a week")
-    return "GROW-WOW network digest: " + ", ".join(said)
+        said = [
+            ngettext("%(count)d still bad after a week", "%(count)d still bad after a week", still)
+            % {"count": still}
+        ]
+    return words.gettext("GROW-WOW network digest: %(news)s") % {"news": ", ".join(said)}
 
 
-def digest_body(username: str, new, reminders, recovered, base: str, stop: str | None = None) -> str:
+def digest_body(
+    username: str, new, reminders, recovered, base: str, stop: str | None = None, words=ENGLISH
+) -> str:
     """An admin's digest: how many sensors turned faulty or silent, recovered, or stay bad a week on;
     where most of the new ones are; and the new ones by name, the first DIGEST_LISTED."""
+    _ = words.gettext
     counts = new["status"].value_counts()
     parts = [
-        f"Hello {_line(username, 64)},",
+        _("Hello %(name)s,") % {"name": _line(username, 64)},
         "",
-        "Since the last digest, across the network:",
-        f"Newly faulty: {counts.get('faulty', 0)}",
-        f"Newly silent: {counts.get('silent', 0)}",
-        f"Well again: {len(recovered)}",
-        f"Still bad a week after the last digest: {len(reminders)}",
+        _("Since the last digest, across the network:"),
+        _("Newly faulty: %(count)d") % {"count": counts.get("faulty", 0)},
+        _("Newly silent: %(count)d") % {"count": counts.get("silent", 0)},
+        _("Well again: %(count)d") % {"count": len(recovered)},
+        _("Still bad a week after the last digest: %(count)d") % {"count": len(reminders)},
         "",
     ]
     places = new["place"].where(new["place"].notna(), new["country"]).dropna().map(lambda p: _line(p, 60))
     if not places.empty:
         worst = sorted(places.value_counts().items(), key=lambda item: (-item[1], item[0]))[:5]
-        parts += ["Where most are: " + ", ".join(f"{place} ({n})" for place, n in worst), ""]
+        where = ", ".join(f"{place} ({n})" for place, n in worst)
+        parts += [_("Where most are: %(places)s") % {"places": where}, ""]
     if not new.empty:
-        parts += ["New:", ""]
+        parts += [_("New:"), ""]
     for row in new.head(DIGEST_LISTED).itertuples():
-        name = _line(row.name, 80) if isinstance(row.name, str) and row.name.strip() else None
-        label = f"{name} ({row.sensor_id})" if name else row.sensor_id
-        since = pd.Timestamp(row.since)
-        when = "" if since == EPOCH else f" since {since:%Y-%m-%d %H:%M} UTC"
-        reason = _line(row.reason, 300) if isinstance(row.reason, str) else "no reason recorded"
-        owner = _line(row.owner_id, 64) if isinstance(row.owner_id, str) else "none"
+        owner = _line(row.owner_id, 64) if isinstance(row.owner_id, str) else _("none")
+        state = _state(row.status, row.since, words)
         parts += [
-            f"- {label}, owner {owner}: {row.status}{when}",
-            f"  Why: {reason}",
-            f"  Charts: {base}/sensors/{quote(row.sensor_id, safe='')}",
+            "- "
+            + _("%(sensor)s, owner %(owner)s: %(state)s")
+            % {"sensor": _label(row), "owner": owner, "state": state},
+            "  " + _("Why: %(reason)s") % {"reason": _reason(row.reason, words)},
+            "  " + _("Charts: %(link)s") % {"link": f"{base}/sensors/{quote(row.sensor_id, safe='')}"},
         ]
     if len(new) > DIGEST_LISTED:
-        parts.append(f"... and {len(new) - DIGEST_LISTED} more: {base}/all_grow_map")
-    return "\n".join([*parts, "", *_footer(base, stop)]) + "\n"
+        more = {"count": len(new) - DIGEST_LISTED, "link": f"{base}/all_grow_map"}
+        parts.append(_("... and %(count)d more: %(link)s") % more)
+    return "\n".join([*parts, "", *_footer(base, stop, words)]) + "\n"
 
 
 def advice(status: str, kind: str | None) -> str:
+    """What to try, in English (the mail translates it)."""
     if status == "silent":
         return SILENT
     if kind in ADVICE:

@@ -5,7 +5,8 @@ service token (`backend.py`). Pages: `/login`, `/all_grow_map`, `/owner_map`, `/
 scripts read JSON from `/data/...` on this same app, which checks what the account may see. Every route
 needs a logged-in account unless marked `@public` (the login page, `/health`, static files, the pages
 mails link to); an owner account that has not claimed its sensors yet may open only the routes marked
-`@before_claiming` (its account pages, logging out).
+`@before_claiming` (its account pages, logging out). Pages and mails speak the account's language, else
+the browser's (`page_language`), from the catalogues under core/locale (core.i18n).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import datetime as dt
 
 from flask import Flask, current_app, redirect, render_template, request, url_for
+from flask_babel import Babel, get_locale, gettext, lazy_gettext
 from flask_compress import Compress
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
@@ -21,10 +23,11 @@ from flask_wtf.csrf import CSRFError, CSRFProtect
 from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.routing import BaseConverter
 
+from core import i18n
 from core.errors import SettingsError
 from core.logs import configure_logging
 from core.schema import ID_PATTERN
-from flask_front_end import accounts, extensions
+from flask_front_end import accounts, extensions, words
 from flask_front_end.settings import FrontendSettings, load_settings
 
 GOOGLE_MAPS_HOSTS = "https://maps.googleapis.com https://maps.gstatic.com"
@@ -32,6 +35,7 @@ login_manager = LoginManager()
 csrf = CSRFProtect()
 limiter = Limiter(key_func=get_remote_address)
 compress = Compress()
+babel = Babel()
 
 
 def create_app(settings: FrontendSettings | None = None) -> Flask:
@@ -60,6 +64,10 @@ def create_app(settings: FrontendSettings | None = None) -> Flask:
         * 1024,  # a login form or a logout is a few hundred bytes: 413 past a megabyte
         COMPRESS_ALGORITHM=["br", "gzip"],
         COMPRESS_ALGORITHM_STREAMING=["br", "gzip"],
+        # One set of catalogues for the pages and the nightly job's mails (core.i18n).
+        BABEL_TRANSLATION_DIRECTORIES=str(i18n.LOCALE_DIR),
+        BABEL_DOMAIN=i18n.DOMAIN,
+        BABEL_DEFAULT_LOCALE=i18n.SOURCE,
     )
     if settings.proxy_hops:
         # Behind a load balancer every request comes from it: without this, one login limit for all.
@@ -70,12 +78,17 @@ def create_app(settings: FrontendSettings | None = None) -> Flask:
 
     login_manager.init_app(app)
     login_manager.login_view = "auth.login"
-    login_manager.login_message = "Please log in to see the sensors."
+    login_manager.login_message = lazy_gettext("Please log in to see the sensors.")
     login_manager.user_loader(accounts.load_user)
     login_manager.unauthorized_handler(_unauthorized)
     csrf.init_app(app)
     limiter.init_app(app)
     compress.init_app(app)
+    babel.init_app(app, locale_selector=page_language)
+    # Words marked where they are defined (core.i18n.N_: the vocabulary's), translated where shown.
+    app.jinja_env.filters["translated"] = gettext
+    app.jinja_env.policies["ext.i18n.trimmed"] = True  # as babel.cfg extracts them: one line each
+    app.context_processor(_language_context)
 
     from flask_front_end.account_page import account
     from flask_front_end.answers import blueprint as answers
@@ -99,6 +112,30 @@ def create_app(settings: FrontendSettings | None = None) -> Flask:
     for status in (404, 429):
         app.register_error_handler(status, _error_page)
     return app
+
+
+def page_language() -> str:
+    """The language of a page and of the mails a request sends: the account's choice, else the best the
+    browser asks for among ours, else English."""
+    if current_user.is_authenticated and current_user.language in i18n.LANGUAGES:
+        return current_user.language
+    return browser_language()
+
+
+def browser_language() -> str:
+    return request.accept_languages.best_match(list(i18n.LANGUAGES), default=i18n.SOURCE)
+
+
+def _language_context() -> dict:
+    """What every page needs to speak its language: the code for `<html lang>`, the scripts' words, and
+    the vocabulary's names."""
+    return {
+        "page_language": str(get_locale()),
+        "script_words": words.for_scripts(),
+        "found_by": words.FOUND_BY,
+        "kind_name": words.kind_name,
+        "variable_name": words.variable_name,
+    }
 
 
 def public(view):
@@ -142,7 +179,10 @@ def _login_first():
 def _claim_first():
     """An unclaimed owner account is sent to claim its sensors; page scripts get a 403."""
     if request.path.startswith("/data/"):
-        return {"error": "forbidden", "message": "claim your sensors first, on your account page"}, 403
+        return {
+            "error": "forbidden",
+            "message": gettext("claim your sensors first, on your account page"),
+        }, 403
     return redirect(url_for("claim.page"))
 
 
@@ -203,18 +243,27 @@ def _origin(url: str) -> str:
 def _unauthorized():
     """Pages send the browser to the login page (and back afterwards); page scripts get a 401."""
     if request.path.startswith("/data/"):
-        return {"error": "unauthorized", "message": "log in first"}, 401
+        return {"error": "unauthorized", "message": gettext("log in first")}, 401
     return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
 
 
 def _csrf_refused(error: CSRFError):
-    return render_template("error.html", title="Form expired", message=error.description), 400
+    # Flask-WTF's reason is in English and for developers: one sentence in the page's language instead.
+    message = gettext(
+        "The form has expired or lost its security token (CSRF): reload the page and send it again."
+    )
+    return render_template("error.html", title=gettext("Form expired"), message=message), 400
+
+
+ERRORS = {404: "not_found", 429: "too_many_requests"}  # what a page script's JSON calls each
 
 
 def _error_page(error):
-    titles = {404: "Not found", 429: "Too many requests"}
-    # A limit's own words say which it was (flask_front_end.auth, .pages).
-    message = "There is no such page or sensor here." if error.code == 404 else error.description
+    titles = {404: gettext("Not found"), 429: gettext("Too many requests")}
+    # A limit's own words say which it was (flask_front_end.auth, .pages): lazy, in the page's language.
+    message = (
+        gettext("There is no such page or sensor here.") if error.code == 404 else str(error.description)
+    )
     if request.path.startswith("/data/"):
-        return {"error": titles[error.code].lower().replace(" ", "_"), "message": message}, error.code
+        return {"error": ERRORS[error.code], "message": message}, error.code
     return render_template("error.html", title=titles[error.code], message=message), error.code

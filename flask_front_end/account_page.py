@@ -5,10 +5,11 @@ confirmed from a link mailed to it), whether and how often alerts come, its lang
 from __future__ import annotations
 
 from flask import Blueprint, flash, redirect, render_template, session, url_for
+from flask_babel import force_locale, gettext, lazy_gettext
 from flask_login import current_user, login_user
 
 from core.links import Purpose
-from flask_front_end import accounts, before_claiming, extensions, limiter, mails, public
+from flask_front_end import accounts, before_claiming, browser_language, extensions, limiter, mails, public
 from flask_front_end.forms import AddressForm, ChangePasswordForm, ConfirmForm, PreferencesForm
 
 account = Blueprint("account", __name__)
@@ -52,7 +53,8 @@ def preferences():
         form.alert_schedule.data,
         form.language.data or None,
     )
-    flash("Your choices are saved.", "info")
+    with force_locale(form.language.data or browser_language()):  # said in the language just chosen
+        flash(gettext("Your choices are saved."), "info")
     return redirect(url_for("account.page"))
 
 
@@ -60,20 +62,20 @@ def preferences():
 @before_claiming
 @limiter.limit(
     lambda: extensions.settings().login_rate_limit,  # each is a guess at the current password
-    error_message="Too many password changes from here; wait a minute and try again.",
+    error_message=lazy_gettext("Too many password changes from here; wait a minute and try again."),
 )
 def password():
     form = ChangePasswordForm()
     if not form.validate_on_submit():
         return _page(400, password_form=form)
     if accounts.authenticate(current_user.username, form.current.data) is None:
-        form.current.errors = ["That is not your current password."]
+        form.current.errors = [gettext("That is not your current password.")]
         return _page(400, password_form=form)
     user = current_user._get_current_object()
     accounts.set_password(extensions.engine(), user.username, form.password.data)  # ends every login...
     session.permanent = True
     login_user(accounts.begin_session(user, remember=False))  # ...but this one goes on with a new one
-    flash("Your password is changed; every other login of the account has ended.", "info")
+    flash(gettext("Your password is changed; every other login of the account has ended."), "info")
     return redirect(url_for("account.page"))
 
 
@@ -82,7 +84,10 @@ def password():
 @mails.inbox_limited
 def address():
     if not mails.can_send():
-        flash("This site cannot send mail to confirm a new address: ask its operator to change it.", "error")
+        flash(
+            gettext("This site cannot send mail to confirm a new address: ask its operator to change it."),
+            "error",
+        )
         return redirect(url_for("account.page"))
     form = AddressForm()
     if not form.validate_on_submit():
@@ -92,7 +97,13 @@ def address():
     confirm = mails.signed_link("account.confirm_address", Purpose.CONFIRM, change)
     if not mails.sent(form.email.data, mails.confirm_new_address(confirm)):
         return mails.not_sent_now()
-    flash(f"A mail is on its way to {form.email.data}: open its link to make it your address.", "info")
+    flash(
+        gettext(
+            "A mail is on its way to %(address)s: open its link to make it your address.",
+            address=form.email.data,
+        ),
+        "info",
+    )
     return redirect(url_for("account.page"))
 
 
@@ -101,17 +112,26 @@ def address():
 def confirm_address(token: str):
     change = _change(token)
     if change is None:
-        return mails.link_no_longer_works("Ask for the change again on your account page.")
+        return mails.link_no_longer_works(gettext("Ask for the change again on your account page."))
+    with mails.in_language_of(change["user"]):
+        return _confirm_address(change)
+
+
+def _confirm_address(change: dict):
     form = ConfirmForm()
     new = change["new_email"]
     if form.validate_on_submit():
         if not accounts.change_address(extensions.engine(), change["user"], change["was"], new):
-            return mails.link_no_longer_works("Ask for the change again on your account page.")
-        message = f"Mail for your account goes to {new} from now on."
-        return render_template("notice.html", title="Address changed", message=message)
-    message = f"Mail for your account will go to {new}."
+            return mails.link_no_longer_works(gettext("Ask for the change again on your account page."))
+        message = gettext("Mail for your account goes to %(address)s from now on.", address=new)
+        return render_template("notice.html", title=gettext("Address changed"), message=message)
+    message = gettext("Mail for your account will go to %(address)s.", address=new)
     return render_template(
-        "one_button.html", title="Confirm your new address", message=message, form=form, button="Confirm"
+        "one_button.html",
+        title=gettext("Confirm your new address"),
+        message=message,
+        form=form,
+        button=gettext("Confirm"),
     )
 
 

@@ -24,6 +24,7 @@ from sqlalchemy import delete, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from werkzeug.security import check_password_hash, generate_password_hash
 
+from core.i18n import LANGUAGES
 from core.schema import ALERT_SCHEDULES, ID_RULE, USER_ROLES, is_id, login_sessions, users
 from flask_front_end import extensions
 
@@ -34,17 +35,6 @@ EMAIL = re.compile(r"[^@\s\x00-\x1f\x7f]+@[^@\s\x00-\x1f\x7f]+\.[^@\s\x00-\x1f\x
 
 def is_email(text: str) -> bool:
     return len(text) <= 254 and EMAIL.fullmatch(text) is not None
-
-
-# The languages an account may choose for its pages and mails (stored now, translated later).
-LANGUAGES = {
-    "en": "English",
-    "fr": "Français",
-    "es": "Español",
-    "it": "Italiano",
-    "de": "Deutsch",
-    "el": "Ελληνικά",
-}
 
 
 # Checked against when a username is unknown, so a wrong name costs the same time as a wrong password.
@@ -60,6 +50,7 @@ class User(UserMixin):
     active: bool
     session_version: int = 0
     token: str | None = None  # this login's, once begun (`begin_session`)
+    language: str | None = None  # of its pages and mails; None: the browser's
 
     def get_id(self) -> str | None:
         # What the session and the remember cookie hold: the login's random token, which names its row
@@ -95,7 +86,15 @@ class Unclaimed(PermissionError):
 
 
 def _user(row) -> User:
-    return User(row.user_id, row.username, row.role, row.owner_id, row.is_active, row.session_version)
+    return User(
+        row.user_id,
+        row.username,
+        row.role,
+        row.owner_id,
+        row.is_active,
+        row.session_version,
+        language=row.language,
+    )
 
 
 def _hash(token: str) -> str:
@@ -310,6 +309,7 @@ class Holder:
     username: str
     email: str
     fingerprint: str
+    language: str | None = None  # its mail's; None: the asker's browser's
 
 
 def fingerprint(password_hash: str, email: str | None) -> str:
@@ -327,7 +327,7 @@ def holders_of(engine, email: str) -> list[Holder]:
             .order_by(users.c.user_id)
         ).all()
     return [
-        Holder(row.user_id, row.username, row.email, fingerprint(row.password_hash, row.email))
+        Holder(row.user_id, row.username, row.email, fingerprint(row.password_hash, row.email), row.language)
         for row in rows
     ]
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime as dt
 
 from flask import Blueprint, flash, redirect, url_for
+from flask_babel import format_date, gettext, lazy_gettext
 from flask_login import current_user
 from flask_wtf import FlaskForm
 from wtforms import DateField, HiddenField, RadioField, SelectChoice, SelectField, StringField
@@ -23,16 +24,16 @@ from flask_front_end.backend import api_path
 blueprint = Blueprint("answers", __name__)
 
 ANSWER_WORDS = {
-    Answer.REAL_FAULT: "a real fault",
-    Answer.NOT_A_FAULT: "not a fault",
-    Answer.FIXED: "a fault, and I fixed it",
+    Answer.REAL_FAULT: lazy_gettext("a real fault"),
+    Answer.NOT_A_FAULT: lazy_gettext("not a fault"),
+    Answer.FIXED: lazy_gettext("a fault, and I fixed it"),
 }
 REASON_WORDS = {
-    NotAFault.WATERING: "watering",
-    NotAFault.GARDENING: "gardening around it",
-    NotAFault.MOVED: "I moved it on purpose",
-    NotAFault.WINTER: "in the shed for winter",
-    NotAFault.OTHER: "something else (say what in the note)",
+    NotAFault.WATERING: lazy_gettext("watering"),
+    NotAFault.GARDENING: lazy_gettext("gardening around it"),
+    NotAFault.MOVED: lazy_gettext("I moved it on purpose"),
+    NotAFault.WINTER: lazy_gettext("in the shed for winter"),
+    NotAFault.OTHER: lazy_gettext("something else (say what in the note)"),
 }
 LISTED = 20  # the latest faults a page offers to answer; older ones are history
 
@@ -42,20 +43,20 @@ class AnswerForm(FlaskForm):
     kind = HiddenField(validators=[DataRequired(), Length(max=32)])
     start_at = HiddenField(validators=[DataRequired(), Length(max=40)])
     answer = RadioField(
-        "This was", choices=[SelectChoice(a.value, words) for a, words in ANSWER_WORDS.items()]
+        lazy_gettext("This was"), choices=[SelectChoice(a.value, words) for a, words in ANSWER_WORDS.items()]
     )
     reason = SelectField(
-        "If not a fault, why",
+        lazy_gettext("If not a fault, why"),
         choices=[SelectChoice("", "—")] + [SelectChoice(r.value, words) for r, words in REASON_WORDS.items()],
         validators=[Optional()],
     )
-    note = StringField("Note", validators=[Optional(), Length(max=NOTE_MAX)])
+    note = StringField(lazy_gettext("Note"), validators=[Optional(), Length(max=NOTE_MAX)])
 
 
 class PauseForm(FlaskForm):
-    start = DateField("From", validators=[DataRequired()])
-    end = DateField("to (the last day)", validators=[DataRequired()])
-    note = StringField("What is happening", validators=[Optional(), Length(max=NOTE_MAX)])
+    start = DateField(lazy_gettext("From"), validators=[DataRequired()])
+    end = DateField(lazy_gettext("to (the last day)"), validators=[DataRequired()])
+    note = StringField(lazy_gettext("What is happening"), validators=[Optional(), Length(max=NOTE_MAX)])
 
 
 class EndPauseForm(FlaskForm):
@@ -97,7 +98,7 @@ def _back(sensor_id: str):
 
 
 def _refused(message: str) -> None:
-    flash(f"Not saved: {message}.", "error")
+    flash(gettext("Not saved: %(why)s.", why=message), "error")
 
 
 @blueprint.post("/sensors/<code:sensor_id>/answers")
@@ -106,7 +107,9 @@ def answer(sensor_id: str):
     form = AnswerForm()
     if not form.validate_on_submit():
         _refused(
-            "choose what it was" if form.answer.errors or not form.answer.data else "the form was incomplete"
+            gettext("choose what it was")
+            if form.answer.errors or not form.answer.data
+            else gettext("the form was incomplete")
         )
         return _back(sensor_id)
     try:
@@ -114,7 +117,7 @@ def answer(sensor_id: str):
     except ValueError:
         start = None
     if start is None or start.tzinfo is None:  # the page sends it with its zone: anything else is not ours
-        _refused("the anomaly's time was not a time")
+        _refused(gettext("the anomaly's time was not a time"))
         return _back(sensor_id)
     anomaly = {
         "sensor_id": sensor_id,
@@ -135,12 +138,12 @@ def answer(sensor_id: str):
                 dt.datetime.now(dt.UTC),
             )
     except AnswerError as error:
-        _refused(str(error))
+        _refused(gettext(str(error)))  # core.answers marks its reasons for the catalogues
         return _back(sensor_id)
-    said = ANSWER_WORDS[Answer(form.answer.data)]
+    said = str(ANSWER_WORDS[Answer(form.answer.data)])
     if form.answer.data == Answer.NOT_A_FAULT:
         said += f" ({REASON_WORDS[NotAFault(form.reason.data)]})"
-    flash(f"Saved: {said}. Tonight's check takes it into account.", "info")
+    flash(gettext("Saved: %(answer)s. Tonight's check takes it into account.", answer=said), "info")
     return _back(sensor_id)
 
 
@@ -149,15 +152,13 @@ def pause(sensor_id: str):
     visible_sensor(sensor_id)
     form = PauseForm()
     if not form.validate_on_submit():
-        _refused("give the first and the last day of the pause")
+        _refused(gettext("give the first and the last day of the pause"))
         return _back(sensor_id)
     start = dt.datetime.combine(form.start.data, dt.time(), dt.UTC)
-    try:
-        end = dt.datetime.combine(form.end.data, dt.time(), dt.UTC) + dt.timedelta(
-            days=1
-        )  # the whole last day
+    try:  # to the end of the last day
+        end = dt.datetime.combine(form.end.data, dt.time(), dt.UTC) + dt.timedelta(days=1)
     except OverflowError:  # 31 December 9999
-        _refused("a pause lies within a year of today")
+        _refused(gettext("a pause lies within a year of today"))
         return _back(sensor_id)
     try:
         with extensions.engine().begin() as connection:
@@ -172,9 +173,10 @@ def pause(sensor_id: str):
                 dt.datetime.now(dt.UTC),
             )
     except AnswerError as error:
-        _refused(str(error))
+        _refused(gettext(str(error)))  # core.answers marks its reasons for the catalogues
         return _back(sensor_id)
-    flash(f"Paused from {form.start.data:%d %b %Y} to {form.end.data:%d %b %Y} (UTC days).", "info")
+    first, last = (format_date(day, "dd MMM y") for day in (form.start.data, form.end.data))
+    flash(gettext("Paused from %(first)s to %(last)s (UTC days).", first=first, last=last), "info")
     return _back(sensor_id)
 
 
@@ -184,5 +186,5 @@ def end_pause(sensor_id: str, pause_id: int):
     if EndPauseForm().validate_on_submit():
         with extensions.engine().begin() as connection:
             ended = answers.end_pause(connection, sensor_id, pause_id, dt.datetime.now(dt.UTC))
-        flash("The pause is over." if ended else "That pause was over already.", "info")
+        flash(gettext("The pause is over.") if ended else gettext("That pause was over already."), "info")
     return _back(sensor_id)

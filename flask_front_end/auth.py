@@ -6,6 +6,7 @@ from __future__ import annotations
 from urllib.parse import urlsplit
 
 from flask import Blueprint, current_app, flash, redirect, render_template, request, session, url_for
+from flask_babel import gettext, lazy_gettext
 from flask_login import current_user, login_user, logout_user
 from flask_wtf import FlaskForm
 from itsdangerous import BadData, URLSafeTimedSerializer
@@ -18,9 +19,9 @@ auth = Blueprint("auth", __name__)
 
 
 class LoginForm(FlaskForm):
-    username = StringField("Username", validators=[DataRequired(), Length(max=64)])
-    password = PasswordField("Password", validators=[DataRequired(), Length(max=200)])
-    remember = BooleanField("Stay logged in on this computer")
+    username = StringField(lazy_gettext("Username"), validators=[DataRequired(), Length(max=64)])
+    password = PasswordField(lazy_gettext("Password"), validators=[DataRequired(), Length(max=200)])
+    remember = BooleanField(lazy_gettext("Stay logged in on this computer"))
 
 
 class LogoutForm(FlaskForm):
@@ -84,7 +85,7 @@ def _remember_this_browser(response, username: str):
 @limiter.limit(
     _login_limit,
     methods=["POST"],
-    error_message="Too many login attempts from here; wait a minute and try again.",
+    error_message=lazy_gettext("Too many login attempts from here; wait a minute and try again."),
 )
 @limiter.limit(
     _account_login_limit,
@@ -92,7 +93,7 @@ def _remember_this_browser(response, username: str):
     key_func=_account_asked,
     exempt_when=_from_a_known_browser,
     deduct_when=lambda response: response.status_code == 401,  # wrong passwords: the account's own logins
-    error_message=(
+    error_message=lazy_gettext(
         "Too many login attempts at this account; wait an hour, or log in from a browser that has "
         "logged in to it before."
     ),
@@ -107,7 +108,7 @@ def login():
             session.permanent = True  # the cookie, and the signed session in it, expire after SESSION_HOURS
             login_user(accounts.begin_session(user, form.remember.data), remember=form.remember.data)
             return _remember_this_browser(redirect(safe_next(request.args.get("next"))), user.username)
-        flash("Wrong username or password.", "error")
+        flash(gettext("Wrong username or password."), "error")
     page = render_template("login.html", form=form, can_mail=mails.can_send())
     return page, 200 if request.method == "GET" else 401
 
@@ -128,7 +129,7 @@ def logout_everywhere():
     if LogoutForm().validate_on_submit():
         accounts.end_every_session(extensions.engine(), current_user.username)
         logout_user()
-        flash("Logged out everywhere.", "info")
+        flash(gettext("Logged out everywhere."), "info")
     return redirect(url_for("auth.login"))
 
 

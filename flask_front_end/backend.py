@@ -12,6 +12,7 @@ from typing import NamedTuple
 from urllib.parse import quote
 
 import urllib3
+from flask_babel import gettext
 
 
 class BackendError(Exception):
@@ -66,7 +67,10 @@ class Backend:
         try:
             return self.pool.request("GET", f"{self.base_url}/api/v1{path}", fields=params, headers=headers)
         except urllib3.exceptions.HTTPError:
-            raise BackendError(502, "backend_unavailable", "the data service cannot be reached") from None
+            message = gettext(
+                "the data service cannot be reached"
+            )  # shown to people, on a page or by a script
+            raise BackendError(502, "backend_unavailable", message) from None
 
     @staticmethod
     def _body(response):
@@ -77,7 +81,9 @@ class Backend:
         if response.status == 200 and body is not None:
             return body
         body = body if isinstance(body, dict) else {}
-        if response.status in (400, 404):  # the caller's mistake: pass the back end's words on
+        if response.status in (400, 404):  # the caller's mistake: pass the back end's words on (English)
             raise BackendError(response.status, body.get("error", "error"), body.get("message", ""))
         # 401 means our token is wrong: a configuration fault, not the user's.
-        raise BackendError(502, "backend_error", f"the data service answered {response.status}")
+        raise BackendError(
+            502, "backend_error", gettext("the data service answered %(status)s", status=response.status)
+        )

@@ -10,6 +10,7 @@ import hmac
 import logging
 
 from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask_babel import gettext, lazy_gettext
 from flask_limiter.util import get_remote_address
 from flask_login import current_user
 from sqlalchemy import select
@@ -20,7 +21,9 @@ from flask_front_end.forms import ClaimForm
 
 logger = logging.getLogger(__name__)
 claim = Blueprint("claim", __name__)
-REFUSAL = "No sensor of that owner id has that serial number. Check both as printed on the sensor."
+REFUSAL = lazy_gettext(
+    "No sensor of that owner id has that serial number. Check both as printed on the sensor."
+)
 
 
 def _account() -> str:
@@ -36,12 +39,16 @@ def _account() -> str:
     lambda: extensions.settings().claim_rate_limit,
     methods=["POST"],
     key_func=_account,
-    error_message="Too many attempts at claiming sensors for this account; wait an hour and try again.",
+    error_message=lazy_gettext(
+        "Too many attempts at claiming sensors for this account; wait an hour and try again."
+    ),
 )
 @limiter.limit(
     lambda: extensions.settings().claim_address_rate_limit,
     methods=["POST"],
-    error_message="Too many attempts at claiming sensors from here; wait an hour and try again.",
+    error_message=lazy_gettext(
+        "Too many attempts at claiming sensors from here; wait an hour and try again."
+    ),
 )
 def page():
     if not current_user.unclaimed:  # an admin sees all; an owner account has claimed its owner already
@@ -53,10 +60,10 @@ def page():
     fits = is_id(owner_id) and serial_fits(engine, owner_id, form.serial_number.data)
     if fits and accounts.set_owner(engine, current_user.user_id, owner_id):
         logger.info("account %s claimed the sensors of owner %s", current_user.user_id, owner_id)
-        flash("These are your sensors now: the maps and pages show them.", "info")
+        flash(gettext("These are your sensors now: the maps and pages show them."), "info")
         return redirect(url_for("pages.home"))
     form.serial_number.data = ""  # never sent back, right or wrong
-    flash(REFUSAL, "error")
+    flash(str(REFUSAL), "error")
     return render_template("claim.html", form=form), 400
 
 

@@ -1,15 +1,20 @@
 """The forms of the pages where people make and keep their own accounts: what each asks and the rules
-its answers meet. Each carries its CSRF token (Flask-WTF)."""
+its answers meet. Each carries its CSRF token (Flask-WTF). Labels and messages are lazy: each is
+translated when a page shows it, in that page's language."""
 
 from __future__ import annotations
 
+from flask_babel import lazy_gettext
 from flask_wtf import FlaskForm
 from wtforms import BooleanField, PasswordField, SelectField, StringField
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, EqualTo, Length, ValidationError
 
+from core.i18n import LANGUAGES
 from core.schema import ALERT_SCHEDULES
-from flask_front_end.accounts import LANGUAGES, MIN_PASSWORD, is_email
+from flask_front_end.accounts import MIN_PASSWORD, is_email
+
+ONE_ADDRESS = lazy_gettext("Enter one email address, such as name@example.org.")
 
 
 def _trimmed(value):
@@ -19,25 +24,30 @@ def _trimmed(value):
 def _mail_address(form, field) -> None:
     """One address, no line break (which could add a header to a mail) nor anything else odd."""
     if not is_email(field.data or ""):
-        raise ValidationError("Enter one email address, such as name@example.org.")
+        raise ValidationError(ONE_ADDRESS)
 
 
 class AddressForm(FlaskForm):
     email = StringField(
-        "Email address",
+        lazy_gettext("Email address"),
         filters=[_trimmed],
-        validators=[DataRequired("Enter your email address."), Length(max=254), _mail_address],
+        validators=[DataRequired(lazy_gettext("Enter your email address.")), Length(max=254), _mail_address],
     )
 
 
 class SignupForm(AddressForm):
     # The address names the account, and a username has at most 64 characters.
     email = StringField(
-        "Email address",
+        lazy_gettext("Email address"),
         filters=[_trimmed],
         validators=[
-            DataRequired("Enter your email address."),
-            Length(max=64, message="An address this long cannot name an account: ask the operator for one."),
+            DataRequired(lazy_gettext("Enter your email address.")),
+            Length(
+                max=64,
+                message=lazy_gettext(
+                    "An address this long cannot name an account: ask the operator for one."
+                ),
+            ),
             _mail_address,
         ],
     )
@@ -45,51 +55,71 @@ class SignupForm(AddressForm):
 
 class NewPasswordForm(FlaskForm):
     password = PasswordField(
-        "New password",
-        description=f"At least {MIN_PASSWORD} characters: a few words you will remember are best.",
+        lazy_gettext("New password"),
+        description=lazy_gettext(
+            "At least %(count)d characters: a few words you will remember are best.", count=MIN_PASSWORD
+        ),
         validators=[
-            DataRequired("Choose a password."),
-            Length(min=MIN_PASSWORD, max=200, message=f"A password needs {MIN_PASSWORD} to 200 characters."),
+            DataRequired(lazy_gettext("Choose a password.")),
+            Length(
+                min=MIN_PASSWORD,
+                max=200,
+                message=lazy_gettext("A password needs %(count)d to 200 characters.", count=MIN_PASSWORD),
+            ),
         ],
     )
     repeat = PasswordField(
-        "The same password again",
+        lazy_gettext("The same password again"),
         validators=[
-            DataRequired("Type the password again."),
-            EqualTo("password", "The two passwords differ."),
+            DataRequired(lazy_gettext("Type the password again.")),
+            EqualTo("password", lazy_gettext("The two passwords differ.")),
         ],
     )
 
 
 class ChangePasswordForm(NewPasswordForm):
-    current = PasswordField("Current password", validators=[DataRequired("Type your current password.")])
+    current = PasswordField(
+        lazy_gettext("Current password"),
+        validators=[DataRequired(lazy_gettext("Type your current password."))],
+    )
 
 
 class ClaimForm(FlaskForm):
     owner_id = StringField(
-        "GROW owner id",
+        lazy_gettext("GROW owner id"),
         filters=[_trimmed],
-        validators=[DataRequired("Enter your GROW owner id."), Length(max=200)],
+        validators=[DataRequired(lazy_gettext("Enter your GROW owner id.")), Length(max=200)],
     )
     serial_number = StringField(
-        "Serial number of one of your sensors",
-        validators=[DataRequired("Enter the serial number printed on one of your sensors."), Length(max=200)],
+        lazy_gettext("Serial number of one of your sensors"),
+        validators=[
+            DataRequired(lazy_gettext("Enter the serial number printed on one of your sensors.")),
+            Length(max=200),
+        ],
     )
 
 
 # Each schedule the database allows, in words (a new one fails here until it has them).
-SCHEDULES = {"nightly": "The night it happens", "weekly": "Once a week at most"}
+SCHEDULES = {
+    "nightly": lazy_gettext("The night it happens"),
+    "weekly": lazy_gettext("Once a week at most"),
+}
 
 
 class PreferencesForm(FlaskForm):
-    alerts = BooleanField("Mail me when a sensor of mine turns faulty or silent")
+    alerts = BooleanField(lazy_gettext("Mail me when a sensor of mine turns faulty or silent"))
     alert_schedule = SelectField(
-        "How often", choices=[SelectChoice(value, SCHEDULES[value]) for value in ALERT_SCHEDULES]
+        lazy_gettext("How often"),
+        choices=[SelectChoice(value, SCHEDULES[value]) for value in ALERT_SCHEDULES],
     )
+    # Each language by its own name, so whoever reads it can find theirs.
     language = SelectField(
-        "Language",
-        description="Pages and mails in your language are on their way; your choice is kept for them.",
-        choices=[SelectChoice("", "As my browser asks")]
+        lazy_gettext("Language"),
+        description=lazy_gettext(
+            "Pages and mails come in the language chosen here. Left to the browser, the pages follow its "
+            "language and the nightly alerts come in English."
+        ),
+        choices=[SelectChoice("", lazy_gettext("As my browser asks"))]
         + [SelectChoice(code, name) for code, name in LANGUAGES.items()],
     )
 

@@ -8,6 +8,7 @@ import csv
 import io
 
 from flask import Blueprint, Response, abort, jsonify, redirect, render_template, request, url_for
+from flask_babel import gettext, lazy_gettext
 from flask_limiter.util import get_remote_address
 from flask_login import current_user
 
@@ -42,7 +43,7 @@ data_limited = limiter.shared_limit(
     _data_limit,
     scope="data",
     key_func=_account,
-    error_message="Too many requests for data from this account; wait a minute and try again.",
+    error_message=lazy_gettext("Too many requests for data from this account; wait a minute and try again."),
 )
 
 
@@ -65,7 +66,8 @@ def _page_context():
 def _backend_refused(error: BackendError):
     if request.path.startswith("/data/") or request.endpoint in JSON_ENDPOINTS:
         return error.body, error.status
-    page = render_template("error.html", title="Data unavailable", message=error.body["message"])
+    # The back end's own words (English: the API's) say what went wrong.
+    page = render_template("error.html", title=gettext("Data unavailable"), message=error.body["message"])
     return page, error.status
 
 

@@ -9,9 +9,10 @@ saying so (with the sign-up link), so nobody learns who has an account here.
 from __future__ import annotations
 
 from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask_babel import force_locale, gettext, lazy_gettext
 
 from core.links import Purpose
-from flask_front_end import accounts, extensions, limiter, mails, public
+from flask_front_end import accounts, extensions, limiter, mails, page_language, public
 from flask_front_end.forms import AddressForm, NewPasswordForm
 
 reset = Blueprint("reset", __name__)
@@ -22,7 +23,7 @@ reset = Blueprint("reset", __name__)
 @limiter.limit(
     lambda: extensions.settings().reset_rate_limit,
     methods=["POST"],
-    error_message="Too many password resets asked from here; wait a while and try again.",
+    error_message=lazy_gettext("Too many password resets asked from here; wait a while and try again."),
 )
 @mails.inbox_limited
 def ask():
@@ -36,10 +37,14 @@ def ask():
     if not holders:
         sent = mails.sent(form.email.data, mails.no_account_here(mails.link("signup.ask")))
         return mails.on_its_way() if sent else mails.not_sent_now()
-    sent = [
-        mails.sent(holder.email, mails.reset_password(holder.username, _link(holder))) for holder in holders
-    ]
+    sent = [mails.sent(holder.email, _reset_mail(holder)) for holder in holders]
     return mails.on_its_way() if all(sent) else mails.not_sent_now()
+
+
+def _reset_mail(holder: accounts.Holder) -> mails.Mail:
+    """In the language the account chose, else in the asker's."""
+    with force_locale(holder.language or page_language()):
+        return mails.reset_password(holder.username, _link(holder))
 
 
 def _link(holder: accounts.Holder) -> str:
@@ -52,14 +57,17 @@ def _link(holder: accounts.Holder) -> str:
 def choose(token: str):
     user = _account(token)
     if user is None:
-        return mails.link_no_longer_works("Ask for a new one on the password reset page.")
+        return mails.link_no_longer_works(gettext("Ask for a new one on the password reset page."))
     form = NewPasswordForm()
     if form.validate_on_submit():
         accounts.set_password(extensions.engine(), user.username, form.password.data)
-        flash("Your password is changed, and every login of the account has ended: log in with it.", "info")
+        flash(
+            gettext("Your password is changed, and every login of the account has ended: log in with it."),
+            "info",
+        )
         return redirect(url_for("auth.login"))
     page = render_template(
-        "choose_password.html", form=form, title="Choose a new password", account=user.username
+        "choose_password.html", form=form, title=gettext("Choose a new password"), account=user.username
     )
     return page, 400 if request.method == "POST" else 200
 

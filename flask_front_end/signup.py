@@ -8,6 +8,7 @@ saying so (with the login and reset links) instead of a link, so nobody learns w
 from __future__ import annotations
 
 from flask import Blueprint, flash, redirect, render_template, request, session, url_for
+from flask_babel import gettext, lazy_gettext
 from flask_login import login_user
 
 from core.links import Purpose
@@ -22,7 +23,7 @@ signup = Blueprint("signup", __name__)
 @limiter.limit(
     lambda: extensions.settings().signup_rate_limit,
     methods=["POST"],
-    error_message="Too many sign-ups from here; wait a while and try again.",
+    error_message=lazy_gettext("Too many sign-ups from here; wait a while and try again."),
 )
 @mails.inbox_limited
 def ask():
@@ -45,22 +46,24 @@ def ask():
 def confirm(token: str):
     email = _confirmed(token)
     if email is None:
-        return mails.link_no_longer_works("Sign up again for a new one.")
+        return mails.link_no_longer_works(gettext("Sign up again for a new one."))
     engine = extensions.engine()
     if accounts.has_account(engine, email):  # the link used again: nothing is made or changed
-        flash("This address has an account already: log in.", "info")
+        flash(gettext("This address has an account already: log in."), "info")
         return redirect(url_for("auth.login"))
     form = NewPasswordForm()
     if form.validate_on_submit():
         user = accounts.sign_up(engine, email, form.password.data)
         if user is None:
-            flash("This address has an account already: log in.", "info")
+            flash(gettext("This address has an account already: log in."), "info")
             return redirect(url_for("auth.login"))
         session.permanent = True
         login_user(accounts.begin_session(user, remember=False))
-        flash("Your account is made. One step is left: show which sensors are yours.", "info")
+        flash(gettext("Your account is made. One step is left: show which sensors are yours."), "info")
         return redirect(url_for("claim.page"))
-    page = render_template("choose_password.html", form=form, title="Choose a password", account=email)
+    page = render_template(
+        "choose_password.html", form=form, title=gettext("Choose a password"), account=email
+    )
     return page, 400 if request.method == "POST" else 200
 
 

@@ -8,6 +8,7 @@ token is the proof.
 from __future__ import annotations
 
 from flask import Blueprint, render_template, request
+from flask_babel import gettext
 
 from core.links import Purpose
 from flask_front_end import accounts, csrf, extensions, mails, public
@@ -21,12 +22,18 @@ unsubscribe = Blueprint("unsubscribe", __name__)
 def page(token: str):
     payload = mails.read(Purpose.UNSUBSCRIBE, token, {"user"})
     if payload is None or type(payload["user"]) is not int:
-        return mails.link_no_longer_works("Turn alerts off on your account page instead.")
+        return mails.link_no_longer_works(gettext("Turn alerts off on your account page instead."))
+    with mails.in_language_of(payload["user"]):  # whoever opens the mail, in the account's language
+        return _stop(payload["user"])
+
+
+def _stop(user_id: int):
     if request.method == "POST":
-        accounts.stop_alerts(extensions.engine(), payload["user"])
-        message = "Alerts are off: no more mail about your sensors. Your account page turns them on again."
-        return render_template("notice.html", title="Alerts are off", message=message)
-    message = "Stop the mails about your sensors going faulty or silent?"
-    return render_template(
-        "one_button.html", title="Stop alerts", message=message, form=None, button="Stop alerts"
-    )
+        accounts.stop_alerts(extensions.engine(), user_id)
+        message = gettext(
+            "Alerts are off: no more mail about your sensors. Your account page turns them on again."
+        )
+        return render_template("notice.html", title=gettext("Alerts are off"), message=message)
+    message = gettext("Stop the mails about your sensors going faulty or silent?")
+    stop = gettext("Stop alerts")
+    return render_template("one_button.html", title=stop, message=message, form=None, button=stop)

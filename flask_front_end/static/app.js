@@ -6,25 +6,49 @@
 const STATUSES = JSON.parse(document.body.dataset.statuses);
 const STATUS_LOOKS = Object.fromEntries(STATUSES.looks.map((look) => [look.value, look]));
 
+// Every phrase a script shows, in the page's language (flask_front_end/words.py): scripts never spell
+// English themselves. A counted phrase is its two forms, [one, more].
+const WORDS = JSON.parse(document.body.dataset.words);
+const LANGUAGE = document.documentElement.lang || "en";
+const PLURAL = new Intl.PluralRules(LANGUAGE);
+
+// The phrase `key` with its %(name)s places filled from `values` (numbers as the language writes them);
+// a counted one in the form its `count` takes.
+function say(key, values = {}) {
+  let text = WORDS[key];
+  if (Array.isArray(text)) text = PLURAL.select(values.count) === "one" ? text[0] : text[1];
+  return text.replace(/%\((\w+)\)[sd]/g, (_, name) => numeral(values[name]));
+}
+
+function numeral(value) {
+  return typeof value === "number" ? value.toLocaleString(LANGUAGE) : String(value);
+}
+
 function statusOf(value) {
   return value || STATUSES.unchecked;
 }
 
+// A status as a sentence says it: its label, in lower case ("faulty", "not checked yet").
+function statusWord(value) {
+  const look = STATUS_LOOKS[statusOf(value)];
+  return look ? look.label.toLocaleLowerCase(LANGUAGE) : value;
+}
+
 // A badge's words, as the sensor page's: the status; a dated one (silent) says since its last reading.
 function badgeText(health) {
-  if (!health.status) return STATUS_LOOKS[STATUSES.unchecked].label.toLowerCase();
   const look = STATUS_LOOKS[health.status];
   if (look && look.dated && health.latest_reading_at) {
-    return `${health.status} since ${health.latest_reading_at.slice(0, 16).replace("T", " ")} UTC`;
+    const time = health.latest_reading_at.slice(0, 16).replace("T", " ");
+    return say("since", { status: statusWord(health.status), time });
   }
-  return health.status;
+  return statusWord(health.status);
 }
 
 async function getJSON(url) {
   const response = await fetch(url, { headers: { Accept: "application/json" }, credentials: "same-origin" });
   const body = await response.json().catch(() => ({}));
   if (!response.ok) {
-    throw new Error(body.message || `the server answered ${response.status}`);
+    throw new Error(body.message || say("serverAnswered", { status: String(response.status) }));
   }
   return body;
 }
@@ -39,7 +63,8 @@ function escapeHTML(text) {
 
 // How far a sensor's station is, in words: a link 2019 made may have no distance.
 function distance(km) {
-  return km == null ? "distance unknown" : `${km.toFixed(1)} km away`;
+  if (km == null) return say("distanceUnknown");
+  return say("kmAway", { km: km.toLocaleString(LANGUAGE, { minimumFractionDigits: 1, maximumFractionDigits: 1 }) });
 }
 
 // Each cell of a table's body labelled with its column's heading (data-label): on a phone a row is shown

@@ -20,7 +20,7 @@
       const answer = await getJSON(`${page.dataset.addressesUrl}?${new URLSearchParams({ q: text, limit: 10 })}`);
       if (mine !== typed) return;  // a later keystroke has asked already
       options.innerHTML = answer.items
-        .map((item) => `<option value="${escapeHTML(item.address)}">${item.sensors} sensor${item.sensors === 1 ? "" : "s"}</option>`)
+        .map((item) => `<option value="${escapeHTML(item.address)}">${escapeHTML(say("sensors", { count: item.sensors }))}</option>`)
         .join("");
     } catch (error) {
       message.textContent = error.message;
@@ -46,7 +46,7 @@
           ${escapeHTML(s.name || "")}</td><td>${number(r.battery_level)}</td><td>${number(r.soil_moisture)}</td>
           <td>${number(r.light)}</td><td>${number(r.air_temperature)}</td>
           <td>${escapeHTML(r.ts ? r.ts.slice(0, 16).replace("T", " ") : "—")}</td></tr>`;
-      }).join("") : `<tr><td colspan="6">No ${table.dataset.status} sensors here.</td></tr>`;
+      }).join("") : `<tr><td colspan="6">${escapeHTML(say("noSensorsOfStatusHere", { status: statusWord(table.dataset.status) }))}</td></tr>`;
       labelCells(table);
       document.querySelector(`#latest-${table.dataset.status}-title [data-count]`).textContent = `(${mine.length})`;
       shown += mine.length;
@@ -60,7 +60,7 @@
   });
 
   async function show(query) {
-    message.textContent = "Loading…";
+    message.textContent = say("loading");
     const answer = await getJSON(`${page.dataset.sensorsUrl}?${new URLSearchParams({ ...query, per_page: 1000 })}`);
     const sensors = answer.items;
     map.show(sensors.filter((s) => s.latitude != null && s.longitude != null),
@@ -77,7 +77,7 @@
       <tr><td>${escapeHTML(o.owner_id)}</td><td>${o.sensors}</td>
       ${STATUSES.looks.map((look) => `<td>${o.by_status[look.value] || 0}</td>`).join("")}
       <td>${o.anomalies}</td><td>${escapeHTML((o.latest_reading_at || "—").slice(0, 16).replace("T", " "))}</td></tr>`));
-    message.textContent = sensors.length ? `${sensors.length} sensor${sensors.length === 1 ? "" : "s"}` : "No sensors found.";
+    message.textContent = sensors.length ? say("sensors", { count: sensors.length }) : say("noSensorsFound");
   }
 
   document.getElementById("owner-search").addEventListener("submit", (event) => {
@@ -86,7 +86,7 @@
     if (addressInput.value.trim()) query.q = addressInput.value.trim();
     if (ownerInput && ownerInput.value.trim()) query.owner = ownerInput.value.trim();
     if (!Object.keys(query).length) {
-      message.textContent = "Type an address" + (ownerInput ? " or an owner id." : ".");
+      message.textContent = say(ownerInput ? "typeAddressOrOwner" : "typeAddress");
       return;
     }
     show(query).catch((error) => { message.textContent = error.message; });

@@ -4,12 +4,17 @@
 // person chose (remembered in this browser); the data and the downloads are always UTC.
 "use strict";
 
+// Each chart's variable: its name on the chart and in sentences (the page's words), unit and colour.
 const VARIABLES = {
-  soil_moisture: { label: "Soil moisture", unit: "%", colour: "#6d4c41" },
-  air_temperature: { label: "Air temperature", unit: "°C", colour: "#1565c0" },
-  light: { label: "Light", unit: "mol/m²/d", colour: "#f9a825" },
-  battery_level: { label: "Battery", unit: "%", colour: "#558b2f" },
+  soil_moisture: { unit: "%", colour: "#6d4c41" },
+  air_temperature: { unit: "°C", colour: "#1565c0" },
+  light: { unit: "mol/m²/d", colour: "#f9a825" },
+  battery_level: { unit: "%", colour: "#558b2f" },
 };
+for (const [name, about] of Object.entries(VARIABLES)) {
+  about.label = WORDS.charts[name];
+  about.word = WORDS.variables[name];
+}
 const MAX_POINTS = 1500;
 
 // Shades each [from, to, look] span (ms since 1970) of options.plugins.anomalySpans.spans, at least 4 px
@@ -41,7 +46,7 @@ let zone = localStorage.getItem(ZONE_KEY) === "local" ? "local" : "utc";
 const offsetAt = (t) => (zone === "local" ? -new Date(t).getTimezoneOffset() * 60e3 : 0);
 const wall = (t) => t + offsetAt(t);
 const unwall = (w) => w - offsetAt(w - offsetAt(w));  // a wall time back to UTC (right across DST too)
-const zoneName = () => (zone === "utc" ? "UTC" : `local time, ${Intl.DateTimeFormat().resolvedOptions().timeZone}`);
+const zoneName = () => (zone === "utc" ? say("utc") : say("localTimeIn", { zone: Intl.DateTimeFormat().resolvedOptions().timeZone }));
 const shown = (iso) => new Date(wall(Date.parse(iso))).toISOString().slice(0, 16).replace("T", " ");
 
 // Time ticks on calendar boundaries (whole hours or days in the zone shown), as few as make 8 or fewer:
@@ -114,6 +119,9 @@ function caption(id, text, empty = null) {
   else delete figure.dataset.empty;
 }
 
+// A variable, kind or detector in the page's words; one newer than this page, as the data names it.
+const named = (words, value) => WORDS[words][value] || value.replaceAll("_", " ");
+
 const ANOMALY_BODY = () => document.querySelector("#anomalies tbody");
 function anomalyNote(text) {
   ANOMALY_BODY().innerHTML = `<tr><td colspan="6">${escapeHTML(text)}</td></tr>`;
@@ -122,10 +130,10 @@ function anomalyNote(text) {
 // While loading: every chart busy, its caption and the anomaly table saying so.
 function loading() {
   for (const element of document.querySelectorAll("[data-caption]")) {
-    element.textContent = "Loading…";
+    element.textContent = say("loading");
     element.closest("figure").setAttribute("aria-busy", "true");
   }
-  anomalyNote("Loading the anomalies…");
+  anomalyNote(say("loadingAnomalies"));
 }
 
 // The range fields hold times to the minute in the zone shown ("2019-06-03T14:30"); the end takes its
@@ -144,7 +152,7 @@ function range() {
 async function load() {
   const page = document.getElementById("sensor-page");
   const message = document.getElementById("chart-message");
-  message.textContent = "Loading the readings, the station's and the anomalies…";
+  message.textContent = say("loadingReadings");
   message.classList.remove("error");
   loading();
   const params = range();
@@ -163,61 +171,64 @@ async function load() {
     const conditions = spans.filter((span) => span[2] === "condition").length;
     const history = spans.filter((span) => span[2] === "history").length;
     const faults = spans.length - conditions - history;
-    return `${faults} ${faults === 1 ? "anomaly" : "anomalies"} marked` +
-      (conditions ? `, ${conditions} ${conditions === 1 ? "condition" : "conditions"} (not faults, in blue)` : "") +
-      (history ? `, ${history} ${history === 1 ? "span" : "spans"} of imported history (in grey)` : "");
+    return [
+      say("anomaliesMarked", { count: faults }),
+      ...(conditions ? [say("conditions", { count: conditions })] : []),
+      ...(history ? [say("history", { count: history })] : []),
+    ].join(", ");
   };
 
   for (const [variable, about] of Object.entries(VARIABLES)) {
     const datasets = [{ label: `${about.label} (${about.unit})`, data: series(readings.items, variable), borderColor: about.colour, yAxisID: "y" }];
     if (readings.downsampled) {
-      datasets.push({ label: "max", data: series(readings.items, `${variable}_max`), borderColor: `${about.colour}55`, borderWidth: 1, yAxisID: "y" });
-      datasets.push({ label: "min", data: series(readings.items, `${variable}_min`), borderColor: `${about.colour}55`, borderWidth: 1, yAxisID: "y" });
+      datasets.push({ label: say("max"), data: series(readings.items, `${variable}_max`), borderColor: `${about.colour}55`, borderWidth: 1, yAxisID: "y" });
+      datasets.push({ label: say("min"), data: series(readings.items, `${variable}_min`), borderColor: `${about.colour}55`, borderWidth: 1, yAxisID: "y" });
     }
     const spans = spansOf(variable);
     draw(variable, datasets, spans, { y: { title: { display: true, text: about.unit } } });
     const points = datasets[0].data.length;
-    caption(variable, `${about.label}: ${points.toLocaleString("en")} points` +
-      `${readings.downsampled ? ` (of ${readings.readings.toLocaleString("en")} readings, with each stretch's min and max)` : ""}, ` +
-      counted(spans), points ? null : `No ${about.label.toLowerCase()} readings in this range`);
+    caption(variable, say("points", { variable: about.label, count: points }) +
+      `${readings.downsampled ? ` ${say("downsampled", { count: readings.readings })}` : ""}, ` +
+      counted(spans), points ? null : say("noReadings", { variable: about.word }));
   }
 
   const station = wow.station.site_id ? `${wow.station.name || wow.station.site_id}, ${distance(wow.station.distance_km)}` : null;
   // Why a station chart is empty: no station within reach, or the station sent nothing in this range.
   const reason = page.dataset.stationReason;
-  const noStation = `No WOW station within reach${reason ? ` (${reason})` : ""}`;
+  const noStation = reason ? say("noStationBecause", { reason }) : say("noStation");
   const stationEmpty = (key) => {
     if (!station) return noStation;
-    return series(wow.items, key).length ? null : "The WOW station sent nothing for this range";
+    return series(wow.items, key).length ? null : say("stationSentNothing");
   };
   draw("grow-wow-temperature", [
-    { label: "GROW air temperature (°C)", data: series(wow.items, "air_temperature"), borderColor: VARIABLES.air_temperature.colour, yAxisID: "y" },
-    { label: "WOW air temperature (°C)", data: series(wow.items, "station_air_temperature"), borderColor: "#00897b", yAxisID: "y" },
+    { label: say("growTemperature"), data: series(wow.items, "air_temperature"), borderColor: VARIABLES.air_temperature.colour, yAxisID: "y" },
+    { label: say("wowTemperature"), data: series(wow.items, "station_air_temperature"), borderColor: "#00897b", yAxisID: "y" },
   ], spansOf("air_temperature"), { y: { title: { display: true, text: "°C" } } });
-  caption("grow-wow-temperature", station ? `Hourly, beside WOW station ${station}` : `${noStation}.`,
+  caption("grow-wow-temperature", station ? say("besideStation", { station }) : `${noStation}.`,
     stationEmpty("station_air_temperature"));
   draw("soil-rain", [
-    { label: "GROW soil moisture (%)", data: series(wow.items, "soil_moisture"), borderColor: VARIABLES.soil_moisture.colour, yAxisID: "y" },
-    { type: "bar", label: "WOW rainfall (mm/h)", data: series(wow.items, "station_rainfall"), backgroundColor: "#42a5f5", yAxisID: "rain", barThickness: 2 },
+    { label: say("growSoilMoisture"), data: series(wow.items, "soil_moisture"), borderColor: VARIABLES.soil_moisture.colour, yAxisID: "y" },
+    { type: "bar", label: say("wowRainfall"), data: series(wow.items, "station_rainfall"), backgroundColor: "#42a5f5", yAxisID: "rain", barThickness: 2 },
   ], spansOf("soil_moisture"), {
     y: { title: { display: true, text: "%" } },
     rain: { position: "right", beginAtZero: true, grid: { drawOnChartArea: false }, title: { display: true, text: "mm" } },
   });
-  caption("soil-rain", station ? `Soil moisture against the rain at ${station}` : `${noStation}.`,
+  caption("soil-rain", station ? say("againstRain", { station }) : `${noStation}.`,
     stationEmpty("station_rainfall"));
 
   ANOMALY_BODY().innerHTML = inRange.items.length
-    ? inRange.items.map((a) => `<tr><td>${escapeHTML(a.variable.replace("_", " "))}</td><td>${escapeHTML(a.kind.replaceAll("_", " "))}</td>
+    ? inRange.items.map((a) => `<tr><td>${escapeHTML(named("variables", a.variable))}</td><td>${escapeHTML(named("kinds", a.kind))}</td>
         <td>${escapeHTML(shown(a.start_at))}</td><td>${escapeHTML(shown(a.end_at))}</td>
-        <td>${escapeHTML(a.detector)}</td><td>${escapeHTML(a.explanation || "")}</td></tr>`).join("")
-    : `<tr><td colspan="6">No anomalies in this range.</td></tr>`;
+        <td>${escapeHTML(named("detectors", a.detector))}</td><td>${escapeHTML(a.explanation || "")}</td></tr>`).join("")
+    : `<tr><td colspan="6">${escapeHTML(say("noAnomalies"))}</td></tr>`;
   labelCells(document.getElementById("anomalies"));
   // Show the range drawn in the date fields, so the default (the last 9 days) is visible and adjustable.
   document.getElementById("start").value ||= toField(readings.start);
   document.getElementById("end").value ||= toField(readings.end);
-  for (const cell of document.querySelectorAll("[data-zone-name]")) cell.textContent = zone === "utc" ? "UTC" : "local";
-  message.textContent = `${shown(readings.start)} to ${shown(readings.end)} ${zone === "utc" ? "UTC" : "local time"}: ` +
-    `${readings.readings.toLocaleString("en")} readings, ${inRange.items.length} anomalies`;
+  for (const cell of document.querySelectorAll("[data-zone-name]")) cell.textContent = say(zone === "utc" ? "utc" : "local");
+  const drawnRange = say("range", { start: shown(readings.start), end: shown(readings.end), zone: say(zone === "utc" ? "utc" : "localTime") });
+  message.textContent = `${drawnRange}: ${say("readings", { count: readings.readings })}, ` +
+    say("anomalies", { count: inRange.items.length });
   // The downloads take exactly the range drawn.
   const drawn = new URLSearchParams({ start: readings.start, end: readings.end });
   for (const id of ["download-readings", "download-anomalies"]) {
@@ -249,10 +260,10 @@ function loadAndSay() {
   load().catch((error) => {
     console.error(error);
     const message = document.getElementById("chart-message");
-    message.textContent = `The charts could not be drawn: ${error.message}`;
+    message.textContent = say("chartsNotDrawn", { error: error.message });
     message.classList.add("error");
-    for (const element of document.querySelectorAll("[data-caption]")) caption(element.dataset.caption, "Not drawn.", "Not drawn: see the message above");
-    anomalyNote(`The anomalies could not be loaded: ${error.message}`);
+    for (const element of document.querySelectorAll("[data-caption]")) caption(element.dataset.caption, say("notDrawn"), say("notDrawnSeeAbove"));
+    anomalyNote(say("anomaliesNotLoaded", { error: error.message }));
   });
 }
 

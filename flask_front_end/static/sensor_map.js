@@ -30,7 +30,7 @@ function leafletMap(element, config) {
           iconSize: [18, 18],
         });
         const marker = L.marker([sensor.latitude, sensor.longitude], {
-          icon, title: `${sensor.sensor_id} (${status})`, keyboard: true, status,
+          icon, title: `${sensor.sensor_id} (${statusWord(status)})`, keyboard: true, status,
         });
         marker.on("click", () => onClick(sensor));
         marker.on("keypress", (event) => { if (pressed(event)) onClick(sensor); });
@@ -63,7 +63,8 @@ function clusterIcon(cluster) {
   const present = WORST_FIRST.filter((status) => tally[status]);
   const worst = present[0] || WORST_FIRST[WORST_FIRST.length - 1];
   const count = cluster.getChildCount();
-  const title = present.map((status) => `${tally[status]} ${status}`).join(", ");
+  const inside = present.map((status) => `${numeral(tally[status])} ${statusWord(status)}`).join(", ");
+  const title = say("clusterTitle", { count, statuses: inside });
   let turned = 0;
   const segments = present.map((status) => {
     const from = turned;
@@ -72,7 +73,7 @@ function clusterIcon(cluster) {
   });
   const faulty = tally.faulty ? `<b class="faulty-count" aria-hidden="true">${tally.faulty}</b>` : "";
   return L.divIcon({
-    html: `<div title="${count} sensors: ${title}" style="background-image: conic-gradient(${segments.join(", ")})">` +
+    html: `<div title="${escapeHTML(title)}" style="background-image: conic-gradient(${segments.join(", ")})">` +
       `<span>${count}</span>${faulty}</div>`,
     className: `marker-cluster status-cluster status-${worst}`,
     iconSize: L.point(36, 36),
@@ -91,7 +92,7 @@ function googleMap(element) {
         const position = { lat: sensor.latitude, lng: sensor.longitude };
         bounds.extend(position);
         const marker = new google.maps.Marker({
-          position, map, title: `${sensor.sensor_id} (${status})`,
+          position, map, title: `${sensor.sensor_id} (${statusWord(status)})`,
           icon: { path: google.maps.SymbolPath.CIRCLE, scale: 8, fillColor: STATUS_LOOKS[status].colour,
                   fillOpacity: 0.95, strokeColor: "#fff", strokeWeight: 1 },
           label: { text: STATUS_LOOKS[status].symbol, color: STATUS_LOOKS[status].ink, fontSize: "11px", fontWeight: "700" },
