@@ -92,6 +92,7 @@ def create_app(settings: FrontendSettings | None = None) -> Flask:
 
     from flask_front_end.account_page import account
     from flask_front_end.answers import blueprint as answers
+    from flask_front_end.archive_page import archive
     from flask_front_end.auth import auth
     from flask_front_end.claim import claim
     from flask_front_end.pages import pages
@@ -99,7 +100,7 @@ def create_app(settings: FrontendSettings | None = None) -> Flask:
     from flask_front_end.signup import signup
     from flask_front_end.unsubscribe import unsubscribe
 
-    for blueprint in (auth, pages, answers, signup, claim, reset, account, unsubscribe):
+    for blueprint in (auth, pages, answers, archive, signup, claim, reset, account, unsubscribe):
         app.register_blueprint(blueprint)
     public(app.view_functions["static"])  # the login page's styles and scripts
     app.before_request(_login_first)  # after the rate limits and CSRF check, which a stranger meets first

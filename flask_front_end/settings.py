@@ -93,6 +93,11 @@ class FrontendSettings(WebSettings, MailSettings):
         description="Leaflet tile layer; empty: a map without tiles (no request leaves the app)",
     )
     map_tile_attribution: str = "© OpenStreetMap contributors"
+    archive_dir: str | None = Field(
+        default=None,
+        description="the folder python -m etl archive writes (as the back end's ARCHIVE_DIR): an admin "
+        "downloads its days at /archive",
+    )
     google_maps_browser_key: SecretStr | None = Field(
         default=None, description="a browser key: the maps use Google Maps instead of Leaflet, as in 2019"
     )

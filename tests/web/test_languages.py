@@ -25,6 +25,7 @@ from core import answers, i18n, links
 from core.schema import anomalies, sensor_health, sensor_wow, sensors, users, wow_sites
 from core.vocabulary import SENSOR_VARIABLES, AnomalyKind
 from etl import notify_owners
+from etl.archive import archive
 from flask_back_end import create_app as create_back_end
 from flask_back_end.settings import load_settings as back_end_settings
 from flask_front_end import accounts, statuses, words
@@ -133,10 +134,13 @@ def cheap_scrypt(monkeypatch):
 
 
 @pytest.fixture
-def site(settings, engine, serve, cheap_scrypt, smtp_server):
+def site(settings, engine, serve, cheap_scrypt, smtp_server, tmp_path):
     """The front end on the seeded database with mail on loopback, an admin, an owner and an unclaimed
     account, an answer and a pause on s1 (so the sensor page shows all it can)."""
     seed(engine)
+    archive(
+        engine, tmp_path, dt.datetime(2019, 6, 20, tzinfo=dt.UTC), 3, "CC BY 4.0"
+    )  # the archive page's days
     url = settings.database_url.get_secret_value()
     back_end = serve(create_back_end(back_end_settings(database_url=url, backend_token=TOKEN)))
     port, inbox = smtp_server
@@ -152,6 +156,7 @@ def site(settings, engine, serve, cheap_scrypt, smtp_server):
             smtp_security="none",
             mail_link_secret=LINK_SECRET,
             dashboard_url="https://grow-wow.example.org",
+            archive_dir=str(tmp_path),
         )
     )
     accounts.create_user(engine, "ada", PASSWORD, "admin", email="ada@example.org")
@@ -204,6 +209,7 @@ SIGNED_IN = {
         "pages.sensor_page",
         "account.page",
         "claim.page",
+        "archive.page",
     ],
     "olive": [
         "pages.home",
@@ -217,7 +223,7 @@ SIGNED_IN = {
 }
 PUBLIC = ["auth.login", "signup.ask", "reset.ask", "/no-such-page"]
 NOT_PAGES = {"static", "auth.health", "pages.open_sensor", "pages.readings_csv", "pages.anomalies_csv"}
-NOT_PAGES |= {"pages.autocomplete_2019"}
+NOT_PAGES |= {"pages.autocomplete_2019", "archive.day_file", "archive.beside"}  # downloads
 
 
 def path_of(app, page: str) -> str:

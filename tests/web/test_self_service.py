@@ -224,7 +224,8 @@ def test_an_unclaimed_account_sees_no_sensor_map_csv_or_count_by_any_route(app, 
     unclaimed(engine)
     log_in(client, "new.owner@example.org")
     token = csrf_token(client, "/account")
-    ids = {"sensor_id": "s1", "owner_id": "owner-a", "pause_id": 1}
+    ids = {"sensor_id": "s1", "owner_id": "owner-a", "pause_id": 1, "day": "2019-06-03", "source": "grow"}
+    ids["name"] = "manifest.json"
     asked = 0
     for rule in app.url_map.iter_rules():
         view = app.view_functions[rule.endpoint]
