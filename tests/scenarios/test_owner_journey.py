@@ -151,6 +151,8 @@ def test_an_owner_signs_up_claims_hears_of_a_fault_answers_it_and_stops_the_mail
     checked = {}
 
     # Sign up: the address only; the link comes by mail.
+    page.goto(f"{site}/reset")
+    checked["forgotten password"] = serious_violations(page)
     page.goto(f"{site}/login")
     page.click("text=Sign up")
     checked["sign up"] = serious_violations(page)
