@@ -134,6 +134,13 @@ def cheap_scrypt(monkeypatch):
 
 
 @pytest.fixture
+def database_url(tmp_path):
+    """SQLite only: the sweeps read what pages and mails say, which no engine changes (the pages' data on
+    PostgreSQL is tested in tests/web/test_front_end.py)."""
+    return f"sqlite:///{tmp_path / 'grow_wow.sqlite'}"
+
+
+@pytest.fixture
 def site(settings, engine, serve, cheap_scrypt, smtp_server, tmp_path):
     """The front end on the seeded database with mail on loopback, an admin, an owner and an unclaimed
     account, an answer and a pause on s1 (so the sensor page shows all it can)."""
