@@ -401,6 +401,8 @@ def time_range(connection, sensor_id: str, query: dict) -> tuple[dt.datetime, dt
     latest = connection.scalar(select(func.max(readings.c.ts)).where(readings.c.sensor_id == sensor_id))
     if latest is None:
         ensure_sensor(connection, sensor_id)
+        # All of it archived (READINGS_KEEP_MONTHS): the days before its last sample, from the archive.
+        latest = connection.scalar(select(sensors.c.last_sample_at).where(sensors.c.sensor_id == sensor_id))
     end = query.get("end") or latest or dt.datetime.now(dt.UTC)
     start = query.get("start") or end - DEFAULT_SPAN
     longest = settings().api_max_range_days

@@ -86,3 +86,19 @@ def test_the_charts_still_show_a_dropped_month_from_the_archive(stored, tmp_path
     assert pd.to_datetime(got["ts"], utc=True).tolist() == truth["ts"].tolist()
     with stored.connect() as connection:
         assert connection.scalar(select(func.min(readings.c.ts))) == dt.datetime(2026, 3, 1, tzinfo=dt.UTC)
+
+
+def test_a_sensor_whose_every_month_is_archived_opens_on_its_last_days(stored, tmp_path):
+    from sqlalchemy import update
+
+    with stored.begin() as connection:
+        last = dt.datetime(2026, 3, 10, 23, tzinfo=dt.UTC)
+        connection.execute(update(sensors).values(last_sample_at=last))
+    archiving.archive(stored, tmp_path, NOW, 3, "CC BY 4.0")
+    archiving.drop_archived_months(stored, tmp_path, NOW, keep_months=1)  # January to March: all of it
+    assert months_in_database(stored) == []
+    app = create_app(load_settings(backend_token=TOKEN, archive_dir=str(tmp_path)))
+    with app.test_client() as client:
+        answer = client.get("/api/v1/sensors/g1/readings", headers={"Authorization": f"Bearer {TOKEN}"}).json
+    app.extensions["grow_wow"]["engine"].dispose()
+    assert answer["readings"] == 9 * 24 + 1 and answer["end"].startswith("2026-03-10T23:00")
