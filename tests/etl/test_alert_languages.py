@@ -22,6 +22,9 @@ from flask_front_end import accounts
 from tests.catalogues import TRANSLATED, english_left
 from tests.factories import seed
 
+# Many pages, mails and accounts on both engines: `make test` and CI run these; `make test-fast` not.
+pytestmark = pytest.mark.slow
+
 NOW = dt.datetime(2019, 6, 12, 2, 0, tzinfo=dt.UTC)
 PASSWORD = "a long password"
 BASE = "https://grow-wow.example.org"

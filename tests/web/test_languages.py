@@ -35,6 +35,9 @@ from tests.catalogues import TRANSLATED, catalogue, english_left, forms, placeho
 from tests.factories import TOKEN, seed
 from tests.web.test_front_end import PASSWORD, csrf_token, log_in
 
+# Many pages, mails and accounts on both engines: `make test` and CI run these; `make test-fast` not.
+pytestmark = pytest.mark.slow
+
 ROOT = i18n.LOCALE_DIR.parents[1]
 LINK_SECRET = "test-secret-for-links-in-mails"
 # The keywords `make translations` extracts with (its BABEL_KEYWORDS), beside gettext's own.

@@ -23,6 +23,9 @@ from flask_front_end.settings import load_settings
 from tests.factories import TOKEN, seed
 from tests.web.test_front_end import PASSWORD, csrf_token, log_in
 
+# Many pages, mails and accounts on both engines: `make test` and CI run these; `make test-fast` not.
+pytestmark = pytest.mark.slow
+
 LINK_SECRET = "test-secret-for-links-in-mails"
 NEW_PASSWORD = "a brand new password"
 # As printed on each seeded sensor: olive's (owner-a) s1 and s2, someone else's (owner-b) r1 and 0042.
