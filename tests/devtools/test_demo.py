@@ -25,6 +25,7 @@ def demo_folders(tmp_path, monkeypatch):
     monkeypatch.setattr(demo, "DEMO_MAIL_DIR", tmp_path / "mail")
 
 
+@pytest.mark.slow  # a whole demo night and its SMTP server (7 s)
 def test_the_demo_mails_its_owner_the_alert_and_says_where_to_read_it(tmp_path, monkeypatch):
     monkeypatch.setattr(demo, "DEMO_DATABASE", tmp_path / "demo.sqlite")
     (tmp_path / "mail").mkdir()

@@ -385,6 +385,7 @@ def fuzz_files(draw):
     return text.encode(encoding, errors="replace")
 
 
+@pytest.mark.slow  # 150 files fuzzed (15 s)
 @settings(
     max_examples=150,
     deadline=None,

@@ -48,6 +48,7 @@ def test_a_day_with_a_long_gap_is_left_out_and_short_gaps_are_filled():
     assert not np.isnan(windows.values).any()
 
 
+@pytest.mark.slow  # loads TensorFlow (7 s)
 def test_the_shipped_models_are_small_and_carry_their_calibration():
     size = sum(f.stat().st_size for f in MODEL_DIR.iterdir() if f.suffix in (".keras", ".json"))
     assert size < 5_000_000
@@ -65,6 +66,7 @@ def clean_sensors(network):
     return network.visible_readings(codes, network.start, network.end, now=network.end)
 
 
+@pytest.mark.slow  # loads TensorFlow and runs the models (6 s)
 def test_clean_simulated_days_are_not_flagged(clean_sensors):
     assert check_with_models(clean_sensors, shipped()) == []
 
