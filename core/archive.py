@@ -1,45 +1,183 @@
-"""The open-data archive as both sides see it: where each day's file lies (the nightly job writes them,
-`etl.archive`), and a sensor's readings read back from them with DuckDB (the back end's ranges that reach
-past what the database keeps)."""
+"""The open-data archive as every role sees it: where it lives (a folder, or an S3 bucket), where each
+day's file lies in it (the nightly job writes them, `etl.archive`), and a sensor's readings read back from
+them with DuckDB (the back end's ranges that reach past what the database keeps; the dashboard's
+downloads)."""
 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import os
+from functools import cached_property
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pandas as pd
+from pydantic import Field, field_validator
 
+from core.errors import GrowWowError
+from core.settings import CoreSettings, http_url
 from core.vocabulary import SENSOR_VARIABLES
 
 VARIABLES = list(SENSOR_VARIABLES)
 
 
+class ArchiveError(GrowWowError):
+    """The archive could not be reached or read: its location and why, in one line."""
+
+
+class ArchiveSettings(CoreSettings):
+    """Where the archive lives, for each role that writes or reads it (the nightly job, the back end, the
+    dashboard)."""
+
+    archive_dir: str | None = Field(
+        default=None,
+        description="where python -m etl archive writes and the back end and dashboard read: a folder, or "
+        "s3://bucket/prefix (credentials as for any AWS call: the instance's role, or the environment)",
+    )
+    archive_s3_endpoint_url: str | None = Field(
+        default=None,
+        description="the S3 service to use instead of AWS's (a MinIO, or a simulator on loopback)",
+    )
+
+    @field_validator("archive_s3_endpoint_url")
+    @classmethod
+    def _endpoint(cls, value: str | None) -> str | None:
+        return None if value is None else http_url(value)
+
+    @cached_property
+    def archive_store(self) -> ArchiveStore | None:
+        """The archive these settings name, or None when none is set."""
+        if not self.archive_dir:
+            return None
+        return open_store(self.archive_dir, self.archive_s3_endpoint_url, self.aws_region)
+
+
+class ArchiveStore:
+    """An archive's files through pyarrow's file systems, the same calls for a folder and an S3 bucket:
+    paths are relative to the archive's root, with '/' between parts."""
+
+    def __init__(self, filesystem, base: str, label: str):
+        self.filesystem = filesystem
+        self.base = base.rstrip("/")
+        self.label = label  # for messages: the folder or s3:// address as configured
+
+    def __str__(self) -> str:
+        return self.label
+
+    def path(self, relative: str) -> str:
+        return f"{self.base}/{relative}"
+
+    def exists(self, relative: str) -> bool:
+        from pyarrow import fs
+
+        return self._call(lambda: self.filesystem.get_file_info(self.path(relative)).type == fs.FileType.File)
+
+    def read_bytes(self, relative: str) -> bytes:
+        def read():
+            with self.filesystem.open_input_stream(self.path(relative)) as stream:
+                return stream.read()
+
+        return self._call(read)
+
+    def write_bytes(self, relative: str, data: bytes) -> None:
+        """Write a whole file, atomically: a reader sees the old file or the new one, never half of
+        either (an S3 object appears only once uploaded whole; a local file is written under a temporary
+        name and renamed)."""
+        target = self.path(relative)
+
+        def write():
+            if self.is_local:  # (S3 has no folders: pyarrow would leave an empty marker object for each)
+                self.filesystem.create_dir(target.rsplit("/", 1)[0], recursive=True)
+                partial = target + ".partial"
+                with self.filesystem.open_output_stream(partial) as stream:
+                    stream.write(data)
+                os.replace(partial, target)
+            else:
+                with self.filesystem.open_output_stream(target) as stream:
+                    stream.write(data)
+
+        self._call(write)
+
+    def sha256(self, relative: str) -> str:
+        def digest():
+            found = hashlib.sha256()
+            with self.filesystem.open_input_stream(self.path(relative)) as stream:
+                while block := stream.read(1 << 20):
+                    found.update(block)
+            return found.hexdigest()
+
+        return self._call(digest)
+
+    def stream(self, relative: str, block: int = 1 << 20):
+        """A file's bytes in blocks, for a download that never holds the whole file."""
+        with self._call(lambda: self.filesystem.open_input_stream(self.path(relative))) as stream:
+            while chunk := stream.read(block):
+                yield chunk
+
+    @property
+    def is_local(self) -> bool:
+        return self.filesystem.type_name == "local"
+
+    def _call(self, action):
+        try:
+            return action()
+        except FileNotFoundError:
+            raise
+        except OSError as error:  # pyarrow's S3 errors are OSErrors naming the request and the answer
+            raise ArchiveError(f"the archive at {self.label}: {error}".splitlines()[0]) from None
+
+
+def open_store(location: str | Path, s3_endpoint_url: str | None = None, region: str | None = None):
+    """The archive at `location`: a folder or s3://bucket/prefix."""
+    from pyarrow import fs
+
+    location = str(location)
+    if location.startswith("s3://"):
+        parts = urlsplit(location)
+        if not parts.netloc:
+            raise ArchiveError(f"{location}: an S3 archive is s3://bucket or s3://bucket/prefix")
+        # Seconds, not AWS's minutes: a night's job or a chart waits on a hung S3 no longer than this.
+        options = {"region": region, "connect_timeout": 10, "request_timeout": 60} if region else {}
+        if s3_endpoint_url:
+            endpoint = urlsplit(s3_endpoint_url)
+            options.update(endpoint_override=endpoint.netloc, scheme=endpoint.scheme)
+        filesystem = fs.S3FileSystem(**options)
+        return ArchiveStore(filesystem, f"{parts.netloc}{parts.path}".rstrip("/"), location)
+    folder = Path(location).resolve()  # made by the first file written to it
+    return ArchiveStore(fs.LocalFileSystem(), folder.as_posix(), location)
+
+
+def as_store(root) -> ArchiveStore:
+    """An archive store as given, or the folder (or s3:// address) named."""
+    return root if isinstance(root, ArchiveStore) else open_store(root)
+
+
 def day_path(day: dt.date, source: str) -> str:
-    """A day and source's file, relative to the archive's folder (Hive-style partitions)."""
+    """A day and source's file, relative to the archive's root (Hive-style partitions)."""
     return f"readings/day={day.isoformat()}/source={source}/readings.parquet"
 
 
-def read_sensor(
-    root: Path, sensor_id: str, source: str, start: dt.datetime, end: dt.datetime
-) -> pd.DataFrame:
+def read_sensor(root, sensor_id: str, source: str, start: dt.datetime, end: dt.datetime) -> pd.DataFrame:
     """A sensor's archived readings from `start` to `end` (both included), in time order: ts and the
     variables. Only the files of the days asked are opened, and in them only the row groups that can
     hold the sensor (each file is sorted by sensor, with statistics)."""
     import duckdb
+    import pyarrow.dataset as ds
 
+    store = as_store(root)
     columns = ["ts", *VARIABLES]
-    files = [
-        str(root / day_path(start.date() + dt.timedelta(days=i), source))
-        for i in range((end.date() - start.date()).days + 1)
-    ]
-    files = [path for path in files if Path(path).exists()]
+    days = [start.date() + dt.timedelta(days=i) for i in range((end.date() - start.date()).days + 1)]
+    files = [store.path(day_path(day, source)) for day in days if store.exists(day_path(day, source))]
     if not files:
         return pd.DataFrame(columns=columns)
+    # DuckDB scans the files through pyarrow's file system (S3 as well as a folder), the sensor and the
+    # times pushed down to the row groups' statistics.
     with duckdb.connect() as connection:
+        connection.register("found", ds.dataset(files, format="parquet", filesystem=store.filesystem))
         rows = connection.execute(
-            f"SELECT {', '.join(columns)} FROM read_parquet(?) "
-            "WHERE sensor_id = ? AND ts BETWEEN ? AND ? ORDER BY ts",
-            [files, sensor_id, start, end],
+            f"SELECT {', '.join(columns)} FROM found WHERE sensor_id = ? AND ts BETWEEN ? AND ? ORDER BY ts",
+            [sensor_id, start, end],
         ).fetchall()
     frame = pd.DataFrame(rows, columns=columns)
     frame["ts"] = pd.to_datetime(frame["ts"], utc=True)

@@ -1,12 +1,14 @@
-"""`python -m etl archive --to DIR`: the network's history as open data. Each finished day's readings,
+"""`python -m etl archive` (to ARCHIVE_DIR, or `--to`: a folder or s3://bucket/prefix): the network's
+history as open data. Each finished day's readings,
 one Parquet file a day and source (`readings/day=YYYY-MM-DD/source=grow/readings.parquet`), each reading
 with the kinds of anomaly over it and its sensor's health that day; beside them `manifest.json` (each
 file's SHA-256, rows and bytes) and the data's licence.
 
 - A finished day is one before today (UTC) by `ARCHIVE_AFTER_DAYS` or more, late uploads having had
   their time.
-- Idempotent and resumable: each day and source is written to a temporary name, renamed, then entered in
-  the manifest (itself replaced whole). A day whose readings or anomalies changed since it was archived
+- Idempotent and resumable: each day and source is written whole (a folder's file under a temporary name,
+  then renamed; an S3 object appears only once uploaded whole), then entered in the manifest (itself
+  replaced whole). A day whose readings or anomalies changed since it was archived
   (late readings, a recheck) is written again; the others are left as they are, byte for byte.
 - Files are sorted by sensor and time and compressed with zstd, floats split by byte stream: a reading
   costs a few bytes (`benchmarks/bench_scale.py` measures it).
@@ -16,11 +18,10 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import io
 import json
 import logging
-import os
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -28,7 +29,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from sqlalchemy import Date, cast, func, select
 
-from core.archive import day_path
+from core.archive import ArchiveStore, as_store, day_path
 from core.db import read_frame
 from core.schema import anomalies, readings
 from core.vocabulary import NOT_FAULTS, SENSOR_VARIABLES, SOURCE_PREFIXES, source_of
@@ -158,14 +159,13 @@ def _anomaly_columns(frame: pd.DataFrame, over: pd.DataFrame) -> tuple[list, set
     return kinds, faulty
 
 
-def write_day(table: pa.Table, path: Path) -> tuple[str, int]:
-    """Write the table to `path` through a temporary name (a crash leaves no half file under the real
-    one): its SHA-256 and size."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(path.name + ".partial")
+def write_day(table: pa.Table, store: ArchiveStore, relative: str) -> tuple[str, int]:
+    """Write the table to the archive, whole or not at all (a crash leaves no half file): its SHA-256 and
+    size. A day's file is a few bytes a reading (48 MB for a day of 100,000 sensors), made in memory."""
+    buffer = io.BytesIO()
     pq.write_table(
         table,
-        partial,
+        buffer,
         compression="zstd",
         compression_level=9,
         use_dictionary=["sensor_id", "anomalies", "health"],
@@ -174,14 +174,15 @@ def write_day(table: pa.Table, path: Path) -> tuple[str, int]:
         write_statistics=["sensor_id", "ts"],
         row_group_size=ROW_GROUP,
     )
-    digest = _sha256(partial)
-    os.replace(partial, path)
-    return digest, path.stat().st_size
+    data = buffer.getvalue()
+    store.write_bytes(relative, data)
+    return hashlib.sha256(data).hexdigest(), len(data)
 
 
-def archive(engine, root: Path, now: dt.datetime, after_days: int, licence: str) -> dict:
-    """Archive every finished day not archived yet, or changed since: what was written and kept."""
-    root.mkdir(parents=True, exist_ok=True)
+def archive(engine, root, now: dt.datetime, after_days: int, licence: str) -> dict:
+    """Archive every finished day not archived yet, or changed since, into `root` (an ArchiveStore, a
+    folder or an s3:// address): what was written and kept."""
+    root = as_store(root)
     manifest = read_manifest(root)
     before = (now - dt.timedelta(days=after_days)).date()
     with engine.connect() as connection:
@@ -192,11 +193,11 @@ def archive(engine, root: Path, now: dt.datetime, after_days: int, licence: str)
         written = kept = 0
         for key in sorted(marks, key=lambda k: (k.day, k.source)):
             entry = manifest["files"].get(key.path)
-            if entry and entry["fingerprint"] == marks[key] and (root / key.path).exists():
+            if entry and entry["fingerprint"] == marks[key] and root.exists(key.path):
                 kept += 1
                 continue
             table = day_table(connection, key)
-            digest, size = write_day(table, root / key.path)
+            digest, size = write_day(table, root, key.path)
             manifest["files"][key.path] = {
                 "day": key.day.isoformat(),
                 "source": key.source,
@@ -209,37 +210,36 @@ def archive(engine, root: Path, now: dt.datetime, after_days: int, licence: str)
             write_manifest(root, manifest)  # after each file: a killed run resumes from here
             written += 1
             log.info("archived %s: %d readings, %d bytes", key.path, table.num_rows, size)
-    (root / LICENCE).write_text(licence_text(licence))
+    root.write_bytes(LICENCE, licence_text(licence).encode())
     write_manifest(root, manifest)
     return {"written": written, "kept": kept, "days": len({k.day for k in marks})}
 
 
-def verify(root: Path) -> list[str]:
+def verify(root) -> list[str]:
     """What is wrong with an archive: files missing or whose bytes are not the ones the manifest names."""
+    root = as_store(root)
     wrong = []
     for path, entry in read_manifest(root)["files"].items():
-        file = root / path
-        if not file.exists():
+        if not root.exists(path):
             wrong.append(f"{path}: missing")
-        elif _sha256(file) != entry["sha256"]:
+        elif root.sha256(path) != entry["sha256"]:
             wrong.append(f"{path}: its bytes changed since it was archived")
     return wrong
 
 
-def read_manifest(root: Path) -> dict:
-    path = root / MANIFEST
-    if not path.exists():
+def read_manifest(root) -> dict:
+    root = as_store(root)
+    if not root.exists(MANIFEST):
         return {"format": FORMAT, "files": {}}
-    manifest = json.loads(path.read_text())
+    manifest = json.loads(root.read_bytes(MANIFEST))
     if manifest.get("format") != FORMAT:
-        raise ValueError(f"{path}: an archive of format {manifest.get('format')}, not {FORMAT}")
+        found = manifest.get("format")
+        raise ValueError(f"{root.path(MANIFEST)}: an archive of format {found}, not {FORMAT}")
     return manifest
 
 
-def write_manifest(root: Path, manifest: dict) -> None:
-    partial = root / (MANIFEST + ".partial")
-    partial.write_text(json.dumps(manifest, indent=1, sort_keys=True))
-    os.replace(partial, root / MANIFEST)
+def write_manifest(root: ArchiveStore, manifest: dict) -> None:
+    root.write_bytes(MANIFEST, json.dumps(manifest, indent=1, sort_keys=True).encode())
 
 
 def licence_text(licence: str) -> str:
@@ -251,14 +251,6 @@ def licence_text(licence: str) -> str:
         "light (mol/m²/d), battery_level (%), anomalies (the kinds GROW-WOW found over the reading, "
         "';'-joined), health (the sensor that day). manifest.json gives each file's SHA-256.\n"
     )
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as stream:
-        for block in iter(lambda: stream.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _utc(value) -> pd.Timestamp:
@@ -274,13 +266,14 @@ def _as_date(value) -> dt.date:
     return value if isinstance(value, dt.date) else dt.date.fromisoformat(str(value)[:10])
 
 
-def drop_archived_months(engine, root: Path, now: dt.datetime, keep_months: int) -> list[str]:
+def drop_archived_months(engine, root, now: dt.datetime, keep_months: int) -> list[str]:
     """Delete from the database the readings of each whole month older than `keep_months`, once every
     day and source of it is in the archive, its file's bytes are the ones the manifest names, and it holds
     as many readings as the database; a month that is not is kept, and said why. What was done, a line a
     month."""
     if keep_months <= 0:
         return []
+    root = as_store(root)
     manifest = read_manifest(root)["files"]
     this_month = dt.date(now.year, now.month, 1)
     cutoff = _months_before(this_month, keep_months)
@@ -319,13 +312,13 @@ def _day_counts(connection, month: dt.date, following: dt.date) -> dict[DayFile,
     return {DayFile(_as_date(when), source): count for when, source, count in rows}
 
 
-def _not_archived(root: Path, manifest: dict, counts: dict[DayFile, int]) -> str | None:
+def _not_archived(root: ArchiveStore, manifest: dict, counts: dict[DayFile, int]) -> str | None:
     """Why a month's days may not be dropped, or None: each must be archived, intact, and whole."""
     for key, count in sorted(counts.items(), key=lambda item: (item[0].day, item[0].source)):
         entry = manifest.get(key.path)
-        if entry is None or not (root / key.path).exists():
+        if entry is None or not root.exists(key.path):
             return f"{key.path} is not archived"
-        if _sha256(root / key.path) != entry["sha256"]:
+        if root.sha256(key.path) != entry["sha256"]:
             return f"{key.path} is not as archived (its checksum differs)"
         if entry["rows"] != count:
             return f"{key.path} holds {entry['rows']:,} readings, the database {count:,}: archive it again"

@@ -224,16 +224,24 @@ def export_sensor_command(settings, sensor_id: str, days: float, out: Path) -> N
 
 
 @cli.command("archive")
-@click.option("--to", "root", type=click.Path(file_okay=False, path_type=Path), required=True,
-              help="the folder: readings/day=…/source=…/readings.parquet, manifest.json")  # fmt: skip
+@click.option("--to", "location", help="a folder or s3://bucket/prefix (default: ARCHIVE_DIR) to hold "
+              "readings/day=…/source=…/readings.parquet and manifest.json")  # fmt: skip
 @click.option("--verify", is_flag=True, help="only check every archived file against the manifest")
 @click.pass_obj
-def archive_command(settings, root: Path, verify: bool) -> None:
+def archive_command(settings, location: str | None, verify: bool) -> None:
     """Write each finished day's readings as Parquet (one file a day and source) with a manifest of
     checksums and the licence; a day changed since (late readings) is written again. With
     READINGS_KEEP_MONTHS, then drop from the database the older months, each once archived and verified."""
+    from core.archive import open_store
     from etl.archive import archive
     from etl.archive import verify as check
+
+    if location:
+        root = open_store(location, settings.archive_s3_endpoint_url, settings.aws_region)
+    elif settings.archive_store is not None:
+        root = settings.archive_store
+    else:
+        raise click.UsageError("where to? Set ARCHIVE_DIR or pass --to (a folder or s3://bucket/prefix)")
 
     if verify:
         wrong = check(root)

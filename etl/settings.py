@@ -8,6 +8,7 @@ from typing import ClassVar
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 
+from core.archive import ArchiveSettings
 from core.aws_secrets import SecretStore
 from core.mail import MailSettings
 from core.settings import https_url, load_role_settings
@@ -17,7 +18,7 @@ from detection.checks import DEFAULT_CHECKS
 SENSOR_SOURCES = ("grow", "opensensemap", "files")  # etl.sources.sensor_sources makes their clients
 
 
-class EtlSettings(MailSettings):
+class EtlSettings(MailSettings, ArchiveSettings):
     """Everything the steps and the `python -m etl` commands read from the environment."""
 
     role: ClassVar[str] = "the nightly job"

@@ -244,16 +244,17 @@ def with_archived(
 ) -> pd.DataFrame:
     """The readings asked for, with those before what the database keeps read from the archive
     (ARCHIVE_DIR), where there is one."""
-    root = settings().archive_dir
-    if not root or (kept_from is not None and start >= kept_from):
+    root = settings().archive_store
+    if root is None or (kept_from is not None and start >= kept_from):
         return frame
-    from pathlib import Path
-
-    from core.archive import read_sensor
+    from core.archive import ArchiveError, read_sensor
     from core.vocabulary import source_of
 
     until = min(end, kept_from - dt.timedelta(microseconds=1)) if kept_from else end
-    archived = read_sensor(Path(root), sensor_id, source_of(sensor_id), start, until)
+    try:
+        archived = read_sensor(root, sensor_id, source_of(sensor_id), start, until)
+    except ArchiveError as error:  # half a chart would look like a gap in the sensor's data
+        abort(503, f"{error}; ask again later, or for a range the database keeps")
     if archived.empty:
         return frame
     frame = frame.assign(ts=pd.to_datetime(frame["ts"], utc=True))

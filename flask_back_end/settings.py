@@ -6,20 +6,16 @@ from typing import ClassVar
 
 from pydantic import Field
 
+from core.archive import ArchiveSettings
 from core.aws_secrets import SecretStore
 from core.settings import WebSettings, load_role_settings
 
 
-class BackendSettings(WebSettings):
+class BackendSettings(WebSettings, ArchiveSettings):
     """What the JSON back end reads from the environment."""
 
     role: ClassVar[str] = "the back end"
 
-    archive_dir: str | None = Field(
-        default=None,
-        description="the folder python -m etl archive writes: a sensor's readings older than the database "
-        "keeps (READINGS_KEEP_MONTHS) are read from it, so the charts show its whole life",
-    )
     changes_settle_s: float = Field(
         default=600,
         ge=0,

@@ -7,12 +7,12 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from pathlib import Path
 
-from flask import Blueprint, abort, render_template, send_file
+from flask import Blueprint, Response, abort, render_template
+from flask_babel import gettext
 from flask_login import current_user
 
-from core.archive import day_path
+from core.archive import ArchiveError, ArchiveStore, day_path
 from core.vocabulary import SOURCE_PREFIXES
 from flask_front_end import extensions
 
@@ -22,16 +22,22 @@ SOURCES = ("grow", *SOURCE_PREFIXES.values())
 LISTED_DAYS = 400  # a year and some: older days are in the manifest, and in the folder
 
 
-def _root() -> Path | None:
+def _root() -> ArchiveStore | None:
     if not current_user.is_admin:
         abort(404)
-    folder = extensions.settings().archive_dir
-    return Path(folder) if folder else None
+    return extensions.settings().archive_store
 
 
-def _manifest(root: Path) -> dict:
-    path = root / "manifest.json"
-    return json.loads(path.read_text())["files"] if path.exists() else {}
+def _manifest(root: ArchiveStore) -> dict:
+    return json.loads(root.read_bytes("manifest.json"))["files"] if root.exists("manifest.json") else {}
+
+
+def _download(root: ArchiveStore, relative: str, mimetype: str, name: str) -> Response:
+    """A file of the archive streamed to the browser (a day of a large network is tens of MB), from a
+    folder or S3 alike."""
+    answer = Response(root.stream(relative), mimetype=mimetype)
+    answer.headers["Content-Disposition"] = f'attachment; filename="{name}"'
+    return answer
 
 
 def days(files: dict) -> list[dict]:
@@ -44,6 +50,11 @@ def days(files: dict) -> list[dict]:
         {"day": day, "files": sorted(by_day[day], key=lambda entry: entry["source"])}
         for day in sorted(by_day, reverse=True)[:LISTED_DAYS]
     ]
+
+
+@archive.errorhandler(ArchiveError)
+def _unreachable(error: ArchiveError):
+    return render_template("error.html", title=gettext("Archive unavailable"), message=str(error)), 503
 
 
 @archive.get("/archive")
@@ -71,15 +82,15 @@ def day_file(day: str, source: str):
     if root is None or source not in SOURCES:
         abort(404)
     relative = day_path(when, source)
-    if relative not in _manifest(root) or not (root / relative).is_file():
+    if relative not in _manifest(root) or not root.exists(relative):
         abort(404)
-    return send_file(root / relative, mimetype="application/vnd.apache.parquet", as_attachment=True,
-                     download_name=f"grow-wow_{day}_{source}.parquet")  # fmt: skip
+    return _download(root, relative, "application/vnd.apache.parquet", f"grow-wow_{day}_{source}.parquet")
 
 
 @archive.get("/archive/<any('manifest.json', 'LICENCE.txt'):name>")
 def beside(name: str):
     root = _root()
-    if root is None or not (root / name).is_file():
+    if root is None or not root.exists(name):
         abort(404)
-    return send_file(root / name, as_attachment=True, download_name=f"grow-wow_{name}")
+    mimetype = "application/json" if name.endswith(".json") else "text/plain"
+    return _download(root, name, mimetype, f"grow-wow_{name}")

@@ -8,11 +8,12 @@ from typing import ClassVar
 from pydantic import Field, SecretStr, field_validator
 
 from core.aws_secrets import SecretStore
+from core.archive import ArchiveSettings
 from core.mail import MailSettings
 from core.settings import WebSettings, http_url, load_role_settings
 
 
-class FrontendSettings(WebSettings, MailSettings):
+class FrontendSettings(WebSettings, MailSettings, ArchiveSettings):
     """What the dashboard reads from the environment; the mail settings send sign-up confirmations and
     password resets."""
 
@@ -93,11 +94,6 @@ class FrontendSettings(WebSettings, MailSettings):
         description="Leaflet tile layer; empty: a map without tiles (no request leaves the app)",
     )
     map_tile_attribution: str = "© OpenStreetMap contributors"
-    archive_dir: str | None = Field(
-        default=None,
-        description="the folder python -m etl archive writes (as the back end's ARCHIVE_DIR): an admin "
-        "downloads its days at /archive",
-    )
     google_maps_browser_key: SecretStr | None = Field(
         default=None, description="a browser key: the maps use Google Maps instead of Leaflet, as in 2019"
     )

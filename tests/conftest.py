@@ -318,3 +318,30 @@ def smtp_server():
     controller.start()
     yield port, inbox
     controller.stop()
+
+
+# --- an S3 service on loopback (moto's server): the archive's bucket --------------------------------------
+
+
+@pytest.fixture
+def s3_bucket(monkeypatch):
+    """A real S3 API on a free loopback port (moto's server) holding an empty bucket: (endpoint URL,
+    bucket). The AWS credentials are the simulator's, in the environment, as an instance role's would be."""
+    import boto3
+    from moto.server import ThreadedMotoServer
+
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "sim-access-key",
+        "AWS_SECRET_ACCESS_KEY": "sim-secret-key",
+        "AWS_EC2_METADATA_DISABLED": "true",  # never ask for an instance's role: there is none here
+    }.items():
+        monkeypatch.setenv(name, value)
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    endpoint = f"http://{host}:{port}"
+    client = boto3.client("s3", endpoint_url=endpoint, region_name="eu-west-1")
+    bucket = f"grow-archive-{uuid.uuid4().hex[:12]}"  # moto keeps its buckets in the process, server or not
+    client.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
+    yield endpoint, bucket
+    server.stop()

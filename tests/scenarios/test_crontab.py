@@ -63,6 +63,28 @@ def test_the_crontab_line_runs_the_nightly_runner(tmp_path, simulator):
         assert set(connection.scalars(select(etl_runs.c.status))) == {"ok"}
     engine.dispose()
 
+    # The archive's line, after the night: the finished days to ARCHIVE_DIR, as the env file names it.
+    archive_line = next(
+        line
+        for line in (ROOT / "deploy" / "crontab").read_text().splitlines()
+        if "python -m etl archive" in line
+    )
+    assert archive_line.split()[:5] == ["30", "4", "*", "*", "*"]
+    with (tmp_path / "grow-wow.env").open("a") as env_file:
+        env_file.write(f"\nARCHIVE_DIR={tmp_path / 'archive'}\n")
+    archive_command = (
+        archive_line.split(maxsplit=5)[5]
+        .replace("/opt/grow-wow", str(ROOT))
+        .replace("/etc/grow-wow.env", str(tmp_path / "grow-wow.env"))
+        .replace("/var/log/grow-wow", str(tmp_path / "log"))
+        .replace(".venv/bin/python", str(venv_python))
+    )
+    result = subprocess.run(["/bin/bash", "-c", archive_command], capture_output=True, text=True, timeout=300)
+    log = (tmp_path / "log" / "etl.log").read_text()
+    assert result.returncode == 0, log[-2000:]
+    assert re.search(r"[1-9]\d* day files written", log), log[-2000:]
+    assert list((tmp_path / "archive" / "readings").glob("day=2019-06-*/source=grow/readings.parquet"))
+
     # The guide's monitoring line (deploy/README.md, "Monitoring"), mail caught in a file: quiet after a
     # good night, and a mail once the night is older than the guide allows.
     guide = (ROOT / "deploy" / "README.md").read_text()

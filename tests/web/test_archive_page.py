@@ -65,3 +65,40 @@ def test_an_owner_sees_no_archive(archived):
         with olive.get(path) as answer:
             assert answer.status_code == 404, path
     assert "/archive" not in olive.get("/").get_data(as_text=True)
+
+
+def test_an_admin_downloads_a_day_of_an_archive_kept_in_s3(front_settings, engine, s3_bucket):  # noqa: F811
+    import boto3
+
+    endpoint, bucket = s3_bucket
+    location = {"archive_dir": f"s3://{bucket}/open-data", "archive_s3_endpoint_url": endpoint}
+    archiving.archive(engine, load_settings(**front_settings, **location).archive_store, NOW, 3, "CC BY 4.0")
+    app = create_front_end(load_settings(**front_settings, **location))
+    accounts.create_user(engine, "ada", PASSWORD, "admin")
+    admin = app.test_client()
+    log_in(admin, "ada")
+    assert admin.get("/archive").get_data(as_text=True).count("/archive/files/2019-06-") == 10
+    key = "open-data/readings/day=2019-06-03/source=grow/readings.parquet"
+    stored = boto3.client("s3", endpoint_url=endpoint, region_name="eu-west-1").get_object(
+        Bucket=bucket, Key=key
+    )
+    with admin.get("/archive/files/2019-06-03/grow.parquet") as answer:
+        assert answer.status_code == 200 and answer.get_data() == stored["Body"].read()
+
+
+def test_an_archive_that_cannot_be_reached_is_said_on_the_page(front_settings, engine, monkeypatch):  # noqa: F811
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        closed = probe.getsockname()[1]
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "sim-access-key")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "sim-secret-key")
+    location = {"archive_dir": "s3://grow-archive", "archive_s3_endpoint_url": f"http://127.0.0.1:{closed}"}
+    app = create_front_end(load_settings(**front_settings, **location))
+    accounts.create_user(engine, "ada", PASSWORD, "admin")
+    admin = app.test_client()
+    log_in(admin, "ada")
+    page = admin.get("/archive")
+    assert page.status_code == 503
+    assert "the archive at s3://grow-archive" in page.get_data(as_text=True)
