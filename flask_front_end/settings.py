@@ -7,8 +7,8 @@ from typing import ClassVar
 
 from pydantic import Field, SecretStr, field_validator
 
-from core.aws_secrets import SecretStore
 from core.archive import ArchiveSettings
+from core.aws_secrets import SecretStore
 from core.mail import MailSettings
 from core.settings import WebSettings, http_url, load_role_settings
 
