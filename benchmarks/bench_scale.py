@@ -47,8 +47,8 @@ def storage(engine) -> dict:
 
 
 def archive(engine, folder: Path, days: int) -> dict:
+    from core.archive import read_manifest
     from etl.archive import archive as write_archive
-    from etl.archive import read_manifest
 
     now = END.to_pydatetime() + dt.timedelta(days=3)  # every day of the fill finished
     seconds, done = harness.timed(lambda: write_archive(engine, folder, now, 3, "CC BY 4.0"))

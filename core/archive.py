@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import json
 import os
 from functools import cached_property
 from pathlib import Path
@@ -20,6 +21,25 @@ from core.settings import CoreSettings, http_url
 from core.vocabulary import SENSOR_VARIABLES
 
 VARIABLES = list(SENSOR_VARIABLES)
+FORMAT = 1  # of the manifest and the files' columns; a change of either is a new number
+MANIFEST = "manifest.json"
+# Readings a row group holds: its statistics (sensor ids, times) let a reader of one sensor skip the rest
+# of a file; 20,000 is about 200 sensors' day.
+ROW_GROUP = 20_000
+
+
+def parquet_options() -> dict:
+    """How every file of the archive is written: zstd, floats split by byte stream, times as deltas,
+    statistics for the sensor and the time (the writer sorts by both): a reading costs a few bytes
+    (`benchmarks/bench_scale.py`). A new dict each time: pyarrow adds to the encodings it is given."""
+    return {
+        "compression": "zstd",
+        "compression_level": 9,
+        "use_dictionary": ["sensor_id", "anomalies", "health"],
+        "column_encoding": {"ts": "DELTA_BINARY_PACKED", **dict.fromkeys(VARIABLES, "BYTE_STREAM_SPLIT")},
+        "write_statistics": ["sensor_id", "ts"],
+        "row_group_size": ROW_GROUP,
+    }
 
 
 class ArchiveError(GrowWowError):
@@ -115,6 +135,9 @@ class ArchiveStore:
             while chunk := stream.read(block):
                 yield chunk
 
+    def delete(self, relative: str) -> None:
+        self._call(lambda: self.filesystem.delete_file(self.path(relative)))
+
     @property
     def is_local(self) -> bool:
         return self.filesystem.type_name == "local"
@@ -158,17 +181,73 @@ def day_path(day: dt.date, source: str) -> str:
     return f"readings/day={day.isoformat()}/source={source}/readings.parquet"
 
 
+def month_key(month: dt.date, source: str) -> str:
+    return f"{month:%Y-%m}/{source}"
+
+
+def month_path(month: dt.date, source: str, bucket: int, buckets: int) -> str:
+    """One of a finished month's files by sensor (`etl.archive_months`): the sensors whose bucket it is."""
+    return f"sensors/month={month:%Y-%m}/source={source}/bucket={bucket:04d}-of-{buckets:04d}.parquet"
+
+
+def bucket_of(sensor_id: str, buckets: int) -> int:
+    """Which of a month's files holds a sensor: the first 32 bits of its id's MD5 (BUCKET_SQL in DuckDB)."""
+    spread = hashlib.md5(sensor_id.encode(), usedforsecurity=False)  # a spread, not a secret
+    return int(spread.hexdigest()[:8], 16) % buckets
+
+
+BUCKET_SQL = "('0x' || substr(md5(sensor_id), 1, 8))::UBIGINT % {buckets}"
+
+
+def write_manifest(root: ArchiveStore, manifest: dict) -> None:
+    root.write_bytes(MANIFEST, json.dumps(manifest, indent=1, sort_keys=True).encode())
+
+
+def read_manifest(root) -> dict:
+    """The archive's manifest: `files`, each day and source's file; `months`, each finished month's files
+    by sensor."""
+    root = as_store(root)
+    if not root.exists(MANIFEST):
+        return {"format": FORMAT, "files": {}, "months": {}}
+    manifest = json.loads(root.read_bytes(MANIFEST))
+    if manifest.get("format") != FORMAT:
+        found = manifest.get("format")
+        raise ArchiveError(f"{root.path(MANIFEST)}: an archive of format {found}, not {FORMAT}")
+    manifest.setdefault("months", {})  # (an archive written before months were kept by sensor)
+    return manifest
+
+
+def files_to_read(manifest: dict, sensor_id: str, source: str, start: dt.date, end: dt.date) -> list[str]:
+    """The archive's files that hold a sensor's readings from `start` to `end`: a finished month's one file
+    by sensor where the month has them, else each day's file: a year is 12 files, not 365 (each day's
+    file of a large network has hundreds of row groups to look through for one sensor)."""
+    files, day = [], start
+    while day <= end:
+        month = day.replace(day=1)
+        following = (month + dt.timedelta(days=32)).replace(day=1)
+        entry = manifest["months"].get(month_key(month, source))
+        if entry:
+            path = month_path(month, source, bucket_of(sensor_id, entry["buckets"]), entry["buckets"])
+            files += [path] if path in entry["files"] else []
+            day = following
+            continue
+        path = day_path(day, source)
+        files += [path] if path in manifest["files"] else []
+        day += dt.timedelta(days=1)
+    return files
+
+
 def read_sensor(root, sensor_id: str, source: str, start: dt.datetime, end: dt.datetime) -> pd.DataFrame:
     """A sensor's archived readings from `start` to `end` (both included), in time order: ts and the
-    variables. Only the files of the days asked are opened, and in them only the row groups that can
-    hold the sensor (each file is sorted by sensor, with statistics)."""
+    variables. Only the files that hold the days asked are opened (`files_to_read`), and in them only the
+    row groups that can hold the sensor (each file is sorted by sensor, with statistics)."""
     import duckdb
     import pyarrow.dataset as ds
 
     store = as_store(root)
     columns = ["ts", *VARIABLES]
-    days = [start.date() + dt.timedelta(days=i) for i in range((end.date() - start.date()).days + 1)]
-    files = [store.path(day_path(day, source)) for day in days if store.exists(day_path(day, source))]
+    wanted = files_to_read(read_manifest(store), sensor_id, source, start.date(), end.date())
+    files = [store.path(path) for path in wanted]
     if not files:
         return pd.DataFrame(columns=columns)
     # DuckDB scans the files through pyarrow's file system (S3 as well as a folder), the sensor and the

@@ -29,18 +29,14 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from sqlalchemy import Date, cast, func, select
 
-from core.archive import ArchiveStore, as_store, day_path
+from core.archive import ArchiveStore, as_store, day_path, parquet_options, read_manifest, write_manifest
 from core.db import read_frame
 from core.schema import anomalies, readings
 from core.vocabulary import NOT_FAULTS, SENSOR_VARIABLES, SOURCE_PREFIXES, source_of
+from etl.archive_months import write_sensor_months
 
 log = logging.getLogger(__name__)
 
-FORMAT = 1  # of the manifest and the files' columns; a change of either is a new number
-MANIFEST = "manifest.json"
-# Readings a row group holds: its statistics (sensor ids, times) let a reader of one sensor skip the rest
-# of a day's file; 20,000 is about 200 sensors' day.
-ROW_GROUP = 20_000
 LICENCE = "LICENCE.txt"
 VARIABLES = list(SENSOR_VARIABLES)
 SCHEMA = pa.schema(
@@ -163,17 +159,7 @@ def write_day(table: pa.Table, store: ArchiveStore, relative: str) -> tuple[str,
     """Write the table to the archive, whole or not at all (a crash leaves no half file): its SHA-256 and
     size. A day's file is a few bytes a reading (48 MB for a day of 100,000 sensors), made in memory."""
     buffer = io.BytesIO()
-    pq.write_table(
-        table,
-        buffer,
-        compression="zstd",
-        compression_level=9,
-        use_dictionary=["sensor_id", "anomalies", "health"],
-        use_byte_stream_split=VARIABLES,
-        column_encoding={"ts": "DELTA_BINARY_PACKED"},
-        write_statistics=["sensor_id", "ts"],
-        row_group_size=ROW_GROUP,
-    )
+    pq.write_table(table, buffer, **parquet_options())
     data = buffer.getvalue()
     store.write_bytes(relative, data)
     return hashlib.sha256(data).hexdigest(), len(data)
@@ -210,36 +196,26 @@ def archive(engine, root, now: dt.datetime, after_days: int, licence: str) -> di
             write_manifest(root, manifest)  # after each file: a killed run resumes from here
             written += 1
             log.info("archived %s: %d readings, %d bytes", key.path, table.num_rows, size)
+    months = write_sensor_months(root, manifest, before)
     root.write_bytes(LICENCE, licence_text(licence).encode())
     write_manifest(root, manifest)
-    return {"written": written, "kept": kept, "days": len({k.day for k in marks})}
+    return {"written": written, "kept": kept, "days": len({k.day for k in marks}), "months": months}
 
 
 def verify(root) -> list[str]:
     """What is wrong with an archive: files missing or whose bytes are not the ones the manifest names."""
     root = as_store(root)
     wrong = []
-    for path, entry in read_manifest(root)["files"].items():
+    manifest = read_manifest(root)
+    listed = dict(manifest["files"])
+    for month in manifest["months"].values():
+        listed.update(month["files"])
+    for path, entry in sorted(listed.items()):
         if not root.exists(path):
             wrong.append(f"{path}: missing")
         elif root.sha256(path) != entry["sha256"]:
             wrong.append(f"{path}: its bytes changed since it was archived")
     return wrong
-
-
-def read_manifest(root) -> dict:
-    root = as_store(root)
-    if not root.exists(MANIFEST):
-        return {"format": FORMAT, "files": {}}
-    manifest = json.loads(root.read_bytes(MANIFEST))
-    if manifest.get("format") != FORMAT:
-        found = manifest.get("format")
-        raise ValueError(f"{root.path(MANIFEST)}: an archive of format {found}, not {FORMAT}")
-    return manifest
-
-
-def write_manifest(root: ArchiveStore, manifest: dict) -> None:
-    root.write_bytes(MANIFEST, json.dumps(manifest, indent=1, sort_keys=True).encode())
 
 
 def licence_text(licence: str) -> str:

@@ -256,7 +256,8 @@ def archive_command(settings, location: str | None, verify: bool) -> None:
     engine = make_engine(settings)
     done = archive(engine, root, settings.now(), settings.archive_after_days, settings.archive_licence)
     click.echo(
-        f"{root}: {done['written']} day files written, {done['kept']} unchanged, over {done['days']} days"
+        f"{root}: {done['written']} day files written, {done['kept']} unchanged, over {done['days']} days; "
+        f"{done['months']} finished months written by sensor"
     )
     for line in drop_archived_months(engine, root, settings.now(), settings.readings_keep_months):
         click.echo(line)

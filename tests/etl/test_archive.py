@@ -57,7 +57,7 @@ def network(engine):
 
 def test_each_finished_day_and_source_is_one_file_equal_to_the_database(network, tmp_path):
     done = archiving.archive(network, tmp_path, NOW, 3, "CC BY 4.0")
-    assert done == {"written": 8, "kept": 0, "days": 4}  # 1–4 March, GROW and openSenseMap
+    assert done == {"written": 8, "kept": 0, "days": 4, "months": 0}  # 1–4 March, GROW and openSenseMap
     manifest = json.loads((tmp_path / "manifest.json").read_text())
     files = manifest["files"]
     assert sorted(files) == [

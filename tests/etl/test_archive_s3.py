@@ -35,7 +35,12 @@ def test_an_archive_in_a_bucket_is_written_verified_and_a_late_reading_rewrites_
 ):
     endpoint, bucket = s3_bucket
     store = open_store(f"s3://{bucket}/open-data", endpoint, "eu-west-1")
-    assert archiving.archive(network, store, NOW, 3, "CC BY 4.0") == {"written": 8, "kept": 0, "days": 4}
+    assert archiving.archive(network, store, NOW, 3, "CC BY 4.0") == {
+        "written": 8,
+        "kept": 0,
+        "days": 4,
+        "months": 0,
+    }
     before = objects(endpoint, bucket)
     assert sorted(before) == sorted(
         ["open-data/LICENCE.txt", "open-data/manifest.json"]
