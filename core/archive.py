@@ -1,7 +1,6 @@
-"""The open-data archive as every role sees it: where it lives (a folder, or an S3 bucket), where each
-day's file lies in it (the nightly job writes them, `etl.archive`), and a sensor's readings read back from
-them with DuckDB (the back end's ranges that reach past what the database keeps; the dashboard's
-downloads)."""
+"""The open-data archive as every role sees it: where it lives (a folder, or an S3 bucket), how its files
+are written and where each lies in it (the nightly job writes them, `etl.archive`), and a sensor's
+readings read back from them (the back end's ranges that reach past what the database keeps)."""
 
 from __future__ import annotations
 
@@ -21,7 +20,10 @@ from core.settings import CoreSettings, http_url
 from core.vocabulary import SENSOR_VARIABLES
 
 VARIABLES = list(SENSOR_VARIABLES)
-FORMAT = 1  # of the manifest and the files' columns; a change of either is a new number
+# Of the manifest and the files' columns; a change of either is a new number. 2: values as float64, as the
+# database holds them (format 1 kept float32, and a daily mean's 15 digits became 7 once its month left
+# the database).
+FORMAT = 2
 MANIFEST = "manifest.json"
 # Readings a row group holds: its statistics (sensor ids, times) let a reader of one sensor skip the rest
 # of a file; 20,000 is about 200 sensors' day.
@@ -212,7 +214,9 @@ def read_manifest(root) -> dict:
     manifest = json.loads(root.read_bytes(MANIFEST))
     if manifest.get("format") != FORMAT:
         found = manifest.get("format")
-        raise ArchiveError(f"{root.path(MANIFEST)}: an archive of format {found}, not {FORMAT}")
+        raise ArchiveError(
+            f"{root.path(MANIFEST)}: an archive of format {found}, not {FORMAT}: archive into a new place"
+        )
     manifest.setdefault("months", {})  # (an archive written before months were kept by sensor)
     return manifest
 
@@ -241,7 +245,7 @@ def read_sensor(root, sensor_id: str, source: str, start: dt.datetime, end: dt.d
     """A sensor's archived readings from `start` to `end` (both included), in time order: ts and the
     variables. Only the files that hold the days asked are opened (`files_to_read`), and in them only the
     row groups that can hold the sensor (each file is sorted by sensor, with statistics)."""
-    import duckdb
+    import pyarrow as pa
     import pyarrow.dataset as ds
 
     store = as_store(root)
@@ -250,16 +254,18 @@ def read_sensor(root, sensor_id: str, source: str, start: dt.datetime, end: dt.d
     files = [store.path(path) for path in wanted]
     if not files:
         return pd.DataFrame(columns=columns)
-    # DuckDB scans the files through pyarrow's file system (S3 as well as a folder), the sensor and the
-    # times pushed down to the row groups' statistics.
-    with duckdb.connect() as connection:
-        connection.register("found", ds.dataset(files, format="parquet", filesystem=store.filesystem))
-        rows = connection.execute(
-            f"SELECT {', '.join(columns)} FROM found WHERE sensor_id = ? AND ts BETWEEN ? AND ? ORDER BY ts",
-            [sensor_id, start, end],
-        ).fetchall()
-    frame = pd.DataFrame(rows, columns=columns)
+    # pyarrow's scanner skips every row group whose statistics cannot hold the sensor or the times (DuckDB
+    # over the same files read them all: its filter did not reach pyarrow's scan; 2.2 s against 0.4 s for
+    # a year of 2,000 sensors' months, measured under load).
+    moment = pa.timestamp("ms", tz="UTC")
+    wanted_rows = (
+        (ds.field("sensor_id") == sensor_id)
+        & (ds.field("ts") >= pa.scalar(start, type=moment))
+        & (ds.field("ts") <= pa.scalar(end, type=moment))
+    )
+    table = ds.dataset(files, format="parquet", filesystem=store.filesystem).to_table(
+        columns=columns, filter=wanted_rows
+    )
+    frame = table.to_pandas().sort_values("ts", ignore_index=True)
     frame["ts"] = pd.to_datetime(frame["ts"], utc=True)
-    for name in VARIABLES:  # stored as float32: 23.45, not 23.450000762939453 (its shortest decimal)
-        frame[name] = pd.to_numeric(frame[name].astype("float32").astype(str), errors="coerce")
     return frame

@@ -43,7 +43,7 @@ SCHEMA = pa.schema(
     [
         pa.field("sensor_id", pa.string()),
         pa.field("ts", pa.timestamp("ms", tz="UTC")),
-        *(pa.field(name, pa.float32()) for name in VARIABLES),
+        *(pa.field(name, pa.float64()) for name in VARIABLES),  # as stored: a daily mean keeps its 15 digits
         pa.field("anomalies", pa.string(), metadata={"description": "kinds of anomaly over it, ';'-joined"}),
         pa.field("health", pa.string(), metadata={"description": "its sensor that day: faulty or healthy"}),
     ]

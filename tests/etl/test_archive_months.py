@@ -75,3 +75,18 @@ def test_a_large_month_is_split_by_the_hash_of_its_sensors_ids(stored, tmp_path,
     store = open_store(tmp_path)
     start, end = dt.datetime(2026, 1, 1, tzinfo=dt.UTC), dt.datetime(2026, 1, 31, 23, tzinfo=dt.UTC)
     assert len(read_sensor(store, "g1", "grow", start, end)) == 31 * 24
+
+
+def test_a_value_leaves_the_database_for_the_archive_to_its_last_digit(stored, tmp_path):  # noqa: F811
+    # A daily mean from the Vale da Lama files: 15 digits, which a float32 archive cut to 7.
+    at = pd.Timestamp("2026-02-03 05:00", tz="UTC")
+    with stored.begin() as connection:
+        bulk_upsert(
+            connection,
+            readings,
+            pd.DataFrame([{"sensor_id": "g1", "ts": at, "soil_moisture": 11.3407692307692}]),
+        )
+    archiving.archive(stored, tmp_path, NOW, 3, "CC BY 4.0")
+    archiving.drop_archived_months(stored, tmp_path, NOW, keep_months=2)
+    got = read_sensor(tmp_path, "g1", "grow", at.to_pydatetime(), at.to_pydatetime())
+    assert got["soil_moisture"].tolist() == [11.3407692307692]
