@@ -3,30 +3,52 @@
 
 import datetime as dt
 
+import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
+import pytest
 
 from core.archive import bucket_of, files_to_read, month_path, open_store, read_manifest, read_sensor
 from core.load import bulk_upsert
-from core.schema import readings
+from core.schema import readings, sensors
 from etl import archive as archiving
 from etl import archive_months
-from tests.etl.test_retention import NOW, hourly, stored  # noqa: F401 (the fixture)
+from tests.etl.test_retention import NOW
+
+# Ten days across a month's end, hourly, for a sensor of each source: January (6 days) and February (4) are
+# finished months by NOW.
+FIRST, LAST = "2026-01-26", "2026-02-04 23:00"
+
+
+def hourly(sensor_id: str, seed: int) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    ts = pd.date_range(FIRST, LAST, freq="h", tz="UTC")
+    values = {name: np.round(rng.uniform(5, 40, len(ts)), 2) for name in archiving.VARIABLES}
+    return pd.DataFrame({"sensor_id": sensor_id, "ts": ts, **values})
+
+
+@pytest.fixture
+def stored(engine):
+    with engine.begin() as connection:
+        bulk_upsert(connection, sensors, pd.DataFrame({"sensor_id": ["g1", "osem:b1"]}))
+        bulk_upsert(connection, readings, pd.concat([hourly("g1", 1), hourly("osem:b1", 2)]))
+    return engine
+
 
 YEAR = (dt.date(2026, 1, 1), dt.date(2026, 12, 31))
 
 
-def test_a_sensors_year_is_read_from_one_file_a_finished_month(stored, tmp_path):  # noqa: F811
+def test_a_sensors_year_is_read_from_one_file_a_finished_month(stored, tmp_path):
     done = archiving.archive(stored, tmp_path, NOW, 3, "CC BY 4.0")
-    assert done["months"] == 6  # January, February and March (its 10 days), for GROW and openSenseMap
+    assert done["months"] == 4  # January and February, for GROW and openSenseMap
     manifest = read_manifest(tmp_path)
     wanted = files_to_read(manifest, "osem:b1", "opensensemap", *YEAR)
-    assert wanted == [month_path(dt.date(2026, month, 1), "opensensemap", 0, 1) for month in (1, 2, 3)]
-    february = pq.read_table(tmp_path / wanted[1]).to_pandas()
-    assert february["sensor_id"].unique().tolist() == ["osem:b1"] and len(february) == 28 * 24
-    assert february["ts"].is_monotonic_increasing
+    assert wanted == [month_path(dt.date(2026, month, 1), "opensensemap", 0, 1) for month in (1, 2)]
+    january = pq.read_table(tmp_path / wanted[0]).to_pandas()
+    assert january["sensor_id"].unique().tolist() == ["osem:b1"] and len(january) == 6 * 24
+    assert january["ts"].is_monotonic_increasing
     truth = hourly("osem:b1", 2)
-    start, end = dt.datetime(2026, 1, 20, tzinfo=dt.UTC), dt.datetime(2026, 3, 5, 12, tzinfo=dt.UTC)
+    start, end = dt.datetime(2026, 1, 28, 5, tzinfo=dt.UTC), dt.datetime(2026, 2, 3, 12, tzinfo=dt.UTC)
     got = read_sensor(tmp_path, "osem:b1", "opensensemap", start, end)
     truth = truth[(truth["ts"] >= start) & (truth["ts"] <= end)]
     assert got["ts"].tolist() == truth["ts"].tolist()
@@ -44,12 +66,12 @@ def test_a_month_not_over_is_read_day_by_day():
     ]
 
 
-def test_a_late_reading_rewrites_its_month_alone_and_verify_checks_the_months(stored, tmp_path):  # noqa: F811
+def test_a_late_reading_rewrites_its_month_alone_and_verify_checks_the_months(stored, tmp_path):
     archiving.archive(stored, tmp_path, NOW, 3, "CC BY 4.0")
     before = {path: path.read_bytes() for path in (tmp_path / "sensors").rglob("*.parquet")}
     assert archiving.archive(stored, tmp_path, NOW, 3, "CC BY 4.0")["months"] == 0
     with stored.begin() as connection:
-        late = {"sensor_id": "g1", "ts": pd.Timestamp("2026-02-10 07:00", tz="UTC"), "soil_moisture": 44.0}
+        late = {"sensor_id": "g1", "ts": pd.Timestamp("2026-02-02 07:00", tz="UTC"), "soil_moisture": 44.0}
         bulk_upsert(connection, readings, pd.DataFrame([late]))
     assert archiving.archive(stored, tmp_path, NOW, 3, "CC BY 4.0")["months"] == 1
     changed = [path.relative_to(tmp_path).as_posix() for path in before if path.read_bytes() != before[path]]
@@ -58,28 +80,28 @@ def test_a_late_reading_rewrites_its_month_alone_and_verify_checks_the_months(st
         tmp_path,
         "g1",
         "grow",
-        dt.datetime(2026, 2, 10, 7, tzinfo=dt.UTC),
-        dt.datetime(2026, 2, 10, 7, tzinfo=dt.UTC),
+        dt.datetime(2026, 2, 2, 7, tzinfo=dt.UTC),
+        dt.datetime(2026, 2, 2, 7, tzinfo=dt.UTC),
     )
     assert got["soil_moisture"].tolist() == [44.0]
     (tmp_path / changed[0]).write_bytes(b"not parquet")
     assert archiving.verify(tmp_path) == [f"{changed[0]}: its bytes changed since it was archived"]
 
 
-def test_a_large_month_is_split_by_the_hash_of_its_sensors_ids(stored, tmp_path, monkeypatch):  # noqa: F811
-    monkeypatch.setattr(archive_months, "SENSOR_FILE_ROWS", 300)  # January's 744 readings a source: 3 files
+def test_a_large_month_is_split_by_the_hash_of_its_sensors_ids(stored, tmp_path, monkeypatch):
+    monkeypatch.setattr(archive_months, "SENSOR_FILE_ROWS", 50)  # January's 144 readings a source: 3 files
     archiving.archive(stored, tmp_path, NOW, 3, "CC BY 4.0")
     january = read_manifest(tmp_path)["months"]["2026-01/grow"]
-    assert january["buckets"] == 3 and january["rows"] == 31 * 24
+    assert january["buckets"] == 3 and january["rows"] == 6 * 24
     assert list(january["files"]) == [month_path(dt.date(2026, 1, 1), "grow", bucket_of("g1", 3), 3)]
     store = open_store(tmp_path)
     start, end = dt.datetime(2026, 1, 1, tzinfo=dt.UTC), dt.datetime(2026, 1, 31, 23, tzinfo=dt.UTC)
-    assert len(read_sensor(store, "g1", "grow", start, end)) == 31 * 24
+    assert len(read_sensor(store, "g1", "grow", start, end)) == 6 * 24
 
 
-def test_a_value_leaves_the_database_for_the_archive_to_its_last_digit(stored, tmp_path):  # noqa: F811
+def test_a_value_leaves_the_database_for_the_archive_to_its_last_digit(stored, tmp_path):
     # A daily mean from the Vale da Lama files: 15 digits, which a float32 archive cut to 7.
-    at = pd.Timestamp("2026-02-03 05:00", tz="UTC")
+    at = pd.Timestamp("2026-01-29 05:00", tz="UTC")
     with stored.begin() as connection:
         bulk_upsert(
             connection,
@@ -87,6 +109,8 @@ def test_a_value_leaves_the_database_for_the_archive_to_its_last_digit(stored, t
             pd.DataFrame([{"sensor_id": "g1", "ts": at, "soil_moisture": 11.3407692307692}]),
         )
     archiving.archive(stored, tmp_path, NOW, 3, "CC BY 4.0")
-    archiving.drop_archived_months(stored, tmp_path, NOW, keep_months=2)
+    assert archiving.drop_archived_months(stored, tmp_path, NOW, keep_months=2)[0].startswith(
+        "2026-01: 288 readings dropped"
+    )
     got = read_sensor(tmp_path, "g1", "grow", at.to_pydatetime(), at.to_pydatetime())
     assert got["soil_moisture"].tolist() == [11.3407692307692]

@@ -7,6 +7,7 @@ import socket
 
 import boto3
 import pandas as pd
+import pytest
 from click.testing import CliRunner
 
 from core.archive import open_store
@@ -17,8 +18,8 @@ from etl.cli import cli
 from flask_back_end import create_app
 from flask_back_end.settings import load_settings
 from tests.etl.test_archive import NOW, START, network  # noqa: F401 (the fixture)
-from tests.etl.test_retention import NOW as LATER
-from tests.etl.test_retention import hourly, stored  # noqa: F401 (the fixture)
+from tests.etl.test_archive_months import NOW as LATER
+from tests.etl.test_archive_months import hourly, stored  # noqa: F401 (the fixture)
 from tests.factories import TOKEN
 
 
@@ -29,6 +30,7 @@ def objects(endpoint: str, bucket: str) -> dict[str, str]:
     return {item["Key"]: item["ETag"] for item in listed}
 
 
+@pytest.mark.slow  # an S3 server, and every file through its API
 def test_an_archive_in_a_bucket_is_written_verified_and_a_late_reading_rewrites_its_day_alone(
     network,  # noqa: F811
     s3_bucket,
@@ -67,6 +69,7 @@ def test_an_archive_in_a_bucket_is_written_verified_and_a_late_reading_rewrites_
     assert archiving.verify(store) == ["readings/day=2026-03-01/source=grow/readings.parquet: missing"]
 
 
+@pytest.mark.slow  # an S3 server, and every file through its API
 def test_months_archived_in_a_bucket_are_dropped_and_the_charts_read_them_from_it(
     stored,  # noqa: F811
     s3_bucket,
@@ -79,24 +82,23 @@ def test_months_archived_in_a_bucket_are_dropped_and_the_charts_read_them_from_i
     assert done.exit_code == 0, done.output
     assert "day files written" in done.output
     store = open_store(f"s3://{bucket}", endpoint, "eu-west-1")
-    assert archiving.drop_archived_months(stored, store, LATER, keep_months=2) == [
-        "2026-01: 1,488 readings dropped, archived and verified",
-        "2026-02: 1,344 readings dropped, archived and verified",
+    assert archiving.drop_archived_months(stored, store, LATER, keep_months=3) == [
+        "2026-01: 288 readings dropped, archived and verified",
     ]
     app = create_app(load_settings(backend_token=TOKEN))  # ARCHIVE_DIR and its endpoint from the environment
     with app.test_client() as client:
         answer = client.get(
             "/api/v1/sensors/osem:b1/readings",
             headers={"Authorization": f"Bearer {TOKEN}"},
-            query_string={"start": "2026-02-20T00:00:00Z", "end": "2026-03-02T23:59:59Z", "max_points": 5000},
+            query_string={"start": "2026-01-28T00:00:00Z", "end": "2026-02-03T23:59:59Z", "max_points": 5000},
         )
     app.extensions["grow_wow"]["engine"].dispose()
     assert answer.status_code == 200, answer.json
     truth = hourly("osem:b1", 2)
-    truth = truth[(truth["ts"] >= "2026-02-20") & (truth["ts"] <= "2026-03-02 23:59:59")]
+    truth = truth[(truth["ts"] >= "2026-01-28") & (truth["ts"] <= "2026-02-03 23:59:59")]
     assert (
-        answer.json["readings"] == len(truth) == 11 * 24
-    )  # February from the bucket, March from the database
+        answer.json["readings"] == len(truth) == 7 * 24
+    )  # January from the bucket, February from the database
     served = answer.json["items"]
     assert [row["soil_moisture"] for row in served] == truth["soil_moisture"].tolist()
 
@@ -117,14 +119,14 @@ def test_an_s3_that_cannot_be_reached_is_one_line_naming_the_archive(stored, mon
     lines = done.output.strip().splitlines()
     assert len(lines) == 1 and "the archive at s3://grow-archive/open-data" in lines[0], done.output
     assert "Traceback" not in done.output
-    with stored.begin() as connection:  # January and February gone from the database, to the archive
-        connection.execute(readings.delete().where(readings.c.ts < dt.datetime(2026, 3, 1, tzinfo=dt.UTC)))
+    with stored.begin() as connection:  # January gone from the database, to the archive
+        connection.execute(readings.delete().where(readings.c.ts < dt.datetime(2026, 2, 1, tzinfo=dt.UTC)))
     app = create_app(load_settings(backend_token=TOKEN, archive_dir="s3://grow-archive/open-data"))
     with app.test_client() as client:  # the charts: a clear 503, not half a chart
         answer = client.get(
             "/api/v1/sensors/g1/readings",
             headers={"Authorization": f"Bearer {TOKEN}"},
-            query_string={"start": "2026-01-02T00:00:00Z", "end": "2026-01-03T00:00:00Z"},
+            query_string={"start": "2026-01-27T00:00:00Z", "end": "2026-01-28T00:00:00Z"},
         )
     app.extensions["grow_wow"]["engine"].dispose()
     assert answer.status_code == 503, answer.json
