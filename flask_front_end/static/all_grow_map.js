@@ -52,7 +52,7 @@
     const mine = ++asked;
     element.dataset.ready = "";  // till this view is drawn
     const query = { ...map.view(), ...(status ? { status } : {}) };
-    const answer = await getJSON(`${element.dataset.source}?${new URLSearchParams(query)}`);
+    const { body: answer, tag } = await getTaggedJSON(`${element.dataset.source}?${new URLSearchParams(query)}`);
     if (mine !== asked) return;  // a later move or filter has asked already
     const counts = { all: 0 };
     STATUSES.looks.forEach((look) => { counts[look.value] = answer.counts[look.value] || 0; counts.all += counts[look.value]; });
@@ -63,7 +63,7 @@
       fitted = true;
       if (answer.bounds && map.fit(answer.bounds)) return;  // the move asks for the fitted view
     }
-    map.showView(answer, open);
+    map.showView(answer, open, tag);
     const shown = status ? counts[status] : counts.all;
     // Say why the map is empty, when it is.
     if (!counts.all) {

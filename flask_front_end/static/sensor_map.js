@@ -27,10 +27,12 @@ function leafletMap(element, config) {
   });
   map.addLayer(clusters);
   const viewed = L.layerGroup().addTo(map);  // the back end's clusters and single sensors of this view
+  let drawn = null;  // the tag of the answer `viewed` shows
+  const clear = () => { viewed.clearLayers(); drawn = null; };
   map.on("zoomend", () => { element.dataset.zoom = map.getZoom(); });  // what the page shows, for tests
-  map.on("zoomstart", () => viewed.clearLayers());  // clusters of another zoom level: gone till the answer
+  map.on("zoomstart", clear);  // clusters of another zoom level: gone till the answer
 
-  // `offset`: pixels from its place, where sensors stand at one spot (see `fanned`).
+  // `offset`: pixels from its place, where sensors stand at one spot (see `apart`).
   function sensorMarker(sensor, onClick, offset = [0, 0]) {
     const status = statusOf(sensor.status);
     const icon = L.divIcon({  // the status's symbol as well as its colour
@@ -64,13 +66,22 @@ function leafletMap(element, config) {
         map.fitBounds(clusters.getBounds(), { padding: [20, 20], maxZoom: 12, animate: false });
       }
     },
-    showView(answer, onClick) {
-      viewed.clearLayers();
-      fanned(rowsOf(answer.sensors)).forEach(([sensor, offset]) => viewed.addLayer(sensorMarker(sensor, onClick, offset)));
-      rowsOf(answer.clusters).forEach((cluster) => {
-        const tally = Object.fromEntries(answer.statuses.map((status, i) => [status, cluster.by_status[i]]));
+    // `tag`: the answer's ETag. The answer drawn already is left as it is (a marker being clicked stays).
+    showView(answer, onClick, tag = null) {
+      if (tag && tag === drawn) return;
+      clear();
+      drawn = tag;
+      const sensors = rowsOf(answer.sensors);
+      const clusters = rowsOf(answer.clusters);
+      const placed = [...sensors, ...clusters].map((row, i) => ({
+        ...map.latLngToLayerPoint([row.latitude, row.longitude]), size: i < sensors.length ? 18 : 36,
+      }));
+      const offsets = apart(placed);
+      sensors.forEach((sensor, i) => viewed.addLayer(sensorMarker(sensor, onClick, offsets[i])));
+      clusters.forEach((cluster, i) => {
+        const tally = Object.fromEntries(answer.statuses.map((status, j) => [status, cluster.by_status[j]]));
         const marker = L.marker([cluster.latitude, cluster.longitude], {
-          icon: ringIcon(tally, cluster.count), keyboard: true,
+          icon: ringIcon(tally, cluster.count, offsets[sensors.length + i]), keyboard: true,
         });
         marker.on("click", () => zoomInto(cluster));
         marker.on("keypress", (event) => { if (pressed(event)) zoomInto(cluster); });
@@ -88,27 +99,59 @@ function leafletMap(element, config) {
     // Fit the view to [west, south, east, north]; true when it moved (then onMove's handler runs).
     fit([west, south, east, north]) {
       const before = `${map.getCenter()} ${map.getZoom()}`;
-      viewed.clearLayers();  // another filter's
+      clear();  // another filter's
       map.fitBounds([[south, west], [north, east]], { padding: [20, 20], maxZoom: 12, animate: false });
       return `${map.getCenter()} ${map.getZoom()}` !== before;
     },
   };
 }
 
-// Sensors with their offsets in pixels: those at one spot (zoomed in, they are single markers) fanned out
-// on a small circle around it, so each can be seen and clicked.
-function fanned(sensors) {
-  const spots = new Map();
-  sensors.forEach((sensor) => {
-    const spot = `${sensor.latitude},${sensor.longitude}`;
-    spots.set(spot, [...(spots.get(spot) || []), sensor]);
+// Offsets in pixels ([dx, dy]) that keep markers from covering one another: `placed` are their places on
+// the screen ({x, y, size}: a marker's or a ring's width). Markers that overlap (neighbours in two grid
+// cells, or sensors at one spot) push each other apart along the line between them, a few pixels at a
+// time, until none does: each moves no further than its neighbours need, and each can be clicked.
+const GAP = 2;  // pixels between markers pushed apart
+function apart(placed) {
+  const shown = placed.map(({ x, y }) => ({ x, y }));
+  for (let round = 0; round < 100; round += 1) {
+    const pairs = overlapping(shown, placed);
+    if (!pairs.length) break;
+    pairs.forEach(([a, b]) => {
+      let [dx, dy] = [shown[b].x - shown[a].x, shown[b].y - shown[a].y];
+      if (Math.hypot(dx, dy) < 0.5) [dx, dy] = [Math.cos(b * 2.4), Math.sin(b * 2.4)];  // one spot: fan by turns
+      const d = Math.hypot(dx, dy);
+      // Half each, to a square's diagonal apart: their squares then clear at any angle.
+      const push = ((((placed[a].size + placed[b].size) / 2 + GAP) * Math.SQRT2 - d) / 2) / d;
+      if (push <= 0) return;
+      shown[a].x -= dx * push; shown[a].y -= dy * push;
+      shown[b].x += dx * push; shown[b].y += dy * push;
+    });
+  }
+  return placed.map(({ x, y }, i) => [Math.round(shown[i].x - x), Math.round(shown[i].y - y)]);
+}
+
+// The pairs [a, b] of markers at `shown` whose squares (`placed[i].size` wide) overlap or touch: each
+// compared only with those in its own and the neighbouring buckets of the widest marker's size.
+function overlapping(shown, placed) {
+  const bucket = Math.max(1, ...placed.map((p) => p.size)) + GAP;
+  const buckets = new Map();
+  shown.forEach(({ x, y }, i) => {
+    const key = `${Math.floor(x / bucket)},${Math.floor(y / bucket)}`;
+    buckets.set(key, [...(buckets.get(key) || []), i]);
   });
-  return [...spots.values()].flatMap((here) => here.map((sensor, i) => {
-    if (here.length === 1) return [sensor, [0, 0]];
-    const radius = Math.max(14, (here.length * 20) / (2 * Math.PI));
-    const angle = (2 * Math.PI * i) / here.length;
-    return [sensor, [Math.round(radius * Math.cos(angle)), Math.round(radius * Math.sin(angle))]];
-  }));
+  const pairs = [];
+  shown.forEach(({ x, y }, a) => {
+    const [bx, by] = [Math.floor(x / bucket), Math.floor(y / bucket)];
+    for (let dx = -1; dx <= 1; dx += 1) {
+      for (let dy = -1; dy <= 1; dy += 1) {
+        (buckets.get(`${bx + dx},${by + dy}`) || []).forEach((b) => {
+          const reach = (placed[a].size + placed[b].size) / 2 + 1;
+          if (b > a && Math.abs(shown[b].x - x) < reach && Math.abs(shown[b].y - y) < reach) pairs.push([a, b]);
+        });
+      }
+    }
+  });
+  return pairs;
 }
 
 // The rows of a compact answer ({fields, rows}) as objects.
@@ -137,7 +180,7 @@ function ringParts(tally, count) {
   return { present, worst, title: say("clusterTitle", { count, statuses: inside }) };
 }
 
-function ringIcon(tally, count) {
+function ringIcon(tally, count, offset = [0, 0]) {
   const { present, worst, title } = ringParts(tally, count);
   let turned = 0;
   const segments = present.map((status) => {
@@ -151,6 +194,7 @@ function ringIcon(tally, count) {
       `<span>${count}</span>${faulty}</div>`,
     className: `marker-cluster status-cluster status-${worst}`,
     iconSize: L.point(36, 36),
+    iconAnchor: L.point(18 - offset[0], 18 - offset[1]),
   });
 }
 

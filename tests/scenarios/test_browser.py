@@ -324,14 +324,12 @@ def test_a_map_of_100000_sensors_opens_light_its_rings_are_the_statuses_inside_a
         inside.append(within["status"].value_counts().to_dict())
     key = lambda tally: sorted(tally.items())  # noqa: E731
     assert sorted(map(key, rings(page))) == sorted(map(key, inside))
+    assert covered(page) == []  # neighbouring rings fan out: each can be clicked
     # Into the first cluster until the sensors stand alone: each marker wears its sensor's status.
     for _ in range(12):
         if not page.locator(".marker-cluster").count():
             break
-        zoom = page.get_attribute("#map", "data-zoom")
-        page.locator(".marker-cluster").first.click()
-        page.wait_for_function("z => document.getElementById('map').dataset.zoom !== z", arg=zoom)
-        page.wait_for_selector("#map[data-ready=true]")
+        into_first_cluster(page)
     assert int(page.get_attribute("#map", "data-zoom")) >= 12
     titles = page.locator(".sensor-marker").evaluate_all("els => els.map(e => e.title)")
     assert titles
@@ -432,6 +430,40 @@ def wait_for_markers(page, expected: int) -> int:
             break
         page.wait_for_timeout(200)
     return marker_total(page)
+
+
+def filter_map(page, status: str) -> None:
+    """Press a status's filter and wait till the map has drawn that status's sensors."""
+    page.click(f"button[data-status={status}]")
+    page.wait_for_selector("#map[data-ready=true]")
+
+
+def into_first_cluster(page, tap: bool = False) -> None:
+    """Click (or tap) the first cluster and wait till the map has zoomed in and drawn the view's answer."""
+    zoom = page.get_attribute("#map", "data-zoom")
+    cluster = page.locator(".marker-cluster").first
+    if tap:
+        cluster.tap()
+    else:
+        cluster.click()
+    page.wait_for_function("z => document.getElementById('map').dataset.zoom !== z", arg=zoom)
+    page.wait_for_selector("#map[data-ready=true]")
+
+
+def covered(page) -> list[list[str]]:
+    """The markers and rings on the map that cover part of another (by their titles): none should."""
+    return page.evaluate(
+        """() => {
+          const shown = [...document.querySelectorAll('.sensor-marker, .marker-cluster')].map(e => [
+            e.title || e.firstElementChild.title, e.getBoundingClientRect()]);
+          const pairs = [];
+          shown.forEach(([a, r], i) => shown.slice(i + 1).forEach(([b, q]) => {
+            const over = r.left < q.right && q.left < r.right && r.top < q.bottom && q.top < r.bottom;
+            if (over) pairs.push([a, b]);
+          }));
+          return pairs;
+        }"""
+    )
 
 
 def test_log_in_and_see_every_sensor_on_the_map(page, site):
@@ -550,7 +582,7 @@ def test_every_page_passes_axe_with_no_serious_or_critical_violation(page, site)
     page.wait_for_selector("#map[data-ready=true]")
     wait_for_markers(page, len(site["owners"]))
     checked["all sensors map"] = serious_violations(page)
-    page.click("button[data-status=faulty]")
+    filter_map(page, "faulty")
     page.locator(".sensor-marker, .marker-cluster").first.click()
     checked["all sensors map, filtered and clicked"] = serious_violations(page)
     page.goto(f"{site['url']}/")
@@ -584,13 +616,12 @@ def test_on_a_phone_the_map_panel_tables_and_charts_fit_the_screen(browser, site
     box = page.locator("#map").bounding_box()
     assert box["width"] >= PHONE["width"] - 40 and box["height"] >= 300, box  # the map fills the screen
     checked["map"] = overflowing(page)
-    page.click("button[data-status=faulty]")
+    filter_map(page, "faulty")
     marker = page.locator(".sensor-marker")
     for _ in range(12):
         if marker.count():
             break
-        page.locator(".marker-cluster").first.tap()
-        page.wait_for_timeout(400)
+        into_first_cluster(page, tap=True)
     marker.first.tap()
     page.locator("#sensor-panel .reason").wait_for()
     checked["map with its panel"] = overflowing(page)
@@ -642,13 +673,12 @@ def open_faulty_panel(page, site):
     its panel, once it says why."""
     log_in(page, site)
     page.wait_for_selector("#map[data-ready=true]")
-    page.click("button[data-status=faulty]")
+    filter_map(page, "faulty")
     marker = page.locator(f".sensor-marker[title^='{site['faulty']} ']")
     for _ in range(12):
         if marker.count():
             break
-        page.locator(".marker-cluster").first.click()
-        page.wait_for_timeout(400)
+        into_first_cluster(page)
     marker.first.click()
     panel = page.locator("#sensor-panel")
     panel.locator(".reason").wait_for()
@@ -1019,10 +1049,10 @@ def test_the_odd_rows_render_on_every_page_with_no_script_error(browser, odd_sit
     page.wait_for_selector("#map[data-ready=true]")
     edge = page.locator(f".sensor-marker[title^='{EDGE_ID} ']")
     for _ in range(12):  # zoom in until the edge id's own marker shows, and open its panel
+        assert covered(page) == []  # sensors close together fan out: each can be clicked
         if edge.count():
             break
-        page.locator(".marker-cluster").first.click()
-        page.wait_for_timeout(400)
+        into_first_cluster(page)
     edge.first.click()
     page.wait_for_function(
         "id => document.getElementById('sensor-panel').innerText.includes(id)", arg=EDGE_ID
