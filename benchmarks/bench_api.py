@@ -45,7 +45,8 @@ STATUSES = np.array(["healthy", "faulty", "recovered"])
 
 
 def fill(engine, sensor_count: int, days: int, seed: int = 6500) -> int:
-    """Sensors across Europe with health, a station link each, and `days` of readings; returns readings."""
+    """Sensors across Europe with health, a station link each, and `days` of readings (0: none); returns
+    readings."""
     rng = np.random.default_rng(seed)
     ids = [f"b{i:07x}" for i in range(sensor_count)]
     start = END - pd.Timedelta(days=days)
@@ -64,7 +65,7 @@ def fill(engine, sensor_count: int, days: int, seed: int = 6500) -> int:
                     "longitude": rng.uniform(-9, 25, sensor_count).round(5),
                     "address": [f"{i} Garden Lane, Town {i % 400}" for i in range(sensor_count)],
                     "first_sample_at": start,
-                    "last_sample_at": times[-1],
+                    "last_sample_at": times[-1] if days else start,
                     "days_active": days,
                 }
             ),
@@ -83,13 +84,13 @@ def fill(engine, sensor_count: int, days: int, seed: int = 6500) -> int:
         health = {
             "sensor_id": ids,
             "status": status,
-            "latest_reading_at": times[-1],
+            "latest_reading_at": times[-1] if days else start,
             "reason": np.where(status == "healthy", "no anomaly found", "soil moisture stuck"),
         }
         bulk_upsert(connection, sensor_health, pd.DataFrame(health))
     hours = (times.hour + times.minute / 60).to_numpy()
     total = 0
-    for chunk in np.array_split(np.arange(sensor_count), max(1, sensor_count // 250)):
+    for chunk in np.array_split(np.arange(sensor_count), max(1, sensor_count // 250)) if days else []:
         n = len(chunk)
         frame = pd.DataFrame(
             {

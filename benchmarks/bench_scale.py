@@ -5,8 +5,10 @@ readings answer on it, and what a night costs a reading beside GROW's 6,500 (iss
    sensors × `--days` days of 15-minute readings (as bench_api fills it, untimed); PostgreSQL's own sizes
    of the readings table's heap and indexes over its rows.
 2. Archive: `etl.archive` writes those days as Parquet; its bytes over the readings, and its seconds.
-3. The map: the back end's `/api/v1/map` for a new visitor (gzip-compressed, as the dashboard sends it)
-   and its p95 over `--requests` requests.
+3. The map: what the dashboard's map page fetches for its first paint in a 1400 × 1000 window (its page's
+   scripts and styles, and `/api/v1/map/view` for Europe at zoom 4, then for the view fitted to the
+   network), gzip-compressed as the dashboard sends it; and the p95 of `/map/view` over `--requests` views
+   at random zoom levels and places. (The old answer of every sensor, `/api/v1/map`, beside it.)
 4. Readings: the year before the fill archived as `--sensors` sensors' months are (by sensor, in hash
    buckets; the one bucket read is written full size), the first half of the fill's days dropped from the
    database (as READINGS_KEEP_MONTHS would, the archive verified first), and the readings route asked for
@@ -16,17 +18,21 @@ readings answer on it, and what a night costs a reading beside GROW's 6,500 (iss
    `--nightly-sensors`, each over a history of `--history-days`: seconds and µs per new reading.
 
     python benchmarks/bench_scale.py --sensors 100000 --days 2 --nightly-sensors 100000
+    python benchmarks/bench_scale.py --parts map --skip-nightly   # the map alone: sensors, no readings
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import gzip
+import math
 import random
+import re
 import sys
 import time
 from pathlib import Path
 
+import orjson
 from sqlalchemy import func, select, text
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -74,17 +80,44 @@ def back_end(url: str, archive_dir: Path):
     return create_app(load_settings(database_url=url, backend_token=TOKEN, archive_dir=str(archive_dir)))
 
 
-def map_answer(app, requests: int) -> dict:
+VIEWPORT = (1400, 1000)  # the browser tests' window, in pixels
+FRONT_END = Path(__file__).resolve().parent.parent / "flask_front_end"
+
+
+def map_answer(app, requests: int, seed: int = 34) -> dict:
     headers = {"Authorization": f"Bearer {TOKEN}"}
     with app.test_client() as client:
-        first, answer = harness.timed(lambda: client.get("/api/v1/map", headers=headers))
-        body = answer.get_data()
-        times, _ = harness.rounds(requests, lambda: client.get("/api/v1/map", headers=headers).get_data())
+        whole_seconds, whole = harness.timed(lambda: client.get("/api/v1/map", headers=headers).get_data())
+
+        def ask(zoom: int, latitude: float, longitude: float) -> bytes:
+            bbox = ",".join(f"{v:.5f}" for v in viewport(latitude, longitude, zoom))
+            answer = client.get(
+                "/api/v1/map/view", headers=headers, query_string={"zoom": zoom, "bbox": bbox}
+            )
+            assert answer.status_code == 200, answer.json
+            return answer.get_data()
+
+        # As all_grow_map.js: Europe at zoom 4, then the view fitted to the network's bounds.
+        first_seconds, first = harness.timed(lambda: ask(4, 50.5, 8.0))
+        fitted = fit(orjson.loads(first)["bounds"])
+        painted = [first, ask(*fitted)]
+        rng = random.Random(seed)
+        west, south, east, north = orjson.loads(first)["bounds"]
+        views = [
+            (rng.randint(4, 18), rng.uniform(south, north), rng.uniform(west, east)) for _ in range(requests)
+        ]
+        times = [harness.timed(lambda v=v: ask(*v))[0] for v in views]
+    assets = sum(len(gzip.compress(path.read_bytes(), 6)) for path in page_assets("all_grow_map.html"))
+    answers = sum(len(gzip.compress(body, 6)) for body in painted)
     return {
-        "first_seconds": first,
-        "kb": len(body) / 1024,
-        "gzip_kb": len(gzip.compress(body, 6)) / 1024,
+        "first_seconds": first_seconds,
+        "first_zoom": fitted[0],
+        "kb": sum(len(body) for body in painted) / 1024,
+        "answers_gzip_kb": answers / 1024,
+        "gzip_kb": (answers + assets) / 1024,
         "p95_ms": percentile(times, 95) * 1000,
+        "whole_gzip_kb": len(gzip.compress(whole, 6)) / 1024,
+        "whole_seconds": whole_seconds,
     }
 
 
@@ -146,6 +179,51 @@ def archived_year(folder: Path, ids: list[str], days: int) -> list[str]:
     return held
 
 
+def page_assets(template: str) -> list[Path]:
+    """The static files a dashboard page loads: those its template, the templates it extends or imports,
+    name (Leaflet's, not Google's)."""
+    folder, seen, found = FRONT_END / "templates", set(), []
+    todo = [template]
+    while todo:
+        name = todo.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        text = (folder / name).read_text(encoding="utf-8")
+        todo += re.findall(r"{%\s*(?:extends|import|include)\s+\"([^\"]+)\"", text)
+        found += [FRONT_END / "static" / f for f in re.findall(r"filename='([^']+)'", text)]
+    return sorted(set(found))
+
+
+def mercator(latitude: float, longitude: float) -> tuple[float, float]:
+    y = math.log(math.tan(math.pi / 4 + math.radians(latitude) / 2))
+    return (longitude + 180) / 360, 0.5 - y / (2 * math.pi)
+
+
+def degrees(x: float, y: float) -> tuple[float, float]:
+    latitude = math.degrees(2 * math.atan(math.exp((0.5 - y) * 2 * math.pi)) - math.pi / 2)
+    return latitude, x * 360 - 180
+
+
+def viewport(latitude: float, longitude: float, zoom: int) -> tuple[float, float, float, float]:
+    """The bbox the page asks for: its window around the centre, within the world."""
+    x, y = mercator(latitude, longitude)
+    world = 256 * 2**zoom
+    half_x, half_y = VIEWPORT[0] / 2 / world, VIEWPORT[1] / 2 / world
+    north, west = degrees(x - half_x, y - half_y)
+    south, east = degrees(x + half_x, y + half_y)
+    return max(west, -180), max(south, -85), min(east, 180), min(north, 85)
+
+
+def fit(bounds: list[float]) -> tuple[int, float, float]:
+    """Leaflet's fitBounds (20 px of padding, at most zoom 12): the zoom and the centre."""
+    west, south, east, north = bounds
+    (x0, y0), (x1, y1) = mercator(north, west), mercator(south, east)
+    scale = min((VIEWPORT[0] - 40) / max(x1 - x0, 1e-9), (VIEWPORT[1] - 40) / max(y1 - y0, 1e-9)) / 256
+    latitude, longitude = degrees((x0 + x1) / 2, (y0 + y1) / 2)
+    return min(12, math.floor(math.log2(scale))), latitude, longitude
+
+
 def readings_answer(
     app, engine, days: int, requests: int, seed: int = 7, held: list[str] | None = None
 ) -> dict:
@@ -202,20 +280,33 @@ def main() -> None:
         history_days=(1, "days loaded before each timed night"),
         shards=(4, "shard processes of each sharded night"),
         skip_nightly=(False, "measure parts 1-4 only"),
+        parts=(",".join(PARTS), "which of parts 1-4 to measure: storage, archive, map, readings"),
     ).parse_args()
+    parts = set(args.parts.split(","))
+    if not parts <= set(PARTS):
+        raise SystemExit(f"--parts: {', '.join(sorted(parts - set(PARTS)))} is none of {', '.join(PARTS)}")
     base = args.database_url
     with Scratch(base, "scale") as scratch, harness.scratch_folder("scale") as folder:
         started = time.perf_counter()
-        fill(scratch.engine, args.sensors, args.days)
-        print(f"filled {args.sensors:,} sensors × {args.days} days in {time.perf_counter() - started:.0f} s")
-        stored = storage(scratch.engine)
-        archived = archive(scratch.engine, Path(folder), args.days)
-        with scratch.engine.connect() as connection:
-            ids = connection.execute(select(sensors.c.sensor_id)).scalars().all()
-        held = archived_year(Path(folder), ids, args.days)
+        days = args.days if parts - {"map"} else 0  # the map needs no readings
+        fill(scratch.engine, args.sensors, days)
+        print(f"filled {args.sensors:,} sensors × {days} days in {time.perf_counter() - started:.0f} s")
+        stored = storage(scratch.engine) if "storage" in parts else None
+        archived = (
+            archive(scratch.engine, Path(folder), args.days) if parts & {"archive", "readings"} else None
+        )
+        held = None
+        if "readings" in parts:
+            with scratch.engine.connect() as connection:
+                ids = connection.execute(select(sensors.c.sensor_id)).scalars().all()
+            held = archived_year(Path(folder), ids, args.days)
         app = back_end(scratch.url, Path(folder))
-        mapped = map_answer(app, args.requests)
-        ranges = readings_answer(app, scratch.engine, args.days, args.requests, held=held)
+        mapped = map_answer(app, args.requests) if "map" in parts else None
+        ranges = (
+            readings_answer(app, scratch.engine, args.days, args.requests, held=held)
+            if "readings" in parts
+            else None
+        )
         app.extensions["grow_wow"]["engine"].dispose()
     nights = {}
     if not args.skip_nightly:
@@ -223,20 +314,37 @@ def main() -> None:
             nights[size] = nightly(base, size, args.history_days, args.shards)
 
     print(f"\n{args.sensors:,} sensors × {args.days} days into {base.render_as_string()}")
-    rows = [
-        ("PostgreSQL: bytes a reading (heap + indexes)", stored["total"], f"{stored['readings']:,} readings"),
-        ("  heap", stored["heap"]),
-        ("  primary key and other indexes", stored["index"]),
-        ("Parquet archive: bytes a reading", archived["per_reading"], f"{archived['files']} files"),
-        ("  seconds to archive", archived["seconds"]),
-        ("map, a new visitor: kB gzip-compressed", mapped["gzip_kb"], f"{mapped['kb']:,.0f} kB plain"),
-        ("map: p95 ms", mapped["p95_ms"], f"first build {mapped['first_seconds']:.2f} s"),
-        (
-            "readings, a sensor's year, archived but its last days: p95 ms",
-            ranges["p95_ms"],
-            f"{ranges['readings_per_answer']:,.0f} readings an answer",
-        ),
-    ]
+    rows = []
+    if stored:
+        rows += [
+            (
+                "PostgreSQL: bytes a reading (heap + indexes)",
+                stored["total"],
+                f"{stored['readings']:,} readings",
+            ),
+            ("  heap", stored["heap"]),
+            ("  primary key and other indexes", stored["index"]),
+        ]
+    if archived:
+        rows += [
+            ("Parquet archive: bytes a reading", archived["per_reading"], f"{archived['files']} files"),
+            ("  seconds to archive", archived["seconds"]),
+        ]
+    if mapped:
+        rows += [
+            ("map, first paint: kB gzip-compressed", mapped["gzip_kb"], f"zoom {mapped['first_zoom']}"),
+            ("  of which the views' answers", mapped["answers_gzip_kb"], f"{mapped['kb']:,.1f} kB plain"),
+            ("map, a view: p95 ms", mapped["p95_ms"], f"first build {mapped['first_seconds']:.2f} s"),
+            ("  every sensor in one answer (/map): kB gzip", mapped["whole_gzip_kb"]),
+        ]
+    if ranges:
+        rows.append(
+            (
+                "readings, a sensor's year, archived but its last days: p95 ms",
+                ranges["p95_ms"],
+                f"{ranges['readings_per_answer']:,.0f} readings an answer",
+            )
+        )
     for size, night in nights.items():
         rows.append(
             (f"nightly, {size:,} sensors: seconds", night["seconds"], f"{night['new_readings']:,} readings")
@@ -245,15 +353,18 @@ def main() -> None:
     harness.table(rows, {"figure": "<50", "value": ">10.1f"})
     large = nights.get(args.nightly_sensors)
     base_night = nights.get(args.baseline_sensors)
+    figure = lambda part, name, digits=1: round(part[name], digits) if part else None  # noqa: E731
     harness.finish(
         {
-            "bytes_per_reading": round(stored["total"], 1),
-            "heap_bytes_per_reading": round(stored["heap"], 1),
-            "index_bytes_per_reading": round(stored["index"], 1),
-            "parquet_bytes_per_reading": round(archived["per_reading"], 2),
-            "map_first_load_kb_100k": round(mapped["gzip_kb"], 1),
-            "map_p95_ms_100k": round(mapped["p95_ms"], 1),
-            "readings_p95_ms": round(ranges["p95_ms"], 1),
+            "bytes_per_reading": figure(stored, "total"),
+            "heap_bytes_per_reading": figure(stored, "heap"),
+            "index_bytes_per_reading": figure(stored, "index"),
+            "parquet_bytes_per_reading": figure(archived, "per_reading", 2),
+            "map_first_load_kb_100k": figure(mapped, "gzip_kb"),
+            "map_answers_kb_100k": figure(mapped, "answers_gzip_kb"),
+            "map_p95_ms_100k": figure(mapped, "p95_ms"),
+            "map_whole_answer_kb_100k": figure(mapped, "whole_gzip_kb"),
+            "readings_p95_ms": figure(ranges, "p95_ms"),
             "nightly_seconds_100k": round(large["seconds"], 1) if large else None,
             "us_per_reading": round(large["us_per_reading"], 1) if large else None,
             "us_per_reading_6500": round(base_night["us_per_reading"], 1) if base_night else None,

@@ -334,6 +334,31 @@ def sensor_map(query):
     return answer.make_conditional(request)
 
 
+@api.get("/map/view")
+@api.input(schemas.MapViewQuery, location="query", arg_name="query")
+@api.output(schemas.MapView)
+@api.doc(
+    summary="The map of one view: clusters with their counts per status, single sensors once zoomed in",
+    description="Clusters gather the sensors of 64-pixel squares of the zoom level (Web Mercator); a "
+    "lone sensor, and every sensor from zoom 16, is a single marker. The clusters are built once each "
+    "time the sensors or their health change; each view is served with an ETag (If-None-Match: 304).",
+)
+def map_view(query):
+    key = query.get("owner", "")
+    etag, body = map_answers().view(
+        engine(),
+        key,
+        sensor_filters(_only(query, "owner")),
+        query["zoom"],
+        query["bbox"],
+        query.get("status"),
+    )
+    answer = Response(body, mimetype="application/json")
+    answer.set_etag(etag)
+    answer.cache_control.no_cache = True
+    return answer.make_conditional(request)
+
+
 @api.get("/changes")
 @api.input(schemas.ChangesQuery, location="query", arg_name="query")
 @api.output(schemas.ChangePage)

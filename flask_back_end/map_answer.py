@@ -1,5 +1,7 @@
-"""The map answer, built once each time the data behind it changes and then served from memory with
-an ETag: it changes once a night (sensor info, then the analysis), and is asked for on every map page.
+"""The map answers, built once each time the data behind them changes and then served from memory with
+an ETag: they change once a night (sensor info, then the analysis), and are asked for on every map page.
+Two kinds: every sensor in one answer (`/map`), and the grids of clusters each view is cut from
+(`/map/view`, `map_clusters`).
 
 The data's version is one cheap query: how many sensors and health rows there are and when the newest
 was written (`core.load` stamps `updated_at` on every row it changes), asked at most every
@@ -16,6 +18,7 @@ import orjson
 from sqlalchemy import func, select
 
 from core.schema import sensor_health, sensors
+from flask_back_end.map_clusters import ClusterIndex
 
 FIELDS = ["sensor_id", "latitude", "longitude", "status"]
 MOST_KEPT = 256  # answers per process: everyone's map and the owners' asked since the data changed
@@ -46,35 +49,52 @@ def build(connection, conditions: list) -> list[list]:
 
 
 class MapAnswers:
-    """The answers built for the current data version, by filter: (ETag, JSON body)."""
+    """What was built for the current data version, by kind and filter: the answers (ETag, JSON body)
+    and the cluster indexes (data version, ClusterIndex)."""
 
     def __init__(self, recheck_seconds: float = 2.0) -> None:
         self.recheck_seconds = recheck_seconds
         self._version: str | None = None
         self._checked = -float("inf")
-        self._answers: dict[str, tuple[str, bytes]] = {}
+        self._kept: dict[tuple[str, str], tuple] = {}
         self._lock = threading.Lock()
 
     def get(self, engine, key: str, conditions: list) -> tuple[str, bytes]:
         """(ETag, body) of the map `conditions` select, `key` naming them."""
+
+        def answer(connection, version: str) -> tuple[str, bytes]:
+            body = orjson.dumps({"fields": FIELDS, "rows": build(connection, conditions)})
+            return hashlib.sha256(f"{version}\n{key}".encode()).hexdigest()[:32], body
+
+        return self._kept_or_built(engine, ("answer", key), answer)
+
+    def view(self, engine, key: str, conditions: list, zoom: int, bbox: tuple, status: str | None):
+        """(ETag, body) of one view of the map `conditions` select (`map_clusters.ClusterIndex.view`)."""
+
+        def index(connection, version: str) -> tuple[str, ClusterIndex]:
+            rows = build(connection, conditions)
+            columns = [list(column) for column in zip(*rows, strict=True)] or [[], [], [], []]
+            return version, ClusterIndex(*columns)
+
+        version, clusters = self._kept_or_built(engine, ("clusters", key), index)
+        etag = hashlib.sha256(f"{version}\n{key}\n{zoom}\n{bbox}\n{status}".encode()).hexdigest()[:32]
+        return etag, orjson.dumps(clusters.view(zoom, bbox, status))
+
+    def _kept_or_built(self, engine, name: tuple[str, str], make):
         with self._lock:
             fresh = time.monotonic() - self._checked < self.recheck_seconds
-            if fresh and key in self._answers:
-                return self._answers[key]
+            if fresh and name in self._kept:
+                return self._kept[name]
         with engine.connect() as connection:
             version = data_version(connection)
             with self._lock:
                 self._checked = time.monotonic()
                 if version != self._version:
-                    self._version, self._answers = version, {}
-                if key in self._answers:
-                    return self._answers[key]
-            return self._build(connection, version, key, conditions)
-
-    def _build(self, connection, version: str, key: str, conditions: list) -> tuple[str, bytes]:
-        body = orjson.dumps({"fields": FIELDS, "rows": build(connection, conditions)})
-        etag = hashlib.sha256(f"{version}\n{key}".encode()).hexdigest()[:32]
+                    self._version, self._kept = version, {}
+                if name in self._kept:
+                    return self._kept[name]
+            made = make(connection, version)
         with self._lock:
-            if version == self._version and len(self._answers) < MOST_KEPT:
-                self._answers[key] = (etag, body)
-        return etag, body
+            if version == self._version and len(self._kept) < MOST_KEPT:
+                self._kept[name] = made
+        return made

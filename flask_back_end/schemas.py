@@ -14,6 +14,7 @@ from core.schema import ID_PATTERN
 from core.times import as_utc
 from core.vocabulary import SENSOR_VARIABLES, AnomalyKind, Answer, Detector, NotAFault
 from core.vocabulary import Health as Status  # `Health` here is the answer schema below
+from flask_back_end.map_clusters import MAX_VIEW_PX, MAX_ZOOM, view_pixels
 
 STATUSES = tuple(status.value for status in Status)
 UNCHECKED = "unchecked"  # a sensor without a health row: detection has not seen it yet
@@ -118,6 +119,34 @@ class OwnerFilter(Schema):
     owner = text(64, metadata={"description": "only this owner's sensors"})
 
 
+class MapViewQuery(OwnerFilter):
+    zoom = Integer(
+        required=True,
+        validate=Range(min=0, max=MAX_ZOOM),
+        metadata={"description": "the map's zoom level (Web Mercator, as Leaflet's and Google's)"},
+    )
+    bbox = String(
+        metadata={
+            "description": f"min_lon,min_lat,max_lon,max_lat; at most {MAX_VIEW_PX:,} pixels a side at "
+            "the zoom. Default: the whole world",
+            "pattern": BBOX_PATTERN,
+        }
+    )
+    status = String(validate=OneOf(COUNTED), metadata={"description": "only the sensors of this status"})
+
+    @validates_schema
+    def _view(self, data, **_):
+        data["bbox"] = parse_bbox(data["bbox"]) if "bbox" in data else (-180.0, -90.0, 180.0, 90.0)
+        if "zoom" in data:
+            width, height = view_pixels(data["zoom"], data["bbox"])
+            if max(width, height) > MAX_VIEW_PX:
+                raise ValidationError(
+                    f"{width:,.0f} × {height:,.0f} pixels at zoom {data['zoom']}: at most {MAX_VIEW_PX:,} "
+                    "a side (send the view's bbox, or a lower zoom)",
+                    "bbox",
+                )
+
+
 class AddressQuery(OwnerFilter):
     q = text(200, min_length=2, required=True, metadata={"description": "2 characters or more"})
     limit = Integer(load_default=10, validate=Range(min=1, max=50))
@@ -187,6 +216,38 @@ class SensorMap(Schema):
         String(), required=True, metadata={"example": ["sensor_id", "latitude", "longitude", "status"]}
     )
     rows = List(List(Raw(allow_none=True)), required=True, metadata={"description": "one list per sensor"})
+
+
+class Table(Schema):
+    fields = List(String(), required=True)
+    rows = List(List(Raw(allow_none=True)), required=True, metadata={"description": "one list a row"})
+
+
+class MapView(Schema):
+    zoom = Integer(required=True)
+    statuses = List(String(), required=True, metadata={"description": "the order of `by_status`"})
+    counts = Dict(
+        keys=String(validate=OneOf(COUNTED)),
+        values=Integer(),
+        required=True,
+        metadata={"description": "the network's sensors per status, whatever the view"},
+    )
+    bounds = List(
+        Float(),
+        required=True,
+        allow_none=True,
+        metadata={"description": "min_lon,min_lat,max_lon,max_lat of the sensors shown; null: none"},
+    )
+    clusters = Nested(
+        Table,
+        required=True,
+        metadata={"description": "latitude, longitude (the centroid), count, by_status, bounds"},
+    )
+    sensors = Nested(
+        Table,
+        required=True,
+        metadata={"description": "the single sensors: sensor_id, latitude, longitude, status"},
+    )
 
 
 class Health(Schema):

@@ -184,10 +184,22 @@ def _owner_scope(params: dict) -> dict:
 @data_limited
 def data_map():
     """The back end's map answer as it sent it, with its tag: the map changes once a night, so a browser
-    that holds it gets 304. The tag is weak here because the answer may go out compressed."""
-    answer = backend().get_tagged(
-        "/map", _owner_scope(_passed("owner")), request.headers.get("If-None-Match")
-    )
+    that holds it gets 304."""
+    return _tagged("/map", _owner_scope(_passed("owner")))
+
+
+@pages.get("/data/map/view")
+@data_limited
+def data_map_view():
+    """The back end's map of one view (zoom, bbox, status), narrowed to the account's owner, with its
+    tag: the map page asks for one at each move, and again for a view it holds gets 304."""
+    return _tagged("/map/view", _owner_scope(_passed("owner", "zoom", "bbox", "status")))
+
+
+def _tagged(path: str, params: dict) -> Response:
+    """A tagged answer of the back end's passed on as it came. The tag is weak here because the answer
+    may go out compressed."""
+    answer = backend().get_tagged(path, params, request.headers.get("If-None-Match"))
     response = Response(answer.body, status=answer.status, mimetype="application/json")
     if answer.etag:
         response.set_etag(answer.etag.removeprefix("W/").strip('"'), weak=True)

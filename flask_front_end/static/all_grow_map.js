@@ -1,5 +1,6 @@
 // /all_grow_map: every sensor the account may see, coloured by status, with counts and a status filter;
-// a click opens a panel with the sensor's health and why.
+// a click opens a panel with the sensor's health and why. The back end sends each view's clusters and
+// single sensors (/data/map/view): 100,000 sensors open as lightly as 50.
 "use strict";
 
 (async function () {
@@ -7,15 +8,7 @@
   const panel = document.getElementById("sensor-panel");
   const buttons = [...document.querySelectorAll("button.filter")];
   const message = document.getElementById("map-message");
-  const [map, answer] = await Promise.all([createSensorMap(element), getJSON(element.dataset.source)]);
-  const sensors = answer.rows.map((row) => Object.fromEntries(answer.fields.map((field, i) => [field, row[i]])));
-
-  const counts = { all: sensors.length };
-  STATUSES.looks.forEach((look) => { counts[look.value] = 0; });
-  sensors.forEach((sensor) => { counts[statusOf(sensor.status)] += 1; });
-  Object.entries(counts).forEach(([status, count]) => {
-    document.querySelector(`[data-count="${status}"]`).textContent = numeral(count);
-  });
+  const map = await createSensorMap(element);
 
   const when = (iso) => (iso ? `${escapeHTML(iso.slice(0, 16).replace("T", " "))} UTC` : "—");
 
@@ -50,22 +43,52 @@
     }
   }
 
-  function filter(status) {
-    buttons.forEach((button) => button.setAttribute("aria-pressed", String(button.dataset.status === status)));
-    const shown = status ? sensors.filter((sensor) => statusOf(sensor.status) === status) : sensors;
-    map.show(shown, open);
+  // The back end clusters the network: the page asks for the view it shows, again at each move, and
+  // the first answer of a filter fits the map to that filter's sensors.
+  let status = "";
+  let asked = 0;
+  let fitted = false;
+  async function load() {
+    const mine = ++asked;
+    element.dataset.ready = "";  // till this view is drawn
+    const query = { ...map.view(), ...(status ? { status } : {}) };
+    const { body: answer, tag } = await getTaggedJSON(`${element.dataset.source}?${new URLSearchParams(query)}`);
+    if (mine !== asked) return;  // a later move or filter has asked already
+    const counts = { all: 0 };
+    STATUSES.looks.forEach((look) => { counts[look.value] = answer.counts[look.value] || 0; counts.all += counts[look.value]; });
+    Object.entries(counts).forEach(([value, count]) => {
+      document.querySelector(`[data-count="${value}"]`).textContent = numeral(count);
+    });
+    if (!fitted) {
+      fitted = true;
+      if (answer.bounds && map.fit(answer.bounds)) return;  // the move asks for the fitted view
+    }
+    map.showView(answer, open, tag);
+    const shown = status ? counts[status] : counts.all;
     // Say why the map is empty, when it is.
-    if (!sensors.length) {
+    if (!counts.all) {
       message.textContent = say("noSensorsYet");
-    } else if (!shown.length) {
+    } else if (!shown) {
       message.textContent = say("noSensorsOfStatus", { status: statusWord(status) });
     } else {
-      message.textContent = say("sensorsOnMap", { count: shown.length });
+      message.textContent = say("sensorsOnMap", { count: shown });
     }
+    message.classList.remove("error");
+    element.dataset.ready = "true";
   }
-  buttons.forEach((button) => button.addEventListener("click", () => filter(button.dataset.status)));
-  filter("");
-  element.dataset.ready = "true";
+  function failed(error) {
+    console.error(error);
+    message.textContent = say("notLoaded", { error: error.message });
+    message.classList.add("error");
+  }
+  map.onMove(() => load().catch(failed));
+  buttons.forEach((button) => button.addEventListener("click", () => {
+    buttons.forEach((b) => b.setAttribute("aria-pressed", String(b === button)));
+    status = button.dataset.status;
+    fitted = false;
+    load().catch(failed);
+  }));
+  await load();
 })().catch((error) => {
   console.error(error);
   const message = document.getElementById("map-message");

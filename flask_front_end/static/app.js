@@ -45,12 +45,17 @@ function badgeText(health) {
 }
 
 async function getJSON(url) {
+  return (await getTaggedJSON(url)).body;
+}
+
+// An answer with its ETag ({body, tag}): the same tag, the same answer (a map view drawn already).
+async function getTaggedJSON(url) {
   const response = await fetch(url, { headers: { Accept: "application/json" }, credentials: "same-origin" });
   const body = await response.json().catch(() => ({}));
   if (!response.ok) {
     throw new Error(body.message || say("serverAnswered", { status: String(response.status) }));
   }
-  return body;
+  return { body, tag: response.headers.get("ETag") };
 }
 
 const HTML_ESCAPES = { "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" };

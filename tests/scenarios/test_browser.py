@@ -225,6 +225,122 @@ def crowded_site(tmp_path_factory):
     engine.dispose()
 
 
+NETWORK = 100_000  # a region's senseBoxes (issue 34)
+
+
+@pytest.fixture(scope="module")
+def network_site(tmp_path_factory):
+    """Both apps on 100,000 located sensors with their health (no readings), and an admin: the sensors'
+    ids, positions and statuses besides."""
+    import numpy as np
+    import pandas as pd
+
+    from core.load import bulk_upsert
+
+    database_url = f"sqlite:///{tmp_path_factory.mktemp('network') / 'grow_wow.sqlite'}"
+    engine = make_engine(load_settings(database_url=database_url))
+    init_db(engine)
+    rng = np.random.default_rng(34)
+    located = pd.DataFrame(
+        {
+            "sensor_id": [f"n{i:06d}" for i in range(NETWORK)],
+            "owner_id": [f"owner-{i % 5000:04d}" for i in range(NETWORK)],
+            "latitude": rng.uniform(36, 60, NETWORK).round(5),
+            "longitude": rng.uniform(-9, 25, NETWORK).round(5),
+        }
+    )
+    located["status"] = rng.choice(
+        ["healthy", "faulty", "recovered", "silent", "paused"], NETWORK, p=[0.7, 0.1, 0.1, 0.05, 0.05]
+    )
+    with engine.begin() as connection:
+        bulk_upsert(connection, sensors, located.drop(columns="status"))
+        bulk_upsert(connection, sensor_health, located[["sensor_id", "status"]])
+    accounts.create_user(engine, "ada", PASSWORD, "admin")
+    with both_apps(database_url) as front_url:
+        yield {"url": front_url, "sensors": located}
+    engine.dispose()
+
+
+def rings(page) -> list[dict[str, int]]:
+    """Each cluster on the map as its ring shows it: sensors per status, read from its arcs (and checked
+    against its number and its tooltip)."""
+    drawn = page.locator(".marker-cluster").evaluate_all(
+        "els => els.map(e => [e.firstElementChild.title, e.firstElementChild.style.backgroundImage,"
+        " e.querySelector('span').textContent])"
+    )
+    colours = {rgb(look.colour): look.value for look in statuses.LOOKS}
+    shown = []
+    for title, ring, number in drawn:
+        count = int(number)
+        stops = {}  # the browser writes each arc as two stops of its colour
+        for colour, degrees in re.findall(r"(rgb\([^)]*\)) ([\d.]+)deg", ring):
+            stops.setdefault(colours[colour], []).append(float(degrees))
+        tally = {status: round((max(d) - min(d)) / 360 * count) for status, d in stops.items()}
+        words = re.findall(r"(\d[\d,]*) (\w+)", title.split(":", 1)[1])
+        assert {s: n for s, n in tally.items() if n} == {s: int(n.replace(",", "")) for n, s in words}
+        assert sum(tally.values()) == count, (title, ring)
+        shown.append(tally)
+    return shown
+
+
+def test_a_map_of_100000_sensors_opens_light_its_rings_are_the_statuses_inside_and_it_zooms_to_markers(
+    browser, network_site
+):
+    """Issue 34: the first paint of 100,000 sensors (page, scripts, the views' answers; on the wire, an
+    empty cache) stays under 300 kB; each ring's shares are the statuses of the sensors inside its
+    cluster (its bounds, from the answer, hold exactly them: a grid cell's); a cluster opens down to
+    single markers, each with its sensor's status."""
+    sensors = network_site["sensors"]
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    page = context.new_page()
+    page.set_default_timeout(30_000)
+    errors = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    log_in(page, network_site)
+    page.wait_for_selector("#map[data-ready=true]")
+    wire = context.new_cdp_session(page)
+    wire.send("Network.enable")
+    wire.send("Network.clearBrowserCache")
+    sent, views = {}, []
+    wire.on("Network.loadingFinished", lambda e: sent.update({e["requestId"]: e["encodedDataLength"]}))
+    page.on("response", lambda r: "/data/map/view" in r.url and r.status == 200 and views.append(r))
+    page.goto(f"{network_site['url']}/all_grow_map")
+    page.wait_for_selector("#map[data-ready=true]")
+    page.wait_for_load_state("networkidle")
+    print(f"first paint of {NETWORK:,} sensors: {sum(sent.values()) / 1000:.1f} kB in {len(sent)} requests")
+    assert 0 < sum(sent.values()) <= 300_000, sum(sent.values())
+    # Every sensor is on the first paint (the map fits the network), in a cluster or alone.
+    assert wait_for_markers(page, NETWORK) == NETWORK
+    assert (
+        int(page.inner_text("[data-count=faulty]").replace(",", "")) == (sensors["status"] == "faulty").sum()
+    )
+    answer = views[-1].json()
+    clusters = [dict(zip(answer["clusters"]["fields"], row)) for row in answer["clusters"]["rows"]]
+    inside = []
+    for cluster in clusters:
+        west, south, east, north = cluster["bounds"]
+        within = sensors[sensors.longitude.between(west, east) & sensors.latitude.between(south, north)]
+        assert len(within) == cluster["count"]
+        inside.append(within["status"].value_counts().to_dict())
+    key = lambda tally: sorted(tally.items())  # noqa: E731
+    assert sorted(map(key, rings(page))) == sorted(map(key, inside))
+    assert covered(page) == []  # neighbouring rings fan out: each can be clicked
+    # Into the first cluster until the sensors stand alone: each marker wears its sensor's status.
+    for _ in range(12):
+        if not page.locator(".marker-cluster").count():
+            break
+        into_first_cluster(page)
+    assert int(page.get_attribute("#map", "data-zoom")) >= 12
+    titles = page.locator(".sensor-marker").evaluate_all("els => els.map(e => e.title)")
+    assert titles
+    status_of = dict(zip(sensors["sensor_id"], sensors["status"]))
+    for title in titles:
+        sensor_id, status = re.fullmatch(r"(\S+) \((.+)\)", title).groups()
+        assert statuses.BY_VALUE[status_of[sensor_id]].label.lower() == status, title
+    assert errors == []
+    context.close()
+
+
 def silence_a_healthy_sensor(connection, besides: str) -> tuple[str, str]:
     """Mark one healthy sensor silent, as the nightly analysis does when a sensor stops sending: its id,
     and its last reading as the sensor page shows it (UTC, to the minute)."""
@@ -316,6 +432,40 @@ def wait_for_markers(page, expected: int) -> int:
     return marker_total(page)
 
 
+def filter_map(page, status: str) -> None:
+    """Press a status's filter and wait till the map has drawn that status's sensors."""
+    page.click(f"button[data-status={status}]")
+    page.wait_for_selector("#map[data-ready=true]")
+
+
+def into_first_cluster(page, tap: bool = False) -> None:
+    """Click (or tap) the first cluster and wait till the map has zoomed in and drawn the view's answer."""
+    zoom = page.get_attribute("#map", "data-zoom")
+    cluster = page.locator(".marker-cluster").first
+    if tap:
+        cluster.tap()
+    else:
+        cluster.click()
+    page.wait_for_function("z => document.getElementById('map').dataset.zoom !== z", arg=zoom)
+    page.wait_for_selector("#map[data-ready=true]")
+
+
+def covered(page) -> list[list[str]]:
+    """The markers and rings on the map that cover part of another (by their titles): none should."""
+    return page.evaluate(
+        """() => {
+          const shown = [...document.querySelectorAll('.sensor-marker, .marker-cluster')].map(e => [
+            e.title || e.firstElementChild.title, e.getBoundingClientRect()]);
+          const pairs = [];
+          shown.forEach(([a, r], i) => shown.slice(i + 1).forEach(([b, q]) => {
+            const over = r.left < q.right && q.left < r.right && r.top < q.bottom && q.top < r.bottom;
+            if (over) pairs.push([a, b]);
+          }));
+          return pairs;
+        }"""
+    )
+
+
 def test_log_in_and_see_every_sensor_on_the_map(page, site):
     page.goto(f"{site['url']}/login")
     shoot(page, "login")
@@ -379,7 +529,7 @@ def test_the_map_page_of_6500_sensors_loads_in_under_300_kb_and_the_unchanged_ma
     browser, crowded_site
 ):
     """Measured on the wire as Chromium reports it (headers and compressed bodies), with an empty cache:
-    the page, its styles and scripts, and the map answer of 6,500 sensors."""
+    the page, its styles and scripts, and the map's views of 6,500 sensors."""
     url = crowded_site["url"]
     context = browser.new_context(viewport={"width": 1400, "height": 1000})
     page = context.new_page()
@@ -408,8 +558,8 @@ def test_the_map_page_of_6500_sensors_loads_in_under_300_kb_and_the_unchanged_ma
     for path, (_, n) in sorted(by_path.items(), key=lambda item: -item[1][1]):
         print(f"  {n / 1000:7.1f} kB  {encoding[path]:4}  {path}")
     assert total <= 300_000, total
-    assert encoding["/data/map"] in ("br", "gzip")
-    # The next visit asks again for the map, which has not changed: 304 on the wire, no body.
+    assert encoding["/data/map/view"] in ("br", "gzip")
+    # The next visit asks again for the views, which have not changed: 304 on the wire, no body.
     sent.clear()
     answers.clear()
     wire_status = {}
@@ -420,8 +570,8 @@ def test_the_map_page_of_6500_sensors_loads_in_under_300_kb_and_the_unchanged_ma
     page.wait_for_selector("#map[data-ready=true]")
     page.wait_for_load_state("networkidle")
     assert wait_for_markers(page, CROWD) == CROWD
-    (again,) = [r for r, a in answers.items() if urlsplit(a["url"]).path == "/data/map"]
-    assert wire_status[again] == 304 and sent[again] < 2_000
+    again = [r for r, a in answers.items() if urlsplit(a["url"]).path == "/data/map/view"]
+    assert again and all(wire_status[r] == 304 and sent[r] < 2_000 for r in again)
     context.close()
 
 
@@ -432,7 +582,7 @@ def test_every_page_passes_axe_with_no_serious_or_critical_violation(page, site)
     page.wait_for_selector("#map[data-ready=true]")
     wait_for_markers(page, len(site["owners"]))
     checked["all sensors map"] = serious_violations(page)
-    page.click("button[data-status=faulty]")
+    filter_map(page, "faulty")
     page.locator(".sensor-marker, .marker-cluster").first.click()
     checked["all sensors map, filtered and clicked"] = serious_violations(page)
     page.goto(f"{site['url']}/")
@@ -466,13 +616,12 @@ def test_on_a_phone_the_map_panel_tables_and_charts_fit_the_screen(browser, site
     box = page.locator("#map").bounding_box()
     assert box["width"] >= PHONE["width"] - 40 and box["height"] >= 300, box  # the map fills the screen
     checked["map"] = overflowing(page)
-    page.click("button[data-status=faulty]")
+    filter_map(page, "faulty")
     marker = page.locator(".sensor-marker")
     for _ in range(12):
         if marker.count():
             break
-        page.locator(".marker-cluster").first.tap()
-        page.wait_for_timeout(400)
+        into_first_cluster(page, tap=True)
     marker.first.tap()
     page.locator("#sensor-panel .reason").wait_for()
     checked["map with its panel"] = overflowing(page)
@@ -524,13 +673,12 @@ def open_faulty_panel(page, site):
     its panel, once it says why."""
     log_in(page, site)
     page.wait_for_selector("#map[data-ready=true]")
-    page.click("button[data-status=faulty]")
+    filter_map(page, "faulty")
     marker = page.locator(f".sensor-marker[title^='{site['faulty']} ']")
     for _ in range(12):
         if marker.count():
             break
-        page.locator(".marker-cluster").first.click()
-        page.wait_for_timeout(400)
+        into_first_cluster(page)
     marker.first.click()
     panel = page.locator("#sensor-panel")
     panel.locator(".reason").wait_for()
@@ -701,7 +849,7 @@ def test_charts_tables_and_the_map_say_when_they_are_loading_empty_or_failed(pag
     page.expected_errors = 4  # the browser logs the two 502 answers, and the scripts each failure
     down = {"error": "backend_unavailable", "message": "the data service cannot be reached"}
     page.route("**/data/sensors/*/readings*", lambda route: route.fulfill(status=502, json=down))
-    page.route("**/data/map*", lambda route: route.fulfill(status=502, json=down))
+    page.route("**/data/map/view*", lambda route: route.fulfill(status=502, json=down))
     page.click("#range button[type=submit]")
     page.wait_for_selector("#chart-message.error")
     said = "could not be drawn: the data service cannot be reached"
@@ -712,8 +860,10 @@ def test_charts_tables_and_the_map_say_when_they_are_loading_empty_or_failed(pag
     said = "could not be loaded: the data service cannot be reached"
     assert page.inner_text("#map-message") == f"The sensors {said}"
     # No sensors at all (a new deployment): the map says why it is empty.
-    page.unroute("**/data/map*")
-    page.route("**/data/map*", lambda route: route.fulfill(json={"fields": ["sensor_id"], "rows": []}))
+    page.unroute("**/data/map/view*")
+    nothing = {"fields": [], "rows": []}
+    empty = {"zoom": 4, "statuses": [], "counts": {}, "bounds": None, "clusters": nothing, "sensors": nothing}
+    page.route("**/data/map/view*", lambda route: route.fulfill(json=empty))
     page.goto(f"{site['url']}/all_grow_map")
     page.wait_for_selector("#map[data-ready=true]")
     assert page.inner_text("#map-message").startswith("No sensors to show yet")
@@ -899,10 +1049,10 @@ def test_the_odd_rows_render_on_every_page_with_no_script_error(browser, odd_sit
     page.wait_for_selector("#map[data-ready=true]")
     edge = page.locator(f".sensor-marker[title^='{EDGE_ID} ']")
     for _ in range(12):  # zoom in until the edge id's own marker shows, and open its panel
+        assert covered(page) == []  # sensors close together fan out: each can be clicked
         if edge.count():
             break
-        page.locator(".marker-cluster").first.click()
-        page.wait_for_timeout(400)
+        into_first_cluster(page)
     edge.first.click()
     page.wait_for_function(
         "id => document.getElementById('sensor-panel').innerText.includes(id)", arg=EDGE_ID

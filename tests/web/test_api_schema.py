@@ -64,6 +64,8 @@ KNOWN = [
     ("/api/v1/sensors/{sensor_id}/wow", {"sensor_id": "s2"}, {}),
     ("/api/v1/owners/{owner_id}/stats", {"owner_id": "owner-a"}, {}),
     ("/api/v1/addresses", {}, {"q": "on"}),
+    ("/api/v1/map/view", {}, {"zoom": 0}),
+    ("/api/v1/map/view", {}, {"zoom": 16, "bbox": "-0.15,51.45,-0.05,51.55", "owner": "owner-a"}),
     (
         "/api/indiv_grow_data",
         {},
@@ -97,6 +99,7 @@ SILENT = [
     ("/api/v1/status_counts", {}, {}),
     ("/api/v1/owners/{owner_id}/stats", {"owner_id": "owner-a"}, {}),
     ("/api/v1/map", {}, {}),
+    ("/api/v1/map/view", {}, {"zoom": 3, "status": "silent"}),
     ("/owner_stats", {}, {"owner_id": "owner-a"}),
     ("/api/all_grow_true_json", {}, {}),
 ]
@@ -128,6 +131,7 @@ ODD_ROUTES = [
 ODD_LISTS = [
     ("/api/v1/sensors", {}),
     ("/api/v1/map", {}),
+    ("/api/v1/map/view", {"zoom": 2}),
     ("/api/v1/status_counts", {}),
     ("/api/v1/owners/{owner_id}/stats", {"owner_id": "owner-a"}),
     ("/api/all_grow_true_json", {}),

@@ -44,6 +44,7 @@ def get(client, path, token=TOKEN, **params):
 DATA_ROUTES = [
     "/sensors",
     "/map",
+    "/map/view?zoom=4",
     "/sensors/s1",
     "/sensors/s1/readings",
     "/sensors/s1/anomalies",
@@ -225,6 +226,15 @@ def test_sensor_filters(client, params, expected):
         ("/addresses", {}, "q"),
         ("/addresses", {"q": "x"}, "q"),
         ("/addresses", {"q": "lon", "limit": "500"}, "limit"),
+        ("/map/view", {}, "zoom"),
+        ("/map/view", {"zoom": "x"}, "zoom"),
+        ("/map/view", {"zoom": "-1"}, "zoom"),
+        ("/map/view", {"zoom": "19"}, "zoom"),
+        ("/map/view", {"zoom": "4", "bbox": "1,2,3"}, "bbox"),
+        ("/map/view", {"zoom": "4", "bbox": "10,50,5,55"}, "bbox"),
+        ("/map/view", {"zoom": "10", "bbox": "-180,-85,180,85"}, "bbox"),  # a million pixels wide
+        ("/map/view", {"zoom": "4", "status": "broken"}, "status"),
+        ("/map/view", {"zoom": "4", "owner": ""}, "owner"),
     ],
 )
 def test_bad_parameters_answer_400_naming_the_parameter(client, path, params, parameter):
@@ -350,6 +360,64 @@ def test_the_map_answer_has_every_located_sensor_once(client):
         ["s1", 51.5, -0.1, "faulty"],
         ["s2", 52.2, 0.1, "healthy"],
     ]
+
+
+def view(client, **params) -> tuple[dict, list[dict], list[dict]]:
+    """The map of one view: the answer, its clusters and its single sensors as dicts."""
+    answer = get(client, "/map/view", **params)
+    assert answer.status_code == 200, answer.json
+    body = answer.json
+    clusters = [dict(zip(body["clusters"]["fields"], row, strict=True)) for row in body["clusters"]["rows"]]
+    singles = [dict(zip(body["sensors"]["fields"], row, strict=True)) for row in body["sensors"]["rows"]]
+    return body, clusters, singles
+
+
+LONDON = "-0.15,51.45,-0.05,51.55"  # at zoom 16, 4,660 × 7,450 pixels
+
+
+def test_the_map_view_clusters_zoomed_out_with_their_statuses_and_shows_single_sensors_zoomed_in(client):
+    body, clusters, singles = view(client, zoom=0)
+    # Zoomed out over the world: the three sensors east of Greenwich in one cluster, London's alone.
+    assert [(c["count"], dict(zip(body["statuses"], c["by_status"], strict=True))) for c in clusters] == [
+        (3, {"healthy": 1, "faulty": 0, "recovered": 1, "silent": 0, "paused": 0, "unchecked": 1})
+    ]
+    assert singles == [{"sensor_id": "s1", "latitude": 51.5, "longitude": -0.1, "status": "faulty"}]
+    assert clusters[0]["bounds"] == [0.1, 45.76, 4.84, 52.2]
+    # The whole network around any view: its counts per status and where its sensors are.
+    assert body["counts"] == {
+        "healthy": 1,
+        "faulty": 1,
+        "recovered": 1,
+        "silent": 0,
+        "paused": 0,
+        "unchecked": 1,
+    }
+    assert body["bounds"] == [-0.1, 45.76, 4.84, 52.2]
+    # Zoomed in on London: its sensor alone, and nothing outside the bbox.
+    body, clusters, singles = view(client, zoom=16, bbox=LONDON)
+    assert clusters == [] and [s["sensor_id"] for s in singles] == ["s1"]
+    assert body["zoom"] == 16
+
+
+def test_the_map_view_narrowed_to_an_owner_or_a_status(client):
+    _, clusters, singles = view(client, zoom=9, owner="owner-b", bbox="2,45,5,49")
+    assert clusters == [] and [s["sensor_id"] for s in singles] == ["0042", "r1"]
+    body, clusters, singles = view(client, zoom=0, owner="owner-b")
+    assert sum(c["count"] for c in clusters) + len(singles) == 2
+    assert body["counts"] == {
+        "healthy": 0,
+        "faulty": 0,
+        "recovered": 1,
+        "silent": 0,
+        "paused": 0,
+        "unchecked": 1,
+    }
+    # A status: only its sensors, placed where they are; the counts still of every status, for the legend.
+    body, clusters, singles = view(client, zoom=0, status="healthy")
+    assert clusters == [] and [s["sensor_id"] for s in singles] == ["s2"]
+    assert body["bounds"] == [0.1, 52.2, 0.1, 52.2] and body["counts"]["faulty"] == 1
+    body, clusters, singles = view(client, zoom=0, status="unchecked")
+    assert [s["sensor_id"] for s in singles] == ["0042"]
 
 
 def test_the_map_and_the_autocomplete_narrowed_to_one_owner(client):
@@ -535,3 +603,31 @@ def test_the_map_answer_carries_an_etag_and_is_304_until_the_sensors_or_their_he
     )
     assert changed.status_code == 200 and changed.headers["ETag"] != etag
     assert ["s2", 52.2, 0.1, "faulty"] in changed.json["rows"]
+
+
+def test_a_map_view_carries_an_etag_and_its_clusters_follow_the_data(silent_client, engine):
+    from sqlalchemy import update
+
+    from core.schema import sensor_health
+
+    headers = {"Authorization": f"Bearer {TOKEN}"}
+    first = get(silent_client, "/map/view", zoom=16, bbox="0.05,52.15,0.15,52.25")
+    etag = first.headers["ETag"]
+    assert first.json["sensors"]["rows"] == [["s2", 52.2, 0.1, "healthy"]]
+    assert "no-cache" in first.headers["Cache-Control"]
+    path = "/api/v1/map/view?zoom=16&bbox=0.05,52.15,0.15,52.25"
+    assert silent_client.get(path, headers={**headers, "If-None-Match": etag}).status_code == 304
+    # Another view, zoom or owner is another answer.
+    assert get(silent_client, "/map/view", zoom=15, bbox="0.05,52.15,0.15,52.25").headers["ETag"] != etag
+    # The analysis makes s2 faulty: the clusters are built again, once the data is looked at again.
+    silent_client.application.extensions["grow_wow"]["map_answers"].recheck_seconds = 0
+    with engine.begin() as connection:
+        connection.execute(
+            update(sensor_health)
+            .where(sensor_health.c.sensor_id == "s2")
+            .values(status="faulty", updated_at=dt.datetime(2030, 1, 1, tzinfo=dt.UTC))
+        )
+    changed = silent_client.get(path, headers={**headers, "If-None-Match": etag})
+    assert changed.status_code == 200 and changed.json["sensors"]["rows"] == [["s2", 52.2, 0.1, "faulty"]]
+    zoomed_out = get(silent_client, "/map/view", zoom=0).json
+    assert zoomed_out["counts"]["faulty"] == 2

@@ -379,15 +379,26 @@ def test_the_data_routes_are_rate_limited_per_account(front_settings, engine):
     assert ada.get("/all_grow_map").status_code == 200  # the pages themselves are not counted
 
 
+def shown(view: dict) -> int:
+    """Sensors on a map view: those in its clusters and its single ones."""
+    return sum(row[2] for row in view["clusters"]["rows"]) + len(view["sensors"]["rows"])
+
+
 def test_an_admin_sees_every_sensor(client):
     log_in(client, "ada")
     assert [row[0] for row in client.get("/data/map").json["rows"]] == ["0042", "r1", "s1", "s2"]
+    view = client.get("/data/map/view?zoom=0").json
+    assert shown(view) == 4 and sum(view["counts"].values()) == 4
     assert client.get("/sensors/0042").status_code == 200
 
 
 def test_an_owner_sees_only_their_sensors(client):
     log_in(client, "olive")
     assert [row[0] for row in client.get("/data/map").json["rows"]] == ["s1", "s2"]
+    view = client.get("/data/map/view?zoom=16&bbox=-0.15,51.45,-0.05,51.55").json
+    assert [row[0] for row in view["sensors"]["rows"]] == ["s1"]
+    view = client.get("/data/map/view?zoom=0").json  # the owner's clusters, and their counts only
+    assert shown(view) == 2 and sum(view["counts"].values()) == 2
     assert [s["sensor_id"] for s in client.get("/data/sensors").json["items"]] == ["s1", "s2"]
     assert client.get("/sensors/s1").status_code == 200
     assert client.get("/data/sensors/s1/readings").status_code == 200
@@ -400,6 +411,7 @@ def test_an_owner_sees_only_their_sensors(client):
         "/data/sensors/r1/wow",
         "/data/owners/owner-b/stats",
         "/data/map?owner=owner-b",
+        "/data/map/view?zoom=0&owner=owner-b",
         "/data/sensors?owner=owner-b",
         "/data/addresses?q=on&owner=owner-b",
     ]:
@@ -894,6 +906,17 @@ def test_the_map_answer_keeps_its_tag_through_the_front_end_and_an_unchanged_map
     theirs = olive.get("/data/map", headers={"If-None-Match": tag})
     assert theirs.status_code == 200 and [row[0] for row in theirs.json["rows"]] == ["s1", "s2"]
     assert theirs.headers["ETag"] != tag
+
+
+def test_a_map_view_keeps_its_tag_through_the_front_end_and_a_bad_view_is_the_back_end_s_400(client):
+    log_in(client, "ada")
+    first = client.get("/data/map/view?zoom=4&bbox=-10,35,30,60")
+    tag = first.headers["ETag"]
+    assert first.status_code == 200 and tag and shown(first.json) == 4
+    again = client.get("/data/map/view?zoom=4&bbox=-10,35,30,60", headers={"If-None-Match": tag})
+    assert again.status_code == 304 and again.data == b""
+    refused = client.get("/data/map/view?zoom=12")  # the world at zoom 12: a million pixels wide
+    assert refused.status_code == 400 and "bbox" in refused.json["message"]
 
 
 @pytest.mark.parametrize("encoding", ["br", "gzip"])
