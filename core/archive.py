@@ -13,6 +13,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pandas as pd
+import pyarrow as pa
 from pydantic import Field, field_validator
 
 from core.errors import GrowWowError
@@ -25,6 +26,15 @@ VARIABLES = list(SENSOR_VARIABLES)
 # the database).
 FORMAT = 2
 MANIFEST = "manifest.json"
+SCHEMA = pa.schema(
+    [
+        pa.field("sensor_id", pa.string()),
+        pa.field("ts", pa.timestamp("ms", tz="UTC")),
+        *(pa.field(name, pa.float64()) for name in VARIABLES),  # as stored: a daily mean keeps 15 digits
+        pa.field("anomalies", pa.string(), metadata={"description": "kinds of anomaly over it, ';'-joined"}),
+        pa.field("health", pa.string(), metadata={"description": "its sensor that day: faulty or healthy"}),
+    ]
+)
 # Readings a row group holds: its statistics (sensor ids, times) let a reader of one sensor skip the rest
 # of a file; 20,000 is about 200 sensors' day.
 ROW_GROUP = 20_000
@@ -245,7 +255,6 @@ def read_sensor(root, sensor_id: str, source: str, start: dt.datetime, end: dt.d
     """A sensor's archived readings from `start` to `end` (both included), in time order: ts and the
     variables. Only the files that hold the days asked are opened (`files_to_read`), and in them only the
     row groups that can hold the sensor (each file is sorted by sensor, with statistics)."""
-    import pyarrow as pa
     import pyarrow.dataset as ds
 
     store = as_store(root)
@@ -263,7 +272,7 @@ def read_sensor(root, sensor_id: str, source: str, start: dt.datetime, end: dt.d
         & (ds.field("ts") >= pa.scalar(start, type=moment))
         & (ds.field("ts") <= pa.scalar(end, type=moment))
     )
-    table = ds.dataset(files, format="parquet", filesystem=store.filesystem).to_table(
+    table = ds.dataset(files, format="parquet", schema=SCHEMA, filesystem=store.filesystem).to_table(
         columns=columns, filter=wanted_rows
     )
     frame = table.to_pandas().sort_values("ts", ignore_index=True)

@@ -29,7 +29,15 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from sqlalchemy import Date, cast, func, select
 
-from core.archive import ArchiveStore, as_store, day_path, parquet_options, read_manifest, write_manifest
+from core.archive import (
+    SCHEMA,
+    ArchiveStore,
+    as_store,
+    day_path,
+    parquet_options,
+    read_manifest,
+    write_manifest,
+)
 from core.db import read_frame
 from core.schema import anomalies, readings
 from core.vocabulary import NOT_FAULTS, SENSOR_VARIABLES, SOURCE_PREFIXES, source_of
@@ -39,15 +47,6 @@ log = logging.getLogger(__name__)
 
 LICENCE = "LICENCE.txt"
 VARIABLES = list(SENSOR_VARIABLES)
-SCHEMA = pa.schema(
-    [
-        pa.field("sensor_id", pa.string()),
-        pa.field("ts", pa.timestamp("ms", tz="UTC")),
-        *(pa.field(name, pa.float64()) for name in VARIABLES),  # as stored: a daily mean keeps its 15 digits
-        pa.field("anomalies", pa.string(), metadata={"description": "kinds of anomaly over it, ';'-joined"}),
-        pa.field("health", pa.string(), metadata={"description": "its sensor that day: faulty or healthy"}),
-    ]
-)
 
 
 @dataclass(frozen=True)
