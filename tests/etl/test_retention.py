@@ -19,9 +19,9 @@ NOW = dt.datetime(2026, 5, 15, 6, tzinfo=dt.UTC)
 
 
 def hourly(sensor_id: str, seed: int) -> pd.DataFrame:
-    """Hourly readings from 1 January to 10 March 2026."""
+    """Hourly readings from 25 January to 5 March 2026."""
     rng = np.random.default_rng(seed)
-    ts = pd.date_range("2026-01-01", "2026-03-10 23:00", freq="h", tz="UTC")
+    ts = pd.date_range("2026-01-25", "2026-03-05 23:00", freq="h", tz="UTC")
     values = {name: np.round(rng.uniform(5, 40, len(ts)), 2) for name in archiving.VARIABLES}
     return pd.DataFrame({"sensor_id": sensor_id, "ts": ts, **values})
 
@@ -44,7 +44,7 @@ def test_archived_and_verified_months_are_dropped_and_the_rest_kept(stored, tmp_
     archiving.archive(stored, tmp_path, NOW, 3, "CC BY 4.0")
     said = archiving.drop_archived_months(stored, tmp_path, NOW, keep_months=2)  # keep March and after
     assert said == [
-        "2026-01: 1,488 readings dropped, archived and verified",
+        "2026-01: 336 readings dropped, archived and verified",
         "2026-02: 1,344 readings dropped, archived and verified",
     ]
     assert months_in_database(stored) == ["2026-03"]
@@ -53,12 +53,12 @@ def test_archived_and_verified_months_are_dropped_and_the_rest_kept(stored, tmp_
 
 def test_a_month_with_a_day_missing_corrupt_or_short_in_the_archive_is_kept(stored, tmp_path):
     archiving.archive(stored, tmp_path, NOW, 3, "CC BY 4.0")
-    (tmp_path / "readings/day=2026-01-17/source=grow/readings.parquet").unlink()
+    (tmp_path / "readings/day=2026-01-27/source=grow/readings.parquet").unlink()
     february = tmp_path / "readings/day=2026-02-03/source=opensensemap/readings.parquet"
     february.write_bytes(february.read_bytes()[:-4] + b"XXXX")
     said = archiving.drop_archived_months(stored, tmp_path, NOW, keep_months=2)
     assert said == [
-        "2026-01: kept, readings/day=2026-01-17/source=grow/readings.parquet is not archived",
+        "2026-01: kept, readings/day=2026-01-27/source=grow/readings.parquet is not archived",
         "2026-02: kept, readings/day=2026-02-03/source=opensensemap/readings.parquet is not as archived "
         "(its checksum differs)",
     ]
@@ -92,7 +92,7 @@ def test_a_sensor_whose_every_month_is_archived_opens_on_its_last_days(stored, t
     from sqlalchemy import update
 
     with stored.begin() as connection:
-        last = dt.datetime(2026, 3, 10, 23, tzinfo=dt.UTC)
+        last = dt.datetime(2026, 3, 5, 23, tzinfo=dt.UTC)
         connection.execute(update(sensors).values(last_sample_at=last))
     archiving.archive(stored, tmp_path, NOW, 3, "CC BY 4.0")
     archiving.drop_archived_months(stored, tmp_path, NOW, keep_months=1)  # January to March: all of it
@@ -101,4 +101,4 @@ def test_a_sensor_whose_every_month_is_archived_opens_on_its_last_days(stored, t
     with app.test_client() as client:
         answer = client.get("/api/v1/sensors/g1/readings", headers={"Authorization": f"Bearer {TOKEN}"}).json
     app.extensions["grow_wow"]["engine"].dispose()
-    assert answer["readings"] == 9 * 24 + 1 and answer["end"].startswith("2026-03-10T23:00")
+    assert answer["readings"] == 9 * 24 + 1 and answer["end"].startswith("2026-03-05T23:00")

@@ -86,6 +86,7 @@ def injected(frame: pd.DataFrame, variable: str, how) -> tuple[pd.DataFrame, pd.
     return frame, start, end
 
 
+@pytest.mark.slow  # runs the models: TensorFlow (test-fast loads it nowhere)
 @pytest.mark.parametrize(
     ("variable", "fault"),
     [
@@ -106,6 +107,7 @@ def test_a_fault_injected_on_two_days_is_flagged_on_those_days_only(clean_sensor
     assert rows[0]["score"] > 1 and "unlike a normal day" in rows[0]["explanation"]
 
 
+@pytest.mark.slow  # runs the soil moisture model: TensorFlow
 def test_on_days_the_station_saw_rain_the_soil_moisture_model_is_not_taken_at_its_word(clean_sensors):
     # A storm makes a soil moisture day like no other; where the station recorded rain that day, the
     # model's evidence is dropped (the rules still look at the day).
