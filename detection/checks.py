@@ -111,6 +111,10 @@ class StuckThresholds:
     # a day's longest hold counts up to this in what is usual
     usual_cap: Annotated[pd.Timedelta, REAL] = 7 * 24 * HOUR
     context_days: Annotated[int, REAL] = 15  # the days either side that say what is usual
+    # ... read on this many of them at least, else a hold must outlast a night and a day too: a day or
+    # two around (the rest under frost or snow, or before the first reading) may show the sensor resting
+    # long, but not that it rests briefly (their weather may have moved it)
+    usual_days: Annotated[int, PHYSICS] = 3
     # a level no live probe holds (soil moisture: exactly 0 %)
     impossible: Annotated[float | None, PHYSICS] = None
     wet_mm: Annotated[float, PHYSICS] = 10.0  # mm the station recorded while the value held ...

@@ -456,6 +456,7 @@ def stuck_flags(
     usual_factor: float = StuckThresholds.usual_factor,
     usual_cap: pd.Timedelta = StuckThresholds.usual_cap,
     context_days: int = StuckThresholds.context_days,
+    usual_days: int = StuckThresholds.usual_days,
     impossible: float | None = StuckThresholds.impossible,
     wet_mm: float = StuckThresholds.wet_mm,
     after_rain: pd.Timedelta = StuckThresholds.after_rain,
@@ -474,12 +475,13 @@ def stuck_flags(
     sensor itself: it is stuck when it lasts `min_duration` and, if it hid a change (it ends in a leap
     to where the soil got), `usual_factor` times the holds the sensor shows on the days around it (each
     day's longest hold within `context_days`, each counted up to `usual_cap`, so that a probe stuck for
-    weeks does not excuse itself), or else `rest_factor` times the longest the sensor rested within
-    one of its steps on those days (a calm soil on a step's edge flicks across it: `_rests`). It is
-    stuck whatever the days around show when it holds at an `impossible` level (a soil probe reading
-    exactly 0 % is disconnected, not dry), or when its station recorded `wet_mm` of rain (falling as
-    rain, not a snowpack's guessed melt) and it still held `after_rain` later (`rain`, where the sensor
-    has a station). A hold that ends in a rise as `answered_mm` of water reaches the station was at
+    weeks does not excuse itself; and a night and a day, twice, where fewer than `usual_days` of them
+    were read), or else `rest_factor` times the longest the sensor rested within one of its steps on
+    those days (a calm soil on a step's edge flicks across it: `_rests`). It is stuck whatever the
+    days around show when it holds at an `impossible` level (a soil probe reading exactly 0 % is
+    disconnected, not dry), or when its station recorded `wet_mm` of rain (falling as rain, not a
+    snowpack's guessed melt) and it still held `after_rain` later (`rain`, where the sensor has a
+    station). A hold that ends in a rise as `answered_mm` of water reaches the station was at
     rest, the probe answering the rain, unless it outlasted what the sensor rests (at its floor aside);
     so was one at the sensor's lowest level, `air_dry` or below, while its station saw less than
     `wet_mm` fall. Holds under `ignore_below` are left alone up to `longest_night`: light is 0 all
@@ -504,8 +506,9 @@ def stuck_flags(
     # that hid a change is judged), and the longest it rested within one of its steps, flicking across
     # a step's edge as a calm soil sitting on it does (against which a hold that hid nothing is).
     usual, usual_rest = np.full(len(first), np.nan), np.full(len(first), np.nan)
+    read = np.full(len(first), np.nan)  # how many of the days around were read
     for into, lasted in ((usual, durations), (usual_rest, _rests(samples, starts, ends, min_duration))):
-        into[judged] = _usual_holds(
+        into[judged], read[judged] = _usual_holds(
             samples.sensor[starts],
             ns[starts],
             lasted,
@@ -514,6 +517,11 @@ def stuck_flags(
             len(samples.sensor_ids),
             judging[judged],
         )
+    # A day or two read around (the rest under frost or snow, or not yet recorded) can show that the
+    # sensor rests long, in a calm spell, but not that it rests briefly: their weather may have moved
+    # it. Judged by so few, a hold must outlast a night and a day, twice over, too.
+    with np.errstate(invalid="ignore"):
+        floor = np.where(read < usual_days, usual_factor * duration_ns(HOURS_24), 0.0)
     # How the hold ended: where the sensor went on from (NaN while it still holds, or after a gap). A
     # probe at rest goes on a step or two from where it held; one that was stuck goes on from where the
     # soil got to meanwhile. Soil dries slowly: a fall hidden by a hold is a stuck probe, a rise may be
@@ -538,7 +546,7 @@ def stuck_flags(
         answered[rose[water >= answered_mm]] = True
         # ... a probe at rest: one that held far longer than the sensor ever rests was stuck, and the
         # rain that came as it ended, chance; unless it rested at its floor, where soil waits for rain
-        outlasted = answered & (lasting >= rest_factor * usual_rest)
+        outlasted = answered & (lasting >= np.maximum(rest_factor * usual_rest, floor))
         if air_dry is not None:
             outlasted &= ~((values[first] <= air_dry) & _at_its_floor(samples, first))
         answered &= ~outlasted
@@ -551,7 +559,7 @@ def stuck_flags(
     usual = np.where(unknown, duration_ns(HOURS_24), usual)
     usual = np.where(hidden | unknown, usual, usual_rest)
     factor = np.where(hidden | unknown, usual_factor, rest_factor)
-    longer = enough & (lasting >= factor * usual) & ~answered
+    longer = enough & (lasting >= np.maximum(factor * usual, floor)) & ~answered
     if rain is not None and air_dry is not None:  # dry soil at its floor rests until rain (or it leaps)
         dry = np.flatnonzero(longer & ~hidden & (values[first] <= air_dry))
         longer[dry[_at_rest_on_the_floor(samples, first[dry], last[dry], rain, wet_mm)]] = False
@@ -694,11 +702,12 @@ def _usual_holds(
     days: int,
     sensors: int,
     asked: np.ndarray,
-) -> np.ndarray:
+) -> tuple[np.ndarray, np.ndarray]:
     """Per hold of `asked` (positions among the holds, which come in sensor and time order, as `_holds`
     gives them), how long its sensor holds still on the other days around it: the longest hold starting
     on any of the `days` days before or after the one it starts on, each counted up to `cap` (a probe
-    stuck for weeks must not excuse itself; its own day is left out, so one hold never does)."""
+    stuck for weeks must not excuse itself; its own day is left out, so one hold never does), NaN for
+    none; and on how many of those days it was read (a hold starts on each)."""
     # Days counted from each sensor's own first: sensors of one chunk may be read at different times,
     # and a calendar over all of them would grow with their history.
     day = start // duration_ns(HOURS_24)
@@ -715,10 +724,15 @@ def _usual_holds(
     trailing = maximum_filter1d(
         longest.reshape(sensors, width), days, axis=1, mode="constant", cval=-np.inf, origin=(days - 1) // 2
     )
+    # How many days of the same windows were read: by running sums.
+    read = np.zeros((sensors, width + 1))
+    read[:, 1:] = np.cumsum(np.isfinite(longest).reshape(sensors, width), axis=1)
     sensor, day = sensor[asked], day[asked]
     before = np.where(day > 0, trailing[sensor, day - 1], -np.inf)
     usual = np.maximum(before, trailing[sensor, day + days])
-    return np.where(usual == -np.inf, np.nan, usual)  # NaN: no other day
+    count = read[sensor, day] - read[sensor, np.maximum(day - days, 0)]  # days d - days to d - 1
+    count += read[sensor, day + days + 1] - read[sensor, day + 1]  # days d + 1 to d + days
+    return np.where(usual == -np.inf, np.nan, usual), count  # NaN: no other day
 
 
 def spike_flags(
@@ -1058,7 +1072,7 @@ def break_flags(
         dry = ~_wetted(samples, jumps.when - 1, rain_within, wet_rise)  # the level before the fall
         jumps = Jumps(*(field[dry] for field in (jumps.when, jumps.before, jumps.after, jumps.last)))
     if variable == "air_temperature":
-        jumps = _not_out_of_snow(samples, jumps, window)
+        jumps = _not_out_of_snow(samples, jumps)
     return [
         (
             sensor,
@@ -1091,15 +1105,19 @@ def _beyond_before(samples: Samples, jumps: Jumps, window: pd.Timedelta) -> Jump
     return Jumps(jumps.when[keep], jumps.before[keep], jumps.after[keep], jumps.last[keep])
 
 
-def _not_out_of_snow(samples: Samples, jumps: Jumps, window: pd.Timedelta) -> Jumps:
+def _not_out_of_snow(samples: Samples, jumps: Jumps) -> Jumps:
     """The jumps but those up out of a plateau held near 0 °C: snow that buried a sensor (too briefly,
-    or too much by night, to be seen as snow cover) melting off it in the morning, not a break."""
+    or too much by night, to be seen as snow cover) melting off it in the morning, not a break. The
+    plateau is the snow's least time buried just before the jump (two samples at least), not the
+    break's whole window: snow that fell only a few hours before it melted off leaves the air it fell
+    through in that window."""
     snow = SnowCoverThresholds()
-    low = samples.search(jumps.when, samples.ns[jumps.when] - duration_ns(window), "left")
+    low = samples.search(jumps.when, samples.ns[jumps.when] - duration_ns(snow.min_duration), "left")
     high = jumps.when - 1
     top = _over_runs(np.maximum, samples.values, low, high)
     bottom = _over_runs(np.minimum, samples.values, low, high)
     held = (bottom >= snow.coldest) & (top <= snow.warmest) & (top - bottom <= 2 * snow.flat)
+    held &= high - low >= 1
     keep = ~(held & (jumps.after > jumps.before))
     return Jumps(jumps.when[keep], jumps.before[keep], jumps.after[keep], jumps.last[keep])
 

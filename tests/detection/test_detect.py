@@ -441,3 +441,31 @@ def test_soil_dried_to_its_floor_holds_at_rest_while_its_station_stays_dry():
     storm_at = START + pd.Timedelta(days=12)
     storm = np.where((hours >= storm_at) & (hours < storm_at + 5 * HOUR), 4.0, 0.0)
     assert faults(detect(frame, *station(hours, storm)))["kind"].tolist() == ["stuck"]
+
+
+def first_night_then_frost(hold_hours: float, end_step: float) -> pd.DataFrame:
+    """A record that opens on a winter morning: 15-minute samples in 0.2 % steps, the soil rising
+    18.4 to 21.0 % by 13:00 as a shower soaks in, then holding `hold_hours` at 21.0, then going on from
+    21.0 + `end_step` and wetting a step an hour for a day; then nothing for a fortnight (frozen, its
+    readings blanked by the frost stand-down), and ten days drying a step every three hours."""
+    steps = [18.4] * 32 + list(np.repeat(np.round(np.arange(18.6, 21.01, 0.2), 1), 2))  # to 13:00 (or so)
+    held = [21.0] * int(hold_hours * 4)
+    after = list(np.repeat(np.round(21.0 + end_step + 0.2 * np.arange(24), 1), 4))
+    first = np.array(steps + held + after)
+    later = np.round(24.0 - 0.2 * np.arange(80).repeat(12), 1)
+    index = pd.date_range(START, periods=len(first), freq="15min")
+    thaw = index[-1] + pd.Timedelta(days=14)
+    index = index.append(pd.date_range(thaw, periods=len(later), freq="15min"))
+    return pd.DataFrame({"ts": index, "soil_moisture": np.concatenate([first, later])})
+
+
+def test_a_hold_judged_against_a_day_or_two_around_is_judged_as_one_with_none():
+    """Seed 30806's false alarms (a network opening on 1 January): on the record's first night a probe
+    held 21.0 % for 17 h; the fortnight after lay under frost, its readings blanked, but for the next
+    day, when a shower moved the soil every hour or two. Against that one day, 17 h was four times
+    the sensor's rest; one day tells what its weather did, not how long the sensor rests, so the hold
+    is judged as one with no day around (a night and a day, twice over): at rest. A probe that held
+    three days and leapt back to where the soil got is stuck all the same."""
+    assert faults(detect(first_night_then_frost(17, end_step=0.2))).empty
+    found = faults(detect(first_night_then_frost(72, end_step=3.0)))
+    assert found[["variable", "kind"]].values.tolist() == [["soil_moisture", "stuck"]]

@@ -145,6 +145,29 @@ def test_snow_melting_off_a_sensor_is_no_break_but_the_same_jump_from_moving_air
     assert len(check_break(frame["air_temperature"], "air_temperature", 6.0)) == 1
 
 
+def test_snow_that_fell_a_few_hours_before_it_melted_off_is_no_break_either():
+    """Seeds 30803 and 30804's false alarms: sleet at 1-2 °C turns to snow at 03:00 and buries a sensor,
+    which holds 0.0 °C until the morning sun melts it off at 08:00 and it reads the air's 6 °C again.
+    The hours before the jump still hold the sleety air of before the snow; what says snow is the
+    plateau just before the jump, as long as snow must lie to be snow cover. A sensor that held near
+    0 °C for an hour only, in air moving about it, jumped."""
+    frame = clean()
+    hours = (frame.index - START) / HOUR
+    frame["air_temperature"] = 4 + 3 * np.sin((hours % 24 - 9) / 24 * 2 * np.pi)  # a winter's day
+    rng = np.random.default_rng(6)
+    night = START + pd.Timedelta(days=3)
+
+    def between(first: float, last: float) -> np.ndarray:
+        return (frame.index >= night + first * HOUR) & (frame.index < night + last * HOUR)
+
+    frame.loc[between(-6, 3), "air_temperature"] = 1.5 + rng.normal(0, 0.4, between(-6, 3).sum())  # sleet
+    frame.loc[between(3, 8), "air_temperature"] = 0.0 + rng.normal(0, 0.05, between(3, 8).sum())  # snow
+    frame.loc[between(8, 16), "air_temperature"] = 6.5 + rng.normal(0, 0.3, between(8, 16).sum())
+    assert check_break(frame["air_temperature"], "air_temperature", 6.0) == []
+    frame.loc[between(3, 7), "air_temperature"] = 1.5 + rng.normal(0, 0.4, between(3, 7).sum())  # an hour
+    assert len(check_break(frame["air_temperature"], "air_temperature", 6.0)) == 1
+
+
 def test_a_spike_or_a_rain_shower_is_not_a_break():
     frame = clean()
     frame.loc[START + pd.Timedelta(days=4, hours=1), "air_temperature"] += 20  # back at the next sample
