@@ -327,7 +327,11 @@ def counts_by_status(connection) -> dict[str, int]:
 )
 def sensor_map(query):
     key = query.get("owner", "")  # everyone's map, or one owner's
-    etag, body = map_answers().get(engine(), key, sensor_filters(query))
+    return _cached(*map_answers().get(engine(), key, sensor_filters(query)))
+
+
+def _cached(etag: str, body: bytes) -> Response:
+    """A cached JSON answer with its ETag: a request that holds the tag gets a 304 and no body."""
     answer = Response(body, mimetype="application/json")
     answer.set_etag(etag)
     answer.cache_control.no_cache = True  # a browser asks again each time: a 304 costs little
@@ -345,18 +349,10 @@ def sensor_map(query):
 )
 def map_view(query):
     key = query.get("owner", "")
-    etag, body = map_answers().view(
-        engine(),
-        key,
-        sensor_filters(_only(query, "owner")),
-        query["zoom"],
-        query["bbox"],
-        query.get("status"),
+    filters = sensor_filters(_only(query, "owner"))
+    return _cached(
+        *map_answers().view(engine(), key, filters, query["zoom"], query["bbox"], query.get("status"))
     )
-    answer = Response(body, mimetype="application/json")
-    answer.set_etag(etag)
-    answer.cache_control.no_cache = True
-    return answer.make_conditional(request)
 
 
 @api.get("/changes")

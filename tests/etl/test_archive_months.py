@@ -3,16 +3,16 @@
 
 import datetime as dt
 
-import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
 from core.archive import bucket_of, files_to_read, month_path, open_store, read_manifest, read_sensor
 from core.load import bulk_upsert
-from core.schema import readings, sensors
+from core.schema import readings
 from etl import archive as archiving
 from etl import archive_months
+from tests.etl import test_retention as retention
 from tests.etl.test_retention import NOW
 
 # Ten days across a month's end, hourly, for a sensor of each source: January (6 days) and February (4) are
@@ -21,18 +21,12 @@ FIRST, LAST = "2026-01-26", "2026-02-04 23:00"
 
 
 def hourly(sensor_id: str, seed: int) -> pd.DataFrame:
-    rng = np.random.default_rng(seed)
-    ts = pd.date_range(FIRST, LAST, freq="h", tz="UTC")
-    values = {name: np.round(rng.uniform(5, 40, len(ts)), 2) for name in archiving.VARIABLES}
-    return pd.DataFrame({"sensor_id": sensor_id, "ts": ts, **values})
+    return retention.hourly(sensor_id, seed, FIRST, LAST)
 
 
 @pytest.fixture
 def stored(engine):
-    with engine.begin() as connection:
-        bulk_upsert(connection, sensors, pd.DataFrame({"sensor_id": ["g1", "osem:b1"]}))
-        bulk_upsert(connection, readings, pd.concat([hourly("g1", 1), hourly("osem:b1", 2)]))
-    return engine
+    return retention.two_gardens(engine, first=FIRST, last=LAST)
 
 
 YEAR = (dt.date(2026, 1, 1), dt.date(2026, 12, 31))

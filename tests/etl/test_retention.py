@@ -18,20 +18,28 @@ from tests.factories import TOKEN
 NOW = dt.datetime(2026, 5, 15, 6, tzinfo=dt.UTC)
 
 
-def hourly(sensor_id: str, seed: int) -> pd.DataFrame:
-    """Hourly readings from 25 January to 5 March 2026."""
+FIRST, LAST = "2026-01-25", "2026-03-05 23:00"
+
+
+def hourly(sensor_id: str, seed: int, first: str = FIRST, last: str = LAST) -> pd.DataFrame:
+    """Hourly readings from `first` to `last` (by default 25 January to 5 March 2026)."""
     rng = np.random.default_rng(seed)
-    ts = pd.date_range("2026-01-25", "2026-03-05 23:00", freq="h", tz="UTC")
+    ts = pd.date_range(first, last, freq="h", tz="UTC")
     values = {name: np.round(rng.uniform(5, 40, len(ts)), 2) for name in archiving.VARIABLES}
     return pd.DataFrame({"sensor_id": sensor_id, "ts": ts, **values})
 
 
-@pytest.fixture
-def stored(engine):
+def two_gardens(engine, **span):
+    """A GROW sensor and an openSenseMap box, hourly over the span."""
     with engine.begin() as connection:
         bulk_upsert(connection, sensors, pd.DataFrame({"sensor_id": ["g1", "osem:b1"]}))
-        bulk_upsert(connection, readings, pd.concat([hourly("g1", 1), hourly("osem:b1", 2)]))
+        bulk_upsert(connection, readings, pd.concat([hourly("g1", 1, **span), hourly("osem:b1", 2, **span)]))
     return engine
+
+
+@pytest.fixture
+def stored(engine):
+    return two_gardens(engine)
 
 
 def months_in_database(engine) -> list[str]:

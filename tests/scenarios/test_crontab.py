@@ -13,6 +13,16 @@ from etl.settings import load_settings
 from tests.deploy.test_deploy import ROOT
 
 
+def here(command: str, tmp_path: Path) -> str:
+    """A crontab command with the host's paths pointed at this checkout, its venv and a scratch folder."""
+    return (
+        command.replace("/opt/grow-wow", str(ROOT))
+        .replace("/etc/grow-wow.env", str(tmp_path / "grow-wow.env"))
+        .replace("/var/log/grow-wow", str(tmp_path / "log"))
+        .replace(".venv/bin/python", sys.executable)
+    )
+
+
 def test_the_crontab_line_runs_the_nightly_runner(tmp_path, simulator):
     """The nightly line of deploy/crontab, with its paths pointed at this checkout and a scratch
     database, runs the five steps against the simulator and logs them."""
@@ -39,14 +49,9 @@ def test_the_crontab_line_runs_the_nightly_runner(tmp_path, simulator):
     )
     (tmp_path / "log").mkdir()
     init_db(make_engine(load_settings(database_url=database)))  # once, when the host is set up
-    venv_python = Path(sys.executable)
-    command = (
-        command.replace("/opt/grow-wow", str(ROOT))
-        .replace("/etc/grow-wow.env", str(tmp_path / "grow-wow.env"))
-        .replace("/var/log/grow-wow", str(tmp_path / "log"))
-        .replace(".venv/bin/python", str(venv_python))
+    result = subprocess.run(
+        ["/bin/bash", "-c", here(command, tmp_path)], capture_output=True, text=True, timeout=600
     )
-    result = subprocess.run(["/bin/bash", "-c", command], capture_output=True, text=True, timeout=600)
     log = (tmp_path / "log" / "etl.log").read_text()
     assert result.returncode == 0, log[-2000:]
     for step in (
@@ -72,13 +77,7 @@ def test_the_crontab_line_runs_the_nightly_runner(tmp_path, simulator):
     assert archive_line.split()[:5] == ["30", "4", "*", "*", "*"]
     with (tmp_path / "grow-wow.env").open("a") as env_file:
         env_file.write(f"\nARCHIVE_DIR={tmp_path / 'archive'}\n")
-    archive_command = (
-        archive_line.split(maxsplit=5)[5]
-        .replace("/opt/grow-wow", str(ROOT))
-        .replace("/etc/grow-wow.env", str(tmp_path / "grow-wow.env"))
-        .replace("/var/log/grow-wow", str(tmp_path / "log"))
-        .replace(".venv/bin/python", str(venv_python))
-    )
+    archive_command = here(archive_line.split(maxsplit=5)[5], tmp_path)
     result = subprocess.run(["/bin/bash", "-c", archive_command], capture_output=True, text=True, timeout=300)
     log = (tmp_path / "log" / "etl.log").read_text()
     assert result.returncode == 0, log[-2000:]
@@ -91,11 +90,7 @@ def test_the_crontab_line_runs_the_nightly_runner(tmp_path, simulator):
     monitor = next(line for line in guide.splitlines() if "python -m etl status" in line and "mail" in line)
     monitor = " ".join(monitor.split()[5:])  # without the schedule
     mailed = tmp_path / "mailed"
-    monitor = (
-        monitor.replace("/opt/grow-wow", str(ROOT))
-        .replace("/etc/grow-wow.env", str(tmp_path / "grow-wow.env"))
-        .replace(".venv/bin/python", str(venv_python))
-    )
+    monitor = here(monitor, tmp_path)
     monitor = re.sub(r"\| mail .*$", f"> {mailed}", monitor)
     assert subprocess.run(["/bin/bash", "-c", monitor], timeout=120).returncode == 0
     assert not mailed.exists()
