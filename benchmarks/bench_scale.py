@@ -3,7 +3,7 @@ readings answer on it, and what a night costs a reading beside GROW's 6,500 (iss
 
 1. Storage: a scratch schema of DATABASE_URL (default: the local PostgreSQL) filled with `--sensors`
    sensors × `--days` days of 15-minute readings (as bench_api fills it, untimed); PostgreSQL's own sizes
-   of the readings table's heap and indexes over its rows.
+   of the readings' monthly partitions (heap and indexes) and of the series keying them, over the rows.
 2. Archive: `etl.archive` writes those days as Parquet; its bytes over the readings, and its seconds.
 3. The map: what the dashboard's map page fetches for its first paint in a 1400 × 1000 window (its page's
    scripts and styles, and `/api/v1/map/view` for Europe at zoom 4, then for the view fitted to the
@@ -33,13 +33,14 @@ import time
 from pathlib import Path
 
 import orjson
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks import harness
 from benchmarks.bench_api import END, fill
 from benchmarks.scratch import Scratch
+from core import reading_store
 from core.schema import readings, sensors
 from core.vocabulary import SENSOR_VARIABLES
 from tests.factories import TOKEN
@@ -49,11 +50,18 @@ VARIABLE_NAMES = list(SENSOR_VARIABLES)
 
 
 def storage(engine) -> dict:
+    """Bytes a reading in PostgreSQL: the heap and indexes of every month's partition, and the series
+    that gives each sensor its key (core.reading_store)."""
     with engine.connect() as connection:
         count = connection.scalar(select(func.count()).select_from(readings))
-        heap = connection.scalar(text("SELECT pg_relation_size('readings')"))
-        index = connection.scalar(text("SELECT pg_indexes_size('readings')"))
-    return {"readings": count, "heap": heap / count, "index": index / count, "total": (heap + index) / count}
+        size = reading_store.sizes(connection)
+    total = size["heap"] + size["index"] + size["series"]
+    return {
+        "readings": count,
+        "heap": size["heap"] / count,
+        "index": (size["index"] + size["series"]) / count,
+        "total": total / count,
+    }
 
 
 def archive(engine, folder: Path, days: int) -> dict:

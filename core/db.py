@@ -28,8 +28,9 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.exc import DBAPIError, OperationalError
 
+from core import reading_store
 from core.errors import DatabaseUnavailable, GrowWowError
-from core.schema import UTCDateTime, metadata
+from core.schema import UTCDateTime, metadata, readings
 from core.settings import CoreSettings
 from core.times import PG_EPOCH_US
 
@@ -119,14 +120,27 @@ def init_db(engine: Engine, migrations: Path = MIGRATIONS_DIR) -> str:
         config = alembic_config(connection, migrations)
         before = current_revision(connection)
         if before is None:
-            metadata.create_all(connection)
+            create_schema(connection)
             command.stamp(config, "head")
             return f"created schema at revision {head_revision(migrations)}"
         command.upgrade(config, "head")
         after = current_revision(connection)
-    if after == before:
-        return f"schema already at revision {after}"
-    return f"upgraded schema from revision {before} to {after}"
+    done = "schema already at revision" if after == before else f"upgraded schema from revision {before} to"
+    if engine.dialect.name == "postgresql":
+        moved = reading_store.move_legacy(engine)
+        if moved:
+            return f"{done} {after}; moved {moved:,} readings into monthly partitions"
+    return f"{done} {after}"
+
+
+def create_schema(connection: Connection) -> None:
+    """The current tables on an empty database; on PostgreSQL readings go in the store of
+    `core.reading_store` instead of a table."""
+    if connection.dialect.name != "postgresql":
+        metadata.create_all(connection)
+        return
+    metadata.create_all(connection, tables=[t for t in metadata.sorted_tables if t is not readings])
+    reading_store.create_store(connection)
 
 
 class SchemaOutdated(GrowWowError):
@@ -138,11 +152,17 @@ def ensure_schema(engine: Engine) -> None:
     check_connection(engine)
     with engine.connect() as connection:
         current = current_revision(connection)
+        moving = engine.dialect.name == "postgresql" and current and reading_store.legacy_left(connection)
     head = head_revision()
+    label = engine.url.render_as_string(hide_password=True)
     if current != head:
-        label = engine.url.render_as_string(hide_password=True)
         state = "has no schema" if current is None else f"is at schema revision {current}, the code at {head}"
         raise SchemaOutdated(f"{label} {state}: run 'python -m etl init-db' first")
+    if moving:
+        raise SchemaOutdated(
+            f"{label} is still moving its readings into monthly partitions: run 'python -m etl init-db' "
+            "to finish"
+        )
 
 
 def latest_times(
@@ -153,6 +173,29 @@ def latest_times(
     return _edge_times(connection, table, entities, key, before, latest=True)
 
 
+def earliest_reading(connection: Connection):
+    """The time of the oldest reading stored, or None: on PostgreSQL from the store's series, never a
+    scan of the readings."""
+    if reading_store.is_store(connection):
+        return connection.scalar(select(func.min(reading_store.reading_series.c.first_at)))
+    return connection.scalar(select(func.min(readings.c.ts)))
+
+
+def reading_span(connection: Connection, sensor_id: str) -> tuple:
+    """The times of a sensor's first and last stored readings, (None, None) if it has none: on PostgreSQL
+    from the store's series, without reading its rows."""
+    if reading_store.is_store(connection):
+        series = reading_store.reading_series
+        found = connection.execute(
+            select(series.c.first_at, series.c.last_at).where(series.c.sensor_id == sensor_id)
+        ).first()
+        return tuple(found) if found else (None, None)
+    where = readings.c.sensor_id == sensor_id
+    return tuple(
+        connection.execute(select(func.min(readings.c.ts), func.max(readings.c.ts)).where(where)).one()
+    )
+
+
 def earliest_times(connection: Connection, table: Table, entities: Table, key: str) -> dict:
     """Each entity's earliest stored timestamp in `table`, as `latest_times` finds the latest."""
     return _edge_times(connection, table, entities, key, None, latest=False)
@@ -161,6 +204,13 @@ def earliest_times(connection: Connection, table: Table, entities: Table, key: s
 def _edge_times(connection, table, entities, key, before, latest: bool) -> dict:
     import pandas as pd  # here, not at the top: every command imports this module, few need pandas
 
+    if table.name == reading_store.VIEW and before is None and reading_store.is_store(connection):
+        # The store keeps each sensor's first and last time: its readings have no (sensor, time) index.
+        series = reading_store.reading_series
+        edge = series.c.last_at if latest else series.c.first_at
+        joined = entities.join(series, series.c.sensor_id == entities.c[key])
+        rows = connection.execute(select(entities.c[key], edge).select_from(joined)).all()
+        return {entity: pd.Timestamp(stamp) for entity, stamp in rows if stamp is not None}
     ts = table.c.ts
     edge = select(ts).where(table.c[key] == entities.c[key])
     if before is not None:
@@ -174,7 +224,8 @@ def table_counts(engine: Engine) -> dict[str, int | None]:
     """Rows in each table of the schema; None for a table that does not exist yet."""
     counts: dict[str, int | None] = {}
     with engine.connect() as connection:
-        existing = set(inspect(connection).get_table_names())
+        inspector = inspect(connection)
+        existing = set(inspector.get_table_names()) | set(inspector.get_view_names())
         for name, table in metadata.tables.items():
             if name in existing:
                 counts[name] = connection.scalar(select(func.count()).select_from(table))

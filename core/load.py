@@ -31,6 +31,7 @@ from sqlalchemy import BigInteger, Boolean, Connection, Float, Integer, String, 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.types import JSON
 
+from core import reading_store
 from core.errors import LoadError
 from core.schema import UTCDateTime
 from core.times import PG_EPOCH_US
@@ -89,6 +90,8 @@ def bulk_upsert(connection: Connection, table: Table, frame: pd.DataFrame) -> in
     if frame.empty:
         return 0
     if connection.dialect.name == "postgresql":
+        if table.name == reading_store.VIEW and reading_store.is_store(connection):  # from revision 0011
+            return _upsert_reading_store(connection, _last_per_key(frame, key))
         return _upsert_postgresql(connection, table, frame, key)
     return _upsert_sqlite(connection, table, _prepare_frame(table, _last_per_key(frame, key)), key)
 
@@ -353,6 +356,98 @@ def _merge(connection: Connection, table: Table, columns: list[_Column], key: li
         ).rowcount
     connection.exec_driver_sql(f"DROP TABLE {stage}")
     return written
+
+
+def _upsert_reading_store(connection: Connection, frame: pd.DataFrame) -> int:
+    """Readings into PostgreSQL's store (core.reading_store): the same rows written as into a table keyed
+    on (sensor_id, ts), with the sensor's key for its id. The store has no unique index, so the lock
+    keeps writers apart while each finds what is stored: rows later than their sensor's last stored time
+    are new and go by COPY; the others are merged against what is stored, within the batch's months."""
+    store = reading_store.reading_rows
+    stamps = utc_microseconds(frame["ts"], "readings.ts")  # refuses naive times before anything is done
+    frame = frame.assign(ts=pd.to_datetime(stamps, unit="us", utc=True))
+    reading_store.lock_readings(connection)
+    reading_store.ensure_months(connection, reading_store.months_of(frame["ts"]))
+    keys, last = _series_of(connection, frame["sensor_id"].astype(str).unique().tolist())
+    rows = frame.drop(columns="sensor_id").assign(sensor_key=frame["sensor_id"].astype(str).map(keys))
+    rows = rows[["sensor_key", *(name for name in frame.columns if name != "sensor_id")]]
+    rows = rows.sort_values(["sensor_key", "ts"], kind="stable")
+    stored_until = rows["sensor_key"].map(last).to_numpy(dtype=np.float64, na_value=-np.inf)
+    newer = utc_microseconds(rows["ts"], "readings.ts") > stored_until
+    written = 0
+    if newer.any():
+        _copy(connection, reading_store.ROWS, _prepare_frame(store, rows[newer]))
+        written += int(newer.sum())
+    if not newer.all():
+        written += _merge_store(connection, rows[~newer])
+    _widen_series(connection, rows)
+    return written
+
+
+def _series_of(connection: Connection, ids: list[str]) -> tuple[dict, dict]:
+    """Each sensor id's key (made for a new one) and its last stored time in µs since 1970, if any."""
+    series = reading_store.SERIES
+    # Only the missing ones are inserted: an INSERT … ON CONFLICT would spend an identity value on each
+    # existing id, every batch of every night.
+    connection.exec_driver_sql(
+        f"INSERT INTO {series} (sensor_id) SELECT e.id FROM unnest(CAST(%(ids)s AS varchar[])) AS e(id) "
+        f"WHERE NOT EXISTS (SELECT 1 FROM {series} AS s WHERE s.sensor_id = e.id) ON CONFLICT DO NOTHING",
+        {"ids": ids},
+    )
+    found = connection.exec_driver_sql(
+        f"SELECT sensor_id, sensor_key, last_at FROM {series} WHERE sensor_id = ANY(%(ids)s)", {"ids": ids}
+    ).all()
+    keys = {sensor_id: key for sensor_id, key, _ in found}
+    lasts = [(key, stamp) for _, key, stamp in found if stamp is not None]
+    stamps = pd.Series(pd.to_datetime([stamp for _, stamp in lasts], utc=True))
+    return keys, dict(zip([key for key, _ in lasts], utc_microseconds(stamps, "reading_series").tolist()))
+
+
+def _merge_store(connection: Connection, rows: pd.DataFrame) -> int:
+    """Stage rows that may be stored already; update the changed ones and insert the new ones, joining
+    only the batch's time span so the store reads only those months."""
+    store, stage = reading_store.ROWS, "_stage_reading_rows"
+    names = list(rows.columns)
+    values = [name for name in names if name not in ("sensor_key", "ts")]
+    cols = ", ".join(names)
+    connection.exec_driver_sql(f"DROP TABLE IF EXISTS {stage}")
+    connection.exec_driver_sql(
+        f"CREATE TEMP TABLE {stage} ON COMMIT DROP AS SELECT {cols} FROM {store} WITH NO DATA"
+    )
+    _copy(connection, stage, _prepare_frame(reading_store.reading_rows, rows))
+    connection.exec_driver_sql(f"ANALYZE {stage}")
+    span = {"first": rows["ts"].min().to_pydatetime(), "last": rows["ts"].max().to_pydatetime()}
+    within = "t.sensor_key = s.sensor_key AND t.ts = s.ts AND t.ts >= %(first)s AND t.ts <= %(last)s"
+    written = 0
+    if values:
+        changed = f"{_row(values, 't', str)} IS DISTINCT FROM {_row(values, 's', str)}"
+        assignments = ", ".join(f"{v} = s.{v}" for v in values)
+        written += connection.exec_driver_sql(
+            f"UPDATE {store} AS t SET {assignments} FROM {stage} AS s WHERE {within} AND {changed}", span
+        ).rowcount
+    written += connection.exec_driver_sql(
+        f"INSERT INTO {store} ({cols}) SELECT {', '.join('s.' + n for n in names)} FROM {stage} AS s "
+        f"WHERE NOT EXISTS (SELECT 1 FROM {store} AS t WHERE {within})",
+        span,
+    ).rowcount
+    connection.exec_driver_sql(f"DROP TABLE {stage}")
+    return written
+
+
+def _widen_series(connection: Connection, rows: pd.DataFrame) -> None:
+    """Each series' first and last time take in the batch's."""
+    edges = rows.groupby("sensor_key")["ts"].agg(["min", "max"])
+    connection.exec_driver_sql(
+        f"UPDATE {reading_store.SERIES} AS s SET first_at = LEAST(s.first_at, e.first), "
+        "last_at = GREATEST(s.last_at, e.last) FROM unnest(CAST(%(keys)s AS integer[]), "
+        "CAST(%(firsts)s AS timestamptz[]), CAST(%(lasts)s AS timestamptz[])) AS e(k, first, last) "
+        "WHERE s.sensor_key = e.k AND (s.first_at IS NULL OR e.first < s.first_at OR e.last > s.last_at)",
+        {
+            "keys": [int(k) for k in edges.index],
+            "firsts": list(edges["min"].dt.to_pydatetime()),
+            "lasts": list(edges["max"].dt.to_pydatetime()),
+        },
+    )
 
 
 def _row(names: list[str], alias: str, quote) -> str:

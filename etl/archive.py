@@ -28,7 +28,9 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 from sqlalchemy import Date, cast, func, select
+from sqlalchemy.exc import OperationalError
 
+from core import reading_store
 from core.archive import (
     SCHEMA,
     ArchiveStore,
@@ -38,7 +40,7 @@ from core.archive import (
     read_manifest,
     write_manifest,
 )
-from core.db import read_frame
+from core.db import describe_error, earliest_reading, read_frame
 from core.schema import anomalies, readings
 from core.vocabulary import NOT_FAULTS, SENSOR_VARIABLES, SOURCE_PREFIXES, source_of
 from etl.archive_months import write_sensor_months
@@ -171,7 +173,7 @@ def archive(engine, root, now: dt.datetime, after_days: int, licence: str) -> di
     manifest = read_manifest(root)
     before = (now - dt.timedelta(days=after_days)).date()
     with engine.connect() as connection:
-        first = connection.scalar(select(func.min(readings.c.ts)))
+        first = earliest_reading(connection)
         if first is None:
             return {"written": 0, "kept": 0, "days": 0}
         marks = day_fingerprints(connection, pd.Timestamp(first).date(), before)
@@ -254,7 +256,7 @@ def drop_archived_months(engine, root, now: dt.datetime, keep_months: int) -> li
     cutoff = _months_before(this_month, keep_months)
     said = []
     with engine.connect() as connection:
-        first = connection.scalar(select(func.min(readings.c.ts)))
+        first = earliest_reading(connection)
     if first is None:
         return said
     month = dt.date(pd.Timestamp(first).year, pd.Timestamp(first).month, 1)
@@ -266,15 +268,23 @@ def drop_archived_months(engine, root, now: dt.datetime, keep_months: int) -> li
         if unsure:
             said.append(f"{month:%Y-%m}: kept, {unsure}")
         elif counts:
-            with engine.begin() as connection:
-                gone = connection.execute(
-                    readings.delete().where(
-                        readings.c.ts >= _midnight(month), readings.c.ts < _midnight(following)
-                    )
-                ).rowcount
-            said.append(f"{month:%Y-%m}: {gone:,} readings dropped, archived and verified")
+            try:
+                with engine.begin() as connection:
+                    gone = _drop_month(connection, month, following)
+            except OperationalError as exc:  # PostgreSQL's lock_timeout: readers held on (core.reading_store)
+                said.append(f"{month:%Y-%m}: kept this time, the readings were busy ({describe_error(exc)})")
+            else:
+                said.append(f"{month:%Y-%m}: {gone:,} readings dropped, archived and verified")
         month = following
     return said
+
+
+def _drop_month(connection, month: dt.date, following: dt.date) -> int:
+    """Delete a month's readings: on PostgreSQL its partition goes whole (core.reading_store)."""
+    if reading_store.is_store(connection):
+        return reading_store.drop_month(connection, month)
+    where = (readings.c.ts >= _midnight(month), readings.c.ts < _midnight(following))
+    return connection.execute(readings.delete().where(*where)).rowcount
 
 
 def _day_counts(connection, month: dt.date, following: dt.date) -> dict[DayFile, int]:

@@ -15,7 +15,7 @@ import pandas as pd
 from sqlalchemy import func, select
 
 from core.csv_cells import safe_frame
-from core.db import read_frame
+from core.db import read_frame, reading_span
 from core.schema import anomalies, readings, sensors
 from core.vocabulary import SENSOR_VARIABLES
 
@@ -41,7 +41,7 @@ def sensor_export(engine, sensor_id: str, days: float) -> Export:
     with engine.connect() as connection:
         if connection.scalar(select(func.count()).where(sensors.c.sensor_id == sensor_id)) == 0:
             raise UnknownSensor(f"no sensor {sensor_id!r}")
-        end = connection.scalar(select(func.max(readings.c.ts)).where(readings.c.sensor_id == sensor_id))
+        _, end = reading_span(connection, sensor_id)
         if end is None:
             raise UnknownSensor(f"sensor {sensor_id!r} has no readings to export")
         start = end - dt.timedelta(days=days)

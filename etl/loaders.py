@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import Table, bindparam, func, or_, select, update
 
+from core import reading_store
 from core.db import latest_times, read_frame
 from core.load import bulk_upsert
 from core.schema import anomalies, detection_state, readings, readings_days, sensors
@@ -70,6 +71,10 @@ class Loader:
         self._loading = self._thread.submit(self._load, batch, records)
 
     def _load(self, batch: pd.DataFrame | None, records: list[Quarantined]) -> int:
+        if batch is not None and self.table is readings and self.context.engine.dialect.name == "postgresql":
+            # A new month's partition locks the readings a moment: made before, not inside, the batch's
+            # transaction, which holds its lock to the end.
+            reading_store.ensure_months_apart(self.context.engine, reading_store.months_of(batch["ts"]))
         with self.context.engine.begin() as connection:
             written = self.write(connection, batch) if batch is not None else 0
             seen = dt.datetime.now(dt.UTC)
@@ -105,6 +110,8 @@ class ReadingsLoader(Loader):
             return cls(context, newest, dict(checked.all()))
 
     def write(self, connection, batch: pd.DataFrame) -> int:
+        if reading_store.is_store(connection):
+            reading_store.lock_readings(connection)  # before reading what is stored (core.reading_store)
         batch = changed_rows(connection, batch, self.newest).drop(columns=UNSURE, errors="ignore")
         if batch.empty:
             return 0

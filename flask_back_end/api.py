@@ -15,7 +15,7 @@ from apiflask import APIBlueprint, abort
 from flask import Response, request, url_for
 from sqlalchemy import and_, func, or_, select
 
-from core.db import read_frame
+from core.db import read_frame, reading_span
 from core.schema import (
     anomalies,
     anomaly_answers,
@@ -221,9 +221,7 @@ def sensor_readings(sensor_id: str, query):
             .order_by(readings.c.ts),
         )
         # What the database keeps of this sensor begins here; older months may live in the archive.
-        kept_from = connection.scalar(
-            select(func.min(readings.c.ts)).where(readings.c.sensor_id == sensor_id)
-        )
+        kept_from, _ = reading_span(connection, sensor_id)
     frame = with_archived(frame, sensor_id, start, end, kept_from)
     points, downsampled = downsample(frame, query["max_points"])
     # Built directly: a marshmallow pass over a thousand points would cost more than the query.
@@ -420,7 +418,7 @@ def time_range(connection, sensor_id: str, query: dict) -> tuple[dt.datetime, dt
     """The asked range; by default the 9 days up to the sensor's latest reading (404 if no such sensor).
     At most API_MAX_RANGE_DAYS long (400 beyond): a range of decades would read a sensor's whole history
     into memory."""
-    latest = connection.scalar(select(func.max(readings.c.ts)).where(readings.c.sensor_id == sensor_id))
+    _, latest = reading_span(connection, sensor_id)
     if latest is None:
         ensure_sensor(connection, sensor_id)
         # All of it archived (READINGS_KEEP_MONTHS): the days before its last sample, from the archive.

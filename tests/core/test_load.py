@@ -7,10 +7,12 @@ import numpy as np
 import pandas as pd
 import pytest
 from sqlalchemy import insert, select, update
+from sqlalchemy.exc import IntegrityError
 
+from core.db import read_frame
 from core.errors import LoadError
 from core.load import bulk_upsert, copy_payload
-from core.schema import anomalies, readings, sensor_health, sensors, wow_sites
+from core.schema import anomalies, readings, sensor_health, sensors, wow_observations, wow_sites
 
 
 def readings_frame(sensor_ids=("zg9xr321", "ab12cd34"), days=2, start="2019-05-01") -> pd.DataFrame:
@@ -90,15 +92,18 @@ def test_rows_later_than_the_stored_ones_go_straight_in_without_staging(engine, 
 
     upsert(engine, readings, readings_frame(days=2))
     staged = []
-    merge = core.load._merge
-    monkeypatch.setattr(
-        core.load,
-        "_merge",
-        lambda c, t, columns, key: staged.append(len(columns[0].values)) or merge(c, t, columns, key),
-    )
+    merge = core.load._merge_store  # readings live in the store on PostgreSQL (core.reading_store)
+    monkeypatch.setattr(core.load, "_merge_store", lambda c, rows: staged.append(len(rows)) or merge(c, rows))
     later = readings_frame(days=1, start="2019-05-03")
     assert upsert(engine, readings, later) == len(later)
     assert staged == []
+    # A late reading among them does take the staging path, and is written once.
+    late = readings_frame(days=1, start="2019-05-01").iloc[[5]].assign(light=42.0)
+    assert (
+        upsert(engine, readings, pd.concat([late, readings_frame(days=1, start="2019-05-04")])) == 1 + 96 * 2
+    )
+    assert staged == [1]
+    assert upsert(engine, readings, late) == 0
 
 
 def test_when_a_key_repeats_in_one_batch_the_last_row_wins(engine):
@@ -251,6 +256,21 @@ def test_binary_copy_layout_of_one_row():
     )
 
 
+def observations_frame(days=1, start="2019-05-01") -> pd.DataFrame:
+    """A station's quarter-hourly reports: a time series with a unique key, as readings were before 0011."""
+    frame = readings_frame(sensor_ids=("s1",), days=days, start=start)
+    return pd.DataFrame(
+        {"site_id": "s1", "ts": frame["ts"], "air_temperature": frame["air_temperature"], "rainfall": 0.2}
+    )
+
+
+def stored_observations(engine) -> pd.DataFrame:
+    with engine.connect() as connection:
+        query = select(wow_observations.c.site_id, wow_observations.c.ts, wow_observations.c.air_temperature)
+        frame = read_frame(connection, query.add_columns(wow_observations.c.rainfall).order_by("ts"))
+    return frame
+
+
 @pytest.mark.postgres
 @pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
 @pytest.mark.parametrize(
@@ -263,7 +283,50 @@ def test_binary_copy_layout_of_one_row():
 def test_a_concurrent_writer_of_the_same_keys_does_not_break_the_load(
     engine, caplog, stored_before, path_taken
 ):
-    """Another transaction inserts one of our keys and commits while our load waits on it."""
+    """Another transaction inserts one of our keys and commits while our load waits on it (a table with a
+    unique key: the station reports)."""
+    upsert(engine, wow_sites, pd.DataFrame({"site_id": ["s1"], "latitude": [51.0], "longitude": [0.0]}))
+    frame = observations_frame()
+    before = pd.DataFrame(
+        {
+            "site_id": "s1",
+            "ts": pd.to_datetime(stored_before, utc=True),
+            "air_temperature": 5.0,
+            "rainfall": 0.0,
+        }
+    )
+    upsert(engine, wow_observations, before)
+    rival = engine.connect()
+    rival.begin()
+    first = frame.loc[0, "ts"].to_pydatetime()
+    rival.execute(insert(wow_observations).values(site_id="s1", ts=first, air_temperature=-1.0))
+    outcome = {}
+
+    def load():
+        try:
+            outcome["written"] = upsert(engine, wow_observations, frame)
+        except Exception as exc:  # reported below
+            outcome["error"] = exc
+
+    caplog.set_level(logging.INFO, logger="core.load")
+    worker = threading.Thread(target=load)
+    worker.start()
+    worker.join(timeout=1.0)  # the load now waits on the rival's uncommitted row
+    rival.commit()
+    rival.close()
+    worker.join(timeout=30)
+    assert "error" not in outcome, outcome.get("error")
+    assert path_taken in caplog.text
+    expected = pd.concat([before, frame]).sort_values("ts").reset_index(drop=True)
+    pd.testing.assert_frame_equal(stored_observations(engine), expected, check_dtype=False)
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+@pytest.mark.parametrize("stored_before", [[], ["2019-06-01"]])
+def test_a_load_waits_for_another_readings_writer_and_keeps_one_reading_a_time(engine, stored_before):
+    """The readings store has no unique index: a writer of readings holds the readings lock until it
+    commits, so a load that meets one waits, then finds its reading and merges ours over it."""
     frame = readings_frame(sensor_ids=("s1",), days=1)
     before = pd.DataFrame({"sensor_id": "s1", "ts": pd.to_datetime(stored_before, utc=True), "light": 5.0})
     upsert(engine, readings, before)
@@ -278,14 +341,27 @@ def test_a_concurrent_writer_of_the_same_keys_does_not_break_the_load(
         except Exception as exc:  # reported below
             outcome["error"] = exc
 
-    caplog.set_level(logging.INFO, logger="core.load")
     worker = threading.Thread(target=load)
     worker.start()
-    worker.join(timeout=1.0)  # the load now waits on the rival's uncommitted row
+    worker.join(timeout=1.0)
+    assert worker.is_alive()  # waiting on the rival's lock
     rival.commit()
     rival.close()
     worker.join(timeout=30)
     assert "error" not in outcome, outcome.get("error")
-    assert path_taken in caplog.text
-    expected = pd.concat([frame, before]).reset_index(drop=True)
+    assert outcome["written"] == len(frame)  # the rival's reading updated, the others new
+    expected = pd.concat([before, frame])[frame.columns].sort_values("ts").reset_index(drop=True)
     pd.testing.assert_frame_equal(stored_readings(engine), expected, check_dtype=False)
+
+
+def test_a_reading_written_twice_by_hand_is_refused(engine):
+    """SQL written by hand keeps one reading a sensor and time too (the store's trigger on PostgreSQL,
+    the primary key on SQLite)."""
+    moment = pd.Timestamp("2019-05-01", tz="UTC").to_pydatetime()
+    with engine.begin() as connection:
+        connection.execute(insert(readings).values(sensor_id="s1", ts=moment, light=1.0))
+    with pytest.raises(IntegrityError), engine.begin() as connection:
+        connection.execute(insert(readings).values(sensor_id="s1", ts=moment, light=2.0))
+    with engine.begin() as connection:
+        connection.execute(update(readings).where(readings.c.sensor_id == "s1").values(light=3.0))
+    assert stored_readings(engine)["light"].tolist() == [3.0]
