@@ -44,9 +44,10 @@ END = pd.Timestamp("2019-07-01", tz="UTC")
 STATUSES = np.array(["healthy", "faulty", "recovered"])
 
 
-def fill(engine, sensor_count: int, days: int, seed: int = 6500) -> int:
+def fill(engine, sensor_count: int, days: int, seed: int = 6500, by_day: bool = False) -> int:
     """Sensors across Europe with health, a station link each, and `days` of readings (0: none); returns
-    readings."""
+    readings. The readings go in 250 sensors at a time, or with `by_day` a day of every sensor at a time,
+    as the nightly extract writes them (what PostgreSQL's indexes grow from)."""
     rng = np.random.default_rng(seed)
     ids = [f"b{i:07x}" for i in range(sensor_count)]
     start = END - pd.Timedelta(days=days)
@@ -90,19 +91,24 @@ def fill(engine, sensor_count: int, days: int, seed: int = 6500) -> int:
         bulk_upsert(connection, sensor_health, pd.DataFrame(health))
     hours = (times.hour + times.minute / 60).to_numpy()
     total = 0
-    for chunk in np.array_split(np.arange(sensor_count), max(1, sensor_count // 250)) if days else []:
-        n = len(chunk)
+    every = np.arange(sensor_count)
+    if by_day:
+        parts = [(every, day) for day in np.array_split(np.arange(len(times)), max(1, days))]
+    else:
+        parts = [(chunk, slice(None)) for chunk in np.array_split(every, max(1, sensor_count // 250))]
+    for chunk, when in parts if days else []:
+        n, at, hour = len(chunk), times[when], hours[when]
         frame = pd.DataFrame(
             {
-                "sensor_id": np.repeat(np.array(ids)[chunk], len(times)),
-                "ts": np.tile(times, n),
-                "soil_moisture": (30 + rng.normal(0, 1, (n, len(times)))).ravel().round(2),
+                "sensor_id": np.repeat(np.array(ids)[chunk], len(at)),
+                "ts": np.tile(at, n),
+                "soil_moisture": (30 + rng.normal(0, 1, (n, len(at)))).ravel().round(2),
                 "air_temperature": (
-                    15 + 6 * np.sin((hours - 9) / 24 * 2 * np.pi) + rng.normal(0, 0.5, (n, len(times)))
+                    15 + 6 * np.sin((hour - 9) / 24 * 2 * np.pi) + rng.normal(0, 0.5, (n, len(at)))
                 )
                 .ravel()
                 .round(2),
-                "light": np.tile(np.clip(20 * np.sin((hours - 6) / 24 * 2 * np.pi), 0, None), n).round(2),
+                "light": np.tile(np.clip(20 * np.sin((hour - 6) / 24 * 2 * np.pi), 0, None), n).round(2),
                 "battery_level": 80.0,
             }
         )

@@ -2,7 +2,8 @@
 readings answer on it, and what a night costs a reading beside GROW's 6,500 (issue 34).
 
 1. Storage: a scratch schema of DATABASE_URL (default: the local PostgreSQL) filled with `--sensors`
-   sensors × `--days` days of 15-minute readings (as bench_api fills it, untimed); PostgreSQL's own sizes
+   sensors × `--days` days of 15-minute readings (as bench_api fills it, a day of every sensor at a time as
+   the nightly extract writes them; untimed); PostgreSQL's own sizes
    of the readings' monthly partitions (heap and indexes) and of the series keying them, over the rows.
 2. Archive: `etl.archive` writes those days as Parquet; its bytes over the readings, and its seconds.
 3. The map: what the dashboard's map page fetches for its first paint in a 1400 × 1000 window (its page's
@@ -51,17 +52,26 @@ VARIABLE_NAMES = list(SENSOR_VARIABLES)
 
 def storage(engine) -> dict:
     """Bytes a reading in PostgreSQL: the heap and indexes of every month's partition, and the series
-    that gives each sensor its key (core.reading_store)."""
-    with engine.connect() as connection:
-        count = connection.scalar(select(func.count()).select_from(readings))
-        size = reading_store.sizes(connection)
-    total = size["heap"] + size["index"] + size["series"]
-    return {
-        "readings": count,
-        "heap": size["heap"] / count,
-        "index": (size["index"] + size["series"]) / count,
-        "total": total / count,
-    }
+    that gives each sensor its key (core.reading_store); as the nights wrote them, then once the months
+    are over and their indexes rebuilt (`compact_finished_months`, a week after each month: all but the
+    last month of a year)."""
+
+    def measured() -> dict:
+        with engine.connect() as connection:
+            count = connection.scalar(select(func.count()).select_from(readings))
+            size = reading_store.sizes(connection)
+        total = size["heap"] + size["index"] + size["series"]
+        index = size["index"] + size["series"]
+        return {
+            "readings": count,
+            "heap": size["heap"] / count,
+            "index": index / count,
+            "total": total / count,
+        }
+
+    written = measured()
+    reading_store.compact_finished_months(engine, END.to_pydatetime() + dt.timedelta(days=62))
+    return {**measured(), "written": written}
 
 
 def archive(engine, folder: Path, days: int) -> dict:
@@ -297,7 +307,7 @@ def main() -> None:
     with Scratch(base, "scale") as scratch, harness.scratch_folder("scale") as folder:
         started = time.perf_counter()
         days = args.days if parts - {"map"} else 0  # the map needs no readings
-        fill(scratch.engine, args.sensors, days)
+        fill(scratch.engine, args.sensors, days, by_day=True)
         print(f"filled {args.sensors:,} sensors × {days} days in {time.perf_counter() - started:.0f} s")
         stored = storage(scratch.engine) if "storage" in parts else None
         archived = (
@@ -326,12 +336,13 @@ def main() -> None:
     if stored:
         rows += [
             (
-                "PostgreSQL: bytes a reading (heap + indexes)",
+                "PostgreSQL: bytes a reading (heap + indexes), months over",
                 stored["total"],
                 f"{stored['readings']:,} readings",
             ),
             ("  heap", stored["heap"]),
-            ("  primary key and other indexes", stored["index"]),
+            ("  indexes (key, time) and the series", stored["index"]),
+            ("  as the nights write them, the month not over", stored["written"]["total"]),
         ]
     if archived:
         rows += [
@@ -367,6 +378,7 @@ def main() -> None:
             "bytes_per_reading": figure(stored, "total"),
             "heap_bytes_per_reading": figure(stored, "heap"),
             "index_bytes_per_reading": figure(stored, "index"),
+            "bytes_per_reading_month_being_written": figure(stored and stored["written"], "total"),
             "parquet_bytes_per_reading": figure(archived, "per_reading", 2),
             "map_first_load_kb_100k": figure(mapped, "gzip_kb"),
             "map_answers_kb_100k": figure(mapped, "answers_gzip_kb"),

@@ -39,6 +39,8 @@ READINGS_LOCK = 0x5245_4144  # "READ"
 VALUES = ("soil_moisture", "air_temperature", "light", "battery_level")
 DROP_WAIT_S = 10  # how long dropping a month waits for the readers of readings
 MOVE_SENSORS = 200  # sensors a transaction when moving a legacy table: a year of 200 is about 7 M rows
+SETTLE_DAYS = 7  # a month's indexes are rebuilt compact this long after it ends
+COMPACTED = "grow-wow: indexes rebuilt after the month"  # the comment on a partition rebuilt
 
 # The store's tables for SQLAlchemy Core queries (not in core.schema's metadata: SQLite never has them).
 store_metadata = MetaData()
@@ -280,6 +282,37 @@ def _recount_first_times(connection: Connection, kept_from: dt.datetime) -> None
     connection.execute(text(emptied), {"kept": kept_from})
 
 
+def compact_finished_months(engine: Engine, now: dt.datetime, settle_days: int = SETTLE_DAYS) -> list[str]:
+    """Rebuild the indexes of each month's partition once the month has been over `settle_days` (late
+    readings have mostly come), without blocking readers or writers (REINDEX … CONCURRENTLY). A month's
+    key index grows by splitting its pages as every night adds each sensor's readings to it: 12 bytes a
+    reading as the month is written, 7.5 rebuilt (2,000 sensors × 14 days). Each partition is rebuilt
+    once (its table's comment says so). What was done, a line a month."""
+    with engine.connect() as connection:
+        if not is_store(connection):
+            return []
+        months = partitions(connection)
+        done = set(
+            connection.scalars(
+                text(
+                    "SELECT c.relname FROM pg_class AS c JOIN pg_description AS d ON d.objoid = c.oid "
+                    "AND d.classoid = 'pg_class'::regclass AND d.objsubid = 0 WHERE d.description = :mark"
+                ),
+                {"mark": COMPACTED},
+            )
+        )
+    settled = (now - dt.timedelta(days=settle_days)).date()
+    said = []
+    for month, name in months.items():
+        if next_month(month) > settled or name in done:
+            continue
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+            connection.exec_driver_sql(f'REINDEX TABLE CONCURRENTLY "{name}"')
+            connection.exec_driver_sql(f"COMMENT ON TABLE \"{name}\" IS '{COMPACTED}'")
+        said.append(f"{month:%Y-%m}: readings' indexes rebuilt compact")
+    return said
+
+
 # --- from the text-keyed table of revisions 0001-0010 -----------------------------------------------
 
 
@@ -335,13 +368,16 @@ def move_legacy(engine: Engine, sensors_a_batch: int = MOVE_SENSORS, say=log.inf
             connection.execute(text(f"DELETE FROM {LEGACY} WHERE sensor_id = ANY(:ids)"), {"ids": batch})
         moved += int(count)
         say(f"moved the readings of {start + len(batch):,} of {len(ids):,} sensors ({moved:,} readings)")
-    with engine.begin() as connection:
-        connection.exec_driver_sql(f"LOCK TABLE {LEGACY}")
+    # The view is replaced first: that waits for the queries reading it, and the old table is read only
+    # through it, so nothing holds the table by then (taking the table first deadlocked with a request
+    # that had read the view and went on to the table).
+    with engine.connect() as connection, connection.begin() as transaction:
+        connection.exec_driver_sql(_view(legacy=False))
         left = connection.scalar(text(f"SELECT count(*) FROM {LEGACY}"))
         if left:  # written by hand during the move: never lost, moved next time
+            transaction.rollback()
             say(f"{left:,} readings arrived in {LEGACY} during the move; run init-db again")
             return moved
-        connection.exec_driver_sql(_view(legacy=False))
         connection.exec_driver_sql(f"DROP TABLE {LEGACY}")
     return moved
 

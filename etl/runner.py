@@ -14,7 +14,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from sqlalchemy import Engine
+from sqlalchemy.exc import DBAPIError
 
+from core import reading_store
+from core.db import describe_error
 from core.errors import GrowWowError
 from etl import (
     analyse_anomalies,
@@ -85,7 +88,19 @@ def run_nightly(
         finally:
             for process in early.values():  # a step before them failed: they never run
                 process.cancel()
+        if shard.index == 1:
+            compact_readings(engine, context.now)
     return reports
+
+
+def compact_readings(engine: Engine, now: dt.datetime) -> None:
+    """After the night, PostgreSQL's finished months get their indexes rebuilt compact (once a month, and
+    never a reason to fail the night: the readings are all there either way)."""
+    try:
+        for line in reading_store.compact_finished_months(engine, now):
+            log.info(line)
+    except DBAPIError as exc:
+        log.warning("readings' indexes not rebuilt tonight: %s", describe_error(exc))
 
 
 class StepDied(GrowWowError):

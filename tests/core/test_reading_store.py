@@ -20,6 +20,7 @@ from tests.core.test_db import schema_differences
 from tests.factories import START, TOKEN, seed
 
 SENSORS = 12
+SPLIT = 1500  # sensors enough that each night's readings split the key index's pages
 
 
 def database_at_0010(settings):
@@ -232,3 +233,32 @@ def test_dropping_a_month_gives_up_rather_than_stall_the_readers(engine, monkeyp
     with engine.begin() as connection:
         assert reading_store.drop_month(connection, pd.Timestamp("2026-01-01").date()) == 1
     assert all_readings(engine)["light"].tolist() == [2.0]
+
+
+@pytest.mark.slow  # 7 s: a month's worth of nights for 1,500 sensors
+@pytest.mark.postgres
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_a_finished_month_gets_its_indexes_rebuilt_compact_once(engine):
+    """Every night adds each sensor's readings in the middle of the key index, splitting its pages; a
+    week after the month ends its partition's indexes are rebuilt, once, and the readings are the same."""
+    days = pd.date_range("2026-01-28", periods=5, freq="D", tz="UTC")  # into February
+    for day in days:
+        times = pd.date_range(day, periods=96, freq="15min")
+        frame = pd.DataFrame(
+            {"sensor_id": np.repeat([f"s{n:04d}" for n in range(SPLIT)], 96), "ts": np.tile(times, SPLIT)}
+        ).assign(soil_moisture=30.0)
+        with engine.begin() as connection:
+            bulk_upsert(connection, readings, frame)
+    before = all_readings(engine)
+
+    def key_index_bytes(month: str) -> int:
+        with engine.connect() as connection:
+            return connection.scalar(text(f"SELECT pg_relation_size('reading_rows_y{month}_sensor_key_idx')"))
+
+    grown = key_index_bytes("2026m01")
+    assert reading_store.compact_finished_months(engine, pd.Timestamp("2026-02-07 12:00", tz="UTC")) == []
+    said = reading_store.compact_finished_months(engine, pd.Timestamp("2026-02-08 12:00", tz="UTC"))
+    assert said == ["2026-01: readings' indexes rebuilt compact"]  # February is not over
+    assert key_index_bytes("2026m01") < 0.8 * grown
+    assert reading_store.compact_finished_months(engine, pd.Timestamp("2026-02-09", tz="UTC")) == []
+    pd.testing.assert_frame_equal(all_readings(engine), before, check_exact=True)
