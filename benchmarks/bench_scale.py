@@ -251,7 +251,10 @@ def readings_answer(
 
     half = END.to_pydatetime() - dt.timedelta(days=days - days // 2)
     with engine.begin() as connection:
-        dropped = connection.execute(table.delete().where(table.c.ts < half)).rowcount
+        if reading_store.is_store(connection):
+            dropped = reading_store.delete_before(connection, half)
+        else:
+            dropped = connection.execute(table.delete().where(table.c.ts < half)).rowcount
         ids = held or connection.execute(select(sensors.c.sensor_id)).scalars().all()
     start = (END - dt.timedelta(days=365)).isoformat()
     headers = {"Authorization": f"Bearer {TOKEN}"}

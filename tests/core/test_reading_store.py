@@ -196,6 +196,13 @@ def test_postgresql_keeps_readings_in_monthly_partitions_under_a_view(engine):
         assert [f"{m:%Y-%m}" for m in reading_store.partitions(connection)] == ["2026-02", "2026-03"]
         first = connection.execute(text("SELECT first_at FROM reading_series WHERE sensor_id = 'a'")).scalar()
         assert first == frame["ts"][1].to_pydatetime()
+    with engine.begin() as connection:  # what is older than a moment: February whole, March up to the 15th
+        assert reading_store.delete_before(connection, pd.Timestamp("2026-03-15 13:00", tz="UTC")) == 2
+    with engine.connect() as connection:
+        assert [f"{m:%Y-%m}" for m in reading_store.partitions(connection)] == ["2026-03"]
+        spans = connection.execute(text("SELECT sensor_id, first_at FROM reading_series ORDER BY 1")).all()
+    assert spans == [("a", None), ("b", None)]
+    assert all_readings(engine).empty
 
 
 @pytest.mark.postgres
