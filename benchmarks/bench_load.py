@@ -3,8 +3,11 @@
 Measured in one run, on PostgreSQL (DATABASE_URL, default the local server) in a scratch schema that is
 dropped afterwards, each from rows held in a DataFrame to rows committed:
 
-- bulk upsert into an empty table (new rows: the direct-COPY path of core.load)
+- bulk upsert into the empty readings store (new rows: the direct-COPY path of core.load into the monthly
+  partitions of core.reading_store)
 - bulk upsert of the same rows again (nothing may change: rows written and row count printed)
+- bulk upsert into the text-keyed table readings were up to revision 0010 (`readings_by_id`, same columns,
+  primary key (sensor_id, ts)); the strategies below are measured on that table too
 - the staging merge alone (COPY to a temporary table, UPDATE changed, INSERT new)
 - staging + INSERT … ON CONFLICT, the textbook upsert
 - plain binary COPY into an empty table with the same primary key, rows handed over in key order: the
@@ -23,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import func, select
+from sqlalchemy import MetaData, func, select
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -36,6 +39,8 @@ from core.schema import readings
 from etl.settings import load_settings
 
 VALUES = ["soil_moisture", "air_temperature", "light", "battery_level"]
+# Readings as revisions 0001-0010 kept them on PostgreSQL: one table keyed on (sensor_id, ts).
+by_id = readings.to_metadata(MetaData(), name="readings_by_id")
 
 
 def synthetic_readings(rows: int, sensors: int, seed: int = 2019) -> pd.DataFrame:
@@ -72,7 +77,7 @@ def pg_measurements(engine, frame: pd.DataFrame) -> dict[str, float | int]:
     """One round of every PostgreSQL measurement; seconds per method."""
     out: dict[str, float | int] = {}
 
-    def empty(table_name: str = "readings") -> None:
+    def empty(table_name: str = "reading_rows, reading_series") -> None:
         with engine.begin() as connection:
             connection.exec_driver_sql(f"TRUNCATE {table_name}")
         checkpoint(engine)
@@ -89,37 +94,45 @@ def pg_measurements(engine, frame: pd.DataFrame) -> dict[str, float | int]:
     with engine.connect() as connection:
         out["rows_after_reload"] = connection.scalar(select(func.count()).select_from(readings))
 
+    def upsert_by_id() -> int:
+        with engine.begin() as connection:
+            return bulk_upsert(connection, by_id, frame)
+
+    empty("readings_by_id")
+    out["upsert_by_id"], written = harness.timed(upsert_by_id)
+    assert written == len(frame), written
+
     def staging_merge() -> int:
         with engine.begin() as connection:
-            columns = load._prepare_frame(readings, frame)
-            return load._merge(connection, readings, columns, ["sensor_id", "ts"])
+            columns = load._prepare_frame(by_id, frame)
+            return load._merge(connection, by_id, columns, ["sensor_id", "ts"])
 
-    empty()
+    empty("readings_by_id")
     out["staging_merge"], _ = harness.timed(staging_merge)
 
     def staging_on_conflict() -> int:
         with engine.begin() as connection:
-            payload = copy_payload(readings, frame)
+            payload = copy_payload(by_id, frame)
             cols = ", ".join(frame.columns)
             connection.exec_driver_sql(
-                f"CREATE TEMP TABLE stage ON COMMIT DROP AS SELECT {cols} FROM readings WITH NO DATA"
+                f"CREATE TEMP TABLE stage ON COMMIT DROP AS SELECT {cols} FROM readings_by_id WITH NO DATA"
             )
             cursor = connection.connection.cursor()
             cursor.copy_expert(f"COPY stage ({cols}) FROM STDIN WITH (FORMAT binary)", io.BytesIO(payload))
             updates = ", ".join(f"{v} = excluded.{v}" for v in VALUES)
             return connection.exec_driver_sql(
-                f"INSERT INTO readings ({cols}) SELECT {cols} FROM stage "
+                f"INSERT INTO readings_by_id ({cols}) SELECT {cols} FROM stage "
                 f"ON CONFLICT (sensor_id, ts) DO UPDATE SET {updates}"
             ).rowcount
 
-    empty()
+    empty("readings_by_id")
     out["staging_on_conflict"], _ = harness.timed(staging_on_conflict)
 
     in_key_order = frame.sort_values(["sensor_id", "ts"])  # the ceiling gets the best order, untimed
 
     def plain_copy() -> None:
         with engine.begin() as connection:
-            payload = copy_payload(readings, in_key_order)
+            payload = copy_payload(by_id, in_key_order)
             cursor = connection.connection.cursor()
             cols = ", ".join(frame.columns)
             cursor.copy_expert(
@@ -139,11 +152,11 @@ def row_by_row(engine, frame: pd.DataFrame) -> float:
     ]
     updates = ", ".join(f"{v} = excluded.{v}" for v in VALUES)
     sql = (
-        f"INSERT INTO readings (sensor_id, ts, {', '.join(VALUES)}) VALUES (%s, %s, %s, %s, %s, %s) "
+        f"INSERT INTO readings_by_id (sensor_id, ts, {', '.join(VALUES)}) VALUES (%s, %s, %s, %s, %s, %s) "
         f"ON CONFLICT (sensor_id, ts) DO UPDATE SET {updates}"
     )
     with engine.begin() as connection:
-        connection.exec_driver_sql("TRUNCATE readings")
+        connection.exec_driver_sql("TRUNCATE readings_by_id")
     checkpoint(engine)
 
     def insert_each() -> None:
@@ -185,8 +198,9 @@ def main() -> None:
     base = args.database_url
     with Scratch(base, "load") as scratch:
         engine = scratch.engine
+        by_id.create(engine)
         with engine.begin() as connection:
-            connection.exec_driver_sql("CREATE TABLE copy_ceiling (LIKE readings INCLUDING ALL)")
+            connection.exec_driver_sql("CREATE TABLE copy_ceiling (LIKE readings_by_id INCLUDING ALL)")
         frame = synthetic_readings(args.rows, args.sensors)
         rounds = [pg_measurements(engine, frame) for _ in range(args.repeat)]
         by_row = row_by_row(engine, frame.iloc[: args.row_by_row])
@@ -196,7 +210,14 @@ def main() -> None:
     median = harness.medians(rounds)
     rate = {
         key: len(frame) / median[key]
-        for key in ("upsert_new", "upsert_again", "staging_merge", "staging_on_conflict", "plain_copy")
+        for key in (
+            "upsert_new",
+            "upsert_again",
+            "upsert_by_id",
+            "staging_merge",
+            "staging_on_conflict",
+            "plain_copy",
+        )
     }
     by_row_rate = args.row_by_row / by_row if args.row_by_row else float("nan")
     sqlite_rate = len(sqlite_frame) / sqlite
@@ -208,6 +229,12 @@ def main() -> None:
     lines = [
         ("bulk upsert, new rows (direct COPY path)", len(frame), median["upsert_new"], rate["upsert_new"]),
         ("bulk upsert, same rows again", len(frame), median["upsert_again"], rate["upsert_again"]),
+        (
+            "bulk upsert, the text-keyed table of 0010",
+            len(frame),
+            median["upsert_by_id"],
+            rate["upsert_by_id"],
+        ),
         (
             "staging merge alone (UPDATE + anti-join)",
             len(frame),
