@@ -1,10 +1,7 @@
 """Detection and analysis in bounded memory, whatever the history: a long history is checked in windows
-of DETECT_WINDOW_DAYS, in chunks of the readings ETL_MEMORY_MB allows, each committed as it is done."""
-
-import gc
-import multiprocessing
-import tracemalloc
-from concurrent.futures import ProcessPoolExecutor
+of DETECT_WINDOW_DAYS, in chunks of the readings ETL_MEMORY_MB allows, each committed as it is done.
+(The memory itself is measured in test_bounded_memory_peak.py: a file of its own, so that pytest -n runs
+it beside these.)"""
 
 import pandas as pd
 import pytest
@@ -113,11 +110,26 @@ def state(engine) -> dict:
         }
 
 
-def test_a_long_first_check_in_windows_finds_what_one_whole_look_finds(tmp_path, long_network):
+@pytest.fixture(scope="module")
+def checked_in_windows(tmp_path_factory, long_network):
+    """The long history loaded and checked in windows and chunks (SMALL), once for the two tests that
+    compare a check with it (they only read it): its engine."""
+    from tests.conftest import _forget_the_shell
+
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        _forget_the_shell(monkeypatch)
+        url, engine = loaded(tmp_path_factory.mktemp("windows") / "windows.sqlite", long_network)
+        detect(engine, url, **SMALL)
+    yield engine
+    engine.dispose()
+
+
+def test_a_long_first_check_in_windows_finds_what_one_whole_look_finds(
+    tmp_path, long_network, checked_in_windows
+):
     whole_url, whole = loaded(tmp_path / "whole.sqlite", long_network)
     detect(whole, whole_url, detect_window_days=365)
-    parts_url, parts = loaded(tmp_path / "parts.sqlite", long_network)
-    detect(parts, parts_url, **SMALL)
+    parts = checked_in_windows
 
     expected, got = found(whole), found(parts)
     assert len(expected) > 5  # the simulator's faults are there to find
@@ -151,9 +163,10 @@ def test_a_long_first_check_in_windows_finds_what_one_whole_look_finds(tmp_path,
     }
 
 
-def test_a_killed_first_check_resumes_where_it_stopped(tmp_path, long_network, monkeypatch):
-    clean_url, clean = loaded(tmp_path / "clean.sqlite", long_network)
-    detect(clean, clean_url, **SMALL)
+def test_a_killed_first_check_resumes_where_it_stopped(
+    tmp_path, long_network, checked_in_windows, monkeypatch
+):
+    clean = checked_in_windows
     url, engine = loaded(tmp_path / "killed.sqlite", long_network)
     real, calls = detect_anomalies._check_chunk, []
 
@@ -172,47 +185,6 @@ def test_a_killed_first_check_resumes_where_it_stopped(tmp_path, long_network, m
     detect(engine, url, **SMALL)
     pd.testing.assert_frame_equal(found(engine), found(clean))
     assert state(engine) == state(clean)
-
-
-def detection_peaks_mb(urls: list[str]) -> list[float]:
-    """The most memory each detection (of each database in `urls`, in turn) held at once, measured in a
-    process of its own (what other tests left cached in this one does not count), after one detection
-    of the first to warm up what a first call imports or caches, with cyclic garbage collected often, so
-    that a peak measures what detection holds, not when Python last happened to collect."""
-    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
-        return pool.submit(_peaks_of_detection, urls).result()
-
-
-def _peaks_of_detection(urls: list[str]) -> list[float]:
-    engines = [make_engine(load_settings(database_url=url)) for url in urls]
-    detect(engines[-1], urls[-1], **SMALL)  # the warm-up, on the smallest
-    peaks = []
-    for engine, url in zip(engines, urls):
-        with engine.begin() as connection:  # from scratch, measured
-            for table in (anomalies, detection_state):
-                connection.execute(table.delete())
-        gc.collect()
-        gc.set_threshold(100, 2, 2)
-        tracemalloc.start()
-        try:
-            detect(engine, url, **SMALL)
-            peaks.append(tracemalloc.get_traced_memory()[1] / 2**20)
-        finally:
-            tracemalloc.stop()
-            engine.dispose()
-    return peaks
-
-
-def test_the_memory_detection_takes_does_not_grow_with_history(tmp_path, long_network):
-    four_url, _ = loaded(tmp_path / "four.sqlite", long_network, 120)
-    month_url, _ = loaded(tmp_path / "month.sqlite", long_network, 30)
-    # Four months measured first: what its run leaves cached can only lower the month's peak after it.
-    four, month = detection_peaks_mb([four_url, month_url])
-    # Measured in a fresh process with garbage collected often (detection_peak_mb): 11.4 MB a month
-    # against 12.0-12.7 MB for four; four times the history held in memory would be four times. (In the
-    # test's own process, after other tests, with the default collection, the peaks wandered: a month
-    # 11.4-17.6 MB, four 17.5-20.1, and the test failed under load.)
-    assert four <= 1.5 * month, (month, four)
 
 
 def health(engine) -> pd.DataFrame:
