@@ -31,7 +31,8 @@ SCENARIOS = Path(__file__).resolve().parent / "scenarios"
 def pytest_configure(config):
     """pytest-xdist hands out the files of `--dist loadfile` in the order collected (below) only with its
     own reordering off: on by default, it puts the files with the most tests first, so the scenarios of
-    one or two long tests came last and ran alone at the end (the last 3 of 8.5 minutes on one core)."""
+    one or two long tests came last (seen: the browser tests and the three shard processes still running
+    8 minutes into a run of 8.5)."""
     if hasattr(config.option, "loadscopereorder"):
         config.option.loadscopereorder = False
 
