@@ -13,11 +13,12 @@ from __future__ import annotations
 import os
 import shutil
 import uuid
+from collections import Counter
 from pathlib import Path
 
 import pytest
 from sqlalchemy import create_engine, event, text
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError, OperationalError
 
 from core.db import init_db, make_engine
 from core.settings import VAR_DIR, parse_database_url
@@ -27,16 +28,30 @@ from tests.factories import SIMULATED_END, seed, var_changes, var_listing
 SCENARIOS = Path(__file__).resolve().parent / "scenarios"
 
 
+def pytest_configure(config):
+    """pytest-xdist hands out the files of `--dist loadfile` in the order collected (below) only with its
+    own reordering off: on by default, it puts the files with the most tests first, so the scenarios of
+    one or two long tests came last (seen: the browser tests and the three shard processes still running
+    8 minutes into a run of 8.5)."""
+    if hasattr(config.option, "loadscopereorder"):
+        config.option.loadscopereorder = False
+
+
 def pytest_collection_modifyitems(config, items):
     """Whole-system scenarios (tests/scenarios: nights of chaos, browsers, pipelines, deployments) are
     slow by their folder; `make test-fast` leaves them out, `make test` runs them, first: pytest-xdist
     hands out files in the order collected, so the long ones start at once and the many short ones fill
-    in beside them, rather than one long file running alone at the end."""
-    scenario = {id(item): SCENARIOS in Path(item.fspath).resolve().parents for item in items}
+    in beside them, rather than one long file running alone at the end. The other files follow by their
+    number of tests, most first: the few with a hundred tests and more take a minute each."""
+    files = {id(item): Path(item.fspath).resolve() for item in items}
+    scenario = {id(item): SCENARIOS in files[id(item)].parents for item in items}
     for item in items:
         if scenario[id(item)]:
             item.add_marker(pytest.mark.slow)
-    items.sort(key=lambda item: not scenario[id(item)])  # stable: each file keeps its order
+    tests_in = Counter(files.values())
+    items.sort(
+        key=lambda item: (not scenario[id(item)], -tests_in[files[id(item)]] * (not scenario[id(item)]))
+    )
 
 
 POSTGRES_URL = parse_database_url(
@@ -83,7 +98,7 @@ def _new_schema(admin, base) -> tuple[str, str]:
 def _drop_schemas(admin, schemas) -> None:
     with admin.begin() as connection:
         for schema in schemas:
-            connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+            connection.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))  # `engine` may keep it
 
 
 @pytest.fixture
@@ -120,19 +135,118 @@ def settings(database_url, monkeypatch):
 def engine(settings, request):
     """An engine on a fresh database with the schema created: each test's own database, filled from a
     template this worker made once with init_db (a copy of its SQLite file; on PostgreSQL the statements
-    init_db ran, replayed in one round trip), in half the time init_db takes in each test (the fast tests'
-    394 databases: 26 s against 52 s). tests/core/test_db.py checks that what the tests get matches the
+    init_db ran, replayed in one round trip, or a schema another test left and ReadySchemas emptied), in
+    a fraction of the time init_db takes in each test (the fast tests' 394 databases: 26 s, then 2 s with
+    the schemas emptied, against 52 s). tests/core/test_db.py checks that what the tests get matches the
     code and is stamped with the newest revision; init_db itself is tested there and by the CLI tests."""
     url = settings.database
     if url.get_backend_name() == "sqlite":
         shutil.copyfile(request.getfixturevalue("sqlite_template"), url.database)
         engine = make_engine(settings)
-    else:
-        engine = make_engine(settings)
-        with engine.begin() as connection, connection.connection.cursor() as cursor:
-            cursor.execute(request.getfixturevalue("postgres_schema_script"))  # as is: no parameters
+        yield engine
+        engine.dispose()
+        return
+    schema = url.query["options"].removeprefix("-csearch_path=")  # as database_url made it
+    admin, ready = request.getfixturevalue("postgres_admin"), request.getfixturevalue("postgres_ready")
+    with admin.begin() as connection:
+        if ready.schemas:  # an emptied one, under this test's name
+            connection.execute(text(f'DROP SCHEMA "{schema}"'))
+            connection.execute(text(f'ALTER SCHEMA "{ready.schemas.pop()}" RENAME TO "{schema}"'))
+        else:
+            connection.execute(text(f'SET LOCAL search_path TO "{schema}"'))
+            with connection.connection.cursor() as cursor:
+                cursor.execute(request.getfixturevalue("postgres_schema_script"))  # as is: no parameters
+            ready.fingerprint = ready.fingerprint or _fingerprint(connection, schema)
+    engine = make_engine(settings)
     yield engine
     engine.dispose()
+    ready.recycle(admin, schema)
+
+
+class ReadySchemas:
+    """PostgreSQL schemas holding init_db's tables and nothing else, for the next tests' `engine`: after a
+    test its schema is emptied and kept, unless its tables, columns, constraints, indexes or comments are
+    no longer the template's (a test that altered them), or a lock held elsewhere stops the emptying;
+    then postgres_schemas drops it. A test gets a schema under a name of its own all the same (renamed).
+    Checked and emptied in two round trips: 0.1 s a test less than replaying init_db's statements and
+    dropping the schema after, and no tables made and dropped to swell PostgreSQL's catalogs."""
+
+    def __init__(self):
+        self.schemas: list[str] = []
+        self.fingerprint: str | None = None
+
+    def recycle(self, admin, schema: str) -> None:
+        from psycopg2 import Error as DriverError
+
+        from core.db import head_revision
+        from core.schema import metadata
+
+        kept = f"ready_{uuid.uuid4().hex[:12]}"
+        tables = [*(table.name for table in reversed(metadata.sorted_tables)), "alembic_version"]
+        emptying = [f'DELETE FROM "{schema}"."{table}"' for table in tables] + [
+            f"INSERT INTO \"{schema}\".alembic_version VALUES ('{head_revision()}')",
+            # The ids start at 1 again, as in a new table.
+            "SELECT setval(c.oid, 1, false) FROM pg_depend d JOIN pg_class c ON c.oid = d.objid"
+            " WHERE d.refclassid = 'pg_namespace'::regclass AND d.classid = 'pg_class'::regclass"
+            f" AND d.refobjid = '\"{schema}\"'::regnamespace AND c.relkind = 'S'",
+            f'ALTER SCHEMA "{schema}" RENAME TO "{kept}"',
+        ]
+        try:
+            with admin.begin() as connection:
+                connection.execute(text("SET LOCAL lock_timeout = '5s'"))
+                if _fingerprint(connection, schema) != self.fingerprint:
+                    return
+                with connection.connection.cursor() as cursor:
+                    cursor.execute(";\n".join(emptying))  # one round trip
+        except (DBAPIError, DriverError):  # a lock held elsewhere, or a connection gone: not kept
+            return
+        self.schemas.append(kept)
+
+
+# What a schema's tables are, whatever its name: a hash of each object in it (found through pg_depend, so
+# by index: PostgreSQL's catalogs grow large where autovacuum is off), and of each relation's columns
+# (type, null, default, comment), constraints and indexes as PostgreSQL defines them.
+_FINGERPRINT = text("""
+WITH objects AS (
+  SELECT classid, objid FROM pg_depend
+  WHERE refclassid = 'pg_namespace'::regclass AND refobjid = CAST(:schema AS regnamespace)
+), relations AS (
+  SELECT c.oid, c.relname, c.relkind FROM objects o JOIN pg_class c ON c.oid = o.objid
+  WHERE o.classid = 'pg_class'::regclass
+)
+SELECT md5(replace(string_agg(item, '|' ORDER BY item), :prefix, '')) FROM (
+  SELECT 'o ' || o.classid::regclass::text || ' '
+         || coalesce(t.typname, p.proname, r.relname || ' ' || r.relkind::text, o.objid::text) AS item
+  FROM objects o
+  LEFT JOIN pg_type t ON o.classid = 'pg_type'::regclass AND t.oid = o.objid
+  LEFT JOIN pg_proc p ON o.classid = 'pg_proc'::regclass AND p.oid = o.objid
+  LEFT JOIN relations r ON r.oid = o.objid
+  UNION ALL
+  SELECT 'c ' || r.relname || '.' || a.attname || ' ' || format_type(a.atttypid, a.atttypmod) || ' '
+         || a.attnotnull::text || ' ' || coalesce(pg_get_expr(d.adbin, d.adrelid), '') || ' '
+         || coalesce(col_description(r.oid, a.attnum), '')
+  FROM relations r JOIN pg_attribute a ON a.attrelid = r.oid
+  LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
+  WHERE a.attnum > 0 AND NOT a.attisdropped
+  UNION ALL
+  SELECT 'k ' || k.conname || ' ' || pg_get_constraintdef(k.oid)
+  FROM relations r JOIN pg_constraint k ON k.conrelid = r.oid
+  UNION ALL
+  SELECT 'i ' || pg_get_indexdef(i.indexrelid) FROM relations r JOIN pg_index i ON i.indrelid = r.oid
+) items
+""")
+
+
+def _fingerprint(connection, schema: str) -> str:
+    return connection.execute(_FINGERPRINT, {"schema": schema, "prefix": f"{schema}."}).scalar()
+
+
+@pytest.fixture(scope="session")
+def postgres_ready(postgres_admin):
+    """This worker's ReadySchemas; those left at the end are dropped."""
+    ready = ReadySchemas()
+    yield ready
+    _drop_schemas(postgres_admin, ready.schemas)
 
 
 @pytest.fixture(scope="session")

@@ -23,16 +23,17 @@ def here(command: str, tmp_path: Path) -> str:
     )
 
 
-def test_the_crontab_line_runs_the_nightly_runner(tmp_path, simulator):
+def test_the_crontab_line_runs_the_nightly_runner(tmp_path, simulator, small_network):
     """The nightly line of deploy/crontab, with its paths pointed at this checkout and a scratch
-    database, runs the five steps against the simulator and logs them."""
+    database, runs the five steps against the simulator (its small network: what the line does, not how
+    much, is tested here) and logs them."""
     lines = [
         line for line in (ROOT / "deploy" / "crontab").read_text().splitlines() if "python -m etl run" in line
     ]
     assert len(lines) == 1
     schedule, command = lines[0].split(maxsplit=5)[:5], lines[0].split(maxsplit=5)[5]
     assert schedule == ["30", "2", "*", "*", "*"]  # every night at 02:30 UTC
-    url = simulator()
+    url = simulator(serving=small_network)
     database = f"sqlite:///{tmp_path / 'cron.sqlite'}"
     (tmp_path / "grow-wow.env").write_text(
         "\n".join(

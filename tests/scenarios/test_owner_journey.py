@@ -38,8 +38,9 @@ PASSWORD = "my own garden password"
 
 
 @pytest.fixture
-def garden_site(tmp_path, network_dir, smtp_server):
-    """Both apps on loopback with mail, over the database of one night of the simulated network."""
+def garden_site(tmp_path, small_network, smtp_server):
+    """Both apps on loopback with mail, over the database of one night of the small simulated network
+    (20 sensors: a faulty one among them is all the journey needs)."""
     port, inbox = smtp_server
     mail = {
         "smtp_host": "127.0.0.1",
@@ -67,7 +68,7 @@ def garden_site(tmp_path, network_dir, smtp_server):
         **mail,
     )
     front = serve_on_loopback(create_front_end(front_settings), front_port)
-    simulator_url, simulator = serve_in_background(network_dir)
+    simulator_url, simulator = serve_in_background(small_network.folder)
     etl = load_settings(
         database_url=database_url, etl_now=SIMULATED_END, http_backoff_s=0.01, dashboard_url=url, **mail
     )
