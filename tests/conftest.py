@@ -182,7 +182,10 @@ class ReadySchemas:
         from core.schema import metadata
 
         kept = f"ready_{uuid.uuid4().hex[:12]}"
-        tables = [*(table.name for table in reversed(metadata.sorted_tables)), "alembic_version"]
+        # Readings are a view over the store there (core.reading_store): its series and rows are emptied;
+        # a schema that got a month's partition is not the template's any more, and is dropped.
+        tables = [table.name for table in reversed(metadata.sorted_tables) if table.name != "readings"]
+        tables += ["reading_rows", "reading_series", "alembic_version"]
         emptying = [f'DELETE FROM "{schema}"."{table}"' for table in tables] + [
             f"INSERT INTO \"{schema}\".alembic_version VALUES ('{head_revision()}')",
             # The ids start at 1 again, as in a new table.
