@@ -209,8 +209,9 @@ def next_month(month: dt.date) -> dt.date:
     return dt.date(month.year + month.month // 12, month.month % 12 + 1, 1)
 
 
-def partition_name(month: dt.date) -> str:
-    return f"{ROWS}_y{month:%Y}m{month:%m}"
+def month_start(month: dt.date) -> dt.datetime:
+    """A month's first moment, UTC: the partition's lower bound."""
+    return dt.datetime.combine(month, dt.time(), dt.UTC)
 
 
 def partitions(connection: Connection) -> dict[dt.date, str]:
@@ -231,8 +232,7 @@ def ensure_months(connection: Connection, months) -> None:
     (readers wait), so `core.load`'s loaders make them in a transaction of their own before a batch."""
     missing = sorted(set(months) - set(partitions(connection)))
     for month in missing:
-        moment = dt.datetime.combine(month, dt.time(), dt.UTC)
-        connection.execute(text("SELECT reading_month(:moment)"), {"moment": moment})
+        connection.execute(text("SELECT reading_month(:moment)"), {"moment": month_start(month)})
 
 
 def ensure_months_apart(engine: Engine, months) -> None:
@@ -252,12 +252,8 @@ def drop_month(connection: Connection, month: dt.date) -> int:
     if name is None:
         return 0
     lock_readings(connection)
-    # Dropping waits for every query reading the readings, and queues every later one behind it: give up
-    # after a while (psycopg2's LockNotAvailable) rather than stall the web apps behind a long read.
-    connection.exec_driver_sql(f"SET LOCAL lock_timeout = '{DROP_WAIT_S}s'")
-    gone = connection.scalar(text(f'SELECT count(*) FROM "{name}"'))
-    connection.exec_driver_sql(f'DROP TABLE "{name}"')
-    _recount_first_times(connection, dt.datetime.combine(next_month(month), dt.time(), dt.UTC))
+    gone = _drop_partition(connection, name)
+    _recount_first_times(connection, month_start(next_month(month)))
     return gone
 
 
@@ -267,17 +263,24 @@ def delete_before(connection: Connection, moment: dt.datetime) -> int:
     lock_readings(connection)
     gone = 0
     for month, name in partitions(connection).items():
-        start = dt.datetime.combine(month, dt.time(), dt.UTC)
-        if start >= moment:
+        if month_start(month) >= moment:
             break
-        if dt.datetime.combine(next_month(month), dt.time(), dt.UTC) <= moment:
-            gone += connection.scalar(text(f'SELECT count(*) FROM "{name}"'))
-            connection.exec_driver_sql(f'DROP TABLE "{name}"')
+        if month_start(next_month(month)) <= moment:
+            gone += _drop_partition(connection, name)
         else:
-            gone += connection.execute(
-                text(f'DELETE FROM "{name}" WHERE ts < :moment'), {"moment": moment}
-            ).rowcount
+            deleted = connection.execute(text(f'DELETE FROM "{name}" WHERE ts < :moment'), {"moment": moment})
+            gone += deleted.rowcount
     _recount_first_times(connection, moment)
+    return gone
+
+
+def _drop_partition(connection: Connection, name: str) -> int:
+    """Drop one month's partition; the readings it held. Dropping waits for every query reading the
+    readings and queues every later one behind it: it gives up after DROP_WAIT_S (psycopg2's
+    LockNotAvailable) rather than stall the web apps behind a long read."""
+    connection.exec_driver_sql(f"SET LOCAL lock_timeout = '{DROP_WAIT_S}s'")
+    gone = connection.scalar(text(f'SELECT count(*) FROM "{name}"'))
+    connection.exec_driver_sql(f'DROP TABLE "{name}"')
     return gone
 
 

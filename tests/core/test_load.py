@@ -271,6 +271,31 @@ def stored_observations(engine) -> pd.DataFrame:
     return frame
 
 
+def load_past_a_rival(engine, table, frame, rival_row: dict) -> dict:
+    """Load `frame` on a thread while another transaction holds `rival_row` written but not committed;
+    the rival commits after a second. What the load gave (`written` or `error`), and whether it was still
+    waiting when the rival committed (`waited`)."""
+    rival = engine.connect()
+    rival.begin()
+    rival.execute(insert(table).values(**rival_row))
+    outcome = {}
+
+    def load():
+        try:
+            outcome["written"] = upsert(engine, table, frame)
+        except Exception as exc:  # reported by the test
+            outcome["error"] = exc
+
+    worker = threading.Thread(target=load)
+    worker.start()
+    worker.join(timeout=1.0)  # the load now waits on the rival
+    outcome["waited"] = worker.is_alive()
+    rival.commit()
+    rival.close()
+    worker.join(timeout=30)
+    return outcome
+
+
 @pytest.mark.postgres
 @pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
 @pytest.mark.parametrize(
@@ -296,25 +321,11 @@ def test_a_concurrent_writer_of_the_same_keys_does_not_break_the_load(
         }
     )
     upsert(engine, wow_observations, before)
-    rival = engine.connect()
-    rival.begin()
-    first = frame.loc[0, "ts"].to_pydatetime()
-    rival.execute(insert(wow_observations).values(site_id="s1", ts=first, air_temperature=-1.0))
-    outcome = {}
-
-    def load():
-        try:
-            outcome["written"] = upsert(engine, wow_observations, frame)
-        except Exception as exc:  # reported below
-            outcome["error"] = exc
-
     caplog.set_level(logging.INFO, logger="core.load")
-    worker = threading.Thread(target=load)
-    worker.start()
-    worker.join(timeout=1.0)  # the load now waits on the rival's uncommitted row
-    rival.commit()
-    rival.close()
-    worker.join(timeout=30)
+    first = frame.loc[0, "ts"].to_pydatetime()
+    outcome = load_past_a_rival(
+        engine, wow_observations, frame, {"site_id": "s1", "ts": first, "air_temperature": -1.0}
+    )
     assert "error" not in outcome, outcome.get("error")
     assert path_taken in caplog.text
     expected = pd.concat([before, frame]).sort_values("ts").reset_index(drop=True)
@@ -330,24 +341,9 @@ def test_a_load_waits_for_another_readings_writer_and_keeps_one_reading_a_time(e
     frame = readings_frame(sensor_ids=("s1",), days=1)
     before = pd.DataFrame({"sensor_id": "s1", "ts": pd.to_datetime(stored_before, utc=True), "light": 5.0})
     upsert(engine, readings, before)
-    rival = engine.connect()
-    rival.begin()
-    rival.execute(insert(readings).values(sensor_id="s1", ts=frame.loc[0, "ts"].to_pydatetime(), light=-1.0))
-    outcome = {}
-
-    def load():
-        try:
-            outcome["written"] = upsert(engine, readings, frame)
-        except Exception as exc:  # reported below
-            outcome["error"] = exc
-
-    worker = threading.Thread(target=load)
-    worker.start()
-    worker.join(timeout=1.0)
-    assert worker.is_alive()  # waiting on the rival's lock
-    rival.commit()
-    rival.close()
-    worker.join(timeout=30)
+    first = frame.loc[0, "ts"].to_pydatetime()
+    outcome = load_past_a_rival(engine, readings, frame, {"sensor_id": "s1", "ts": first, "light": -1.0})
+    assert outcome["waited"]  # on the rival's lock
     assert "error" not in outcome, outcome.get("error")
     assert outcome["written"] == len(frame)  # the rival's reading updated, the others new
     expected = pd.concat([before, frame])[frame.columns].sort_values("ts").reset_index(drop=True)

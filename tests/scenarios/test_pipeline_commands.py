@@ -115,24 +115,17 @@ def test_store_sensor_info_takes_the_google_key_as_its_argument(tmp_path, simula
     init_db(make_engine(load_settings(database_url=database)))
     url = simulator()
     env = etl_env(database, url, GOOGLE_API_URL=url)
-    result = subprocess.run(
-        [sys.executable, "-m", "etl.store_sensor_info", "AIzaSim-google-key"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+
+    def store_sensor_info(key: str) -> subprocess.CompletedProcess:
+        command = [sys.executable, "-m", "etl.store_sensor_info", key]
+        return subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
+
+    result = store_sensor_info("AIzaSim-google-key")
     assert result.returncode == 0, result.stderr
     with make_engine(load_settings(database_url=database)).connect() as connection:
         addresses = connection.scalars(select(sensors.c.address)).all()
     assert addresses and all(re.search(r" \d+, ", a) for a in addresses)  # Google's, to the street
-    wrong = subprocess.run(
-        [sys.executable, "-m", "etl.store_sensor_info", "not-a-google-key"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    wrong = store_sensor_info("not-a-google-key")
     assert wrong.returncode == 1
     assert (
         wrong.stderr.strip().splitlines()[-1]
