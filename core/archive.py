@@ -72,6 +72,13 @@ class ArchiveSettings(CoreSettings):
         description="the S3 service to use instead of AWS's (a MinIO, or a simulator on loopback)",
     )
 
+    archive_s3_attempts: int = Field(
+        default=3,
+        ge=1,
+        description="how many times an S3 request is tried before the archive is called unreachable "
+        "(AWS's standard retries, with their back-off)",
+    )
+
     @field_validator("archive_s3_endpoint_url")
     @classmethod
     def _endpoint(cls, value: str | None) -> str | None:
@@ -82,7 +89,9 @@ class ArchiveSettings(CoreSettings):
         """The archive these settings name, or None when none is set."""
         if not self.archive_dir:
             return None
-        return open_store(self.archive_dir, self.archive_s3_endpoint_url, self.aws_region)
+        return open_store(
+            self.archive_dir, self.archive_s3_endpoint_url, self.aws_region, self.archive_s3_attempts
+        )
 
 
 class ArchiveStore:
@@ -163,8 +172,10 @@ class ArchiveStore:
             raise ArchiveError(f"the archive at {self.label}: {error}".splitlines()[0]) from None
 
 
-def open_store(location: str | Path, s3_endpoint_url: str | None = None, region: str | None = None):
-    """The archive at `location`: a folder or s3://bucket/prefix."""
+def open_store(
+    location: str | Path, s3_endpoint_url: str | None = None, region: str | None = None, attempts: int = 3
+):
+    """The archive at `location`: a folder or s3://bucket/prefix (each request tried `attempts` times)."""
     from pyarrow import fs
 
     location = str(location)
@@ -174,6 +185,7 @@ def open_store(location: str | Path, s3_endpoint_url: str | None = None, region:
             raise ArchiveError(f"{location}: an S3 archive is s3://bucket or s3://bucket/prefix")
         # Seconds, not AWS's minutes: a night's job or a chart waits on a hung S3 no longer than this.
         options = {"region": region, "connect_timeout": 10, "request_timeout": 60} if region else {}
+        options["retry_strategy"] = fs.AwsStandardS3RetryStrategy(max_attempts=attempts)
         if s3_endpoint_url:
             endpoint = urlsplit(s3_endpoint_url)
             options.update(endpoint_override=endpoint.netloc, scheme=endpoint.scheme)

@@ -237,7 +237,9 @@ def archive_command(settings, location: str | None, verify: bool) -> None:
     from etl.archive import verify as check
 
     if location:
-        root = open_store(location, settings.archive_s3_endpoint_url, settings.aws_region)
+        root = open_store(
+            location, settings.archive_s3_endpoint_url, settings.aws_region, settings.archive_s3_attempts
+        )
     elif settings.archive_store is not None:
         root = settings.archive_store
     else:

@@ -114,6 +114,7 @@ def test_an_s3_that_cannot_be_reached_is_one_line_naming_the_archive(stored, mon
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "sim-secret-key")
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
     monkeypatch.setenv("ARCHIVE_S3_ENDPOINT_URL", f"http://127.0.0.1:{closed_port()}")
+    monkeypatch.setenv("ARCHIVE_S3_ATTEMPTS", "1")  # refused at once, not after AWS's back-off
     done = CliRunner().invoke(cli, ["archive", "--to", "s3://grow-archive/open-data"])
     assert done.exit_code == 1
     lines = done.output.strip().splitlines()

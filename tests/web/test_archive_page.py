@@ -94,7 +94,11 @@ def test_an_archive_that_cannot_be_reached_is_said_on_the_page(front_settings, e
         closed = probe.getsockname()[1]
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "sim-access-key")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "sim-secret-key")
-    location = {"archive_dir": "s3://grow-archive", "archive_s3_endpoint_url": f"http://127.0.0.1:{closed}"}
+    location = {
+        "archive_dir": "s3://grow-archive",
+        "archive_s3_endpoint_url": f"http://127.0.0.1:{closed}",
+        "archive_s3_attempts": 1,  # refused at once, not after AWS's back-off
+    }
     app = create_front_end(load_settings(**front_settings, **location))
     accounts.create_user(engine, "ada", PASSWORD, "admin")
     admin = app.test_client()
