@@ -18,8 +18,8 @@ ranges: `physics`); each is a small piece of physics, simple but of the right sh
 from __future__ import annotations
 
 import numpy as np
-from scipy.signal import lfilter
 
+from core.lag import exponential_lag
 from devtools.simulator.network import STEPS_PER_DAY
 from devtools.simulator.physics import Physics
 
@@ -101,9 +101,7 @@ def _lagged(values: np.ndarray, steps: float, first: int) -> np.ndarray:
     """`values` (rows) followed with an exponential lag of `steps`, starting from the mean of the first
     `first` steps (not the first step's)."""
     alpha = 1.0 / max(1.0, steps)
-    start = values[:, :first].mean(axis=1, keepdims=True) * (1 - alpha)
-    lagged, _ = lfilter([alpha], [1.0, alpha - 1.0], values, axis=1, zi=start)
-    return lagged
+    return exponential_lag(values, alpha, values[:, :first].mean(axis=1))
 
 
 def under_snow(air: np.ndarray, physics: Physics) -> np.ndarray:
