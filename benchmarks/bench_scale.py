@@ -372,6 +372,10 @@ def main() -> None:
             (f"nightly, {size:,} sensors: seconds", night["seconds"], f"{night['new_readings']:,} readings")
         )
         rows.append(("  µs a reading", night["us_per_reading"], f"shards equal: {night['shards_equal']}"))
+        for step, seconds in night["steps"].items():  # where a larger network's time goes
+            rows.append((f"    {step}: µs a reading", seconds * 1e6 / max(1, night["new_readings"])))
+        sharded = f"{night['shard_seconds']:.1f} s as {args.shards} shards"
+        rows.append(("  peak RSS MB", night["peak_mb"], sharded))
     harness.table(rows, {"figure": "<50", "value": ">10.1f"})
     large = nights.get(args.nightly_sensors)
     base_night = nights.get(args.baseline_sensors)

@@ -27,8 +27,8 @@ from functools import cached_property
 import numpy as np
 import pandas as pd
 from scipy.ndimage import maximum_filter1d, minimum_filter1d
-from scipy.signal import lfilter
 
+from core.lag import exponential_lag
 from core.times import DAY, HOUR, HOUR_NS, epoch_ns, moment_ns
 from core.vocabulary import SENSOR_VARIABLES, AnomalyKind, Detector
 from detection.checks import (
@@ -267,7 +267,7 @@ def _lagged(values: np.ndarray, lag_hours: float) -> np.ndarray:
     first_day = np.take_along_axis(filled, np.minimum(first, filled.shape[1] - 1), axis=1).mean(axis=1)
     filled = np.where(started, filled, first_day[:, None])  # before its first value, it starts there
     alpha = 1.0 / max(lag_hours, 1.0)
-    out, _ = lfilter([alpha], [1.0, alpha - 1.0], filled, axis=1, zi=first_day[:, None] * (1 - alpha))
+    out = exponential_lag(filled, alpha, first_day)
     return np.where(started, out, np.nan)
 
 
