@@ -682,6 +682,16 @@ def test_a_sensor_clock_runs_fast_or_slow_until_its_phone_sets_it_right(network)
     )
 
 
+def test_what_is_uploaded_is_worked_out_afresh_for_each_moment_asked(tmp_path):
+    generate(tmp_path, sensors=6, days=3, seed=5, end=END)
+    network = Network(tmp_path)
+    earlier = network.uploaded_until(END - dt.timedelta(days=1)).copy()
+    now = network.uploaded_until(END)
+    assert (now >= earlier).all() and (now > earlier).any()  # a day's syncs later, more is uploaded
+    assert (network.uploaded_until(END - dt.timedelta(days=1)) == earlier).all()
+    assert not now.flags.writeable  # kept for the next request: no caller may change it
+
+
 def test_a_sensor_whose_phone_never_uploaded_keeps_time_from_its_installation(tmp_path):
     generate(tmp_path, sensors=3, days=2, seed=5, end=END)
     syncs = np.load(tmp_path / "grow_syncs.npy")
