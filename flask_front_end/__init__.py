@@ -20,6 +20,7 @@ from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from flask_login import LoginManager, current_user, login_required
 from flask_wtf.csrf import CSRFError, CSRFProtect
+from jinja2 import BytecodeCache
 from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.routing import BaseConverter
 
@@ -38,12 +39,32 @@ compress = Compress()
 babel = Babel()
 
 
+class CompiledTemplates(BytecodeCache):
+    """The pages' templates compiled once per process, for every app it makes (the tests and the demo
+    make many; each would compile every template again). Keyed by name and source: an edited template
+    compiles afresh."""
+
+    def __init__(self):
+        self.compiled: dict[str, bytes] = {}
+
+    def load_bytecode(self, bucket) -> None:
+        if bucket.key in self.compiled:
+            bucket.bytecode_from_string(self.compiled[bucket.key])
+
+    def dump_bytecode(self, bucket) -> None:
+        self.compiled[bucket.key] = bucket.bytecode_to_string()
+
+
+COMPILED_TEMPLATES = CompiledTemplates()
+
+
 def create_app(settings: FrontendSettings | None = None) -> Flask:
     settings = settings or load_settings()
     configure_logging(settings)  # its secrets never reach the log, tracebacks included
     if settings.frontend_secret_key is None:
         raise SettingsError("setting FRONTEND_SECRET_KEY: needed to sign sessions (a long random string)")
     app = Flask(__name__)
+    app.jinja_options = {**app.jinja_options, "bytecode_cache": COMPILED_TEMPLATES}
     app.config.update(
         SECRET_KEY=settings.frontend_secret_key.get_secret_value(),
         SESSION_COOKIE_HTTPONLY=True,
