@@ -126,9 +126,9 @@ def mark_days_changed(connection, batch: pd.DataFrame) -> None:
     days = pd.DataFrame(
         {
             "day": pd.to_datetime(batch["ts"], utc=True).dt.floor("D"),
-            "source": batch["sensor_id"].map(source_of),
+            "source": batch["sensor_id"].map({s: source_of(s) for s in batch["sensor_id"].unique()}),
         }
-    ).drop_duplicates()
+    ).drop_duplicates()  # (source_of per sensor, not per reading: a batch holds a day of each)
     now = dt.datetime.now(dt.UTC)
     bulk_upsert(connection, readings_days, days.assign(changed_at=now))
 
