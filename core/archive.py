@@ -87,11 +87,11 @@ class ArchiveSettings(CoreSettings):
     @cached_property
     def archive_store(self) -> ArchiveStore | None:
         """The archive these settings name, or None when none is set."""
-        if not self.archive_dir:
-            return None
-        return open_store(
-            self.archive_dir, self.archive_s3_endpoint_url, self.aws_region, self.archive_s3_attempts
-        )
+        return self.open_archive(self.archive_dir) if self.archive_dir else None
+
+    def open_archive(self, location: str | Path) -> ArchiveStore:
+        """The archive at `location` (a folder or s3://...), reached as these settings say."""
+        return open_store(location, self.archive_s3_endpoint_url, self.aws_region, self.archive_s3_attempts)
 
 
 class ArchiveStore:

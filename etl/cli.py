@@ -232,14 +232,11 @@ def archive_command(settings, location: str | None, verify: bool) -> None:
     """Write each finished day's readings as Parquet (one file a day and source) with a manifest of
     checksums and the licence; a day changed since (late readings) is written again. With
     READINGS_KEEP_MONTHS, then drop from the database the older months, each once archived and verified."""
-    from core.archive import open_store
     from etl.archive import archive
     from etl.archive import verify as check
 
     if location:
-        root = open_store(
-            location, settings.archive_s3_endpoint_url, settings.aws_region, settings.archive_s3_attempts
-        )
+        root = settings.open_archive(location)
     elif settings.archive_store is not None:
         root = settings.archive_store
     else:

@@ -123,12 +123,14 @@ class ReadingsLoader(Loader):
 
 def mark_days_changed(connection, batch: pd.DataFrame) -> None:
     """Note the days and sources whose readings this batch wrote, as changed now (`readings_days`)."""
+    # source_of per sensor, not per reading: a batch holds a day of each sensor
+    sources = {sensor: source_of(sensor) for sensor in batch["sensor_id"].unique()}
     days = pd.DataFrame(
         {
             "day": pd.to_datetime(batch["ts"], utc=True).dt.floor("D"),
-            "source": batch["sensor_id"].map({s: source_of(s) for s in batch["sensor_id"].unique()}),
+            "source": batch["sensor_id"].map(sources),
         }
-    ).drop_duplicates()  # (source_of per sensor, not per reading: a batch holds a day of each)
+    ).drop_duplicates()
     now = dt.datetime.now(dt.UTC)
     bulk_upsert(connection, readings_days, days.assign(changed_at=now))
 
